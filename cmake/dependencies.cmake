@@ -1,0 +1,15 @@
+# Finds the libraries fuse-jit builds on. cmake/install-deps.sh installs them.
+find_package(LLVM 19.1 CONFIG REQUIRED HINTS /usr/lib/llvm-19/lib/cmake/llvm)
+message(STATUS "LLVM ${LLVM_PACKAGE_VERSION} from ${LLVM_DIR}")
+add_library(fuse_llvm INTERFACE)
+target_include_directories(fuse_llvm SYSTEM INTERFACE ${LLVM_INCLUDE_DIRS})
+target_link_directories(fuse_llvm INTERFACE ${LLVM_LIBRARY_DIRS})
+target_link_libraries(fuse_llvm INTERFACE LLVM)
+
+find_package(ZLIB REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS C)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
+find_library(M_LIBRARY m)

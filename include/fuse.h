@@ -1,0 +1,222 @@
+/*
+ * fuse.h: the embedding API of fuse-jit, a just-in-time compiler for Fuse tensor
+ * equation programs. This is the only public header; whatever it does not declare
+ * is not API.
+ *
+ * A context (fuse_ctx) owns the LLVM JIT session and collects diagnostics. A program
+ * (fuse_program) is parsed and checked source text. A runner (fuse_runner) is a
+ * program compiled to native code for one configuration and one set of input
+ * shapes. Running a runner returns the program's exports as an output map that the
+ * caller frees with one call. Every function that can fail returns a fuse_status;
+ * the context then holds a diagnostic (fuse_ctx_error) with the file, line and
+ * column where the problem is.
+ *
+ *     fuse_ctx *ctx;
+ *     fuse_program *prog;
+ *     fuse_runner *run;
+ *     fuse_outputs *out;
+ *     if (fuse_ctx_new(&ctx) != FUSE_OK) return 1;
+ *     if (fuse_program_from_text(ctx, "A[i,j] = \"a.npy\"\n"
+ *                                     "S[i] = A[i,j]\nexport S\n", "demo.fuse", &prog)
+ *         || fuse_runner_new(prog, NULL, NULL, 0, &run)
+ *         || fuse_runner_run(run, NULL, 0, &out)) {
+ *         fprintf(stderr, "%s\n", fuse_ctx_error(ctx));
+ *         return 1;
+ *     }
+ *     const fuse_tensor *s = fuse_outputs_find(out, "S");
+ *     printf("S[0] = %g\n", ((float *)s->data)[0]);
+ *     fuse_outputs_free(out);
+ *     fuse_runner_free(run);
+ *     fuse_program_free(prog);
+ *     fuse_ctx_free(ctx);
+ *
+ * Threads: a context may be shared by several threads; each program and runner must
+ * be used by one thread at a time. fuse_ctx_error reports the last error of the
+ * calling thread.
+ */
+#ifndef FUSE_H
+#define FUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FUSE_BUILDING_LIBRARY)
+#define FUSE_API __attribute__((visibility("default")))
+#else
+#define FUSE_API
+#endif
+
+#define FUSE_VERSION_MAJOR 0
+#define FUSE_VERSION_MINOR 1
+#define FUSE_VERSION_PATCH 0
+#define FUSE_VERSION_STRING "0.1.0"
+#define FUSE_VERSION_NUMBER \
+    (FUSE_VERSION_MAJOR * 10000 + FUSE_VERSION_MINOR * 100 + FUSE_VERSION_PATCH)
+
+/* The largest tensor rank the runtime handles. */
+#define FUSE_MAX_RANK 8
+
+/* Status codes. Values are explicit and append-only. */
+typedef enum fuse_status {
+    FUSE_OK = 0,
+    FUSE_E_SYNTAX = 1,      /* the program text does not parse */
+    FUSE_E_SHAPE = 2,       /* names, sizes or semantics do not check */
+    FUSE_E_IO = 3,          /* a file is missing, unreadable or malformed */
+    FUSE_E_NOMEM = 4,       /* an allocation failed */
+    FUSE_E_JIT = 5,         /* LLVM could not compile or load the code */
+    FUSE_E_RUNTIME = 6,     /* evaluation failed */
+    FUSE_E_ARG = 7,         /* an API argument is invalid (NULL, wrong shape, ...) */
+    FUSE_E_UNSUPPORTED = 8, /* a valid request this build cannot do yet */
+    FUSE_STATUS_COUNT
+} fuse_status;
+
+/* Element types of tensors crossing the API. */
+typedef enum fuse_dtype {
+    FUSE_F32 = 0,
+    FUSE_F64 = 1,
+    FUSE_I8 = 2,
+    FUSE_I16 = 3,
+    FUSE_I32 = 4,
+    FUSE_I64 = 5,
+    FUSE_U8 = 6,
+    FUSE_U16 = 7,
+    FUSE_U32 = 8,
+    FUSE_U64 = 9,
+    FUSE_BOOL = 10,
+    FUSE_DTYPE_COUNT
+} fuse_dtype;
+
+/* A dense C-ordered tensor. Plain data: the API never frees `data` of a tensor the
+ * host passes in; tensors in an output map belong to that map. */
+typedef struct fuse_tensor {
+    fuse_dtype dtype;
+    int rank;                       /* 0 for a scalar */
+    int64_t shape[FUSE_MAX_RANK];   /* elements per axis */
+    void *data;                     /* rank 0: one element */
+} fuse_tensor;
+
+/* A named input: binds a program tensor (normally a source) to host data. */
+typedef struct fuse_input {
+    const char *name;
+    fuse_tensor tensor;
+} fuse_input;
+
+/* Runner configuration. Initialise with fuse_config_init, then change fields. */
+typedef struct fuse_config {
+    int threads;            /* worker threads; 0 = all cores */
+    const char *base_dir;   /* where sources resolve; NULL = the program's dir */
+    const char *out_dir;    /* root for sinks; NULL = the program's dir */
+    int write_sinks;        /* nonzero: runs write the program's sink files */
+} fuse_config;
+
+typedef struct fuse_ctx fuse_ctx;
+typedef struct fuse_program fuse_program;
+typedef struct fuse_runner fuse_runner;
+typedef struct fuse_outputs fuse_outputs;
+
+/* Version of the library at run time (FUSE_VERSION_NUMBER at compile time). */
+FUSE_API int fuse_version_number(void);
+FUSE_API const char *fuse_version_string(void);
+
+/* Name of a status ("syntax error", ...); never NULL. */
+FUSE_API const char *fuse_status_name(fuse_status status);
+
+/* Name of a dtype in NumPy spelling ("float32", ...); never NULL. */
+FUSE_API const char *fuse_dtype_name(fuse_dtype dtype);
+
+/* Bytes per element of a dtype; 0 for an invalid value. */
+FUSE_API size_t fuse_dtype_size(fuse_dtype dtype);
+
+/* Creates a context with its JIT session. *out is freed with fuse_ctx_free.
+ * Returns FUSE_E_ARG for NULL, FUSE_E_JIT when LLVM cannot target this host. */
+FUSE_API fuse_status fuse_ctx_new(fuse_ctx **out);
+
+/* Frees a context. Every program and runner made from it must be freed first.
+ * Accepts NULL. */
+FUSE_API void fuse_ctx_free(fuse_ctx *ctx);
+
+/* The calling thread's last diagnostic in this context, formatted as
+ * "FILE:LINE:COL: error: message" followed by the source line and a caret when
+ * there is a location. Valid until the next call on this context; never NULL. */
+FUSE_API const char *fuse_ctx_error(fuse_ctx *ctx);
+
+/* Parses and checks a program from a file. Sources resolve relative to the file's
+ * directory. *out is freed with fuse_program_free. */
+FUSE_API fuse_status fuse_program_from_file(fuse_ctx *ctx, const char *path,
+                                            fuse_program **out);
+
+/* Parses and checks a program from text. `name` is the file name used in
+ * diagnostics (NULL: "<input>"); sources resolve relative to the current
+ * directory unless the runner's config says otherwise. */
+FUSE_API fuse_status fuse_program_from_text(fuse_ctx *ctx, const char *text,
+                                            const char *name, fuse_program **out);
+
+/* Frees a program. Accepts NULL. Runners made from it keep what they need. */
+FUSE_API void fuse_program_free(fuse_program *prog);
+
+/* Static explanation of a program: sources, equations (LHS axes, projected axes,
+ * operator), sinks, evaluation order and recursive components. `json` nonzero
+ * gives JSON. *out is a NUL-terminated string freed with fuse_free. */
+FUSE_API fuse_status fuse_program_explain(fuse_program *prog, int json, char **out);
+
+/* Text dumps of a program's stages. `what` is "ast" or "ir". *out is freed with
+ * fuse_free. */
+FUSE_API fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out);
+
+/* Sets cfg to the defaults: all cores, sources and sinks beside the program,
+ * sinks written. */
+FUSE_API void fuse_config_init(fuse_config *cfg);
+
+/* Compiles a program for a configuration (NULL: defaults) and input shapes.
+ * `inputs` (n_inputs entries, may be NULL when 0) fix the shapes of the tensors
+ * they name; the same names must then be given to every run. Sources without an
+ * input are read from their files at each run. *out is freed with
+ * fuse_runner_free. */
+FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
+                                     const fuse_input *inputs, size_t n_inputs,
+                                     fuse_runner **out);
+
+/* Runs the compiled program once. Inputs must have the shapes the runner was
+ * compiled for (FUSE_E_ARG otherwise); their data is copied. On success *out maps
+ * every export to its value and is freed with fuse_outputs_free. */
+FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
+                                     size_t n_inputs, fuse_outputs **out);
+
+/* Text of the generated code: `what` is "llvm" (LLVM IR after optimisation),
+ * "llvm-raw" (before) or "asm". *out is freed with fuse_free. */
+FUSE_API fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char **out);
+
+/* Frees a runner and its machine code. Accepts NULL. */
+FUSE_API void fuse_runner_free(fuse_runner *run);
+
+/* Output maps: exports in program order. Index i runs 0..count-1. */
+FUSE_API size_t fuse_outputs_count(const fuse_outputs *out);
+FUSE_API const char *fuse_outputs_name(const fuse_outputs *out, size_t i);
+FUSE_API const fuse_tensor *fuse_outputs_tensor(const fuse_outputs *out, size_t i);
+/* The tensor of an export by name, or NULL. */
+FUSE_API const fuse_tensor *fuse_outputs_find(const fuse_outputs *out, const char *name);
+/* Frees an output map and every tensor in it. Accepts NULL. */
+FUSE_API void fuse_outputs_free(fuse_outputs *out);
+
+/* Writes one tensor to a file chosen by extension: .npy, .json or .jsonl. */
+FUSE_API fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *path);
+
+/* Writes every output of a map into one .npz archive, a member per export. */
+FUSE_API fuse_status fuse_outputs_save_npz(fuse_ctx *ctx, const fuse_outputs *out,
+                                           const char *path);
+
+/* Reads a .npy file into a new tensor whose data is freed with fuse_free. */
+FUSE_API fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out);
+
+/* Frees memory the API returned (strings, loaded tensor data). Accepts NULL. */
+FUSE_API void fuse_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FUSE_H */

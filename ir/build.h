@@ -1,0 +1,76 @@
+/*
+ * build.h: private to ir/ (build.c and calls.c): the state of one AST-to-IR build
+ * and the helpers both files use. Later stages include only ir.h.
+ */
+#ifndef FUSE_IR_BUILD_H
+#define FUSE_IR_BUILD_H
+
+#include "ir.h"
+
+typedef struct Builder {
+    IrProgram *p;
+    DiagList *dl;
+    fuse_status status;     /* sticky: the first error */
+    const Stmt *stmt;       /* statement being built */
+    Group *group;           /* group being built */
+    int group_index;
+    bool group_has_init;    /* the group already has its first contribution */
+    int n_temps;
+} Builder;
+
+/* One term of an expanded sum: coef * factors[0] * ... (factors are tensor refs,
+ * calls or index functions). */
+typedef struct Term {
+    double coef;
+    const Expr **factors;
+    IrTensor **temps; /* NULL, or per factor the temporary already built for a call */
+    int n;
+} Term;
+
+/* A value with named axes: tensor t read with names[s] on slot s. */
+typedef struct Value {
+    IrTensor *t;
+    int rank;
+    const char *names[FUSE_MAX_RANK];
+} Value;
+
+typedef struct TermList {
+    Term **items;
+    int n, cap;
+} TermList;
+
+/* Axis names of reference: the LHS of the equation (or a sink's axes). Products
+ * inside call arguments are summed onto these; anonymous axes take them by
+ * position. */
+typedef struct NameList {
+    const char **names;
+    int n;
+} NameList;
+
+/* build.c */
+fuse_status ir_fail(Builder *b, fuse_status code, Span span, const char *fmt, const char *arg);
+int ir_new_var(Builder *b);
+IrTensor *ir_tensor_new(Builder *b, const char *name, TensorKind kind, int rank, Span span);
+IrTensor *ir_temp_new(Builder *b, const char *what, int rank, const char **names, Span span);
+Op *ir_op_new(Builder *b, OpKind kind, int out);
+int ir_op_axis(Builder *b, Op *op, const char *name);
+Operand *ir_op_operand(Builder *b, Op *op, int tensor, Span span);
+bool ir_op_bind_out(Builder *b, Op *op, const char **names, int rank);
+void ir_group_push(Builder *b, Op *op);
+bool ir_expand(Builder *b, const Expr *e, TermList *out);
+bool ir_tensor_operand(Builder *b, Op *op, const Expr *e);
+bool ir_factor_operand(Builder *b, Op *op, const Expr *e, const NameList *ref);
+bool ir_value_operand(Builder *b, Op *op, IrTensor *t, const char *const *names, Span span);
+Group *ir_group_new(Builder *b, int tensor, bool is_sink);
+bool ir_join_term(Builder *b, IrTensor *out, const char **names, const Term *term,
+                  ReduceOp red, bool is_init, const NameList *ref);
+
+/* calls.c */
+/* Materialises a call or index function into a new temporary; NULL on error. */
+IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref);
+/* Materialises any expression into a tensor with named axes; NULL on error. */
+bool ir_build_value(Builder *b, const Expr *e, const NameList *ref, Value *out);
+/* Builds one group per sink statement. */
+void ir_build_sinks(Builder *b);
+
+#endif /* FUSE_IR_BUILD_H */

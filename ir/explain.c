@@ -1,0 +1,352 @@
+/*
+ * explain.c: the static explanation of a program (text and JSON, through jansson)
+ * and the IR dump used by `fuse-jit emit --what=ir`.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ir.h"
+
+static const char *const MAP_FN_NAMES[] = {
+    "copy", "step", "relu", "sig", "gelu", "exp", "log", "tanh",
+    "sqrt", "abs", "sin", "cos", "causal_mask", "even", "odd",
+};
+_Static_assert(sizeof MAP_FN_NAMES / sizeof MAP_FN_NAMES[0] == FN_COUNT, "MapFn names");
+
+static const char *const REDUCE_NAMES[] = {"sum", "max", "avg"};
+_Static_assert(sizeof REDUCE_NAMES / sizeof REDUCE_NAMES[0] == RED_COUNT, "ReduceOp names");
+
+const char *ir_map_fn_name(MapFn fn) { return fn < FN_COUNT ? MAP_FN_NAMES[fn] : "?"; }
+const char *ir_reduce_name(ReduceOp r) { return r < RED_COUNT ? REDUCE_NAMES[r] : "?"; }
+
+/* ---- a growing malloc'd string ---- */
+
+typedef struct Buf {
+    char *s;
+    size_t n, cap;
+    bool is_oom;
+} Buf;
+
+static void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void bprintf(Buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->is_oom || need < 0)
+        return;
+    if (b->n + (size_t)need + 1 > b->cap) {
+        size_t cap = (b->cap + (size_t)need + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->is_oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)need;
+}
+
+static char *bfinish(Buf *b)
+{
+    if (b->is_oom || !b->s) {
+        free(b->s);
+        return b->is_oom ? NULL : strdup("");
+    }
+    return b->s;
+}
+
+/* ---- per-statement axis summary ---- */
+
+typedef struct AxisSummary {
+    const char *lhs[FUSE_MAX_RANK];
+    int n_lhs;
+    const char *rhs_only[64];
+    int n_rhs_only;
+    const char *projected[64];
+    int n_projected;
+    ReduceOp red;
+} AxisSummary;
+
+static void add_unique(const char **list, int *n, int cap, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(list[i], name) == 0)
+            return;
+    if (*n < cap)
+        list[(*n)++] = name;
+}
+
+static bool op_is_out_axis(const Op *op, int rank, int a)
+{
+    for (int k = 0; k < rank; k++)
+        if (op->out_axis[k] == a)
+            return true;
+    return false;
+}
+
+static void summarise(const IrProgram *p, const Stmt *st, AxisSummary *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    for (int k = 0; k < st->n_indices; k++)
+        add_unique(sum->lhs, &sum->n_lhs, FUSE_MAX_RANK, st->indices[k].name);
+    for (int g = 0; g < p->n_groups; g++)
+        for (int i = 0; i < p->groups[g]->n_ops; i++) {
+            const Op *op = p->groups[g]->ops[i];
+            if (op->stmt != st)
+                continue;
+            int rank = p->tensors[op->out]->rank;
+            for (int a = 0; a < op->n_axes; a++) {
+                bool in_lhs = false;
+                for (int k = 0; k < sum->n_lhs; k++)
+                    in_lhs |= strcmp(sum->lhs[k], op->axes[a].name) == 0;
+                if (!in_lhs)
+                    add_unique(sum->rhs_only, &sum->n_rhs_only, 64, op->axes[a].name);
+                if (op->is_contribution && !op_is_out_axis(op, rank, a))
+                    add_unique(sum->projected, &sum->n_projected, 64, op->axes[a].name);
+            }
+            if (op->is_contribution)
+                sum->red = op->red;
+        }
+}
+
+static void bjoin(Buf *b, const char *const *names, int n)
+{
+    if (n == 0)
+        bprintf(b, "-");
+    for (int i = 0; i < n; i++)
+        bprintf(b, "%s%s", i ? "," : "", names[i]);
+}
+
+static void shape_text(Buf *b, const IrTensor *t)
+{
+    bprintf(b, "(");
+    for (int k = 0; k < t->rank; k++)
+        bprintf(b, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+    bprintf(b, t->rank == 1 ? ",)" : ")");
+}
+
+/* ---- text ---- */
+
+static void explain_text_sources(const IrProgram *p, Buf *b)
+{
+    bprintf(b, "sources:\n");
+    for (int i = 0; i < p->n_tensors; i++) {
+        const IrTensor *t = p->tensors[i];
+        if (t->kind != TEN_SOURCE)
+            continue;
+        bprintf(b, "  %s[", t->name);
+        bjoin(b, t->axis_names, t->rank);
+        bprintf(b, "] <- \"%s\"", t->path);
+        if (p->is_shaped) {
+            bprintf(b, " shape=");
+            shape_text(b, t);
+        }
+        bprintf(b, "%s\n", t->is_bool ? " boolean" : "");
+    }
+}
+
+static void explain_text_equations(const IrProgram *p, Buf *b)
+{
+    bprintf(b, "equations:\n");
+    for (int i = 0; i < p->ast->n_stmts; i++) {
+        const Stmt *st = p->ast->stmts[i];
+        if (st->kind != ST_EQUATION)
+            continue;
+        AxisSummary s;
+        summarise(p, st, &s);
+        bprintf(b, "  [%d:%d] %s  lhs: ", st->span.line, st->span.col, st->text);
+        bjoin(b, s.lhs, s.n_lhs);
+        bprintf(b, " | rhs-only: ");
+        bjoin(b, s.rhs_only, s.n_rhs_only);
+        bprintf(b, " | projected: ");
+        bjoin(b, s.projected, s.n_projected);
+        bprintf(b, " | op: %s\n", ir_reduce_name(s.red));
+    }
+}
+
+static void explain_text_rest(const IrProgram *p, Buf *b)
+{
+    bprintf(b, "sinks:\n");
+    for (int i = 0; i < p->n_sinks; i++)
+        bprintf(b, "  \"%s\" <- %s%s\n", p->sinks[i]->path, p->sinks[i]->stmt->text,
+                p->sinks[i]->is_topk ? " (top-k)" : "");
+    bprintf(b, "order:\n");
+    for (int g = 0; g < p->n_groups; g++) {
+        const Group *grp = p->groups[g];
+        bprintf(b, "  %d. %s (component %d%s)\n", g + 1, p->tensors[grp->tensor]->name,
+                grp->component, grp->is_recursive ? ", recursive" : "");
+    }
+    bprintf(b, "exports:");
+    for (int i = 0; i < p->n_exports; i++)
+        bprintf(b, " %s", p->tensors[p->exports[i]]->name);
+    bprintf(b, "\n");
+}
+
+/* ---- JSON ---- */
+
+static json_t *json_names(const char *const *names, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static json_t *json_sources(const IrProgram *p)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < p->n_tensors; i++) {
+        const IrTensor *t = p->tensors[i];
+        if (t->kind != TEN_SOURCE)
+            continue;
+        json_t *o = json_pack("{s:s, s:o, s:s, s:b}", "name", t->name, "axes",
+                              json_names(t->axis_names, t->rank), "path", t->path, "boolean",
+                              t->is_bool);
+        if (p->is_shaped) {
+            json_t *shape = json_array();
+            for (int k = 0; k < t->rank; k++)
+                json_array_append_new(shape, json_integer(t->shape[k]));
+            json_object_set_new(o, "shape", shape);
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *json_equations(const IrProgram *p)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < p->ast->n_stmts; i++) {
+        const Stmt *st = p->ast->stmts[i];
+        if (st->kind != ST_EQUATION)
+            continue;
+        AxisSummary s;
+        summarise(p, st, &s);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:s}",
+                                           "lhs", st->name, "text", st->text, "line",
+                                           st->span.line, "column", st->span.col, "lhs_axes",
+                                           json_names(s.lhs, s.n_lhs), "rhs_only_axes",
+                                           json_names(s.rhs_only, s.n_rhs_only),
+                                           "projected_axes",
+                                           json_names(s.projected, s.n_projected), "operator",
+                                           ir_reduce_name(s.red)));
+    }
+    return a;
+}
+
+static json_t *json_rest(const IrProgram *p, json_t *root)
+{
+    json_t *sinks = json_array(), *order = json_array(), *exports = json_array();
+    for (int i = 0; i < p->n_sinks; i++)
+        json_array_append_new(sinks, json_pack("{s:s, s:s, s:b}", "path", p->sinks[i]->path,
+                                               "expr", p->sinks[i]->stmt->text, "topk",
+                                               p->sinks[i]->is_topk));
+    for (int g = 0; g < p->n_groups; g++)
+        json_array_append_new(order, json_pack("{s:s, s:i, s:b}", "tensor",
+                                               p->tensors[p->groups[g]->tensor]->name,
+                                               "component", p->groups[g]->component,
+                                               "recursive", p->groups[g]->is_recursive));
+    for (int i = 0; i < p->n_exports; i++)
+        json_array_append_new(exports, json_string(p->tensors[p->exports[i]]->name));
+    json_object_set_new(root, "sinks", sinks);
+    json_object_set_new(root, "order", order);
+    json_object_set_new(root, "exports", exports);
+    return root;
+}
+
+char *ir_explain(const IrProgram *p, bool json)
+{
+    if (json) {
+        json_t *root = json_object();
+        json_object_set_new(root, "sources", json_sources(p));
+        json_object_set_new(root, "equations", json_equations(p));
+        json_rest(p, root);
+        char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        return s;
+    }
+    Buf b = {0};
+    explain_text_sources(p, &b);
+    explain_text_equations(p, &b);
+    explain_text_rest(p, &b);
+    return bfinish(&b);
+}
+
+/* ---- IR dump ---- */
+
+static const char *const KIND_NAMES[] = {"defined", "source", "const", "temp"};
+_Static_assert(sizeof KIND_NAMES / sizeof KIND_NAMES[0] == TEN_COUNT, "TensorKind names");
+
+static void dump_operand(const IrProgram *p, const Op *op, const Operand *o, Buf *b)
+{
+    const IrTensor *t = p->tensors[o->tensor];
+    bprintf(b, " %s%s[", t->name, o->reads_prev ? "@prev" : "");
+    for (int k = 0; k < t->rank; k++) {
+        if (o->kind[k] == SL_FIXED)
+            bprintf(b, "%s%lld", k ? "," : "", (long long)o->offset[k]);
+        else
+            bprintf(b, "%s%s%+lld", k ? "," : "", op->axes[o->axis[k]].name,
+                    (long long)o->offset[k]);
+    }
+    bprintf(b, "]");
+}
+
+static void dump_op(const IrProgram *p, const Op *op, Buf *b)
+{
+    const IrTensor *out = p->tensors[op->out];
+    bprintf(b, "    %s %s[", op->kind == OP_JOIN ? "join" : op->kind == OP_MAP ? "map" : "softmax",
+            out->name);
+    for (int k = 0; k < out->rank; k++)
+        bprintf(b, "%s%s", k ? "," : "", op->axes[op->out_axis[k]].name);
+    bprintf(b, "] loops(");
+    for (int a = 0; a < op->n_axes; a++)
+        bprintf(b, "%s%s:%lld", a ? "," : "", op->axes[a].name, (long long)op->axes[a].size);
+    bprintf(b, ")");
+    if (op->kind == OP_JOIN)
+        bprintf(b, " %s coef=%g%s%s", ir_reduce_name(op->red), op->coef,
+                op->is_init ? " init" : "", op->is_bool_out ? " bool" : "");
+    else if (op->kind == OP_MAP)
+        bprintf(b, " fn=%s", ir_map_fn_name(op->fn));
+    else
+        bprintf(b, " axis=%d", op->axis);
+    for (int i = 0; i < op->n_in; i++)
+        dump_operand(p, op, &op->in[i], b);
+    bprintf(b, "\n");
+}
+
+static void dump_groups(const IrProgram *p, Group **gs, int n, const char *what, Buf *b)
+{
+    for (int g = 0; g < n; g++) {
+        bprintf(b, "%s %d -> %s%s:\n", what, g, p->tensors[gs[g]->tensor]->name,
+                gs[g]->is_recursive ? " (recursive)" : "");
+        for (int i = 0; i < gs[g]->n_ops; i++)
+            dump_op(p, gs[g]->ops[i], b);
+    }
+}
+
+char *ir_dump(const IrProgram *p)
+{
+    Buf b = {0};
+    bprintf(&b, "tensors:\n");
+    for (int i = 0; i < p->n_tensors; i++) {
+        const IrTensor *t = p->tensors[i];
+        bprintf(&b, "  t%d %s %s%s shape=", i, KIND_NAMES[t->kind], t->name,
+                t->is_bool ? " bool" : "");
+        shape_text(&b, t);
+        bprintf(&b, "\n");
+    }
+    dump_groups(p, p->groups, p->n_groups, "group", &b);
+    dump_groups(p, p->sink_groups, p->n_sink_groups, "sink", &b);
+    return bfinish(&b);
+}

@@ -1,0 +1,198 @@
+/*
+ * ir.h: the second stage of fuse-jit. The AST becomes a program of tensors and
+ * loop-nest operations (Ops) grouped by the tensor they define; groups are put in
+ * dependency order with recursive components marked; every axis gets a size by
+ * unification (SPEC §2). Nothing here knows about LLVM or files: sizes of sources
+ * come in from the runtime as ShapeFacts.
+ *
+ * The model: every Op is a loop nest over named LoopAxes. Operands read tensors at
+ * positions computed from the loop counters (one loop axis per slot, plus a shift;
+ * or a fixed position). A JOIN multiplies its operands and reduces the loop axes
+ * its output does not have (sum, max or mean); a MAP applies a builtin elementwise;
+ * a SOFTMAX normalises along one output axis. Every tensor slot and loop axis has a
+ * size variable; shape inference unifies them.
+ *
+ * Memory: everything lives in the arena passed to ir_build.
+ */
+#ifndef FUSE_IR_H
+#define FUSE_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "frontend.h"
+
+typedef enum TensorKind {
+    TEN_DEFINED, /* the LHS of one or more equations */
+    TEN_SOURCE,  /* read from a file (or a runtime input) */
+    TEN_CONST,   /* literal data known at compile time (const(...)) */
+    TEN_TEMP,    /* an intermediate value inside one group (call results, sinks) */
+    TEN_COUNT
+} TensorKind;
+
+typedef struct IrTensor {
+    int id;                  /* index in IrProgram.tensors */
+    const char *name;        /* program name; temporaries are "%3.relu" style */
+    TensorKind kind;
+    int rank;
+    const char *axis_names[FUSE_MAX_RANK]; /* from the defining LHS (first equation) */
+    int var[FUSE_MAX_RANK];  /* size variable of each slot */
+    int64_t shape[FUSE_MAX_RANK]; /* filled by ir_infer_shapes */
+    int dotted;              /* slot of the first dotted LHS axis, or -1 */
+    bool is_bool;            /* defined with Name(...): values are 0/1, contributions OR */
+    bool is_export;
+    bool is_recursive;       /* its group is in a recursive component */
+    bool is_read_prev;       /* some operand reads its previous-sweep value */
+    Span span;               /* the defining statement (first one) */
+    const char *path;        /* TEN_SOURCE: the file path as written */
+    float *data;             /* TEN_CONST: count(shape) values, C order */
+    bool is_fixed_shape;     /* shape[] known from the program (const, causal_mask) */
+    const char *origin;      /* is_fixed_shape: what fixed it, for messages */
+    Span origin_span;
+    int group;               /* the group computing it (TEN_DEFINED/TEN_TEMP), or -1 */
+} IrTensor;
+
+typedef struct LoopAxis {
+    const char *name;
+    int var;      /* size variable */
+    int64_t size; /* filled by ir_infer_shapes */
+} LoopAxis;
+
+typedef enum SlotKind {
+    SL_AXIS,  /* position = loop counter of `axis` + offset; out of range reads 0 */
+    SL_FIXED, /* position = offset (an integer index; negative counts from the end) */
+    SL_COUNT
+} SlotKind;
+
+typedef struct Operand {
+    int tensor;
+    SlotKind kind[FUSE_MAX_RANK];
+    int axis[FUSE_MAX_RANK];       /* SL_AXIS: index into Op.axes */
+    int64_t offset[FUSE_MAX_RANK]; /* SL_AXIS: shift; SL_FIXED: position (>= 0 after shapes) */
+    bool reads_prev;               /* read the previous sweep's value (recursion) */
+    Span span;
+} Operand;
+
+typedef enum ReduceOp { RED_SUM, RED_MAX, RED_AVG, RED_COUNT } ReduceOp;
+
+/* Elementwise functions of MAP ops. */
+typedef enum MapFn {
+    FN_COPY,
+    FN_STEP,
+    FN_RELU,
+    FN_SIG,     /* param[0] = T, or operand 1 = T when n_in == 2 */
+    FN_GELU,
+    FN_EXP,
+    FN_LOG,
+    FN_TANH,
+    FN_SQRT,
+    FN_ABS,
+    FN_SIN,
+    FN_COS,
+    FN_CAUSAL,  /* no operands: 1 where axis 0 >= axis 1 */
+    FN_EVEN,    /* no operands: 1 where the loop counter of axis 0 is even */
+    FN_ODD,
+    FN_COUNT
+} MapFn;
+
+typedef enum OpKind {
+    OP_JOIN,    /* out[o] (=|+=) coef * reduce_{projected} prod(in) */
+    OP_MAP,     /* out[o] = fn(in...) over all loop axes (all are out axes) */
+    OP_SOFTMAX, /* out = softmax(in) along out slot `axis` */
+    OP_COUNT
+} OpKind;
+
+typedef struct Op {
+    OpKind kind;
+    int out;                       /* tensor written */
+    int out_axis[FUSE_MAX_RANK];   /* loop axis of each out slot */
+    LoopAxis *axes;
+    int n_axes;
+    Operand *in;
+    int n_in;
+    ReduceOp red;                  /* OP_JOIN */
+    double coef;                   /* OP_JOIN: scale of the product */
+    bool is_init;                  /* first contribution: overwrite instead of add */
+    bool is_bool_out;              /* threshold the contribution (> 0) and OR it in */
+    MapFn fn;                      /* OP_MAP */
+    double param[2];               /* OP_MAP parameters (sig: T) */
+    int axis;                      /* OP_SOFTMAX: out slot normalised */
+    const Stmt *stmt;              /* the statement it comes from */
+    bool is_contribution;          /* writes the group's LHS (not a temporary) */
+} Op;
+
+typedef struct Group {
+    int tensor;      /* the LHS tensor, or the sink's value */
+    Op **ops;        /* in execution order: temporaries first, then contributions */
+    int n_ops, cap_ops;
+    int component;   /* strongly connected component id */
+    bool is_recursive;
+    bool is_sink;
+} Group;
+
+typedef struct Sink {
+    const char *path;
+    int group;       /* computes the value into Group.tensor */
+    const Stmt *stmt;
+    bool is_topk;
+    int64_t k;       /* topk */
+} Sink;
+
+/* What the runtime knows of a source's or input's size before running. */
+typedef struct ShapeFact {
+    bool is_known;
+    bool is_lower_bound; /* facts files and bags of words only bound sizes from below */
+    int rank;
+    int64_t dims[FUSE_MAX_RANK];
+    const char *origin;  /* for messages, e.g. "\"ckpt/emb.npy\"" or "input X" */
+} ShapeFact;
+
+typedef struct IrProgram {
+    Arena *arena;
+    const Ast *ast;
+    IrTensor **tensors;
+    int n_tensors, cap_tensors;
+    Group **groups;       /* equation groups in evaluation order (after ir_order) */
+    int n_groups, cap_groups;
+    Group **sink_groups;  /* run after every equation group */
+    int n_sink_groups, cap_sink_groups;
+    Sink **sinks;
+    int n_sinks, cap_sinks;
+    int *exports;         /* tensor ids, in program order */
+    int n_exports, cap_exports;
+    int n_vars;           /* size variables */
+    int n_components;
+    bool is_shaped;       /* ir_infer_shapes succeeded */
+} IrProgram;
+
+/* ---- build.c: AST -> tensors, groups and ops ----
+ * requires: a parsed Ast; provides: tensors, groups (source order), sinks, exports,
+ * size variables. Errors: unknown tensors, rank mismatches, unknown builtins... */
+fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out);
+
+/* Tensor lookup by program name; NULL when absent. */
+IrTensor *ir_tensor_find(const IrProgram *p, const char *name);
+
+/* ---- order.c: dependency order and recursion ----
+ * requires: ir_build; provides: groups in topological order, components, operands
+ * reading the previous sweep inside recursive components. */
+fuse_status ir_order(IrProgram *p, DiagList *dl);
+
+/* ---- shapes.c: size inference by unification ----
+ * requires: ir_build; `facts` has p->n_tensors entries (sources and inputs filled
+ * in). provides: every tensor shape and loop axis size, fixed positions normalised. */
+fuse_status ir_infer_shapes(IrProgram *p, const ShapeFact *facts, DiagList *dl);
+
+/* ---- explain.c: static explanation and dumps ---- */
+
+/* Static explanation (sources, equations, sinks, order, components) as text or
+ * JSON. malloc'd; caller frees. NULL on OOM. */
+char *ir_explain(const IrProgram *p, bool json);
+/* The IR as text (tensors with shapes, groups with their ops). malloc'd. */
+char *ir_dump(const IrProgram *p);
+
+/* Names for messages and dumps. */
+const char *ir_map_fn_name(MapFn fn);
+const char *ir_reduce_name(ReduceOp r);
+
+#endif /* FUSE_IR_H */

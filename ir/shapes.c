@@ -1,0 +1,234 @@
+/*
+ * shapes.c: whole-program size inference by unification (SPEC §2.2).
+ *
+ * Every tensor slot and loop axis has a size variable. Facts give classes an exact
+ * size (dense sources, inputs, const literals, causal_mask) or a lower bound (facts
+ * files, bags of words). Ops unify their out slots and operand slots with their
+ * loop axes, in program order, so a conflict is reported at the equation where it
+ * is found, naming where each size came from. A class with only lower bounds takes
+ * the largest; a class with no size at all is an error naming a tensor axis.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+typedef struct Bound {
+    int64_t size;        /* -1: none */
+    const char *origin;  /* e.g. "\"ckpt/emb.npy\"" */
+    Span span;           /* where the origin is in the program */
+} Bound;
+
+typedef struct VarClass {
+    int parent;
+    Bound exact, lower;
+} VarClass;
+
+typedef struct Solver {
+    IrProgram *p;
+    DiagList *dl;
+    VarClass *v;
+    fuse_status status;
+} Solver;
+
+static int find(Solver *s, int x)
+{
+    while (s->v[x].parent != x) {
+        s->v[x].parent = s->v[s->v[x].parent].parent;
+        x = s->v[x].parent;
+    }
+    return x;
+}
+
+static char *describe(Solver *s, const Bound *b)
+{
+    if (b->span.src)
+        return arena_printf(s->p->arena, "%lld (from %s at %s:%d:%d)", (long long)b->size,
+                            b->origin, b->span.src->name, b->span.line, b->span.col);
+    return arena_printf(s->p->arena, "%lld (from %s)", (long long)b->size, b->origin);
+}
+
+static void conflict(Solver *s, Span at, const char *axis, const Bound *a, const Bound *b,
+                     bool is_lower)
+{
+    if (s->status != FUSE_OK)
+        return;
+    char *da = describe(s, a), *db = describe(s, b);
+    if (is_lower)
+        fe_error(s->dl, FUSE_E_SHAPE, at,
+                 "size conflict for axis %s: %s is smaller than the %s required by the data",
+                 axis, da ? da : "?", db ? db : "?");
+    else
+        fe_error(s->dl, FUSE_E_SHAPE, at, "size conflict for axis %s: %s vs %s", axis,
+                 da ? da : "?", db ? db : "?");
+    s->status = FUSE_E_SHAPE;
+}
+
+/* Merges a bound into class r, reporting a conflict at `at`. */
+static void add_bound(Solver *s, int r, const Bound *b, bool is_lower, Span at,
+                      const char *axis)
+{
+    VarClass *c = &s->v[r];
+    if (b->size < 0)
+        return;
+    if (!is_lower) {
+        if (c->exact.size >= 0 && c->exact.size != b->size)
+            conflict(s, at, axis, &c->exact, b, false);
+        else if (c->lower.size > b->size)
+            conflict(s, at, axis, b, &c->lower, true);
+        else if (c->exact.size < 0)
+            c->exact = *b;
+        return;
+    }
+    if (c->exact.size >= 0 && c->exact.size < b->size)
+        conflict(s, at, axis, &c->exact, b, true);
+    else if (b->size > c->lower.size)
+        c->lower = *b;
+}
+
+static void unify(Solver *s, int x, int y, Span at, const char *axis)
+{
+    int rx = find(s, x), ry = find(s, y);
+    if (rx == ry)
+        return;
+    s->v[ry].parent = rx;
+    add_bound(s, rx, &s->v[ry].exact, false, at, axis);
+    add_bound(s, rx, &s->v[ry].lower, true, at, axis);
+}
+
+static void apply_fact(Solver *s, IrTensor *t, const ShapeFact *f)
+{
+    if (f->rank != t->rank) {
+        if (s->status == FUSE_OK)
+            fe_error(s->dl, FUSE_E_SHAPE, t->span,
+                     "'%s' is declared with %d axes but %s has %d", t->name, t->rank,
+                     f->origin ? f->origin : "its data", f->rank);
+        s->status = FUSE_E_SHAPE;
+        return;
+    }
+    for (int k = 0; k < t->rank; k++) {
+        Bound b = {f->dims[k], f->origin ? f->origin : t->name, t->span};
+        add_bound(s, find(s, t->var[k]), &b, f->is_lower_bound, t->span, t->axis_names[k]);
+    }
+}
+
+static void apply_fixed(Solver *s, IrTensor *t)
+{
+    for (int k = 0; k < t->rank; k++) {
+        Bound b = {t->shape[k], t->origin, t->origin_span};
+        add_bound(s, find(s, t->var[k]), &b, false, t->origin_span, t->axis_names[k]);
+    }
+}
+
+static void unify_op(Solver *s, const Op *op)
+{
+    Span at = op->stmt ? op->stmt->span : (Span){0};
+    const IrTensor *out = s->p->tensors[op->out];
+    for (int k = 0; k < out->rank; k++)
+        unify(s, op->axes[op->out_axis[k]].var, out->var[k], at, op->axes[op->out_axis[k]].name);
+    for (int i = 0; i < op->n_in; i++) {
+        const Operand *o = &op->in[i];
+        const IrTensor *t = s->p->tensors[o->tensor];
+        for (int k = 0; k < t->rank; k++)
+            if (o->kind[k] == SL_AXIS)
+                unify(s, op->axes[o->axis[k]].var, t->var[k], at, op->axes[o->axis[k]].name);
+    }
+}
+
+/* Size of a variable's class after solving; -1 when unknown. */
+static int64_t class_size(Solver *s, int var)
+{
+    VarClass *c = &s->v[find(s, var)];
+    return c->exact.size >= 0 ? c->exact.size : c->lower.size;
+}
+
+static void resolve_tensor(Solver *s, IrTensor *t)
+{
+    for (int k = 0; k < t->rank && s->status == FUSE_OK; k++) {
+        int64_t n = class_size(s, t->var[k]);
+        if (n < 0) {
+            fe_error(s->dl, FUSE_E_SHAPE, t->span,
+                     "cannot infer the size of axis %s of %s; bind it on the right-hand side "
+                     "or declare it", t->axis_names[k] ? t->axis_names[k] : "?", t->name);
+            s->status = FUSE_E_SHAPE;
+        }
+        t->shape[k] = n;
+    }
+}
+
+/* Normalises integer indices (negative from the end) and checks their range. */
+static void resolve_operand(Solver *s, Operand *o)
+{
+    const IrTensor *t = s->p->tensors[o->tensor];
+    for (int k = 0; k < t->rank && s->status == FUSE_OK; k++) {
+        if (o->kind[k] != SL_FIXED)
+            continue;
+        int64_t pos = o->offset[k] < 0 ? o->offset[k] + t->shape[k] : o->offset[k];
+        if (pos < 0 || pos >= t->shape[k]) {
+            fe_error(s->dl, FUSE_E_SHAPE, o->span,
+                     "index %lld is out of range for axis %d of %s (size %lld)",
+                     (long long)o->offset[k], k, t->name, (long long)t->shape[k]);
+            s->status = FUSE_E_SHAPE;
+            return;
+        }
+        o->offset[k] = pos;
+    }
+}
+
+static void resolve_group(Solver *s, Group *g)
+{
+    for (int i = 0; i < g->n_ops && s->status == FUSE_OK; i++) {
+        Op *op = g->ops[i];
+        for (int a = 0; a < op->n_axes && s->status == FUSE_OK; a++) {
+            op->axes[a].size = class_size(s, op->axes[a].var);
+            if (op->axes[a].size < 0) {
+                fe_error(s->dl, FUSE_E_SHAPE, op->stmt ? op->stmt->span : (Span){0},
+                         "cannot infer the size of axis %s; bind it on the right-hand side "
+                         "or declare it", op->axes[a].name);
+                s->status = FUSE_E_SHAPE;
+            }
+        }
+        for (int k = 0; k < op->n_in; k++)
+            resolve_operand(s, &op->in[k]);
+    }
+}
+
+static void solve(Solver *s, const ShapeFact *facts)
+{
+    IrProgram *p = s->p;
+    for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++) {
+        IrTensor *t = p->tensors[i];
+        if (facts && facts[i].is_known)
+            apply_fact(s, t, &facts[i]);
+        else if (t->is_fixed_shape)
+            apply_fixed(s, t);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        Group **gs = pass ? p->sink_groups : p->groups;
+        int n = pass ? p->n_sink_groups : p->n_groups;
+        for (int g = 0; g < n; g++)
+            for (int i = 0; i < gs[g]->n_ops && s->status == FUSE_OK; i++)
+                unify_op(s, gs[g]->ops[i]);
+    }
+    for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++)
+        resolve_tensor(s, p->tensors[i]);
+    for (int g = 0; g < p->n_groups && s->status == FUSE_OK; g++)
+        resolve_group(s, p->groups[g]);
+    for (int g = 0; g < p->n_sink_groups && s->status == FUSE_OK; g++)
+        resolve_group(s, p->sink_groups[g]);
+}
+
+fuse_status ir_infer_shapes(IrProgram *p, const ShapeFact *facts, DiagList *dl)
+{
+    Solver s = {.p = p, .dl = dl, .status = FUSE_OK};
+    s.v = malloc(sizeof *s.v * ((size_t)p->n_vars + 1));
+    if (!s.v)
+        return FUSE_E_NOMEM;
+    for (int i = 0; i < p->n_vars; i++)
+        s.v[i] = (VarClass){i, {-1, NULL, {0}}, {-1, NULL, {0}}};
+    solve(&s, facts);
+    free(s.v);
+    p->is_shaped = s.status == FUSE_OK;
+    return s.status;
+}

@@ -1,0 +1,487 @@
+/*
+ * emit.c: the loop nest of one IR op as an LLVM function.
+ *
+ * Each op becomes `internal void NAME(ptr noalias out, ptr noalias in0, ...)` with
+ * every size a constant. Loops run counters from 0 to n-1 (axes of size 1 get no
+ * loop; an op with an empty axis is empty). Operand addresses are sums of
+ * counter x stride; a shifted read (t+1) is clamped into range and replaced by 0
+ * outside it, so no load ever leaves its buffer.
+ *
+ * JOIN has two shapes. A plain sum writes in place: the output is zeroed (first
+ * contribution), then `out += coef * prod` runs with the output's last axis
+ * innermost, so the inner loop is contiguous and vectorises (for a matrix product:
+ * i, k, j). max, avg and boolean contributions keep a register accumulator per
+ * output cell over the projected axes, then combine it into the output.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emit.h"
+
+/* ---- helpers ---- */
+
+LLVMValueRef emit_f32(Emit *e, double v) { return LLVMConstReal(e->t_f32, v); }
+LLVMValueRef emit_i64(Emit *e, int64_t v) { return LLVMConstInt(e->t_i64, (unsigned long long)v, 1); }
+
+void emit_fast(LLVMValueRef inst)
+{
+    if (LLVMIsAInstruction(inst) && LLVMCanValueUseFastMathFlags(inst))
+        LLVMSetFastMathFlags(inst, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+}
+
+static LLVMValueRef intrinsic(Emit *e, const char *name, LLVMValueRef *args, unsigned n)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef types[1] = {e->t_f32};
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, types, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, types, 1);
+    return LLVMBuildCall2(e->bld, fty, fn, args, n, "v.call");
+}
+
+LLVMValueRef emit_intrinsic1(Emit *e, const char *name, LLVMValueRef x)
+{
+    return intrinsic(e, name, &x, 1);
+}
+
+LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMValueRef args[2] = {x, y};
+    return intrinsic(e, name, args, 2);
+}
+
+/* A call to a float function of the C library (resolved from the process). */
+static LLVMValueRef libm1(Emit *e, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef fty = LLVMFunctionType(e->t_f32, &e->t_f32, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(e->mod, name, fty);
+    return LLVMBuildCall2(e->bld, fty, fn, &x, 1, "v.libm");
+}
+
+static LLVMValueRef entry_alloca(Emit *e, const char *name)
+{
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first)
+        LLVMPositionBuilderBefore(e->bld, first);
+    else
+        LLVMPositionBuilderAtEnd(e->bld, entry);
+    LLVMValueRef v = LLVMBuildAlloca(e->bld, e->t_f32, name);
+    LLVMPositionBuilderAtEnd(e->bld, cur);
+    return v;
+}
+
+/* ---- loops ---- */
+
+static Loop loop_begin(Emit *e, int axis)
+{
+    Loop l = {.axis = axis};
+    if (e->op->axes[axis].size == 1) {
+        l.is_trivial = true;
+        e->v_counter[axis] = emit_i64(e, 0);
+        return l;
+    }
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    char name[96];
+    snprintf(name, sizeof name, "b.loop.%s", e->op->axes[axis].name);
+    l.header = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+    LLVMBuildBr(e->bld, l.header);
+    LLVMPositionBuilderAtEnd(e->bld, l.header);
+    l.v_phi = LLVMBuildPhi(e->bld, e->t_i64, "v.i");
+    LLVMValueRef zero = emit_i64(e, 0);
+    LLVMAddIncoming(l.v_phi, &zero, &pre, 1);
+    e->v_counter[axis] = l.v_phi;
+    return l;
+}
+
+static void loop_end(Emit *e, Loop *l)
+{
+    if (l->is_trivial)
+        return;
+    LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->v_phi, emit_i64(e, 1), "v.next");
+    LLVMValueRef more = LLVMBuildICmp(e->bld, LLVMIntULT, next,
+                                      emit_i64(e, e->op->axes[l->axis].size), "v.more");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.exit");
+    LLVMBuildCondBr(e->bld, more, l->header, exit);
+    LLVMAddIncoming(l->v_phi, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(e->bld, exit);
+}
+
+/* ---- addressing ---- */
+
+static void strides_of(const IrTensor *t, int64_t *stride)
+{
+    int64_t s = 1;
+    for (int k = t->rank - 1; k >= 0; k--) {
+        stride[k] = s;
+        s *= t->shape[k];
+    }
+}
+
+/* Loads operand i at the current counters; 0 where a shifted read leaves range. */
+static LLVMValueRef load_operand(Emit *e, int i)
+{
+    const Operand *o = &e->op->in[i];
+    const IrTensor *t = e->p->tensors[o->tensor];
+    int64_t stride[FUSE_MAX_RANK];
+    strides_of(t, stride);
+    LLVMValueRef off = emit_i64(e, 0), ok = NULL;
+    for (int k = 0; k < t->rank; k++) {
+        LLVMValueRef idx;
+        if (o->kind[k] == SL_FIXED) {
+            idx = emit_i64(e, o->offset[k]);
+        } else {
+            idx = e->v_counter[o->axis[k]];
+            if (o->offset[k] != 0) {
+                idx = LLVMBuildAdd(e->bld, idx, emit_i64(e, o->offset[k]), "v.shift");
+                LLVMValueRef in = LLVMBuildICmp(e->bld, LLVMIntULT, idx,
+                                                emit_i64(e, t->shape[k]), "v.inrange");
+                ok = ok ? LLVMBuildAnd(e->bld, ok, in, "v.ok") : in;
+                idx = LLVMBuildSelect(e->bld, in, idx, emit_i64(e, 0), "v.clamp");
+            }
+        }
+        LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
+        off = LLVMBuildAdd(e->bld, off, term, "v.off");
+    }
+    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_in[i], &off, 1, "v.addr");
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, ptr, "v.x");
+    return ok ? LLVMBuildSelect(e->bld, ok, v, emit_f32(e, 0.0), "v.x0") : v;
+}
+
+/* Address of the current output cell. */
+static LLVMValueRef out_addr(Emit *e)
+{
+    const IrTensor *t = e->p->tensors[e->op->out];
+    int64_t stride[FUSE_MAX_RANK];
+    strides_of(t, stride);
+    LLVMValueRef off = emit_i64(e, 0);
+    for (int k = 0; k < t->rank; k++) {
+        LLVMValueRef term = LLVMBuildMul(e->bld, e->v_counter[e->op->out_axis[k]],
+                                         emit_i64(e, stride[k]), "v.term");
+        off = LLVMBuildAdd(e->bld, off, term, "v.off");
+    }
+    return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_out, &off, 1, "v.out");
+}
+
+/* The product of every operand at the current counters. */
+static LLVMValueRef product(Emit *e)
+{
+    LLVMValueRef v = NULL;
+    for (int i = 0; i < e->op->n_in; i++) {
+        LLVMValueRef x = load_operand(e, i);
+        v = v ? LLVMBuildFMul(e->bld, v, x, "v.prod") : x;
+        emit_fast(v);
+    }
+    return v ? v : emit_f32(e, 1.0);
+}
+
+/* ---- loop orders ---- */
+
+typedef struct Order {
+    int axis[EMIT_MAX_AXES];
+    int n;
+} Order;
+
+static bool order_has(const Order *o, int a)
+{
+    for (int i = 0; i < o->n; i++)
+        if (o->axis[i] == a)
+            return true;
+    return false;
+}
+
+/* Output axes (unique, in out slot order) and projected axes. */
+static void split_axes(const Emit *e, Order *out_axes, Order *proj)
+{
+    const IrTensor *t = e->p->tensors[e->op->out];
+    out_axes->n = proj->n = 0;
+    for (int k = 0; k < t->rank; k++)
+        if (!order_has(out_axes, e->op->out_axis[k]))
+            out_axes->axis[out_axes->n++] = e->op->out_axis[k];
+    for (int a = 0; a < e->op->n_axes; a++)
+        if (!order_has(out_axes, a))
+            proj->axis[proj->n++] = a;
+}
+
+static int64_t order_cells(const Emit *e, const Order *o)
+{
+    int64_t n = 1;
+    for (int i = 0; i < o->n; i++)
+        n *= e->op->axes[o->axis[i]].size;
+    return n;
+}
+
+static void begin_all(Emit *e, const Order *o, Loop *loops)
+{
+    for (int i = 0; i < o->n; i++)
+        loops[i] = loop_begin(e, o->axis[i]);
+}
+
+static void end_all(Emit *e, const Order *o, Loop *loops)
+{
+    for (int i = o->n - 1; i >= 0; i--)
+        loop_end(e, &loops[i]);
+}
+
+/* ---- JOIN ---- */
+
+static void zero_output(Emit *e, const Order *out_axes)
+{
+    Loop loops[EMIT_MAX_AXES];
+    begin_all(e, out_axes, loops);
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), out_addr(e));
+    end_all(e, out_axes, loops);
+}
+
+/* out += coef * prod, loops: outer out axes, projected axes, last out axis. */
+static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj)
+{
+    if (e->op->is_init)
+        zero_output(e, out_axes);
+    Order all = {.n = 0};
+    for (int i = 0; i + 1 < out_axes->n; i++)
+        all.axis[all.n++] = out_axes->axis[i];
+    for (int i = 0; i < proj->n; i++)
+        all.axis[all.n++] = proj->axis[i];
+    if (out_axes->n)
+        all.axis[all.n++] = out_axes->axis[out_axes->n - 1];
+    Loop loops[EMIT_MAX_AXES];
+    begin_all(e, &all, loops);
+    LLVMValueRef v = product(e);
+    if (e->op->coef != 1.0) {
+        v = LLVMBuildFMul(e->bld, v, emit_f32(e, e->op->coef), "v.scaled");
+        emit_fast(v);
+    }
+    LLVMValueRef addr = out_addr(e);
+    LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.acc");
+    emit_fast(sum);
+    LLVMBuildStore(e->bld, sum, addr);
+    end_all(e, &all, loops);
+}
+
+/* Combines a finished contribution value into the output cell. */
+static void store_contribution(Emit *e, LLVMValueRef v)
+{
+    const Op *op = e->op;
+    LLVMValueRef addr = out_addr(e);
+    if (op->is_bool_out)
+        v = LLVMBuildUIToFP(e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, v, emit_f32(e, 0.0), "v.pos"),
+                            e->t_f32, "v.bool");
+    if (!op->is_init) {
+        LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
+        v = op->is_bool_out ? emit_intrinsic2(e, "llvm.maxnum", old, v)
+                            : LLVMBuildFAdd(e->bld, old, v, "v.add");
+    }
+    LLVMBuildStore(e->bld, v, addr);
+}
+
+/* acc = reduce over projected axes of prod; out (=|+=) coef * acc. */
+static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *proj)
+{
+    const Op *op = e->op;
+    LLVMValueRef acc = entry_alloca(e, "v.accp");
+    Loop outer[EMIT_MAX_AXES], inner[EMIT_MAX_AXES];
+    begin_all(e, out_axes, outer);
+    LLVMBuildStore(e->bld, emit_f32(e, op->red == RED_MAX ? -INFINITY : 0.0), acc);
+    begin_all(e, proj, inner);
+    LLVMValueRef x = product(e);
+    LLVMValueRef a = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.a");
+    LLVMValueRef next = op->red == RED_MAX ? emit_intrinsic2(e, "llvm.maxnum", a, x)
+                                           : LLVMBuildFAdd(e->bld, a, x, "v.sum");
+    emit_fast(next);
+    LLVMBuildStore(e->bld, next, acc);
+    end_all(e, proj, inner);
+    double scale = op->coef;
+    if (op->red == RED_AVG)
+        scale /= (double)order_cells(e, proj);
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.red");
+    if (scale != 1.0)
+        v = LLVMBuildFMul(e->bld, v, emit_f32(e, scale), "v.scaled");
+    store_contribution(e, v);
+    end_all(e, out_axes, outer);
+}
+
+static void emit_join(Emit *e)
+{
+    Order out_axes, proj;
+    split_axes(e, &out_axes, &proj);
+    if (e->op->red == RED_SUM && !e->op->is_bool_out && proj.n > 0)
+        emit_join_in_place(e, &out_axes, &proj);
+    else
+        emit_join_accumulate(e, &out_axes, &proj);
+}
+
+/* ---- MAP ---- */
+
+static LLVMValueRef cmp_to_f32(Emit *e, LLVMValueRef c)
+{
+    return LLVMBuildUIToFP(e->bld, c, e->t_f32, "v.mask");
+}
+
+static LLVMValueRef map_sig(Emit *e, LLVMValueRef x)
+{
+    LLVMValueRef t = e->op->n_in > 1 ? load_operand(e, 1) : emit_f32(e, e->op->param[0]);
+    LLVMValueRef hard = cmp_to_f32(e, LLVMBuildFCmp(e->bld, LLVMRealOGT, x, emit_f32(e, 0.0), "v.gt"));
+    LLVMValueRef z = LLVMBuildFDiv(e->bld, LLVMBuildFNeg(e->bld, x, "v.negx"), t, "v.z");
+    LLVMValueRef den = LLVMBuildFAdd(e->bld, emit_f32(e, 1.0), emit_intrinsic1(e, "llvm.exp", z), "v.den");
+    LLVMValueRef soft = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0), den, "v.sig");
+    LLVMValueRef small = LLVMBuildFCmp(e->bld, LLVMRealOLE, emit_intrinsic1(e, "llvm.fabs", t),
+                                       emit_f32(e, 1e-9), "v.cold");
+    return LLVMBuildSelect(e->bld, small, hard, soft, "v.sigt");
+}
+
+static LLVMValueRef map_gelu(Emit *e, LLVMValueRef x)
+{
+    LLVMValueRef x3 = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, x, "v.x2"), x, "v.x3");
+    LLVMValueRef in = LLVMBuildFAdd(e->bld, x, LLVMBuildFMul(e->bld, x3, emit_f32(e, 0.044715), "v.c"), "v.in");
+    in = LLVMBuildFMul(e->bld, in, emit_f32(e, sqrt(2.0 / M_PI)), "v.in2");
+    LLVMValueRef th = libm1(e, "tanhf", in);
+    LLVMValueRef one = LLVMBuildFAdd(e->bld, emit_f32(e, 1.0), th, "v.1t");
+    return LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, emit_f32(e, 0.5), "v.hx"), one, "v.gelu");
+}
+
+static LLVMValueRef map_value(Emit *e, LLVMValueRef x)
+{
+    switch (e->op->fn) {
+    case FN_COPY: return x;
+    case FN_STEP: return cmp_to_f32(e, LLVMBuildFCmp(e->bld, LLVMRealOGT, x, emit_f32(e, 0.0), "v.gt"));
+    case FN_RELU: return emit_intrinsic2(e, "llvm.maxnum", x, emit_f32(e, 0.0));
+    case FN_SIG: return map_sig(e, x);
+    case FN_GELU: return map_gelu(e, x);
+    case FN_EXP: return emit_intrinsic1(e, "llvm.exp", x);
+    case FN_LOG: return emit_intrinsic1(e, "llvm.log", x);
+    case FN_TANH: return libm1(e, "tanhf", x);
+    case FN_SQRT: return emit_intrinsic1(e, "llvm.sqrt", x);
+    case FN_ABS: return emit_intrinsic1(e, "llvm.fabs", x);
+    case FN_SIN: return emit_intrinsic1(e, "llvm.sin", x);
+    case FN_COS: return emit_intrinsic1(e, "llvm.cos", x);
+    default: return x;
+    }
+}
+
+/* Index masks: functions of the loop counters, no operands. */
+static LLVMValueRef map_index_fn(Emit *e)
+{
+    LLVMValueRef i0 = e->v_counter[e->op->out_axis[0]];
+    if (e->op->fn == FN_CAUSAL)
+        return cmp_to_f32(e, LLVMBuildICmp(e->bld, LLVMIntSGE, i0,
+                                           e->v_counter[e->op->out_axis[1]], "v.causal"));
+    LLVMValueRef bit = LLVMBuildAnd(e->bld, i0, emit_i64(e, 1), "v.bit");
+    LLVMIntPredicate pred = e->op->fn == FN_EVEN ? LLVMIntEQ : LLVMIntNE;
+    return cmp_to_f32(e, LLVMBuildICmp(e->bld, pred, bit, emit_i64(e, 0), "v.parity"));
+}
+
+static void emit_map(Emit *e)
+{
+    Order out_axes, proj;
+    split_axes(e, &out_axes, &proj);
+    Loop loops[EMIT_MAX_AXES];
+    begin_all(e, &out_axes, loops);
+    bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
+    LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, load_operand(e, 0));
+    LLVMBuildStore(e->bld, v, out_addr(e));
+    end_all(e, &out_axes, loops);
+}
+
+/* ---- SOFTMAX ---- */
+
+/* One pass along the softmax axis; `pass` 0: max, 1: exp and sum, 2: scale. */
+static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRef s)
+{
+    Loop l = loop_begin(e, axis);
+    LLVMValueRef addr = out_addr(e);
+    if (pass == 0) {
+        LLVMValueRef x = load_operand(e, 0);
+        LLVMValueRef cur = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
+        LLVMBuildStore(e->bld, emit_intrinsic2(e, "llvm.maxnum", cur, x), m);
+    } else if (pass == 1) {
+        LLVMValueRef x = load_operand(e, 0);
+        LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
+        LLVMValueRef ex = emit_intrinsic1(e, "llvm.exp", LLVMBuildFSub(e->bld, x, mv, "v.d"));
+        LLVMBuildStore(e->bld, ex, addr);
+        LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), ex, "v.s2");
+        emit_fast(sum);
+        LLVMBuildStore(e->bld, sum, s);
+    } else {
+        LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0),
+                                         LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), "v.inv");
+        LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.e");
+        LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
+    }
+    loop_end(e, &l);
+}
+
+static void emit_softmax(Emit *e)
+{
+    int axis = e->op->out_axis[e->op->axis];
+    Order rows = {.n = 0};
+    const IrTensor *t = e->p->tensors[e->op->out];
+    for (int k = 0; k < t->rank; k++)
+        if (e->op->out_axis[k] != axis && !order_has(&rows, e->op->out_axis[k]))
+            rows.axis[rows.n++] = e->op->out_axis[k];
+    LLVMValueRef m = entry_alloca(e, "v.maxp"), s = entry_alloca(e, "v.sump");
+    Loop loops[EMIT_MAX_AXES];
+    begin_all(e, &rows, loops);
+    LLVMBuildStore(e->bld, emit_f32(e, -INFINITY), m);
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), s);
+    for (int pass = 0; pass < 3; pass++)
+        softmax_pass(e, axis, pass, m, s);
+    end_all(e, &rows, loops);
+}
+
+/* ---- the op function ---- */
+
+static bool op_is_empty(const Op *op)
+{
+    for (int a = 0; a < op->n_axes; a++)
+        if (op->axes[a].size == 0)
+            return true;
+    return false;
+}
+
+static void add_fn_attr(Emit *e, LLVMValueRef fn, const char *key, const char *val)
+{
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(e->ctx, key, (unsigned)strlen(key), val,
+                                                      (unsigned)strlen(val)));
+}
+
+LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
+{
+    LLVMTypeRef params[EMIT_MAX_AXES + 1];
+    int n_params = op->n_in + 1;
+    if (n_params > EMIT_MAX_AXES || op->n_axes > EMIT_MAX_AXES)
+        return NULL;
+    for (int i = 0; i < n_params; i++)
+        params[i] = e->t_ptr;
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)n_params, 0);
+    e->fn = LLVMAddFunction(e->mod, name, fty);
+    e->op = op;
+    LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (int i = 0; i < n_params; i++)
+        LLVMAddAttributeAtIndex(e->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(e->ctx, noalias, 0));
+    char width[16];
+    snprintf(width, sizeof width, "%d", e->opt->vector_bits);
+    add_fn_attr(e, e->fn, "prefer-vector-width", width);
+    e->v_out = LLVMGetParam(e->fn, 0);
+    LLVMSetValueName2(e->v_out, "out", 3);
+    for (int i = 0; i < op->n_in; i++)
+        e->v_in[i] = LLVMGetParam(e->fn, (unsigned)i + 1);
+    LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
+    if (!op_is_empty(op)) {
+        if (op->kind == OP_JOIN)
+            emit_join(e);
+        else if (op->kind == OP_MAP)
+            emit_map(e);
+        else
+            emit_softmax(e);
+    }
+    LLVMBuildRetVoid(e->bld);
+    return e->fn;
+}

@@ -1,0 +1,49 @@
+/*
+ * emit.h: private to lower/: the emission state shared by lower.c (module and
+ * kernel functions) and emit.c (loop nests of single ops), and small builder
+ * helpers. Later stages include only lower.h.
+ */
+#ifndef FUSE_LOWER_EMIT_H
+#define FUSE_LOWER_EMIT_H
+
+#include <llvm-c/Core.h>
+
+#include "lower.h"
+
+#define EMIT_MAX_AXES 64
+
+typedef struct Emit {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef bld;
+    LLVMTypeRef t_f32, t_i64, t_i1, t_ptr, t_void;
+    const IrProgram *p;
+    const LowerOptions *opt;
+    /* per op function */
+    LLVMValueRef fn;
+    const Op *op;
+    LLVMValueRef v_out;                      /* out buffer */
+    LLVMValueRef v_in[EMIT_MAX_AXES];        /* operand buffers */
+    LLVMValueRef v_counter[EMIT_MAX_AXES];   /* loop counters (i64), per loop axis */
+} Emit;
+
+/* A loop being emitted: counter from 0 to n-1, body in the header block. */
+typedef struct Loop {
+    int axis;
+    bool is_trivial;        /* size 1: no loop, counter is 0 */
+    LLVMBasicBlockRef header;
+    LLVMValueRef v_phi;
+} Loop;
+
+/* emit.c */
+/* Emits the internal function computing one op; returns it (NULL on failure). */
+LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name);
+
+/* Builder helpers (emit.c) */
+LLVMValueRef emit_f32(Emit *e, double v);
+LLVMValueRef emit_i64(Emit *e, int64_t v);
+LLVMValueRef emit_intrinsic1(Emit *e, const char *name, LLVMValueRef x);
+LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValueRef y);
+void emit_fast(LLVMValueRef inst);
+
+#endif /* FUSE_LOWER_EMIT_H */

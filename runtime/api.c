@@ -1,0 +1,421 @@
+/*
+ * api.c: the public API of include/fuse.h. Contexts, programs, runners and output
+ * maps wrap the runtime's plans (exec.c); every failure becomes a status plus a
+ * formatted diagnostic kept in the context.
+ */
+#include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit.h"
+#include "runtime.h"
+
+struct fuse_ctx {
+    JitSession *js;
+    pthread_mutex_t lock;  /* guards err */
+    char *err;             /* last diagnostic, formatted */
+    atomic_int next_runner;
+};
+
+struct fuse_program {
+    fuse_ctx *ctx;
+    char *text;
+    char *name;
+    char *dir;             /* the program file's directory, or NULL for text */
+    RtPlan *plan;          /* parsed and checked, not compiled */
+};
+
+struct fuse_runner {
+    fuse_ctx *ctx;
+    RtPlan *plan;
+};
+
+struct fuse_outputs {
+    size_t n;
+    char **names;
+    fuse_tensor *tensors;
+};
+
+/* ---- versions and names ---- */
+
+int fuse_version_number(void) { return FUSE_VERSION_NUMBER; }
+const char *fuse_version_string(void) { return FUSE_VERSION_STRING; }
+
+static const char *const STATUS_NAMES[] = {
+    "ok", "syntax error", "shape error", "I/O error", "out of memory", "JIT error",
+    "runtime error", "invalid argument", "unsupported",
+};
+_Static_assert(sizeof STATUS_NAMES / sizeof STATUS_NAMES[0] == FUSE_STATUS_COUNT,
+               "status names");
+
+const char *fuse_status_name(fuse_status status)
+{
+    return (unsigned)status < FUSE_STATUS_COUNT ? STATUS_NAMES[status] : "unknown status";
+}
+
+void fuse_free(void *p) { free(p); }
+
+/* ---- errors ---- */
+
+static void set_error_owned(fuse_ctx *ctx, char *msg)
+{
+    if (!ctx) {
+        free(msg);
+        return;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    free(ctx->err);
+    ctx->err = msg;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
+{
+    set_error_owned(ctx, rt_strprintf("error: %s", msg));
+    return st;
+}
+
+/* Takes the diagnostics of a plan into the context. */
+static fuse_status fail_plan(fuse_ctx *ctx, fuse_status st, const RtPlan *plan)
+{
+    char *text = plan && plan->dl.first ? fe_diags_format(&plan->dl) : NULL;
+    if (!text)
+        return fail(ctx, st, fuse_status_name(st));
+    size_t n = strlen(text);
+    while (n && text[n - 1] == '\n')
+        text[--n] = '\0';
+    set_error_owned(ctx, text);
+    return st;
+}
+
+const char *fuse_ctx_error(fuse_ctx *ctx)
+{
+    if (!ctx)
+        return "error: no context";
+    return ctx->err ? ctx->err : "";
+}
+
+/* ---- contexts ---- */
+
+fuse_status fuse_ctx_new(fuse_ctx **out)
+{
+    if (!out)
+        return FUSE_E_ARG;
+    *out = NULL;
+    fuse_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return FUSE_E_NOMEM;
+    pthread_mutex_init(&ctx->lock, NULL);
+    char *err = NULL;
+    fuse_status st = jit_session_new(&ctx->js, &err);
+    if (st != FUSE_OK) {
+        free(err);
+        pthread_mutex_destroy(&ctx->lock);
+        free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return FUSE_OK;
+}
+
+void fuse_ctx_free(fuse_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    jit_session_free(ctx->js);
+    free(ctx->err);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+/* ---- programs ---- */
+
+static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, const char *dir,
+                               fuse_program **out)
+{
+    fuse_program *prog = calloc(1, sizeof *prog);
+    if (!prog) {
+        free(text);
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    }
+    prog->ctx = ctx;
+    prog->text = text;
+    prog->name = strdup(name ? name : "<input>");
+    prog->dir = dir ? strdup(dir) : NULL;
+    if (!prog->name || (dir && !prog->dir)) {
+        fuse_program_free(prog);
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    }
+    fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
+                                 NULL, 0, NULL, NULL);
+    if (st != FUSE_OK) {
+        fail_plan(ctx, st, prog->plan);
+        fuse_program_free(prog);
+        return st;
+    }
+    *out = prog;
+    return FUSE_OK;
+}
+
+fuse_status fuse_program_from_text(fuse_ctx *ctx, const char *text, const char *name,
+                                   fuse_program **out)
+{
+    if (!ctx || !text || !out)
+        return fail(ctx, FUSE_E_ARG, "fuse_program_from_text: NULL argument");
+    *out = NULL;
+    char *copy = strdup(text);
+    if (!copy)
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    return program_new(ctx, copy, name, NULL, out);
+}
+
+fuse_status fuse_program_from_file(fuse_ctx *ctx, const char *path, fuse_program **out)
+{
+    if (!ctx || !path || !out)
+        return fail(ctx, FUSE_E_ARG, "fuse_program_from_file: NULL argument");
+    *out = NULL;
+    void *data = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    fuse_status st = rt_read_file(path, &data, &n, &err);
+    if (st != FUSE_OK) {
+        fail(ctx, st, err ? err : path);
+        free(err);
+        return st;
+    }
+    if (memchr(data, '\0', n)) {
+        free(data);
+        return fail(ctx, FUSE_E_SYNTAX, "the program file contains a NUL byte");
+    }
+    char *dircopy = strdup(path);
+    if (!dircopy) {
+        free(data);
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    }
+    st = program_new(ctx, data, path, dirname(dircopy), out);
+    free(dircopy);
+    return st;
+}
+
+void fuse_program_free(fuse_program *prog)
+{
+    if (!prog)
+        return;
+    rt_plan_free(prog->plan);
+    free(prog->text);
+    free(prog->name);
+    free(prog->dir);
+    free(prog);
+}
+
+fuse_status fuse_program_explain(fuse_program *prog, int json, char **out)
+{
+    if (!prog || !out)
+        return fail(prog ? prog->ctx : NULL, FUSE_E_ARG, "fuse_program_explain: NULL argument");
+    *out = ir_explain(prog->plan->ir, json != 0);
+    return *out ? FUSE_OK : fail(prog->ctx, FUSE_E_NOMEM, "out of memory");
+}
+
+fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out)
+{
+    if (!prog || !what || !out)
+        return fail(prog ? prog->ctx : NULL, FUSE_E_ARG, "fuse_program_dump: NULL argument");
+    if (strcmp(what, "ast") == 0)
+        *out = fe_ast_dump(&prog->plan->ast);
+    else if (strcmp(what, "ir") == 0)
+        *out = ir_dump(prog->plan->ir);
+    else
+        return fail(prog->ctx, FUSE_E_ARG, "dump: what must be \"ast\" or \"ir\"");
+    return *out ? FUSE_OK : fail(prog->ctx, FUSE_E_NOMEM, "out of memory");
+}
+
+/* ---- runners ---- */
+
+void fuse_config_init(fuse_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->write_sinks = 1;
+}
+
+fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
+                            const fuse_input *inputs, size_t n_inputs, fuse_runner **out)
+{
+    if (!prog || !out || (n_inputs && !inputs))
+        return fail(prog ? prog->ctx : NULL, FUSE_E_ARG, "fuse_runner_new: NULL argument");
+    *out = NULL;
+    fuse_config defaults;
+    fuse_config_init(&defaults);
+    if (!cfg)
+        cfg = &defaults;
+    fuse_runner *run = calloc(1, sizeof *run);
+    if (!run)
+        return fail(prog->ctx, FUSE_E_NOMEM, "out of memory");
+    run->ctx = prog->ctx;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "r%d_", atomic_fetch_add(&prog->ctx->next_runner, 1));
+    const char *base = cfg->base_dir ? cfg->base_dir : prog->dir;
+    const char *outd = cfg->out_dir ? cfg->out_dir : prog->dir;
+    fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
+                                 cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix);
+    if (st != FUSE_OK) {
+        fail_plan(prog->ctx, st, run->plan);
+        fuse_runner_free(run);
+        return st;
+    }
+    *out = run;
+    return FUSE_OK;
+}
+
+void fuse_runner_free(fuse_runner *run)
+{
+    if (!run)
+        return;
+    rt_plan_free(run->plan);
+    free(run);
+}
+
+fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char **out)
+{
+    if (!run || !what || !out)
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_emit: NULL argument");
+    *out = NULL;
+    if (strcmp(what, "llvm") && strcmp(what, "llvm-raw") && strcmp(what, "asm"))
+        return fail(run->ctx, FUSE_E_ARG, "emit: what must be llvm, llvm-raw or asm");
+    char *err = NULL;
+    fuse_status st = rt_plan_emit(run->plan, what, out, &err);
+    if (st != FUSE_OK) {
+        fail(run->ctx, st, err ? err : fuse_status_name(st));
+        free(err);
+    }
+    return st;
+}
+
+/* ---- outputs ---- */
+
+static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
+{
+    const IrProgram *p = run->plan->ir;
+    fuse_outputs *o = calloc(1, sizeof *o);
+    if (!o)
+        return FUSE_E_NOMEM;
+    *out = o;
+    o->names = calloc((size_t)p->n_exports + 1, sizeof *o->names);
+    o->tensors = calloc((size_t)p->n_exports + 1, sizeof *o->tensors);
+    if (!o->names || !o->tensors)
+        return FUSE_E_NOMEM;
+    for (int i = 0; i < p->n_exports; i++) {
+        const IrTensor *t = p->tensors[p->exports[i]];
+        fuse_status st = rt_tensor_from_f32(FUSE_F32, t->rank, t->shape, run->plan->bufs[t->id],
+                                            &o->tensors[i]);
+        o->names[i] = strdup(t->name);
+        o->n = (size_t)i + 1;
+        if (st != FUSE_OK || !o->names[i])
+            return FUSE_E_NOMEM;
+    }
+    return FUSE_OK;
+}
+
+fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                            fuse_outputs **out)
+{
+    if (!run || !out || (n_inputs && !inputs))
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run: NULL argument");
+    *out = NULL;
+    run->plan->dl.first = run->plan->dl.last = NULL;
+    run->plan->dl.n_errors = 0;
+    fuse_status st = rt_plan_run(run->plan, inputs, n_inputs);
+    if (st != FUSE_OK)
+        return fail_plan(run->ctx, st, run->plan);
+    fuse_outputs *o = NULL;
+    st = outputs_collect(run, &o);
+    if (st != FUSE_OK) {
+        fuse_outputs_free(o);
+        return fail(run->ctx, st, "out of memory");
+    }
+    *out = o;
+    return FUSE_OK;
+}
+
+size_t fuse_outputs_count(const fuse_outputs *out) { return out ? out->n : 0; }
+
+const char *fuse_outputs_name(const fuse_outputs *out, size_t i)
+{
+    return out && i < out->n ? out->names[i] : NULL;
+}
+
+const fuse_tensor *fuse_outputs_tensor(const fuse_outputs *out, size_t i)
+{
+    return out && i < out->n ? &out->tensors[i] : NULL;
+}
+
+const fuse_tensor *fuse_outputs_find(const fuse_outputs *out, const char *name)
+{
+    for (size_t i = 0; out && name && i < out->n; i++)
+        if (strcmp(out->names[i], name) == 0)
+            return &out->tensors[i];
+    return NULL;
+}
+
+void fuse_outputs_free(fuse_outputs *out)
+{
+    if (!out)
+        return;
+    for (size_t i = 0; i < out->n; i++) {
+        free(out->names[i]);
+        free(out->tensors[i].data);
+    }
+    free(out->names);
+    free(out->tensors);
+    free(out);
+}
+
+/* ---- files ---- */
+
+static fuse_status io_result(fuse_ctx *ctx, fuse_status st, char *err)
+{
+    if (st != FUSE_OK)
+        fail(ctx, st, err ? err : fuse_status_name(st));
+    free(err);
+    return st;
+}
+
+fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *path)
+{
+    if (!t || !path)
+        return fail(ctx, FUSE_E_ARG, "fuse_tensor_save: NULL argument");
+    const char *dot = strrchr(path, '.');
+    char *err = NULL;
+    fuse_status st;
+    if (dot && strcmp(dot, ".npy") == 0)
+        st = rt_npy_write(path, t, &err);
+    else if (dot && strcmp(dot, ".json") == 0)
+        st = rt_json_write(path, t, &err);
+    else if (dot && strcmp(dot, ".jsonl") == 0)
+        st = rt_jsonl_write(path, t, &err);
+    else
+        st = FUSE_E_ARG, err = rt_strprintf("%s: unsupported output format", path);
+    return io_result(ctx, st, err);
+}
+
+fuse_status fuse_outputs_save_npz(fuse_ctx *ctx, const fuse_outputs *out, const char *path)
+{
+    if (!out || !path)
+        return fail(ctx, FUSE_E_ARG, "fuse_outputs_save_npz: NULL argument");
+    char *err = NULL;
+    fuse_status st = rt_npz_write(path, (const char *const *)out->names, out->tensors,
+                                  (int)out->n, &err);
+    return io_result(ctx, st, err);
+}
+
+fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out)
+{
+    if (!path || !out)
+        return fail(ctx, FUSE_E_ARG, "fuse_tensor_load: NULL argument");
+    char *err = NULL;
+    return io_result(ctx, rt_npy_read(path, out, &err), err);
+}
