@@ -84,6 +84,7 @@ Op *ir_op_new(Builder *b, OpKind kind, int out)
     op->out = out;
     op->coef = 1.0;
     op->stmt = b->stmt;
+    op->concat_slot = -1;
     return op;
 }
 

@@ -442,6 +442,120 @@ static IrTensor *build_index_fn(Builder *b, const Expr *e)
     return t;
 }
 
+/* ---- concat ---- */
+
+static int find_name(const Value *v, const char *name)
+{
+    for (int s = 0; s < v->rank; s++)
+        if (strcmp(v->names[s], name) == 0)
+            return s;
+    return -1;
+}
+
+/* Output names: the first operand's, the concatenated slot named by the reference
+ * axes at that position (SPEC §5). */
+static bool concat_names(Builder *b, const Expr *call, const Value *v0, int slot,
+                         const NameList *ref, const char **names)
+{
+    for (int s = 0; s < v0->rank; s++)
+        names[s] = v0->names[s];
+    if (slot < ref->n)
+        names[slot] = ref->names[slot];
+    for (int s = 0; s < v0->rank; s++)
+        if (s != slot && strcmp(names[s], names[slot]) == 0) {
+            ir_fail(b, FUSE_E_SHAPE, call->span,
+                    "concat's result would have axis '%s' twice", names[s]);
+            return false;
+        }
+    return true;
+}
+
+/* One part: copies operand v into out, its concat axis a loop axis of its own. */
+static Op *concat_part(Builder *b, IrTensor *out, const Value *v0, Value *v, int slot,
+                       int vslot, int i)
+{
+    const char *out_names[FUSE_MAX_RANK], *in_names[FUSE_MAX_RANK];
+    const char *local = arena_printf(b->p->arena, "%%cat%d", i);
+    if (!local)
+        return NULL;
+    for (int s = 0; s < v->rank; s++)
+        in_names[s] = s == vslot ? local : v->names[s];
+    for (int s = 0; s < out->rank; s++) {
+        out_names[s] = s == slot ? local : v0->names[s];
+        if (s != slot && find_name(v, out_names[s]) < 0) {
+            ir_fail(b, FUSE_E_SHAPE, b->stmt->span, "concat operand %s lacks an axis",
+                    v->t->name);
+            return NULL;
+        }
+    }
+    Op *op = ir_op_new(b, OP_MAP, out->id);
+    if (!op || !ir_op_bind_out(b, op, out_names, out->rank) ||
+        !ir_value_operand(b, op, v->t, in_names, b->stmt->span))
+        return NULL;
+    op->fn = FN_COPY;
+    op->concat_slot = slot;
+    ir_group_push(b, op);
+    return op;
+}
+
+static bool concat_slots(Builder *b, const Expr *call, Value *vals, int n, int *slots)
+{
+    static const char *const kw[] = {"axis"};
+    const Kwarg *axis = kwarg_find(call, "axis");
+    if (!check_kwargs(b, call, kw, 1))
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (vals[i].rank != vals[0].rank || vals[i].rank == 0) {
+            ir_fail(b, FUSE_E_SHAPE, call->items[i]->span,
+                    "concat operands must have the same rank (at least 1)%s", "");
+            return false;
+        }
+        slots[i] = default_axis(b, &vals[i]);
+        if (axis && !axis_arg(b, axis->value, &vals[i], &slots[i]))
+            return false;
+    }
+    return true;
+}
+
+static IrTensor *build_concat(Builder *b, const Expr *call, const NameList *ref)
+{
+    int n = call->n_items;
+    if (n < 2) {
+        ir_fail(b, FUSE_E_UNSUPPORTED, call->span,
+                "concat needs at least two operands (one-argument merge is not supported yet)%s",
+                "");
+        return NULL;
+    }
+    Value *vals = arena_alloc(b->p->arena, sizeof *vals * (size_t)n);
+    int *slots = arena_alloc(b->p->arena, sizeof *slots * (size_t)n);
+    Concat *c = arena_alloc(b->p->arena, sizeof *c);
+    if (c)
+        c->parts = arena_alloc(b->p->arena, sizeof *c->parts * (size_t)n);
+    if (!vals || !slots || !c || !c->parts)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        if (!ir_build_value(b, call->items[i], ref, &vals[i]))
+            return NULL;
+    const char *names[FUSE_MAX_RANK];
+    if (!concat_slots(b, call, vals, n, slots) ||
+        !concat_names(b, call, &vals[0], slots[0], ref, names))
+        return NULL;
+    IrTensor *out = ir_temp_new(b, "concat", vals[0].rank, names, call->span);
+    if (!out)
+        return NULL;
+    *c = (Concat){.out = out->id, .slot = slots[0], .parts = c->parts, .span = call->span};
+    for (int i = 0; i < n; i++) {
+        c->parts[i] = concat_part(b, out, &vals[0], &vals[i], slots[0], slots[i], i);
+        if (!c->parts[i])
+            return NULL;
+        c->n_parts++;
+    }
+    IrProgram *p = b->p;
+    if (!arena_push_ptr(p->arena, (void ***)&p->concats, &p->n_concats, &p->cap_concats, c))
+        return NULL;
+    return out;
+}
+
 IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref)
 {
     if (call->kind == EX_INDEXFN)
@@ -459,6 +573,13 @@ IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref)
         return build_const(b, call, ref);
     if (strcasecmp(call->name, "causal_mask") == 0)
         return build_causal_mask(b, call, ref);
+    if (strcasecmp(call->name, "concat") == 0)
+        return build_concat(b, call, ref);
+    if (strcasecmp(call->name, "topk") == 0) {
+        ir_fail(b, FUSE_E_SHAPE, call->span,
+                "topk is only allowed as a whole sink expression (\"out.jsonl\" = topk(...))%s", "");
+        return NULL;
+    }
     if (fe_is_builtin(call->name)) {
         ir_fail(b, FUSE_E_UNSUPPORTED, call->span, "builtin '%s' is not supported yet",
                 call->name);

@@ -119,7 +119,19 @@ typedef struct Op {
     int axis;                      /* OP_SOFTMAX: out slot normalised */
     const Stmt *stmt;              /* the statement it comes from */
     bool is_contribution;          /* writes the group's LHS (not a temporary) */
+    int concat_slot;               /* out slot written at an offset (concat part), or -1 */
+    int64_t out_offset[FUSE_MAX_RANK]; /* added to out positions (concat parts) */
 } Op;
+
+/* A concatenation: the size of out's slot is the sum of the parts' sizes there,
+ * and part i writes at the sum of the sizes before it. */
+typedef struct Concat {
+    int out;
+    int slot;
+    Op **parts;
+    int n_parts;
+    Span span;
+} Concat;
 
 typedef struct Group {
     int tensor;      /* the LHS tensor, or the sink's value */
@@ -158,6 +170,8 @@ typedef struct IrProgram {
     int n_sink_groups, cap_sink_groups;
     Sink **sinks;
     int n_sinks, cap_sinks;
+    Concat **concats;
+    int n_concats, cap_concats;
     int *exports;         /* tensor ids, in program order */
     int n_exports, cap_exports;
     int n_vars;           /* size variables */

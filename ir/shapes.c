@@ -126,7 +126,9 @@ static void unify_op(Solver *s, const Op *op)
     Span at = op->stmt ? op->stmt->span : (Span){0};
     const IrTensor *out = s->p->tensors[op->out];
     for (int k = 0; k < out->rank; k++)
-        unify(s, op->axes[op->out_axis[k]].var, out->var[k], at, op->axes[op->out_axis[k]].name);
+        if (k != op->concat_slot)
+            unify(s, op->axes[op->out_axis[k]].var, out->var[k], at,
+                  op->axes[op->out_axis[k]].name);
     for (int i = 0; i < op->n_in; i++) {
         const Operand *o = &op->in[i];
         const IrTensor *t = s->p->tensors[o->tensor];
@@ -194,6 +196,48 @@ static void resolve_group(Solver *s, Group *g)
     }
 }
 
+/* Sizes a concatenation once its parts are sized; false while they are not. */
+static bool resolve_concat(Solver *s, const Concat *c)
+{
+    int64_t total = 0, sizes[64];
+    for (int i = 0; i < c->n_parts && i < 64; i++) {
+        const Op *op = c->parts[i];
+        sizes[i] = class_size(s, op->axes[op->out_axis[c->slot]].var);
+        if (sizes[i] < 0)
+            return false;
+        total += sizes[i];
+    }
+    if (c->n_parts > 64)
+        return false;
+    const IrTensor *out = s->p->tensors[c->out];
+    Bound b = {total, "concat(...)", c->span};
+    add_bound(s, find(s, out->var[c->slot]), &b, false, c->span, out->axis_names[c->slot]);
+    int64_t offset = 0;
+    for (int i = 0; i < c->n_parts; i++) {
+        c->parts[i]->out_offset[c->slot] = offset;
+        offset += sizes[i];
+    }
+    return true;
+}
+
+/* Concatenations may feed each other: resolve until nothing changes. */
+static void resolve_concats(Solver *s)
+{
+    IrProgram *p = s->p;
+    bool *done = calloc((size_t)p->n_concats + 1, sizeof *done);
+    if (!done) {
+        s->status = FUSE_E_NOMEM;
+        return;
+    }
+    for (bool progress = true; progress && s->status == FUSE_OK;) {
+        progress = false;
+        for (int i = 0; i < p->n_concats && s->status == FUSE_OK; i++)
+            if (!done[i] && resolve_concat(s, p->concats[i]))
+                done[i] = progress = true;
+    }
+    free(done);
+}
+
 static void solve(Solver *s, const ShapeFact *facts)
 {
     IrProgram *p = s->p;
@@ -211,6 +255,8 @@ static void solve(Solver *s, const ShapeFact *facts)
             for (int i = 0; i < gs[g]->n_ops && s->status == FUSE_OK; i++)
                 unify_op(s, gs[g]->ops[i]);
     }
+    if (s->status == FUSE_OK)
+        resolve_concats(s);
     for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++)
         resolve_tensor(s, p->tensors[i]);
     for (int g = 0; g < p->n_groups && s->status == FUSE_OK; g++)

@@ -160,8 +160,10 @@ static LLVMValueRef out_addr(Emit *e)
     strides_of(t, stride);
     LLVMValueRef off = emit_i64(e, 0);
     for (int k = 0; k < t->rank; k++) {
-        LLVMValueRef term = LLVMBuildMul(e->bld, e->v_counter[e->op->out_axis[k]],
-                                         emit_i64(e, stride[k]), "v.term");
+        LLVMValueRef idx = e->v_counter[e->op->out_axis[k]];
+        if (e->op->out_offset[k])
+            idx = LLVMBuildAdd(e->bld, idx, emit_i64(e, e->op->out_offset[k]), "v.at");
+        LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
     return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_out, &off, 1, "v.out");

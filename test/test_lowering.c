@@ -383,6 +383,23 @@ START_TEST(test_emit_llvm_and_asm)
 }
 END_TEST
 
+START_TEST(test_concat_named_and_positional)
+{
+    fuse_outputs *o = run("A[e,o] = const([[1,2],[3,4]])\nB[e,o] = const([[5,6],[7,8],[9,10]])\n"
+                          "C[e,o] = concat(A[e,o], B[e,o], axis=0)\n"
+                          "D[e,o] = concat(A[e,o], A[e,o], axis=o)\n"
+                          "V[d] = concat(A[0,d], B[2,d], A[1,d])\nexport C\nexport D\nexport V\n",
+                          NULL, 0);
+    double c[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    double d[8] = {1, 2, 1, 2, 3, 4, 3, 4};
+    double v[6] = {1, 2, 9, 10, 3, 4};
+    assert_close(get(o, "C", 2, (int64_t[]){5, 2}), c, 10);
+    assert_close(get(o, "D", 2, (int64_t[]){2, 4}), d, 8);
+    assert_close(get(o, "V", 1, (int64_t[]){6}), v, 6);
+    fuse_outputs_free(o);
+}
+END_TEST
+
 static Suite *lowering_suite(void)
 {
     Suite *s = suite_create("lowering");
@@ -401,6 +418,7 @@ static Suite *lowering_suite(void)
     tcase_add_test(tc, test_recursion_single_sweep_reads_zeros);
     tcase_add_test(tc, test_runner_reuse_with_new_inputs);
     tcase_add_test(tc, test_emit_llvm_and_asm);
+    tcase_add_test(tc, test_concat_named_and_positional);
     suite_add_tcase(s, tc);
     return s;
 }
