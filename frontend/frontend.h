@@ -135,11 +135,13 @@ void fe_lex_init(Lexer *lx, Arena *arena, const Source *src);
  * returned, again on every later call. A malformed token comes back with tok->err
  * set and lexing continues after it. Returns FUSE_E_NOMEM (arena full) or FUSE_OK. */
 fuse_status fe_lex_next(Lexer *lx, Token *tok);
-/* Tokenises all of src into an arena array ending with TK_EOF. When dl is not NULL,
+/* Tokenises all of src into an array ending with TK_EOF. Decoded strings and error
+ * messages are allocated in `arena`, the array itself in `array_arena` (the same
+ * arena, or a scratch arena so the array can be freed early). When dl is not NULL,
  * each malformed token's error is appended to dl and the result is FUSE_E_SYNTAX
  * (the array is still complete). */
-fuse_status fe_lex_all(Arena *arena, const Source *src, DiagList *dl, Token **toks,
-                       int *n_toks);
+fuse_status fe_lex_all(Arena *arena, Arena *array_arena, const Source *src, DiagList *dl,
+                       Token **toks, int *n_toks);
 /* "name", "number", ... for messages and tests. */
 const char *fe_tok_kind_name(TokKind kind);
 

@@ -258,8 +258,10 @@ static bool terms_multiply(Builder *b, TermList *acc, const TermList *rhs)
             Term *t = term_new(b, x->coef * y->coef, x->n + y->n);
             if (!t)
                 return false;
-            memcpy(t->factors, x->factors, sizeof *t->factors * (size_t)x->n);
-            memcpy(t->factors + x->n, y->factors, sizeof *t->factors * (size_t)y->n);
+            if (x->n)
+                memcpy(t->factors, x->factors, sizeof *t->factors * (size_t)x->n);
+            if (y->n)
+                memcpy(t->factors + x->n, y->factors, sizeof *t->factors * (size_t)y->n);
             if (!terms_push(b, &out, t))
                 return false;
         }

@@ -72,5 +72,21 @@ IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref);
 bool ir_build_value(Builder *b, const Expr *e, const NameList *ref, Value *out);
 /* Builds one group per sink statement. */
 void ir_build_sinks(Builder *b);
+/* Argument helpers; each reports a positioned error and returns false/NULL. */
+const Kwarg *ir_kwarg_find(const Expr *call, const char *name);
+bool ir_check_kwargs(Builder *b, const Expr *call, const char *const *allowed, int n);
+bool ir_check_positional(Builder *b, const Expr *call, int min, int max);
+/* The slot of x an axis= value names (a name, a string or a position). */
+bool ir_axis_arg(Builder *b, const Expr *v, const Value *x, int *slot);
+/* The first dotted LHS axis if x has it, else x's last slot (SPEC §5). */
+int ir_default_axis(Builder *b, const Value *x);
+/* A temporary with x's axes and an OP_MAP (not yet pushed) reading x into it. */
+IrTensor *ir_map_output(Builder *b, const char *what, Value *x, Op **op_out);
+
+/* builtins.c */
+typedef IrTensor *(*BuiltinBuild)(Builder *b, const Expr *call, const NameList *ref);
+/* The builder of the builtins defined in builtins.c (reductions, normalisers, case,
+ * attention, rope), or NULL. Names are case-insensitive. */
+BuiltinBuild ir_builtin_find(const char *name);
 
 #endif /* FUSE_IR_BUILD_H */

@@ -162,7 +162,7 @@ bool ir_build_value(Builder *b, const Expr *e, const NameList *ref, Value *out)
 
 /* ---- argument helpers ---- */
 
-static const Kwarg *kwarg_find(const Expr *call, const char *name)
+const Kwarg *ir_kwarg_find(const Expr *call, const char *name)
 {
     for (int i = 0; i < call->n_kwargs; i++)
         if (strcmp(call->kwargs[i].name, name) == 0)
@@ -170,7 +170,7 @@ static const Kwarg *kwarg_find(const Expr *call, const char *name)
     return NULL;
 }
 
-static bool check_kwargs(Builder *b, const Expr *call, const char *const *allowed, int n)
+bool ir_check_kwargs(Builder *b, const Expr *call, const char *const *allowed, int n)
 {
     for (int i = 0; i < call->n_kwargs; i++) {
         bool ok = false;
@@ -186,7 +186,7 @@ static bool check_kwargs(Builder *b, const Expr *call, const char *const *allowe
     return true;
 }
 
-static bool check_positional(Builder *b, const Expr *call, int min, int max)
+bool ir_check_positional(Builder *b, const Expr *call, int min, int max)
 {
     if (call->n_items >= min && call->n_items <= max)
         return true;
@@ -200,7 +200,7 @@ static bool check_positional(Builder *b, const Expr *call, int min, int max)
 }
 
 /* The name an axis argument gives: a bare name, a string, or a position. */
-static bool axis_arg(Builder *b, const Expr *v, const Value *x, int *slot)
+bool ir_axis_arg(Builder *b, const Expr *v, const Value *x, int *slot)
 {
     if (v->kind == EX_NUMBER && v->is_int) {
         int64_t k = (int64_t)v->num;
@@ -230,7 +230,7 @@ static bool axis_arg(Builder *b, const Expr *v, const Value *x, int *slot)
 
 /* Default normalisation axis: the first dotted LHS axis if the argument has it,
  * else the argument's last axis (SPEC §5). */
-static int default_axis(Builder *b, const Value *x)
+int ir_default_axis(Builder *b, const Value *x)
 {
     const Stmt *st = b->stmt;
     if (st && st->kind == ST_EQUATION)
@@ -244,7 +244,7 @@ static int default_axis(Builder *b, const Value *x)
 
 /* ---- builtins ---- */
 
-static IrTensor *map_output(Builder *b, const char *what, Value *x, Op **op_out)
+IrTensor *ir_map_output(Builder *b, const char *what, Value *x, Op **op_out)
 {
     IrTensor *out = ir_temp_new(b, what, x->rank, x->names, b->stmt->span);
     Op *op = out ? ir_op_new(b, OP_MAP, out->id) : NULL;
@@ -258,7 +258,7 @@ static IrTensor *map_output(Builder *b, const char *what, Value *x, Op **op_out)
 /* sig's temperature: a number, or a scalar tensor read as a second operand. */
 static bool sig_temperature(Builder *b, const Expr *call, Op *op, const NameList *ref)
 {
-    const Kwarg *kw = kwarg_find(call, "T");
+    const Kwarg *kw = ir_kwarg_find(call, "T");
     const Expr *t = call->n_items == 2 ? call->items[1] : kw ? kw->value : NULL;
     if (!t)
         return true; /* no T and no schedule: the hard threshold */
@@ -280,14 +280,14 @@ static IrTensor *build_map(Builder *b, const Expr *call, MapFn fn, const NameLis
 {
     static const char *const sig_kw[] = {"T"};
     bool is_sig = fn == FN_SIG;
-    if (!check_positional(b, call, 1, is_sig ? 2 : 1) ||
-        !check_kwargs(b, call, sig_kw, is_sig ? 1 : 0))
+    if (!ir_check_positional(b, call, 1, is_sig ? 2 : 1) ||
+        !ir_check_kwargs(b, call, sig_kw, is_sig ? 1 : 0))
         return NULL;
     Value x;
     Op *op;
     if (!ir_build_value(b, call->items[0], ref, &x))
         return NULL;
-    IrTensor *out = map_output(b, ir_map_fn_name(fn), &x, &op);
+    IrTensor *out = ir_map_output(b, ir_map_fn_name(fn), &x, &op);
     if (!out)
         return NULL;
     op->fn = fn;
@@ -301,19 +301,19 @@ static IrTensor *build_softmax(Builder *b, const Expr *call, const NameList *ref
 {
     static const char *const kw[] = {"axis"};
     Value x;
-    if (!check_positional(b, call, 1, 1) || !check_kwargs(b, call, kw, 1) ||
+    if (!ir_check_positional(b, call, 1, 1) || !ir_check_kwargs(b, call, kw, 1) ||
         !ir_build_value(b, call->items[0], ref, &x))
         return NULL;
     if (x.rank == 0) {
         ir_fail(b, FUSE_E_SHAPE, call->span, "softmax needs an argument with an axis%s", "");
         return NULL;
     }
-    int slot = default_axis(b, &x);
-    const Kwarg *axis = kwarg_find(call, "axis");
-    if (axis && !axis_arg(b, axis->value, &x, &slot))
+    int slot = ir_default_axis(b, &x);
+    const Kwarg *axis = ir_kwarg_find(call, "axis");
+    if (axis && !ir_axis_arg(b, axis->value, &x, &slot))
         return NULL;
     Op *op;
-    IrTensor *out = map_output(b, "softmax", &x, &op);
+    IrTensor *out = ir_map_output(b, "softmax", &x, &op);
     if (!out)
         return NULL;
     op->kind = OP_SOFTMAX;
@@ -372,7 +372,7 @@ static bool positional_names(Builder *b, const Expr *call, int rank, const NameL
 
 static IrTensor *build_const(Builder *b, const Expr *call, const NameList *ref)
 {
-    if (!check_positional(b, call, 1, 1) || !check_kwargs(b, call, NULL, 0))
+    if (!ir_check_positional(b, call, 1, 1) || !ir_check_kwargs(b, call, NULL, 0))
         return NULL;
     int rank = -1;
     int64_t shape[FUSE_MAX_RANK];
@@ -407,7 +407,7 @@ static IrTensor *build_const(Builder *b, const Expr *call, const NameList *ref)
 
 static IrTensor *build_causal_mask(Builder *b, const Expr *call, const NameList *ref)
 {
-    if (!check_positional(b, call, 1, 1) || !check_kwargs(b, call, NULL, 0))
+    if (!ir_check_positional(b, call, 1, 1) || !ir_check_kwargs(b, call, NULL, 0))
         return NULL;
     const Expr *l = call->items[0];
     if (l->kind != EX_NUMBER || !l->is_int || l->num < 1 || l->num > 1e8) {
@@ -501,8 +501,8 @@ static Op *concat_part(Builder *b, IrTensor *out, const Value *v0, Value *v, int
 static bool concat_slots(Builder *b, const Expr *call, Value *vals, int n, int *slots)
 {
     static const char *const kw[] = {"axis"};
-    const Kwarg *axis = kwarg_find(call, "axis");
-    if (!check_kwargs(b, call, kw, 1))
+    const Kwarg *axis = ir_kwarg_find(call, "axis");
+    if (!ir_check_kwargs(b, call, kw, 1))
         return false;
     for (int i = 0; i < n; i++) {
         if (vals[i].rank != vals[0].rank || vals[i].rank == 0) {
@@ -510,8 +510,8 @@ static bool concat_slots(Builder *b, const Expr *call, Value *vals, int n, int *
                     "concat operands must have the same rank (at least 1)%s", "");
             return false;
         }
-        slots[i] = default_axis(b, &vals[i]);
-        if (axis && !axis_arg(b, axis->value, &vals[i], &slots[i]))
+        slots[i] = ir_default_axis(b, &vals[i]);
+        if (axis && !ir_axis_arg(b, axis->value, &vals[i], &slots[i]))
             return false;
     }
     return true;
@@ -575,6 +575,9 @@ IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref)
         return build_causal_mask(b, call, ref);
     if (strcasecmp(call->name, "concat") == 0)
         return build_concat(b, call, ref);
+    BuiltinBuild more = ir_builtin_find(call->name);
+    if (more)
+        return more(b, call, ref);
     if (strcasecmp(call->name, "topk") == 0) {
         ir_fail(b, FUSE_E_SHAPE, call->span,
                 "topk is only allowed as a whole sink expression (\"out.jsonl\" = topk(...))%s", "");
@@ -628,8 +631,8 @@ static void build_sink(Builder *b, const Stmt *st)
     const Expr *e = st->rhs;
     if (e->kind == EX_CALL && strcasecmp(e->name, "topk") == 0) {
         static const char *const kw[] = {"k"};
-        const Kwarg *k = kwarg_find(e, "k");
-        if (!check_positional(b, e, 1, 1) || !check_kwargs(b, e, kw, 1))
+        const Kwarg *k = ir_kwarg_find(e, "k");
+        if (!ir_check_positional(b, e, 1, 1) || !ir_check_kwargs(b, e, kw, 1))
             return;
         if (k && (k->value->kind != EX_NUMBER || !k->value->is_int || k->value->num < 1)) {
             ir_fail(b, FUSE_E_SHAPE, k->span, "topk's k must be a positive integer%s", "");

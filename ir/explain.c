@@ -20,6 +20,12 @@ _Static_assert(sizeof MAP_FN_NAMES / sizeof MAP_FN_NAMES[0] == FN_COUNT, "MapFn 
 static const char *const REDUCE_NAMES[] = {"sum", "max", "avg"};
 _Static_assert(sizeof REDUCE_NAMES / sizeof REDUCE_NAMES[0] == RED_COUNT, "ReduceOp names");
 
+static const char *const OP_KIND_NAMES[] = {
+    "join", "map", "softmax", "lnorm", "masked_softmax", "case", "rope",
+};
+_Static_assert(sizeof OP_KIND_NAMES / sizeof OP_KIND_NAMES[0] == OP_COUNT, "OpKind names");
+
+const char *ir_op_kind_name(OpKind k) { return k < OP_COUNT ? OP_KIND_NAMES[k] : "?"; }
 const char *ir_map_fn_name(MapFn fn) { return fn < FN_COUNT ? MAP_FN_NAMES[fn] : "?"; }
 const char *ir_reduce_name(ReduceOp r) { return r < RED_COUNT ? REDUCE_NAMES[r] : "?"; }
 
@@ -305,8 +311,7 @@ static void dump_operand(const IrProgram *p, const Op *op, const Operand *o, Buf
 static void dump_op(const IrProgram *p, const Op *op, Buf *b)
 {
     const IrTensor *out = p->tensors[op->out];
-    bprintf(b, "    %s %s[", op->kind == OP_JOIN ? "join" : op->kind == OP_MAP ? "map" : "softmax",
-            out->name);
+    bprintf(b, "    %s %s[", ir_op_kind_name(op->kind), out->name);
     for (int k = 0; k < out->rank; k++)
         bprintf(b, "%s%s", k ? "," : "", op->axes[op->out_axis[k]].name);
     bprintf(b, "] loops(");
@@ -314,11 +319,16 @@ static void dump_op(const IrProgram *p, const Op *op, Buf *b)
         bprintf(b, "%s%s:%lld", a ? "," : "", op->axes[a].name, (long long)op->axes[a].size);
     bprintf(b, ")");
     if (op->kind == OP_JOIN)
-        bprintf(b, " %s coef=%g%s%s", ir_reduce_name(op->red), op->coef,
-                op->is_init ? " init" : "", op->is_bool_out ? " bool" : "");
+        bprintf(b, " %s coef=%g%s%s%s", ir_reduce_name(op->red), op->coef,
+                op->is_rsqrt_scaled ? "/sqrt(n)" : "", op->is_init ? " init" : "",
+                op->is_bool_out ? " bool" : "");
     else if (op->kind == OP_MAP)
         bprintf(b, " fn=%s", ir_map_fn_name(op->fn));
-    else
+    else if (op->kind == OP_LNORM || op->kind == OP_ROPE)
+        bprintf(b, " axis=%d param=%g", op->axis, op->param[0]);
+    else if (op->kind == OP_MSOFTMAX)
+        bprintf(b, " axis=%d%s", op->axis, op->param[1] != 0 ? " fill" : "");
+    else if (op->kind == OP_SOFTMAX)
         bprintf(b, " axis=%d", op->axis);
     for (int i = 0; i < op->n_in; i++)
         dump_operand(p, op, &op->in[i], b);

@@ -99,6 +99,16 @@ typedef enum OpKind {
     OP_JOIN,    /* out[o] (=|+=) coef * reduce_{projected} prod(in) */
     OP_MAP,     /* out[o] = fn(in...) over all loop axes (all are out axes) */
     OP_SOFTMAX, /* out = softmax(in) along out slot `axis` */
+    OP_LNORM,   /* out = (in - mean) / sqrt(var + param[0]) along out slot `axis` */
+    OP_MSOFTMAX,/* masked softmax along out slot `axis`: in[0] = x, in[1] = mask (kept where
+                   nonzero; its axes are out axes); param[0] = fill, used only when
+                   param[1] != 0 (masked entries then enter the sum with value fill);
+                   masked entries are 0, a fully masked row is all 0 */
+    OP_CASE,    /* in = c1, v1, c2, v2, ... [, default]: the first nonzero c wins, else
+                   the default (0 when n_in is even); every operand axis is an out axis */
+    OP_ROPE,    /* rotary embedding of in[0]: position = out slot 0, features = out slot
+                   `axis` (size d); feature k pairs with k + d/2, angle
+                   pos * param[0]^(-2k/d); with an odd d the last feature is copied */
     OP_COUNT
 } OpKind;
 
@@ -115,8 +125,10 @@ typedef struct Op {
     bool is_init;                  /* first contribution: overwrite instead of add */
     bool is_bool_out;              /* threshold the contribution (> 0) and OR it in */
     MapFn fn;                      /* OP_MAP */
-    double param[2];               /* OP_MAP parameters (sig: T) */
-    int axis;                      /* OP_SOFTMAX: out slot normalised */
+    double param[2];               /* OP_MAP (sig: T), OP_LNORM, OP_MSOFTMAX, OP_ROPE */
+    int axis;                      /* OP_SOFTMAX, OP_LNORM, OP_MSOFTMAX, OP_ROPE: out slot */
+    bool is_rsqrt_scaled;          /* OP_JOIN: coef also divided by sqrt(projected cells)
+                                      (attention's default scale 1/sqrt(d)) */
     const Stmt *stmt;              /* the statement it comes from */
     bool is_contribution;          /* writes the group's LHS (not a temporary) */
     int concat_slot;               /* out slot written at an offset (concat part), or -1 */
@@ -205,7 +217,13 @@ char *ir_explain(const IrProgram *p, bool json);
 /* The IR as text (tensors with shapes, groups with their ops). malloc'd. */
 char *ir_dump(const IrProgram *p);
 
+/* ---- builtins.c: checks that need sizes ----
+ * requires: ir_infer_shapes; provides: positioned errors for builtins whose
+ * arguments are valid only for some sizes (rope's feature axis must be even). */
+fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
+
 /* Names for messages and dumps. */
+const char *ir_op_kind_name(OpKind k);
 const char *ir_map_fn_name(MapFn fn);
 const char *ir_reduce_name(ReduceOp r);
 

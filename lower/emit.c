@@ -60,7 +60,7 @@ static LLVMValueRef libm1(Emit *e, const char *name, LLVMValueRef x)
     return LLVMBuildCall2(e->bld, fty, fn, &x, 1, "v.libm");
 }
 
-static LLVMValueRef entry_alloca(Emit *e, const char *name)
+LLVMValueRef emit_entry_alloca(Emit *e, const char *name)
 {
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(e->bld);
     LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
@@ -76,7 +76,7 @@ static LLVMValueRef entry_alloca(Emit *e, const char *name)
 
 /* ---- loops ---- */
 
-static Loop loop_begin(Emit *e, int axis)
+Loop emit_loop_begin(Emit *e, int axis)
 {
     Loop l = {.axis = axis};
     if (e->op->axes[axis].size == 1) {
@@ -97,7 +97,7 @@ static Loop loop_begin(Emit *e, int axis)
     return l;
 }
 
-static void loop_end(Emit *e, Loop *l)
+void emit_loop_end(Emit *e, Loop *l)
 {
     if (l->is_trivial)
         return;
@@ -123,7 +123,7 @@ static void strides_of(const IrTensor *t, int64_t *stride)
 }
 
 /* Loads operand i at the current counters; 0 where a shifted read leaves range. */
-static LLVMValueRef load_operand(Emit *e, int i)
+LLVMValueRef emit_load_operand(Emit *e, int i)
 {
     const Operand *o = &e->op->in[i];
     const IrTensor *t = e->p->tensors[o->tensor];
@@ -153,7 +153,7 @@ static LLVMValueRef load_operand(Emit *e, int i)
 }
 
 /* Address of the current output cell. */
-static LLVMValueRef out_addr(Emit *e)
+LLVMValueRef emit_out_addr(Emit *e)
 {
     const IrTensor *t = e->p->tensors[e->op->out];
     int64_t stride[FUSE_MAX_RANK];
@@ -174,7 +174,7 @@ static LLVMValueRef product(Emit *e)
 {
     LLVMValueRef v = NULL;
     for (int i = 0; i < e->op->n_in; i++) {
-        LLVMValueRef x = load_operand(e, i);
+        LLVMValueRef x = emit_load_operand(e, i);
         v = v ? LLVMBuildFMul(e->bld, v, x, "v.prod") : x;
         emit_fast(v);
     }
@@ -220,22 +220,31 @@ static int64_t order_cells(const Emit *e, const Order *o)
 static void begin_all(Emit *e, const Order *o, Loop *loops)
 {
     for (int i = 0; i < o->n; i++)
-        loops[i] = loop_begin(e, o->axis[i]);
+        loops[i] = emit_loop_begin(e, o->axis[i]);
 }
 
 static void end_all(Emit *e, const Order *o, Loop *loops)
 {
     for (int i = o->n - 1; i >= 0; i--)
-        loop_end(e, &loops[i]);
+        emit_loop_end(e, &loops[i]);
 }
 
 /* ---- JOIN ---- */
+
+/* The op's coefficient, with attention's 1/sqrt(d) where asked (d: projected cells). */
+static double join_coef(const Emit *e, const Order *proj)
+{
+    double c = e->op->coef;
+    if (e->op->is_rsqrt_scaled)
+        c /= sqrt((double)order_cells(e, proj));
+    return c;
+}
 
 static void zero_output(Emit *e, const Order *out_axes)
 {
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, out_axes, loops);
-    LLVMBuildStore(e->bld, emit_f32(e, 0.0), out_addr(e));
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), emit_out_addr(e));
     end_all(e, out_axes, loops);
 }
 
@@ -254,11 +263,12 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, &all, loops);
     LLVMValueRef v = product(e);
-    if (e->op->coef != 1.0) {
-        v = LLVMBuildFMul(e->bld, v, emit_f32(e, e->op->coef), "v.scaled");
+    double coef = join_coef(e, proj);
+    if (coef != 1.0) {
+        v = LLVMBuildFMul(e->bld, v, emit_f32(e, coef), "v.scaled");
         emit_fast(v);
     }
-    LLVMValueRef addr = out_addr(e);
+    LLVMValueRef addr = emit_out_addr(e);
     LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
     LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.acc");
     emit_fast(sum);
@@ -270,7 +280,7 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
 static void store_contribution(Emit *e, LLVMValueRef v)
 {
     const Op *op = e->op;
-    LLVMValueRef addr = out_addr(e);
+    LLVMValueRef addr = emit_out_addr(e);
     if (op->is_bool_out)
         v = LLVMBuildUIToFP(e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, v, emit_f32(e, 0.0), "v.pos"),
                             e->t_f32, "v.bool");
@@ -286,7 +296,7 @@ static void store_contribution(Emit *e, LLVMValueRef v)
 static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *proj)
 {
     const Op *op = e->op;
-    LLVMValueRef acc = entry_alloca(e, "v.accp");
+    LLVMValueRef acc = emit_entry_alloca(e, "v.accp");
     Loop outer[EMIT_MAX_AXES], inner[EMIT_MAX_AXES];
     begin_all(e, out_axes, outer);
     LLVMBuildStore(e->bld, emit_f32(e, op->red == RED_MAX ? -INFINITY : 0.0), acc);
@@ -298,7 +308,7 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     emit_fast(next);
     LLVMBuildStore(e->bld, next, acc);
     end_all(e, proj, inner);
-    double scale = op->coef;
+    double scale = join_coef(e, proj);
     if (op->red == RED_AVG)
         scale /= (double)order_cells(e, proj);
     LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.red");
@@ -327,7 +337,7 @@ static LLVMValueRef cmp_to_f32(Emit *e, LLVMValueRef c)
 
 static LLVMValueRef map_sig(Emit *e, LLVMValueRef x)
 {
-    LLVMValueRef t = e->op->n_in > 1 ? load_operand(e, 1) : emit_f32(e, e->op->param[0]);
+    LLVMValueRef t = e->op->n_in > 1 ? emit_load_operand(e, 1) : emit_f32(e, e->op->param[0]);
     LLVMValueRef hard = cmp_to_f32(e, LLVMBuildFCmp(e->bld, LLVMRealOGT, x, emit_f32(e, 0.0), "v.gt"));
     LLVMValueRef z = LLVMBuildFDiv(e->bld, LLVMBuildFNeg(e->bld, x, "v.negx"), t, "v.z");
     LLVMValueRef den = LLVMBuildFAdd(e->bld, emit_f32(e, 1.0), emit_intrinsic1(e, "llvm.exp", z), "v.den");
@@ -385,8 +395,8 @@ static void emit_map(Emit *e)
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, &out_axes, loops);
     bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
-    LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, load_operand(e, 0));
-    LLVMBuildStore(e->bld, v, out_addr(e));
+    LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
+    LLVMBuildStore(e->bld, v, emit_out_addr(e));
     end_all(e, &out_axes, loops);
 }
 
@@ -395,14 +405,14 @@ static void emit_map(Emit *e)
 /* One pass along the softmax axis; `pass` 0: max, 1: exp and sum, 2: scale. */
 static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRef s)
 {
-    Loop l = loop_begin(e, axis);
-    LLVMValueRef addr = out_addr(e);
+    Loop l = emit_loop_begin(e, axis);
+    LLVMValueRef addr = emit_out_addr(e);
     if (pass == 0) {
-        LLVMValueRef x = load_operand(e, 0);
+        LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef cur = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
         LLVMBuildStore(e->bld, emit_intrinsic2(e, "llvm.maxnum", cur, x), m);
     } else if (pass == 1) {
-        LLVMValueRef x = load_operand(e, 0);
+        LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
         LLVMValueRef ex = emit_intrinsic1(e, "llvm.exp", LLVMBuildFSub(e->bld, x, mv, "v.d"));
         LLVMBuildStore(e->bld, ex, addr);
@@ -415,7 +425,7 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
         LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.e");
         LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
     }
-    loop_end(e, &l);
+    emit_loop_end(e, &l);
 }
 
 static void emit_softmax(Emit *e)
@@ -426,7 +436,7 @@ static void emit_softmax(Emit *e)
     for (int k = 0; k < t->rank; k++)
         if (e->op->out_axis[k] != axis && !order_has(&rows, e->op->out_axis[k]))
             rows.axis[rows.n++] = e->op->out_axis[k];
-    LLVMValueRef m = entry_alloca(e, "v.maxp"), s = entry_alloca(e, "v.sump");
+    LLVMValueRef m = emit_entry_alloca(e, "v.maxp"), s = emit_entry_alloca(e, "v.sump");
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, &rows, loops);
     LLVMBuildStore(e->bld, emit_f32(e, -INFINITY), m);
@@ -477,12 +487,16 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
         e->v_in[i] = LLVMGetParam(e->fn, (unsigned)i + 1);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     if (!op_is_empty(op)) {
-        if (op->kind == OP_JOIN)
-            emit_join(e);
-        else if (op->kind == OP_MAP)
-            emit_map(e);
-        else
-            emit_softmax(e);
+        switch (op->kind) {
+        case OP_JOIN: emit_join(e); break;
+        case OP_MAP: emit_map(e); break;
+        case OP_SOFTMAX: emit_softmax(e); break;
+        case OP_LNORM: emit_lnorm(e); break;
+        case OP_MSOFTMAX: emit_masked_softmax(e); break;
+        case OP_CASE: emit_case(e); break;
+        case OP_ROPE: emit_rope(e); break;
+        default: break;
+        }
     }
     LLVMBuildRetVoid(e->bld);
     return e->fn;

@@ -45,5 +45,22 @@ LLVMValueRef emit_i64(Emit *e, int64_t v);
 LLVMValueRef emit_intrinsic1(Emit *e, const char *name, LLVMValueRef x);
 LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValueRef y);
 void emit_fast(LLVMValueRef inst);
+/* A float slot in the entry block (so loops may reuse it without stack growth). */
+LLVMValueRef emit_entry_alloca(Emit *e, const char *name);
+/* Opens the loop over op axis `axis` (no loop for size 1); its counter is
+ * e->v_counter[axis] until emit_loop_end. */
+Loop emit_loop_begin(Emit *e, int axis);
+void emit_loop_end(Emit *e, Loop *l);
+/* Operand i at the current counters (0 where a shifted read leaves range). */
+LLVMValueRef emit_load_operand(Emit *e, int i);
+/* Address of the output cell at the current counters. */
+LLVMValueRef emit_out_addr(Emit *e);
+
+/* emit_rows.c: ops over rows (every out axis but op->axis) and elementwise
+ * multi-operand ops */
+void emit_lnorm(Emit *e);
+void emit_masked_softmax(Emit *e);
+void emit_case(Emit *e);
+void emit_rope(Emit *e);
 
 #endif /* FUSE_LOWER_EMIT_H */

@@ -34,8 +34,8 @@ static bool emit_group(Emit *e, const Group *g, const char *kname)
     for (int i = 0; i < g->n_ops; i++) {
         char name[160];
         snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
-                 g->ops[i]->kind == OP_JOIN ? "join" : g->ops[i]->kind == OP_MAP
-                     ? ir_map_fn_name(g->ops[i]->fn) : "softmax");
+                 g->ops[i]->kind == OP_MAP ? ir_map_fn_name(g->ops[i]->fn)
+                                           : ir_op_kind_name(g->ops[i]->kind));
         op_fns[i] = emit_op_function(e, g->ops[i], name);
         if (!op_fns[i])
             return false;

@@ -61,7 +61,15 @@ static const fuse_input *find_input(const fuse_input *inputs, size_t n, const ch
     return NULL;
 }
 
-/* Reads a whole source file (.npy or .npz) as a host tensor of its own dtype. */
+/* Facts files and bags of words only bound their sizes from below (SPEC §2.2). */
+static bool is_lower_bound_format(const char *path)
+{
+    const char *ext = extension(path);
+    return strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0 ||
+           strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0;
+}
+
+/* Reads a whole source file as a host tensor (its own dtype for .npy/.npz). */
 static fuse_status read_source(const char *path, const char *name, fuse_tensor *out,
                                char **err)
 {
@@ -70,6 +78,16 @@ static fuse_status read_source(const char *path, const char *name, fuse_tensor *
         return rt_npy_read(path, out, err);
     if (strcasecmp(ext, ".npz") == 0)
         return rt_npz_read(path, NULL, name, out, err);
+    if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
+        return rt_facts_read(path, out, err);
+    if (strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0)
+        return rt_bow_read(path, out, err);
+    if (strcasecmp(ext, ".json") == 0)
+        return rt_json_read(path, out, err);
+    if (strcasecmp(ext, ".jsonl") == 0)
+        return rt_jsonl_read(path, out, err);
+    if (strcasecmp(ext, ".safetensors") == 0)
+        return rt_safetensors_read(path, name, out, err);
     *err = rt_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }
@@ -104,12 +122,15 @@ static fuse_status probe_source(const char *path, const char *name, ShapeFact *f
         return st;
     f->rank = t.rank;
     memcpy(f->dims, t.shape, sizeof f->dims);
+    f->is_lower_bound = is_lower_bound_format(path);
     free(t.data);
     return FUSE_OK;
 }
 
+/* Reads the sizes of every source. When only checking (no JIT session), a source
+ * that cannot be read sets *is_skipped instead of failing. */
 static fuse_status probe_all(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
-                             ShapeFact *facts)
+                             ShapeFact *facts, bool *is_skipped)
 {
     IrProgram *p = pl->ir;
     for (int i = 0; i < p->n_tensors; i++) {
@@ -132,7 +153,8 @@ static fuse_status probe_all(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
         if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
             free(err);
-            return FUSE_E_UNSUPPORTED;
+            *is_skipped = true;
+            return FUSE_OK;
         }
         if (st != FUSE_OK) {
             fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
@@ -286,11 +308,14 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
     pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
     if (!facts || !pl->is_input)
         return FUSE_E_NOMEM;
-    st = probe_all(pl, inputs, n_inputs, facts);
-    if (st == FUSE_E_UNSUPPORTED)
+    bool is_skipped = false;
+    st = probe_all(pl, inputs, n_inputs, facts, &is_skipped);
+    if (is_skipped)
         return FUSE_OK; /* a source is not readable yet: sizes are checked per runner */
     if (st == FUSE_OK)
         st = ir_infer_shapes(pl->ir, facts, &pl->dl);
+    if (st == FUSE_OK)
+        st = ir_check_builtins(pl->ir, &pl->dl);
     return st;
 }
 
@@ -344,17 +369,48 @@ void rt_plan_free(RtPlan *pl)
 
 /* ---- run ---- */
 
-static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor *src,
-                               const char *what)
+/* Copies src (float32, C order) into the larger dst, zero-padding every axis. */
+static void copy_padded(const float *src, const int64_t *sshape, float *dst,
+                        const int64_t *dshape, int rank)
 {
-    bool same = src->rank == t->rank;
-    for (int k = 0; k < t->rank && same; k++)
+    if (rank == 0) {
+        dst[0] = src[0];
+        return;
+    }
+    int64_t sinner = 1, dinner = 1;
+    for (int k = 1; k < rank; k++) {
+        sinner *= sshape[k];
+        dinner *= dshape[k];
+    }
+    for (int64_t i = 0; i < sshape[0]; i++)
+        copy_padded(src + i * sinner, sshape + 1, dst + i * dinner, dshape + 1, rank - 1);
+}
+
+static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor *src,
+                               const char *what, bool may_pad)
+{
+    bool same = src->rank == t->rank, fits = same;
+    for (int k = 0; k < t->rank && same; k++) {
         same = src->shape[k] == t->shape[k];
-    if (!same)
-        return fe_error(&pl->dl, src == NULL ? FUSE_E_IO : FUSE_E_ARG, t->span,
+        fits = fits && src->shape[k] <= t->shape[k];
+    }
+    if (same) {
+        rt_convert_to_f32(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
+        return FUSE_OK;
+    }
+    if (!may_pad || !fits)
+        return fe_error(&pl->dl, FUSE_E_ARG, t->span,
                         "source %s: %s changed shape since the program was compiled", t->name,
                         what);
-    rt_convert_to_f32(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
+    int64_t n = rt_shape_count(src->rank, src->shape);
+    float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!tmp)
+        return FUSE_E_NOMEM;
+    rt_convert_to_f32(src->dtype, src->data, tmp, n);
+    memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
+    if (n > 0)
+        copy_padded(tmp, src->shape, pl->bufs[t->id], t->shape, t->rank);
+    free(tmp);
     return FUSE_OK;
 }
 
@@ -370,16 +426,16 @@ static fuse_status load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_i
             return fe_error(&pl->dl, FUSE_E_ARG, t->span,
                             "input %s was given when compiling but not to this run", t->name);
         if (in) {
-            fuse_status st = load_tensor(pl, t, &in->tensor, "the input");
+            fuse_status st = load_tensor(pl, t, &in->tensor, "the input", false);
             if (st != FUSE_OK)
-                return st == FUSE_E_IO ? FUSE_E_ARG : st;
+                return st;
             continue;
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
         fuse_tensor data = {0};
         fuse_status st = path ? read_source(path, t->name, &data, &err) : FUSE_E_NOMEM;
         if (st == FUSE_OK)
-            st = load_tensor(pl, t, &data, path);
+            st = load_tensor(pl, t, &data, path, is_lower_bound_format(path));
         else
             fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
         free(err);
@@ -417,7 +473,9 @@ static fuse_status write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
     const char *ext = extension(path);
     fuse_status st;
     if (s->is_topk)
-        st = FUSE_E_UNSUPPORTED, err = rt_strprintf("topk sinks are not supported yet");
+        st = rt_topk_write(path, &v, s->k, &err);
+    else if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
+        st = rt_facts_write(path, &v, &err);
     else if (strcasecmp(ext, ".npy") == 0)
         st = rt_npy_write(path, &v, &err);
     else if (strcasecmp(ext, ".npz") == 0) {

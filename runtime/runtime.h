@@ -23,7 +23,7 @@
 #define RT_ALIGN 64
 
 /* 64-byte aligned, zeroed memory for n bytes (n may be 0); NULL on OOM. Free with
- * rt_free_aligned. */
+ * rt_free_aligned or plain free() (it is aligned_alloc memory). */
 void *rt_alloc_aligned(size_t n);
 void rt_free_aligned(void *p);
 
@@ -34,14 +34,15 @@ int64_t rt_shape_count(int rank, const int64_t *shape);
 void rt_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n);
 
 /* Makes a host tensor of dtype `dt` holding a copy of n float32 values converted
- * to dt; data malloc'd (free with free). */
+ * to dt; data 64-byte aligned, free with free. Integers truncate toward zero and
+ * saturate at their range (NaN gives 0); bool is "nonzero". */
 fuse_status rt_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
                                const float *src, fuse_tensor *out);
 
 /* Checks that t is a well-formed host tensor: valid dtype, rank 0..FUSE_MAX_RANK,
  * non-negative shape whose size in bytes fits size_t, data present unless empty.
  * Sets *nbytes (may be NULL) to its data size. FUSE_E_ARG, with a message naming
- * `what`, otherwise. Memory from rt_alloc_aligned may also be released with free(). */
+ * `what`, otherwise. */
 fuse_status rt_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
                             char **err);
 
@@ -91,13 +92,16 @@ fuse_status rt_npy_write(const char *path, const fuse_tensor *t, char **err);
 
 /* ---- npz.c: .npz archives (ZIP of .npy members, through libzip) ---- */
 
-/* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, deflated. */
+/* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, deflated;
+ * missing parent directories are created. n == 0 writes an empty archive. A
+ * failure leaves the target as it was and no temporary behind. */
 fuse_status rt_npz_write(const char *path, const char *const *names,
                          const fuse_tensor *tensors, int n, char **err);
 
 /* Reads one member of an .npz: `member` names it (without ".npy"); NULL picks
  * "arr_0", else the only member. `fallback` (may be NULL) is tried when neither
- * applies (the tensor's name). out->data malloc'd. */
+ * applies (the tensor's name). A name N matches member "N.npy", else "N". Stored
+ * and deflated members; a bad CRC is an error. out->data malloc'd. */
 fuse_status rt_npz_read(const char *path, const char *member, const char *fallback,
                         fuse_tensor *out, char **err);
 
@@ -118,7 +122,9 @@ fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t
 
 /* ---- fileutil.c: atomic writes and paths ---- */
 
-/* Writes n bytes to path atomically, creating missing parent directories. */
+/* Writes n bytes to path atomically, creating missing parent directories: a
+ * mkstemp file beside the target, renamed over it; unlinked on any failure. The
+ * new file gets the replaced file's mode, else 0666 minus the umask. No fsync. */
 fuse_status rt_write_file_atomic(const char *path, const void *data, size_t n, char **err);
 
 /* Reads a whole file; *data malloc'd (NUL-terminated for convenience), *n bytes. */
@@ -134,6 +140,92 @@ char *rt_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * error path reads `return rt_fail(err, FUSE_E_IO, "%s: ...", path);`. */
 fuse_status rt_fail(char **err, fuse_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- facts.c, text.c, topk.c, readers.c: the other file formats ---- */
+
+/* The readers of this section return host float32 tensors in C order whose data
+ * comes from rt_alloc_aligned (release with free). A missing or malformed file is
+ * FUSE_E_IO with a message naming the file (and its line where it has lines); an
+ * allocation failure is FUSE_E_NOMEM; a tensor of more than RT_MAX_READ_ELEMS
+ * elements is refused with FUSE_E_IO. On failure *out is left zeroed. */
+#define RT_MAX_READ_ELEMS ((int64_t)1 << 31)
+
+/* A growing NUL-terminated text buffer (facts.c). Start from {0}; free p. */
+typedef struct RtText {
+    char *p;
+    size_t len, cap;
+} RtText;
+
+/* Appends n bytes; false on OOM (the buffer is then unchanged). */
+bool rt_text_append(RtText *b, const char *s, size_t n);
+
+/* Reads a .tsv/.csv facts file into a 0/1 relation. One fact per line: `rank`
+ * non-negative integer coordinates separated by tabs or commas (either, in either
+ * kind of file; a run of separators counts as one); blanks around a field, CRLF
+ * line ends, blank lines and lines starting with '#' are allowed; anything else
+ * (a header line, a sign other than '+', a decimal point) is an error naming
+ * file:line. The size of each axis is the largest coordinate + 1: a lower bound
+ * that the caller pads. `rank` is the expected number of columns, or -1 to take it
+ * from the first fact; a file without facts then has no rank and is an error,
+ * while with rank >= 0 it gives an empty relation of shape (0, ..., 0). */
+fuse_status rt_facts_read_rank(const char *path, int rank, fuse_tensor *out, char **err);
+fuse_status rt_facts_read(const char *path, fuse_tensor *out, char **err); /* rank -1 */
+
+/* Writes the coordinates of t's nonzero cells (NaN counts as nonzero) in row-major
+ * order, one per line ending in '\n', separated by ',' when the path ends in ".csv"
+ * (any case) and by a tab otherwise. No cell → an empty file. Rank 0 has no
+ * coordinates: FUSE_E_ARG. Any dtype. Atomic; creates missing parent dirs. */
+fuse_status rt_facts_write(const char *path, const fuse_tensor *t, char **err);
+
+/* The vocabulary sidecar of a bag-of-words file: the path with its last extension
+ * replaced by ".vocab.json" ("d/a.b.txt" → "d/a.b.vocab.json"; no extension:
+ * appended). malloc'd; NULL on OOM. */
+char *rt_bow_vocab_path(const char *path);
+
+/* Reads a .txt/.md bag of words: UTF-8 text (a leading BOM is skipped) split on
+ * runs of Unicode whitespace into tokens → a (tokens × vocabulary) 0/1 matrix whose
+ * row p has a 1 in the column of token p. The vocabulary comes from the sidecar
+ * (formats: {"version": 1, "items": [{"token": T, "index": I}, ...]}, a plain
+ * {"T": I} object, or a ["T", ...] list); its size is the largest index + 1.
+ * Unknown tokens get the next indices in order of first occurrence, and the
+ * sidecar is then (or when missing) rewritten atomically in the items format;
+ * otherwise it is not touched. A corrupt sidecar is an error, never overwritten.
+ * Both sizes are lower bounds. When the sidecar cannot be written, rt_bow_read_ex
+ * with warn != NULL sets *warn (malloc'd) and still succeeds; rt_bow_read fails. */
+fuse_status rt_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err);
+fuse_status rt_bow_read(const char *path, fuse_tensor *out, char **err);
+
+/* The fuse.topk JSON-lines text for t: the line {"schema":"fuse.topk","version":1},
+ * then per row (rows run over all leading axes in C order; rank 1 is one row, rank
+ * 0 one row of one entry) {"topk":[{"index":i,"value":v},...]} with the
+ * min(k, row length) largest entries of the last axis: value descending, ties to
+ * the lower index, NaN last. Values are JSON reals (1.0), printed with the fewest
+ * digits that read back to the same float32; non-finite values print as null.
+ * Any dtype (converted to float32). k < 0 is FUSE_E_ARG. *text malloc'd. */
+fuse_status rt_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t *len,
+                           char **err);
+
+/* rt_topk_encode written atomically to path (parent directories created). */
+fuse_status rt_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err);
+
+/* Reads a .json tensor: rectangular nested lists of numbers and booleans (true is
+ * 1), null read as NaN (the writers' spelling of a non-finite value); a bare number
+ * is rank 0, [] is shape (0). */
+fuse_status rt_json_read(const char *path, fuse_tensor *out, char **err);
+
+/* Reads the fuse.tensor JSON-lines schema (as rt_jsonl_write writes it): a header
+ * line {"schema": "fuse.tensor", "version": 1, "shape": [...]} ("version" may be
+ * left out) then one line {"value": nested} of exactly that shape. Blank lines
+ * are skipped; a fuse.topk file is refused. */
+fuse_status rt_jsonl_read(const char *path, fuse_tensor *out, char **err);
+
+/* Reads one tensor of a .safetensors file: the member called `name` if there is
+ * one, else the only member (name may be NULL). Dtypes F64 F32 F16 BF16 I64 I32
+ * I16 I8 U64 U32 U16 U8 BOOL, converted to float32. The header (at most 100 MB)
+ * and the data offsets are checked against the file size; only the selected
+ * tensor's bytes are read. */
+fuse_status rt_safetensors_read(const char *path, const char *name, fuse_tensor *out,
+                                char **err);
 
 /* ---- exec.c: compiling and running a program (the lead's section) ---- */
 

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frontend.h"
 #include "fuse.h"
+#include "ir.h"
 
 static fuse_ctx *ctx;
 
@@ -400,6 +402,313 @@ START_TEST(test_concat_named_and_positional)
 }
 END_TEST
 
+/* ---- builtins of SPEC §5: reductions, normalisers, case, attention, rope ---- */
+
+/* Compiles text (no inputs) and expects a failure whose message contains `needle`. */
+static void expect_error(const char *text, const char *needle)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *r = NULL;
+    fuse_status st = fuse_program_from_text(ctx, text, "t.fuse", &prog);
+    if (st == FUSE_OK) {
+        st = fuse_runner_new(prog, NULL, NULL, 0, &r);
+        fuse_runner_free(r);
+    }
+    fuse_program_free(prog);
+    ck_assert_int_ne(st, FUSE_OK);
+    const char *msg = fuse_ctx_error(ctx);
+    ck_assert_msg(strstr(msg, needle) != NULL, "message \"%s\" lacks \"%s\"", msg, needle);
+}
+
+START_TEST(test_reductions_one_axis)
+{
+    enum { I = 3, J = 5 };
+    float x[I * J];
+    fill(x, I * J, 21);
+    x[1] = x[3]; /* a tie for the row max */
+    fuse_input in[1] = {input2("X", x, I, J)};
+    fuse_outputs *o = run("X[i,j] = \"x.npy\"\n"
+                          "M[i] = max(X[i,j])\nR[j] = reduce_max(X[i,j], axis=i)\n"
+                          "A[i] = mean(X[i,j], axis=j)\nS[j] = sum(X[i,j], axis=0)\n"
+                          "N[i] = reduce_mean(X[i,j])\nQ[i.,j] = X[i,j] - max(X[i,j])\n"
+                          "P[j] = sum(2 X[i,j], axis=-2)\n"
+                          "export M\nexport R\nexport A\nexport S\nexport N\nexport Q\nexport P\n",
+                          in, 1);
+    double m[I], r[J], a[I] = {0}, s[J] = {0}, q[I * J], pp[J];
+    for (int j = 0; j < J; j++)
+        r[j] = -INFINITY;
+    for (int i = 0; i < I; i++) {
+        m[i] = -INFINITY;
+        for (int j = 0; j < J; j++) {
+            double v = x[i * J + j];
+            m[i] = fmax(m[i], v);
+            r[j] = fmax(r[j], v);
+            a[i] += v / J;
+            s[j] += v;
+        }
+    }
+    for (int i = 0; i < I; i++)
+        for (int j = 0; j < J; j++)
+            q[i * J + j] = x[i * J + j] - r[j];
+    for (int j = 0; j < J; j++)
+        pp[j] = 2 * s[j];
+    assert_close(get(o, "M", 1, (int64_t[]){I}), m, I);
+    assert_close(get(o, "R", 1, (int64_t[]){J}), r, J);
+    assert_close(get(o, "A", 1, (int64_t[]){I}), a, I);
+    assert_close(get(o, "S", 1, (int64_t[]){J}), s, J);
+    assert_close(get(o, "N", 1, (int64_t[]){I}), a, I);
+    assert_close(get(o, "Q", 2, (int64_t[]){I, J}), q, I * J);
+    assert_close(get(o, "P", 1, (int64_t[]){J}), pp, J);
+    fuse_outputs_free(o);
+}
+END_TEST
+
+START_TEST(test_reduction_errors)
+{
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i] = max(X[i,j], axis=k)\nexport Y\n",
+                 "t.fuse:2:");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i] = max(X[i,j], axis=k)\nexport Y\n",
+                 "no axis 'k'");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i] = sum(X[i,j], keep=1)\nexport Y\n",
+                 "unknown keyword argument 'keep' for sum");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i] = mean(X[i,j], X[i,j])\nexport Y\n",
+                 "mean takes 1 positional argument, got 2");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i] = mean(X[i,j], axis=2)\nexport Y\n",
+                 "out of range");
+}
+END_TEST
+
+/* Row-wise layer norm along `axis` (0: along i, 1: along j) of an n0 x n1 matrix. */
+static void naive_lnorm(const float *x, int n0, int n1, int axis, double eps, double *out)
+{
+    int rows = axis ? n0 : n1, len = axis ? n1 : n0;
+    for (int r = 0; r < rows; r++) {
+        double mean = 0, var = 0;
+        for (int k = 0; k < len; k++)
+            mean += x[axis ? r * n1 + k : k * n1 + r] / (double)len;
+        for (int k = 0; k < len; k++) {
+            double d = x[axis ? r * n1 + k : k * n1 + r] - mean;
+            var += d * d / len;
+        }
+        for (int k = 0; k < len; k++) {
+            int at = axis ? r * n1 + k : k * n1 + r;
+            out[at] = (x[at] - mean) / sqrt(var + eps);
+        }
+    }
+}
+
+START_TEST(test_layernorm_eps_and_axis)
+{
+    enum { I = 4, J = 6 };
+    float x[I * J];
+    fill(x, I * J, 22);
+    fuse_input in[1] = {input2("X", x, I, J)};
+    fuse_outputs *o = run("X[i,j] = \"x.npy\"\nL[i,j] = lnorm(X[i,j])\n"
+                          "C[i,j] = layer_norm(X[i,j], axis=i, eps=0.1)\n"
+                          "D[i.,j] = LayerNorm(X[i,j], eps=1)\n"
+                          "export L\nexport C\nexport D\n", in, 1);
+    double l[I * J], c[I * J], d[I * J];
+    naive_lnorm(x, I, J, 1, 1e-5, l);
+    naive_lnorm(x, I, J, 0, 0.1, c);
+    naive_lnorm(x, I, J, 0, 1.0, d);
+    assert_close(get(o, "L", 2, (int64_t[]){I, J}), l, I * J);
+    assert_close(get(o, "C", 2, (int64_t[]){I, J}), c, I * J);
+    assert_close(get(o, "D", 2, (int64_t[]){I, J}), d, I * J);
+    fuse_outputs_free(o);
+    /* Reference values (notes B A.6); a constant row normalises to 0. */
+    o = run("X[i,j] = const([[1,2,3],[0,0,6],[2,2,2]])\nL[i,j] = lnorm(X[i,j])\n"
+            "E[i,j] = layernorm(X[i,j], eps=1)\nexport L\nexport E\n", NULL, 0);
+    double lw[9] = {-1.2247, 0, 1.2247, -0.7071, -0.7071, 1.4142, 0, 0, 0};
+    double ew[9] = {-0.7746, 0, 0.7746, -0.6667, -0.6667, 1.3333, 0, 0, 0};
+    assert_close(get(o, "L", 2, (int64_t[]){3, 3}), lw, 9);
+    assert_close(get(o, "E", 2, (int64_t[]){3, 3}), ew, 9);
+    fuse_outputs_free(o);
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i,j] = lnorm(X[i,j], epsilon=1)\nexport Y\n",
+                 "unknown keyword argument 'epsilon'");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i,j] = lnorm(X[i,j], eps=X[i,j])\nexport Y\n",
+                 "'eps' takes a number");
+}
+END_TEST
+
+START_TEST(test_masked_softmax_rows_fill_broadcast)
+{
+    fuse_outputs *o = run("X[i,j] = const([[1,2,3],[0,0,6],[4,5,6]])\n"
+                          "M[i,j] = const([[1,1,0],[0,1,1],[0,0,0]])\nK[j] = const([0,1,1])\n"
+                          "S[i,j] = masked_softmax(X[i,j], M[i,j])\n"
+                          "F[i,j] = masked_softmax(X[i,j], mask=M[i,j], fill=0.0)\n"
+                          "B[i,j] = masked_softmax(X[i,j], K[j])\n"
+                          "C[i,j] = masked_softmax(X[i,j], M[i,j], axis=i)\n"
+                          "export S\nexport F\nexport B\nexport C\n", NULL, 0);
+    double sw[9] = {0.2689, 0.7311, 0, 0, 0.00247, 0.99753, 0, 0, 0};
+    double fw[9] = {0.2447, 0.6652, 0, 0, 0.00247, 0.99507, 0, 0, 0};
+    double bw[9], cw[9];
+    const double xv[9] = {1, 2, 3, 0, 0, 6, 4, 5, 6}, mv[9] = {1, 1, 0, 0, 1, 1, 0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        double e1 = exp(xv[i * 3 + 1]), e2 = exp(xv[i * 3 + 2]);
+        bw[i * 3] = 0, bw[i * 3 + 1] = e1 / (e1 + e2), bw[i * 3 + 2] = e2 / (e1 + e2);
+    }
+    for (int j = 0; j < 3; j++) {
+        double sum = 0;
+        for (int i = 0; i < 3; i++)
+            sum += mv[i * 3 + j] ? exp(xv[i * 3 + j]) : 0;
+        for (int i = 0; i < 3; i++)
+            cw[i * 3 + j] = mv[i * 3 + j] ? exp(xv[i * 3 + j]) / sum : 0;
+    }
+    int64_t s33[2] = {3, 3};
+    assert_close(get(o, "S", 2, s33), sw, 9);
+    assert_close(get(o, "F", 2, s33), fw, 9);
+    assert_close(get(o, "B", 2, s33), bw, 9);
+    assert_close(get(o, "C", 2, s33), cw, 9);
+    fuse_outputs_free(o);
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nM[k] = const([1,0])\n"
+                 "Y[i,j] = masked_softmax(X[i,j], M[k])\nexport Y\n", "the mask has axis 'k'");
+    expect_error("X[i,j] = const([[1,2],[3,4]])\nY[i,j] = masked_softmax(X[i,j], X[i,j], "
+                 "X[i,j])\nexport Y\n", "masked_softmax takes 1 to 2 positional");
+}
+END_TEST
+
+START_TEST(test_case_first_true_and_broadcast)
+{
+    fuse_outputs *o = run("X[p,d] = const([[0,1,2],[3,4,5]])\nC[p,d] = const([[1,0,1],[0,0,1]])\n"
+                          "R[p] = const([0,1])\nNeg[p,d] = -X[p,d]\n"
+                          "A[p,d] = case(C[p,d], X[p,d], Neg[p,d])\nB[p,d] = case(C[p,d], X[p,d])\n"
+                          "E[p,d] = case(even(d), X[p,d], 7)\nF[p,d] = case(C[p,d], 1, 1, 2, 3)\n"
+                          "G[p,d] = case(R[p], X[p,d], C[p,d], 10, -1)\n"
+                          "export A\nexport B\nexport E\nexport F\nexport G\n", NULL, 0);
+    double a[6] = {0, -1, 2, -3, -4, 5}, b[6] = {0, 0, 2, 0, 0, 5}, e[6] = {0, 7, 2, 3, 7, 5};
+    double f[6] = {1, 2, 1, 2, 2, 1}, g[6] = {10, -1, 10, 3, 4, 5};
+    int64_t s23[2] = {2, 3};
+    assert_close(get(o, "A", 2, s23), a, 6);
+    assert_close(get(o, "B", 2, s23), b, 6);
+    assert_close(get(o, "E", 2, s23), e, 6);
+    assert_close(get(o, "F", 2, s23), f, 6);
+    assert_close(get(o, "G", 2, s23), g, 6);
+    fuse_outputs_free(o);
+    expect_error("X[p] = const([1,2])\nY[p] = case(X[p])\nexport Y\n", "case takes pairs");
+}
+END_TEST
+
+/* softmax(q k^T scale) v with keep[t*L+s] (NULL: all kept); fully masked rows give 0. */
+static void naive_attention(const float *q, const float *k, const float *v, const int *keep,
+                            int L, int D, int H, double scale, double *out)
+{
+    for (int t = 0; t < L; t++) {
+        double sc[16], m = -INFINITY, sum = 0;
+        for (int s = 0; s < L; s++) {
+            sc[s] = 0;
+            for (int d = 0; d < D; d++)
+                sc[s] += (double)q[t * D + d] * k[s * D + d] * scale;
+            if (!keep || keep[t * L + s])
+                m = fmax(m, sc[s]);
+        }
+        for (int s = 0; s < L; s++) {
+            sc[s] = !keep || keep[t * L + s] ? exp(sc[s] - m) : 0;
+            sum += sc[s];
+        }
+        for (int h = 0; h < H; h++) {
+            out[t * H + h] = 0;
+            for (int s = 0; s < L && sum > 0; s++)
+                out[t * H + h] += sc[s] / sum * v[s * H + h];
+        }
+    }
+}
+
+START_TEST(test_attention_scale_mask_causal)
+{
+    enum { L = 4, D = 3, H = 5 };
+    float q[L * D], k[L * D], v[L * H], mk[L * L];
+    fill(q, L * D, 23);
+    fill(k, L * D, 24);
+    fill(v, L * H, 25);
+    int keep[L * L], causal[L * L], both[L * L];
+    for (int t = 0; t < L; t++)
+        for (int s = 0; s < L; s++) {
+            keep[t * L + s] = t != 2 && (s + t) % 3 != 0; /* row 2 fully masked */
+            mk[t * L + s] = (float)keep[t * L + s] * 2.0f; /* nonzero keeps */
+            causal[t * L + s] = s <= t;
+            both[t * L + s] = keep[t * L + s] && causal[t * L + s];
+        }
+    fuse_input in[4] = {input2("Q", q, L, D), input2("K", k, L, D), input2("V", v, L, H),
+                        input2("M", mk, L, L)};
+    fuse_outputs *o = run("Q[t,d] = \"q.npy\"\nK[t,d] = \"k.npy\"\nV[t,h] = \"v.npy\"\n"
+                          "M[t,s] = \"m.npy\"\n"
+                          "A[t,h] = attention(Q[t,d], K[t,d], V[t,h])\n"
+                          "B[t,h] = attention(Q[t,d], K[t,d], V[t,h], scale=0.5, mask=M[t,s])\n"
+                          "C[t,h] = attention(Q[t,d], K[t,d], V[t,h], causal=true)\n"
+                          "E[t,h] = attention(Q[t,d], K[t,d], V[t,h], M[t,s], causal=true)\n"
+                          "export A\nexport B\nexport C\nexport E\n", in, 4);
+    double a[L * H], b[L * H], c[L * H], e[L * H];
+    naive_attention(q, k, v, NULL, L, D, H, 1 / sqrt(D), a);
+    naive_attention(q, k, v, keep, L, D, H, 0.5, b);
+    naive_attention(q, k, v, causal, L, D, H, 1 / sqrt(D), c);
+    naive_attention(q, k, v, both, L, D, H, 1 / sqrt(D), e);
+    int64_t shape[2] = {L, H};
+    assert_close(get(o, "A", 2, shape), a, L * H);
+    assert_close(get(o, "B", 2, shape), b, L * H);
+    assert_close(get(o, "C", 2, shape), c, L * H);
+    assert_close(get(o, "E", 2, shape), e, L * H);
+    for (int h = 0; h < H; h++)
+        ck_assert_float_eq(get(o, "B", 2, shape)[2 * H + h], 0.0f);
+    fuse_outputs_free(o);
+    expect_error("Q[t,d] = const([[1,2],[3,4]])\nK[t,e] = const([[1,2],[3,4]])\n"
+                 "Y[t,e] = attention(Q[t,d], K[t,e], K[t,e])\nexport Y\n",
+                 "k's feature axis 'e' is not an axis of q");
+    expect_error("Q[t,d] = const([[1,2],[3,4]])\n"
+                 "Y[t,d] = attention(Q[t,d], Q[t,d], Q[t,d], temperature=2)\nexport Y\n",
+                 "unknown keyword argument 'temperature' for attention");
+}
+END_TEST
+
+START_TEST(test_rope_pairs_half_apart)
+{
+    enum { T = 5, D = 6 };
+    float x[T * D];
+    fill(x, T * D, 26);
+    fuse_input in[1] = {input2("X", x, T, D)};
+    fuse_outputs *o = run("X[t,d] = \"x.npy\"\nR[t,d] = rope(X[t,d])\n"
+                          "B[t,d] = rope(X[t,d], base=100)\nexport R\nexport B\n", in, 1);
+    double want[2][T * D];
+    double bases[2] = {10000, 100};
+    for (int w = 0; w < 2; w++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < D / 2; k++) {
+                double ang = t * pow(bases[w], -2.0 * k / D);
+                double lo = x[t * D + k], hi = x[t * D + k + D / 2];
+                want[w][t * D + k] = lo * cos(ang) - hi * sin(ang);
+                want[w][t * D + k + D / 2] = hi * cos(ang) + lo * sin(ang);
+            }
+    assert_close(get(o, "R", 2, (int64_t[]){T, D}), want[0], T * D);
+    assert_close(get(o, "B", 2, (int64_t[]){T, D}), want[1], T * D);
+    fuse_outputs_free(o);
+    expect_error("X[t] = const([1,2])\nY[t] = rope(X[t])\nexport Y\n",
+                 "rope needs a position axis and a feature axis");
+}
+END_TEST
+
+/* The odd-size check needs sizes: ir_check_builtins after shape inference. */
+START_TEST(test_rope_odd_feature_size_error)
+{
+    Arena arena;
+    DiagList dl;
+    Ast ast;
+    IrProgram *ir;
+    const char *text = "X[t,d] = const([[1,2,3],[4,5,6]])\nY[t,d] = rope(X[t,d])\nexport Y\n";
+    Source src = {"r.fuse", text, strlen(text)};
+    arena_init(&arena);
+    fe_diags_init(&dl, &arena);
+    ck_assert_int_eq(fe_parse(&arena, &src, &dl, &ast), FUSE_OK);
+    ck_assert_int_eq(ir_build(&arena, &ast, &dl, &ir), FUSE_OK);
+    ck_assert_int_eq(ir_order(ir, &dl), FUSE_OK);
+    ck_assert_int_eq(ir_infer_shapes(ir, NULL, &dl), FUSE_OK);
+    ck_assert_int_eq(ir_check_builtins(ir, &dl), FUSE_E_SHAPE);
+    char *msg = fe_diags_format(&dl);
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_msg(strstr(msg, "r.fuse:2:") && strstr(msg, "even feature size"), "%s", msg);
+    free(msg);
+    arena_free_all(&arena);
+}
+END_TEST
+
 static Suite *lowering_suite(void)
 {
     Suite *s = suite_create("lowering");
@@ -419,6 +728,14 @@ static Suite *lowering_suite(void)
     tcase_add_test(tc, test_runner_reuse_with_new_inputs);
     tcase_add_test(tc, test_emit_llvm_and_asm);
     tcase_add_test(tc, test_concat_named_and_positional);
+    tcase_add_test(tc, test_reductions_one_axis);
+    tcase_add_test(tc, test_reduction_errors);
+    tcase_add_test(tc, test_layernorm_eps_and_axis);
+    tcase_add_test(tc, test_masked_softmax_rows_fill_broadcast);
+    tcase_add_test(tc, test_case_first_true_and_broadcast);
+    tcase_add_test(tc, test_attention_scale_mask_causal);
+    tcase_add_test(tc, test_rope_pairs_half_apart);
+    tcase_add_test(tc, test_rope_odd_feature_size_error);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,582 @@
+/*
+ * jit.c: the ORC LLJIT session of fuse-jit. It detects the host CPU, optimises
+ * modules built by lower/ with the new pass manager at O3, prints them as IR or
+ * assembly, and compiles and loads them in-process with LLJIT.
+ *
+ * Approach. One session holds two code generators for the same host description
+ * (process triple, CPU name, CPU features, CodeGenOpt Aggressive, PIC, small code
+ * model): `tm`, ours, drives the pass pipeline's cost model and assembly printing;
+ * LLJIT owns a second one, made from an identical target machine, for the code it
+ * runs. So the assembly jit_module_asm shows is the code the JIT runs. Each
+ * JitModule has its own ThreadSafeContext, so modules never share LLVM state. A
+ * loaded module is tracked by its own ResourceTracker: freeing the JitCode removes
+ * exactly that module's code and symbols, and the names can be defined again.
+ * ORC compiles lazily: a module becomes machine code on the first lookup of one of
+ * its symbols, not in jit_module_load.
+ *
+ * Threads. Several threads may use one session at once:
+ *   - jit_module_new, jit_module_load, jit_code_lookup and jit_code_free may be
+ *     called concurrently (LLJIT add, lookup and remove are thread-safe). Lookups
+ *     are serialised by `lookup_lock`, because the LLVM C API builds LLJIT without
+ *     concurrent compilation: its single compiler target machine must not run
+ *     twice at once, and a lookup is where ORC compiles.
+ *   - jit_module_optimize and jit_module_asm on distinct modules may be called
+ *     concurrently; they take `tm_lock` around the shared target machine (LLVM's
+ *     TargetMachine caches subtargets without locking), so they run one at a time.
+ *     For parallel optimisation, use one session per thread.
+ *   - A JitModule is used by one thread at a time.
+ *   - jit_session_new and jit_session_free may run concurrently for different
+ *     sessions; LLVM's target registration happens once (pthread_once).
+ */
+#include "jit.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+struct JitSession {
+    LLVMOrcLLJITRef lljit;         /* owned: the JIT, its code and its compiler */
+    LLVMOrcJITDylibRef main_jd;    /* owned by lljit: where every module goes */
+    LLVMTargetMachineRef tm;       /* owned: passes and asm; used under tm_lock */
+    pthread_mutex_t tm_lock;       /* guards tm */
+    pthread_mutex_t lookup_lock;   /* one lookup (= one compilation) at a time */
+    pthread_mutex_t report_lock;   /* guards last_report */
+    char *last_report;             /* last error ORC reported outside a call */
+    char *triple;                  /* owned copies of the host description */
+    char *cpu;
+    char *features;                /* "+avx,+avx2,-amx-fp16,..." */
+    char *data_layout;             /* LLJIT's; every module gets this one */
+    int vector_bits;               /* widest vector register, bits */
+};
+
+struct JitModule {
+    LLVMOrcThreadSafeContextRef tsc; /* owned reference; NULL once loaded */
+    LLVMContextRef ctx;              /* borrowed from tsc */
+    LLVMModuleRef mod;               /* owned until jit_module_load */
+};
+
+struct JitCode {
+    JitSession *js;                /* borrowed: must outlive the code */
+    LLVMOrcResourceTrackerRef rt;  /* owned: tracks this module's code */
+};
+
+/* LLVM's target registries are process-wide. pthread_once needs this one static
+ * flag; it is written once, inside the once-routine, and only read afterwards. */
+static pthread_once_t jit_llvm_once = PTHREAD_ONCE_INIT;
+static int jit_llvm_init_failed;
+
+static void jit_llvm_init(void)
+{
+    jit_llvm_init_failed = LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter() ||
+                           LLVMInitializeNativeAsmParser();
+}
+
+/* ---- strings and errors ---------------------------------------------------- */
+
+/* malloc'd copy of s; NULL when s is NULL or on OOM. */
+static char *jit_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    if (copy)
+        memcpy(copy, s, n);
+    return copy;
+}
+
+/* Sets *err (when err is not NULL) to "what: detail", or "what" when detail is
+ * NULL or empty, and returns status. *err is NULL if that allocation fails. */
+static fuse_status jit_fail(char **err, fuse_status status, const char *what, const char *detail)
+{
+    if (!err)
+        return status;
+    bool has_detail = detail && *detail;
+    size_t n = strlen(what) + (has_detail ? strlen(detail) + 2 : 0) + 1;
+    *err = malloc(n);
+    if (*err)
+        snprintf(*err, n, has_detail ? "%s: %s" : "%s", what, has_detail ? detail : "");
+    return status;
+}
+
+/* Consumes e, turning its message into *err; returns FUSE_E_JIT. */
+static fuse_status jit_fail_llvm(char **err, const char *what, LLVMErrorRef e)
+{
+    char *msg = LLVMGetErrorMessage(e);
+    fuse_status status = jit_fail(err, FUSE_E_JIT, what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return status;
+}
+
+/* Copies an LLVM-allocated message into malloc'd memory and disposes LLVM's. */
+static char *jit_take_message(char *msg)
+{
+    char *copy = jit_strdup(msg);
+    LLVMDisposeMessage(msg);
+    return copy;
+}
+
+/* ---- host description ------------------------------------------------------ */
+
+/* True when the comma-separated feature list holds exactly `flag` ("+avx"
+ * must not match "+avx2"). */
+static bool jit_has_feature(const char *features, const char *flag)
+{
+    size_t n = strlen(flag);
+    const char *p = features;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, flag, n) == 0)
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static int jit_vector_bits_of(const char *features)
+{
+    if (jit_has_feature(features, "+avx512f"))
+        return 512;
+    if (jit_has_feature(features, "+avx"))
+        return 256;
+    return 128;
+}
+
+/* Fills triple, cpu and features. The triple is the one ORC's host detection
+ * uses (the process triple, which can differ from LLVM's default target). */
+static fuse_status jit_detect_host(JitSession *js, char **err)
+{
+    LLVMOrcJITTargetMachineBuilderRef jtmb = NULL;
+    LLVMErrorRef e = LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb);
+    if (e)
+        return jit_fail_llvm(err, "cannot detect the host", e);
+    js->triple = jit_take_message(LLVMOrcJITTargetMachineBuilderGetTargetTriple(jtmb));
+    LLVMOrcDisposeJITTargetMachineBuilder(jtmb);
+    js->cpu = jit_take_message(LLVMGetHostCPUName());
+    js->features = jit_take_message(LLVMGetHostCPUFeatures());
+    if (!js->triple || !js->cpu || !js->features)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    js->vector_bits = jit_vector_bits_of(js->features);
+    return FUSE_OK;
+}
+
+/* A target machine for the host at CodeGenOpt Aggressive; caller disposes. */
+static fuse_status jit_host_tm(const JitSession *js, LLVMTargetMachineRef *out, char **err)
+{
+    LLVMTargetRef target = NULL;
+    char *msg = NULL;
+    if (LLVMGetTargetFromTriple(js->triple, &target, &msg)) {
+        fuse_status status = jit_fail(err, FUSE_E_JIT, "no LLVM target for the host", msg);
+        LLVMDisposeMessage(msg);
+        return status;
+    }
+    *out = LLVMCreateTargetMachine(target, js->triple, js->cpu, js->features,
+                                   LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                                   LLVMCodeModelSmall);
+    if (!*out)
+        return jit_fail(err, FUSE_E_JIT, "cannot create a target machine for", js->triple);
+    return FUSE_OK;
+}
+
+/* ---- session ----------------------------------------------------------------- */
+
+/* Stores the message of an error ORC reports asynchronously (a failed link
+ * during a lookup, say), so the next failing lookup can include it. */
+static void jit_report_error(void *ctx, LLVMErrorRef e)
+{
+    JitSession *js = ctx;
+    char *msg = LLVMGetErrorMessage(e);
+    char *copy = jit_strdup(msg);
+    LLVMDisposeErrorMessage(msg);
+    pthread_mutex_lock(&js->report_lock);
+    free(js->last_report);
+    js->last_report = copy;
+    pthread_mutex_unlock(&js->report_lock);
+}
+
+/* Returns (and clears) the last reported error; caller frees; may be NULL. */
+static char *jit_take_report(JitSession *js)
+{
+    pthread_mutex_lock(&js->report_lock);
+    char *report = js->last_report;
+    js->last_report = NULL;
+    pthread_mutex_unlock(&js->report_lock);
+    return report;
+}
+
+/* Creates LLJIT from a copy of the host target machine, so the JIT compiles
+ * with the host CPU's features at the same optimisation level as `tm`. */
+static fuse_status jit_create_lljit(JitSession *js, char **err)
+{
+    LLVMTargetMachineRef jit_tm = NULL;
+    fuse_status status = jit_host_tm(js, &jit_tm, err);
+    if (status)
+        return status;
+    /* jit_tm moves into the builder, the builder into LLVMOrcCreateLLJIT (which
+     * takes it even when it fails). */
+    LLVMOrcJITTargetMachineBuilderRef jtmb =
+        LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm);
+    jit_tm = NULL;
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+    jtmb = NULL;
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&js->lljit, builder);
+    builder = NULL;
+    if (e) {
+        js->lljit = NULL;
+        return jit_fail_llvm(err, "cannot create the JIT", e);
+    }
+    js->main_jd = LLVMOrcLLJITGetMainJITDylib(js->lljit);
+    LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(js->lljit),
+                                            jit_report_error, js);
+    js->data_layout = jit_strdup(LLVMOrcLLJITGetDataLayoutStr(js->lljit));
+    if (!js->data_layout)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    return FUSE_OK;
+}
+
+/* Makes process symbols (libm, libc) resolvable from the main JITDylib. */
+static fuse_status jit_add_process_symbols(JitSession *js, char **err)
+{
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    char prefix = LLVMOrcLLJITGetGlobalPrefix(js->lljit);
+    LLVMErrorRef e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, prefix, NULL, NULL);
+    if (e)
+        return jit_fail_llvm(err, "cannot search process symbols", e);
+    /* gen moves to the JITDylib. */
+    LLVMOrcJITDylibAddGenerator(js->main_jd, gen);
+    gen = NULL;
+    return FUSE_OK;
+}
+
+/* Initialises the three locks; on failure none is left initialised. */
+static bool jit_locks_init(JitSession *js)
+{
+    if (pthread_mutex_init(&js->tm_lock, NULL))
+        return false;
+    if (pthread_mutex_init(&js->lookup_lock, NULL)) {
+        pthread_mutex_destroy(&js->tm_lock);
+        return false;
+    }
+    if (pthread_mutex_init(&js->report_lock, NULL)) {
+        pthread_mutex_destroy(&js->lookup_lock);
+        pthread_mutex_destroy(&js->tm_lock);
+        return false;
+    }
+    return true;
+}
+
+/* Builds the session's parts in order; on failure the caller frees js. */
+static fuse_status jit_session_build(JitSession *js, char **err)
+{
+    fuse_status status = jit_detect_host(js, err);
+    if (!status)
+        status = jit_host_tm(js, &js->tm, err);
+    if (!status)
+        status = jit_create_lljit(js, err);
+    if (!status)
+        status = jit_add_process_symbols(js, err);
+    return status;
+}
+
+fuse_status jit_session_new(JitSession **out, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!out)
+        return jit_fail(err, FUSE_E_ARG, "jit_session_new: out is NULL", NULL);
+    *out = NULL;
+    if (pthread_once(&jit_llvm_once, jit_llvm_init) || jit_llvm_init_failed)
+        return jit_fail(err, FUSE_E_JIT, "LLVM has no native target for this host", NULL);
+    JitSession *js = calloc(1, sizeof *js);
+    if (!js)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    if (!jit_locks_init(js)) {
+        free(js);
+        return jit_fail(err, FUSE_E_NOMEM, "cannot initialise the JIT's locks", NULL);
+    }
+    fuse_status status = jit_session_build(js, err);
+    if (status) {
+        jit_session_free(js);
+        return status;
+    }
+    *out = js;
+    return FUSE_OK;
+}
+
+void jit_session_free(JitSession *js)
+{
+    if (!js)
+        return;
+    if (js->lljit) {
+        /* Disposing ends the ORC session and frees all code still loaded. A
+         * failure here has no caller to go to: drop it. */
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(js->lljit);
+        if (e)
+            LLVMConsumeError(e);
+    }
+    if (js->tm)
+        LLVMDisposeTargetMachine(js->tm);
+    free(js->last_report);
+    free(js->triple);
+    free(js->cpu);
+    free(js->features);
+    free(js->data_layout);
+    pthread_mutex_destroy(&js->report_lock);
+    pthread_mutex_destroy(&js->lookup_lock);
+    pthread_mutex_destroy(&js->tm_lock);
+    free(js);
+}
+
+const char *jit_target_triple(const JitSession *js)
+{
+    return js ? js->triple : NULL;
+}
+
+const char *jit_cpu_name(const JitSession *js)
+{
+    return js ? js->cpu : NULL;
+}
+
+const char *jit_cpu_features(const JitSession *js)
+{
+    return js ? js->features : NULL;
+}
+
+int jit_vector_bits(const JitSession *js)
+{
+    return js ? js->vector_bits : 128;
+}
+
+/* ---- modules ----------------------------------------------------------------- */
+
+JitModule *jit_module_new(JitSession *js, const char *name)
+{
+    if (!js)
+        return NULL;
+    JitModule *jm = calloc(1, sizeof *jm);
+    if (!jm)
+        return NULL;
+    jm->tsc = LLVMOrcCreateNewThreadSafeContext();
+    jm->ctx = LLVMOrcThreadSafeContextGetContext(jm->tsc);
+    jm->mod = LLVMModuleCreateWithNameInContext(name ? name : "fuse", jm->ctx);
+    LLVMSetTarget(jm->mod, js->triple);
+    LLVMSetDataLayout(jm->mod, js->data_layout);
+    return jm;
+}
+
+LLVMContextRef jit_module_context(JitModule *jm)
+{
+    return jm ? jm->ctx : NULL;
+}
+
+LLVMModuleRef jit_module_llvm(JitModule *jm)
+{
+    return jm ? jm->mod : NULL;
+}
+
+void jit_module_free(JitModule *jm)
+{
+    if (!jm)
+        return;
+    /* The module lives in the context: dispose it first. */
+    if (jm->mod)
+        LLVMDisposeModule(jm->mod);
+    if (jm->tsc)
+        LLVMOrcDisposeThreadSafeContext(jm->tsc);
+    free(jm);
+}
+
+/* FUSE_E_ARG unless the session and a not yet loaded module are given. */
+static fuse_status jit_check_module(JitSession *js, JitModule *jm, const char *fn, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!js || !jm)
+        return jit_fail(err, FUSE_E_ARG, fn, "session or module is NULL");
+    if (!jm->mod)
+        return jit_fail(err, FUSE_E_ARG, fn, "the module was already loaded");
+    return FUSE_OK;
+}
+
+/* FUSE_E_JIT with the verifier's message when m is not valid IR. Code generation
+ * on invalid IR can crash LLVM, so every path into it verifies first. */
+static fuse_status jit_verify(LLVMModuleRef m, char **err)
+{
+    char *msg = NULL;
+    LLVMBool broken = LLVMVerifyModule(m, LLVMReturnStatusAction, &msg);
+    fuse_status status = FUSE_OK;
+    if (broken)
+        status = jit_fail(err, FUSE_E_JIT, "invalid LLVM module", msg);
+    LLVMDisposeMessage(msg);
+    return status;
+}
+
+fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
+{
+    fuse_status status = jit_check_module(js, jm, "jit_module_optimize", err);
+    if (!status)
+        status = jit_verify(jm->mod, err);
+    if (status)
+        return status;
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+    LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
+    LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+    pthread_mutex_lock(&js->tm_lock);
+    LLVMErrorRef e = LLVMRunPasses(jm->mod, "default<O3>", js->tm, opts);
+    pthread_mutex_unlock(&js->tm_lock);
+    LLVMDisposePassBuilderOptions(opts);
+    if (e)
+        return jit_fail_llvm(err, "the O3 pipeline failed", e);
+    return FUSE_OK;
+}
+
+char *jit_module_print(JitModule *jm)
+{
+    if (!jm || !jm->mod)
+        return NULL;
+    return jit_take_message(LLVMPrintModuleToString(jm->mod));
+}
+
+/* Copies a memory buffer into a malloc'd NUL-terminated string; NULL on OOM. */
+static char *jit_buffer_text(LLVMMemoryBufferRef buf)
+{
+    size_t n = LLVMGetBufferSize(buf);
+    char *text = malloc(n + 1);
+    if (!text)
+        return NULL;
+    memcpy(text, LLVMGetBufferStart(buf), n);
+    text[n] = '\0';
+    return text;
+}
+
+fuse_status jit_module_asm(JitSession *js, JitModule *jm, char **text, char **err)
+{
+    fuse_status status = jit_check_module(js, jm, "jit_module_asm", err);
+    if (!status && !text)
+        status = jit_fail(err, FUSE_E_ARG, "jit_module_asm", "text is NULL");
+    if (!status)
+        status = jit_verify(jm->mod, err);
+    if (status)
+        return status;
+    *text = NULL;
+    /* Code generation rewrites the IR it compiles: work on a clone. */
+    LLVMModuleRef clone = LLVMCloneModule(jm->mod);
+    LLVMMemoryBufferRef buf = NULL;
+    char *msg = NULL;
+    pthread_mutex_lock(&js->tm_lock);
+    LLVMBool failed =
+        LLVMTargetMachineEmitToMemoryBuffer(js->tm, clone, LLVMAssemblyFile, &msg, &buf);
+    pthread_mutex_unlock(&js->tm_lock);
+    LLVMDisposeModule(clone);
+    if (failed) {
+        status = jit_fail(err, FUSE_E_JIT, "cannot emit assembly", msg);
+        LLVMDisposeMessage(msg);
+        return status;
+    }
+    *text = jit_buffer_text(buf);
+    LLVMDisposeMemoryBuffer(buf);
+    return *text ? FUSE_OK : jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+}
+
+fuse_status jit_module_load(JitSession *js, JitModule *jm, JitCode **out, char **err)
+{
+    fuse_status status = jit_check_module(js, jm, "jit_module_load", err);
+    if (!status && !out)
+        status = jit_fail(err, FUSE_E_ARG, "jit_module_load", "out is NULL");
+    if (!status)
+        status = jit_verify(jm->mod, err);
+    if (status)
+        return status;
+    *out = NULL;
+    JitCode *jc = calloc(1, sizeof *jc);
+    if (!jc)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    jc->js = js;
+    jc->rt = LLVMOrcJITDylibCreateResourceTracker(js->main_jd);
+    /* The module moves into the thread-safe module, which moves into LLJIT
+     * (even when adding fails); the TSM keeps the context alive, so our
+     * reference to it goes too. jm is empty from here on. */
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(jm->mod, jm->tsc);
+    jm->mod = NULL;
+    jm->ctx = NULL;
+    LLVMOrcDisposeThreadSafeContext(jm->tsc);
+    jm->tsc = NULL;
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(js->lljit, jc->rt, tsm);
+    tsm = NULL;
+    if (e) {
+        jit_code_free(jc);
+        return jit_fail_llvm(err, "cannot load the module", e);
+    }
+    *out = jc;
+    return FUSE_OK;
+}
+
+/* ---- loaded code ------------------------------------------------------------- */
+
+/* "what: msg (report)" for a failed lookup; consumes e. */
+static fuse_status jit_fail_lookup(char **err, const char *name, LLVMErrorRef e, const char *report)
+{
+    char *msg = LLVMGetErrorMessage(e);
+    size_t n = strlen(name) + strlen(msg) + (report ? strlen(report) : 0) + 32;
+    char *detail = malloc(n);
+    if (detail)
+        snprintf(detail, n, "'%s': %s%s%s%s", name, msg, report ? " (" : "",
+                 report ? report : "", report ? ")" : "");
+    LLVMDisposeErrorMessage(msg);
+    fuse_status status = jit_fail(err, FUSE_E_JIT, "symbol lookup failed", detail);
+    free(detail);
+    return status;
+}
+
+fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!jc || !name || !addr)
+        return jit_fail(err, FUSE_E_ARG, "jit_code_lookup", "code, name or addr is NULL");
+    *addr = NULL;
+    JitSession *js = jc->js;
+    LLVMOrcExecutorAddress found = 0;
+    pthread_mutex_lock(&js->lookup_lock);
+    free(jit_take_report(js));
+    /* The first lookup of a module's symbol compiles and links the module. */
+    LLVMErrorRef e = LLVMOrcLLJITLookup(js->lljit, &found, name);
+    char *report = jit_take_report(js);
+    pthread_mutex_unlock(&js->lookup_lock);
+    fuse_status status = FUSE_OK;
+    if (e)
+        status = jit_fail_lookup(err, name, e, report);
+    else if (!found)
+        status = jit_fail(err, FUSE_E_JIT, "symbol has a null address", name);
+    else
+        *addr = (void *)(uintptr_t)found;
+    free(report);
+    return status;
+}
+
+void jit_code_free(JitCode *jc)
+{
+    if (!jc)
+        return;
+    /* Removing unloads the code and frees its symbols' names for reuse. A
+     * failure has no caller to go to: drop it (LLJIT frees all at the end). */
+    LLVMErrorRef e = LLVMOrcResourceTrackerRemove(jc->rt);
+    if (e)
+        LLVMConsumeError(e);
+    LLVMOrcReleaseResourceTracker(jc->rt);
+    free(jc);
+}

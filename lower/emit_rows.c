@@ -1,0 +1,219 @@
+/*
+ * emit_rows.c: loop nests of the row-wise builtins (layer norm, masked softmax,
+ * rope) and of case, after the model of emit_softmax in emit.c.
+ *
+ * A row-wise op loops over every out axis but the one it works along (the "rows"),
+ * and runs a few passes along that axis per row, keeping running values in entry
+ * block slots. All reads go through emit_load_operand, so operands may broadcast
+ * (a mask lacking some axes) and no load leaves its buffer.
+ */
+#include <math.h>
+
+#include "emit.h"
+
+/* ---- rows ---- */
+
+typedef struct Rows {
+    int axis[EMIT_MAX_AXES];
+    Loop loop[EMIT_MAX_AXES];
+    int n;
+} Rows;
+
+/* Opens loops over the distinct out axes except loop axis `skip` (-1: none). */
+static void rows_begin(Emit *e, int skip, Rows *r)
+{
+    const IrTensor *t = e->p->tensors[e->op->out];
+    r->n = 0;
+    for (int k = 0; k < t->rank; k++) {
+        int a = e->op->out_axis[k];
+        bool seen = a == skip;
+        for (int i = 0; i < r->n && !seen; i++)
+            seen = r->axis[i] == a;
+        if (!seen)
+            r->axis[r->n++] = a;
+    }
+    for (int i = 0; i < r->n; i++)
+        r->loop[i] = emit_loop_begin(e, r->axis[i]);
+}
+
+static void rows_end(Emit *e, Rows *r)
+{
+    for (int i = r->n - 1; i >= 0; i--)
+        emit_loop_end(e, &r->loop[i]);
+}
+
+static LLVMValueRef load_slot(Emit *e, LLVMValueRef slot, const char *name)
+{
+    return LLVMBuildLoad2(e->bld, e->t_f32, slot, name);
+}
+
+/* *slot += v */
+static void add_to(Emit *e, LLVMValueRef slot, LLVMValueRef v)
+{
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, load_slot(e, slot, "v.s"), v, "v.s2");
+    emit_fast(sum);
+    LLVMBuildStore(e->bld, sum, slot);
+}
+
+/* ---- layer norm ---- */
+
+/* One pass along `axis`; 0: sum, 1: squared deviations, 2: normalise. */
+static void lnorm_pass(Emit *e, int axis, int pass, LLVMValueRef slot, LLVMValueRef mean,
+                       LLVMValueRef inv)
+{
+    Loop l = emit_loop_begin(e, axis);
+    LLVMValueRef x = emit_load_operand(e, 0);
+    if (pass == 0) {
+        add_to(e, slot, x);
+    } else {
+        LLVMValueRef d = LLVMBuildFSub(e->bld, x, mean, "v.dev");
+        if (pass == 1)
+            add_to(e, slot, LLVMBuildFMul(e->bld, d, d, "v.dev2"));
+        else
+            LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
+    }
+    emit_loop_end(e, &l);
+}
+
+void emit_lnorm(Emit *e)
+{
+    int axis = e->op->out_axis[e->op->axis];
+    LLVMValueRef v_recip_n = emit_f32(e, 1.0 / (double)e->op->axes[axis].size);
+    LLVMValueRef sum = emit_entry_alloca(e, "v.sump"), sq = emit_entry_alloca(e, "v.sqp");
+    Rows r;
+    rows_begin(e, axis, &r);
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), sum);
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), sq);
+    lnorm_pass(e, axis, 0, sum, NULL, NULL);
+    LLVMValueRef mean = LLVMBuildFMul(e->bld, load_slot(e, sum, "v.sum"), v_recip_n, "v.mean");
+    lnorm_pass(e, axis, 1, sq, mean, NULL);
+    LLVMValueRef var = LLVMBuildFMul(e->bld, load_slot(e, sq, "v.sq"), v_recip_n, "v.var");
+    var = LLVMBuildFAdd(e->bld, var, emit_f32(e, e->op->param[0]), "v.vareps");
+    LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0),
+                                     emit_intrinsic1(e, "llvm.sqrt", var), "v.inv");
+    lnorm_pass(e, axis, 2, NULL, mean, inv);
+    rows_end(e, &r);
+}
+
+/* ---- masked softmax ---- */
+
+typedef struct MaskedCell {
+    LLVMValueRef keep;   /* i1: mask nonzero */
+    LLVMValueRef v;      /* the value entering the softmax */
+    LLVMValueRef in_sum; /* i1: the cell enters the max and the sum */
+} MaskedCell;
+
+static MaskedCell masked_cell(Emit *e)
+{
+    bool has_fill = e->op->param[1] != 0;
+    LLVMValueRef x = emit_load_operand(e, 0);
+    MaskedCell c;
+    c.keep = LLVMBuildFCmp(e->bld, LLVMRealUNE, emit_load_operand(e, 1), emit_f32(e, 0.0),
+                           "v.keep");
+    c.v = has_fill ? LLVMBuildSelect(e->bld, c.keep, x, emit_f32(e, e->op->param[0]), "v.fill")
+                   : x;
+    c.in_sum = has_fill ? LLVMConstInt(e->t_i1, 1, 0) : c.keep;
+    return c;
+}
+
+/* One pass along `axis`; 0: max, 1: exp and sum, 2: divide (0 for an empty sum). */
+static void masked_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRef s)
+{
+    Loop l = emit_loop_begin(e, axis);
+    LLVMValueRef addr = emit_out_addr(e), zero = emit_f32(e, 0.0);
+    if (pass < 2) {
+        MaskedCell c = masked_cell(e);
+        LLVMValueRef mv = load_slot(e, m, "v.m");
+        if (pass == 0) {
+            LLVMValueRef nm = emit_intrinsic2(e, "llvm.maxnum", mv, c.v);
+            LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, c.in_sum, nm, mv, "v.m2"), m);
+        } else {
+            LLVMValueRef ex = emit_intrinsic1(e, "llvm.exp", LLVMBuildFSub(e->bld, c.v, mv, "v.d"));
+            add_to(e, s, LLVMBuildSelect(e->bld, c.in_sum, ex, zero, "v.term"));
+            LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
+        }
+    } else {
+        LLVMValueRef sv = load_slot(e, s, "v.s");
+        LLVMValueRef q = LLVMBuildFDiv(e->bld, load_slot(e, addr, "v.e"), sv, "v.p");
+        LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, sv, zero, "v.nonempty");
+        LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
+    }
+    emit_loop_end(e, &l);
+}
+
+void emit_masked_softmax(Emit *e)
+{
+    int axis = e->op->out_axis[e->op->axis];
+    LLVMValueRef m = emit_entry_alloca(e, "v.maxp"), s = emit_entry_alloca(e, "v.sump");
+    Rows r;
+    rows_begin(e, axis, &r);
+    LLVMBuildStore(e->bld, emit_f32(e, -INFINITY), m);
+    LLVMBuildStore(e->bld, emit_f32(e, 0.0), s);
+    for (int pass = 0; pass < 3; pass++)
+        masked_pass(e, axis, pass, m, s);
+    rows_end(e, &r);
+}
+
+/* ---- case ---- */
+
+void emit_case(Emit *e)
+{
+    int n = e->op->n_in;
+    Rows r;
+    rows_begin(e, -1, &r);
+    LLVMValueRef v = n % 2 ? emit_load_operand(e, n - 1) : emit_f32(e, 0.0);
+    for (int i = n / 2 - 1; i >= 0; i--) {
+        LLVMValueRef c = emit_load_operand(e, 2 * i);
+        LLVMValueRef pick = LLVMBuildFCmp(e->bld, LLVMRealUNE, c, emit_f32(e, 0.0), "v.cond");
+        v = LLVMBuildSelect(e->bld, pick, emit_load_operand(e, 2 * i + 1), v, "v.case");
+    }
+    LLVMBuildStore(e->bld, v, emit_out_addr(e));
+    rows_end(e, &r);
+}
+
+/* ---- rope ---- */
+
+/* x at feature position `at` instead of the current feature counter. */
+static LLVMValueRef load_at_feature(Emit *e, int feat, LLVMValueRef at)
+{
+    LLVMValueRef saved = e->v_counter[feat];
+    e->v_counter[feat] = at;
+    LLVMValueRef v = emit_load_operand(e, 0);
+    e->v_counter[feat] = saved;
+    return v;
+}
+
+/* The rotation angle pos * base^(-2j/d) of frequency index j. */
+static LLVMValueRef rope_angle(Emit *e, LLVMValueRef pos, LLVMValueRef j, int64_t d)
+{
+    double step = -2.0 * log(e->op->param[0]) / (double)d;
+    LLVMValueRef jf = LLVMBuildSIToFP(e->bld, j, e->t_f32, "v.jf");
+    LLVMValueRef freq = emit_intrinsic1(e, "llvm.exp",
+                                        LLVMBuildFMul(e->bld, jf, emit_f32(e, step), "v.lf"));
+    LLVMValueRef pf = LLVMBuildSIToFP(e->bld, pos, e->t_f32, "v.pf");
+    return LLVMBuildFMul(e->bld, pf, freq, "v.angle");
+}
+
+void emit_rope(Emit *e)
+{
+    int feat = e->op->out_axis[e->op->axis];
+    int64_t d = e->op->axes[feat].size, h = d / 2;
+    Rows r;
+    rows_begin(e, -1, &r);
+    LLVMValueRef k = e->v_counter[feat], v_h = emit_i64(e, h);
+    LLVMValueRef is_lo = LLVMBuildICmp(e->bld, LLVMIntSLT, k, v_h, "v.lo");
+    LLVMValueRef is_tail = LLVMBuildICmp(e->bld, LLVMIntSGE, k, emit_i64(e, 2 * h), "v.tail");
+    LLVMValueRef j = LLVMBuildSelect(e->bld, is_lo, k, LLVMBuildSub(e->bld, k, v_h, "v.kh"), "v.j");
+    LLVMValueRef partner = LLVMBuildSelect(e->bld, is_lo, LLVMBuildAdd(e->bld, k, v_h, "v.k2"), j,
+                                           "v.partner");
+    partner = LLVMBuildSelect(e->bld, is_tail, k, partner, "v.partner2");
+    LLVMValueRef x = emit_load_operand(e, 0), y = load_at_feature(e, feat, partner);
+    LLVMValueRef ang = rope_angle(e, e->v_counter[e->op->out_axis[0]], j, d);
+    LLVMValueRef c = emit_intrinsic1(e, "llvm.cos", ang), s = emit_intrinsic1(e, "llvm.sin", ang);
+    LLVMValueRef sign = LLVMBuildSelect(e->bld, is_lo, emit_f32(e, -1.0), emit_f32(e, 1.0),
+                                        "v.sign");
+    LLVMValueRef ys = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, y, s, "v.ys"), sign, "v.yss");
+    LLVMValueRef out = LLVMBuildFAdd(e->bld, LLVMBuildFMul(e->bld, x, c, "v.xc"), ys, "v.rope");
+    LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, is_tail, x, out, "v.rope2"), emit_out_addr(e));
+    rows_end(e, &r);
+}

@@ -1,0 +1,203 @@
+/*
+ * tensor.c: dtype facts, 64-byte aligned buffers and conversions between float32
+ * and the other element types of host tensors.
+ *
+ * Aligned buffers come from aligned_alloc, so memory from rt_alloc_aligned may be
+ * released with either rt_free_aligned or plain free(); the readers rely on this to
+ * hand out tensor data that is both aligned for the kernels and free()-able by the
+ * host, as runtime.h promises.
+ *
+ * float32 -> integer conversion truncates toward zero (as a C cast and NumPy's
+ * astype do) but saturates at the type's range and maps NaN to 0, so no input value
+ * reaches the undefined behaviour of an out-of-range cast. Bool is "nonzero".
+ */
+#include "runtime.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct DtypeInfo {
+    size_t size;      /* bytes per element */
+    const char *name; /* NumPy spelling */
+} DtypeInfo;
+
+static const DtypeInfo dtype_info[] = {
+    [FUSE_F32] = {4, "float32"}, [FUSE_F64] = {8, "float64"}, [FUSE_I8] = {1, "int8"},
+    [FUSE_I16] = {2, "int16"},   [FUSE_I32] = {4, "int32"},   [FUSE_I64] = {8, "int64"},
+    [FUSE_U8] = {1, "uint8"},    [FUSE_U16] = {2, "uint16"},  [FUSE_U32] = {4, "uint32"},
+    [FUSE_U64] = {8, "uint64"},  [FUSE_BOOL] = {1, "bool"},
+};
+static_assert(sizeof dtype_info / sizeof dtype_info[0] == FUSE_DTYPE_COUNT,
+              "dtype_info must cover every fuse_dtype");
+
+static int dtype_valid(fuse_dtype dt)
+{
+    return (int)dt >= 0 && dt < FUSE_DTYPE_COUNT;
+}
+
+FUSE_API size_t fuse_dtype_size(fuse_dtype dtype)
+{
+    return dtype_valid(dtype) ? dtype_info[dtype].size : 0;
+}
+
+FUSE_API const char *fuse_dtype_name(fuse_dtype dtype)
+{
+    return dtype_valid(dtype) ? dtype_info[dtype].name : "invalid dtype";
+}
+
+void *rt_alloc_aligned(size_t n)
+{
+    if (n > SIZE_MAX - RT_ALIGN)
+        return NULL;
+    /* aligned_alloc wants a multiple of the alignment; 0 bytes still get a block. */
+    size_t rounded = n == 0 ? RT_ALIGN : (n + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
+    void *p = aligned_alloc(RT_ALIGN, rounded);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+void rt_free_aligned(void *p)
+{
+    free(p);
+}
+
+int64_t rt_shape_count(int rank, const int64_t *shape)
+{
+    if (rank < 0 || rank > FUSE_MAX_RANK || (rank > 0 && !shape))
+        return -1;
+    int64_t count = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] < 0)
+            return -1;
+        if (shape[i] > 0 && count > INT64_MAX / shape[i])
+            return -1;
+        count *= shape[i];
+    }
+    return count;
+}
+
+/* Element i of src (dtype dt) as float; integers above 2^24 round to nearest. */
+static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
+{
+    switch (dt) {
+    case FUSE_F32: return ((const float *)src)[i];
+    case FUSE_F64: return (float)((const double *)src)[i];
+    case FUSE_I8: return ((const int8_t *)src)[i];
+    case FUSE_I16: return ((const int16_t *)src)[i];
+    case FUSE_I32: return (float)((const int32_t *)src)[i];
+    case FUSE_I64: return (float)((const int64_t *)src)[i];
+    case FUSE_U8: return ((const uint8_t *)src)[i];
+    case FUSE_U16: return ((const uint16_t *)src)[i];
+    case FUSE_U32: return (float)((const uint32_t *)src)[i];
+    case FUSE_U64: return (float)((const uint64_t *)src)[i];
+    case FUSE_BOOL: return ((const uint8_t *)src)[i] ? 1.0f : 0.0f;
+    default: return 0.0f;
+    }
+}
+
+void rt_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n)
+{
+    /* The switch inside is loop-invariant; the optimiser unswitches it. */
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = elem_as_f32(dt, src, i);
+}
+
+/* x truncated toward zero into a signed `bits`-bit range, saturating; NaN is 0.
+ * The bounds +-2^(bits-1) are exact in double, so the comparisons are exact. */
+static int64_t to_signed(float x, int bits)
+{
+    double lim = ldexp(1.0, bits - 1);
+    double t = trunc((double)x);
+    if (isnan(t))
+        return 0;
+    if (t < -lim)
+        return (int64_t)-lim;
+    if (t >= lim)
+        return (int64_t)((UINT64_C(1) << (bits - 1)) - 1);
+    return (int64_t)t;
+}
+
+/* Same for an unsigned `bits`-bit range. */
+static uint64_t to_unsigned(float x, int bits)
+{
+    double t = trunc((double)x);
+    if (isnan(t) || t <= 0.0)
+        return 0;
+    if (t >= ldexp(1.0, bits))
+        return bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+    return (uint64_t)t;
+}
+
+/* Stores float x as element i of dst in dtype dt. */
+static void store_from_f32(fuse_dtype dt, void *dst, int64_t i, float x)
+{
+    switch (dt) {
+    case FUSE_F32: ((float *)dst)[i] = x; break;
+    case FUSE_F64: ((double *)dst)[i] = x; break;
+    case FUSE_I8: ((int8_t *)dst)[i] = (int8_t)to_signed(x, 8); break;
+    case FUSE_I16: ((int16_t *)dst)[i] = (int16_t)to_signed(x, 16); break;
+    case FUSE_I32: ((int32_t *)dst)[i] = (int32_t)to_signed(x, 32); break;
+    case FUSE_I64: ((int64_t *)dst)[i] = to_signed(x, 64); break;
+    case FUSE_U8: ((uint8_t *)dst)[i] = (uint8_t)to_unsigned(x, 8); break;
+    case FUSE_U16: ((uint16_t *)dst)[i] = (uint16_t)to_unsigned(x, 16); break;
+    case FUSE_U32: ((uint32_t *)dst)[i] = (uint32_t)to_unsigned(x, 32); break;
+    case FUSE_U64: ((uint64_t *)dst)[i] = to_unsigned(x, 64); break;
+    case FUSE_BOOL: ((uint8_t *)dst)[i] = x != 0.0f; break;
+    default: break;
+    }
+}
+
+fuse_status rt_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
+                               const float *src, fuse_tensor *out)
+{
+    if (!out || !dtype_valid(dt))
+        return FUSE_E_ARG;
+    int64_t count = rt_shape_count(rank, shape);
+    if (count < 0 || (count > 0 && !src))
+        return FUSE_E_ARG;
+    size_t esize = dtype_info[dt].size;
+    if ((uint64_t)count > SIZE_MAX / esize)
+        return FUSE_E_NOMEM;
+    void *data = rt_alloc_aligned((size_t)count * esize);
+    if (!data)
+        return FUSE_E_NOMEM;
+    for (int64_t i = 0; i < count; i++)
+        store_from_f32(dt, data, i, src[i]);
+    memset(out, 0, sizeof *out);
+    out->dtype = dt;
+    out->rank = rank;
+    for (int i = 0; i < rank; i++)
+        out->shape[i] = shape[i];
+    out->data = data;
+    return FUSE_OK;
+}
+
+fuse_status rt_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
+                            char **err)
+{
+    const char *why = NULL;
+    int64_t count = -1;
+    if (!t)
+        why = "no tensor given";
+    else if (!dtype_valid(t->dtype))
+        why = "invalid dtype";
+    else if (t->rank < 0 || t->rank > FUSE_MAX_RANK)
+        why = "rank out of range";
+    else if ((count = rt_shape_count(t->rank, t->shape)) < 0)
+        why = "negative or overflowing shape";
+    else if ((uint64_t)count > SIZE_MAX / dtype_info[t->dtype].size)
+        why = "tensor too large";
+    else if (count > 0 && !t->data)
+        why = "no data";
+    if (why) {
+        if (err)
+            *err = rt_strprintf("%s: invalid tensor: %s", what ? what : "(tensor)", why);
+        return FUSE_E_ARG;
+    }
+    if (nbytes)
+        *nbytes = (size_t)count * dtype_info[t->dtype].size;
+    return FUSE_OK;
+}

@@ -1,0 +1,963 @@
+/*
+ * test_cli.c: Check suite for the fuse-jit command. Runs the built binary
+ * (FUSE_JIT_BIN) in a fresh scratch directory per test, with stdout and stderr
+ * captured to files, and checks exit codes, messages and results.
+ *
+ * Program tests write random inputs as .npy (rt_npy_write), run
+ * `fuse-jit run prog.fuse --out ...`, read the results back (rt_npy_read,
+ * rt_npz_read) and compare them with values computed here by naive loops in
+ * double precision, within 1e-4 absolute plus 1e-4 relative.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fuse.h"
+#include "runtime.h"
+
+enum { MAX_ARGS = 32, TIMEOUT_S = 120 };
+
+/* Every test runs in its own scratch directory under one root per test case.
+ * The root is made and removed by an unchecked fixture (in the parent process, so
+ * it is removed even when a test fails); Check forks per test, so each test sets
+ * its own copy of `scratch` in the checked fixture. */
+static char scratch_root[4096];
+static char scratch[4200];
+
+static void root_setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(scratch_root, sizeof scratch_root, "%s/fuse-cli-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    ck_assert_msg(mkdtemp(scratch_root) != NULL, "mkdtemp %s failed", scratch_root);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void root_teardown(void)
+{
+    nftw(scratch_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void scratch_setup(void)
+{
+    snprintf(scratch, sizeof scratch, "%s/test-XXXXXX", scratch_root);
+    ck_assert_msg(mkdtemp(scratch) != NULL, "mkdtemp %s failed", scratch);
+}
+
+/* path of a file in the scratch directory, in a static buffer per slot. */
+static const char *spath(const char *name)
+{
+    static char buf[4][4400];
+    static int slot;
+    slot = (slot + 1) % 4;
+    snprintf(buf[slot], sizeof buf[slot], "%s/%s", scratch, name);
+    return buf[slot];
+}
+
+/* ---- files ---- */
+
+/* Whole file as a NUL-terminated string; "" when it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = 0, cap = 4096;
+    char *s = malloc(cap);
+    ck_assert_ptr_nonnull(s);
+    if (f) {
+        size_t k;
+        while ((k = fread(s + n, 1, cap - n - 1, f)) > 0) {
+            n += k;
+            if (cap - n - 1 == 0) {
+                s = realloc(s, cap *= 2);
+                ck_assert_ptr_nonnull(s);
+            }
+        }
+        fclose(f);
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static void write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(spath(name), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static bool file_exists(const char *name)
+{
+    struct stat st;
+    return stat(spath(name), &st) == 0;
+}
+
+static void write_npy(const char *name, int rank, const int64_t *shape, const float *data)
+{
+    fuse_tensor t = {.dtype = FUSE_F32, .rank = rank, .data = (void *)data};
+    for (int a = 0; a < rank; a++)
+        t.shape[a] = shape[a];
+    char *err = NULL;
+    fuse_status st = rt_npy_write(spath(name), &t, &err);
+    ck_assert_msg(st == FUSE_OK, "writing %s: %s", name, err ? err : "?");
+    free(err);
+}
+
+/* Checks rank and shape of a tensor read back, and returns its values as
+ * float32 (malloc'd); frees the tensor's data. */
+static float *take_f32(fuse_tensor *t, const char *what, int rank, const int64_t *shape)
+{
+    ck_assert_msg(t->rank == rank, "%s: rank %d, want %d", what, t->rank, rank);
+    int64_t n = 1;
+    for (int a = 0; a < rank; a++) {
+        ck_assert_msg(t->shape[a] == shape[a], "%s: axis %d has size %lld, want %lld", what,
+                      a, (long long)t->shape[a], (long long)shape[a]);
+        n *= shape[a];
+    }
+    float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    rt_convert_to_f32(t->dtype, t->data, v, n);
+    free(t->data);
+    return v;
+}
+
+static float *read_npy(const char *name, int rank, const int64_t *shape)
+{
+    fuse_tensor t;
+    char *err = NULL;
+    fuse_status st = rt_npy_read(spath(name), &t, &err);
+    ck_assert_msg(st == FUSE_OK, "reading %s: %s", name, err ? err : "?");
+    free(err);
+    return take_f32(&t, name, rank, shape);
+}
+
+static float *read_member(const char *npz, const char *member, int rank, const int64_t *shape)
+{
+    fuse_tensor t;
+    char *err = NULL;
+    fuse_status st = rt_npz_read(spath(npz), member, NULL, &t, &err);
+    ck_assert_msg(st == FUSE_OK, "reading %s member %s: %s", npz, member, err ? err : "?");
+    free(err);
+    return take_f32(&t, member, rank, shape);
+}
+
+/* Deterministic values in [lo, hi). */
+static void fill_random(float *x, int64_t n, unsigned seed, float lo, float hi)
+{
+    unsigned s = seed * 2654435761u + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = lo + (hi - lo) * (float)(s >> 8) / 16777216.0f;
+    }
+}
+
+static void expect_close(const char *what, const float *got, const double *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-4 + 1e-4 * fabs(want[i]),
+                      "%s[%lld]: got %.8g, want %.8g", what, (long long)i, got[i], want[i]);
+}
+
+/* ---- running fuse-jit ---- */
+
+typedef struct Result {
+    int code; /* exit status, or 128 + signal */
+    char *out;
+    char *err;
+} Result;
+
+static void result_free(Result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Child side: stdin from /dev/null, stdout/stderr to files, exec the binary. */
+static void exec_child(char **argv)
+{
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(spath("cli.stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(spath("cli.stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0 || chdir(scratch) != 0)
+        _exit(126);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+/* Runs `fuse-jit ARGS...` (a NULL-terminated list) in the scratch directory. */
+static Result run_cli(const char *first, ...)
+{
+    char *argv[MAX_ARGS] = {(char *)FUSE_JIT_BIN};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && argc < MAX_ARGS - 1; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork failed");
+    if (pid == 0)
+        exec_child(argv);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    Result r = {.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
+    r.out = slurp(spath("cli.stdout"));
+    r.err = slurp(spath("cli.stderr"));
+    return r;
+}
+
+static void expect_exit(const Result *r, int code)
+{
+    ck_assert_msg(r->code == code, "exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r->code, code,
+                  r->out, r->err);
+}
+
+/* Writes prog.fuse and runs it with --out FILE; expects success. */
+static void run_program(const char *text, const char *out)
+{
+    write_text("prog.fuse", text);
+    Result r = run_cli("run", "prog.fuse", "--out", out, NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+}
+
+/* ---- programs, checked against naive loops ---- */
+
+static void matmul_ref(const float *a, const float *b, double *c, int m, int k, int n)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)a[i * k + p] * b[p * n + j];
+            c[i * n + j] = s;
+        }
+}
+
+static const char MATMUL[] = "A[i,k] = \"a.npy\"\n"
+                             "B[k,j] = \"b.npy\"\n"
+                             "C[i,j] = A[i,k] B[k,j]\n"
+                             "export C\n";
+
+START_TEST(test_run_matmul_from_npy)
+{
+    enum { M = 300, K = 200, N = 100 };
+    float *a = malloc(M * K * sizeof *a), *b = malloc(K * N * sizeof *b);
+    double *want = malloc(M * N * sizeof *want);
+    fill_random(a, M * K, 1, -1, 1);
+    fill_random(b, K * N, 2, -1, 1);
+    write_npy("a.npy", 2, (int64_t[]){M, K}, a);
+    write_npy("b.npy", 2, (int64_t[]){K, N}, b);
+    run_program(MATMUL, "c.npy");
+    float *got = read_npy("c.npy", 2, (int64_t[]){M, N});
+    matmul_ref(a, b, want, M, K, N);
+    expect_close("C", got, want, M * N);
+    free(a), free(b), free(want), free(got);
+}
+END_TEST
+
+START_TEST(test_run_input_overrides_source)
+{
+    enum { M = 7, K = 5, N = 3 };
+    float a[M * K], a2[M * K], b[K * N];
+    double want[M * N];
+    fill_random(a, M * K, 3, -1, 1);
+    fill_random(a2, M * K, 4, -1, 1);
+    fill_random(b, K * N, 5, -1, 1);
+    write_npy("a.npy", 2, (int64_t[]){M, K}, a);
+    write_npy("other.npy", 2, (int64_t[]){M, K}, a2);
+    write_npy("b.npy", 2, (int64_t[]){K, N}, b);
+    write_text("prog.fuse", MATMUL);
+    Result r = run_cli("run", "prog.fuse", "--input", "A=other.npy", "--threads", "1", "--out",
+                       "c.npy", NULL);
+    expect_exit(&r, 0);
+    float *got = read_npy("c.npy", 2, (int64_t[]){M, N});
+    matmul_ref(a2, b, want, M, K, N);
+    expect_close("C", got, want, M * N);
+    free(got);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_run_transpose)
+{
+    enum { R = 5, C = 7 };
+    float x[R * C];
+    double want[C * R];
+    fill_random(x, R * C, 6, -2, 2);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    run_program("X[i,j] = \"x.npy\"\nT[j,i] = X[i,j]\nexport T\n", "out.npz");
+    float *got = read_member("out.npz", "T", 2, (int64_t[]){C, R});
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            want[j * R + i] = x[i * C + j];
+    expect_close("T", got, want, R * C);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_run_diagonal)
+{
+    enum { N = 6 };
+    float a[N * N];
+    double want[N];
+    fill_random(a, N * N, 7, -1, 1);
+    write_npy("a.npy", 2, (int64_t[]){N, N}, a);
+    run_program("A[i,j] = \"a.npy\"\nD[i] = A[i,i]\nexport D\n", "out.npz");
+    float *got = read_member("out.npz", "D", 1, (int64_t[]){N});
+    for (int i = 0; i < N; i++)
+        want[i] = a[i * N + i];
+    expect_close("D", got, want, N);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_run_row_softmax)
+{
+    enum { R = 4, C = 9 };
+    float x[R * C];
+    double want[R * C];
+    fill_random(x, R * C, 8, -3, 3);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    run_program("X[i,j] = \"x.npy\"\nS[i,j.] = softmax(X[i,j])\nexport S\n", "out.npz");
+    float *got = read_member("out.npz", "S", 2, (int64_t[]){R, C});
+    for (int i = 0; i < R; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < C; j++)
+            mx = fmax(mx, x[i * C + j]);
+        for (int j = 0; j < C; j++)
+            sum += exp(x[i * C + j] - mx);
+        for (int j = 0; j < C; j++)
+            want[i * C + j] = exp(x[i * C + j] - mx) / sum;
+    }
+    expect_close("S", got, want, R * C);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_run_max_and_avg_projections)
+{
+    enum { R = 5, C = 8 };
+    float x[R * C];
+    double want_m[R], want_v[C];
+    fill_random(x, R * C, 9, -5, 5);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    run_program("X[i,j] = \"x.npy\"\nM[i] max= X[i,j]\nV[j] avg= X[i,j]\nexport M\nexport V\n",
+                "out.npz");
+    float *m = read_member("out.npz", "M", 1, (int64_t[]){R});
+    float *v = read_member("out.npz", "V", 1, (int64_t[]){C});
+    for (int i = 0; i < R; i++) {
+        want_m[i] = -INFINITY;
+        for (int j = 0; j < C; j++)
+            want_m[i] = fmax(want_m[i], x[i * C + j]);
+    }
+    for (int j = 0; j < C; j++) {
+        want_v[j] = 0;
+        for (int i = 0; i < R; i++)
+            want_v[j] += x[i * C + j] / (double)R;
+    }
+    expect_close("M", m, want_m, R);
+    expect_close("V", v, want_v, C);
+    free(m), free(v);
+}
+END_TEST
+
+START_TEST(test_run_broadcast_bias)
+{
+    enum { R = 4, C = 6 };
+    float x[R * C], b[C];
+    double want[R * C];
+    fill_random(x, R * C, 10, -1, 1);
+    fill_random(b, C, 11, -1, 1);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    write_npy("b.npy", 1, (int64_t[]){C}, b);
+    run_program("X[i,j] = \"x.npy\"\nB[j] = \"b.npy\"\nY[i,j] = X[i,j] + B[j]\nexport Y\n",
+                "out.npz");
+    float *got = read_member("out.npz", "Y", 2, (int64_t[]){R, C});
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            want[i * C + j] = (double)x[i * C + j] + b[j];
+    expect_close("Y", got, want, R * C);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_run_same_lhs_group_adds)
+{
+    enum { R = 4, C = 5 };
+    float x[R * C], y[R];
+    double want[R];
+    fill_random(x, R * C, 12, -1, 1);
+    fill_random(y, R, 13, -1, 1);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    write_npy("y.npy", 1, (int64_t[]){R}, y);
+    run_program("X[i,j] = \"x.npy\"\nY[i] = \"y.npy\"\n"
+                "Z[i] = X[i,j]\nZ[i] = Y[i]\n"
+                "W[i] = X[i,j]\nW[i] += Y[i]\n"
+                "export Z\nexport W\n",
+                "out.npz");
+    float *z = read_member("out.npz", "Z", 1, (int64_t[]){R});
+    float *w = read_member("out.npz", "W", 1, (int64_t[]){R});
+    for (int i = 0; i < R; i++) {
+        want[i] = y[i];
+        for (int j = 0; j < C; j++)
+            want[i] += x[i * C + j];
+    }
+    expect_close("Z", z, want, R);
+    expect_close("W", w, want, R);
+    free(z), free(w);
+}
+END_TEST
+
+START_TEST(test_run_three_factor_join)
+{
+    enum { I = 3, J = 4, K = 5, L = 2 };
+    float a[I * J], b[J * K], c[K * L];
+    double ab[I * K], want[I * L];
+    fill_random(a, I * J, 14, -1, 1);
+    fill_random(b, J * K, 15, -1, 1);
+    fill_random(c, K * L, 16, -1, 1);
+    write_npy("a.npy", 2, (int64_t[]){I, J}, a);
+    write_npy("b.npy", 2, (int64_t[]){J, K}, b);
+    write_npy("c.npy", 2, (int64_t[]){K, L}, c);
+    run_program("A[i,j] = \"a.npy\"\nB[j,k] = \"b.npy\"\nC[k,l] = \"c.npy\"\n"
+                "R[i,l] = A[i,j] B[j,k] C[k,l]\nexport R\n",
+                "out.npz");
+    float *got = read_member("out.npz", "R", 2, (int64_t[]){I, L});
+    matmul_ref(a, b, ab, I, J, K);
+    for (int i = 0; i < I; i++)
+        for (int l = 0; l < L; l++) {
+            want[i * L + l] = 0;
+            for (int k = 0; k < K; k++)
+                want[i * L + l] += ab[i * K + k] * c[k * L + l];
+        }
+    expect_close("R", got, want, I * L);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_run_literal_factor)
+{
+    enum { N = 10 };
+    float x[N];
+    double want[N];
+    fill_random(x, N, 17, -4, 4);
+    write_npy("x.npy", 1, (int64_t[]){N}, x);
+    run_program("X[i] = \"x.npy\"\nH[i] = 0.5 X[i]\nexport H\n", "out.npz");
+    float *got = read_member("out.npz", "H", 1, (int64_t[]){N});
+    for (int i = 0; i < N; i++)
+        want[i] = 0.5 * x[i];
+    expect_close("H", got, want, N);
+    free(got);
+}
+END_TEST
+
+typedef struct Builtin {
+    const char *name;   /* export name */
+    const char *call;   /* builtin name in the program */
+    const char *source; /* X (any sign) or P (positive) */
+    double (*ref)(double);
+} Builtin;
+
+static double ref_relu(double x) { return x > 0 ? x : 0; }
+static double ref_step(double x) { return x > 0 ? 1 : 0; }
+static double ref_gelu(double x)
+{
+    return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+static const Builtin BUILTINS[] = {
+    {"Relu", "relu", "X", ref_relu}, {"Exp", "exp", "X", exp},
+    {"Tanh", "tanh", "X", tanh},     {"Sin", "sin", "X", sin},
+    {"Cos", "cos", "X", cos},        {"Abs", "abs", "X", fabs},
+    {"Step", "step", "X", ref_step}, {"Gelu", "gelu", "X", ref_gelu},
+    {"Sqrt", "sqrt", "P", sqrt},     {"Log", "log", "P", log},
+};
+
+START_TEST(test_run_elementwise_builtins)
+{
+    enum { R = 3, C = 4, NB = sizeof BUILTINS / sizeof BUILTINS[0] };
+    float x[R * C], p[R * C];
+    double want[R * C];
+    char prog[2048] = "X[i,j] = \"x.npy\"\nP[i,j] = \"p.npy\"\n";
+    fill_random(x, R * C, 18, -2, 2);
+    fill_random(p, R * C, 19, 0.1f, 3);
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    write_npy("p.npy", 2, (int64_t[]){R, C}, p);
+    for (int b = 0; b < NB; b++) {
+        size_t n = strlen(prog);
+        snprintf(prog + n, sizeof prog - n, "%s[i,j] = %s(%s[i,j])\nexport %s\n",
+                 BUILTINS[b].name, BUILTINS[b].call, BUILTINS[b].source, BUILTINS[b].name);
+    }
+    run_program(prog, "out.npz");
+    for (int b = 0; b < NB; b++) {
+        const float *in = BUILTINS[b].source[0] == 'P' ? p : x;
+        float *got = read_member("out.npz", BUILTINS[b].name, 2, (int64_t[]){R, C});
+        for (int i = 0; i < R * C; i++)
+            want[i] = BUILTINS[b].ref(in[i]);
+        expect_close(BUILTINS[b].name, got, want, R * C);
+        free(got);
+    }
+}
+END_TEST
+
+/* ---- printing and output files ---- */
+
+START_TEST(test_print_small_tensors)
+{
+    write_text("prog.fuse", "Y[i,j] = const([[1, 2.5], [-3, 4]])\n"
+                            "V[k] = const([0.5, 1, 2])\n"
+                            "S = const(2.5)\n"
+                            "export Y\nexport V\nexport S\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, "# Y shape=(2, 2) dtype=float32\n"
+                            "[[ 1.   2.5]\n"
+                            " [-3.   4. ]]\n"
+                            "# V shape=(3,) dtype=float32\n"
+                            "[0.5 1.  2. ]\n"
+                            "# S shape=() dtype=float32\n"
+                            "2.5\n");
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_print_elides_long_axes)
+{
+    enum { N = 2000 };
+    float x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = (float)i;
+    write_npy("x.npy", 1, (int64_t[]){N}, x);
+    write_text("prog.fuse", "X[i] = \"x.npy\"\nY[i] = X[i]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, "# Y shape=(2000,) dtype=float32\n"
+                            "[   0.    1.    2. ... 1997. 1998. 1999.]\n");
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_out_json)
+{
+    write_text("prog.fuse", "Y[i,j] = const([[1, 2.5], [-3, 4]])\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", "--out", "y.json", NULL);
+    expect_exit(&r, 0);
+    json_error_t jerr;
+    json_t *root = json_load_file(spath("y.json"), 0, &jerr);
+    ck_assert_msg(root != NULL, "y.json: %s", jerr.text);
+    const double want[2][2] = {{1, 2.5}, {-3, 4}};
+    ck_assert(json_is_array(root) && json_array_size(root) == 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *row = json_array_get(root, i);
+        ck_assert(json_is_array(row) && json_array_size(row) == 2);
+        for (size_t j = 0; j < 2; j++)
+            ck_assert_double_eq_tol(json_number_value(json_array_get(row, j)), want[i][j], 1e-6);
+    }
+    json_decref(root);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_out_single_file_needs_one_export)
+{
+    write_text("prog.fuse", "A[i] = const([1, 2])\nB[i] = A[i] A[i]\nexport A\nexport B\n");
+    Result r = run_cli("run", "prog.fuse", "--out", "x.npy", NULL);
+    expect_exit(&r, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, ".npz"));
+    ck_assert(!file_exists("x.npy"));
+    result_free(&r);
+}
+END_TEST
+
+/* ---- sinks and directories ---- */
+
+static const char SINK_PROG[] = "X[i] = \"x.npy\"\nY[i] = 2 X[i]\n\"s.npy\" = Y[i]\nexport Y\n";
+
+static void write_sink_inputs(const char *name, double *want)
+{
+    float x[3] = {1, -2, 3.5f};
+    write_npy(name, 1, (int64_t[]){3}, x);
+    for (int i = 0; i < 3; i++)
+        want[i] = 2.0 * x[i];
+}
+
+START_TEST(test_sinks_written_and_suppressed)
+{
+    double want[3];
+    write_sink_inputs("x.npy", want);
+    write_text("prog.fuse", SINK_PROG);
+    Result r = run_cli("run", "prog.fuse", "--no-sinks", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(!file_exists("s.npy"), "--no-sinks wrote s.npy");
+    result_free(&r);
+    r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 0);
+    float *got = read_npy("s.npy", 1, (int64_t[]){3});
+    expect_close("s.npy", got, want, 3);
+    free(got);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_base_dir_and_out_dir)
+{
+    double want[3];
+    ck_assert_int_eq(mkdir(spath("data"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("results"), 0755), 0);
+    write_sink_inputs("data/x.npy", want);
+    write_text("prog.fuse", SINK_PROG);
+    Result r = run_cli("run", "prog.fuse", "--base-dir", "data", "--out-dir=results", NULL);
+    expect_exit(&r, 0);
+    float *got = read_npy("results/s.npy", 1, (int64_t[]){3});
+    expect_close("results/s.npy", got, want, 3);
+    ck_assert(!file_exists("s.npy"));
+    free(got);
+    result_free(&r);
+}
+END_TEST
+
+/* ---- diagnostics and exit codes ---- */
+
+/* True when some line of s is a caret line: only spaces, '|', digits, '~', '^'. */
+static bool has_caret_line(const char *s)
+{
+    for (const char *line = s; *line;) {
+        size_t n = strcspn(line, "\n");
+        size_t k = strspn(line, " |0123456789~^");
+        if (k == n && memchr(line, '^', n))
+            return true;
+        line += n + (line[n] == '\n');
+    }
+    return false;
+}
+
+START_TEST(test_syntax_error_is_positioned)
+{
+    write_text("prog.fuse", "X[i] = const([1, 2])\nY[i] = = X[i]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 3);
+    const char *at = strstr(r.err, "prog.fuse:2:");
+    ck_assert_msg(at != NULL, "no prog.fuse:2: in\n%s", r.err);
+    at += strlen("prog.fuse:2:");
+    ck_assert_msg(*at >= '0' && *at <= '9', "no column in\n%s", r.err);
+    while (*at >= '0' && *at <= '9')
+        at++;
+    ck_assert_msg(strncmp(at, ": error:", 8) == 0, "no ': error:' in\n%s", r.err);
+    ck_assert_msg(has_caret_line(r.err), "no caret line in\n%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_check_reports_errors_and_ok)
+{
+    write_text("good.fuse", "X[i] = const([1, 2])\nY[i] = X[i]\nexport Y\n");
+    write_text("bad.fuse", "Y[i] = = X[i]\n");
+    Result r = run_cli("check", "good.fuse", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, "good.fuse: ok\n");
+    result_free(&r);
+    r = run_cli("check", "bad.fuse", NULL);
+    expect_exit(&r, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "bad.fuse:1:"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_unknown_tensor_is_exit_3)
+{
+    write_text("prog.fuse", "X[i] = const([1, 2])\nY[i] = X[i] Nowhere[i]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "error"));
+    ck_assert_ptr_nonnull(strstr(r.err, "Nowhere"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_size_conflict_is_exit_3)
+{
+    write_text("prog.fuse", "A[i] = const([1, 2, 3])\nB[i] = const([1, 2])\n"
+                            "C[i] = A[i] B[i]\nexport C\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "prog.fuse:"));
+    ck_assert_ptr_nonnull(strstr(r.err, "error"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_missing_program_file)
+{
+    Result r = run_cli("run", "no-such-program.fuse", NULL);
+    expect_exit(&r, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "no-such-program.fuse"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_missing_source_file)
+{
+    write_text("prog.fuse", "X[i] = \"absent.npy\"\nY[i] = X[i]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "absent.npy"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_truncated_npy_source)
+{
+    float x[64];
+    fill_random(x, 64, 20, -1, 1);
+    write_npy("x.npy", 2, (int64_t[]){8, 8}, x);
+    struct stat st;
+    ck_assert_int_eq(stat(spath("x.npy"), &st), 0);
+    ck_assert_int_eq(truncate(spath("x.npy"), st.st_size - 10), 0);
+    write_text("prog.fuse", "X[i,j] = \"x.npy\"\nY[i] = X[i,j]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 1);
+    ck_assert_msg(strstr(r.err, "x.npy") != NULL, "x.npy not named in\n%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
+/* ---- explain and emit ---- */
+
+/* True when one line of s contains both a and b. */
+static bool line_has_both(const char *s, const char *a, const char *b)
+{
+    for (const char *line = s; *line;) {
+        size_t n = strcspn(line, "\n");
+        char *copy = strndup(line, n);
+        bool ok = copy && strstr(copy, a) && strstr(copy, b);
+        free(copy);
+        if (ok)
+            return true;
+        line += n + (line[n] == '\n');
+    }
+    return false;
+}
+
+START_TEST(test_explain_lists_program_parts)
+{
+    write_text("prog.fuse", "Weights[row,col] = \"w.npy\"\n"
+                            "Peak[row] max= Weights[row,col]\n"
+                            "\"peak.npy\" = Peak[row]\n"
+                            "export Peak\n");
+    Result r = run_cli("explain", "prog.fuse", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "Weights") && strstr(r.out, "w.npy"), "no source in\n%s", r.out);
+    ck_assert_msg(line_has_both(r.out, "Peak", "col"), "no projected axis in\n%s", r.out);
+    ck_assert_msg(strstr(r.out, "max") != NULL, "no operator in\n%s", r.out);
+    ck_assert_msg(strstr(r.out, "peak.npy") != NULL, "no sink in\n%s", r.out);
+    result_free(&r);
+    r = run_cli("explain", "prog.fuse", "--json", NULL);
+    expect_exit(&r, 0);
+    json_error_t jerr;
+    json_t *root = json_loads(r.out, 0, &jerr);
+    ck_assert_msg(root != NULL, "explain --json is not JSON: %s\n%s", jerr.text, r.out);
+    json_decref(root);
+    result_free(&r);
+}
+END_TEST
+
+static const char CONST_PROG[] = "A[i,k] = const([[1, 2], [3, 4], [5, 6]])\n"
+                                 "B[k,j] = const([[1, 0, 2], [0, 1, 3]])\n"
+                                 "C[i,j] = A[i,k] B[k,j]\nexport C\n";
+
+START_TEST(test_emit_llvm_and_ast)
+{
+    write_text("prog.fuse", CONST_PROG);
+    Result r = run_cli("emit", "prog.fuse", "--what=llvm", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "define") != NULL, "no function definition in\n%s", r.out);
+    result_free(&r);
+    r = run_cli("emit", "prog.fuse", "--what", "ast", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "C") != NULL, "AST dump does not mention C:\n%s", r.out);
+    result_free(&r);
+}
+END_TEST
+
+/* ---- usage (these work without the library doing anything) ---- */
+
+START_TEST(test_help_lists_commands)
+{
+    static const char *const commands[] = {"run", "check", "explain", "emit", "help"};
+    Result r = run_cli("--help", NULL);
+    expect_exit(&r, 0);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        ck_assert_msg(strstr(r.out, commands[i]) != NULL, "--help lacks %s", commands[i]);
+    result_free(&r);
+    r = run_cli("help", NULL);
+    expect_exit(&r, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "explain"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_command_help)
+{
+    static const char *const run_flags[] = {"--out", "--input", "--base-dir", "--out-dir",
+                                            "--threads", "--no-sinks"};
+    Result r = run_cli("run", "--help", NULL);
+    expect_exit(&r, 0);
+    for (size_t i = 0; i < sizeof run_flags / sizeof run_flags[0]; i++)
+        ck_assert_msg(strstr(r.out, run_flags[i]) != NULL, "run --help lacks %s", run_flags[i]);
+    Result h = run_cli("help", "run", NULL);
+    expect_exit(&h, 0);
+    ck_assert_str_eq(h.out, r.out);
+    result_free(&r);
+    result_free(&h);
+    r = run_cli("help", "emit", NULL);
+    expect_exit(&r, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "llvm-raw"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    Result r = run_cli("--version", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, "fuse-jit " FUSE_VERSION_STRING "\n");
+    result_free(&r);
+}
+END_TEST
+
+/* Expects a usage error: exit 2, the standard prefix and a pointer to --help. */
+static void expect_usage_error(Result r, const char *mentions)
+{
+    expect_exit(&r, 2);
+    ck_assert_msg(strncmp(r.err, "fuse-jit: error: ", 17) == 0, "stderr:\n%s", r.err);
+    ck_assert_msg(strstr(r.err, "--help") != NULL, "no --help hint in\n%s", r.err);
+    ck_assert_msg(strstr(r.err, mentions) != NULL, "'%s' not in\n%s", mentions, r.err);
+    ck_assert_str_eq(r.out, "");
+    result_free(&r);
+}
+
+START_TEST(test_usage_errors)
+{
+    write_text("prog.fuse", CONST_PROG);
+    expect_usage_error(run_cli("frobnicate", NULL), "frobnicate");
+    expect_usage_error(run_cli(NULL), "COMMAND");
+    expect_usage_error(run_cli("run", NULL), "PROGRAM");
+    expect_usage_error(run_cli("run", "prog.fuse", "--frob", NULL), "--frob");
+    expect_usage_error(run_cli("run", "prog.fuse", "--out", NULL), "--out");
+    expect_usage_error(run_cli("run", "prog.fuse", "--out", "x.txt", NULL), "x.txt");
+    expect_usage_error(run_cli("run", "prog.fuse", "--threads", "many", NULL), "many");
+    expect_usage_error(run_cli("run", "prog.fuse", "--input", "A", NULL), "NAME=FILE");
+    expect_usage_error(run_cli("run", "prog.fuse", "other.fuse", NULL), "other.fuse");
+    expect_usage_error(run_cli("check", "prog.fuse", "--json", NULL), "--json");
+    expect_usage_error(run_cli("emit", "prog.fuse", NULL), "--what");
+    expect_usage_error(run_cli("emit", "prog.fuse", "--what=bytecode", NULL), "bytecode");
+    expect_usage_error(run_cli("help", "nope", NULL), "nope");
+}
+END_TEST
+
+/* A test case with its own scratch root; timeout in seconds (0: Check's default). */
+static TCase *new_case(const char *name, int timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, NULL);
+    if (timeout)
+        tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
+static TCase *usage_case(void)
+{
+    TCase *tc = new_case("usage", 0);
+    tcase_add_test(tc, test_help_lists_commands);
+    tcase_add_test(tc, test_command_help);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_missing_program_file);
+    return tc;
+}
+
+static TCase *programs_case(void)
+{
+    TCase *tc = new_case("programs", TIMEOUT_S);
+    tcase_add_test(tc, test_run_matmul_from_npy);
+    tcase_add_test(tc, test_run_input_overrides_source);
+    tcase_add_test(tc, test_run_transpose);
+    tcase_add_test(tc, test_run_diagonal);
+    tcase_add_test(tc, test_run_row_softmax);
+    tcase_add_test(tc, test_run_max_and_avg_projections);
+    tcase_add_test(tc, test_run_broadcast_bias);
+    tcase_add_test(tc, test_run_same_lhs_group_adds);
+    tcase_add_test(tc, test_run_three_factor_join);
+    tcase_add_test(tc, test_run_literal_factor);
+    tcase_add_test(tc, test_run_elementwise_builtins);
+    return tc;
+}
+
+static TCase *output_case(void)
+{
+    TCase *tc = new_case("output", TIMEOUT_S);
+    tcase_add_test(tc, test_print_small_tensors);
+    tcase_add_test(tc, test_print_elides_long_axes);
+    tcase_add_test(tc, test_out_json);
+    tcase_add_test(tc, test_out_single_file_needs_one_export);
+    tcase_add_test(tc, test_sinks_written_and_suppressed);
+    tcase_add_test(tc, test_base_dir_and_out_dir);
+    tcase_add_test(tc, test_explain_lists_program_parts);
+    tcase_add_test(tc, test_emit_llvm_and_ast);
+    return tc;
+}
+
+static TCase *diagnostics_case(void)
+{
+    TCase *tc = new_case("diagnostics", TIMEOUT_S);
+    tcase_add_test(tc, test_syntax_error_is_positioned);
+    tcase_add_test(tc, test_check_reports_errors_and_ok);
+    tcase_add_test(tc, test_unknown_tensor_is_exit_3);
+    tcase_add_test(tc, test_size_conflict_is_exit_3);
+    tcase_add_test(tc, test_missing_source_file);
+    tcase_add_test(tc, test_truncated_npy_source);
+    return tc;
+}
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    suite_add_tcase(s, usage_case());
+    suite_add_tcase(s, programs_case());
+    suite_add_tcase(s, output_case());
+    suite_add_tcase(s, diagnostics_case());
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

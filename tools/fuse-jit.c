@@ -1,0 +1,612 @@
+/*
+ * fuse-jit.c: the fuse-jit command. Parses the command line, then drives the public
+ * API (include/fuse.h) like any host application: `run` compiles and runs a
+ * program and prints or saves its exports, `check` parses and checks it, `explain`
+ * describes it, `emit` prints one compilation stage.
+ *
+ * Exit status: 0 success; 1 runtime or I/O error (including a missing program
+ * file); 2 usage error (bad flags or arguments, FUSE_E_ARG); 3 the program does
+ * not parse or check (FUSE_E_SYNTAX, FUSE_E_SHAPE). Results go to stdout;
+ * diagnostics, already formatted by the library as `FILE:LINE:COL: error: ...`
+ * with the source line and a caret, go to stderr.
+ *
+ * The option parser is a small table-driven one: each command accepts a subset of
+ * the options in OPTIONS; `--name value` and `--name=value` are equivalent, options
+ * and the PROGRAM argument may come in any order, and `--` ends the options.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse.h"
+#include "print.h"
+
+enum {
+    EXIT_RUNTIME = 1, /* runtime, I/O, JIT or memory error */
+    EXIT_USAGE = 2,   /* bad command line */
+    EXIT_PROGRAM = 3  /* the program does not parse or check */
+};
+
+/* ---- options ---- */
+
+/* Option bits; a command lists the ones it accepts. */
+enum {
+    OPT_OUT = 1u << 0,
+    OPT_INPUT = 1u << 1,
+    OPT_BASE_DIR = 1u << 2,
+    OPT_OUT_DIR = 1u << 3,
+    OPT_THREADS = 1u << 4,
+    OPT_NO_SINKS = 1u << 5,
+    OPT_JSON = 1u << 6,
+    OPT_WHAT = 1u << 7
+};
+
+typedef struct OptionSpec {
+    const char *name; /* without the leading "--" */
+    unsigned bit;
+    const char *value; /* placeholder of the value in help, NULL for a flag */
+    const char *help;
+} OptionSpec;
+
+static const OptionSpec OPTIONS[] = {
+    {"out", OPT_OUT, "FILE",
+     "write the exports to FILE instead of printing them:\n"
+     "                        .npz holds every export (a member per name); .npy,\n"
+     "                        .json and .jsonl hold the only export of a program\n"
+     "                        that has exactly one"},
+    {"input", OPT_INPUT, "NAME=FILE.npy",
+     "bind tensor NAME to the data in FILE.npy (repeatable)"},
+    {"base-dir", OPT_BASE_DIR, "DIR", "resolve source files against DIR (default: the\n"
+                                      "                        program's directory)"},
+    {"out-dir", OPT_OUT_DIR, "DIR", "write sink files under DIR (default: the program's\n"
+                                    "                        directory)"},
+    {"threads", OPT_THREADS, "N", "worker threads (default 0: one per core)"},
+    {"no-sinks", OPT_NO_SINKS, NULL, "do not write the program's sink files"},
+    {"json", OPT_JSON, NULL, "print JSON instead of text"},
+    {"what", OPT_WHAT, "STAGE", "the stage to print: ast, ir, llvm (optimised LLVM IR),\n"
+                                "                        llvm-raw (before optimisation) or asm"},
+};
+
+static const char *const WHAT_VALUES[] = {"ast", "ir", "llvm", "llvm-raw", "asm"};
+
+/* The parsed command line of one command. Owns input_names. */
+typedef struct Args {
+    const char *program;
+    const char *out;
+    const char *base_dir;
+    const char *out_dir;
+    const char *what;
+    int threads;
+    bool no_sinks;
+    bool json;
+    char **input_names;       /* malloc'd names of --input NAME=FILE */
+    const char **input_paths; /* the FILE parts, pointing into argv */
+    size_t n_inputs;
+} Args;
+
+typedef struct Command Command;
+struct Command {
+    const char *name;
+    const char *synopsis; /* after "fuse-jit " */
+    const char *summary;  /* one line for the command list */
+    const char *about;    /* a paragraph for the command's help */
+    unsigned options;
+    int (*run)(const Args *a); /* NULL for help, handled by help_command */
+};
+
+static void args_free(Args *a)
+{
+    for (size_t i = 0; i < a->n_inputs; i++)
+        free(a->input_names[i]);
+    free(a->input_names);
+    free(a->input_paths);
+}
+
+/* Prints `fuse-jit: error: ...` and a pointer to the help; returns EXIT_USAGE. */
+static int usage_error(const Command *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const Command *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fuse-jit: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (c)
+        fprintf(stderr, "\nTry 'fuse-jit %s --help' for more information.\n", c->name);
+    else
+        fputs("\nTry 'fuse-jit --help' for more information.\n", stderr);
+    return EXIT_USAGE;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static bool out_is_single(const char *path)
+{
+    return ends_with(path, ".npy") || ends_with(path, ".json") || ends_with(path, ".jsonl");
+}
+
+/* --input NAME=FILE: records the pair. */
+static int add_input(const Command *c, const char *spec, Args *a)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || eq[1] == '\0')
+        return usage_error(c, "--input expects NAME=FILE, got '%s'", spec);
+    char **names = realloc(a->input_names, (a->n_inputs + 1) * sizeof *names);
+    if (names)
+        a->input_names = names;
+    const char **paths = realloc(a->input_paths, (a->n_inputs + 1) * sizeof *paths);
+    if (paths)
+        a->input_paths = paths;
+    char *name = names && paths ? strndup(spec, (size_t)(eq - spec)) : NULL;
+    if (!name) {
+        fputs("fuse-jit: error: out of memory\n", stderr);
+        return EXIT_RUNTIME;
+    }
+    a->input_names[a->n_inputs] = name;
+    a->input_paths[a->n_inputs++] = eq + 1;
+    return 0;
+}
+
+static int set_threads(const Command *c, const char *v, Args *a)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < 0 || n > INT_MAX)
+        return usage_error(c, "--threads expects a number of threads (0 = all cores), got '%s'",
+                           v);
+    a->threads = (int)n;
+    return 0;
+}
+
+static int set_what(const Command *c, const char *v, Args *a)
+{
+    for (size_t i = 0; i < sizeof WHAT_VALUES / sizeof WHAT_VALUES[0]; i++)
+        if (strcmp(v, WHAT_VALUES[i]) == 0) {
+            a->what = WHAT_VALUES[i];
+            return 0;
+        }
+    return usage_error(c, "--what expects ast, ir, llvm, llvm-raw or asm, got '%s'", v);
+}
+
+static int set_out(const Command *c, const char *v, Args *a)
+{
+    if (!ends_with(v, ".npz") && !out_is_single(v))
+        return usage_error(c, "--out expects a file ending in .npz, .npy, .json or .jsonl, "
+                              "got '%s'", v);
+    a->out = v;
+    return 0;
+}
+
+/* Stores the value of one recognised option. */
+static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
+{
+    switch (bit) {
+    case OPT_OUT: return set_out(c, v, a);
+    case OPT_INPUT: return add_input(c, v, a);
+    case OPT_BASE_DIR: a->base_dir = v; return 0;
+    case OPT_OUT_DIR: a->out_dir = v; return 0;
+    case OPT_THREADS: return set_threads(c, v, a);
+    case OPT_NO_SINKS: a->no_sinks = true; return 0;
+    case OPT_JSON: a->json = true; return 0;
+    case OPT_WHAT: return set_what(c, v, a);
+    default: return usage_error(c, "internal: unhandled option");
+    }
+}
+
+static const OptionSpec *find_option(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)
+        if (strlen(OPTIONS[i].name) == n && strncmp(OPTIONS[i].name, name, n) == 0)
+            return &OPTIONS[i];
+    return NULL;
+}
+
+/* Parses argv[*i], an option of command c, taking its value from the same word
+ * ("--out=x") or the next one ("--out x"). */
+static int parse_option(const Command *c, int argc, char **argv, int *i, Args *a)
+{
+    const char *word = argv[*i];
+    if (strncmp(word, "--", 2) != 0)
+        return usage_error(c, "unknown option '%s' for '%s'", word, c->name);
+    const char *name = word + 2, *eq = strchr(name, '=');
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    const OptionSpec *o = find_option(name, n);
+    if (!o || !(c->options & o->bit))
+        return usage_error(c, "unknown option '--%.*s' for '%s'", (int)n, name, c->name);
+    if (!o->value) {
+        if (eq)
+            return usage_error(c, "option '--%s' takes no value", o->name);
+        return apply_option(c, o->bit, NULL, a);
+    }
+    if (eq)
+        return apply_option(c, o->bit, eq + 1, a);
+    if (*i + 1 >= argc)
+        return usage_error(c, "option '--%s' needs a value %s", o->name, o->value);
+    return apply_option(c, o->bit, argv[++(*i)], a);
+}
+
+typedef enum Parsed { PARSED_OK, PARSED_HELP, PARSED_ERROR } Parsed;
+
+/* Parses the words after the command name. On PARSED_ERROR *rc is the exit code
+ * (the message is printed). */
+static Parsed args_parse(const Command *c, int argc, char **argv, Args *a, int *rc)
+{
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *w = argv[i];
+        if (!options_done && strcmp(w, "--") == 0) {
+            options_done = true;
+        } else if (!options_done && (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0)) {
+            return PARSED_HELP;
+        } else if (!options_done && w[0] == '-' && w[1] != '\0') {
+            if ((*rc = parse_option(c, argc, argv, &i, a)) != 0)
+                return PARSED_ERROR;
+        } else if (a->program) {
+            *rc = usage_error(c, "unexpected argument '%s' (PROGRAM is '%s')", w, a->program);
+            return PARSED_ERROR;
+        } else {
+            a->program = w;
+        }
+    }
+    *rc = 0;
+    if (!a->program)
+        *rc = usage_error(c, "missing PROGRAM (a .fuse file)");
+    else if ((c->options & OPT_WHAT) && !a->what)
+        *rc = usage_error(c, "missing --what=ast|ir|llvm|llvm-raw|asm");
+    return *rc ? PARSED_ERROR : PARSED_OK;
+}
+
+/* ---- sessions: context, program, inputs and runner of one command ---- */
+
+typedef struct Session {
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_runner *run;
+    fuse_input *inputs; /* tensors loaded from --input files; data freed with fuse_free */
+    size_t n_inputs;
+} Session;
+
+static int exit_code(fuse_status st)
+{
+    switch (st) {
+    case FUSE_OK: return 0;
+    case FUSE_E_SYNTAX:
+    case FUSE_E_SHAPE: return EXIT_PROGRAM;
+    case FUSE_E_ARG: return EXIT_USAGE;
+    default: return EXIT_RUNTIME;
+    }
+}
+
+/* Prints the context's diagnostic for a failed call; returns the exit code. */
+static int report(const Session *s, fuse_status st)
+{
+    const char *msg = s->ctx ? fuse_ctx_error(s->ctx) : "";
+    if (!msg || !*msg)
+        fprintf(stderr, "fuse-jit: error: %s\n", fuse_status_name(st));
+    else
+        fprintf(stderr, "%s%s", msg, ends_with(msg, "\n") ? "" : "\n");
+    return exit_code(st);
+}
+
+static void session_close(Session *s)
+{
+    for (size_t i = 0; i < s->n_inputs; i++)
+        fuse_free(s->inputs[i].tensor.data);
+    free(s->inputs);
+    fuse_runner_free(s->run);
+    fuse_program_free(s->prog);
+    fuse_ctx_free(s->ctx);
+}
+
+/* Creates the context and parses and checks the program file. */
+static int session_open(const Args *a, Session *s)
+{
+    FILE *f = fopen(a->program, "r");
+    if (!f) {
+        fprintf(stderr, "fuse-jit: error: cannot open program file '%s': %s\n", a->program,
+                strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    fclose(f);
+    fuse_status st = fuse_ctx_new(&s->ctx);
+    if (st != FUSE_OK) {
+        fprintf(stderr, "fuse-jit: error: cannot create the JIT context: %s\n",
+                fuse_status_name(st));
+        return exit_code(st);
+    }
+    st = fuse_program_from_file(s->ctx, a->program, &s->prog);
+    return st == FUSE_OK ? 0 : report(s, st);
+}
+
+/* Loads every --input file. */
+static int session_load_inputs(const Args *a, Session *s)
+{
+    if (a->n_inputs == 0)
+        return 0;
+    s->inputs = calloc(a->n_inputs, sizeof *s->inputs);
+    if (!s->inputs)
+        return report(s, FUSE_E_NOMEM);
+    for (size_t i = 0; i < a->n_inputs; i++) {
+        fuse_input *in = &s->inputs[i];
+        in->name = a->input_names[i];
+        fuse_status st = fuse_tensor_load(s->ctx, a->input_paths[i], &in->tensor);
+        if (st != FUSE_OK)
+            return report(s, st);
+        s->n_inputs++;
+    }
+    return 0;
+}
+
+/* Compiles the program for the command line's configuration and inputs. */
+static int session_compile(const Args *a, Session *s)
+{
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = a->threads;
+    if (a->base_dir)
+        cfg.base_dir = a->base_dir;
+    if (a->out_dir)
+        cfg.out_dir = a->out_dir;
+    if (a->no_sinks)
+        cfg.write_sinks = 0;
+    fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
+    return st == FUSE_OK ? 0 : report(s, st);
+}
+
+/* Prints NUL-terminated text from the library, ending it with a newline. */
+static void put_text(const char *text)
+{
+    fputs(text, stdout);
+    if (!ends_with(text, "\n"))
+        fputc('\n', stdout);
+}
+
+/* ---- run ---- */
+
+/* Prints every export in program order. */
+static int print_outputs(const fuse_outputs *out)
+{
+    for (size_t i = 0; i < fuse_outputs_count(out); i++) {
+        fuse_status st = cli_print_export(stdout, fuse_outputs_name(out, i),
+                                          fuse_outputs_tensor(out, i));
+        if (st != FUSE_OK) {
+            fprintf(stderr, "fuse-jit: error: cannot print export '%s': %s\n",
+                    fuse_outputs_name(out, i), fuse_status_name(st));
+            return exit_code(st);
+        }
+    }
+    return 0;
+}
+
+/* Writes the exports to the --out file. */
+static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out)
+{
+    size_t n = fuse_outputs_count(out);
+    fuse_status st;
+    if (!out_is_single(a->out)) {
+        st = fuse_outputs_save_npz(s->ctx, out, a->out);
+    } else if (n != 1) {
+        fprintf(stderr, "fuse-jit: error: --out %s holds one tensor, but %s has %zu exports%s\n",
+                a->out, a->program, n, n ? "; use an .npz file to save them all" : "");
+        return EXIT_USAGE;
+    } else {
+        st = fuse_tensor_save(s->ctx, fuse_outputs_tensor(out, 0), a->out);
+    }
+    return st == FUSE_OK ? 0 : report(s, st);
+}
+
+static int cmd_run(const Args *a)
+{
+    Session s = {0};
+    fuse_outputs *out = NULL;
+    int rc = session_open(a, &s);
+    if (rc == 0)
+        rc = session_load_inputs(a, &s);
+    if (rc == 0)
+        rc = session_compile(a, &s);
+    if (rc == 0) {
+        fuse_status st = fuse_runner_run(s.run, s.inputs, s.n_inputs, &out);
+        rc = st == FUSE_OK ? 0 : report(&s, st);
+    }
+    if (rc == 0)
+        rc = a->out ? save_outputs(a, &s, out) : print_outputs(out);
+    fuse_outputs_free(out);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- check, explain, emit ---- */
+
+static int cmd_check(const Args *a)
+{
+    Session s = {0};
+    int rc = session_open(a, &s);
+    if (rc == 0)
+        printf("%s: ok\n", a->program);
+    session_close(&s);
+    return rc;
+}
+
+static int cmd_explain(const Args *a)
+{
+    Session s = {0};
+    char *text = NULL;
+    int rc = session_open(a, &s);
+    if (rc == 0) {
+        fuse_status st = fuse_program_explain(s.prog, a->json, &text);
+        rc = st == FUSE_OK ? 0 : report(&s, st);
+    }
+    if (rc == 0)
+        put_text(text);
+    fuse_free(text);
+    session_close(&s);
+    return rc;
+}
+
+static int cmd_emit(const Args *a)
+{
+    Session s = {0};
+    char *text = NULL;
+    bool is_program_stage = strcmp(a->what, "ast") == 0 || strcmp(a->what, "ir") == 0;
+    int rc = session_open(a, &s);
+    if (rc == 0 && !is_program_stage)
+        rc = session_load_inputs(a, &s);
+    if (rc == 0 && !is_program_stage)
+        rc = session_compile(a, &s);
+    if (rc == 0) {
+        fuse_status st = is_program_stage ? fuse_program_dump(s.prog, a->what, &text)
+                                          : fuse_runner_emit(s.run, a->what, &text);
+        rc = st == FUSE_OK ? 0 : report(&s, st);
+    }
+    if (rc == 0)
+        put_text(text);
+    fuse_free(text);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- help ---- */
+
+static const char EXIT_HELP[] =
+    "exit status: 0 ok, 1 runtime or I/O error, 2 usage error, 3 syntax or shape error\n";
+
+static const Command COMMANDS[] = {
+    {"run", "run PROGRAM [options]", "compile and run a program; print or save its exports",
+     "Compiles PROGRAM to native code and runs it once. Without --out, prints every\n"
+     "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n",
+     OPT_OUT | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS | OPT_NO_SINKS, cmd_run},
+    {"check", "check PROGRAM", "parse and check a program (names, shapes)",
+     "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`.\n", 0, cmd_check},
+    {"explain", "explain PROGRAM [--json]",
+     "describe sources, equations, sinks and evaluation order",
+     "Prints the static explanation of PROGRAM: its sources, its equations with\n"
+     "their LHS axes, projected axes and operator, its sinks, the evaluation order\n"
+     "and recursive components.\n",
+     OPT_JSON, cmd_explain},
+    {"emit", "emit PROGRAM --what=STAGE [options]",
+     "print a compilation stage: ast, ir, llvm, llvm-raw, asm",
+     "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
+     "the program, so sources must be readable (or bound with --input).\n",
+     OPT_WHAT | OPT_INPUT | OPT_BASE_DIR, cmd_emit},
+    {"help", "help [COMMAND]", "show help for fuse-jit or one command",
+     "Shows the commands of fuse-jit, or the options of COMMAND.\n", 0, NULL},
+};
+
+static const Command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0)
+            return &COMMANDS[i];
+    return NULL;
+}
+
+static void print_main_help(FILE *f)
+{
+    fputs("usage: fuse-jit COMMAND [ARGS...]\n"
+          "       fuse-jit --help | --version\n\n"
+          "fuse-jit compiles Fuse tensor-equation programs to native code with LLVM\n"
+          "and runs them.\n\ncommands:\n", f);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fputs("\noptions:\n  -h, --help  show this help\n  --version   show the version\n\n"
+          "'fuse-jit help COMMAND' or 'fuse-jit COMMAND --help' shows a command's options.\n",
+          f);
+    fputs(EXIT_HELP, f);
+}
+
+static void print_command_help(FILE *f, const Command *c)
+{
+    fprintf(f, "usage: fuse-jit %s\n\n%s\noptions:\n", c->synopsis, c->about);
+    for (size_t i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++) {
+        const OptionSpec *o = &OPTIONS[i];
+        if (!(c->options & o->bit))
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->value ? " " : "",
+                 o->value ? o->value : "");
+        fprintf(f, "  %-21s %s\n", left, o->help);
+    }
+    fprintf(f, "  %-21s %s\n\n%s", "-h, --help", "show this help", EXIT_HELP);
+}
+
+/* `help [COMMAND]`. */
+static int help_command(int argc, char **argv)
+{
+    const Command *self = find_command("help");
+    if (argc == 0) {
+        print_main_help(stdout);
+        return 0;
+    }
+    if (argc > 1)
+        return usage_error(self, "help takes at most one COMMAND");
+    const Command *c = find_command(argv[0]);
+    if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)
+        c = self;
+    if (!c)
+        return usage_error(self, "unknown command '%s'", argv[0]);
+    print_command_help(stdout, c);
+    return 0;
+}
+
+/* ---- main ---- */
+
+/* Parses the arguments of command c and runs it. */
+static int dispatch(const Command *c, int argc, char **argv)
+{
+    Args a = {0};
+    int rc = 0;
+    Parsed p = args_parse(c, argc, argv, &a, &rc);
+    if (p == PARSED_HELP)
+        print_command_help(stdout, c);
+    else if (p == PARSED_OK)
+        rc = c->run(&a);
+    args_free(&a);
+    return rc;
+}
+
+/* Flushes stdout; a failed write (a full disk, a closed pipe) is an I/O error. */
+static int finish(int rc)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "fuse-jit: error: cannot write the output: %s\n", strerror(errno));
+        return rc ? rc : EXIT_RUNTIME;
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error(NULL, "missing COMMAND (run, check, explain, emit or help)");
+    const char *word = argv[1];
+    if (strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
+        print_main_help(stdout);
+        return finish(0);
+    }
+    if (strcmp(word, "--version") == 0) {
+        printf("fuse-jit %s\n", fuse_version_string());
+        return finish(0);
+    }
+    if (strcmp(word, "help") == 0)
+        return finish(help_command(argc - 2, argv + 2));
+    const Command *c = find_command(word);
+    if (!c) {
+        if (word[0] == '-')
+            return usage_error(NULL, "unknown option '%s'", word);
+        return usage_error(NULL, "unknown command '%s'", word);
+    }
+    return finish(dispatch(c, argc - 2, argv + 2));
+}

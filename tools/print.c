@@ -1,0 +1,590 @@
+/*
+ * print.c: renders tensors as text the way NumPy's str() does with its default
+ * print options (precision 8, line width 75, threshold 1000, edge items 3) and
+ * suppress=True.
+ *
+ * Approach, as in numpy/core/arrayprint.py: one element format is chosen for the
+ * whole array from the elements that are shown (all of them, or the three first
+ * and last along every axis when the array has more than 1000 elements), then the
+ * array is written recursively: '[' per axis, rows wrapped at the line width with
+ * a hanging indent, blank lines between blocks of rank 3 and more, "..." where an
+ * axis is elided.
+ *
+ * Floats use the shortest decimal digits that read back as the same value in the
+ * tensor's own precision (float32 or float64), capped at 8 fractional digits, in
+ * positional notation, or in scientific notation when the largest magnitude shown
+ * is 1e8 or more. Positional values are aligned on the decimal point; scientific
+ * ones share one mantissa length. A scalar prints like NumPy's scalar str():
+ * "2.5", "1.0", "1e-05".
+ */
+#include "print.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    LINE_WIDTH = 75,  /* characters per line, as numpy's linewidth */
+    THRESHOLD = 1000, /* more elements than this: elide the middle of long axes */
+    EDGE_ITEMS = 3,   /* elements kept at each end of an elided axis */
+    PRECISION = 8,    /* at most this many fractional digits in arrays */
+    WORD_MAX = 96     /* room for one formatted element */
+};
+
+/* ---- growing strings ---- */
+
+typedef struct Str {
+    char *p;
+    size_t len, cap;
+    bool is_oom; /* sticky: set by the first failed allocation */
+} Str;
+
+static void str_putn(Str *s, const char *t, size_t n)
+{
+    if (s->is_oom)
+        return;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *p = realloc(s->p, cap);
+        if (!p) {
+            s->is_oom = true;
+            return;
+        }
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, t, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+static void str_puts(Str *s, const char *t)
+{
+    str_putn(s, t, strlen(t));
+}
+
+static void str_repeat(Str *s, char c, long n)
+{
+    for (; n > 0; n--)
+        str_putn(s, &c, 1);
+}
+
+/* ---- element kinds and access ---- */
+
+typedef enum Kind { K_FLOAT, K_INT, K_BOOL, K_INVALID } Kind;
+
+static Kind dtype_kind(fuse_dtype dt)
+{
+    switch (dt) {
+    case FUSE_F32:
+    case FUSE_F64:
+        return K_FLOAT;
+    case FUSE_I8:
+    case FUSE_I16:
+    case FUSE_I32:
+    case FUSE_I64:
+    case FUSE_U8:
+    case FUSE_U16:
+    case FUSE_U32:
+    case FUSE_U64:
+        return K_INT;
+    case FUSE_BOOL:
+        return K_BOOL;
+    default:
+        return K_INVALID;
+    }
+}
+
+/* Element i (flat, C order) of a float tensor, widened to double. */
+static double elem_float(const fuse_tensor *t, int64_t i)
+{
+    if (t->dtype == FUSE_F32)
+        return ((const float *)t->data)[i];
+    return ((const double *)t->data)[i];
+}
+
+/* Element i of an integer tensor in decimal. */
+static void elem_int_text(const fuse_tensor *t, int64_t i, char *buf, size_t n)
+{
+    const void *d = t->data;
+    switch (t->dtype) {
+    case FUSE_I8: snprintf(buf, n, "%d", ((const int8_t *)d)[i]); break;
+    case FUSE_I16: snprintf(buf, n, "%d", ((const int16_t *)d)[i]); break;
+    case FUSE_I32: snprintf(buf, n, "%" PRId32, ((const int32_t *)d)[i]); break;
+    case FUSE_I64: snprintf(buf, n, "%" PRId64, ((const int64_t *)d)[i]); break;
+    case FUSE_U8: snprintf(buf, n, "%u", ((const uint8_t *)d)[i]); break;
+    case FUSE_U16: snprintf(buf, n, "%u", ((const uint16_t *)d)[i]); break;
+    case FUSE_U32: snprintf(buf, n, "%" PRIu32, ((const uint32_t *)d)[i]); break;
+    default: snprintf(buf, n, "%" PRIu64, ((const uint64_t *)d)[i]); break;
+    }
+}
+
+static bool elem_bool(const fuse_tensor *t, int64_t i)
+{
+    return ((const uint8_t *)t->data)[i] != 0;
+}
+
+/* ---- shortest float digits ---- */
+
+/* A finite float as sign, significant digits and decimal exponent:
+ * x = (neg ? -1 : 1) * d[0].d[1]d[2]... * 10^exp. No trailing zeros except "0". */
+typedef struct Digits {
+    char d[32];
+    int n;
+    int exp;
+    bool neg;
+} Digits;
+
+/* Parses printf's "%e" output ("-1.2345e+08") into Digits, trimming zeros. */
+static void digits_parse(const char *s, Digits *out)
+{
+    out->neg = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    out->n = 0;
+    for (; *s && *s != 'e'; s++)
+        if (*s >= '0' && *s <= '9' && out->n < (int)sizeof out->d - 1)
+            out->d[out->n++] = *s;
+    out->exp = *s == 'e' ? atoi(s + 1) : 0;
+    while (out->n > 1 && out->d[out->n - 1] == '0')
+        out->n--;
+    out->d[out->n] = '\0';
+}
+
+static bool reads_back(const char *s, double x, bool is_f32)
+{
+    if (is_f32)
+        return strtof(s, NULL) == (float)x;
+    return strtod(s, NULL) == x;
+}
+
+/* The shortest digits that read back as x (in float32 when is_f32). */
+static void digits_shortest(double x, bool is_f32, Digits *out)
+{
+    char buf[64];
+    int max_p = is_f32 ? 8 : 16;
+    for (int p = 0; p <= max_p; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p, x);
+        if (reads_back(buf, x, is_f32))
+            break;
+    }
+    digits_parse(buf, out);
+}
+
+/* A formatted float split at the point: ip is the sign and integer part (or the
+ * mantissa's leading digit), fp the fractional digits; exp for scientific. */
+typedef struct Parts {
+    char ip[48];
+    char fp[48];
+    int exp;
+} Parts;
+
+/* Splits printf output "-12.340" at the point, trimming trailing zeros of the
+ * fraction. */
+static void parts_split(const char *s, Parts *p)
+{
+    const char *dot = strchr(s, '.');
+    size_t n = dot ? (size_t)(dot - s) : strlen(s);
+    snprintf(p->ip, sizeof p->ip, "%.*s", (int)n, s);
+    snprintf(p->fp, sizeof p->fp, "%s", dot ? dot + 1 : "");
+    size_t k = strlen(p->fp);
+    while (k > 0 && p->fp[k - 1] == '0')
+        p->fp[--k] = '\0';
+}
+
+/* x positionally with its shortest digits, rounded to max_frac fractional digits
+ * when it needs more. Meant for |x| < 1e17 (callers switch to scientific above);
+ * larger values are still written safely, truncated to the buffer. */
+static void float_positional(double x, bool is_f32, int max_frac, Parts *p)
+{
+    Digits d;
+    digits_shortest(x, is_f32, &d);
+    if (d.n - 1 - d.exp > max_frac || d.exp > 30) {
+        char buf[80];
+        snprintf(buf, sizeof buf, "%.*f", max_frac, x);
+        parts_split(buf, p);
+        return;
+    }
+    size_t k = 0, f = 0;
+    if (d.neg)
+        p->ip[k++] = '-';
+    if (d.exp < 0) {
+        p->ip[k++] = '0';
+        for (int i = 0; i < -d.exp - 1; i++)
+            p->fp[f++] = '0';
+        for (int i = 0; i < d.n; i++)
+            p->fp[f++] = d.d[i];
+    } else {
+        for (int i = 0; i <= d.exp; i++)
+            p->ip[k++] = i < d.n ? d.d[i] : '0';
+        for (int i = d.exp + 1; i < d.n; i++)
+            p->fp[f++] = d.d[i];
+    }
+    p->ip[k] = '\0';
+    p->fp[f] = '\0';
+}
+
+/* x in scientific notation with its shortest digits, the mantissa rounded to
+ * max_frac fractional digits when it needs more. */
+static void float_scientific(double x, bool is_f32, int max_frac, Parts *p)
+{
+    Digits d;
+    digits_shortest(x, is_f32, &d);
+    if (d.n - 1 > max_frac) {
+        char buf[80];
+        snprintf(buf, sizeof buf, "%.*e", max_frac, x);
+        digits_parse(buf, &d);
+    }
+    snprintf(p->ip, sizeof p->ip, "%s%c", d.neg ? "-" : "", d.d[0]);
+    snprintf(p->fp, sizeof p->fp, "%s", d.d + 1);
+    p->exp = d.exp;
+}
+
+static int exp_width(int e)
+{
+    int n = 1;
+    for (e = abs(e); e >= 10; e /= 10)
+        n++;
+    return n < 2 ? 2 : n;
+}
+
+/* ---- the element format of an array ---- */
+
+typedef struct Format {
+    Kind kind;
+    bool is_f32;
+    bool is_exp;    /* floats in scientific notation */
+    int pad_left;   /* floats: characters before the point; ints: the width */
+    int pad_right;  /* floats: characters after the point */
+    int precision;  /* scientific: mantissa fraction digits, zero-padded */
+    int exp_digits; /* scientific: exponent digits, zero-padded */
+} Format;
+
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+/* Widens f to hold finite x. */
+static void format_fit_float(Format *f, double x)
+{
+    Parts p;
+    if (f->is_exp) {
+        float_scientific(x, f->is_f32, PRECISION, &p);
+        f->precision = imax(f->precision, (int)strlen(p.fp));
+        f->exp_digits = imax(f->exp_digits, exp_width(p.exp));
+        f->pad_right = f->precision + 2 + f->exp_digits;
+    } else {
+        float_positional(x, f->is_f32, PRECISION, &p);
+        f->pad_right = imax(f->pad_right, (int)strlen(p.fp));
+    }
+    f->pad_left = imax(f->pad_left, (int)strlen(p.ip));
+}
+
+/* Chooses positional or scientific and the paddings over the shown elements. */
+static void format_floats(const fuse_tensor *t, const int64_t *shown, int64_t n, Format *f)
+{
+    double max_abs = 0;
+    bool has_neg_inf = false, has_nonfinite = false;
+    for (int64_t i = 0; i < n; i++) {
+        double x = elem_float(t, shown[i]);
+        if (isfinite(x))
+            max_abs = fmax(max_abs, fabs(x));
+        else
+            has_nonfinite = true;
+        has_neg_inf |= isinf(x) && x < 0;
+    }
+    f->is_exp = max_abs >= 1e8;
+    for (int64_t i = 0; i < n; i++) {
+        double x = elem_float(t, shown[i]);
+        if (isfinite(x))
+            format_fit_float(f, x);
+    }
+    if (has_nonfinite) {
+        int offset = f->pad_right + 1;
+        f->pad_left = imax(f->pad_left, 3 + (has_neg_inf ? 1 : 0) - offset);
+    }
+}
+
+static void format_init(const fuse_tensor *t, const int64_t *shown, int64_t n, Format *f)
+{
+    memset(f, 0, sizeof *f);
+    f->kind = dtype_kind(t->dtype);
+    f->is_f32 = t->dtype == FUSE_F32;
+    if (f->kind == K_FLOAT) {
+        format_floats(t, shown, n, f);
+    } else if (f->kind == K_INT) {
+        char buf[32];
+        for (int64_t i = 0; i < n; i++) {
+            elem_int_text(t, shown[i], buf, sizeof buf);
+            f->pad_left = imax(f->pad_left, (int)strlen(buf));
+        }
+    }
+}
+
+/* Writes "nan", "inf" or "-inf" right-aligned in width w. */
+static void word_nonfinite(double x, int w, char *out, size_t n)
+{
+    const char *s = isnan(x) ? "nan" : x < 0 ? "-inf" : "inf";
+    snprintf(out, n, "%*s", w, s);
+}
+
+/* One array element formatted with f, into out (n bytes). */
+static void word_format(const Format *f, const fuse_tensor *t, int64_t i, char *out, size_t n)
+{
+    if (f->kind == K_BOOL) {
+        snprintf(out, n, "%s", elem_bool(t, i) ? " True" : "False");
+        return;
+    }
+    if (f->kind == K_INT) {
+        char buf[32];
+        elem_int_text(t, i, buf, sizeof buf);
+        snprintf(out, n, "%*s", f->pad_left, buf);
+        return;
+    }
+    double x = elem_float(t, i);
+    Parts p;
+    if (!isfinite(x)) {
+        word_nonfinite(x, f->pad_left + f->pad_right + 1, out, n);
+    } else if (f->is_exp) {
+        float_scientific(x, f->is_f32, PRECISION, &p);
+        size_t k = strlen(p.fp);
+        while (k < (size_t)f->precision && k + 1 < sizeof p.fp)
+            p.fp[k++] = '0';
+        p.fp[k] = '\0';
+        snprintf(out, n, "%*s.%se%c%0*d", f->pad_left, p.ip, p.fp, p.exp < 0 ? '-' : '+',
+                 f->exp_digits, abs(p.exp));
+    } else {
+        float_positional(x, f->is_f32, PRECISION, &p);
+        snprintf(out, n, "%*s.%-*s", f->pad_left, p.ip, f->pad_right, p.fp);
+    }
+}
+
+/* ---- recursive layout ---- */
+
+typedef struct Printer {
+    const fuse_tensor *t;
+    Format fmt;
+    bool summarize;                   /* elide the middle of long axes */
+    int64_t strides[FUSE_MAX_RANK];   /* elements */
+    Str out;
+} Printer;
+
+/* How many positions along an axis of n are shown. */
+static int64_t shown_count(int64_t n, bool summarize)
+{
+    return summarize && n > 2 * EDGE_ITEMS ? 2 * EDGE_ITEMS : n;
+}
+
+/* The axis position of the k-th shown element. */
+static int64_t shown_pos(int64_t n, int64_t k, bool summarize)
+{
+    if (!summarize || n <= 2 * EDGE_ITEMS || k < EDGE_ITEMS)
+        return k;
+    return n - 2 * EDGE_ITEMS + k;
+}
+
+/* Appends the flat offsets of the shown elements under (axis, base) to out. */
+static void collect_shown(const Printer *pr, int axis, int64_t base, int64_t *out, int64_t *k)
+{
+    int64_t n = pr->t->shape[axis];
+    int64_t m = shown_count(n, pr->summarize);
+    for (int64_t j = 0; j < m; j++) {
+        int64_t off = base + shown_pos(n, j, pr->summarize) * pr->strides[axis];
+        if (axis == pr->t->rank - 1)
+            out[(*k)++] = off;
+        else
+            collect_shown(pr, axis + 1, off, out, k);
+    }
+}
+
+/* Appends a word to the current row, first wrapping the line when the word would
+ * pass width (never when the line holds only its indent). */
+static void row_put(Printer *pr, const char *w, size_t *line_len, size_t hang, size_t width)
+{
+    size_t n = strlen(w);
+    if (*line_len + n > width && *line_len > hang) {
+        while (pr->out.len > 0 && pr->out.p[pr->out.len - 1] == ' ')
+            pr->out.p[--pr->out.len] = '\0';
+        str_puts(&pr->out, "\n");
+        str_repeat(&pr->out, ' ', (long)hang);
+        *line_len = hang;
+    }
+    str_puts(&pr->out, w);
+    *line_len += n;
+}
+
+static void row_sep(Printer *pr, size_t *line_len)
+{
+    str_puts(&pr->out, " ");
+    (*line_len)++;
+}
+
+/* The innermost axis: elements separated by spaces, wrapped with a hanging indent
+ * of axis+1 columns, leaving room for one ']'. */
+static void print_row(Printer *pr, int axis, int64_t base)
+{
+    int64_t n = pr->t->shape[axis];
+    int64_t m = shown_count(n, pr->summarize);
+    size_t hang = (size_t)axis + 1, line_len = hang;
+    size_t width = (size_t)(LINE_WIDTH - axis - 1);
+    char word[WORD_MAX];
+    for (int64_t k = 0; k < m; k++) {
+        if (k == EDGE_ITEMS && m < n) {
+            row_put(pr, "...", &line_len, hang, width);
+            row_sep(pr, &line_len);
+        }
+        int64_t off = base + shown_pos(n, k, pr->summarize) * pr->strides[axis];
+        word_format(&pr->fmt, pr->t, off, word, sizeof word);
+        row_put(pr, word, &line_len, hang, width);
+        if (k + 1 < m)
+            row_sep(pr, &line_len);
+    }
+}
+
+/* Ends one block of an outer axis and indents the next: rank-axis-1 newlines. */
+static void block_break(Printer *pr, int axis)
+{
+    str_repeat(&pr->out, '\n', pr->t->rank - axis - 1);
+    str_repeat(&pr->out, ' ', axis + 1);
+}
+
+static void print_axis(Printer *pr, int axis, int64_t base)
+{
+    str_puts(&pr->out, "[");
+    if (axis == pr->t->rank - 1) {
+        print_row(pr, axis, base);
+    } else {
+        int64_t n = pr->t->shape[axis];
+        int64_t m = shown_count(n, pr->summarize);
+        for (int64_t k = 0; k < m; k++) {
+            if (k > 0)
+                block_break(pr, axis);
+            if (k == EDGE_ITEMS && m < n) {
+                str_puts(&pr->out, "...");
+                block_break(pr, axis);
+            }
+            int64_t pos = shown_pos(n, k, pr->summarize);
+            print_axis(pr, axis + 1, base + pos * pr->strides[axis]);
+        }
+    }
+    str_puts(&pr->out, "]");
+}
+
+/* ---- scalars ---- */
+
+/* A float scalar like NumPy's scalar str(): positional with at least one
+ * fractional digit between 1e-4 and 1e16, else scientific without padding. */
+static void scalar_float(double x, bool is_f32, Str *s)
+{
+    char buf[WORD_MAX];
+    Parts p;
+    double a = fabs(x);
+    if (!isfinite(x)) {
+        word_nonfinite(x, 0, buf, sizeof buf);
+    } else if (a == 0 || (a >= 1e-4 && a < 1e16)) {
+        float_positional(x, is_f32, 64, &p);
+        snprintf(buf, sizeof buf, "%s.%s", p.ip, p.fp[0] ? p.fp : "0");
+    } else {
+        float_scientific(x, is_f32, 64, &p);
+        snprintf(buf, sizeof buf, "%s%s%se%c%02d", p.ip, p.fp[0] ? "." : "", p.fp,
+                 p.exp < 0 ? '-' : '+', abs(p.exp));
+    }
+    str_puts(s, buf);
+}
+
+static void scalar_text(const fuse_tensor *t, Str *s)
+{
+    char buf[32];
+    switch (dtype_kind(t->dtype)) {
+    case K_FLOAT:
+        scalar_float(elem_float(t, 0), t->dtype == FUSE_F32, s);
+        break;
+    case K_INT:
+        elem_int_text(t, 0, buf, sizeof buf);
+        str_puts(s, buf);
+        break;
+    default:
+        str_puts(s, elem_bool(t, 0) ? "True" : "False");
+        break;
+    }
+}
+
+/* ---- entry points ---- */
+
+/* Lays out a non-empty array of rank >= 1 into pr->out. */
+static void array_text(Printer *pr, int64_t count)
+{
+    const fuse_tensor *t = pr->t;
+    pr->summarize = count > THRESHOLD;
+    int64_t n_shown = 1;
+    for (int a = t->rank - 1; a >= 0; a--) {
+        pr->strides[a] = a == t->rank - 1 ? 1 : pr->strides[a + 1] * t->shape[a + 1];
+        n_shown *= shown_count(t->shape[a], pr->summarize);
+    }
+    int64_t *shown = malloc((size_t)n_shown * sizeof *shown);
+    if (!shown) {
+        pr->out.is_oom = true;
+        return;
+    }
+    int64_t k = 0;
+    collect_shown(pr, 0, 0, shown, &k);
+    format_init(t, shown, k, &pr->fmt);
+    free(shown);
+    print_axis(pr, 0, 0);
+}
+
+char *cli_tensor_text(const fuse_tensor *t)
+{
+    if (!t || dtype_kind(t->dtype) == K_INVALID || t->rank < 0 || t->rank > FUSE_MAX_RANK)
+        return NULL;
+    Printer pr = {.t = t};
+    int64_t count = 1;
+    for (int a = 0; a < t->rank; a++)
+        count *= t->shape[a];
+    if (t->rank == 0)
+        scalar_text(t, &pr.out);
+    else if (count == 0)
+        str_puts(&pr.out, "[]");
+    else
+        array_text(&pr, count);
+    if (pr.out.is_oom) {
+        free(pr.out.p);
+        return NULL;
+    }
+    return pr.out.p;
+}
+
+void cli_shape_text(const fuse_tensor *t, char *buf, size_t n)
+{
+    Str s = {0};
+    char num[32];
+    str_puts(&s, "(");
+    for (int a = 0; a < t->rank; a++) {
+        snprintf(num, sizeof num, "%s%" PRId64, a ? ", " : "", t->shape[a]);
+        str_puts(&s, num);
+    }
+    str_puts(&s, t->rank == 1 ? ",)" : ")");
+    snprintf(buf, n, "%s", s.is_oom ? "(?)" : s.p);
+    free(s.p);
+}
+
+fuse_status cli_print_export(FILE *f, const char *name, const fuse_tensor *t)
+{
+    char shape[FUSE_MAX_RANK * 24 + 8];
+    if (dtype_kind(t->dtype) == K_INVALID)
+        return FUSE_E_ARG;
+    char *text = cli_tensor_text(t);
+    if (!text)
+        return FUSE_E_NOMEM;
+    cli_shape_text(t, shape, sizeof shape);
+    int rc = fprintf(f, "# %s shape=%s dtype=%s\n%s\n", name, shape,
+                     fuse_dtype_name(t->dtype), text);
+    free(text);
+    return rc < 0 ? FUSE_E_IO : FUSE_OK;
+}
