@@ -30,34 +30,44 @@ typedef struct Out {
     bool ok;
 } Out;
 
+/* Grows o to hold `extra` more bytes plus a NUL; false (and !ok) on failure. */
+static bool out_reserve(Out *o, size_t extra)
+{
+    if (o->len + extra + 1 <= o->cap)
+        return true;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + extra + 1)
+        cap *= 2;
+    char *d = realloc(o->data, cap);
+    if (!d) {
+        o->ok = false;
+        return false;
+    }
+    o->data = d;
+    o->cap = cap;
+    return true;
+}
+
 static void out_printf(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_printf(Out *o, const char *fmt, ...)
 {
-    if (!o->ok)
+    if (!o->ok || !out_reserve(o, 64))
         return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(o->data + o->len, o->cap - o->len, fmt, ap);
     va_end(ap);
+    if (n >= 0 && (size_t)n >= o->cap - o->len) { /* did not fit: grow and redo */
+        if (!out_reserve(o, (size_t)n))
+            return;
+        va_start(ap, fmt);
+        n = vsnprintf(o->data + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+    }
     if (n < 0) {
         o->ok = false;
         return;
     }
-    if (o->len + (size_t)n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->len + (size_t)n + 1)
-            cap *= 2;
-        char *d = realloc(o->data, cap);
-        if (!d) {
-            o->ok = false;
-            return;
-        }
-        o->data = d;
-        o->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(o->data + o->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     o->len += (size_t)n;
 }
 

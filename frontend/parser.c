@@ -10,10 +10,15 @@
  *   primary   := NAME | NAME "[" items "]" | NAME "(" ... ")" | NUMBER | STRING
  *              | "(" sum ")" | list | dict
  *
- * The whole file is tokenised first (lexer.c), so lookahead and backtracking are
- * index moves. Newlines end statements, except inside an open bracket: `nest`
- * counts the open brackets of the current statement and peek() skips newlines
- * while it is positive.
+ * Tokens are lexed one statement at a time into a buffer (fill_statement): up to
+ * the first newline where the brackets opened so far are closed, plus a little
+ * lookahead. For any input that parses, those brackets are exactly the ones the
+ * parser tracks, so the parser never reads past the buffer; a TK_EOF sentinel
+ * after it keeps even broken input in bounds. Memory is thus bounded by the
+ * longest statement, and within a statement lookahead and backtracking are index
+ * moves (token pointers stay valid until the next statement). Newlines end
+ * statements, except inside an open bracket: `nest` counts the open brackets of
+ * the current statement and peek() skips newlines while it is positive.
  *
  * NAME "(" is decided by the name: even/odd are index functions, builtins are
  * calls; any other name is a boolean tensor when the content parses as index
@@ -42,8 +47,13 @@ typedef struct Parser {
     Arena *arena;
     const Source *src;
     DiagList *dl;
-    Token *toks; /* ends with TK_EOF */
-    int pos;     /* next token */
+    Lexer lx;
+    Arena *scratch; /* holds the token buffer */
+    Token *toks;    /* lexed tokens of this statement and a little lookahead */
+    int n_toks;     /* tokens in toks; toks[n_toks] is a TK_EOF sentinel */
+    int cap_toks;
+    bool lexed_eof; /* the lexer has returned TK_EOF (the last of toks) */
+    int pos;        /* next token */
     Token *last; /* last consumed token */
     int nest;    /* open brackets in this statement; newlines inside are blanks */
     int depth;   /* recursion depth of primary/literal parsing */
@@ -1390,36 +1400,111 @@ static Stmt *parse_statement(Parser *P)
     return s->text ? s : NULL;
 }
 
+/* ---- the token buffer ---- */
+
+/* Lexes until toks[i] exists (or the input ended); false when out of memory. Token
+ * pointers are invalid afterwards if the buffer grew. */
+static bool ensure(Parser *P, int i)
+{
+    while (P->n_toks <= i && !P->lexed_eof) {
+        if (P->n_toks + 2 > P->cap_toks) {
+            int cap = P->cap_toks ? P->cap_toks * 2 : 256;
+            Token *grown = cap < (1 << 26) ? arena_grow(P->scratch, P->toks,
+                                                        (size_t)P->n_toks * sizeof(Token),
+                                                        (size_t)cap * sizeof(Token))
+                                           : NULL;
+            if (!grown) {
+                P->nomem = true;
+                return false;
+            }
+            P->toks = grown;
+            P->cap_toks = cap;
+        }
+        Token *t = &P->toks[P->n_toks++];
+        if (fe_lex_next(&P->lx, t) != FUSE_OK) {
+            P->nomem = true;
+            return false;
+        }
+        P->lexed_eof = t->kind == TK_EOF;
+    }
+    Token *sentinel = &P->toks[P->n_toks];
+    *sentinel = P->toks[P->n_toks - 1];
+    sentinel->kind = TK_EOF;
+    sentinel->err = NULL;
+    return true;
+}
+
+/* Drops the tokens before pos when they are at least half the buffer (so the
+ * copying stays linear in the input). */
+static void compact(Parser *P)
+{
+    if (P->pos < 64 || P->pos < P->n_toks / 2)
+        return;
+    memmove(P->toks, P->toks + P->pos, (size_t)(P->n_toks - P->pos + 1) * sizeof(Token));
+    P->n_toks -= P->pos;
+    P->pos = 0;
+}
+
+/* Lexes the statement starting at pos: up to the first newline outside brackets,
+ * plus three tokens of lookahead. */
+static bool fill_statement(Parser *P)
+{
+    int depth = 0;
+    for (int i = P->pos;; i++) {
+        if (!ensure(P, i))
+            return false;
+        const Token *t = &P->toks[i];
+        if (t->kind == TK_EOF || (t->kind == TK_NEWLINE && depth <= 0))
+            return ensure(P, i + 3);
+        depth += is_opener(t) - is_closer(t);
+    }
+}
+
 /* Skips the rest of a failed statement: up to a newline outside brackets (counted
  * from where the error left the parser), or one before an unindented line. */
 static void resync(Parser *P)
 {
     int depth = P->nest;
     for (;;) {
-        Token *t = &P->toks[P->pos];
+        if (!ensure(P, P->pos + 1))
+            return;
+        const Token *t = &P->toks[P->pos];
         if (t->kind == TK_EOF)
             return;
         P->pos++;
         if (t->kind == TK_NEWLINE) {
             if (depth <= 0 || P->toks[P->pos].span.col == 1)
                 return;
-        } else if (is_opener(t)) {
-            depth++;
-        } else if (is_closer(t)) {
-            depth--;
+        } else {
+            depth += is_opener(t) - is_closer(t);
         }
     }
+}
+
+/* Skips newlines before a statement; false at the end of input or out of memory. */
+static bool next_statement(Parser *P)
+{
+    for (;;) {
+        if (!ensure(P, P->pos))
+            return false;
+        if (P->toks[P->pos].kind != TK_NEWLINE)
+            break;
+        P->pos++;
+    }
+    compact(P);
+    if (P->toks[P->pos].kind == TK_EOF)
+        return false;
+    return fill_statement(P);
 }
 
 /* program := NEWLINE* { statement } */
 static void parse_program(Parser *P, Ast *ast)
 {
-    while (P->toks[P->pos].kind == TK_NEWLINE)
-        P->pos++;
-    while (P->toks[P->pos].kind != TK_EOF && !P->nomem) {
+    while (next_statement(P)) {
         P->nest = P->depth = 0;
         P->failed = P->fatal = false;
         P->pending_msg = NULL;
+        P->last = NULL;
         Stmt *s = parse_statement(P);
         if (P->nomem)
             break;
@@ -1459,15 +1544,13 @@ fuse_status fe_parse(Arena *arena, const Source *src, DiagList *dl, Ast *out)
         memset(out, 0, sizeof *out);
     if (!arena || !src || !src->text || !dl || !out)
         return FUSE_E_ARG;
-    Parser P = {.arena = arena, .src = src, .dl = dl};
-    Arena scratch; /* the token array: the AST keeps no pointer into it */
+    Arena scratch; /* the token buffer: the AST keeps no pointer into it */
     arena_init(&scratch);
-    int n_toks;
-    bool lexed = fe_lex_all(arena, &scratch, src, NULL, &P.toks, &n_toks) == FUSE_OK;
-    if (lexed)
-        parse_program(&P, out);
+    Parser P = {.arena = arena, .src = src, .dl = dl, .scratch = &scratch};
+    fe_lex_init(&P.lx, arena, src);
+    parse_program(&P, out);
     arena_free_all(&scratch);
-    if (!lexed || P.nomem || arena->is_oom)
+    if (P.nomem || arena->is_oom)
         return FUSE_E_NOMEM;
     return P.n_errors ? FUSE_E_SYNTAX : FUSE_OK;
 }

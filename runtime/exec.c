@@ -70,16 +70,16 @@ static bool is_lower_bound_format(const char *path)
 }
 
 /* Reads a whole source file as a host tensor (its own dtype for .npy/.npz). */
-static fuse_status read_source(const char *path, const char *name, fuse_tensor *out,
+static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor *out,
                                char **err)
 {
     const char *ext = extension(path);
     if (strcasecmp(ext, ".npy") == 0)
         return rt_npy_read(path, out, err);
     if (strcasecmp(ext, ".npz") == 0)
-        return rt_npz_read(path, NULL, name, out, err);
+        return rt_npz_read(path, NULL, t->name, out, err);
     if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
-        return rt_facts_read(path, out, err);
+        return rt_facts_read_rank(path, t->rank, out, err);
     if (strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0)
         return rt_bow_read(path, out, err);
     if (strcasecmp(ext, ".json") == 0)
@@ -87,7 +87,7 @@ static fuse_status read_source(const char *path, const char *name, fuse_tensor *
     if (strcasecmp(ext, ".jsonl") == 0)
         return rt_jsonl_read(path, out, err);
     if (strcasecmp(ext, ".safetensors") == 0)
-        return rt_safetensors_read(path, name, out, err);
+        return rt_safetensors_read(path, t->name, out, err);
     *err = rt_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }
@@ -112,12 +112,12 @@ static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
     return FUSE_OK;
 }
 
-static fuse_status probe_source(const char *path, const char *name, ShapeFact *f, char **err)
+static fuse_status probe_source(const char *path, const IrTensor *src, ShapeFact *f, char **err)
 {
     if (strcasecmp(extension(path), ".npy") == 0)
         return probe_npy(path, f, err);
     fuse_tensor t;
-    fuse_status st = read_source(path, name, &t, err);
+    fuse_status st = read_source(path, src, &t, err);
     if (st != FUSE_OK)
         return st;
     f->rank = t.rank;
@@ -148,7 +148,7 @@ static fuse_status probe_all(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
             continue;
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
-        fuse_status st = path ? probe_source(path, t->name, f, &err) : FUSE_E_NOMEM;
+        fuse_status st = path ? probe_source(path, t, f, &err) : FUSE_E_NOMEM;
         free(path);
         if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
@@ -433,7 +433,7 @@ static fuse_status load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_i
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
         fuse_tensor data = {0};
-        fuse_status st = path ? read_source(path, t->name, &data, &err) : FUSE_E_NOMEM;
+        fuse_status st = path ? read_source(path, t, &data, &err) : FUSE_E_NOMEM;
         if (st == FUSE_OK)
             st = load_tensor(pl, t, &data, path, is_lower_bound_format(path));
         else

@@ -87,8 +87,9 @@ static fuse_status nest_fill(Nest *nt, json_t *j, int depth, char **err)
         return nest_error(nt, depth, "is not a list (the nesting is ragged)", err);
     if ((int64_t)json_array_size(j) != nt->shape[depth]) {
         char what[96];
-        snprintf(what, sizeof what, "has %zu entries where %lld are expected (ragged)",
-                 json_array_size(j), (long long)nt->shape[depth]);
+        snprintf(what, sizeof what, "has %zu entr%s where %lld %s expected (ragged)",
+                 json_array_size(j), json_array_size(j) == 1 ? "y" : "ies",
+                 (long long)nt->shape[depth], nt->shape[depth] == 1 ? "is" : "are");
         return nest_error(nt, depth, what, err);
     }
     for (size_t i = 0; i < json_array_size(j); i++) {
@@ -378,7 +379,7 @@ static fuse_status st_pread(int fd, const char *path, void *buf, size_t n, uint6
 static fuse_status st_header(int fd, const char *path, uint64_t size, json_t **root,
                              uint64_t *data_start, char **err)
 {
-    unsigned char pre[8];
+    unsigned char pre[8] = {0};
     if (size < 8)
         return rt_fail(err, FUSE_E_IO, "%s: too short for a .safetensors file (%llu bytes)",
                        path, (unsigned long long)size);

@@ -743,9 +743,9 @@ START_TEST(test_topk_int_dtype)
 }
 END_TEST
 
-START_TEST(test_topk_values_round_trip)
+START_TEST(test_topk_short_values)
 {
-    /* short values print short; every value reads back as the same float32 */
+    /* short values print short, integral ones without an exponent */
     float one[] = {0.1f};
     const int64_t s1[] = {1};
     fuse_tensor t = f32_tensor(1, s1, one);
@@ -753,6 +753,19 @@ START_TEST(test_topk_values_round_trip)
     ck_assert_str_eq(s, TOPK_HEAD "{\"topk\":[{\"index\":0,\"value\":0.1}]}\n");
     free(s);
 
+    float mixed[] = {1e-5f, 100000, 10};
+    const int64_t s3[] = {3};
+    t = f32_tensor(1, s3, mixed);
+    s = topk_text(&t, 3);
+    ck_assert_str_eq(s, TOPK_HEAD "{\"topk\":[{\"index\":1,\"value\":100000.0},{\"index\":2,"
+                        "\"value\":10.0},{\"index\":0,\"value\":1e-5}]}\n");
+    free(s);
+}
+END_TEST
+
+START_TEST(test_topk_values_round_trip)
+{
+    /* every value reads back as the same float32, rows sorted */
     float x[4 * 50];
     uint32_t r = 12345;
     for (int i = 0; i < 200; i++) {
@@ -760,7 +773,7 @@ START_TEST(test_topk_values_round_trip)
         x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * (i % 7 == 0 ? 1e-6f : 1e3f);
     }
     const int64_t shape[] = {4, 50};
-    t = f32_tensor(2, shape, x);
+    fuse_tensor t = f32_tensor(2, shape, x);
     ck_assert_int_eq(rt_topk_write(P("rt.jsonl"), &t, 50, NULL), FUSE_OK);
     FILE *f = fopen(P("rt.jsonl"), "r");
     ck_assert_ptr_nonnull(f);
@@ -849,7 +862,7 @@ START_TEST(test_json_round_trip)
 END_TEST
 
 static const BadCase bad_json[] = {
-    {"[[1, 2], [3]]", 0, "[1] has 1 entries where 2"},
+    {"[[1, 2], [3]]", 0, "[1] has 1 entry where 2"},
     {"[[1], [2, 3]]", 0, "[1] has 2 entries"},
     {"[1, [2]]", 0, "[1] is a list"},
     {"[[1], 2]", 0, "[1] is not a list"},
@@ -991,7 +1004,8 @@ static size_t put_le(unsigned char *dst, size_t at, uint64_t v, int n)
     return at + (size_t)n;
 }
 
-START_TEST(test_safetensors_dtypes)
+/* A file with one small tensor of every dtype, named h b d l i s c u o w x y. */
+static void st_write_all_dtypes(const char *path)
 {
     unsigned char d[512];
     size_t at = 0;
@@ -1019,7 +1033,7 @@ START_TEST(test_safetensors_dtypes)
     at = put_le(d, at, 4000000000u, 4);              /* 60..64 U32 */
     at = put_le(d, at, UINT64_MAX, 8);               /* 64..72 U64 */
     ck_assert_uint_eq(at, 72);
-    st_write(P("all.safetensors"),
+    st_write(path,
              "{\"h\": {\"dtype\": \"F16\", \"shape\": [8], \"data_offsets\": [0, 16]},"
              " \"b\": {\"dtype\": \"BF16\", \"shape\": [3], \"data_offsets\": [16, 22]},"
              " \"d\": {\"dtype\": \"F64\", \"shape\": [], \"data_offsets\": [22, 30]},"
@@ -1033,7 +1047,12 @@ START_TEST(test_safetensors_dtypes)
              " \"x\": {\"dtype\": \"U32\", \"shape\": [1], \"data_offsets\": [60, 64]},"
              " \"y\": {\"dtype\": \"U64\", \"shape\": [1], \"data_offsets\": [64, 72]}}",
              d, at);
+}
+
+START_TEST(test_safetensors_dtypes)
+{
     const char *path = P("all.safetensors");
+    st_write_all_dtypes(path);
     fuse_tensor t;
     const int64_t s8[] = {8}, s3[] = {3}, s21[] = {2, 1}, s1[] = {1}, s2[] = {2};
     ck_assert_int_eq(st_read_named(path, "h", &t), FUSE_OK);
@@ -1189,63 +1208,85 @@ static TCase *fixture_case(const char *name)
     return tc;
 }
 
+static TCase *facts_case(void)
+{
+    TCase *tc = fixture_case("facts");
+    tcase_add_test(tc, test_facts_read_tsv);
+    tcase_add_test(tc, test_facts_read_forgiving_csv);
+    tcase_add_test(tc, test_facts_read_rank1_and_rank3);
+    tcase_add_test(tc, test_facts_read_empty);
+    tcase_add_test(tc, test_facts_read_rank_mismatch);
+    tcase_add_test(tc, test_facts_read_missing_file);
+    tcase_add_loop_test(tc, test_facts_read_malformed, 0, N_OF(bad_facts));
+    tcase_add_test(tc, test_facts_write_known);
+    tcase_add_test(tc, test_facts_write_ranks_and_dtypes);
+    tcase_add_test(tc, test_facts_write_datalog_case);
+    tcase_add_test(tc, test_facts_write_edge_cases);
+    tcase_add_test(tc, test_facts_round_trip);
+    return tc;
+}
+
+static TCase *bow_case(void)
+{
+    TCase *tc = fixture_case("bow");
+    tcase_add_test(tc, test_bow_case03_sidecar_untouched);
+    tcase_add_test(tc, test_bow_sidecar_created);
+    tcase_add_test(tc, test_bow_sidecar_extended);
+    tcase_add_test(tc, test_bow_other_sidecar_layouts);
+    tcase_add_test(tc, test_bow_vocab_path);
+    tcase_add_test(tc, test_bow_unicode);
+    tcase_add_test(tc, test_bow_empty_text);
+    tcase_add_test(tc, test_bow_unwritable_sidecar_warns);
+    tcase_add_test(tc, test_bow_bad_text);
+    tcase_add_loop_test(tc, test_bow_bad_sidecar, 0, N_OF(bad_sidecars));
+    return tc;
+}
+
+static TCase *topk_case(void)
+{
+    TCase *tc = fixture_case("topk");
+    tcase_add_test(tc, test_topk_exact_text);
+    tcase_add_test(tc, test_topk_case02_all_ties);
+    tcase_add_test(tc, test_topk_k_larger_and_ranks);
+    tcase_add_test(tc, test_topk_ties_nan_inf);
+    tcase_add_test(tc, test_topk_empty_shapes_and_k0);
+    tcase_add_test(tc, test_topk_int_dtype);
+    tcase_add_test(tc, test_topk_short_values);
+    tcase_add_test(tc, test_topk_values_round_trip);
+    return tc;
+}
+
+static TCase *json_case(void)
+{
+    TCase *tc = fixture_case("json");
+    tcase_add_test(tc, test_json_read_good);
+    tcase_add_test(tc, test_json_round_trip);
+    tcase_add_loop_test(tc, test_json_read_malformed, 0, N_OF(bad_json));
+    tcase_add_test(tc, test_jsonl_read_good);
+    tcase_add_test(tc, test_jsonl_round_trip);
+    tcase_add_loop_test(tc, test_jsonl_read_malformed, 0, N_OF(bad_jsonl));
+    return tc;
+}
+
+static TCase *safetensors_case(void)
+{
+    TCase *tc = fixture_case("safetensors");
+    tcase_add_test(tc, test_safetensors_f32_only_tensor);
+    tcase_add_test(tc, test_safetensors_dtypes);
+    tcase_add_test(tc, test_safetensors_bad_lengths);
+    tcase_add_loop_test(tc, test_safetensors_malformed, 0, N_OF(bad_st));
+    tcase_add_test(tc, test_safetensors_named_among_many);
+    return tc;
+}
+
 static Suite *formats_suite(void)
 {
     Suite *s = suite_create("formats");
-    TCase *facts = fixture_case("facts");
-    tcase_add_test(facts, test_facts_read_tsv);
-    tcase_add_test(facts, test_facts_read_forgiving_csv);
-    tcase_add_test(facts, test_facts_read_rank1_and_rank3);
-    tcase_add_test(facts, test_facts_read_empty);
-    tcase_add_test(facts, test_facts_read_rank_mismatch);
-    tcase_add_test(facts, test_facts_read_missing_file);
-    tcase_add_loop_test(facts, test_facts_read_malformed, 0, N_OF(bad_facts));
-    tcase_add_test(facts, test_facts_write_known);
-    tcase_add_test(facts, test_facts_write_ranks_and_dtypes);
-    tcase_add_test(facts, test_facts_write_datalog_case);
-    tcase_add_test(facts, test_facts_write_edge_cases);
-    tcase_add_test(facts, test_facts_round_trip);
-    suite_add_tcase(s, facts);
-
-    TCase *bow = fixture_case("bow");
-    tcase_add_test(bow, test_bow_case03_sidecar_untouched);
-    tcase_add_test(bow, test_bow_sidecar_created);
-    tcase_add_test(bow, test_bow_sidecar_extended);
-    tcase_add_test(bow, test_bow_other_sidecar_layouts);
-    tcase_add_test(bow, test_bow_vocab_path);
-    tcase_add_test(bow, test_bow_unicode);
-    tcase_add_test(bow, test_bow_empty_text);
-    tcase_add_test(bow, test_bow_unwritable_sidecar_warns);
-    tcase_add_test(bow, test_bow_bad_text);
-    tcase_add_loop_test(bow, test_bow_bad_sidecar, 0, N_OF(bad_sidecars));
-    suite_add_tcase(s, bow);
-
-    TCase *topk = fixture_case("topk");
-    tcase_add_test(topk, test_topk_exact_text);
-    tcase_add_test(topk, test_topk_case02_all_ties);
-    tcase_add_test(topk, test_topk_k_larger_and_ranks);
-    tcase_add_test(topk, test_topk_ties_nan_inf);
-    tcase_add_test(topk, test_topk_empty_shapes_and_k0);
-    tcase_add_test(topk, test_topk_int_dtype);
-    tcase_add_test(topk, test_topk_values_round_trip);
-    suite_add_tcase(s, topk);
-
-    TCase *json = fixture_case("json");
-    tcase_add_test(json, test_json_read_good);
-    tcase_add_test(json, test_json_round_trip);
-    tcase_add_loop_test(json, test_json_read_malformed, 0, N_OF(bad_json));
-    tcase_add_test(json, test_jsonl_read_good);
-    tcase_add_test(json, test_jsonl_round_trip);
-    tcase_add_loop_test(json, test_jsonl_read_malformed, 0, N_OF(bad_jsonl));
-    suite_add_tcase(s, json);
-
-    TCase *st = fixture_case("safetensors");
-    tcase_add_test(st, test_safetensors_f32_only_tensor);
-    tcase_add_test(st, test_safetensors_dtypes);
-    tcase_add_test(st, test_safetensors_bad_lengths);
-    tcase_add_loop_test(st, test_safetensors_malformed, 0, N_OF(bad_st));
-    tcase_add_test(st, test_safetensors_named_among_many);
-    suite_add_tcase(s, st);
+    suite_add_tcase(s, facts_case());
+    suite_add_tcase(s, bow_case());
+    suite_add_tcase(s, topk_case());
+    suite_add_tcase(s, json_case());
+    suite_add_tcase(s, safetensors_case());
     return s;
 }
 
