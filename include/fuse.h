@@ -71,6 +71,7 @@ typedef enum fuse_status {
     FUSE_E_RUNTIME = 6,     /* evaluation failed */
     FUSE_E_ARG = 7,         /* an API argument is invalid (NULL, wrong shape, ...) */
     FUSE_E_UNSUPPORTED = 8, /* a valid request this build cannot do yet */
+    FUSE_E_NOT_CONVERGED = 9, /* a fixpoint hit max_iters; outputs are still returned */
     FUSE_STATUS_COUNT
 } fuse_status;
 
@@ -99,19 +100,102 @@ typedef struct fuse_tensor {
     void *data;                     /* rank 0: one element */
 } fuse_tensor;
 
-/* A named input: binds a program tensor (normally a source) to host data. */
+/* A named input: binds a program tensor (normally a source) to host data.
+ * `name` may carry a streaming offset ("H@t-1") to seed a window (SPEC §6.4). */
 typedef struct fuse_input {
     const char *name;
     fuse_tensor tensor;
+    int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
+                               float32 and 64-byte aligned; it must stay valid and
+                               unchanged until the run returns */
 } fuse_input;
 
-/* Runner configuration. Initialise with fuse_config_init, then change fields. */
+/* Execution modes (SPEC §6.2). */
+typedef enum fuse_mode {
+    FUSE_MODE_SINGLE = 0,   /* every group once; recursion gets one sweep */
+    FUSE_MODE_FIXPOINT = 1, /* recursive components iterate until nothing changes */
+    FUSE_MODE_DEMAND = 2,   /* only the dependency closure of the exports or a query */
+    FUSE_MODE_COUNT
+} fuse_mode;
+
+typedef enum fuse_strategy {
+    FUSE_STRATEGY_SYNCHRONOUS = 0, /* every sweep reads the previous sweep (Jacobi) */
+    FUSE_STRATEGY_SEMI_NAIVE = 1,  /* boolean components join only new facts */
+    FUSE_STRATEGY_COUNT
+} fuse_strategy;
+
+typedef enum fuse_projection {
+    FUSE_PROJECTION_EXACT = 0,
+    FUSE_PROJECTION_MONTE_CARLO = 1, /* `samples` joint projected cells per equation */
+    FUSE_PROJECTION_COUNT
+} fuse_projection;
+
+typedef enum fuse_precision {
+    FUSE_PRECISION_FP32 = 0,
+    FUSE_PRECISION_FP64 = 1,
+    FUSE_PRECISION_BF16 = 2, /* storage; accumulation in fp32 */
+    FUSE_PRECISION_FP16 = 3,
+    FUSE_PRECISION_COUNT
+} fuse_precision;
+
+typedef enum fuse_device {
+    FUSE_DEVICE_AUTO = 0,
+    FUSE_DEVICE_CPU = 1,
+    FUSE_DEVICE_CUDA = 2,   /* not available: FUSE_E_UNSUPPORTED */
+    FUSE_DEVICE_COUNT
+} fuse_device;
+
+/* A host temperature schedule: the temperature of `tensor` at fixpoint sweep
+ * `iteration` (0 in single mode). */
+typedef double (*fuse_temperature_fn)(const char *tensor, int iteration, void *user);
+
+/* A temperature schedule for the LHS `name` ("*" for every tensor): either `spec`
+ * ("0.5", "linear:START:END:STEPS", "piecewise:STEP=VALUE,STEP=VALUE...") or, when
+ * spec is NULL, the callback `fn` with `user`. */
+typedef struct fuse_temperature {
+    const char *name;
+    const char *spec;
+    fuse_temperature_fn fn;
+    void *user;
+} fuse_temperature;
+
+/* Runner configuration. Initialise with fuse_config_init, then change fields.
+ * Fields are appended only; every zero value is the default. */
 typedef struct fuse_config {
     int threads;            /* worker threads; 0 = all cores */
     const char *base_dir;   /* where sources resolve; NULL = the program's dir */
     const char *out_dir;    /* root for sinks; NULL = the program's dir */
     int write_sinks;        /* nonzero: runs write the program's sink files */
+    fuse_mode mode;
+    fuse_strategy strategy;
+    int max_iters;          /* fixpoint sweeps at most; 0 = 32 */
+    double tol;             /* fixpoint float tolerance (plus 1e-5 relative) */
+    fuse_projection projection;
+    int64_t samples;        /* Monte Carlo samples per equation */
+    uint64_t seed;          /* Monte Carlo and other randomness */
+    fuse_precision precision;
+    fuse_device device;
+    const fuse_temperature *temperatures; /* n_temperatures schedules, copied */
+    size_t n_temperatures;
+    const char *cache_dir;  /* NULL: $FUSE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/fuse-jit,
+                               else ~/.cache/fuse-jit */
+    int no_cache;           /* nonzero: neither read nor write the disk cache */
 } fuse_config;
+
+/* Counters of a context's code cache (fuse_ctx_stats). */
+typedef struct fuse_stats {
+    uint64_t compiles;        /* modules compiled by LLVM */
+    uint64_t memory_hits;     /* runners served from the in-process cache */
+    uint64_t disk_hits;       /* object files loaded from the disk cache */
+    uint64_t disk_writes;     /* entries written to the disk cache */
+    uint64_t disk_rejected;   /* corrupt, truncated or foreign entries deleted */
+} fuse_stats;
+
+/* Wall-clock milliseconds of a runner's phases (fuse_runner_timings). */
+typedef struct fuse_timings {
+    double parse_ms, check_ms, lower_ms, compile_ms, cache_load_ms, last_run_ms;
+    int is_cache_hit;         /* the machine code came from a cache */
+} fuse_timings;
 
 typedef struct fuse_ctx fuse_ctx;
 typedef struct fuse_program fuse_program;
@@ -192,6 +276,28 @@ FUSE_API fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char *
 
 /* Frees a runner and its machine code. Accepts NULL. */
 FUSE_API void fuse_runner_free(fuse_runner *run);
+
+/* The phase times of the runner's creation and last run. */
+FUSE_API fuse_status fuse_runner_timings(const fuse_runner *run, fuse_timings *out);
+
+/* The explanation of the last run: per sweep and per equation the status
+ * (evaluated, unchanged, skipped, cached), time, temperature used, kernel kind and
+ * size, Monte Carlo samples, and convergence. `json` nonzero gives JSON. *out is
+ * freed with fuse_free. */
+FUSE_API fuse_status fuse_runner_trace(fuse_runner *run, int json, char **out);
+
+/* Demand query (any mode): computes only the dependency closure of `name` to a
+ * fixpoint and returns it as a one-entry output map. `selectors` (may be NULL) is
+ * like "x=3,y=0": each integer selector drops its axis. */
+FUSE_API fuse_status fuse_runner_query(fuse_runner *run, const char *name,
+                                       const char *selectors, const fuse_input *inputs,
+                                       size_t n_inputs, fuse_outputs **out);
+
+/* Streaming: forgets every stored time step (SPEC §6.4). */
+FUSE_API fuse_status fuse_runner_reset(fuse_runner *run);
+
+/* The context's cache counters. */
+FUSE_API fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out);
 
 /* Output maps: exports in program order. Index i runs 0..count-1. */
 FUSE_API size_t fuse_outputs_count(const fuse_outputs *out);

@@ -5,39 +5,12 @@
  */
 #include <libgen.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jit.h"
 #include "runtime.h"
-
-struct fuse_ctx {
-    JitSession *js;
-    pthread_mutex_t lock;  /* guards err */
-    char *err;             /* last diagnostic, formatted */
-    atomic_int next_runner;
-};
-
-struct fuse_program {
-    fuse_ctx *ctx;
-    char *text;
-    char *name;
-    char *dir;             /* the program file's directory, or NULL for text */
-    RtPlan *plan;          /* parsed and checked, not compiled */
-};
-
-struct fuse_runner {
-    fuse_ctx *ctx;
-    RtPlan *plan;
-};
-
-struct fuse_outputs {
-    size_t n;
-    char **names;
-    fuse_tensor *tensors;
-};
 
 /* ---- versions and names ---- */
 
@@ -46,7 +19,7 @@ const char *fuse_version_string(void) { return FUSE_VERSION_STRING; }
 
 static const char *const STATUS_NAMES[] = {
     "ok", "syntax error", "shape error", "I/O error", "out of memory", "JIT error",
-    "runtime error", "invalid argument", "unsupported",
+    "runtime error", "invalid argument", "unsupported", "did not converge",
 };
 _Static_assert(sizeof STATUS_NAMES / sizeof STATUS_NAMES[0] == FUSE_STATUS_COUNT,
                "status names");

@@ -10,6 +10,8 @@
 #ifndef FUSE_RUNTIME_H
 #define FUSE_RUNTIME_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -266,5 +268,49 @@ fuse_status rt_plan_run(RtPlan *plan, const fuse_input *inputs, size_t n_inputs)
 
 /* Emits the plan's code again as text: "llvm", "llvm-raw" or "asm". */
 fuse_status rt_plan_emit(RtPlan *plan, const char *what, char **out, char **err);
+
+/* Runs equation group g (is_sink false) or sink group g on the plan's buffers. */
+void rt_run_group(RtPlan *plan, bool is_sink, int g);
+
+/* ---- sources.c: sources and sinks of a plan ---- */
+
+/* Checks host inputs name source tensors and have a valid rank and dtype. */
+fuse_status rt_check_inputs(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
+/* Fills facts[t] for every source (host input shapes, else file headers). When
+ * plan->js is NULL (checking only), an unreadable source sets *is_skipped. */
+fuse_status rt_probe_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
+                             ShapeFact *facts, bool *is_skipped);
+/* Reads every source (or its host input) into its buffer. */
+fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
+/* Writes one sink's value t to its file under the output root. */
+fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
+
+/* ---- api.c: the objects behind the public handles ---- */
+
+struct fuse_ctx {
+    struct JitSession *js;
+    pthread_mutex_t lock;  /* guards err */
+    char *err;             /* last diagnostic, formatted */
+    atomic_int next_runner;
+};
+
+struct fuse_program {
+    fuse_ctx *ctx;
+    char *text;
+    char *name;
+    char *dir;             /* the program file's directory, or NULL for text */
+    RtPlan *plan;          /* parsed and checked, not compiled */
+};
+
+struct fuse_runner {
+    fuse_ctx *ctx;
+    RtPlan *plan;
+};
+
+struct fuse_outputs {
+    size_t n;
+    char **names;
+    fuse_tensor *tensors;
+};
 
 #endif /* FUSE_RUNTIME_H */

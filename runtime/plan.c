@@ -1,0 +1,198 @@
+/*
+ * plan.c: compiles a program for its input shapes.
+ *
+ * rt_plan_new drives the stages: parse (frontend), build and order (ir), probe the
+ * sources for their sizes (sources.c), infer shapes, lower to one LLVM module,
+ * optimise and load it (jit), look the kernels up and allocate one buffer per
+ * tensor. Without a JIT session it only checks (fuse_program). Diagnostics name
+ * the statement involved (file:line:col).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit.h"
+#include "lower.h"
+#include "runtime.h"
+
+/* ---- compile ---- */
+
+static fuse_status alloc_buffers(RtPlan *pl)
+{
+    IrProgram *p = pl->ir;
+    int n = p->n_tensors;
+    pl->bufs = calloc((size_t)n * 2 + 1, sizeof *pl->bufs);
+    pl->count = calloc((size_t)n + 1, sizeof *pl->count);
+    if (!pl->bufs || !pl->count)
+        return FUSE_E_NOMEM;
+    for (int i = 0; i < n; i++) {
+        IrTensor *t = p->tensors[i];
+        pl->count[i] = rt_shape_count(t->rank, t->shape);
+        if (pl->count[i] < 0 || (uint64_t)pl->count[i] > ((uint64_t)1 << 40))
+            return fe_error(&pl->dl, FUSE_E_SHAPE, t->span, "tensor %s is too large", t->name);
+        size_t bytes = (size_t)pl->count[i] * sizeof(float);
+        pl->bufs[i] = rt_alloc_aligned(bytes);
+        if (t->is_read_prev)
+            pl->bufs[n + i] = rt_alloc_aligned(bytes);
+        if (!pl->bufs[i] || (t->is_read_prev && !pl->bufs[n + i]))
+            return FUSE_E_NOMEM;
+        if (t->kind == TEN_CONST)
+            memcpy(pl->bufs[i], t->data, bytes);
+    }
+    return FUSE_OK;
+}
+
+static fuse_status jit_fail(RtPlan *pl, fuse_status st, char *err)
+{
+    fe_error(&pl->dl, st, (Span){0}, "code generation failed: %s", err ? err : "unknown");
+    free(err);
+    return st;
+}
+
+static fuse_status lookup_kernels(RtPlan *pl, const LowerOptions *opt)
+{
+    IrProgram *p = pl->ir;
+    pl->group_fn = calloc((size_t)p->n_groups + 1, sizeof *pl->group_fn);
+    pl->sink_fn = calloc((size_t)p->n_sink_groups + 1, sizeof *pl->sink_fn);
+    if (!pl->group_fn || !pl->sink_fn)
+        return FUSE_E_NOMEM;
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? p->n_sink_groups : p->n_groups;
+        for (int g = 0; g < n; g++) {
+            char name[128], *err = NULL;
+            void *addr = NULL;
+            lower_kernel_name(opt, pass == 1, g, name, sizeof name);
+            fuse_status st = jit_code_lookup(pl->code, name, &addr, &err);
+            if (st != FUSE_OK)
+                return jit_fail(pl, st, err);
+            /* Object pointer to function pointer: the JIT returns code addresses. */
+            RtKernel k;
+            memcpy(&k, &addr, sizeof k);
+            (pass ? pl->sink_fn : pl->group_fn)[g] = k;
+        }
+    }
+    return FUSE_OK;
+}
+
+static fuse_status build_module(RtPlan *pl, JitModule **out, char **err)
+{
+    LowerOptions opt = {pl->prefix, jit_vector_bits(pl->js)};
+    JitModule *jm = jit_module_new(pl->js, pl->prefix);
+    if (!jm)
+        return FUSE_E_NOMEM;
+    fuse_status st = lower_program(pl->ir, jm, &opt, err);
+    if (st != FUSE_OK) {
+        jit_module_free(jm);
+        return st;
+    }
+    *out = jm;
+    return FUSE_OK;
+}
+
+static fuse_status compile(RtPlan *pl)
+{
+    JitModule *jm = NULL;
+    char *err = NULL;
+    fuse_status st = build_module(pl, &jm, &err);
+    if (st == FUSE_OK)
+        st = jit_module_optimize(pl->js, jm, &err);
+    if (st == FUSE_OK)
+        st = jit_module_load(pl->js, jm, &pl->code, &err);
+    jit_module_free(jm);
+    if (st != FUSE_OK)
+        return jit_fail(pl, st, err);
+    LowerOptions opt = {pl->prefix, 0};
+    return lookup_kernels(pl, &opt);
+}
+
+fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
+{
+    JitModule *jm = NULL;
+    fuse_status st = build_module(pl, &jm, err);
+    if (st != FUSE_OK)
+        return st;
+    if (strcmp(what, "llvm") == 0 || strcmp(what, "asm") == 0)
+        st = jit_module_optimize(pl->js, jm, err);
+    if (st == FUSE_OK && strcmp(what, "asm") == 0)
+        st = jit_module_asm(pl->js, jm, out, err);
+    else if (st == FUSE_OK) {
+        *out = jit_module_print(jm);
+        st = *out ? FUSE_OK : FUSE_E_NOMEM;
+    }
+    jit_module_free(jm);
+    return st;
+}
+
+static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+{
+    fuse_status st = fe_parse(&pl->arena, &pl->src, &pl->dl, &pl->ast);
+    if (st == FUSE_OK)
+        st = ir_build(&pl->arena, &pl->ast, &pl->dl, &pl->ir);
+    if (st == FUSE_OK)
+        st = ir_order(pl->ir, &pl->dl);
+    if (st == FUSE_OK)
+        st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st != FUSE_OK)
+        return st;
+    ShapeFact *facts = arena_alloc(&pl->arena, sizeof *facts * ((size_t)pl->ir->n_tensors + 1));
+    pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
+    if (!facts || !pl->is_input)
+        return FUSE_E_NOMEM;
+    bool is_skipped = false;
+    st = rt_probe_sources(pl, inputs, n_inputs, facts, &is_skipped);
+    if (is_skipped)
+        return FUSE_OK; /* a source is not readable yet: sizes are checked per runner */
+    if (st == FUSE_OK)
+        st = ir_infer_shapes(pl->ir, facts, &pl->dl);
+    if (st == FUSE_OK)
+        st = ir_check_builtins(pl->ir, &pl->dl);
+    return st;
+}
+
+fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
+                        const char *base_dir, const char *out_dir, bool write_sinks,
+                        const fuse_input *inputs, size_t n_inputs, JitSession *js,
+                        const char *prefix)
+{
+    RtPlan *pl = calloc(1, sizeof *pl);
+    *out = pl;
+    if (!pl)
+        return FUSE_E_NOMEM;
+    arena_init(&pl->arena);
+    fe_diags_init(&pl->dl, &pl->arena);
+    pl->src.name = arena_strdup(&pl->arena, name ? name : "<input>");
+    pl->src.text = arena_strdup(&pl->arena, text);
+    pl->src.len = strlen(text);
+    pl->base_dir = strdup(base_dir ? base_dir : ".");
+    pl->out_dir = strdup(out_dir ? out_dir : pl->base_dir ? pl->base_dir : ".");
+    pl->write_sinks = write_sinks;
+    pl->js = js;
+    snprintf(pl->prefix, sizeof pl->prefix, "%s", prefix ? prefix : "fuse_");
+    if (!pl->src.name || !pl->src.text || !pl->base_dir || !pl->out_dir)
+        return FUSE_E_NOMEM;
+    fuse_status st = parse_and_check(pl, inputs, n_inputs);
+    if (st == FUSE_OK && js)
+        st = alloc_buffers(pl);
+    if (st == FUSE_OK && js)
+        st = compile(pl);
+    return st;
+}
+
+void rt_plan_free(RtPlan *pl)
+{
+    if (!pl)
+        return;
+    jit_code_free(pl->code);
+    if (pl->bufs && pl->ir)
+        for (int i = 0; i < 2 * pl->ir->n_tensors; i++)
+            rt_free_aligned(pl->bufs[i]);
+    free(pl->bufs);
+    free(pl->count);
+    free(pl->is_input);
+    free(pl->group_fn);
+    free(pl->sink_fn);
+    free(pl->base_dir);
+    free(pl->out_dir);
+    arena_free_all(&pl->arena);
+    free(pl);
+}

@@ -1,0 +1,299 @@
+/*
+ * sources.c: the program's files at run time. Sources are probed for their sizes
+ * (only the header of an .npy is read) before shapes are inferred, read at every
+ * run (or taken from host inputs) and converted to float32, zero-padded when the
+ * format only bounds sizes from below (facts, bags of words); sinks are written by
+ * extension under the output root, which they may not escape.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "runtime.h"
+
+/* ---- paths ---- */
+
+static char *join_path(const char *dir, const char *path)
+{
+    if (path[0] == '/' || !dir || !dir[0])
+        return strdup(path);
+    return rt_strprintf("%s/%s", dir, path);
+}
+
+static const char *extension(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    return dot && (!slash || dot > slash) ? dot : "";
+}
+
+/* A sink path may not escape the output root: no absolute path, no "..". */
+static bool path_stays_inside(const char *path)
+{
+    if (path[0] == '/' || path[0] == '\0')
+        return false;
+    const char *p = path;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return false;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return true;
+}
+
+/* ---- sources ---- */
+
+static const fuse_input *find_input(const fuse_input *inputs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i].name && strcmp(inputs[i].name, name) == 0)
+            return &inputs[i];
+    return NULL;
+}
+
+/* Facts files and bags of words only bound their sizes from below (SPEC §2.2). */
+static bool is_lower_bound_format(const char *path)
+{
+    const char *ext = extension(path);
+    return strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0 ||
+           strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0;
+}
+
+/* Reads a whole source file as a host tensor (its own dtype for .npy/.npz). */
+static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor *out,
+                               char **err)
+{
+    const char *ext = extension(path);
+    if (strcasecmp(ext, ".npy") == 0)
+        return rt_npy_read(path, out, err);
+    if (strcasecmp(ext, ".npz") == 0)
+        return rt_npz_read(path, NULL, t->name, out, err);
+    if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
+        return rt_facts_read_rank(path, t->rank, out, err);
+    if (strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0)
+        return rt_bow_read(path, out, err);
+    if (strcasecmp(ext, ".json") == 0)
+        return rt_json_read(path, out, err);
+    if (strcasecmp(ext, ".jsonl") == 0)
+        return rt_jsonl_read(path, out, err);
+    if (strcasecmp(ext, ".safetensors") == 0)
+        return rt_safetensors_read(path, t->name, out, err);
+    *err = rt_strprintf("%s: unsupported source format '%s'", path, ext);
+    return FUSE_E_UNSUPPORTED;
+}
+
+/* Only the header of an .npy is read to learn its shape. */
+static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        *err = rt_strprintf("cannot open '%s': %s", path, strerror(errno));
+        return FUSE_E_IO;
+    }
+    unsigned char buf[65536 + 16];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    NpyHeader h;
+    fuse_status st = rt_npy_parse_header(buf, n, &h, err);
+    if (st != FUSE_OK)
+        return st;
+    f->rank = h.rank;
+    memcpy(f->dims, h.shape, sizeof f->dims);
+    return FUSE_OK;
+}
+
+static fuse_status probe_source(const char *path, const IrTensor *src, ShapeFact *f, char **err)
+{
+    if (strcasecmp(extension(path), ".npy") == 0)
+        return probe_npy(path, f, err);
+    fuse_tensor t;
+    fuse_status st = read_source(path, src, &t, err);
+    if (st != FUSE_OK)
+        return st;
+    f->rank = t.rank;
+    memcpy(f->dims, t.shape, sizeof f->dims);
+    f->is_lower_bound = is_lower_bound_format(path);
+    free(t.data);
+    return FUSE_OK;
+}
+
+/* Reads the sizes of every source. When only checking (no JIT session), a source
+ * that cannot be read sets *is_skipped instead of failing. */
+fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
+                             ShapeFact *facts, bool *is_skipped)
+{
+    IrProgram *p = pl->ir;
+    for (int i = 0; i < p->n_tensors; i++) {
+        IrTensor *t = p->tensors[i];
+        if (t->kind != TEN_SOURCE)
+            continue;
+        ShapeFact *f = &facts[i];
+        const fuse_input *in = find_input(inputs, n_inputs, t->name);
+        f->is_known = true;
+        if (in) {
+            f->rank = in->tensor.rank;
+            memcpy(f->dims, in->tensor.shape, sizeof f->dims);
+            f->origin = arena_printf(&pl->arena, "input %s", t->name);
+            pl->is_input[i] = true;
+            continue;
+        }
+        char *path = join_path(pl->base_dir, t->path), *err = NULL;
+        fuse_status st = path ? probe_source(path, t, f, &err) : FUSE_E_NOMEM;
+        free(path);
+        if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
+            /* Checking only: the host may bind this source at run time. */
+            free(err);
+            *is_skipped = true;
+            return FUSE_OK;
+        }
+        if (st != FUSE_OK) {
+            fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
+            free(err);
+            return st;
+        }
+        f->origin = arena_printf(&pl->arena, "\"%s\"", t->path);
+    }
+    return FUSE_OK;
+}
+
+fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+{
+    for (size_t i = 0; i < n_inputs; i++) {
+        if (!inputs[i].name || (!inputs[i].tensor.data &&
+                                rt_shape_count(inputs[i].tensor.rank, inputs[i].tensor.shape)))
+            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input %zu has no name or data", i);
+        IrTensor *t = ir_tensor_find(pl->ir, inputs[i].name);
+        if (!t || t->kind != TEN_SOURCE)
+            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
+                            "input '%s' does not name a source tensor of the program",
+                            inputs[i].name);
+        if (inputs[i].tensor.rank < 0 || inputs[i].tensor.rank > FUSE_MAX_RANK ||
+            fuse_dtype_size(inputs[i].tensor.dtype) == 0)
+            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input '%s' has a bad rank or dtype",
+                            inputs[i].name);
+    }
+    return FUSE_OK;
+}
+
+/* ---- loading ---- */
+
+/* Copies src (float32, C order) into the larger dst, zero-padding every axis. */
+static void copy_padded(const float *src, const int64_t *sshape, float *dst,
+                        const int64_t *dshape, int rank)
+{
+    if (rank == 0) {
+        dst[0] = src[0];
+        return;
+    }
+    int64_t sinner = 1, dinner = 1;
+    for (int k = 1; k < rank; k++) {
+        sinner *= sshape[k];
+        dinner *= dshape[k];
+    }
+    for (int64_t i = 0; i < sshape[0]; i++)
+        copy_padded(src + i * sinner, sshape + 1, dst + i * dinner, dshape + 1, rank - 1);
+}
+
+static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor *src,
+                               const char *what, bool may_pad)
+{
+    bool same = src->rank == t->rank, fits = same;
+    for (int k = 0; k < t->rank && same; k++) {
+        same = src->shape[k] == t->shape[k];
+        fits = fits && src->shape[k] <= t->shape[k];
+    }
+    if (same) {
+        rt_convert_to_f32(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
+        return FUSE_OK;
+    }
+    if (!may_pad || !fits)
+        return fe_error(&pl->dl, FUSE_E_ARG, t->span,
+                        "source %s: %s changed shape since the program was compiled", t->name,
+                        what);
+    int64_t n = rt_shape_count(src->rank, src->shape);
+    float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!tmp)
+        return FUSE_E_NOMEM;
+    rt_convert_to_f32(src->dtype, src->data, tmp, n);
+    memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
+    if (n > 0)
+        copy_padded(tmp, src->shape, pl->bufs[t->id], t->shape, t->rank);
+    free(tmp);
+    return FUSE_OK;
+}
+
+fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+{
+    IrProgram *p = pl->ir;
+    for (int i = 0; i < p->n_tensors; i++) {
+        const IrTensor *t = p->tensors[i];
+        if (t->kind != TEN_SOURCE)
+            continue;
+        const fuse_input *in = find_input(inputs, n_inputs, t->name);
+        if (pl->is_input[i] && !in)
+            return fe_error(&pl->dl, FUSE_E_ARG, t->span,
+                            "input %s was given when compiling but not to this run", t->name);
+        if (in) {
+            fuse_status st = load_tensor(pl, t, &in->tensor, "the input", false);
+            if (st != FUSE_OK)
+                return st;
+            continue;
+        }
+        char *path = join_path(pl->base_dir, t->path), *err = NULL;
+        fuse_tensor data = {0};
+        fuse_status st = path ? read_source(path, t, &data, &err) : FUSE_E_NOMEM;
+        if (st == FUSE_OK)
+            st = load_tensor(pl, t, &data, path, is_lower_bound_format(path));
+        else
+            fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
+        free(err);
+        free(path);
+        free(data.data);
+        if (st != FUSE_OK)
+            return st;
+    }
+    return FUSE_OK;
+}
+
+/* ---- sinks ---- */
+
+fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
+{
+    if (!path_stays_inside(s->path))
+        return fe_error(&pl->dl, FUSE_E_IO, s->stmt->span,
+                        "sink path \"%s\" must stay inside the output directory", s->path);
+    fuse_tensor v = {.dtype = FUSE_F32, .rank = t->rank, .data = pl->bufs[t->id]};
+    memcpy(v.shape, t->shape, sizeof v.shape);
+    char *path = join_path(pl->out_dir, s->path), *err = NULL;
+    if (!path)
+        return FUSE_E_NOMEM;
+    const char *ext = extension(path);
+    fuse_status st;
+    if (s->is_topk)
+        st = rt_topk_write(path, &v, s->k, &err);
+    else if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
+        st = rt_facts_write(path, &v, &err);
+    else if (strcasecmp(ext, ".npy") == 0)
+        st = rt_npy_write(path, &v, &err);
+    else if (strcasecmp(ext, ".npz") == 0) {
+        const char *names[1] = {"arr_0"};
+        st = rt_make_parent_dirs(path, &err);
+        if (st == FUSE_OK)
+            st = rt_npz_write(path, names, &v, 1, &err);
+    } else if (strcasecmp(ext, ".json") == 0)
+        st = rt_json_write(path, &v, &err);
+    else if (strcasecmp(ext, ".jsonl") == 0)
+        st = rt_jsonl_write(path, &v, &err);
+    else
+        st = FUSE_E_UNSUPPORTED, err = rt_strprintf("unsupported sink format '%s'", ext);
+    if (st != FUSE_OK)
+        fe_error(&pl->dl, st, s->stmt->span, "sink \"%s\": %s", s->path, err ? err : "failed");
+    free(err);
+    free(path);
+    return st;
+}
