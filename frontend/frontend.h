@@ -95,7 +95,7 @@ typedef enum TokKind {
     TK_NUMBER,    /* integer or float literal, unsigned */
     TK_STRING,    /* "..." with escapes decoded into tok.str */
     TK_PUNCT,     /* ( ) [ ] { } , : + - * / = . etc.; text in tok.text/len */
-    TK_OP_ASSIGN, /* = += max= avg= (only where an assignment is possible) */
+    TK_OP_ASSIGN, /* = += max= avg= (the parser also takes max=/avg= as keyword names) */
     TK_COUNT
 } TokKind;
 

@@ -35,7 +35,6 @@
  */
 #include "frontend.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,25 +43,25 @@
 #define FE_MAX_ERRORS 20
 
 typedef struct Parser {
-    Arena *arena;
+    Arena *arena;    /* AST, strings and diagnostics */
     const Source *src;
     DiagList *dl;
     Lexer lx;
-    Arena *scratch; /* holds the token buffer */
-    Token *toks;    /* lexed tokens of this statement and a little lookahead */
-    int n_toks;     /* tokens in toks; toks[n_toks] is a TK_EOF sentinel */
+    Arena *scratch;  /* holds the token buffer; freed when fe_parse returns */
+    Token *toks;     /* lexed tokens of this statement and a little lookahead */
+    int n_toks;      /* tokens in toks; toks[n_toks] is a TK_EOF sentinel */
     int cap_toks;
-    bool lexed_eof; /* the lexer has returned TK_EOF (the last of toks) */
-    int pos;        /* next token */
-    Token *last; /* last consumed token */
-    int nest;    /* open brackets in this statement; newlines inside are blanks */
-    int depth;   /* recursion depth of primary/literal parsing */
-    int n_errors;
-    bool failed; /* this statement hit a structural error */
-    bool fatal;  /* ... one that no other reading can avoid (too deep): never undone */
+    bool lexed_eof;  /* the lexer has returned TK_EOF (the last of toks) */
+    int pos;         /* next token */
+    Token *last;     /* last consumed token (NULL at a statement's start) */
+    int nest;        /* open brackets in this statement; newlines inside are blanks */
+    int depth;       /* recursion depth of primary/literal parsing */
+    int n_errors;    /* errors reported */
+    bool failed;     /* this statement hit a structural error */
+    bool fatal;      /* ... one no other reading can avoid (too deep): never undone */
     bool nomem;
-    int quiet;             /* > 0: speculative; errors are recorded, not reported */
-    const char *quiet_msg; /* first error while quiet */
+    int quiet;               /* > 0: speculative; errors are recorded, not reported */
+    const char *quiet_msg;   /* first error while quiet */
     Span quiet_span;
     const char *pending_msg; /* earliest semantic error of this statement */
     Span pending_span;
@@ -129,13 +128,24 @@ static bool is_name(const Token *t, const char *name)
            memcmp(t->text, name, (size_t)t->len) == 0;
 }
 
+/* ASCII only, whatever the host's locale. */
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool is_alnum(char c)
+{
+    return (c >= '0' && c <= '9') || lower(c) != c || (c >= 'a' && c <= 'z');
+}
+
 /* ASCII case-insensitive comparison of a[0..n) with the NUL-terminated b. */
 static bool equal_ci(const char *a, size_t n, const char *b)
 {
     if (strlen(b) != n)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+        if (lower(a[i]) != lower(b[i]))
             return false;
     return true;
 }
@@ -284,21 +294,27 @@ static void *p_alloc(Parser *P, size_t size)
     return p;
 }
 
-/* Appends elem (size bytes) to the arena vector *arr (n used, cap allocated). */
+/* Appends elem (size bytes) to an arena vector: arr is the address of its pointer
+ * (an Index **, Expr ***, ...; read and written with memcpy, as its type varies),
+ * n the items used, cap the items allocated. */
 static bool push(Parser *P, void *arr, int *n, int *cap, const void *elem, size_t size)
 {
-    void **items = arr;
+    char *items;
+    memcpy(&items, arr, sizeof items);
     if (*n == *cap) {
         int new_cap = *cap ? *cap * 2 : 4;
-        void *grown = arena_grow(P->arena, *items, (size_t)*n * size, (size_t)new_cap * size);
-        if (!grown || *cap > (1 << 28)) {
+        char *grown = *cap > (1 << 28) ? NULL
+                                       : arena_grow(P->arena, items, (size_t)*n * size,
+                                                    (size_t)new_cap * size);
+        if (!grown) {
             P->nomem = P->failed = true;
             return false;
         }
-        *items = grown;
+        items = grown;
+        memcpy(arr, &items, sizeof items);
         *cap = new_cap;
     }
-    memcpy((char *)*items + (size_t)*n * size, elem, size);
+    memcpy(items + (size_t)*n * size, elem, size);
     (*n)++;
     return true;
 }
@@ -388,7 +404,7 @@ static Attempt quiet_end(Parser *P, Mark m, bool ok)
 static int index_text_len(const Parser *P, const Token *t)
 {
     const char *end = P->src->text + P->src->len, *p = t->text;
-    while (p < end && (isalnum((unsigned char)*p) || strchr("_:'+-.*", *p)))
+    while (p < end && (is_alnum(*p) || (*p && strchr("_:'+-.*", *p))))
         p++;
     return p > t->text ? (int)(p - t->text) : 1;
 }
@@ -415,7 +431,7 @@ static bool tok_int(const Token *t, int64_t *v, bool *dotted)
     }
     int64_t x = 0;
     for (int i = 0; i < t->len - 1; i++) {
-        if (!isdigit((unsigned char)t->text[i]) || x > (INT64_MAX - 9) / 10)
+        if (t->text[i] < '0' || t->text[i] > '9' || x > (INT64_MAX - 9) / 10)
             return false;
         x = x * 10 + (t->text[i] - '0');
     }
@@ -576,9 +592,12 @@ static bool parse_numeric_item(Parser *P, Index *ix, const Token *start)
     }
     ix->kind = IX_SLICE;
     ix->is_dotted = b[n - 1].dotted;
-    ix->has_start = b[0].present, ix->start = b[0].value;
-    ix->has_stop = b[1].present, ix->stop = b[1].value;
-    ix->has_step = n == 3 && b[2].present, ix->step = n == 3 ? b[2].value : 0;
+    ix->has_start = b[0].present;
+    ix->start = b[0].value;
+    ix->has_stop = b[1].present;
+    ix->stop = b[1].value;
+    ix->has_step = n == 3 && b[2].present;
+    ix->step = n == 3 ? b[2].value : 0;
     if (ix->has_step && ix->step == 0)
         semantic_error(P, start->span, "slice step cannot be zero");
     return slice_name(P, ix, b, n);
@@ -599,7 +618,7 @@ static bool parse_index_item(Parser *P, Index *ix, char closer)
         ok = parse_numeric_item(P, ix, start);
     else
         ok = error_expected(P, start, "an index (an axis such as i, an integer, a slice "
-                                      "such as 0:3, or a streaming index such as *t)");
+                                      "such as 0:3, or a streaming index such as *t)") != NULL;
     if (!ok)
         return false;
     if (!ix->is_dotted && is_punct(raw(P), '.') && adjacent(P->last, raw(P))) {
@@ -1018,7 +1037,7 @@ static Expr *parse_indexfn(Parser *P, const Token *name)
     if (!e || !fn || !(e->name = tok_str(P, name)))
         return NULL;
     for (char *c = (char *)e->name; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
+        *c = lower(*c);
     if (skip_empty_parens(P)) {
         semantic_error(P, e->span, "%s requires an axis argument", fn);
         return e;
@@ -1063,7 +1082,7 @@ static Expr *parse_keyword_literal(Parser *P)
     Token *t = next(P);
     Expr *e = new_expr(P, is_name_ci(t, "none") ? EX_NONE : EX_BOOL, t);
     if (e && e->kind == EX_BOOL)
-        e->num = tolower((unsigned char)t->text[0]) == 't';
+        e->num = lower(t->text[0]) == 't';
     return e;
 }
 
@@ -1509,9 +1528,7 @@ static void parse_program(Parser *P, Ast *ast)
         if (P->nomem)
             break;
         if (s) {
-            if (!arena_push_ptr(P->arena, (void ***)&ast->stmts, &ast->n_stmts,
-                                &ast->cap_stmts, s))
-                P->nomem = true;
+            push(P, &ast->stmts, &ast->n_stmts, &ast->cap_stmts, &s, sizeof s);
             continue;
         }
         if (P->n_errors >= FE_MAX_ERRORS)

@@ -195,6 +195,9 @@ typedef struct fuse_stats {
 typedef struct fuse_timings {
     double parse_ms, check_ms, lower_ms, compile_ms, cache_load_ms, last_run_ms;
     int is_cache_hit;         /* the machine code came from a cache */
+    /* perf (issue 4) */
+    uint64_t flops;           /* floating-point operations of one run's sum joins:
+                                 2 x loop cells each (fuse-bench's GFLOP/s) */
 } fuse_timings;
 
 typedef struct fuse_ctx fuse_ctx;
@@ -266,7 +269,9 @@ FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
 
 /* Runs the compiled program once. Inputs must have the shapes the runner was
  * compiled for (FUSE_E_ARG otherwise); their data is copied. On success *out maps
- * every export to its value and is freed with fuse_outputs_free. */
+ * every export to its value and is freed with fuse_outputs_free. When a fixpoint
+ * reaches max_iters without converging, the status is FUSE_E_NOT_CONVERGED AND
+ * *out holds the outputs of the last sweep (free it too); sinks are written. */
 FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
                                      size_t n_inputs, fuse_outputs **out);
 
@@ -287,8 +292,11 @@ FUSE_API fuse_status fuse_runner_timings(const fuse_runner *run, fuse_timings *o
 FUSE_API fuse_status fuse_runner_trace(fuse_runner *run, int json, char **out);
 
 /* Demand query (any mode): computes only the dependency closure of `name` to a
- * fixpoint and returns it as a one-entry output map. `selectors` (may be NULL) is
- * like "x=3,y=0": each integer selector drops its axis. */
+ * fixpoint and returns it as a one-entry output map named `name`. `selectors`
+ * (may be NULL) is like "x=3,y=-1": LHS axis names with integer positions
+ * (negative counts from the end); each drops its axis. An unknown name or axis,
+ * a position out of range or a malformed selector is FUSE_E_ARG. Sinks are not
+ * written. FUSE_E_NOT_CONVERGED returns *out as fuse_runner_run does. */
 FUSE_API fuse_status fuse_runner_query(fuse_runner *run, const char *name,
                                        const char *selectors, const fuse_input *inputs,
                                        size_t n_inputs, fuse_outputs **out);
@@ -298,6 +306,17 @@ FUSE_API fuse_status fuse_runner_reset(fuse_runner *run);
 
 /* The context's cache counters. */
 FUSE_API fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out);
+
+/* issue 5: the disk cache directory. fuse_cache_dir gives the directory runners
+ * of `cfg` (NULL: defaults) use: cfg->cache_dir, else $FUSE_JIT_CACHE_DIR, else
+ * $XDG_CACHE_HOME/fuse-jit, else ~/.cache/fuse-jit; *out is freed with fuse_free,
+ * and is NULL (status FUSE_OK) when cfg->no_cache is set or no directory exists.
+ * fuse_cache_usage counts the entries of a directory and their bytes (0 for a
+ * missing one); fuse_cache_clear deletes them (*removed, may be NULL, counts
+ * them). Both return FUSE_E_IO when the directory cannot be read. */
+FUSE_API fuse_status fuse_cache_dir(const fuse_config *cfg, char **out);
+FUSE_API fuse_status fuse_cache_usage(const char *dir, uint64_t *entries, uint64_t *bytes);
+FUSE_API fuse_status fuse_cache_clear(const char *dir, uint64_t *removed);
 
 /* Output maps: exports in program order. Index i runs 0..count-1. */
 FUSE_API size_t fuse_outputs_count(const fuse_outputs *out);

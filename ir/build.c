@@ -358,13 +358,14 @@ bool ir_tensor_operand(Builder *b, Op *op, const Expr *e)
             o->offset[s] = ix->offset;
             continue;
         }
-        if (ix->kind != IX_AXIS) {
+        if (ix->kind != IX_AXIS && ix->kind != IX_SLICE) {
             ir_fail(b, FUSE_E_UNSUPPORTED, ix->span, "index form '%s' is not supported yet",
                     ix->name);
             return false;
         }
         o->kind[s] = SL_AXIS;
-        o->offset[s] = ix->offset;
+        o->offset[s] = ix->kind == IX_SLICE ? 0 : ix->offset;
+        o->slice[s] = ix->kind == IX_SLICE ? ix : NULL;
         o->axis[s] = ir_op_axis(b, op, ix->name);
         if (o->axis[s] < 0)
             return false;

@@ -255,13 +255,39 @@ IrTensor *ir_map_output(Builder *b, const char *what, Value *x, Op **op_out)
     return out;
 }
 
+/* sig without T (issue 6): reads its group's temperature, the scalar constant
+ * "%T.<LHS>" that the runtime sets before each sweep from the temperature
+ * schedules (SPEC §6.3; 0, the hard threshold, when none applies). Sinks see no
+ * group temperature: T stays 0. */
+static bool group_temperature(Builder *b, Op *op, Span span)
+{
+    if (!b->group || b->group->is_sink)
+        return true;
+    const char *name = arena_printf(b->p->arena, "%%T.%s", b->p->tensors[b->group->tensor]->name);
+    if (!name)
+        return false;
+    IrTensor *t = ir_tensor_find(b->p, name);
+    if (!t) {
+        t = ir_tensor_new(b, name, TEN_CONST, 0, span);
+        float *zero = arena_alloc(b->p->arena, sizeof *zero);
+        if (!t || !zero)
+            return false;
+        *zero = 0.0f;
+        t->data = zero;
+        t->is_fixed_shape = true;
+        t->origin = "the temperature schedule";
+        t->origin_span = span;
+    }
+    return ir_value_operand(b, op, t, NULL, span);
+}
+
 /* sig's temperature: a number, or a scalar tensor read as a second operand. */
 static bool sig_temperature(Builder *b, const Expr *call, Op *op, const NameList *ref)
 {
     const Kwarg *kw = ir_kwarg_find(call, "T");
     const Expr *t = call->n_items == 2 ? call->items[1] : kw ? kw->value : NULL;
     if (!t)
-        return true; /* no T and no schedule: the hard threshold */
+        return group_temperature(b, op, call->span);
     if (t->kind == EX_NUMBER) {
         op->param[0] = t->num;
         return true;
@@ -517,13 +543,47 @@ static bool concat_slots(Builder *b, const Expr *call, Value *vals, int n, int *
     return true;
 }
 
+/* concat(x) merges x's last two axes into one of their sizes' product, named by the
+ * reference axes at that position (SPEC §5). */
+static IrTensor *build_merge(Builder *b, const Expr *call, const NameList *ref)
+{
+    Value x;
+    if (!ir_check_kwargs(b, call, NULL, 0) || !ir_build_value(b, call->items[0], ref, &x))
+        return NULL;
+    if (x.rank < 2) {
+        ir_fail(b, FUSE_E_SHAPE, call->span,
+                "concat with one argument merges its last two axes: it needs two%s", "");
+        return NULL;
+    }
+    int slot = x.rank - 2;
+    const char *names[FUSE_MAX_RANK];
+    for (int s = 0; s < slot; s++)
+        names[s] = x.names[s];
+    names[slot] = slot < ref->n ? ref->names[slot] : x.names[slot];
+    for (int s = 0; s < slot; s++)
+        if (strcmp(names[s], names[slot]) == 0) {
+            ir_fail(b, FUSE_E_SHAPE, call->span, "concat's result would have axis '%s' twice",
+                    names[s]);
+            return NULL;
+        }
+    IrTensor *out = ir_temp_new(b, "merge", slot + 1, names, call->span);
+    Op *op = out ? ir_op_new(b, OP_MAP, out->id) : NULL;
+    if (!op || !ir_op_bind_out(b, op, x.names, slot + 1) ||
+        !ir_value_operand(b, op, x.t, x.names, call->span))
+        return NULL;
+    op->fn = FN_COPY;
+    op->out_minor[slot] = 1 + ir_op_axis(b, op, x.names[slot + 1]);
+    ir_group_push(b, op);
+    return out;
+}
+
 static IrTensor *build_concat(Builder *b, const Expr *call, const NameList *ref)
 {
     int n = call->n_items;
-    if (n < 2) {
-        ir_fail(b, FUSE_E_UNSUPPORTED, call->span,
-                "concat needs at least two operands (one-argument merge is not supported yet)%s",
-                "");
+    if (n == 1)
+        return build_merge(b, call, ref);
+    if (n < 1) {
+        ir_fail(b, FUSE_E_SHAPE, call->span, "concat needs at least one operand%s", "");
         return NULL;
     }
     Value *vals = arena_alloc(b->p->arena, sizeof *vals * (size_t)n);

@@ -68,9 +68,12 @@ typedef struct Operand {
     int tensor;
     SlotKind kind[FUSE_MAX_RANK];
     int axis[FUSE_MAX_RANK];       /* SL_AXIS: index into Op.axes */
-    int64_t offset[FUSE_MAX_RANK]; /* SL_AXIS: shift; SL_FIXED: position (>= 0 after shapes) */
+    int64_t offset[FUSE_MAX_RANK]; /* SL_AXIS: shift (slices: the first position, set by
+                                      shape inference); SL_FIXED: position (>= 0 after shapes) */
     bool reads_prev;               /* read the previous sweep's value (recursion) */
     Span span;
+    const Index *slice[FUSE_MAX_RANK]; /* SL_AXIS read through a slice (X[0:3]), or NULL */
+    int64_t step[FUSE_MAX_RANK];   /* slices: position = offset + step * counter */
 } Operand;
 
 typedef enum ReduceOp { RED_SUM, RED_MAX, RED_AVG, RED_COUNT } ReduceOp;
@@ -133,6 +136,9 @@ typedef struct Op {
     bool is_contribution;          /* writes the group's LHS (not a temporary) */
     int concat_slot;               /* out slot written at an offset (concat part), or -1 */
     int64_t out_offset[FUSE_MAX_RANK]; /* added to out positions (concat parts) */
+    int out_minor[FUSE_MAX_RANK];  /* 1 + a loop axis merged into this out slot as its
+                                      minor index (one-argument concat), or 0: position
+                                      = out_axis counter * minor size + minor counter */
 } Op;
 
 /* A concatenation: the size of out's slot is the sum of the parts' sizes there,
@@ -221,6 +227,12 @@ char *ir_dump(const IrProgram *p);
  * requires: ir_infer_shapes; provides: positioned errors for builtins whose
  * arguments are valid only for some sizes (rope's feature axis must be even). */
 fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
+
+/* ---- hash.c: canonical serialisation (cache key, issue 5) ----
+ * requires: ir_infer_shapes; provides: *out (malloc'd, *n bytes) describing every
+ * fact lowering reads, without spans, names or paths: equal for programs that differ
+ * only in comments, whitespace or names. FUSE_E_ARG when p is not shaped. */
+fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n);
 
 /* Names for messages and dumps. */
 const char *ir_op_kind_name(OpKind k);

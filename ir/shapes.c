@@ -126,14 +126,14 @@ static void unify_op(Solver *s, const Op *op)
     Span at = op->stmt ? op->stmt->span : (Span){0};
     const IrTensor *out = s->p->tensors[op->out];
     for (int k = 0; k < out->rank; k++)
-        if (k != op->concat_slot)
+        if (k != op->concat_slot && !op->out_minor[k])
             unify(s, op->axes[op->out_axis[k]].var, out->var[k], at,
                   op->axes[op->out_axis[k]].name);
     for (int i = 0; i < op->n_in; i++) {
         const Operand *o = &op->in[i];
         const IrTensor *t = s->p->tensors[o->tensor];
         for (int k = 0; k < t->rank; k++)
-            if (o->kind[k] == SL_AXIS)
+            if (o->kind[k] == SL_AXIS && !o->slice[k])
                 unify(s, op->axes[o->axis[k]].var, t->var[k], at, op->axes[o->axis[k]].name);
     }
 }
@@ -220,8 +220,104 @@ static bool resolve_concat(Solver *s, const Concat *c)
     return true;
 }
 
-/* Concatenations may feed each other: resolve until nothing changes. */
-static void resolve_concats(Solver *s)
+/* Python slice semantics: the first position, the step and the length of
+ * start:stop:step over an axis of size n. False for a zero step. */
+static bool slice_range(const Index *ix, int64_t n, int64_t *first, int64_t *step,
+                        int64_t *len)
+{
+    int64_t st = ix->has_step ? ix->step : 1;
+    if (st == 0)
+        return false;
+    int64_t lo = st > 0 ? 0 : -1, hi = st > 0 ? n : n - 1;
+    int64_t a = ix->has_start ? ix->start : (st > 0 ? 0 : n - 1);
+    int64_t b = ix->has_stop ? ix->stop : (st > 0 ? n : -1);
+    if (ix->has_start && a < 0)
+        a += n;
+    if (ix->has_stop && b < 0)
+        b += n;
+    a = a < lo ? lo : a > hi ? hi : a;
+    b = b < lo ? lo : b > hi ? hi : b;
+    int64_t span = st > 0 ? b - a : a - b, mag = st > 0 ? st : -st;
+    *len = span > 0 ? (span + mag - 1) / mag : 0;
+    *first = a;
+    *step = st;
+    return true;
+}
+
+/* Sizes the loop axis of one sliced operand slot once the sliced axis is sized;
+ * false while it is not. */
+static bool resolve_slice(Solver *s, Op *op, Operand *o, int k)
+{
+    const IrTensor *t = s->p->tensors[o->tensor];
+    int64_t n = class_size(s, t->var[k]), first, step, len;
+    if (n < 0)
+        return false;
+    if (!slice_range(o->slice[k], n, &first, &step, &len)) {
+        if (s->status == FUSE_OK)
+            fe_error(s->dl, FUSE_E_SHAPE, o->slice[k]->span, "slice step cannot be zero");
+        s->status = FUSE_E_SHAPE;
+        return true;
+    }
+    o->offset[k] = first;
+    o->step[k] = step;
+    const char *origin = arena_printf(s->p->arena, "slice %s of %s", o->slice[k]->name, t->name);
+    Bound b = {len, origin ? origin : "a slice", o->slice[k]->span};
+    add_bound(s, find(s, op->axes[o->axis[k]].var), &b, false,
+              op->stmt ? op->stmt->span : o->span, op->axes[o->axis[k]].name);
+    return true;
+}
+
+/* One pass over every sliced slot not yet sized; true when one was sized. */
+static bool resolve_slices(Solver *s)
+{
+    bool progress = false;
+    IrProgram *p = s->p;
+    for (int pass = 0; pass < 2; pass++) {
+        Group **gs = pass ? p->sink_groups : p->groups;
+        int n = pass ? p->n_sink_groups : p->n_groups;
+        for (int g = 0; g < n; g++)
+            for (int i = 0; i < gs[g]->n_ops; i++)
+                for (int j = 0; j < gs[g]->ops[i]->n_in; j++) {
+                    Op *op = gs[g]->ops[i];
+                    Operand *o = &op->in[j];
+                    for (int k = 0; k < FUSE_MAX_RANK && s->status == FUSE_OK; k++)
+                        if (o->slice[k] && o->step[k] == 0 && resolve_slice(s, op, o, k))
+                            progress = true;
+                }
+    }
+    return progress;
+}
+
+/* One pass over merged out slots (one-argument concat): the size is the product of
+ * the two merged axes. True when a slot got its first size. */
+static bool resolve_merges(Solver *s)
+{
+    bool progress = false;
+    IrProgram *p = s->p;
+    for (int g = 0; g < p->n_groups + p->n_sink_groups; g++) {
+        Group *grp = g < p->n_groups ? p->groups[g] : p->sink_groups[g - p->n_groups];
+        for (int i = 0; i < grp->n_ops && s->status == FUSE_OK; i++) {
+            const Op *op = grp->ops[i];
+            const IrTensor *out = p->tensors[op->out];
+            for (int k = 0; k < out->rank; k++) {
+                if (!op->out_minor[k] || class_size(s, out->var[k]) >= 0)
+                    continue;
+                int64_t major = class_size(s, op->axes[op->out_axis[k]].var);
+                int64_t minor = class_size(s, op->axes[op->out_minor[k] - 1].var);
+                if (major < 0 || minor < 0)
+                    continue;
+                Bound b = {major * minor, "concat(...) merging two axes", out->span};
+                add_bound(s, find(s, out->var[k]), &b, false, out->span, out->axis_names[k]);
+                progress = true;
+            }
+        }
+    }
+    return progress;
+}
+
+/* Concatenations and slices size axes from other axes, and may feed each other:
+ * resolve until nothing changes. */
+static void resolve_derived(Solver *s)
 {
     IrProgram *p = s->p;
     bool *done = calloc((size_t)p->n_concats + 1, sizeof *done);
@@ -230,7 +326,8 @@ static void resolve_concats(Solver *s)
         return;
     }
     for (bool progress = true; progress && s->status == FUSE_OK;) {
-        progress = false;
+        progress = resolve_slices(s);
+        progress |= resolve_merges(s);
         for (int i = 0; i < p->n_concats && s->status == FUSE_OK; i++)
             if (!done[i] && resolve_concat(s, p->concats[i]))
                 done[i] = progress = true;
@@ -256,7 +353,7 @@ static void solve(Solver *s, const ShapeFact *facts)
                 unify_op(s, gs[g]->ops[i]);
     }
     if (s->status == FUSE_OK)
-        resolve_concats(s);
+        resolve_derived(s);
     for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++)
         resolve_tensor(s, p->tensors[i]);
     for (int g = 0; g < p->n_groups && s->status == FUSE_OK; g++)

@@ -14,15 +14,27 @@
  * ORC compiles lazily: a module becomes machine code on the first lookup of one of
  * its symbols, not in jit_module_load.
  *
+ * Objects (the code cache, issue 5). jit_module_emit_object compiles an optimised
+ * module to a relocatable object file with `tm`; jit_object_load links such an
+ * object into a JITDylib of its own (a bare one with a process-symbol generator,
+ * named "fuse.objN"), so two loads of the same object, with the same symbol names,
+ * never collide. Lookups of that code search only its JITDylib. Freeing the code
+ * removes its resource tracker; the emptied JITDylib stays in the session (the C
+ * API cannot remove one) and is reclaimed when the session ends.
+ *
  * Threads. Several threads may use one session at once:
  *   - jit_module_new, jit_module_load, jit_code_lookup and jit_code_free may be
  *     called concurrently (LLJIT add, lookup and remove are thread-safe). Lookups
  *     are serialised by `lookup_lock`, because the LLVM C API builds LLJIT without
  *     concurrent compilation: its single compiler target machine must not run
  *     twice at once, and a lookup is where ORC compiles.
- *   - jit_module_optimize and jit_module_asm on distinct modules may be called
- *     concurrently; they take `tm_lock` around the shared target machine (LLVM's
- *     TargetMachine caches subtargets without locking), so they run one at a time.
+ *   - jit_object_load may be called concurrently with all of these (creating a
+ *     JITDylib and adding an object are thread-safe in ORC); lookups of object
+ *     code take `lookup_lock` too, since a first lookup links.
+ *   - jit_module_optimize, jit_module_emit_object and jit_module_asm on distinct
+ *     modules may be called concurrently; they take `tm_lock` around the shared
+ *     target machine (LLVM's TargetMachine caches subtargets without locking), so
+ *     they run one at a time.
  *     For parallel optimisation, use one session per thread.
  *   - A JitModule is used by one thread at a time.
  *   - jit_session_new and jit_session_free may run concurrently for different
@@ -31,6 +43,7 @@
 #include "jit.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +70,7 @@ struct JitSession {
     char *features;                /* "+avx,+avx2,-amx-fp16,..." */
     char *data_layout;             /* LLJIT's; every module gets this one */
     int vector_bits;               /* widest vector register, bits */
+    atomic_int next_dylib;         /* names the JITDylibs of loaded objects */
 };
 
 struct JitModule {
@@ -68,6 +82,7 @@ struct JitModule {
 struct JitCode {
     JitSession *js;                /* borrowed: must outlive the code */
     LLVMOrcResourceTrackerRef rt;  /* owned: tracks this module's code */
+    LLVMOrcJITDylibRef jd;         /* objects: their own JITDylib; NULL = main */
 };
 
 /* LLVM's target registries are process-wide. pthread_once needs this one static
@@ -525,6 +540,88 @@ fuse_status jit_module_load(JitSession *js, JitModule *jm, JitCode **out, char *
     return FUSE_OK;
 }
 
+/* ---- object files ------------------------------------------------------------ */
+
+fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, size_t *n,
+                                   char **err)
+{
+    fuse_status status = jit_check_module(js, jm, "jit_module_emit_object", err);
+    if (!status && (!data || !n))
+        status = jit_fail(err, FUSE_E_ARG, "jit_module_emit_object", "data or n is NULL");
+    if (!status)
+        status = jit_verify(jm->mod, err);
+    if (status)
+        return status;
+    *data = NULL;
+    *n = 0;
+    LLVMMemoryBufferRef buf = NULL;
+    char *msg = NULL;
+    pthread_mutex_lock(&js->tm_lock);
+    LLVMBool failed = LLVMTargetMachineEmitToMemoryBuffer(js->tm, jm->mod, LLVMObjectFile,
+                                                          &msg, &buf);
+    pthread_mutex_unlock(&js->tm_lock);
+    if (failed) {
+        status = jit_fail(err, FUSE_E_JIT, "cannot emit an object file", msg);
+        LLVMDisposeMessage(msg);
+        return status;
+    }
+    size_t size = LLVMGetBufferSize(buf);
+    *data = malloc(size ? size : 1);
+    if (*data) {
+        memcpy(*data, LLVMGetBufferStart(buf), size);
+        *n = size;
+    }
+    LLVMDisposeMemoryBuffer(buf);
+    return *data ? FUSE_OK : jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+}
+
+/* A new bare JITDylib, named uniquely, that resolves process symbols (libm). */
+static fuse_status jit_new_dylib(JitSession *js, LLVMOrcJITDylibRef *out, char **err)
+{
+    char name[48];
+    snprintf(name, sizeof name, "fuse.obj%d", atomic_fetch_add(&js->next_dylib, 1));
+    LLVMOrcExecutionSessionRef es = LLVMOrcLLJITGetExecutionSession(js->lljit);
+    LLVMOrcJITDylibRef jd = LLVMOrcExecutionSessionCreateBareJITDylib(es, name);
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    char prefix = LLVMOrcLLJITGetGlobalPrefix(js->lljit);
+    LLVMErrorRef e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, prefix, NULL, NULL);
+    if (e)
+        return jit_fail_llvm(err, "cannot search process symbols", e);
+    LLVMOrcJITDylibAddGenerator(jd, gen); /* gen moves to the JITDylib */
+    *out = jd;
+    return FUSE_OK;
+}
+
+fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode **out,
+                            char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!js || !data || !n || !out)
+        return jit_fail(err, FUSE_E_ARG, "jit_object_load", "NULL or empty argument");
+    *out = NULL;
+    LLVMOrcJITDylibRef jd = NULL;
+    fuse_status status = jit_new_dylib(js, &jd, err);
+    if (status)
+        return status;
+    JitCode *jc = calloc(1, sizeof *jc);
+    if (!jc)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    jc->js = js;
+    jc->jd = jd;
+    jc->rt = LLVMOrcJITDylibCreateResourceTracker(jd);
+    LLVMMemoryBufferRef buf =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(data, n, "fuse-object");
+    /* The buffer moves to LLJIT, even when adding fails. */
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(js->lljit, jc->rt, buf);
+    if (e) {
+        jit_code_free(jc);
+        return jit_fail_llvm(err, "cannot load the object file", e);
+    }
+    *out = jc;
+    return FUSE_OK;
+}
+
 /* ---- loaded code ------------------------------------------------------------- */
 
 /* "what: msg (report)" for a failed lookup; consumes e. */
@@ -542,6 +639,51 @@ static fuse_status jit_fail_lookup(char **err, const char *name, LLVMErrorRef e,
     return status;
 }
 
+/* The result of an asynchronous lookup, handed over under a lock. */
+typedef struct JitWait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;
+    LLVMErrorRef e;
+    LLVMOrcExecutorAddress addr;
+} JitWait;
+
+static void jit_lookup_done(LLVMErrorRef e, LLVMOrcCSymbolMapPairs result, size_t n, void *ctx)
+{
+    JitWait *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->e = e;
+    if (!e && n > 0)
+        w->addr = result[0].Sym.Address;
+    w->is_done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Looks `name` up in jd only (not the main JITDylib), waiting for the result. */
+static LLVMErrorRef jit_lookup_in(JitSession *js, LLVMOrcJITDylibRef jd, const char *name,
+                                  LLVMOrcExecutorAddress *found)
+{
+    JitWait w = {.is_done = false};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    LLVMOrcCJITDylibSearchOrderElement order = {jd, LLVMOrcJITDylibLookupFlagsMatchAllSymbols};
+    /* The interned name moves to the lookup. */
+    LLVMOrcCLookupSetElement sym = {LLVMOrcLLJITMangleAndIntern(js->lljit, name),
+                                    LLVMOrcSymbolLookupFlagsRequiredSymbol};
+    LLVMOrcExecutionSessionLookup(LLVMOrcLLJITGetExecutionSession(js->lljit),
+                                  LLVMOrcLookupKindStatic, &order, 1, &sym, 1, jit_lookup_done,
+                                  &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.is_done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    *found = w.addr;
+    return w.e;
+}
+
 fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **err)
 {
     if (err)
@@ -554,7 +696,8 @@ fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **e
     pthread_mutex_lock(&js->lookup_lock);
     free(jit_take_report(js));
     /* The first lookup of a module's symbol compiles and links the module. */
-    LLVMErrorRef e = LLVMOrcLLJITLookup(js->lljit, &found, name);
+    LLVMErrorRef e = jc->jd ? jit_lookup_in(js, jc->jd, name, &found)
+                            : LLVMOrcLLJITLookup(js->lljit, &found, name);
     char *report = jit_take_report(js);
     pthread_mutex_unlock(&js->lookup_lock);
     fuse_status status = FUSE_OK;

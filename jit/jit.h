@@ -15,6 +15,7 @@
 #define FUSE_JIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <llvm-c/Core.h>
 
@@ -54,6 +55,18 @@ fuse_status jit_module_asm(JitSession *js, JitModule *jm, char **text, char **er
 fuse_status jit_module_load(JitSession *js, JitModule *jm, JitCode **out, char **err);
 /* Accepts NULL. */
 void jit_module_free(JitModule *jm);
+
+/* Compiles an (optimised) module to a relocatable object file for the host:
+ * *data malloc'd, *n bytes. Code generation rewrites the module's IR; only free it
+ * afterwards. */
+fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, size_t *n,
+                                   char **err);
+/* Links an object file (from jit_module_emit_object) into a JITDylib of its own, so
+ * the same object may be loaded any number of times; the bytes are copied. Lookups
+ * through the returned code search only that JITDylib (and process symbols). A
+ * malformed object is FUSE_E_JIT. */
+fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode **out,
+                            char **err);
 
 /* Address of a function defined by loaded code. */
 fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **err);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "emit.h"
+#include "fastmath.h"
 
 /* ---- helpers ---- */
 
@@ -136,7 +137,11 @@ LLVMValueRef emit_load_operand(Emit *e, int i)
             idx = emit_i64(e, o->offset[k]);
         } else {
             idx = e->v_counter[o->axis[k]];
-            if (o->offset[k] != 0) {
+            if (o->slice[k]) {
+                /* in range by construction (shape inference sized the axis) */
+                idx = LLVMBuildMul(e->bld, idx, emit_i64(e, o->step[k]), "v.step");
+                idx = LLVMBuildAdd(e->bld, idx, emit_i64(e, o->offset[k]), "v.first");
+            } else if (o->offset[k] != 0) {
                 idx = LLVMBuildAdd(e->bld, idx, emit_i64(e, o->offset[k]), "v.shift");
                 LLVMValueRef in = LLVMBuildICmp(e->bld, LLVMIntULT, idx,
                                                 emit_i64(e, t->shape[k]), "v.inrange");
@@ -163,6 +168,11 @@ LLVMValueRef emit_out_addr(Emit *e)
         LLVMValueRef idx = e->v_counter[e->op->out_axis[k]];
         if (e->op->out_offset[k])
             idx = LLVMBuildAdd(e->bld, idx, emit_i64(e, e->op->out_offset[k]), "v.at");
+        if (e->op->out_minor[k]) {
+            int minor = e->op->out_minor[k] - 1;
+            idx = LLVMBuildMul(e->bld, idx, emit_i64(e, e->op->axes[minor].size), "v.major");
+            idx = LLVMBuildAdd(e->bld, idx, e->v_counter[minor], "v.merged");
+        }
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
@@ -392,6 +402,9 @@ static void emit_map(Emit *e)
 {
     Order out_axes, proj;
     split_axes(e, &out_axes, &proj);
+    /* a merged out slot (one-argument concat) has a loop axis of its own too */
+    for (int i = 0; i < proj.n; i++)
+        out_axes.axis[out_axes.n++] = proj.axis[i];
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, &out_axes, loops);
     bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
@@ -414,7 +427,7 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
     } else if (pass == 1) {
         LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
-        LLVMValueRef ex = emit_intrinsic1(e, "llvm.exp", LLVMBuildFSub(e->bld, x, mv, "v.d"));
+        LLVMValueRef ex = emit_fast_exp(e, LLVMBuildFSub(e->bld, x, mv, "v.d")); /* issue 4 */
         LLVMBuildStore(e->bld, ex, addr);
         LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), ex, "v.s2");
         emit_fast(sum);

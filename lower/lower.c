@@ -2,16 +2,22 @@
  * lower.c: a shaped IR program as one LLVM module.
  *
  * Each op is an internal function with noalias buffer parameters (emit.c); each
- * group is an exported kernel `void PREFIXgN(float **bufs)` that loads the buffers
- * of its ops from the table and calls them in order. O3 inlines the op functions
- * and keeps the noalias facts as scoped metadata. All kernels of a program share
+ * group is an exported kernel `void PREFIXgN(float **bufs, int64_t tid, int64_t
+ * nth, void (*barrier)(void))` that loads the buffers of its ops from the table
+ * and calls them in order. O3 inlines the op functions
+ * and keeps the noalias facts as scoped metadata. Sum joins that are contractions
+ * get a packed, blocked kernel instead (contract.c) that also takes its thread's
+ * scratch (bufs[2 n_tensors] + tid x the scratch size), tid and nth, and computes
+ * only thread tid's share of the output columns. Every thread of a team runs the
+ * kernel; other ops run on thread 0 only, and in a group with a contraction,
+ * `barrier` (the team's barrier, or a no-op) separates consecutive ops. All kernels of a program share
  * one module, so the pass pipeline is set up once (DESIGN.md: facts measured).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "emit.h"
+#include "contract.h"
 
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n)
 {
@@ -26,34 +32,88 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
-static bool emit_group(Emit *e, const Group *g, const char *kname)
+/* The op's function: a contraction kernel (contract.c) when it is one, else the
+ * loop nest (emit.c). *is_contract says which calling convention it has. */
+static LLVMValueRef emit_op(Emit *e, const Op *op, const char *kname, int i, bool *is_contract)
+{
+    char name[160];
+    Contraction c;
+    *is_contract = !e->opt->no_contract && contract_classify(e->p, op, e->opt, &c);
+    snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
+             *is_contract ? "contract" : op->kind == OP_MAP ? ir_map_fn_name(op->fn)
+                                                            : ir_op_kind_name(op->kind));
+    return *is_contract ? contract_emit_function(e, op, &c, name)
+                        : emit_op_function(e, op, name);
+}
+
+/* The op's arguments: out, operands, and for a contraction this thread's
+ * scratch, tid and nth. Returns the count. */
+static unsigned op_args(Emit *e, const Op *op, bool is_contract, LLVMValueRef kfn,
+                        int64_t scratch_floats, LLVMValueRef *args)
+{
+    LLVMValueRef bufs = LLVMGetParam(kfn, 0);
+    int n_t = e->p->n_tensors;
+    args[0] = buffer_of(e, bufs, op->out);
+    for (int k = 0; k < op->n_in; k++)
+        args[k + 1] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
+    unsigned n = (unsigned)op->n_in + 1;
+    if (is_contract) {
+        LLVMValueRef tid = LLVMGetParam(kfn, 1);
+        LLVMValueRef off = LLVMBuildNUWMul(e->bld, tid, emit_i64(e, scratch_floats), "v.so");
+        args[n++] = LLVMBuildInBoundsGEP2(e->bld, e->t_f32, buffer_of(e, bufs, 2 * n_t), &off, 1,
+                                          "v.scratch");
+        args[n++] = tid;
+        args[n++] = LLVMGetParam(kfn, 2);
+    }
+    return n;
+}
+
+/* Calls op i: every thread runs a contraction (on its share of the columns);
+ * thread 0 alone runs any other op. */
+static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op,
+                    bool is_contract, int64_t scratch_floats)
+{
+    LLVMBasicBlockRef skip = NULL;
+    if (!is_contract) {
+        LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
+                                             emit_i64(e, 0), "v.main");
+        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
+        skip = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
+        LLVMBuildCondBr(e->bld, is_main, run, skip);
+        LLVMPositionBuilderAtEnd(e->bld, run);
+    }
+    LLVMValueRef args[EMIT_MAX_AXES + 4];
+    unsigned n = op_args(e, op, is_contract, kfn, scratch_floats, args);
+    LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(op_fn), op_fn, args, n, "");
+    if (skip) {
+        LLVMBuildBr(e->bld, skip);
+        LLVMPositionBuilderAtEnd(e->bld, skip);
+    }
+}
+
+/* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
+ * order; with a contraction in the group, `barrier()` separates the ops. */
+static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
     LLVMValueRef op_fns[1024];
+    bool is_contract[1024], has_contract = false;
     if (g->n_ops > 1024)
         return false;
     for (int i = 0; i < g->n_ops; i++) {
-        char name[160];
-        snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
-                 g->ops[i]->kind == OP_MAP ? ir_map_fn_name(g->ops[i]->fn)
-                                           : ir_op_kind_name(g->ops[i]->kind));
-        op_fns[i] = emit_op_function(e, g->ops[i], name);
+        op_fns[i] = emit_op(e, g->ops[i], kname, i, &is_contract[i]);
         if (!op_fns[i])
             return false;
+        has_contract |= is_contract[i];
     }
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, &e->t_ptr, 1, 0);
-    LLVMValueRef fn = LLVMAddFunction(e->mod, kname, fty);
-    LLVMValueRef bufs = LLVMGetParam(fn, 0);
-    LLVMSetValueName2(bufs, "bufs", 4);
+    LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
+    LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 4, 0));
+    LLVMSetValueName2(LLVMGetParam(fn, 0), "bufs", 4);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
-    int n_t = e->p->n_tensors;
+    LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
     for (int i = 0; i < g->n_ops; i++) {
-        const Op *op = g->ops[i];
-        LLVMValueRef args[EMIT_MAX_AXES + 1];
-        args[0] = buffer_of(e, bufs, op->out);
-        for (int k = 0; k < op->n_in; k++)
-            args[k + 1] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
-        LLVMTypeRef oty = LLVMGlobalGetValueType(op_fns[i]);
-        LLVMBuildCall2(e->bld, oty, op_fns[i], args, (unsigned)op->n_in + 1, "");
+        call_op(e, fn, op_fns[i], g->ops[i], is_contract[i], scratch_floats);
+        if (has_contract && i + 1 < g->n_ops)
+            LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }
     LLVMBuildRetVoid(e->bld);
     return true;
@@ -84,15 +144,16 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
     }
     Emit e;
     emit_init(&e, p, jm, opt);
+    int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
     bool ok = true;
     char name[128];
     for (int g = 0; g < p->n_groups && ok; g++) {
         lower_kernel_name(opt, false, g, name, sizeof name);
-        ok = emit_group(&e, p->groups[g], name);
+        ok = emit_group(&e, p->groups[g], name, scratch_floats);
     }
     for (int g = 0; g < p->n_sink_groups && ok; g++) {
         lower_kernel_name(opt, true, g, name, sizeof name);
-        ok = emit_group(&e, p->sink_groups[g], name);
+        ok = emit_group(&e, p->sink_groups[g], name, scratch_floats);
     }
     LLVMDisposeBuilder(e.bld);
     if (!ok) {
@@ -101,4 +162,69 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
         return FUSE_E_JIT;
     }
     return FUSE_OK;
+}
+
+/* Applies f to every op of p's equation and sink groups. */
+static void each_op(const IrProgram *p, void (*f)(const IrProgram *, const Op *, void *),
+                    void *user)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? p->n_sink_groups : p->n_groups;
+        for (int g = 0; g < n; g++) {
+            const Group *gr = pass ? p->sink_groups[g] : p->groups[g];
+            for (int i = 0; i < gr->n_ops; i++)
+                f(p, gr->ops[i], user);
+        }
+    }
+}
+
+typedef struct ScratchAcc {
+    const LowerOptions *opt;
+    size_t bytes;
+} ScratchAcc;
+
+static void scratch_of(const IrProgram *p, const Op *op, void *user)
+{
+    ScratchAcc *s = user;
+    Contraction c;
+    if (!s->opt->no_contract && contract_classify(p, op, s->opt, &c)) {
+        size_t b = contract_scratch_bytes(&c);
+        s->bytes = b > s->bytes ? b : s->bytes;
+    }
+}
+
+size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt)
+{
+    ScratchAcc s = {opt, 0};
+    if (p->is_shaped)
+        each_op(p, scratch_of, &s);
+    return (s.bytes + 63) / 64 * 64;
+}
+
+bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt)
+{
+    Contraction c;
+    for (int i = 0; i < g->n_ops && p->is_shaped && !opt->no_contract; i++)
+        if (contract_classify(p, g->ops[i], opt, &c))
+            return true;
+    return false;
+}
+
+static void flops_of(const IrProgram *p, const Op *op, void *user)
+{
+    (void)p;
+    if (op->kind != OP_JOIN || op->red != RED_SUM)
+        return;
+    uint64_t cells = 1;
+    for (int a = 0; a < op->n_axes; a++)
+        cells *= (uint64_t)op->axes[a].size;
+    *(uint64_t *)user += 2 * cells;
+}
+
+uint64_t lower_flops(const IrProgram *p)
+{
+    uint64_t n = 0;
+    if (p->is_shaped)
+        each_op(p, flops_of, &n);
+    return n;
 }

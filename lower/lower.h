@@ -3,9 +3,15 @@
  * (through the LLVM-C API) with one kernel function per group. All sizes are
  * constants in the emitted IR: a different input shape is a different module.
  *
- * Kernel ABI: `void KERNEL(float **bufs)`. bufs[t] is the current buffer of tensor
- * t (C order, float32, 64-byte aligned); bufs[n_tensors + t] is its previous-sweep
- * buffer when the tensor is read by a recursive component (IrTensor.is_read_prev).
+ * Kernel ABI: `void KERNEL(float **bufs, int64_t tid, int64_t nth,
+ * void (*barrier)(void))`. bufs[t] is the current buffer of tensor t (C order,
+ * float32, 64-byte aligned); bufs[n_tensors + t] is its previous-sweep buffer when
+ * the tensor is read by a recursive component (IrTensor.is_read_prev);
+ * bufs[2 n_tensors] is scratch of nth x lower_scratch_bytes bytes (contraction
+ * panels, one slice per thread). A kernel for which lower_group_is_parallel is
+ * true may be called by every thread of a team at once (tid 0..nth-1, `barrier`
+ * the team's barrier); any kernel may be called alone with tid 0, nth 1 and a
+ * barrier that does nothing.
  */
 #ifndef FUSE_LOWER_H
 #define FUSE_LOWER_H
@@ -18,11 +24,26 @@
 typedef struct LowerOptions {
     const char *prefix; /* prepended to kernel names; unique per runner */
     int vector_bits;    /* widest vectors to prefer (jit_vector_bits) */
+    /* issue 4: cache sizes for the contraction kernels' blocking, bytes; 0 = the
+     * host's (sysconf). They change code, so they are part of the cache key. */
+    int64_t l1_bytes, l2_bytes, l3_bytes;
+    bool no_contract;   /* plain loop nests only (tests compare both paths) */
 } LowerOptions;
 
 /* Emits every group and sink group of p into jm's module. p must be shaped. */
 fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
                           char **err);
+
+/* Bytes of scratch one thread needs in bufs[2 * n_tensors] (packed contraction
+ * panels; a multiple of 64); 0 when none. The plan allocates it. */
+size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
+
+/* Whether group g has work for a thread team (a contraction kernel). */
+bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
+
+/* Floating-point operations of one run of p's joins: 2 x the loop cells of every
+ * sum join (equation and sink groups). */
+uint64_t lower_flops(const IrProgram *p);
 
 /* The kernel name of equation group i (is_sink false) or sink group i. */
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n);

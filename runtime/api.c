@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "jit.h"
 #include "runtime.h"
 
@@ -33,6 +34,35 @@ void fuse_free(void *p) { free(p); }
 
 /* ---- errors ---- */
 
+/* Each thread's last diagnostic (fuse.h: fuse_ctx_error reports the calling
+ * thread's). One entry per thread that ever failed in this context; glibc reuses
+ * the ids of joined threads, so the table stays about as large as the number of
+ * threads alive at once. Messages are freed with the context. */
+struct RtThreadError {
+    pthread_t tid;
+    char *err; /* NULL: the message could not be allocated */
+};
+
+static struct RtThreadError *thread_error_slot(fuse_ctx *ctx)
+{
+    pthread_t self = pthread_self();
+    for (size_t i = 0; i < ctx->n_errs; i++)
+        if (pthread_equal(ctx->errs[i].tid, self))
+            return &ctx->errs[i];
+    if (ctx->n_errs == ctx->cap_errs) {
+        size_t cap = ctx->cap_errs ? 2 * ctx->cap_errs : 8;
+        struct RtThreadError *e = realloc(ctx->errs, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        ctx->errs = e;
+        ctx->cap_errs = cap;
+    }
+    struct RtThreadError *slot = &ctx->errs[ctx->n_errs++];
+    slot->tid = self;
+    slot->err = NULL;
+    return slot;
+}
+
 static void set_error_owned(fuse_ctx *ctx, char *msg)
 {
     if (!ctx) {
@@ -40,9 +70,20 @@ static void set_error_owned(fuse_ctx *ctx, char *msg)
         return;
     }
     pthread_mutex_lock(&ctx->lock);
-    free(ctx->err);
-    ctx->err = msg;
+    struct RtThreadError *slot = thread_error_slot(ctx);
+    if (slot) {
+        free(slot->err);
+        slot->err = msg;
+    } else {
+        free(msg);
+    }
     pthread_mutex_unlock(&ctx->lock);
+}
+
+/* issue 6: the same for api_modes.c and query.c (takes msg; accepts NULL ctx) */
+void rt_ctx_set_error(fuse_ctx *ctx, char *msg)
+{
+    set_error_owned(ctx, msg);
 }
 
 static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
@@ -68,7 +109,14 @@ const char *fuse_ctx_error(fuse_ctx *ctx)
 {
     if (!ctx)
         return "error: no context";
-    return ctx->err ? ctx->err : "";
+    const char *msg = "";
+    pthread_mutex_lock(&ctx->lock);
+    pthread_t self = pthread_self();
+    for (size_t i = 0; i < ctx->n_errs; i++)
+        if (pthread_equal(ctx->errs[i].tid, self))
+            msg = ctx->errs[i].err ? ctx->errs[i].err : "error: out of memory";
+    pthread_mutex_unlock(&ctx->lock);
+    return msg;
 }
 
 /* ---- contexts ---- */
@@ -90,6 +138,11 @@ fuse_status fuse_ctx_new(fuse_ctx **out)
         free(ctx);
         return st;
     }
+    ctx->cache = jit_cache_new(); /* issue 5 */
+    if (!ctx->cache) {
+        fuse_ctx_free(ctx);
+        return FUSE_E_NOMEM;
+    }
     *out = ctx;
     return FUSE_OK;
 }
@@ -99,6 +152,10 @@ void fuse_ctx_free(fuse_ctx *ctx)
     if (!ctx)
         return;
     jit_session_free(ctx->js);
+    jit_cache_free(ctx->cache); /* issue 5 */
+    for (size_t i = 0; i < ctx->n_errs; i++)
+        free(ctx->errs[i].err);
+    free(ctx->errs);
     free(ctx->err);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
@@ -123,7 +180,7 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
     fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
-                                 NULL, 0, NULL, NULL);
+                                 NULL, 0, NULL, NULL, NULL, NULL);
     if (st != FUSE_OK) {
         fail_plan(ctx, st, prog->plan);
         fuse_program_free(prog);
@@ -215,6 +272,26 @@ void fuse_config_init(fuse_config *cfg)
     cfg->write_sinks = 1;
 }
 
+/* issue 7: what is wrong with a configuration (NULL when nothing): every count
+ * non-negative, every enum in range, schedules present when counted. */
+static const char *config_problem(const fuse_config *c)
+{
+    if (c->threads < 0)
+        return "config: threads must be >= 0";
+    if ((unsigned)c->mode >= FUSE_MODE_COUNT || (unsigned)c->strategy >= FUSE_STRATEGY_COUNT ||
+        (unsigned)c->projection >= FUSE_PROJECTION_COUNT ||
+        (unsigned)c->precision >= FUSE_PRECISION_COUNT || (unsigned)c->device >= FUSE_DEVICE_COUNT)
+        return "config: mode, strategy, projection, precision or device out of range";
+    if (c->max_iters < 0 || c->samples < 0 || !(c->tol >= 0))
+        return "config: max_iters, samples and tol must be >= 0";
+    if (c->n_temperatures && !c->temperatures)
+        return "config: n_temperatures > 0 but temperatures is NULL";
+    for (size_t i = 0; i < c->n_temperatures; i++)
+        if (!c->temperatures[i].name || (!c->temperatures[i].spec && !c->temperatures[i].fn))
+            return "config: a temperature needs a name and a spec or a callback";
+    return NULL;
+}
+
 fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
                             const fuse_input *inputs, size_t n_inputs, fuse_runner **out)
 {
@@ -225,6 +302,9 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     fuse_config_init(&defaults);
     if (!cfg)
         cfg = &defaults;
+    const char *bad = config_problem(cfg);
+    if (bad)
+        return fail(prog->ctx, FUSE_E_ARG, bad);
     fuse_runner *run = calloc(1, sizeof *run);
     if (!run)
         return fail(prog->ctx, FUSE_E_NOMEM, "out of memory");
@@ -233,10 +313,24 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     snprintf(prefix, sizeof prefix, "r%d_", atomic_fetch_add(&prog->ctx->next_runner, 1));
     const char *base = cfg->base_dir ? cfg->base_dir : prog->dir;
     const char *outd = cfg->out_dir ? cfg->out_dir : prog->dir;
+    bool is_nomem = false; /* issue 5: the disk cache of this configuration */
+    char *cache_dir = rt_cache_dir_of(cfg, &is_nomem);
+    if (is_nomem) {
+        free(run);
+        return fail(prog->ctx, FUSE_E_NOMEM, "out of memory");
+    }
     fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
-                                 cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix);
+                                 cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix,
+                                 prog->ctx->cache, cache_dir);
+    free(cache_dir);
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
+        fuse_runner_free(run);
+        return st;
+    }
+    run->plan->threads = cfg->threads; /* issue 4: the contraction kernels' team */
+    st = rt_modes_apply(run, cfg); /* issue 6: mode, strategy, schedules */
+    if (st != FUSE_OK) {
         fuse_runner_free(run);
         return st;
     }
@@ -301,17 +395,27 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
     *out = NULL;
     run->plan->dl.first = run->plan->dl.last = NULL;
     run->plan->dl.n_errors = 0;
-    fuse_status st = rt_plan_run(run->plan, inputs, n_inputs);
-    if (st != FUSE_OK)
+    double run_t0 = rt_clock_ms(); /* issue 5 */
+    fuse_status st = rt_check_inputs(run->plan, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = rt_plan_run(run->plan, inputs, n_inputs);
+    run->plan->timings.last_run_ms = rt_clock_ms() - run_t0; /* issue 5 */
+    fuse_status run_st = st; /* issue 6: FUSE_E_NOT_CONVERGED still returns outputs */
+    if (st == FUSE_E_NOT_CONVERGED)
+        st = FUSE_OK;
+    if (st != FUSE_OK) {
+        rt_unborrow_sources(run->plan);
         return fail_plan(run->ctx, st, run->plan);
+    }
     fuse_outputs *o = NULL;
     st = outputs_collect(run, &o);
+    rt_unborrow_sources(run->plan); /* issue 7: the host's buffers go back */
     if (st != FUSE_OK) {
         fuse_outputs_free(o);
         return fail(run->ctx, st, "out of memory");
     }
     *out = o;
-    return FUSE_OK;
+    return run_st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
 }
 
 size_t fuse_outputs_count(const fuse_outputs *out) { return out ? out->n : 0; }

@@ -1,11 +1,13 @@
 /*
  * exec.c: runs a compiled plan: zero the computed tensors, load the sources (or
  * host inputs), run the equation groups in order, then the sink groups, writing
- * each sink's file.
+ * each sink's file. The equation groups go through the execution mode's
+ * schedule (schedule.c: sweeps, fixpoints, demand closures, the run trace).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "modes.h"
 #include "runtime.h"
 
 static void zero_computed(RtPlan *pl)
@@ -21,20 +23,74 @@ static void zero_computed(RtPlan *pl)
     }
 }
 
+/* ---- kernels and threads (perf, issue 4) ---- */
+
+static void no_barrier(void) {}
+
+/* Room in bufs[2 n_tensors] for nth threads' packing scratch; false when it
+ * cannot be had (the group then runs on one thread). */
+static bool ensure_scratch(RtPlan *pl, int nth)
+{
+    if (pl->scratch_threads >= nth)
+        return true;
+    float *s = rt_alloc_aligned(pl->scratch_bytes * (size_t)nth);
+    if (!s)
+        return false;
+    int slot = 2 * pl->ir->n_tensors;
+    rt_free_aligned(pl->bufs[slot]);
+    pl->bufs[slot] = s;
+    pl->scratch_threads = nth;
+    return true;
+}
+
+/* Runs a group kernel: on a thread team when it has a contraction and more than
+ * one thread is configured, else alone as thread 0 of 1. */
 void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
-    (is_sink ? pl->sink_fn : pl->group_fn)[g](pl->bufs);
+    RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
+    bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
+    int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
+    if (nth > 1 && ensure_scratch(pl, nth))
+        rt_parallel_run(k, pl->bufs, nth);
+    else
+        k(pl->bufs, 0, 1, no_barrier);
+}
+
+/* The equation groups through the mode schedule (modes: schedule.c). */
+static fuse_status run_groups(RtPlan *pl, int query)
+{
+    fuse_status st = pl->modes ? FUSE_OK : rt_modes_configure(pl, NULL, NULL);
+    if (st != FUSE_OK)
+        return st;
+    bool is_demand = query >= 0 || pl->modes->mode == FUSE_MODE_DEMAND;
+    bool *want = is_demand ? rt_sched_demand_mask(pl, query) : NULL;
+    if (is_demand && !want)
+        return FUSE_E_NOMEM;
+    st = rt_sched_run(pl, want, query >= 0,
+                      query >= 0 ? "query" : is_demand ? "demand"
+                      : pl->modes->mode == FUSE_MODE_FIXPOINT ? "fixpoint" : "single");
+    free(want);
+    return st;
 }
 
 fuse_status rt_plan_run(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+{
+    return rt_plan_run_query(pl, inputs, n_inputs, -1);
+}
+
+fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
+                              int query)
 {
     IrProgram *p = pl->ir;
     zero_computed(pl);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
     if (st != FUSE_OK)
         return st;
-    for (int g = 0; g < p->n_groups; g++)
-        rt_run_group(pl, false, g);
+    fuse_status run_st = run_groups(pl, query);
+    if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
+        return run_st;
+    if (query >= 0)
+        return run_st;
     for (int s = 0; s < p->n_sinks; s++) {
         const Sink *sink = p->sinks[s];
         rt_run_group(pl, true, sink->group);
@@ -44,5 +100,5 @@ fuse_status rt_plan_run(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
                 return st;
         }
     }
-    return FUSE_OK;
+    return run_st;
 }

@@ -231,7 +231,8 @@ fuse_status rt_safetensors_read(const char *path, const char *name, fuse_tensor 
 
 /* ---- exec.c: compiling and running a program (the lead's section) ---- */
 
-typedef void (*RtKernel)(float **bufs);
+/* A group kernel (lower.h: kernel ABI): buffers, thread id, team size, barrier. */
+typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)(void));
 
 /* A program compiled for one configuration and one set of input shapes. Owns its
  * own parse of the source text, so it outlives the fuse_program it came from. */
@@ -252,15 +253,53 @@ typedef struct RtPlan {
     float **bufs;           /* 2 * n_tensors: current, then previous-sweep buffers */
     int64_t *count;         /* elements of each tensor */
     bool *is_input;         /* tensor bound to a host input */
+    /* issue 7 (embed): while a run uses a borrowed host buffer as bufs[t], the
+     * plan's own buffer waits here (NULL otherwise; sources.c) */
+    float **own_bufs;
+    /* modes (issue 6): mode, strategy, schedules and the last run's trace
+     * (runtime/modes.h); NULL until configured (rt_plan_run then uses defaults) */
+    struct RtModes *modes;
+    /* cache (issue 5): the context's code cache and this runner's disk cache
+     * directory (NULL: no disk cache), both set by rt_plan_new; the phase times of
+     * the plan's creation and last run (fuse_runner_timings) */
+    struct JitCache *cache;
+    char *cache_dir;
+    fuse_timings timings;
+    /* perf (issue 4): worker threads (0: all cores; set from fuse_config), the
+     * per-thread packing scratch in bytes and how many threads bufs[2 n_tensors]
+     * has room for, and which groups run on a thread team (lower_group_is_parallel) */
+    int threads;
+    size_t scratch_bytes;
+    int scratch_threads;
+    bool *group_par, *sink_par;
 } RtPlan;
 
+/* perf (issue 4; parallel.c): runs kernel k on a team of nth OpenMP threads (each
+ * with its tid); returns the team size used. */
+int rt_parallel_run(RtKernel k, float **bufs, int nth);
+/* The team size for `threads` (0: all cores, as OpenMP sees them). */
+int rt_parallel_threads(int threads);
+
+/* modes (issue 6; api_modes.c): frees a plan's mode state (accepts NULL); applies
+ * a configuration's modes to a runner (FUSE_E_ARG with a diagnostic when invalid);
+ * sets the diagnostic of a run that did not converge and returns
+ * FUSE_E_NOT_CONVERGED. */
+void rt_modes_free(struct RtModes *m);
+fuse_status rt_modes_apply(struct fuse_runner *run, const fuse_config *cfg);
+fuse_status rt_modes_not_converged(struct fuse_runner *run);
+/* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken; api.c). */
+void rt_ctx_set_error(struct fuse_ctx *ctx, char *msg);
+
 /* Parses, builds, checks shapes (reading source headers) and, when js is not NULL,
- * compiles. Diagnostics go to plan->dl; on failure the plan must still be freed
- * with rt_plan_free. `inputs` fix the shapes of the tensors they name. */
+ * compiles: through `cache` (borrowed; NULL: none) and the disk directory
+ * `cache_dir` (copied; NULL: no disk cache). Diagnostics go to plan->dl; on
+ * failure the plan must still be freed with rt_plan_free. `inputs` fix the shapes
+ * of the tensors they name. */
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs,
-                        struct JitSession *js, const char *prefix);
+                        struct JitSession *js, const char *prefix,
+                        struct JitCache *cache, const char *cache_dir);
 void rt_plan_free(RtPlan *plan);
 
 /* Runs the plan once: sources (or inputs), kernels, sinks. Errors in plan->dl. */
@@ -280,18 +319,36 @@ fuse_status rt_check_inputs(RtPlan *plan, const fuse_input *inputs, size_t n_inp
  * plan->js is NULL (checking only), an unreadable source sets *is_skipped. */
 fuse_status rt_probe_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
                              ShapeFact *facts, bool *is_skipped);
-/* Reads every source (or its host input) into its buffer. */
+/* Reads every source (or its host input) into its buffer. A borrowed input
+ * (fuse_input.borrow) that is float32, 64-byte aligned and of the compiled shape
+ * is used in place: bufs[t] points at the host's data until rt_unborrow_sources. */
 fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
+/* Gives every borrowed buffer back: bufs[t] is the plan's own buffer again. Call
+ * when a run's results have been collected (and before freeing the plan). */
+void rt_unborrow_sources(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
+
+/* ---- api_cache.c: code cache and timings (issue 5) ---- */
+
+/* Monotonic wall clock in milliseconds, for phase timings. */
+double rt_clock_ms(void);
+/* The disk cache directory of a configuration (malloc'd): NULL when cfg->no_cache
+ * or when no directory can be found; *is_nomem set on OOM. */
+char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem);
 
 /* ---- api.c: the objects behind the public handles ---- */
 
 struct fuse_ctx {
     struct JitSession *js;
     pthread_mutex_t lock;  /* guards err */
-    char *err;             /* last diagnostic, formatted */
+    char *err;             /* unused since issue 7: see errs */
     atomic_int next_runner;
+    /* issue 7 (embed): the last diagnostic of each thread, guarded by lock */
+    struct RtThreadError *errs;
+    size_t n_errs, cap_errs;
+    /* cache (issue 5): compiled objects by content key (jit/cache.h) */
+    struct JitCache *cache;
 };
 
 struct fuse_program {

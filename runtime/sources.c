@@ -164,18 +164,24 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
 fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     for (size_t i = 0; i < n_inputs; i++) {
-        if (!inputs[i].name || (!inputs[i].tensor.data &&
-                                rt_shape_count(inputs[i].tensor.rank, inputs[i].tensor.shape)))
-            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input %zu has no name or data", i);
+        if (!inputs[i].name)
+            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input %zu has no name", i);
         IrTensor *t = ir_tensor_find(pl->ir, inputs[i].name);
         if (!t || t->kind != TEN_SOURCE)
             return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
                             "input '%s' does not name a source tensor of the program",
                             inputs[i].name);
-        if (inputs[i].tensor.rank < 0 || inputs[i].tensor.rank > FUSE_MAX_RANK ||
-            fuse_dtype_size(inputs[i].tensor.dtype) == 0)
-            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input '%s' has a bad rank or dtype",
-                            inputs[i].name);
+        char *err = NULL; /* issue 7: rank before shape, so a bad rank never reads past it */
+        fuse_status st = rt_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
+        if (st != FUSE_OK) {
+            fe_error(&pl->dl, st, (Span){0}, "input %s", err ? err : "is invalid");
+            free(err);
+            return st;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(inputs[j].name, inputs[i].name) == 0)
+                return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input '%s' is given twice",
+                                inputs[i].name);
     }
     return FUSE_OK;
 }
@@ -227,9 +233,41 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
     return FUSE_OK;
 }
 
+void rt_unborrow_sources(RtPlan *pl)
+{
+    if (!pl || !pl->own_bufs || !pl->ir || !pl->bufs)
+        return;
+    for (int i = 0; i < pl->ir->n_tensors; i++)
+        if (pl->own_bufs[i]) {
+            pl->bufs[i] = pl->own_bufs[i];
+            pl->own_bufs[i] = NULL;
+        }
+}
+
+/* Zero-copy binding (issue 7): float32 data of exactly the compiled shape and
+ * 64-byte aligned becomes the tensor's buffer for this run. */
+static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
+{
+    const fuse_tensor *s = &in->tensor;
+    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % RT_ALIGN) ||
+        s->rank != t->rank || t->is_read_prev)
+        return false;
+    for (int k = 0; k < t->rank; k++)
+        if (s->shape[k] != t->shape[k])
+            return false;
+    if (!pl->own_bufs)
+        pl->own_bufs = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->own_bufs);
+    if (!pl->own_bufs)
+        return false;
+    pl->own_bufs[t->id] = pl->bufs[t->id];
+    pl->bufs[t->id] = s->data;
+    return true;
+}
+
 fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     IrProgram *p = pl->ir;
+    rt_unborrow_sources(pl); /* never write into a host buffer of an earlier run */
     for (int i = 0; i < p->n_tensors; i++) {
         const IrTensor *t = p->tensors[i];
         if (t->kind != TEN_SOURCE)
@@ -238,6 +276,8 @@ fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_input
         if (pl->is_input[i] && !in)
             return fe_error(&pl->dl, FUSE_E_ARG, t->span,
                             "input %s was given when compiling but not to this run", t->name);
+        if (in && try_borrow(pl, t, in))
+            continue;
         if (in) {
             fuse_status st = load_tensor(pl, t, &in->tensor, "the input", false);
             if (st != FUSE_OK)

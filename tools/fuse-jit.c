@@ -2,7 +2,8 @@
  * fuse-jit.c: the fuse-jit command. Parses the command line, then drives the public
  * API (include/fuse.h) like any host application: `run` compiles and runs a
  * program and prints or saves its exports, `check` parses and checks it, `explain`
- * describes it, `emit` prints one compilation stage.
+ * describes it, `emit` prints one compilation stage, `cache` manages the disk cache
+ * of compiled code (issue 5).
  *
  * Exit status: 0 success; 1 runtime or I/O error (including a missing program
  * file); 2 usage error (bad flags or arguments, FUSE_E_ARG); 3 the program does
@@ -23,14 +24,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fuse.h"
+#include "cli_cache.h"
+#include "cli_modes.h"
 #include "print.h"
+#include "repl.h"
 
 enum {
     EXIT_RUNTIME = 1, /* runtime, I/O, JIT or memory error */
     EXIT_USAGE = 2,   /* bad command line */
-    EXIT_PROGRAM = 3  /* the program does not parse or check */
+    EXIT_PROGRAM = 3, /* the program does not parse or check */
+    EXIT_NOT_CONVERGED = 4 /* a fixpoint hit --max-iters (outputs still written) */
 };
 
 /* ---- options ---- */
@@ -44,7 +50,11 @@ enum {
     OPT_THREADS = 1u << 4,
     OPT_NO_SINKS = 1u << 5,
     OPT_JSON = 1u << 6,
-    OPT_WHAT = 1u << 7
+    OPT_WHAT = 1u << 7,
+    OPT_MODES = 1u << 20, /* issue 6: every execution-mode option (cli_modes.c) */
+    OPT_TIME = 1u << 24,      /* issue 5: code cache and phase times (cli_cache.c) */
+    OPT_CACHE_DIR = 1u << 25,
+    OPT_NO_CACHE = 1u << 26
 };
 
 typedef struct OptionSpec {
@@ -71,6 +81,37 @@ static const OptionSpec OPTIONS[] = {
     {"json", OPT_JSON, NULL, "print JSON instead of text"},
     {"what", OPT_WHAT, "STAGE", "the stage to print: ast, ir, llvm (optimised LLVM IR),\n"
                                 "                        llvm-raw (before optimisation) or asm"},
+    /* issue 5: code cache */
+    {"time", OPT_TIME, NULL, "print the phases (parse, check, lower, compile or cache\n"
+                             "                        load, run) to stderr"},
+    {"cache-dir", OPT_CACHE_DIR, "DIR", "the disk cache of compiled code (default:\n"
+                                        "                        $FUSE_JIT_CACHE_DIR, else\n"
+                                        "                        $XDG_CACHE_HOME/fuse-jit, else\n"
+                                        "                        ~/.cache/fuse-jit)"},
+    {"no-cache", OPT_NO_CACHE, NULL, "neither read nor write the disk cache"},
+    /* issue 6: execution modes */
+    {"mode", OPT_MODES, "MODE", "single (default: one sweep), fixpoint (iterate recursion\n"
+                                "                        until nothing changes) or demand (only what the\n"
+                                "                        exports, sinks or --query need)"},
+    {"fixpoint-strategy", OPT_MODES, "S", "synchronous (default) or semi_naive"},
+    {"max-iters", OPT_MODES, "N", "fixpoint sweeps at most (default 32); more is exit\n"
+                                  "                        status 4, with the outputs still written"},
+    {"tol", OPT_MODES, "X", "fixpoint tolerance: |new-old| <= X + 1e-5|new| (default 0)"},
+    {"query", OPT_MODES, "NAME[AX=I,...]",
+     "compute only NAME's dependency closure to a fixpoint\n"
+     "                        and print it; AX=I selects index I of axis AX\n"
+     "                        (repeatable; replaces the exports)"},
+    {"projection", OPT_MODES, "P", "exact (default) or monte_carlo"},
+    {"samples", OPT_MODES, "N", "Monte Carlo samples per equation"},
+    {"seed", OPT_MODES, "S", "random seed (Monte Carlo)"},
+    {"temperature", OPT_MODES, "NAME=SPEC",
+     "temperature of sig without T in NAME's equations\n"
+     "                        (NAME * for all): 0.5, linear:START:END:STEPS or\n"
+     "                        piecewise:STEP=VALUE,... (repeatable)"},
+    {"steps", OPT_MODES, "N", "run the program N times (streaming steps)"},
+    {"explain", OPT_MODES, NULL, "print the run's trace after the outputs: per sweep and\n"
+                                 "                        equation the status, time, T and changes"},
+    {"explain-json", OPT_MODES, NULL, "print the run's trace as JSON after the outputs"},
 };
 
 static const char *const WHAT_VALUES[] = {"ast", "ir", "llvm", "llvm-raw", "asm"};
@@ -88,6 +129,13 @@ typedef struct Args {
     char **input_names;       /* malloc'd names of --input NAME=FILE */
     const char **input_paths; /* the FILE parts, pointing into argv */
     size_t n_inputs;
+    /* issue 5: code cache */
+    bool time;
+    bool no_cache;
+    const char *cache_dir;
+    /* issue 6: execution modes */
+    CliModes modes;
+    const char *option; /* name of the option being applied */
 } Args;
 
 typedef struct Command Command;
@@ -106,6 +154,7 @@ static void args_free(Args *a)
         free(a->input_names[i]);
     free(a->input_names);
     free(a->input_paths);
+    cli_modes_free(&a->modes);
 }
 
 /* Prints `fuse-jit: error: ...` and a pointer to the help; returns EXIT_USAGE. */
@@ -190,6 +239,17 @@ static int set_out(const Command *c, const char *v, Args *a)
     return 0;
 }
 
+/* Stores an execution-mode option (issue 6; cli_modes.c). */
+static int set_modes(const Command *c, const char *v, Args *a)
+{
+    char *msg = NULL;
+    if (cli_modes_set(&a->modes, a->option, v, &msg) == 0)
+        return 0;
+    int rc = usage_error(c, "%s", msg ? msg : "out of memory");
+    free(msg);
+    return rc;
+}
+
 /* Stores the value of one recognised option. */
 static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
 {
@@ -202,6 +262,10 @@ static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
     case OPT_NO_SINKS: a->no_sinks = true; return 0;
     case OPT_JSON: a->json = true; return 0;
     case OPT_WHAT: return set_what(c, v, a);
+    case OPT_MODES: return set_modes(c, v, a);
+    case OPT_TIME: a->time = true; return 0;
+    case OPT_CACHE_DIR: a->cache_dir = v; return 0;
+    case OPT_NO_CACHE: a->no_cache = true; return 0;
     default: return usage_error(c, "internal: unhandled option");
     }
 }
@@ -226,6 +290,7 @@ static int parse_option(const Command *c, int argc, char **argv, int *i, Args *a
     const OptionSpec *o = find_option(name, n);
     if (!o || !(c->options & o->bit))
         return usage_error(c, "unknown option '--%.*s' for '%s'", (int)n, name, c->name);
+    a->option = o->name;
     if (!o->value) {
         if (eq)
             return usage_error(c, "option '--%s' takes no value", o->name);
@@ -286,6 +351,7 @@ static int exit_code(fuse_status st)
     case FUSE_E_SYNTAX:
     case FUSE_E_SHAPE: return EXIT_PROGRAM;
     case FUSE_E_ARG: return EXIT_USAGE;
+    case FUSE_E_NOT_CONVERGED: return EXIT_NOT_CONVERGED;
     default: return EXIT_RUNTIME;
     }
 }
@@ -362,6 +428,9 @@ static int session_compile(const Args *a, Session *s)
         cfg.out_dir = a->out_dir;
     if (a->no_sinks)
         cfg.write_sinks = 0;
+    cli_modes_config(&a->modes, &cfg); /* issue 6 */
+    cfg.cache_dir = a->cache_dir;      /* issue 5 */
+    cfg.no_cache = a->no_cache;
     fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
     return st == FUSE_OK ? 0 : report(s, st);
 }
@@ -408,6 +477,77 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
     return st == FUSE_OK ? 0 : report(s, st);
 }
 
+/* ---- run: execution modes (issue 6) ---- */
+
+/* Runs the program --steps times (default once); *out holds the last outputs,
+ * also when the status is FUSE_E_NOT_CONVERGED. */
+static fuse_status run_steps(const Args *a, Session *s, fuse_outputs **out)
+{
+    int steps = a->modes.steps > 0 ? a->modes.steps : 1;
+    fuse_status st = FUSE_OK;
+    for (int i = 0; i < steps; i++) {
+        fuse_outputs_free(*out);
+        *out = NULL;
+        st = fuse_runner_run(s->run, s->inputs, s->n_inputs, out);
+        if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
+            return st;
+    }
+    return st;
+}
+
+/* Prints the trace of the last run for --explain (text) and --explain-json. */
+static int print_trace(const Args *a, const Session *s)
+{
+    for (int json = 0; json < 2; json++) {
+        if (!(json ? a->modes.explain_json : a->modes.explain))
+            continue;
+        char *text = NULL;
+        fuse_status st = fuse_runner_trace(s->run, json, &text);
+        if (st != FUSE_OK)
+            return report(s, st);
+        put_text(text);
+        fuse_free(text);
+    }
+    return 0;
+}
+
+/* Runs one --query and prints its result under the query's text. */
+static int run_query(const Args *a, Session *s, const char *q)
+{
+    char *name = NULL, *sel = NULL;
+    if (!cli_query_split(q, &name, &sel))
+        return report(s, FUSE_E_NOMEM);
+    fuse_outputs *out = NULL;
+    fuse_status st = fuse_runner_query(s->run, name, sel, s->inputs, s->n_inputs, &out);
+    free(name);
+    free(sel);
+    int rc = st == FUSE_OK ? 0 : report(s, st);
+    if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED)) {
+        fuse_status pst = cli_print_export(stdout, q, fuse_outputs_tensor(out, 0));
+        int rc2 = pst == FUSE_OK ? print_trace(a, s) : exit_code(pst);
+        rc = rc2 ? rc2 : rc;
+    }
+    fuse_outputs_free(out);
+    return rc;
+}
+
+static int run_queries(const Args *a, Session *s)
+{
+    if (a->out) {
+        fprintf(stderr, "fuse-jit: error: --query prints its results; it cannot be used "
+                        "with --out\n");
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < a->modes.n_queries; i++) {
+        int r = run_query(a, s, a->modes.queries[i]);
+        if (r != 0 && r != EXIT_NOT_CONVERGED)
+            return r;
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
 static int cmd_run(const Args *a)
 {
     Session s = {0};
@@ -417,12 +557,21 @@ static int cmd_run(const Args *a)
         rc = session_load_inputs(a, &s);
     if (rc == 0)
         rc = session_compile(a, &s);
-    if (rc == 0) {
-        fuse_status st = fuse_runner_run(s.run, s.inputs, s.n_inputs, &out);
+    if (rc == 0 && a->modes.n_queries) {
+        rc = run_queries(a, &s);
+    } else if (rc == 0) {
+        fuse_status st = run_steps(a, &s, &out);
         rc = st == FUSE_OK ? 0 : report(&s, st);
+        /* issue 6: a fixpoint that did not converge still gives its outputs */
+        if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED)) {
+            int rc2 = a->out ? save_outputs(a, &s, out) : print_outputs(out);
+            if (rc2 == 0)
+                rc2 = print_trace(a, &s);
+            rc = rc2 ? rc2 : rc;
+        }
     }
-    if (rc == 0)
-        rc = a->out ? save_outputs(a, &s, out) : print_outputs(out);
+    if (a->time && s.run) /* issue 5 */
+        cli_cache_print_times(stderr, s.ctx, s.run);
     fuse_outputs_free(out);
     session_close(&s);
     return rc;
@@ -481,13 +630,16 @@ static int cmd_emit(const Args *a)
 /* ---- help ---- */
 
 static const char EXIT_HELP[] =
-    "exit status: 0 ok, 1 runtime or I/O error, 2 usage error, 3 syntax or shape error\n";
+    "exit status: 0 ok, 1 runtime or I/O error, 2 usage error, 3 syntax or shape error,\n"
+    "4 a fixpoint did not converge (outputs still written)\n";
 
 static const Command COMMANDS[] = {
     {"run", "run PROGRAM [options]", "compile and run a program; print or save its exports",
      "Compiles PROGRAM to native code and runs it once. Without --out, prints every\n"
      "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n",
-     OPT_OUT | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS | OPT_NO_SINKS, cmd_run},
+     OPT_OUT | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS | OPT_NO_SINKS | OPT_MODES |
+         OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE,
+     cmd_run},
     {"check", "check PROGRAM", "parse and check a program (names, shapes)",
      "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`.\n", 0, cmd_check},
     {"explain", "explain PROGRAM [--json]",
@@ -500,7 +652,26 @@ static const Command COMMANDS[] = {
      "print a compilation stage: ast, ir, llvm, llvm-raw, asm",
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
      "the program, so sources must be readable (or bound with --input).\n",
-     OPT_WHAT | OPT_INPUT | OPT_BASE_DIR, cmd_emit},
+     OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE, cmd_emit},
+    /* issue 5: main() dispatches it (cache_command) */
+    {"cache", "cache stats|clear|dir [--cache-dir DIR]",
+     "show, locate or empty the disk cache of compiled code",
+     "Compiled code is cached by a content hash of the checked program, its input\n"
+     "shapes, the code options and the host CPU and LLVM version, so a second run\n"
+     "loads machine code instead of compiling. `stats` prints the directory, its\n"
+     "entries and bytes; `clear` deletes every entry; `dir` prints the directory.\n"
+     "FUSE_JIT_CACHE_MAX_BYTES caps the directory (default 256 MiB; least recently\n"
+     "used entries go first).\n",
+     OPT_CACHE_DIR, NULL},
+    /* issue 7: the REPL (repl.c); main() dispatches it, PROGRAM being optional */
+    {"repl", "repl [PROGRAM]", "interactive session (also: fuse-jit alone on a terminal)",
+     "Starts an interactive session, loading PROGRAM first when given. Statements\n"
+     "entered are added to the session's program and checked at once; a bare tensor\n"
+     "name prints its value; `:help` lists the commands. On a terminal it has line\n"
+     "editing, history (~/.fuse_jit_history) and tab completion; with stdin from a\n"
+     "pipe or file it reads the lines without prompts, and exits with status 1 when\n"
+     "any entry failed.\n",
+     0, NULL},
     {"help", "help [COMMAND]", "show help for fuse-jit or one command",
      "Shows the commands of fuse-jit, or the options of COMMAND.\n", 0, NULL},
 };
@@ -561,6 +732,58 @@ static int help_command(int argc, char **argv)
     return 0;
 }
 
+/* `repl [PROGRAM]` (issue 7). */
+static int repl_command(int argc, char **argv)
+{
+    const Command *self = find_command("repl");
+    const char *program = NULL;
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *w = argv[i];
+        if (!options_done && strcmp(w, "--") == 0) {
+            options_done = true;
+        } else if (!options_done && (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0)) {
+            print_command_help(stdout, self);
+            fputc('\n', stdout);
+            repl_print_help(stdout);
+            return 0;
+        } else if (!options_done && w[0] == '-' && w[1] != '\0') {
+            return usage_error(self, "unknown option '%s' for 'repl'", w);
+        } else if (program) {
+            return usage_error(self, "unexpected argument '%s' (PROGRAM is '%s')", w, program);
+        } else {
+            program = w;
+        }
+    }
+    return repl_main(program);
+}
+
+/* `cache stats|clear|dir [--cache-dir DIR]` (issue 5). */
+static int cache_command(int argc, char **argv)
+{
+    const Command *self = find_command("cache");
+    Args a = {0};
+    const char *action = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *w = argv[i];
+        if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {
+            print_command_help(stdout, self);
+            return 0;
+        }
+        int rc = w[0] == '-' ? parse_option(self, argc, argv, &i, &a) : 0;
+        if (rc)
+            return rc;
+        if (w[0] != '-' && action)
+            return usage_error(self, "unexpected argument '%s'", w);
+        if (w[0] != '-')
+            action = w;
+    }
+    if (!action || (strcmp(action, "stats") && strcmp(action, "clear") && strcmp(action, "dir")))
+        return usage_error(self, "expected stats, clear or dir%s%s", action ? ", got " : "",
+                           action ? action : "");
+    return cli_cache_command(action, a.cache_dir);
+}
+
 /* ---- main ---- */
 
 /* Parses the arguments of command c and runs it. */
@@ -589,9 +812,15 @@ static int finish(int rc)
 
 int main(int argc, char **argv)
 {
+    if (argc < 2 && isatty(STDIN_FILENO)) /* issue 7: a terminal gets the REPL */
+        return finish(repl_main(NULL));
     if (argc < 2)
-        return usage_error(NULL, "missing COMMAND (run, check, explain, emit or help)");
+        return usage_error(NULL, "missing COMMAND (run, check, explain, emit, repl or help)");
     const char *word = argv[1];
+    if (strcmp(word, "repl") == 0)
+        return finish(repl_command(argc - 2, argv + 2));
+    if (strcmp(word, "cache") == 0) /* issue 5 */
+        return finish(cache_command(argc - 2, argv + 2));
     if (strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
         print_main_help(stdout);
         return finish(0);

@@ -1,0 +1,26 @@
+#!/bin/sh
+# run-baselines.sh: fuse-bench's suite and its baselines in one run, so the
+# numbers in RESULTS.md compare like with like on the same (possibly busy)
+# machine. OpenBLAS 0.3.21 detects this CPU as a generic core, so it runs with
+# OPENBLAS_CORETYPE=Cooperlake (its AVX-512 kernels); baselines are single
+# threaded (OPENBLAS_NUM_THREADS=1) like fuse-bench --threads 1.
+#
+#   bench/run-baselines.sh BUILD_DIR [REPEAT] [THREADS]
+set -eu
+build=${1:?usage: run-baselines.sh BUILD_DIR [REPEAT] [THREADS]}
+repeat=${2:-10}
+threads=${3:-1}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc=${CC:-clang-19}
+$cc -O2 -o "$tmp/sgemm_openblas" "$here/sgemm_openblas.c" -lopenblas
+export OPENBLAS_CORETYPE=Cooperlake OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$build/fuse-bench" --suite --repeat "$repeat" --warmup 2 --threads "$threads"
+"$tmp/sgemm_openblas" "$repeat"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    /usr/bin/python3 "$here/numpy_einsum.py" --repeat "$repeat"
+else
+    echo "numpy: not installed, skipped"
+fi

@@ -1,0 +1,24 @@
+#!/bin/sh
+# check-installed.sh CMAKE BUILD_DIR EXAMPLE_DIR CC CFLAGS: installs the build tree
+# into a temporary prefix, builds the embedding example there with pkg-config,
+# runs it and checks its output. Used by ctest (embed_example).
+set -eu
+cmake="$1" build="$2" example="$3" cc="$4" cflags="$5"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$cmake" --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log"
+libdir="$(ls -d "$tmp"/prefix/lib*/pkgconfig | head -n 1)"
+export PKG_CONFIG_PATH="$libdir"
+# only the public API leaves the shared library
+if nm -D --defined-only "$tmp"/prefix/lib*/libfuse.so | awk '{print $3}' \
+        | grep -v '^fuse_' | grep -v '^$' | grep -v '^_init$\|^_fini$\|^_edata$\|^_end$\|^__bss_start$' >"$tmp/extra"; then
+    echo "libfuse.so exports more than fuse_*:" >&2
+    cat "$tmp/extra" >&2
+    exit 1
+fi
+make -s -C "$example" OUT="$tmp" CC="$cc" CFLAGS="$cflags"
+"$tmp/embed" | tee "$tmp/out.txt"
+grep -q '^run 1: H = \[' "$tmp/out.txt"
+grep -q '^run 2: H = \[' "$tmp/out.txt"
+if grep -q WRONG "$tmp/out.txt"; then exit 1; fi
+echo "embed example: ok"

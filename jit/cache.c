@@ -1,0 +1,671 @@
+/*
+ * cache.c: the code cache (cache.h): content keys, the in-memory map of a context
+ * and the on-disk entries shared by processes.
+ *
+ * Memory: a small array of (key, object) searched linearly (a context holds a few
+ * programs), guarded by one mutex, capped at JIT_MEMORY_MAX_BYTES with the least
+ * recently used entry evicted first. Disk: see cache.h for the entry format. Every
+ * disk failure degrades to a miss or an unwritten entry with a warning; a bad entry
+ * is never loaded. Several processes may read and write one directory at once:
+ * entries appear by rename, and a racing eviction or clear only causes misses.
+ */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/blake3.h>
+#include <zlib.h>
+
+#define JIT_MEMORY_MAX_BYTES ((size_t)64 << 20)
+#define JIT_ENTRY_MAGIC "FUSEJITC"
+#define JIT_ENTRY_VERSION 1u
+#define JIT_HEADER_BYTES 96
+#define JIT_MAX_OBJECT_BYTES ((uint64_t)1 << 30)
+#define JIT_KEY_FORMAT "fuse-jit cache key v1"
+#define JIT_TEMP_PREFIX ".tmp-"
+#define JIT_ENTRY_SUFFIX ".fjo"
+
+typedef struct MemEntry {
+    JitKey key;
+    void *data;
+    size_t n;
+    uint64_t last_use;  /* tick of the last hit or store */
+} MemEntry;
+
+struct JitCache {
+    pthread_mutex_t lock;   /* guards everything below */
+    MemEntry *entries;
+    int n_entries, cap_entries;
+    size_t bytes;
+    uint64_t tick;
+    fuse_stats stats;
+};
+
+/* ---- messages ---- */
+
+static char *cache_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *cache_strprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s) {
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+/* Sets *out (when out is not NULL) to a formatted message. */
+#define CACHE_SAY(out, ...)                          \
+    do {                                             \
+        if (out)                                     \
+            *(out) = cache_strprintf(__VA_ARGS__);   \
+    } while (0)
+
+/* ---- keys ---- */
+
+static void hash_str(llvm_blake3_hasher *h, const char *s)
+{
+    uint64_t n = s ? strlen(s) : 0;
+    llvm_blake3_hasher_update(h, &n, sizeof n);
+    if (n)
+        llvm_blake3_hasher_update(h, s, (size_t)n);
+}
+
+void jit_cache_key(const JitSession *js, const void *ir, size_t n_ir, const void *opts,
+                   size_t n_opts, JitKey *key)
+{
+    llvm_blake3_hasher h;
+    llvm_blake3_hasher_init(&h);
+    hash_str(&h, JIT_KEY_FORMAT);
+    hash_str(&h, FUSE_VERSION_STRING);
+    unsigned v[3] = {0, 0, 0};
+    LLVMGetVersion(&v[0], &v[1], &v[2]);
+    llvm_blake3_hasher_update(&h, v, sizeof v);
+    hash_str(&h, jit_target_triple(js));
+    hash_str(&h, jit_cpu_name(js));
+    hash_str(&h, jit_cpu_features(js));
+    uint64_t lens[2] = {n_opts, n_ir};
+    llvm_blake3_hasher_update(&h, &lens[0], sizeof lens[0]);
+    if (n_opts)
+        llvm_blake3_hasher_update(&h, opts, n_opts);
+    llvm_blake3_hasher_update(&h, &lens[1], sizeof lens[1]);
+    if (n_ir)
+        llvm_blake3_hasher_update(&h, ir, n_ir);
+    llvm_blake3_hasher_finalize(&h, key->b, JIT_KEY_BYTES);
+}
+
+void jit_key_hex(const JitKey *key, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < JIT_KEY_BYTES; i++) {
+        hex[2 * i] = digits[key->b[i] >> 4];
+        hex[2 * i + 1] = digits[key->b[i] & 15];
+    }
+    hex[2 * JIT_KEY_BYTES] = '\0';
+}
+
+static void checksum(const void *data, size_t n, unsigned char out[32])
+{
+    llvm_blake3_hasher h;
+    llvm_blake3_hasher_init(&h);
+    llvm_blake3_hasher_update(&h, data, n);
+    llvm_blake3_hasher_finalize(&h, out, 32);
+}
+
+/* ---- the in-memory map ---- */
+
+JitCache *jit_cache_new(void)
+{
+    JitCache *c = calloc(1, sizeof *c);
+    if (c && pthread_mutex_init(&c->lock, NULL)) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void jit_cache_free(JitCache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_entries; i++)
+        free(c->entries[i].data);
+    free(c->entries);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void jit_cache_stats(JitCache *c, fuse_stats *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Index of key in memory, or -1. Called with the lock held. */
+static int mem_find(const JitCache *c, const JitKey *key)
+{
+    for (int i = 0; i < c->n_entries; i++)
+        if (memcmp(c->entries[i].key.b, key->b, JIT_KEY_BYTES) == 0)
+            return i;
+    return -1;
+}
+
+static void mem_remove(JitCache *c, int i)
+{
+    c->bytes -= c->entries[i].n;
+    free(c->entries[i].data);
+    c->entries[i] = c->entries[--c->n_entries];
+}
+
+/* Evicts least recently used entries until `extra` more bytes fit. Lock held. */
+static void mem_make_room(JitCache *c, size_t extra)
+{
+    while (c->n_entries > 0 && c->bytes + extra > JIT_MEMORY_MAX_BYTES) {
+        int oldest = 0;
+        for (int i = 1; i < c->n_entries; i++)
+            if (c->entries[i].last_use < c->entries[oldest].last_use)
+                oldest = i;
+        mem_remove(c, oldest);
+    }
+}
+
+/* Stores a copy of the object under key (a no-op when present). Lock held. */
+static fuse_status mem_store(JitCache *c, const JitKey *key, const void *data, size_t n)
+{
+    if (mem_find(c, key) >= 0 || n > JIT_MEMORY_MAX_BYTES)
+        return FUSE_OK;
+    mem_make_room(c, n);
+    if (c->n_entries == c->cap_entries) {
+        int cap = c->cap_entries ? 2 * c->cap_entries : 8;
+        MemEntry *e = realloc(c->entries, (size_t)cap * sizeof *e);
+        if (!e)
+            return FUSE_E_NOMEM;
+        c->entries = e;
+        c->cap_entries = cap;
+    }
+    void *copy = malloc(n);
+    if (!copy)
+        return FUSE_E_NOMEM;
+    memcpy(copy, data, n);
+    c->entries[c->n_entries++] = (MemEntry){*key, copy, n, ++c->tick};
+    c->bytes += n;
+    return FUSE_OK;
+}
+
+/* A malloc'd copy of the entry of key, or NULL (absent or OOM). */
+static void *mem_get(JitCache *c, const JitKey *key, size_t *n)
+{
+    void *copy = NULL;
+    pthread_mutex_lock(&c->lock);
+    int i = mem_find(c, key);
+    if (i >= 0 && (copy = malloc(c->entries[i].n)) != NULL) {
+        memcpy(copy, c->entries[i].data, c->entries[i].n);
+        *n = c->entries[i].n;
+        c->entries[i].last_use = ++c->tick;
+        c->stats.memory_hits++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return copy;
+}
+
+/* ---- disk entries ---- */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static char *entry_path(const char *dir, const JitKey *key)
+{
+    char hex[2 * JIT_KEY_BYTES + 1];
+    jit_key_hex(key, hex);
+    return cache_strprintf("%s/%s%s", dir, hex, JIT_ENTRY_SUFFIX);
+}
+
+/* Reads a whole file; NULL with errno set on failure (ENOENT: no entry). */
+static unsigned char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? 2 * cap : 65536;
+            unsigned char *p = realloc(buf, cap);
+            if (!p)
+                break;
+            buf = p;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            bool ok = !ferror(f);
+            fclose(f);
+            *n = len;
+            if (ok && buf)
+                return buf;
+            free(buf);
+            errno = EIO;
+            return NULL;
+        }
+    }
+    fclose(f);
+    free(buf);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Checks and decompresses an entry image; NULL with *why set when it is bad. */
+static void *entry_decode(const unsigned char *img, size_t n, const JitKey *key,
+                          size_t *out_n, const char **why)
+{
+    if (n < JIT_HEADER_BYTES)
+        return *why = n ? "truncated header" : "empty file", NULL;
+    if (memcmp(img, JIT_ENTRY_MAGIC, 8) != 0)
+        return *why = "not a fuse-jit cache entry", NULL;
+    if (get_u32(img + 8) != JIT_ENTRY_VERSION || get_u32(img + 12) != JIT_HEADER_BYTES)
+        return *why = "another entry format version", NULL;
+    if (memcmp(img + 16, key->b, JIT_KEY_BYTES) != 0)
+        return *why = "the key does not match the file name", NULL;
+    uint64_t raw = get_u64(img + 48), packed = get_u64(img + 56);
+    if (packed != n - JIT_HEADER_BYTES)
+        return *why = "truncated or overlong data", NULL;
+    if (raw == 0 || raw > JIT_MAX_OBJECT_BYTES)
+        return *why = "implausible object length", NULL;
+    unsigned char *obj = malloc((size_t)raw);
+    if (!obj)
+        return *why = "out of memory", NULL;
+    uLongf got = (uLongf)raw;
+    unsigned char sum[32];
+    if (uncompress(obj, &got, img + JIT_HEADER_BYTES, (uLong)packed) != Z_OK || got != raw) {
+        free(obj);
+        return *why = "corrupt compressed data", NULL;
+    }
+    checksum(obj, (size_t)raw, sum);
+    if (memcmp(sum, img + 64, 32) != 0) {
+        free(obj);
+        return *why = "checksum mismatch", NULL;
+    }
+    *out_n = (size_t)raw;
+    return obj;
+}
+
+/* Looks the key up on disk. A bad entry is deleted, counted and warned about. */
+static void *disk_get(JitCache *c, const JitKey *key, const char *dir, size_t *n,
+                      char **warning)
+{
+    char *path = entry_path(dir, key);
+    if (!path)
+        return NULL;
+    size_t len = 0;
+    unsigned char *img = read_all(path, &len);
+    void *obj = NULL;
+    if (img) {
+        const char *why = NULL;
+        obj = entry_decode(img, len, key, n, &why);
+        if (!obj) {
+            unlink(path);
+            pthread_mutex_lock(&c->lock);
+            c->stats.disk_rejected++;
+            pthread_mutex_unlock(&c->lock);
+            CACHE_SAY(warning, "cache entry %s rejected (%s): deleted, recompiling", path, why);
+        } else {
+            utimensat(AT_FDCWD, path, NULL, 0); /* LRU: a hit is a use */
+        }
+    }
+    free(img);
+    free(path);
+    return obj;
+}
+
+fuse_status jit_cache_get(JitCache *c, const JitKey *key, const char *dir, void **data,
+                          size_t *n, JitHit *hit, char **warning)
+{
+    if (warning)
+        *warning = NULL;
+    if (!c || !key || !data || !n || !hit)
+        return FUSE_E_ARG;
+    *hit = JIT_MISS;
+    *data = mem_get(c, key, n);
+    if (*data) {
+        *hit = JIT_MEMORY_HIT;
+        return FUSE_OK;
+    }
+    if (!dir)
+        return FUSE_OK;
+    *data = disk_get(c, key, dir, n, warning);
+    if (!*data)
+        return FUSE_OK;
+    *hit = JIT_DISK_HIT;
+    pthread_mutex_lock(&c->lock);
+    c->stats.disk_hits++;
+    fuse_status st = mem_store(c, key, *data, *n);
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+/* ---- writing and eviction ---- */
+
+/* mkdir -p dir. */
+static int make_dirs(const char *dir)
+{
+    char *copy = cache_strprintf("%s", dir);
+    if (!copy)
+        return -1;
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
+            free(copy);
+            return -1;
+        }
+        *p = '/';
+    }
+    int rc = mkdir(copy, 0777) != 0 && errno != EEXIST ? -1 : 0;
+    free(copy);
+    return rc;
+}
+
+/* The entry image for an object: header + compressed data; malloc'd. */
+static unsigned char *entry_encode(const JitKey *key, const void *data, size_t n, size_t *out_n)
+{
+    uLong bound = compressBound((uLong)n);
+    unsigned char *img = malloc(JIT_HEADER_BYTES + (size_t)bound);
+    if (!img)
+        return NULL;
+    uLongf packed = bound;
+    if (compress2(img + JIT_HEADER_BYTES, &packed, data, (uLong)n, 6) != Z_OK) {
+        free(img);
+        return NULL;
+    }
+    memcpy(img, JIT_ENTRY_MAGIC, 8);
+    put_u32(img + 8, JIT_ENTRY_VERSION);
+    put_u32(img + 12, JIT_HEADER_BYTES);
+    memcpy(img + 16, key->b, JIT_KEY_BYTES);
+    put_u64(img + 48, n);
+    put_u64(img + 56, packed);
+    checksum(data, n, img + 64);
+    *out_n = JIT_HEADER_BYTES + (size_t)packed;
+    return img;
+}
+
+/* Writes img to path through a temporary file in dir and a rename. */
+static int write_atomic(const char *dir, const char *path, const void *img, size_t n)
+{
+    char *tmp = cache_strprintf("%s/" JIT_TEMP_PREFIX "XXXXXX", dir);
+    if (!tmp)
+        return -1;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(tmp);
+        return -1;
+    }
+    const unsigned char *p = img;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        left -= (size_t)w;
+    }
+    int rc = left == 0 && fchmod(fd, 0644) == 0 ? 0 : -1;
+    if (close(fd) != 0 || (rc == 0 && rename(tmp, path) != 0))
+        rc = -1;
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static uint64_t max_disk_bytes(void)
+{
+    const char *env = getenv("FUSE_JIT_CACHE_MAX_BYTES");
+    if (!env || !*env)
+        return JIT_CACHE_DEFAULT_MAX_BYTES;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(env, &end, 10);
+    if (errno || *end || end == env)
+        return JIT_CACHE_DEFAULT_MAX_BYTES;
+    return (uint64_t)v;
+}
+
+typedef struct DiskFile {
+    char *path;
+    uint64_t size;
+    struct timespec mtime;
+} DiskFile;
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int older_first(const void *a, const void *b)
+{
+    const DiskFile *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return 0;
+}
+
+/* Lists the entries of dir (sizes, mtimes). Temporary files older than an hour
+ * (left by a killed process) are deleted on the way, or all of them when
+ * all_temps. Returns -1 (errno set) when dir cannot be read. */
+static int list_entries(const char *dir, bool all_temps, DiskFile **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t cap = 0;
+    struct dirent *de;
+    time_t now = time(NULL);
+    while ((de = readdir(d)) != NULL) {
+        bool is_entry = has_suffix(de->d_name, JIT_ENTRY_SUFFIX);
+        bool is_temp = strncmp(de->d_name, JIT_TEMP_PREFIX, strlen(JIT_TEMP_PREFIX)) == 0;
+        struct stat st;
+        char *path = (is_entry || is_temp) ? cache_strprintf("%s/%s", dir, de->d_name) : NULL;
+        if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(path);
+            continue;
+        }
+        if (is_temp) {
+            if (all_temps || now - st.st_mtime > 3600)
+                unlink(path);
+            free(path);
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            DiskFile *f = realloc(*out, cap * sizeof *f);
+            if (!f) {
+                free(path);
+                break;
+            }
+            *out = f;
+        }
+        (*out)[(*n)++] = (DiskFile){path, (uint64_t)st.st_size, st.st_mtim};
+    }
+    closedir(d);
+    return 0;
+}
+
+static void free_list(DiskFile *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(files[i].path);
+    free(files);
+}
+
+/* Removes the least recently used entries until the directory fits the cap. */
+static void evict(const char *dir)
+{
+    DiskFile *files = NULL;
+    size_t n = 0;
+    if (list_entries(dir, false, &files, &n) != 0)
+        return;
+    uint64_t total = 0, cap = max_disk_bytes();
+    for (size_t i = 0; i < n; i++)
+        total += files[i].size;
+    if (total > cap) {
+        qsort(files, n, sizeof *files, older_first);
+        for (size_t i = 0; i < n && total > cap; i++)
+            if (unlink(files[i].path) == 0)
+                total -= files[i].size;
+    }
+    free_list(files, n);
+}
+
+static void disk_put(const JitKey *key, const char *dir, const void *data, size_t n,
+                     bool *is_written, char **warning)
+{
+    *is_written = false;
+    char *path = entry_path(dir, key);
+    size_t img_n = 0;
+    unsigned char *img = path ? entry_encode(key, data, n, &img_n) : NULL;
+    if (!img) {
+        CACHE_SAY(warning, "cannot encode a cache entry: out of memory");
+    } else if (make_dirs(dir) != 0) {
+        CACHE_SAY(warning, "cannot create the cache directory %s: %s", dir, strerror(errno));
+    } else if (write_atomic(dir, path, img, img_n) != 0) {
+        CACHE_SAY(warning, "cannot write the cache entry %s: %s", path, strerror(errno));
+    } else {
+        *is_written = true;
+        evict(dir);
+    }
+    free(img);
+    free(path);
+}
+
+fuse_status jit_cache_put(JitCache *c, const JitKey *key, const char *dir, const void *data,
+                          size_t n, char **warning)
+{
+    if (warning)
+        *warning = NULL;
+    if (!c || !key || !data || !n)
+        return FUSE_E_ARG;
+    pthread_mutex_lock(&c->lock);
+    c->stats.compiles++;
+    fuse_status st = mem_store(c, key, data, n);
+    pthread_mutex_unlock(&c->lock);
+    if (st != FUSE_OK || !dir)
+        return st;
+    bool is_written = false;
+    disk_put(key, dir, data, n, &is_written, warning);
+    if (is_written) {
+        pthread_mutex_lock(&c->lock);
+        c->stats.disk_writes++;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return FUSE_OK;
+}
+
+/* ---- directories ---- */
+
+char *jit_cache_default_dir(void)
+{
+    const char *env = getenv("FUSE_JIT_CACHE_DIR");
+    if (env && *env)
+        return cache_strprintf("%s", env);
+    env = getenv("XDG_CACHE_HOME");
+    if (env && *env == '/')
+        return cache_strprintf("%s/fuse-jit", env);
+    env = getenv("HOME");
+    if (env && *env)
+        return cache_strprintf("%s/.cache/fuse-jit", env);
+    return NULL;
+}
+
+fuse_status jit_cache_dir_usage(const char *dir, uint64_t *entries, uint64_t *bytes,
+                                char **err)
+{
+    if (err)
+        *err = NULL;
+    *entries = *bytes = 0;
+    DiskFile *files = NULL;
+    size_t n = 0;
+    if (list_entries(dir, false, &files, &n) != 0) {
+        if (errno == ENOENT)
+            return FUSE_OK;
+        CACHE_SAY(err, "%s: %s", dir, strerror(errno));
+        return FUSE_E_IO;
+    }
+    for (size_t i = 0; i < n; i++)
+        *bytes += files[i].size;
+    *entries = n;
+    free_list(files, n);
+    return FUSE_OK;
+}
+
+fuse_status jit_cache_dir_clear(const char *dir, uint64_t *removed, char **err)
+{
+    if (err)
+        *err = NULL;
+    *removed = 0;
+    DiskFile *files = NULL;
+    size_t n = 0;
+    if (list_entries(dir, true, &files, &n) != 0) {
+        if (errno == ENOENT)
+            return FUSE_OK;
+        CACHE_SAY(err, "%s: %s", dir, strerror(errno));
+        return FUSE_E_IO;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (unlink(files[i].path) == 0)
+            (*removed)++;
+    free_list(files, n);
+    return FUSE_OK;
+}

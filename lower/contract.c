@@ -1,0 +1,667 @@
+/*
+ * contract.c: BLIS-style contraction kernels for sum joins of two operands.
+ *
+ * Classification: every loop axis of size > 1 must be in exactly one of four
+ * groups: batch (out, A, B), M (out, A), N (out, B), K (A, B). N is the group of
+ * the output's innermost axis, so the micro-kernel's vectors run along the
+ * output's contiguous dimension. Operands are plain reads (no shift, fixed
+ * position, slice or repeated axis) and the output is written whole.
+ *
+ * Kernel `op(out, in0, in1, scratch, tid, nth)`: thread tid of nth takes a run
+ * of whole NR-wide column panels of N (so every output cell is computed by one
+ * thread, in the same order whatever nth is), and for each batch index (BLIS
+ * loop order, all sizes constant):
+ *   for jc in its columns step NC:  for pc in K step KC:  pack B[pc.., jc..] -> Bp
+ *     for ic in M step MC:  pack A[ic.., pc..] -> Ap
+ *       for jr in nc step NR:  for ir in mc step MR:
+ *         prefetch the output tile; micro-kernel: MR x NR accumulators
+ *         (<vw x float>, llvm.fma) over kc; then out[tile] (=|+=) coef * acc, only
+ *         the rows and columns inside the block ("=" on the first K block of the
+ *         first contribution, so the output is never zeroed in a separate pass)
+ * Packing reads the strided tensors directly (a group's flat index is decoded
+ * with constant divisions), so no transposed copy is ever made; panels are
+ * zero-padded to whole micro-tiles so the micro-kernel has no edge cases, and
+ * edge tiles only mask the update (full tiles of a contiguous row update in
+ * vectors). Blocks come from the host's cache sizes (sysconf unless LowerOptions
+ * gives them): a KC x NR micro-panel of B fills about 2/3 of L1, an MC x KC block
+ * of A half of L2, a KC x NC block of B a quarter of L3. With AVX-512 the tile is
+ * 12 x 32 (24 zmm accumulators), with 256-bit vectors 6 x 16. Each thread's
+ * scratch (Bp, then Ap) is its slice of the plan's bufs[2 n_tensors].
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "contract.h"
+
+#include <llvm-c/TargetMachine.h>
+
+/* ---- classification ---- */
+
+static void tensor_strides(const IrTensor *t, int64_t *stride)
+{
+    int64_t s = 1;
+    for (int k = t->rank - 1; k >= 0; k--) {
+        stride[k] = s;
+        s *= t->shape[k];
+    }
+}
+
+/* Per loop axis: has[a][w] and stride[a][w] in w = 0 out, 1 in0, 2 in1. False
+ * when an access is not a plain read of distinct axes. */
+static bool axis_usage(const IrProgram *p, const Op *op, bool (*has)[3], int64_t (*st)[3])
+{
+    int64_t s[FUSE_MAX_RANK];
+    const IrTensor *t = p->tensors[op->out];
+    tensor_strides(t, s);
+    for (int k = 0; k < t->rank; k++) {
+        int a = op->out_axis[k];
+        if (has[a][0] || op->out_offset[k] != 0)
+            return false;
+        has[a][0] = true;
+        st[a][0] = s[k];
+    }
+    for (int i = 0; i < 2; i++) {
+        const Operand *o = &op->in[i];
+        t = p->tensors[o->tensor];
+        tensor_strides(t, s);
+        for (int k = 0; k < t->rank; k++) {
+            int a = o->axis[k];
+            if (o->kind[k] != SL_AXIS || o->offset[k] != 0 || o->slice[k] || has[a][1 + i])
+                return false;
+            has[a][1 + i] = true;
+            st[a][1 + i] = s[k];
+        }
+    }
+    return true;
+}
+
+static void group_add(CGroup *g, int64_t size, const int64_t *st, int a_slot, int b_slot)
+{
+    CAxis *x = &g->ax[g->n++];
+    x->size = size;
+    x->stride[0] = st[0];
+    x->stride[1] = st[a_slot];
+    x->stride[2] = st[b_slot];
+    g->total *= size;
+}
+
+/* The operand that holds the output's innermost axis of size > 1 alone is B. */
+static int pick_b(const IrProgram *p, const Op *op, bool (*has)[3])
+{
+    const IrTensor *t = p->tensors[op->out];
+    for (int k = t->rank - 1; k >= 0; k--) {
+        int a = op->out_axis[k];
+        if (op->axes[a].size > 1)
+            return has[a][1] && !has[a][2] ? 0 : 1;
+    }
+    return 1;
+}
+
+/* Fills the groups: batch, M, N in out slot order; K in A's slot order. */
+static bool fill_groups(const IrProgram *p, const Op *op, bool (*has)[3], int64_t (*st)[3],
+                        Contraction *c)
+{
+    int sa = 1 + c->a, sb = 1 + c->b;
+    const IrTensor *t = p->tensors[op->out];
+    for (int k = 0; k < t->rank; k++) {
+        int a = op->out_axis[k];
+        int64_t n = op->axes[a].size;
+        if (n == 1)
+            continue;
+        CGroup *g = has[a][sa] && has[a][sb] ? &c->batch : has[a][sa] ? &c->m
+                  : has[a][sb] ? &c->n : NULL;
+        if (!g)
+            return false; /* broadcast output axis */
+        group_add(g, n, st[a], sa, sb);
+    }
+    const Operand *oa = &op->in[c->a];
+    for (int k = 0; k < p->tensors[oa->tensor]->rank; k++) {
+        int a = oa->axis[k];
+        if (op->axes[a].size > 1 && !has[a][0] && has[a][sb])
+            group_add(&c->k, op->axes[a].size, st[a], sa, sb);
+    }
+    for (int a = 0; a < op->n_axes; a++)
+        if (op->axes[a].size > 1 && !has[a][0] && !(has[a][1] && has[a][2]))
+            return false; /* projected from one operand only */
+    return true;
+}
+
+static bool group_is_contiguous(const CGroup *g, int which)
+{
+    int64_t s = 1;
+    for (int i = g->n - 1; i >= 0; i--) {
+        if (g->ax[i].stride[which] != s)
+            return false;
+        s *= g->ax[i].size;
+    }
+    return true;
+}
+
+/* `given`, else the host's cache size (sysconf), else `fallback`. */
+static int64_t cache_bytes(int64_t given, int name, int64_t fallback)
+{
+    if (given > 0)
+        return given;
+    long v = sysconf(name);
+    return v > 0 ? v : fallback;
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+static void choose_blocks(const LowerOptions *opt, Contraction *c)
+{
+    int64_t vw = opt->vector_bits / 32;
+    c->vw = vw >= 16 ? 16 : vw >= 8 ? 8 : 4;
+    c->nr = 2 * c->vw;
+    c->mr = c->vw == 16 ? 12 : 6;
+    int64_t l1 = cache_bytes(opt->l1_bytes, _SC_LEVEL1_DCACHE_SIZE, 32 << 10);
+    int64_t l2 = cache_bytes(opt->l2_bytes, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
+    int64_t l3 = cache_bytes(opt->l3_bytes, _SC_LEVEL3_CACHE_SIZE, 8 << 20);
+    c->kc = clamp64(l1 * 2 / 3 / (c->nr * 4) / 16 * 16, 32, 384);
+    if (c->kc > c->k.total)
+        c->kc = c->k.total;
+    c->mc = clamp64(l2 / 2 / (c->kc * 4) / c->mr * c->mr, c->mr, 160 * c->mr);
+    c->mc = c->mc < round_up(c->m.total, c->mr) ? c->mc : round_up(c->m.total, c->mr);
+    c->nc = clamp64(l3 / 4 / (c->kc * 4) / c->nr * c->nr, c->nr, 128 * c->nr);
+    c->nc = c->nc < round_up(c->n.total, c->nr) ? c->nc : round_up(c->n.total, c->nr);
+}
+
+bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt,
+                       Contraction *c)
+{
+    if (op->kind != OP_JOIN || op->red != RED_SUM || op->is_bool_out || op->n_in != 2
+        || op->concat_slot >= 0 || op->n_axes > EMIT_MAX_AXES || opt->vector_bits < 128)
+        return false;
+    bool has[EMIT_MAX_AXES][3];
+    int64_t st[EMIT_MAX_AXES][3];
+    memset(has, 0, sizeof has);
+    memset(st, 0, sizeof st);
+    for (int a = 0; a < op->n_axes; a++)
+        if (op->axes[a].size < 1)
+            return false;
+    if (!axis_usage(p, op, has, st))
+        return false;
+    memset(c, 0, sizeof *c);
+    c->batch.total = c->m.total = c->n.total = c->k.total = 1;
+    c->b = pick_b(p, op, has);
+    c->a = 1 - c->b;
+    if (!fill_groups(p, op, has, st, c))
+        return false;
+    if (c->m.total < 2 || c->n.total < 8 || c->k.total < 2
+        || c->m.total * c->n.total * c->k.total < 8192)
+        return false;
+    c->coef = op->coef;
+    if (op->is_rsqrt_scaled)
+        c->coef /= sqrt((double)c->k.total);
+    c->is_n_contiguous = group_is_contiguous(&c->n, 0);
+    choose_blocks(opt, c);
+    return true;
+}
+
+size_t contract_scratch_bytes(const Contraction *c)
+{
+    return (size_t)(c->kc * c->nc + c->mc * c->kc) * sizeof(float) + 64;
+}
+
+/* ---- emission helpers ---- */
+
+typedef struct CLoop {
+    LLVMBasicBlockRef header;
+    LLVMValueRef phi, bound;
+    int64_t step;
+} CLoop;
+
+/* A do-while loop: counter 0, step, ... while < bound (bound >= 1). */
+static LLVMValueRef cl_begin(Emit *e, CLoop *l, LLVMValueRef bound, int64_t step,
+                             const char *name)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    l->header = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+    l->bound = bound;
+    l->step = step;
+    LLVMBuildBr(e->bld, l->header);
+    LLVMPositionBuilderAtEnd(e->bld, l->header);
+    l->phi = LLVMBuildPhi(e->bld, e->t_i64, "v.c");
+    LLVMValueRef zero = emit_i64(e, 0);
+    LLVMAddIncoming(l->phi, &zero, &pre, 1);
+    return l->phi;
+}
+
+static void cl_end(Emit *e, CLoop *l)
+{
+    LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->phi, emit_i64(e, l->step), "v.next");
+    LLVMValueRef more = LLVMBuildICmp(e->bld, LLVMIntULT, next, l->bound, "v.more");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.done");
+    LLVMBuildCondBr(e->bld, more, l->header, exit);
+    LLVMAddIncoming(l->phi, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(e->bld, exit);
+}
+
+static LLVMValueRef add(Emit *e, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildNUWAdd(e->bld, x, y, "v.add");
+}
+
+static LLVMValueRef mul(Emit *e, LLVMValueRef x, int64_t k)
+{
+    return k == 1 ? x : LLVMBuildNUWMul(e->bld, x, emit_i64(e, k), "v.mul");
+}
+
+static LLVMValueRef umin(Emit *e, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMValueRef lt = LLVMBuildICmp(e->bld, LLVMIntULT, x, y, "v.lt");
+    return LLVMBuildSelect(e->bld, lt, x, y, "v.min");
+}
+
+static LLVMValueRef gep(Emit *e, LLVMValueRef base, LLVMValueRef off)
+{
+    return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, base, &off, 1, "v.p");
+}
+
+/* Element offset in tensor `which` (0 out, 1 A, 2 B) of flat index x of g. */
+static LLVMValueRef group_offset(Emit *e, const CGroup *g, int which, LLVMValueRef x)
+{
+    LLVMValueRef off = emit_i64(e, 0), q = x;
+    for (int i = g->n - 1; i >= 0; i--) {
+        const CAxis *a = &g->ax[i];
+        LLVMValueRef d = i > 0 ? LLVMBuildURem(e->bld, q, emit_i64(e, a->size), "v.d") : q;
+        if (a->stride[which])
+            off = add(e, off, mul(e, d, a->stride[which]));
+        if (i > 0)
+            q = LLVMBuildUDiv(e->bld, q, emit_i64(e, a->size), "v.q");
+    }
+    return off;
+}
+
+static void set_align(LLVMValueRef inst, unsigned bytes) { LLVMSetAlignment(inst, bytes); }
+
+/* ---- packing ---- */
+
+/* Ap[ir*kc + k*MR + r] = A[ic + ir + r, pc + k], 0 past mc. */
+static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef ap,
+                   LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
+{
+    CLoop li, lr, lk;
+    LLVMValueRef ir = cl_begin(e, &li, mc, c->mr, "b.pa.i");
+    LLVMValueRef r = cl_begin(e, &lr, emit_i64(e, c->mr), 1, "b.pa.r");
+    LLVMValueRef ml = add(e, ir, r);
+    LLVMValueRef valid = LLVMBuildICmp(e->bld, LLVMIntULT, ml, mc, "v.in");
+    LLVMValueRef m = add(e, ic, LLVMBuildSelect(e->bld, valid, ml, emit_i64(e, 0), "v.m"));
+    LLVMValueRef row = gep(e, a, group_offset(e, &c->m, 1, m));
+    LLVMValueRef dst = gep(e, ap, add(e, LLVMBuildNUWMul(e->bld, ir, kc, "v.pk"), r));
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pa.k");
+    LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32,
+                                    gep(e, row, group_offset(e, &c->k, 1, add(e, pc, k))), "v.a");
+    x = LLVMBuildSelect(e->bld, valid, x, emit_f32(e, 0.0), "v.a0");
+    LLVMBuildStore(e->bld, x, gep(e, dst, mul(e, k, c->mr)));
+    cl_end(e, &lk);
+    cl_end(e, &lr);
+    cl_end(e, &li);
+}
+
+/* Bp[jr*kc + k*NR + col] = B[pc + k, jc + jr + col], 0 past nc. */
+static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef bp,
+                   LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
+{
+    CLoop lj, lk, lc;
+    LLVMValueRef jr = cl_begin(e, &lj, nc, c->nr, "b.pb.j");
+    LLVMValueRef panel = gep(e, bp, LLVMBuildNUWMul(e->bld, jr, kc, "v.pk"));
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pb.k");
+    LLVMValueRef row = gep(e, b, group_offset(e, &c->k, 2, add(e, pc, k)));
+    LLVMValueRef dst = gep(e, panel, mul(e, k, c->nr));
+    LLVMValueRef col = cl_begin(e, &lc, emit_i64(e, c->nr), 1, "b.pb.c");
+    LLVMValueRef nl = add(e, jr, col);
+    LLVMValueRef valid = LLVMBuildICmp(e->bld, LLVMIntULT, nl, nc, "v.in");
+    LLVMValueRef n = add(e, jc, LLVMBuildSelect(e->bld, valid, nl, emit_i64(e, 0), "v.n"));
+    LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, row, group_offset(e, &c->n, 2, n)),
+                                    "v.b");
+    x = LLVMBuildSelect(e->bld, valid, x, emit_f32(e, 0.0), "v.b0");
+    LLVMBuildStore(e->bld, x, gep(e, dst, col));
+    cl_end(e, &lc);
+    cl_end(e, &lk);
+    cl_end(e, &lj);
+}
+
+/* ---- micro-kernel ---- */
+
+static LLVMValueRef vec_fma(Emit *e, LLVMTypeRef vt, LLVMValueRef a, LLVMValueRef b,
+                            LLVMValueRef acc)
+{
+    unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, &vt, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, &vt, 1);
+    LLVMValueRef args[3] = {a, b, acc};
+    return LLVMBuildCall2(e->bld, fty, fn, args, 3, "v.fma");
+}
+
+static LLVMValueRef splat(Emit *e, LLVMTypeRef vt, int64_t vw, LLVMValueRef x)
+{
+    LLVMValueRef one = LLVMBuildInsertElement(e->bld, LLVMGetUndef(vt), x, emit_i64(e, 0), "v.ins");
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(i32, (unsigned)vw));
+    return LLVMBuildShuffleVector(e->bld, one, LLVMGetUndef(vt), mask, "v.splat");
+}
+
+/* tile[MR x NR] = sum over k < kc of Ap panel (x) Bp panel, in registers. */
+static void micro_kernel(Emit *e, const Contraction *c, LLVMValueRef ap, LLVMValueRef bp,
+                         LLVMValueRef kc, LLVMValueRef tile)
+{
+    LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
+    int nv = (int)(c->nr / c->vw), n_acc = (int)c->mr * nv;
+    LLVMValueRef acc[64], next[64];
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    CLoop lk;
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.micro");
+    for (int i = 0; i < n_acc; i++) {
+        acc[i] = LLVMBuildPhi(e->bld, vt, "v.acc");
+        LLVMValueRef zero = LLVMConstNull(vt);
+        LLVMAddIncoming(acc[i], &zero, &pre, 1);
+    }
+    LLVMValueRef bvec[8];
+    LLVMValueRef brow = gep(e, bp, mul(e, k, c->nr));
+    for (int j = 0; j < nv; j++) {
+        bvec[j] = LLVMBuildLoad2(e->bld, vt, gep(e, brow, emit_i64(e, j * c->vw)), "v.bv");
+        set_align(bvec[j], (unsigned)(c->vw * 4));
+    }
+    LLVMValueRef arow = gep(e, ap, mul(e, k, c->mr));
+    for (int r = 0; r < c->mr; r++) {
+        LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, arow, emit_i64(e, r)), "v.av");
+        LLVMValueRef s = splat(e, vt, c->vw, x);
+        for (int j = 0; j < nv; j++)
+            next[r * nv + j] = vec_fma(e, vt, s, bvec[j], acc[r * nv + j]);
+    }
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    for (int i = 0; i < n_acc; i++)
+        LLVMAddIncoming(acc[i], &next[i], &latch, 1);
+    cl_end(e, &lk);
+    for (int i = 0; i < n_acc; i++) {
+        LLVMValueRef st = LLVMBuildStore(e->bld, next[i], gep(e, tile, emit_i64(e, i * c->vw)));
+        set_align(st, 64);
+    }
+}
+
+/* ---- the output update ---- */
+
+/* The old value of an output cell (or vector): 0 on the first K block of the
+ * first contribution (`first` is NULL when the op is not the first). */
+static LLVMValueRef old_value(Emit *e, LLVMTypeRef ty, LLVMValueRef at, unsigned align,
+                              LLVMValueRef first)
+{
+    LLVMValueRef old = LLVMBuildLoad2(e->bld, ty, at, "v.o");
+    set_align(old, align);
+    return first ? LLVMBuildSelect(e->bld, first, LLVMConstNull(ty), old, "v.o0") : old;
+}
+
+/* out[at] (=|+=) coef * tile[t]. */
+static void update_cell(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValueRef t,
+                        LLVMValueRef first)
+{
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, t, "v.t");
+    if (c->coef != 1.0) {
+        v = LLVMBuildFMul(e->bld, v, emit_f32(e, c->coef), "v.sc");
+        emit_fast(v);
+    }
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, old_value(e, e->t_f32, at, 4, first), v, "v.s");
+    emit_fast(sum);
+    LLVMBuildStore(e->bld, sum, at);
+}
+
+/* A whole row of NR contiguous output cells, in vectors. */
+static void update_row_vector(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValueRef t,
+                              LLVMValueRef first)
+{
+    LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
+    for (int64_t j = 0; j < c->nr; j += c->vw) {
+        LLVMValueRef pa = gep(e, at, emit_i64(e, j)), pt = gep(e, t, emit_i64(e, j));
+        LLVMValueRef v = LLVMBuildLoad2(e->bld, vt, pt, "v.tv");
+        set_align(v, 64);
+        if (c->coef != 1.0) {
+            LLVMValueRef k = splat(e, vt, c->vw, emit_f32(e, c->coef));
+            v = LLVMBuildFMul(e->bld, v, k, "v.sc");
+            emit_fast(v);
+        }
+        LLVMValueRef sum = LLVMBuildFAdd(e->bld, old_value(e, vt, pa, 4, first), v, "v.sv");
+        emit_fast(sum);
+        set_align(LLVMBuildStore(e->bld, sum, pa), 4);
+    }
+}
+
+/* Where one micro-tile goes: rows m0 + r < m0 + mr_eff, columns n0 + col <
+ * n0 + nr_eff; `first` as in old_value. */
+typedef struct CTile {
+    LLVMValueRef m0, mr_eff, n0, nr_eff, first;
+} CTile;
+
+static void update_tile(Emit *e, const Contraction *c, LLVMValueRef out, LLVMValueRef tile,
+                        const CTile *w)
+{
+    CLoop lr, lc;
+    LLVMValueRef r = cl_begin(e, &lr, w->mr_eff, 1, "b.up.r");
+    LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, r)));
+    LLVMValueRef trow = gep(e, tile, mul(e, r, c->nr));
+    LLVMBasicBlockRef done = NULL;
+    if (c->is_n_contiguous) {
+        row = gep(e, row, w->n0);
+        LLVMValueRef full = LLVMBuildICmp(e->bld, LLVMIntEQ, w->nr_eff, emit_i64(e, c->nr), "v.full");
+        LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.up.vec");
+        LLVMBasicBlockRef edge = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.up.edge");
+        done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.up.next");
+        LLVMBuildCondBr(e->bld, full, vec, edge);
+        LLVMPositionBuilderAtEnd(e->bld, vec);
+        update_row_vector(e, c, row, trow, w->first);
+        LLVMBuildBr(e->bld, done);
+        LLVMPositionBuilderAtEnd(e->bld, edge);
+    }
+    LLVMValueRef col = cl_begin(e, &lc, w->nr_eff, 1, "b.up.c");
+    LLVMValueRef at = c->is_n_contiguous
+                          ? gep(e, row, col)
+                          : gep(e, row, group_offset(e, &c->n, 0, add(e, w->n0, col)));
+    update_cell(e, c, at, gep(e, trow, col), w->first);
+    cl_end(e, &lc);
+    if (done) {
+        LLVMBuildBr(e->bld, done);
+        LLVMPositionBuilderAtEnd(e->bld, done);
+    }
+    cl_end(e, &lr);
+}
+
+/* Prefetches the output rows of a tile (contiguous rows only) before the
+ * micro-kernel, so their loads in update_tile do not wait for memory. Rows past
+ * the tile's edge repeat its last row. */
+static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const CTile *w)
+{
+    if (!c->is_n_contiguous)
+        return;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMTypeRef params[4] = {e->t_ptr, i32, i32, i32};
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 4, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "llvm.prefetch.p0");
+    if (!fn)
+        fn = LLVMAddFunction(e->mod, "llvm.prefetch.p0", fty);
+    LLVMValueRef last = LLVMBuildSub(e->bld, w->mr_eff, emit_i64(e, 1), "v.last");
+    for (int64_t r = 0; r < c->mr; r++) {
+        LLVMValueRef rr = umin(e, emit_i64(e, r), last);
+        LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
+        row = gep(e, row, w->n0);
+        for (int64_t j = 0; j < c->nr; j += 16) {
+            LLVMValueRef args[4] = {gep(e, row, emit_i64(e, j)), LLVMConstInt(i32, 1, 0),
+                                    LLVMConstInt(i32, 3, 0), LLVMConstInt(i32, 1, 0)};
+            LLVMBuildCall2(e->bld, fty, fn, args, 4, "");
+        }
+    }
+}
+
+/* ---- the kernel ---- */
+
+typedef struct CPtrs {
+    LLVMValueRef out, a, b, ap, bp, tile;
+    LLVMValueRef n_lo, n_len; /* this thread's columns: n_lo .. n_lo + n_len - 1 */
+} CPtrs;
+
+/* Inside one (jc, pc) block with B packed: for each MC block of M, pack A, then
+ * every micro-tile, columns outer: B's KC x NR micro-panel stays in L1 while A's
+ * micro-panels stream from the L2-sized Ap. */
+static void emit_ic_loop(Emit *e, const Contraction *c, const CPtrs *q, LLVMValueRef jc,
+                         LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
+{
+    CLoop li, lj, lp;
+    CTile w;
+    w.first = e->op->is_init ? LLVMBuildICmp(e->bld, LLVMIntEQ, pc, emit_i64(e, 0), "v.first")
+                             : NULL;
+    LLVMValueRef mt = emit_i64(e, c->m.total);
+    LLVMValueRef ic = cl_begin(e, &li, mt, c->mc, "b.ic");
+    LLVMValueRef mc = umin(e, emit_i64(e, c->mc), LLVMBuildNUWSub(e->bld, mt, ic, "v.rest"));
+    pack_a(e, c, q->a, q->ap, ic, mc, pc, kc);
+    LLVMValueRef jr = cl_begin(e, &lj, nc, c->nr, "b.jr");
+    LLVMValueRef bpanel = gep(e, q->bp, LLVMBuildNUWMul(e->bld, jr, kc, "v.bo"));
+    w.nr_eff = umin(e, emit_i64(e, c->nr), LLVMBuildNUWSub(e->bld, nc, jr, "v.nr"));
+    w.n0 = add(e, jc, jr);
+    LLVMValueRef ir = cl_begin(e, &lp, mc, c->mr, "b.ir");
+    LLVMValueRef apanel = gep(e, q->ap, LLVMBuildNUWMul(e->bld, ir, kc, "v.ao"));
+    w.mr_eff = umin(e, emit_i64(e, c->mr), LLVMBuildNUWSub(e->bld, mc, ir, "v.mr"));
+    w.m0 = add(e, ic, ir);
+    prefetch_tile(e, c, q->out, &w);
+    micro_kernel(e, c, apanel, bpanel, kc, q->tile);
+    update_tile(e, c, q->out, q->tile, &w);
+    cl_end(e, &lp);
+    cl_end(e, &lj);
+    cl_end(e, &li);
+}
+
+/* For each NC block of this thread's columns and KC block of K: pack B, then the
+ * M blocks. */
+static void emit_blocks(Emit *e, const Contraction *c, const CPtrs *q)
+{
+    CLoop lj, lp;
+    LLVMValueRef kt = emit_i64(e, c->k.total);
+    LLVMValueRef jl = cl_begin(e, &lj, q->n_len, c->nc, "b.jc");
+    LLVMValueRef nc = umin(e, emit_i64(e, c->nc), LLVMBuildNUWSub(e->bld, q->n_len, jl, "v.rest"));
+    LLVMValueRef jc = add(e, q->n_lo, jl);
+    LLVMValueRef pc = cl_begin(e, &lp, kt, c->kc, "b.pc");
+    LLVMValueRef kc = umin(e, emit_i64(e, c->kc), LLVMBuildNUWSub(e->bld, kt, pc, "v.rest"));
+    pack_b(e, c, q->b, q->bp, jc, nc, pc, kc);
+    emit_ic_loop(e, c, q, jc, nc, pc, kc);
+    cl_end(e, &lp);
+    cl_end(e, &lj);
+}
+
+static LLVMValueRef tile_alloca(Emit *e, const Contraction *c)
+{
+    LLVMTypeRef at = LLVMArrayType(e->t_f32, (unsigned)(c->mr * c->nr));
+    LLVMValueRef v = LLVMBuildAlloca(e->bld, at, "v.tile");
+    set_align(v, 64);
+    return v;
+}
+
+/* Thread tid of nth takes the tid-th run of whole NR-column micro-panels:
+ * n_lo = tid * chunk, n_len = min(chunk, N - n_lo); returns the "has work" flag. */
+static LLVMValueRef thread_columns(Emit *e, const Contraction *c, LLVMValueRef tid,
+                                   LLVMValueRef nth, CPtrs *q)
+{
+    int64_t panels = (c->n.total + c->nr - 1) / c->nr;
+    LLVMValueRef per = LLVMBuildUDiv(e->bld, add(e, emit_i64(e, panels - 1), nth), nth, "v.per");
+    LLVMValueRef chunk = mul(e, per, c->nr);
+    q->n_lo = LLVMBuildNUWMul(e->bld, tid, chunk, "v.nlo");
+    LLVMValueRef nt = emit_i64(e, c->n.total);
+    LLVMValueRef has = LLVMBuildICmp(e->bld, LLVMIntULT, q->n_lo, nt, "v.has");
+    LLVMValueRef rest = LLVMBuildSub(e->bld, nt, q->n_lo, "v.nrest");
+    q->n_len = umin(e, chunk, rest);
+    return has;
+}
+
+static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMValueRef tid,
+                      LLVMValueRef nth)
+{
+    CPtrs q;
+    q.tile = tile_alloca(e, c);
+    q.bp = scratch;
+    q.ap = gep(e, scratch, emit_i64(e, c->kc * c->nc));
+    LLVMValueRef has = thread_columns(e, c, tid, nth, &q);
+    LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.work");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.ret");
+    LLVMBuildCondBr(e->bld, has, work, done);
+    LLVMPositionBuilderAtEnd(e->bld, work);
+    CLoop lb;
+    LLVMValueRef bi = cl_begin(e, &lb, emit_i64(e, c->batch.total), 1, "b.batch");
+    q.out = gep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
+    q.a = gep(e, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
+    q.b = gep(e, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
+    emit_blocks(e, c, &q);
+    cl_end(e, &lb);
+    LLVMBuildBr(e->bld, done);
+    LLVMPositionBuilderAtEnd(e->bld, done);
+}
+
+/* ---- subnormals ---- */
+
+static bool is_x86(Emit *e)
+{
+    const char *triple = LLVMGetTarget(e->mod);
+    char *host = NULL;
+    if (!triple || !*triple)
+        triple = host = LLVMGetDefaultTargetTriple();
+    bool yes = strncmp(triple, "x86_64", 6) == 0;
+    LLVMDisposeMessage(host);
+    return yes;
+}
+
+static void mxcsr_call(Emit *e, const char *name, LLVMValueRef slot)
+{
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, &e->t_ptr, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(e->mod, name, fty);
+    LLVMBuildCall2(e->bld, fty, fn, &slot, 1, "");
+}
+
+/* On x86, sets MXCSR's flush-to-zero and denormals-are-zero bits for the kernel
+ * and returns the slot holding the caller's MXCSR (NULL elsewhere). An fma with a
+ * subnormal operand or result takes a microcode assist there, about 100 times
+ * slower: attention's softmax rows are full of them. So contraction kernels treat
+ * subnormal floats (|x| < 2^-126) as zero, as BLAS libraries under FTZ/DAZ do. */
+static LLVMValueRef flush_subnormals_begin(Emit *e)
+{
+    if (!is_x86(e))
+        return NULL;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMValueRef saved = LLVMBuildAlloca(e->bld, i32, "v.mxcsr");
+    LLVMValueRef set = LLVMBuildAlloca(e->bld, i32, "v.mxcsr.ftz");
+    mxcsr_call(e, "llvm.x86.sse.stmxcsr", saved);
+    LLVMValueRef old = LLVMBuildLoad2(e->bld, i32, saved, "v.csr");
+    LLVMBuildStore(e->bld, LLVMBuildOr(e->bld, old, LLVMConstInt(i32, 0x8040, 0), "v.ftz"), set);
+    mxcsr_call(e, "llvm.x86.sse.ldmxcsr", set);
+    return saved;
+}
+
+static void flush_subnormals_end(Emit *e, LLVMValueRef saved)
+{
+    if (saved)
+        mxcsr_call(e, "llvm.x86.sse.ldmxcsr", saved);
+}
+
+LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
+                                    const char *name)
+{
+    LLVMTypeRef params[6] = {e->t_ptr, e->t_ptr, e->t_ptr, e->t_ptr, e->t_i64, e->t_i64};
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 6, 0);
+    e->fn = LLVMAddFunction(e->mod, name, fty);
+    e->op = op;
+    LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    LLVMAddAttributeAtIndex(e->fn, 1, LLVMCreateEnumAttribute(e->ctx, noalias, 0));
+    LLVMAddAttributeAtIndex(e->fn, 4, LLVMCreateEnumAttribute(e->ctx, noalias, 0));
+    e->v_out = LLVMGetParam(e->fn, 0);
+    e->v_in[0] = LLVMGetParam(e->fn, 1);
+    e->v_in[1] = LLVMGetParam(e->fn, 2);
+    LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
+    LLVMValueRef csr = flush_subnormals_begin(e);
+    emit_body(e, c, LLVMGetParam(e->fn, 3), LLVMGetParam(e->fn, 4), LLVMGetParam(e->fn, 5));
+    flush_subnormals_end(e, csr);
+    LLVMBuildRetVoid(e->bld);
+    return e->fn;
+}

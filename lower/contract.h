@@ -1,0 +1,51 @@
+/*
+ * contract.h: private to lower/: the contraction kernel (contract.c). A sum join
+ * of two operands whose axes split into batch, M, N and K groups is emitted as a
+ * BLIS-style packed, cache-blocked kernel with a register-blocked vector
+ * micro-kernel instead of a plain loop nest.
+ */
+#ifndef FUSE_LOWER_CONTRACT_H
+#define FUSE_LOWER_CONTRACT_H
+
+#include "emit.h"
+
+/* One axis of a group: its size and its element stride in out, A and B (0 where
+ * the tensor does not have it). */
+typedef struct CAxis {
+    int64_t size;
+    int64_t stride[3];
+} CAxis;
+
+/* Axes of one group, outermost first; a flat index x of the group is the mixed
+ * radix number of the axis counters. */
+typedef struct CGroup {
+    CAxis ax[EMIT_MAX_AXES];
+    int n;
+    int64_t total;
+} CGroup;
+
+typedef struct Contraction {
+    CGroup batch, m, n, k;
+    int a, b;                 /* operand index of A (has the M axes) and of B */
+    int64_t vw;               /* floats per vector */
+    int64_t mr, nr;           /* micro-tile: mr rows x nr (= 2 vw) columns */
+    int64_t kc, mc, nc;       /* cache blocks */
+    double coef;
+    bool is_n_contiguous;     /* out offset of flat n is n */
+} Contraction;
+
+/* Classifies op as a contraction the kernel covers and fills c (blocking from
+ * opt and the host's cache sizes). False: use the plain loop nest. */
+bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt,
+                       Contraction *c);
+
+/* Bytes of packing scratch c needs per thread (lower_scratch_bytes: the largest). */
+size_t contract_scratch_bytes(const Contraction *c);
+
+/* Emits `internal void NAME(ptr out, ptr in0, ptr in1, ptr scratch, i64 tid,
+ * i64 nth)`: the operands in op order, this thread's scratch, and the thread's
+ * index and team size (it computes only its share of the output columns). */
+LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
+                                    const char *name);
+
+#endif /* FUSE_LOWER_CONTRACT_H */

@@ -1,0 +1,61 @@
+/*
+ * fastmath.c: exp as straight-line LLVM IR, so the loops of softmax (and other
+ * row kernels) vectorise instead of calling expf once per element (LLVM lowers
+ * llvm.exp on vectors to scalar libm calls without a vector library).
+ *
+ * Method (Cephes expf): n = round(x log2 e); r = x - n ln2 in two parts
+ * (Cody-Waite), so r is in [-ln2/2, ln2/2]; e^r by a degree-6 polynomial; times
+ * 2^n built in the exponent bits. Inputs below -87.33 give 0 (expf underflows to
+ * subnormals there), above 88.72 +inf; a NaN propagates through the arithmetic.
+ */
+#include <math.h>
+
+#include "fastmath.h"
+
+static LLVMValueRef em_mul(Emit *e, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildFMul(e->bld, a, b, "v.em");
+}
+
+static LLVMValueRef em_add(Emit *e, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildFAdd(e->bld, a, b, "v.ea");
+}
+
+/* e^r - 1 - r for |r| <= ln2/2, as r^2 (p0 + p1 r + ... + p5 r^5) by Horner. */
+static LLVMValueRef exp_poly(Emit *e, LLVMValueRef r)
+{
+    static const double c[] = {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1};
+    LLVMValueRef p = emit_f32(e, c[0]);
+    for (int i = 1; i < 6; i++)
+        p = em_add(e, em_mul(e, p, r), emit_f32(e, c[i]));
+    return em_mul(e, p, em_mul(e, r, r));
+}
+
+LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMValueRef lo = emit_f32(e, -87.33654), hi = emit_f32(e, 88.72283);
+    LLVMValueRef xc = emit_intrinsic2(e, "llvm.minnum", emit_intrinsic2(e, "llvm.maxnum", x, lo), hi);
+    LLVMValueRef n = emit_intrinsic1(e, "llvm.rint", em_mul(e, xc, emit_f32(e, 1.44269504088896341)));
+    LLVMValueRef r = em_add(e, xc, em_mul(e, n, emit_f32(e, -0.693359375)));
+    r = em_add(e, r, em_mul(e, n, emit_f32(e, 2.12194440e-4)));
+    LLVMValueRef er = em_add(e, em_add(e, exp_poly(e, r), r), emit_f32(e, 1.0));
+    /* 2^n with n in [-126, 128]: split as 2^(n/2) 2^(n - n/2) so n = 128 works */
+    LLVMValueRef ni = LLVMBuildFPToSI(e->bld, n, i32, "v.n");
+    LLVMValueRef h = LLVMBuildAShr(e->bld, ni, LLVMConstInt(i32, 1, 0), "v.nh");
+    LLVMValueRef h2 = LLVMBuildSub(e->bld, ni, h, "v.nh2");
+    LLVMValueRef s1 = LLVMBuildShl(e->bld, LLVMBuildAdd(e->bld, h, LLVMConstInt(i32, 127, 0), "v.b1"),
+                                   LLVMConstInt(i32, 23, 0), "v.s1");
+    LLVMValueRef s2 = LLVMBuildShl(e->bld, LLVMBuildAdd(e->bld, h2, LLVMConstInt(i32, 127, 0), "v.b2"),
+                                   LLVMConstInt(i32, 23, 0), "v.s2");
+    LLVMValueRef v = em_mul(e, em_mul(e, er, LLVMBuildBitCast(e->bld, s1, e->t_f32, "v.p1")),
+                          LLVMBuildBitCast(e->bld, s2, e->t_f32, "v.p2"));
+    LLVMValueRef under = LLVMBuildFCmp(e->bld, LLVMRealOLT, x, lo, "v.under");
+    LLVMValueRef over = LLVMBuildFCmp(e->bld, LLVMRealOGT, x, hi, "v.over");
+    v = LLVMBuildSelect(e->bld, under, emit_f32(e, 0.0), v, "v.e0");
+    v = LLVMBuildSelect(e->bld, over, emit_f32(e, INFINITY), v, "v.einf");
+    LLVMValueRef is_nan = LLVMBuildFCmp(e->bld, LLVMRealUNO, x, x, "v.nan");
+    return LLVMBuildSelect(e->bld, is_nan, x, v, "v.exp");
+}

@@ -1,0 +1,14 @@
+/*
+ * fastmath.h: private to lower/: elementary functions emitted as plain LLVM IR
+ * (no library call), so loops that use them vectorise (fastmath.c).
+ */
+#ifndef FUSE_LOWER_FASTMATH_H
+#define FUSE_LOWER_FASTMATH_H
+
+#include "emit.h"
+
+/* exp(x) for a float x: within 2 ulp of expf on [-87, 88], 0 below -87.33,
+ * +inf above 88.72, NaN for NaN. */
+LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x);
+
+#endif /* FUSE_LOWER_FASTMATH_H */

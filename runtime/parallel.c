@@ -1,0 +1,37 @@
+/*
+ * parallel.c: the OpenMP thread team of the contraction kernels.
+ *
+ * A group kernel with a contraction (lower_group_is_parallel) is called by every
+ * thread of a team with its thread id and the team size; the kernel splits the
+ * contraction's output columns by thread id, runs every other op on thread 0, and
+ * calls back `barrier` between ops. The team is OpenMP's (LLVM's libomp): the
+ * barrier below is an orphaned `omp barrier`, which binds to the team of the
+ * enclosing parallel region.
+ */
+#include <omp.h>
+
+#include "runtime.h"
+
+static void team_barrier(void)
+{
+#pragma omp barrier
+}
+
+int rt_parallel_threads(int threads)
+{
+    int n = threads > 0 ? threads : omp_get_num_procs();
+    return n > 0 ? n : 1;
+}
+
+int rt_parallel_run(RtKernel k, float **bufs, int nth)
+{
+    int used = 1;
+#pragma omp parallel num_threads(nth)
+    {
+        int n = omp_get_num_threads();
+#pragma omp single
+        used = n;
+        k(bufs, omp_get_thread_num(), n, team_barrier);
+    }
+    return used;
+}

@@ -1,0 +1,309 @@
+/*
+ * schedule.c: runs a plan's equation groups component by component (SPEC §6.2).
+ *
+ * Groups come in dependency order and the groups of one strongly connected
+ * component are contiguous. A non-recursive component runs once. A recursive
+ * component runs one sweep in single mode; in fixpoint and demand mode it repeats
+ * sweeps (each reads the previous sweep's values: Jacobi) until no value changes
+ * (floats: |new - old| <= tol + 1e-5 |new|; booleans exactly) and no temperature
+ * schedule of the component still changes, or until max_iters sweeps, which is
+ * FUSE_E_NOT_CONVERGED with every value still computed. In fixpoint mode a
+ * non-recursive component whose temperature schedule varies iterates too (an
+ * annealing loop). With the semi_naive strategy a boolean component switches to
+ * delta sweeps after its first sweep when its rules allow (seminaive.c). With
+ * Monte Carlo projection the groups run their sampled kernels (montecarlo.c). A
+ * `want` mask (demand closures) skips every group outside it. Every group of
+ * every sweep is logged in the plan's trace.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "modes.h"
+
+double rt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- closures ---- */
+
+static int group_of_tensor(const IrProgram *p, int tensor)
+{
+    for (int g = 0; g < p->n_groups; g++)
+        if (p->groups[g]->tensor == tensor)
+            return g;
+    return -1;
+}
+
+static void closure_visit(const IrProgram *p, int g, bool *want)
+{
+    if (g < 0 || want[g])
+        return;
+    want[g] = true;
+    const Group *grp = p->groups[g];
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++) {
+            int t = grp->ops[i]->in[k].tensor;
+            if (p->tensors[t]->kind == TEN_DEFINED)
+                closure_visit(p, group_of_tensor(p, t), want);
+        }
+}
+
+void rt_sched_closure(const RtPlan *pl, int tensor, bool *want)
+{
+    closure_visit(pl->ir, group_of_tensor(pl->ir, tensor), want);
+}
+
+/* ---- temperatures ---- */
+
+/* Sets the temperature tensor of group g for sweep `it`; returns the T (NAN: none). */
+static double set_temperature(RtPlan *pl, int g, int it)
+{
+    RtModes *m = pl->modes;
+    if (!m)
+        return NAN;
+    const IrTensor *t = pl->ir->tensors[pl->ir->groups[g]->tensor];
+    const RtSchedule *s = rt_sched_find(m, t->name);
+    double v = s ? rt_sched_value(s, t->name, it) : 0.0;
+    if (m->temp_tensor && m->temp_tensor[g] >= 0)
+        pl->bufs[m->temp_tensor[g]][0] = (float)v;
+    return s ? v : NAN;
+}
+
+/* True when a schedule of a group in [g0, g1) has not settled at sweep it: a later
+ * sweep gets another temperature. */
+static bool schedule_moves(const RtPlan *pl, int g0, int g1, int it)
+{
+    const RtModes *m = pl->modes;
+    for (int g = g0; m && g < g1; g++) {
+        const IrTensor *t = pl->ir->tensors[pl->ir->groups[g]->tensor];
+        const RtSchedule *s = rt_sched_find(m, t->name);
+        if (s && !rt_sched_settled(s, t->name, it))
+            return true;
+    }
+    return false;
+}
+
+/* True when a group in [g0, g1) has a schedule that may change between sweeps:
+ * in fixpoint mode its component then iterates even without recursion. */
+static bool has_varying_schedule(const RtPlan *pl, int g0, int g1)
+{
+    for (int g = g0; pl->modes && g < g1; g++) {
+        const IrTensor *t = pl->ir->tensors[pl->ir->groups[g]->tensor];
+        const RtSchedule *s = rt_sched_find(pl->modes, t->name);
+        if (s && s->kind != RT_SCHED_CONST)
+            return true;
+    }
+    return false;
+}
+
+/* ---- the change test ---- */
+
+/* The buffer holding group g's previous value: the prev buffer of its tensor or a
+ * snapshot of the mode state. NULL on OOM. */
+static float *prev_buffer(RtPlan *pl, int g)
+{
+    int t = pl->ir->groups[g]->tensor;
+    float *prev = pl->bufs[pl->ir->n_tensors + t];
+    if (prev)
+        return prev;
+    RtModes *m = pl->modes;
+    if (!m || !m->snap)
+        return NULL;
+    if (!m->snap[g]) {
+        size_t bytes = (size_t)pl->count[t] * sizeof(float);
+        m->snap[g] = rt_alloc_aligned(bytes ? bytes : sizeof(float));
+        if (m->snap[g])
+            memset(m->snap[g], 0, bytes);
+    }
+    return m->snap[g];
+}
+
+/* Compares group g's value with its previous one, fills the entry's counters and
+ * copies the value into the previous buffer. */
+static void compare_and_copy(RtPlan *pl, int g, double tol, RtTraceEntry *e)
+{
+    int t = pl->ir->groups[g]->tensor;
+    const float *cur = pl->bufs[t];
+    float *prev = prev_buffer(pl, g);
+    bool is_bool = pl->ir->tensors[t]->is_bool;
+    int64_t n = pl->count[t], changed = 0;
+    double max_delta = 0.0;
+    if (!prev) {
+        e->changed = n;
+        e->max_delta = INFINITY;
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double a = cur[i], b = prev[i];
+        if (a == b || (isnan(a) && isnan(b)))
+            continue;
+        double d = fabs(a - b);
+        if (d > max_delta || isnan(d))
+            max_delta = isnan(d) ? INFINITY : d;
+        if (is_bool || isnan(d) || d > tol + 1e-5 * fabs(a))
+            changed++;
+    }
+    memcpy(prev, cur, (size_t)n * sizeof(float));
+    e->changed = changed;
+    e->max_delta = max_delta;
+}
+
+/* ---- running components ---- */
+
+static void run_one(RtPlan *pl, int g, int it, RtTraceEntry *e)
+{
+    e->group = g;
+    e->component = pl->ir->groups[g]->component;
+    e->sweep = it;
+    e->temperature = set_temperature(pl, g, it);
+    const RtModes *m = pl->modes;
+    double t0 = rt_now_ms();
+    if (m->mc_fn) {
+        m->mc_fn[g](pl->bufs);
+        e->samples = m->mc_samples[g];
+    } else {
+        rt_run_group(pl, false, g);
+    }
+    e->ms = rt_now_ms() - t0;
+}
+
+/* One sweep over the groups [g0, g1); true when some value changed. */
+static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, double tol)
+{
+    bool any = false;
+    RtTraceEntry *es = calloc((size_t)(g1 - g0), sizeof *es);
+    for (int g = g0; g < g1; g++) {
+        RtTraceEntry e = {0};
+        run_one(pl, g, it, &e);
+        if (es)
+            es[g - g0] = e;
+    }
+    /* Jacobi: every group of the sweep read the previous values, so compare and
+     * copy only once the whole sweep ran. */
+    for (int g = g0; g < g1; g++) {
+        RtTraceEntry e = es ? es[g - g0] : (RtTraceEntry){.group = g, .sweep = it};
+        e.status = RT_EVAL_EVALUATED;
+        if (is_compared) {
+            compare_and_copy(pl, g, tol, &e);
+            any |= e.changed > 0;
+            if (e.changed == 0)
+                e.status = RT_EVAL_UNCHANGED;
+        }
+        rt_trace_add(&pl->modes->trace, &e);
+    }
+    free(es);
+    return any;
+}
+
+static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
+{
+    const RtModes *m = pl->modes;
+    int g0 = c->first_group, g1 = c->first_group + c->n_groups;
+    if (!iterate) {
+        sweep(pl, g0, g1, 0, false, m->tol);
+        c->sweeps = 1;
+        c->is_converged = !c->is_recursive;
+        return true;
+    }
+    c->is_iterated = true;
+    for (int it = 0; it < m->max_iters; it++) {
+        bool changed = sweep(pl, g0, g1, it, true, m->tol);
+        c->sweeps = it + 1;
+        if (!changed && !schedule_moves(pl, g0, g1, it)) {
+            c->is_converged = true;
+            return true;
+        }
+        if (it == 0 && m->strategy == FUSE_STRATEGY_SEMI_NAIVE &&
+            rt_semi_naive_applies(pl, g0, g1)) {
+            c->is_semi_naive = true;
+            c->sweeps = rt_semi_naive_run(pl, g0, g1, 1, m->max_iters, &c->is_converged);
+            return c->is_converged;
+        }
+    }
+    return false;
+}
+
+static void skip_component(RtPlan *pl, const RtTraceComp *c)
+{
+    for (int g = c->first_group; g < c->first_group + c->n_groups; g++) {
+        RtTraceEntry e = {.group = g, .component = c->component, .status = RT_EVAL_SKIPPED,
+                          .temperature = NAN};
+        rt_trace_add(&pl->modes->trace, &e);
+    }
+}
+
+fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
+                         const char *mode_name)
+{
+    const IrProgram *p = pl->ir;
+    RtModes *m = pl->modes;
+    static const char *const strat[] = {"synchronous", "semi_naive"};
+    rt_trace_reset(&m->trace, mode_name, strat[m->strategy == FUSE_STRATEGY_SEMI_NAIVE]);
+    bool iterate = force_fixpoint || m->mode != FUSE_MODE_SINGLE;
+    char *err = NULL;
+    fuse_status mst = rt_mc_prepare(pl, &err);
+    if (mst != FUSE_OK) {
+        fe_error(&pl->dl, mst, (Span){0}, "Monte Carlo kernels: %s", err ? err : "failed");
+        free(err);
+        return mst;
+    }
+    bool ok = true;
+    for (int g = 0; m->snap && g < p->n_groups; g++)
+        if (m->snap[g])
+            memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));
+    double t0 = rt_now_ms();
+    for (int g0 = 0, g1; g0 < p->n_groups; g0 = g1) {
+        for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)
+            g1++;
+        RtTraceComp c = {.component = p->groups[g0]->component, .first_group = g0,
+                         .n_groups = g1 - g0, .is_recursive = p->groups[g0]->is_recursive};
+        bool is_wanted = !want;
+        for (int g = g0; g < g1 && !is_wanted; g++)
+            is_wanted = want[g];
+        c.is_skipped = !is_wanted;
+        if (!is_wanted)
+            skip_component(pl, &c);
+        else
+            ok &= run_component(pl, &c, iterate && (c.is_recursive ||
+                                                    has_varying_schedule(pl, g0, g1)));
+        rt_trace_add_comp(&m->trace, &c);
+    }
+    m->trace.total_ms = rt_now_ms() - t0;
+    m->trace.is_converged = ok;
+    m->trace.is_valid = true;
+    return ok ? FUSE_OK : FUSE_E_NOT_CONVERGED;
+}
+
+/* ---- demand masks ---- */
+
+static void closure_of_group_inputs(const RtPlan *pl, const Group *grp, bool *want)
+{
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++) {
+            int t = grp->ops[i]->in[k].tensor;
+            if (pl->ir->tensors[t]->kind == TEN_DEFINED)
+                rt_sched_closure(pl, t, want);
+        }
+}
+
+bool *rt_sched_demand_mask(const RtPlan *pl, int query)
+{
+    const IrProgram *p = pl->ir;
+    bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
+    if (!want)
+        return NULL;
+    if (query >= 0) {
+        rt_sched_closure(pl, query, want);
+        return want;
+    }
+    for (int i = 0; i < p->n_exports; i++)
+        rt_sched_closure(pl, p->exports[i], want);
+    for (int s = 0; s < p->n_sinks; s++)
+        closure_of_group_inputs(pl, p->sink_groups[p->sinks[s]->group], want);
+    return want;
+}

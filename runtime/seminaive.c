@@ -1,0 +1,229 @@
+/*
+ * seminaive.c: the semi-naive fixpoint strategy for boolean components (SPEC
+ * §6.2). After a first ordinary sweep, each sweep joins only against the facts
+ * that are new since the previous one: the group kernels run with the
+ * previous-sweep slots (bufs[n_tensors + t]) bound to delta relations instead of
+ * the full ones, their results minus the known facts become the next deltas, and
+ * the full relations grow by them. A group whose inputs have no new fact is not
+ * run at all (status "cached"). This gives exactly the synchronous result when
+ * every rule is monotone, which rt_semi_naive_applies checks: boolean LHS, only
+ * JOIN contributions with a positive coefficient, at most one recursive operand
+ * per join, and every other operand non-negative. Otherwise the caller falls back
+ * to synchronous sweeps.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delta.h"
+#include "jit.h"
+#include "modes.h"
+
+static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)
+{
+    for (int g = g0; g < g1; g++)
+        if (pl->ir->groups[g]->tensor == tensor)
+            return true;
+    return false;
+}
+
+static bool buffer_non_negative(const RtPlan *pl, int t)
+{
+    const float *v = pl->bufs[t];
+    for (int64_t i = 0; i < pl->count[t]; i++)
+        if (!(v[i] >= 0.0f))
+            return false;
+    return true;
+}
+
+/* The operands outside the component must be non-negative for the rules to be
+ * monotone (a new fact can then never remove one). */
+static bool operands_non_negative(const RtPlan *pl, const Group *grp, int g0, int g1)
+{
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++) {
+            const Operand *o = &grp->ops[i]->in[k];
+            if (!(o->reads_prev && in_component(pl, g0, g1, o->tensor)) &&
+                !buffer_non_negative(pl, o->tensor))
+                return false;
+        }
+    return true;
+}
+
+/* Compiles the delta kernels of the plan's eligible groups once (a module of its
+ * own, made on the first semi-naive run). */
+static fuse_status compile_deltas(RtPlan *pl)
+{
+    RtModes *m = pl->modes;
+    const IrProgram *p = pl->ir;
+    if (m->delta_fn || !pl->js)
+        return m->delta_fn ? FUSE_OK : FUSE_E_UNSUPPORTED;
+    bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
+    void (**fns)(float **) = calloc((size_t)p->n_groups + 1, sizeof *fns);
+    char prefix[48], *err = NULL;
+    snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
+    LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
+    JitModule *jm = want && fns ? jit_module_new(pl->js, prefix) : NULL;
+    fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
+    for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)
+        want[g] = lower_delta_eligible(p, g);
+    if (st == FUSE_OK)
+        st = lower_delta_program(p, jm, &opt, want, &err);
+    if (st == FUSE_OK)
+        st = jit_module_optimize(pl->js, jm, &err);
+    if (st == FUSE_OK)
+        st = jit_module_load(pl->js, jm, &m->delta_code, &err);
+    for (int g = 0; st == FUSE_OK && g < p->n_groups; g++) {
+        char name[128];
+        void *addr = NULL;
+        if (!want[g])
+            continue;
+        lower_delta_name(&opt, g, name, sizeof name);
+        st = jit_code_lookup(m->delta_code, name, &addr, &err);
+        memcpy(&fns[g], &addr, sizeof fns[g]);
+    }
+    jit_module_free(jm);
+    free(want);
+    free(err);
+    if (st != FUSE_OK) {
+        free(fns);
+        return st;
+    }
+    m->delta_fn = fns;
+    return FUSE_OK;
+}
+
+bool rt_semi_naive_applies(RtPlan *pl, int g0, int g1)
+{
+    const IrProgram *p = pl->ir;
+    for (int g = g0; g < g1; g++) {
+        const Group *grp = p->groups[g];
+        if (!lower_delta_eligible(p, g) || !pl->bufs[p->n_tensors + grp->tensor] ||
+            !operands_non_negative(pl, grp, g0, g1))
+            return false;
+    }
+    return compile_deltas(pl) == FUSE_OK;
+}
+
+/* The delta buffer of group g (allocated on first use, zeroed). */
+static float *delta_buffer(RtPlan *pl, int g)
+{
+    RtModes *m = pl->modes;
+    int t = pl->ir->groups[g]->tensor;
+    size_t bytes = (size_t)pl->count[t] * sizeof(float);
+    if (!m->delta[g])
+        m->delta[g] = rt_alloc_aligned(bytes ? bytes : sizeof(float));
+    if (m->delta[g])
+        memset(m->delta[g], 0, bytes);
+    return m->delta[g];
+}
+
+/* True when some operand of group g reads a component tensor with new facts. */
+static bool group_has_news(const RtPlan *pl, int g, const bool *has_news)
+{
+    const Group *grp = pl->ir->groups[g];
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++) {
+            const Operand *o = &grp->ops[i]->in[k];
+            if (o->reads_prev && has_news[o->tensor])
+                return true;
+        }
+    return false;
+}
+
+/* Merges group g's result (cur) into its full relation (prev): new facts go to
+ * the delta and are counted; cur becomes the full relation. */
+static int64_t merge(RtPlan *pl, int g, bool was_run)
+{
+    int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
+    float *cur = pl->bufs[t], *full = pl->bufs[n + t], *delta = pl->modes->delta[g];
+    int64_t news = 0;
+    for (int64_t i = 0; i < pl->count[t] && was_run; i++) {
+        bool is_new = cur[i] != 0.0f && full[i] == 0.0f;
+        delta[i] = is_new ? 1.0f : 0.0f;
+        if (is_new)
+            full[i] = 1.0f;
+        news += is_new;
+    }
+    if (!was_run)
+        memset(delta, 0, (size_t)pl->count[t] * sizeof(float));
+    memcpy(cur, full, (size_t)pl->count[t] * sizeof(float));
+    return news;
+}
+
+/* One delta sweep over [g0, g1); returns the number of new facts. */
+static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
+{
+    int n = pl->ir->n_tensors;
+    float **saved = calloc((size_t)(g1 - g0), sizeof *saved);
+    bool *ran = calloc((size_t)(g1 - g0), sizeof *ran);
+    RtTraceEntry *es = calloc((size_t)(g1 - g0), sizeof *es);
+    if (!saved || !ran || !es) {
+        free(saved), free(ran), free(es);
+        return -1;
+    }
+    for (int g = g0; g < g1; g++) { /* bind the deltas in place of the full relations */
+        int t = pl->ir->groups[g]->tensor;
+        saved[g - g0] = pl->bufs[n + t];
+        pl->bufs[n + t] = pl->modes->delta[g];
+    }
+    for (int g = g0; g < g1; g++) {
+        RtTraceEntry *e = &es[g - g0];
+        *e = (RtTraceEntry){.group = g, .component = pl->ir->groups[g]->component,
+                            .sweep = it, .status = RT_EVAL_CACHED, .temperature = NAN};
+        if (!group_has_news(pl, g, has_news))
+            continue;
+        int t = pl->ir->groups[g]->tensor;
+        double t0 = rt_now_ms();
+        memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+        pl->modes->delta_fn[g](pl->bufs);
+        e->ms = rt_now_ms() - t0;
+        ran[g - g0] = true;
+    }
+    for (int g = g0; g < g1; g++)
+        pl->bufs[n + pl->ir->groups[g]->tensor] = saved[g - g0];
+    int64_t total = 0;
+    for (int g = g0; g < g1; g++) {
+        RtTraceEntry *e = &es[g - g0];
+        e->changed = merge(pl, g, ran[g - g0]);
+        e->max_delta = e->changed ? 1.0 : 0.0;
+        if (ran[g - g0])
+            e->status = e->changed ? RT_EVAL_EVALUATED : RT_EVAL_UNCHANGED;
+        has_news[pl->ir->groups[g]->tensor] = e->changed > 0;
+        total += e->changed;
+        rt_trace_add(&pl->modes->trace, e);
+    }
+    free(saved), free(ran), free(es);
+    return total;
+}
+
+int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
+                      bool *is_converged)
+{
+    bool *has_news = calloc((size_t)pl->ir->n_tensors + 1, sizeof *has_news);
+    int it = first_sweep;
+    *is_converged = false;
+    if (!has_news)
+        return it;
+    for (int g = g0; g < g1; g++) { /* after the first sweep every fact is new */
+        int t = pl->ir->groups[g]->tensor;
+        float *d = delta_buffer(pl, g);
+        if (!d) {
+            free(has_news);
+            return it;
+        }
+        memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * sizeof(float));
+        has_news[t] = true;
+    }
+    for (; it < max_iters; it++) {
+        int64_t news = delta_sweep(pl, g0, g1, it, has_news);
+        if (news <= 0) {
+            *is_converged = news == 0;
+            it++;
+            break;
+        }
+    }
+    free(has_news);
+    return it;
+}

@@ -1,0 +1,378 @@
+/*
+ * test_api.c: the public API under misuse and under threads (issue 7). Every NULL
+ * argument, bad tensor, bad configuration and wrong shape must come back as a
+ * status with a diagnostic, never a crash; a runner outlives its program; borrowed
+ * and copied inputs give the same results; several threads run runners of one
+ * context at once, each with its own last error.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse.h"
+
+/* S[i] = sum_k A[i,k] X[k], both sources bound by the host. */
+static const char MATVEC[] = "A[i,k] = \"a.npy\"\n"
+                             "X[k] = \"x.npy\"\n"
+                             "S[i] = A[i,k] X[k]\n"
+                             "export S\n";
+
+static fuse_input f32_input(const char *name, int rank, int64_t d0, int64_t d1, float *data)
+{
+    fuse_input in = {.name = name, .tensor = {.dtype = FUSE_F32, .rank = rank, .data = data}};
+    in.tensor.shape[0] = d0;
+    in.tensor.shape[1] = d1;
+    return in;
+}
+
+/* A context and a runner of MATVEC for a 2x3 A and a 3-vector X. */
+typedef struct Fixture {
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_runner *run;
+    float a[6], x[3];
+    fuse_input in[2];
+} Fixture;
+
+static void fixture_open(Fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int i = 0; i < 6; i++)
+        f->a[i] = (float)(i + 1);
+    f->x[0] = 1, f->x[1] = 0, f->x[2] = -1;
+    f->in[0] = f32_input("A", 2, 2, 3, f->a);
+    f->in[1] = f32_input("X", 1, 3, 0, f->x);
+    ck_assert_int_eq(fuse_ctx_new(&f->ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(f->ctx, MATVEC, "mv.fuse", &f->prog), FUSE_OK);
+    ck_assert_int_eq(fuse_runner_new(f->prog, NULL, f->in, 2, &f->run), FUSE_OK);
+}
+
+static void fixture_close(Fixture *f)
+{
+    fuse_runner_free(f->run);
+    fuse_program_free(f->prog);
+    fuse_ctx_free(f->ctx);
+}
+
+/* Runs and checks S against the host's own matrix-vector product. */
+static void expect_matvec(fuse_runner *run, const fuse_input *in, const float *a,
+                          const float *x)
+{
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_runner_run(run, in, 2, &out), FUSE_OK);
+    const fuse_tensor *s = fuse_outputs_find(out, "S");
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(s->rank, 1);
+    ck_assert_int_eq(s->shape[0], 2);
+    for (int i = 0; i < 2; i++) {
+        float want = a[3 * i] * x[0] + a[3 * i + 1] * x[1] + a[3 * i + 2] * x[2];
+        ck_assert_float_eq_tol(((const float *)s->data)[i], want, 1e-5f);
+    }
+    fuse_outputs_free(out);
+}
+
+START_TEST(null_arguments)
+{
+    ck_assert_int_eq(fuse_ctx_new(NULL), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(fuse_ctx_error(NULL));
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    char *text = NULL;
+    ck_assert_int_eq(fuse_program_from_text(NULL, "x", NULL, &prog), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_from_text(ctx, NULL, NULL, &prog), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "NULL argument"));
+    ck_assert_int_eq(fuse_program_from_text(ctx, "x", NULL, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_from_file(ctx, NULL, &prog), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_from_file(NULL, "a.fuse", &prog), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_explain(NULL, 0, &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_dump(NULL, "ast", &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_new(NULL, NULL, NULL, 0, &run), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_run(NULL, NULL, 0, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_emit(NULL, "llvm", &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_tensor_save(ctx, NULL, "x.npy"), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_tensor_load(ctx, NULL, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_outputs_save_npz(ctx, NULL, "x.npz"), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_trace(NULL, 0, &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_query(NULL, "S", NULL, NULL, 0, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_reset(NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_timings(NULL, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_ctx_stats(NULL, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_ctx_stats(ctx, NULL), FUSE_E_ARG);
+    ck_assert_ptr_null(fuse_outputs_find(NULL, "S"));
+    ck_assert_ptr_null(fuse_outputs_name(NULL, 0));
+    ck_assert_uint_eq(fuse_outputs_count(NULL), 0);
+    fuse_config_init(NULL);
+    fuse_outputs_free(NULL);
+    fuse_runner_free(NULL);
+    fuse_program_free(NULL);
+    fuse_free(NULL);
+    ck_assert_ptr_null(prog);
+    ck_assert_ptr_null(run);
+    ck_assert_ptr_null(text);
+    fuse_ctx_free(ctx);
+    fuse_ctx_free(NULL);
+}
+END_TEST
+
+START_TEST(null_arguments_on_live_objects)
+{
+    Fixture f;
+    fixture_open(&f);
+    char *text = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_program_explain(f.prog, 0, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_dump(f.prog, NULL, &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_dump(f.prog, "bogus", &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_run(f.run, NULL, 2, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_run(f.run, f.in, 2, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_emit(f.run, NULL, &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_emit(f.run, "pdf", &text), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_trace(f.run, 0, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_query(f.run, NULL, NULL, f.in, 2, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_query(f.run, "S", NULL, NULL, 2, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_query(f.run, "Nope", NULL, f.in, 2, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_timings(f.run, NULL), FUSE_E_ARG);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_null(text);
+    /* the runner still works after all that */
+    expect_matvec(f.run, f.in, f.a, f.x);
+    fixture_close(&f);
+}
+END_TEST
+
+START_TEST(bad_inputs)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_outputs *out = NULL;
+    fuse_input in[2] = {f.in[0], f.in[1]};
+    in[0].tensor.shape[1] = 4; /* A is 2x3 in the runner */
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "shape"));
+    in[0] = f.in[0];
+    in[0].tensor.rank = 100;
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0] = f.in[0];
+    in[0].tensor.data = NULL;
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0] = f.in[0];
+    in[0].tensor.dtype = (fuse_dtype)77;
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0] = f.in[0];
+    in[0].tensor.shape[0] = -2;
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0] = f.in[0];
+    in[0].name = NULL;
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0].name = "S"; /* not a source */
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    in[0].name = "X"; /* twice */
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_run(f.run, f.in, 1, &out), FUSE_E_ARG); /* X missing */
+    ck_assert_ptr_null(out);
+    expect_matvec(f.run, f.in, f.a, f.x);
+    fixture_close(&f);
+}
+END_TEST
+
+START_TEST(bad_config)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_runner *run = NULL;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = -1;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_ARG);
+    fuse_config_init(&cfg);
+    cfg.mode = (fuse_mode)42;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "mode"));
+    fuse_config_init(&cfg);
+    cfg.n_temperatures = 2;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_ARG);
+    ck_assert_ptr_null(run);
+    fixture_close(&f);
+}
+END_TEST
+
+START_TEST(program_errors_have_positions)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, "A[i] = const([1.0])\nB[i] = A[i] +\n",
+                                            "bad.fuse", &prog), FUSE_E_SYNTAX);
+    ck_assert_ptr_null(prog);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "bad.fuse:"));
+    ck_assert_int_eq(fuse_program_from_text(ctx, "export Nope\n", "n.fuse", &prog), FUSE_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "n.fuse:1:"));
+    ck_assert_int_eq(fuse_program_from_file(ctx, "/nonexistent/x.fuse", &prog), FUSE_E_IO);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(runner_outlives_program)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_program_free(f.prog);
+    f.prog = NULL;
+    expect_matvec(f.run, f.in, f.a, f.x);
+    f.x[1] = 5;
+    expect_matvec(f.run, f.in, f.a, f.x);
+    fixture_close(&f);
+}
+END_TEST
+
+/* Borrowed aligned float32 (zero-copy), borrowed unaligned, and float64 (copied)
+ * inputs all give the product; a borrowed buffer freed after a run is not used by
+ * the next run. */
+START_TEST(borrowed_inputs)
+{
+    Fixture f;
+    fixture_open(&f);
+    float *a = aligned_alloc(64, 64 * sizeof(float));
+    float *x = aligned_alloc(64, 64 * sizeof(float));
+    ck_assert(a && x);
+    for (int i = 0; i < 6; i++)
+        a[i] = (float)(i * i) - 3.0f;
+    x[0] = 2, x[1] = -1, x[2] = 0.5f;
+    fuse_input in[2] = {f32_input("A", 2, 2, 3, a), f32_input("X", 1, 3, 0, x)};
+    in[0].borrow = in[1].borrow = 1;
+    expect_matvec(f.run, in, a, x);
+    ck_assert_float_eq(a[4], 13.0f); /* the host's data is unchanged */
+    free(a);
+    /* unaligned: copied */
+    float *buf = aligned_alloc(64, 64 * sizeof(float));
+    ck_assert_ptr_nonnull(buf);
+    for (int i = 0; i < 6; i++)
+        buf[i + 1] = (float)i;
+    in[0].tensor.data = buf + 1;
+    expect_matvec(f.run, in, buf + 1, x);
+    /* float64 borrowed: converted */
+    double a64[6] = {1, 2, 3, 4, 5, 6};
+    float a32[6] = {1, 2, 3, 4, 5, 6};
+    in[0].tensor.dtype = FUSE_F64;
+    in[0].tensor.data = a64;
+    expect_matvec(f.run, in, a32, x);
+    expect_matvec(f.run, f.in, f.a, f.x); /* copied inputs again */
+    free(buf);
+    free(x);
+    fixture_close(&f);
+}
+END_TEST
+
+/* ---- threads ---- */
+
+enum { N_THREADS = 4, N_RUNS = 12 };
+
+typedef struct Worker {
+    fuse_ctx *ctx;
+    pthread_barrier_t *barrier;
+    int id;
+    int failures; /* checks that went wrong */
+} Worker;
+
+static int worker_runs(Worker *w, fuse_runner *run)
+{
+    int bad = 0;
+    for (int r = 0; r < N_RUNS; r++) {
+        float a[6], x[3];
+        for (int i = 0; i < 6; i++)
+            a[i] = (float)(w->id * 10 + r + i);
+        x[0] = (float)r, x[1] = 1, x[2] = (float)w->id;
+        fuse_input in[2] = {f32_input("A", 2, 2, 3, a), f32_input("X", 1, 3, 0, x)};
+        fuse_outputs *out = NULL;
+        if (fuse_runner_run(run, in, 2, &out) != FUSE_OK)
+            return bad + 1;
+        const fuse_tensor *s = fuse_outputs_find(out, "S");
+        for (int i = 0; i < 2 && s; i++) {
+            float want = a[3 * i] * x[0] + a[3 * i + 1] * x[1] + a[3 * i + 2] * x[2];
+            float got = ((const float *)s->data)[i];
+            bad += (got - want > 1e-3f || want - got > 1e-3f);
+        }
+        bad += !s;
+        fuse_outputs_free(out);
+    }
+    return bad;
+}
+
+static void *worker_main(void *arg)
+{
+    Worker *w = arg;
+    float a[6] = {0}, x[3] = {0};
+    fuse_input in[2] = {f32_input("A", 2, 2, 3, a), f32_input("X", 1, 3, 0, x)};
+    fuse_program *prog = NULL, *broken = NULL;
+    fuse_runner *run = NULL;
+    char name[32], want[40];
+    snprintf(name, sizeof name, "thread%d.fuse", w->id);
+    snprintf(want, sizeof want, "thread%d.fuse:1:", w->id);
+    if (fuse_program_from_text(w->ctx, MATVEC, name, &prog) != FUSE_OK ||
+        fuse_runner_new(prog, NULL, in, 2, &run) != FUSE_OK)
+        w->failures++;
+    else
+        w->failures += worker_runs(w, run);
+    /* every thread fails, then reads back its own error, not a neighbour's */
+    w->failures += fuse_program_from_text(w->ctx, "X[i] = = 1\n", name, &broken) != FUSE_E_SYNTAX;
+    pthread_barrier_wait(w->barrier);
+    w->failures += strstr(fuse_ctx_error(w->ctx), want) == NULL;
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    return NULL;
+}
+
+START_TEST(threads_share_a_context)
+{
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, N_THREADS);
+    pthread_t tid[N_THREADS];
+    Worker w[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        w[i] = (Worker){.ctx = ctx, .barrier = &barrier, .id = i};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(w[i].failures, 0);
+    }
+    pthread_barrier_destroy(&barrier);
+    ck_assert_str_eq(fuse_ctx_error(ctx), ""); /* this thread has had no error */
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("misuse");
+    tcase_add_test(tc, null_arguments);
+    tcase_add_test(tc, null_arguments_on_live_objects);
+    tcase_add_test(tc, bad_inputs);
+    tcase_add_test(tc, bad_config);
+    tcase_add_test(tc, program_errors_have_positions);
+    tcase_add_test(tc, runner_outlives_program);
+    tcase_add_test(tc, borrowed_inputs);
+    suite_add_tcase(s, tc);
+    TCase *th = tcase_create("threads");
+    tcase_set_timeout(th, 120);
+    tcase_add_test(th, threads_share_a_context);
+    suite_add_tcase(s, th);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(api_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,495 @@
+/*
+ * test_kernels.c: the contraction kernels (lower/contract.c) against a naive
+ * reference. Each case is a two-factor sum join written as einsum-like axis
+ * strings; the test generates the program text, binds random inputs through the
+ * public API, checks in the emitted LLVM IR that the packed kernel (not the loop
+ * nest) was used, and compares every output cell with a double-precision loop
+ * over all axes. Shapes are odd and prime, with size-1 axes, transposed and
+ * non-contiguous operand and output layouts, batches, 4-index contractions,
+ * coefficients, several contributions, sizes crossing the cache blocks, and 1 to
+ * 4 threads (bit-identical results); plus softmax with the inline exp, and the
+ * fuse-bench tool's JSON report and usage errors.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fuse.h"
+
+/* ---- a naive einsum reference ---- */
+
+typedef struct Spec {
+    const char *a, *b, *c; /* axis letters of A, B and the output C */
+    int64_t size[26];      /* size of each letter */
+    double coef;
+} Spec;
+
+static int64_t count_of(const Spec *s, const char *axes)
+{
+    int64_t n = 1;
+    for (const char *p = axes; *p; p++)
+        n *= s->size[*p - 'a'];
+    return n;
+}
+
+static int64_t offset_of(const Spec *s, const char *axes, const int64_t *ctr)
+{
+    int64_t off = 0;
+    for (const char *p = axes; *p; p++)
+        off = off * s->size[*p - 'a'] + ctr[*p - 'a'];
+    return off;
+}
+
+/* ref[c] = coef * sum A B; mag[c] = sum |coef A B| (for the tolerance). */
+static void reference(const Spec *s, const float *a, const float *b, double *ref, double *mag)
+{
+    char all[27] = {0};
+    int n = 0;
+    const char *tensors[3] = {s->a, s->b, s->c};
+    for (int t = 0; t < 3; t++)
+        for (const char *p = tensors[t]; *p; p++)
+            if (!strchr(all, *p))
+                all[n++] = *p;
+    int64_t ctr[26] = {0};
+    for (;;) {
+        double v = s->coef * a[offset_of(s, s->a, ctr)] * b[offset_of(s, s->b, ctr)];
+        int64_t o = offset_of(s, s->c, ctr);
+        ref[o] += v;
+        mag[o] += fabs(v);
+        int k = n - 1;
+        while (k >= 0 && ++ctr[all[k] - 'a'] == s->size[all[k] - 'a'])
+            ctr[all[k--] - 'a'] = 0;
+        if (k < 0)
+            break;
+    }
+}
+
+/* ---- running through the API ---- */
+
+static float *random_data(int64_t n, unsigned *seed)
+{
+    float *d = malloc((size_t)n * sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
+    return d;
+}
+
+static void axes_list(const char *axes, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = axes; *p && k + 3 < n; p++) {
+        if (p != axes)
+            buf[k++] = ',';
+        buf[k++] = *p;
+    }
+    buf[k] = '\0';
+}
+
+static void set_input(fuse_input *in, const char *name, const Spec *s, const char *axes,
+                      float *data)
+{
+    memset(in, 0, sizeof *in);
+    in->name = name;
+    in->tensor.dtype = FUSE_F32;
+    in->tensor.rank = (int)strlen(axes);
+    for (int k = 0; axes[k]; k++)
+        in->tensor.shape[k] = s->size[axes[k] - 'a'];
+    in->tensor.data = data;
+}
+
+/* Compiles `text` with inputs A and B; returns C's values (malloc'd) and whether
+ * the kernel was a packed contraction. */
+static float *run_program(const char *text, fuse_input *in, size_t n_in, int threads,
+                          int *is_contract)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = threads;
+    cfg.no_cache = 1;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(fuse_program_from_text(ctx, text, "kernel.fuse", &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, n_in, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    char *ir = NULL;
+    ck_assert_int_eq(fuse_runner_emit(run, "llvm-raw", &ir), FUSE_OK);
+    *is_contract = strstr(ir, ".contract") != NULL;
+    fuse_free(ir);
+    const fuse_tensor *c = fuse_outputs_find(out, "C");
+    ck_assert_ptr_nonnull(c);
+    int64_t n = 1;
+    for (int k = 0; k < c->rank; k++)
+        n *= c->shape[k];
+    float *v = malloc((size_t)n * sizeof *v + 1);
+    ck_assert_ptr_nonnull(v);
+    memcpy(v, c->data, (size_t)n * sizeof *v);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return v;
+}
+
+static void compare(const float *got, const double *ref, const double *mag, int64_t n,
+                    const char *what)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double tol = 1e-5 * (1.0 + mag[i]);
+        ck_assert_msg(fabs(got[i] - ref[i]) <= tol, "%s: cell %lld: got %.7g, want %.7g",
+                      what, (long long)i, (double)got[i], ref[i]);
+    }
+}
+
+/* Runs C = coef A B for spec s and checks it against the reference. */
+static void check_spec(const Spec *s, int expect_contract)
+{
+    unsigned seed = 12345u + (unsigned)strlen(s->a) * 7u + (unsigned)s->size[0];
+    float *a = random_data(count_of(s, s->a), &seed), *b = random_data(count_of(s, s->b), &seed);
+    int64_t nc = count_of(s, s->c);
+    double *ref = calloc((size_t)nc, sizeof *ref), *mag = calloc((size_t)nc, sizeof *mag);
+    ck_assert(ref && mag);
+    reference(s, a, b, ref, mag);
+    char la[64], lb[64], lc[64], text[512];
+    axes_list(s->a, la, sizeof la);
+    axes_list(s->b, lb, sizeof lb);
+    axes_list(s->c, lc, sizeof lc);
+    snprintf(text, sizeof text, "A[%s] = \"a.npy\"\nB[%s] = \"b.npy\"\nC[%s] = %.17g A[%s] B[%s]\n"
+                                "export C\n", la, lb, lc, s->coef, la, lb);
+    fuse_input in[2];
+    set_input(&in[0], "A", s, s->a, a);
+    set_input(&in[1], "B", s, s->b, b);
+    int is_contract = 0;
+    float *got = run_program(text, in, 2, 1, &is_contract);
+    ck_assert_msg(is_contract == expect_contract, "%s: packed kernel used: %d", text, is_contract);
+    compare(got, ref, mag, nc, text);
+    free(got);
+    free(a);
+    free(b);
+    free(ref);
+    free(mag);
+}
+
+/* Sizes by letter: a..z. */
+#define SIZES(...) {__VA_ARGS__}
+
+START_TEST(matmul_odd_prime)
+{
+    static const int64_t dims[][3] = {{37, 29, 41}, {13, 17, 101}, {97, 3, 61}, {2, 5, 1031}};
+    for (int i = 0; i < 4; i++) {
+        Spec s = {"ik", "kj", "ij", {0}, 1.0};
+        s.size['i' - 'a'] = dims[i][0];
+        s.size['k' - 'a'] = dims[i][1];
+        s.size['j' - 'a'] = dims[i][2];
+        check_spec(&s, 1);
+    }
+}
+END_TEST
+
+START_TEST(matmul_crosses_blocks)
+{
+    /* K past one KC block, M past one MC block, N past one NC block (with any
+     * host's cache sizes the blocks are at most 384, 1920 and 4096 wide). */
+    Spec s1 = {"ik", "kj", "ij", {0}, 1.0};
+    s1.size['i' - 'a'] = 23, s1.size['k' - 'a'] = 1031, s1.size['j' - 'a'] = 35;
+    check_spec(&s1, 1);
+    Spec s2 = {"ik", "kj", "ij", {0}, 1.0};
+    s2.size['i' - 'a'] = 1931, s2.size['k' - 'a'] = 7, s2.size['j' - 'a'] = 19;
+    check_spec(&s2, 1);
+    Spec s3 = {"ik", "kj", "ij", {0}, 1.0};
+    s3.size['i' - 'a'] = 5, s3.size['k' - 'a'] = 9, s3.size['j' - 'a'] = 4099;
+    check_spec(&s3, 1);
+}
+END_TEST
+
+START_TEST(transposed_layouts)
+{
+    Spec s1 = {"ki", "jk", "ij", {0}, 1.0}; /* both operands transposed */
+    s1.size['i' - 'a'] = 31, s1.size['k' - 'a'] = 43, s1.size['j' - 'a'] = 27;
+    check_spec(&s1, 1);
+    Spec s2 = {"ik", "kj", "ji", {0}, 1.0}; /* output transposed: A and B swap roles */
+    s2.size['i' - 'a'] = 53, s2.size['k' - 'a'] = 19, s2.size['j' - 'a'] = 11;
+    check_spec(&s2, 1);
+    Spec s3 = {"mk", "knp", "nmp", {0}, 1.0}; /* N axes not contiguous in the output */
+    s3.size['m' - 'a'] = 13, s3.size['k' - 'a'] = 29, s3.size['n' - 'a'] = 5;
+    s3.size['p' - 'a'] = 7;
+    check_spec(&s3, 1);
+}
+END_TEST
+
+START_TEST(batched_products)
+{
+    Spec s1 = {"bik", "bkj", "bij", {0}, 1.0};
+    s1.size['b' - 'a'] = 3, s1.size['i' - 'a'] = 17, s1.size['k' - 'a'] = 23;
+    s1.size['j' - 'a'] = 33;
+    check_spec(&s1, 1);
+    Spec s2 = {"ikb", "bjk", "ibj", {0}, 1.0}; /* batch axis in the middle, strided */
+    s2.size['b' - 'a'] = 5, s2.size['i' - 'a'] = 11, s2.size['k' - 'a'] = 29;
+    s2.size['j' - 'a'] = 37;
+    check_spec(&s2, 1);
+}
+END_TEST
+
+START_TEST(four_index)
+{
+    Spec s = {"aebf", "ecfd", "abcd", {0}, 1.0};
+    s.size['a' - 'a'] = 5, s.size['b' - 'a'] = 7, s.size['c' - 'a'] = 6;
+    s.size['d' - 'a'] = 9, s.size['e' - 'a'] = 11, s.size['f' - 'a'] = 3;
+    check_spec(&s, 1);
+}
+END_TEST
+
+START_TEST(size_one_axes_and_coef)
+{
+    Spec s1 = {"iuk", "kjv", "ivj", {0}, 0.37};
+    s1.size['i' - 'a'] = 19, s1.size['u' - 'a'] = 1, s1.size['k' - 'a'] = 31;
+    s1.size['j' - 'a'] = 47, s1.size['v' - 'a'] = 1;
+    check_spec(&s1, 1);
+    Spec s2 = {"ik", "kj", "ij", {0}, -2.5};
+    s2.size['i' - 'a'] = 29, s2.size['k' - 'a'] = 1, s2.size['j' - 'a'] = 301;
+    check_spec(&s2, 0); /* K of size 1 is an outer product: the loop nest does it */
+}
+END_TEST
+
+START_TEST(small_joins_keep_loop_nest)
+{
+    Spec s = {"ik", "kj", "ij", {0}, 1.0};
+    s.size['i' - 'a'] = 3, s.size['k' - 'a'] = 5, s.size['j' - 'a'] = 7;
+    check_spec(&s, 0);
+}
+END_TEST
+
+/* C = A B + 0.5 D E + F, then C += A B again: contributions add up (on 1, 2
+ * and 3 threads: the group runs on a team, with barriers between its ops). */
+START_TEST(several_contributions)
+{
+    int threads = 1 + _i;
+    Spec s = {"ik", "kj", "ij", {0}, 1.0};
+    s.size['i' - 'a'] = 41, s.size['k' - 'a'] = 37, s.size['j' - 'a'] = 43;
+    s.size['l' - 'a'] = 23;
+    unsigned seed = 99;
+    float *a = random_data(41 * 37, &seed), *b = random_data(37 * 43, &seed);
+    float *d = random_data(41 * 23, &seed), *e = random_data(23 * 43, &seed);
+    float *f = random_data(41 * 43, &seed);
+    double *ref = calloc(41 * 43, sizeof *ref), *mag = calloc(41 * 43, sizeof *mag);
+    ck_assert(ref && mag);
+    reference(&s, a, b, ref, mag);
+    reference(&s, a, b, ref, mag);
+    Spec s2 = {"il", "lj", "ij", {0}, 0.5};
+    memcpy(s2.size, s.size, sizeof s.size);
+    reference(&s2, d, e, ref, mag);
+    for (int i = 0; i < 41 * 43; i++) {
+        ref[i] += f[i];
+        mag[i] += fabs(f[i]);
+    }
+    const char *text = "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nD[i,l] = \"d.npy\"\n"
+                       "E[l,j] = \"e.npy\"\nF[i,j] = \"f.npy\"\n"
+                       "C[i,j] = A[i,k] B[k,j] + 0.5 D[i,l] E[l,j] + F[i,j]\n"
+                       "C[i,j] += A[i,k] B[k,j]\nexport C\n";
+    fuse_input in[5];
+    set_input(&in[0], "A", &s, "ik", a);
+    set_input(&in[1], "B", &s, "kj", b);
+    set_input(&in[2], "D", &s, "il", d);
+    set_input(&in[3], "E", &s, "lj", e);
+    set_input(&in[4], "F", &s, "ij", f);
+    int is_contract = 0;
+    float *got = run_program(text, in, 5, threads, &is_contract);
+    ck_assert(is_contract);
+    compare(got, ref, mag, 41 * 43, text);
+    free(got);
+    free(a), free(b), free(d), free(e), free(f), free(ref), free(mag);
+}
+END_TEST
+
+/* The same tensor as both operands (a self-join). */
+START_TEST(self_join)
+{
+    Spec s = {"xy", "yz", "xz", {0}, 1.0};
+    s.size['x' - 'a'] = s.size['y' - 'a'] = s.size['z' - 'a'] = 67;
+    unsigned seed = 7;
+    float *p = random_data(67 * 67, &seed);
+    double *ref = calloc(67 * 67, sizeof *ref), *mag = calloc(67 * 67, sizeof *mag);
+    ck_assert(ref && mag);
+    reference(&s, p, p, ref, mag);
+    fuse_input in[1];
+    set_input(&in[0], "P", &s, "xy", p);
+    int is_contract = 0;
+    float *got = run_program("P[x,y] = \"p.npy\"\nC[x,z] = P[x,y] P[y,z]\nexport C\n", in, 1, 1,
+                             &is_contract);
+    ck_assert(is_contract);
+    compare(got, ref, mag, 67 * 67, "self join");
+    free(got);
+    free(p), free(ref), free(mag);
+}
+END_TEST
+
+/* Threads split the output columns: each cell is computed by one thread in the
+ * same order, so 1, 2, 3 and 4 threads give the same bits. */
+START_TEST(threads_same_result)
+{
+    Spec s = {"bik", "bkj", "bij", {0}, 0.75};
+    s.size['b' - 'a'] = 2, s.size['i' - 'a'] = 67, s.size['k' - 'a'] = 45;
+    s.size['j' - 'a'] = 131;
+    unsigned seed = 3;
+    float *a = random_data(count_of(&s, "bik"), &seed), *b = random_data(count_of(&s, "bkj"), &seed);
+    int64_t n = count_of(&s, "bij");
+    double *ref = calloc((size_t)n, sizeof *ref), *mag = calloc((size_t)n, sizeof *mag);
+    ck_assert(ref && mag);
+    reference(&s, a, b, ref, mag);
+    const char *text = "A[b,i,k] = \"a.npy\"\nB[b,k,j] = \"b.npy\"\n"
+                       "C[b,i,j] = 0.75 A[b,i,k] B[b,k,j]\nexport C\n";
+    fuse_input in[2];
+    set_input(&in[0], "A", &s, "bik", a);
+    set_input(&in[1], "B", &s, "bkj", b);
+    int is_contract = 0;
+    float *one = run_program(text, in, 2, 1, &is_contract);
+    ck_assert(is_contract);
+    compare(one, ref, mag, n, "1 thread");
+    for (int t = 2; t <= 4; t++) {
+        float *many = run_program(text, in, 2, t, &is_contract);
+        ck_assert_msg(memcmp(one, many, (size_t)n * sizeof *one) == 0, "%d threads differ", t);
+        free(many);
+    }
+    free(one);
+    free(a), free(b), free(ref), free(mag);
+}
+END_TEST
+
+/* Softmax uses an inline polynomial exp (lower/fastmath.c): rows spanning the
+ * whole float exponent range against a double-precision softmax. */
+START_TEST(softmax_fast_exp)
+{
+    enum { ROWS = 3, N = 4001 };
+    float *x = malloc(sizeof(float) * ROWS * N);
+    ck_assert_ptr_nonnull(x);
+    for (int r = 0; r < ROWS; r++)
+        for (int i = 0; i < N; i++)
+            x[r * N + i] = (float)((i - N / 2) * (r == 0 ? 0.05 : r == 1 ? 0.001 : 0.0001));
+    fuse_input in;
+    memset(&in, 0, sizeof in);
+    in.name = "X";
+    in.tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, N}, x};
+    int is_contract = 0;
+    float *got = run_program("X[r,i] = \"x.npy\"\nC[r,i.] = softmax(X[r,i])\nexport C\n", &in,
+                             1, 1, &is_contract);
+    for (int r = 0; r < ROWS; r++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (int i = 0; i < N; i++)
+            mx = fmax(mx, x[r * N + i]);
+        for (int i = 0; i < N; i++)
+            sum += exp(x[r * N + i] - mx);
+        for (int i = 0; i < N; i++) {
+            double want = exp(x[r * N + i] - mx) / sum, g = got[r * N + i];
+            if (want > 1e-30)
+                ck_assert_msg(fabs(g - want) <= 1e-5 * want, "row %d col %d: %.9g vs %.9g", r, i,
+                              g, want);
+            else
+                ck_assert_msg(g >= 0.0 && g <= 1e-29, "row %d col %d: %.9g vs %.9g", r, i, g, want);
+        }
+    }
+    free(got);
+    free(x);
+}
+END_TEST
+
+/* ---- fuse-bench (tools/fuse-bench.c), next to fuse-jit in the build tree ---- */
+
+static char *bench_command(const char *args)
+{
+    const char *jit = FUSE_JIT_BIN;
+    const char *slash = strrchr(jit, '/');
+    int dir = slash ? (int)(slash - jit) + 1 : 0;
+    size_t n = strlen(jit) + strlen(args) + 64;
+    char *cmd = malloc(n);
+    ck_assert_ptr_nonnull(cmd);
+    snprintf(cmd, n, "%.*sfuse-bench %s", dir, jit, args);
+    return cmd;
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = calloc(1, 1 << 16);
+    ck_assert_ptr_nonnull(buf);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+START_TEST(bench_suite_json)
+{
+    char json[] = "/tmp/fuse-bench-test-XXXXXX";
+    int fd = mkstemp(json);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char args[256];
+    snprintf(args, sizeof args, "--suite --only matmul-256 --repeat 2 --warmup 0 --threads 2 "
+                                "--json %s > /dev/null", json);
+    char *cmd = bench_command(args);
+    ck_assert_int_eq(system(cmd), 0);
+    char *text = read_text(json);
+    ck_assert_msg(strstr(text, "\"name\": \"matmul-256\"") && strstr(text, "\"ok\": true"), "%s", text);
+    ck_assert_msg(strstr(text, "\"flops\": 33554432,"), "%s", text); /* 2 x 256^3 */
+    ck_assert_msg(!strstr(text, "batched"), "%s", text);
+    free(text);
+    free(cmd);
+    unlink(json);
+}
+END_TEST
+
+START_TEST(bench_bad_usage)
+{
+    char *cmd = bench_command("--repeat 0 --suite > /dev/null 2>&1");
+    int rc = system(cmd);
+    ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    free(cmd);
+    cmd = bench_command("/nonexistent/x.fuse --repeat 1 > /dev/null 2>&1");
+    rc = system(cmd);
+    ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    free(cmd);
+}
+END_TEST
+
+static Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("contraction");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, matmul_odd_prime);
+    tcase_add_test(tc, matmul_crosses_blocks);
+    tcase_add_test(tc, transposed_layouts);
+    tcase_add_test(tc, batched_products);
+    tcase_add_test(tc, four_index);
+    tcase_add_test(tc, size_one_axes_and_coef);
+    tcase_add_test(tc, small_joins_keep_loop_nest);
+    tcase_add_loop_test(tc, several_contributions, 0, 3);
+    tcase_add_test(tc, threads_same_result);
+    tcase_add_test(tc, softmax_fast_exp);
+    tcase_add_test(tc, bench_suite_json);
+    tcase_add_test(tc, bench_bad_usage);
+    tcase_add_test(tc, self_join);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,864 @@
+/*
+ * test_modes.c: Check suite for the execution modes (issue 6, SPEC §6.2-6.3):
+ * transitive closure on chains and cycles in every mode and strategy against a
+ * closure computed here (Warshall), mutual recursion, a float fixpoint stopping by
+ * the change test, a non-converging program (status, outputs, CLI exit code 4),
+ * demand runs and queries with selectors (unrelated tensors skipped in the
+ * trace), temperature schedules per sweep and the JSON trace's fields.
+ */
+#define _XOPEN_SOURCE 700
+
+#include "modes.h"
+#include "runtime.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+static fuse_ctx *ctx;
+
+static void ctx_setup(void)
+{
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+}
+
+static void ctx_teardown(void)
+{
+    fuse_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* A square 0/1 float matrix with edges i -> next(i). */
+static float *graph(int n, int (*next)(int i, int n))
+{
+    float *m = calloc((size_t)n * (size_t)n, sizeof *m);
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < n; i++) {
+        int j = next(i, n);
+        if (j >= 0)
+            m[i * n + j] = 1.0f;
+    }
+    return m;
+}
+
+static int chain_next(int i, int n) { return i + 1 < n ? i + 1 : -1; }
+static int cycle_next(int i, int n) { return (i + 1) % n; }
+
+/* Transitive closure by Warshall's algorithm (independent of the library). */
+static float *closure(const float *e, int n)
+{
+    float *c = malloc((size_t)n * (size_t)n * sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, e, (size_t)n * (size_t)n * sizeof *c);
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                if (c[i * n + k] != 0 && c[k * n + j] != 0)
+                    c[i * n + j] = 1.0f;
+    return c;
+}
+
+static fuse_input matrix_input(const char *name, float *data, int n)
+{
+    fuse_input in = {.name = name};
+    in.tensor.dtype = FUSE_F32;
+    in.tensor.rank = 2;
+    in.tensor.shape[0] = in.tensor.shape[1] = n;
+    in.tensor.data = data;
+    return in;
+}
+
+typedef struct Run {
+    fuse_program *prog;
+    fuse_runner *run;
+    fuse_outputs *out;
+    fuse_status st;
+} Run;
+
+/* Compiles text with cfg and inputs and runs it once (st: the run's status). */
+static void run_text(Run *r, const char *text, const fuse_config *cfg, const fuse_input *in,
+                     size_t n_in)
+{
+    memset(r, 0, sizeof *r);
+    ck_assert_msg(fuse_program_from_text(ctx, text, "t.fuse", &r->prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(r->prog, cfg, in, n_in, &r->run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    r->st = fuse_runner_run(r->run, in, n_in, &r->out);
+}
+
+static void run_free(Run *r)
+{
+    fuse_outputs_free(r->out);
+    fuse_runner_free(r->run);
+    fuse_program_free(r->prog);
+}
+
+static const float *output(const Run *r, const char *name, int64_t count)
+{
+    const fuse_tensor *t = fuse_outputs_find(r->out, name);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->dtype, FUSE_F32);
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->shape[i];
+    ck_assert_int_eq(n, count);
+    return t->data;
+}
+
+static void assert_floats_eq(const float *got, const float *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "cell %lld: got %g, want %g", (long long)i,
+                      (double)got[i], (double)want[i]);
+}
+
+static fuse_config config(fuse_mode mode, fuse_strategy strategy)
+{
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.write_sinks = 0;
+    cfg.mode = mode;
+    cfg.strategy = strategy;
+    return cfg;
+}
+
+static json_t *trace_json(fuse_runner *run)
+{
+    char *text = NULL;
+    ck_assert_int_eq(fuse_runner_trace(run, 1, &text), FUSE_OK);
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    ck_assert_msg(root != NULL, "trace is not JSON: %s", jerr.text);
+    fuse_free(text);
+    return root;
+}
+
+/* Entries of the JSON trace for one tensor name, in order. */
+static int entries_of(json_t *root, const char *name, json_t **out, int max)
+{
+    json_t *entries = json_object_get(root, "entries");
+    ck_assert(json_is_array(entries));
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+        if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0 && n < max)
+            out[n++] = e;
+    return n;
+}
+
+/* The first recursive component of a JSON trace. */
+static json_t *recursive_comp(json_t *root)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "components"), i, c)
+        if (json_is_true(json_object_get(c, "recursive")))
+            return c;
+    ck_abort_msg("no recursive component in the trace");
+    return NULL;
+}
+
+/* ---- transitive closure in every mode ---- */
+
+static const char *const TC =
+    "Edge(x,y) = \"edge.npy\"\n"
+    "Path(x,y) = Edge(x,y)\n"
+    "Path(x,z) = Path(x,y) Edge(y,z)\n"
+    "export Path\n";
+
+static void check_closure_all_modes(float *e, int n)
+{
+    float *want = closure(e, n);
+    fuse_input in = matrix_input("Edge", e, n);
+    static const struct { fuse_mode m; fuse_strategy s; } cases[] = {
+        {FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS},
+        {FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE},
+        {FUSE_MODE_DEMAND, FUSE_STRATEGY_SYNCHRONOUS},
+        {FUSE_MODE_DEMAND, FUSE_STRATEGY_SEMI_NAIVE},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fuse_config cfg = config(cases[k].m, cases[k].s);
+        Run r;
+        run_text(&r, TC, &cfg, &in, 1);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        assert_floats_eq(output(&r, "Path", (int64_t)n * n), want, (int64_t)n * n);
+        /* the semi-naive fixpoint really ran delta sweeps */
+        json_t *root = trace_json(r.run);
+        json_t *comp = recursive_comp(root);
+        const char *want_strategy =
+            cases[k].s == FUSE_STRATEGY_SEMI_NAIVE ? "semi_naive" : "synchronous";
+        ck_assert_str_eq(json_string_value(json_object_get(comp, "strategy")), want_strategy);
+        json_decref(root);
+        run_free(&r);
+    }
+    /* single mode: one Jacobi sweep reading zeros for Path gives Edge itself */
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    run_text(&r, TC, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    assert_floats_eq(output(&r, "Path", (int64_t)n * n), e, (int64_t)n * n);
+    /* and a query of any runner computes the closure to a fixpoint */
+    fuse_outputs *q = NULL;
+    ck_assert_int_eq(fuse_runner_query(r.run, "Path", NULL, &in, 1, &q), FUSE_OK);
+    assert_floats_eq(fuse_outputs_tensor(q, 0)->data, want, (int64_t)n * n);
+    fuse_outputs_free(q);
+    run_free(&r);
+    free(want);
+}
+
+START_TEST(test_closure_chain)
+{
+    float *e = graph(6, chain_next);
+    check_closure_all_modes(e, 6);
+    free(e);
+}
+END_TEST
+
+START_TEST(test_closure_cycle)
+{
+    float *e = graph(5, cycle_next);
+    check_closure_all_modes(e, 5);
+    free(e);
+}
+END_TEST
+
+/* Sweeps of the chain's fixpoint: one per path length, plus one that changes
+ * nothing; the trace says evaluated, then unchanged in the last sweep. */
+START_TEST(test_fixpoint_trace_sweeps)
+{
+    int n = 5;
+    float *e = graph(n, chain_next);
+    fuse_input in = matrix_input("Edge", e, n);
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    run_text(&r, TC, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    json_t *root = trace_json(r.run);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "mode")), "fixpoint");
+    ck_assert(json_is_true(json_object_get(root, "converged")));
+    json_t *es[64];
+    int k = entries_of(root, "Path", es, 64);
+    ck_assert_int_eq(k, n); /* lengths 1..n-1, then no change */
+    for (int i = 0; i < k; i++) {
+        ck_assert_int_eq(json_integer_value(json_object_get(es[i], "sweep")), i);
+        ck_assert_str_eq(json_string_value(json_object_get(es[i], "status")),
+                         i + 1 < k ? "evaluated" : "unchanged");
+        ck_assert_int_eq(json_integer_value(json_object_get(es[i], "cells")), n * n);
+        ck_assert(json_is_number(json_object_get(es[i], "duration_ms")));
+        ck_assert(json_is_null(json_object_get(es[i], "temperature")));
+        ck_assert_str_eq(json_string_value(json_object_get(es[i], "kernel")), "join");
+        /* sweep i adds the paths of length i + 1: n - 1 - i of them */
+        ck_assert_int_eq(json_integer_value(json_object_get(es[i], "changed")),
+                         i + 1 < k ? n - 1 - i : 0);
+    }
+    json_t *comps = json_object_get(root, "components");
+    bool seen = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(comps, i, c)
+        if (json_is_true(json_object_get(c, "recursive"))) {
+            seen = true;
+            ck_assert(json_is_true(json_object_get(c, "iterated")));
+            ck_assert(json_is_true(json_object_get(c, "converged")));
+            ck_assert_int_eq(json_integer_value(json_object_get(c, "sweeps")), n);
+        }
+    ck_assert(seen);
+    json_decref(root);
+    char *text = NULL;
+    ck_assert_int_eq(fuse_runner_trace(r.run, 0, &text), FUSE_OK);
+    ck_assert_ptr_nonnull(strstr(text, "converged after 5 sweeps"));
+    ck_assert_ptr_nonnull(strstr(text, "[sweep 04] Path unchanged"));
+    fuse_free(text);
+    run_free(&r);
+    free(e);
+}
+END_TEST
+
+/* A(x,y): odd-length paths; B: even-length paths (>= 2). */
+START_TEST(test_mutual_recursion)
+{
+    const char *text = "Edge(x,y) = \"edge.npy\"\n"
+                       "A(x,y) = Edge(x,y)\n"
+                       "A(x,z) = B(x,y) Edge(y,z)\n"
+                       "B(x,z) = A(x,y) Edge(y,z)\n"
+                       "export A\nexport B\n";
+    int n = 7;
+    float *e = graph(n, chain_next);
+    e[6 * n + 3] = 1.0f; /* a back edge 6 -> 3 makes a cycle of length 4 */
+    /* Independently: reach[len][i][j] by powers of E up to length 4n. */
+    float *wa = calloc((size_t)n * n, sizeof *wa), *wb = calloc((size_t)n * n, sizeof *wb);
+    float *cur = malloc((size_t)n * n * sizeof *cur), *nxt = malloc((size_t)n * n * sizeof *nxt);
+    memcpy(cur, e, (size_t)n * n * sizeof *cur);
+    for (int len = 1; len <= 4 * n; len++) {
+        for (int i = 0; i < n * n; i++)
+            if (cur[i] != 0)
+                (len % 2 ? wa : wb)[i] = 1.0f;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                float v = 0;
+                for (int k = 0; k < n; k++)
+                    v = v != 0 || (cur[i * n + k] != 0 && e[k * n + j] != 0) ? 1.0f : 0.0f;
+                nxt[i * n + j] = v;
+            }
+        memcpy(cur, nxt, (size_t)n * n * sizeof *cur);
+    }
+    fuse_input in = matrix_input("Edge", e, n);
+    for (int s = 0; s < 2; s++) {
+        fuse_config cfg = config(FUSE_MODE_FIXPOINT, (fuse_strategy)s);
+        Run r;
+        run_text(&r, text, &cfg, &in, 1);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        assert_floats_eq(output(&r, "A", n * n), wa, n * n);
+        assert_floats_eq(output(&r, "B", n * n), wb, n * n);
+        json_t *root = trace_json(r.run);
+        ck_assert_str_eq(json_string_value(json_object_get(recursive_comp(root), "strategy")),
+                         s ? "semi_naive" : "synchronous");
+        json_decref(root);
+        run_free(&r);
+    }
+    free(wa), free(wb), free(cur), free(nxt), free(e);
+}
+END_TEST
+
+/* X = 0.5 X + 1 converges to 2; the sweeps stop by |new-old| <= tol + 1e-5|new|. */
+START_TEST(test_float_fixpoint_tolerance)
+{
+    const char *text = "Half[i] = const([0.5, 0.5])\n"
+                       "One[i] = const([1.0, 1.0])\n"
+                       "X[i] = X[i] Half[i]\n"
+                       "X[i] += One[i]\n"
+                       "export X\n";
+    static const double tols[] = {0.0, 1e-2};
+    for (int k = 0; k < 2; k++) {
+        /* independent iteration in float, as the kernels compute */
+        float x = 0;
+        int sweeps = 0;
+        for (;;) {
+            float nx = x * 0.5f + 1.0f;
+            sweeps++;
+            bool same = fabs((double)nx - x) <= tols[k] + 1e-5 * fabs((double)nx);
+            x = nx;
+            if (same || sweeps == 32)
+                break;
+        }
+        fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+        cfg.tol = tols[k];
+        Run r;
+        run_text(&r, text, &cfg, NULL, 0);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        const float *v = output(&r, "X", 2);
+        ck_assert_float_eq(v[0], x);
+        json_t *root = trace_json(r.run);
+        json_t *es[64];
+        ck_assert_int_eq(entries_of(root, "X", es, 64), sweeps);
+        json_decref(root);
+        run_free(&r);
+    }
+}
+END_TEST
+
+/* Counting paths on a 3-cycle grows forever: FUSE_E_NOT_CONVERGED, outputs kept. */
+static const char *const COUNT =
+    "Edge[x,y] = \"edge.npy\"\n"
+    "C[x,y] = Edge[x,y]\n"
+    "C[x,z] += C[x,y] Edge[y,z]\n"
+    "export C\n";
+
+START_TEST(test_not_converged)
+{
+    int n = 3;
+    float *e = graph(n, cycle_next);
+    fuse_input in = matrix_input("Edge", e, n);
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.max_iters = 5;
+    Run r;
+    run_text(&r, COUNT, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_E_NOT_CONVERGED);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "did not converge"));
+    /* independently: C_k = E + C_{k-1} E, C_0 = 0, five sweeps */
+    float c[9] = {0}, nc[9];
+    for (int s = 0; s < 5; s++) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                float v = e[i * n + j];
+                for (int k = 0; k < n; k++)
+                    v += c[i * n + k] * e[k * n + j];
+                nc[i * n + j] = v;
+            }
+        memcpy(c, nc, sizeof c);
+    }
+    assert_floats_eq(output(&r, "C", 9), c, 9);
+    json_t *root = trace_json(r.run);
+    ck_assert(json_is_false(json_object_get(root, "converged")));
+    json_decref(root);
+    run_free(&r);
+    /* semi-naive does not apply to a float component: the same synchronous result */
+    cfg.strategy = FUSE_STRATEGY_SEMI_NAIVE;
+    run_text(&r, COUNT, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_E_NOT_CONVERGED);
+    assert_floats_eq(output(&r, "C", 9), c, 9);
+    run_free(&r);
+    free(e);
+}
+END_TEST
+
+/* ---- demand ---- */
+
+static const char *const FAMILY =
+    "Edge(x,y) = \"edge.npy\"\n"
+    "Path(x,y) = Edge(x,y)\n"
+    "Path(x,z) = Path(x,y) Edge(y,z)\n"
+    "Deg[x] = Edge(x,y)\n"
+    "Other[x] = Deg[x] Deg[x]\n"
+    "export Path\n";
+
+START_TEST(test_demand_skips_unrelated)
+{
+    int n = 5;
+    float *e = graph(n, chain_next);
+    fuse_input in = matrix_input("Edge", e, n);
+    fuse_config cfg = config(FUSE_MODE_DEMAND, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    run_text(&r, FAMILY, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    json_t *root = trace_json(r.run);
+    json_t *es[64];
+    ck_assert_int_eq(entries_of(root, "Deg", es, 64), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "skipped");
+    ck_assert_int_eq(entries_of(root, "Other", es, 64), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "skipped");
+    ck_assert_int_eq(entries_of(root, "Path", es, 64), n);
+    json_decref(root);
+    /* a query for Other runs Deg and Other, never Path */
+    fuse_outputs *q = NULL;
+    ck_assert_int_eq(fuse_runner_query(r.run, "Other", "x=2", &in, 1, &q), FUSE_OK);
+    const fuse_tensor *t = fuse_outputs_tensor(q, 0);
+    ck_assert_int_eq(t->rank, 0);
+    ck_assert_float_eq(((float *)t->data)[0], 1.0f); /* node 2 has one edge */
+    fuse_outputs_free(q);
+    root = trace_json(r.run);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "mode")), "query");
+    ck_assert_int_eq(entries_of(root, "Path", es, 64), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "skipped");
+    ck_assert_int_eq(entries_of(root, "Deg", es, 64), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "evaluated");
+    json_decref(root);
+    run_free(&r);
+    free(e);
+}
+END_TEST
+
+START_TEST(test_query_selectors)
+{
+    int n = 5;
+    float *e = graph(n, chain_next);
+    float *want = closure(e, n);
+    fuse_input in = matrix_input("Edge", e, n);
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    run_text(&r, FAMILY, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    fuse_outputs *q = NULL;
+    ck_assert_int_eq(fuse_runner_query(r.run, "Path", "x=1", &in, 1, &q), FUSE_OK);
+    const fuse_tensor *t = fuse_outputs_tensor(q, 0);
+    ck_assert_str_eq(fuse_outputs_name(q, 0), "Path");
+    ck_assert_int_eq(t->rank, 1);
+    ck_assert_int_eq(t->shape[0], n);
+    assert_floats_eq(t->data, want + 1 * n, n);
+    fuse_outputs_free(q);
+    /* both axes (y from the end) drop to a scalar */
+    ck_assert_int_eq(fuse_runner_query(r.run, "Path", " y = -1 , x=0", &in, 1, &q), FUSE_OK);
+    t = fuse_outputs_tensor(q, 0);
+    ck_assert_int_eq(t->rank, 0);
+    ck_assert_float_eq(((float *)t->data)[0], want[0 * n + n - 1]);
+    fuse_outputs_free(q);
+    /* by the other axis: column 3 */
+    ck_assert_int_eq(fuse_runner_query(r.run, "Path", "y=3", &in, 1, &q), FUSE_OK);
+    t = fuse_outputs_tensor(q, 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_float_eq(((float *)t->data)[i], want[i * n + 3]);
+    fuse_outputs_free(q);
+    static const char *const bad[] = {"z=1", "x=5", "x=-6", "x=1,x=2", "x", "x=a", "x=1;"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        q = (fuse_outputs *)1;
+        ck_assert_int_eq(fuse_runner_query(r.run, "Path", bad[i], &in, 1, &q), FUSE_E_ARG);
+        ck_assert_ptr_null(q);
+    }
+    ck_assert_int_eq(fuse_runner_query(r.run, "Nope", NULL, &in, 1, &q), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_query(r.run, NULL, NULL, NULL, 0, &q), FUSE_E_ARG);
+    run_free(&r);
+    free(want);
+    free(e);
+}
+END_TEST
+
+/* ---- configuration ---- */
+
+START_TEST(test_config_checks)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_program_from_text(ctx, "A[i] = const([1.0])\nexport A\n", NULL, &prog),
+                     FUSE_OK);
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.max_iters = -1;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_ARG);
+    cfg.max_iters = 0;
+    cfg.tol = -1;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_ARG);
+    cfg.tol = 0;
+    cfg.mode = (fuse_mode)7;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_ARG);
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    fuse_temperature t = {.name = "A", .spec = "linear:1:0"};
+    cfg.temperatures = &t;
+    cfg.n_temperatures = 1;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "linear"));
+    t.spec = NULL;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_ARG);
+    ck_assert_ptr_null(run);
+    fuse_program_free(prog);
+}
+END_TEST
+
+/* ---- temperature schedules ---- */
+
+START_TEST(test_schedule_values)
+{
+    RtSchedule s = {0};
+    char *err = NULL;
+    ck_assert_int_eq(rt_sched_parse("0.5", &s, &err), FUSE_OK);
+    for (int it = 0; it < 5; it++)
+        ck_assert_double_eq(rt_sched_value(&s, "X", it), 0.5);
+    rt_sched_clear(&s);
+    ck_assert_int_eq(rt_sched_parse("linear:1:0:4", &s, &err), FUSE_OK);
+    static const double lin[] = {1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0};
+    for (int it = -1; it < 6; it++)
+        ck_assert_double_eq_tol(rt_sched_value(&s, "X", it), lin[it + 1], 1e-12);
+    ck_assert(!rt_sched_settled(&s, "X", 3));
+    ck_assert(rt_sched_settled(&s, "X", 4));
+    rt_sched_clear(&s);
+    ck_assert_int_eq(rt_sched_parse("piecewise:3=0.1,1=2,5=0", &s, &err), FUSE_OK);
+    static const double pw[] = {2, 2, 2, 0.1, 0.1, 0, 0};
+    for (int it = 0; it < 7; it++)
+        ck_assert_double_eq_tol(rt_sched_value(&s, "X", it), pw[it], 1e-12);
+    ck_assert(!rt_sched_settled(&s, "X", 4));
+    ck_assert(rt_sched_settled(&s, "X", 5));
+    rt_sched_clear(&s);
+    static const char *const bad[] = {"", "x", "linear:1:0", "linear:1:0:0", "piecewise:",
+                                      "piecewise:1=", "piecewise:1=2,", "0.5x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(rt_sched_parse(bad[i], &s, &err), FUSE_E_ARG);
+        ck_assert_ptr_nonnull(err);
+        free(err);
+        err = NULL;
+        rt_sched_clear(&s);
+    }
+}
+END_TEST
+
+static double step_temperature(const char *tensor, int it, void *user)
+{
+    ck_assert_str_eq(tensor, "Y");
+    ++*(int *)user;
+    return it < 2 ? 2.0 : 0.25;
+}
+
+static double sigmoid(double x, double t) { return 1.0 / (1.0 + exp(-x / t)); }
+
+/* Y = sig(X) has no recursion, but a fixpoint keeps iterating while its schedule
+ * still changes: piecewise 0=1,3=0.5 gives T = 1, 1, 1, 0.5, 0.5 (then settled). */
+START_TEST(test_annealed_fixpoint)
+{
+    const char *text = "X[i] = const([1.0, -2.0, 0.5])\n"
+                       "Y[i] = sig(X[i])\n"
+                       "Z[i] = sig(X[i], T=2.0)\n"
+                       "export Y\nexport Z\n";
+    static const double xs[] = {1.0, -2.0, 0.5};
+    fuse_temperature temps[2] = {{.name = "Y", .spec = "piecewise:0=1,3=0.5"},
+                                 {.name = "*", .spec = "4"}};
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.temperatures = temps;
+    cfg.n_temperatures = 2;
+    Run r;
+    run_text(&r, text, &cfg, NULL, 0);
+    ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    const float *y = output(&r, "Y", 3), *z = output(&r, "Z", 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(y[i], sigmoid(xs[i], 0.5), 1e-6);
+        ck_assert_double_eq_tol(z[i], sigmoid(xs[i], 2.0), 1e-6); /* explicit T wins */
+    }
+    json_t *root = trace_json(r.run);
+    json_t *es[64];
+    static const double want_t[] = {1, 1, 1, 0.5, 0.5};
+    ck_assert_int_eq(entries_of(root, "Y", es, 64), 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(json_real_value(json_object_get(es[i], "temperature")), want_t[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(es[1], "status")), "unchanged");
+    ck_assert_str_eq(json_string_value(json_object_get(es[3], "status")), "evaluated");
+    /* Z matches only the wildcard: a constant schedule, one sweep, T = 4 shown */
+    ck_assert_int_eq(entries_of(root, "Z", es, 64), 1);
+    ck_assert_double_eq(json_real_value(json_object_get(es[0], "temperature")), 4.0);
+    json_decref(root);
+    run_free(&r);
+    /* a host callback; single mode evaluates it at iteration 0 only */
+    int calls = 0;
+    fuse_temperature cb = {.name = "Y", .fn = step_temperature, .user = &calls};
+    cfg.temperatures = &cb;
+    cfg.n_temperatures = 1;
+    run_text(&r, text, &cfg, NULL, 0);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    y = output(&r, "Y", 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(y[i], sigmoid(xs[i], 0.25), 1e-6);
+    ck_assert_int_gt(calls, 3);
+    root = trace_json(r.run);
+    ck_assert_int_eq(entries_of(root, "Y", es, 64), 4); /* T = 2, 2, 0.25, 0.25 */
+    json_decref(root);
+    run_free(&r);
+    cfg.mode = FUSE_MODE_SINGLE;
+    run_text(&r, text, &cfg, NULL, 0);
+    y = output(&r, "Y", 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(y[i], sigmoid(xs[i], 2.0), 1e-6);
+    run_free(&r);
+    /* no schedule: sig without T is the hard threshold */
+    run_text(&r, text, NULL, NULL, 0);
+    y = output(&r, "Y", 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_float_eq(y[i], xs[i] > 0 ? 1.0f : 0.0f);
+    run_free(&r);
+}
+END_TEST
+
+/* ---- Monte Carlo projection ---- */
+
+static const char *const MC =
+    "A[i,j] = const([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])\n"
+    "S[i] = A[i,j]\nM[i] max= A[i,j]\nV[i] avg= A[i,j]\n"
+    "export S\nexport M\nexport V\n";
+
+START_TEST(test_mc_exact)
+{
+    /* samples >= the 4 projected cells: exact */
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.projection = FUSE_PROJECTION_MONTE_CARLO;
+    cfg.samples = 4;
+    cfg.seed = 99;
+    Run r;
+    run_text(&r, MC, &cfg, NULL, 0);
+    ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    const float s[2] = {10, 26}, m[2] = {4, 8}, v[2] = {2.5f, 6.5f};
+    assert_floats_eq(output(&r, "S", 2), s, 2);
+    assert_floats_eq(output(&r, "M", 2), m, 2);
+    assert_floats_eq(output(&r, "V", 2), v, 2);
+    run_free(&r);
+    /* with fewer samples, each estimate is the mean (x P for sum) of values of
+     * its row, shared draws: S = 4 V, M <= the row max */
+    cfg.samples = 3;
+    run_text(&r, MC, &cfg, NULL, 0);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    const float *gs = output(&r, "S", 2), *gv = output(&r, "V", 2), *gm = output(&r, "M", 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_float_eq_tol(gs[i], 4 * gv[i], 1e-4);
+        ck_assert(gm[i] <= m[i] && gm[i] >= 1 + 4 * i);
+        ck_assert(gv[i] >= 1 + 4 * i && gv[i] <= 4 + 4 * i);
+    }
+    /* one draw per equation, shared by its rows: row 1 = row 0 + 4 */
+    ck_assert_float_eq_tol(gv[1], gv[0] + 4, 1e-5);
+    json_t *root = trace_json(r.run);
+    json_t *es[4];
+    ck_assert_int_eq(entries_of(root, "S", es, 4), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(es[0], "samples")), 3);
+    json_decref(root);
+    run_free(&r);
+}
+END_TEST
+
+/* The sum of a million uniform values from 10^4 samples: within 5 standard
+ * errors, reproducible per seed, different across seeds. */
+START_TEST(test_mc_large_sum)
+{
+    int64_t n = 1000000;
+    float *x = malloc((size_t)n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    uint64_t st = 12345;
+    double total = 0, sq = 0;
+    for (int64_t i = 0; i < n; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((st >> 40) / (double)(1 << 24));
+        total += x[i];
+        sq += (double)x[i] * x[i];
+    }
+    double sd = sqrt(sq / n - (total / n) * (total / n));
+    fuse_input in = {.name = "X", .tensor = {.dtype = FUSE_F32, .rank = 1, .shape = {n}, .data = x}};
+    const char *text = "X[j] = \"x.npy\"\nTotal = X[j]\nexport Total\n";
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.projection = FUSE_PROJECTION_MONTE_CARLO;
+    cfg.samples = 10000;
+    float got[3];
+    for (int k = 0; k < 3; k++) {
+        cfg.seed = k < 2 ? 7 : 8;
+        Run r;
+        run_text(&r, text, &cfg, &in, 1);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        got[k] = output(&r, "Total", 1)[0];
+        run_free(&r);
+        double stderr_sum = (double)n * sd / sqrt((double)cfg.samples);
+        ck_assert_msg(fabs(got[k] - total) <= 5 * stderr_sum, "estimate %g, sum %g", got[k], total);
+    }
+    ck_assert_float_eq(got[0], got[1]);
+    ck_assert_float_ne(got[0], got[2]);
+    free(x);
+}
+END_TEST
+
+/* ---- CLI ---- */
+
+static char scratch[256];
+
+static void scratch_setup(void)
+{
+    ctx_setup();
+    snprintf(scratch, sizeof scratch, "/tmp/fuse_test_modes.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(scratch));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void scratch_teardown(void)
+{
+    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ctx_teardown();
+}
+
+/* Runs the CLI with args (a shell fragment); returns the exit status and the
+ * first `cap` bytes of stdout. */
+static int cli(const char *args, char *out, size_t cap)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", FUSE_JIT_BIN, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    ck_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static void write_program(const char *name, const char *text, float *edge, int n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", scratch, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    fuse_tensor t = {.dtype = FUSE_F32, .rank = 2, .shape = {n, n}, .data = edge};
+    snprintf(path, sizeof path, "%s/edge.npy", scratch);
+    ck_assert_int_eq(fuse_tensor_save(ctx, &t, path), FUSE_OK);
+}
+
+START_TEST(test_cli_modes)
+{
+    int n = 3;
+    float *e = graph(n, cycle_next);
+    write_program("count.fuse", COUNT, e, n);
+    char args[1024], out[8192];
+    snprintf(args, sizeof args, "run %s/count.fuse --mode fixpoint --max-iters 4 --explain",
+             scratch);
+    ck_assert_int_eq(cli(args, out, sizeof out), 4);
+    ck_assert_ptr_nonnull(strstr(out, "# C shape=(3, 3)"));
+    ck_assert_ptr_nonnull(strstr(out, "did not converge in 4 sweeps"));
+    snprintf(args, sizeof args, "run %s/count.fuse --mode fixpoint --max-iters 3 --out %s/c.npy",
+             scratch, scratch);
+    ck_assert_int_eq(cli(args, out, sizeof out), 4);
+    char path[512];
+    snprintf(path, sizeof path, "%s/c.npy", scratch);
+    fuse_tensor t;
+    ck_assert_int_eq(fuse_tensor_load(ctx, path, &t), FUSE_OK); /* outputs still written */
+    /* three sweeps: C = E + E^2 + E^3 on a 3-cycle: 1 on every cell */
+    for (int i = 0; i < 9; i++)
+        ck_assert_float_eq(((float *)t.data)[i], 1.0f);
+    fuse_free(t.data);
+    write_program("tc.fuse", TC, e, n);
+    snprintf(args, sizeof args, "run %s/tc.fuse --mode demand --query 'Path[x=1]' "
+             "--query Path[y=0,x=2]", scratch);
+    ck_assert_int_eq(cli(args, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "# Path[x=1] shape=(3,)"));
+    ck_assert_ptr_nonnull(strstr(out, "# Path[y=0,x=2] shape=()"));
+    /* --explain-json after --out: stdout is the JSON trace alone */
+    snprintf(args, sizeof args, "run %s/tc.fuse --mode fixpoint --fixpoint-strategy semi_naive "
+             "--out %s/p.npy --explain-json --temperature '*=piecewise:0=1,2=0'", scratch, scratch);
+    ck_assert_int_eq(cli(args, out, sizeof out), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(out, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "strategy")), "semi_naive");
+    ck_assert(json_is_true(json_object_get(root, "converged")));
+    json_t *es[64];
+    int k = entries_of(root, "Path", es, 64);
+    ck_assert_int_ge(k, 3);
+    ck_assert_double_eq(json_real_value(json_object_get(es[0], "temperature")), 1.0);
+    json_decref(root);
+    static const char *const bad[] = {"--mode fast", "--fixpoint-strategy naive", "--max-iters 0",
+                                      "--tol -1", "--query 'P[x=1'", "--temperature X",
+                                      "--temperature X=linear:1", "--query 'Path[z=1]'"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "run %s/tc.fuse %s", scratch, bad[i]);
+        ck_assert_msg(cli(args, out, sizeof out) == 2, "%s", bad[i]);
+    }
+    free(e);
+}
+END_TEST
+
+static Suite *modes_suite(void)
+{
+    Suite *s = suite_create("modes");
+    TCase *tc = tcase_create("fixpoint");
+    tcase_add_checked_fixture(tc, ctx_setup, ctx_teardown);
+    tcase_add_test(tc, test_closure_chain);
+    tcase_add_test(tc, test_closure_cycle);
+    tcase_add_test(tc, test_fixpoint_trace_sweeps);
+    tcase_add_test(tc, test_mutual_recursion);
+    tcase_add_test(tc, test_float_fixpoint_tolerance);
+    tcase_add_test(tc, test_not_converged);
+    tcase_add_test(tc, test_demand_skips_unrelated);
+    tcase_add_test(tc, test_query_selectors);
+    tcase_add_test(tc, test_config_checks);
+    tcase_add_test(tc, test_schedule_values);
+    tcase_add_test(tc, test_annealed_fixpoint);
+    tcase_add_test(tc, test_mc_exact);
+    tcase_add_test(tc, test_mc_large_sum);
+    suite_add_tcase(s, tc);
+    TCase *cl = tcase_create("cli");
+    tcase_add_checked_fixture(cl, scratch_setup, scratch_teardown);
+    tcase_add_test(cl, test_cli_modes);
+    suite_add_tcase(s, cl);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(modes_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,336 @@
+/*
+ * test_repl.c: the fuse-jit REPL (issue 7), driven as a user would: a scripted
+ * session through a pipe (values, an error with its caret after which the session
+ * goes on, explain, save and reload, settings), and an interactive one through a
+ * pseudo-terminal (forkpty) that checks the prompts, tab completion of a tensor
+ * name, the continuation prompt, Ctrl-C and the history file in $HOME.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TIMEOUT_MS = 25000 };
+
+/* A fresh scratch directory per test. */
+static char scratch[64];
+
+static void scratch_setup(void)
+{
+    snprintf(scratch, sizeof scratch, "/tmp/fuse_repl_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(scratch));
+}
+
+static void scratch_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", scratch);
+}
+
+static char *path_in(const char *name)
+{
+    static char buf[4][256]; /* test helper: a few paths alive at once */
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, 256, "%s/%s", scratch, name);
+    return p;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Runs `fuse-jit repl [program]` with stdin from `script`, in the scratch dir;
+ * stdout and stderr go to out.txt and err.txt. Returns the exit status. */
+static int run_piped(const char *script, const char *program)
+{
+    write_text(path_in("script.txt"), script);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chdir(scratch) != 0)
+            _exit(126);
+        int in = open("script.txt", O_RDONLY);
+        int out = open("out.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open("err.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || err < 0)
+            _exit(126);
+        dup2(in, 0), dup2(out, 1), dup2(err, 2);
+        execl(FUSE_JIT_BIN, "fuse-jit", "repl", program, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void expect_has(const char *text, const char *want)
+{
+    ck_assert_msg(strstr(text, want) != NULL, "expected '%s' in:\n%s", want, text);
+}
+
+/* Index of `want` in text, after position `from`; fails when absent. */
+static size_t expect_after(const char *text, size_t from, const char *want)
+{
+    const char *p = strstr(text + from, want);
+    ck_assert_msg(p != NULL, "expected '%s' after offset %zu in:\n%s", want, from, text);
+    return (size_t)(p - text) + strlen(want);
+}
+
+START_TEST(piped_session)
+{
+    int rc = run_piped("A[i,k] = const([[1.0, 2.0], [3.0, 4.0]])\n"
+                       "S[i] = A[i,k]\n"
+                       "S\n"
+                       "Bad[i] = A[i,k] +\n"
+                       "T[k] = A[i,k]\n"
+                       "P[i,k.] = softmax(\n"
+                       "    A[i,k])\n"
+                       "T\n"
+                       ":shape P\n"
+                       ":explain T\n"
+                       ":save saved.fuse\n"
+                       ":reset\n"
+                       "S\n"
+                       ":load saved.fuse\n"
+                       "T\n"
+                       ":set mode nonsense\n"
+                       ":set threads 1\n"
+                       ":list\n"
+                       ":quit\n"
+                       "S\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1); /* entries failed, so a script can tell */
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "# S shape=(2,) dtype=float32\n[3. 7.]\n");
+    at = expect_after(out, at, "# T shape=(2,) dtype=float32\n[4. 6.]\n");
+    at = expect_after(out, at, "P shape=(2, 2) dtype=float32\n");
+    at = expect_after(out, at, "equations:\n");
+    at = expect_after(out, at, "T[k] = A[i,k]");
+    at = expect_after(out, at, "session cleared\n");
+    at = expect_after(out, at, "# T shape=(2,) dtype=float32\n[4. 6.]\n");
+    at = expect_after(out, at, "   1  A[i,k] = const");
+    at = expect_after(out, at, "   4  P[i,k.] = softmax(\n");
+    ck_assert_ptr_null(strstr(out + at, "# S")); /* nothing after :quit */
+    ck_assert_ptr_null(strstr(out, "fuse>"));    /* no prompt when piped */
+    ck_assert_ptr_null(strstr(out, "Bad"));      /* the failed entry was dropped */
+    /* the error names the line in the session and puts a caret under it */
+    at = expect_after(err, 0, "<repl>:3:");
+    at = expect_after(err, at, "Bad[i] = A[i,k] +\n");
+    at = expect_after(err, at, "^");
+    at = expect_after(err, at, "unknown tensor 'S'"); /* after :reset */
+    at = expect_after(err, at, ":set mode expects single, fixpoint or demand");
+    char *saved = read_text(path_in("saved.fuse"));
+    ck_assert_str_eq(saved, "A[i,k] = const([[1.0, 2.0], [3.0, 4.0]])\n"
+                            "S[i] = A[i,k]\n"
+                            "T[k] = A[i,k]\n"
+                            "P[i,k.] = softmax(\n"
+                            "    A[i,k])\n");
+    free(saved), free(out), free(err);
+}
+END_TEST
+
+START_TEST(piped_program_and_sinks)
+{
+    write_text(path_in("prog.fuse"), "X[i] = \"x.json\"\nY[i] = 2 X[i]\n\"y.json\" = Y[i]\n");
+    write_text(path_in("x.json"), "[1.5, -2, 4]\n");
+    int rc = run_piped("Y\n:set sinks on\n:run\n:show Y\n", "prog.fuse");
+    ck_assert_int_eq(rc, 0);
+    char *out = read_text(path_in("out.txt"));
+    size_t at = expect_after(out, 0, "# Y shape=(3,) dtype=float32\n[ 3. -4.  8.]\n");
+    expect_after(out, at, "   2  Y[i] = 2 X[i]\n");
+    free(out);
+    char *y = read_text(path_in("y.json")); /* written by :run with sinks on */
+    expect_has(y, "-4");
+    free(y);
+}
+END_TEST
+
+/* ---- through a pseudo-terminal ---- */
+
+typedef struct Pty {
+    int fd;
+    pid_t pid;
+    char buf[1 << 16];
+    size_t len, seen; /* bytes read; how far expectations have consumed */
+} Pty;
+
+static void pty_spawn(Pty *p, bool with_repl_word)
+{
+    memset(p, 0, sizeof *p);
+    struct winsize ws = {.ws_row = 24, .ws_col = 100};
+    p->pid = forkpty(&p->fd, NULL, NULL, &ws);
+    ck_assert_int_ge(p->pid, 0);
+    if (p->pid == 0) {
+        if (chdir(scratch) != 0)
+            _exit(126);
+        setenv("HOME", scratch, 1);
+        setenv("TERM", "xterm", 1);
+        if (with_repl_word)
+            execl(FUSE_JIT_BIN, "fuse-jit", "repl", (char *)NULL);
+        else
+            execl(FUSE_JIT_BIN, "fuse-jit", (char *)NULL);
+        _exit(127);
+    }
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads until `want` appears after what was already matched. */
+static void pty_expect(Pty *p, const char *want)
+{
+    long long end = now_ms() + TIMEOUT_MS;
+    for (;;) {
+        char *hit = memmem(p->buf + p->seen, p->len - p->seen, want, strlen(want));
+        if (hit) {
+            p->seen = (size_t)(hit - p->buf) + strlen(want);
+            return;
+        }
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        long long left = end - now_ms();
+        ck_assert_msg(left > 0 && p->len + 1 < sizeof p->buf, "timed out waiting for '%s' in:\n%.*s",
+                      want, (int)p->len, p->buf);
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        ck_assert_msg(n > 0, "the REPL ended while waiting for '%s':\n%.*s", want, (int)p->len,
+                      p->buf);
+        p->len += (size_t)n;
+    }
+}
+
+static void pty_send(Pty *p, const char *s)
+{
+    ck_assert_int_eq(write(p->fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Waits for the REPL to exit (killing it after TIMEOUT_MS); its exit status. */
+static int pty_wait(Pty *p)
+{
+    char sink[4096];
+    long long end = now_ms() + TIMEOUT_MS;
+    int status = 0;
+    pid_t done = 0;
+    while ((done = waitpid(p->pid, &status, WNOHANG)) == 0 && now_ms() < end) {
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) > 0 && read(p->fd, sink, sizeof sink) <= 0)
+            usleep(10000);
+    }
+    if (done == 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &status, 0);
+        ck_abort_msg("the REPL did not exit:\n%.*s", (int)p->len, p->buf);
+    }
+    close(p->fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(terminal_session)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Alphabet[i] = const([1.0, 2.0, 3.0])\n");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Alp\t\n"); /* completes to Alphabet, then prints it */
+    pty_expect(p, "# Alphabet shape=(3,) dtype=float32");
+    pty_expect(p, "[1. 2. 3.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Beta[i] = 2 (\n"); /* brackets open: continuation prompt */
+    pty_expect(p, "...   ");
+    pty_send(p, "Alphabet[i])\n");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Beta\n");
+    pty_expect(p, "[2. 4. 6.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Gamma[i] = Nope[i\x03"); /* Ctrl-C drops the line */
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":li\t\n"); /* commands complete too */
+    pty_expect(p, "   2  Beta[i] = 2 (");
+    pty_expect(p, "fuse> ");
+    /* Ctrl-D quits. libedit prints the prompt before it puts the terminal in raw
+     * mode; a ^D typed ahead into the cooked terminal is an EOF of the line
+     * discipline, not a character, so give it a moment. */
+    usleep(300 * 1000);
+    pty_send(p, "\x04");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+    char *hist = read_text(path_in(".fuse_jit_history"));
+    expect_has(hist, "Alphabet");
+    expect_has(hist, "Beta");
+    ck_assert_ptr_null(strstr(hist, "Gamma")); /* the cancelled line is not kept */
+    free(hist);
+}
+END_TEST
+
+/* `fuse-jit` alone on a terminal is the REPL; :quit leaves with status 0. */
+START_TEST(terminal_without_arguments)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, false);
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Nope\n");
+    pty_expect(p, "unknown tensor 'Nope'");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+}
+END_TEST
+
+static Suite *repl_suite(void)
+{
+    Suite *s = suite_create("repl");
+    TCase *tc = tcase_create("repl");
+    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, piped_session);
+    tcase_add_test(tc, piped_program_and_sinks);
+    tcase_add_test(tc, terminal_session);
+    tcase_add_test(tc, terminal_without_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(repl_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,468 @@
+/*
+ * fuse-bench.c: benchmarks fuse-jit through the public API (include/fuse.h) only.
+ *
+ * For each program it measures, in wall-clock milliseconds: parse and check
+ * (fuse_program_from_file or _from_text), compile (fuse_runner_new), the first run,
+ * then `warmup` untimed runs and `repeat` timed runs (min and median), and the
+ * GFLOP/s of the joins over the median run. The FLOP count is the runner's
+ * (fuse_timings.flops: 2 x the loop cells of every sum join) when the library
+ * reports it, else the workload's own count (suite) or unknown.
+ *
+ * `--suite` runs built-in workloads generated as program text: their sources are
+ * bound with fuse_input to random data (fixed seed, borrowed: no copy), so no file
+ * is read. Compiles bypass the disk cache (fuse_config.no_cache).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fuse.h"
+
+#define MAX_INPUTS 8
+
+typedef struct BenchOpts {
+    int repeat, warmup, threads;
+    const char *json_path;
+    const char *only;       /* --suite: run only workloads whose name contains this */
+} BenchOpts;
+
+/* One suite workload: program text plus the shapes of its sources. */
+typedef struct Workload {
+    const char *name;
+    char text[1024];
+    fuse_input inputs[MAX_INPUTS];
+    size_t n_inputs;
+    double flops;           /* the workload's own count; 0 when none */
+    int is_bool;            /* inputs are 0/1 */
+} Workload;
+
+typedef struct Result {
+    const char *name;
+    double parse_ms, compile_ms, first_ms, min_ms, median_ms, flops;
+    int ok;
+} Result;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---- running one program ---- */
+
+/* Runs `run` warmup + repeat times; fills min and median. */
+static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpts *o,
+                             Result *r)
+{
+    double *t = calloc((size_t)o->repeat + 1, sizeof *t);
+    if (!t)
+        return FUSE_E_NOMEM;
+    fuse_status st = FUSE_OK;
+    for (int i = 0; i < o->warmup + o->repeat && st == FUSE_OK; i++) {
+        fuse_outputs *out = NULL;
+        double t0 = now_ms();
+        st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
+        double dt = now_ms() - t0;
+        fuse_outputs_free(out);
+        if (i >= o->warmup)
+            t[i - o->warmup] = dt;
+    }
+    if (st == FUSE_OK && o->repeat > 0) {
+        qsort(t, (size_t)o->repeat, sizeof *t, cmp_double);
+        r->min_ms = t[0];
+        r->median_ms = o->repeat % 2 ? t[o->repeat / 2]
+                                     : 0.5 * (t[o->repeat / 2 - 1] + t[o->repeat / 2]);
+    }
+    free(t);
+    return st;
+}
+
+/* Compiles and times one program (from `path`, or the workload's text). */
+static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
+                             const BenchOpts *o, Result *r)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = o->threads;
+    cfg.write_sinks = 0;
+    cfg.no_cache = 1; /* time real compiles, never a stale cached object */
+    double t0 = now_ms();
+    fuse_status st = w ? fuse_program_from_text(ctx, w->text, w->name, &prog)
+                       : fuse_program_from_file(ctx, path, &prog);
+    double t1 = now_ms();
+    if (st == FUSE_OK)
+        st = fuse_runner_new(prog, &cfg, w ? w->inputs : NULL, w ? w->n_inputs : 0, &run);
+    double t2 = now_ms();
+    if (st == FUSE_OK)
+        st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
+    double t3 = now_ms();
+    fuse_outputs_free(out);
+    r->parse_ms = t1 - t0;
+    r->compile_ms = t2 - t1;
+    r->first_ms = t3 - t2;
+    r->flops = w ? w->flops : 0.0;
+    fuse_timings tm;
+    if (st == FUSE_OK && fuse_runner_timings(run, &tm) == FUSE_OK && tm.flops > 0)
+        r->flops = (double)tm.flops;
+    if (st == FUSE_OK)
+        st = time_runs(run, w, o, r);
+    r->ok = st == FUSE_OK;
+    if (st != FUSE_OK)
+        fprintf(stderr, "fuse-bench: %s: %s\n", r->name, fuse_ctx_error(ctx));
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    return st;
+}
+
+/* ---- reporting ---- */
+
+static void print_header(void)
+{
+    printf("%-22s %9s %10s %10s %10s %10s %9s\n", "program", "parse_ms", "compile_ms",
+           "first_ms", "min_ms", "median_ms", "GFLOP/s");
+}
+
+static void print_result(const Result *r)
+{
+    if (!r->ok) {
+        printf("%-22s failed\n", r->name);
+        return;
+    }
+    printf("%-22s %9.3f %10.2f %10.3f %10.3f %10.3f", r->name, r->parse_ms, r->compile_ms,
+           r->first_ms, r->min_ms, r->median_ms);
+    if (r->flops > 0 && r->median_ms > 0)
+        printf(" %9.1f\n", r->flops / (r->median_ms * 1e6));
+    else
+        printf(" %9s\n", "-");
+    fflush(stdout);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int write_json(const char *path, const Result *rs, int n, const BenchOpts *o)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "fuse-bench: error: cannot write %s\n", path);
+        return 1;
+    }
+    fprintf(f, "{\"repeat\": %d, \"warmup\": %d, \"threads\": %d, \"results\": [", o->repeat,
+            o->warmup, o->threads);
+    for (int i = 0; i < n; i++) {
+        const Result *r = &rs[i];
+        fprintf(f, "%s\n  {\"name\": ", i ? "," : "");
+        json_string(f, r->name);
+        fprintf(f, ", \"ok\": %s, \"parse_ms\": %.4f, \"compile_ms\": %.4f, \"first_ms\": %.4f, "
+                   "\"min_ms\": %.4f, \"median_ms\": %.4f, \"flops\": %.0f, \"gflops\": %.3f}",
+                r->ok ? "true" : "false", r->parse_ms, r->compile_ms, r->first_ms, r->min_ms,
+                r->median_ms, r->flops,
+                r->median_ms > 0 ? r->flops / (r->median_ms * 1e6) : 0.0);
+    }
+    fprintf(f, "\n]}\n");
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+/* ---- the suite ---- */
+
+/* xorshift64: a fixed-seed generator so every run times the same data. */
+static float rand_unit(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((*s >> 40) & 0xffffff) / (float)0x1000000 * 2.0f - 1.0f;
+}
+
+/* Adds a source input of the given shape filled with random data. */
+static int add_input(Workload *w, const char *name, int rank, const int64_t *shape,
+                     uint64_t *seed)
+{
+    fuse_input *in = &w->inputs[w->n_inputs++];
+    memset(in, 0, sizeof *in);
+    in->name = name;
+    in->tensor.dtype = FUSE_F32;
+    in->tensor.rank = rank;
+    int64_t n = 1;
+    for (int k = 0; k < rank; k++)
+        n *= in->tensor.shape[k] = shape[k];
+    /* 64-byte aligned and borrowed: runs use the data in place (no copy timed) */
+    float *d = aligned_alloc(64, ((size_t)n * sizeof *d + 63) / 64 * 64);
+    if (!d)
+        return 1;
+    in->borrow = 1;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = w->is_bool ? (rand_unit(seed) > 0.9f ? 1.0f : 0.0f) : rand_unit(seed);
+    in->tensor.data = d;
+    return 0;
+}
+
+static void free_workload(Workload *w)
+{
+    for (size_t i = 0; i < w->n_inputs; i++)
+        free(w->inputs[i].tensor.data);
+    w->n_inputs = 0;
+}
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+static int make_matmul(Workload *w, int64_t n, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text,
+             "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\nexport C\n");
+    w->flops = 2.0 * (double)n * (double)n * (double)n;
+    return add_input(w, "A", 2, SHAPE(n, n), seed) || add_input(w, "B", 2, SHAPE(n, n), seed);
+}
+
+static int make_batched(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text, "A[b,i,k] = \"a.npy\"\nB[b,k,j] = \"b.npy\"\n"
+                                      "C[b,i,j] = A[b,i,k] B[b,k,j]\nexport C\n");
+    w->flops = 2.0 * 32 * 256.0 * 256 * 256;
+    return add_input(w, "A", 3, SHAPE(32, 256, 256), seed)
+        || add_input(w, "B", 3, SHAPE(32, 256, 256), seed);
+}
+
+static int make_4index(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text, "A[a,e,b,f] = \"a.npy\"\nB[e,c,f,d] = \"b.npy\"\n"
+                                      "C[a,b,c,d] = A[a,e,b,f] B[e,c,f,d]\nexport C\n");
+    w->flops = 2.0 * 32 * 32 * 32 * 32 * 32 * 32;
+    return add_input(w, "A", 4, SHAPE(32, 32, 32, 32), seed)
+        || add_input(w, "B", 4, SHAPE(32, 32, 32, 32), seed);
+}
+
+/* One attention head: 512 positions, 512 features, head dimension 64. */
+static int make_attention(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text,
+             "X[p,f] = \"x.npy\"\nWq[f,h] = \"wq.npy\"\nWk[f,h] = \"wk.npy\"\n"
+             "Wv[f,h] = \"wv.npy\"\n"
+             "Q[p,h] = X[p,f] Wq[f,h]\nK[p,h] = X[p,f] Wk[f,h]\nV[p,h] = X[p,f] Wv[f,h]\n"
+             "S[p,q] = 0.125 Q[p,h] K[q,h]\nP[p,q.] = softmax(S[p,q])\n"
+             "O[p,h] = P[p,q] V[q,h]\nexport O\n");
+    w->flops = 3 * 2.0 * 512 * 512 * 64 + 2 * 2.0 * 512 * 512 * 64;
+    return add_input(w, "X", 2, SHAPE(512, 512), seed)
+        || add_input(w, "Wq", 2, SHAPE(512, 64), seed)
+        || add_input(w, "Wk", 2, SHAPE(512, 64), seed)
+        || add_input(w, "Wv", 2, SHAPE(512, 64), seed);
+}
+
+/* A two-layer perceptron on a batch of 256: 1024 -> 1024 (relu) -> 256. */
+static int make_mlp(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text,
+             "X[b,i] = \"x.npy\"\nW1[i,h] = \"w1.npy\"\nB1[h] = \"b1.npy\"\n"
+             "W2[h,o] = \"w2.npy\"\nB2[o] = \"b2.npy\"\n"
+             "Z[b,h] = X[b,i] W1[i,h] + B1[h]\nH[b,h] = relu(Z[b,h])\n"
+             "Y[b,o] = H[b,h] W2[h,o] + B2[o]\nexport Y\n");
+    w->flops = 2.0 * 256 * 1024 * 1024 + 2.0 * 256 * 1024 * 256;
+    return add_input(w, "X", 2, SHAPE(256, 1024), seed)
+        || add_input(w, "W1", 2, SHAPE(1024, 1024), seed)
+        || add_input(w, "B1", 1, SHAPE(1024), seed)
+        || add_input(w, "W2", 2, SHAPE(1024, 256), seed)
+        || add_input(w, "B2", 1, SHAPE(256), seed);
+}
+
+/* Eight elementwise steps over a 1024 x 1024 tensor. */
+static int make_chain(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text,
+             "X[i,j] = \"x.npy\"\nY[i,j] = \"y.npy\"\n"
+             "A1[i,j] = X[i,j] Y[i,j]\nA2[i,j] = relu(A1[i,j])\nA3[i,j] = A2[i,j] + X[i,j]\n"
+             "A4[i,j] = 0.5 A3[i,j]\nA5[i,j] = tanh(A4[i,j])\nA6[i,j] = A5[i,j] Y[i,j]\n"
+             "A7[i,j] = abs(A6[i,j])\nA8[i,j] = A7[i,j] + 1.0\nexport A8\n");
+    w->flops = 0;
+    return add_input(w, "X", 2, SHAPE(1024, 1024), seed)
+        || add_input(w, "Y", 2, SHAPE(1024, 1024), seed);
+}
+
+/* Grandparent over 512 people: a boolean join with a projected axis. */
+static int make_bool(Workload *w, uint64_t *seed)
+{
+    snprintf(w->text, sizeof w->text, "Parent(x,y) = \"parent.npy\"\n"
+                                      "Grand(x,z) = Parent(x,y) Parent(y,z)\nexport Grand\n");
+    w->flops = 2.0 * 512 * 512 * 512;
+    w->is_bool = 1;
+    return add_input(w, "Parent", 2, SHAPE(512, 512), seed);
+}
+
+static int make_workload(int i, Workload *w, uint64_t *seed)
+{
+    static const char *const names[] = {"matmul-256", "matmul-512", "matmul-1024",
+                                        "matmul-2048", "batched-32x256", "4index-32",
+                                        "attention-512", "mlp-256x1024", "elementwise-chain",
+                                        "bool-join-512"};
+    if (i >= (int)(sizeof names / sizeof names[0]))
+        return -1;
+    memset(w, 0, sizeof *w);
+    w->name = names[i];
+    switch (i) {
+    case 0: return make_matmul(w, 256, seed);
+    case 1: return make_matmul(w, 512, seed);
+    case 2: return make_matmul(w, 1024, seed);
+    case 3: return make_matmul(w, 2048, seed);
+    case 4: return make_batched(w, seed);
+    case 5: return make_4index(w, seed);
+    case 6: return make_attention(w, seed);
+    case 7: return make_mlp(w, seed);
+    case 8: return make_chain(w, seed);
+    default: return make_bool(w, seed);
+    }
+}
+
+static int run_suite(fuse_ctx *ctx, const BenchOpts *o, Result *rs, int *n)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int failed = 0;
+    Workload w;
+    for (int i = 0;; i++) {
+        int rc = make_workload(i, &w, &seed);
+        if (rc < 0)
+            break;
+        if (o->only && !strstr(w.name, o->only)) {
+            free_workload(&w);
+            continue;
+        }
+        Result *r = &rs[(*n)++];
+        memset(r, 0, sizeof *r);
+        r->name = w.name;
+        if (rc != 0 || bench_one(ctx, NULL, &w, o, r) != FUSE_OK)
+            failed = 1;
+        print_result(r);
+        free_workload(&w);
+    }
+    return failed;
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fuse-bench PROGRAM... [--repeat N] [--warmup N] [--threads N] "
+               "[--json FILE]\n"
+               "       fuse-bench --suite [--only NAME] [--repeat N] [--warmup N] "
+               "[--threads N] [--json FILE]\n\n"
+               "Times parse, compile, the first run and --repeat steady runs (min and\n"
+               "median, after --warmup untimed runs) of each program, and the GFLOP/s of\n"
+               "its joins (2 x loop cells per sum join) over the median.\n"
+               "  --suite        built-in workloads with random inputs: matrix products\n"
+               "                 256-2048, a batched product, a 4-index contraction, an\n"
+               "                 attention head, an MLP, an elementwise chain, a boolean join\n"
+               "  --only NAME    with --suite: only workloads whose name contains NAME\n"
+               "  --repeat N     timed runs (default 10)\n"
+               "  --warmup N     untimed runs before them (default 2)\n"
+               "  --threads N    worker threads (default 0: every core)\n"
+               "  --json FILE    also write the results as JSON\n");
+}
+
+static int parse_count(const char *flag, const char *v, int min, int *out)
+{
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : -1;
+    if (!v || *v == '\0' || *end != '\0' || n < min || n > 1000000) {
+        fprintf(stderr, "fuse-bench: error: %s expects a number >= %d\n", flag, min);
+        return 1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* Parses argv; programs are collected in progs (argc entries). 0 ok, 1 error,
+ * 2 help printed. */
+static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, int *n_progs,
+                      int *is_suite)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 2;
+        } else if (strcmp(a, "--suite") == 0) {
+            *is_suite = 1;
+            continue;
+        } else if (strcmp(a, "--repeat") == 0) {
+            rc = parse_count(a, v, 1, &o->repeat);
+        } else if (strcmp(a, "--warmup") == 0) {
+            rc = parse_count(a, v, 0, &o->warmup);
+        } else if (strcmp(a, "--threads") == 0) {
+            rc = parse_count(a, v, 0, &o->threads);
+        } else if (strcmp(a, "--json") == 0 || strcmp(a, "--only") == 0) {
+            if (!v) {
+                fprintf(stderr, "fuse-bench: error: %s expects a value\n", a);
+                return 1;
+            }
+            *(a[2] == 'j' ? &o->json_path : &o->only) = v;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "fuse-bench: error: unknown option '%s' (see --help)\n", a);
+            return 1;
+        } else {
+            progs[(*n_progs)++] = a;
+            continue;
+        }
+        if (rc)
+            return 1;
+        i++;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    BenchOpts o = {.repeat = 10, .warmup = 2};
+    const char **progs = calloc((size_t)argc + 1, sizeof *progs);
+    Result *rs = calloc((size_t)argc + 16, sizeof *rs);
+    int n_progs = 0, is_suite = 0, n = 0, failed = 0;
+    int rc = progs && rs ? parse_args(argc, argv, &o, progs, &n_progs, &is_suite) : 1;
+    if (rc == 0 && n_progs == 0 && !is_suite) {
+        fprintf(stderr, "fuse-bench: error: no program given (see --help)\n");
+        rc = 1;
+    }
+    fuse_ctx *ctx = NULL;
+    if (rc == 0 && fuse_ctx_new(&ctx) != FUSE_OK) {
+        fprintf(stderr, "fuse-bench: error: cannot create a JIT context\n");
+        rc = 1;
+    }
+    if (rc == 0) {
+        print_header();
+        for (int i = 0; i < n_progs; i++) {
+            rs[n].name = progs[i];
+            failed |= bench_one(ctx, progs[i], NULL, &o, &rs[n]) != FUSE_OK;
+            print_result(&rs[n++]);
+        }
+        if (is_suite)
+            failed |= run_suite(ctx, &o, rs, &n);
+        if (o.json_path)
+            failed |= write_json(o.json_path, rs, n, &o);
+    }
+    fuse_ctx_free(ctx);
+    free(progs);
+    free(rs);
+    return rc == 2 ? 0 : rc ? 2 : failed ? 1 : 0;
+}

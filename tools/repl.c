@@ -1,0 +1,1098 @@
+/*
+ * repl.c: the fuse-jit REPL. A session is a growing Fuse program. Each entered
+ * equation, source, sink or export is appended to the session's text and the
+ * whole text is checked at once through the public API: on an error the
+ * diagnostic (with its caret) is printed and the entry is dropped, so the session
+ * keeps its last good state. A bare tensor name prints the tensor's value (the
+ * program is compiled with that name exported, then run; the library's cache keeps
+ * unchanged code from being compiled again). Lines starting with ':' are commands
+ * (COMMANDS below).
+ *
+ * On a terminal, lines come from libedit: emacs key bindings, persistent history
+ * (~/.fuse_jit_history), tab completion of tensor names, builtins and commands, a
+ * "...   " prompt while brackets are open, Ctrl-C cancels the line and Ctrl-D on
+ * an empty line quits. Otherwise lines are read with getline and nothing but
+ * results and diagnostics is printed, so sessions can be scripted.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <histedit.h>
+#include <libgen.h>
+#include <limits.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "fuse.h"
+#include "print.h"
+#include "repl.h"
+
+/* The one piece of mutable global state: set by the SIGINT handler, read by the
+ * line reader (a signal handler can reach nothing else). */
+static volatile sig_atomic_t repl_interrupted;
+
+/* ---- growable strings and word lists ---- */
+
+typedef struct Buf {
+    char *p;
+    size_t len, cap;
+} Buf;
+
+static bool buf_add(Buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return false;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+static bool buf_adds(Buf *b, const char *s) { return buf_add(b, s, strlen(s)); }
+
+static const char *buf_str(const Buf *b) { return b->p ? b->p : ""; }
+
+typedef struct Words {
+    char **v;
+    size_t n, cap;
+} Words;
+
+static bool words_has(const Words *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (strlen(w->v[i]) == n && strncmp(w->v[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* Adds a copy of s[0..n) unless present; false on OOM. */
+static bool words_add(Words *w, const char *s, size_t n)
+{
+    if (words_has(w, s, n))
+        return true;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 16;
+        char **v = realloc(w->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        w->v = v;
+        w->cap = cap;
+    }
+    char *copy = strndup(s, n);
+    if (!copy)
+        return false;
+    w->v[w->n++] = copy;
+    return true;
+}
+
+static void words_free(Words *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->v[i]);
+    free(w->v);
+    *w = (Words){0};
+}
+
+/* ---- lexical scanning of the session text ---- */
+
+/* Builtin names (SPEC §5), for completion and to tell calls from tensors. */
+static const char *const BUILTINS[] = {
+    "step", "relu", "sin", "cos", "exp", "log", "tanh", "sqrt", "abs", "sig", "gelu",
+    "softmax", "masked_softmax", "lnorm", "layernorm", "layer_norm", "attention", "rope",
+    "concat", "causal_mask", "const", "topk", "reduce_max", "reduce_mean", "max", "mean",
+    "sum", "case", "tucker_dense", "even", "odd", "export", "true", "false", "none",
+};
+
+static bool is_builtin(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++)
+        if (strlen(BUILTINS[i]) == n && strncasecmp(BUILTINS[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+static bool is_ident_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
+static bool is_ident_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* Skips a string literal starting at s (at the opening quote). */
+static const char *skip_string(const char *s)
+{
+    for (s++; *s && *s != '"' && *s != '\n'; s++)
+        if (*s == '\\' && s[1])
+            s++;
+    return *s == '"' ? s + 1 : s;
+}
+
+/* Open brackets minus closed ones in s, outside strings and comments. */
+static int bracket_depth(const char *s)
+{
+    int depth = 0;
+    while (*s) {
+        if (*s == '"')
+            s = skip_string(s);
+        else if (*s == '#')
+            s += strcspn(s, "\n");
+        else
+            depth += (*s == '(' || *s == '[' || *s == '{') - (*s == ')' || *s == ']' || *s == '}'),
+                s++;
+    }
+    return depth;
+}
+
+/* Classifies one identifier of the text: a tensor when it starts a statement (the
+ * LHS), follows `export`, or is indexed (NAME[ or NAME() and is not a builtin. */
+static bool names_note(Words *w, const char *id, size_t n, bool at_start, bool after_export,
+                       const char *next)
+{
+    while (*next == ' ' || *next == '\t')
+        next++;
+    bool indexed = (*next == '[' || *next == '(') && !is_builtin(id, n);
+    bool lhs = at_start && !is_builtin(id, n) && !(n == 2 && strncmp(id, "fn", 2) == 0);
+    if (lhs || after_export || indexed)
+        return words_add(w, id, n);
+    return true;
+}
+
+/* The tensor names of a program text, in order of first appearance. */
+static bool collect_names(const char *s, Words *w)
+{
+    int depth = 0;
+    bool at_start = true, after_export = false;
+    while (*s) {
+        if (*s == '"') {
+            s = skip_string(s);
+            at_start = after_export = false;
+        } else if (*s == '#') {
+            s += strcspn(s, "\n");
+        } else if (is_ident_start(*s)) {
+            const char *id = s;
+            while (is_ident_char(*s))
+                s++;
+            size_t n = (size_t)(s - id);
+            if (!names_note(w, id, n, at_start && depth == 0, after_export, s))
+                return false;
+            after_export = n == 6 && strncmp(id, "export", 6) == 0;
+            at_start = false;
+        } else {
+            if (*s == '\n' || *s == ';')
+                at_start = depth == 0;
+            else if (!isspace((unsigned char)*s))
+                at_start = after_export = false;
+            depth += (*s == '(' || *s == '[' || *s == '{') - (*s == ')' || *s == ']' || *s == '}');
+            s++;
+        }
+    }
+    return true;
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!is_ident_start(*s))
+        return false;
+    while (is_ident_char(*s))
+        s++;
+    return *s == '\0';
+}
+
+/* The first identifier of a statement (its LHS), or NULL; *n its length. */
+static const char *statement_lhs(const char *line, size_t *n)
+{
+    while (isspace((unsigned char)*line))
+        line++;
+    if (!is_ident_start(*line))
+        return NULL;
+    const char *id = line;
+    while (is_ident_char(*line))
+        line++;
+    *n = (size_t)(line - id);
+    return id;
+}
+
+/* Trims spaces at both ends, in place. */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* ---- the session ---- */
+
+typedef struct Repl {
+    fuse_ctx *ctx;
+    fuse_config cfg;  /* what :set changes; sinks off until `:set sinks on` */
+    Buf text;         /* the session's program, every accepted entry */
+    char *base_dir;   /* sources and sinks resolve here (:load); NULL: current dir */
+    Buf pending;      /* an entry whose brackets are still open */
+    bool interactive; /* stdin is a terminal */
+    bool timing;      /* :time */
+    bool quit;
+    bool cancelled;   /* Ctrl-C while reading the current line */
+    int failures;     /* entries that failed (the exit status when scripted) */
+    EditLine *el;
+    History *hist;
+    char *hist_path;  /* NULL: no history file */
+    sigset_t old_mask, wait_mask; /* SIGINT is only delivered inside ppoll */
+    bool signals_set;
+} Repl;
+
+static void repl_error(Repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void repl_error(Repl *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    r->failures++;
+}
+
+/* Prints the library's diagnostic for a failed call. */
+static void repl_lib_error(Repl *r, fuse_status st)
+{
+    const char *msg = fuse_ctx_error(r->ctx);
+    fflush(stdout);
+    if (!msg || !*msg)
+        fprintf(stderr, "error: %s\n", fuse_status_name(st));
+    else
+        fprintf(stderr, "%s%s", msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+    r->failures++;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Checks `text` as the whole session program. */
+static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
+{
+    double t0 = now_ms();
+    fuse_status st = fuse_program_from_text(r->ctx, text, "<repl>", out);
+    if (r->timing)
+        printf("time: check %.2f ms\n", now_ms() - t0);
+    if (st != FUSE_OK)
+        repl_lib_error(r, st);
+    return st;
+}
+
+/* Appends an entry to the session when the program still checks with it. */
+static bool accept_text(Repl *r, const char *entry)
+{
+    Buf cand = {0};
+    bool ok = buf_adds(&cand, buf_str(&r->text)) && buf_adds(&cand, entry);
+    if (ok && cand.len && cand.p[cand.len - 1] != '\n')
+        ok = buf_adds(&cand, "\n");
+    if (!ok) {
+        free(cand.p);
+        repl_error(r, "out of memory");
+        return false;
+    }
+    fuse_program *prog = NULL;
+    if (check_text(r, cand.p, &prog) != FUSE_OK) {
+        free(cand.p);
+        return false;
+    }
+    fuse_program_free(prog);
+    free(r->text.p);
+    r->text = cand;
+    return true;
+}
+
+/* The session's tensor names; false (and an error) on OOM. */
+static bool session_names(Repl *r, Words *w)
+{
+    if (collect_names(buf_str(&r->text), w))
+        return true;
+    repl_error(r, "out of memory");
+    return false;
+}
+
+static bool session_has_tensor(Repl *r, const char *name)
+{
+    Words w = {0};
+    bool ok = session_names(r, &w) && words_has(&w, name, strlen(name));
+    words_free(&w);
+    if (!ok)
+        repl_error(r, "unknown tensor '%s'", name);
+    return ok;
+}
+
+/* Compiles the session (with `name` exported too when not NULL). */
+static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
+{
+    Buf t = {0};
+    bool ok = buf_adds(&t, buf_str(&r->text));
+    if (ok && name)
+        ok = buf_adds(&t, "export ") && buf_adds(&t, name) && buf_adds(&t, "\n");
+    if (!ok) {
+        free(t.p);
+        repl_error(r, "out of memory");
+        return FUSE_E_NOMEM;
+    }
+    fuse_program *prog = NULL;
+    fuse_status st = check_text(r, t.p, &prog);
+    free(t.p);
+    if (st != FUSE_OK)
+        return st;
+    fuse_config cfg = r->cfg;
+    cfg.base_dir = cfg.out_dir = r->base_dir;
+    double t0 = now_ms();
+    st = fuse_runner_new(prog, &cfg, NULL, 0, run);
+    fuse_timings tm = {0};
+    if (r->timing && st == FUSE_OK && fuse_runner_timings(*run, &tm) == FUSE_OK)
+        printf("time: compile %.2f ms%s\n", now_ms() - t0,
+               tm.is_cache_hit ? " (machine code from the cache)" : "");
+    if (st != FUSE_OK)
+        repl_lib_error(r, st);
+    fuse_program_free(prog);
+    return st;
+}
+
+/* Compiles and runs the session; *out holds its exports (and `name`). */
+static fuse_status run_session(Repl *r, const char *name, fuse_outputs **out)
+{
+    fuse_runner *run = NULL;
+    fuse_status st = compile_session(r, name, &run);
+    if (st != FUSE_OK)
+        return st;
+    double t0 = now_ms();
+    st = fuse_runner_run(run, NULL, 0, out);
+    if (r->timing)
+        printf("time: run %.2f ms\n", now_ms() - t0);
+    if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
+        repl_lib_error(r, st);
+    fuse_runner_free(run);
+    return *out ? FUSE_OK : st;
+}
+
+/* Computes one tensor; *out holds it (fuse_outputs_find(*out, name)). */
+static const fuse_tensor *compute(Repl *r, const char *name, fuse_outputs **out)
+{
+    *out = NULL;
+    if (!session_has_tensor(r, name) || run_session(r, name, out) != FUSE_OK)
+        return NULL;
+    const fuse_tensor *t = fuse_outputs_find(*out, name);
+    if (!t)
+        repl_error(r, "'%s' has no value", name);
+    return t;
+}
+
+static void print_tensor(Repl *r, const char *name, const fuse_tensor *t)
+{
+    fuse_status st = cli_print_export(stdout, name, t);
+    if (st != FUSE_OK)
+        repl_error(r, "cannot print '%s': %s", name, fuse_status_name(st));
+}
+
+/* A bare tensor name: prints its value with shape and dtype. */
+static void show_value(Repl *r, const char *name)
+{
+    fuse_outputs *out = NULL;
+    const fuse_tensor *t = compute(r, name, &out);
+    if (t)
+        print_tensor(r, name, t);
+    fuse_outputs_free(out);
+}
+
+/* ---- :set ---- */
+
+static const char *const MODES[] = {"single", "fixpoint", "demand"};
+static const char *const STRATEGIES[] = {"synchronous", "semi-naive"};
+static const char *const PROJECTIONS[] = {"exact", "monte-carlo"};
+static const char *const PRECISIONS[] = {"fp32", "fp64", "bf16", "fp16"};
+static const char *const DEVICES[] = {"auto", "cpu", "cuda"};
+static const char *const SWITCHES[] = {"off", "on"};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int choice(const char *v, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(v, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool parse_count(const char *v, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0 || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* Sets a choice field; false when v is not one of names. */
+static bool set_choice(int *field, const char *v, const char *const *names, size_t n)
+{
+    int i = choice(v, names, n);
+    if (i >= 0)
+        *field = i;
+    return i >= 0;
+}
+
+/* Applies `:set KEY VALUE` to c; returns NULL or the list of accepted values. */
+static const char *set_option(fuse_config *c, const char *key, const char *v)
+{
+    long long n = 0;
+    int i = 0;
+    if (strcmp(key, "mode") == 0)
+        return set_choice(&i, v, MODES, COUNT_OF(MODES)) ? (c->mode = (fuse_mode)i, NULL)
+                                                          : "single, fixpoint or demand";
+    if (strcmp(key, "strategy") == 0)
+        return set_choice(&i, v, STRATEGIES, COUNT_OF(STRATEGIES))
+                   ? (c->strategy = (fuse_strategy)i, NULL) : "synchronous or semi-naive";
+    if (strcmp(key, "projection") == 0)
+        return set_choice(&i, v, PROJECTIONS, COUNT_OF(PROJECTIONS))
+                   ? (c->projection = (fuse_projection)i, NULL) : "exact or monte-carlo";
+    if (strcmp(key, "precision") == 0)
+        return set_choice(&i, v, PRECISIONS, COUNT_OF(PRECISIONS))
+                   ? (c->precision = (fuse_precision)i, NULL) : "fp32, fp64, bf16 or fp16";
+    if (strcmp(key, "device") == 0)
+        return set_choice(&i, v, DEVICES, COUNT_OF(DEVICES)) ? (c->device = (fuse_device)i, NULL)
+                                                              : "auto, cpu or cuda";
+    if (strcmp(key, "sinks") == 0)
+        return set_choice(&c->write_sinks, v, SWITCHES, 2) ? NULL : "on or off";
+    if (strcmp(key, "cache") == 0)
+        return set_choice(&i, v, SWITCHES, 2) ? (c->no_cache = !i, NULL) : "on or off";
+    if (strcmp(key, "threads") == 0)
+        return parse_count(v, INT_MAX, &n) ? (c->threads = (int)n, NULL) : "a count >= 0";
+    if (strcmp(key, "max_iters") == 0)
+        return parse_count(v, INT_MAX, &n) ? (c->max_iters = (int)n, NULL) : "a count >= 0";
+    if (strcmp(key, "samples") == 0)
+        return parse_count(v, LLONG_MAX, &n) ? (c->samples = n, NULL) : "a count >= 0";
+    if (strcmp(key, "seed") == 0)
+        return parse_count(v, LLONG_MAX, &n) ? (c->seed = (uint64_t)n, NULL) : "an integer >= 0";
+    if (strcmp(key, "tol") == 0) {
+        char *end;
+        double d = strtod(v, &end);
+        return *v && !*end && d >= 0 ? (c->tol = d, NULL) : "a number >= 0";
+    }
+    return "";
+}
+
+static const char SET_KEYS[] = "mode, strategy, projection, precision, device, threads, seed, "
+                               "samples, max_iters, tol, sinks, cache";
+
+/* ---- commands ---- */
+
+typedef struct ReplCommand {
+    const char *name; /* with the ':' */
+    const char *args;
+    const char *help;
+    void (*fn)(Repl *r, char *arg); /* arg: trimmed, "" when none */
+} ReplCommand;
+
+static void cmd_set(Repl *r, char *arg)
+{
+    char *key = arg, *v = arg + strcspn(arg, " \t");
+    if (*v)
+        *v++ = '\0';
+    v = trim(v);
+    if (!*key || !*v) {
+        repl_error(r, ":set needs KEY VALUE (keys: %s)", SET_KEYS);
+        return;
+    }
+    const char *bad = set_option(&r->cfg, key, v);
+    if (bad && !*bad)
+        repl_error(r, "unknown setting '%s' (keys: %s)", key, SET_KEYS);
+    else if (bad)
+        repl_error(r, ":set %s expects %s, got '%s'", key, bad, v);
+    else if (r->interactive)
+        printf("%s = %s\n", key, v);
+}
+
+static void cmd_time(Repl *r, char *arg)
+{
+    r->timing = !r->timing;
+    printf("timing %s\n", r->timing ? "on" : "off");
+}
+
+static void cmd_quit(Repl *r, char *arg) { r->quit = true; }
+
+static void cmd_reset(Repl *r, char *arg)
+{
+    free(r->text.p);
+    r->text = (Buf){0};
+    free(r->base_dir);
+    r->base_dir = NULL;
+    printf("session cleared\n");
+}
+
+static void cmd_list(Repl *r, char *arg)
+{
+    const char *s = buf_str(&r->text);
+    for (int line = 1; *s; line++) {
+        size_t n = strcspn(s, "\n");
+        printf("%4d  %.*s\n", line, (int)n, s);
+        s += n + (s[n] == '\n');
+    }
+}
+
+/* :show NAME: the statements that define or export NAME, with their lines. */
+static void cmd_show(Repl *r, char *arg)
+{
+    if (!is_identifier(arg)) {
+        repl_error(r, ":show needs a tensor NAME");
+        return;
+    }
+    if (!session_has_tensor(r, arg))
+        return;
+    const char *s = buf_str(&r->text);
+    size_t want = strlen(arg);
+    for (int line = 1; *s; line++) {
+        size_t n = strcspn(s, "\n"), k = 0;
+        const char *lhs = statement_lhs(s, &k);
+        bool is_export = lhs && k == 6 && strncmp(lhs, "export", 6) == 0;
+        if (is_export)
+            lhs = statement_lhs(lhs + 6, &k);
+        if (lhs && k == want && strncmp(lhs, arg, k) == 0 && lhs < s + n)
+            printf("%4d  %.*s\n", line, (int)n, s);
+        s += n + (s[n] == '\n');
+    }
+}
+
+static void cmd_shape(Repl *r, char *arg)
+{
+    if (!is_identifier(arg)) {
+        repl_error(r, ":shape needs a tensor NAME");
+        return;
+    }
+    fuse_outputs *out = NULL;
+    const fuse_tensor *t = compute(r, arg, &out);
+    if (t) {
+        char shape[160];
+        cli_shape_text(t, shape, sizeof shape);
+        printf("%s shape=%s dtype=%s\n", arg, shape, fuse_dtype_name(t->dtype));
+    }
+    fuse_outputs_free(out);
+}
+
+/* Whether `line` mentions the identifier `name` as a whole word. */
+static bool mentions(const char *line, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    for (const char *p = line; p + k <= line + n; p++)
+        if (strncmp(p, name, k) == 0 && (p == line || !is_ident_char(p[-1])) &&
+            (p + k == line + n || !is_ident_char(p[k])))
+            return true;
+    return false;
+}
+
+/* :explain [NAME]: the static explanation; with NAME only the lines naming it
+ * (and the section headers). */
+static void cmd_explain(Repl *r, char *arg)
+{
+    fuse_program *prog = NULL;
+    char *text = NULL;
+    if (*arg && !is_identifier(arg)) {
+        repl_error(r, ":explain takes an optional tensor NAME");
+        return;
+    }
+    if (*arg && !session_has_tensor(r, arg))
+        return;
+    if (check_text(r, buf_str(&r->text), &prog) != FUSE_OK)
+        return;
+    fuse_status st = fuse_program_explain(prog, 0, &text);
+    if (st != FUSE_OK)
+        repl_lib_error(r, st);
+    for (const char *s = text ? text : ""; *s;) {
+        size_t n = strcspn(s, "\n");
+        bool header = n && s[0] != ' ' && s[n - 1] == ':';
+        if (!*arg || header || mentions(s, n, arg))
+            printf("%.*s\n", (int)n, s);
+        s += n + (s[n] == '\n');
+    }
+    fuse_free(text);
+    fuse_program_free(prog);
+}
+
+/* :emit [NAME] STAGE: the generated code of the session (NAME exported too). */
+static void cmd_emit(Repl *r, char *arg)
+{
+    char *name = arg, *stage = arg + strcspn(arg, " \t");
+    if (*stage)
+        *stage++ = '\0';
+    stage = trim(stage);
+    if (!*stage)
+        stage = name, name = NULL;
+    if (strcmp(stage, "llvm") && strcmp(stage, "llvm-raw") && strcmp(stage, "asm")) {
+        repl_error(r, ":emit needs [NAME] llvm|llvm-raw|asm");
+        return;
+    }
+    if (name && (!is_identifier(name) || !session_has_tensor(r, name)))
+        return;
+    fuse_runner *run = NULL;
+    char *text = NULL;
+    if (compile_session(r, name, &run) != FUSE_OK)
+        return;
+    fuse_status st = fuse_runner_emit(run, stage, &text);
+    if (st == FUSE_OK)
+        printf("%s%s", text, text[0] && text[strlen(text) - 1] == '\n' ? "" : "\n");
+    else
+        repl_lib_error(r, st);
+    fuse_free(text);
+    fuse_runner_free(run);
+}
+
+/* :run: runs the session (writing sinks when `:set sinks on`), prints exports. */
+static void cmd_run(Repl *r, char *arg)
+{
+    fuse_outputs *out = NULL;
+    if (run_session(r, NULL, &out) == FUSE_OK)
+        for (size_t i = 0; i < fuse_outputs_count(out); i++)
+            print_tensor(r, fuse_outputs_name(out, i), fuse_outputs_tensor(out, i));
+    fuse_outputs_free(out);
+}
+
+static char *read_whole(const char *path, int *err)
+{
+    FILE *f = fopen(path, "rb");
+    Buf b = {0};
+    char chunk[4096];
+    size_t n;
+    *err = 0;
+    if (!f) {
+        *err = errno;
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (!buf_add(&b, chunk, n)) {
+            *err = ENOMEM;
+            break;
+        }
+    if (ferror(f) && !*err)
+        *err = EIO;
+    fclose(f);
+    if (!*err && !b.p && !buf_adds(&b, ""))
+        *err = ENOMEM;
+    if (*err || memchr(b.p, '\0', b.len)) {
+        *err = *err ? *err : EINVAL;
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* :load FILE: appends the file's statements (checked together with the session);
+ * its directory becomes where sources and sinks resolve. */
+static void cmd_load(Repl *r, char *arg)
+{
+    if (!*arg) {
+        repl_error(r, ":load needs a FILE");
+        return;
+    }
+    int err = 0;
+    char *text = read_whole(arg, &err);
+    if (!text) {
+        repl_error(r, "cannot read '%s': %s", arg, strerror(err));
+        return;
+    }
+    char *dircopy = strdup(arg);
+    char *dir = dircopy ? strdup(dirname(dircopy)) : NULL;
+    free(dircopy);
+    if (!dir)
+        repl_error(r, "out of memory");
+    else if (accept_text(r, text)) {
+        free(r->base_dir);
+        r->base_dir = dir, dir = NULL;
+        if (r->interactive)
+            printf("loaded %s\n", arg);
+    }
+    free(dir);
+    free(text);
+}
+
+/* :save FILE: the session as a .fuse program, written atomically. */
+static void cmd_save(Repl *r, char *arg)
+{
+    if (!*arg) {
+        repl_error(r, ":save needs a FILE");
+        return;
+    }
+    size_t n = strlen(arg);
+    char *tmp = malloc(n + 8);
+    if (!tmp) {
+        repl_error(r, "out of memory");
+        return;
+    }
+    memcpy(tmp, arg, n);
+    memcpy(tmp + n, ".XXXXXX", 8);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    bool ok = f && fwrite(buf_str(&r->text), 1, r->text.len, f) == r->text.len;
+    ok = f ? (fclose(f) == 0) && ok : false;
+    if (!f && fd >= 0)
+        close(fd);
+    if (ok)
+        ok = rename(tmp, arg) == 0;
+    if (!ok) {
+        repl_error(r, "cannot write '%s': %s", arg, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    } else if (r->interactive) {
+        printf("saved %s\n", arg);
+    }
+    free(tmp);
+}
+
+static void cmd_help(Repl *r, char *arg);
+
+static const ReplCommand COMMANDS[] = {
+    {":help", "", "show this help", cmd_help},
+    {":load", "FILE", "add the statements of FILE (sources then resolve beside it)", cmd_load},
+    {":save", "FILE", "write the session as a .fuse program", cmd_save},
+    {":list", "", "print the session's program with line numbers", cmd_list},
+    {":show", "NAME", "print the statements that define or export NAME", cmd_show},
+    {":shape", "NAME", "print the shape and dtype of NAME", cmd_shape},
+    {":explain", "[NAME]", "explain the program (only the lines naming NAME)", cmd_explain},
+    {":run", "", "run the program and print every export (sinks: see :set)", cmd_run},
+    {":time", "", "toggle check, compile and run timings", cmd_time},
+    {":set", "KEY VALUE", "set mode, strategy, projection, precision, device, threads,\n"
+                          "                   seed, samples, max_iters, tol, sinks (on|off), cache (on|off)",
+     cmd_set},
+    {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm", cmd_emit},
+    {":reset", "", "forget every statement (settings stay)", cmd_reset},
+    {":quit", "", "leave (Ctrl-D too)", cmd_quit},
+};
+
+void repl_print_help(FILE *f)
+{
+    fputs("Enter statements (equations, sources, sinks, export NAME) to add them to the\n"
+          "session's program; a bare tensor NAME prints its value. Commands:\n", f);
+    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++) {
+        char left[32];
+        snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].args);
+        fprintf(f, "  %-16s %s\n", left, COMMANDS[i].help);
+    }
+}
+
+static void cmd_help(Repl *r, char *arg) { repl_print_help(stdout); }
+
+static void run_command(Repl *r, char *line)
+{
+    size_t n = strcspn(line, " \t");
+    char *arg = trim(line + n);
+    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++)
+        if (strlen(COMMANDS[i].name) == n && strncmp(COMMANDS[i].name, line, n) == 0) {
+            COMMANDS[i].fn(r, arg);
+            return;
+        }
+    repl_error(r, "unknown command '%.*s' (:help lists them)", (int)n, line);
+}
+
+/* One line of input: a command, a bare name, or (part of) a statement. */
+static void repl_line(Repl *r, char *line)
+{
+    if (r->pending.len == 0) {
+        char *s = trim(line);
+        if (*s == ':') {
+            run_command(r, s);
+            return;
+        }
+        if (*s == '\0' || *s == '#')
+            return;
+        if (is_identifier(s)) {
+            show_value(r, s);
+            return;
+        }
+        line = s;
+    }
+    if (!buf_adds(&r->pending, line) || !buf_adds(&r->pending, "\n")) {
+        repl_error(r, "out of memory");
+        r->pending.len = 0;
+        return;
+    }
+    if (bracket_depth(r->pending.p) > 0)
+        return;
+    accept_text(r, r->pending.p);
+    r->pending.len = 0;
+}
+
+/* ---- the terminal: libedit ---- */
+
+static void on_sigint(int sig) { repl_interrupted = 1; }
+
+static Repl *editor_repl(EditLine *el)
+{
+    Repl *r = NULL;
+    el_get(el, EL_CLIENTDATA, &r);
+    return r;
+}
+
+static char *repl_prompt(EditLine *el)
+{
+    Repl *r = editor_repl(el);
+    return (char *)(r && r->pending.len ? "...   " : "fuse> ");
+}
+
+/* Reads one character for libedit. Ctrl-C (SIGINT) ends the line as if Enter was
+ * pressed and marks it cancelled, so the caller drops it. */
+static int repl_getc(EditLine *el, wchar_t *wc)
+{
+    Repl *r = editor_repl(el);
+    mbstate_t mb;
+    memset(&mb, 0, sizeof mb);
+    for (;;) {
+        if (repl_interrupted) {
+            repl_interrupted = 0;
+            r->cancelled = true;
+            *wc = L'\n';
+            return 1;
+        }
+        /* SIGINT is blocked except while waiting here, so a Ctrl-C never slips
+         * in between the check above and a blocking read */
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (ppoll(&pfd, 1, NULL, &r->wait_mask) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        char b;
+        ssize_t k = read(STDIN_FILENO, &b, 1);
+        if (k == 0)
+            return 0;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        size_t m = mbrtowc(wc, &b, 1, &mb);
+        if (m == (size_t)-2)
+            continue;
+        if (m == (size_t)-1) {
+            memset(&mb, 0, sizeof mb);
+            *wc = L'?';
+        }
+        return 1;
+    }
+}
+
+/* Completion candidates for the word w[0..n): commands after ':' at the start of
+ * the line, else the session's tensor names and the builtins. */
+static bool completions(Repl *r, const char *w, size_t n, bool at_start, Words *out)
+{
+    Words all = {0};
+    bool ok = true;
+    if (n && w[0] == ':' && at_start) {
+        for (size_t i = 0; i < COUNT_OF(COMMANDS) && ok; i++)
+            ok = words_add(&all, COMMANDS[i].name, strlen(COMMANDS[i].name));
+    } else {
+        ok = collect_names(buf_str(&r->text), &all) && collect_names(buf_str(&r->pending), &all);
+        for (size_t i = 0; i < COUNT_OF(BUILTINS) && ok; i++)
+            ok = words_add(&all, BUILTINS[i], strlen(BUILTINS[i]));
+    }
+    for (size_t i = 0; i < all.n && ok; i++)
+        if (strncmp(all.v[i], w, n) == 0)
+            ok = words_add(out, all.v[i], strlen(all.v[i]));
+    words_free(&all);
+    return ok;
+}
+
+/* Length of the prefix every candidate shares. */
+static size_t common_prefix(const Words *c)
+{
+    size_t n = strlen(c->v[0]);
+    for (size_t i = 1; i < c->n; i++) {
+        size_t k = 0;
+        while (k < n && c->v[i][k] == c->v[0][k])
+            k++;
+        n = k;
+    }
+    return n;
+}
+
+/* Tab: completes the word before the cursor, or lists the candidates. */
+static unsigned char repl_complete(EditLine *el, int ch)
+{
+    Repl *r = editor_repl(el);
+    const LineInfo *li = el_line(el);
+    const char *start = li->cursor;
+    while (start > li->buffer && (is_ident_char(start[-1]) || start[-1] == ':'))
+        start--;
+    size_t n = (size_t)(li->cursor - start);
+    bool at_start = true;
+    for (const char *p = li->buffer; p < start; p++)
+        at_start = at_start && isspace((unsigned char)*p);
+    Words c = {0};
+    if (!completions(r, start, n, at_start, &c) || c.n == 0) {
+        words_free(&c);
+        return CC_ERROR;
+    }
+    size_t k = common_prefix(&c);
+    unsigned char rc = CC_REFRESH;
+    if (k > n) {
+        char *add = strndup(c.v[0] + n, k - n);
+        if (add && el_insertstr(el, add) == -1)
+            rc = CC_ERROR;
+        free(add);
+    } else if (c.n > 1) {
+        fputc('\n', stdout);
+        for (size_t i = 0; i < c.n; i++)
+            printf("%s%s", c.v[i], i + 1 < c.n ? "  " : "\n");
+        fflush(stdout);
+        rc = CC_REDISPLAY;
+    }
+    if (c.n == 1 && k >= n && c.v[0][0] == ':')
+        el_insertstr(el, " ");
+    words_free(&c);
+    return rc;
+}
+
+static void editor_open(Repl *r)
+{
+    const char *home = getenv("HOME");
+    if (home && *home)
+        r->hist_path = malloc(strlen(home) + sizeof "/.fuse_jit_history");
+    if (r->hist_path)
+        sprintf(r->hist_path, "%s/.fuse_jit_history", home);
+    HistEvent ev;
+    r->hist = history_init();
+    r->el = el_init("fuse-jit", stdin, stdout, stderr);
+    if (!r->hist || !r->el)
+        return;
+    history(r->hist, &ev, H_SETSIZE, 1000);
+    history(r->hist, &ev, H_SETUNIQUE, 1);
+    if (r->hist_path)
+        history(r->hist, &ev, H_LOAD, r->hist_path);
+    el_set(r->el, EL_CLIENTDATA, r);
+    el_set(r->el, EL_EDITOR, "emacs");
+    el_set(r->el, EL_PROMPT, repl_prompt);
+    el_set(r->el, EL_HIST, history, r->hist);
+    el_set(r->el, EL_GETCFN, repl_getc);
+    el_set(r->el, EL_ADDFN, "fuse-complete", "complete a name or command", repl_complete);
+    el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: ppoll returns EINTR */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &r->old_mask);
+    r->wait_mask = r->old_mask;
+    sigdelset(&r->wait_mask, SIGINT);
+    r->signals_set = true;
+}
+
+static void editor_close(Repl *r)
+{
+    if (r->signals_set)
+        sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+    if (r->el)
+        el_end(r->el);
+    if (r->hist)
+        history_end(r->hist);
+    free(r->hist_path);
+}
+
+static void remember(Repl *r, const char *line)
+{
+    HistEvent ev;
+    if (!r->hist || !*line)
+        return;
+    history(r->hist, &ev, H_ENTER, line);
+    if (r->hist_path)
+        history(r->hist, &ev, H_SAVE, r->hist_path);
+}
+
+/* ---- the loop ---- */
+
+/* Reads one line (without its newline) into *line (malloc'd). False at the end. */
+static bool read_line(Repl *r, char **line)
+{
+    *line = NULL;
+    if (!r->el) {
+        size_t cap = 0;
+        ssize_t n = getline(line, &cap, stdin);
+        if (n < 0)
+            return false;
+        (*line)[strcspn(*line, "\r\n")] = '\0';
+        return true;
+    }
+    int count = 0;
+    r->cancelled = false;
+    const char *s = el_gets(r->el, &count);
+    if (!s || count <= 0) {
+        if (r->cancelled)
+            return (*line = strdup("")) != NULL;
+        fputc('\n', stdout);
+        return false;
+    }
+    *line = strdup(s);
+    if (*line)
+        (*line)[strcspn(*line, "\r\n")] = '\0';
+    return *line != NULL;
+}
+
+int repl_main(const char *program)
+{
+    Repl r = {0};
+    r.interactive = isatty(STDIN_FILENO);
+    setlocale(LC_CTYPE, "");
+    fuse_status st = fuse_ctx_new(&r.ctx);
+    if (st != FUSE_OK) {
+        fprintf(stderr, "fuse-jit: error: cannot create the JIT context: %s\n",
+                fuse_status_name(st));
+        return 1;
+    }
+    fuse_config_init(&r.cfg);
+    r.cfg.write_sinks = 0;
+    if (r.interactive) {
+        editor_open(&r);
+        printf("fuse-jit %s: :help lists the commands, Ctrl-D quits\n", fuse_version_string());
+    }
+    if (program) {
+        char *copy = strdup(program);
+        if (copy)
+            cmd_load(&r, copy);
+        free(copy);
+    }
+    char *line = NULL;
+    while (!r.quit && read_line(&r, &line)) {
+        if (r.cancelled) {
+            r.pending.len = 0;
+        } else {
+            remember(&r, line);
+            repl_line(&r, line);
+        }
+        free(line);
+        line = NULL;
+        fflush(stdout);
+    }
+    free(line);
+    editor_close(&r);
+    free(r.text.p);
+    free(r.pending.p);
+    free(r.base_dir);
+    fuse_ctx_free(r.ctx);
+    return !r.interactive && r.failures ? 1 : 0;
+}
