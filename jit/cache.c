@@ -383,9 +383,10 @@ fuse_status jit_cache_get(JitCache *c, const JitKey *key, const char *dir, void 
     *hit = JIT_DISK_HIT;
     pthread_mutex_lock(&c->lock);
     c->stats.disk_hits++;
-    fuse_status st = mem_store(c, key, *data, *n);
+    /* Not kept in memory when that fails: the next runner reads the disk again. */
+    (void)mem_store(c, key, *data, *n);
     pthread_mutex_unlock(&c->lock);
-    return st;
+    return FUSE_OK;
 }
 
 /* ---- writing and eviction ---- */
@@ -599,10 +600,11 @@ fuse_status jit_cache_put(JitCache *c, const JitKey *key, const char *dir, const
         return FUSE_E_ARG;
     pthread_mutex_lock(&c->lock);
     c->stats.compiles++;
-    fuse_status st = mem_store(c, key, data, n);
+    /* A failed memory store only costs a later compile or disk read. */
+    (void)mem_store(c, key, data, n);
     pthread_mutex_unlock(&c->lock);
-    if (st != FUSE_OK || !dir)
-        return st;
+    if (!dir)
+        return FUSE_OK;
     bool is_written = false;
     disk_put(key, dir, data, n, &is_written, warning);
     if (is_written) {

@@ -6,7 +6,9 @@
  * Ownership: a JitModule owns a thread-safe LLVM context and a module in it until
  * jit_module_load, which hands both to LLJIT (the JitModule is then empty and only
  * needs jit_module_free). A JitCode owns the loaded machine code (through an ORC
- * resource tracker); freeing it removes the code from the session.
+ * resource tracker); freeing it removes the code from the session. Code loaded
+ * from an object file (jit_object_load, used by the code cache) lives in a
+ * JITDylib of its own, so the same object can be loaded by several runners.
  *
  * Errors: functions return fuse_status and, on failure, set *err to a malloc'd
  * message (caller frees) when err is not NULL.

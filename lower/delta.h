@@ -16,8 +16,10 @@
 /* True when group g can have a delta kernel (static checks only). */
 bool lower_delta_eligible(const IrProgram *p, int g);
 
-/* The delta kernel name of group g. */
-void lower_delta_name(const LowerOptions *opt, int g, char *buf, size_t n);
+/* The delta kernel name of group g; with is_base, the name of its base kernel
+ * `void PREFIXbG(float **bufs)`, which runs only the joins without a recursive
+ * operand (the first semi-naive sweep: the recursive ones would read nothing). */
+void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, size_t n);
 
 /* Emits the delta kernels of the groups with want[g] (each must be eligible). */
 fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,

@@ -39,9 +39,9 @@ bool lower_delta_eligible(const IrProgram *p, int g)
     return true;
 }
 
-void lower_delta_name(const LowerOptions *opt, int g, char *buf, size_t n)
+void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, size_t n)
 {
-    snprintf(buf, n, "%sd%d", opt->prefix ? opt->prefix : "", g);
+    snprintf(buf, n, "%s%c%d", opt->prefix ? opt->prefix : "", is_base ? 'b' : 'd', g);
 }
 
 static void emit_body(Emit *e, int driver, const bool *is_driver_axis)
@@ -118,19 +118,22 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
-static void emit_delta_group(Emit *e, int g, const char *kname)
+/* The delta kernel (recursive joins, delta-driven) or, with is_base, the base
+ * kernel (the other joins, ordinary loop nests) of group g. */
+static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
 {
     const Group *grp = e->p->groups[g];
     int n_t = e->p->n_tensors;
     LLVMValueRef fns[64];
     int n_fns = 0, which[64];
     for (int i = 0; i < grp->n_ops && n_fns < 64; i++) {
-        if (driver_of(grp->ops[i]) < 0)
-            continue; /* base contributions: their facts are already known */
+        if ((driver_of(grp->ops[i]) < 0) != is_base)
+            continue;
         char name[192];
-        snprintf(name, sizeof name, "%s.op%d.delta", kname, i);
+        snprintf(name, sizeof name, "%s.op%d.%s", kname, i, is_base ? "base" : "delta");
         which[n_fns] = i;
-        fns[n_fns++] = delta_op_function(e, grp->ops[i], name);
+        fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name)
+                               : delta_op_function(e, grp->ops[i], name);
     }
     LLVMTypeRef fty = LLVMFunctionType(e->t_void, &e->t_ptr, 1, 0);
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, fty);
@@ -174,8 +177,10 @@ fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOp
             break;
         }
         char name[128];
-        lower_delta_name(opt, g, name, sizeof name);
-        emit_delta_group(&e, g, name);
+        for (int base = 0; base < 2; base++) {
+            lower_delta_name(opt, g, base, name, sizeof name);
+            emit_delta_group(&e, g, base, name);
+        }
     }
     LLVMDisposeBuilder(e.bld);
     return st;

@@ -201,11 +201,16 @@ size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt)
     return (s.bytes + 63) / 64 * 64;
 }
 
+/* A team pays off from about a million multiply-adds (a fork and join costs a
+ * few microseconds) and needs two column panels to share. */
+#define PARALLEL_MIN_MACS ((int64_t)1 << 20)
+
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt)
 {
     Contraction c;
     for (int i = 0; i < g->n_ops && p->is_shaped && !opt->no_contract; i++)
-        if (contract_classify(p, g->ops[i], opt, &c))
+        if (contract_classify(p, g->ops[i], opt, &c) && c.n.total > c.nr
+            && c.batch.total * c.m.total * c.n.total * c.k.total >= PARALLEL_MIN_MACS)
             return true;
     return false;
 }

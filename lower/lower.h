@@ -38,7 +38,8 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
  * panels; a multiple of 64); 0 when none. The plan allocates it. */
 size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
 
-/* Whether group g has work for a thread team (a contraction kernel). */
+/* Whether group g has work for a thread team: a contraction kernel of at least
+ * 2^20 multiply-adds and more than one column panel. */
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
 
 /* Floating-point operations of one run of p's joins: 2 x the loop cells of every

@@ -43,6 +43,7 @@ void rt_modes_free(RtModes *m)
     free(m->mc_fn);
     free(m->mc_samples);
     free(m->delta_fn);
+    free(m->base_fn);
     free(m->scheds);
     free(m->temp_tensor);
     free(m->snap);

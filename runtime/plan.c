@@ -116,9 +116,14 @@ static fuse_status plan_key(RtPlan *pl, const LowerOptions *opt, JitKey *key)
     fuse_status st = ir_serialize(pl->ir, &ir, &n);
     if (st != FUSE_OK)
         return st;
-    int64_t opts[] = {opt->vector_bits, opt->l1_bytes, opt->l2_bytes, opt->l3_bytes,
-                      opt->no_contract};
-    jit_cache_key(pl->js, ir, n, opts, sizeof opts, key);
+    /* The build ID makes any rebuild of the code generator a different key. */
+    struct {
+        int64_t opts[5];
+        unsigned char build_id[64];
+    } k = {{opt->vector_bits, opt->l1_bytes, opt->l2_bytes, opt->l3_bytes, opt->no_contract},
+           {0}};
+    rt_build_id(k.build_id, sizeof k.build_id);
+    jit_cache_key(pl->js, ir, n, &k, sizeof k, key);
     free(ir);
     return FUSE_OK;
 }

@@ -229,6 +229,12 @@ fuse_status rt_jsonl_read(const char *path, fuse_tensor *out, char **err);
 fuse_status rt_safetensors_read(const char *path, const char *name, fuse_tensor *out,
                                 char **err);
 
+/* ---- buildid.c ---- */
+
+/* Copies up to cap bytes of the GNU build ID of the module holding fuse-jit's code;
+ * returns the number copied (0 when the module has none). */
+size_t rt_build_id(unsigned char *out, size_t cap);
+
 /* ---- exec.c: compiling and running a program (the lead's section) ---- */
 
 /* A group kernel (lower.h: kernel ABI): buffers, thread id, team size, barrier. */

@@ -155,7 +155,8 @@ static void compare_and_copy(RtPlan *pl, int g, double tol, RtTraceEntry *e)
 
 /* ---- running components ---- */
 
-static void run_one(RtPlan *pl, int g, int it, RtTraceEntry *e)
+/* Runs group g for sweep it; is_base: its semi-naive base kernel (seminaive.c). */
+static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
 {
     e->group = g;
     e->component = pl->ir->groups[g]->component;
@@ -163,7 +164,11 @@ static void run_one(RtPlan *pl, int g, int it, RtTraceEntry *e)
     e->temperature = set_temperature(pl, g, it);
     const RtModes *m = pl->modes;
     double t0 = rt_now_ms();
-    if (m->mc_fn) {
+    if (is_base) {
+        int t = pl->ir->groups[g]->tensor;
+        memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+        m->base_fn[g](pl->bufs);
+    } else if (m->mc_fn) {
         m->mc_fn[g](pl->bufs);
         e->samples = m->mc_samples[g];
     } else {
@@ -173,13 +178,14 @@ static void run_one(RtPlan *pl, int g, int it, RtTraceEntry *e)
 }
 
 /* One sweep over the groups [g0, g1); true when some value changed. */
-static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, double tol)
+static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, bool is_base,
+                  double tol)
 {
     bool any = false;
     RtTraceEntry *es = calloc((size_t)(g1 - g0), sizeof *es);
     for (int g = g0; g < g1; g++) {
         RtTraceEntry e = {0};
-        run_one(pl, g, it, &e);
+        run_one(pl, g, it, is_base, &e);
         if (es)
             es[g - g0] = e;
     }
@@ -205,21 +211,22 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
     const RtModes *m = pl->modes;
     int g0 = c->first_group, g1 = c->first_group + c->n_groups;
     if (!iterate) {
-        sweep(pl, g0, g1, 0, false, m->tol);
+        sweep(pl, g0, g1, 0, false, false, m->tol);
         c->sweeps = 1;
         c->is_converged = !c->is_recursive;
         return true;
     }
     c->is_iterated = true;
+    bool is_semi = m->strategy == FUSE_STRATEGY_SEMI_NAIVE && !m->mc_fn &&
+                   rt_semi_naive_applies(pl, g0, g1);
     for (int it = 0; it < m->max_iters; it++) {
-        bool changed = sweep(pl, g0, g1, it, true, m->tol);
+        bool changed = sweep(pl, g0, g1, it, true, is_semi, m->tol);
         c->sweeps = it + 1;
         if (!changed && !schedule_moves(pl, g0, g1, it)) {
             c->is_converged = true;
             return true;
         }
-        if (it == 0 && m->strategy == FUSE_STRATEGY_SEMI_NAIVE &&
-            rt_semi_naive_applies(pl, g0, g1)) {
+        if (is_semi) {
             c->is_semi_naive = true;
             c->sweeps = rt_semi_naive_run(pl, g0, g1, 1, m->max_iters, &c->is_converged);
             return c->is_converged;

@@ -1,10 +1,11 @@
 /*
  * seminaive.c: the semi-naive fixpoint strategy for boolean components (SPEC
- * §6.2). After a first ordinary sweep, each sweep joins only against the facts
- * that are new since the previous one: the group kernels run with the
- * previous-sweep slots (bufs[n_tensors + t]) bound to delta relations instead of
- * the full ones, their results minus the known facts become the next deltas, and
- * the full relations grow by them. A group whose inputs have no new fact is not
+ * §6.2). The first sweep runs base kernels (only the joins without a recursive
+ * operand, which would read nothing yet; schedule.c); then each sweep joins only
+ * against the facts that are new since the previous one: the delta kernels
+ * (lower/emit_delta.c) run with the previous-sweep slots (bufs[n_tensors + t])
+ * bound to delta relations instead of the full ones, their results minus the
+ * known facts become the next deltas, and the full relations grow by them. A group whose inputs have no new fact is not
  * run at all (status "cached"). This gives exactly the synchronous result when
  * every rule is monotone, which rt_semi_naive_applies checks: boolean LHS, only
  * JOIN contributions with a positive coefficient, at most one recursive operand
@@ -61,10 +62,11 @@ static fuse_status compile_deltas(RtPlan *pl)
         return m->delta_fn ? FUSE_OK : FUSE_E_UNSUPPORTED;
     bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
     void (**fns)(float **) = calloc((size_t)p->n_groups + 1, sizeof *fns);
+    void (**base)(float **) = calloc((size_t)p->n_groups + 1, sizeof *base);
     char prefix[48], *err = NULL;
     snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
     LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
-    JitModule *jm = want && fns ? jit_module_new(pl->js, prefix) : NULL;
+    JitModule *jm = want && fns && base ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)
         want[g] = lower_delta_eligible(p, g);
@@ -79,21 +81,28 @@ static fuse_status compile_deltas(RtPlan *pl)
         void *addr = NULL;
         if (!want[g])
             continue;
-        lower_delta_name(&opt, g, name, sizeof name);
+        lower_delta_name(&opt, g, false, name, sizeof name);
         st = jit_code_lookup(m->delta_code, name, &addr, &err);
         memcpy(&fns[g], &addr, sizeof fns[g]);
+        lower_delta_name(&opt, g, true, name, sizeof name);
+        if (st == FUSE_OK)
+            st = jit_code_lookup(m->delta_code, name, &addr, &err);
+        memcpy(&base[g], &addr, sizeof base[g]);
     }
     jit_module_free(jm);
     free(want);
     free(err);
     if (st != FUSE_OK) {
         free(fns);
+        free(base);
         return st;
     }
     m->delta_fn = fns;
+    m->base_fn = base;
     return FUSE_OK;
 }
 
+/* Before the first sweep: operands outside the component are computed already. */
 bool rt_semi_naive_applies(RtPlan *pl, int g0, int g1)
 {
     const IrProgram *p = pl->ir;

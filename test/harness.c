@@ -35,6 +35,11 @@ void root_setup(void)
     snprintf(scratch_root, sizeof scratch_root, "%s/fuse-cli-XXXXXX",
              tmp && *tmp ? tmp : "/tmp");
     ck_assert_msg(mkdtemp(scratch_root) != NULL, "mkdtemp %s failed", scratch_root);
+    /* ctest sets a cache directory in the build tree; a suite run by hand must not
+     * write to the user's cache either */
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s/cache", scratch_root);
+    setenv("FUSE_JIT_CACHE_DIR", cache, 0);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -275,21 +275,22 @@ END_TEST
 START_TEST(several_contributions)
 {
     int threads = 1 + _i;
+    enum { I = 131, K = 97, J = 129, L = 23 }; /* A B: over 2^20 multiply-adds */
     Spec s = {"ik", "kj", "ij", {0}, 1.0};
-    s.size['i' - 'a'] = 41, s.size['k' - 'a'] = 37, s.size['j' - 'a'] = 43;
-    s.size['l' - 'a'] = 23;
+    s.size['i' - 'a'] = I, s.size['k' - 'a'] = K, s.size['j' - 'a'] = J;
+    s.size['l' - 'a'] = L;
     unsigned seed = 99;
-    float *a = random_data(41 * 37, &seed), *b = random_data(37 * 43, &seed);
-    float *d = random_data(41 * 23, &seed), *e = random_data(23 * 43, &seed);
-    float *f = random_data(41 * 43, &seed);
-    double *ref = calloc(41 * 43, sizeof *ref), *mag = calloc(41 * 43, sizeof *mag);
+    float *a = random_data(I * K, &seed), *b = random_data(K * J, &seed);
+    float *d = random_data(I * L, &seed), *e = random_data(L * J, &seed);
+    float *f = random_data(I * J, &seed);
+    double *ref = calloc(I * J, sizeof *ref), *mag = calloc(I * J, sizeof *mag);
     ck_assert(ref && mag);
     reference(&s, a, b, ref, mag);
     reference(&s, a, b, ref, mag);
     Spec s2 = {"il", "lj", "ij", {0}, 0.5};
     memcpy(s2.size, s.size, sizeof s.size);
     reference(&s2, d, e, ref, mag);
-    for (int i = 0; i < 41 * 43; i++) {
+    for (int i = 0; i < I * J; i++) {
         ref[i] += f[i];
         mag[i] += fabs(f[i]);
     }
@@ -306,7 +307,7 @@ START_TEST(several_contributions)
     int is_contract = 0;
     float *got = run_program(text, in, 5, threads, &is_contract);
     ck_assert(is_contract);
-    compare(got, ref, mag, 41 * 43, text);
+    compare(got, ref, mag, I * J, text);
     free(got);
     free(a), free(b), free(d), free(e), free(f), free(ref), free(mag);
 }
@@ -339,8 +340,8 @@ END_TEST
 START_TEST(threads_same_result)
 {
     Spec s = {"bik", "bkj", "bij", {0}, 0.75};
-    s.size['b' - 'a'] = 2, s.size['i' - 'a'] = 67, s.size['k' - 'a'] = 45;
-    s.size['j' - 'a'] = 131;
+    s.size['b' - 'a'] = 2, s.size['i' - 'a'] = 67, s.size['k' - 'a'] = 97;
+    s.size['j' - 'a'] = 131; /* over 2^20 multiply-adds: the group runs on a team */
     unsigned seed = 3;
     float *a = random_data(count_of(&s, "bik"), &seed), *b = random_data(count_of(&s, "bkj"), &seed);
     int64_t n = count_of(&s, "bij");

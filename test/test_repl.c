@@ -162,11 +162,16 @@ START_TEST(piped_program_and_sinks)
 {
     write_text(path_in("prog.fuse"), "X[i] = \"x.json\"\nY[i] = 2 X[i]\n\"y.json\" = Y[i]\n");
     write_text(path_in("x.json"), "[1.5, -2, 4]\n");
-    int rc = run_piped("Y\n:set sinks on\n:run\n:show Y\n", "prog.fuse");
+    int rc = run_piped("Y\n:set sinks on\n:run\n:show Y\n:emit Y llvm\n:time\nX\n", "prog.fuse");
     ck_assert_int_eq(rc, 0);
     char *out = read_text(path_in("out.txt"));
     size_t at = expect_after(out, 0, "# Y shape=(3,) dtype=float32\n[ 3. -4.  8.]\n");
-    expect_after(out, at, "   2  Y[i] = 2 X[i]\n");
+    at = expect_after(out, at, "   2  Y[i] = 2 X[i]\n");
+    at = expect_after(out, at, "define void @"); /* :emit */
+    at = expect_after(out, at, "timing on\n");
+    at = expect_after(out, at, "time: compile ");
+    at = expect_after(out, at, "time: run ");
+    expect_after(out, at, "# X shape=(3,) dtype=float32\n[ 1.5 -2.   4. ]\n");
     free(out);
     char *y = read_text(path_in("y.json")); /* written by :run with sinks on */
     expect_has(y, "-4");
@@ -221,8 +226,8 @@ static void pty_expect(Pty *p, const char *want)
         }
         struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
         long long left = end - now_ms();
-        ck_assert_msg(left > 0 && p->len + 1 < sizeof p->buf, "timed out waiting for '%s' in:\n%.*s",
-                      want, (int)p->len, p->buf);
+        ck_assert_msg(left > 0 && p->len + 1 < sizeof p->buf,
+                      "timed out waiting for '%s' in:\n%.*s", want, (int)p->len, p->buf);
         if (poll(&pfd, 1, (int)left) <= 0)
             continue;
         ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);

@@ -7,7 +7,9 @@
  *
  * Exit status: 0 success; 1 runtime or I/O error (including a missing program
  * file); 2 usage error (bad flags or arguments, FUSE_E_ARG); 3 the program does
- * not parse or check (FUSE_E_SYNTAX, FUSE_E_SHAPE). Results go to stdout;
+ * not parse or check (FUSE_E_SYNTAX, FUSE_E_SHAPE); 4 a fixpoint did not
+ * converge (FUSE_E_NOT_CONVERGED; the outputs are still printed or written).
+ * Results go to stdout;
  * diagnostics, already formatted by the library as `FILE:LINE:COL: error: ...`
  * with the source line and a caret, go to stderr.
  *

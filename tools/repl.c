@@ -776,8 +776,9 @@ static const ReplCommand COMMANDS[] = {
     {":explain", "[NAME]", "explain the program (only the lines naming NAME)", cmd_explain},
     {":run", "", "run the program and print every export (sinks: see :set)", cmd_run},
     {":time", "", "toggle check, compile and run timings", cmd_time},
-    {":set", "KEY VALUE", "set mode, strategy, projection, precision, device, threads,\n"
-                          "                   seed, samples, max_iters, tol, sinks (on|off), cache (on|off)",
+    {":set", "KEY VALUE",
+     "set mode, strategy, projection, precision, device, threads,\n"
+     "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off)",
      cmd_set},
     {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm", cmd_emit},
     {":reset", "", "forget every statement (settings stay)", cmd_reset},
@@ -791,7 +792,7 @@ void repl_print_help(FILE *f)
     for (size_t i = 0; i < COUNT_OF(COMMANDS); i++) {
         char left[32];
         snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].args);
-        fprintf(f, "  %-16s %s\n", left, COMMANDS[i].help);
+        fprintf(f, "  %-18s %s\n", left, COMMANDS[i].help);
     }
 }
 
@@ -987,7 +988,8 @@ static void editor_open(Repl *r)
     el_set(r->el, EL_PROMPT, repl_prompt);
     el_set(r->el, EL_HIST, history, r->hist);
     el_set(r->el, EL_GETCFN, repl_getc);
-    el_set(r->el, EL_ADDFN, "fuse-complete", "complete a name or command", repl_complete);
+    /* the wide call: libedit keeps these pointers (the narrow one leaks copies) */
+    el_wset(r->el, EL_ADDFN, L"fuse-complete", L"complete a name or command", repl_complete);
     el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -11,7 +11,7 @@ libdir="$(ls -d "$tmp"/prefix/lib*/pkgconfig | head -n 1)"
 export PKG_CONFIG_PATH="$libdir"
 # only the public API leaves the shared library
 if nm -D --defined-only "$tmp"/prefix/lib*/libfuse.so | awk '{print $3}' \
-        | grep -v '^fuse_' | grep -v '^$' | grep -v '^_init$\|^_fini$\|^_edata$\|^_end$\|^__bss_start$' >"$tmp/extra"; then
+        | grep -v '^fuse_' | grep -v '^$' | grep -v '^_init$\|^_fini$\|^_edata$\|^_end$\|^__bss_start$\|^__start_\|^__stop_' >"$tmp/extra"; then
     echo "libfuse.so exports more than fuse_*:" >&2
     cat "$tmp/extra" >&2
     exit 1
