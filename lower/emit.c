@@ -286,8 +286,7 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
     end_all(e, &all, loops);
 }
 
-/* Combines a finished contribution value into the output cell. */
-static void store_contribution(Emit *e, LLVMValueRef v)
+void emit_store_contribution(Emit *e, LLVMValueRef v)
 {
     const Op *op = e->op;
     LLVMValueRef addr = emit_out_addr(e);
@@ -324,7 +323,7 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.red");
     if (scale != 1.0)
         v = LLVMBuildFMul(e->bld, v, emit_f32(e, scale), "v.scaled");
-    store_contribution(e, v);
+    emit_store_contribution(e, v);
     end_all(e, out_axes, outer);
 }
 

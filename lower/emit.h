@@ -35,6 +35,13 @@ typedef struct Loop {
     LLVMValueRef v_phi;
 } Loop;
 
+/* lower.c: zeroes e and sets up the builder and types for module jm. */
+void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt);
+
+/* emit.c: combines a finished JOIN contribution value into the current output
+ * cell (threshold and OR for booleans; overwrite on the first contribution). */
+void emit_store_contribution(Emit *e, LLVMValueRef v);
+
 /* emit.c */
 /* Emits the internal function computing one op; returns it (NULL on failure). */
 LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name);

@@ -155,17 +155,7 @@ fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOp
                                 const bool *want, char **err)
 {
     Emit e;
-    memset(&e, 0, sizeof e);
-    e.ctx = jit_module_context(jm);
-    e.mod = jit_module_llvm(jm);
-    e.bld = LLVMCreateBuilderInContext(e.ctx);
-    e.t_f32 = LLVMFloatTypeInContext(e.ctx);
-    e.t_i64 = LLVMInt64TypeInContext(e.ctx);
-    e.t_i1 = LLVMInt1TypeInContext(e.ctx);
-    e.t_ptr = LLVMPointerTypeInContext(e.ctx, 0);
-    e.t_void = LLVMVoidTypeInContext(e.ctx);
-    e.p = p;
-    e.opt = opt;
+    emit_state_init(&e, p, jm, opt);
     fuse_status st = FUSE_OK;
     for (int g = 0; g < p->n_groups; g++) {
         if (!want[g])

@@ -90,21 +90,6 @@ static LLVMValueRef sample_table(Emit *e, const int *axes, int n_proj, int64_t s
     return g;
 }
 
-static void store_value(Emit *e, LLVMValueRef v)
-{
-    const Op *op = e->op;
-    LLVMValueRef addr = emit_out_addr(e);
-    if (op->is_bool_out)
-        v = LLVMBuildUIToFP(e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, v, emit_f32(e, 0.0), "v.pos"),
-                            e->t_f32, "v.bool");
-    if (!op->is_init) {
-        LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
-        v = op->is_bool_out ? emit_intrinsic2(e, "llvm.maxnum", old, v)
-                            : LLVMBuildFAdd(e->bld, old, v, "v.add");
-    }
-    LLVMBuildStore(e->bld, v, addr);
-}
-
 /* acc over the samples; returns the reduced value (before scaling). */
 static LLVMValueRef sample_loop(Emit *e, LLVMValueRef table, const int *axes, int n_proj,
                                 int64_t samples)
@@ -178,7 +163,7 @@ static LLVMValueRef mc_op_function(Emit *e, const Op *op, const char *name, int6
              : op->red == RED_AVG ? 1.0 / (double)samples : 1.0;
     if (scale != 1.0)
         v = LLVMBuildFMul(e->bld, v, emit_f32(e, scale), "v.scaled");
-    store_value(e, v);
+    emit_store_contribution(e, v);
     while (n > 0)
         emit_loop_end(e, &loops[--n]);
     LLVMBuildRetVoid(e->bld);
@@ -232,17 +217,7 @@ fuse_status lower_mc_program(const IrProgram *p, JitModule *jm, const LowerOptio
                              int64_t samples, uint64_t seed, char **err)
 {
     Emit e;
-    memset(&e, 0, sizeof e);
-    e.ctx = jit_module_context(jm);
-    e.mod = jit_module_llvm(jm);
-    e.bld = LLVMCreateBuilderInContext(e.ctx);
-    e.t_f32 = LLVMFloatTypeInContext(e.ctx);
-    e.t_i64 = LLVMInt64TypeInContext(e.ctx);
-    e.t_i1 = LLVMInt1TypeInContext(e.ctx);
-    e.t_ptr = LLVMPointerTypeInContext(e.ctx, 0);
-    e.t_void = LLVMVoidTypeInContext(e.ctx);
-    e.p = p;
-    e.opt = opt;
+    emit_state_init(&e, p, jm, opt);
     bool ok = true;
     for (int g = 0; g < p->n_groups && ok; g++) {
         char name[128];

@@ -119,7 +119,7 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
     return true;
 }
 
-static void emit_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt)
+void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt)
 {
     memset(e, 0, sizeof *e);
     e->ctx = jit_module_context(jm);
@@ -143,7 +143,7 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
         return FUSE_E_JIT;
     }
     Emit e;
-    emit_init(&e, p, jm, opt);
+    emit_state_init(&e, p, jm, opt);
     int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
     bool ok = true;
     char name[128];

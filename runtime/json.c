@@ -72,33 +72,14 @@ static size_t dump_flags(fuse_dtype dt)
     return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F32 ? 9 : 17);
 }
 
-/* A growing text buffer that json_dump_callback appends to. */
-typedef struct TextBuf {
-    char *p;
-    size_t len, cap;
-} TextBuf;
-
+/* json_dump_callback's sink: appends to an RtText. */
 static int text_append(const char *s, size_t n, void *ctx)
 {
-    TextBuf *b = ctx;
-    if (n + 1 > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (n + 1 > cap - b->len && cap <= SIZE_MAX / 2)
-            cap *= 2;
-        char *p = n + 1 > cap - b->len ? NULL : realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
+    return rt_text_append(ctx, s, n) ? 0 : -1;
 }
 
 /* Prints j as one line (with its '\n') onto b; false on OOM. j is released. */
-static bool dump_line(json_t *j, size_t flags, TextBuf *b)
+static bool dump_line(json_t *j, size_t flags, RtText *b)
 {
     bool ok = j && json_dump_callback(j, text_append, b, flags) == 0 &&
               text_append("\n", 1, b) == 0;
@@ -144,7 +125,7 @@ fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t
     fuse_status st = rt_tensor_check(t, jsonl ? ".jsonl text" : ".json text", NULL, err);
     if (st != FUSE_OK)
         return st;
-    TextBuf b = {0};
+    RtText b = {0};
     int64_t pos = 0;
     json_t *value = build_nested(t, 0, &pos);
     bool ok;
