@@ -17,7 +17,7 @@ set_target_properties(fuse_static PROPERTIES OUTPUT_NAME fuse
 
 add_library(fuse_shared SHARED ${FUSE_OBJECTS})
 target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::LIBZIP PkgConfig::JANSSON
-                      ZLIB::ZLIB OpenMP::OpenMP_C ${M_LIBRARY})
+                      ZLIB::ZLIB OpenMP::OpenMP_C ${LAPACKE_LIBRARY} ${M_LIBRARY})
 target_link_options(fuse_shared PRIVATE -Wl,--exclude-libs,ALL)
 if(NOT FUSE_SANITIZE)
   # with sanitizers the runtime comes from the executable, so it stays undefined here

@@ -185,10 +185,16 @@ typedef struct fuse_config {
 /* Counters of a context's code cache (fuse_ctx_stats). */
 typedef struct fuse_stats {
     uint64_t compiles;        /* modules compiled by LLVM */
-    uint64_t memory_hits;     /* runners served from the in-process cache */
+    uint64_t memory_hits;     /* objects taken from the in-process cache (one per
+                                 runner of an unchanged program; a runner reusing
+                                 kernels of several programs takes several) */
     uint64_t disk_hits;       /* object files loaded from the disk cache */
     uint64_t disk_writes;     /* entries written to the disk cache */
     uint64_t disk_rejected;   /* corrupt, truncated or foreign entries deleted */
+    /* incr (issue 7): kernels (one per equation or sink group) compiled by LLVM,
+     * and kernels taken from the cache, whole program or group by group */
+    uint64_t groups_compiled;
+    uint64_t groups_cached;
 } fuse_stats;
 
 /* Wall-clock milliseconds of a runner's phases (fuse_runner_timings). */
@@ -228,7 +234,10 @@ FUSE_API void fuse_ctx_free(fuse_ctx *ctx);
 
 /* The calling thread's last diagnostic in this context, formatted as
  * "FILE:LINE:COL: error: message" followed by the source line and a caret when
- * there is a location. Valid until the next call on this context; never NULL. */
+ * there is a location; "" when this thread has had no error (other threads'
+ * errors never show here, and a later success does not clear it). Valid until the
+ * calling thread's next failing call on this context or fuse_ctx_free; never
+ * NULL. */
 FUSE_API const char *fuse_ctx_error(fuse_ctx *ctx);
 
 /* Parses and checks a program from a file. Sources resolve relative to the file's
@@ -258,7 +267,11 @@ FUSE_API fuse_status fuse_program_dump(fuse_program *prog, const char *what, cha
  * sinks written. */
 FUSE_API void fuse_config_init(fuse_config *cfg);
 
-/* Compiles a program for a configuration (NULL: defaults) and input shapes.
+/* Compiles a program for a configuration (NULL: defaults) and input shapes,
+ * kernel by kernel through the context's code cache: a kernel (one per equation
+ * or sink group) that any earlier runner of the context compiled, in this or
+ * another program, is reused, and only the others are compiled (issue 7;
+ * fuse_stats.groups_compiled and groups_cached count them).
  * `inputs` (n_inputs entries, may be NULL when 0) fix the shapes of the tensors
  * they name; the same names must then be given to every run. Sources without an
  * input are read from their files at each run. *out is freed with
@@ -268,10 +281,13 @@ FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
                                      fuse_runner **out);
 
 /* Runs the compiled program once. Inputs must have the shapes the runner was
- * compiled for (FUSE_E_ARG otherwise); their data is copied. On success *out maps
+ * compiled for (FUSE_E_ARG otherwise); their data is copied, except a borrowed
+ * float32, 64-byte aligned input (fuse_input.borrow), used in place. On success *out maps
  * every export to its value and is freed with fuse_outputs_free. When a fixpoint
  * reaches max_iters without converging, the status is FUSE_E_NOT_CONVERGED AND
- * *out holds the outputs of the last sweep (free it too); sinks are written. */
+ * *out holds the outputs of the last sweep (free it too); sinks are written.
+ * stream: each run is one time step of the program's *t axes; inputs named
+ * "H@t-1" seed earlier steps (SPEC §6.4). */
 FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
                                      size_t n_inputs, fuse_outputs **out);
 

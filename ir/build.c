@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "build.h"
+#include "stream.h"
 
 #define MAX_TERMS 4096
 
@@ -146,8 +147,8 @@ static bool lhs_index_ok(Builder *b, const Index *ix)
                 ix->name);
         return false;
     }
-    if (ix->kind == IX_STREAM) {
-        ir_fail(b, FUSE_E_UNSUPPORTED, ix->span, "streaming axis '*%s' is not supported yet",
+    if (ix->kind == IX_STREAM) { /* stream.c rewrote every streaming LHS */
+        ir_fail(b, FUSE_E_SHAPE, ix->span, "streaming axis '*%s' not allowed here",
                 ix->name);
         return false;
     }
@@ -527,7 +528,12 @@ fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out
     p->arena = arena;
     p->ast = ast;
     Builder b = {.p = p, .dl = dl, .status = FUSE_OK};
-    declare_all(&b);
+    if (ir_stream_rewrite(&b) != FUSE_OK && b.status == FUSE_OK)
+        b.status = FUSE_E_NOMEM; /* stream (issue 6): *t axes become window slots */
+    if (!failed(&b))
+        declare_all(&b);
+    if (!failed(&b))
+        ir_stream_declare(&b);
     if (!failed(&b))
         build_groups(&b);
     if (!failed(&b))

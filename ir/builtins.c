@@ -11,7 +11,8 @@
  *   case             the union of its operands' axes, first appearance first;
  *   attention        (q's first axis, v's other axes), built from a JOIN for the
  *                    scores, a masked softmax over a call-local key axis and a JOIN
- *                    with v.
+ *                    with v;
+ *   tucker_dense     the argument's axes (an OP_HOST: runtime/tucker.c).
  * Alignment is by axis name everywhere; attention's key axis is renamed to a name
  * no program can write ("%key3"), so self-attention over one axis name works.
  */
@@ -463,6 +464,89 @@ static IrTensor *build_rope(Builder *b, const Expr *call, const NameList *ref)
     return out;
 }
 
+/* ---- tucker_dense (tucker) ---- */
+
+/* A positive integer literal (ranks). */
+static bool rank_literal(Builder *b, const Expr *v, int64_t *out)
+{
+    while (v->kind == EX_GROUP)
+        v = v->items[0];
+    if (v->kind != EX_NUMBER || !v->is_int || v->ival < 1)
+        return fail_call(b, v->span, "tucker_dense's rank must be a positive integer or a list "
+                         "of them, one per axis%s", "");
+    *out = v->ival;
+    return true;
+}
+
+/* rank: an integer for every mode, or a list with one per axis of x (notes B §6). */
+static bool tucker_ranks(Builder *b, const Expr *call, const Expr *re, int rank, Op *op)
+{
+    if (!re)
+        return fail_call(b, call->span, "tucker_dense needs a rank: tucker_dense(x, rank=R) "
+                         "or rank=[R1, R2, ...]%s", "");
+    const Expr *v = re;
+    while (v->kind == EX_GROUP)
+        v = v->items[0];
+    if (v->kind != EX_LIST) {
+        int64_t r;
+        if (!rank_literal(b, v, &r))
+            return false;
+        for (int s = 0; s < rank; s++)
+            op->host_ranks[s] = r;
+        return true;
+    }
+    if (v->n_items != rank) {
+        const char *msg = arena_printf(b->p->arena, "tucker_dense's rank list needs one rank "
+                                       "per axis of its argument: %d ranks for %d axes",
+                                       v->n_items, rank);
+        return fail_call(b, v->span, "%s", msg ? msg : "tucker_dense's rank list needs one "
+                         "rank per axis");
+    }
+    for (int s = 0; s < rank; s++)
+        if (!rank_literal(b, v->items[s], &op->host_ranks[s]))
+            return false;
+    return true;
+}
+
+/* tucker_dense(x, rank=, threshold=0.5): an OP_HOST calling the runtime's truncated
+ * HOSVD (runtime/tucker.c); result axes = x's. Rank and threshold may also come
+ * positionally (notes B §6). */
+static IrTensor *build_tucker(Builder *b, const Expr *call, const NameList *ref)
+{
+    static const char *const kw[] = {"rank", "threshold"};
+    const Kwarg *k_rank = ir_kwarg_find(call, "rank"), *k_thr = ir_kwarg_find(call, "threshold");
+    /* Positional order (x, rank, threshold); a keyword ends the positional ones. */
+    int max_pos = k_rank ? 1 : k_thr ? 2 : 3;
+    Value x;
+    if (!ir_check_positional(b, call, 1, max_pos) || !ir_check_kwargs(b, call, kw, 2) ||
+        !value_arg(b, call->items[0], ref, &x))
+        return NULL;
+    const Expr *re = k_rank ? k_rank->value : call->n_items > 1 ? call->items[1] : NULL;
+    Kwarg thr_pos = {.name = "threshold"};
+    if (call->n_items == 3) {
+        thr_pos.value = call->items[2];
+        k_thr = &thr_pos;
+    }
+    double threshold = 0.5;
+    if (k_thr && !number_arg(b, k_thr, &threshold))
+        return NULL;
+    for (int s = 1; s < x.rank; s++) /* the host function reads x's buffer as is */
+        if (slot_of(x.names, s, x.names[s]) >= 0) {
+            fail_call(b, call->items[0]->span, "tucker_dense's argument has axis '%s' twice",
+                      x.names[s]);
+            return NULL;
+        }
+    Op *op;
+    IrTensor *out = ir_map_output(b, "tucker_dense", &x, &op);
+    if (!out || ((re || x.rank > 0) && !tucker_ranks(b, call, re, x.rank, op)))
+        return NULL;
+    op->kind = OP_HOST;
+    op->host_fn = HOST_TUCKER;
+    op->param[0] = threshold;
+    ir_group_push(b, op);
+    return out;
+}
+
 /* ---- dispatch ---- */
 
 typedef struct Builtin {
@@ -483,6 +567,7 @@ static const Builtin BUILTINS[] = {
     {"case", build_case},
     {"attention", build_attention},
     {"rope", build_rope},
+    {"tucker_dense", build_tucker},
 };
 
 BuiltinBuild ir_builtin_find(const char *name)

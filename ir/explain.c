@@ -21,7 +21,7 @@ static const char *const REDUCE_NAMES[] = {"sum", "max", "avg"};
 _Static_assert(sizeof REDUCE_NAMES / sizeof REDUCE_NAMES[0] == RED_COUNT, "ReduceOp names");
 
 static const char *const OP_KIND_NAMES[] = {
-    "join", "map", "softmax", "lnorm", "masked_softmax", "case", "rope",
+    "join", "map", "softmax", "lnorm", "masked_softmax", "case", "rope", "host",
 };
 _Static_assert(sizeof OP_KIND_NAMES / sizeof OP_KIND_NAMES[0] == OP_COUNT, "OpKind names");
 
@@ -308,6 +308,16 @@ static void dump_operand(const IrProgram *p, const Op *op, const Operand *o, Buf
     bprintf(b, "]");
 }
 
+/* tucker: an OP_HOST's function and parameters. */
+static void dump_host(const Op *op, int rank, Buf *b)
+{
+    bprintf(b, " fn=%s threshold=%g ranks=(", op->host_fn == HOST_TUCKER ? "tucker_dense" : "?",
+            op->param[0]);
+    for (int k = 0; k < rank; k++)
+        bprintf(b, "%s%lld", k ? "," : "", (long long)op->host_ranks[k]);
+    bprintf(b, ")");
+}
+
 static void dump_op(const IrProgram *p, const Op *op, Buf *b)
 {
     const IrTensor *out = p->tensors[op->out];
@@ -330,6 +340,8 @@ static void dump_op(const IrProgram *p, const Op *op, Buf *b)
         bprintf(b, " axis=%d%s", op->axis, op->param[1] != 0 ? " fill" : "");
     else if (op->kind == OP_SOFTMAX)
         bprintf(b, " axis=%d", op->axis);
+    else if (op->kind == OP_HOST)
+        dump_host(op, out->rank, b);
     for (int i = 0; i < op->n_in; i++)
         dump_operand(p, op, &op->in[i], b);
     bprintf(b, "\n");

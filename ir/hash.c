@@ -13,6 +13,17 @@
  *
  * A field added to IrTensor, Op or Operand that changes the generated code must be
  * added here too (and IR_HASH_FORMAT bumped), or a stale cache entry would be hit.
+ *
+ * incr (issue 7): ir_serialize_group describes ONE group's kernel, the key of the
+ * per-group cache: its flags and ops (ser_op: tensor numbers, loop sizes, operands,
+ * coefficients...), then the kind, rank, shape, dotted axis and boolean flag of
+ * every tensor the ops touch (what lower/ reads of a tensor: its strides), and the
+ * program-wide facts a kernel can depend on only when it does: the number of
+ * tensors (the offset of previous-sweep buffers and of the scratch slot) when an
+ * operand reads the previous sweep or the group has a contraction, and the
+ * per-thread scratch size when it has a contraction. Everything else of the
+ * program (other groups, constant data, exports, component numbers) stays out, so
+ * a group keeps its key when another equation changes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +135,11 @@ static void ser_op(Ser *s, const IrProgram *p, const Op *op)
     ser_double(s, op->param[1]);
     ser_int(s, op->axis);
     ser_int(s, op->concat_slot);
+    if (op->kind == OP_HOST) { /* tucker */
+        ser_int(s, op->host_fn);
+        for (int i = 0; i < out_rank; i++)
+            ser_int(s, op->host_ranks[i]);
+    }
 }
 
 static void ser_groups(Ser *s, const IrProgram *p, Group *const *groups, int n)
@@ -137,6 +153,21 @@ static void ser_groups(Ser *s, const IrProgram *p, Group *const *groups, int n)
         ser_int(s, gr->n_ops);
         for (int i = 0; i < gr->n_ops; i++)
             ser_op(s, p, gr->ops[i]);
+    }
+}
+
+/* stream (issue 6): the streaming windows (which tensor holds which offset). The
+ * kernels only see the slots as tensors; the runtime rotates them between runs. */
+static void ser_streams(Ser *s, const IrProgram *p)
+{
+    ser_int(s, p->n_streams);
+    for (int i = 0; i < p->n_streams; i++) {
+        const IrStream *st = p->streams[i];
+        ser_int(s, st->tensor);
+        ser_int(s, st->offset);
+        ser_int(s, st->lo);
+        for (int64_t o = st->lo; o <= st->offset; o++)
+            ser_int(s, st->slots[o - st->lo]);
     }
 }
 
@@ -166,6 +197,59 @@ fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n)
     ser_int(&s, p->n_exports);
     for (int i = 0; i < p->n_exports; i++)
         ser_int(&s, p->exports[i]);
+    ser_streams(&s, p); /* stream (issue 6) */
+    if (s.is_oom) {
+        free(s.p);
+        return FUSE_E_NOMEM;
+    }
+    *out = s.p;
+    *n = s.len;
+    return FUSE_OK;
+}
+
+/* ---- incr (issue 7): one group ---- */
+
+/* The lowering-relevant facts of tensor t (not its group, data or export flag). */
+static void ser_touched(Ser *s, const IrTensor *t)
+{
+    ser_int(s, t->kind);
+    ser_int(s, t->rank);
+    for (int i = 0; i < t->rank; i++)
+        ser_int(s, t->shape[i]);
+    ser_int(s, t->dotted);
+    ser_int(s, t->is_bool);
+}
+
+static bool group_reads_prev(const Group *g)
+{
+    for (int i = 0; i < g->n_ops; i++)
+        for (int k = 0; k < g->ops[i]->n_in; k++)
+            if (g->ops[i]->in[k].reads_prev)
+                return true;
+    return false;
+}
+
+fuse_status ir_serialize_group(const IrProgram *p, const Group *g, int64_t scratch_bytes,
+                               unsigned char **out, size_t *n)
+{
+    if (!p || !g || !out || !n || !p->is_shaped)
+        return FUSE_E_ARG;
+    Ser s = {0};
+    ser_bytes(&s, "fuse-irg", 8);
+    ser_int(&s, IR_HASH_FORMAT);
+    ser_int(&s, (int64_t)g->is_recursive | (int64_t)g->is_sink << 1);
+    ser_int(&s, g->tensor);
+    ser_int(&s, g->n_ops);
+    for (int i = 0; i < g->n_ops; i++) {
+        const Op *op = g->ops[i];
+        ser_op(&s, p, op);
+        ser_touched(&s, p->tensors[op->out]);
+        for (int k = 0; k < op->n_in; k++)
+            ser_touched(&s, p->tensors[op->in[k].tensor]);
+    }
+    bool uses_n = scratch_bytes > 0 || group_reads_prev(g);
+    ser_int(&s, uses_n ? p->n_tensors : -1);
+    ser_int(&s, scratch_bytes);
     if (s.is_oom) {
         free(s.p);
         return FUSE_E_NOMEM;

@@ -50,6 +50,11 @@ typedef struct IrTensor {
     const char *origin;      /* is_fixed_shape: what fixed it, for messages */
     Span origin_span;
     int group;               /* the group computing it (TEN_DEFINED/TEN_TEMP), or -1 */
+    /* stream (issue 6, SPEC §6.4): a slot of a streaming tensor's window */
+    int stream;              /* 1 + its index in IrProgram.streams, or 0: not streaming */
+    int64_t stream_offset;   /* the *t offset this slot holds */
+    bool is_stream_state;    /* an earlier step (offset below the written one): a
+                                TEN_SOURCE the runtime fills from its stored steps */
 } IrTensor;
 
 typedef struct LoopAxis {
@@ -112,8 +117,16 @@ typedef enum OpKind {
     OP_ROPE,    /* rotary embedding of in[0]: position = out slot 0, features = out slot
                    `axis` (size d); feature k pairs with k + d/2, angle
                    pos * param[0]^(-2k/d); with an odd d the last feature is copied */
+    OP_HOST,    /* tucker: out = a runtime C function (Op.host_fn) of in[0], whose axes are
+                   the out axes in the same order (the raw buffers have one layout) */
     OP_COUNT
 } OpKind;
+
+/* tucker: the runtime functions OP_HOST ops call (runtime/tucker.c). */
+typedef enum HostFn {
+    HOST_TUCKER, /* tucker_dense: param[0] = threshold, host_ranks = rank per out slot */
+    HOST_COUNT
+} HostFn;
 
 typedef struct Op {
     OpKind kind;
@@ -139,6 +152,10 @@ typedef struct Op {
     int out_minor[FUSE_MAX_RANK];  /* 1 + a loop axis merged into this out slot as its
                                       minor index (one-argument concat), or 0: position
                                       = out_axis counter * minor size + minor counter */
+    /* tucker: OP_HOST */
+    HostFn host_fn;
+    int64_t host_ranks[FUSE_MAX_RANK]; /* HOST_TUCKER: requested rank per out slot (>= 1;
+                                          capped at the slot's size by the runtime) */
 } Op;
 
 /* A concatenation: the size of out's slot is the sum of the parts' sizes there,
@@ -195,7 +212,26 @@ typedef struct IrProgram {
     int n_vars;           /* size variables */
     int n_components;
     bool is_shaped;       /* ir_infer_shapes succeeded */
+    /* stream (issue 6): the streaming tensors (stream.c) */
+    struct IrStream **streams;
+    int n_streams, cap_streams;
 } IrProgram;
+
+/* stream (issue 6, SPEC §6.4): a tensor indexed with a time axis `*t`. Time is not
+ * a dense axis: each offset of the window is its own tensor (slot) without it. The
+ * slot the equations write (for a source: the one its file or input fills) keeps
+ * the program name; the slots read at earlier offsets are named "H@t-1" etc. (the
+ * offset as the program writes it: "Hidden@t" when Hidden is written at *t+1). */
+typedef struct IrStream {
+    const char *name;     /* program name of the tensor */
+    const char *axis;     /* the time axis ("t" for *t) */
+    int tensor;           /* the written slot (plain name) */
+    int64_t offset;       /* its *t offset (w) */
+    int64_t lo;           /* the oldest offset read; the window is lo..offset */
+    int *slots;           /* offset - lo + 1 entries: slots[o - lo] is the tensor of
+                             offset o, or -1 when no equation reads that step */
+    Span span;            /* the first left-hand side */
+} IrStream;
 
 /* ---- build.c: AST -> tensors, groups and ops ----
  * requires: a parsed Ast; provides: tensors, groups (source order), sinks, exports,
@@ -233,6 +269,12 @@ fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
  * fact lowering reads, without spans, names or paths: equal for programs that differ
  * only in comments, whitespace or names. FUSE_E_ARG when p is not shaped. */
 fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n);
+/* incr (issue 7): the same for the kernel of one group g of p (the per-group cache
+ * key): its ops and the shapes of the tensors they touch; scratch_bytes is the
+ * program's per-thread scratch when g has a contraction, else 0 (hash.c says what
+ * goes in). */
+fuse_status ir_serialize_group(const IrProgram *p, const Group *g, int64_t scratch_bytes,
+                               unsigned char **out, size_t *n);
 
 /* Names for messages and dumps. */
 const char *ir_op_kind_name(OpKind k);

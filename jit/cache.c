@@ -37,6 +37,13 @@
 #define JIT_TEMP_PREFIX ".tmp-"
 #define JIT_ENTRY_SUFFIX ".fjo"
 
+/* incr (issue 7): at most this many group references; the older half goes first. */
+#define JIT_MAX_REFS 16384
+
+typedef struct JitRef {
+    JitKey group, object;
+} JitRef;
+
 typedef struct MemEntry {
     JitKey key;
     void *data;
@@ -51,6 +58,9 @@ struct JitCache {
     size_t bytes;
     uint64_t tick;
     fuse_stats stats;
+    /* incr (issue 7): group key -> key of the object holding its kernel */
+    JitRef *refs;
+    int n_refs, cap_refs;
 };
 
 /* ---- messages ---- */
@@ -149,6 +159,7 @@ void jit_cache_free(JitCache *c)
     for (int i = 0; i < c->n_entries; i++)
         free(c->entries[i].data);
     free(c->entries);
+    free(c->refs);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -670,4 +681,71 @@ fuse_status jit_cache_dir_clear(const char *dir, uint64_t *removed, char **err)
             (*removed)++;
     free_list(files, n);
     return FUSE_OK;
+}
+
+/* ---- incr (issue 7): group references ---- */
+
+/* Index of the reference of group key g, or -1. Lock held. */
+static int ref_find(const JitCache *c, const JitKey *g)
+{
+    for (int i = c->n_refs - 1; i >= 0; i--)
+        if (memcmp(c->refs[i].group.b, g->b, JIT_KEY_BYTES) == 0)
+            return i;
+    return -1;
+}
+
+/* Makes room for one more reference. Lock held. */
+static fuse_status ref_room(JitCache *c)
+{
+    if (c->n_refs == JIT_MAX_REFS) {
+        int keep = c->n_refs / 2;
+        memmove(c->refs, c->refs + (c->n_refs - keep), (size_t)keep * sizeof *c->refs);
+        c->n_refs = keep;
+    }
+    if (c->n_refs < c->cap_refs)
+        return FUSE_OK;
+    int cap = c->cap_refs ? 2 * c->cap_refs : 64;
+    JitRef *r = realloc(c->refs, (size_t)cap * sizeof *r);
+    if (!r)
+        return FUSE_E_NOMEM;
+    c->refs = r;
+    c->cap_refs = cap;
+    return FUSE_OK;
+}
+
+fuse_status jit_cache_ref_put(JitCache *c, const JitKey *group, const JitKey *object)
+{
+    if (!c || !group || !object)
+        return FUSE_E_ARG;
+    pthread_mutex_lock(&c->lock);
+    int i = ref_find(c, group);
+    fuse_status st = FUSE_OK;
+    if (i >= 0)
+        c->refs[i].object = *object;
+    else if ((st = ref_room(c)) == FUSE_OK)
+        c->refs[c->n_refs++] = (JitRef){*group, *object};
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+bool jit_cache_ref_get(JitCache *c, const JitKey *group, JitKey *object)
+{
+    if (!c || !group || !object)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    int i = ref_find(c, group);
+    if (i >= 0)
+        *object = c->refs[i].object;
+    pthread_mutex_unlock(&c->lock);
+    return i >= 0;
+}
+
+void jit_cache_count_groups(JitCache *c, uint64_t compiled, uint64_t cached)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stats.groups_compiled += compiled;
+    c->stats.groups_cached += cached;
+    pthread_mutex_unlock(&c->lock);
 }

@@ -21,6 +21,7 @@
 #ifndef FUSE_JIT_CACHE_H
 #define FUSE_JIT_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,17 @@ fuse_status jit_cache_put(JitCache *c, const JitKey *key, const char *dir, const
                           size_t n, char **warning);
 /* The counters so far. */
 void jit_cache_stats(JitCache *c, fuse_stats *out);
+
+/* incr (issue 7): the per-group index, in memory only. A group key (the key of one
+ * group's kernel, ir_serialize_group) refers to the key of the cached object that
+ * holds that kernel (an object may hold the kernels of many groups). Older
+ * references are dropped past a few thousand; a reference whose object has left
+ * the cache is simply a miss. */
+fuse_status jit_cache_ref_put(JitCache *c, const JitKey *group, const JitKey *object);
+/* Whether group has a reference; *object gets it. */
+bool jit_cache_ref_get(JitCache *c, const JitKey *group, JitKey *object);
+/* Adds to the groups_compiled and groups_cached counters. */
+void jit_cache_count_groups(JitCache *c, uint64_t compiled, uint64_t cached);
 
 /* The default directory: $FUSE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/fuse-jit, else
  * $HOME/.cache/fuse-jit; malloc'd; NULL when none can be found or on OOM. */

@@ -18,7 +18,10 @@
  * module to a relocatable object file with `tm`; jit_object_load links such an
  * object into a JITDylib of its own (a bare one with a process-symbol generator,
  * named "fuse.objN"), so two loads of the same object, with the same symbol names,
- * never collide. Lookups of that code search only its JITDylib. Freeing the code
+ * never collide. Lookups of that code search only its JITDylib. Host symbols
+ * (jit_define_symbol, tucker) are absolute symbols defined in the main JITDylib
+ * and again in every object's JITDylib, so generated code calls runtime functions
+ * by name and cached objects hold no address of the process that compiled them. Freeing the code
  * removes its resource tracker; the emptied JITDylib stays in the session (the C
  * API cannot remove one) and is reclaimed when the session ends.
  *
@@ -71,6 +74,13 @@ struct JitSession {
     char *data_layout;             /* LLJIT's; every module gets this one */
     int vector_bits;               /* widest vector register, bits */
     atomic_int next_dylib;         /* names the JITDylibs of loaded objects */
+    /* tucker: host symbols (jit_define_symbol), defined again in every object's
+     * JITDylib; written only before code is loaded */
+    struct {
+        char *name;                /* owned */
+        void *addr;
+    } host[JIT_MAX_HOST_SYMBOLS];
+    int n_host;
 };
 
 struct JitModule {
@@ -348,6 +358,8 @@ void jit_session_free(JitSession *js)
     free(js->cpu);
     free(js->features);
     free(js->data_layout);
+    for (int i = 0; i < js->n_host; i++)
+        free(js->host[i].name);
     pthread_mutex_destroy(&js->report_lock);
     pthread_mutex_destroy(&js->lookup_lock);
     pthread_mutex_destroy(&js->tm_lock);
@@ -575,7 +587,52 @@ fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, s
     return *data ? FUSE_OK : jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
 }
 
-/* A new bare JITDylib, named uniquely, that resolves process symbols (libm). */
+/* ---- host symbols (tucker) ----------------------------------------------------- */
+
+/* Defines `name` as the absolute address addr in jd. */
+static fuse_status jit_define_in(JitSession *js, LLVMOrcJITDylibRef jd, const char *name,
+                                 void *addr, char **err)
+{
+    LLVMJITSymbolFlags flags = {
+        .GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable,
+        .TargetFlags = 0};
+    /* The interned name moves to the materialization unit. */
+    LLVMOrcCSymbolMapPair pair = {
+        .Name = LLVMOrcLLJITMangleAndIntern(js->lljit, name),
+        .Sym = {.Address = (LLVMOrcExecutorAddress)(uintptr_t)addr, .Flags = flags}};
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&pair, 1);
+    LLVMErrorRef e = LLVMOrcJITDylibDefine(jd, mu);
+    if (e) {
+        LLVMOrcDisposeMaterializationUnit(mu);
+        return jit_fail_llvm(err, "cannot define a host symbol", e);
+    }
+    return FUSE_OK;
+}
+
+fuse_status jit_define_symbol(JitSession *js, const char *name, void *addr, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!js || !name || !*name || !addr)
+        return jit_fail(err, FUSE_E_ARG, "jit_define_symbol", "NULL or empty argument");
+    if (js->n_host >= JIT_MAX_HOST_SYMBOLS)
+        return jit_fail(err, FUSE_E_ARG, "jit_define_symbol", "too many host symbols");
+    char *copy = jit_strdup(name);
+    if (!copy)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    fuse_status st = jit_define_in(js, js->main_jd, name, addr, err);
+    if (st) {
+        free(copy);
+        return st;
+    }
+    js->host[js->n_host].name = copy;
+    js->host[js->n_host].addr = addr;
+    js->n_host++;
+    return FUSE_OK;
+}
+
+/* A new bare JITDylib, named uniquely, that resolves process symbols (libm) and
+ * the session's host symbols. */
 static fuse_status jit_new_dylib(JitSession *js, LLVMOrcJITDylibRef *out, char **err)
 {
     char name[48];
@@ -588,6 +645,11 @@ static fuse_status jit_new_dylib(JitSession *js, LLVMOrcJITDylibRef *out, char *
     if (e)
         return jit_fail_llvm(err, "cannot search process symbols", e);
     LLVMOrcJITDylibAddGenerator(jd, gen); /* gen moves to the JITDylib */
+    for (int i = 0; i < js->n_host; i++) {
+        fuse_status st = jit_define_in(js, jd, js->host[i].name, js->host[i].addr, err);
+        if (st)
+            return st;
+    }
     *out = jd;
     return FUSE_OK;
 }

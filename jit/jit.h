@@ -70,6 +70,15 @@ fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, s
 fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode **out,
                             char **err);
 
+/* tucker: at most this many host symbols per session. */
+#define JIT_MAX_HOST_SYMBOLS 16
+/* Makes `name` resolve to addr (a function of this process) in code the session
+ * loads: defined as an absolute symbol in the main JITDylib and in the JITDylib of
+ * every object loaded afterwards. Call it right after jit_session_new, before any
+ * code is loaded and not concurrently with other calls on the session. Defining a
+ * name twice is FUSE_E_JIT. */
+fuse_status jit_define_symbol(JitSession *js, const char *name, void *addr, char **err);
+
 /* Address of a function defined by loaded code. */
 fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **err);
 /* Removes the code from the session. Accepts NULL. */

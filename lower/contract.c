@@ -18,14 +18,21 @@
  *         (<vw x float>, llvm.fma) over kc; then out[tile] (=|+=) coef * acc, only
  *         the rows and columns inside the block ("=" on the first K block of the
  *         first contribution, so the output is never zeroed in a separate pass)
- * Packing reads the strided tensors directly (a group's flat index is decoded
- * with constant divisions), so no transposed copy is ever made; panels are
- * zero-padded to whole micro-tiles so the micro-kernel has no edge cases, and
- * edge tiles only mask the update (a full tile of contiguous output rows is
- * updated straight from the registers; other tiles go through a stack buffer). Blocks come from the host's cache sizes (sysconf unless LowerOptions
- * gives them): a KC x NR micro-panel of B is the size of L1 (at most KC = 384;
- * measured: 384 was faster than 256, 192 or 128 here, where L1 is 48 KiB), an
- * MC x KC block of A half of L2, a KC x NC block of B a quarter of L3. With AVX-512 the tile is
+ * The micro-kernel's K loop is unrolled MICRO_UNROLL times and prefetches both
+ * packed panels MICRO_PREFETCH_K steps ahead (the K % MICRO_UNROLL last steps run
+ * in a plain loop). Packing reads the strided tensors directly (a group's flat
+ * index is decoded with constant divisions, once per panel lane and K step), so
+ * no transposed copy is ever made: a panel whose lanes are contiguous in the
+ * tensor is copied a whole vector per K step, any other panel lane by lane
+ * (scalar loads assembled into one vector store; LLVM's own vectorisation of
+ * the scalar loop used gathers and scatters). Panels are zero-padded to whole
+ * micro-tiles so the micro-kernel has no edge cases, and edge tiles only mask
+ * the update (a full tile of contiguous output rows is updated straight from the
+ * registers; other tiles go through a stack buffer). Blocks come from the host's
+ * cache sizes (sysconf unless LowerOptions gives them): a KC x NR micro-panel of
+ * B is the size of L1 (at most KC = 384; measured: 384 was faster than 256, 192
+ * or 128 here, where L1 is 48 KiB), an MC x KC block of A half of L2, a KC x NC
+ * block of B a quarter of L3. With AVX-512 the tile is
  * 12 x 32 (24 zmm accumulators), with 256-bit vectors 6 x 16. Each thread's
  * scratch (Bp, then Ap) is its slice of the plan's bufs[2 n_tensors].
  */
@@ -283,49 +290,119 @@ static void set_align(LLVMValueRef inst, unsigned bytes) { LLVMSetAlignment(inst
 
 /* ---- packing ---- */
 
+/* The packing of one micro-panel: lanes L (MR of A or NR of B) of the lane
+ * group `lg` from flat index x0 (n_valid of them inside the block), K steps
+ * pc .. pc + kc - 1: dst[k * L + l] = src[lg x0 + l, kg pc + k], 0 for l >=
+ * n_valid. `which` is the tensor's slot in the strides (1 A, 2 B). */
+typedef struct CPanel {
+    const CGroup *lg, *kg;
+    int which;
+    int64_t lanes;
+    bool lanes_contiguous; /* lg is contiguous in the tensor: one vector per k */
+} CPanel;
+
+static LLVMTypeRef lane_vector_type(Emit *e, int64_t lanes)
+{
+    return LLVMVectorType(e->t_f32, (unsigned)lanes);
+}
+
+/* Full panel of contiguous lanes: per k, one unaligned vector load and store. */
+static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
+                              LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
+{
+    LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
+    LLVMValueRef base = gep(e, src, group_offset(e, pp->lg, pp->which, x0));
+    CLoop lk;
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
+    LLVMValueRef at = gep(e, base, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, vt, at, "v.pv");
+    set_align(v, 4);
+    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))), 16);
+    cl_end(e, &lk);
+}
+
+/* Any panel: each lane's offset is decoded once, then per k L scalar loads
+ * (lanes past n_valid read lane 0 and store 0) assembled into one vector store. */
+static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
+                             LLVMValueRef x0, LLVMValueRef n_valid, LLVMValueRef pc,
+                             LLVMValueRef kc)
+{
+    LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMValueRef off[64], valid[64];
+    for (int64_t l = 0; l < pp->lanes; l++) {
+        valid[l] = LLVMBuildICmp(e->bld, LLVMIntULT, emit_i64(e, l), n_valid, "v.lv");
+        LLVMValueRef x = LLVMBuildSelect(e->bld, valid[l], add(e, x0, emit_i64(e, l)), x0, "v.lx");
+        off[l] = group_offset(e, pp->lg, pp->which, x);
+    }
+    CLoop lk;
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.l");
+    LLVMValueRef row = gep(e, src, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef v = LLVMGetUndef(vt);
+    for (int64_t l = 0; l < pp->lanes; l++) {
+        LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, row, off[l]), "v.pl");
+        x = LLVMBuildSelect(e->bld, valid[l], x, emit_f32(e, 0.0), "v.pl0");
+        v = LLVMBuildInsertElement(e->bld, v, x, LLVMConstInt(i32, (unsigned long long)l, 0), "v.pi");
+    }
+    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))), 16);
+    cl_end(e, &lk);
+}
+
+/* Packs the micro-panels of a block: panel p (lanes x0 + p*L ..) goes to
+ * dst + p*L*kc; `len` lanes of the block start at lane x_lo. */
+static void pack_block(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
+                       LLVMValueRef x_lo, LLVMValueRef len, LLVMValueRef pc, LLVMValueRef kc)
+{
+    CLoop lp;
+    LLVMValueRef p0 = cl_begin(e, &lp, len, pp->lanes, "b.pk.p");
+    LLVMValueRef panel = gep(e, dst, LLVMBuildNUWMul(e->bld, p0, kc, "v.pko"));
+    LLVMValueRef n_valid = umin(e, emit_i64(e, pp->lanes), LLVMBuildNUWSub(e->bld, len, p0, "v.nv"));
+    LLVMValueRef x0 = add(e, x_lo, p0);
+    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.pk.vec");
+    LLVMBasicBlockRef lanes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.pk.lanes");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.pk.next");
+    LLVMValueRef full = LLVMBuildICmp(e->bld, LLVMIntEQ, n_valid, emit_i64(e, pp->lanes), "v.pf");
+    if (!pp->lanes_contiguous)
+        full = LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 0, 0);
+    LLVMBuildCondBr(e->bld, full, vec, lanes);
+    LLVMPositionBuilderAtEnd(e->bld, vec);
+    if (pp->lanes_contiguous)
+        pack_panel_vector(e, pp, src, panel, x0, pc, kc);
+    LLVMBuildBr(e->bld, done);
+    LLVMPositionBuilderAtEnd(e->bld, lanes);
+    pack_panel_lanes(e, pp, src, panel, x0, n_valid, pc, kc);
+    LLVMBuildBr(e->bld, done);
+    LLVMPositionBuilderAtEnd(e->bld, done);
+    cl_end(e, &lp);
+}
+
+/* A full panel of `lanes` (starting at a multiple of lanes) is contiguous in
+ * tensor `which`: the group is, or its innermost axis has stride 1 and a size
+ * that is a multiple of lanes (a panel then never crosses its end). */
+static bool panel_is_contiguous(const CGroup *g, int which, int64_t lanes)
+{
+    if (group_is_contiguous(g, which))
+        return true;
+    if (g->n == 0)
+        return false;
+    const CAxis *in = &g->ax[g->n - 1];
+    return in->stride[which] == 1 && in->size % lanes == 0;
+}
+
 /* Ap[ir*kc + k*MR + r] = A[ic + ir + r, pc + k], 0 past mc. */
 static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef ap,
                    LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CLoop li, lr, lk;
-    LLVMValueRef ir = cl_begin(e, &li, mc, c->mr, "b.pa.i");
-    LLVMValueRef r = cl_begin(e, &lr, emit_i64(e, c->mr), 1, "b.pa.r");
-    LLVMValueRef ml = add(e, ir, r);
-    LLVMValueRef valid = LLVMBuildICmp(e->bld, LLVMIntULT, ml, mc, "v.in");
-    LLVMValueRef m = add(e, ic, LLVMBuildSelect(e->bld, valid, ml, emit_i64(e, 0), "v.m"));
-    LLVMValueRef row = gep(e, a, group_offset(e, &c->m, 1, m));
-    LLVMValueRef dst = gep(e, ap, add(e, LLVMBuildNUWMul(e->bld, ir, kc, "v.pk"), r));
-    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pa.k");
-    LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32,
-                                    gep(e, row, group_offset(e, &c->k, 1, add(e, pc, k))), "v.a");
-    x = LLVMBuildSelect(e->bld, valid, x, emit_f32(e, 0.0), "v.a0");
-    LLVMBuildStore(e->bld, x, gep(e, dst, mul(e, k, c->mr)));
-    cl_end(e, &lk);
-    cl_end(e, &lr);
-    cl_end(e, &li);
+    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr)};
+    pack_block(e, &pp, a, ap, ic, mc, pc, kc);
 }
 
 /* Bp[jr*kc + k*NR + col] = B[pc + k, jc + jr + col], 0 past nc. */
 static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef bp,
                    LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CLoop lj, lk, lc;
-    LLVMValueRef jr = cl_begin(e, &lj, nc, c->nr, "b.pb.j");
-    LLVMValueRef panel = gep(e, bp, LLVMBuildNUWMul(e->bld, jr, kc, "v.pk"));
-    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pb.k");
-    LLVMValueRef row = gep(e, b, group_offset(e, &c->k, 2, add(e, pc, k)));
-    LLVMValueRef dst = gep(e, panel, mul(e, k, c->nr));
-    LLVMValueRef col = cl_begin(e, &lc, emit_i64(e, c->nr), 1, "b.pb.c");
-    LLVMValueRef nl = add(e, jr, col);
-    LLVMValueRef valid = LLVMBuildICmp(e->bld, LLVMIntULT, nl, nc, "v.in");
-    LLVMValueRef n = add(e, jc, LLVMBuildSelect(e->bld, valid, nl, emit_i64(e, 0), "v.n"));
-    LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, row, group_offset(e, &c->n, 2, n)),
-                                    "v.b");
-    x = LLVMBuildSelect(e->bld, valid, x, emit_f32(e, 0.0), "v.b0");
-    LLVMBuildStore(e->bld, x, gep(e, dst, col));
-    cl_end(e, &lc);
-    cl_end(e, &lk);
-    cl_end(e, &lj);
+    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr)};
+    pack_block(e, &pp, b, bp, jc, nc, pc, kc);
 }
 
 /* ---- micro-kernel ---- */
@@ -348,41 +425,108 @@ static LLVMValueRef splat(Emit *e, LLVMTypeRef vt, int64_t vw, LLVMValueRef x)
     return LLVMBuildShuffleVector(e->bld, one, LLVMGetUndef(vt), mask, "v.splat");
 }
 
-/* acc[r * NR/vw + j] = sum over k < kc of Ap panel (x) Bp panel, in registers:
- * the vector j of row r of the MR x NR tile. */
-static void micro_kernel(Emit *e, const Contraction *c, LLVMValueRef ap, LLVMValueRef bp,
-                         LLVMValueRef kc, LLVMValueRef *result)
+/* llvm.prefetch(ptr, rw, locality, data). */
+static void prefetch(Emit *e, LLVMValueRef at, int write, int locality)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMTypeRef params[4] = {e->t_ptr, i32, i32, i32};
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 4, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "llvm.prefetch.p0");
+    if (!fn)
+        fn = LLVMAddFunction(e->mod, "llvm.prefetch.p0", fty);
+    LLVMValueRef args[4] = {at, LLVMConstInt(i32, (unsigned)write, 0),
+                            LLVMConstInt(i32, (unsigned)locality, 0), LLVMConstInt(i32, 1, 0)};
+    LLVMBuildCall2(e->bld, fty, fn, args, 4, "");
+}
+
+/* K steps per iteration of the unrolled micro-kernel loop, and how many K steps
+ * ahead it prefetches the packed panels (measured: see bench/RESULTS.md). */
+#define MICRO_UNROLL 4
+#define MICRO_PREFETCH_K 16
+
+/* One K step: acc += Ap[k*MR + r] (x) Bp[k*NR + ..], MR x NR/vw vector fmas. */
+static void micro_step(Emit *e, const Contraction *c, LLVMValueRef arow, LLVMValueRef brow,
+                       LLVMValueRef *acc)
 {
     LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
-    int nv = (int)(c->nr / c->vw), n_acc = (int)c->mr * nv;
-    LLVMValueRef acc[64], next[64];
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
-    CLoop lk;
-    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.micro");
-    for (int i = 0; i < n_acc; i++) {
-        acc[i] = LLVMBuildPhi(e->bld, vt, "v.acc");
-        LLVMValueRef zero = LLVMConstNull(vt);
-        LLVMAddIncoming(acc[i], &zero, &pre, 1);
-    }
+    int nv = (int)(c->nr / c->vw);
     LLVMValueRef bvec[8];
-    LLVMValueRef brow = gep(e, bp, mul(e, k, c->nr));
     for (int j = 0; j < nv; j++) {
         bvec[j] = LLVMBuildLoad2(e->bld, vt, gep(e, brow, emit_i64(e, j * c->vw)), "v.bv");
         set_align(bvec[j], (unsigned)(c->vw * 4));
     }
-    LLVMValueRef arow = gep(e, ap, mul(e, k, c->mr));
     for (int r = 0; r < c->mr; r++) {
         LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, arow, emit_i64(e, r)), "v.av");
-        LLVMValueRef s = splat(e, vt, c->vw, x);
+        LLVMValueRef sp = splat(e, vt, c->vw, x);
         for (int j = 0; j < nv; j++)
-            next[r * nv + j] = vec_fma(e, vt, s, bvec[j], acc[r * nv + j]);
+            acc[r * nv + j] = vec_fma(e, vt, sp, bvec[j], acc[r * nv + j]);
     }
+}
+
+/* A loop over K steps lo .. hi-1 (step `unroll`, hi - lo a multiple of it) that
+ * carries the accumulators acc (in: values before, out: after); skipped when
+ * lo == hi. With unroll > 1 each iteration prefetches the panels
+ * MICRO_PREFETCH_K steps ahead (whole cache lines: the unrolled steps span
+ * unroll * NR * 4 bytes of Bp and unroll * MR * 4 of Ap). */
+static void micro_loop(Emit *e, const Contraction *c, LLVMValueRef ap, LLVMValueRef bp,
+                       LLVMValueRef lo, LLVMValueRef hi, int unroll, LLVMValueRef *acc)
+{
+    LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
+    int n_acc = (int)(c->mr * (c->nr / c->vw));
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.micro");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.micro.done");
+    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, lo, hi, "v.any"), body, exit);
+    LLVMPositionBuilderAtEnd(e->bld, body);
+    LLVMValueRef k = LLVMBuildPhi(e->bld, e->t_i64, "v.k");
+    LLVMAddIncoming(k, &lo, &pre, 1);
+    LLVMValueRef phi[64], cur[64];
+    for (int i = 0; i < n_acc; i++) {
+        cur[i] = phi[i] = LLVMBuildPhi(e->bld, vt, "v.acc");
+        LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
+    }
+    if (unroll > 1) {
+        LLVMValueRef ka = add(e, k, emit_i64(e, MICRO_PREFETCH_K));
+        LLVMValueRef pb = gep(e, bp, mul(e, ka, c->nr)), pa = gep(e, ap, mul(e, ka, c->mr));
+        for (int64_t off = 0; off < unroll * c->nr; off += 16)
+            prefetch(e, gep(e, pb, emit_i64(e, off)), 0, 3);
+        for (int64_t off = 0; off < unroll * c->mr; off += 16)
+            prefetch(e, gep(e, pa, emit_i64(e, off)), 0, 3);
+    }
+    for (int u = 0; u < unroll; u++) {
+        LLVMValueRef ku = add(e, k, emit_i64(e, u));
+        micro_step(e, c, gep(e, ap, mul(e, ku, c->mr)), gep(e, bp, mul(e, ku, c->nr)), cur);
+    }
+    LLVMValueRef next = add(e, k, emit_i64(e, unroll));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    LLVMAddIncoming(k, &next, &latch, 1);
     for (int i = 0; i < n_acc; i++)
-        LLVMAddIncoming(acc[i], &next[i], &latch, 1);
-    cl_end(e, &lk);
+        LLVMAddIncoming(phi[i], &cur[i], &latch, 1);
+    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, next, hi, "v.more"), body, exit);
+    LLVMPositionBuilderAtEnd(e->bld, exit);
+    for (int i = 0; i < n_acc; i++) {
+        LLVMValueRef merged = LLVMBuildPhi(e->bld, vt, "v.acc.out");
+        LLVMValueRef from[2] = {acc[i], cur[i]};
+        LLVMBasicBlockRef bbs[2] = {pre, latch};
+        LLVMAddIncoming(merged, from, bbs, 2);
+        acc[i] = merged;
+    }
+}
+
+/* result[r * NR/vw + j] = sum over k < kc of Ap panel (x) Bp panel, in
+ * registers: the vector j of row r of the MR x NR tile. The K loop is unrolled
+ * MICRO_UNROLL times with software prefetch of both panels; the last kc mod
+ * MICRO_UNROLL steps run one at a time. */
+static void micro_kernel(Emit *e, const Contraction *c, LLVMValueRef ap, LLVMValueRef bp,
+                         LLVMValueRef kc, LLVMValueRef *result)
+{
+    LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
+    int n_acc = (int)(c->mr * (c->nr / c->vw));
     for (int i = 0; i < n_acc; i++)
-        result[i] = next[i];
+        result[i] = LLVMConstNull(vt);
+    LLVMValueRef main_end = LLVMBuildAnd(e->bld, kc, emit_i64(e, -(int64_t)MICRO_UNROLL), "v.kmain");
+    micro_loop(e, c, ap, bp, emit_i64(e, 0), main_end, MICRO_UNROLL, result);
+    micro_loop(e, c, ap, bp, main_end, kc, 1, result);
 }
 
 /* tile[MR x NR] (a stack buffer) = the accumulators. */
@@ -497,22 +641,13 @@ static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const
 {
     if (!c->is_n_contiguous)
         return;
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
-    LLVMTypeRef params[4] = {e->t_ptr, i32, i32, i32};
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 4, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "llvm.prefetch.p0");
-    if (!fn)
-        fn = LLVMAddFunction(e->mod, "llvm.prefetch.p0", fty);
     LLVMValueRef last = LLVMBuildSub(e->bld, w->mr_eff, emit_i64(e, 1), "v.last");
     for (int64_t r = 0; r < c->mr; r++) {
         LLVMValueRef rr = umin(e, emit_i64(e, r), last);
         LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
         row = gep(e, row, w->n0);
-        for (int64_t j = 0; j < c->nr; j += 16) {
-            LLVMValueRef args[4] = {gep(e, row, emit_i64(e, j)), LLVMConstInt(i32, 1, 0),
-                                    LLVMConstInt(i32, 3, 0), LLVMConstInt(i32, 1, 0)};
-            LLVMBuildCall2(e->bld, fty, fn, args, 4, "");
-        }
+        for (int64_t j = 0; j < c->nr; j += 16)
+            prefetch(e, gep(e, row, emit_i64(e, j)), 1, 3);
     }
 }
 

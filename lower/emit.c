@@ -422,7 +422,12 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
     if (pass == 0) {
         LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef cur = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
-        LLVMBuildStore(e->bld, emit_intrinsic2(e, "llvm.maxnum", cur, x), m);
+        /* perf (issue 4): a max reduction LLVM vectorises (it needs no-NaNs; a
+         * NaN in the row makes the row NaN through the exp pass either way) */
+        LLVMValueRef mx = emit_intrinsic2(e, "llvm.maxnum", cur, x);
+        LLVMSetFastMathFlags(mx, LLVMFastMathAllowReassoc | LLVMFastMathNoNaNs
+                                     | LLVMFastMathNoSignedZeros);
+        LLVMBuildStore(e->bld, mx, m);
     } else if (pass == 1) {
         LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
@@ -507,6 +512,7 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
         case OP_MSOFTMAX: emit_masked_softmax(e); break;
         case OP_CASE: emit_case(e); break;
         case OP_ROPE: emit_rope(e); break;
+        case OP_HOST: emit_host(e); break;
         default: break;
         }
     }

@@ -70,4 +70,7 @@ void emit_masked_softmax(Emit *e);
 void emit_case(Emit *e);
 void emit_rope(Emit *e);
 
+/* emit_host.c (tucker): an OP_HOST op as a call of its runtime function */
+void emit_host(Emit *e);
+
 #endif /* FUSE_LOWER_EMIT_H */

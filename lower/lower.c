@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "contract.h"
+#include "fold.h"
 
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n)
 {
@@ -48,12 +49,12 @@ static LLVMValueRef emit_op(Emit *e, const Op *op, const char *kname, int i, boo
 
 /* The op's arguments: out, operands, and for a contraction this thread's
  * scratch, tid and nth. Returns the count. */
-static unsigned op_args(Emit *e, const Op *op, bool is_contract, LLVMValueRef kfn,
+static unsigned op_args(Emit *e, const Op *op, int out, bool is_contract, LLVMValueRef kfn,
                         int64_t scratch_floats, LLVMValueRef *args)
 {
     LLVMValueRef bufs = LLVMGetParam(kfn, 0);
     int n_t = e->p->n_tensors;
-    args[0] = buffer_of(e, bufs, op->out);
+    args[0] = buffer_of(e, bufs, out);
     for (int k = 0; k < op->n_in; k++)
         args[k + 1] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
     unsigned n = (unsigned)op->n_in + 1;
@@ -68,9 +69,9 @@ static unsigned op_args(Emit *e, const Op *op, bool is_contract, LLVMValueRef kf
     return n;
 }
 
-/* Calls op i: every thread runs a contraction (on its share of the columns);
- * thread 0 alone runs any other op. */
-static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op,
+/* Calls op i (writing tensor `out`): every thread runs a contraction (on its
+ * share of the columns); thread 0 alone runs any other op. */
+static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op, int out,
                     bool is_contract, int64_t scratch_floats)
 {
     LLVMBasicBlockRef skip = NULL;
@@ -83,12 +84,24 @@ static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op,
         LLVMPositionBuilderAtEnd(e->bld, run);
     }
     LLVMValueRef args[EMIT_MAX_AXES + 4];
-    unsigned n = op_args(e, op, is_contract, kfn, scratch_floats, args);
+    unsigned n = op_args(e, op, out, is_contract, kfn, scratch_floats, args);
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(op_fn), op_fn, args, n, "");
     if (skip) {
         LLVMBuildBr(e->bld, skip);
         LLVMPositionBuilderAtEnd(e->bld, skip);
     }
+}
+
+/* The ops are inlined into the group kernel and vectorised there: it prefers the
+ * host's widest vectors too (else LLVM's x86 default of 256 bits applies). */
+static void set_vector_width(Emit *e, LLVMValueRef fn)
+{
+    char width[16];
+    snprintf(width, sizeof width, "%d", e->opt->vector_bits);
+    static const char key[] = "prefer-vector-width";
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(e->ctx, key, sizeof key - 1, width,
+                                                      (unsigned)strlen(width)));
 }
 
 /* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
@@ -108,10 +121,14 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
     LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 4, 0));
     LLVMSetValueName2(LLVMGetParam(fn, 0), "bufs", 4);
+    set_vector_width(e, fn);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
     LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
     for (int i = 0; i < g->n_ops; i++) {
-        call_op(e, fn, op_fns[i], g->ops[i], is_contract[i], scratch_floats);
+        int out = g->ops[i]->out;
+        bool is_folded = fold_call_copy(e->p, g, i, &out); /* the next op is its copy */
+        call_op(e, fn, op_fns[i], g->ops[i], out, is_contract[i], scratch_floats);
+        i += is_folded;
         if (has_contract && i + 1 < g->n_ops)
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }
@@ -154,6 +171,34 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
     for (int g = 0; g < p->n_sink_groups && ok; g++) {
         lower_kernel_name(opt, true, g, name, sizeof name);
         ok = emit_group(&e, p->sink_groups[g], name, scratch_floats);
+    }
+    LLVMDisposeBuilder(e.bld);
+    if (!ok) {
+        if (err)
+            *err = strdup("a group has too many ops or operands to lower");
+        return FUSE_E_JIT;
+    }
+    return FUSE_OK;
+}
+
+/* incr (issue 7): lower_program for a selection of groups under given names. */
+fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
+                         const LowerOptions *opt, char **err)
+{
+    if (!p->is_shaped) {
+        if (err)
+            *err = strdup("internal error: lowering an unshaped program");
+        return FUSE_E_JIT;
+    }
+    Emit e;
+    emit_state_init(&e, p, jm, opt);
+    int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        int g = sel[i].index;
+        bool in_range = g >= 0 && g < (sel[i].is_sink ? p->n_sink_groups : p->n_groups);
+        ok = in_range && emit_group(&e, sel[i].is_sink ? p->sink_groups[g] : p->groups[g],
+                                    sel[i].name, scratch_floats);
     }
     LLVMDisposeBuilder(e.bld);
     if (!ok) {

@@ -49,4 +49,17 @@ uint64_t lower_flops(const IrProgram *p);
 /* The kernel name of equation group i (is_sink false) or sink group i. */
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n);
 
+/* incr (issue 7): a subset of a program's groups, each under a kernel name of the
+ * caller's choice (the code cache names kernels after their group's content). */
+typedef struct LowerGroup {
+    bool is_sink;     /* sink group `index` rather than equation group `index` */
+    int index;
+    const char *name; /* the exported kernel's name */
+} LowerGroup;
+
+/* Emits only the n selected groups of p into jm's module, same ABI and code as
+ * lower_program (the scratch stride is lower_scratch_bytes of p). */
+fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
+                         const LowerOptions *opt, char **err);
+
 #endif /* FUSE_LOWER_H */

@@ -138,6 +138,12 @@ fuse_status fuse_ctx_new(fuse_ctx **out)
         free(ctx);
         return st;
     }
+    st = rt_host_symbols_define(ctx->js, &err); /* tucker */
+    if (st != FUSE_OK) {
+        free(err);
+        fuse_ctx_free(ctx);
+        return st;
+    }
     ctx->cache = jit_cache_new(); /* issue 5 */
     if (!ctx->cache) {
         fuse_ctx_free(ctx);

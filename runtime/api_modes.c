@@ -11,6 +11,7 @@
 
 #include "jit.h"
 #include "modes.h"
+#include "stream.h"
 
 /* ---- errors (the context's diagnostic, as api.c keeps it) ---- */
 
@@ -206,6 +207,6 @@ fuse_status fuse_runner_reset(fuse_runner *run)
 {
     if (!run)
         return FUSE_E_ARG;
-    /* Without streaming axes there is no stored step: nothing to forget. */
+    rt_stream_reset(run->plan); /* stream (issue 6); nothing to forget without *t axes */
     return FUSE_OK;
 }

@@ -3,12 +3,16 @@
  * host inputs), run the equation groups in order, then the sink groups, writing
  * each sink's file. The equation groups go through the execution mode's
  * schedule (schedule.c: sweeps, fixpoints, demand closures, the run trace).
+ * stream (issue 6): a run is one time step of the *t axes: the earlier steps are
+ * filled in before the groups run and the step is committed after the sinks
+ * (stream.c); a query does not commit.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "modes.h"
 #include "runtime.h"
+#include "stream.h"
 
 static void zero_computed(RtPlan *pl)
 {
@@ -50,10 +54,13 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
     RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
     bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
     int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
-    if (nth > 1 && ensure_scratch(pl, nth))
-        rt_parallel_run(k, pl->bufs, nth);
+    bool is_team = nth > 1 && ensure_scratch(pl, nth);
+    /* incr (issue 7): each kernel takes its group's own buffer table */
+    float **bufs = rt_group_bufs(pl, is_sink, g);
+    if (is_team)
+        rt_parallel_run(k, bufs, nth);
     else
-        k(pl->bufs, 0, 1, no_barrier);
+        k(bufs, 0, 1, no_barrier);
 }
 
 /* The equation groups through the mode schedule (modes: schedule.c). */
@@ -84,6 +91,8 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     IrProgram *p = pl->ir;
     zero_computed(pl);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = rt_stream_begin(pl, inputs, n_inputs); /* stream (issue 6): earlier steps */
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);
@@ -100,5 +109,6 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
                 return st;
         }
     }
+    rt_stream_commit(pl); /* stream (issue 6): this step is done; time moves on */
     return run_st;
 }

@@ -15,6 +15,7 @@
 #include "jit.h"
 #include "lower.h"
 #include "runtime.h"
+#include "stream.h"
 
 /* ---- compile ---- */
 
@@ -54,42 +55,6 @@ static fuse_status alloc_buffers(RtPlan *pl)
     return FUSE_OK;
 }
 
-static fuse_status jit_fail(RtPlan *pl, fuse_status st, char *err)
-{
-    fe_error(&pl->dl, st, (Span){0}, "code generation failed: %s", err ? err : "unknown");
-    free(err);
-    return st;
-}
-
-static fuse_status lookup_kernels(RtPlan *pl, const LowerOptions *opt)
-{
-    IrProgram *p = pl->ir;
-    pl->group_fn = calloc((size_t)p->n_groups + 1, sizeof *pl->group_fn);
-    pl->sink_fn = calloc((size_t)p->n_sink_groups + 1, sizeof *pl->sink_fn);
-    pl->group_par = calloc((size_t)p->n_groups + 1, sizeof *pl->group_par);
-    pl->sink_par = calloc((size_t)p->n_sink_groups + 1, sizeof *pl->sink_par);
-    if (!pl->group_fn || !pl->sink_fn || !pl->group_par || !pl->sink_par)
-        return FUSE_E_NOMEM;
-    for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? p->n_sink_groups : p->n_groups;
-        for (int g = 0; g < n; g++) {
-            char name[128], *err = NULL;
-            void *addr = NULL;
-            lower_kernel_name(opt, pass == 1, g, name, sizeof name);
-            fuse_status st = jit_code_lookup(pl->code, name, &addr, &err);
-            if (st != FUSE_OK)
-                return jit_fail(pl, st, err);
-            /* Object pointer to function pointer: the JIT returns code addresses. */
-            RtKernel k;
-            memcpy(&k, &addr, sizeof k);
-            (pass ? pl->sink_fn : pl->group_fn)[g] = k;
-            (pass ? pl->sink_par : pl->group_par)[g] =
-                lower_group_is_parallel(p, pass ? p->sink_groups[g] : p->groups[g], opt);
-        }
-    }
-    return FUSE_OK;
-}
-
 static fuse_status build_module(RtPlan *pl, JitModule **out, char **err)
 {
     LowerOptions opt = {.prefix = pl->prefix, .vector_bits = jit_vector_bits(pl->js)};
@@ -105,103 +70,8 @@ static fuse_status build_module(RtPlan *pl, JitModule **out, char **err)
     return FUSE_OK;
 }
 
-/* ---- compile through the code cache (issue 5) ---- */
-
-/* The cache key of the plan: canonical IR plus every option that changes code.
- * A field added to LowerOptions that changes code must be added to `opts`. */
-static fuse_status plan_key(RtPlan *pl, const LowerOptions *opt, JitKey *key)
-{
-    unsigned char *ir = NULL;
-    size_t n = 0;
-    fuse_status st = ir_serialize(pl->ir, &ir, &n);
-    if (st != FUSE_OK)
-        return st;
-    /* The build ID makes any rebuild of the code generator a different key. */
-    struct {
-        int64_t opts[5];
-        unsigned char build_id[64];
-    } k = {{opt->vector_bits, opt->l1_bytes, opt->l2_bytes, opt->l3_bytes, opt->no_contract},
-           {0}};
-    rt_build_id(k.build_id, sizeof k.build_id);
-    jit_cache_key(pl->js, ir, n, &k, sizeof k, key);
-    free(ir);
-    return FUSE_OK;
-}
-
-/* Lowers, optimises and compiles the plan to an object file (*obj malloc'd). */
-static fuse_status compile_object(RtPlan *pl, const LowerOptions *opt, void **obj, size_t *n,
-                                  char **err)
-{
-    double t0 = rt_clock_ms();
-    JitModule *jm = jit_module_new(pl->js, RT_KERNEL_PREFIX);
-    if (!jm)
-        return FUSE_E_NOMEM;
-    fuse_status st = lower_program(pl->ir, jm, opt, err);
-    double t1 = rt_clock_ms();
-    if (st == FUSE_OK)
-        st = jit_module_optimize(pl->js, jm, err);
-    if (st == FUSE_OK)
-        st = jit_module_emit_object(pl->js, jm, obj, n, err);
-    jit_module_free(jm);
-    pl->timings.lower_ms = t1 - t0;
-    pl->timings.compile_ms = rt_clock_ms() - t1;
-    return st;
-}
-
-/* A cache problem never fails a compilation; the user hears of it. */
-static void cache_warn(char *warning)
-{
-    if (warning)
-        fprintf(stderr, "fuse-jit: warning: %s\n", warning);
-    free(warning);
-}
-
-/* The plan's object: from the cache when there, else compiled (and stored). */
-static fuse_status find_object(RtPlan *pl, const LowerOptions *opt, void **obj, size_t *n,
-                               char **err)
-{
-    JitKey key;
-    JitHit hit = JIT_MISS;
-    char *warning = NULL;
-    double t0 = rt_clock_ms();
-    fuse_status st = pl->cache ? plan_key(pl, opt, &key) : FUSE_OK;
-    if (st == FUSE_OK && pl->cache)
-        st = jit_cache_get(pl->cache, &key, pl->cache_dir, obj, n, &hit, &warning);
-    cache_warn(warning);
-    pl->timings.cache_load_ms = rt_clock_ms() - t0;
-    pl->timings.is_cache_hit = hit != JIT_MISS;
-    if (st != FUSE_OK || hit != JIT_MISS)
-        return st;
-    st = compile_object(pl, opt, obj, n, err);
-    if (st == FUSE_OK && pl->cache) {
-        st = jit_cache_put(pl->cache, &key, pl->cache_dir, *obj, *n, &warning);
-        cache_warn(warning);
-    }
-    return st;
-}
-
-static fuse_status compile(RtPlan *pl)
-{
-    LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
-    void *obj = NULL;
-    size_t n = 0;
-    char *err = NULL;
-    fuse_status st = find_object(pl, &opt, &obj, &n, &err);
-    double t0 = rt_clock_ms();
-    if (st == FUSE_OK)
-        st = jit_object_load(pl->js, obj, n, &pl->code, &err);
-    free(obj);
-    if (st != FUSE_OK)
-        return jit_fail(pl, st, err);
-    st = lookup_kernels(pl, &opt);
-    /* Loading links the object: part of the cache load on a hit, else of compiling. */
-    double link_ms = rt_clock_ms() - t0;
-    if (pl->timings.is_cache_hit)
-        pl->timings.cache_load_ms += link_ms;
-    else
-        pl->timings.compile_ms += link_ms;
-    return st;
-}
+/* Compiling goes through the code cache, group by group: plan_compile.c (incr,
+ * issue 7). */
 
 fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
 {
@@ -279,7 +149,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl);
     if (st == FUSE_OK && js)
-        st = compile(pl);
+        st = rt_plan_compile(pl);
     return st;
 }
 
@@ -288,6 +158,10 @@ void rt_plan_free(RtPlan *pl)
     if (!pl)
         return;
     jit_code_free(pl->code);
+    for (int i = 0; i < pl->n_codes; i++) /* incr (issue 7) */
+        jit_code_free(pl->codes[i]);
+    free(pl->codes);
+    rt_group_bufs_free(pl);
     rt_unborrow_sources(pl); /* issue 7: never free a host's borrowed buffer */
     free(pl->own_bufs);
     if (pl->bufs && pl->ir)
@@ -297,6 +171,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->count);
     free(pl->is_input);
     rt_modes_free(pl->modes); /* issue 6 */
+    rt_stream_free(pl->stream); /* stream (issue 6) */
     free(pl->group_fn);
     free(pl->sink_fn);
     free(pl->group_par); /* issue 4 */

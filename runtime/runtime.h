@@ -278,7 +278,27 @@ typedef struct RtPlan {
     size_t scratch_bytes;
     int scratch_threads;
     bool *group_par, *sink_par;
+    /* incr (issue 7): the loaded objects holding the kernels, each in a JITDylib
+     * of its own (plan_compile.c); `code` above is no longer used */
+    struct JitCode **codes;
+    int n_codes;
+    /* incr (issue 7): each kernel's buffer table (n_groups equation groups, then
+     * the sink groups); kernels are compiled on their group's tensors alone */
+    struct RtGroupBufs *gbufs;
+    int n_gbufs;
+    /* stream (issue 6): the stored time steps of streaming tensors (stream.h);
+     * NULL until the first run of a program with *t axes */
+    struct RtStreamState *stream;
 } RtPlan;
+
+/* incr (issue 7): the buffers of one kernel, numbered as its group's view numbers
+ * them: tab[k] = plan bufs[map[k]] (n entries: tensors, previous-sweep buffers,
+ * the scratch slot). */
+typedef struct RtGroupBufs {
+    int n;
+    int *map;
+    float **tab;
+} RtGroupBufs;
 
 /* perf (issue 4; parallel.c): runs kernel k on a team of nth OpenMP threads (each
  * with its tid); returns the team size used. */
@@ -308,6 +328,17 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         struct JitCache *cache, const char *cache_dir);
 void rt_plan_free(RtPlan *plan);
 
+/* incr (issue 7; plan_compile.c): compiles the shaped plan's kernels through the
+ * code cache group by group (only groups not cached are compiled), loads them and
+ * fills group_fn/sink_fn/group_par/sink_par. Called by rt_plan_new after the
+ * buffers are allocated. */
+fuse_status rt_plan_compile(RtPlan *plan);
+/* The buffer table to call kernel g (sink group g when is_sink) with, refreshed
+ * from plan->bufs (call after any change of bufs, e.g. right before the call). */
+float **rt_group_bufs(RtPlan *plan, bool is_sink, int g);
+/* Frees the tables (rt_plan_free). */
+void rt_group_bufs_free(RtPlan *plan);
+
 /* Runs the plan once: sources (or inputs), kernels, sinks. Errors in plan->dl. */
 fuse_status rt_plan_run(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
 
@@ -334,6 +365,25 @@ fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inp
 void rt_unborrow_sources(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
+
+/* ---- tucker.c: runtime functions generated code calls (tucker) ---- */
+
+/* Defines every host function (lower/host.h) in js (jit_define_symbol); call it
+ * right after jit_session_new. */
+fuse_status rt_host_symbols_define(struct JitSession *js, char **err);
+
+/* ---- mmap.c: large .npy sources through a memory mapping (tucker) ---- */
+
+/* Bytes from which a source .npy is mapped: $FUSE_JIT_MMAP_MIN_BYTES, else 16 MiB. */
+uint64_t rt_mmap_min_bytes(void);
+/* When path is a regular file of at least rt_mmap_min_bytes() bytes holding a
+ * little-endian, C-ordered .npy of `rank` axes with sizes `shape`, converts its data
+ * from a read-only mapping into dst (float32) and sets *is_mapped. Otherwise
+ * *is_mapped is false and nothing is read (the caller reads the file as usual). A
+ * malformed header or data shorter than the header promises is FUSE_E_IO naming
+ * the file (checked before the data is touched). */
+fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
+                               bool *is_mapped, char **err);
 
 /* ---- api_cache.c: code cache and timings (issue 5) ---- */
 

@@ -39,6 +39,17 @@ static int group_of_tensor(const IrProgram *p, int tensor)
     return -1;
 }
 
+/* The tensor whose group an operand reading t needs: t when an equation defines
+ * it; for an earlier step of a streaming tensor (stream, issue 6), the tensor
+ * computing the steps, so its store keeps being filled; else -1. */
+static int needed_tensor(const IrProgram *p, int t)
+{
+    const IrTensor *x = p->tensors[t];
+    if (x->is_stream_state)
+        x = p->tensors[p->streams[x->stream - 1]->tensor];
+    return x->kind == TEN_DEFINED ? x->id : -1;
+}
+
 static void closure_visit(const IrProgram *p, int g, bool *want)
 {
     if (g < 0 || want[g])
@@ -47,8 +58,8 @@ static void closure_visit(const IrProgram *p, int g, bool *want)
     const Group *grp = p->groups[g];
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++) {
-            int t = grp->ops[i]->in[k].tensor;
-            if (p->tensors[t]->kind == TEN_DEFINED)
+            int t = needed_tensor(p, grp->ops[i]->in[k].tensor);
+            if (t >= 0)
                 closure_visit(p, group_of_tensor(p, t), want);
         }
 }
@@ -292,8 +303,8 @@ static void closure_of_group_inputs(const RtPlan *pl, const Group *grp, bool *wa
 {
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++) {
-            int t = grp->ops[i]->in[k].tensor;
-            if (pl->ir->tensors[t]->kind == TEN_DEFINED)
+            int t = needed_tensor(pl->ir, grp->ops[i]->in[k].tensor);
+            if (t >= 0)
                 rt_sched_closure(pl, t, want);
         }
 }

@@ -3,7 +3,8 @@
  * (only the header of an .npy is read) before shapes are inferred, read at every
  * run (or taken from host inputs) and converted to float32, zero-padded when the
  * format only bounds sizes from below (facts, bags of words); sinks are written by
- * extension under the output root, which they may not escape.
+ * extension under the output root, which they may not escape. A large .npy is
+ * converted straight from a memory mapping (mmap.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <strings.h>
 
 #include "runtime.h"
+#include "stream.h"
 
 /* ---- paths ---- */
 
@@ -130,7 +132,7 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
     IrProgram *p = pl->ir;
     for (int i = 0; i < p->n_tensors; i++) {
         IrTensor *t = p->tensors[i];
-        if (t->kind != TEN_SOURCE)
+        if (t->kind != TEN_SOURCE || t->is_stream_state) /* stream: sized by its tensor */
             continue;
         ShapeFact *f = &facts[i];
         const fuse_input *in = find_input(inputs, n_inputs, t->name);
@@ -167,10 +169,16 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
         if (!inputs[i].name)
             return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input %zu has no name", i);
         IrTensor *t = ir_tensor_find(pl->ir, inputs[i].name);
-        if (!t || t->kind != TEN_SOURCE)
+        if (rt_stream_is_seed(inputs[i].name)) { /* stream (issue 6): "H@t-1" */
+            if (rt_stream_check_seed(pl, inputs[i].name) != FUSE_OK)
+                return FUSE_E_ARG;
+        } else if (t && t->stream && t->kind != TEN_SOURCE) {
+            return rt_stream_not_source(pl, inputs[i].name);
+        } else if (!t || t->kind != TEN_SOURCE) {
             return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
                             "input '%s' does not name a source tensor of the program",
                             inputs[i].name);
+        }
         char *err = NULL; /* issue 7: rank before shape, so a bad rank never reads past it */
         fuse_status st = rt_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
         if (st != FUSE_OK) {
@@ -264,13 +272,24 @@ static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
     return true;
 }
 
+/* tucker: a large .npy straight from a mapping into t's buffer (mmap.c); *is_mapped
+ * false leaves the file to read_source. */
+static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, bool *is_mapped,
+                              char **err)
+{
+    *is_mapped = false;
+    if (strcasecmp(extension(path), ".npy") != 0)
+        return FUSE_OK;
+    return rt_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], is_mapped, err);
+}
+
 fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     IrProgram *p = pl->ir;
     rt_unborrow_sources(pl); /* never write into a host buffer of an earlier run */
     for (int i = 0; i < p->n_tensors; i++) {
         const IrTensor *t = p->tensors[i];
-        if (t->kind != TEN_SOURCE)
+        if (t->kind != TEN_SOURCE || t->is_stream_state) /* stream: filled by stream.c */
             continue;
         const fuse_input *in = find_input(inputs, n_inputs, t->name);
         if (pl->is_input[i] && !in)
@@ -286,10 +305,13 @@ fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_input
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
         fuse_tensor data = {0};
-        fuse_status st = path ? read_source(path, t, &data, &err) : FUSE_E_NOMEM;
-        if (st == FUSE_OK)
+        bool is_mapped = false; /* tucker: a large .npy converts from a mapping */
+        fuse_status st = path ? map_source(pl, t, path, &is_mapped, &err) : FUSE_E_NOMEM;
+        if (st == FUSE_OK && !is_mapped)
+            st = read_source(path, t, &data, &err);
+        if (st == FUSE_OK && !is_mapped)
             st = load_tensor(pl, t, &data, path, is_lower_bound_format(path));
-        else
+        else if (st != FUSE_OK)
             fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
         free(err);
         free(path);

@@ -433,11 +433,13 @@ START_TEST(test_size_cap_below_one_entry)
 END_TEST
 
 /* mtime of the entry of the only program compiled for `rows` rows (found as the
- * one new file): set to `when` seconds after the epoch. Returns its size. */
-static off_t age_new_entry(fuse_ctx *ctx, int rows, time_t when)
+ * one new file): set to `when` seconds after the epoch. Returns its size. Each
+ * program runs in a fresh context: in one context the second program would reuse
+ * the first one's kernel for W and be compiled in part, which stays in memory. */
+static off_t age_new_entry(int rows, time_t when)
 {
     char cmd[4600];
-    run_rows(ctx, cache_dir(), 0, rows);
+    ck_assert_uint_eq(fresh_rows(rows).compiles, 1);
     snprintf(cmd, sizeof cmd, "ls -t %s/*.fjo | head -1", cache_dir());
     FILE *p = popen(cmd, "r");
     char line[4600] = "";
@@ -453,11 +455,8 @@ static off_t age_new_entry(fuse_ctx *ctx, int rows, time_t when)
 
 START_TEST(test_eviction_removes_least_recently_used)
 {
-    fuse_ctx *ctx = NULL;
-    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
-    off_t a = age_new_entry(ctx, 2, 1000000000); /* oldest */
-    off_t b = age_new_entry(ctx, 4, 1000001000);
-    fuse_ctx_free(ctx);
+    off_t a = age_new_entry(2, 1000000000); /* oldest */
+    off_t b = age_new_entry(4, 1000001000);
     /* A hit on the oldest entry makes it the most recent one. */
     ck_assert_uint_eq(fresh_rows(2).disk_hits, 1);
     char cap[32];
@@ -562,6 +561,178 @@ START_TEST(test_cli_environment_dir_and_no_cache)
 }
 END_TEST
 
+/* ---- incremental compilation (issue 7): group by group ---- */
+
+/* Six groups (A, B, C, D, E, F); E's coefficient and F's projection vary. */
+static const float INC_A[2][3] = {{1.0f, 2.0f, 0.5f}, {-1.0f, 0.0f, 3.0f}};
+static const float INC_B[3][2] = {{0.5f, -1.0f}, {1.0f, 0.5f}, {0.0f, 1.0f}};
+
+static char *inc_program(double e_coef, const char *extra)
+{
+    static const char fmt[] =
+        "A[i,k] = const([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]])\n"
+        "B[k,j] = const([[0.5, -1.0], [1.0, 0.5], [0.0, 1.0]])\n"
+        "C[i,j] = A[i,k] B[k,j]\n"
+        "D[i,j] = relu(C[i,j])\n"
+        "E[i] = %.1f D[i,j]\n"
+        "F[j] max= C[i,j]\n"
+        "%s"
+        "export D\nexport E\nexport F\n";
+    char *text = malloc(sizeof fmt + 256);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, sizeof fmt + 256, fmt, e_coef, extra);
+    return text;
+}
+
+/* Runs the program in ctx; checks D, E (with e_coef), F and, when has_g, G = exp(C);
+ * returns the counters' change. */
+static fuse_stats inc_run(fuse_ctx *ctx, double e_coef, bool has_g)
+{
+    double c[2][2], d[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            c[i][j] = 0;
+            for (int k = 0; k < 3; k++)
+                c[i][j] += (double)INC_A[i][k] * INC_B[k][j];
+            d[i][j] = c[i][j] > 0 ? c[i][j] : 0;
+        }
+    double want_d[4] = {d[0][0], d[0][1], d[1][0], d[1][1]};
+    double want_e[2] = {e_coef * (d[0][0] + d[0][1]), e_coef * (d[1][0] + d[1][1])};
+    double want_f[2] = {fmax(c[0][0], c[1][0]), fmax(c[0][1], c[1][1])};
+    double want_g[4] = {exp(c[0][0]), exp(c[0][1]), exp(c[1][0]), exp(c[1][1])};
+    char *text = inc_program(e_coef, has_g ? "G[i,j] = exp(C[i,j])\nexport G\n" : "");
+    fuse_stats before = stats_of(ctx);
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_program_from_text(ctx, text, "inc.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.no_cache = 1;
+    fuse_status st = fuse_runner_new(prog, &cfg, NULL, 0, &run);
+    ck_assert_msg(st == FUSE_OK, "runner: %s", fuse_ctx_error(ctx));
+    ck_assert_int_eq(fuse_runner_run(run, NULL, 0, &out), FUSE_OK);
+    expect_close("D", fuse_outputs_find(out, "D")->data, want_d, 4);
+    expect_close("E", fuse_outputs_find(out, "E")->data, want_e, 2);
+    expect_close("F", fuse_outputs_find(out, "F")->data, want_f, 2);
+    if (has_g)
+        expect_close("G", fuse_outputs_find(out, "G")->data, want_g, 4);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    free(text);
+    fuse_stats after = stats_of(ctx);
+    return (fuse_stats){.compiles = after.compiles - before.compiles,
+                        .memory_hits = after.memory_hits - before.memory_hits,
+                        .groups_compiled = after.groups_compiled - before.groups_compiled,
+                        .groups_cached = after.groups_cached - before.groups_cached};
+}
+
+START_TEST(test_changed_equation_recompiles_one_group)
+{
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    fuse_stats s = inc_run(ctx, 2.0, false); /* everything is new */
+    ck_assert_uint_eq(s.compiles, 1);
+    ck_assert_uint_eq(s.groups_compiled, 6);
+    ck_assert_uint_eq(s.groups_cached, 0);
+    s = inc_run(ctx, 3.0, false); /* E changed: only its group is compiled */
+    ck_assert_uint_eq(s.compiles, 1);
+    ck_assert_uint_eq(s.groups_compiled, 1);
+    ck_assert_uint_eq(s.groups_cached, 5);
+    ck_assert_uint_eq(s.memory_hits, 1); /* the five share the first object */
+    /* a new equation renumbers the temporaries of the others: they are kept */
+    s = inc_run(ctx, 3.0, true);
+    ck_assert_uint_eq(s.compiles, 1);
+    ck_assert_uint_eq(s.groups_compiled, 1);
+    ck_assert_uint_eq(s.groups_cached, 6);
+    ck_assert_uint_eq(s.memory_hits, 2); /* objects of two programs in one runner */
+    /* every group of these is known now: nothing is compiled */
+    s = inc_run(ctx, 2.0, true);
+    ck_assert_uint_eq(s.compiles, 0);
+    ck_assert_uint_eq(s.groups_compiled, 0);
+    ck_assert_uint_eq(s.groups_cached, 7);
+    s = inc_run(ctx, 2.0, false); /* the first program: one whole object */
+    ck_assert_uint_eq(s.compiles, 0);
+    ck_assert_uint_eq(s.memory_hits, 1);
+    ck_assert_uint_eq(s.groups_cached, 6);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* A recursive component (previous-sweep buffers) next to a changed equation. */
+static const char INC_TC[] =
+    "Edge(x,y) = const([[0,1,0,0],[0,0,1,0],[0,0,0,1],[0,0,0,0]])\n"
+    "Path(x,y) = Edge(x,y)\n"
+    "Path(x,z) = Path(x,y) Edge(y,z)\n"
+    "N[x] = %s Path(x,y)\n"
+    "export Path\nexport N\n";
+
+static void inc_tc_run(fuse_ctx *ctx, const char *coef, double scale)
+{
+    char text[512];
+    snprintf(text, sizeof text, INC_TC, coef);
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_program_from_text(ctx, text, "tc.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.no_cache = 1;
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_OK);
+    ck_assert_int_eq(fuse_runner_run(run, NULL, 0, &out), FUSE_OK);
+    /* the chain 0->1->2->3: x reaches every y > x */
+    double path[16], n[4];
+    for (int x = 0; x < 4; x++) {
+        n[x] = scale * (3 - x);
+        for (int y = 0; y < 4; y++)
+            path[x * 4 + y] = y > x;
+    }
+    expect_close("Path", fuse_outputs_find(out, "Path")->data, path, 16);
+    expect_close("N", fuse_outputs_find(out, "N")->data, n, 4);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+}
+
+START_TEST(test_recursive_program_incremental)
+{
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    inc_tc_run(ctx, "1.0", 1.0);
+    fuse_stats a = stats_of(ctx);
+    inc_tc_run(ctx, "0.5", 0.5);
+    fuse_stats b = stats_of(ctx);
+    ck_assert_uint_eq(b.groups_compiled - a.groups_compiled, 1);
+    ck_assert_uint_eq(b.groups_cached - a.groups_cached, a.groups_compiled - 1);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* A partial compile stays in memory; the disk holds whole programs only. */
+START_TEST(test_partial_objects_stay_in_memory)
+{
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    run_rows(ctx, cache_dir(), 0, 2);
+    run_rows(ctx, cache_dir(), 0, 4); /* W's kernel is reused */
+    fuse_stats s = stats_of(ctx);
+    ck_assert_uint_eq(s.compiles, 2);
+    ck_assert_uint_eq(s.disk_writes, 1);
+    ck_assert_uint_eq(s.groups_cached, 1);
+    uint64_t entries = 0, bytes = 0;
+    ck_assert_int_eq(fuse_cache_usage(cache_dir(), &entries, &bytes), FUSE_OK);
+    ck_assert_uint_eq(entries, 1);
+    fuse_ctx_free(ctx);
+    /* a fresh context compiles the 4-row program whole, and stores it */
+    s = fresh_rows(4);
+    ck_assert_uint_eq(s.compiles, 1);
+    ck_assert_uint_eq(s.disk_writes, 1);
+    ck_assert_uint_eq(fresh_rows(4).disk_hits, 1);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -582,6 +753,9 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_threads_share_the_memory_cache);
     tcase_add_test(tc, test_cli_cache_commands);
     tcase_add_test(tc, test_cli_environment_dir_and_no_cache);
+    tcase_add_test(tc, test_changed_equation_recompiles_one_group);
+    tcase_add_test(tc, test_recursive_program_incremental);
+    tcase_add_test(tc, test_partial_objects_stay_in_memory);
     suite_add_tcase(s, tc);
     return s;
 }

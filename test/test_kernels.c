@@ -250,6 +250,24 @@ START_TEST(four_index)
 }
 END_TEST
 
+/* Panels packed with whole-vector copies: the lane group's innermost axis is a
+ * multiple of the micro-tile (MR 12 or 6, NR 32 or 16) though the group is not
+ * contiguous; K lengths that are and are not multiples of the unrolled step. */
+START_TEST(vector_packed_panels)
+{
+    Spec s1 = {"aebf", "ecfd", "abcd", {0}, 1.0};
+    s1.size['a' - 'a'] = 3, s1.size['b' - 'a'] = 12, s1.size['c' - 'a'] = 3;
+    s1.size['d' - 'a'] = 32, s1.size['e' - 'a'] = 5, s1.size['f' - 'a'] = 7;
+    check_spec(&s1, 1);
+    Spec s2 = {"ik", "kj", "ij", {0}, 1.0};
+    s2.size['i' - 'a'] = 48, s2.size['k' - 'a'] = 64, s2.size['j' - 'a'] = 96;
+    check_spec(&s2, 1);
+    Spec s3 = {"ki", "kj", "ij", {0}, 0.5}; /* A's M axis contiguous */
+    s3.size['i' - 'a'] = 36, s3.size['k' - 'a'] = 6, s3.size['j' - 'a'] = 64;
+    check_spec(&s3, 1);
+}
+END_TEST
+
 START_TEST(size_one_axes_and_coef)
 {
     Spec s1 = {"iuk", "kjv", "ivj", {0}, 0.37};
@@ -404,6 +422,59 @@ START_TEST(softmax_fast_exp)
 }
 END_TEST
 
+/* Calls whose result an equation only copies write the LHS directly
+ * (lower/fold.c); forms that must keep the copy (a coefficient, a second
+ * contribution, transposed axes) and a NaN in a row. Reference in double:
+ * softmax of X along i (rows r), or relu. */
+static double soft_ref(const float *x, int n, int r, int i)
+{
+    double mx = -INFINITY, sum = 0.0;
+    for (int k = 0; k < n; k++)
+        mx = fmax(mx, x[r * n + k]);
+    for (int k = 0; k < n; k++)
+        sum += exp(x[r * n + k] - mx);
+    return exp(x[r * n + i] - mx) / sum;
+}
+
+START_TEST(call_results_written_in_place)
+{
+    enum { R = 5, N = 37 };
+    static const char *const eqs[] = {
+        "C[r,i.] = softmax(X[r,i])", "C[r,i.] = 2.0 softmax(X[r,i])",
+        "C[r,i.] = softmax(X[r,i]) + X[r,i]", "C[i,r] = softmax(X[r,i.])",
+        "C[r,i] = relu(X[r,i])"};
+    unsigned seed = 99u;
+    float *x = random_data(R * N, &seed);
+    x[2 * N + 3] = NAN;
+    fuse_input in;
+    memset(&in, 0, sizeof in);
+    in.name = "X";
+    in.tensor = (fuse_tensor){FUSE_F32, 2, {R, N}, x};
+    for (int v = 0; v < 5; v++) {
+        char text[256];
+        snprintf(text, sizeof text, "X[r,i] = \"x.npy\"\n%s\nexport C\n", eqs[v]);
+        int is_contract = 0;
+        float *got = run_program(text, &in, 1, 1, &is_contract);
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < N; i++) {
+                double xv = x[r * N + i], sm = soft_ref(x, N, r, i);
+                double want = v == 0 ? sm : v == 1 ? 2 * sm : v == 2 ? sm + xv : v == 3 ? sm
+                            : (xv > 0 ? xv : 0);
+                float g = got[v == 3 ? i * R + r : r * N + i];
+                if (v < 4 && r == 2) /* the NaN makes its whole softmax row NaN */
+                    ck_assert_msg(isnan(g), "%s: row 2 col %d: %g", eqs[v], i, (double)g);
+                else if (isnan(want))
+                    ck_assert_msg(isnan(g), "%s: %d,%d: %g", eqs[v], r, i, (double)g);
+                else
+                    ck_assert_msg(fabs(g - want) <= 1e-5 * (1 + fabs(want)),
+                                  "%s: %d,%d: %.9g vs %.9g", eqs[v], r, i, (double)g, want);
+            }
+        free(got);
+    }
+    free(x);
+}
+END_TEST
+
 /* ---- fuse-bench (tools/fuse-bench.c), next to fuse-jit in the build tree ---- */
 
 static char *bench_command(const char *args)
@@ -474,11 +545,13 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, transposed_layouts);
     tcase_add_test(tc, batched_products);
     tcase_add_test(tc, four_index);
+    tcase_add_test(tc, vector_packed_panels);
     tcase_add_test(tc, size_one_axes_and_coef);
     tcase_add_test(tc, small_joins_keep_loop_nest);
     tcase_add_loop_test(tc, several_contributions, 0, 3);
     tcase_add_test(tc, threads_same_result);
     tcase_add_test(tc, softmax_fast_exp);
+    tcase_add_test(tc, call_results_written_in_place);
     tcase_add_test(tc, bench_suite_json);
     tcase_add_test(tc, bench_bad_usage);
     tcase_add_test(tc, self_join);

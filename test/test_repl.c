@@ -316,6 +316,32 @@ START_TEST(terminal_without_arguments)
 }
 END_TEST
 
+/* incr (issue 7): a second equation reuses the kernels compiled for the first. */
+START_TEST(piped_incremental_compile)
+{
+    setenv("FUSE_JIT_CACHE_DIR", path_in("cache"), 1); /* a fresh disk cache: nothing cached yet */
+    int rc = run_piped(":time\n"
+                       "A[i,k] = const([[1.0, 2.0], [3.0, 4.0]])\n"
+                       "S[i] = A[i,k]\n"
+                       "S\n"
+                       "T[k] = 2.0 A[i,k]\n"
+                       "T\n"
+                       "S\n",
+                       NULL);
+    unsetenv("FUSE_JIT_CACHE_DIR");
+    ck_assert_int_eq(rc, 0);
+    char *out = read_text(path_in("out.txt"));
+    size_t at = expect_after(out, 0, "(2 kernels compiled, 0 from the cache)\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 7.]\n");
+    /* T is new; A's and S's kernels come from the cache */
+    at = expect_after(out, at, "(1 kernel compiled, 2 from the cache)\n");
+    at = expect_after(out, at, "# T shape=(2,) dtype=float32\n[ 8. 12.]\n");
+    at = expect_after(out, at, "(0 kernels compiled, 3 from the cache)\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 7.]\n");
+    free(out);
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *s = suite_create("repl");
@@ -323,6 +349,7 @@ static Suite *repl_suite(void)
     tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, piped_session);
+    tcase_add_test(tc, piped_incremental_compile);
     tcase_add_test(tc, piped_program_and_sinks);
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);

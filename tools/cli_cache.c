@@ -59,8 +59,9 @@ void cli_cache_print_times(FILE *f, fuse_ctx *ctx, const fuse_runner *run)
         fprintf(f, "time: cache load %.3f ms (%s hit)\n", t.cache_load_ms,
                 s.disk_hits ? "disk" : "memory");
     } else {
-        fprintf(f, "time: lower %.3f ms\ntime: compile %.3f ms (cache miss%s)\n", t.lower_ms,
-                t.compile_ms, s.disk_writes ? "; entry written" : "");
+        fprintf(f, "time: lower %.3f ms\ntime: compile %.3f ms (cache miss; %llu kernel%s%s)\n",
+                t.lower_ms, t.compile_ms, (unsigned long long)s.groups_compiled,
+                s.groups_compiled == 1 ? "" : "s", s.disk_writes ? "; entry written" : "");
     }
     fprintf(f, "time: run %.3f ms\n", t.last_run_ms);
     double total = t.parse_ms + t.check_ms + t.lower_ms + t.compile_ms + t.cache_load_ms +

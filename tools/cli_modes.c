@@ -170,6 +170,15 @@ void cli_modes_free(CliModes *m)
     memset(m, 0, sizeof *m);
 }
 
+size_t cli_step_inputs(const fuse_input *in, size_t n, int step, fuse_input *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (step == 0 || !strchr(in[i].name, '@'))
+            out[k++] = in[i];
+    return k;
+}
+
 bool cli_query_split(const char *q, char **name, char **selectors)
 {
     *name = *selectors = NULL;

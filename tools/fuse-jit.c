@@ -73,7 +73,8 @@ static const OptionSpec OPTIONS[] = {
      "                        .json and .jsonl hold the only export of a program\n"
      "                        that has exactly one"},
     {"input", OPT_INPUT, "NAME=FILE.npy",
-     "bind tensor NAME to the data in FILE.npy (repeatable)"},
+     "bind tensor NAME to the data in FILE.npy (repeatable);\n"
+     "                        NAME@t-1 seeds an earlier step of a streaming tensor"},
     {"base-dir", OPT_BASE_DIR, "DIR", "resolve source files against DIR (default: the\n"
                                       "                        program's directory)"},
     {"out-dir", OPT_OUT_DIR, "DIR", "write sink files under DIR (default: the program's\n"
@@ -110,7 +111,10 @@ static const OptionSpec OPTIONS[] = {
      "temperature of sig without T in NAME's equations\n"
      "                        (NAME * for all): 0.5, linear:START:END:STEPS or\n"
      "                        piecewise:STEP=VALUE,... (repeatable)"},
-    {"steps", OPT_MODES, "N", "run the program N times (streaming steps)"},
+    {"steps", OPT_MODES, "N", "run N time steps: each run is one step of the *t axes\n"
+                              "                        (H[i,*t] = f(H[i,*t-1])); seeds given as\n"
+                              "                        --input H@t-1=FILE set the first step's past;\n"
+                              "                        the exports give the last step"},
     {"explain", OPT_MODES, NULL, "print the run's trace after the outputs: per sweep and\n"
                                  "                        equation the status, time, T and changes"},
     {"explain-json", OPT_MODES, NULL, "print the run's trace as JSON after the outputs"},
@@ -481,19 +485,25 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
 
 /* ---- run: execution modes (issue 6) ---- */
 
-/* Runs the program --steps times (default once); *out holds the last outputs,
- * also when the status is FUSE_E_NOT_CONVERGED. */
+/* Runs the program --steps times (default once): each run is one time step of the
+ * *t axes, and seeds (--input H@t-1=...) go to the first only; *out holds the last
+ * outputs, also when the status is FUSE_E_NOT_CONVERGED. */
 static fuse_status run_steps(const Args *a, Session *s, fuse_outputs **out)
 {
     int steps = a->modes.steps > 0 ? a->modes.steps : 1;
     fuse_status st = FUSE_OK;
+    fuse_input *in = calloc(s->n_inputs + 1, sizeof *in); /* stream: seeds at step 0 only */
+    if (!in)
+        return FUSE_E_NOMEM;
     for (int i = 0; i < steps; i++) {
         fuse_outputs_free(*out);
         *out = NULL;
-        st = fuse_runner_run(s->run, s->inputs, s->n_inputs, out);
+        size_t n = cli_step_inputs(s->inputs, s->n_inputs, i, in);
+        st = fuse_runner_run(s->run, in, n, out);
         if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
-            return st;
+            break;
     }
+    free(in);
     return st;
 }
 
@@ -638,7 +648,9 @@ static const char EXIT_HELP[] =
 static const Command COMMANDS[] = {
     {"run", "run PROGRAM [options]", "compile and run a program; print or save its exports",
      "Compiles PROGRAM to native code and runs it once. Without --out, prints every\n"
-     "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n",
+     "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n"
+     "A source .npy of at least 16 MiB (or FUSE_JIT_MMAP_MIN_BYTES bytes) is converted\n"
+     "straight from a memory mapping of the file.\n",
      OPT_OUT | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS | OPT_NO_SINKS | OPT_MODES |
          OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE,
      cmd_run},
@@ -663,7 +675,8 @@ static const Command COMMANDS[] = {
      "loads machine code instead of compiling. `stats` prints the directory, its\n"
      "entries and bytes; `clear` deletes every entry; `dir` prints the directory.\n"
      "FUSE_JIT_CACHE_MAX_BYTES caps the directory (default 256 MiB; least recently\n"
-     "used entries go first).\n",
+     "used entries go first). Within one process (the REPL, a host program) code is\n"
+     "also cached kernel by kernel: a changed equation recompiles only its group.\n",
      OPT_CACHE_DIR, NULL},
     /* issue 7: the REPL (repl.c); main() dispatches it, PROGRAM being optional */
     {"repl", "repl [PROGRAM]", "interactive session (also: fuse-jit alone on a terminal)",

@@ -363,11 +363,15 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
     fuse_config cfg = r->cfg;
     cfg.base_dir = cfg.out_dir = r->base_dir;
     double t0 = now_ms();
+    fuse_stats s0 = {0}, s1 = {0}; /* incr (issue 7): kernels compiled vs reused */
+    (void)fuse_ctx_stats(r->ctx, &s0);
     st = fuse_runner_new(prog, &cfg, NULL, 0, run);
-    fuse_timings tm = {0};
-    if (r->timing && st == FUSE_OK && fuse_runner_timings(*run, &tm) == FUSE_OK)
-        printf("time: compile %.2f ms%s\n", now_ms() - t0,
-               tm.is_cache_hit ? " (machine code from the cache)" : "");
+    (void)fuse_ctx_stats(r->ctx, &s1);
+    unsigned long long made = s1.groups_compiled - s0.groups_compiled;
+    if (r->timing && st == FUSE_OK)
+        printf("time: compile %.2f ms (%llu kernel%s compiled, %llu from the cache)\n",
+               now_ms() - t0, made, made == 1 ? "" : "s",
+               (unsigned long long)(s1.groups_cached - s0.groups_cached));
     if (st != FUSE_OK)
         repl_lib_error(r, st);
     fuse_program_free(prog);
@@ -775,7 +779,8 @@ static const ReplCommand COMMANDS[] = {
     {":shape", "NAME", "print the shape and dtype of NAME", cmd_shape},
     {":explain", "[NAME]", "explain the program (only the lines naming NAME)", cmd_explain},
     {":run", "", "run the program and print every export (sinks: see :set)", cmd_run},
-    {":time", "", "toggle check, compile and run timings", cmd_time},
+    {":time", "", "toggle check, compile (kernels compiled/cached) and run timings",
+     cmd_time},
     {":set", "KEY VALUE",
      "set mode, strategy, projection, precision, device, threads,\n"
      "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off)",

@@ -1,0 +1,476 @@
+/*
+ * plan_compile.c: compiles a plan's kernels through the code cache, incrementally
+ * (issues 5 and 7).
+ *
+ * Every group (equation or sink) is lowered on its own view of the program
+ * (View): only the tensors its ops touch, numbered 0..n-1 in order of first use,
+ * so its kernel reads bufs[local] and knows nothing of the rest of the program.
+ * At run time rt_group_bufs hands the kernel a small table of its buffers
+ * (RtGroupBufs: local slot -> plan slot; previous-sweep buffers at n + i, the
+ * scratch slot at 2n). A group's key is then BLAKE3 (jit_cache_key) of the
+ * canonical serialisation of that view (ir_serialize_group: its ops and the shapes
+ * of the tensors they touch, its own scratch size) and of every option that
+ * changes code, including the build ID of fuse-jit: adding, removing or changing
+ * another equation (which renumbers tensors) leaves it alone. Its kernel is
+ * exported as "fuse_" + 32 hex digits of that key, so a kernel's name says what it
+ * computes and any object holding it will do.
+ *
+ * Order of search:
+ *   1. the whole program's key (canonical IR + options): one object with every
+ *      kernel, from memory or the disk cache (the fast path of an unchanged
+ *      program, also across processes);
+ *   2. group by group, the context's in-memory index (jit_cache_ref_get): group key
+ *      -> key of a cached object holding that kernel;
+ *   3. the groups still missing are lowered together into ONE module (one pass
+ *      pipeline), compiled to one object and stored: under the program key (memory
+ *      and disk) when no group was found, else under a key made of the missing
+ *      groups' keys (memory only). Each of those groups then refers to it.
+ * Every object needed is loaded into a JITDylib of its own (jit_object_load) and
+ * each kernel is looked up in its object. So changing one equation recompiles only
+ * its group; the others link from the objects already compiled.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "jit.h"
+#include "lower.h"
+#include "runtime.h"
+
+#define RT_KERNEL_PREFIX "fuse_"
+#define RT_NAME_HEX 32 /* hex digits of the group key in a kernel name */
+
+/* A group on its own: a program of one group over the tensors it touches. */
+typedef struct View {
+    IrProgram p;
+    Group g;
+    Group *gp;
+    Op **ops;
+    Op *op;           /* copies of the group's ops, tensor ids made local */
+    Operand *in;      /* their operands */
+    IrTensor **t;     /* local id -> tensor (borrowed from the plan's IR) */
+    int *global;      /* local id -> the plan's tensor id */
+    int n;
+} View;
+
+/* One group of the plan: which, its key and kernel name, its object (-1: none). */
+typedef struct GroupSlot {
+    bool is_sink;
+    int index;
+    JitKey key;
+    char name[48];
+    int obj;
+    View v;
+} GroupSlot;
+
+/* The state of one compilation. */
+typedef struct Build {
+    RtPlan *pl;
+    LowerOptions opt;
+    struct {
+        int64_t opts[5];
+        unsigned char build_id[64];
+    } opts;                  /* the option bytes of every key */
+    GroupSlot *g;
+    int n;
+    JitKey *obj_key;         /* objects found or compiled: key, bytes */
+    void **obj;
+    size_t *obj_n;
+    int n_obj;
+    int n_missing;
+} Build;
+
+static fuse_status fail_jit(RtPlan *pl, fuse_status st, char *err)
+{
+    fe_error(&pl->dl, st, (Span){0}, "code generation failed: %s", err ? err : "unknown");
+    free(err);
+    return st;
+}
+
+/* A cache problem never fails a compilation; the user hears of it. */
+static void cache_warn(char *warning)
+{
+    if (warning)
+        fprintf(stderr, "fuse-jit: warning: %s\n", warning);
+    free(warning);
+}
+
+static const Group *group_of(const Build *b, int i)
+{
+    const IrProgram *p = b->pl->ir;
+    return b->g[i].is_sink ? p->sink_groups[b->g[i].index] : p->groups[b->g[i].index];
+}
+
+/* The local id of plan tensor t in v (added on first use). */
+static int local_id(View *v, const IrProgram *p, int t)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->global[i] == t)
+            return i;
+    v->global[v->n] = t;
+    v->t[v->n] = p->tensors[t];
+    return v->n++;
+}
+
+static void view_free(View *v)
+{
+    free(v->ops);
+    free(v->op);
+    free(v->in);
+    free(v->t);
+    free(v->global);
+}
+
+/* Builds the view of group g of p. */
+static fuse_status view_build(View *v, const IrProgram *p, const Group *g)
+{
+    int cap = 1, n_in = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        cap += g->ops[i]->n_in + 1;
+        n_in += g->ops[i]->n_in;
+    }
+    v->ops = calloc((size_t)g->n_ops + 1, sizeof *v->ops);
+    v->op = calloc((size_t)g->n_ops + 1, sizeof *v->op);
+    v->in = calloc((size_t)n_in + 1, sizeof *v->in);
+    v->t = calloc((size_t)cap, sizeof *v->t);
+    v->global = calloc((size_t)cap, sizeof *v->global);
+    if (!v->ops || !v->op || !v->in || !v->t || !v->global)
+        return FUSE_E_NOMEM;
+    for (int i = 0, at = 0; i < g->n_ops; i++) {
+        const Op *src = g->ops[i];
+        Op *o = &v->op[i];
+        *o = *src;
+        o->out = local_id(v, p, src->out);
+        o->in = v->in + at;
+        for (int k = 0; k < src->n_in; k++) {
+            o->in[k] = src->in[k];
+            o->in[k].tensor = local_id(v, p, src->in[k].tensor);
+        }
+        at += src->n_in;
+        v->ops[i] = o;
+    }
+    v->g = *g;
+    v->g.ops = v->ops;
+    v->g.tensor = local_id(v, p, g->tensor);
+    v->g.is_sink = false; /* equation group 0 of the view */
+    v->gp = &v->g;
+    v->p = (IrProgram){.arena = p->arena, .ast = p->ast, .tensors = v->t, .n_tensors = v->n,
+                       .groups = &v->gp, .n_groups = 1, .n_vars = p->n_vars,
+                       .n_components = p->n_components, .is_shaped = true};
+    return FUSE_OK;
+}
+
+/* Fills every group's slot: key and kernel name. */
+static fuse_status key_groups(Build *b)
+{
+    const IrProgram *p = b->pl->ir;
+    for (int i = 0; i < b->n; i++) {
+        GroupSlot *s = &b->g[i];
+        s->is_sink = i >= p->n_groups;
+        s->index = s->is_sink ? i - p->n_groups : i;
+        s->obj = -1;
+        fuse_status st = view_build(&s->v, p, group_of(b, i));
+        if (st != FUSE_OK)
+            return st;
+        int64_t scratch = (int64_t)lower_scratch_bytes(&s->v.p, &b->opt);
+        unsigned char *ser = NULL;
+        size_t n = 0;
+        st = ir_serialize_group(&s->v.p, &s->v.g, scratch, &ser, &n);
+        if (st != FUSE_OK)
+            return st;
+        jit_cache_key(b->pl->js, ser, n, &b->opts, sizeof b->opts, &s->key);
+        free(ser);
+        char hex[2 * JIT_KEY_BYTES + 1];
+        jit_key_hex(&s->key, hex);
+        snprintf(s->name, sizeof s->name, "%s%.*s", RT_KERNEL_PREFIX, RT_NAME_HEX, hex);
+    }
+    return FUSE_OK;
+}
+
+/* The whole program's key: canonical IR plus the option bytes. */
+static fuse_status program_key(Build *b, JitKey *key)
+{
+    unsigned char *ir = NULL;
+    size_t n = 0;
+    fuse_status st = ir_serialize(b->pl->ir, &ir, &n);
+    if (st == FUSE_OK)
+        jit_cache_key(b->pl->js, ir, n, &b->opts, sizeof b->opts, key);
+    free(ir);
+    return st;
+}
+
+static int find_obj(const Build *b, const JitKey *key)
+{
+    for (int i = 0; i < b->n_obj; i++)
+        if (memcmp(b->obj_key[i].b, key->b, JIT_KEY_BYTES) == 0)
+            return i;
+    return -1;
+}
+
+/* The object of key from the cache (memory, then disk when dir is set): its index
+ * in b, or -1 on a miss. */
+static int fetch_obj(Build *b, const JitKey *key, const char *dir)
+{
+    int i = find_obj(b, key);
+    if (i >= 0)
+        return i;
+    void *data = NULL;
+    size_t n = 0;
+    JitHit hit = JIT_MISS;
+    char *warning = NULL;
+    fuse_status st = jit_cache_get(b->pl->cache, key, dir, &data, &n, &hit, &warning);
+    cache_warn(warning);
+    if (st != FUSE_OK || hit == JIT_MISS)
+        return -1;
+    i = b->n_obj++;
+    b->obj_key[i] = *key;
+    b->obj[i] = data;
+    b->obj_n[i] = n;
+    return i;
+}
+
+/* Steps 1 and 2: the whole program, else group by group. */
+static fuse_status find_cached(Build *b, const JitKey *prog)
+{
+    JitCache *c = b->pl->cache;
+    if (fetch_obj(b, prog, b->pl->cache_dir) == 0) {
+        for (int i = 0; i < b->n; i++) {
+            b->g[i].obj = 0;
+            /* later programs sharing a group find it in this object */
+            if (jit_cache_ref_put(c, &b->g[i].key, prog) != FUSE_OK)
+                return FUSE_E_NOMEM;
+        }
+        return FUSE_OK;
+    }
+    for (int i = 0; i < b->n; i++) {
+        JitKey ok;
+        if (jit_cache_ref_get(c, &b->g[i].key, &ok))
+            b->g[i].obj = fetch_obj(b, &ok, b->pl->cache_dir);
+    }
+    return FUSE_OK;
+}
+
+/* Lowers the missing groups (each distinct kernel once) into one module and
+ * compiles it to an object, which becomes b's object `*slot`. */
+static fuse_status compile_missing(Build *b, int *slot, char **err)
+{
+    RtPlan *pl = b->pl;
+    for (int i = 0; i < b->n; i++)
+        b->n_missing += b->g[i].obj < 0;
+    double t0 = rt_clock_ms();
+    JitModule *jm = jit_module_new(pl->js, RT_KERNEL_PREFIX);
+    fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
+    for (int i = 0; i < b->n && st == FUSE_OK; i++) {
+        bool is_dup = false;
+        for (int k = 0; k < i && !is_dup; k++)
+            is_dup = b->g[k].obj < 0 && strcmp(b->g[k].name, b->g[i].name) == 0;
+        LowerGroup sel = {false, 0, b->g[i].name};
+        if (b->g[i].obj < 0 && !is_dup)
+            st = lower_groups(&b->g[i].v.p, &sel, 1, jm, &b->opt, err);
+    }
+    double t1 = rt_clock_ms();
+    *slot = b->n_obj;
+    if (st == FUSE_OK)
+        st = jit_module_optimize(pl->js, jm, err);
+    if (st == FUSE_OK)
+        st = jit_module_emit_object(pl->js, jm, &b->obj[*slot], &b->obj_n[*slot], err);
+    jit_module_free(jm);
+    if (st == FUSE_OK)
+        b->n_obj++;
+    pl->timings.lower_ms += t1 - t0;
+    pl->timings.compile_ms += rt_clock_ms() - t1;
+    return st;
+}
+
+/* Step 3: compiles what is missing and records it in the cache. */
+static fuse_status compile_and_store(Build *b, const JitKey *prog, char **err)
+{
+    bool is_all = true;
+    for (int i = 0; i < b->n; i++)
+        is_all &= b->g[i].obj < 0;
+    /* A partial object is keyed by the keys of the groups it holds. */
+    JitKey *keys = calloc((size_t)b->n + 1, sizeof *keys);
+    if (!keys)
+        return FUSE_E_NOMEM;
+    int n_keys = 0;
+    for (int i = 0; i < b->n; i++)
+        if (b->g[i].obj < 0)
+            keys[n_keys++] = b->g[i].key;
+    JitKey key = *prog;
+    if (!is_all)
+        jit_cache_key(b->pl->js, keys, (size_t)n_keys * sizeof *keys, &b->opts, sizeof b->opts,
+                      &key);
+    free(keys);
+    int slot = -1;
+    fuse_status st = compile_missing(b, &slot, err);
+    if (st != FUSE_OK)
+        return st;
+    b->obj_key[slot] = key;
+    JitCache *c = b->pl->cache;
+    for (int i = 0; i < b->n; i++)
+        if (b->g[i].obj < 0) {
+            b->g[i].obj = slot;
+            if (c && jit_cache_ref_put(c, &b->g[i].key, &key) != FUSE_OK)
+                return FUSE_E_NOMEM;
+        }
+    if (!c)
+        return FUSE_OK;
+    char *warning = NULL;
+    st = jit_cache_put(c, &key, is_all ? b->pl->cache_dir : NULL, b->obj[slot], b->obj_n[slot],
+                       &warning);
+    cache_warn(warning);
+    return st;
+}
+
+/* The buffer table of a group's view: its tensors, their previous-sweep buffers
+ * and the scratch slot, as slots of the plan's bufs (n_tensors of the plan). */
+static bool gbufs_init(RtGroupBufs *gb, const View *v, int n_tensors)
+{
+    int n = 2 * v->n + 1;
+    gb->map = calloc((size_t)n, sizeof *gb->map);
+    gb->tab = calloc((size_t)n, sizeof *gb->tab);
+    if (!gb->map || !gb->tab)
+        return false;
+    for (int i = 0; i < v->n; i++) {
+        gb->map[i] = v->global[i];
+        gb->map[v->n + i] = n_tensors + v->global[i];
+    }
+    gb->map[2 * v->n] = 2 * n_tensors;
+    gb->n = n;
+    return true;
+}
+
+float **rt_group_bufs(RtPlan *pl, bool is_sink, int g)
+{
+    int i = is_sink ? pl->ir->n_groups + g : g;
+    RtGroupBufs *gb = &pl->gbufs[i];
+    for (int k = 0; k < gb->n; k++)
+        gb->tab[k] = pl->bufs[gb->map[k]];
+    return gb->tab;
+}
+
+void rt_group_bufs_free(RtPlan *pl)
+{
+    for (int i = 0; pl->gbufs && i < pl->n_gbufs; i++) {
+        free(pl->gbufs[i].map);
+        free(pl->gbufs[i].tab);
+    }
+    free(pl->gbufs);
+    pl->gbufs = NULL;
+    pl->n_gbufs = 0;
+}
+
+/* Step 4: loads every object and looks each kernel up in its own. */
+static fuse_status load_and_link(Build *b)
+{
+    RtPlan *pl = b->pl;
+    const IrProgram *p = pl->ir;
+    char *err = NULL;
+    pl->codes = calloc((size_t)b->n_obj + 1, sizeof *pl->codes);
+    pl->group_fn = calloc((size_t)p->n_groups + 1, sizeof *pl->group_fn);
+    pl->sink_fn = calloc((size_t)p->n_sink_groups + 1, sizeof *pl->sink_fn);
+    pl->group_par = calloc((size_t)p->n_groups + 1, sizeof *pl->group_par);
+    pl->sink_par = calloc((size_t)p->n_sink_groups + 1, sizeof *pl->sink_par);
+    pl->gbufs = calloc((size_t)b->n + 1, sizeof *pl->gbufs);
+    if (!pl->codes || !pl->group_fn || !pl->sink_fn || !pl->group_par || !pl->sink_par ||
+        !pl->gbufs)
+        return FUSE_E_NOMEM;
+    pl->n_gbufs = b->n;
+    for (int i = 0; i < b->n_obj; i++, pl->n_codes++) {
+        fuse_status st = jit_object_load(pl->js, b->obj[i], b->obj_n[i], &pl->codes[i], &err);
+        if (st != FUSE_OK)
+            return fail_jit(pl, st, err);
+    }
+    for (int i = 0; i < b->n; i++) {
+        const GroupSlot *s = &b->g[i];
+        void *addr = NULL;
+        fuse_status st = jit_code_lookup(pl->codes[s->obj], s->name, &addr, &err);
+        if (st != FUSE_OK)
+            return fail_jit(pl, st, err);
+        /* Object pointer to function pointer: the JIT returns code addresses. */
+        RtKernel k;
+        memcpy(&k, &addr, sizeof k);
+        (s->is_sink ? pl->sink_fn : pl->group_fn)[s->index] = k;
+        (s->is_sink ? pl->sink_par : pl->group_par)[s->index] =
+            lower_group_is_parallel(&s->v.p, &s->v.g, &b->opt);
+        if (!gbufs_init(&pl->gbufs[i], &s->v, p->n_tensors))
+            return FUSE_E_NOMEM;
+    }
+    return FUSE_OK;
+}
+
+static fuse_status build_init(Build *b, RtPlan *pl)
+{
+    memset(b, 0, sizeof *b);
+    b->pl = pl;
+    b->opt = (LowerOptions){.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
+    int64_t o[5] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
+                    b->opt.no_contract};
+    memcpy(b->opts.opts, o, sizeof o);
+    /* The build ID makes any rebuild of the code generator a different key. */
+    rt_build_id(b->opts.build_id, sizeof b->opts.build_id);
+    b->n = pl->ir->n_groups + pl->ir->n_sink_groups;
+    size_t m = (size_t)b->n + 2;
+    b->g = calloc(m, sizeof *b->g);
+    b->obj_key = calloc(m, sizeof *b->obj_key);
+    b->obj = calloc(m, sizeof *b->obj);
+    b->obj_n = calloc(m, sizeof *b->obj_n);
+    return b->g && b->obj_key && b->obj && b->obj_n ? key_groups(b) : FUSE_E_NOMEM;
+}
+
+static void build_free(Build *b)
+{
+    for (int i = 0; i < b->n_obj; i++)
+        free(b->obj[i]);
+    for (int i = 0; b->g && i < b->n; i++)
+        view_free(&b->g[i].v);
+    free(b->g);
+    free(b->obj_key);
+    free(b->obj);
+    free(b->obj_n);
+}
+
+/* Steps 1-3: every group gets an object. */
+static fuse_status find_or_compile(Build *b, char **err)
+{
+    RtPlan *pl = b->pl;
+    JitKey prog;
+    double t0 = rt_clock_ms();
+    fuse_status st = pl->cache ? program_key(b, &prog) : FUSE_OK;
+    if (st == FUSE_OK && pl->cache)
+        st = find_cached(b, &prog);
+    pl->timings.cache_load_ms = rt_clock_ms() - t0;
+    bool is_missing = false;
+    for (int i = 0; i < b->n; i++)
+        is_missing |= b->g[i].obj < 0;
+    if (st == FUSE_OK && is_missing)
+        st = compile_and_store(b, &prog, err);
+    return st;
+}
+
+fuse_status rt_plan_compile(RtPlan *pl)
+{
+    Build b;
+    char *err = NULL;
+    pl->timings.lower_ms = pl->timings.compile_ms = 0;
+    fuse_status st = build_init(&b, pl);
+    if (st == FUSE_OK)
+        st = find_or_compile(&b, &err);
+    if (st != FUSE_OK) {
+        build_free(&b);
+        return err ? fail_jit(pl, st, err) : st;
+    }
+    pl->timings.is_cache_hit = b.n_missing == 0;
+    jit_cache_count_groups(pl->cache, (uint64_t)b.n_missing, (uint64_t)(b.n - b.n_missing));
+    double t0 = rt_clock_ms();
+    st = load_and_link(&b);
+    build_free(&b);
+    /* Loading links the objects: part of the cache load on a hit, else of compiling. */
+    double link_ms = rt_clock_ms() - t0;
+    if (pl->timings.is_cache_hit)
+        pl->timings.cache_load_ms += link_ms;
+    else
+        pl->timings.compile_ms += link_ms;
+    return st;
+}
