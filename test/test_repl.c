@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -237,8 +238,20 @@ static void pty_expect(Pty *p, const char *want)
     }
 }
 
+/* libedit prints its prompt before it puts the terminal in raw mode; input typed
+ * in between would meet the cooked line discipline (no completion, ^D as EOF). The
+ * terminal's modes are shared by both ends of the pty, so wait for raw mode. */
+static void pty_wait_raw(Pty *p)
+{
+    long long end = now_ms() + TIMEOUT_MS;
+    struct termios t;
+    while (tcgetattr(p->fd, &t) == 0 && (t.c_lflag & ICANON) && now_ms() < end)
+        usleep(2000);
+}
+
 static void pty_send(Pty *p, const char *s)
 {
+    pty_wait_raw(p);
     ck_assert_int_eq(write(p->fd, s, strlen(s)), (ssize_t)strlen(s));
 }
 
@@ -286,10 +299,7 @@ START_TEST(terminal_session)
     pty_send(p, ":li\t\n"); /* commands complete too */
     pty_expect(p, "   2  Beta[i] = 2 (");
     pty_expect(p, "fuse> ");
-    /* Ctrl-D quits. libedit prints the prompt before it puts the terminal in raw
-     * mode; a ^D typed ahead into the cooked terminal is an EOF of the line
-     * discipline, not a character, so give it a moment. */
-    usleep(300 * 1000);
+    /* Ctrl-D quits (pty_send waits for raw mode, where ^D is a character). */
     pty_send(p, "\x04");
     ck_assert_int_eq(pty_wait(p), 0);
     free(p);
