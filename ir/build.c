@@ -420,6 +420,8 @@ bool ir_join_term(Builder *b, IrTensor *out, const char **names, const Term *ter
         if (!ok)
             return false;
     }
+    if (!ir_chain_split(b, op, names, out->rank)) /* perf: 3+ factors pairwise */
+        return false;
     ir_group_push(b, op);
     return !failed(b);
 }

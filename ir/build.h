@@ -65,6 +65,11 @@ Group *ir_group_new(Builder *b, int tensor, bool is_sink);
 bool ir_join_term(Builder *b, IrTensor *out, const char **names, const Term *term,
                   ReduceOp red, bool is_init, const NameList *ref);
 
+/* chain.c (perf, issue 4): splits a plain sum join of 3+ factors (op, not yet
+ * pushed, writing `out` axes) into pairwise joins through temporaries pushed to
+ * the group first; op keeps the last pair. False only on OOM/errors. */
+bool ir_chain_split(Builder *b, Op *op, const char **out, int out_rank);
+
 /* calls.c */
 /* Materialises a call or index function into a new temporary; NULL on error. */
 IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref);

@@ -164,8 +164,11 @@ fuse_status rt_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
     void *data = rt_alloc_aligned((size_t)count * esize);
     if (!data)
         return FUSE_E_NOMEM;
-    for (int64_t i = 0; i < count; i++)
-        store_from_f32(dt, data, i, src[i]);
+    if (dt == FUSE_F32 && count > 0)
+        memcpy(data, src, (size_t)count * esize); /* every export takes this path */
+    else
+        for (int64_t i = 0; i < count; i++)
+            store_from_f32(dt, data, i, src[i]);
     memset(out, 0, sizeof *out);
     out->dtype = dt;
     out->rank = rank;

@@ -422,6 +422,67 @@ START_TEST(softmax_fast_exp)
 }
 END_TEST
 
+/* Terms of 3 and 4 factors are split into pairwise joins (ir/chain.c), each a
+ * contraction kernel; a shifted factor keeps the whole join. Reference: plain
+ * loops in double. C[i,l] = 0.5 A[i,j] B[j,k] X[k,l]; C[i] = A B X V[l] (a
+ * 4th factor, l summed: the greedy order goes right to left, matrix-vector
+ * steps); a shift on X. */
+static void chain_case(int variant, int64_t ni, int64_t nj, int64_t nk, int64_t nl)
+{
+    unsigned seed = 7u + (unsigned)variant;
+    float *a = random_data(ni * nj, &seed), *bm = random_data(nj * nk, &seed);
+    float *x = random_data(nk * nl, &seed), *v = random_data(nl, &seed);
+    static const char *const eqs[] = {
+        "C[i,l] = 0.5 A[i,j] B[j,k] X[k,l]", "C[i] = A[i,j] B[j,k] X[k,l] V[l]",
+        "C[i,l] = A[i,j] B[j,k] X[k+1,l]"};
+    char text[512];
+    snprintf(text, sizeof text, "A[i,j] = \"a.npy\"\nB[j,k] = \"b.npy\"\nX[k,l] = \"x.npy\"\n"
+             "V[l] = \"v.npy\"\n%s\nexport C\n", eqs[variant]);
+    fuse_input in[4];
+    memset(in, 0, sizeof in);
+    in[0] = (fuse_input){.name = "A", .tensor = {FUSE_F32, 2, {ni, nj}, a}};
+    in[1] = (fuse_input){.name = "B", .tensor = {FUSE_F32, 2, {nj, nk}, bm}};
+    in[2] = (fuse_input){.name = "X", .tensor = {FUSE_F32, 2, {nk, nl}, x}};
+    in[3] = (fuse_input){.name = "V", .tensor = {FUSE_F32, 1, {nl}, v}};
+    int is_contract = 0;
+    float *got = run_program(text, in, 4, 1, &is_contract);
+    /* matrix products after the split; matrix-vector steps and the unsplit join
+     * are loop nests */
+    ck_assert_msg(is_contract == (variant == 0), "%s: contraction kernels: %d", eqs[variant],
+                  is_contract);
+    for (int64_t i = 0; i < ni; i++)
+        for (int64_t l = 0; l < (variant == 1 ? 1 : nl); l++) {
+            double want = 0.0, mag = 0.0;
+            for (int64_t j = 0; j < nj; j++)
+                for (int64_t k = 0; k < nk; k++)
+                    for (int64_t m = 0; m < (variant == 1 ? nl : 1); m++) {
+                        int64_t ll = variant == 1 ? m : l, kk = variant == 2 ? k + 1 : k;
+                        if (kk >= nk)
+                            continue;
+                        double t = (double)a[i * nj + j] * bm[j * nk + k] * x[kk * nl + ll]
+                                 * (variant == 1 ? v[ll] : variant == 0 ? 0.5 : 1.0);
+                        want += t;
+                        mag += fabs(t);
+                    }
+            double g = got[variant == 1 ? i : i * nl + l];
+            ck_assert_msg(fabs(g - want) <= 1e-5 * (mag + 1e-30), "%s: %lld,%lld: %.9g vs %.9g",
+                          eqs[variant], (long long)i, (long long)l, g, want);
+        }
+    free(got);
+    free(a);
+    free(bm);
+    free(x);
+    free(v);
+}
+
+START_TEST(many_factor_chains)
+{
+    chain_case(0, 37, 41, 29, 53);
+    chain_case(1, 61, 43, 47, 31);
+    chain_case(2, 13, 7, 11, 5);
+}
+END_TEST
+
 /* Calls whose result an equation only copies write the LHS directly
  * (lower/fold.c); forms that must keep the copy (a coefficient, a second
  * contribution, transposed axes) and a NaN in a row. Reference in double:
@@ -552,6 +613,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, threads_same_result);
     tcase_add_test(tc, softmax_fast_exp);
     tcase_add_test(tc, call_results_written_in_place);
+    tcase_add_test(tc, many_factor_chains);
     tcase_add_test(tc, bench_suite_json);
     tcase_add_test(tc, bench_bad_usage);
     tcase_add_test(tc, self_join);
