@@ -1,5 +1,5 @@
 /*
- * cache.c: the code cache (cache.h): content keys, the in-memory map of a context
+ * cache.c: the code cache (declared in jit.h): content keys, the in-memory map of a context
  * and the on-disk entries shared by processes.
  *
  * Memory: a small array of (key, object) searched linearly (a context holds a few
@@ -9,7 +9,8 @@
  * is never loaded. Several processes may read and write one directory at once:
  * entries appear by rename, and a racing eviction or clear only causes misses.
  */
-#include "cache.h"
+
+#include "jit.h"
 
 #include <dirent.h>
 #include <errno.h>

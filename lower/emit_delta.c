@@ -1,5 +1,5 @@
 /*
- * emit_delta.c: semi-naive delta kernels (see delta.h). The op function of a
+ * emit_delta.c: semi-naive delta kernels (see lower.h). The op function of a
  * recursive join loops first over the axes of its driver operand (the delta),
  * tests the cell and, when it holds a fact, loops over the remaining axes and
  * ORs (product of the other operands > 0) into the output.
@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delta.h"
 #include "emit.h"
 
 static int driver_of(const Op *op)

@@ -1,12 +1,11 @@
 /*
  * emit_host.c: OP_HOST ops (tucker): the op's function calls a runtime C function
- * (lower/host.h) by name, with the out and operand buffers and the op's constant
+ * (lower/lower.h) by name, with the out and operand buffers and the op's constant
  * parameters (shape and ranks as private constant arrays in the module). The
  * callee is an external declaration resolved by the JIT when the code is linked,
  * so the generated code (and the cached object) holds no absolute address.
  */
 #include "emit.h"
-#include "host.h"
 
 /* A private constant i64 array holding v[0..n-1] (n may be 0). */
 static LLVMValueRef const_i64_array(Emit *e, const int64_t *v, int n, const char *name)

@@ -1,5 +1,5 @@
 /*
- * emit_mc.c: Monte Carlo projection kernels (see mc.h). The sample table of a
+ * emit_mc.c: Monte Carlo projection kernels (see lower.h). The sample table of a
  * sampled join (the projected loop counters of each sample) is computed here and
  * baked into the module as a constant; the op function loops over the output
  * cells and, inside, over the samples, setting the projected counters from the
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "emit.h"
-#include "mc.h"
 
 #define MC_MAX_TABLE ((int64_t)1 << 26) /* counters in one sample table */
 

@@ -62,4 +62,63 @@ typedef struct LowerGroup {
 fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
                          const LowerOptions *opt, char **err);
 
+/* ---- emit_mc.c: Monte Carlo projection kernels ----
+ * Issue 6, SPEC §6.5. Every
+ * group gets a kernel `void PREFIXmG(float **bufs)` in which each JOIN with
+ * projected axes evaluates only `samples` joint projected cells, drawn uniformly
+ * with replacement by a counter-based hash of (seed, group, op, sample) at compile
+ * time: one draw per equation, shared by its output cells, so threads and runs
+ * cannot change the result. Sum is estimated as mean * P, avg as mean and max as
+ * max (P: the number of projected cells). An op with samples >= P is exact (its
+ * ordinary loop nest). Other ops are the ordinary loop nests.
+ */
+
+/* The Monte Carlo kernel name of group g. */
+void lower_mc_name(const LowerOptions *opt, int g, char *buf, size_t n);
+
+/* Samples used by group g's op i (0: the op is exact). */
+int64_t lower_mc_op_samples(const IrProgram *p, const Op *op, int64_t samples);
+
+/* Emits the Monte Carlo kernel of every equation group. */
+fuse_status lower_mc_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+                             int64_t samples, uint64_t seed, char **err);
+
+/* ---- emit_delta.c: semi-naive delta kernels ----
+ * Issue 6. For a boolean
+ * recursive group whose contributions are joins with at most one recursive
+ * operand, the delta kernel `void PREFIXdG(float **bufs)` runs only the recursive
+ * joins, driven by that operand (read from bufs[n_tensors + t], which the runtime
+ * binds to the delta relation): the loops over its axes come first and a zero
+ * cell skips the rest of the nest, so the work is proportional to the new facts.
+ * Each cell where some product of the other operands is > 0 is OR-ed into the
+ * output (correct when every other operand is non-negative: the runtime checks).
+ */
+
+/* True when group g can have a delta kernel (static checks only). */
+bool lower_delta_eligible(const IrProgram *p, int g);
+
+/* The delta kernel name of group g; with is_base, the name of its base kernel
+ * `void PREFIXbG(float **bufs)`, which runs only the joins without a recursive
+ * operand (the first semi-naive sweep: the recursive ones would read nothing). */
+void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, size_t n);
+
+/* Emits the delta kernels of the groups with want[g] (each must be eligible). */
+fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+                                const bool *want, char **err);
+
+/* ---- emit_host.c: runtime functions called by generated code ----
+ * The runtime functions that generated code calls (OP_HOST ops, tucker).
+ * lower/emit_host.c declares them in the module as external functions by these
+ * names; the runtime defines them in every JITDylib of its session as absolute
+ * symbols (rt_host_symbols_define, runtime/tucker.c), so cached object files
+ * never hold an address of this process.
+ */
+
+/* void fuse_rt_tucker_dense(float *out, const float *in, int64_t order,
+ *                           const int64_t *shape, const int64_t *ranks,
+ *                           double threshold)
+ * in and out: C-order float32 tensors of `order` axes with sizes shape[];
+ * ranks[k] >= 1 is the rank kept on axis k (capped at its size). */
+#define LOWER_HOST_TUCKER "fuse_rt_tucker_dense"
+
 #endif /* FUSE_LOWER_H */

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
 #include "jit.h"
 #include "runtime.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cache.h"
+#include "jit.h"
 #include "runtime.h"
 
 double rt_clock_ms(void)

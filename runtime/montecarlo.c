@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "jit.h"
-#include "mc.h"
+#include "lower.h"
 #include "modes.h"
 
 static void count_samples(const RtPlan *pl, int64_t *per_group)

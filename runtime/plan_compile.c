@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
 #include "jit.h"
 #include "lower.h"
 #include "runtime.h"

@@ -368,7 +368,7 @@ fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 
 /* ---- tucker.c: runtime functions generated code calls (tucker) ---- */
 
-/* Defines every host function (lower/host.h) in js (jit_define_symbol); call it
+/* Defines every host function (lower/lower.h) in js (jit_define_symbol); call it
  * right after jit_session_new. */
 fuse_status rt_host_symbols_define(struct JitSession *js, char **err);
 
@@ -403,7 +403,7 @@ struct fuse_ctx {
     /* issue 7 (embed): the last diagnostic of each thread, guarded by lock */
     struct RtThreadError *errs;
     size_t n_errs, cap_errs;
-    /* cache (issue 5): compiled objects by content key (jit/cache.h) */
+    /* cache (issue 5): compiled objects by content key (jit/jit.h) */
     struct JitCache *cache;
 };
 

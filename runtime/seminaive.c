@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delta.h"
 #include "jit.h"
+#include "lower.h"
 #include "modes.h"
 
 static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)

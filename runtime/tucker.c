@@ -1,6 +1,6 @@
 /*
  * tucker.c: tucker_dense (SPEC §5), the runtime half of an OP_HOST op. Generated
- * code calls fuse_rt_tucker_dense (lower/host.h) by name; rt_host_symbols_define
+ * code calls fuse_rt_tucker_dense (lower/lower.h) by name; rt_host_symbols_define
  * makes that name resolve in every JITDylib of a session.
  *
  * Truncated HOSVD of x (order N, sizes n_k, ranks r_k capped at n_k):
@@ -21,8 +21,8 @@
 
 #include <lapacke.h>
 
-#include "host.h"
 #include "jit.h"
+#include "lower.h"
 #include "runtime.h"
 
 /* Visible to the JIT only through rt_host_symbols_define; declared here because

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "jit.h"
 #include "harness.h"
 #include "runtime.h"
 
