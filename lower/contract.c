@@ -35,10 +35,15 @@
  * block of B a quarter of L3. With AVX-512 the tile is
  * 12 x 32 (24 zmm accumulators), with 256-bit vectors 6 x 16. Each thread's
  * scratch (Bp, then Ap) is its slice of the plan's bufs[2 n_tensors].
+ * Fusion (fuse.c): with an epilogue, the kernel takes the buffers of the fused
+ * ops' tensors as extra parameters, and on the last K block calls the
+ * out-of-line `NAME.epi` on each finished tile (its cells' loop counters are
+ * decoded from the batch index and the tile's flat M and N indices).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -86,9 +91,11 @@ static bool axis_usage(const IrProgram *p, const Op *op, bool (*has)[3], int64_t
     return true;
 }
 
-static void group_add(CGroup *g, int64_t size, const int64_t *st, int a_slot, int b_slot)
+static void group_add(CGroup *g, int axis, int64_t size, const int64_t *st, int a_slot,
+                      int b_slot)
 {
     CAxis *x = &g->ax[g->n++];
+    x->axis = axis;
     x->size = size;
     x->stride[0] = st[0];
     x->stride[1] = st[a_slot];
@@ -123,13 +130,13 @@ static bool fill_groups(const IrProgram *p, const Op *op, bool (*has)[3], int64_
                   : has[a][sb] ? &c->n : NULL;
         if (!g)
             return false; /* broadcast output axis */
-        group_add(g, n, st[a], sa, sb);
+        group_add(g, a, n, st[a], sa, sb);
     }
     const Operand *oa = &op->in[c->a];
     for (int k = 0; k < p->tensors[oa->tensor]->rank; k++) {
         int a = oa->axis[k];
         if (op->axes[a].size > 1 && !has[a][0] && has[a][sb])
-            group_add(&c->k, op->axes[a].size, st[a], sa, sb);
+            group_add(&c->k, a, op->axes[a].size, st[a], sa, sb);
     }
     for (int a = 0; a < op->n_axes; a++)
         if (op->axes[a].size > 1 && !has[a][0] && !(has[a][1] && has[a][2]))
@@ -656,7 +663,98 @@ static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const
 typedef struct CPtrs {
     LLVMValueRef out, a, b, ap, bp, tile;
     LLVMValueRef n_lo, n_len; /* this thread's columns: n_lo .. n_lo + n_len - 1 */
+    LLVMValueRef bi;          /* fusion: the batch index */
+    const LLVMValueRef *extra; /* fusion: buffers of c->epi_tensor */
+    LLVMValueRef epi_fn;       /* fusion: the epilogue (epilogue_function) */
 } CPtrs;
+
+/* ---- fusion: the epilogue of a finished tile (fuse.c) ---- */
+
+/* ctr[axis] = the counter of each axis of g at flat index x. */
+static void group_counters(Emit *e, const CGroup *g, LLVMValueRef x, LLVMValueRef *ctr)
+{
+    LLVMValueRef q = x;
+    for (int i = g->n - 1; i >= 0; i--) {
+        const CAxis *a = &g->ax[i];
+        ctr[a->axis] = i > 0 ? LLVMBuildURem(e->bld, q, emit_i64(e, a->size), "v.d") : q;
+        if (i > 0)
+            q = LLVMBuildUDiv(e->bld, q, emit_i64(e, a->size), "v.q");
+    }
+}
+
+static LLVMValueRef mxcsr_with(Emit *e, bool ftz);
+static void mxcsr_restore(Emit *e, LLVMValueRef saved);
+
+/* `internal noinline void NAME.epi(ptr out, ptr extra..., i64 bi, i64 m0, i64 mr,
+ * i64 n0, i64 nr)`: the epilogue of the tile's cells (rows outer). Out of line so
+ * its calls (tanhf...) do not make the micro-kernel's values live across a call. */
+static LLVMValueRef epilogue_function(Emit *e, const Contraction *c, const char *name)
+{
+    LLVMTypeRef params[EMIT_MAX_AXES + 6];
+    unsigned n = 1 + (unsigned)c->n_epi_tensors;
+    for (unsigned j = 0; j < n; j++)
+        params[j] = e->t_ptr;
+    for (unsigned j = n; j < n + 5; j++)
+        params[j] = e->t_i64;
+    char full[200];
+    snprintf(full, sizeof full, "%s.epi", name);
+    e->fn = LLVMAddFunction(e->mod, full, LLVMFunctionType(e->t_void, params, n + 5, 0));
+    LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(e->ctx, noinline, 0));
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (unsigned j = 0; j < n; j++) /* distinct tensors; the epilogue writes none of C's inputs */
+        LLVMAddAttributeAtIndex(e->fn, j + 1, LLVMCreateEnumAttribute(e->ctx, noalias, 0));
+    LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
+    LLVMValueRef extra[EMIT_MAX_AXES], out = e->v_out;
+    e->v_out = LLVMGetParam(e->fn, 0);
+    for (int j = 0; j < c->n_epi_tensors; j++)
+        extra[j] = LLVMGetParam(e->fn, 1 + (unsigned)j);
+    LLVMValueRef ctr[EMIT_MAX_AXES];
+    for (int a = 0; a < e->op->n_axes; a++)
+        ctr[a] = emit_i64(e, 0);
+    CLoop lr, lc;
+    LLVMValueRef csr = mxcsr_with(e, false); /* the unfused ops' subnormals */
+    LLVMValueRef r = cl_begin(e, &lr, LLVMGetParam(e->fn, n + 2), 1, "b.epi.r");
+    LLVMValueRef col = cl_begin(e, &lc, LLVMGetParam(e->fn, n + 4), 1, "b.epi.c");
+    group_counters(e, &c->batch, LLVMGetParam(e->fn, n), ctr);
+    group_counters(e, &c->m, add(e, LLVMGetParam(e->fn, n + 1), r), ctr);
+    group_counters(e, &c->n, add(e, LLVMGetParam(e->fn, n + 3), col), ctr);
+    fuse_emit_cell(e, c, ctr, extra);
+    cl_end(e, &lc);
+    cl_end(e, &lr);
+    mxcsr_restore(e, csr);
+    LLVMBuildRetVoid(e->bld);
+    LLVMValueRef fn = e->fn;
+    e->v_out = out;
+    return fn;
+}
+
+/* On the last K block, the finished tile (in L1) runs the epilogue. */
+static void emit_epilogue(Emit *e, const Contraction *c, const CPtrs *q, const CTile *w,
+                          LLVMValueRef pc, LLVMValueRef kc)
+{
+    LLVMValueRef end = add(e, pc, kc);
+    LLVMValueRef last = LLVMBuildICmp(e->bld, LLVMIntEQ, end, emit_i64(e, c->k.total), "v.lastk");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.epi");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.epi.next");
+    LLVMBuildCondBr(e->bld, last, run, next);
+    LLVMPositionBuilderAtEnd(e->bld, run);
+    LLVMValueRef args[EMIT_MAX_AXES + 6];
+    unsigned n = 0;
+    args[n++] = e->v_out;
+    for (int j = 0; j < c->n_epi_tensors; j++)
+        args[n++] = q->extra[j];
+    args[n++] = q->bi;
+    args[n++] = w->m0;
+    args[n++] = w->mr_eff;
+    args[n++] = w->n0;
+    args[n++] = w->nr_eff;
+    LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(q->epi_fn), q->epi_fn, args, n, "");
+    LLVMBuildBr(e->bld, next);
+    LLVMPositionBuilderAtEnd(e->bld, next);
+}
 
 /* Inside one (jc, pc) block with B packed: for each MC block of M, pack A, then
  * every micro-tile, columns outer: B's KC x NR micro-panel stays in L1 while A's
@@ -684,6 +782,8 @@ static void emit_ic_loop(Emit *e, const Contraction *c, const CPtrs *q, LLVMValu
     LLVMValueRef acc[64];
     micro_kernel(e, c, apanel, bpanel, kc, acc);
     update_tile(e, c, q->out, q->tile, acc, &w);
+    if (c->n_epi)
+        emit_epilogue(e, c, q, &w, pc, kc);
     cl_end(e, &lp);
     cl_end(e, &lj);
     cl_end(e, &li);
@@ -731,9 +831,11 @@ static LLVMValueRef thread_columns(Emit *e, const Contraction *c, LLVMValueRef t
 }
 
 static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMValueRef tid,
-                      LLVMValueRef nth)
+                      LLVMValueRef nth, const LLVMValueRef *extra, LLVMValueRef epi_fn)
 {
     CPtrs q;
+    q.extra = extra;
+    q.epi_fn = epi_fn;
     q.tile = tile_alloca(e, c);
     q.bp = scratch;
     q.ap = gep(e, scratch, emit_i64(e, c->kc * c->nc));
@@ -744,6 +846,7 @@ static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMV
     LLVMPositionBuilderAtEnd(e->bld, work);
     CLoop lb;
     LLVMValueRef bi = cl_begin(e, &lb, emit_i64(e, c->batch.total), 1, "b.batch");
+    q.bi = bi;
     q.out = gep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
     q.a = gep(e, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
     q.b = gep(e, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
@@ -779,8 +882,10 @@ static void mxcsr_call(Emit *e, const char *name, LLVMValueRef slot)
  * and returns the slot holding the caller's MXCSR (NULL elsewhere). An fma with a
  * subnormal operand or result takes a microcode assist there, about 100 times
  * slower: attention's softmax rows are full of them. So contraction kernels treat
- * subnormal floats (|x| < 2^-126) as zero, as BLAS libraries under FTZ/DAZ do. */
-static LLVMValueRef flush_subnormals_begin(Emit *e)
+ * subnormal floats (|x| < 2^-126) as zero, as BLAS libraries under FTZ/DAZ do.
+ * With ftz false it clears the bits instead (a fused epilogue computes exactly
+ * like the unfused ops). */
+static LLVMValueRef mxcsr_with(Emit *e, bool ftz)
 {
     if (!is_x86(e))
         return NULL;
@@ -789,22 +894,34 @@ static LLVMValueRef flush_subnormals_begin(Emit *e)
     LLVMValueRef set = LLVMBuildAlloca(e->bld, i32, "v.mxcsr.ftz");
     mxcsr_call(e, "llvm.x86.sse.stmxcsr", saved);
     LLVMValueRef old = LLVMBuildLoad2(e->bld, i32, saved, "v.csr");
-    LLVMBuildStore(e->bld, LLVMBuildOr(e->bld, old, LLVMConstInt(i32, 0x8040, 0), "v.ftz"), set);
+    LLVMValueRef v = ftz ? LLVMBuildOr(e->bld, old, LLVMConstInt(i32, 0x8040, 0), "v.ftz")
+                         : LLVMBuildAnd(e->bld, old, LLVMConstInt(i32, ~0x8040u, 0), "v.noftz");
+    LLVMBuildStore(e->bld, v, set);
     mxcsr_call(e, "llvm.x86.sse.ldmxcsr", set);
     return saved;
 }
 
-static void flush_subnormals_end(Emit *e, LLVMValueRef saved)
+static void mxcsr_restore(Emit *e, LLVMValueRef saved)
 {
     if (saved)
         mxcsr_call(e, "llvm.x86.sse.ldmxcsr", saved);
 }
 
+static LLVMValueRef flush_subnormals_begin(Emit *e) { return mxcsr_with(e, true); }
+
+static void flush_subnormals_end(Emit *e, LLVMValueRef saved) { mxcsr_restore(e, saved); }
+
 LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
                                     const char *name)
 {
-    LLVMTypeRef params[6] = {e->t_ptr, e->t_ptr, e->t_ptr, e->t_ptr, e->t_i64, e->t_i64};
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 6, 0);
+    e->op = op;
+    e->v_out = NULL;
+    LLVMValueRef epi_fn = c->n_epi ? epilogue_function(e, c, name) : NULL;
+    LLVMTypeRef params[6 + EMIT_MAX_AXES] = {e->t_ptr, e->t_ptr, e->t_ptr,
+                                             e->t_ptr, e->t_i64, e->t_i64};
+    for (int j = 0; j < c->n_epi_tensors; j++)
+        params[6 + j] = e->t_ptr; /* fusion: the epilogue's tensors */
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 6 + (unsigned)c->n_epi_tensors, 0);
     e->fn = LLVMAddFunction(e->mod, name, fty);
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
@@ -816,7 +933,11 @@ LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
     e->v_in[1] = LLVMGetParam(e->fn, 2);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     LLVMValueRef csr = flush_subnormals_begin(e);
-    emit_body(e, c, LLVMGetParam(e->fn, 3), LLVMGetParam(e->fn, 4), LLVMGetParam(e->fn, 5));
+    LLVMValueRef extra[EMIT_MAX_AXES];
+    for (int j = 0; j < c->n_epi_tensors; j++)
+        extra[j] = LLVMGetParam(e->fn, 6 + (unsigned)j);
+    emit_body(e, c, LLVMGetParam(e->fn, 3), LLVMGetParam(e->fn, 4), LLVMGetParam(e->fn, 5),
+              extra, epi_fn);
     flush_subnormals_end(e, csr);
     LLVMBuildRetVoid(e->bld);
     return e->fn;

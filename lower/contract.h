@@ -14,6 +14,7 @@
 typedef struct CAxis {
     int64_t size;
     int64_t stride[3];
+    int axis;                 /* the op's loop axis (fusion decodes counters) */
 } CAxis;
 
 /* Axes of one group, outermost first; a flat index x of the group is the mixed
@@ -32,6 +33,13 @@ typedef struct Contraction {
     int64_t kc, mc, nc;       /* cache blocks */
     double coef;
     bool is_n_contiguous;     /* out offset of flat n is n */
+    /* fusion (fuse.c): the elementwise ops after the contraction in its group that
+     * run in its write-out, on each finished tile; 0: none */
+    const Op *const *epi;
+    int n_epi;
+    int epi_tensor[EMIT_MAX_AXES]; /* tensors of the extra kernel parameters */
+    int n_epi_tensors;
+    bool epi_reg[EMIT_MAX_AXES];   /* epi[j]'s result (a temporary) stays in a register */
 } Contraction;
 
 /* Classifies op as a contraction the kernel covers and fills c (blocking from
@@ -47,5 +55,17 @@ size_t contract_scratch_bytes(const Contraction *c);
  * index and team size (it computes only its share of the output columns). */
 LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
                                     const char *name);
+
+/* ---- fuse.c: elementwise epilogues in the contraction's write-out ---- */
+
+/* How many ops after g->ops[i] (a contraction classified as c) run fused in its
+ * write-out; sets c's epilogue fields (0 and none when nothing fuses). Depends
+ * only on the group's ops and the tensors they touch. */
+int fuse_epilogue(const IrProgram *p, const Group *g, int i, Contraction *c);
+
+/* Emits the epilogue of one finished output cell: the loop counters of the
+ * contraction's axes are ctr[axis] (size-1 axes: 0); extra[j] is the buffer of
+ * tensor c->epi_tensor[j]. */
+void fuse_emit_cell(Emit *e, const Contraction *c, LLVMValueRef *ctr, const LLVMValueRef *extra);
 
 #endif /* FUSE_LOWER_CONTRACT_H */

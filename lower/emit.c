@@ -126,6 +126,8 @@ static void strides_of(const IrTensor *t, int64_t *stride)
 /* Loads operand i at the current counters; 0 where a shifted read leaves range. */
 LLVMValueRef emit_load_operand(Emit *e, int i)
 {
+    if (e->v_reg_in[i])
+        return e->v_reg_in[i]; /* fusion: kept in a register */
     const Operand *o = &e->op->in[i];
     const IrTensor *t = e->p->tensors[o->tensor];
     int64_t stride[FUSE_MAX_RANK];
@@ -410,6 +412,31 @@ static void emit_map(Emit *e)
     LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
     LLVMBuildStore(e->bld, v, emit_out_addr(e));
     end_all(e, &out_axes, loops);
+}
+
+/* ---- one cell (fusion: fuse.c runs elementwise ops inside a contraction) ---- */
+
+/* The current op (a MAP, or a sum JOIN without projected axes) at the current
+ * counters: its value stored or combined into its output cell (store), or only
+ * returned. */
+LLVMValueRef emit_cell(Emit *e, bool store)
+{
+    LLVMValueRef v;
+    if (e->op->kind == OP_MAP) {
+        bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
+        v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
+        if (store)
+            LLVMBuildStore(e->bld, v, emit_out_addr(e));
+        return v;
+    }
+    v = product(e);
+    if (e->op->coef != 1.0) {
+        v = LLVMBuildFMul(e->bld, v, emit_f32(e, e->op->coef), "v.scaled");
+        emit_fast(v);
+    }
+    if (store)
+        emit_store_contribution(e, v);
+    return v;
 }
 
 /* ---- SOFTMAX ---- */

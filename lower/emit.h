@@ -25,6 +25,8 @@ typedef struct Emit {
     LLVMValueRef v_out;                      /* out buffer */
     LLVMValueRef v_in[EMIT_MAX_AXES];        /* operand buffers */
     LLVMValueRef v_counter[EMIT_MAX_AXES];   /* loop counters (i64), per loop axis */
+    /* fusion: operand i's value when it is kept in a register (not NULL) */
+    LLVMValueRef v_reg_in[EMIT_MAX_AXES];
 } Emit;
 
 /* A loop being emitted: counter from 0 to n-1, body in the header block. */
@@ -43,6 +45,10 @@ void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOpti
 void emit_store_contribution(Emit *e, LLVMValueRef v);
 
 /* emit.c */
+/* fusion: one cell of the current op (a MAP or a sum JOIN without projected axes)
+ * at the current counters: stored into its output, or with store false (a MAP or
+ * a first contribution whose result stays in a register) only returned. */
+LLVMValueRef emit_cell(Emit *e, bool store);
 /* Emits the internal function computing one op; returns it (NULL on failure). */
 LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name);
 

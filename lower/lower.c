@@ -35,16 +35,34 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
 
 /* The op's function: a contraction kernel (contract.c) when it is one, else the
  * loop nest (emit.c). *is_contract says which calling convention it has. */
-static LLVMValueRef emit_op(Emit *e, const Op *op, const char *kname, int i, bool *is_contract)
+static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, bool *is_contract,
+                            int *n_fused)
 {
     char name[160];
     Contraction c;
+    const Op *op = g->ops[i];
     *is_contract = !e->opt->no_contract && contract_classify(e->p, op, e->opt, &c);
-    snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
-             *is_contract ? "contract" : op->kind == OP_MAP ? ir_map_fn_name(op->fn)
-                                                            : ir_op_kind_name(op->kind));
+    *n_fused = *is_contract ? fuse_epilogue(e->p, g, i, &c) : 0;
+    if (*n_fused)
+        snprintf(name, sizeof name, "%s.op%d.contract.fused%d", kname, i, *n_fused);
+    else
+        snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
+                 *is_contract ? "contract" : op->kind == OP_MAP ? ir_map_fn_name(op->fn)
+                                                                : ir_op_kind_name(op->kind));
     return *is_contract ? contract_emit_function(e, op, &c, name)
                         : emit_op_function(e, op, name);
+}
+
+/* fusion: the buffers of a fused contraction's epilogue tensors (fuse.c). */
+static unsigned epilogue_args(Emit *e, const Group *g, int i, LLVMValueRef bufs,
+                              LLVMValueRef *args)
+{
+    Contraction c;
+    if (!contract_classify(e->p, g->ops[i], e->opt, &c) || !fuse_epilogue(e->p, g, i, &c))
+        return 0;
+    for (int j = 0; j < c.n_epi_tensors; j++)
+        args[j] = buffer_of(e, bufs, c.epi_tensor[j]);
+    return (unsigned)c.n_epi_tensors;
 }
 
 /* The op's arguments: out, operands, and for a contraction this thread's
@@ -71,9 +89,10 @@ static unsigned op_args(Emit *e, const Op *op, int out, bool is_contract, LLVMVa
 
 /* Calls op i (writing tensor `out`): every thread runs a contraction (on its
  * share of the columns); thread 0 alone runs any other op. */
-static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op, int out,
-                    bool is_contract, int64_t scratch_floats)
+static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Group *g, int i,
+                    int out, bool is_contract, int64_t scratch_floats)
 {
+    const Op *op = g->ops[i];
     LLVMBasicBlockRef skip = NULL;
     if (!is_contract) {
         LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
@@ -85,6 +104,8 @@ static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Op *op,
     }
     LLVMValueRef args[EMIT_MAX_AXES + 4];
     unsigned n = op_args(e, op, out, is_contract, kfn, scratch_floats, args);
+    if (is_contract)
+        n += epilogue_args(e, g, i, LLVMGetParam(kfn, 0), args + n);
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(op_fn), op_fn, args, n, "");
     if (skip) {
         LLVMBuildBr(e->bld, skip);
@@ -110,10 +131,11 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
 {
     LLVMValueRef op_fns[1024];
     bool is_contract[1024], has_contract = false;
+    int n_fused[1024];
     if (g->n_ops > 1024)
         return false;
-    for (int i = 0; i < g->n_ops; i++) {
-        op_fns[i] = emit_op(e, g->ops[i], kname, i, &is_contract[i]);
+    for (int i = 0; i < g->n_ops; i += 1 + n_fused[i]) {
+        op_fns[i] = emit_op(e, g, kname, i, &is_contract[i], &n_fused[i]);
         if (!op_fns[i])
             return false;
         has_contract |= is_contract[i];
@@ -127,8 +149,8 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
     for (int i = 0; i < g->n_ops; i++) {
         int out = g->ops[i]->out;
         bool is_folded = fold_call_copy(e->p, g, i, &out); /* the next op is its copy */
-        call_op(e, fn, op_fns[i], g->ops[i], out, is_contract[i], scratch_floats);
-        i += is_folded;
+        call_op(e, fn, op_fns[i], g, i, out, is_contract[i], scratch_floats);
+        i += is_contract[i] ? n_fused[i] : is_folded; /* fused ops ran in the kernel */
         if (has_contract && i + 1 < g->n_ops)
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }

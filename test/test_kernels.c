@@ -7,8 +7,11 @@
  * over all axes. Shapes are odd and prime, with size-1 axes, transposed and
  * non-contiguous operand and output layouts, batches, 4-index contractions,
  * coefficients, several contributions, sizes crossing the cache blocks, and 1 to
- * 4 threads (bit-identical results); plus softmax with the inline exp, and the
- * fuse-bench tool's JSON report and usage errors.
+ * 4 threads (bit-identical results); plus softmax with the inline exp, fusion
+ * of elementwise epilogues into the kernels (bias along N and M, scale, mask,
+ * relu, a second contribution, batch and transposed outputs, against double
+ * references; cases that must not fuse still correct), and the fuse-bench
+ * tool's JSON report and usage errors.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -536,6 +539,242 @@ START_TEST(call_results_written_in_place)
 }
 END_TEST
 
+/* ---- fusion: elementwise epilogues in the contraction's write-out (lower/fuse.c) ---- */
+
+enum { FM = 67, FK = 53, FN = 71, FB = 3 };
+
+/* Runs `text`; vals[w] = export want[w] (malloc'd); *fused counts the contraction
+ * kernels that run an epilogue (".contract.fusedN" functions in the IR, not
+ * their ".epi" parts). */
+static void run_named(const char *text, fuse_input *in, size_t n_in, int threads,
+                      const char *const *want, float **vals, int n_want, int *fused)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = threads;
+    cfg.no_cache = 1;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(fuse_program_from_text(ctx, text, "fused.fuse", &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, n_in, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    char *ir = NULL;
+    ck_assert_int_eq(fuse_runner_emit(run, "llvm-raw", &ir), FUSE_OK);
+    *fused = 0;
+    for (const char *l = ir; l; l = strchr(l + 1, '\n'))
+        if (strncmp(l + (*l == '\n'), "define", 6) == 0) {
+            const char *end = strchr(l + 1, '\n');
+            const char *f = strstr(l + 1, ".contract.fused"), *epi = strstr(l + 1, ".epi(");
+            *fused += f && (!end || f < end) && !(epi && (!end || epi < end));
+        }
+    fuse_free(ir);
+    for (int w = 0; w < n_want; w++) {
+        const fuse_tensor *c = fuse_outputs_find(out, want[w]);
+        ck_assert_ptr_nonnull(c);
+        int64_t n = 1;
+        for (int k = 0; k < c->rank; k++)
+            n *= c->shape[k];
+        vals[w] = malloc((size_t)n * sizeof *vals[w] + 1);
+        ck_assert_ptr_nonnull(vals[w]);
+        memcpy(vals[w], c->data, (size_t)n * sizeof *vals[w]);
+    }
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+
+/* The inputs of the fusion cases: X[b,i,k] (batch b only in the batched case,
+ * else b = 0), W[k,j], Bn[j], Bm[i], M[i,j]. */
+typedef struct FuseData {
+    float *x, *w, *bn, *bm, *mask;
+    double *p; /* p[(b FM + i) FN + j] = sum_k X W, in double */
+    double *mag;
+    fuse_input in[5];
+} FuseData;
+
+static void fuse_data_init(FuseData *d, int batched)
+{
+    unsigned seed = 4242u;
+    int nb = batched ? FB : 1;
+    d->x = random_data(nb * FM * FK, &seed);
+    d->w = random_data(FK * FN, &seed);
+    d->bn = random_data(FN, &seed);
+    d->bm = random_data(FM, &seed);
+    d->mask = random_data(FM * FN, &seed);
+    d->p = calloc((size_t)nb * FM * FN, sizeof *d->p);
+    d->mag = calloc((size_t)nb * FM * FN, sizeof *d->mag);
+    ck_assert(d->p && d->mag);
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < FM; i++)
+            for (int j = 0; j < FN; j++)
+                for (int k = 0; k < FK; k++) {
+                    double v = (double)d->x[(b * FM + i) * FK + k] * d->w[k * FN + j];
+                    d->p[(b * FM + i) * FN + j] += v;
+                    d->mag[(b * FM + i) * FN + j] += fabs(v);
+                }
+    const char *names[5] = {"X", "W", "Bn", "Bm", "M"};
+    float *data[5] = {d->x, d->w, d->bn, d->bm, d->mask};
+    fuse_tensor shapes[5] = {{FUSE_F32, 2, {FM, FK}, NULL}, {FUSE_F32, 2, {FK, FN}, NULL},
+                             {FUSE_F32, 1, {FN}, NULL}, {FUSE_F32, 1, {FM}, NULL},
+                             {FUSE_F32, 2, {FM, FN}, NULL}};
+    if (batched)
+        shapes[0] = (fuse_tensor){FUSE_F32, 3, {FB, FM, FK}, NULL};
+    for (int t = 0; t < 5; t++) {
+        memset(&d->in[t], 0, sizeof d->in[t]);
+        d->in[t].name = names[t];
+        d->in[t].tensor = shapes[t];
+        d->in[t].tensor.data = data[t];
+    }
+}
+
+static void fuse_data_free(FuseData *d)
+{
+    free(d->x), free(d->w), free(d->bn), free(d->bm), free(d->mask), free(d->p), free(d->mag);
+}
+
+static double gelu_ref(double x)
+{
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+}
+
+/* Case v's expected value at cell (b, i, j) from P = the product there. */
+static double fused_want(const FuseData *d, int v, int b, int i, int j)
+{
+    double p = d->p[(b * FM + i) * FN + j];
+    double r = p + d->bn[j] > 0 ? p + d->bn[j] : 0;
+    switch (v) {
+    case 0: return p + d->bn[j];
+    case 1: return p + d->bm[i];
+    case 2: return r;
+    case 3: return gelu_ref(p + d->bn[j]);
+    case 4: return 1.0 / (1.0 + exp(-(p + d->bm[i]) / 2.0));
+    case 5: return 0.5 * r * d->mask[i * FN + j];
+    case 6: return p + d->bn[j]; /* stored transposed */
+    case 7: return 2.0 * p - d->bm[i] + 1.5;
+    default: return p + d->bn[j]; /* batched */
+    }
+}
+
+static const char *const fused_eqs[] = {
+    "C[i,j] = X[i,k] W[k,j] + Bn[j]",             /* bias along N */
+    "C[i,j] = X[i,k] W[k,j] + Bm[i]",             /* bias along M */
+    "C[i,j] = relu(X[i,k] W[k,j] + Bn[j])",       /* bias, activation */
+    "C[i,j] = gelu(X[i,k] W[k,j] + Bn[j])",       /* the bias fuses, gelu not */
+    "C[i,j] = sig(X[i,k] W[k,j] + Bm[i], 2.0)",
+    "C[i,j] = 0.5 relu(X[i,k] W[k,j] + Bn[j]) M[i,j]", /* scale and mask */
+    "C[j,i] = X[i,k] W[k,j] + Bn[j]",             /* transposed output */
+    "C[i,j] = 2.0 X[i,k] W[k,j] - Bm[i] + 1.5",   /* scale, constant */
+    "C[b,i,j] = X[b,i,k] W[k,j] + Bn[j]",         /* batch axis */
+};
+
+/* Each case fuses its elementwise tail into the kernel and matches the reference
+ * (every third case with 3 threads). */
+START_TEST(fused_epilogues)
+{
+    int v = _i, threads = v % 3 == 2 ? 3 : 1, batched = v == 8;
+    FuseData d;
+    fuse_data_init(&d, batched);
+    char text[512];
+    snprintf(text, sizeof text,
+             "X[%s] = \"x.npy\"\nW[k,j] = \"w.npy\"\nBn[j] = \"bn.npy\"\nBm[i] = \"bm.npy\"\n"
+             "M[i,j] = \"m.npy\"\n%s\nexport C\n", batched ? "b,i,k" : "i,k", fused_eqs[v]);
+    int fused = 0;
+    const char *name = "C";
+    float *got = NULL;
+    run_named(text, d.in, 5, threads, &name, &got, 1, &fused);
+    ck_assert_msg(fused == 1, "%s: %d fused kernels", fused_eqs[v], fused);
+    for (int b = 0; b < (batched ? FB : 1); b++)
+        for (int i = 0; i < FM; i++)
+            for (int j = 0; j < FN; j++) {
+                double want = fused_want(&d, v, b, i, j);
+                double tol = 1e-5 * (2.0 + 2.0 * d.mag[(b * FM + i) * FN + j] + fabs(want));
+                float g = got[v == 6 ? j * FM + i : (b * FM + i) * FN + j];
+                ck_assert_msg(fabs(g - want) <= tol, "%s (%d threads): %d,%d,%d: %.9g vs %.9g",
+                              fused_eqs[v], threads, b, i, j, (double)g, want);
+            }
+    free(got);
+    fuse_data_free(&d);
+}
+END_TEST
+
+/* Cases that must not fuse (or fuse only partly) stay correct: the product read
+ * by a later group, exported, or consumed by a row-wise softmax. */
+START_TEST(unfused_consumers)
+{
+    FuseData d;
+    fuse_data_init(&d, 0);
+    const char *text =
+        "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nBn[j] = \"bn.npy\"\nBm[i] = \"bm.npy\"\n"
+        "M[i,j] = \"m.npy\"\n"
+        "H[i,j] = X[i,k] W[k,j]\n"                  /* alone in its group: no epilogue */
+        "G[i,j] = relu(H[i,j]) + H[i+1,j] Bm[i]\n"   /* reads H at other cells */
+        "S[i,j] = softmax(X[i,k] W[k,j.]) + Bn[j]\n" /* softmax is not elementwise */
+        "export H\nexport G\nexport S\n";
+    int fused = -1;
+    const char *want[3] = {"H", "G", "S"};
+    float *vals[3];
+    run_named(text, d.in, 5, 2, want, vals, 3, &fused);
+    ck_assert_int_eq(fused, 0);
+    float *h = vals[0], *g = vals[1], *s = vals[2];
+    for (int i = 0; i < FM; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < FN; j++)
+            mx = fmax(mx, d.p[i * FN + j]);
+        for (int j = 0; j < FN; j++)
+            sum += exp(d.p[i * FN + j] - mx);
+        for (int j = 0; j < FN; j++) {
+            double p = d.p[i * FN + j], tol = 1e-5 * (1.0 + d.mag[i * FN + j]);
+            ck_assert_msg(fabs(h[i * FN + j] - p) <= tol, "H %d,%d", i, j);
+            double other = i + 1 < FM ? d.p[(i + 1) * FN + j] : 0.0;
+            double gw = (p > 0 ? p : 0) + other * d.bm[i];
+            ck_assert_msg(fabs(g[i * FN + j] - gw) <= 1e-4 * (2.0 + d.mag[i * FN + j]),
+                          "G %d,%d: %.9g vs %.9g", i, j, (double)g[i * FN + j], gw);
+            double sw = exp(p - mx) / sum + d.bn[j];
+            ck_assert_msg(fabs(s[i * FN + j] - sw) <= 1e-4, "S %d,%d: %.9g vs %.9g", i, j,
+                          (double)s[i * FN + j], sw);
+        }
+    }
+    free(h), free(g), free(s);
+    fuse_data_free(&d);
+}
+END_TEST
+
+/* An intermediate of the same group that is exported: the bias fuses into its
+ * kernel, the next equation still reads the whole, finished Z. */
+START_TEST(fused_intermediate_exported)
+{
+    FuseData d;
+    fuse_data_init(&d, 0);
+    const char *text =
+        "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nBn[j] = \"bn.npy\"\n"
+        "Z[i,j] = X[i,k] W[k,j] + Bn[j]\nC[i,j] = relu(Z[i,j]) + Z[i+1,j]\n"
+        "export Z\nexport C\n";
+    int fused = 0;
+    const char *want[2] = {"Z", "C"};
+    float *vals[2];
+    run_named(text, d.in, 3, 2, want, vals, 2, &fused);
+    ck_assert_int_eq(fused, 1);
+    float *z = vals[0], *c = vals[1];
+    for (int i = 0; i < FM; i++)
+        for (int j = 0; j < FN; j++) {
+            double zw = d.p[i * FN + j] + d.bn[j];
+            double next = i + 1 < FM ? d.p[(i + 1) * FN + j] + d.bn[j] : 0.0;
+            double cw = (zw > 0 ? zw : 0) + next;
+            ck_assert_msg(fabs(z[i * FN + j] - zw) <= 1e-5 * (2.0 + d.mag[i * FN + j]), "Z %d,%d", i, j);
+            ck_assert_msg(fabs(c[i * FN + j] - cw) <= 1e-4 * (2.0 + d.mag[i * FN + j]),
+                          "C %d,%d: %.9g vs %.9g", i, j, (double)c[i * FN + j], cw);
+        }
+    free(z), free(c);
+    fuse_data_free(&d);
+}
+END_TEST
+
 /* ---- fuse-bench (tools/fuse-bench.c), next to fuse-jit in the build tree ---- */
 
 static char *bench_command(const char *args)
@@ -617,6 +856,9 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, bench_suite_json);
     tcase_add_test(tc, bench_bad_usage);
     tcase_add_test(tc, self_join);
+    tcase_add_loop_test(tc, fused_epilogues, 0, 9);
+    tcase_add_test(tc, unfused_consumers);
+    tcase_add_test(tc, fused_intermediate_exported);
     suite_add_tcase(s, tc);
     return s;
 }
