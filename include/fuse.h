@@ -130,6 +130,8 @@ typedef enum fuse_projection {
     FUSE_PROJECTION_COUNT
 } fuse_projection;
 
+/* Only FUSE_PRECISION_FP32 is implemented: fuse_runner_new refuses the others with
+ * FUSE_E_UNSUPPORTED. */
 typedef enum fuse_precision {
     FUSE_PRECISION_FP32 = 0,
     FUSE_PRECISION_FP64 = 1,

@@ -297,6 +297,16 @@ static const char *config_problem(const fuse_config *c)
     return NULL;
 }
 
+/* Valid settings this build cannot honour yet: refused rather than ignored. */
+static const char *config_unsupported(const fuse_config *c)
+{
+    if (c->device == FUSE_DEVICE_CUDA)
+        return "device cuda is not available: this build has no GPU path (use auto or cpu)";
+    if (c->precision != FUSE_PRECISION_FP32)
+        return "precision fp64, bf16 and fp16 are not supported yet: only fp32";
+    return NULL;
+}
+
 fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
                             const fuse_input *inputs, size_t n_inputs, fuse_runner **out)
 {
@@ -310,6 +320,9 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     const char *bad = config_problem(cfg);
     if (bad)
         return fail(prog->ctx, FUSE_E_ARG, bad);
+    bad = config_unsupported(cfg);
+    if (bad)
+        return fail(prog->ctx, FUSE_E_UNSUPPORTED, bad);
     fuse_runner *run = calloc(1, sizeof *run);
     if (!run)
         return fail(prog->ctx, FUSE_E_NOMEM, "out of memory");

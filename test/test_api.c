@@ -197,6 +197,19 @@ START_TEST(bad_config)
     cfg.n_temperatures = 2;
     ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_ARG);
     ck_assert_ptr_null(run);
+    /* valid but not available here: refused, never silently ignored */
+    fuse_config_init(&cfg);
+    cfg.device = FUSE_DEVICE_CUDA;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "cuda is not available"));
+    fuse_config_init(&cfg);
+    cfg.precision = FUSE_PRECISION_BF16;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "only fp32"));
+    fuse_config_init(&cfg);
+    cfg.device = FUSE_DEVICE_CPU;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_OK);
+    fuse_runner_free(run);
     fixture_close(&f);
 }
 END_TEST
