@@ -51,17 +51,12 @@ LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValu
     return intrinsic(e, name, args, 2);
 }
 
-/* A call to a float function of the C library (resolved from the process). */
-static LLVMValueRef libm1(Emit *e, const char *name, LLVMValueRef x)
+LLVMValueRef emit_entry_alloca(Emit *e, const char *name)
 {
-    LLVMTypeRef fty = LLVMFunctionType(e->t_f32, &e->t_f32, 1, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
-    if (!fn)
-        fn = LLVMAddFunction(e->mod, name, fty);
-    return LLVMBuildCall2(e->bld, fty, fn, &x, 1, "v.libm");
+    return emit_entry_alloca_type(e, e->t_f32, name);
 }
 
-LLVMValueRef emit_entry_alloca(Emit *e, const char *name)
+LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name)
 {
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(e->bld);
     LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
@@ -70,7 +65,7 @@ LLVMValueRef emit_entry_alloca(Emit *e, const char *name)
         LLVMPositionBuilderBefore(e->bld, first);
     else
         LLVMPositionBuilderAtEnd(e->bld, entry);
-    LLVMValueRef v = LLVMBuildAlloca(e->bld, e->t_f32, name);
+    LLVMValueRef v = LLVMBuildAlloca(e->bld, ty, name);
     LLVMPositionBuilderAtEnd(e->bld, cur);
     return v;
 }
@@ -363,7 +358,7 @@ static LLVMValueRef map_gelu(Emit *e, LLVMValueRef x)
     LLVMValueRef x3 = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, x, "v.x2"), x, "v.x3");
     LLVMValueRef in = LLVMBuildFAdd(e->bld, x, LLVMBuildFMul(e->bld, x3, emit_f32(e, 0.044715), "v.c"), "v.in");
     in = LLVMBuildFMul(e->bld, in, emit_f32(e, sqrt(2.0 / M_PI)), "v.in2");
-    LLVMValueRef th = libm1(e, "tanhf", in);
+    LLVMValueRef th = emit_fast_tanh(e, in); /* issue 4: vectorises */
     LLVMValueRef one = LLVMBuildFAdd(e->bld, emit_f32(e, 1.0), th, "v.1t");
     return LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, emit_f32(e, 0.5), "v.hx"), one, "v.gelu");
 }
@@ -378,7 +373,7 @@ static LLVMValueRef map_value(Emit *e, LLVMValueRef x)
     case FN_GELU: return map_gelu(e, x);
     case FN_EXP: return emit_intrinsic1(e, "llvm.exp", x);
     case FN_LOG: return emit_intrinsic1(e, "llvm.log", x);
-    case FN_TANH: return libm1(e, "tanhf", x);
+    case FN_TANH: return emit_fast_tanh(e, x);
     case FN_SQRT: return emit_intrinsic1(e, "llvm.sqrt", x);
     case FN_ABS: return emit_intrinsic1(e, "llvm.fabs", x);
     case FN_SIN: return emit_intrinsic1(e, "llvm.sin", x);

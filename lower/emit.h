@@ -60,6 +60,8 @@ LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValu
 void emit_fast(LLVMValueRef inst);
 /* A float slot in the entry block (so loops may reuse it without stack growth). */
 LLVMValueRef emit_entry_alloca(Emit *e, const char *name);
+/* The same for a slot of type `ty`. */
+LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name);
 /* Opens the loop over op axis `axis` (no loop for size 1); its counter is
  * e->v_counter[axis] until emit_loop_end. */
 Loop emit_loop_begin(Emit *e, int axis);

@@ -57,41 +57,102 @@ static void add_to(Emit *e, LLVMValueRef slot, LLVMValueRef v)
 
 /* ---- layer norm ---- */
 
-/* One pass along `axis`; 0: sum, 1: squared deviations, 2: normalise. */
-static void lnorm_pass(Emit *e, int axis, int pass, LLVMValueRef slot, LLVMValueRef mean,
-                       LLVMValueRef inv)
+/*
+ * Two passes per row (issue 4). Pass 1 sums d = x - x0 and d^2, shifted by the
+ * row's first element x0 so a row with a large common offset keeps the variance
+ * (E[d^2] - E[d]^2 cancels little when d is small), in double accumulators
+ * (reassociable, so the loop vectorises). Pass 2 writes (x - x0 - E[d]) / sqrt(var + eps).
+ */
+
+typedef struct LnormRow {
+    LLVMValueRef x0;       /* f32: the row's first element */
+    LLVMValueRef sum, sq;  /* f64 slots: sum of d, of d^2 */
+} LnormRow;
+
+/* x at position 0 along `axis` instead of the current counter. */
+static LLVMValueRef load_first(Emit *e, int axis)
+{
+    LLVMValueRef saved = e->v_counter[axis];
+    e->v_counter[axis] = emit_i64(e, 0);
+    LLVMValueRef v = emit_load_operand(e, 0);
+    e->v_counter[axis] = saved;
+    return v;
+}
+
+/* *slot += v for a double slot, reassociable. */
+static void add_to_f64(Emit *e, LLVMValueRef slot, LLVMValueRef v)
+{
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, f64, slot, "v.s"), v, "v.s2");
+    emit_fast(sum);
+    LLVMBuildStore(e->bld, sum, slot);
+}
+
+static void lnorm_sums(Emit *e, int axis, const LnormRow *row)
+{
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
+    Loop l = emit_loop_begin(e, axis);
+    LLVMValueRef x = LLVMBuildFPExt(e->bld, emit_load_operand(e, 0), f64, "v.xd");
+    LLVMValueRef d = LLVMBuildFSub(e->bld, x, LLVMBuildFPExt(e->bld, row->x0, f64, "v.x0d"), "v.d");
+    add_to_f64(e, row->sum, d);
+    add_to_f64(e, row->sq, LLVMBuildFMul(e->bld, d, d, "v.d2"));
+    emit_loop_end(e, &l);
+}
+
+/* (x - x0 - mean_d) inv: x - x0 is exact for nearby values, so a large offset
+ * loses nothing (x - mean in float would round the mean to the offset's ulp). */
+static void lnorm_write(Emit *e, int axis, LLVMValueRef x0, LLVMValueRef md, LLVMValueRef inv)
 {
     Loop l = emit_loop_begin(e, axis);
-    LLVMValueRef x = emit_load_operand(e, 0);
-    if (pass == 0) {
-        add_to(e, slot, x);
-    } else {
-        LLVMValueRef d = LLVMBuildFSub(e->bld, x, mean, "v.dev");
-        if (pass == 1)
-            add_to(e, slot, LLVMBuildFMul(e->bld, d, d, "v.dev2"));
-        else
-            LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
-    }
+    LLVMValueRef d = LLVMBuildFSub(e->bld, emit_load_operand(e, 0), x0, "v.dx");
+    d = LLVMBuildFSub(e->bld, d, md, "v.dev");
+    LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
     emit_loop_end(e, &l);
+}
+
+static LLVMValueRef sqrt_f64(Emit *e, LLVMValueRef x)
+{
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
+    unsigned id = LLVMLookupIntrinsicID("llvm.sqrt", 9);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, &f64, 1);
+    return LLVMBuildCall2(e->bld, LLVMIntrinsicGetType(e->ctx, id, &f64, 1), fn, &x, 1, "v.sd");
+}
+
+/* mean - x0 and 1 / sqrt(var + eps) (as floats) from the row's sums. */
+static void lnorm_stats(Emit *e, const LnormRow *row, LLVMValueRef *mean, LLVMValueRef *inv)
+{
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
+    int axis = e->op->out_axis[e->op->axis];
+    LLVMValueRef recip_n = LLVMConstReal(f64, 1.0 / (double)e->op->axes[axis].size);
+    LLVMValueRef zero = LLVMConstReal(f64, 0.0);
+    LLVMValueRef md = LLVMBuildFMul(e->bld, LLVMBuildLoad2(e->bld, f64, row->sum, "v.sum"),
+                                    recip_n, "v.md");
+    LLVMValueRef m2 = LLVMBuildFMul(e->bld, LLVMBuildLoad2(e->bld, f64, row->sq, "v.sq"),
+                                    recip_n, "v.m2");
+    LLVMValueRef var = LLVMBuildFSub(e->bld, m2, LLVMBuildFMul(e->bld, md, md, "v.md2"), "v.var");
+    LLVMValueRef neg = LLVMBuildFCmp(e->bld, LLVMRealOLT, var, zero, "v.neg");
+    var = LLVMBuildSelect(e->bld, neg, zero, var, "v.var0");
+    var = LLVMBuildFAdd(e->bld, var, LLVMConstReal(f64, e->op->param[0]), "v.vareps");
+    LLVMValueRef invd = LLVMBuildFDiv(e->bld, LLVMConstReal(f64, 1.0), sqrt_f64(e, var), "v.inv");
+    *mean = LLVMBuildFPTrunc(e->bld, md, e->t_f32, "v.mdf");
+    *inv = LLVMBuildFPTrunc(e->bld, invd, e->t_f32, "v.invf");
 }
 
 void emit_lnorm(Emit *e)
 {
     int axis = e->op->out_axis[e->op->axis];
-    LLVMValueRef v_recip_n = emit_f32(e, 1.0 / (double)e->op->axes[axis].size);
-    LLVMValueRef sum = emit_entry_alloca(e, "v.sump"), sq = emit_entry_alloca(e, "v.sqp");
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
+    LnormRow row = {.sum = emit_entry_alloca_type(e, f64, "v.sump"),
+                    .sq = emit_entry_alloca_type(e, f64, "v.sqp")};
     Rows r;
     rows_begin(e, axis, &r);
-    LLVMBuildStore(e->bld, emit_f32(e, 0.0), sum);
-    LLVMBuildStore(e->bld, emit_f32(e, 0.0), sq);
-    lnorm_pass(e, axis, 0, sum, NULL, NULL);
-    LLVMValueRef mean = LLVMBuildFMul(e->bld, load_slot(e, sum, "v.sum"), v_recip_n, "v.mean");
-    lnorm_pass(e, axis, 1, sq, mean, NULL);
-    LLVMValueRef var = LLVMBuildFMul(e->bld, load_slot(e, sq, "v.sq"), v_recip_n, "v.var");
-    var = LLVMBuildFAdd(e->bld, var, emit_f32(e, e->op->param[0]), "v.vareps");
-    LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0),
-                                     emit_intrinsic1(e, "llvm.sqrt", var), "v.inv");
-    lnorm_pass(e, axis, 2, NULL, mean, inv);
+    LLVMBuildStore(e->bld, LLVMConstReal(f64, 0.0), row.sum);
+    LLVMBuildStore(e->bld, LLVMConstReal(f64, 0.0), row.sq);
+    row.x0 = load_first(e, axis);
+    lnorm_sums(e, axis, &row);
+    LLVMValueRef mean, inv;
+    lnorm_stats(e, &row, &mean, &inv);
+    lnorm_write(e, axis, row.x0, mean, inv);
     rows_end(e, &r);
 }
 

@@ -1,5 +1,5 @@
 /*
- * fastmath.c: exp as straight-line LLVM IR, so the loops of softmax (and other
+ * fastmath.c: exp and tanh as straight-line LLVM IR, so the loops of softmax (and other
  * row kernels) vectorise instead of calling expf once per element (LLVM lowers
  * llvm.exp on vectors to scalar libm calls without a vector library).
  *
@@ -58,4 +58,24 @@ LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x)
     v = LLVMBuildSelect(e->bld, over, emit_f32(e, INFINITY), v, "v.einf");
     LLVMValueRef is_nan = LLVMBuildFCmp(e->bld, LLVMRealUNO, x, x, "v.nan");
     return LLVMBuildSelect(e->bld, is_nan, x, v, "v.exp");
+}
+
+/*
+ * tanh(x) = sign(x) (1 - 2 / (e^(2|x|) + 1)) through the inline exp; below
+ * |x| = 0.05, where that form loses relative precision (1 - something near 1),
+ * the series |x| - |x|^3/3 + 2|x|^5/15 (next term under 1e-9 relative). Large
+ * |x| gives e^(2|x|) = inf and so 1; a NaN propagates.
+ */
+LLVMValueRef emit_fast_tanh(Emit *e, LLVMValueRef x)
+{
+    LLVMValueRef a = emit_intrinsic1(e, "llvm.fabs", x), one = emit_f32(e, 1.0);
+    LLVMValueRef t = emit_fast_exp(e, em_add(e, a, a));
+    LLVMValueRef q = LLVMBuildFDiv(e->bld, emit_f32(e, 2.0), em_add(e, t, one), "v.tq");
+    LLVMValueRef big = LLVMBuildFSub(e->bld, one, q, "v.tbig");
+    LLVMValueRef a2 = em_mul(e, a, a);
+    LLVMValueRef p = em_add(e, em_mul(e, a2, emit_f32(e, 2.0 / 15.0)), emit_f32(e, -1.0 / 3.0));
+    LLVMValueRef small = em_add(e, a, em_mul(e, em_mul(e, p, a2), a));
+    LLVMValueRef is_small = LLVMBuildFCmp(e->bld, LLVMRealOLT, a, emit_f32(e, 0.05), "v.tsmall");
+    LLVMValueRef r = LLVMBuildSelect(e->bld, is_small, small, big, "v.tabs");
+    return emit_intrinsic2(e, "llvm.copysign", r, x);
 }

@@ -11,4 +11,8 @@
  * +inf above 88.72, NaN for NaN. */
 LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x);
 
+/* tanh(x) for a float x: within 1e-5 relative of tanh (series below |x| = 0.05),
+ * +-1 for large |x|, NaN for NaN. */
+LLVMValueRef emit_fast_tanh(Emit *e, LLVMValueRef x);
+
 #endif /* FUSE_LOWER_FASTMATH_H */

@@ -43,7 +43,8 @@ static bool loops_are_cells(const IrProgram *p, const Op *c_op, const Op *x)
     return true;
 }
 
-/* Functions whose scalar code calls the C library (tanhf, expf...). Measured:
+/* Functions whose scalar code calls the C library (expf...), and tanh and gelu
+ * (inline since, lower/fastmath.c; not re-measured fused). Measured with tanhf:
  * interleaved with the micro-kernel tile by tile, those calls ran about 18%
  * slower than in their own pass (gelu after a 512^3 product: 10.3 against
  * 9.2 ms), more than the saved pass over memory, so an epilogue stops before

@@ -425,6 +425,110 @@ START_TEST(softmax_fast_exp)
 }
 END_TEST
 
+/* Layer norm in two passes (lower/emit_rows.c: shifted sums in double): rows
+ * around 1e3 with a small spread (cancellation in the variance), rows with an
+ * outlier first element, constant rows (variance 0: eps only), along the last
+ * axis and along the first (strided rows), against a two-pass double reference. */
+static void lnorm_ref(const float *x, int rows, int n, int along_rows, double eps, double *out)
+{
+    for (int r = 0; r < rows; r++) {
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < n; i++)
+            mean += along_rows ? x[i * rows + r] : x[r * n + i];
+        mean /= n;
+        for (int i = 0; i < n; i++) {
+            double d = (along_rows ? x[i * rows + r] : x[r * n + i]) - mean;
+            var += d * d;
+        }
+        var /= n;
+        for (int i = 0; i < n; i++) {
+            int at = along_rows ? i * rows + r : r * n + i;
+            out[at] = (x[at] - mean) / sqrt(var + eps);
+        }
+    }
+}
+
+START_TEST(lnorm_two_pass)
+{
+    enum { ROWS = 5, N = 513 };
+    float *x = malloc(sizeof(float) * ROWS * N);
+    double *want = malloc(sizeof(double) * ROWS * N);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(want);
+    unsigned seed = 7;
+    for (int r = 0; r < ROWS; r++)
+        for (int i = 0; i < N; i++) {
+            double u = (double)rand_r(&seed) / RAND_MAX - 0.5;
+            double v = r == 0 ? 1e3 + u : r == 1 ? -3e3 + 0.01 * u : r == 2 ? u : r == 3 ? 2.5 : u;
+            x[r * N + i] = (float)(r == 4 && i == 0 ? 1e3 : v);
+        }
+    fuse_input in;
+    memset(&in, 0, sizeof in);
+    in.name = "X";
+    in.tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, N}, x};
+    for (int along_rows = 0; along_rows < 2; along_rows++) {
+        if (along_rows)
+            in.tensor = (fuse_tensor){FUSE_F32, 2, {N, ROWS}, x};
+        int is_contract = 0;
+        const char *text = along_rows ? "X[i,r] = \"x.npy\"\nC[i,r] = lnorm(X[i,r], axis=i)\nexport C\n"
+                                      : "X[r,i] = \"x.npy\"\nC[r,i] = lnorm(X[r,i])\nexport C\n";
+        float *got = run_program(text, &in, 1, 1, &is_contract);
+        lnorm_ref(x, ROWS, N, along_rows, 1e-5, want);
+        for (int k = 0; k < ROWS * N; k++)
+            ck_assert_msg(fabs(got[k] - want[k]) <= 1e-5 * (1.0 + fabs(want[k])),
+                          "layout %d cell %d: got %.9g, want %.9g", along_rows, k, (double)got[k],
+                          want[k]);
+        free(got);
+    }
+    free(want);
+    free(x);
+}
+END_TEST
+
+/* tanh and gelu use the inline tanh (lower/fastmath.c): values from 1e-30 to
+ * 1e4 in both signs, 0, -0 and a NaN, against libm's tanh in double (relative
+ * 1e-5 or absolute 1e-6). */
+static double gelu_tanh_ref(double x);
+
+START_TEST(inline_tanh)
+{
+    enum { N = 4003 };
+    float *x = malloc(sizeof(float) * N);
+    ck_assert_ptr_nonnull(x);
+    for (int i = 0; i < N - 3; i++) {
+        double mag = pow(10.0, -30.0 + 34.0 * (double)(i / 2) / (double)((N - 3) / 2));
+        x[i] = (float)(i % 2 ? -mag : mag);
+    }
+    x[N - 3] = 0.0f;
+    x[N - 2] = -0.0f;
+    x[N - 1] = NAN;
+    fuse_input in;
+    memset(&in, 0, sizeof in);
+    in.name = "X";
+    in.tensor = (fuse_tensor){FUSE_F32, 1, {N}, x};
+    for (int v = 0; v < 2; v++) {
+        int is_contract = 0;
+        float *got = run_program(v ? "X[i] = \"x.npy\"\nC[i] = gelu(X[i])\nexport C\n"
+                                   : "X[i] = \"x.npy\"\nC[i] = tanh(X[i])\nexport C\n",
+                                 &in, 1, 1, &is_contract);
+        for (int i = 0; i < N - 1; i++) {
+            double want = v ? gelu_tanh_ref(x[i]) : tanh(x[i]);
+            ck_assert_msg(fabs(got[i] - want) <= fmax(1e-5 * fabs(want), 1e-6) ||
+                              (v && fabs(got[i] - want) <= 1e-5 * fabs(x[i])),
+                          "%s(%.9g): got %.9g, want %.9g", v ? "gelu" : "tanh", (double)x[i],
+                          (double)got[i], want);
+        }
+        if (!v) {
+            ck_assert(!signbit(got[N - 3]) && signbit(got[N - 2]));
+            ck_assert(fabs(got[N / 2]) > 0.0 && got[0] == x[0]); /* tiny x: tanh x = x */
+        }
+        ck_assert(isnan(got[N - 1]));
+        free(got);
+    }
+    free(x);
+}
+END_TEST
+
 /* Terms of 3 and 4 factors are split into pairwise joins (ir/chain.c), each a
  * contraction kernel; a shifted factor keeps the whole join. Reference: plain
  * loops in double. C[i,l] = 0.5 A[i,j] B[j,k] X[k,l]; C[i] = A B X V[l] (a
@@ -636,6 +740,11 @@ static void fuse_data_init(FuseData *d, int batched)
 static void fuse_data_free(FuseData *d)
 {
     free(d->x), free(d->w), free(d->bn), free(d->bm), free(d->mask), free(d->p), free(d->mag);
+}
+
+static double gelu_tanh_ref(double x)
+{
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
 }
 
 static double gelu_ref(double x)
@@ -851,6 +960,8 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, several_contributions, 0, 3);
     tcase_add_test(tc, threads_same_result);
     tcase_add_test(tc, softmax_fast_exp);
+    tcase_add_test(tc, lnorm_two_pass);
+    tcase_add_test(tc, inline_tanh);
     tcase_add_test(tc, call_results_written_in_place);
     tcase_add_test(tc, many_factor_chains);
     tcase_add_test(tc, bench_suite_json);
