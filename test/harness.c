@@ -93,6 +93,14 @@ char *slurp(const char *path)
     return s;
 }
 
+void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 void write_text(const char *name, const char *text)
 {
     FILE *f = fopen(spath(name), "w");

@@ -6,6 +6,7 @@
 #define FUSE_TEST_HARNESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fuse.h"
@@ -24,6 +25,8 @@ void root_teardown(void);
 void scratch_setup(void);
 const char *spath(const char *name);
 char *slurp(const char *path);
+/* Writes n bytes to a full path (write_text takes a name in the scratch directory). */
+void write_file(const char *path, const void *data, size_t n);
 void write_text(const char *name, const char *text);
 bool file_exists(const char *name);
 void write_npy(const char *name, int rank, const int64_t *shape, const float *data);

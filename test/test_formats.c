@@ -7,6 +7,7 @@
  */
 #define _XOPEN_SOURCE 700
 
+#include "harness.h"
 #include "runtime.h"
 
 #include <check.h>
@@ -21,24 +22,6 @@
 
 /* ---- scratch directory and file helpers ---- */
 
-static char scratch[64];
-
-static void scratch_setup(void)
-{
-    strcpy(scratch, "/tmp/fuse-formats-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(scratch));
-}
-
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void scratch_teardown(void)
-{
-    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* A path inside the scratch directory; eight rotating buffers. */
 static const char *P(const char *name)
@@ -50,21 +33,13 @@ static const char *P(const char *name)
     return b;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n)
+static void write_text_at(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    write_bytes(path, text, strlen(text));
+    write_file(path, text, strlen(text));
 }
 
 /* The whole file, NUL-terminated (malloc'd); NULL if it cannot be read. */
-static char *slurp(const char *path, size_t *n)
+static char *slurp_n(const char *path, size_t *n)
 {
     void *data;
     size_t len;
@@ -77,13 +52,13 @@ static char *slurp(const char *path, size_t *n)
 
 static void assert_file_text(const char *path, const char *want)
 {
-    char *got = slurp(path, NULL);
+    char *got = slurp_n(path, NULL);
     ck_assert_ptr_nonnull(got);
     ck_assert_str_eq(got, want);
     free(got);
 }
 
-static bool file_exists(const char *path)
+static bool path_exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
@@ -122,7 +97,7 @@ typedef fuse_status (*ReadFn)(const char *path, fuse_tensor *out, char **err);
 static void assert_bad_file(ReadFn read, const char *name, const BadCase *c)
 {
     const char *path = P(name);
-    write_bytes(path, c->content, c->len ? c->len : strlen(c->content));
+    write_file(path, c->content, c->len ? c->len : strlen(c->content));
     fuse_tensor t;
     char *err = NULL;
     ck_assert_int_eq(read(path, &t, &err), FUSE_E_IO);
@@ -137,7 +112,7 @@ static void assert_bad_file(ReadFn read, const char *name, const BadCase *c)
 
 START_TEST(test_facts_read_tsv)
 {
-    write_text(P("edge.tsv"), "0\t1\n1\t2\n2\t2\n");
+    write_text_at(P("edge.tsv"), "0\t1\n1\t2\n2\t2\n");
     fuse_tensor t;
     char *err = NULL;
     ck_assert_int_eq(rt_facts_read(P("edge.tsv"), &t, &err), FUSE_OK);
@@ -152,7 +127,7 @@ START_TEST(test_facts_read_forgiving_csv)
 {
     /* comments, CRLF, blank lines, blanks around fields, '+', separator runs, no
      * final newline, a duplicate fact */
-    write_text(P("f.csv"), "# parent, child\r\n\r\n 0 , 1 \r\n+1,\t2\r\n   \n2,,0\n1\t2");
+    write_text_at(P("f.csv"), "# parent, child\r\n\r\n 0 , 1 \r\n+1,\t2\r\n   \n2,,0\n1\t2");
     fuse_tensor t;
     ck_assert_int_eq(rt_facts_read(P("f.csv"), &t, NULL), FUSE_OK);
     const int64_t shape[] = {3, 3};
@@ -164,7 +139,7 @@ END_TEST
 
 START_TEST(test_facts_read_rank1_and_rank3)
 {
-    write_text(P("v.tsv"), "3\n0\n");
+    write_text_at(P("v.tsv"), "3\n0\n");
     fuse_tensor t;
     ck_assert_int_eq(rt_facts_read(P("v.tsv"), &t, NULL), FUSE_OK);
     const int64_t s1[] = {4};
@@ -172,7 +147,7 @@ START_TEST(test_facts_read_rank1_and_rank3)
     assert_tensor(&t, 1, s1, w1);
     free(t.data);
 
-    write_text(P("r3.tsv"), "1\t0\t2\n0\t1\t0\n");
+    write_text_at(P("r3.tsv"), "1\t0\t2\n0\t1\t0\n");
     ck_assert_int_eq(rt_facts_read(P("r3.tsv"), &t, NULL), FUSE_OK);
     const int64_t s3[] = {2, 2, 3};
     float w3[12] = {0};
@@ -185,7 +160,7 @@ END_TEST
 
 START_TEST(test_facts_read_empty)
 {
-    write_text(P("none.tsv"), "# no facts yet\n\n");
+    write_text_at(P("none.tsv"), "# no facts yet\n\n");
     fuse_tensor t;
     char *err = NULL;
     ck_assert_int_eq(rt_facts_read(P("none.tsv"), &t, &err), FUSE_E_IO);
@@ -198,7 +173,7 @@ START_TEST(test_facts_read_empty)
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 0);
     free(t.data);
-    write_text(P("zero.tsv"), "");
+    write_text_at(P("zero.tsv"), "");
     ck_assert_int_eq(rt_facts_read_rank(P("zero.tsv"), 1, &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 1);
     ck_assert_int_eq(t.shape[0], 0);
@@ -208,7 +183,7 @@ END_TEST
 
 START_TEST(test_facts_read_rank_mismatch)
 {
-    write_text(P("two.tsv"), "0\t1\n");
+    write_text_at(P("two.tsv"), "0\t1\n");
     fuse_tensor t;
     char *err = NULL;
     ck_assert_int_eq(rt_facts_read_rank(P("two.tsv"), 3, &t, &err), FUSE_E_IO);
@@ -345,7 +320,7 @@ START_TEST(test_facts_write_edge_cases)
     char *err = NULL;
     ck_assert_int_eq(rt_facts_write(P("scalar.tsv"), &sc, &err), FUSE_E_ARG);
     ck_assert_ptr_nonnull(strstr(err, P("scalar.tsv")));
-    ck_assert(!file_exists(P("scalar.tsv")));
+    ck_assert(!path_exists(P("scalar.tsv")));
     free(err);
 }
 END_TEST
@@ -387,8 +362,8 @@ static void assert_one_hot(const fuse_tensor *t, int64_t rows, int64_t vsize,
 
 START_TEST(test_bow_case03_sidecar_untouched)
 {
-    write_text(P("prompt.txt"), "Alice loves Bob Alice loves coding");
-    write_text(P("prompt.vocab.json"), case03_vocab);
+    write_text_at(P("prompt.txt"), "Alice loves Bob Alice loves coding");
+    write_text_at(P("prompt.vocab.json"), case03_vocab);
     struct stat before, after;
     ck_assert_int_eq(stat(P("prompt.vocab.json"), &before), 0);
     fuse_tensor t;
@@ -405,7 +380,7 @@ END_TEST
 
 START_TEST(test_bow_sidecar_created)
 {
-    write_text(P("doc.txt"), "b a b\n");
+    write_text_at(P("doc.txt"), "b a b\n");
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0};
@@ -427,8 +402,8 @@ END_TEST
 
 START_TEST(test_bow_sidecar_extended)
 {
-    write_text(P("e.md"), "y z x\tw\n\nz");
-    write_text(P("e.vocab.json"), "{\"version\":1,\"items\":[{\"token\":\"x\",\"index\":0},"
+    write_text_at(P("e.md"), "y z x\tw\n\nz");
+    write_text_at(P("e.vocab.json"), "{\"version\":1,\"items\":[{\"token\":\"x\",\"index\":0},"
                                   "{\"token\":\"y\",\"index\":1}]}");
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("e.md"), &t, NULL), FUSE_OK);
@@ -446,8 +421,8 @@ START_TEST(test_bow_other_sidecar_layouts)
 {
     /* a plain object with a gap: size is max index + 1; left as is when complete */
     const char *plain = "{\"a\": 3, \"b\": 0}";
-    write_text(P("p.txt"), "a b a");
-    write_text(P("p.vocab.json"), plain);
+    write_text_at(P("p.txt"), "a b a");
+    write_text_at(P("p.vocab.json"), plain);
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("p.txt"), &t, NULL), FUSE_OK);
     const int64_t pc[] = {3, 0, 3};
@@ -456,8 +431,8 @@ START_TEST(test_bow_other_sidecar_layouts)
     assert_file_text(P("p.vocab.json"), plain);
 
     /* a list: index = position; extended and rewritten in the items layout */
-    write_text(P("l.txt"), "q p r");
-    write_text(P("l.vocab.json"), "[\"p\", \"q\"]");
+    write_text_at(P("l.txt"), "q p r");
+    write_text_at(P("l.vocab.json"), "[\"p\", \"q\"]");
     ck_assert_int_eq(rt_bow_read(P("l.txt"), &t, NULL), FUSE_OK);
     const int64_t lc[] = {1, 0, 2};
     assert_one_hot(&t, 3, 3, lc);
@@ -467,8 +442,8 @@ START_TEST(test_bow_other_sidecar_layouts)
                      "{\"token\": \"q\", \"index\": 1}, {\"token\": \"r\", \"index\": 2}]}\n");
 
     /* {"version": 1} alone is an empty vocabulary, not a token "version" */
-    write_text(P("v.txt"), "version");
-    write_text(P("v.vocab.json"), "{\"version\": 1}");
+    write_text_at(P("v.txt"), "version");
+    write_text_at(P("v.vocab.json"), "{\"version\": 1}");
     ck_assert_int_eq(rt_bow_read(P("v.txt"), &t, NULL), FUSE_OK);
     const int64_t vc[] = {0};
     assert_one_hot(&t, 1, 1, vc);
@@ -488,26 +463,26 @@ START_TEST(test_bow_vocab_path)
         ck_assert_str_eq(p, cases[i][1]);
         free(p);
     }
-    write_text(P("a.b.txt"), "one");
+    write_text_at(P("a.b.txt"), "one");
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("a.b.txt"), &t, NULL), FUSE_OK);
     free(t.data);
-    ck_assert(file_exists(P("a.b.vocab.json")));
-    ck_assert(!file_exists(P("a.vocab.json")));
+    ck_assert(path_exists(P("a.b.vocab.json")));
+    ck_assert(!path_exists(P("a.vocab.json")));
 }
 END_TEST
 
 START_TEST(test_bow_unicode)
 {
     /* NBSP and ideographic space split; punctuation and case are kept; BOM skipped */
-    write_text(P("u.txt"), "\xEF\xBB\xBFh\xC3\xA9llo\xC2\xA0w\xC3\xB6rld\xE3\x80\x80"
+    write_text_at(P("u.txt"), "\xEF\xBB\xBFh\xC3\xA9llo\xC2\xA0w\xC3\xB6rld\xE3\x80\x80"
                            "h\xC3\xA9llo\tH\xC3\xA9llo, end.\r\n");
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("u.txt"), &t, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0, 2, 3};
     assert_one_hot(&t, 5, 4, cols);
     free(t.data);
-    char *side = slurp(P("u.vocab.json"), NULL);
+    char *side = slurp_n(P("u.vocab.json"), NULL);
     ck_assert_ptr_nonnull(side);
     ck_assert_ptr_nonnull(strstr(side, "\"token\": \"w\xC3\xB6rld\", \"index\": 1"));
     ck_assert_ptr_nonnull(strstr(side, "\"token\": \"H\xC3\xA9llo,\", \"index\": 2"));
@@ -518,7 +493,7 @@ END_TEST
 
 START_TEST(test_bow_empty_text)
 {
-    write_text(P("e.txt"), " \n\t ");
+    write_text_at(P("e.txt"), " \n\t ");
     fuse_tensor t;
     ck_assert_int_eq(rt_bow_read(P("e.txt"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
@@ -527,8 +502,8 @@ START_TEST(test_bow_empty_text)
     free(t.data);
     assert_file_text(P("e.vocab.json"), "{\"version\": 1, \"items\": []}\n");
 
-    write_text(P("f.txt"), "");
-    write_text(P("f.vocab.json"), case03_vocab);
+    write_text_at(P("f.txt"), "");
+    write_text_at(P("f.vocab.json"), case03_vocab);
     ck_assert_int_eq(rt_bow_read(P("f.txt"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 4);
@@ -542,7 +517,7 @@ START_TEST(test_bow_unwritable_sidecar_warns)
     char name[300];
     memset(name, 'n', 240);
     strcpy(name + 240, ".txt");
-    write_text(P(name), "new words");
+    write_text_at(P(name), "new words");
     fuse_tensor t;
     char *err = NULL, *warn = NULL;
     ck_assert_int_eq(rt_bow_read(P(name), &t, &err), FUSE_E_IO);
@@ -594,8 +569,8 @@ static const BadCase bad_sidecars[] = {
 START_TEST(test_bow_bad_sidecar)
 {
     const BadCase *c = &bad_sidecars[_i];
-    write_text(P("s.txt"), "a b");
-    write_bytes(P("s.vocab.json"), c->content, strlen(c->content));
+    write_text_at(P("s.txt"), "a b");
+    write_file(P("s.vocab.json"), c->content, strlen(c->content));
     fuse_tensor t;
     char *err = NULL;
     ck_assert_int_eq(rt_bow_read(P("s.txt"), &t, &err), FUSE_E_IO);
@@ -727,7 +702,7 @@ START_TEST(test_topk_empty_shapes_and_k0)
     err = NULL;
     ck_assert_int_eq(rt_topk_write(P("neg.jsonl"), &t, -1, &err), FUSE_E_ARG);
     ck_assert_ptr_nonnull(strstr(err, P("neg.jsonl")));
-    ck_assert(!file_exists(P("neg.jsonl")));
+    ck_assert(!path_exists(P("neg.jsonl")));
     free(err);
 }
 END_TEST
@@ -806,40 +781,40 @@ END_TEST
 START_TEST(test_json_read_good)
 {
     fuse_tensor t;
-    write_text(P("a.json"), "[[1, 2.5], [true, false]]");
+    write_text_at(P("a.json"), "[[1, 2.5], [true, false]]");
     ck_assert_int_eq(rt_json_read(P("a.json"), &t, NULL), FUSE_OK);
     const int64_t s22[] = {2, 2};
     const float w22[] = {1, 2.5f, 1, 0};
     assert_tensor(&t, 2, s22, w22);
     free(t.data);
 
-    write_text(P("s.json"), " 3.25\n");
+    write_text_at(P("s.json"), " 3.25\n");
     ck_assert_int_eq(rt_json_read(P("s.json"), &t, NULL), FUSE_OK);
     const float w0[] = {3.25f};
     assert_tensor(&t, 0, NULL, w0);
     free(t.data);
 
-    write_text(P("e.json"), "[]");
+    write_text_at(P("e.json"), "[]");
     ck_assert_int_eq(rt_json_read(P("e.json"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 1);
     ck_assert_int_eq(t.shape[0], 0);
     free(t.data);
 
-    write_text(P("e2.json"), "[[], []]");
+    write_text_at(P("e2.json"), "[[], []]");
     ck_assert_int_eq(rt_json_read(P("e2.json"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 2);
     ck_assert_int_eq(t.shape[1], 0);
     free(t.data);
 
-    write_text(P("d.json"), "[[[1], [-2e3]]]");
+    write_text_at(P("d.json"), "[[[1], [-2e3]]]");
     ck_assert_int_eq(rt_json_read(P("d.json"), &t, NULL), FUSE_OK);
     const int64_t s3[] = {1, 2, 1};
     const float w3[] = {1, -2000};
     assert_tensor(&t, 3, s3, w3);
     free(t.data);
 
-    write_text(P("n.json"), "[null, 1]");
+    write_text_at(P("n.json"), "[null, 1]");
     ck_assert_int_eq(rt_json_read(P("n.json"), &t, NULL), FUSE_OK);
     const int64_t s2[] = {2};
     const float wn[] = {NAN, 1};
@@ -887,7 +862,7 @@ END_TEST
 START_TEST(test_jsonl_read_good)
 {
     fuse_tensor t;
-    write_text(P("a.jsonl"), "{\"schema\": \"fuse.tensor\", \"version\": 1, \"shape\": [2, 3]}"
+    write_text_at(P("a.jsonl"), "{\"schema\": \"fuse.tensor\", \"version\": 1, \"shape\": [2, 3]}"
                              "\r\n{\"value\": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.5]]}\r\n\n\n");
     ck_assert_int_eq(rt_jsonl_read(P("a.jsonl"), &t, NULL), FUSE_OK);
     const int64_t shape[] = {2, 3};
@@ -895,13 +870,13 @@ START_TEST(test_jsonl_read_good)
     assert_tensor(&t, 2, shape, want);
     free(t.data);
 
-    write_text(P("s.jsonl"), "\n{\"schema\":\"fuse.tensor\",\"shape\":[]}\n{\"value\":true}");
+    write_text_at(P("s.jsonl"), "\n{\"schema\":\"fuse.tensor\",\"shape\":[]}\n{\"value\":true}");
     ck_assert_int_eq(rt_jsonl_read(P("s.jsonl"), &t, NULL), FUSE_OK);
     const float w0[] = {1};
     assert_tensor(&t, 0, NULL, w0);
     free(t.data);
 
-    write_text(P("z.jsonl"), "{\"schema\":\"fuse.tensor\",\"version\":1,\"shape\":[0,2]}\n"
+    write_text_at(P("z.jsonl"), "{\"schema\":\"fuse.tensor\",\"version\":1,\"shape\":[0,2]}\n"
                              "{\"value\":[]}\n");
     ck_assert_int_eq(rt_jsonl_read(P("z.jsonl"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
@@ -969,7 +944,7 @@ static void st_write(const char *path, const char *header, const void *data, siz
     memcpy(buf + 8, header, h);
     if (n)
         memcpy(buf + 8 + h, data, n);
-    write_bytes(path, buf, 8 + h + n);
+    write_file(path, buf, 8 + h + n);
     free(buf);
 }
 
@@ -1091,7 +1066,7 @@ static void st_write_raw(const char *path, uint64_t hlen, const char *rest, size
     for (int i = 0; i < 8; i++)
         buf[i] = (unsigned char)(hlen >> (8 * i));
     memcpy(buf + 8, rest, n);
-    write_bytes(path, buf, 8 + n);
+    write_file(path, buf, 8 + n);
 }
 
 START_TEST(test_safetensors_bad_lengths)
@@ -1099,7 +1074,7 @@ START_TEST(test_safetensors_bad_lengths)
     fuse_tensor t;
     char *err = NULL;
     const char *path = P("len.safetensors");
-    write_bytes(path, "\x05\0\0", 3);
+    write_file(path, "\x05\0\0", 3);
     ck_assert_int_eq(rt_safetensors_read(path, NULL, &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, path));
     ck_assert_ptr_nonnull(strstr(err, "too short"));
@@ -1204,7 +1179,8 @@ END_TEST
 static TCase *fixture_case(const char *name)
 {
     TCase *tc = tcase_create(name);
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, NULL);
     return tc;
 }
 

@@ -109,8 +109,10 @@ static void set_input(fuse_input *in, const char *name, const Spec *s, const cha
 
 /* Compiles `text` with inputs A and B; returns C's values (malloc'd) and whether
  * the kernel was a packed contraction. */
-static float *run_program(const char *text, fuse_input *in, size_t n_in, int threads,
-                          int *is_contract)
+/* Compiles and runs `text` on `threads` threads with no disk cache; vals[w] = a
+ * malloc'd copy of export want[w]. Returns the program's LLVM IR (fuse_free). */
+static char *run_collect(const char *text, fuse_input *in, size_t n_in, int threads,
+                         const char *const *want, float **vals, int n_want)
 {
     fuse_ctx *ctx = NULL;
     fuse_program *prog = NULL;
@@ -128,20 +130,32 @@ static float *run_program(const char *text, fuse_input *in, size_t n_in, int thr
     ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
     char *ir = NULL;
     ck_assert_int_eq(fuse_runner_emit(run, "llvm-raw", &ir), FUSE_OK);
-    *is_contract = strstr(ir, ".contract") != NULL;
-    fuse_free(ir);
-    const fuse_tensor *c = fuse_outputs_find(out, "C");
-    ck_assert_ptr_nonnull(c);
-    int64_t n = 1;
-    for (int k = 0; k < c->rank; k++)
-        n *= c->shape[k];
-    float *v = malloc((size_t)n * sizeof *v + 1);
-    ck_assert_ptr_nonnull(v);
-    memcpy(v, c->data, (size_t)n * sizeof *v);
+    for (int w = 0; w < n_want; w++) {
+        const fuse_tensor *c = fuse_outputs_find(out, want[w]);
+        ck_assert_ptr_nonnull(c);
+        int64_t n = 1;
+        for (int k = 0; k < c->rank; k++)
+            n *= c->shape[k];
+        vals[w] = malloc((size_t)n * sizeof *vals[w] + 1);
+        ck_assert_ptr_nonnull(vals[w]);
+        memcpy(vals[w], c->data, (size_t)n * sizeof *vals[w]);
+    }
     fuse_outputs_free(out);
     fuse_runner_free(run);
     fuse_program_free(prog);
     fuse_ctx_free(ctx);
+    return ir;
+}
+
+/* Runs `text` and returns export C; *is_contract: a contraction kernel was used. */
+static float *run_program(const char *text, fuse_input *in, size_t n_in, int threads,
+                          int *is_contract)
+{
+    static const char *const want[1] = {"C"};
+    float *v = NULL;
+    char *ir = run_collect(text, in, n_in, threads, want, &v, 1);
+    *is_contract = strstr(ir, ".contract") != NULL;
+    fuse_free(ir);
     return v;
 }
 
@@ -653,22 +667,7 @@ enum { FM = 67, FK = 53, FN = 71, FB = 3 };
 static void run_named(const char *text, fuse_input *in, size_t n_in, int threads,
                       const char *const *want, float **vals, int n_want, int *fused)
 {
-    fuse_ctx *ctx = NULL;
-    fuse_program *prog = NULL;
-    fuse_runner *run = NULL;
-    fuse_outputs *out = NULL;
-    fuse_config cfg;
-    fuse_config_init(&cfg);
-    cfg.threads = threads;
-    cfg.no_cache = 1;
-    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
-    ck_assert_msg(fuse_program_from_text(ctx, text, "fused.fuse", &prog) == FUSE_OK, "%s",
-                  fuse_ctx_error(ctx));
-    ck_assert_msg(fuse_runner_new(prog, &cfg, in, n_in, &run) == FUSE_OK, "%s",
-                  fuse_ctx_error(ctx));
-    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
-    char *ir = NULL;
-    ck_assert_int_eq(fuse_runner_emit(run, "llvm-raw", &ir), FUSE_OK);
+    char *ir = run_collect(text, in, n_in, threads, want, vals, n_want);
     *fused = 0;
     for (const char *l = ir; l; l = strchr(l + 1, '\n'))
         if (strncmp(l + (*l == '\n'), "define", 6) == 0) {
@@ -677,21 +676,8 @@ static void run_named(const char *text, fuse_input *in, size_t n_in, int threads
             *fused += f && (!end || f < end) && !(epi && (!end || epi < end));
         }
     fuse_free(ir);
-    for (int w = 0; w < n_want; w++) {
-        const fuse_tensor *c = fuse_outputs_find(out, want[w]);
-        ck_assert_ptr_nonnull(c);
-        int64_t n = 1;
-        for (int k = 0; k < c->rank; k++)
-            n *= c->shape[k];
-        vals[w] = malloc((size_t)n * sizeof *vals[w] + 1);
-        ck_assert_ptr_nonnull(vals[w]);
-        memcpy(vals[w], c->data, (size_t)n * sizeof *vals[w]);
-    }
-    fuse_outputs_free(out);
-    fuse_runner_free(run);
-    fuse_program_free(prog);
-    fuse_ctx_free(ctx);
 }
+
 
 /* The inputs of the fusion cases: X[b,i,k] (batch b only in the batched case,
  * else b = 0), W[k,j], Bn[j], Bm[i], M[i,j]. */

@@ -16,14 +16,6 @@
 #include "harness.h"
 #include "runtime.h"
 
-static void write_bytes(const char *name, const void *data, size_t n)
-{
-    FILE *f = fopen(spath(name), "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 /* Runs prog.fuse and returns export `name` from out.npz. */
 static float *run_and_get(const char *text, const char *name, int rank, const int64_t *shape)
 {
@@ -185,7 +177,7 @@ START_TEST(test_source_safetensors)
     memcpy(buf + 8, hdr, n);
     float vals[4] = {1.5f, -2, 3, 0.25f};
     memcpy(buf + 8 + n, vals, sizeof vals);
-    write_bytes("x.safetensors", buf, 8 + n + sizeof vals);
+    write_file(spath("x.safetensors"), buf, 8 + n + sizeof vals);
     run_sum("x.safetensors", (int64_t[]){2, 2}, (double[]){1.5, -2, 3, 0.25});
 }
 END_TEST
@@ -274,7 +266,7 @@ START_TEST(test_malformed_source_files)
 {
     for (size_t i = 0; i < sizeof MALFORMED / sizeof MALFORMED[0]; i++) {
         const Malformed *m = &MALFORMED[i];
-        write_bytes(m->file, m->bytes, m->n);
+        write_file(spath(m->file), m->bytes, m->n);
         char prog[128];
         snprintf(prog, sizeof prog, "X[i,j] = \"%s\"\nS[i] = X[i,j]\nexport S\n", m->file);
         write_text("prog.fuse", prog);
@@ -289,7 +281,7 @@ END_TEST
 
 START_TEST(test_bag_of_words_bad_utf8)
 {
-    write_bytes("bad.txt", BYTES("ok \xff\xfe words\n"));
+    write_file(spath("bad.txt"), BYTES("ok \xff\xfe words\n"));
     write_text("prog.fuse", "X[p,t] = \"bad.txt\"\nexport X\n");
     Result r = run_cli("run", "prog.fuse", NULL);
     expect_exit(&r, 1);

@@ -8,6 +8,7 @@
  */
 #define _XOPEN_SOURCE 700
 
+#include "harness.h"
 #include "runtime.h"
 
 #include <check.h>
@@ -24,24 +25,6 @@
 
 /* ---- scratch directory and helpers ---- */
 
-static char scratch[256]; /* per-test directory; each test runs in its own process */
-
-static void scratch_setup(void)
-{
-    snprintf(scratch, sizeof scratch, "/tmp/fuse_test_runtime.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(scratch));
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void scratch_teardown(void)
-{
-    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* scratch/name in one of a few rotating static buffers. */
 static const char *path_in(const char *name)
@@ -53,15 +36,7 @@ static const char *path_in(const char *name)
     return b;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static bool file_exists(const char *path)
+static bool path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
@@ -153,7 +128,7 @@ static fuse_status read_both(const uint8_t *img, size_t n, const char *name, fus
     fuse_status sm = rt_npy_read_mem(img, n, name, &m, &merr);
     free(m.data);
     free(merr);
-    write_bytes(path_in(name), img, n);
+    write_file(path_in(name), img, n);
     fuse_status sf = rt_npy_read(path_in(name), out, err);
     ck_assert_int_eq(sm, sf);
     return sf;
@@ -718,7 +693,7 @@ START_TEST(test_npy_write_rejects_bad_tensor)
     fuse_tensor t = {.dtype = FUSE_F32, .rank = 2, .shape = {2, -3}, .data = NULL};
     const char *p = path_in("bad.npy");
     assert_error_names(rt_npy_write(p, &t, &err), FUSE_E_ARG, err, p);
-    ck_assert(!file_exists(p));
+    ck_assert(!path_exists(p));
 }
 END_TEST
 
@@ -818,7 +793,7 @@ START_TEST(test_npz_empty_archive)
     char *err = NULL;
     fuse_tensor back = {0};
     ck_assert_int_eq(rt_npz_write(p, NULL, NULL, 0, &err), FUSE_OK);
-    ck_assert(file_exists(p));
+    ck_assert(path_exists(p));
     assert_error_names(rt_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "no arrays");
 }
 END_TEST
@@ -871,7 +846,7 @@ START_TEST(test_npz_bad_member_and_corrupt_archive)
     assert_error_names(rt_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "arr_0.npy");
     err = NULL;
     const char *q = path_in("notzip.npz");
-    write_bytes(q, "definitely not a zip archive", 28);
+    write_file(q, "definitely not a zip archive", 28);
     assert_error_names(rt_npz_read(q, NULL, NULL, &back, &err), FUSE_E_IO, err, q);
     /* Damage the deflated data of a real archive: an error, never a crash. */
     int64_t s[] = {256};
@@ -885,7 +860,7 @@ START_TEST(test_npz_bad_member_and_corrupt_archive)
     ck_assert_int_eq(rt_read_file(r, &raw, &n, &err), FUSE_OK);
     for (size_t i = 60; i < 400 && i < n / 2; i++)
         ((uint8_t *)raw)[i] ^= 0x5a;
-    write_bytes(r, raw, n);
+    write_file(r, raw, n);
     free(raw);
     assert_error_names(rt_npz_read(r, NULL, NULL, &back, &err), FUSE_E_IO, err, r);
     ck_assert_ptr_null(back.data);
@@ -903,7 +878,7 @@ START_TEST(test_npz_failed_write_leaves_nothing)
     const char *dup[] = {"same", "same"};
     const char *p = path_in("dup.npz");
     assert_error_names(rt_npz_write(p, dup, t, 2, &err), FUSE_E_IO, err, p);
-    ck_assert(!file_exists(p));
+    ck_assert(!path_exists(p));
     ck_assert_int_eq(count_entries(scratch, &has_tmp), 0);
     /* The target is a directory. */
     ck_assert_int_eq(mkdir(path_in("isdir.npz"), 0777), 0);
@@ -922,7 +897,7 @@ START_TEST(test_npz_failed_write_leaves_nothing)
     err = NULL;
     assert_error_names(rt_npz_write(path_in("bad.npz"), noname, t, 2, &err), FUSE_E_ARG, err,
                        "bad.npz");
-    ck_assert(!file_exists(path_in("bad.npz")));
+    ck_assert(!path_exists(path_in("bad.npz")));
     /* An existing archive survives a failed rewrite unchanged. */
     const char *keep = path_in("keep.npz");
     ck_assert_int_eq(rt_npz_write(keep, names, t, 2, &err), FUSE_OK);
@@ -1102,7 +1077,7 @@ START_TEST(test_json_encode_matches_file_and_rejects_bad)
     fuse_tensor bad = {.dtype = (fuse_dtype)42, .rank = 1, .shape = {2}, .data = v};
     const char *p = path_in("bad.json");
     assert_error_names(rt_json_write(p, &bad, &err), FUSE_E_ARG, err, p);
-    ck_assert(!file_exists(p));
+    ck_assert(!path_exists(p));
 }
 END_TEST
 
@@ -1142,7 +1117,7 @@ START_TEST(test_fileutil_failed_write_leaves_nothing)
     ck_assert(!has_tmp);
     ck_assert_int_eq(count_entries(path_in("dir"), &has_tmp), 0);
     /* A parent component is a regular file. */
-    write_bytes(path_in("plain"), "p", 1);
+    write_file(path_in("plain"), "p", 1);
     err = NULL;
     assert_error_names(rt_write_file_atomic(path_in("plain/sub/f.txt"), "x", 1, &err),
                        FUSE_E_IO, err, "plain");
@@ -1195,7 +1170,7 @@ START_TEST(test_fileutil_read_errors_and_dirs)
     struct stat st;
     ck_assert_int_eq(stat(path_in("p/q/r"), &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
-    ck_assert(!file_exists(path_in("p/q/r/file")));
+    ck_assert(!path_exists(path_in("p/q/r/file")));
     ck_assert_int_eq(rt_make_parent_dirs("relative-file", &err), FUSE_OK);
     ck_assert_int_eq(rt_make_parent_dirs("/", &err), FUSE_OK);
 }
@@ -1250,7 +1225,8 @@ static Suite *runtime_suite(void)
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+        tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+        tcase_add_checked_fixture(tc, scratch_setup, NULL);
         for (size_t i = 0; groups[g].tests[i]; i++)
             tcase_add_test(tc, groups[g].tests[i]);
         suite_add_tcase(s, tc);
