@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "emit.h"
+#include "fastmath.h"
 
 /* ---- rows ---- */
 
@@ -177,7 +178,14 @@ static MaskedCell masked_cell(Emit *e)
     return c;
 }
 
-/* One pass along `axis`; 0: max, 1: exp and sum, 2: divide (0 for an empty sum). */
+/*
+ * One pass along `axis`; 0: max, 1: exp and sum, 2: scale by 1 / sum (0 for an
+ * empty sum). Perf (issue 4): each pass is a plain reduction or map the loop
+ * vectoriser takes: cells outside the sum enter the max as -inf (a max that may
+ * ignore NaN: a NaN in the sum makes the row NaN through pass 1 either way), and
+ * the exp is the inline one for x - max <= 0 (cells outside the sum may give it
+ * x - max > 0, and 1 back, but the selects drop their exp).
+ */
 static void masked_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRef s)
 {
     Loop l = emit_loop_begin(e, axis);
@@ -186,16 +194,20 @@ static void masked_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRe
         MaskedCell c = masked_cell(e);
         LLVMValueRef mv = load_slot(e, m, "v.m");
         if (pass == 0) {
-            LLVMValueRef nm = emit_intrinsic2(e, "llvm.maxnum", mv, c.v);
-            LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, c.in_sum, nm, mv, "v.m2"), m);
+            LLVMValueRef v = LLVMBuildSelect(e->bld, c.in_sum, c.v, emit_f32(e, -INFINITY), "v.in");
+            LLVMValueRef nm = emit_intrinsic2(e, "llvm.maxnum", mv, v);
+            LLVMSetFastMathFlags(nm, LLVMFastMathAllowReassoc | LLVMFastMathNoNaNs
+                                         | LLVMFastMathNoSignedZeros);
+            LLVMBuildStore(e->bld, nm, m);
         } else {
-            LLVMValueRef ex = emit_intrinsic1(e, "llvm.exp", LLVMBuildFSub(e->bld, c.v, mv, "v.d"));
+            LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, c.v, mv, "v.d"));
             add_to(e, s, LLVMBuildSelect(e->bld, c.in_sum, ex, zero, "v.term"));
             LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
         }
     } else {
         LLVMValueRef sv = load_slot(e, s, "v.s");
-        LLVMValueRef q = LLVMBuildFDiv(e->bld, load_slot(e, addr, "v.e"), sv, "v.p");
+        LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0), sv, "v.inv");
+        LLVMValueRef q = LLVMBuildFMul(e->bld, load_slot(e, addr, "v.e"), inv, "v.p");
         LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, sv, zero, "v.nonempty");
         LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
     }

@@ -8,10 +8,13 @@
  * and keeps the noalias facts as scoped metadata. Sum joins that are contractions
  * get a packed, blocked kernel instead (contract.c) that also takes its thread's
  * scratch (bufs[2 n_tensors] + tid x the scratch size), tid and nth, and computes
- * only thread tid's share of the output columns. Every thread of a team runs the
- * kernel; other ops run on thread 0 only, and in a group with a contraction,
- * `barrier` (the team's barrier, or a no-op) separates consecutive ops. All kernels of a program share
- * one module, so the pass pipeline is set up once (DESIGN.md: facts measured).
+ * only thread tid's share of the output columns. Following elementwise ops of
+ * the group run inside an earlier op's pass (fuse.c): a contraction's epilogue,
+ * or a cell run (one loop nest for an elementwise op and the ops over its
+ * cells). Every thread of a team runs the kernel; other ops run on thread 0
+ * only, and in a group with a contraction, `barrier` (the team's barrier, or a
+ * no-op) separates consecutive calls. All kernels of a program share one
+ * module, so the pass pipeline is set up once (DESIGN.md: facts measured).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 
 #include "contract.h"
 #include "fold.h"
+#include "fuse.h"
 
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n)
 {
@@ -33,24 +37,43 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
-/* The op's function: a contraction kernel (contract.c) when it is one, else the
- * loop nest (emit.c). *is_contract says which calling convention it has. */
-static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, bool *is_contract,
-                            int *n_fused)
+/* The op's function: a contraction kernel (contract.c) when it is one (with
+ * n_fused epilogue ops), a cell run's loop nest over ops i..i+n_fused (fuse.c),
+ * else the op's loop nest (emit.c). *is_contract says which calling convention
+ * it has. */
+static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, int n_fused,
+                            bool *is_contract)
 {
     char name[160];
     Contraction c;
+    FuseRun r;
     const Op *op = g->ops[i];
     *is_contract = !e->opt->no_contract && contract_classify(e->p, op, e->opt, &c);
-    *n_fused = *is_contract ? fuse_epilogue(e->p, g, i, &c) : 0;
-    if (*n_fused)
-        snprintf(name, sizeof name, "%s.op%d.contract.fused%d", kname, i, *n_fused);
-    else
-        snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
-                 *is_contract ? "contract" : op->kind == OP_MAP ? ir_map_fn_name(op->fn)
-                                                                : ir_op_kind_name(op->kind));
-    return *is_contract ? contract_emit_function(e, op, &c, name)
-                        : emit_op_function(e, op, name);
+    if (*is_contract) {
+        fuse_epilogue(e->p, g, i, &c);
+        snprintf(name, sizeof name, n_fused ? "%s.op%d.contract.fused%d" : "%s.op%d.contract",
+                 kname, i, n_fused);
+        return contract_emit_function(e, op, &c, name);
+    }
+    snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
+             op->kind == OP_MAP ? ir_map_fn_name(op->fn) : ir_op_kind_name(op->kind));
+    if (n_fused && fuse_cell_run(e->p, g, i, &r) == n_fused) {
+        size_t len = strlen(name);
+        snprintf(name + len, sizeof name - len, ".cells%d", n_fused);
+        return fuse_emit_run_function(e, &r, name);
+    }
+    return emit_op_function(e, op, name);
+}
+
+/* fusion: how many ops after op i run in its kernel: a contraction's epilogue
+ * or an elementwise op's cell run (fuse.c). */
+int lower_run_length(const IrProgram *p, const Group *g, int i, const LowerOptions *opt)
+{
+    Contraction c;
+    FuseRun r;
+    if (!opt->no_contract && contract_classify(p, g->ops[i], opt, &c))
+        return fuse_epilogue(p, g, i, &c);
+    return fuse_cell_run(p, g, i, &r);
 }
 
 /* fusion: the buffers of a fused contraction's epilogue tensors (fuse.c). */
@@ -63,6 +86,17 @@ static unsigned epilogue_args(Emit *e, const Group *g, int i, LLVMValueRef bufs,
     for (int j = 0; j < c.n_epi_tensors; j++)
         args[j] = buffer_of(e, bufs, c.epi_tensor[j]);
     return (unsigned)c.n_epi_tensors;
+}
+
+/* fusion: the buffers of a cell run's tensors, its function's parameters. */
+static unsigned cell_run_args(Emit *e, const Group *g, int i, LLVMValueRef bufs,
+                              LLVMValueRef *args)
+{
+    FuseRun r;
+    fuse_cell_run(e->p, g, i, &r);
+    for (int j = 0; j < r.n_tensors; j++)
+        args[j] = buffer_of(e, bufs, r.tensor[j]);
+    return (unsigned)r.n_tensors;
 }
 
 /* The op's arguments: out, operands, and for a contraction this thread's
@@ -87,14 +121,22 @@ static unsigned op_args(Emit *e, const Op *op, int out, bool is_contract, LLVMVa
     return n;
 }
 
-/* Calls op i (writing tensor `out`): every thread runs a contraction (on its
- * share of the columns); thread 0 alone runs any other op. */
-static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Group *g, int i,
-                    int out, bool is_contract, int64_t scratch_floats)
+/* How op i of a group is called (emit_group). */
+typedef struct OpCall {
+    LLVMValueRef fn;
+    int out;          /* the tensor it writes (fold.c may redirect a call's) */
+    int n_fused;      /* ops after it that run in its kernel (lower_run_length) */
+    bool is_contract;
+    bool is_folded;   /* the next op, a copy, is left out */
+} OpCall;
+
+/* Calls op i: every thread runs a contraction (on its share of the columns);
+ * thread 0 alone runs any other op (a cell run too). */
+static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCall *oc,
+                    int64_t scratch_floats)
 {
-    const Op *op = g->ops[i];
     LLVMBasicBlockRef skip = NULL;
-    if (!is_contract) {
+    if (!oc->is_contract) {
         LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
                                              emit_i64(e, 0), "v.main");
         LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
@@ -102,11 +144,15 @@ static void call_op(Emit *e, LLVMValueRef kfn, LLVMValueRef op_fn, const Group *
         LLVMBuildCondBr(e->bld, is_main, run, skip);
         LLVMPositionBuilderAtEnd(e->bld, run);
     }
-    LLVMValueRef args[EMIT_MAX_AXES + 4];
-    unsigned n = op_args(e, op, out, is_contract, kfn, scratch_floats, args);
-    if (is_contract)
-        n += epilogue_args(e, g, i, LLVMGetParam(kfn, 0), args + n);
-    LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(op_fn), op_fn, args, n, "");
+    LLVMValueRef args[EMIT_MAX_AXES + 4], bufs = LLVMGetParam(kfn, 0);
+    unsigned n;
+    if (!oc->is_contract && oc->n_fused)
+        n = cell_run_args(e, g, i, bufs, args);
+    else
+        n = op_args(e, g->ops[i], oc->out, oc->is_contract, kfn, scratch_floats, args);
+    if (oc->is_contract)
+        n += epilogue_args(e, g, i, bufs, args + n);
+    LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(oc->fn), oc->fn, args, n, "");
     if (skip) {
         LLVMBuildBr(e->bld, skip);
         LLVMPositionBuilderAtEnd(e->bld, skip);
@@ -125,20 +171,35 @@ static void set_vector_width(Emit *e, LLVMValueRef fn)
                                                       (unsigned)strlen(width)));
 }
 
+/* Plans op i's call: its run length, and whether its copy folds into it (not
+ * when the copy heads a run: as many passes, and lower_run_length's walk over
+ * the group stays exact). Returns the next op index. */
+static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *oc)
+{
+    oc->out = g->ops[i]->out;
+    oc->n_fused = lower_run_length(e->p, g, i, e->opt);
+    oc->is_folded = !oc->n_fused && i + 1 < g->n_ops
+                    && !lower_run_length(e->p, g, i + 1, e->opt)
+                    && fold_call_copy(e->p, g, i, &oc->out);
+    oc->fn = emit_op(e, g, kname, i, oc->n_fused, &oc->is_contract);
+    return i + 1 + (oc->is_folded ? 1 : oc->n_fused);
+}
+
 /* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
- * order; with a contraction in the group, `barrier()` separates the ops. */
+ * order (ops fused into an earlier op's kernel and folded copies are not
+ * called); with a contraction in the group, `barrier()` separates the calls. */
 static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
-    LLVMValueRef op_fns[1024];
-    bool is_contract[1024], has_contract = false;
-    int n_fused[1024];
+    OpCall calls[1024];
+    bool has_contract = false;
     if (g->n_ops > 1024)
         return false;
-    for (int i = 0; i < g->n_ops; i += 1 + n_fused[i]) {
-        op_fns[i] = emit_op(e, g, kname, i, &is_contract[i], &n_fused[i]);
-        if (!op_fns[i])
+    for (int i = 0; i < g->n_ops;) {
+        int next = plan_call(e, g, kname, i, &calls[i]);
+        if (!calls[i].fn)
             return false;
-        has_contract |= is_contract[i];
+        has_contract |= calls[i].is_contract;
+        i = next;
     }
     LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 4, 0));
@@ -146,12 +207,11 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
     set_vector_width(e, fn);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
     LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
-    for (int i = 0; i < g->n_ops; i++) {
-        int out = g->ops[i]->out;
-        bool is_folded = fold_call_copy(e->p, g, i, &out); /* the next op is its copy */
-        call_op(e, fn, op_fns[i], g, i, out, is_contract[i], scratch_floats);
-        i += is_contract[i] ? n_fused[i] : is_folded; /* fused ops ran in the kernel */
-        if (has_contract && i + 1 < g->n_ops)
+    for (int i = 0; i < g->n_ops;) {
+        const OpCall *oc = &calls[i];
+        call_op(e, fn, g, i, oc, scratch_floats);
+        i += 1 + (oc->is_folded ? 1 : oc->n_fused);
+        if (has_contract && i < g->n_ops)
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }
     LLVMBuildRetVoid(e->bld);
@@ -299,4 +359,18 @@ uint64_t lower_flops(const IrProgram *p)
     if (p->is_shaped)
         each_op(p, flops_of, &n);
     return n;
+}
+
+bool lower_fuses_across(const IrProgram *p, const Group *merged, int first,
+                        const LowerOptions *opt)
+{
+    if (!p->is_shaped || merged->n_ops > 1024)
+        return false;
+    for (int i = 0; i < first;) {
+        int n = lower_run_length(p, merged, i, opt);
+        if (i + n >= first)
+            return i + n == merged->n_ops - 1;
+        i += 1 + n;
+    }
+    return false;
 }

@@ -62,6 +62,20 @@ typedef struct LowerGroup {
 fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
                          const LowerOptions *opt, char **err);
 
+/* fusion (issue 4): how many ops after g->ops[i] run fused in op i's kernel:
+ * a contraction's epilogue (its write-out) or an elementwise op's cell run (one
+ * loop nest over its cells); 0 when op i runs alone. p must be shaped. Reads
+ * only the group's ops, the tensors they touch and opt. */
+int lower_run_length(const IrProgram *p, const Group *g, int i, const LowerOptions *opt);
+
+/* fusion across equations (issue 4; runtime/plan_compile.c): true when, in the
+ * group `merged` made of a group's ops followed by those of the next equation
+ * (from op index `first` on), every op of the next equation runs inside a pass
+ * that starts before it (a contraction's write-out or an elementwise loop), so
+ * lowering both as one kernel saves the next equation its passes over memory. */
+bool lower_fuses_across(const IrProgram *p, const Group *merged, int first,
+                        const LowerOptions *opt);
+
 /* ---- emit_mc.c: Monte Carlo projection kernels ----
  * Issue 6, SPEC §6.5. Every
  * group gets a kernel `void PREFIXmG(float **bufs)` in which each JOIN with

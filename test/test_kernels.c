@@ -7,10 +7,14 @@
  * over all axes. Shapes are odd and prime, with size-1 axes, transposed and
  * non-contiguous operand and output layouts, batches, 4-index contractions,
  * coefficients, several contributions, sizes crossing the cache blocks, and 1 to
- * 4 threads (bit-identical results); plus softmax with the inline exp, fusion
+ * 4 threads (bit-identical results); plus softmax and masked softmax rows with
+ * the inline exp (lengths, -inf, NaN, strided rows), fusion
  * of elementwise epilogues into the kernels (bias along N and M, scale, mask,
  * relu, a second contribution, batch and transposed outputs, against double
- * references; cases that must not fuse still correct), and the fuse-bench
+ * references; cases that must not fuse still correct), cell runs (chains of
+ * elementwise ops of a group in one loop nest, lower/fuse.c: "+=" contributions,
+ * biases, shifted and fixed reads, odd and size-1 shapes, a transposed read that
+ * must not fuse, a libm call that stays alone), and the fuse-bench
  * tool's JSON report and usage errors.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -436,6 +440,147 @@ START_TEST(softmax_fast_exp)
     }
     free(got);
     free(x);
+}
+END_TEST
+
+/* Softmax rows (lower/emit.c: three sweeps, exp for x - max <= 0 in
+ * lower/fastmath.c): lengths 1 to 70001 (crossing vector widths and unrolled
+ * blocks), a row spanning -1e4..80, a row with -inf entries (a leading run of
+ * them, then sparse), an all -inf row (NaN: max -inf, -inf - -inf), along the
+ * last axis and along the first (strided rows), against a double softmax: relative
+ * 1e-6 plus |x - max| 2^-23 (x - max is rounded to float before the exp, in the
+ * three sweeps too), or at most 1e-30 where the true value is below 1e-30. */
+/* The softmax of a strided row into want; returns the row's max. */
+static double softmax_ref_row(const float *x, int n, int stride, double *want)
+{
+    double mx = -INFINITY, sum = 0.0;
+    for (int i = 0; i < n; i++)
+        mx = fmax(mx, x[i * stride]);
+    for (int i = 0; i < n; i++)
+        sum += exp(x[i * stride] - mx);
+    for (int i = 0; i < n; i++)
+        want[i] = exp(x[i * stride] - mx) / sum;
+    return mx;
+}
+
+/* Row r of a rows x n test input: random, huge spread, -inf entries, all -inf. */
+static void softmax_fill_row(float *row, int n, int stride, int r, unsigned *seed)
+{
+    for (int i = 0; i < n; i++) {
+        double u = (double)rand_r(seed) / RAND_MAX;
+        double v = r == 0 ? 10.0 * u - 5.0 : r == 1 ? -1e4 + (1e4 + 80.0) * u
+                 : r == 2 ? (i < n / 2 || rand_r(seed) % 3 == 0 ? -INFINITY : 4.0 * u)
+                 : -INFINITY;
+        row[i * stride] = (float)v;
+    }
+    if (r == 1)
+        row[(n / 3) * stride] = 80.0f; /* the row's max somewhere inside */
+    if (r == 2)
+        row[(n - 1) * stride] = 1.0f;  /* at least one finite entry */
+}
+
+/* Checks C against the reference; `along_first`: the softmax axis is the first. */
+static void softmax_check_rows(const float *x, const float *got, int rows, int n, int along_first)
+{
+    double *want = malloc(sizeof(double) * (size_t)n);
+    ck_assert_ptr_nonnull(want);
+    for (int r = 0; r < rows; r++) {
+        int stride = along_first ? rows : 1, base = along_first ? r : r * n;
+        double mx = softmax_ref_row(x + base, n, stride, want);
+        for (int i = 0; i < n; i++) {
+            double g = got[base + i * stride], d = mx - x[base + i * stride];
+            if (r == 3)
+                ck_assert_msg(isnan(g), "n %d all -inf row col %d: %g", n, i, g);
+            else if (want[i] >= 1e-30)
+                ck_assert_msg(fabs(g - want[i]) <= (1e-6 + d * 0x1p-23) * want[i],
+                              "n %d row %d col %d: %.9g vs %.9g", n, r, i, g, want[i]);
+            else
+                ck_assert_msg(g >= 0.0 && g <= 1e-30, "n %d row %d col %d: %.9g vs %.9g", n, r, i,
+                              g, want[i]);
+        }
+    }
+    free(want);
+}
+
+START_TEST(softmax_rows)
+{
+    static const int lengths[] = {1, 3, 17, 64, 1000, 5000, 70001};
+    enum { ROWS = 4 };
+    int n = lengths[_i / 2], along_first = _i % 2;
+    unsigned seed = 31u + (unsigned)_i;
+    float *x = malloc(sizeof(float) * ROWS * (size_t)n);
+    ck_assert_ptr_nonnull(x);
+    for (int r = 0; r < ROWS; r++)
+        softmax_fill_row(x + (along_first ? r : r * n), n, along_first ? ROWS : 1, r, &seed);
+    fuse_input in;
+    memset(&in, 0, sizeof in);
+    in.name = "X";
+    in.tensor = along_first ? (fuse_tensor){FUSE_F32, 2, {n, ROWS}, x}
+                            : (fuse_tensor){FUSE_F32, 2, {ROWS, n}, x};
+    const char *text = along_first ? "X[i,r] = \"x.npy\"\nC[i.,r] = softmax(X[i,r])\nexport C\n"
+                                   : "X[r,i] = \"x.npy\"\nC[r,i.] = softmax(X[r,i])\nexport C\n";
+    int is_contract = 0;
+    float *got = run_program(text, &in, 1, 1, &is_contract);
+    softmax_check_rows(x, got, ROWS, n, along_first);
+    free(got);
+    free(x);
+}
+END_TEST
+
+/* Masked softmax rows (lower/emit_rows.c: vectorised sweeps, inline exp): random
+ * masks over rows of 3 to 5000, a fully masked row (all 0), a NaN under the mask
+ * (must not reach the row), with and without fill (masked entries then enter the
+ * sum with value fill), against a double reference (tolerances as softmax_rows). */
+static void masked_ref_row(const float *x, const float *mk, int n, const double *fill,
+                            double *want)
+{
+    double mx = -INFINITY, sum = 0.0;
+    for (int i = 0; i < n; i++)
+        if (mk[i] != 0 || fill)
+            mx = fmax(mx, mk[i] != 0 ? x[i] : *fill);
+    for (int i = 0; i < n; i++)
+        if (mk[i] != 0 || fill)
+            sum += exp((mk[i] != 0 ? x[i] : *fill) - mx);
+    for (int i = 0; i < n; i++)
+        want[i] = mk[i] != 0 ? exp(x[i] - mx) / sum : 0.0;
+}
+
+START_TEST(masked_softmax_rows)
+{
+    static const int lengths[] = {3, 17, 1000, 5000};
+    enum { ROWS = 3 };
+    int n = lengths[_i / 2];
+    const double fill = -1.5, *with_fill = _i % 2 ? &fill : NULL;
+    unsigned seed = 57u + (unsigned)_i;
+    float *x = random_data(ROWS * n, &seed), *mk = malloc(sizeof(float) * ROWS * (size_t)n);
+    double *want = malloc(sizeof(double) * (size_t)n);
+    ck_assert(mk && want);
+    for (int k = 0; k < ROWS * n; k++) {
+        x[k] *= 6.0f;
+        mk[k] = k / n == 1 ? 0.0f : (float)(rand_r(&seed) % 4 != 0);
+    }
+    mk[2 * n] = 1.0f, mk[2 * n + 1] = 0.0f;
+    x[2 * n + 1] = NAN; /* masked out */
+    fuse_input in[2];
+    memset(in, 0, sizeof in);
+    in[0].name = "X", in[1].name = "M";
+    in[0].tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, n}, x};
+    in[1].tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, n}, mk};
+    char text[256];
+    snprintf(text, sizeof text, "X[r,i] = \"x.npy\"\nM[r,i] = \"m.npy\"\n"
+             "C[r,i] = masked_softmax(X[r,i], mask=M[r,i], axis=i%s)\nexport C\n",
+             with_fill ? ", fill=-1.5" : "");
+    int is_contract = 0;
+    float *got = run_program(text, in, 2, 1, &is_contract);
+    for (int r = 0; r < ROWS; r++) {
+        masked_ref_row(x + r * n, mk + r * n, n, with_fill, want);
+        for (int i = 0; i < n; i++) {
+            double g = got[r * n + i]; /* |x - max| <= 12 */
+            ck_assert_msg(fabs(g - want[i]) <= (1e-6 + 12.0 * 0x1p-23) * want[i] + 1e-30,
+                          "n %d fill %d row %d col %d: %.9g vs %.9g", n, _i % 2, r, i, g, want[i]);
+        }
+    }
+    free(got), free(x), free(mk), free(want);
 }
 END_TEST
 
@@ -870,6 +1015,167 @@ START_TEST(fused_intermediate_exported)
 }
 END_TEST
 
+/* ---- cell runs: elementwise ops of a group in one loop nest (lower/fuse.c) ---- */
+
+/* The inputs of the cell-run cases: X[i,j], Y[i,j], Bi[i], Bj[j]. */
+typedef struct CellData {
+    int ni, nj;
+    float *x, *y, *bi, *bj;
+    fuse_input in[4];
+} CellData;
+
+static void cell_data_init(CellData *d, int ni, int nj)
+{
+    unsigned seed = 777u + (unsigned)(ni * 31 + nj);
+    d->ni = ni, d->nj = nj;
+    d->x = random_data(ni * nj, &seed);
+    d->y = random_data(ni * nj, &seed);
+    d->bi = random_data(ni, &seed);
+    d->bj = random_data(nj, &seed);
+    const char *names[4] = {"X", "Y", "Bi", "Bj"};
+    float *data[4] = {d->x, d->y, d->bi, d->bj};
+    fuse_tensor shapes[4] = {{FUSE_F32, 2, {ni, nj}, NULL}, {FUSE_F32, 2, {ni, nj}, NULL},
+                             {FUSE_F32, 1, {ni}, NULL}, {FUSE_F32, 1, {nj}, NULL}};
+    for (int t = 0; t < 4; t++) {
+        memset(&d->in[t], 0, sizeof d->in[t]);
+        d->in[t].name = names[t];
+        d->in[t].tensor = shapes[t];
+        d->in[t].tensor.data = data[t];
+    }
+}
+
+static void cell_data_free(CellData *d)
+{
+    free(d->x), free(d->y), free(d->bi), free(d->bj);
+}
+
+static double relu_ref(double x)
+{
+    return x > 0 ? x : 0;
+}
+
+/* Case v's expected A[i,j]. */
+static double cell_want(const CellData *d, int v, int i, int j)
+{
+    int nj = d->nj;
+    double x = d->x[i * nj + j], y = d->y[i * nj + j];
+    switch (v) {
+    case 0: return relu_ref(x * y + x);
+    case 1: return tanh(0.5 * x) + y * d->bj[j];
+    case 2: return fabs(x + d->bi[i]) * y;
+    case 3: return relu_ref(x * y) + (i + 1 < d->ni ? d->x[(i + 1) * nj + j] : 0.0) + d->y[j];
+    case 4: return fabs(tanh(0.5 * (relu_ref(x * y) + x)) * y) + 1.0;
+    case 5: return gelu_tanh_ref(x - d->bj[j]) * y;
+    case 6: return relu_ref(x) + tanh(relu_ref(d->x[j * nj + i])); /* square */
+    case 7: return exp(x) * y;
+    default: {
+        double mx = -INFINITY, sum = 0;
+        for (int k = 0; k < nj; k++)
+            mx = fmax(mx, d->x[i * nj + k]);
+        for (int k = 0; k < nj; k++)
+            sum += exp(d->x[i * nj + k] - mx);
+        return exp(x - mx) / sum + relu_ref(y) * d->bj[j];
+    }
+    }
+}
+
+/* Each case and the functions its IR must define: the cell run (head op and
+ * length) and the ops that must stay alone; "" for none. */
+static const struct {
+    const char *eq, *runs[2];
+} cell_cases[] = {
+    {"A[i,j] = relu(X[i,j] Y[i,j] + X[i,j])", {"g0.op0.join.cells3(", ""}},
+    /* a second contribution, a bias along j */
+    {"A[i,j] = tanh(0.5 X[i,j]) + Y[i,j] Bj[j]", {"g0.op0.join.cells3(", ""}},
+    {"A[i,j] = abs(X[i,j] + Bi[i]) Y[i,j]", {"g0.op0.join.cells3(", ""}},   /* bias along i */
+    {"A[i,j] = relu(X[i,j] Y[i,j]) + X[i+1,j] + Y[0,j]", {"g0.op0.join.cells4(", ""}},
+    {"A[i,j] = abs(tanh(0.5 (relu(X[i,j] Y[i,j]) + X[i,j])) Y[i,j]) + 1.0",
+     {"g0.op0.join.cells8(", ""}},
+    {"A[i,j] = gelu(X[i,j] - Bj[j]) Y[i,j]", {"g0.op0.join.cells3(", ""}},
+    /* op 4 reads the run's %2 transposed: it runs alone, after the run */
+    {"A[i,j] = relu(X[i,j]) + tanh(relu(X[j,i]))", {"g0.op0.relu.cells3(", "g0.op4.join("}},
+    /* exp calls the C library: no run */
+    {"A[i,j] = exp(X[i,j]) Y[i,j]", {"g0.op0.exp(", "g0.op1.join("}},
+    /* the copy after the softmax heads a run (instead of folding) */
+    {"A[i,j] = softmax(X[i,j.]) + relu(Y[i,j]) Bj[j]", {"g0.op0.softmax(", "g0.op1.join.cells2("}},
+};
+
+enum { N_CELL_CASES = sizeof cell_cases / sizeof cell_cases[0] };
+
+/* The IR defines a function whose name ends in `name` (nothing to check for ""). */
+static void expect_function(const char *ir, const char *name, const char *eq)
+{
+    if (!*name)
+        return;
+    int found = 0;
+    for (const char *l = ir; l && !found; l = strchr(l + 1, '\n')) {
+        const char *end = strchr(l + 1, '\n'), *f = strstr(l, name);
+        found = strncmp(l + (*l == '\n'), "define", 6) == 0 && f && (!end || f < end);
+    }
+    ck_assert_msg(found, "%s: no function %s", eq, name);
+}
+
+/* Case _i / 4 on size variant _i % 4 (7x13, 1x1, 9x9, 64x67; the transposed case
+ * only on square ones), 2 threads on the odd variants. */
+START_TEST(cell_runs)
+{
+    static const int sizes[4][2] = {{7, 13}, {1, 1}, {9, 9}, {64, 67}};
+    int v = _i / 4, ni = sizes[_i % 4][0], nj = sizes[_i % 4][1];
+    if (v == 6 && ni != nj)
+        return;
+    CellData d;
+    cell_data_init(&d, ni, nj);
+    char text[512];
+    snprintf(text, sizeof text, "X[i,j] = \"x.npy\"\nY[i,j] = \"y.npy\"\nBi[i] = \"bi.npy\"\n"
+                                "Bj[j] = \"bj.npy\"\n%s\nexport A\n", cell_cases[v].eq);
+    const char *name = "A";
+    float *got = NULL;
+    char *ir = run_collect(text, d.in, 4, 1 + _i % 2, &name, &got, 1);
+    for (int k = 0; k < 2; k++)
+        expect_function(ir, cell_cases[v].runs[k], cell_cases[v].eq);
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < nj; j++) {
+            double want = cell_want(&d, v, i, j);
+            ck_assert_msg(fabs(got[i * nj + j] - want) <= 2e-5 * (1.0 + fabs(want)),
+                          "%s (%dx%d): %d,%d: %.9g vs %.9g", cell_cases[v].eq, ni, nj, i, j,
+                          (double)got[i * nj + j], want);
+        }
+    fuse_free(ir);
+    free(got);
+    cell_data_free(&d);
+}
+END_TEST
+
+/* Three axes with a size-1 axis in the middle, and a second equation on the
+ * same cells: the ops of A run in one loop nest; A's value is exported. */
+START_TEST(cell_run_three_axes)
+{
+    enum { NI = 3, NK = 1, NJ = 5 };
+    unsigned seed = 99u;
+    float *x = random_data(NI * NK * NJ, &seed), *b = random_data(NJ, &seed);
+    fuse_input in[2];
+    memset(in, 0, sizeof in);
+    in[0].name = "X";
+    in[0].tensor = (fuse_tensor){FUSE_F32, 3, {NI, NK, NJ}, x};
+    in[1].name = "B";
+    in[1].tensor = (fuse_tensor){FUSE_F32, 1, {NJ}, b};
+    const char *text = "X[i,k,j] = \"x.npy\"\nB[j] = \"b.npy\"\n"
+                       "A[i,k,j] = relu(X[i,k,j] X[i,k,j] - B[j]) + 0.25 X[i,k,j]\n"
+                       "export A\n";
+    const char *name = "A";
+    float *got = NULL;
+    char *ir = run_collect(text, in, 2, 1, &name, &got, 1);
+    expect_function(ir, "g0.op0.join.cells", text);
+    for (int c = 0; c < NI * NK * NJ; c++) {
+        double xv = x[c], want = relu_ref(xv * xv - b[c % NJ]) + 0.25 * xv;
+        ck_assert_msg(fabs(got[c] - want) <= 1e-5 * (1.0 + fabs(want)), "cell %d: %.9g vs %.9g",
+                      c, (double)got[c], want);
+    }
+    fuse_free(ir);
+    free(got), free(x), free(b);
+}
+END_TEST
+
 /* ---- fuse-bench (tools/fuse-bench.c), next to fuse-jit in the build tree ---- */
 
 static char *bench_command(const char *args)
@@ -946,6 +1252,8 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, several_contributions, 0, 3);
     tcase_add_test(tc, threads_same_result);
     tcase_add_test(tc, softmax_fast_exp);
+    tcase_add_loop_test(tc, softmax_rows, 0, 14);
+    tcase_add_loop_test(tc, masked_softmax_rows, 0, 8);
     tcase_add_test(tc, lnorm_two_pass);
     tcase_add_test(tc, inline_tanh);
     tcase_add_test(tc, call_results_written_in_place);
@@ -956,6 +1264,8 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, fused_epilogues, 0, 9);
     tcase_add_test(tc, unfused_consumers);
     tcase_add_test(tc, fused_intermediate_exported);
+    tcase_add_loop_test(tc, cell_runs, 0, 4 * N_CELL_CASES);
+    tcase_add_test(tc, cell_run_three_axes);
     suite_add_tcase(s, tc);
     return s;
 }
