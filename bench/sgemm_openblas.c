@@ -3,7 +3,8 @@
  * cblas_sgemm on the suite's square products (256-2048), its batched product
  * (32 products of 256^3, one sgemm each) and its 4-index contraction
  * (C[a,b,c,d] = A[a,e,b,f] B[e,c,f,d], sizes 32: two explicit transposes to
- * matrices, one 1024^3 sgemm, one transpose back, as einsum would do it), and
+ * matrices, one 1024^3 sgemm, one transpose back, as einsum would do it) and its
+ * attention head's five products, and
  * prints the median and minimum of --repeat runs after one warm-up in the same
  * format as fuse-bench. Run it with OPENBLAS_CORETYPE=Cooperlake (or SkylakeX)
  * and OPENBLAS_NUM_THREADS=1: OpenBLAS 0.3.21 otherwise picks a generic kernel
@@ -75,6 +76,24 @@ static void four_index(int n, float *a, float *b, float *c, float *t)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, at, m, bt, m, 0.0f, c, m);
 }
 
+/* The five products of the suite's attention head: Q, K, V = X Wq, X Wk, X Wv
+ * (512 x 512 by 512 x 64), S = 0.125 Q K^T, O = S V: OpenBLAS's floor for the
+ * block (no softmax: here its subnormal outputs would slow the last sgemm down
+ * tenfold, OpenBLAS runs without flush-to-zero). a holds X, b the three weights,
+ * t the intermediates. */
+static void attention_products(int n, float *a, float *b, float *c, float *t)
+{
+    const int h = 64;
+    float *x = a, *wq = b, *wk = wq + n * h, *wv = wk + n * h;
+    float *q = t, *k = q + n * h, *v = k + n * h, *s = v + n * h;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h, n, 1.0f, x, n, wq, h, 0.0f, q, h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h, n, 1.0f, x, n, wk, h, 0.0f, k, h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h, n, 1.0f, x, n, wv, h, 0.0f, v, h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, h, 0.125f, q, h, k, h, 0.0f, s, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h, n, 1.0f, s, n, v, h, 0.0f, c, h);
+}
+
+
 static void bench(const char *name, Workload w, int n, size_t elems, double flops, int repeat)
 {
     float *a = random_matrix(elems), *b = random_matrix(elems), *c = random_matrix(elems);
@@ -110,5 +129,7 @@ int main(int argc, char **argv)
     }
     bench("batched-32x256", batched, 256, 32 * 256 * 256, 2.0 * 32 * 256 * 256 * 256, repeat);
     bench("4index-32", four_index, 32, 32 * 32 * 32 * 32, 2.0 * 1024 * 1024 * 1024, repeat);
+    bench("attention-products", attention_products, 512, 512 * 512, 5 * 2.0 * 512 * 512 * 64,
+          repeat);
     return 0;
 }

@@ -5,7 +5,8 @@
  * schedule (schedule.c: sweeps, fixpoints, demand closures, the run trace).
  * stream (issue 6): a run is one time step of the *t axes: the earlier steps are
  * filled in before the groups run and the step is committed after the sinks
- * (stream.c); a query does not commit.
+ * (stream.c); a query does not commit. perf (issue 4): tensors the kernels
+ * write whole before anything reads them are not zeroed (zeroing.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,29 @@
 #include "runtime.h"
 #include "stream.h"
 
-static void zero_computed(RtPlan *pl)
+/* A query, a demand-mode run and a Monte Carlo run zero every computed tensor:
+ * groups outside the closure must still read as 0, and sampled kernels may
+ * accumulate. (No modes yet: the defaults, a single exact sweep.) */
+static bool zeroes_all(const RtPlan *pl, int query)
+{
+    const RtModes *m = pl->modes;
+    return query >= 0 || (m && (m->mode == FUSE_MODE_DEMAND
+                                || m->projection == FUSE_PROJECTION_MONTE_CARLO));
+}
+
+/* Zeroes the computed tensors, but for those the kernels write whole before
+ * any read (perf, issue 4: the rule is in zeroing.c), and every previous-sweep
+ * buffer. */
+static void zero_computed(RtPlan *pl, int query)
 {
     IrProgram *p = pl->ir;
+    if (!pl->is_written_whole)
+        pl->is_written_whole = rt_zeroing_flags(pl); /* once per plan */
+    const bool *skip = zeroes_all(pl, query) ? NULL : pl->is_written_whole;
     for (int i = 0; i < p->n_tensors; i++) {
         TensorKind k = p->tensors[i]->kind;
         size_t bytes = (size_t)pl->count[i] * sizeof(float);
-        if (k == TEN_DEFINED || k == TEN_TEMP)
+        if ((k == TEN_DEFINED || k == TEN_TEMP) && !(skip && skip[i]))
             memset(pl->bufs[i], 0, bytes);
         if (pl->bufs[p->n_tensors + i])
             memset(pl->bufs[p->n_tensors + i], 0, bytes);
@@ -89,7 +106,7 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
                               int query)
 {
     IrProgram *p = pl->ir;
-    zero_computed(pl);
+    zero_computed(pl, query);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* stream (issue 6): earlier steps */

@@ -33,6 +33,7 @@ typedef struct RtTraceEntry {
     int64_t changed;     /* cells whose value changed (fixpoint) */
     int64_t samples;     /* Monte Carlo samples per sampled join (0: exact) */
     double max_delta;    /* largest |new - old| (fixpoint) */
+    bool is_fused;       /* computed by the kernel of an earlier group (its time there) */
 } RtTraceEntry;
 
 /* One component's outcome in a run. */

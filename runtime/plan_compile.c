@@ -121,23 +121,25 @@ static void view_free(View *v)
     free(v->global);
 }
 
-/* Builds the view of group g of p. */
-static fuse_status view_build(View *v, const IrProgram *p, const Group *g)
+/* Builds the view of group g of p whose ops are ops[0..n_ops) (g's own, or with
+ * the ops of the groups it absorbs after them). */
+static fuse_status view_build(View *v, const IrProgram *p, const Group *g, Op *const *ops,
+                              int n_ops)
 {
     int cap = 1, n_in = 0;
-    for (int i = 0; i < g->n_ops; i++) {
-        cap += g->ops[i]->n_in + 1;
-        n_in += g->ops[i]->n_in;
+    for (int i = 0; i < n_ops; i++) {
+        cap += ops[i]->n_in + 1;
+        n_in += ops[i]->n_in;
     }
-    v->ops = calloc((size_t)g->n_ops + 1, sizeof *v->ops);
-    v->op = calloc((size_t)g->n_ops + 1, sizeof *v->op);
+    v->ops = calloc((size_t)n_ops + 1, sizeof *v->ops);
+    v->op = calloc((size_t)n_ops + 1, sizeof *v->op);
     v->in = calloc((size_t)n_in + 1, sizeof *v->in);
     v->t = calloc((size_t)cap, sizeof *v->t);
     v->global = calloc((size_t)cap, sizeof *v->global);
     if (!v->ops || !v->op || !v->in || !v->t || !v->global)
         return FUSE_E_NOMEM;
-    for (int i = 0, at = 0; i < g->n_ops; i++) {
-        const Op *src = g->ops[i];
+    for (int i = 0, at = 0; i < n_ops; i++) {
+        const Op *src = ops[i];
         Op *o = &v->op[i];
         *o = *src;
         o->out = local_id(v, p, src->out);
@@ -151,6 +153,7 @@ static fuse_status view_build(View *v, const IrProgram *p, const Group *g)
     }
     v->g = *g;
     v->g.ops = v->ops;
+    v->g.n_ops = n_ops;
     v->g.tensor = local_id(v, p, g->tensor);
     v->g.is_sink = false; /* equation group 0 of the view */
     v->gp = &v->g;
@@ -158,6 +161,97 @@ static fuse_status view_build(View *v, const IrProgram *p, const Group *g)
                        .groups = &v->gp, .n_groups = 1, .n_vars = p->n_vars,
                        .n_components = p->n_components, .is_shaped = true};
     return FUSE_OK;
+}
+
+/* ---- fusion across equations (issue 4) ----
+ * An equation group whose ops are all elementwise over the cells of the group
+ * before it (`H[b,h] = relu(Z[b,h])` after `Z[b,h] = X[b,i] W[i,h] + B[h]`) runs
+ * inside that group's kernel: the kernel is lowered on the view of both groups'
+ * ops, where the contraction's write-out or the elementwise loop (lower/fuse.c)
+ * takes them in, so the second equation costs no pass over memory. Only when:
+ * both groups are non-recursive (each is a component of its own, run once per
+ * run, in order, with nothing between them), the later one reads what the span
+ * writes (so it never runs without it: a demand closure holding it holds the
+ * span's first group) and has no temperature (set just before its own kernel),
+ * and lowering says every op of the later group runs in a pass started before
+ * it. The absorbed group keeps a kernel of its own too, for any run that reaches
+ * it without the span's kernel having run first (schedule.c). */
+
+/* The ops of groups g..g+k in order, malloc'd. */
+static bool span_ops(const IrProgram *p, int g, int k, Op ***ops, int *n_ops)
+{
+    int n = 0;
+    for (int h = g; h <= g + k; h++)
+        n += p->groups[h]->n_ops;
+    Op **all = malloc((size_t)n * sizeof *all + 1);
+    if (!all)
+        return false;
+    n = 0;
+    for (int h = g; h <= g + k; h++)
+        for (int i = 0; i < p->groups[h]->n_ops; i++)
+            all[n++] = p->groups[h]->ops[i];
+    *ops = all;
+    *n_ops = n;
+    return true;
+}
+
+static bool has_temperature(const IrProgram *p, const Group *g)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%%T.%s", p->tensors[g->tensor]->name);
+    return ir_tensor_find(p, name) != NULL;
+}
+
+/* Group h reads the tensor of a group in [g, h). */
+static bool reads_span(const IrProgram *p, int g, int h)
+{
+    const Group *x = p->groups[h];
+    for (int i = 0; i < x->n_ops; i++)
+        for (int k = 0; k < x->ops[i]->n_in; k++)
+            for (int s = g; s < h; s++)
+                if (p->groups[s]->tensor == x->ops[i]->in[k].tensor)
+                    return true;
+    return false;
+}
+
+/* Whether the span g..h-1 can take group h in. */
+static bool span_takes(const Build *b, int g, int h, bool *oom)
+{
+    const IrProgram *p = b->pl->ir;
+    if (h >= p->n_groups || p->groups[g]->is_recursive || p->groups[h]->is_recursive
+        || has_temperature(p, p->groups[h]) || !reads_span(p, g, h))
+        return false;
+    Op **ops = NULL;
+    int n = 0;
+    if (!span_ops(p, g, h - g, &ops, &n)) {
+        *oom = true;
+        return false;
+    }
+    Group merged = *p->groups[g];
+    merged.ops = ops;
+    merged.n_ops = n;
+    bool yes = lower_fuses_across(p, &merged, n - p->groups[h]->n_ops, &b->opt);
+    free(ops);
+    return yes;
+}
+
+/* pl->absorbs: spans from the left, each as long as it takes groups in. */
+static fuse_status find_spans(Build *b)
+{
+    const IrProgram *p = b->pl->ir;
+    free(b->pl->absorbs);
+    b->pl->absorbs = calloc((size_t)p->n_groups + 1, sizeof *b->pl->absorbs);
+    if (!b->pl->absorbs)
+        return FUSE_E_NOMEM;
+    bool oom = false;
+    for (int g = 0; g < p->n_groups;) {
+        int k = 0;
+        while (span_takes(b, g, g + k + 1, &oom))
+            k++;
+        b->pl->absorbs[g] = k;
+        g += k + 1;
+    }
+    return oom ? FUSE_E_NOMEM : FUSE_OK;
 }
 
 /* Fills every group's slot: key and kernel name. */
@@ -169,7 +263,14 @@ static fuse_status key_groups(Build *b)
         s->is_sink = i >= p->n_groups;
         s->index = s->is_sink ? i - p->n_groups : i;
         s->obj = -1;
-        fuse_status st = view_build(&s->v, p, group_of(b, i));
+        const Group *g = group_of(b, i);
+        Op **ops = g->ops;
+        int n_ops = g->n_ops;
+        if (!s->is_sink && b->pl->absorbs[i] > 0 && !span_ops(p, i, b->pl->absorbs[i], &ops, &n_ops))
+            return FUSE_E_NOMEM;
+        fuse_status st = view_build(&s->v, p, g, ops, n_ops);
+        if (ops != g->ops)
+            free(ops);
         if (st != FUSE_OK)
             return st;
         int64_t scratch = (int64_t)lower_scratch_bytes(&s->v.p, &b->opt);
@@ -415,7 +516,10 @@ static fuse_status build_init(Build *b, RtPlan *pl)
     b->obj_key = calloc(m, sizeof *b->obj_key);
     b->obj = calloc(m, sizeof *b->obj);
     b->obj_n = calloc(m, sizeof *b->obj_n);
-    return b->g && b->obj_key && b->obj && b->obj_n ? key_groups(b) : FUSE_E_NOMEM;
+    if (!b->g || !b->obj_key || !b->obj || !b->obj_n)
+        return FUSE_E_NOMEM;
+    fuse_status st = find_spans(b);
+    return st == FUSE_OK ? key_groups(b) : st;
 }
 
 static void build_free(Build *b)

@@ -289,6 +289,17 @@ typedef struct RtPlan {
     /* stream (issue 6): the stored time steps of streaming tensors (stream.h);
      * NULL until the first run of a program with *t axes */
     struct RtStreamState *stream;
+    /* perf (issue 4; zeroing.c): per tensor, true when a run's kernels write
+     * every cell before anything reads it, so the run need not zero it first
+     * (exec.c); made by the first run, in the plan's arena (NULL until then) */
+    bool *is_written_whole;
+    /* fusion across equations (issue 4; plan_compile.c): absorbs[g] > 0 when
+     * equation group g's kernel also computes the next absorbs[g] groups (their
+     * elementwise ops run in g's pass over memory); while a run is inside such a
+     * span, [fused_from, fused_until] are the groups its last kernel computed, so
+     * the schedule does not run them again (-1: none) */
+    int *absorbs;
+    int fused_from, fused_until;
 } RtPlan;
 
 /* incr (issue 7): the buffers of one kernel, numbered as its group's view numbers
@@ -341,6 +352,11 @@ void rt_group_bufs_free(RtPlan *plan);
 
 /* Runs the plan once: sources (or inputs), kernels, sinks. Errors in plan->dl. */
 fuse_status rt_plan_run(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
+
+/* perf (issue 4; zeroing.c): the plan's is_written_whole flags (the rule is
+ * at the top of zeroing.c), allocated in plan->arena; NULL when the plan is not
+ * shaped or memory runs out (then a run zeroes everything). */
+bool *rt_zeroing_flags(RtPlan *plan);
 
 /* Emits the plan's code again as text: "llvm", "llvm-raw" or "asm". */
 fuse_status rt_plan_emit(RtPlan *plan, const char *what, char **out, char **err);

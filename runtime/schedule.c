@@ -182,8 +182,13 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     } else if (m->mc_fn) {
         m->mc_fn[g](pl->bufs);
         e->samples = m->mc_samples[g];
+    } else if (g > pl->fused_from && g <= pl->fused_until) {
+        e->is_fused = true; /* the span's kernel computed it (plan_compile.c) */
     } else {
         rt_run_group(pl, false, g);
+        bool is_span = pl->absorbs && pl->absorbs[g] > 0;
+        pl->fused_from = is_span ? g : -1;
+        pl->fused_until = is_span ? g + pl->absorbs[g] : -1;
     }
     e->ms = rt_now_ms() - t0;
 }
@@ -271,6 +276,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         return mst;
     }
     bool ok = true;
+    pl->fused_from = pl->fused_until = -1;
     for (int g = 0; m->snap && g < p->n_groups; g++)
         if (m->snap[g])
             memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));

@@ -105,7 +105,9 @@ static void text_entry(const RtPlan *pl, const RtTraceEntry *e, RtText *b, bool 
     const IrTensor *t = pl->ir->tensors[g->tensor];
     char kind[64];
     textf(b, ok, "[sweep %02d] %s %s", e->sweep, t->name, STATUS_NAMES[e->status]);
-    if (e->status != RT_EVAL_SKIPPED)
+    if (e->is_fused)
+        textf(b, ok, " fused"); /* in the previous equation's kernel, which took the time */
+    else if (e->status != RT_EVAL_SKIPPED)
         textf(b, ok, " %.3fms", e->ms);
     textf(b, ok, " kernel=%s cells=%lld", kernel_kind(g, kind, sizeof kind),
           (long long)pl->count[g->tensor]);
@@ -170,6 +172,7 @@ static json_t *json_entry(const RtPlan *pl, const RtTraceEntry *e)
     json_object_set_new(o, "sweep", json_integer(e->sweep));
     json_object_set_new(o, "status", json_string(STATUS_NAMES[e->status]));
     json_object_set_new(o, "duration_ms", json_real(e->ms));
+    json_object_set_new(o, "fused", json_boolean(e->is_fused));
     json_object_set_new(o, "temperature", json_num_or_null(e->temperature));
     json_object_set_new(o, "kernel", json_string(kernel_kind(g, kind, sizeof kind)));
     json_object_set_new(o, "cells", json_integer(pl->count[g->tensor]));

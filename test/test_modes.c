@@ -502,6 +502,99 @@ START_TEST(test_query_selectors)
 }
 END_TEST
 
+/* ---- fusion across equations (issue 4) ---- */
+
+#define FUSED_TEXT "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nB[j] = \"b.npy\"\n" \
+                   "Z[i,j] = X[i,k] W[k,j] + B[j]\nH[i,j] = relu(Z[i,j])\n" \
+                   "Y[i,j] = 0.5 H[i,j] + Z[i,j]\nexport H\nexport Y\n"
+
+static fuse_input input_2d(const char *name, float *data, int64_t rows, int64_t cols)
+{
+    fuse_input in = {.name = name};
+    in.tensor.dtype = FUSE_F32;
+    in.tensor.rank = cols ? 2 : 1;
+    in.tensor.shape[0] = rows;
+    in.tensor.shape[1] = cols;
+    in.tensor.data = data;
+    return in;
+}
+
+/* Z, H and Y of FUSED_TEXT by naive loops (z and h: m x n each). */
+static void fused_reference(const float *x, const float *w, const float *b, int m, int k, int n,
+                            float *h, float *y)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double z = 0;
+            for (int t = 0; t < k; t++)
+                z += (double)x[i * k + t] * w[t * n + j];
+            z += b[j];
+            h[i * n + j] = (float)(z > 0 ? z : 0);
+            y[i * n + j] = (float)(0.5 * h[i * n + j] + z);
+        }
+}
+
+static void assert_close(const float *got, const float *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-4f * (1 + fabsf(want[i])),
+                      "cell %lld: got %g, want %g", (long long)i, (double)got[i],
+                      (double)want[i]);
+}
+
+/* H and Y run inside Z's contraction kernel (the trace says so), with the
+ * values of the equations run one by one, on 1 and 2 threads; a query of Z or Y
+ * alone is right too. */
+START_TEST(test_fused_equations)
+{
+    enum { M = 37, K = 40, N = 53 };
+    float *x = malloc(M * K * sizeof *x), *w = malloc(K * N * sizeof *w), b[N];
+    float *h = malloc(M * N * sizeof *h), *y = malloc(M * N * sizeof *y);
+    ck_assert(x && w && h && y);
+    for (int i = 0; i < M * K; i++)
+        x[i] = (float)((i * 37 % 101) - 50) / 25.0f;
+    for (int i = 0; i < K * N; i++)
+        w[i] = (float)((i * 53 % 89) - 44) / 30.0f;
+    for (int j = 0; j < N; j++)
+        b[j] = (float)(j % 7) - 3.0f;
+    fused_reference(x, w, b, M, K, N, h, y);
+    fuse_input in[3] = {input_2d("X", x, M, K), input_2d("W", w, K, N), input_2d("B", b, N, 0)};
+    for (int threads = 1; threads <= 2; threads++) {
+        fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+        cfg.threads = threads;
+        Run r;
+        run_text(&r, FUSED_TEXT, &cfg, in, 3);
+        ck_assert_int_eq(r.st, FUSE_OK);
+        assert_close(output(&r, "H", M * N), h, M * N);
+        assert_close(output(&r, "Y", M * N), y, M * N);
+        json_t *root = trace_json(r.run), *es[4];
+        ck_assert_int_eq(entries_of(root, "Z", es, 4), 1);
+        ck_assert(json_is_false(json_object_get(es[0], "fused")));
+        ck_assert_int_eq(entries_of(root, "H", es, 4), 1);
+        ck_assert(json_is_true(json_object_get(es[0], "fused")));
+        ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "evaluated");
+        ck_assert_int_eq(entries_of(root, "Y", es, 4), 1);
+        ck_assert(json_is_true(json_object_get(es[0], "fused")));
+        json_decref(root);
+        fuse_outputs *q = NULL;
+        ck_assert_int_eq(fuse_runner_query(r.run, "Y", "i=5", in, 3, &q), FUSE_OK);
+        assert_close(fuse_outputs_tensor(q, 0)->data, y + 5 * N, N);
+        fuse_outputs_free(q);
+        ck_assert_int_eq(fuse_runner_query(r.run, "Z", "i=2", in, 3, &q), FUSE_OK);
+        const float *z = fuse_outputs_tensor(q, 0)->data;
+        for (int j = 0; j < N; j++) /* y = 0.5 relu(z) + z, so z = y - 0.5 h */
+            ck_assert_msg(fabsf(z[j] - (y[2 * N + j] - 0.5f * h[2 * N + j])) < 1e-3f,
+                          "Z[2,%d] = %g", j, (double)z[j]);
+        fuse_outputs_free(q);
+        run_free(&r);
+    }
+    free(x);
+    free(w);
+    free(h);
+    free(y);
+}
+END_TEST
+
 /* ---- configuration ---- */
 
 START_TEST(test_config_checks)
@@ -828,6 +921,313 @@ START_TEST(test_cli_modes)
 }
 END_TEST
 
+/* ---- zeroing only what needs it (perf, issue 4; runtime/zeroing.c) ---- */
+
+#define ZERO_TEXT "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nV[i] = \"v.npy\"\n" \
+                  "C[i,j] = X[i,k] W[k,j]\nD[i,j] = X[i,k] W[k,j]\nD[i,j] += C[i,j]\n" \
+                  "S[i] = V[i-1]\nQ[i] = concat(V[i], S[i])\nR[i,j] = softmax(C[i,j.])\n" \
+                  "G[i,i] = V[i]\nG[i,j] += V[i] V[j]\n" \
+                  "export C\nexport D\nexport S\nexport Q\nexport R\nexport G\n"
+
+enum { ZM = 16, ZK = 400, ZN = 32, ZV = 7 };
+
+static fuse_input zero_input(const char *name, float *data, int rank, int64_t rows,
+                             int64_t cols)
+{
+    fuse_input in = {.name = name};
+    in.tensor.dtype = FUSE_F32;
+    in.tensor.rank = rank;
+    in.tensor.shape[0] = rows;
+    in.tensor.shape[1] = cols;
+    in.tensor.data = data;
+    return in;
+}
+
+static void zero_fill(float *x, int n, int seed)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(((i + 1) * (seed * 2 + 37) % 97) - 48) / 50.0f;
+}
+
+static void zero_assert_close(const char *what, const float *got, const double *want, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-4 * (1 + fabs(want[i])),
+                      "%s cell %d: got %g, want %g", what, i, (double)got[i], want[i]);
+}
+
+/* ZERO_TEXT's exports by naive loops: c and d (ZM x ZN), r its row softmax of c,
+ * s (ZV), q (2 ZV) and g (ZV x ZV). */
+static void zero_reference(const float *x, const float *w, const float *v, double *c,
+                           double *d, double *r, double *s, double *q, double *g)
+{
+    for (int i = 0; i < ZV; i++)
+        for (int j = 0; j < ZV; j++)
+            g[i * ZV + j] = (double)v[i] * v[j] + (i == j ? v[i] : 0.0);
+    for (int i = 0; i < ZM; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < ZN; j++) {
+            double z = 0;
+            for (int k = 0; k < ZK; k++)
+                z += (double)x[i * ZK + k] * w[k * ZN + j];
+            c[i * ZN + j] = z;
+            d[i * ZN + j] = 2 * z;
+            mx = z > mx ? z : mx;
+        }
+        for (int j = 0; j < ZN; j++)
+            sum += exp(c[i * ZN + j] - mx);
+        for (int j = 0; j < ZN; j++)
+            r[i * ZN + j] = exp(c[i * ZN + j] - mx) / sum;
+    }
+    for (int i = 0; i < ZV; i++) {
+        s[i] = i ? v[i - 1] : 0.0;
+        q[i] = v[i];
+        q[ZV + i] = s[i];
+    }
+}
+
+/* Whether runs skip zeroing tensor `name` (".concat": the first temporary whose
+ * name contains it), as the plan's first run decided. */
+static bool zero_flag(const fuse_runner *run, const char *name)
+{
+    const RtPlan *pl = run->plan;
+    ck_assert_ptr_nonnull(pl->is_written_whole);
+    for (int t = 0; t < pl->ir->n_tensors; t++) {
+        const IrTensor *x = pl->ir->tensors[t];
+        bool is_temp_match = name[0] == '.' && x->kind == TEN_TEMP && strstr(x->name, name);
+        if (strcmp(x->name, name) == 0 || is_temp_match)
+            return pl->is_written_whole[t];
+    }
+    ck_abort_msg("no tensor %s", name);
+    return false;
+}
+
+/* Each run, on 1 and 2 threads, with other inputs than the run before it gives
+ * its own inputs' values: a contraction over several K blocks, a tensor with an
+ * `=` then a `+=` contribution, a shifted read whose cell 0 reads 0, a concat and
+ * a softmax folded into its equation, and a diagonal written first, then added
+ * to everywhere. Which tensors skip the memset is checked too (a concat target
+ * and the diagonal's tensor keep it). */
+START_TEST(test_unzeroed_reruns)
+{
+    float *x = malloc(ZM * ZK * sizeof *x), *w = malloc(ZK * ZN * sizeof *w), v[ZV];
+    double *c = malloc(ZM * ZN * sizeof *c), *d = malloc(ZM * ZN * sizeof *d);
+    double *r = malloc(ZM * ZN * sizeof *r), s[ZV], q[2 * ZV], g[ZV * ZV];
+    ck_assert(x && w && c && d && r);
+    for (int threads = 1; threads <= 2; threads++) {
+        fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+        cfg.threads = threads;
+        Run run;
+        for (int pass = 0; pass < 3; pass++) {
+            zero_fill(x, ZM * ZK, pass + threads);
+            zero_fill(w, ZK * ZN, 3 * pass + 1);
+            for (int i = 0; i < ZV; i++)
+                v[i] = (float)((i + 2) * (pass + 1) * (pass == 1 ? -1 : 1));
+            fuse_input in[3] = {zero_input("X", x, 2, ZM, ZK), zero_input("W", w, 2, ZK, ZN),
+                                zero_input("V", v, 1, ZV, 0)};
+            if (pass == 0) {
+                run_text(&run, ZERO_TEXT, &cfg, in, 3);
+            } else {
+                fuse_outputs_free(run.out);
+                run.out = NULL;
+                run.st = fuse_runner_run(run.run, in, 3, &run.out);
+            }
+            ck_assert_msg(run.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+            zero_reference(x, w, v, c, d, r, s, q, g);
+            zero_assert_close("C", output(&run, "C", ZM * ZN), c, ZM * ZN);
+            zero_assert_close("D", output(&run, "D", ZM * ZN), d, ZM * ZN);
+            zero_assert_close("R", output(&run, "R", ZM * ZN), r, ZM * ZN);
+            zero_assert_close("S", output(&run, "S", ZV), s, ZV);
+            zero_assert_close("Q", output(&run, "Q", 2 * ZV), q, 2 * ZV);
+            zero_assert_close("G", output(&run, "G", ZV * ZV), g, ZV * ZV);
+        }
+        ck_assert(zero_flag(run.run, "C") && zero_flag(run.run, "D"));
+        ck_assert(zero_flag(run.run, "S") && zero_flag(run.run, "R"));
+        ck_assert(zero_flag(run.run, "Q"));
+        ck_assert(!zero_flag(run.run, ".concat"));
+        ck_assert(!zero_flag(run.run, "G")); /* its first writer fills the diagonal only */
+        run_free(&run);
+    }
+    free(x);
+    free(w);
+    free(c);
+    free(d);
+    free(r);
+}
+END_TEST
+
+/* A first contribution over an empty projected axis writes nothing at all (not
+ * even zeros), so the `+=` after it must find a zeroed tensor in every run. */
+START_TEST(test_unzeroed_empty_axis)
+{
+    static const char text[] = "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nF[i,j] = \"f.npy\"\n"
+                               "E[i,j] = A[i,k] B[k,j]\nE[i,j] += F[i,j]\nexport E\n";
+    float f[3 * 4], empty[1] = {0};
+    double want[3 * 4];
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 12; i++)
+            want[i] = f[i] = (float)((i + 1) * (k + 1));
+        fuse_input in[3] = {zero_input("A", empty, 2, 3, 0), zero_input("B", empty, 2, 0, 4),
+                            zero_input("F", f, 2, 3, 4)};
+        if (k == 0) {
+            run_text(&r, text, &cfg, in, 3);
+        } else {
+            fuse_outputs_free(r.out);
+            r.out = NULL;
+            r.st = fuse_runner_run(r.run, in, 3, &r.out);
+        }
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        zero_assert_close("E", output(&r, "E", 12), want, 12);
+    }
+    ck_assert(!zero_flag(r.run, "E"));
+    run_free(&r);
+}
+END_TEST
+
+/* A softmax over long rows (written in two passes, lower/emit.c) folded into
+ * its equation, run again with other inputs: each run's own rows. */
+START_TEST(test_unzeroed_long_softmax)
+{
+    enum { ROWS = 3, LEN = 1500 };
+    static const char text[] = "Y[r,i] = \"y.npy\"\nP[r,i.] = softmax(Y[r,i])\nexport P\n";
+    float *y = malloc(ROWS * LEN * sizeof *y);
+    double *want = malloc(ROWS * LEN * sizeof *want);
+    ck_assert(y && want);
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    for (int k = 0; k < 3; k++) {
+        zero_fill(y, ROWS * LEN, 5 * k + 2);
+        for (int row = 0; row < ROWS; row++) {
+            double mx = -INFINITY, sum = 0;
+            for (int i = 0; i < LEN; i++)
+                mx = y[row * LEN + i] > mx ? y[row * LEN + i] : mx;
+            for (int i = 0; i < LEN; i++)
+                sum += exp(y[row * LEN + i] - mx);
+            for (int i = 0; i < LEN; i++)
+                want[row * LEN + i] = exp(y[row * LEN + i] - mx) / sum;
+        }
+        fuse_input in = zero_input("Y", y, 2, ROWS, LEN);
+        if (k == 0) {
+            run_text(&r, text, &cfg, &in, 1);
+        } else {
+            fuse_outputs_free(r.out);
+            r.out = NULL;
+            r.st = fuse_runner_run(r.run, &in, 1, &r.out);
+        }
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        const float *p = output(&r, "P", ROWS * LEN);
+        for (int i = 0; i < ROWS * LEN; i++) /* relative: the values are about 1 / LEN */
+            ck_assert_msg(fabs(p[i] - want[i]) <= 1e-4 * want[i], "P cell %d: got %g, want %g",
+                          i, (double)p[i], want[i]);
+    }
+    ck_assert(zero_flag(r.run, "P"));
+    run_free(&r);
+    free(y);
+    free(want);
+}
+END_TEST
+
+/* Every cell of tensor `name` in the plan's buffer is 0. */
+static bool zero_buffer_is_zero(const fuse_runner *run, const char *name)
+{
+    const RtPlan *pl = run->plan;
+    const IrTensor *t = ir_tensor_find(pl->ir, name);
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < pl->count[t->id]; i++)
+        if (pl->bufs[t->id][i] != 0)
+            return false;
+    return true;
+}
+
+/* A query after a full run: the tensors outside its closure read 0 again (the
+ * query zeroes every computed tensor, as a demand run does), and the next full
+ * run computes them with its own inputs. */
+START_TEST(test_unzeroed_query_after_run)
+{
+    int n = 6;
+    float *chain = graph(n, chain_next), *cycle = graph(n, cycle_next);
+    float *want = closure(chain, n);
+    fuse_input in = matrix_input("Edge", chain, n);
+    fuse_config cfg = config(FUSE_MODE_SINGLE, FUSE_STRATEGY_SYNCHRONOUS);
+    Run r;
+    run_text(&r, FAMILY, &cfg, &in, 1);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    ck_assert(zero_flag(r.run, "Deg") && zero_flag(r.run, "Other"));
+    ck_assert(!zero_flag(r.run, "Path")); /* recursive: zeroed */
+    ck_assert(!zero_buffer_is_zero(r.run, "Deg") && !zero_buffer_is_zero(r.run, "Other"));
+    fuse_outputs *q = NULL;
+    ck_assert_int_eq(fuse_runner_query(r.run, "Path", "x=0", &in, 1, &q), FUSE_OK);
+    assert_floats_eq(fuse_outputs_tensor(q, 0)->data, want, n);
+    fuse_outputs_free(q);
+    ck_assert(zero_buffer_is_zero(r.run, "Deg") && zero_buffer_is_zero(r.run, "Other"));
+    /* a full run with a cycle, then a query of Other (Path outside its closure) */
+    in = matrix_input("Edge", cycle, n);
+    fuse_outputs_free(r.out);
+    ck_assert_int_eq(fuse_runner_run(r.run, &in, 1, &r.out), FUSE_OK);
+    const float *deg = r.run->plan->bufs[ir_tensor_find(r.run->plan->ir, "Deg")->id];
+    for (int i = 0; i < n; i++)
+        ck_assert_float_eq(deg[i], 1.0f);
+    ck_assert(!zero_buffer_is_zero(r.run, "Path"));
+    ck_assert_int_eq(fuse_runner_query(r.run, "Other", "x=5", &in, 1, &q), FUSE_OK);
+    ck_assert_float_eq(((float *)fuse_outputs_tensor(q, 0)->data)[0], 1.0f);
+    fuse_outputs_free(q);
+    ck_assert(zero_buffer_is_zero(r.run, "Path"));
+    run_free(&r);
+    /* demand mode: Deg and Other are never run, so they read 0 in every run */
+    cfg = config(FUSE_MODE_DEMAND, FUSE_STRATEGY_SYNCHRONOUS);
+    run_text(&r, FAMILY, &cfg, &in, 1);
+    for (int k = 0; k < 2; k++) {
+        in = matrix_input("Edge", k ? chain : cycle, n);
+        fuse_outputs_free(r.out);
+        ck_assert_int_eq(fuse_runner_run(r.run, &in, 1, &r.out), FUSE_OK);
+        float *c = closure(k ? chain : cycle, n);
+        assert_floats_eq(output(&r, "Path", (int64_t)n * n), c, (int64_t)n * n);
+        free(c);
+        ck_assert(zero_buffer_is_zero(r.run, "Deg") && zero_buffer_is_zero(r.run, "Other"));
+    }
+    run_free(&r);
+    free(want);
+    free(chain);
+    free(cycle);
+}
+END_TEST
+
+/* A recursive program run again with other inputs (a cycle's full closure,
+ * then a chain's smaller one) in both fixpoint strategies and in demand mode. */
+START_TEST(test_unzeroed_fixpoint_reruns)
+{
+    int n = 7;
+    float *es[2] = {graph(n, cycle_next), graph(n, chain_next)};
+    static const fuse_mode modes[] = {FUSE_MODE_FIXPOINT, FUSE_MODE_FIXPOINT, FUSE_MODE_DEMAND};
+    static const fuse_strategy strats[] = {FUSE_STRATEGY_SYNCHRONOUS, FUSE_STRATEGY_SEMI_NAIVE,
+                                           FUSE_STRATEGY_SYNCHRONOUS};
+    for (int m = 0; m < 3; m++) {
+        fuse_config cfg = config(modes[m], strats[m]);
+        Run r;
+        for (int k = 0; k < 4; k++) {
+            fuse_input in = matrix_input("Edge", es[k % 2], n);
+            if (k == 0) {
+                run_text(&r, TC, &cfg, &in, 1);
+            } else {
+                fuse_outputs_free(r.out);
+                r.out = NULL;
+                r.st = fuse_runner_run(r.run, &in, 1, &r.out);
+            }
+            ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+            float *want = closure(es[k % 2], n);
+            assert_floats_eq(output(&r, "Path", (int64_t)n * n), want, (int64_t)n * n);
+            free(want);
+        }
+        ck_assert(!zero_flag(r.run, "Path"));
+        run_free(&r);
+    }
+    free(es[0]);
+    free(es[1]);
+}
+END_TEST
+
 static Suite *modes_suite(void)
 {
     Suite *s = suite_create("modes");
@@ -841,11 +1241,17 @@ static Suite *modes_suite(void)
     tcase_add_test(tc, test_not_converged);
     tcase_add_test(tc, test_demand_skips_unrelated);
     tcase_add_test(tc, test_query_selectors);
+    tcase_add_test(tc, test_fused_equations);
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_schedule_values);
     tcase_add_test(tc, test_annealed_fixpoint);
     tcase_add_test(tc, test_mc_exact);
     tcase_add_test(tc, test_mc_large_sum);
+    tcase_add_test(tc, test_unzeroed_reruns);
+    tcase_add_test(tc, test_unzeroed_empty_axis);
+    tcase_add_test(tc, test_unzeroed_long_softmax);
+    tcase_add_test(tc, test_unzeroed_query_after_run);
+    tcase_add_test(tc, test_unzeroed_fixpoint_reruns);
     suite_add_tcase(s, tc);
     TCase *cl = tcase_create("cli");
     tcase_add_checked_fixture(cl, scratch_setup, scratch_teardown);

@@ -20,12 +20,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "fuse.h"
 
 #define MAX_INPUTS 8
 
 typedef struct BenchOpts {
     int repeat, warmup, threads;
+    int equations;          /* --equations: per-equation kernel times from the run traces */
     const char *json_path;
     const char *only;       /* --suite: run only workloads whose name contains this */
 } BenchOpts;
@@ -59,11 +62,67 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* ---- per-equation times (--equations) ---- */
+
+#define MAX_EQUATIONS 256
+
+/* The kernel times of each equation over the timed runs, from the run traces. */
+typedef struct EqTimes {
+    char *name[MAX_EQUATIONS];
+    double *ms[MAX_EQUATIONS];  /* repeat entries each */
+    int n, repeat;
+} EqTimes;
+
+/* Adds run i's trace (JSON, as fuse_runner_trace gives it) to et. */
+static void eq_add_trace(EqTimes *et, int i, const char *text)
+{
+    json_t *root = json_loads(text, 0, NULL), *e;
+    json_t *entries = json_object_get(root, "entries");
+    size_t k;
+    json_array_foreach(entries, k, e) {
+        if (k >= MAX_EQUATIONS)
+            break;
+        const char *name = json_string_value(json_object_get(e, "name"));
+        if ((int)k == et->n && name) {
+            et->name[k] = strdup(name);
+            et->ms[k] = calloc((size_t)et->repeat, sizeof(double));
+            if (!et->name[k] || !et->ms[k])
+                break;
+            et->n++;
+        }
+        if ((int)k < et->n)
+            et->ms[k][i] = json_number_value(json_object_get(e, "duration_ms"));
+    }
+    json_decref(root);
+}
+
+static double median_of(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void eq_print_free(EqTimes *et)
+{
+    if (et->n)
+        printf("  %-20s %10s %10s\n", "equation", "min_ms", "median_ms");
+    for (int k = 0; k < et->n; k++) {
+        double med = median_of(et->ms[k], et->repeat);
+        printf("  %-20s %10.3f %10.3f\n", et->name[k], et->ms[k][0], med);
+        free(et->name[k]);
+        free(et->ms[k]);
+    }
+    et->n = 0;
+}
+
 /* ---- running one program ---- */
 
-/* Runs `run` warmup + repeat times; fills min and median. */
+static void print_result(const Result *r);
+
+/* Runs `run` warmup + repeat times; fills min and median (and et, when given,
+ * from each timed run's trace). */
 static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpts *o,
-                             Result *r)
+                             Result *r, EqTimes *et)
 {
     double *t = calloc((size_t)o->repeat + 1, sizeof *t);
     if (!t)
@@ -75,14 +134,17 @@ static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpt
         st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
         double dt = now_ms() - t0;
         fuse_outputs_free(out);
-        if (i >= o->warmup)
-            t[i - o->warmup] = dt;
+        if (i < o->warmup)
+            continue;
+        t[i - o->warmup] = dt;
+        char *trace = NULL;
+        if (et && st == FUSE_OK && fuse_runner_trace(run, 1, &trace) == FUSE_OK)
+            eq_add_trace(et, i - o->warmup, trace);
+        fuse_free(trace);
     }
     if (st == FUSE_OK && o->repeat > 0) {
-        qsort(t, (size_t)o->repeat, sizeof *t, cmp_double);
+        r->median_ms = median_of(t, o->repeat);
         r->min_ms = t[0];
-        r->median_ms = o->repeat % 2 ? t[o->repeat / 2]
-                                     : 0.5 * (t[o->repeat / 2 - 1] + t[o->repeat / 2]);
     }
     free(t);
     return st;
@@ -118,9 +180,12 @@ static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
     fuse_timings tm;
     if (st == FUSE_OK && fuse_runner_timings(run, &tm) == FUSE_OK && tm.flops > 0)
         r->flops = (double)tm.flops;
+    EqTimes et = {.repeat = o->repeat};
     if (st == FUSE_OK)
-        st = time_runs(run, w, o, r);
+        st = time_runs(run, w, o, r, o->equations ? &et : NULL);
     r->ok = st == FUSE_OK;
+    print_result(r);
+    eq_print_free(&et);
     if (st != FUSE_OK)
         fprintf(stderr, "fuse-bench: %s: %s\n", r->name, fuse_ctx_error(ctx));
     fuse_runner_free(run);
@@ -151,7 +216,7 @@ static void print_result(const Result *r)
     fflush(stdout);
 }
 
-static void json_string(FILE *f, const char *s)
+static void json_put_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -177,7 +242,7 @@ static int write_json(const char *path, const Result *rs, int n, const BenchOpts
     for (int i = 0; i < n; i++) {
         const Result *r = &rs[i];
         fprintf(f, "%s\n  {\"name\": ", i ? "," : "");
-        json_string(f, r->name);
+        json_put_string(f, r->name);
         fprintf(f, ", \"ok\": %s, \"parse_ms\": %.4f, \"compile_ms\": %.4f, \"first_ms\": %.4f, "
                    "\"min_ms\": %.4f, \"median_ms\": %.4f, \"flops\": %.0f, \"gflops\": %.3f}",
                 r->ok ? "true" : "false", r->parse_ms, r->compile_ms, r->first_ms, r->min_ms,
@@ -352,9 +417,12 @@ static int run_suite(fuse_ctx *ctx, const BenchOpts *o, Result *rs, int *n)
         Result *r = &rs[(*n)++];
         memset(r, 0, sizeof *r);
         r->name = w.name;
-        if (rc != 0 || bench_one(ctx, NULL, &w, o, r) != FUSE_OK)
+        if (rc != 0) {
             failed = 1;
-        print_result(r);
+            print_result(r);
+        } else if (bench_one(ctx, NULL, &w, o, r) != FUSE_OK) {
+            failed = 1;
+        }
         free_workload(&w);
     }
     return failed;
@@ -365,9 +433,9 @@ static int run_suite(fuse_ctx *ctx, const BenchOpts *o, Result *rs, int *n)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fuse-bench PROGRAM... [--repeat N] [--warmup N] [--threads N] "
-               "[--json FILE]\n"
+               "[--equations] [--json FILE]\n"
                "       fuse-bench --suite [--only NAME] [--repeat N] [--warmup N] "
-               "[--threads N] [--json FILE]\n\n"
+               "[--threads N] [--equations] [--json FILE]\n\n"
                "Times parse, compile, the first run and --repeat steady runs (min and\n"
                "median, after --warmup untimed runs) of each program, and the GFLOP/s of\n"
                "its joins (2 x loop cells per sum join) over the median.\n"
@@ -378,6 +446,9 @@ static void usage(FILE *f)
                "  --repeat N     timed runs (default 10)\n"
                "  --warmup N     untimed runs before them (default 2)\n"
                "  --threads N    worker threads (default 0: every core)\n"
+               "  --equations    also print each equation's kernel time (min and median\n"
+               "                 over the timed runs, from the run traces; an equation\n"
+               "                 fused into the one before it shows 0)\n"
                "  --json FILE    also write the results as JSON\n");
 }
 
@@ -406,6 +477,9 @@ static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, i
             return 2;
         } else if (strcmp(a, "--suite") == 0) {
             *is_suite = 1;
+            continue;
+        } else if (strcmp(a, "--equations") == 0) {
+            o->equations = 1;
             continue;
         } else if (strcmp(a, "--repeat") == 0) {
             rc = parse_count(a, v, 1, &o->repeat);
@@ -453,8 +527,7 @@ int main(int argc, char **argv)
         print_header();
         for (int i = 0; i < n_progs; i++) {
             rs[n].name = progs[i];
-            failed |= bench_one(ctx, progs[i], NULL, &o, &rs[n]) != FUSE_OK;
-            print_result(&rs[n++]);
+            failed |= bench_one(ctx, progs[i], NULL, &o, &rs[n++]) != FUSE_OK;
         }
         if (is_suite)
             failed |= run_suite(ctx, &o, rs, &n);
