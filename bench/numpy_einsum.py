@@ -2,12 +2,12 @@
 """numpy_einsum.py: the NumPy baseline of fuse-bench's suite (optional: CI never
 runs it). Times the suite's workloads with NumPy: matrix products with `@`, the
 batched product and the 4-index contraction with einsum(..., optimize=True), and
-the attention block and the MLP as the same steps written in NumPy. Prints min
-and median of --repeat runs in fuse-bench's format. Debian's NumPy calls the
+the attention block, the MLP and the elementwise chain as the same steps
+written in NumPy. Prints min and median of --repeat runs in fuse-bench's format. Debian's NumPy calls the
 system BLAS (OpenBLAS here): run it with OPENBLAS_CORETYPE=Cooperlake and
 OPENBLAS_NUM_THREADS=1 for a single-thread comparison (run-baselines.sh does).
 
-    python3 numpy_einsum.py [--repeat N]
+    python3 numpy_einsum.py [--repeat N] [--only NAME]
 """
 import argparse
 import time
@@ -54,16 +54,32 @@ def workloads():
     xm, w1, b1, w2, b2 = rand(256, 1024), rand(1024, 1024), rand(1024), rand(1024, 256), rand(256)
     yield "mlp-256x1024", lambda: np.maximum(xm @ w1 + b1, 0) @ w2 + b2, \
         2.0 * 256 * 1024 * 1024 + 2.0 * 256 * 1024 * 256
+    xc, yc = rand(1024, 1024), rand(1024, 1024)
+
+    def chain():
+        a1 = xc * yc
+        a2 = np.maximum(a1, 0)
+        a3 = a2 + xc
+        a4 = 0.5 * a3
+        a5 = np.tanh(a4)
+        a6 = a5 * yc
+        a7 = np.abs(a6)
+        return a7 + 1.0
+    yield "elementwise-chain", chain, 0.0
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--only", default="", help="only workloads whose name contains this")
     args = ap.parse_args()
     print(f"{'numpy':<22} {'min_ms':>10} {'median_ms':>10} {'GFLOP/s':>9}")
     for name, fn, flops in workloads():
+        if args.only not in name:
+            continue
         mn, med = timed(fn, args.repeat)
-        print(f"{name:<22} {mn:10.3f} {med:10.3f} {flops / (med * 1e6):9.1f}", flush=True)
+        gflops = f"{flops / (med * 1e6):9.1f}" if flops else f"{'-':>9}"
+        print(f"{name:<22} {mn:10.3f} {med:10.3f} {gflops}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
  * and OPENBLAS_NUM_THREADS=1: OpenBLAS 0.3.21 otherwise picks a generic kernel
  * on this CPU (bench/run-baselines.sh does this).
  *
- *   cc -O2 sgemm_openblas.c -lopenblas -o sgemm_openblas && ./sgemm_openblas [repeat]
+ *   cc -O2 sgemm_openblas.c -lopenblas -o sgemm_openblas && ./sgemm_openblas [repeat [only]]
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -94,8 +94,12 @@ static void attention_products(int n, float *a, float *b, float *c, float *t)
 }
 
 
+static const char *only; /* argv[2]: run only the workloads whose name contains it */
+
 static void bench(const char *name, Workload w, int n, size_t elems, double flops, int repeat)
 {
+    if (only && !strstr(name, only))
+        return;
     float *a = random_matrix(elems), *b = random_matrix(elems), *c = random_matrix(elems);
     float *t = random_matrix(2 * elems);
     double *ms = calloc((size_t)repeat, sizeof *ms);
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
     int repeat = argc > 1 ? atoi(argv[1]) : 10;
     if (repeat < 1)
         repeat = 1;
+    only = argc > 2 ? argv[2] : NULL;
     printf("%-22s %10s %10s %9s\n", "openblas", "min_ms", "median_ms", "GFLOP/s");
     for (int n = 256; n <= 2048; n *= 2) {
         char name[32];

@@ -293,6 +293,19 @@ FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
 FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
                                      size_t n_inputs, fuse_outputs **out);
 
+/* Runs the compiled program once, like fuse_runner_run, but delivers exports
+ * into host memory instead of a new output map: outputs[i].name is an export and
+ * outputs[i].tensor a float32 tensor of its shape whose data receives its value
+ * (exports not named are not delivered). With outputs[i].borrow and data 64-byte
+ * aligned, the kernels write there directly (no copy; a few exports, such as the
+ * written step of a streaming tensor, are still copied); the memory must stay
+ * valid until the call returns and is not read by the run. FUSE_E_ARG names an
+ * output that is not an export, not float32, of another shape or named twice.
+ * Statuses as fuse_runner_run (FUSE_E_NOT_CONVERGED: the last sweep's values). */
+FUSE_API fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs,
+                                          size_t n_inputs, const fuse_input *outputs,
+                                          size_t n_outputs);
+
 /* Text of the generated code: `what` is "llvm" (LLVM IR after optimisation),
  * "llvm-raw" (before) or "asm". *out is freed with fuse_free. */
 FUSE_API fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char **out);

@@ -436,6 +436,97 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
     return run_st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
 }
 
+/* ---- outputs into host memory (issue 4) ---- */
+
+/* The export named name, or -1. */
+static int export_named(const IrProgram *p, const char *name)
+{
+    for (int i = 0; name && i < p->n_exports; i++)
+        if (strcmp(p->tensors[p->exports[i]]->name, name) == 0)
+            return p->exports[i];
+    return -1;
+}
+
+/* Checks outputs[i] (an export, float32 of its shape, named once) and returns
+ * its tensor, or -1 with the context's error set. */
+static int check_output(fuse_runner *run, const fuse_input *outputs, size_t i)
+{
+    const IrProgram *p = run->plan->ir;
+    const fuse_input *o = &outputs[i];
+    if (!o->name) {
+        fail(run->ctx, FUSE_E_ARG, "fuse_runner_run_into: an output has no name");
+        return -1;
+    }
+    int t = export_named(p, o->name);
+    const char *why = t < 0 ? "is not an export of the program"
+                      : o->tensor.dtype != FUSE_F32 ? "must be float32"
+                      : !o->tensor.data ? "has no data"
+                      : o->tensor.rank != p->tensors[t]->rank ? "has the wrong rank" : NULL;
+    for (int k = 0; !why && k < o->tensor.rank; k++)
+        if (o->tensor.shape[k] != p->tensors[t]->shape[k])
+            why = "has the wrong shape";
+    for (size_t j = 0; !why && j < i; j++)
+        if (outputs[j].name && strcmp(outputs[j].name, o->name) == 0)
+            why = "is named twice";
+    if (!why)
+        return t;
+    char msg[320];
+    snprintf(msg, sizeof msg, "fuse_runner_run_into: output '%.200s' %s", o->name, why);
+    fail(run->ctx, FUSE_E_ARG, msg);
+    return -1;
+}
+
+/* Marks the outputs the kernels may write in place (borrowed, aligned,
+ * bindable); false when an output is invalid. */
+static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t n)
+{
+    RtPlan *pl = run->plan;
+    for (size_t i = 0; i < n; i++) {
+        int t = check_output(run, outputs, i);
+        if (t < 0)
+            return false;
+        void *data = outputs[i].tensor.data;
+        if (outputs[i].borrow && (uintptr_t)data % RT_ALIGN == 0 && rt_output_bindable(pl, t))
+            pl->out_bind[t] = data;
+    }
+    return true;
+}
+
+fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                                 const fuse_input *outputs, size_t n_outputs)
+{
+    if (!run || (n_inputs && !inputs) || (n_outputs && !outputs))
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run_into: NULL argument");
+    RtPlan *pl = run->plan;
+    pl->dl.first = pl->dl.last = NULL;
+    pl->dl.n_errors = 0;
+    if (!pl->out_bind)
+        pl->out_bind = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->out_bind);
+    if (!pl->out_bind)
+        return fail(run->ctx, FUSE_E_NOMEM, "out of memory");
+    memset(pl->out_bind, 0, (size_t)pl->ir->n_tensors * sizeof *pl->out_bind);
+    if (!bind_run_outputs(run, outputs, n_outputs))
+        return FUSE_E_ARG;
+    double run_t0 = rt_clock_ms();
+    fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = rt_plan_run(pl, inputs, n_inputs);
+    pl->timings.last_run_ms = rt_clock_ms() - run_t0;
+    memset(pl->out_bind, 0, (size_t)pl->ir->n_tensors * sizeof *pl->out_bind);
+    if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED) {
+        rt_unborrow_sources(pl);
+        return fail_plan(run->ctx, st, pl);
+    }
+    /* the outputs not written in place: copied from the tensors' buffers */
+    for (size_t i = 0; i < n_outputs; i++) {
+        int t = export_named(pl->ir, outputs[i].name);
+        if (pl->bufs[t] != outputs[i].tensor.data)
+            memcpy(outputs[i].tensor.data, pl->bufs[t], (size_t)pl->count[t] * sizeof(float));
+    }
+    rt_unborrow_sources(pl); /* the host's buffers go back */
+    return st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
+}
+
 size_t fuse_outputs_count(const fuse_outputs *out) { return out ? out->n : 0; }
 
 const char *fuse_outputs_name(const fuse_outputs *out, size_t i)

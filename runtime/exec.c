@@ -44,6 +44,44 @@ static void zero_computed(RtPlan *pl, int query)
     }
 }
 
+/* ---- outputs bound to host memory (issue 4) ---- */
+
+bool rt_output_bindable(const RtPlan *pl, int t)
+{
+    const IrProgram *p = pl->ir;
+    const IrTensor *x = p->tensors[t];
+    if (x->kind != TEN_DEFINED || x->is_read_prev || x->is_stream_state || pl->bufs[p->n_tensors + t])
+        return false;
+    for (int s = 0; s < p->n_streams; s++)
+        if (p->streams[s]->tensor == t)
+            return false;
+    return true;
+}
+
+/* The run's kernels write each bound export (pl->out_bind) straight into the
+ * host's memory: it becomes the tensor's buffer until rt_unborrow_sources, as a
+ * borrowed input does, zeroed first when the tensor needs it. */
+static fuse_status bind_outputs(RtPlan *pl, int query)
+{
+    const IrProgram *p = pl->ir;
+    if (!pl->out_bind)
+        return FUSE_OK;
+    if (!pl->own_bufs)
+        pl->own_bufs = calloc((size_t)p->n_tensors + 1, sizeof *pl->own_bufs);
+    if (!pl->own_bufs)
+        return FUSE_E_NOMEM;
+    const bool *whole = zeroes_all(pl, query) ? NULL : pl->is_written_whole;
+    for (int t = 0; t < p->n_tensors; t++) {
+        if (!pl->out_bind[t] || pl->own_bufs[t])
+            continue;
+        pl->own_bufs[t] = pl->bufs[t];
+        pl->bufs[t] = pl->out_bind[t];
+        if (!(whole && whole[t]))
+            memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+    }
+    return FUSE_OK;
+}
+
 /* ---- kernels and threads (perf, issue 4) ---- */
 
 static void no_barrier(void) {}
@@ -108,6 +146,8 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     IrProgram *p = pl->ir;
     zero_computed(pl, query);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = bind_outputs(pl, query); /* issue 4: exports straight into host memory */
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* stream (issue 6): earlier steps */
     if (st != FUSE_OK)

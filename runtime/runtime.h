@@ -300,6 +300,10 @@ typedef struct RtPlan {
      * the schedule does not run them again (-1: none) */
     int *absorbs;
     int fused_from, fused_until;
+    /* output binding (issue 4; fuse_runner_run_into): while a run delivers an
+     * export into host memory that its kernels may write directly, out_bind[t]
+     * is that memory (NULL otherwise; exec.c binds it after the sources) */
+    float **out_bind;
 } RtPlan;
 
 /* incr (issue 7): the buffers of one kernel, numbered as its group's view numbers
@@ -379,6 +383,11 @@ fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inp
 /* Gives every borrowed buffer back: bufs[t] is the plan's own buffer again. Call
  * when a run's results have been collected (and before freeing the plan). */
 void rt_unborrow_sources(RtPlan *plan);
+
+/* issue 4: whether export t can be written in place in host memory by a run's
+ * kernels (a computed tensor outside any stream window and not read as a
+ * previous sweep); others are copied out after the run. */
+bool rt_output_bindable(const RtPlan *plan, int t);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 

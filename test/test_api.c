@@ -281,6 +281,98 @@ START_TEST(borrowed_inputs)
 }
 END_TEST
 
+/* ---- outputs into host memory (issue 4) ---- */
+
+/* S[i] = sum_k A[i,k] X[k] and T[i] = X[i-1] + 1 (written whole), and the
+ * diagonal G[i,i] = X[i] (written in part: the rest must read 0), delivered into
+ * host buffers prefilled with garbage, borrowed (written in place) or not. */
+static const char SHIFTED[] = "A[i,k] = \"a.npy\"\n"
+                              "X[k] = \"x.npy\"\n"
+                              "S[i] = A[i,k] X[k]\n"
+                              "T[i] = X[i-1]\n"
+                              "T[i] += 1.0\n"
+                              "G[i,i] = X[i]\n"
+                              "export S\nexport T\nexport G\n";
+
+static void expect_run_into(fuse_runner *run, const fuse_input *in, float *s, float *t,
+                            int borrow)
+{
+    float *g = t + 16;
+    for (int i = 0; i < 16; i++)
+        s[i] = t[i] = g[i] = 7.0f;
+    fuse_input out[3] = {f32_input("T", 1, 3, 0, t), f32_input("S", 1, 3, 0, s),
+                         f32_input("G", 2, 3, 3, g)};
+    out[0].borrow = out[1].borrow = out[2].borrow = borrow;
+    ck_assert_int_eq(fuse_runner_run_into(run, in, 2, out, 3), FUSE_OK);
+    const float *a = in[0].tensor.data, *x = in[1].tensor.data;
+    for (int i = 0; i < 3; i++) {
+        float want = a[3 * i] * x[0] + a[3 * i + 1] * x[1] + a[3 * i + 2] * x[2];
+        ck_assert_float_eq_tol(s[i], want, 1e-5f);
+        ck_assert_float_eq(t[i], (i ? x[i - 1] : 0.0f) + 1.0f);
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(g[3 * i + j], i == j ? x[i] : 0.0f);
+    }
+    ck_assert_float_eq(s[3], 7.0f); /* nothing past the tensor is written */
+}
+
+START_TEST(outputs_into_host_memory)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    float a[9], x[3] = {2, -1, 0.5f};
+    for (int i = 0; i < 9; i++)
+        a[i] = (float)(i % 4) - 1.5f;
+    fuse_input in[2] = {f32_input("A", 2, 3, 3, a), f32_input("X", 1, 3, 0, x)};
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, SHIFTED, "s.fuse", &prog), FUSE_OK);
+    ck_assert_int_eq(fuse_runner_new(prog, NULL, in, 2, &run), FUSE_OK);
+    float *s = aligned_alloc(64, 64 * sizeof(float)), *t = aligned_alloc(64, 64 * sizeof(float));
+    ck_assert(s && t); /* t: T at t, G at t + 16 */
+    for (int borrow = 1; borrow >= 0; borrow--) {
+        expect_run_into(run, in, s, t, borrow);
+        x[0] = -3; /* the next run sees new inputs and writes over the old values */
+        expect_run_into(run, in, s, t, borrow);
+        expect_run_into(run, in, s + 1, t + 1, borrow); /* unaligned: copied */
+        x[0] = 2;
+    }
+    /* after all that, the runner's own outputs are still right */
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_runner_run(run, in, 2, &out), FUSE_OK);
+    ck_assert_float_eq(((const float *)fuse_outputs_find(out, "T")->data)[1], 3.0f);
+    fuse_outputs_free(out);
+    /* only some exports: fine; bad outputs: FUSE_E_ARG naming the problem */
+    fuse_input one = f32_input("S", 1, 3, 0, s);
+    ck_assert_int_eq(fuse_runner_run_into(run, in, 2, &one, 1), FUSE_OK);
+    static const struct {
+        const char *name;
+        int rank;
+        int64_t d0;
+        fuse_dtype dt;
+        const char *msg;
+    } bad[] = {{"A", 2, 3, FUSE_F32, "not an export"}, {"S", 1, 4, FUSE_F32, "wrong shape"},
+               {"S", 2, 3, FUSE_F32, "wrong rank"}, {"S", 1, 3, FUSE_F64, "float32"},
+               {NULL, 1, 3, FUSE_F32, "no name"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fuse_input o = f32_input(bad[i].name, bad[i].rank, bad[i].d0, 3, s);
+        o.tensor.dtype = bad[i].dt;
+        ck_assert_int_eq(fuse_runner_run_into(run, in, 2, &o, 1), FUSE_E_ARG);
+        ck_assert_msg(strstr(fuse_ctx_error(ctx), bad[i].msg), "%s", fuse_ctx_error(ctx));
+    }
+    fuse_input twice[2] = {one, one};
+    ck_assert_int_eq(fuse_runner_run_into(run, in, 2, twice, 2), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "named twice"));
+    ck_assert_int_eq(fuse_runner_run_into(NULL, in, 2, &one, 1), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_runner_run_into(run, in, 2, NULL, 1), FUSE_E_ARG);
+    expect_run_into(run, in, s, t, 1); /* and the runner still works */
+    free(s);
+    free(t);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 enum { N_THREADS = 4, N_RUNS = 12 };
@@ -373,6 +465,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, program_errors_have_positions);
     tcase_add_test(tc, runner_outlives_program);
     tcase_add_test(tc, borrowed_inputs);
+    tcase_add_test(tc, outputs_into_host_memory);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 120);

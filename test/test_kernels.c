@@ -1223,6 +1223,33 @@ START_TEST(bench_suite_json)
 }
 END_TEST
 
+/* --equations: one line per equation of the MLP, with the absorbed relu at 0. */
+START_TEST(bench_equations)
+{
+    char out[] = "/tmp/fuse-bench-eq-XXXXXX";
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char args[256];
+    snprintf(args, sizeof args, "--suite --only mlp --repeat 3 --warmup 0 --threads 1 "
+                                "--equations > %s", out);
+    char *cmd = bench_command(args);
+    ck_assert_int_eq(system(cmd), 0);
+    char *text = read_text(out);
+    double zmin = -1, zmed = -1, hmin = -1, hmed = -1, ymin = -1, ymed = -1;
+    const char *z = strstr(text, "\n  Z "), *h = strstr(text, "\n  H "), *y = strstr(text, "\n  Y ");
+    ck_assert_msg(strstr(text, "  equation ") && z && h && y, "%s", text);
+    ck_assert_int_eq(sscanf(z, " Z %lf %lf", &zmin, &zmed), 2);
+    ck_assert_int_eq(sscanf(h, " H %lf %lf", &hmin, &hmed), 2);
+    ck_assert_int_eq(sscanf(y, " Y %lf %lf", &ymin, &ymed), 2);
+    ck_assert(zmin > 0 && zmed >= zmin && ymin > 0 && ymed >= ymin);
+    ck_assert(hmin == 0 && hmed == 0); /* relu runs in Z's kernel */
+    free(text);
+    free(cmd);
+    unlink(out);
+}
+END_TEST
+
 START_TEST(bench_bad_usage)
 {
     char *cmd = bench_command("--repeat 0 --suite > /dev/null 2>&1");
@@ -1259,6 +1286,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, call_results_written_in_place);
     tcase_add_test(tc, many_factor_chains);
     tcase_add_test(tc, bench_suite_json);
+    tcase_add_test(tc, bench_equations);
     tcase_add_test(tc, bench_bad_usage);
     tcase_add_test(tc, self_join);
     tcase_add_loop_test(tc, fused_epilogues, 0, 9);

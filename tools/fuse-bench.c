@@ -4,7 +4,10 @@
  * For each program it measures, in wall-clock milliseconds: parse and check
  * (fuse_program_from_file or _from_text), compile (fuse_runner_new), the first run,
  * then `warmup` untimed runs and `repeat` timed runs (min and median), and the
- * GFLOP/s of the joins over the median run. The FLOP count is the runner's
+ * GFLOP/s of the joins over the median run. The steady runs deliver the exports
+ * into host buffers allocated once (fuse_runner_run_into, borrowed), as a BLAS
+ * call writes into the caller's C; the first run uses fuse_runner_run. The
+ * FLOP count is the runner's
  * (fuse_timings.flops: 2 x the loop cells of every sum join) when the library
  * reports it, else the workload's own count (suite) or unknown.
  *
@@ -14,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,10 +123,52 @@ static void eq_print_free(EqTimes *et)
 
 static void print_result(const Result *r);
 
+/* Host buffers for the exports of a first run's outputs, bound to the steady
+ * runs with fuse_runner_run_into (borrowed: the kernels write there, as a BLAS
+ * call writes into its C), or NULL (then the steady runs use fuse_runner_run). */
+typedef struct Exports {
+    fuse_input *out;
+    size_t n;
+} Exports;
+
+static void exports_free(Exports *x)
+{
+    for (size_t i = 0; x->out && i < x->n; i++) {
+        free((char *)x->out[i].name);
+        free(x->out[i].tensor.data);
+    }
+    free(x->out);
+    x->out = NULL;
+    x->n = 0;
+}
+
+static void exports_init(Exports *x, const fuse_outputs *first)
+{
+    size_t n = fuse_outputs_count(first);
+    bool ok = true;
+    x->n = 0;
+    x->out = calloc(n + 1, sizeof *x->out);
+    for (size_t i = 0; x->out && ok && i < n; i++, x->n++) {
+        const fuse_tensor *t = fuse_outputs_tensor(first, i);
+        size_t bytes = sizeof(float);
+        for (int k = 0; k < t->rank; k++)
+            bytes *= (size_t)t->shape[k];
+        fuse_input *o = &x->out[i];
+        o->name = strdup(fuse_outputs_name(first, i));
+        o->tensor = *t;
+        o->tensor.data = t->dtype == FUSE_F32 ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+        o->borrow = 1;
+        ok = o->name && o->tensor.data;
+    }
+    if (x->out && ok)
+        return;
+    exports_free(x); /* out of memory, or not float32: fuse_runner_run it is */
+}
+
 /* Runs `run` warmup + repeat times; fills min and median (and et, when given,
  * from each timed run's trace). */
 static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpts *o,
-                             Result *r, EqTimes *et)
+                             const Exports *x, Result *r, EqTimes *et)
 {
     double *t = calloc((size_t)o->repeat + 1, sizeof *t);
     if (!t)
@@ -130,8 +176,11 @@ static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpt
     fuse_status st = FUSE_OK;
     for (int i = 0; i < o->warmup + o->repeat && st == FUSE_OK; i++) {
         fuse_outputs *out = NULL;
+        const fuse_input *in = w ? w->inputs : NULL;
+        size_t n_in = w ? w->n_inputs : 0;
         double t0 = now_ms();
-        st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
+        st = x->out ? fuse_runner_run_into(run, in, n_in, x->out, x->n)
+                    : fuse_runner_run(run, in, n_in, &out);
         double dt = now_ms() - t0;
         fuse_outputs_free(out);
         if (i < o->warmup)
@@ -172,6 +221,9 @@ static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
     if (st == FUSE_OK)
         st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
     double t3 = now_ms();
+    Exports x = {0};
+    if (st == FUSE_OK)
+        exports_init(&x, out);
     fuse_outputs_free(out);
     r->parse_ms = t1 - t0;
     r->compile_ms = t2 - t1;
@@ -182,7 +234,8 @@ static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
         r->flops = (double)tm.flops;
     EqTimes et = {.repeat = o->repeat};
     if (st == FUSE_OK)
-        st = time_runs(run, w, o, r, o->equations ? &et : NULL);
+        st = time_runs(run, w, o, &x, r, o->equations ? &et : NULL);
+    exports_free(&x);
     r->ok = st == FUSE_OK;
     print_result(r);
     eq_print_free(&et);
@@ -438,7 +491,8 @@ static void usage(FILE *f)
                "[--threads N] [--equations] [--json FILE]\n\n"
                "Times parse, compile, the first run and --repeat steady runs (min and\n"
                "median, after --warmup untimed runs) of each program, and the GFLOP/s of\n"
-               "its joins (2 x loop cells per sum join) over the median.\n"
+               "its joins (2 x loop cells per sum join) over the median. Steady runs\n"
+               "write the exports into host buffers allocated once (fuse_runner_run_into).\n"
                "  --suite        built-in workloads with random inputs: matrix products\n"
                "                 256-2048, a batched product, a 4-index contraction, an\n"
                "                 attention head, an MLP, an elementwise chain, a boolean join\n"
