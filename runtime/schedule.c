@@ -190,7 +190,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
         pl->fused_from = is_span ? g : -1;
         pl->fused_until = is_span ? g + pl->absorbs[g] : -1;
     }
-    e->ms = rt_now_ms() - t0;
+    e->ms = e->is_fused ? 0.0 : rt_now_ms() - t0; /* its time is in the span's kernel */
 }
 
 /* One sweep over the groups [g0, g1); true when some value changed. */
