@@ -4,7 +4,7 @@
  * (32 products of 256^3, one sgemm each) and its 4-index contraction
  * (C[a,b,c,d] = A[a,e,b,f] B[e,c,f,d], sizes 32: two explicit transposes to
  * matrices, one 1024^3 sgemm, one transpose back, as einsum would do it) and its
- * attention head's five products, and
+ * attention head's five products and its MLP's two, and
  * prints the median and minimum of --repeat runs after one warm-up in the same
  * format as fuse-bench. Run it with OPENBLAS_CORETYPE=Cooperlake (or SkylakeX)
  * and OPENBLAS_NUM_THREADS=1: OpenBLAS 0.3.21 otherwise picks a generic kernel
@@ -94,6 +94,16 @@ static void attention_products(int n, float *a, float *b, float *c, float *t)
 }
 
 
+/* The suite's MLP's two products: X (256 x 1024) W1 (1024 x 1024), then that
+ * (256 x 1024) W2 (1024 x 256); no bias or relu. a holds X, b W1, t W2 and Z. */
+static void mlp_products(int n, float *a, float *b, float *c, float *t)
+{
+    const int m = 256, o = 256;
+    float *w2 = t, *z = t + (size_t)n * o;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, n, 1.0f, a, n, b, n, 0.0f, z, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, o, n, 1.0f, z, n, w2, o, 0.0f, c, o);
+}
+
 static const char *only; /* argv[2]: run only the workloads whose name contains it */
 
 static void bench(const char *name, Workload w, int n, size_t elems, double flops, int repeat)
@@ -136,5 +146,7 @@ int main(int argc, char **argv)
     bench("4index-32", four_index, 32, 32 * 32 * 32 * 32, 2.0 * 1024 * 1024 * 1024, repeat);
     bench("attention-products", attention_products, 512, 512 * 512, 5 * 2.0 * 512 * 512 * 64,
           repeat);
+    bench("mlp-products", mlp_products, 1024, 1024 * 1024,
+          2.0 * 256 * 1024 * 1024 + 2.0 * 256 * 1024 * 256, repeat);
     return 0;
 }
