@@ -35,6 +35,8 @@
  * block of B a quarter of L3. With AVX-512 the tile is
  * 12 x 32 (24 zmm accumulators), with 256-bit vectors 6 x 16. Each thread's
  * scratch (Bp, then Ap) is its slice of the plan's bufs[2 n_tensors].
+ * Boolean joins (a relation's rule) are contractions too: K is one block, so
+ * the update has the whole sum and stores out = max(old, sum * coef > 0).
  * Fusion (fuse.c): with an epilogue, the kernel takes the buffers of the fused
  * ops' tensors as extra parameters, and on the last K block calls the
  * out-of-line `NAME.epi` on each finished tile (its cells' loop counters are
@@ -167,6 +169,11 @@ static int64_t cache_bytes(int64_t given, int name, int64_t fallback)
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+/* A boolean contraction keeps all of K in one block (its thresholded update
+ * needs the whole sum); past this, the B micro-panel (K x NR) outgrows L2 and the
+ * loop nest takes it. */
+#define BOOL_MAX_K 16384
+
 static void choose_blocks(const LowerOptions *opt, Contraction *c)
 {
     int64_t vw = opt->vector_bits / 32;
@@ -177,7 +184,7 @@ static void choose_blocks(const LowerOptions *opt, Contraction *c)
     int64_t l2 = cache_bytes(opt->l2_bytes, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
     int64_t l3 = cache_bytes(opt->l3_bytes, _SC_LEVEL3_CACHE_SIZE, 8 << 20);
     c->kc = clamp64(l1 / (c->nr * 4) / 16 * 16, 32, 384);
-    if (c->kc > c->k.total)
+    if (c->kc > c->k.total || c->is_bool)
         c->kc = c->k.total;
     c->mc = clamp64(l2 / 2 / (c->kc * 4) / c->mr * c->mr, c->mr, 160 * c->mr);
     c->mc = c->mc < round_up(c->m.total, c->mr) ? c->mc : round_up(c->m.total, c->mr);
@@ -188,7 +195,7 @@ static void choose_blocks(const LowerOptions *opt, Contraction *c)
 bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt,
                        Contraction *c)
 {
-    if (op->kind != OP_JOIN || op->red != RED_SUM || op->is_bool_out || op->n_in != 2
+    if (op->kind != OP_JOIN || op->red != RED_SUM || op->n_in != 2
         || op->concat_slot >= 0 || op->n_axes > EMIT_MAX_AXES || opt->vector_bits < 128)
         return false;
     bool has[EMIT_MAX_AXES][3];
@@ -213,6 +220,9 @@ bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt
     if (op->is_rsqrt_scaled)
         c->coef /= sqrt((double)c->k.total);
     c->is_n_contiguous = group_is_contiguous(&c->n, 0);
+    c->is_bool = op->is_bool_out;
+    if (c->is_bool && c->k.total > BOOL_MAX_K)
+        return false;
     choose_blocks(opt, c);
     return true;
 }
@@ -555,6 +565,21 @@ static LLVMValueRef old_value(Emit *e, LLVMTypeRef ty, LLVMValueRef at, unsigned
     return first ? LLVMBuildSelect(e->bld, first, LLVMConstNull(ty), old, "v.o0") : old;
 }
 
+/* old + v, or for a boolean contraction old OR (v > 0) (1.0 or 0.0; the
+ * loop nest's rule, emit_store_contribution), for scalars or vectors of type ty. */
+static LLVMValueRef combine(Emit *e, const Contraction *c, LLVMTypeRef ty, LLVMValueRef old,
+                            LLVMValueRef v)
+{
+    if (!c->is_bool) {
+        LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.s");
+        emit_fast(sum);
+        return sum;
+    }
+    LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, v, LLVMConstNull(ty), "v.pos");
+    LLVMValueRef b = LLVMBuildUIToFP(e->bld, pos, ty, "v.bool");
+    return emit_intrinsic2(e, "llvm.maxnum", old, b);
+}
+
 /* out[at] (=|+=) coef * tile[t]. */
 static void update_cell(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValueRef t,
                         LLVMValueRef first)
@@ -564,9 +589,8 @@ static void update_cell(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValu
         v = LLVMBuildFMul(e->bld, v, emit_f32(e, c->coef), "v.sc");
         emit_fast(v);
     }
-    LLVMValueRef sum = LLVMBuildFAdd(e->bld, old_value(e, e->t_f32, at, 4, first), v, "v.s");
-    emit_fast(sum);
-    LLVMBuildStore(e->bld, sum, at);
+    LLVMValueRef old = old_value(e, e->t_f32, at, 4, first);
+    LLVMBuildStore(e->bld, combine(e, c, e->t_f32, old, v), at);
 }
 
 /* A whole row of NR contiguous output cells from the row's accumulators. */
@@ -582,9 +606,8 @@ static void update_row_vector(Emit *e, const Contraction *c, LLVMValueRef at,
             v = LLVMBuildFMul(e->bld, v, k, "v.sc");
             emit_fast(v);
         }
-        LLVMValueRef sum = LLVMBuildFAdd(e->bld, old_value(e, vt, pa, 4, first), v, "v.sv");
-        emit_fast(sum);
-        set_align(LLVMBuildStore(e->bld, sum, pa), 4);
+        LLVMValueRef old = old_value(e, vt, pa, 4, first);
+        set_align(LLVMBuildStore(e->bld, combine(e, c, vt, old, v), pa), 4);
     }
 }
 

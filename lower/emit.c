@@ -34,7 +34,7 @@ void emit_fast(LLVMValueRef inst)
 static LLVMValueRef intrinsic(Emit *e, const char *name, LLVMValueRef *args, unsigned n)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMTypeRef types[1] = {e->t_f32};
+    LLVMTypeRef types[1] = {n ? LLVMTypeOf(args[0]) : e->t_f32}; /* float or a vector of it */
     LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, types, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, types, 1);
     return LLVMBuildCall2(e->bld, fty, fn, args, n, "v.call");

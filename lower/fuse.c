@@ -228,6 +228,8 @@ int fuse_epilogue(const IrProgram *p, const Group *g, int i, Contraction *c)
     c->epi = NULL;
     c->n_epi = c->n_epi_tensors = 0;
     const Op *head = g->ops[i];
+    if (head->is_bool_out) /* its thresholded update stays alone (contract.c) */
+        return 0;
     for (int k = 0; k < p->tensors[head->out]->rank; k++)
         if (head->out_minor[k] != 0)
             return 0;

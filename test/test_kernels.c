@@ -353,6 +353,56 @@ START_TEST(several_contributions)
 END_TEST
 
 /* The same tensor as both operands (a self-join). */
+/* Boolean joins as contraction kernels: C(i,j) = [sum_k 0.5 A(i,k) B(k,j) > 0]
+ * OR [F(i,j) > 0], against a naive loop: A is 0/1, B has negative entries
+ * (so a sum can cancel to 0 or go negative, and the threshold is on the sum, as
+ * in the loop nest), K crosses the float kernel's K block (384), sizes odd. */
+START_TEST(boolean_contractions)
+{
+    int threads = 1 + _i;
+    enum { I = 67, K = 1001, J = 45 };
+    unsigned seed = 4242;
+    float *a = malloc(I * K * sizeof *a), *b = malloc(K * J * sizeof *b);
+    float *f = malloc(I * J * sizeof *f);
+    ck_assert(a && b && f);
+    for (int i = 0; i < I * K; i++)
+        a[i] = (float)(rand_r(&seed) % 17 == 0);
+    for (int i = 0; i < K * J; i++) /* mostly 0, some +1 and -1 */
+        b[i] = (float)((int)(rand_r(&seed) % 41) - 20 > 17) - (float)(rand_r(&seed) % 37 == 0);
+    for (int i = 0; i < I * J; i++)
+        f[i] = (float)(rand_r(&seed) % 13 == 0);
+    Spec s = {"ik", "kj", "ij", {0}, 1.0};
+    s.size['i' - 'a'] = I, s.size['k' - 'a'] = K, s.size['j' - 'a'] = J;
+    fuse_input in[3];
+    set_input(&in[0], "A", &s, "ik", a);
+    set_input(&in[1], "B", &s, "kj", b);
+    set_input(&in[2], "F", &s, "ij", f);
+    const char *text = "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nF[i,j] = \"f.npy\"\n"
+                       "C(i,j) = 0.5 A(i,k) B(k,j)\nC(i,j) += F(i,j)\nexport C\n";
+    int is_contract = 0;
+    float *got = run_program(text, in, 3, threads, &is_contract);
+    ck_assert(is_contract);
+    int ones = 0, cancelled = 0;
+    for (int i = 0; i < I; i++)
+        for (int j = 0; j < J; j++) {
+            double sum = 0;
+            int any = 0;
+            for (int k = 0; k < K; k++) {
+                sum += 0.5 * a[i * K + k] * b[k * J + j];
+                any |= a[i * K + k] * b[k * J + j] != 0;
+            }
+            float want = (float)(sum > 0 || f[i * J + j] > 0);
+            cancelled += any && sum <= 0 && f[i * J + j] == 0;
+            ones += want == 1.0f;
+            ck_assert_msg(got[i * J + j] == want, "C(%d,%d) = %g, want %g (sum %g)", i, j,
+                          (double)got[i * J + j], (double)want, sum);
+        }
+    ck_assert(ones > 0 && ones < I * J && cancelled > 0); /* the data tests both sides */
+    free(got);
+    free(a), free(b), free(f);
+}
+END_TEST
+
 START_TEST(self_join)
 {
     Spec s = {"xy", "yz", "xz", {0}, 1.0};
@@ -1277,6 +1327,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, size_one_axes_and_coef);
     tcase_add_test(tc, small_joins_keep_loop_nest);
     tcase_add_loop_test(tc, several_contributions, 0, 3);
+    tcase_add_loop_test(tc, boolean_contractions, 0, 3);
     tcase_add_test(tc, threads_same_result);
     tcase_add_test(tc, softmax_fast_exp);
     tcase_add_loop_test(tc, softmax_rows, 0, 14);
