@@ -130,13 +130,14 @@ typedef struct OpCall {
     bool is_folded;   /* the next op, a copy, is left out */
 } OpCall;
 
-/* Calls op i: every thread runs a contraction (on its share of the columns);
- * thread 0 alone runs any other op (a cell run too). */
+/* Calls op i: every thread runs a contraction (on its share of the columns)
+ * and a cell run (on its share of the rows); thread 0 alone runs any other op. */
 static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCall *oc,
                     int64_t scratch_floats)
 {
     LLVMBasicBlockRef skip = NULL;
-    if (!oc->is_contract) {
+    bool is_run = !oc->is_contract && oc->n_fused;
+    if (!oc->is_contract && !is_run) {
         LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
                                              emit_i64(e, 0), "v.main");
         LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
@@ -146,9 +147,11 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
     }
     LLVMValueRef args[EMIT_MAX_AXES + 4], bufs = LLVMGetParam(kfn, 0);
     unsigned n;
-    if (!oc->is_contract && oc->n_fused)
+    if (is_run) {
         n = cell_run_args(e, g, i, bufs, args);
-    else
+        args[n++] = LLVMGetParam(kfn, 1); /* tid */
+        args[n++] = LLVMGetParam(kfn, 2); /* nth */
+    } else
         n = op_args(e, g->ops[i], oc->out, oc->is_contract, kfn, scratch_floats, args);
     if (oc->is_contract)
         n += epilogue_args(e, g, i, bufs, args + n);
@@ -191,14 +194,14 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
 static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
     OpCall calls[1024];
-    bool has_contract = false;
+    bool has_team = false; /* a contraction or a cell run: every thread calls it */
     if (g->n_ops > 1024)
         return false;
     for (int i = 0; i < g->n_ops;) {
         int next = plan_call(e, g, kname, i, &calls[i]);
         if (!calls[i].fn)
             return false;
-        has_contract |= calls[i].is_contract;
+        has_team |= calls[i].is_contract || calls[i].n_fused;
         i = next;
     }
     LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
@@ -211,7 +214,7 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
         const OpCall *oc = &calls[i];
         call_op(e, fn, g, i, oc, scratch_floats);
         i += 1 + (oc->is_folded ? 1 : oc->n_fused);
-        if (has_contract && i < g->n_ops)
+        if (has_team && i < g->n_ops)
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }
     LLVMBuildRetVoid(e->bld);
@@ -332,13 +335,35 @@ size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt)
  * few microseconds) and needs two column panels to share. */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
+/* A cell run pays off on a team from about this many cells (a few microseconds
+ * of fork and join against about a nanosecond per cell and op). */
+#define PARALLEL_MIN_CELLS ((int64_t)1 << 16)
+
+/* Op i heads a cell run worth a team: enough cells and rows to share out. */
+static bool is_parallel_run(const IrProgram *p, const Group *g, int i)
+{
+    FuseRun r;
+    const Op *op = g->ops[i];
+    const IrTensor *t = p->tensors[op->out];
+    if (t->rank == 0 || fuse_cell_run(p, g, i, &r) == 0 || t->shape[0] < 2)
+        return false;
+    int64_t cells = 1;
+    for (int k = 0; k < t->rank; k++)
+        cells *= t->shape[k];
+    return cells >= PARALLEL_MIN_CELLS;
+}
+
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt)
 {
     Contraction c;
-    for (int i = 0; i < g->n_ops && p->is_shaped && !opt->no_contract; i++)
-        if (contract_classify(p, g->ops[i], opt, &c) && c.n.total > c.nr
+    for (int i = 0; i < g->n_ops && p->is_shaped; i += 1 + lower_run_length(p, g, i, opt)) {
+        bool is_contract = !opt->no_contract && contract_classify(p, g->ops[i], opt, &c);
+        if (is_contract && c.n.total > c.nr
             && c.batch.total * c.m.total * c.n.total * c.k.total >= PARALLEL_MIN_MACS)
             return true;
+        if (!is_contract && is_parallel_run(p, g, i))
+            return true;
+    }
     return false;
 }
 

@@ -1165,6 +1165,42 @@ static void expect_function(const char *ir, const char *name, const char *eq)
     ck_assert_msg(found, "%s: no function %s", eq, name);
 }
 
+/* Cell runs big enough for a thread team (2^16 cells or more) split their rows
+ * among the threads: cases 0, 3 (reads the next row of X: across the threads'
+ * boundaries) and 4 on 263 x 257 with 1, 2 and 3 threads give the same bits,
+ * and the reference's values. */
+START_TEST(cell_runs_threads)
+{
+    static const int cases[3] = {0, 3, 4};
+    int v = cases[_i];
+    CellData d;
+    cell_data_init(&d, 263, 257);
+    char text[512];
+    snprintf(text, sizeof text, "X[i,j] = \"x.npy\"\nY[i,j] = \"y.npy\"\nBi[i] = \"bi.npy\"\n"
+                                "Bj[j] = \"bj.npy\"\n%s\nexport A\n", cell_cases[v].eq);
+    const char *name = "A";
+    float *got[3] = {NULL, NULL, NULL};
+    for (int t = 0; t < 3; t++) {
+        char *ir = run_collect(text, d.in, 4, 1 + t, &name, &got[t], 1);
+        expect_function(ir, cell_cases[v].runs[0], cell_cases[v].eq);
+        fuse_free(ir);
+    }
+    int n = d.ni * d.nj;
+    ck_assert(memcmp(got[0], got[1], (size_t)n * sizeof(float)) == 0);
+    ck_assert(memcmp(got[0], got[2], (size_t)n * sizeof(float)) == 0);
+    for (int i = 0; i < d.ni; i++)
+        for (int j = 0; j < d.nj; j++) {
+            double want = cell_want(&d, v, i, j);
+            ck_assert_msg(fabs(got[1][i * d.nj + j] - want) <= 2e-5 * (1.0 + fabs(want)),
+                          "%s: %d,%d: %.9g vs %.9g", cell_cases[v].eq, i, j,
+                          (double)got[1][i * d.nj + j], want);
+        }
+    for (int t = 0; t < 3; t++)
+        free(got[t]);
+    cell_data_free(&d);
+}
+END_TEST
+
 /* Case _i / 4 on size variant _i % 4 (7x13, 1x1, 9x9, 64x67; the transposed case
  * only on square ones), 2 threads on the odd variants. */
 START_TEST(cell_runs)
@@ -1344,6 +1380,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, unfused_consumers);
     tcase_add_test(tc, fused_intermediate_exported);
     tcase_add_loop_test(tc, cell_runs, 0, 4 * N_CELL_CASES);
+    tcase_add_loop_test(tc, cell_runs_threads, 0, 3);
     tcase_add_test(tc, cell_run_three_axes);
     suite_add_tcase(s, tc);
     return s;

@@ -11,6 +11,7 @@
 #include "frontend.h"
 #include "fuse.h"
 #include "ir.h"
+#include "lower.h"
 
 static fuse_ctx *ctx;
 
@@ -709,6 +710,47 @@ START_TEST(test_rope_odd_feature_size_error)
 }
 END_TEST
 
+/* Whether the first group of `text`, its 2-D sources all rows x cols, runs on a
+ * thread team (lower_group_is_parallel). */
+static bool first_group_is_parallel(const char *text, int64_t rows, int64_t cols)
+{
+    Arena arena;
+    DiagList dl;
+    Ast ast;
+    IrProgram *ir;
+    Source src = {"p.fuse", text, strlen(text)};
+    arena_init(&arena);
+    fe_diags_init(&dl, &arena);
+    ck_assert_int_eq(fe_parse(&arena, &src, &dl, &ast), FUSE_OK);
+    ck_assert_int_eq(ir_build(&arena, &ast, &dl, &ir), FUSE_OK);
+    ck_assert_int_eq(ir_order(ir, &dl), FUSE_OK);
+    ShapeFact *facts = calloc((size_t)ir->n_tensors, sizeof *facts);
+    ck_assert_ptr_nonnull(facts);
+    for (int t = 0; t < ir->n_tensors; t++)
+        if (ir->tensors[t]->kind == TEN_SOURCE)
+            facts[t] = (ShapeFact){.is_known = true, .rank = 2, .dims = {rows, cols}};
+    ck_assert_int_eq(ir_infer_shapes(ir, facts, &dl), FUSE_OK);
+    LowerOptions opt = {.vector_bits = 512};
+    bool yes = lower_group_is_parallel(ir, ir->groups[0], &opt);
+    free(facts);
+    arena_free_all(&arena);
+    return yes;
+}
+
+/* Cell runs of 2^16 cells or more with 2 rows or more go to a thread team;
+ * small ones, one-row ones and row-wise ops alone do not. */
+START_TEST(test_parallel_cell_runs)
+{
+    const char *run = "X[i,j] = \"x.npy\"\nY[i,j] = \"y.npy\"\n"
+                      "A[i,j] = relu(X[i,j] Y[i,j] + X[i,j])\nexport A\n";
+    const char *rows = "X[i,j] = \"x.npy\"\nA[i,j] = softmax(X[i,j.])\nexport A\n";
+    ck_assert(first_group_is_parallel(run, 263, 257));
+    ck_assert(!first_group_is_parallel(run, 7, 13));
+    ck_assert(!first_group_is_parallel(run, 1, 70000));
+    ck_assert(!first_group_is_parallel(rows, 300, 300));
+}
+END_TEST
+
 static Suite *lowering_suite(void)
 {
     Suite *s = suite_create("lowering");
@@ -736,6 +778,7 @@ static Suite *lowering_suite(void)
     tcase_add_test(tc, test_attention_scale_mask_causal);
     tcase_add_test(tc, test_rope_pairs_half_apart);
     tcase_add_test(tc, test_rope_odd_feature_size_error);
+    tcase_add_test(tc, test_parallel_cell_runs);
     suite_add_tcase(s, tc);
     return s;
 }
