@@ -8,11 +8,13 @@
  * position, slice or repeated axis) and the output is written whole.
  *
  * Kernel `op(out, in0, in1, scratch, tid, nth)`: thread tid of nth takes a run
- * of whole NR-wide column panels of N (so every output cell is computed by one
- * thread, in the same order whatever nth is), and for each batch index (BLIS
- * loop order, all sizes constant):
+ * of whole NR-wide column panels of N, or for a thin product (N <= 4 NR, M >= 8 N:
+ * two column panels would leave each thread packing all of A) a run of whole
+ * MR-row panels of M, so every output cell is computed by one thread, in the
+ * same order whatever nth is; for each batch index (BLIS loop order, all sizes
+ * constant):
  *   for jc in its columns step NC:  for pc in K step KC:  pack B[pc.., jc..] -> Bp
- *     for ic in M step MC:  pack A[ic.., pc..] -> Ap
+ *     for ic in its rows step MC:  pack A[ic.., pc..] -> Ap
  *       for jr in nc step NR:  for ir in mc step MR:
  *         prefetch the output tile; micro-kernel: MR x NR accumulators
  *         (<vw x float>, llvm.fma) over kc; then out[tile] (=|+=) coef * acc, only
@@ -224,6 +226,7 @@ bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt
     if (c->is_bool && c->k.total > BOOL_MAX_K)
         return false;
     choose_blocks(opt, c);
+    c->is_split_m = c->n.total <= 4 * c->nr && c->m.total >= 8 * c->n.total;
     return true;
 }
 
@@ -686,6 +689,7 @@ static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const
 typedef struct CPtrs {
     LLVMValueRef out, a, b, ap, bp, tile;
     LLVMValueRef n_lo, n_len; /* this thread's columns: n_lo .. n_lo + n_len - 1 */
+    LLVMValueRef m_lo, m_len; /* and rows (all of them unless c->is_split_m) */
     LLVMValueRef bi;          /* fusion: the batch index */
     const LLVMValueRef *extra; /* fusion: buffers of c->epi_tensor */
     LLVMValueRef epi_fn;       /* fusion: the epilogue (epilogue_function) */
@@ -789,9 +793,9 @@ static void emit_ic_loop(Emit *e, const Contraction *c, const CPtrs *q, LLVMValu
     CTile w;
     w.first = e->op->is_init ? LLVMBuildICmp(e->bld, LLVMIntEQ, pc, emit_i64(e, 0), "v.first")
                              : NULL;
-    LLVMValueRef mt = emit_i64(e, c->m.total);
-    LLVMValueRef ic = cl_begin(e, &li, mt, c->mc, "b.ic");
-    LLVMValueRef mc = umin(e, emit_i64(e, c->mc), LLVMBuildNUWSub(e->bld, mt, ic, "v.rest"));
+    LLVMValueRef il = cl_begin(e, &li, q->m_len, c->mc, "b.ic");
+    LLVMValueRef mc = umin(e, emit_i64(e, c->mc), LLVMBuildNUWSub(e->bld, q->m_len, il, "v.rest"));
+    LLVMValueRef ic = add(e, q->m_lo, il);
     pack_a(e, c, q->a, q->ap, ic, mc, pc, kc);
     LLVMValueRef jr = cl_begin(e, &lj, nc, c->nr, "b.jr");
     LLVMValueRef bpanel = gep(e, q->bp, LLVMBuildNUWMul(e->bld, jr, kc, "v.bo"));
@@ -837,20 +841,33 @@ static LLVMValueRef tile_alloca(Emit *e, const Contraction *c)
     return v;
 }
 
-/* Thread tid of nth takes the tid-th run of whole NR-column micro-panels:
- * n_lo = tid * chunk, n_len = min(chunk, N - n_lo); returns the "has work" flag. */
-static LLVMValueRef thread_columns(Emit *e, const Contraction *c, LLVMValueRef tid,
-                                   LLVMValueRef nth, CPtrs *q)
+/* Thread tid of nth takes the tid-th run of whole micro-panels of `total`
+ * (width `w`): *lo = tid * chunk, *len = min(chunk, total - lo); returns the
+ * "has work" flag. */
+static LLVMValueRef thread_share(Emit *e, int64_t total, int64_t w, LLVMValueRef tid,
+                                 LLVMValueRef nth, LLVMValueRef *lo, LLVMValueRef *len)
 {
-    int64_t panels = (c->n.total + c->nr - 1) / c->nr;
+    int64_t panels = (total + w - 1) / w;
     LLVMValueRef per = LLVMBuildUDiv(e->bld, add(e, emit_i64(e, panels - 1), nth), nth, "v.per");
-    LLVMValueRef chunk = mul(e, per, c->nr);
-    q->n_lo = LLVMBuildNUWMul(e->bld, tid, chunk, "v.nlo");
-    LLVMValueRef nt = emit_i64(e, c->n.total);
-    LLVMValueRef has = LLVMBuildICmp(e->bld, LLVMIntULT, q->n_lo, nt, "v.has");
-    LLVMValueRef rest = LLVMBuildSub(e->bld, nt, q->n_lo, "v.nrest");
-    q->n_len = umin(e, chunk, rest);
+    LLVMValueRef chunk = mul(e, per, w);
+    *lo = LLVMBuildNUWMul(e->bld, tid, chunk, "v.lo");
+    LLVMValueRef t = emit_i64(e, total);
+    LLVMValueRef has = LLVMBuildICmp(e->bld, LLVMIntULT, *lo, t, "v.has");
+    *len = umin(e, chunk, LLVMBuildSub(e->bld, t, *lo, "v.rest"));
     return has;
+}
+
+/* The thread's share: runs of whole NR-column panels, or with c->is_split_m of
+ * MR-row panels (thin products: splitting two column panels among threads made
+ * each pack all of A). */
+static LLVMValueRef thread_part(Emit *e, const Contraction *c, LLVMValueRef tid,
+                                LLVMValueRef nth, CPtrs *q)
+{
+    q->n_lo = q->m_lo = emit_i64(e, 0);
+    q->n_len = emit_i64(e, c->n.total);
+    q->m_len = emit_i64(e, c->m.total);
+    return c->is_split_m ? thread_share(e, c->m.total, c->mr, tid, nth, &q->m_lo, &q->m_len)
+                         : thread_share(e, c->n.total, c->nr, tid, nth, &q->n_lo, &q->n_len);
 }
 
 static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMValueRef tid,
@@ -862,7 +879,7 @@ static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMV
     q.tile = tile_alloca(e, c);
     q.bp = scratch;
     q.ap = gep(e, scratch, emit_i64(e, c->kc * c->nc));
-    LLVMValueRef has = thread_columns(e, c, tid, nth, &q);
+    LLVMValueRef has = thread_part(e, c, tid, nth, &q);
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.work");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.ret");
     LLVMBuildCondBr(e->bld, has, work, done);

@@ -358,7 +358,7 @@ bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOpti
     Contraction c;
     for (int i = 0; i < g->n_ops && p->is_shaped; i += 1 + lower_run_length(p, g, i, opt)) {
         bool is_contract = !opt->no_contract && contract_classify(p, g->ops[i], opt, &c);
-        if (is_contract && c.n.total > c.nr
+        if (is_contract && (c.is_split_m ? c.m.total > c.mr : c.n.total > c.nr)
             && c.batch.total * c.m.total * c.n.total * c.k.total >= PARALLEL_MIN_MACS)
             return true;
         if (!is_contract && is_parallel_run(p, g, i))

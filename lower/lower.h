@@ -39,7 +39,7 @@ fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions 
 size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
 
 /* Whether group g has work for a thread team: a contraction kernel of at least
- * 2^20 multiply-adds and more than one column panel, or a cell run (fuse.c) of
+ * 2^20 multiply-adds and more than one panel to share, or a cell run (fuse.c) of
  * at least 2^16 cells whose outermost slot has 2 or more rows. */
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
 
