@@ -58,6 +58,8 @@ typedef struct RtTrace {
     double total_ms;
     bool is_converged;    /* every iterated component converged */
     bool is_valid;        /* a run happened */
+    int64_t step;         /* stream: the time step the run computed (0 first); -1 for a
+                             program without *t axes */
 } RtTrace;
 
 /* A temperature schedule (copied from fuse_temperature). */

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "modes.h"
+#include "stream.h"
 
 double rt_now_ms(void)
 {
@@ -267,6 +268,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
     RtModes *m = pl->modes;
     static const char *const strat[] = {"synchronous", "semi_naive"};
     rt_trace_reset(&m->trace, mode_name, strat[m->strategy == FUSE_STRATEGY_SEMI_NAIVE]);
+    m->trace.step = p->n_streams ? rt_stream_steps(pl) : -1; /* steps committed before */
     bool iterate = force_fixpoint || m->mode != FUSE_MODE_SINGLE;
     char *err = NULL;
     fuse_status mst = rt_mc_prepare(pl, &err);

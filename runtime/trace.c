@@ -24,6 +24,7 @@ void rt_trace_reset(RtTrace *t, const char *mode, const char *strategy)
     t->total_ms = 0.0;
     t->is_converged = true;
     t->is_valid = false;
+    t->step = -1;
 }
 
 bool rt_trace_add(RtTrace *t, const RtTraceEntry *e)
@@ -142,8 +143,11 @@ static char *format_text(const RtPlan *pl, const RtTrace *t)
 {
     RtText b = {0};
     bool ok = true;
-    textf(&b, &ok, "run mode=%s strategy=%s total=%.3fms converged=%s\n", t->mode, t->strategy,
+    textf(&b, &ok, "run mode=%s strategy=%s total=%.3fms converged=%s", t->mode, t->strategy,
           t->total_ms, t->is_converged ? "yes" : "no");
+    if (t->step >= 0)
+        textf(&b, &ok, " step=%lld", (long long)t->step); /* stream: which time step */
+    textf(&b, &ok, "\n");
     for (int i = 0; i < t->n_entries; i++)
         text_entry(pl, &t->entries[i], &b, &ok);
     for (int i = 0; i < t->n_comps; i++)
@@ -207,6 +211,7 @@ static char *format_json(const RtPlan *pl, const RtTrace *t)
     json_object_set_new(root, "strategy", json_string(t->strategy));
     json_object_set_new(root, "total_ms", json_real(t->total_ms));
     json_object_set_new(root, "converged", json_boolean(t->is_converged));
+    json_object_set_new(root, "step", t->step >= 0 ? json_integer(t->step) : json_null());
     for (int i = 0; i < t->n_entries; i++)
         json_array_append_new(entries, json_entry(pl, &t->entries[i]));
     for (int i = 0; i < t->n_comps; i++)

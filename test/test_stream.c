@@ -171,6 +171,44 @@ START_TEST(test_seed_and_reset)
 }
 END_TEST
 
+/* The run trace names the time step each run computed (a query: the next one,
+ * without moving time); a program without *t axes has none. */
+START_TEST(test_trace_step)
+{
+    Rnn r;
+    rnn_data(&r);
+    fuse_program *prog;
+    fuse_input in[2] = {mat_input("W", r.w), vec_input("X", r.x[0], N)};
+    fuse_runner *run = compile(RNN, NULL, in, 2, &prog);
+    char *text = NULL, want[32];
+    for (int s = 0; s < 3; s++) {
+        free(step(run, in, 2, "H", N));
+        ck_assert_int_eq(fuse_runner_trace(run, 0, &text), FUSE_OK);
+        snprintf(want, sizeof want, " step=%d\n", s);
+        ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+        fuse_free(text);
+    }
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_runner_query(run, "H", NULL, in, 2, &out), FUSE_OK);
+    fuse_outputs_free(out);
+    ck_assert_int_eq(fuse_runner_trace(run, 1, &text), FUSE_OK);
+    ck_assert_msg(strstr(text, "\"step\": 3") != NULL, "%s", text);
+    fuse_free(text);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    run = compile("W[i,j] = \"w.npy\"\nV[i] = W[i,j]\nexport V\n", NULL, in, 1, &prog);
+    free(step(run, in, 1, "V", N));
+    ck_assert_int_eq(fuse_runner_trace(run, 0, &text), FUSE_OK);
+    ck_assert_msg(strstr(text, "step=") == NULL, "%s", text);
+    fuse_free(text);
+    ck_assert_int_eq(fuse_runner_trace(run, 1, &text), FUSE_OK);
+    ck_assert_msg(strstr(text, "\"step\": null") != NULL, "%s", text);
+    fuse_free(text);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+}
+END_TEST
+
 /* A query evaluates the next step without storing it: time does not move. */
 START_TEST(test_query_does_not_advance)
 {
@@ -466,6 +504,7 @@ static Suite *stream_suite(void)
     tcase_add_test(api, test_rnn_five_steps);
     tcase_add_test(api, test_seed_and_reset);
     tcase_add_test(api, test_query_does_not_advance);
+    tcase_add_test(api, test_trace_step);
     tcase_add_test(api, test_two_step_window);
     tcase_add_test(api, test_streamed_source);
     tcase_add_test(api, test_exports_latest_step);
