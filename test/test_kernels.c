@@ -21,6 +21,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1291,40 +1292,39 @@ static char *read_text(const char *path)
     return buf;
 }
 
-START_TEST(bench_suite_json)
+/* Runs fuse-bench with `args` and returns what it wrote: with is_json, the file
+ * of --json; else its standard output. */
+static char *bench_output(const char *args, bool is_json)
 {
-    char json[] = "/tmp/fuse-bench-test-XXXXXX";
-    int fd = mkstemp(json);
+    char path[] = "/tmp/fuse-bench-test-XXXXXX";
+    int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    char args[256];
-    snprintf(args, sizeof args, "--suite --only matmul-256 --repeat 2 --warmup 0 --threads 2 "
-                                "--json %s > /dev/null", json);
-    char *cmd = bench_command(args);
+    char line[512];
+    snprintf(line, sizeof line, is_json ? "%s --json %s > /dev/null" : "%s > %s", args, path);
+    char *cmd = bench_command(line);
     ck_assert_int_eq(system(cmd), 0);
-    char *text = read_text(json);
+    char *text = read_text(path);
+    free(cmd);
+    unlink(path);
+    return text;
+}
+
+START_TEST(bench_suite_json)
+{
+    char *text = bench_output("--suite --only matmul-256 --repeat 2 --warmup 0 --threads 2", true);
     ck_assert_msg(strstr(text, "\"name\": \"matmul-256\"") && strstr(text, "\"ok\": true"), "%s", text);
     ck_assert_msg(strstr(text, "\"flops\": 33554432,"), "%s", text); /* 2 x 256^3 */
     ck_assert_msg(!strstr(text, "batched"), "%s", text);
     free(text);
-    free(cmd);
-    unlink(json);
 }
 END_TEST
 
 /* --equations: one line per equation of the MLP, with the absorbed relu at 0. */
 START_TEST(bench_equations)
 {
-    char out[] = "/tmp/fuse-bench-eq-XXXXXX";
-    int fd = mkstemp(out);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    char args[256];
-    snprintf(args, sizeof args, "--suite --only mlp --repeat 3 --warmup 0 --threads 1 "
-                                "--equations > %s", out);
-    char *cmd = bench_command(args);
-    ck_assert_int_eq(system(cmd), 0);
-    char *text = read_text(out);
+    char *text = bench_output("--suite --only mlp --repeat 3 --warmup 0 --threads 1 --equations",
+                              false);
     double zmin = -1, zmed = -1, hmin = -1, hmed = -1, ymin = -1, ymed = -1;
     const char *z = strstr(text, "\n  Z "), *h = strstr(text, "\n  H "), *y = strstr(text, "\n  Y ");
     ck_assert_msg(strstr(text, "  equation ") && z && h && y, "%s", text);
@@ -1334,8 +1334,6 @@ START_TEST(bench_equations)
     ck_assert(zmin > 0 && zmed >= zmin && ymin > 0 && ymed >= ymin);
     ck_assert(hmin == 0 && hmed == 0); /* relu runs in Z's kernel */
     free(text);
-    free(cmd);
-    unlink(out);
 }
 END_TEST
 
