@@ -171,6 +171,36 @@ START_TEST(test_seed_and_reset)
 }
 END_TEST
 
+/* fuse_runner_run_into on a streaming program: H, the written step, is copied
+ * out (its buffer is the stream's own), and the steps still follow each other. */
+START_TEST(test_run_into_steps)
+{
+    Rnn r;
+    rnn_data(&r);
+    double want[STEPS][N];
+    rnn_expected(&r, NULL, want);
+    fuse_program *prog;
+    fuse_input in[2] = {mat_input("W", r.w), vec_input("X", r.x[0], N)};
+    fuse_runner *run = compile(RNN, NULL, in, 2, &prog);
+    float *h = aligned_alloc(64, 64 * sizeof(float));
+    ck_assert_ptr_nonnull(h);
+    fuse_input out = vec_input("H", h, N);
+    out.borrow = 1;
+    for (int s = 0; s < STEPS; s++) {
+        in[1] = vec_input("X", r.x[s], N);
+        for (int i = 0; i < N; i++)
+            h[i] = 99.0f;
+        ck_assert_int_eq(fuse_runner_run_into(run, in, 2, &out, 1), FUSE_OK);
+        char what[32];
+        snprintf(what, sizeof what, "H step %d", s + 1);
+        expect_vec(what, h, want[s], N);
+    }
+    free(h);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+}
+END_TEST
+
 /* The run trace names the time step each run computed (a query: the next one,
  * without moving time); a program without *t axes has none. */
 START_TEST(test_trace_step)
@@ -505,6 +535,7 @@ static Suite *stream_suite(void)
     tcase_add_test(api, test_seed_and_reset);
     tcase_add_test(api, test_query_does_not_advance);
     tcase_add_test(api, test_trace_step);
+    tcase_add_test(api, test_run_into_steps);
     tcase_add_test(api, test_two_step_window);
     tcase_add_test(api, test_streamed_source);
     tcase_add_test(api, test_exports_latest_step);
