@@ -72,9 +72,49 @@ LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name)
 
 /* ---- loops ---- */
 
+/* Thread v_tid's rows of the shared axis: [tid * chunk, min(size, (tid + 1) *
+ * chunk)), chunk = ceil(size / nth), so each cell is computed by one thread, the
+ * same way whatever nth is. */
+static Loop share_begin(Emit *e, int axis)
+{
+    Loop l = {.axis = axis, .is_shared = true};
+    LLVMValueRef size = emit_i64(e, e->op->axes[axis].size);
+    LLVMValueRef nth1 = LLVMBuildSub(e->bld, e->v_nth, emit_i64(e, 1), "v.nth1");
+    LLVMValueRef chunk = LLVMBuildUDiv(e->bld, LLVMBuildAdd(e->bld, size, nth1, ""), e->v_nth,
+                                       "v.chunk");
+    LLVMValueRef lo = LLVMBuildMul(e->bld, e->v_tid, chunk, "v.lo");
+    LLVMValueRef end = LLVMBuildAdd(e->bld, lo, chunk, "v.end");
+    LLVMValueRef hi = LLVMBuildSelect(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, end, size, ""),
+                                      end, size, "v.hi");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    l.header = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share.body");
+    l.exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share.exit");
+    LLVMBuildBr(e->bld, l.header);
+    LLVMPositionBuilderAtEnd(e->bld, l.header);
+    l.v_phi = LLVMBuildPhi(e->bld, e->t_i64, "v.row");
+    LLVMAddIncoming(l.v_phi, &lo, &pre, 1);
+    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, l.v_phi, hi, "v.more"), body,
+                    l.exit);
+    LLVMPositionBuilderAtEnd(e->bld, body);
+    e->v_counter[axis] = l.v_phi;
+    return l;
+}
+
+static void share_end(Emit *e, Loop *l)
+{
+    LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->v_phi, emit_i64(e, 1), "v.next");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    LLVMAddIncoming(l->v_phi, &next, &latch, 1);
+    LLVMBuildBr(e->bld, l->header);
+    LLVMPositionBuilderAtEnd(e->bld, l->exit);
+}
+
 Loop emit_loop_begin(Emit *e, int axis)
 {
     Loop l = {.axis = axis};
+    if (axis == e->share_axis && e->v_tid)
+        return share_begin(e, axis);
     if (e->op->axes[axis].size == 1) {
         l.is_trivial = true;
         e->v_counter[axis] = emit_i64(e, 0);
@@ -95,6 +135,10 @@ Loop emit_loop_begin(Emit *e, int axis)
 
 void emit_loop_end(Emit *e, Loop *l)
 {
+    if (l->is_shared) {
+        share_end(e, l);
+        return;
+    }
     if (l->is_trivial)
         return;
     LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->v_phi, emit_i64(e, 1), "v.next");
@@ -514,15 +558,16 @@ static void add_fn_attr(Emit *e, LLVMValueRef fn, const char *key, const char *v
                                                       (unsigned)strlen(val)));
 }
 
-LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
+LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_team)
 {
-    LLVMTypeRef params[EMIT_MAX_AXES + 1];
+    LLVMTypeRef params[EMIT_MAX_AXES + 3];
     int n_params = op->n_in + 1;
     if (n_params > EMIT_MAX_AXES || op->n_axes > EMIT_MAX_AXES)
         return NULL;
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)n_params, 0);
+    params[n_params] = params[n_params + 1] = e->t_i64; /* is_team: tid, nth */
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)n_params + 2 * is_team, 0);
     e->fn = LLVMAddFunction(e->mod, name, fty);
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
@@ -536,6 +581,9 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
     LLVMSetValueName2(e->v_out, "out", 3);
     for (int i = 0; i < op->n_in; i++)
         e->v_in[i] = LLVMGetParam(e->fn, (unsigned)i + 1);
+    e->v_tid = is_team ? LLVMGetParam(e->fn, (unsigned)n_params) : NULL;
+    e->v_nth = is_team ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
+    e->share_axis = is_team ? op->out_axis[0] : -1; /* its outermost rows */
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     if (!op_is_empty(op)) {
         switch (op->kind) {
@@ -550,6 +598,8 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name)
         default: break;
         }
     }
+    e->v_tid = e->v_nth = NULL;
+    e->share_axis = -1;
     LLVMBuildRetVoid(e->bld);
     return e->fn;
 }

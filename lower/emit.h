@@ -27,13 +27,19 @@ typedef struct Emit {
     LLVMValueRef v_counter[EMIT_MAX_AXES];   /* loop counters (i64), per loop axis */
     /* fusion: operand i's value when it is kept in a register (not NULL) */
     LLVMValueRef v_reg_in[EMIT_MAX_AXES];
+    /* team ops (a cell run, a row-wise op on a thread team): the loop over axis
+     * share_axis (-1: none) runs only thread v_tid's share of it, of v_nth */
+    int share_axis;
+    LLVMValueRef v_tid, v_nth;
 } Emit;
 
-/* A loop being emitted: counter from 0 to n-1, body in the header block. */
+/* A loop being emitted: counter from 0 to n-1, body in the header block; a
+ * shared loop (is_shared) runs rows lo..hi-1 of the thread, tested at the top. */
 typedef struct Loop {
     int axis;
     bool is_trivial;        /* size 1: no loop, counter is 0 */
-    LLVMBasicBlockRef header;
+    bool is_shared;
+    LLVMBasicBlockRef header, exit;
     LLVMValueRef v_phi;
 } Loop;
 
@@ -49,8 +55,11 @@ void emit_store_contribution(Emit *e, LLVMValueRef v);
  * at the current counters: stored into its output, or with store false (a MAP or
  * a first contribution whose result stays in a register) only returned. */
 LLVMValueRef emit_cell(Emit *e, bool store);
-/* Emits the internal function computing one op; returns it (NULL on failure). */
-LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name);
+/* Emits the internal function computing one op; returns it (NULL on failure).
+ * is_team (a row-wise op lower_row_op_is_team accepts): two more parameters,
+ * i64 tid and nth, and the thread computes only its share of the rows of the
+ * op's first out slot. */
+LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_team);
 
 /* Builder helpers (emit.c) */
 LLVMValueRef emit_f32(Emit *e, double v);
@@ -62,8 +71,9 @@ void emit_fast(LLVMValueRef inst);
 LLVMValueRef emit_entry_alloca(Emit *e, const char *name);
 /* The same for a slot of type `ty`. */
 LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name);
-/* Opens the loop over op axis `axis` (no loop for size 1); its counter is
- * e->v_counter[axis] until emit_loop_end. */
+/* Opens the loop over op axis `axis` (no loop for size 1; only the thread's
+ * share of it when it is e->share_axis); its counter is e->v_counter[axis]
+ * until emit_loop_end. */
 Loop emit_loop_begin(Emit *e, int axis);
 void emit_loop_end(Emit *e, Loop *l);
 /* Operand i at the current counters (0 where a shifted read leaves range). */

@@ -131,7 +131,7 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         char name[192];
         snprintf(name, sizeof name, "%s.op%d.%s", kname, i, is_base ? "base" : "delta");
         which[n_fns] = i;
-        fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name)
+        fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name, false)
                                : delta_op_function(e, grp->ops[i], name);
     }
     LLVMTypeRef fty = LLVMFunctionType(e->t_void, &e->t_ptr, 1, 0);

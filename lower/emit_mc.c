@@ -189,7 +189,7 @@ static bool emit_mc_group(Emit *e, int g, const char *kname, int64_t samples, ui
         snprintf(name, sizeof name, "%s.op%d.%s", kname, i, s ? "mc" : "exact");
         uint64_t key = splitmix64(seed ^ splitmix64(((uint64_t)g << 20) + (uint64_t)i));
         fns[i] = s ? mc_op_function(e, grp->ops[i], name, s, key)
-                   : emit_op_function(e, grp->ops[i], name);
+                   : emit_op_function(e, grp->ops[i], name, false);
         ok = fns[i] != NULL;
     }
     if (ok) {

@@ -348,49 +348,6 @@ static void run_attributes(Emit *e, unsigned n_params)
                                                       (unsigned)strlen(width)));
 }
 
-/* The outermost loop of a run, over thread tid's share of its axis: rows
- * [tid * chunk, min(size, (tid + 1) * chunk)) with chunk = ceil(size / nth), so
- * each cell is computed by one thread, the same way whatever nth is. */
-typedef struct ShareLoop {
-    LLVMBasicBlockRef header, body, exit;
-    LLVMValueRef phi, hi;
-} ShareLoop;
-
-static LLVMValueRef share_begin(Emit *e, ShareLoop *l, int axis, LLVMValueRef tid,
-                                LLVMValueRef nth)
-{
-    LLVMValueRef size = emit_i64(e, e->op->axes[axis].size);
-    LLVMValueRef chunk = LLVMBuildUDiv(
-        e->bld, LLVMBuildAdd(e->bld, size, LLVMBuildSub(e->bld, nth, emit_i64(e, 1), ""), ""),
-        nth, "v.chunk");
-    LLVMValueRef lo = LLVMBuildMul(e->bld, tid, chunk, "v.lo");
-    LLVMValueRef end = LLVMBuildAdd(e->bld, lo, chunk, "v.end");
-    l->hi = LLVMBuildSelect(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, end, size, ""), end, size,
-                            "v.hi");
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
-    l->header = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share");
-    l->body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share.body");
-    l->exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.share.exit");
-    LLVMBuildBr(e->bld, l->header);
-    LLVMPositionBuilderAtEnd(e->bld, l->header);
-    l->phi = LLVMBuildPhi(e->bld, e->t_i64, "v.row");
-    LLVMAddIncoming(l->phi, &lo, &pre, 1);
-    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, l->phi, l->hi, "v.more"), l->body,
-                    l->exit);
-    LLVMPositionBuilderAtEnd(e->bld, l->body);
-    e->v_counter[axis] = l->phi;
-    return l->phi;
-}
-
-static void share_end(Emit *e, ShareLoop *l)
-{
-    LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->phi, emit_i64(e, 1), "v.next");
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
-    LLVMAddIncoming(l->phi, &next, &latch, 1);
-    LLVMBuildBr(e->bld, l->header);
-    LLVMPositionBuilderAtEnd(e->bld, l->exit);
-}
-
 LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
 {
     LLVMTypeRef params[EMIT_MAX_AXES + 2];
@@ -409,27 +366,23 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
     int rank = e->p->tensors[head->out]->rank;
     if (!op_is_empty(head)) {
         Loop loops[FUSE_MAX_RANK];
-        ShareLoop share;
-        LLVMValueRef tid = LLVMGetParam(e->fn, (unsigned)r->n_tensors);
-        LLVMValueRef nth = LLVMGetParam(e->fn, (unsigned)r->n_tensors + 1);
         e->op = head;
         /* the out slots in order (the last is contiguous); the first is shared
          * out among the team's threads */
+        e->v_tid = LLVMGetParam(e->fn, (unsigned)r->n_tensors);
+        e->v_nth = LLVMGetParam(e->fn, (unsigned)r->n_tensors + 1);
+        e->share_axis = rank > 0 ? head->out_axis[0] : -1;
         for (int k = 0; k < rank; k++) {
-            int a = head->out_axis[k];
-            if (k == 0)
-                share_begin(e, &share, a, tid, nth);
-            else
-                loops[k] = emit_loop_begin(e, a);
-            ctr[a] = e->v_counter[a];
+            loops[k] = emit_loop_begin(e, head->out_axis[k]);
+            ctr[head->out_axis[k]] = e->v_counter[head->out_axis[k]];
         }
         RunBufs b = {-1, NULL, bufs};
         emit_run_cells(e, r, 0, ctr, &b);
         e->op = head;
-        for (int k = rank - 1; k >= 1; k--)
+        for (int k = rank - 1; k >= 0; k--)
             emit_loop_end(e, &loops[k]);
-        if (rank > 0)
-            share_end(e, &share);
+        e->v_tid = e->v_nth = NULL;
+        e->share_axis = -1;
     }
     LLVMBuildRetVoid(e->bld);
     return e->fn;

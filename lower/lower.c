@@ -37,6 +37,30 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
+/* A cell run or a row-wise op pays off on a team from about this many cells (a
+ * few microseconds of fork and join against about a nanosecond per cell). */
+#define PARALLEL_MIN_CELLS ((int64_t)1 << 16)
+
+static int64_t cells_of(const IrTensor *t)
+{
+    int64_t n = 1;
+    for (int k = 0; k < t->rank; k++)
+        n *= t->shape[k];
+    return n;
+}
+
+/* A row-wise op (softmax, layer norm, masked softmax) that shares its rows out
+ * among a team: enough cells, and its first out slot is a row axis (not the one
+ * it works along) of 2 rows or more, which its function then splits by thread. */
+static bool row_op_is_team(const IrProgram *p, const Op *op)
+{
+    const IrTensor *t = p->tensors[op->out];
+    if ((op->kind != OP_SOFTMAX && op->kind != OP_LNORM && op->kind != OP_MSOFTMAX)
+        || t->rank < 2 || op->axis == 0 || op->out_axis[0] == op->out_axis[op->axis])
+        return false;
+    return t->shape[0] >= 2 && cells_of(t) >= PARALLEL_MIN_CELLS;
+}
+
 /* The op's function: a contraction kernel (contract.c) when it is one (with
  * n_fused epilogue ops), a cell run's loop nest over ops i..i+n_fused (fuse.c),
  * else the op's loop nest (emit.c). *is_contract says which calling convention
@@ -62,7 +86,7 @@ static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, i
         snprintf(name + len, sizeof name - len, ".cells%d", n_fused);
         return fuse_emit_run_function(e, &r, name);
     }
-    return emit_op_function(e, op, name);
+    return emit_op_function(e, op, name, row_op_is_team(e->p, op));
 }
 
 /* fusion: how many ops after op i run in its kernel: a contraction's epilogue
@@ -127,17 +151,19 @@ typedef struct OpCall {
     int out;          /* the tensor it writes (fold.c may redirect a call's) */
     int n_fused;      /* ops after it that run in its kernel (lower_run_length) */
     bool is_contract;
+    bool is_team_row; /* a row-wise op sharing its rows (row_op_is_team) */
     bool is_folded;   /* the next op, a copy, is left out */
 } OpCall;
 
-/* Calls op i: every thread runs a contraction (on its share of the columns)
- * and a cell run (on its share of the rows); thread 0 alone runs any other op. */
+/* Calls op i: every thread runs a contraction (on its share of the columns),
+ * a cell run and a team row-wise op (on its share of the rows); thread 0 alone
+ * runs any other op. */
 static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCall *oc,
                     int64_t scratch_floats)
 {
     LLVMBasicBlockRef skip = NULL;
     bool is_run = !oc->is_contract && oc->n_fused;
-    if (!oc->is_contract && !is_run) {
+    if (!oc->is_contract && !is_run && !oc->is_team_row) {
         LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
                                              emit_i64(e, 0), "v.main");
         LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
@@ -151,8 +177,13 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
         n = cell_run_args(e, g, i, bufs, args);
         args[n++] = LLVMGetParam(kfn, 1); /* tid */
         args[n++] = LLVMGetParam(kfn, 2); /* nth */
-    } else
+    } else {
         n = op_args(e, g->ops[i], oc->out, oc->is_contract, kfn, scratch_floats, args);
+    }
+    if (oc->is_team_row) {
+        args[n++] = LLVMGetParam(kfn, 1); /* tid */
+        args[n++] = LLVMGetParam(kfn, 2); /* nth */
+    }
     if (oc->is_contract)
         n += epilogue_args(e, g, i, bufs, args + n);
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(oc->fn), oc->fn, args, n, "");
@@ -185,6 +216,7 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
                     && !lower_run_length(e->p, g, i + 1, e->opt)
                     && fold_call_copy(e->p, g, i, &oc->out);
     oc->fn = emit_op(e, g, kname, i, oc->n_fused, &oc->is_contract);
+    oc->is_team_row = !oc->is_contract && !oc->n_fused && row_op_is_team(e->p, g->ops[i]);
     return i + 1 + (oc->is_folded ? 1 : oc->n_fused);
 }
 
@@ -194,14 +226,14 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
 static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
     OpCall calls[1024];
-    bool has_team = false; /* a contraction or a cell run: every thread calls it */
+    bool has_team = false; /* a contraction, cell run or team row op: every thread calls it */
     if (g->n_ops > 1024)
         return false;
     for (int i = 0; i < g->n_ops;) {
         int next = plan_call(e, g, kname, i, &calls[i]);
         if (!calls[i].fn)
             return false;
-        has_team |= calls[i].is_contract || calls[i].n_fused;
+        has_team |= calls[i].is_contract || calls[i].n_fused || calls[i].is_team_row;
         i = next;
     }
     LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
@@ -224,6 +256,7 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
 void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt)
 {
     memset(e, 0, sizeof *e);
+    e->share_axis = -1;
     e->ctx = jit_module_context(jm);
     e->mod = jit_module_llvm(jm);
     e->bld = LLVMCreateBuilderInContext(e->ctx);
@@ -335,10 +368,6 @@ size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt)
  * few microseconds) and needs two column panels to share. */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
-/* A cell run pays off on a team from about this many cells (a few microseconds
- * of fork and join against about a nanosecond per cell and op). */
-#define PARALLEL_MIN_CELLS ((int64_t)1 << 16)
-
 /* Op i heads a cell run worth a team: enough cells and rows to share out. */
 static bool is_parallel_run(const IrProgram *p, const Group *g, int i)
 {
@@ -347,10 +376,7 @@ static bool is_parallel_run(const IrProgram *p, const Group *g, int i)
     const IrTensor *t = p->tensors[op->out];
     if (t->rank == 0 || fuse_cell_run(p, g, i, &r) == 0 || t->shape[0] < 2)
         return false;
-    int64_t cells = 1;
-    for (int k = 0; k < t->rank; k++)
-        cells *= t->shape[k];
-    return cells >= PARALLEL_MIN_CELLS;
+    return cells_of(t) >= PARALLEL_MIN_CELLS;
 }
 
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt)
@@ -361,7 +387,7 @@ bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOpti
         if (is_contract && (c.is_split_m ? c.m.total > c.mr : c.n.total > c.nr)
             && c.batch.total * c.m.total * c.n.total * c.k.total >= PARALLEL_MIN_MACS)
             return true;
-        if (!is_contract && is_parallel_run(p, g, i))
+        if (!is_contract && (is_parallel_run(p, g, i) || row_op_is_team(p, g->ops[i])))
             return true;
     }
     return false;

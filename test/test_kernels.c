@@ -661,6 +661,63 @@ static void lnorm_ref(const float *x, int rows, int n, int along_rows, double ep
     }
 }
 
+/* Row-wise ops big enough for a team (2^16 cells, rows along the first slot)
+ * share out their rows among threads: softmax, layer norm and masked softmax on
+ * 301 x 257 give the same bits on 1, 2 and 3 threads, and the reference's values
+ * (softmax and layer norm; the masked one, with a mask keeping everything, is
+ * the plain softmax). */
+START_TEST(row_ops_threads)
+{
+    enum { ROWS = 301, N = 257 };
+    static const char *const texts[3] = {
+        "X[r,i] = \"x.npy\"\nC[r,i] = softmax(X[r,i.])\nexport C\n",
+        "X[r,i] = \"x.npy\"\nC[r,i] = lnorm(X[r,i])\nexport C\n",
+        ("X[r,i] = \"x.npy\"\nM[r,i] = \"m.npy\"\n"
+         "C[r,i] = masked_softmax(X[r,i], mask=M[r,i], axis=i)\nexport C\n")};
+    unsigned seed = 17;
+    float *x = random_data(ROWS * N, &seed), *m = malloc(sizeof(float) * ROWS * N);
+    double *want = malloc(sizeof(double) * ROWS * N);
+    ck_assert(x && m && want);
+    for (int k = 0; k < ROWS * N; k++) {
+        x[k] *= 20.0f;
+        m[k] = 1.0f;
+    }
+    fuse_input in[2];
+    memset(in, 0, sizeof in);
+    in[0].name = "X";
+    in[0].tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, N}, x};
+    in[1].name = "M";
+    in[1].tensor = (fuse_tensor){FUSE_F32, 2, {ROWS, N}, m};
+    const char *text = texts[_i];
+    size_t n_in = _i == 2 ? 2 : 1; /* M: the masked softmax's alone */
+    int is_contract = 0;
+    float *one = run_program(text, in, n_in, 1, &is_contract);
+    for (int t = 2; t <= 3; t++) {
+        float *many = run_program(text, in, n_in, t, &is_contract);
+        ck_assert_msg(memcmp(one, many, sizeof(float) * ROWS * N) == 0, "%s: %d threads differ",
+                      text, t);
+        free(many);
+    }
+    if (_i == 1) {
+        lnorm_ref(x, ROWS, N, 0, 1e-5, want);
+        for (int k = 0; k < ROWS * N; k++)
+            ck_assert_msg(fabs(one[k] - want[k]) <= 1e-5 * (1.0 + fabs(want[k])),
+                          "lnorm cell %d: got %.9g, want %.9g", k, (double)one[k], want[k]);
+    } else {
+        for (int r = 0; r < ROWS; r++) {
+            double mx = softmax_ref_row(x + r * N, N, 1, want);
+            for (int i = 0; i < N; i++) {
+                double g = one[r * N + i], d = mx - x[r * N + i];
+                ck_assert_msg(fabs(g - want[i]) <= (1e-6 + d * 0x1p-23) * want[i] + 1e-30,
+                              "%s row %d col %d: %.9g vs %.9g", text, r, i, g, want[i]);
+            }
+        }
+    }
+    free(one);
+    free(x), free(m), free(want);
+}
+END_TEST
+
 START_TEST(lnorm_two_pass)
 {
     enum { ROWS = 5, N = 513 };
@@ -1370,6 +1427,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, softmax_rows, 0, 14);
     tcase_add_loop_test(tc, masked_softmax_rows, 0, 8);
     tcase_add_test(tc, lnorm_two_pass);
+    tcase_add_loop_test(tc, row_ops_threads, 0, 3);
     tcase_add_test(tc, inline_tanh);
     tcase_add_test(tc, call_results_written_in_place);
     tcase_add_test(tc, many_factor_chains);

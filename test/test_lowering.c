@@ -737,17 +737,21 @@ static bool first_group_is_parallel(const char *text, int64_t rows, int64_t cols
     return yes;
 }
 
-/* Cell runs of 2^16 cells or more with 2 rows or more go to a thread team;
- * small ones, one-row ones and row-wise ops alone do not. */
+/* Cell runs and row-wise ops of 2^16 cells or more with 2 rows or more go to a
+ * thread team; small ones, one-row ones and a softmax along its first slot do
+ * not. */
 START_TEST(test_parallel_cell_runs)
 {
     const char *run = "X[i,j] = \"x.npy\"\nY[i,j] = \"y.npy\"\n"
                       "A[i,j] = relu(X[i,j] Y[i,j] + X[i,j])\nexport A\n";
     const char *rows = "X[i,j] = \"x.npy\"\nA[i,j] = softmax(X[i,j.])\nexport A\n";
+    const char *cols = "X[i,j] = \"x.npy\"\nA[i.,j] = softmax(X[i,j])\nexport A\n";
     ck_assert(first_group_is_parallel(run, 263, 257));
     ck_assert(!first_group_is_parallel(run, 7, 13));
     ck_assert(!first_group_is_parallel(run, 1, 70000));
-    ck_assert(!first_group_is_parallel(rows, 300, 300));
+    ck_assert(first_group_is_parallel(rows, 300, 300)); /* rows shared out */
+    ck_assert(!first_group_is_parallel(rows, 100, 100));
+    ck_assert(!first_group_is_parallel(cols, 300, 300)); /* along the first slot */
 }
 END_TEST
 
