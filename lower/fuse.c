@@ -22,10 +22,11 @@
  * Other operands (a bias along N or M, a mask) are read anywhere, shifted or
  * fixed, since nothing in the fused pass writes them. A temporary that only
  * later ops of the run touch stays in a register (its later contributions are
- * added there). A thread computes the
- * epilogue of exactly the cells of its own columns; a cell run, like every
- * non-contraction op, runs on thread 0. The decision reads only the group's
- * ops and their tensors' ranks and shapes (the code cache's rule).
+ * added there). A thread computes the epilogue of exactly the cells of its own
+ * tiles; a cell run on a thread team gives each thread a share of the rows of
+ * its outermost slot (safe: a cell only depends on itself, and what the run
+ * reads elsewhere it does not write). The decision reads only the group's ops
+ * and their tensors' ranks and shapes (the code cache's rule).
  */
 #include <stdio.h>
 #include <string.h>
