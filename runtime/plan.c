@@ -54,28 +54,13 @@ static fuse_status alloc_buffers(RtPlan *pl)
     return FUSE_OK;
 }
 
-static fuse_status build_module(RtPlan *pl, JitModule **out, char **err)
-{
-    LowerOptions opt = {.prefix = pl->prefix, .vector_bits = jit_vector_bits(pl->js)};
-    JitModule *jm = jit_module_new(pl->js, pl->prefix);
-    if (!jm)
-        return FUSE_E_NOMEM;
-    fuse_status st = lower_program(pl->ir, jm, &opt, err);
-    if (st != FUSE_OK) {
-        jit_module_free(jm);
-        return st;
-    }
-    *out = jm;
-    return FUSE_OK;
-}
-
 /* Compiling goes through the code cache, group by group: plan_compile.c (incr,
  * issue 7). */
 
 fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
 {
     JitModule *jm = NULL;
-    fuse_status st = build_module(pl, &jm, err);
+    fuse_status st = rt_plan_emit_module(pl, &jm, err);
     if (st != FUSE_OK)
         return st;
     if (strcmp(what, "llvm") == 0 || strcmp(what, "asm") == 0)

@@ -552,6 +552,31 @@ static fuse_status find_or_compile(Build *b, char **err)
     return st;
 }
 
+fuse_status rt_plan_emit_module(RtPlan *pl, JitModule **out, char **err)
+{
+    Build b;
+    *out = NULL;
+    fuse_status st = build_init(&b, pl);
+    JitModule *jm = st == FUSE_OK ? jit_module_new(pl->js, pl->prefix) : NULL;
+    if (st == FUSE_OK && !jm)
+        st = FUSE_E_NOMEM;
+    LowerOptions opt = b.opt;
+    opt.prefix = pl->prefix; /* readable names: PREFIXgN, PREFIXsN */
+    for (int i = 0; i < b.n && st == FUSE_OK; i++) {
+        char name[96];
+        lower_kernel_name(&opt, b.g[i].is_sink, b.g[i].index, name, sizeof name);
+        LowerGroup sel = {false, 0, name};
+        st = lower_groups(&b.g[i].v.p, &sel, 1, jm, &b.opt, err);
+    }
+    build_free(&b);
+    if (st != FUSE_OK) {
+        jit_module_free(jm);
+        return st;
+    }
+    *out = jm;
+    return FUSE_OK;
+}
+
 fuse_status rt_plan_compile(RtPlan *pl)
 {
     Build b;

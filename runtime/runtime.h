@@ -348,6 +348,13 @@ void rt_plan_free(RtPlan *plan);
  * fills group_fn/sink_fn/group_par/sink_par. Called by rt_plan_new after the
  * buffers are allocated. */
 fuse_status rt_plan_compile(RtPlan *plan);
+
+struct JitModule;
+
+/* The module rt_plan_compile's kernels come from, for `emit`: every group lowered on
+ * the same view (fusion across equations included), kernels named PREFIXgN /
+ * PREFIXsN instead of by key. *out is freed with jit_module_free. */
+fuse_status rt_plan_emit_module(RtPlan *plan, struct JitModule **out, char **err);
 /* The buffer table to call kernel g (sink group g when is_sink) with, refreshed
  * from plan->bufs (call after any change of bufs, e.g. right before the call). */
 float **rt_group_bufs(RtPlan *plan, bool is_sink, int g);
