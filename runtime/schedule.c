@@ -291,6 +291,8 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         bool is_wanted = !want;
         for (int g = g0; g < g1 && !is_wanted; g++)
             is_wanted = want[g];
+        /* an unwanted group the last span's kernel computed anyway: say so */
+        is_wanted |= g0 > pl->fused_from && g1 - 1 <= pl->fused_until;
         c.is_skipped = !is_wanted;
         if (!is_wanted)
             skip_component(pl, &c);

@@ -586,6 +586,13 @@ START_TEST(test_fused_equations)
             ck_assert_msg(fabsf(z[j] - (y[2 * N + j] - 0.5f * h[2 * N + j])) < 1e-3f,
                           "Z[2,%d] = %g", j, (double)z[j]);
         fuse_outputs_free(q);
+        /* the query needed Z alone, but Z's kernel computed H and Y too: the
+         * trace says they were evaluated (fused), not skipped */
+        root = trace_json(r.run);
+        ck_assert_int_eq(entries_of(root, "H", es, 4), 1);
+        ck_assert_str_eq(json_string_value(json_object_get(es[0], "status")), "evaluated");
+        ck_assert(json_is_true(json_object_get(es[0], "fused")));
+        json_decref(root);
         run_free(&r);
     }
     free(x);
