@@ -160,6 +160,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->sink_fn);
     free(pl->group_par); /* issue 4 */
     free(pl->absorbs);
+    free(pl->span_head);
     free(pl->out_bind);
     free(pl->sink_par);
     free(pl->base_dir);

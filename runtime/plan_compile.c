@@ -174,8 +174,10 @@ static fuse_status view_build(View *v, const IrProgram *p, const Group *g, Op *c
  * writes (so it never runs without it: a demand closure holding it holds the
  * span's first group) and has no temperature (set just before its own kernel),
  * and lowering says every op of the later group runs in a pass started before
- * it. The absorbed group keeps a kernel of its own too, for any run that reaches
- * it without the span's kernel having run first (schedule.c). */
+ * it. Every group of the span has the span's view, so they share one kernel: a
+ * run that reaches an absorbed group without the span's kernel having run first
+ * (none does today: it would need its first group) runs the whole span again,
+ * which recomputes the same values (schedule.c). */
 
 /* The ops of groups g..g+k in order, malloc'd. */
 static bool span_ops(const IrProgram *p, int g, int k, Op ***ops, int *n_ops)
@@ -239,16 +241,21 @@ static bool span_takes(const Build *b, int g, int h, bool *oom)
 static fuse_status find_spans(Build *b)
 {
     const IrProgram *p = b->pl->ir;
-    free(b->pl->absorbs);
-    b->pl->absorbs = calloc((size_t)p->n_groups + 1, sizeof *b->pl->absorbs);
-    if (!b->pl->absorbs)
+    RtPlan *pl = b->pl;
+    free(pl->absorbs);
+    free(pl->span_head);
+    pl->absorbs = calloc((size_t)p->n_groups + 1, sizeof *pl->absorbs);
+    pl->span_head = calloc((size_t)p->n_groups + 1, sizeof *pl->span_head);
+    if (!pl->absorbs || !pl->span_head)
         return FUSE_E_NOMEM;
     bool oom = false;
     for (int g = 0; g < p->n_groups;) {
         int k = 0;
         while (span_takes(b, g, g + k + 1, &oom))
             k++;
-        b->pl->absorbs[g] = k;
+        pl->absorbs[g] = k;
+        for (int h = g; h <= g + k; h++)
+            pl->span_head[h] = g;
         g += k + 1;
     }
     return oom ? FUSE_E_NOMEM : FUSE_OK;
@@ -263,10 +270,12 @@ static fuse_status key_groups(Build *b)
         s->is_sink = i >= p->n_groups;
         s->index = s->is_sink ? i - p->n_groups : i;
         s->obj = -1;
-        const Group *g = group_of(b, i);
+        /* a group in a span gets the span's view (its kernel is the span's) */
+        int h = s->is_sink ? i : b->pl->span_head[i];
+        const Group *g = group_of(b, h);
         Op **ops = g->ops;
         int n_ops = g->n_ops;
-        if (!s->is_sink && b->pl->absorbs[i] > 0 && !span_ops(p, i, b->pl->absorbs[i], &ops, &n_ops))
+        if (!s->is_sink && b->pl->absorbs[h] > 0 && !span_ops(p, h, b->pl->absorbs[h], &ops, &n_ops))
             return FUSE_E_NOMEM;
         fuse_status st = view_build(&s->v, p, g, ops, n_ops);
         if (ops != g->ops)
@@ -564,6 +573,8 @@ fuse_status rt_plan_emit_module(RtPlan *pl, JitModule **out, char **err)
     opt.prefix = pl->prefix; /* readable names: PREFIXgN, PREFIXsN */
     for (int i = 0; i < b.n && st == FUSE_OK; i++) {
         char name[96];
+        if (!b.g[i].is_sink && pl->span_head[i] != i)
+            continue; /* absorbed: its kernel is its span's */
         lower_kernel_name(&opt, b.g[i].is_sink, b.g[i].index, name, sizeof name);
         LowerGroup sel = {false, 0, name};
         st = lower_groups(&b.g[i].v.p, &sel, 1, jm, &b.opt, err);

@@ -295,10 +295,12 @@ typedef struct RtPlan {
     bool *is_written_whole;
     /* fusion across equations (issue 4; plan_compile.c): absorbs[g] > 0 when
      * equation group g's kernel also computes the next absorbs[g] groups (their
-     * elementwise ops run in g's pass over memory); while a run is inside such a
-     * span, [fused_from, fused_until] are the groups its last kernel computed, so
-     * the schedule does not run them again (-1: none) */
+     * elementwise ops run in g's pass over memory); those groups' kernel is the
+     * same one; while a run is inside such a span, (fused_from, fused_until] are
+     * the groups its last kernel computed, so the schedule does not run them
+     * again (-1: none) */
     int *absorbs;
+    int *span_head;   /* the group whose kernel computes group g (g itself if none) */
     int fused_from, fused_until;
     /* output binding (issue 4; fuse_runner_run_into): while a run delivers an
      * export into host memory that its kernels may write directly, out_bind[t]

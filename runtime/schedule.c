@@ -186,10 +186,11 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     } else if (g > pl->fused_from && g <= pl->fused_until) {
         e->is_fused = true; /* the span's kernel computed it (plan_compile.c) */
     } else {
-        rt_run_group(pl, false, g);
-        bool is_span = pl->absorbs && pl->absorbs[g] > 0;
-        pl->fused_from = is_span ? g : -1;
-        pl->fused_until = is_span ? g + pl->absorbs[g] : -1;
+        rt_run_group(pl, false, g); /* in a span: the span's kernel */
+        int h = pl->span_head ? pl->span_head[g] : g;
+        bool is_span = pl->absorbs && pl->absorbs[h] > 0;
+        pl->fused_from = is_span ? h : -1;
+        pl->fused_until = is_span ? h + pl->absorbs[h] : -1;
     }
     e->ms = e->is_fused ? 0.0 : rt_now_ms() - t0; /* its time is in the span's kernel */
 }
