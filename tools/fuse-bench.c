@@ -77,25 +77,36 @@ typedef struct EqTimes {
     int n, repeat;
 } EqTimes;
 
-/* Adds run i's trace (JSON, as fuse_runner_trace gives it) to et. */
+/* The row of equation `name` in et, added on first sight; -1 when full. */
+static int eq_row(EqTimes *et, const char *name)
+{
+    for (int k = 0; k < et->n; k++)
+        if (strcmp(et->name[k], name) == 0)
+            return k;
+    if (et->n >= MAX_EQUATIONS)
+        return -1;
+    et->name[et->n] = strdup(name);
+    et->ms[et->n] = calloc((size_t)et->repeat, sizeof(double));
+    if (!et->name[et->n] || !et->ms[et->n]) {
+        free(et->name[et->n]);
+        free(et->ms[et->n]);
+        return -1;
+    }
+    return et->n++;
+}
+
+/* Adds run i's trace (JSON, as fuse_runner_trace gives it) to et: each
+ * equation's kernel time, summed over the sweeps of a fixpoint. */
 static void eq_add_trace(EqTimes *et, int i, const char *text)
 {
     json_t *root = json_loads(text, 0, NULL), *e;
     json_t *entries = json_object_get(root, "entries");
     size_t k;
     json_array_foreach(entries, k, e) {
-        if (k >= MAX_EQUATIONS)
-            break;
         const char *name = json_string_value(json_object_get(e, "name"));
-        if ((int)k == et->n && name) {
-            et->name[k] = strdup(name);
-            et->ms[k] = calloc((size_t)et->repeat, sizeof(double));
-            if (!et->name[k] || !et->ms[k])
-                break;
-            et->n++;
-        }
-        if ((int)k < et->n)
-            et->ms[k][i] = json_number_value(json_object_get(e, "duration_ms"));
+        int row = name ? eq_row(et, name) : -1;
+        if (row >= 0)
+            et->ms[row][i] += json_number_value(json_object_get(e, "duration_ms"));
     }
     json_decref(root);
 }
@@ -501,8 +512,9 @@ static void usage(FILE *f)
                "  --warmup N     untimed runs before them (default 2)\n"
                "  --threads N    worker threads (default 0: every core)\n"
                "  --equations    also print each equation's kernel time (min and median\n"
-               "                 over the timed runs, from the run traces; an equation\n"
-               "                 fused into the one before it shows 0)\n"
+               "                 over the timed runs, from the run traces, summed over\n"
+               "                 a fixpoint's sweeps; an equation fused into the one\n"
+               "                 before it shows 0)\n"
                "  --json FILE    also write the results as JSON\n");
 }
 
