@@ -2,7 +2,9 @@
  * emit_delta.c: semi-naive delta kernels (see lower.h). The op function of a
  * recursive join loops first over the axes of its driver operand (the delta),
  * tests the cell and, when it holds a fact, loops over the remaining axes and
- * ORs (product of the other operands > 0) into the output.
+ * ORs (product of the other operands > 0) into the output. On a thread team
+ * each thread takes a share of the first driver axis when the output has it
+ * (so no two threads OR into the same cell), else the join runs on thread 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,22 +93,48 @@ static void emit_delta_join(Emit *e)
         emit_loop_end(e, &loops[--n]);
 }
 
+/* The loop axis a thread team may share out in op's delta join: its first
+ * driver axis when the output has it (then two threads never write the same
+ * output cell); -1 when none. */
+static int shared_axis(const IrProgram *p, const Op *op)
+{
+    const Operand *d = &op->in[driver_of(op)];
+    for (int k = 0; k < p->tensors[d->tensor]->rank; k++) {
+        if (d->kind[k] != SL_AXIS)
+            continue;
+        for (int j = 0; j < p->tensors[op->out]->rank; j++)
+            if (op->out_axis[j] == d->axis[k] && op->out_offset[j] == 0 && !op->out_minor[j])
+                return d->axis[k];
+        return -1;
+    }
+    return -1;
+}
+
+/* `internal void NAME(ptr out, ptr in..., i64 tid, i64 nth)`: thread tid's
+ * share of the rows of shared_axis (all of them, on thread 0 only, when the op
+ * has none: the caller checks). */
 static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
 {
     int n_params = op->n_in + 1;
-    LLVMTypeRef params[EMIT_MAX_AXES + 1];
+    LLVMTypeRef params[EMIT_MAX_AXES + 3];
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
+    params[n_params] = params[n_params + 1] = e->t_i64;
     e->fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->t_void, params,
-                                                           (unsigned)n_params, 0));
+                                                           (unsigned)n_params + 2, 0));
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
     e->v_out = LLVMGetParam(e->fn, 0);
     for (int i = 0; i < op->n_in; i++)
         e->v_in[i] = LLVMGetParam(e->fn, (unsigned)i + 1);
+    e->share_axis = shared_axis(e->p, op);
+    e->v_tid = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params) : NULL;
+    e->v_nth = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     emit_delta_join(e);
     LLVMBuildRetVoid(e->bld);
+    e->share_axis = -1;
+    e->v_tid = e->v_nth = NULL;
     return e->fn;
 }
 
@@ -117,8 +145,30 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
-/* The delta kernel (recursive joins, delta-driven) or, with is_base, the base
- * kernel (the other joins, ordinary loop nests) of group g. */
+/* Calls fn only on thread 0 (the kernel's param 1 is tid) when !is_shared. */
+static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRef *args,
+                         unsigned n, bool is_shared)
+{
+    LLVMBasicBlockRef skip = NULL;
+    if (!is_shared) {
+        LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
+                                             emit_i64(e, 0), "v.main");
+        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
+        skip = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
+        LLVMBuildCondBr(e->bld, is_main, run, skip);
+        LLVMPositionBuilderAtEnd(e->bld, run);
+    }
+    LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fn), fn, args, n, "");
+    if (skip) {
+        LLVMBuildBr(e->bld, skip);
+        LLVMPositionBuilderAtEnd(e->bld, skip);
+    }
+}
+
+/* The delta kernel (recursive joins, delta-driven; the RtKernel ABI: every
+ * thread of a team runs it, each join on its share of rows, a barrier between
+ * joins) or, with is_base, the base kernel `void(float **)` (the other joins,
+ * ordinary loop nests, one thread) of group g. */
 static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
 {
     const Group *grp = e->p->groups[g];
@@ -134,18 +184,28 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name, false)
                                : delta_op_function(e, grp->ops[i], name);
     }
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, &e->t_ptr, 1, 0);
+    LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, is_base ? 1 : 4, 0);
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, fty);
     LLVMValueRef bufs = LLVMGetParam(fn, 0);
+    LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
     for (int f = 0; f < n_fns; f++) {
         const Op *op = grp->ops[which[f]];
-        LLVMValueRef args[EMIT_MAX_AXES + 1];
-        args[0] = buffer_of(e, bufs, op->out);
+        LLVMValueRef args[EMIT_MAX_AXES + 3];
+        unsigned n = 0;
+        args[n++] = buffer_of(e, bufs, op->out);
         for (int k = 0; k < op->n_in; k++)
-            args[k + 1] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
-        LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[f]), fns[f], args,
-                       (unsigned)op->n_in + 1, "");
+            args[n++] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
+        if (is_base) {
+            LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[f]), fns[f], args, n, "");
+            continue;
+        }
+        args[n++] = LLVMGetParam(fn, 1);
+        args[n++] = LLVMGetParam(fn, 2);
+        call_on_team(e, fn, fns[f], args, n, shared_axis(e->p, op) >= 0);
+        if (f + 1 < n_fns) /* the next join ORs into the same output */
+            LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }
     LLVMBuildRetVoid(e->bld);
 }

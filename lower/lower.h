@@ -101,12 +101,14 @@ fuse_status lower_mc_program(const IrProgram *p, JitModule *jm, const LowerOptio
 /* ---- emit_delta.c: semi-naive delta kernels ----
  * Issue 6. For a boolean
  * recursive group whose contributions are joins with at most one recursive
- * operand, the delta kernel `void PREFIXdG(float **bufs)` runs only the recursive
- * joins, driven by that operand (read from bufs[n_tensors + t], which the runtime
- * binds to the delta relation): the loops over its axes come first and a zero
- * cell skips the rest of the nest, so the work is proportional to the new facts.
- * Each cell where some product of the other operands is > 0 is OR-ed into the
- * output (correct when every other operand is non-negative: the runtime checks).
+ * operand, the delta kernel `void PREFIXdG(float **bufs, int64_t tid, int64_t nth,
+ * void (*barrier)(void))` (the group kernel ABI: it may run on a thread team) runs
+ * only the recursive joins, driven by that operand (read from bufs[n_tensors + t],
+ * which the runtime binds to the delta relation): the loops over its axes come
+ * first and a zero cell skips the rest of the nest, so the work is proportional to
+ * the new facts. Each cell where some product of the other operands is > 0 is
+ * OR-ed into the output (correct when every other operand is non-negative: the
+ * runtime checks). The base kernel is `void PREFIXbG(float **bufs)`.
  */
 
 /* True when group g can have a delta kernel (static checks only). */

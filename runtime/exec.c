@@ -84,7 +84,7 @@ static fuse_status bind_outputs(RtPlan *pl, int query)
 
 /* ---- kernels and threads (perf, issue 4) ---- */
 
-static void no_barrier(void) {}
+void rt_no_barrier(void) {}
 
 /* Room in bufs[2 n_tensors] for nth threads' packing scratch; false when it
  * cannot be had (the group then runs on one thread). */
@@ -115,7 +115,7 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
     if (is_team)
         rt_parallel_run(k, bufs, nth);
     else
-        k(bufs, 0, 1, no_barrier);
+        k(bufs, 0, 1, rt_no_barrier);
 }
 
 /* The equation groups through the mode schedule (modes: schedule.c). */

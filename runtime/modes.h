@@ -91,7 +91,7 @@ typedef struct RtModes {
     float **snap;        /* per group: previous value when there is no prev buffer */
     float **delta;       /* per group: semi-naive new facts of the last sweep */
     struct JitCode *delta_code; /* the delta kernels (seminaive.c), made on first use */
-    void (**delta_fn)(float **bufs); /* per group: its delta kernel, or NULL */
+    RtKernel *delta_fn;              /* per group: its delta kernel, or NULL */
     void (**base_fn)(float **bufs);  /* per group: its base kernel (first sweep) */
     fuse_projection projection;
     int64_t samples;     /* Monte Carlo samples per equation */

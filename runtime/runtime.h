@@ -240,6 +240,9 @@ size_t rt_build_id(unsigned char *out, size_t cap);
 /* A group kernel (lower.h: kernel ABI): buffers, thread id, team size, barrier. */
 typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)(void));
 
+/* The barrier of a kernel run alone (does nothing). */
+void rt_no_barrier(void);
+
 /* A program compiled for one configuration and one set of input shapes. Owns its
  * own parse of the source text, so it outlives the fuse_program it came from. */
 typedef struct RtPlan {

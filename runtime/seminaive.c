@@ -61,7 +61,7 @@ static fuse_status compile_deltas(RtPlan *pl)
     if (m->delta_fn || !pl->js)
         return m->delta_fn ? FUSE_OK : FUSE_E_UNSUPPORTED;
     bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
-    void (**fns)(float **) = calloc((size_t)p->n_groups + 1, sizeof *fns);
+    RtKernel *fns = calloc((size_t)p->n_groups + 1, sizeof *fns);
     void (**base)(float **) = calloc((size_t)p->n_groups + 1, sizeof *base);
     char prefix[48], *err = NULL;
     snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
@@ -100,6 +100,18 @@ static fuse_status compile_deltas(RtPlan *pl)
     m->delta_fn = fns;
     m->base_fn = base;
     return FUSE_OK;
+}
+
+/* A delta kernel runs on the thread team when its relation has 2^16 cells or
+ * more (each join then ORs its share of rows: emit_delta.c), else alone. */
+static void run_delta(RtPlan *pl, int g)
+{
+    int nth = pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
+                                                                 : 1;
+    if (nth > 1)
+        rt_parallel_run(pl->modes->delta_fn[g], pl->bufs, nth);
+    else
+        pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier);
 }
 
 /* Before the first sweep: operands outside the component are computed already. */
@@ -186,7 +198,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
         int t = pl->ir->groups[g]->tensor;
         double t0 = rt_now_ms();
         memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
-        pl->modes->delta_fn[g](pl->bufs);
+        run_delta(pl, g);
         e->ms = rt_now_ms() - t0;
         ran[g - g0] = true;
     }

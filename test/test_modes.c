@@ -216,6 +216,47 @@ static void check_closure_all_modes(float *e, int n)
     free(want);
 }
 
+/* A graph of 300 nodes (a relation of 90,000 cells: its delta kernel runs on
+ * the thread team) whose closure takes several sweeps; rule `left` extends
+ * paths on the left (the delta's first axis is not the output's first: that
+ * join runs on one thread), else on the right (rows shared out). Semi-naive
+ * and synchronous fixpoints on 1 and 2 threads give Warshall's closure. */
+static void check_big_closure(bool left)
+{
+    enum { N = 300 };
+    float *e = calloc((size_t)N * N, sizeof *e);
+    ck_assert_ptr_nonnull(e);
+    unsigned seed = 5;
+    for (int i = 0; i < N; i++) {
+        e[i * N + (i + 1) % N] = (float)(i % 97 != 0); /* long chains */
+        e[i * N + (int)(rand_r(&seed) % N)] = (float)(rand_r(&seed) % 4 == 0);
+    }
+    float *want = closure(e, N);
+    const char *text = left ? "Edge(x,y) = \"edge.npy\"\nPath(x,y) = Edge(x,y)\n"
+                              "Path(x,z) = Edge(x,y) Path(y,z)\nexport Path\n"
+                            : TC;
+    fuse_input in = matrix_input("Edge", e, N);
+    for (int k = 0; k < 4; k++) {
+        fuse_config cfg = config(FUSE_MODE_FIXPOINT, k % 2 ? FUSE_STRATEGY_SEMI_NAIVE
+                                                           : FUSE_STRATEGY_SYNCHRONOUS);
+        cfg.max_iters = 1000;
+        cfg.threads = 1 + k / 2;
+        Run r;
+        run_text(&r, text, &cfg, &in, 1);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        assert_floats_eq(output(&r, "Path", (int64_t)N * N), want, (int64_t)N * N);
+        run_free(&r);
+    }
+    free(want);
+    free(e);
+}
+
+START_TEST(test_big_closure_threads)
+{
+    check_big_closure(_i == 1);
+}
+END_TEST
+
 START_TEST(test_closure_chain)
 {
     float *e = graph(6, chain_next);
@@ -1241,6 +1282,7 @@ static Suite *modes_suite(void)
     TCase *tc = tcase_create("fixpoint");
     tcase_add_checked_fixture(tc, ctx_setup, ctx_teardown);
     tcase_add_test(tc, test_closure_chain);
+    tcase_add_loop_test(tc, test_big_closure_threads, 0, 2);
     tcase_add_test(tc, test_closure_cycle);
     tcase_add_test(tc, test_fixpoint_trace_sweeps);
     tcase_add_test(tc, test_mutual_recursion);
