@@ -8,13 +8,15 @@
  * and keeps the noalias facts as scoped metadata. Sum joins that are contractions
  * get a packed, blocked kernel instead (contract.c) that also takes its thread's
  * scratch (bufs[2 n_tensors] + tid x the scratch size), tid and nth, and computes
- * only thread tid's share of the output columns. Following elementwise ops of
- * the group run inside an earlier op's pass (fuse.c): a contraction's epilogue,
- * or a cell run (one loop nest for an elementwise op and the ops over its
- * cells). Every thread of a team runs the kernel; other ops run on thread 0
- * only, and in a group with a contraction, `barrier` (the team's barrier, or a
- * no-op) separates consecutive calls. All kernels of a program share one
- * module, so the pass pipeline is set up once (DESIGN.md: facts measured).
+ * only thread tid's share of the output (columns, or rows of a thin product).
+ * Following elementwise ops of the group run inside an earlier op's pass
+ * (fuse.c): a contraction's epilogue, or a cell run (one loop nest for an
+ * elementwise op and the ops over its cells). Every thread of a team runs the
+ * kernel: contractions, cell runs and large row-wise ops (softmax, layer norm)
+ * split their work by thread; other ops run on thread 0 only, and when the group
+ * has team work, `barrier` (the team's barrier, or a no-op) separates
+ * consecutive calls. All kernels of a program share one module, so the pass
+ * pipeline is set up once (DESIGN.md: facts measured).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +224,8 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
 
 /* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
  * order (ops fused into an earlier op's kernel and folded copies are not
- * called); with a contraction in the group, `barrier()` separates the calls. */
+ * called); when some call is team work (a contraction, a cell run, a row-wise op
+ * sharing its rows), `barrier()` separates the calls. */
 static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
     OpCall calls[1024];
