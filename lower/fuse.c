@@ -365,12 +365,22 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     const Op *head = r->ops[0];
     int rank = e->p->tensors[head->out]->rank;
+    LLVMValueRef tid = LLVMGetParam(e->fn, (unsigned)r->n_tensors);
+    LLVMBasicBlockRef done = NULL;
+    if (rank == 0) { /* one cell, nothing to share: thread 0 alone (a "+=" on the
+                      * shared cell by every thread would add twice) */
+        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.main");
+        done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.done");
+        LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntEQ, tid, emit_i64(e, 0), "v.main"),
+                        run, done);
+        LLVMPositionBuilderAtEnd(e->bld, run);
+    }
     if (!op_is_empty(head)) {
         Loop loops[FUSE_MAX_RANK];
         e->op = head;
         /* the out slots in order (the last is contiguous); the first is shared
          * out among the team's threads */
-        e->v_tid = LLVMGetParam(e->fn, (unsigned)r->n_tensors);
+        e->v_tid = tid;
         e->v_nth = LLVMGetParam(e->fn, (unsigned)r->n_tensors + 1);
         e->share_axis = rank > 0 ? head->out_axis[0] : -1;
         for (int k = 0; k < rank; k++) {
@@ -384,6 +394,10 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
             emit_loop_end(e, &loops[k]);
         e->v_tid = e->v_nth = NULL;
         e->share_axis = -1;
+    }
+    if (done) {
+        LLVMBuildBr(e->bld, done);
+        LLVMPositionBuilderAtEnd(e->bld, done);
     }
     LLVMBuildRetVoid(e->bld);
     return e->fn;

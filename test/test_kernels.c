@@ -1262,6 +1262,55 @@ START_TEST(cell_runs_threads)
 }
 END_TEST
 
+/* A scalar cell run (`C[0] + C[1]`, two contributions to a rank-0 temporary
+ * that the product then reads from memory) in a group whose product runs on a
+ * team: only thread 0 may run it (each thread running `T = C[0]; T += C[1]` on
+ * the shared T could add C[1] twice; the race window is small, so this test
+ * rarely caught it, but the IR must guard the run). Many runs on 4 threads give
+ * C[0] + C[1] every time. */
+START_TEST(scalar_run_on_team)
+{
+    enum { P = 256, F = 128, H = 64 }; /* 2^21 multiply-adds: a team group */
+    unsigned seed = 21;
+    float *x = random_data(P * F, &seed), *w = random_data(F * H, &seed), c[2] = {0.25f, 0.5f};
+    Spec s = {"pf", "fh", "ph", {0}, 1.0};
+    s.size['p' - 'a'] = P, s.size['f' - 'a'] = F, s.size['h' - 'a'] = H;
+    fuse_input in[3];
+    set_input(&in[0], "X", &s, "pf", x);
+    set_input(&in[1], "W", &s, "fh", w);
+    memset(&in[2], 0, sizeof in[2]);
+    in[2].name = "C";
+    in[2].tensor = (fuse_tensor){FUSE_F32, 1, {2}, c};
+    const char *text = "X[p,f] = \"x.npy\"\nW[f,h] = \"w.npy\"\nC[k] = \"c.npy\"\n"
+                       "Q[p,h] = X[p,f] W[f,h] (C[0] + C[1])\nexport Q\n";
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.threads = 4;
+    cfg.no_cache = 1;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, text, "s.fuse", &prog), FUSE_OK);
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, 3, &run) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    double q00 = 0;
+    for (int f = 0; f < F; f++)
+        q00 += (double)x[f] * w[f * H];
+    for (int r = 0; r < 200; r++) {
+        fuse_outputs *out = NULL;
+        ck_assert_int_eq(fuse_runner_run(run, in, 3, &out), FUSE_OK);
+        float got = ((const float *)fuse_outputs_find(out, "Q")->data)[0];
+        ck_assert_msg(fabs(got - 0.75 * q00) <= 1e-4 * (1 + fabs(q00)), "run %d: %g vs %g", r,
+                      (double)got, 0.75 * q00);
+        fuse_outputs_free(out);
+    }
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(x), free(w);
+}
+END_TEST
+
 /* Case _i / 4 on size variant _i % 4 (7x13, 1x1, 9x9, 64x67; the transposed case
  * only on square ones), 2 threads on the odd variants. */
 START_TEST(cell_runs)
@@ -1440,6 +1489,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, fused_intermediate_exported);
     tcase_add_loop_test(tc, cell_runs, 0, 4 * N_CELL_CASES);
     tcase_add_loop_test(tc, cell_runs_threads, 0, 3);
+    tcase_add_test(tc, scalar_run_on_team);
     tcase_add_test(tc, cell_run_three_axes);
     suite_add_tcase(s, tc);
     return s;
