@@ -6,6 +6,7 @@
  * name, the continuation prompt, Ctrl-C and the history file in $HOME.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -330,6 +332,39 @@ START_TEST(terminal_without_arguments)
 }
 END_TEST
 
+/* A thread of the REPL other than the one reading lines (OpenBLAS starts its
+ * threads when it is loaded, before the editor blocks SIGINT) that takes a
+ * Ctrl-C passes it on: the line is dropped at once. The signal goes to that
+ * thread alone (tgkill); with no such thread there is nothing to test. */
+START_TEST(ctrl_c_on_another_thread)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Gamma[i] = Nope[i");
+    pty_expect(p, "Nope[i");
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)p->pid);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    pid_t other = 0;
+    for (struct dirent *de; (de = readdir(d)) && !other;)
+        if (de->d_name[0] != '.' && atoi(de->d_name) != p->pid)
+            other = atoi(de->d_name);
+    closedir(d);
+    if (other) {
+        ck_assert_int_eq(syscall(SYS_tgkill, p->pid, other, SIGINT), 0);
+        pty_expect(p, "fuse> ");
+        pty_send(p, "Nope\n"); /* the dropped line left nothing pending */
+        pty_expect(p, "unknown tensor 'Nope'");
+        pty_expect(p, "fuse> ");
+    }
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+}
+END_TEST
+
 /* incr (issue 7): a second equation reuses the kernels compiled for the first. */
 START_TEST(piped_incremental_compile)
 {
@@ -367,6 +402,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, piped_program_and_sinks);
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
+    tcase_add_test(tc, ctrl_c_on_another_thread);
     suite_add_tcase(s, tc);
     return s;
 }

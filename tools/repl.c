@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -36,9 +37,10 @@
 #include "print.h"
 #include "repl.h"
 
-/* The one piece of mutable global state: set by the SIGINT handler, read by the
- * line reader (a signal handler can reach nothing else). */
+/* The mutable global state, for the SIGINT handler (it can reach nothing else):
+ * the flag it sets for the line reader, and the thread reading lines. */
 static volatile sig_atomic_t repl_interrupted;
+static pthread_t repl_thread;
 
 /* ---- growable strings and word lists ---- */
 
@@ -845,7 +847,16 @@ static void repl_line(Repl *r, char *line)
 
 /* ---- the terminal: libedit ---- */
 
-static void on_sigint(int sig) { repl_interrupted = 1; }
+/* A Ctrl-C may land on any thread that does not block SIGINT, and some start
+ * before the editor blocks it (OpenBLAS, loaded for LAPACK, starts its threads
+ * when it is loaded): such a thread passes the signal on to the line reader,
+ * which may be asleep in ppoll waiting for it. */
+static void on_sigint(int sig)
+{
+    repl_interrupted = 1;
+    if (!pthread_equal(pthread_self(), repl_thread))
+        pthread_kill(repl_thread, sig);
+}
 
 static Repl *editor_repl(EditLine *el)
 {
@@ -998,6 +1009,7 @@ static void editor_open(Repl *r)
     el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+    repl_thread = pthread_self();
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: ppoll returns EINTR */
