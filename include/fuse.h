@@ -299,7 +299,8 @@ FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
  * (exports not named are not delivered). With outputs[i].borrow and data 64-byte
  * aligned, the kernels write there directly (no copy; a few exports, such as the
  * written step of a streaming tensor, are still copied); the memory must stay
- * valid until the call returns and is not read by the run. FUSE_E_ARG names an
+ * valid until the call returns, must not overlap an input's, and its previous
+ * contents are ignored. FUSE_E_ARG names an
  * output that is not an export, not float32, of another shape or named twice.
  * Statuses as fuse_runner_run (FUSE_E_NOT_CONVERGED: the last sweep's values). */
 FUSE_API fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs,
