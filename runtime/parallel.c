@@ -23,9 +23,16 @@ int rt_parallel_threads(int threads)
     return n > 0 ? n : 1;
 }
 
+/* How long a team's idle threads spin for more work before they sleep: long
+ * enough to span the gaps between the kernels of one run, short enough that a
+ * host running a program now and then does not lose a core for 200 ms (libomp's
+ * default KMP_BLOCKTIME) after each run. */
+#define TEAM_BLOCKTIME_MS 2
+
 int rt_parallel_run(RtKernel k, float **bufs, int nth)
 {
     int used = 1;
+    kmp_set_blocktime(TEAM_BLOCKTIME_MS); /* this thread's future teams */
 #pragma omp parallel num_threads(nth)
     {
         int n = omp_get_num_threads();
