@@ -72,6 +72,23 @@ LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name)
 
 /* ---- loops ---- */
 
+LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef kfn)
+{
+    LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
+                                         emit_i64(e, 0), "v.main");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
+    LLVMBuildCondBr(e->bld, is_main, run, after);
+    LLVMPositionBuilderAtEnd(e->bld, run);
+    return after;
+}
+
+void emit_thread0_end(Emit *e, LLVMBasicBlockRef after)
+{
+    LLVMBuildBr(e->bld, after);
+    LLVMPositionBuilderAtEnd(e->bld, after);
+}
+
 /* Thread v_tid's rows of the shared axis: [tid * chunk, min(size, (tid + 1) *
  * chunk)), chunk = ceil(size / nth), so each cell is computed by one thread, the
  * same way whatever nth is. */

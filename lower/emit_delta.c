@@ -149,20 +149,10 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
 static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRef *args,
                          unsigned n, bool is_shared)
 {
-    LLVMBasicBlockRef skip = NULL;
-    if (!is_shared) {
-        LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
-                                             emit_i64(e, 0), "v.main");
-        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
-        skip = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
-        LLVMBuildCondBr(e->bld, is_main, run, skip);
-        LLVMPositionBuilderAtEnd(e->bld, run);
-    }
+    LLVMBasicBlockRef after = is_shared ? NULL : emit_thread0_begin(e, kfn);
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fn), fn, args, n, "");
-    if (skip) {
-        LLVMBuildBr(e->bld, skip);
-        LLVMPositionBuilderAtEnd(e->bld, skip);
-    }
+    if (after)
+        emit_thread0_end(e, after);
 }
 
 /* The delta kernel (recursive joins, delta-driven; the RtKernel ABI: every

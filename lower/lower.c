@@ -163,16 +163,9 @@ typedef struct OpCall {
 static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCall *oc,
                     int64_t scratch_floats)
 {
-    LLVMBasicBlockRef skip = NULL;
     bool is_run = !oc->is_contract && oc->n_fused;
-    if (!oc->is_contract && !is_run && !oc->is_team_row) {
-        LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
-                                             emit_i64(e, 0), "v.main");
-        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
-        skip = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
-        LLVMBuildCondBr(e->bld, is_main, run, skip);
-        LLVMPositionBuilderAtEnd(e->bld, run);
-    }
+    bool is_alone = !oc->is_contract && !is_run && !oc->is_team_row;
+    LLVMBasicBlockRef after = is_alone ? emit_thread0_begin(e, kfn) : NULL;
     LLVMValueRef args[EMIT_MAX_AXES + 4], bufs = LLVMGetParam(kfn, 0);
     unsigned n;
     if (is_run) {
@@ -189,10 +182,8 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
     if (oc->is_contract)
         n += epilogue_args(e, g, i, bufs, args + n);
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(oc->fn), oc->fn, args, n, "");
-    if (skip) {
-        LLVMBuildBr(e->bld, skip);
-        LLVMPositionBuilderAtEnd(e->bld, skip);
-    }
+    if (after)
+        emit_thread0_end(e, after);
 }
 
 /* The ops are inlined into the group kernel and vectorised there: it prefers the
