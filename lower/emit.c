@@ -72,12 +72,12 @@ LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name)
 
 /* ---- loops ---- */
 
-LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef kfn)
+LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef tid)
 {
-    LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, LLVMGetParam(kfn, 1),
-                                         emit_i64(e, 0), "v.main");
-    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.op");
-    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, kfn, "b.next");
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->bld));
+    LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, tid, emit_i64(e, 0), "v.main");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.op");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.next");
     LLVMBuildCondBr(e->bld, is_main, run, after);
     LLVMPositionBuilderAtEnd(e->bld, run);
     return after;

@@ -71,9 +71,9 @@ void emit_fast(LLVMValueRef inst);
 LLVMValueRef emit_entry_alloca(Emit *e, const char *name);
 /* The same for a slot of type `ty`. */
 LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name);
-/* In kernel kfn (the group kernel ABI: param 1 is tid), code until
- * emit_thread0_end runs on thread 0 alone; returns the block after it. */
-LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef kfn);
+/* In the function being built (e->bld's), code until emit_thread0_end runs only
+ * where the thread index `tid` (an i64 value) is 0; returns the block after it. */
+LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef tid);
 void emit_thread0_end(Emit *e, LLVMBasicBlockRef after);
 /* Opens the loop over op axis `axis` (no loop for size 1; only the thread's
  * share of it when it is e->share_axis); its counter is e->v_counter[axis]

@@ -149,7 +149,7 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
 static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRef *args,
                          unsigned n, bool is_shared)
 {
-    LLVMBasicBlockRef after = is_shared ? NULL : emit_thread0_begin(e, kfn);
+    LLVMBasicBlockRef after = is_shared ? NULL : emit_thread0_begin(e, LLVMGetParam(kfn, 1));
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fn), fn, args, n, "");
     if (after)
         emit_thread0_end(e, after);

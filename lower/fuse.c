@@ -366,15 +366,9 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
     const Op *head = r->ops[0];
     int rank = e->p->tensors[head->out]->rank;
     LLVMValueRef tid = LLVMGetParam(e->fn, (unsigned)r->n_tensors);
-    LLVMBasicBlockRef done = NULL;
-    if (rank == 0) { /* one cell, nothing to share: thread 0 alone (a "+=" on the
-                      * shared cell by every thread would add twice) */
-        LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.main");
-        done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.done");
-        LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntEQ, tid, emit_i64(e, 0), "v.main"),
-                        run, done);
-        LLVMPositionBuilderAtEnd(e->bld, run);
-    }
+    /* one cell, nothing to share: thread 0 alone (a "+=" on the shared cell by
+     * every thread would add twice) */
+    LLVMBasicBlockRef done = rank == 0 ? emit_thread0_begin(e, tid) : NULL;
     if (!op_is_empty(head)) {
         Loop loops[FUSE_MAX_RANK];
         e->op = head;
@@ -395,10 +389,8 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
         e->v_tid = e->v_nth = NULL;
         e->share_axis = -1;
     }
-    if (done) {
-        LLVMBuildBr(e->bld, done);
-        LLVMPositionBuilderAtEnd(e->bld, done);
-    }
+    if (done)
+        emit_thread0_end(e, done);
     LLVMBuildRetVoid(e->bld);
     return e->fn;
 }

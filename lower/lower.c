@@ -165,7 +165,7 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
 {
     bool is_run = !oc->is_contract && oc->n_fused;
     bool is_alone = !oc->is_contract && !is_run && !oc->is_team_row;
-    LLVMBasicBlockRef after = is_alone ? emit_thread0_begin(e, kfn) : NULL;
+    LLVMBasicBlockRef after = is_alone ? emit_thread0_begin(e, LLVMGetParam(kfn, 1)) : NULL;
     LLVMValueRef args[EMIT_MAX_AXES + 4], bufs = LLVMGetParam(kfn, 0);
     unsigned n;
     if (is_run) {

@@ -405,28 +405,37 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
     return FUSE_OK;
 }
 
+/* One run of the plan for fuse_runner_run and _run_into: FUSE_OK or
+ * FUSE_E_NOT_CONVERGED (issue 6: outputs are still delivered), with the host's
+ * buffers still bound; any other status is the context's error, buffers given
+ * back. */
+static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n_inputs)
+{
+    RtPlan *pl = run->plan;
+    pl->dl.first = pl->dl.last = NULL;
+    pl->dl.n_errors = 0;
+    double run_t0 = rt_clock_ms(); /* issue 5 */
+    fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = rt_plan_run(pl, inputs, n_inputs);
+    pl->timings.last_run_ms = rt_clock_ms() - run_t0; /* issue 5 */
+    if (st == FUSE_OK || st == FUSE_E_NOT_CONVERGED)
+        return st;
+    rt_unborrow_sources(pl);
+    return fail_plan(run->ctx, st, pl);
+}
+
 fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
                             fuse_outputs **out)
 {
     if (!run || !out || (n_inputs && !inputs))
         return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run: NULL argument");
     *out = NULL;
-    run->plan->dl.first = run->plan->dl.last = NULL;
-    run->plan->dl.n_errors = 0;
-    double run_t0 = rt_clock_ms(); /* issue 5 */
-    fuse_status st = rt_check_inputs(run->plan, inputs, n_inputs);
-    if (st == FUSE_OK)
-        st = rt_plan_run(run->plan, inputs, n_inputs);
-    run->plan->timings.last_run_ms = rt_clock_ms() - run_t0; /* issue 5 */
-    fuse_status run_st = st; /* issue 6: FUSE_E_NOT_CONVERGED still returns outputs */
-    if (st == FUSE_E_NOT_CONVERGED)
-        st = FUSE_OK;
-    if (st != FUSE_OK) {
-        rt_unborrow_sources(run->plan);
-        return fail_plan(run->ctx, st, run->plan);
-    }
+    fuse_status run_st = run_plan(run, inputs, n_inputs);
+    if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
+        return run_st;
     fuse_outputs *o = NULL;
-    st = outputs_collect(run, &o);
+    fuse_status st = outputs_collect(run, &o);
     rt_unborrow_sources(run->plan); /* issue 7: the host's buffers go back */
     if (st != FUSE_OK) {
         fuse_outputs_free(o);
@@ -498,8 +507,6 @@ fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, siz
     if (!run || (n_inputs && !inputs) || (n_outputs && !outputs))
         return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run_into: NULL argument");
     RtPlan *pl = run->plan;
-    pl->dl.first = pl->dl.last = NULL;
-    pl->dl.n_errors = 0;
     if (!pl->out_bind)
         pl->out_bind = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->out_bind);
     if (!pl->out_bind)
@@ -507,16 +514,10 @@ fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, siz
     memset(pl->out_bind, 0, (size_t)pl->ir->n_tensors * sizeof *pl->out_bind);
     if (!bind_run_outputs(run, outputs, n_outputs))
         return FUSE_E_ARG;
-    double run_t0 = rt_clock_ms();
-    fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
-    if (st == FUSE_OK)
-        st = rt_plan_run(pl, inputs, n_inputs);
-    pl->timings.last_run_ms = rt_clock_ms() - run_t0;
+    fuse_status st = run_plan(run, inputs, n_inputs);
     memset(pl->out_bind, 0, (size_t)pl->ir->n_tensors * sizeof *pl->out_bind);
-    if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED) {
-        rt_unborrow_sources(pl);
-        return fail_plan(run->ctx, st, pl);
-    }
+    if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
+        return st;
     /* the outputs not written in place: copied from the tensors' buffers */
     for (size_t i = 0; i < n_outputs; i++) {
         int t = export_named(pl->ir, outputs[i].name);
