@@ -340,6 +340,17 @@ typedef struct CPanel {
     bool lanes_contiguous; /* lg is contiguous in the tensor: one vector per k */
 } CPanel;
 
+/* The alignment a panel's per-k vector store may claim: the panel starts 64-byte
+ * aligned and step k is at k * lanes floats, so only the power of two dividing
+ * lanes * 4 bytes holds for every k (6 lanes with 256-bit vectors: 8 bytes). */
+static unsigned panel_store_align(int64_t lanes)
+{
+    unsigned bytes = 4;
+    while (bytes < 16 && (lanes * 4) % (bytes * 2) == 0)
+        bytes *= 2;
+    return bytes;
+}
+
 static LLVMTypeRef lane_vector_type(Emit *e, int64_t lanes)
 {
     return LLVMVectorType(e->t_f32, (unsigned)lanes);
@@ -356,7 +367,8 @@ static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMV
     LLVMValueRef at = gep(e, base, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
     LLVMValueRef v = LLVMBuildLoad2(e->bld, vt, at, "v.pv");
     set_align(v, 4);
-    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))), 16);
+    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
+              panel_store_align(pp->lanes));
     cl_end(e, &lk);
 }
 
@@ -383,7 +395,8 @@ static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMVa
         x = LLVMBuildSelect(e->bld, valid[l], x, emit_f32(e, 0.0), "v.pl0");
         v = LLVMBuildInsertElement(e->bld, v, x, LLVMConstInt(i32, (unsigned long long)l, 0), "v.pi");
     }
-    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))), 16);
+    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
+              panel_store_align(pp->lanes));
     cl_end(e, &lk);
 }
 
