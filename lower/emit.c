@@ -308,6 +308,25 @@ static double join_coef(const Emit *e, const Order *proj)
     return c;
 }
 
+static bool reduce_takes_min(const Op *op)
+{
+    return op->red == RED_MAX && op->coef < 0;
+}
+
+LLVMValueRef emit_reduce_init(Emit *e, const Op *op)
+{
+    if (op->red != RED_MAX)
+        return emit_f32(e, 0.0);
+    return emit_f32(e, reduce_takes_min(op) ? INFINITY : -INFINITY);
+}
+
+LLVMValueRef emit_reduce_step(Emit *e, const Op *op, LLVMValueRef acc, LLVMValueRef x)
+{
+    if (op->red != RED_MAX)
+        return LLVMBuildFAdd(e->bld, acc, x, "v.sum");
+    return emit_intrinsic2(e, reduce_takes_min(op) ? "llvm.minnum" : "llvm.maxnum", acc, x);
+}
+
 static void zero_output(Emit *e, const Order *out_axes)
 {
     Loop loops[EMIT_MAX_AXES];
@@ -366,12 +385,11 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     LLVMValueRef acc = emit_entry_alloca(e, "v.accp");
     Loop outer[EMIT_MAX_AXES], inner[EMIT_MAX_AXES];
     begin_all(e, out_axes, outer);
-    LLVMBuildStore(e->bld, emit_f32(e, op->red == RED_MAX ? -INFINITY : 0.0), acc);
+    LLVMBuildStore(e->bld, emit_reduce_init(e, op), acc);
     begin_all(e, proj, inner);
     LLVMValueRef x = product(e);
     LLVMValueRef a = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.a");
-    LLVMValueRef next = op->red == RED_MAX ? emit_intrinsic2(e, "llvm.maxnum", a, x)
-                                           : LLVMBuildFAdd(e->bld, a, x, "v.sum");
+    LLVMValueRef next = emit_reduce_step(e, op, a, x);
     emit_fast(next);
     LLVMBuildStore(e->bld, next, acc);
     end_all(e, proj, inner);

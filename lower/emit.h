@@ -11,6 +11,8 @@
 #include "lower.h"
 
 #define EMIT_MAX_AXES 64
+_Static_assert(EMIT_MAX_AXES >= IR_MAX_OP_AXES && EMIT_MAX_AXES >= IR_MAX_OP_OPERANDS,
+               "the IR's limits of one op must fit the emitter's arrays");
 
 typedef struct Emit {
     LLVMContextRef ctx;
@@ -67,6 +69,12 @@ LLVMValueRef emit_i64(Emit *e, int64_t v);
 LLVMValueRef emit_intrinsic1(Emit *e, const char *name, LLVMValueRef x);
 LLVMValueRef emit_intrinsic2(Emit *e, const char *name, LLVMValueRef x, LLVMValueRef y);
 void emit_fast(LLVMValueRef inst);
+/* A JOIN's reduction step and its identity. max= scales the product by the
+ * coefficient before projecting (SPEC §1): for a negative coefficient the
+ * accumulator takes the min of the unscaled products, which coef then turns into
+ * the max of the scaled ones. */
+LLVMValueRef emit_reduce_init(Emit *e, const Op *op);
+LLVMValueRef emit_reduce_step(Emit *e, const Op *op, LLVMValueRef acc, LLVMValueRef x);
 /* A float slot in the entry block (so loops may reuse it without stack growth). */
 LLVMValueRef emit_entry_alloca(Emit *e, const char *name);
 /* The same for a slot of type `ty`. */

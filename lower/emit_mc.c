@@ -95,7 +95,7 @@ static LLVMValueRef sample_loop(Emit *e, LLVMValueRef table, const int *axes, in
 {
     const Op *op = e->op;
     LLVMValueRef acc = emit_entry_alloca(e, "v.mcacc");
-    LLVMBuildStore(e->bld, emit_f32(e, op->red == RED_MAX ? -INFINITY : 0.0), acc);
+    LLVMBuildStore(e->bld, emit_reduce_init(e, op), acc);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.sample");
     LLVMBuildBr(e->bld, head);
@@ -115,8 +115,7 @@ static LLVMValueRef sample_loop(Emit *e, LLVMValueRef table, const int *axes, in
     for (int i = 0; i < op->n_in; i++)
         x = LLVMBuildFMul(e->bld, x, emit_load_operand(e, i), "v.prod");
     LLVMValueRef a = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.a");
-    LLVMBuildStore(e->bld, op->red == RED_MAX ? emit_intrinsic2(e, "llvm.maxnum", a, x)
-                                              : LLVMBuildFAdd(e->bld, a, x, "v.sum"), acc);
+    LLVMBuildStore(e->bld, emit_reduce_step(e, op, a, x), acc);
     LLVMValueRef next = LLVMBuildNUWAdd(e->bld, s, emit_i64(e, 1), "v.snext");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.sdone");
