@@ -688,6 +688,9 @@ static bool parse_index_list(Parser *P, Index **out, int *n_out, bool is_lhs)
     }
     next(P);
     P->nest--;
+    if (n > FUSE_MAX_RANK)
+        semantic_error(P, open->span, "a tensor has at most %d axes; this one is indexed "
+                       "with %d", FUSE_MAX_RANK, n);
     *out = arr;
     *n_out = n;
     return true;
@@ -1086,16 +1089,25 @@ static Expr *parse_keyword_literal(Parser *P)
     return e;
 }
 
-/* NAME, NAME[...] or NAME(...): R1, a name glued to '(' or '[' is one unit. */
+/* The token right after t in the text, with no whitespace between them. */
+static bool is_glued(const Token *t, const Token *r)
+{
+    return r->text == t->text + t->len;
+}
+
+/* NAME, NAME[...] or NAME(...). Only a name glued to '(' is a call, a boolean
+ * reference or an index function: `G (1 + X[i])` is the scalar G times a group
+ * (SPEC §3.2). Whitespace before '[' does not matter: `X [i]` is `X[i]`. */
 static Expr *parse_name_primary(Parser *P)
 {
     Token *t = peek(P);
     Token *r = t + 1; /* the raw token after the name */
-    bool glued = is_punct(r, '(') || is_punct(r, '[');
+    bool is_call = is_punct(r, '(') && is_glued(t, r);
+    bool glued = is_call || is_punct(r, '[');
     if (!glued && (is_name_ci(t, "true") || is_name_ci(t, "false") || is_name_ci(t, "none")))
         return parse_keyword_literal(P);
     next(P);
-    if (is_punct(r, '('))
+    if (is_call)
         return parse_call_like(P, t);
     Expr *e = new_expr(P, EX_TENSOR, t);
     if (!e || !(e->name = tok_str(P, t)))

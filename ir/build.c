@@ -95,6 +95,11 @@ int ir_op_axis(Builder *b, Op *op, const char *name)
     for (int i = 0; i < op->n_axes; i++)
         if (strcmp(op->axes[i].name, name) == 0)
             return i;
+    if (op->n_axes >= IR_MAX_OP_AXES) {
+        ir_fail(b, FUSE_E_SHAPE, b->stmt->span, "an equation term uses more than %s distinct "
+                "axes (the limit)", IR_STR(IR_MAX_OP_AXES));
+        return -1;
+    }
     LoopAxis *axes = arena_grow(b->p->arena, op->axes, sizeof *axes * (size_t)op->n_axes,
                                 sizeof *axes * (size_t)(op->n_axes + 1));
     if (!axes)
@@ -107,6 +112,11 @@ int ir_op_axis(Builder *b, Op *op, const char *name)
 
 Operand *ir_op_operand(Builder *b, Op *op, int tensor, Span span)
 {
+    if (op->n_in >= IR_MAX_OP_OPERANDS) {
+        ir_fail(b, FUSE_E_SHAPE, span, "an equation term has more than %s factors (the "
+                "limit)", IR_STR(IR_MAX_OP_OPERANDS));
+        return NULL;
+    }
     Operand *in = arena_grow(b->p->arena, op->in, sizeof *in * (size_t)op->n_in,
                              sizeof *in * (size_t)(op->n_in + 1));
     if (!in)

@@ -22,6 +22,13 @@
 
 #include "frontend.h"
 
+/* Limits of one Op, checked while building (a program over them is an error, not a
+ * crash): the lowering keeps per-axis and per-operand state in arrays this big. */
+#define IR_MAX_OP_AXES 64
+#define IR_MAX_OP_OPERANDS 64
+#define IR_STR_(x) #x
+#define IR_STR(x) IR_STR_(x)
+
 typedef enum TensorKind {
     TEN_DEFINED, /* the LHS of one or more equations */
     TEN_SOURCE,  /* read from a file (or a runtime input) */

@@ -206,19 +206,42 @@ END_TEST
 START_TEST(test_index_axes_primes_offsets)
 {
     Parsed p;
-    const Expr *e = rhs_of(&p, "Y[i] = X[i, p', p'', p'q, t+1, t-1, x+01, q., t+1.]");
+    const Expr *e = rhs_of(&p, "Y[i] = X[p', p'', p'q, t+1, t-1, x+01, q., t+1.]");
     ck_assert_int_eq(e->kind, EX_TENSOR);
-    ck_assert_int_eq(e->n_indices, 9);
-    const char *names[] = {"i", "p'", "p''", "p'q", "t", "t", "x", "q", "t"};
-    int64_t offsets[] = {0, 0, 0, 0, 1, -1, 1, 0, 1};
-    for (int i = 0; i < 9; i++) {
+    ck_assert_int_eq(e->n_indices, 8);
+    const char *names[] = {"p'", "p''", "p'q", "t", "t", "x", "q", "t"};
+    int64_t offsets[] = {0, 0, 0, 1, -1, 1, 0, 1};
+    for (int i = 0; i < 8; i++) {
         ck_assert_int_eq(e->indices[i].kind, IX_AXIS);
         ck_assert_str_eq(e->indices[i].name, names[i]);
         ck_assert_int_eq(e->indices[i].offset, offsets[i]);
-        ck_assert(e->indices[i].is_dotted == (i >= 7));
+        ck_assert(e->indices[i].is_dotted == (i >= 6));
     }
-    ck_assert_int_eq(e->indices[4].span.col, 27);
-    ck_assert_int_eq(e->indices[4].span.len, 3);
+    ck_assert_int_eq(e->indices[3].span.col, 24);
+    ck_assert_int_eq(e->indices[3].span.len, 3);
+    parsed_free(&p);
+}
+END_TEST
+
+/* issue 11, SPEC §3.2: only a name glued to '(' is a call; with whitespace it is a
+ * bare scalar times a group. Whitespace before '[' does not matter. */
+START_TEST(test_name_space_paren_is_product)
+{
+    Parsed p;
+    const Expr *e = rhs_of(&p, "Y[i] = G (1 + X[i])");
+    ck_assert_int_eq(e->kind, EX_PRODUCT);
+    ck_assert_int_eq(e->n_items, 2);
+    ck_assert_int_eq(e->items[0]->kind, EX_TENSOR);
+    ck_assert_str_eq(e->items[0]->name, "G");
+    ck_assert_int_eq(e->items[0]->n_indices, 0);
+    ck_assert_int_eq(e->items[1]->kind, EX_GROUP);
+    parsed_free(&p);
+    e = rhs_of(&p, "Y[i] = relu(X[i])");
+    ck_assert_int_eq(e->kind, EX_CALL);
+    parsed_free(&p);
+    e = rhs_of(&p, "Y[i] = X [i]");
+    ck_assert_int_eq(e->kind, EX_TENSOR);
+    ck_assert_int_eq(e->n_indices, 1);
     parsed_free(&p);
 }
 END_TEST
@@ -307,11 +330,14 @@ END_TEST
 
 START_TEST(test_index_name_glued_to_bracket_is_one_unit)
 {
-    /* R1: NAME [ ... ] is always an index list, never "bare tensor times a list". */
+    /* R1: NAME [ ... ] is always an index list, never "bare tensor times a list".
+     * SPEC §3.2 departs from R1 for '(': with whitespace it is a scalar times a group. */
     assert_dump("Y = X [i]", "equation Y op== rhs:\n  tensor X[i]\n");
     assert_dump("Y = A X[]", "equation Y op== rhs:\n  product\n    tensor A\n    tensor X\n");
     assert_dump("Y = X [1]", "equation Y op== rhs:\n  tensor X[1]\n");
-    assert_dump("Y = A\t(i)", "equation Y op== rhs:\n  tensor A(i)\n");
+    assert_dump("Y = A\t(i)", "equation Y op== rhs:\n  product\n    tensor A\n    group\n"
+                               "      tensor i\n");
+    assert_dump("Y = A(i)", "equation Y op== rhs:\n  tensor A(i)\n");
     assert_dump("Y = 2 [1, 2]",
                 "equation Y op== rhs:\n  product\n    number 2\n    list\n      number 1\n"
                 "      number 2\n");
@@ -635,6 +661,11 @@ START_TEST(test_errors_index_items)
     assert_error("Y[i..] = X[i]", 1, 3, "invalid index 'i..'");
     assert_error("Y[a.b] = X[i]", 1, 3, "invalid index 'a.b'");
     assert_error("Y = X[::0]", 1, 7, "slice step cannot be zero");
+    /* issue 11: more indices than a tensor may have is an error, not a crash */
+    assert_error("Zz[a,b,c,d,e,f,g,h,k] = X[a]", 1, 3,
+                 "a tensor has at most 8 axes; this one is indexed with 9");
+    assert_error("Y[i] = X[a,b,c,d,e,f,g,h,k]", 1, 9,
+                 "a tensor has at most 8 axes; this one is indexed with 9");
     assert_error("Y[,i] = X[i]", 1, 3, "expected an index (an axis such as i, an integer, a "
                                        "slice such as 0:3, or a streaming index such as *t), "
                                        "found ','");
@@ -1006,6 +1037,7 @@ static Suite *parser_suite(void)
     tc = tcase_create("indices");
     tcase_add_test(tc, test_index_axes_primes_offsets);
     tcase_add_test(tc, test_index_integers);
+    tcase_add_test(tc, test_name_space_paren_is_product);
     tcase_add_test(tc, test_index_slices);
     tcase_add_test(tc, test_index_streaming_and_dotted);
     tcase_add_test(tc, test_index_name_glued_to_bracket_is_one_unit);
