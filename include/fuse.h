@@ -88,6 +88,7 @@ typedef enum fuse_dtype {
     FUSE_U32 = 8,
     FUSE_U64 = 9,
     FUSE_BOOL = 10,
+    FUSE_F16 = 11,          /* IEEE binary16; appended, so older values keep theirs */
     FUSE_DTYPE_COUNT
 } fuse_dtype;
 

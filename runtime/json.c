@@ -8,6 +8,8 @@
  * Numbers: integer dtypes print as integers (uint64 above INT64_MAX as a real),
  * bool as true/false, float32 with 9 significant digits and float64 with 17: the
  * fewest "%.*g" digits that always read back to the same value of the type.
+ * float16 is written as the float32 it widens to exactly (9 digits), so reading
+ * the file back into float32, as the .json reader does, loses nothing.
  * jansson keeps a ".0" on integral reals. JSON has no NaN or infinities (jansson
  * refuses them), so non-finite values are written as null. Separators follow
  * Python's json.dumps (", " and ": "); every line ends with '\n'.
@@ -47,6 +49,11 @@ static json_t *elem_to_json(const fuse_tensor *t, int64_t i)
         return x > INT64_MAX ? json_real((double)x) : json_integer((json_int_t)x);
     }
     case FUSE_BOOL: return json_boolean(((const uint8_t *)d)[i] != 0);
+    case FUSE_F16: {
+        float x;
+        rt_convert_to_f32(FUSE_F16, (const uint16_t *)d + i, &x, 1);
+        return isfinite(x) ? json_real(x) : json_null();
+    }
     default: return json_null();
     }
 }
@@ -69,7 +76,7 @@ static json_t *build_nested(const fuse_tensor *t, int dim, int64_t *pos)
 
 static size_t dump_flags(fuse_dtype dt)
 {
-    return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F32 ? 9 : 17);
+    return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F32 || dt == FUSE_F16 ? 9 : 17);
 }
 
 /* json_dump_callback's sink: appends to an RtText. */

@@ -59,8 +59,8 @@ static bool header_fits(const NpyHeader *h, int rank, const int64_t *shape)
 /* Parses the mapped header and converts the data into dst, or leaves *is_mapped
  * false when the file must take the ordinary path. */
 static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char *path, int rank,
-                                  const int64_t *shape, float *dst, bool *is_mapped,
-                                  char **err)
+                                  const int64_t *shape, float *dst, bool is_bool,
+                                  bool *is_mapped, char **err)
 {
     NpyHeader h;
     fuse_status st = rt_npy_parse_header_named(map, (size_t)size, path, &h, err);
@@ -77,13 +77,13 @@ static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char 
                        (unsigned long long)count, fuse_dtype_name(h.dtype),
                        (unsigned long long)need,
                        (unsigned long long)(h.data_offset > size ? 0 : have));
-    rt_convert_to_f32(h.dtype, map + h.data_offset, dst, count);
+    rt_convert_source(h.dtype, map + h.data_offset, dst, count, is_bool);
     *is_mapped = true;
     return FUSE_OK;
 }
 
 fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
-                               bool *is_mapped, char **err)
+                               bool is_bool, bool *is_mapped, char **err)
 {
     *is_mapped = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -102,7 +102,7 @@ fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape,
     if (map == MAP_FAILED)
         return FUSE_OK; /* cannot map: read it instead */
     (void)madvise(map, (size_t)size, MADV_SEQUENTIAL);
-    fuse_status st = convert_mapped(map, size, path, rank, shape, dst, is_mapped, err);
+    fuse_status st = convert_mapped(map, size, path, rank, shape, dst, is_bool, is_mapped, err);
     munmap(map, (size_t)size);
     return st;
 }

@@ -15,6 +15,11 @@
  * checked against the stream length first), byte-swaps foreign-endian data in
  * place and transposes Fortran-ordered data into C order. Bytes after the data are
  * ignored, as NumPy does.
+ *
+ * Element types: kind 'f' of 2, 4 or 8 bytes, 'i' and 'u' of 1, 2, 4 or 8, and
+ * 'b1', in either byte order. Other kinds (complex, objects, strings, datetimes,
+ * void) are refused with a message that says what the file holds and what is
+ * accepted.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -41,7 +46,7 @@ static const NpyType npy_types[] = {
     [FUSE_F32] = {'f', 4}, [FUSE_F64] = {'f', 8}, [FUSE_I8] = {'i', 1},
     [FUSE_I16] = {'i', 2}, [FUSE_I32] = {'i', 4}, [FUSE_I64] = {'i', 8},
     [FUSE_U8] = {'u', 1},  [FUSE_U16] = {'u', 2}, [FUSE_U32] = {'u', 4},
-    [FUSE_U64] = {'u', 8}, [FUSE_BOOL] = {'b', 1},
+    [FUSE_U64] = {'u', 8}, [FUSE_BOOL] = {'b', 1}, [FUSE_F16] = {'f', 2},
 };
 _Static_assert(sizeof npy_types / sizeof npy_types[0] == FUSE_DTYPE_COUNT,
                "npy_types must cover every fuse_dtype");
@@ -89,6 +94,34 @@ static bool descr_to_dtype(const char *descr, fuse_dtype *dt, bool *is_big)
         }
     }
     return false;
+}
+
+/* The dtypes descr_to_dtype accepts, for error messages. */
+#define NPY_ACCEPTED                                                                      \
+    "float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, "       \
+    "uint64 and bool"
+
+/* Why a descr that descr_to_dtype refused is not a tensor dtype, by NumPy's kind
+ * letter: kinds that are not numbers are named so the user sees what the file
+ * holds; f/i/u/b of another size (float128, say) have no counterpart here. */
+static const char *descr_refusal(const char *descr)
+{
+    const char *kind = descr + (*descr && strchr("<>|=", *descr) ? 1 : 0);
+    switch (*kind) {
+    case 'c': return "complex numbers are not a numeric tensor dtype here";
+    case 'O': return "Python objects are not a numeric tensor dtype here";
+    case 'U': return "unicode strings are not a numeric tensor dtype here";
+    case 'S':
+    case 'a': return "byte strings are not a numeric tensor dtype here";
+    case 'M': return "datetimes are not a numeric tensor dtype here";
+    case 'm': return "timedeltas are not a numeric tensor dtype here";
+    case 'V': return "void/structured records are not a numeric tensor dtype here";
+    case 'f':
+    case 'i':
+    case 'u':
+    case 'b': return "no tensor dtype has this kind and size";
+    default: return "not a NumPy dtype this reader knows";
+    }
 }
 
 /* ---- header dict parser ---- */
@@ -232,7 +265,8 @@ static bool parse_entry(Cursor *c, HeaderFields *f)
         f->has_descr = true;
         skip_ws(c);
         if (c->p < c->end && (*c->p == '[' || *c->p == '{'))
-            return fail(c, "structured 'descr' (record dtypes are not supported)");
+            return fail(c, "structured 'descr' (record dtypes are not supported; "
+                           "accepted: " NPY_ACCEPTED ")");
         return parse_string(c, f->descr, sizeof f->descr);
     }
     if (strcmp(key, "fortran_order") == 0 && !f->has_fortran) {
@@ -297,7 +331,9 @@ static fuse_status fields_to_header(const HeaderFields *f, const char *what, Npy
                                     char **err)
 {
     if (!descr_to_dtype(f->descr, &h->dtype, &h->is_big_endian))
-        return rt_fail(err, FUSE_E_IO, "%s: unsupported .npy dtype '%s'", what, f->descr);
+        return rt_fail(err, FUSE_E_IO,
+                       "%s: unsupported .npy dtype '%s': %s (accepted: " NPY_ACCEPTED ")",
+                       what, f->descr, descr_refusal(f->descr));
     int64_t count = rt_shape_count(f->rank, f->shape);
     if (count < 0 || (uint64_t)count > (uint64_t)INT64_MAX / fuse_dtype_size(h->dtype) ||
         (uint64_t)count > SIZE_MAX / fuse_dtype_size(h->dtype))

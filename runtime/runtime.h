@@ -34,6 +34,12 @@ int64_t rt_shape_count(int rank, const int64_t *shape);
 
 /* Converts n elements of any dtype to float32 (bool/ints exactly as values). */
 void rt_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n);
+/* The same thresholded for a boolean tensor (SPEC §2.4): 1 where the value is > 0
+ * in its own dtype, else 0 (NaN too). */
+void rt_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n);
+/* rt_convert_to_bool when is_bool, else rt_convert_to_f32: how a source or input
+ * bound to a tensor is stored. */
+void rt_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool);
 
 /* Makes a host tensor of dtype `dt` holding a copy of n float32 values converted
  * to dt; data 64-byte aligned, free with free. Integers truncate toward zero and
@@ -415,12 +421,13 @@ fuse_status rt_host_symbols_define(struct JitSession *js, char **err);
 uint64_t rt_mmap_min_bytes(void);
 /* When path is a regular file of at least rt_mmap_min_bytes() bytes holding a
  * little-endian, C-ordered .npy of `rank` axes with sizes `shape`, converts its data
- * from a read-only mapping into dst (float32) and sets *is_mapped. Otherwise
+ * from a read-only mapping into dst (float32; thresholded to 0/1 when is_bool, as
+ * rt_convert_source) and sets *is_mapped. Otherwise
  * *is_mapped is false and nothing is read (the caller reads the file as usual). A
  * malformed header or data shorter than the header promises is FUSE_E_IO naming
  * the file (checked before the data is touched). */
 fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
-                               bool *is_mapped, char **err);
+                               bool is_bool, bool *is_mapped, char **err);
 
 /* ---- api_cache.c: code cache and timings (issue 5) ---- */
 

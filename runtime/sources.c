@@ -101,7 +101,7 @@ static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
     size_t n = fread(buf, 1, sizeof buf, fp);
     fclose(fp);
     NpyHeader h;
-    fuse_status st = rt_npy_parse_header(buf, n, &h, err);
+    fuse_status st = rt_npy_parse_header_named(buf, n, path, &h, err);
     if (st != FUSE_OK)
         return st;
     f->rank = h.rank;
@@ -222,7 +222,7 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
         fits = fits && src->shape[k] <= t->shape[k];
     }
     if (same) {
-        rt_convert_to_f32(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
+        rt_convert_source(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id], t->is_bool);
         return FUSE_OK;
     }
     if (!may_pad || !fits)
@@ -233,7 +233,7 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
     float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!tmp)
         return FUSE_E_NOMEM;
-    rt_convert_to_f32(src->dtype, src->data, tmp, n);
+    rt_convert_source(src->dtype, src->data, tmp, n, t->is_bool);
     memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
     if (n > 0)
         copy_padded(tmp, src->shape, pl->bufs[t->id], t->shape, t->rank);
@@ -253,12 +253,13 @@ void rt_unborrow_sources(RtPlan *pl)
 }
 
 /* Zero-copy binding (issue 7): float32 data of exactly the compiled shape and
- * 64-byte aligned becomes the tensor's buffer for this run. */
+ * 64-byte aligned becomes the tensor's buffer for this run. Never for a boolean
+ * tensor: its values are thresholded into its own buffer (SPEC §2.4). */
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
     const fuse_tensor *s = &in->tensor;
     if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % RT_ALIGN) ||
-        s->rank != t->rank || t->is_read_prev)
+        s->rank != t->rank || t->is_read_prev || t->is_bool)
         return false;
     for (int k = 0; k < t->rank; k++)
         if (s->shape[k] != t->shape[k])
@@ -280,7 +281,8 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
     *is_mapped = false;
     if (strcasecmp(extension(path), ".npy") != 0)
         return FUSE_OK;
-    return rt_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], is_mapped, err);
+    return rt_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
+                              err);
 }
 
 fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)

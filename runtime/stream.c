@@ -215,8 +215,8 @@ static fuse_status apply_seed(RtPlan *pl, const fuse_input *in)
         return fe_error(&pl->dl, FUSE_E_ARG, s->span,
                         "input '%s' must have the shape of %s (rank %d, as compiled)", in->name,
                         s->name, t->rank);
-    rt_convert_to_f32(in->tensor.dtype, in->tensor.data, pl->stream->hist[k][s->offset - o - 1],
-                      pl->count[s->tensor]);
+    rt_convert_source(in->tensor.dtype, in->tensor.data, pl->stream->hist[k][s->offset - o - 1],
+                      pl->count[s->tensor], t->is_bool);
     return FUSE_OK;
 }
 

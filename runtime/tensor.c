@@ -10,6 +10,10 @@
  * float32 -> integer conversion truncates toward zero (as a C cast and NumPy's
  * astype do) but saturates at the type's range and maps NaN to 0, so no input value
  * reaches the undefined behaviour of an out-of-range cast. Bool is "nonzero".
+ *
+ * float16 is converted by hand with bit operations (C17 has no half type): every
+ * half is exactly a float, and float -> half rounds to nearest even, overflows to
+ * infinity and keeps NaN a NaN, as NumPy's astype(np.float16) does.
  */
 #include "runtime.h"
 
@@ -27,7 +31,7 @@ static const DtypeInfo dtype_info[] = {
     [FUSE_F32] = {4, "float32"}, [FUSE_F64] = {8, "float64"}, [FUSE_I8] = {1, "int8"},
     [FUSE_I16] = {2, "int16"},   [FUSE_I32] = {4, "int32"},   [FUSE_I64] = {8, "int64"},
     [FUSE_U8] = {1, "uint8"},    [FUSE_U16] = {2, "uint16"},  [FUSE_U32] = {4, "uint32"},
-    [FUSE_U64] = {8, "uint64"},  [FUSE_BOOL] = {1, "bool"},
+    [FUSE_U64] = {8, "uint64"},  [FUSE_BOOL] = {1, "bool"},    [FUSE_F16] = {2, "float16"},
 };
 static_assert(sizeof dtype_info / sizeof dtype_info[0] == FUSE_DTYPE_COUNT,
               "dtype_info must cover every fuse_dtype");
@@ -79,6 +83,67 @@ int64_t rt_shape_count(int rank, const int64_t *shape)
     return count;
 }
 
+/* IEEE binary16 bits as a float (exact). A half is 1 sign, 5 exponent (bias 15)
+ * and 10 mantissa bits; a float has 8 exponent bits (bias 127) and 23. */
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000u | mant << 13; /* inf, or NaN with its payload */
+    } else if (exp != 0) {
+        bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+    } else if (mant == 0) {
+        bits = sign; /* +-0 */
+    } else {
+        /* Subnormal, mant * 2^-24: shift the leading 1 up to the implicit bit,
+         * lowering the exponent once per shift. */
+        int e = 1;
+        while (!(mant & 0x400)) {
+            mant <<= 1;
+            e--;
+        }
+        bits = sign | (uint32_t)(e + 127 - 15) << 23 | (mant & 0x3FF) << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* sig >> shift rounded to nearest, ties to even (1 <= shift < 32). */
+static uint32_t shift_round_even(uint32_t sig, int shift)
+{
+    uint32_t q = sig >> shift, rem = sig & ((UINT32_C(1) << shift) - 1);
+    uint32_t half = UINT32_C(1) << (shift - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+/* float x as IEEE binary16 bits, rounded to nearest even. Too large (after
+ * rounding) is infinity, too small is a subnormal or +-0, NaN stays a quiet NaN
+ * with the top of its payload. */
+static uint16_t float_to_half(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
+    int exp = (int)((bits >> 23) & 0xFF);
+    uint32_t mant = bits & 0x7FFFFF;
+    if (exp == 0xFF)
+        return sign | 0x7C00 | (mant ? 0x200 | mant >> 13 : 0);
+    int e = exp - 127 + 15; /* the half's biased exponent */
+    if (e >= 0x1F)
+        return sign | 0x7C00;
+    if (e > 0) {
+        /* A carry out of the mantissa bumps the exponent, up to infinity (0x7C00). */
+        return sign | (uint16_t)(((uint32_t)e << 10) + shift_round_even(mant, 13));
+    }
+    if (e < -10)
+        return sign; /* below half the smallest subnormal, 2^-25: rounds to 0 */
+    /* Subnormal: the 24-bit significand in units of 2^-24; rounding up to 0x400
+     * gives the smallest normal, which is the right encoding. */
+    return sign | (uint16_t)shift_round_even(mant | 0x800000, 14 - e);
+}
+
 /* Element i of src (dtype dt) as float; integers above 2^24 round to nearest. */
 static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
 {
@@ -94,6 +159,7 @@ static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
     case FUSE_U32: return (float)((const uint32_t *)src)[i];
     case FUSE_U64: return (float)((const uint64_t *)src)[i];
     case FUSE_BOOL: return ((const uint8_t *)src)[i] ? 1.0f : 0.0f;
+    case FUSE_F16: return half_to_float(((const uint16_t *)src)[i]);
     default: return 0.0f;
     }
 }
@@ -103,6 +169,29 @@ void rt_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n)
     /* The switch inside is loop-invariant; the optimiser unswitches it. */
     for (int64_t i = 0; i < n; i++)
         dst[i] = elem_as_f32(dt, src, i);
+}
+
+/* Element i of src > 0, in src's own type: a float64 of 1e-50 is true although
+ * it rounds to 0 in float32. NaN is false. */
+static inline bool elem_is_positive(fuse_dtype dt, const void *src, int64_t i)
+{
+    if (dt == FUSE_F64)
+        return ((const double *)src)[i] > 0.0;
+    return elem_as_f32(dt, src, i) > 0.0f;
+}
+
+void rt_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = elem_is_positive(dt, src, i) ? 1.0f : 0.0f;
+}
+
+void rt_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool)
+{
+    if (is_bool)
+        rt_convert_to_bool(dt, src, dst, n);
+    else
+        rt_convert_to_f32(dt, src, dst, n);
 }
 
 /* x truncated toward zero into a signed `bits`-bit range, saturating; NaN is 0.
@@ -146,6 +235,7 @@ static void store_from_f32(fuse_dtype dt, void *dst, int64_t i, float x)
     case FUSE_U32: ((uint32_t *)dst)[i] = (uint32_t)to_unsigned(x, 32); break;
     case FUSE_U64: ((uint64_t *)dst)[i] = to_unsigned(x, 64); break;
     case FUSE_BOOL: ((uint8_t *)dst)[i] = x != 0.0f; break;
+    case FUSE_F16: ((uint16_t *)dst)[i] = float_to_half(x); break;
     default: break;
     }
 }

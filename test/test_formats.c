@@ -279,6 +279,11 @@ START_TEST(test_facts_write_ranks_and_dtypes)
     fuse_tensor td = {.dtype = FUSE_F64, .rank = 1, .shape = {3}, .data = dv};
     ck_assert_int_eq(rt_facts_write(P("d.tsv"), &td, NULL), FUSE_OK);
     assert_file_text(P("d.tsv"), "0\n2\n");
+
+    uint16_t hv[] = {0x0000, 0x8000, 0x0001, 0x7E00}; /* +0, -0, 2^-24, NaN */
+    fuse_tensor th = {.dtype = FUSE_F16, .rank = 1, .shape = {4}, .data = hv};
+    ck_assert_int_eq(rt_facts_write(P("h.tsv"), &th, NULL), FUSE_OK);
+    assert_file_text(P("h.tsv"), "2\n3\n");
 }
 END_TEST
 

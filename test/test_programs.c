@@ -182,6 +182,30 @@ START_TEST(test_source_safetensors)
 }
 END_TEST
 
+/* A float16 .npy source (issue 11): written as float16 here, read and widened
+ * to float32 by the runner; the half values are exact in float32. */
+START_TEST(test_source_npy_float16)
+{
+    const float v[] = {1.0f, -2.0f, 0.333251953125f, 65504.0f, 0x1p-24f, 0.5f};
+    fuse_tensor t;
+    char *err = NULL;
+    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 2, (int64_t[]){2, 3}, v, &t), FUSE_OK);
+    ck_assert_int_eq(rt_npy_write(spath("h.npy"), &t, &err), FUSE_OK);
+    free(t.data);
+    /* Read normally, then memory-mapped (any size is mapped with threshold 0). */
+    for (int mapped = 0; mapped <= 1; mapped++) {
+        setenv("FUSE_JIT_MMAP_MIN_BYTES", mapped ? "0" : "", 1);
+        run_sum("h.npy", (int64_t[]){2, 3},
+                (double[]){1, -2, 0.333251953125, 65504, 0x1p-24, 0.5});
+        float *x = read_member("out.npz", "X", 2, (int64_t[]){2, 3});
+        for (int i = 0; i < 6; i++)
+            ck_assert_msg(x[i] == v[i], "X[%d] = %a, want %a", i, x[i], v[i]);
+        free(x);
+    }
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+}
+END_TEST
+
 /* ---- sinks of every format ---- */
 
 START_TEST(test_sinks_every_format)
@@ -254,6 +278,8 @@ typedef struct Malformed {
 
 static const Malformed MALFORMED[] = {
     {"bad.npy", BYTES("\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }")},
+    {"complex.npy", BYTES("\x93NUMPY\x01\x00\x3c\x00{'descr': '<c8', 'fortran_order': False, 'shape': (1, 1), }\n"
+                          "\0\0\x80\x3f\0\0\0\0")},
     {"bad.npz", BYTES("PK\x03\x04 this is not a zip archive")},
     {"bad.json", BYTES("[[1, 2], [3]]")},
     {"bad.jsonl", BYTES("{\"schema\":\"fuse.tensor\",\"version\":1,\"shape\":[2]}\n{\"value\":[1,2,3]}\n")},
@@ -315,6 +341,7 @@ static Suite *programs_suite(void)
     tcase_add_test(files, test_source_facts_padded);
     tcase_add_test(files, test_source_bag_of_words);
     tcase_add_test(files, test_source_safetensors);
+    tcase_add_test(files, test_source_npy_float16);
     tcase_add_test(files, test_sinks_every_format);
     tcase_add_test(files, test_sink_may_not_escape_root);
     tcase_add_test(files, test_topk_outside_sink_is_error);

@@ -1,7 +1,8 @@
 /*
  * test_runtime.c: Check suite for the runtime's tensors and file formats: dtype
- * facts and conversions, .npy (every dtype, ranks 0-4, versions 1-3, Fortran
- * order, big-endian, every malformed case), .npz (libzip; member choice, stored
+ * facts and conversions (float16 bit patterns and rounding by hand), .npy (every
+ * dtype, ranks 0-4, versions 1-3, Fortran order, big-endian, every malformed case,
+ * refused non-numeric dtypes), .npz (libzip; member choice, stored
  * and deflated members, failed writes), .json/.jsonl (read back with jansson) and
  * the atomic file helpers. Every test works in its own mkdtemp directory, removed
  * afterwards.
@@ -138,10 +139,10 @@ static fuse_status read_both(const uint8_t *img, size_t n, const char *name, fus
 
 START_TEST(test_tensor_dtype_info)
 {
-    static const size_t sizes[FUSE_DTYPE_COUNT] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1};
+    static const size_t sizes[FUSE_DTYPE_COUNT] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2};
     static const char *names[FUSE_DTYPE_COUNT] = {"float32", "float64", "int8",  "int16",
                                                   "int32",   "int64",   "uint8", "uint16",
-                                                  "uint32",  "uint64",  "bool"};
+                                                  "uint32",  "uint64",  "bool",  "float16"};
     for (int i = 0; i < FUSE_DTYPE_COUNT; i++) {
         ck_assert_uint_eq(fuse_dtype_size((fuse_dtype)i), sizes[i]);
         ck_assert_str_eq(fuse_dtype_name((fuse_dtype)i), names[i]);
@@ -338,6 +339,7 @@ START_TEST(test_npy_encode_header_layout)
         {FUSE_BOOL, 0, {0}, "{'descr': '|b1', 'fortran_order': False, 'shape': (), }"},
         {FUSE_U8, 1, {1}, "{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }"},
         {FUSE_U16, 3, {1, 2, 3}, "{'descr': '<u2', 'fortran_order': False, 'shape': (1, 2, 3), }"},
+        {FUSE_F16, 1, {3}, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         fuse_tensor t = make_tensor(cases[k].dt, cases[k].rank, cases[k].shape, 1);
@@ -536,7 +538,7 @@ END_TEST
 START_TEST(test_npy_every_dtype_descr)
 {
     static const char *descr[FUSE_DTYPE_COUNT] = {"<f4", "<f8", "|i1", "<i2", "<i4", "<i8",
-                                                  "|u1", "<u2", "<u4", "<u8", "|b1"};
+                                                  "|u1", "<u2", "<u4", "<u8", "|b1", "<f2"};
     uint8_t zeros[8] = {0};
     for (int dt = 0; dt < FUSE_DTYPE_COUNT; dt++) {
         char dict[128];
@@ -632,7 +634,7 @@ START_TEST(test_npy_bad_header_dicts)
          "too large"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1)}",
          "FUSE_MAX_RANK"},
-        {"{'descr': '<f2', 'fortran_order': False, 'shape': (2,)}", "dtype '<f2'"},
+        {"{'descr': '<f16', 'fortran_order': False, 'shape': (2,)}", "dtype '<f16'"},
         {"{'descr': '<c8', 'fortran_order': False, 'shape': (2,)}", "dtype '<c8'"},
         {"{'descr': '<U1', 'fortran_order': False, 'shape': (2,)}", "dtype '<U1'"},
         {"{'descr': '|O', 'fortran_order': False, 'shape': (2,)}", "dtype '|O'"},
@@ -694,6 +696,229 @@ START_TEST(test_npy_write_rejects_bad_tensor)
     const char *p = path_in("bad.npy");
     assert_error_names(rt_npy_write(p, &t, &err), FUSE_E_ARG, err, p);
     ck_assert(!path_exists(p));
+}
+END_TEST
+
+/* ---- float16 ---- */
+
+/* Half bit patterns and their exact values: normals, the extremes, subnormals,
+ * signed zero and infinities. */
+static const struct {
+    uint16_t bits;
+    float value;
+} half_known[] = {
+    {0x3C00, 1.0f},
+    {0xC000, -2.0f},
+    {0x7BFF, 65504.0f},            /* the largest finite half */
+    {0x0001, 0x1p-24f},            /* the smallest subnormal */
+    {0x03FF, 1023 * 0x1p-24f},     /* the largest subnormal */
+    {0x0400, 0x1p-14f},            /* the smallest normal */
+    {0x7C00, INFINITY},
+    {0xFC00, -INFINITY},
+    {0x3555, 0.333251953125f},     /* 1365 / 4096, the half nearest 1/3 */
+    {0x8000, -0.0f},
+    {0x2E66, 0.0999755859375f},    /* 1638 / 16384, the half nearest 0.1 */
+};
+enum { HALF_KNOWN = sizeof half_known / sizeof half_known[0] };
+
+static uint16_t f16_at(const fuse_tensor *t, int64_t i)
+{
+    return ((const uint16_t *)t->data)[i];
+}
+
+/* Asserts t is a float16 vector holding half_known's bits, then NaN, in order. */
+static void assert_half_known(const fuse_tensor *t)
+{
+    ck_assert_int_eq(t->dtype, FUSE_F16);
+    ck_assert_int_eq(t->rank, 1);
+    ck_assert_int_eq(t->shape[0], HALF_KNOWN + 1);
+    float out[HALF_KNOWN + 1];
+    rt_convert_to_f32(FUSE_F16, t->data, out, HALF_KNOWN + 1);
+    for (int i = 0; i < HALF_KNOWN; i++) {
+        ck_assert_uint_eq(f16_at(t, i), half_known[i].bits);
+        ck_assert_msg(out[i] == half_known[i].value, "0x%04x: got %a, want %a",
+                      half_known[i].bits, out[i], half_known[i].value);
+        ck_assert_int_eq(signbit(out[i]) != 0, signbit(half_known[i].value) != 0);
+    }
+    ck_assert(isnan(out[HALF_KNOWN]));
+}
+
+/* A '<f2' or '>f2' image of half_known and a NaN (0x7E00), written byte by byte. */
+static uint8_t *half_known_npy(bool big_endian, size_t *n)
+{
+    uint8_t data[2 * (HALF_KNOWN + 1)];
+    for (int i = 0; i <= HALF_KNOWN; i++) {
+        uint16_t h = i < HALF_KNOWN ? half_known[i].bits : 0x7E00;
+        data[2 * i + (big_endian ? 1 : 0)] = (uint8_t)(h & 0xFF);
+        data[2 * i + (big_endian ? 0 : 1)] = (uint8_t)(h >> 8);
+    }
+    char dict[96];
+    snprintf(dict, sizeof dict, "{'descr': '%cf2', 'fortran_order': False, 'shape': (%d,), }",
+             big_endian ? '>' : '<', HALF_KNOWN + 1);
+    return build_npy(1, dict, data, sizeof data, n);
+}
+
+START_TEST(test_f16_npy_reads_known_bits)
+{
+    for (int big = 0; big <= 1; big++) {
+        size_t n;
+        uint8_t *img = half_known_npy(big, &n);
+        fuse_tensor t = {0};
+        char *err = NULL;
+        fuse_status st = read_both(img, n, big ? "h_be.npy" : "h_le.npy", &t, &err);
+        ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
+        assert_half_known(&t);
+        free(t.data);
+        free(img);
+    }
+}
+END_TEST
+
+/* float -> half bits, then half -> float, for values worked out by hand. */
+START_TEST(test_f16_round_trip_rounding)
+{
+    static const struct {
+        float in;
+        uint16_t bits;
+        float out;
+    } cases[] = {
+        {1.0f, 0x3C00, 1.0f},
+        {1.0f + 0x1p-11f, 0x3C00, 1.0f},                     /* tie: to even 1.0 */
+        {1.0f + 3 * 0x1p-11f, 0x3C02, 1.0f + 0x1p-9f},       /* tie: to even 0x3C02 */
+        {1.0f + 0x1p-11f + 0x1p-20f, 0x3C01, 1.0f + 0x1p-10f}, /* just above the tie */
+        {2049.0f, 0x6800, 2048.0f},                          /* spacing 2: tie to even */
+        {2051.0f, 0x6802, 2052.0f},
+        {-2.0f, 0xC000, -2.0f},
+        {1.0f / 3.0f, 0x3555, 0.333251953125f},
+        {0.1f, 0x2E66, 0.0999755859375f},
+        {65504.0f, 0x7BFF, 65504.0f},
+        {65519.0f, 0x7BFF, 65504.0f},                        /* below the midpoint 65520 */
+        {65520.0f, 0x7C00, INFINITY},                        /* tie rounds up: overflow */
+        {1e6f, 0x7C00, INFINITY},
+        {-1e6f, 0xFC00, -INFINITY},
+        {INFINITY, 0x7C00, INFINITY},
+        {0x1p-24f, 0x0001, 0x1p-24f},                        /* smallest subnormal */
+        {0x1p-25f, 0x0000, 0.0f},                            /* tie between 0 and it: 0 */
+        {0x1p-25f + 0x1p-35f, 0x0001, 0x1p-24f},             /* just above: rounds up */
+        {3 * 0x1p-25f, 0x0002, 0x1p-23f},                    /* tie: to even 2 units */
+        {0x1p-14f - 0x1p-25f, 0x0400, 0x1p-14f},             /* subnormal rounds to normal */
+        {1023 * 0x1p-24f, 0x03FF, 1023 * 0x1p-24f},
+        {1e-10f, 0x0000, 0.0f},
+        {-1e-10f, 0x8000, -0.0f},
+        {-0.0f, 0x8000, -0.0f},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    float in[N], back[N];
+    for (int i = 0; i < N; i++)
+        in[i] = cases[i].in;
+    int64_t shape[] = {N};
+    fuse_tensor t;
+    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, shape, in, &t), FUSE_OK);
+    ck_assert_int_eq(t.dtype, FUSE_F16);
+    rt_convert_to_f32(FUSE_F16, t.data, back, N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(f16_at(&t, i) == cases[i].bits, "case %d (%a): bits 0x%04x, want 0x%04x",
+                      i, cases[i].in, f16_at(&t, i), cases[i].bits);
+        ck_assert_msg(back[i] == cases[i].out && !signbit(back[i]) == !signbit(cases[i].out),
+                      "case %d: back %a, want %a", i, back[i], cases[i].out);
+    }
+    free(t.data);
+    /* NaN stays NaN, with or without payload bits that survive the narrowing. */
+    float nans[2] = {NAN, -NAN};
+    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, (int64_t[]){2}, nans, &t), FUSE_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert((f16_at(&t, i) & 0x7C00) == 0x7C00 && (f16_at(&t, i) & 0x3FF) != 0);
+    rt_convert_to_f32(FUSE_F16, t.data, back, 2);
+    ck_assert(isnan(back[0]) && isnan(back[1]));
+    free(t.data);
+}
+END_TEST
+
+/* Every non-NaN half widens to a float that narrows back to the same bits. */
+START_TEST(test_f16_every_half_round_trips)
+{
+    enum { N = 1 << 16 };
+    uint16_t *bits = malloc(N * sizeof *bits);
+    float *wide = malloc(N * sizeof *wide);
+    for (int i = 0; i < N; i++)
+        bits[i] = (uint16_t)i;
+    rt_convert_to_f32(FUSE_F16, bits, wide, N);
+    fuse_tensor t;
+    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, (int64_t[]){N}, wide, &t), FUSE_OK);
+    for (int i = 0; i < N; i++) {
+        bool is_nan = (i & 0x7C00) == 0x7C00 && (i & 0x3FF) != 0;
+        ck_assert(isnan(wide[i]) == is_nan);
+        if (!is_nan)
+            ck_assert_msg(f16_at(&t, i) == i, "0x%04x -> %a -> 0x%04x", i, wide[i], f16_at(&t, i));
+    }
+    free(t.data);
+    free(wide);
+    free(bits);
+}
+END_TEST
+
+START_TEST(test_f16_npy_write_and_read_back)
+{
+    const float v[] = {1.0f, -2.0f, 0.333251953125f, 65504.0f, 0x1p-24f, INFINITY};
+    int64_t shape[] = {2, 3};
+    fuse_tensor t, back = {0};
+    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 2, shape, v, &t), FUSE_OK);
+    char *err = NULL;
+    const char *p = path_in("h.npy");
+    ck_assert_int_eq(rt_npy_write(p, &t, &err), FUSE_OK);
+    void *text;
+    size_t n;
+    ck_assert_int_eq(rt_read_file(p, &text, &n, &err), FUSE_OK);
+    ck_assert_ptr_nonnull(strstr((char *)text + 10, "'descr': '<f2'")); /* NUL-ended */
+    const uint8_t *data = (const uint8_t *)text + n - 12; /* little-endian on disk */
+    ck_assert(data[0] == 0x00 && data[1] == 0x3C && data[2] == 0x00 && data[3] == 0xC0);
+    free(text);
+    ck_assert_int_eq(rt_npy_read(p, &back, &err), FUSE_OK);
+    assert_tensors_equal(&t, &back);
+    float out[6];
+    rt_convert_to_f32(back.dtype, back.data, out, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert(out[i] == v[i]);
+    free(back.data);
+    /* The same tensor as an .npz member (npz.c goes through npy.c). */
+    const char *names[] = {"h"};
+    ck_assert_int_eq(rt_npz_write(path_in("h.npz"), names, &t, 1, &err), FUSE_OK);
+    ck_assert_int_eq(rt_npz_read(path_in("h.npz"), NULL, NULL, &back, &err), FUSE_OK);
+    assert_tensors_equal(&t, &back);
+    free(back.data);
+    free(t.data);
+}
+END_TEST
+
+/* Non-numeric kinds are refused with a message that names the file, says what the
+ * file holds and lists what is accepted. */
+START_TEST(test_npy_refuses_non_numeric_dtypes)
+{
+    const char *cases[][2] = {
+        {"<c8", "complex"},           {">c16", "complex"},
+        {"|O", "Python objects"},     {"<U3", "unicode strings"},
+        {"|S5", "byte strings"},      {"<M8[ns]", "datetimes"},
+        {"<m8[s]", "timedeltas"},     {"|V8", "void/structured"},
+        {"<f16", "kind and size"},
+    };
+    const uint8_t data[64] = {0};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char dict[128], name[32];
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }",
+                 cases[k][0]);
+        snprintf(name, sizeof name, "kind%zu.npy", k);
+        size_t n;
+        uint8_t *img = build_npy(1, dict, data, sizeof data, &n);
+        fuse_tensor t = {0};
+        char *err = NULL;
+        ck_assert_int_eq(read_both(img, n, name, &t, &err), FUSE_E_IO);
+        ck_assert_ptr_null(t.data);
+        ck_assert_msg(strstr(err, cases[k][1]) && strstr(err, cases[k][0]) &&
+                          strstr(err, "accepted: float16, float32, float64"),
+                      "%s: '%s'", cases[k][0], err);
+        assert_error_names(FUSE_E_IO, FUSE_E_IO, err, path_in(name));
+        free(img);
+    }
 }
 END_TEST
 
@@ -1081,6 +1306,20 @@ START_TEST(test_json_encode_matches_file_and_rejects_bad)
 }
 END_TEST
 
+START_TEST(test_f16_json_writes_exact_values)
+{
+    const uint16_t h[] = {0x3555, 0x7C00, 0xC000};
+    fuse_tensor t = {.dtype = FUSE_F16, .rank = 1, .shape = {3}, .data = (void *)h};
+    char *err = NULL;
+    ck_assert_int_eq(rt_json_write(path_in("h.json"), &t, &err), FUSE_OK);
+    json_t *j = load_json(path_in("h.json"));
+    ck_assert((float)json_real_value(json_array_get(j, 0)) == 0.333251953125f);
+    ck_assert(json_is_null(json_array_get(j, 1)));
+    ck_assert(json_real_value(json_array_get(j, 2)) == -2.0);
+    json_decref(j);
+}
+END_TEST
+
 /* ---- fileutil.c ---- */
 
 START_TEST(test_fileutil_write_and_read)
@@ -1209,7 +1448,12 @@ static Suite *runtime_suite(void)
         {"npy_malformed",
          {test_npy_truncated_at_many_lengths, test_npy_bad_magic_and_version,
           test_npy_bad_header_dicts, test_npy_header_length_beyond_file,
-          test_npy_missing_file_and_directory, test_npy_write_rejects_bad_tensor}},
+          test_npy_missing_file_and_directory, test_npy_write_rejects_bad_tensor,
+          test_npy_refuses_non_numeric_dtypes}},
+        {"float16",
+         {test_f16_npy_reads_known_bits, test_f16_round_trip_rounding,
+          test_f16_every_half_round_trips, test_f16_npy_write_and_read_back,
+          test_f16_json_writes_exact_values}},
         {"npz",
          {test_npz_roundtrip_several_members, test_npz_member_choice, test_npz_empty_archive,
           test_npz_stored_member, test_npz_bad_member_and_corrupt_archive,

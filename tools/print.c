@@ -11,7 +11,7 @@
  * axis is elided.
  *
  * Floats use the shortest decimal digits that read back as the same value in the
- * tensor's own precision (float32 or float64), capped at 8 fractional digits, in
+ * tensor's own precision (float16, float32 or float64), capped at 8 fractional digits, in
  * positional notation, or in scientific notation when the largest magnitude shown
  * is 1e8 or more. Positional values are aligned on the decimal point; scientific
  * ones share one mantissa length. A scalar prints like NumPy's scalar str():
@@ -81,6 +81,7 @@ typedef enum Kind { K_FLOAT, K_INT, K_BOOL, K_INVALID } Kind;
 static Kind dtype_kind(fuse_dtype dt)
 {
     switch (dt) {
+    case FUSE_F16:
     case FUSE_F32:
     case FUSE_F64:
         return K_FLOAT;
@@ -100,9 +101,34 @@ static Kind dtype_kind(fuse_dtype dt)
     }
 }
 
+/* IEEE binary16 bits as a double (exact). This file uses fuse.h only, so it
+ * decodes halves itself. */
+static double half_value(uint16_t h)
+{
+    int exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+    double v = exp == 0    ? ldexp(mant, -24)
+             : exp == 0x1F ? (mant ? NAN : INFINITY)
+                           : ldexp(mant | 0x400, exp - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* y rounded to the nearest float16 value (ties to even), as a double. */
+static double half_round(double y)
+{
+    if (!isfinite(y) || y == 0)
+        return y;
+    int e;
+    frexp(y, &e); /* |y| in [2^(e-1), 2^e) */
+    int ulp = (e - 1 < -14 ? -14 : e - 1) - 10; /* 10 mantissa bits; subnormals */
+    double r = ldexp(nearbyint(ldexp(y, -ulp)), ulp);
+    return fabs(r) > 65504 ? copysign(INFINITY, y) : r;
+}
+
 /* Element i (flat, C order) of a float tensor, widened to double. */
 static double elem_float(const fuse_tensor *t, int64_t i)
 {
+    if (t->dtype == FUSE_F16)
+        return half_value(((const uint16_t *)t->data)[i]);
     if (t->dtype == FUSE_F32)
         return ((const float *)t->data)[i];
     return ((const double *)t->data)[i];
@@ -156,21 +182,23 @@ static void digits_parse(const char *s, Digits *out)
     out->d[out->n] = '\0';
 }
 
-static bool reads_back(const char *s, double x, bool is_f32)
+static bool reads_back(const char *s, double x, fuse_dtype dt)
 {
-    if (is_f32)
+    if (dt == FUSE_F16)
+        return half_round(strtod(s, NULL)) == x;
+    if (dt == FUSE_F32)
         return strtof(s, NULL) == (float)x;
     return strtod(s, NULL) == x;
 }
 
-/* The shortest digits that read back as x (in float32 when is_f32). */
-static void digits_shortest(double x, bool is_f32, Digits *out)
+/* The shortest digits that read back as x in dt (float16, float32 or float64). */
+static void digits_shortest(double x, fuse_dtype dt, Digits *out)
 {
     char buf[64];
-    int max_p = is_f32 ? 8 : 16;
+    int max_p = dt == FUSE_F16 ? 4 : dt == FUSE_F32 ? 8 : 16;
     for (int p = 0; p <= max_p; p++) {
         snprintf(buf, sizeof buf, "%.*e", p, x);
-        if (reads_back(buf, x, is_f32))
+        if (reads_back(buf, x, dt))
             break;
     }
     digits_parse(buf, out);
@@ -200,10 +228,10 @@ static void parts_split(const char *s, Parts *p)
 /* x positionally with its shortest digits, rounded to max_frac fractional digits
  * when it needs more. Meant for |x| < 1e17 (callers switch to scientific above);
  * larger values are still written safely, truncated to the buffer. */
-static void float_positional(double x, bool is_f32, int max_frac, Parts *p)
+static void float_positional(double x, fuse_dtype dt, int max_frac, Parts *p)
 {
     Digits d;
-    digits_shortest(x, is_f32, &d);
+    digits_shortest(x, dt, &d);
     if (d.n - 1 - d.exp > max_frac || d.exp > 30) {
         char buf[80];
         snprintf(buf, sizeof buf, "%.*f", max_frac, x);
@@ -231,10 +259,10 @@ static void float_positional(double x, bool is_f32, int max_frac, Parts *p)
 
 /* x in scientific notation with its shortest digits, the mantissa rounded to
  * max_frac fractional digits when it needs more. */
-static void float_scientific(double x, bool is_f32, int max_frac, Parts *p)
+static void float_scientific(double x, fuse_dtype dt, int max_frac, Parts *p)
 {
     Digits d;
-    digits_shortest(x, is_f32, &d);
+    digits_shortest(x, dt, &d);
     if (d.n - 1 > max_frac) {
         char buf[80];
         snprintf(buf, sizeof buf, "%.*e", max_frac, x);
@@ -257,7 +285,7 @@ static int exp_width(int e)
 
 typedef struct Format {
     Kind kind;
-    bool is_f32;
+    fuse_dtype dt;  /* floats: the precision of shortest digits */
     bool is_exp;    /* floats in scientific notation */
     int pad_left;   /* floats: characters before the point; ints: the width */
     int pad_right;  /* floats: characters after the point */
@@ -275,12 +303,12 @@ static void format_fit_float(Format *f, double x)
 {
     Parts p;
     if (f->is_exp) {
-        float_scientific(x, f->is_f32, PRECISION, &p);
+        float_scientific(x, f->dt, PRECISION, &p);
         f->precision = imax(f->precision, (int)strlen(p.fp));
         f->exp_digits = imax(f->exp_digits, exp_width(p.exp));
         f->pad_right = f->precision + 2 + f->exp_digits;
     } else {
-        float_positional(x, f->is_f32, PRECISION, &p);
+        float_positional(x, f->dt, PRECISION, &p);
         f->pad_right = imax(f->pad_right, (int)strlen(p.fp));
     }
     f->pad_left = imax(f->pad_left, (int)strlen(p.ip));
@@ -315,7 +343,7 @@ static void format_init(const fuse_tensor *t, const int64_t *shown, int64_t n, F
 {
     memset(f, 0, sizeof *f);
     f->kind = dtype_kind(t->dtype);
-    f->is_f32 = t->dtype == FUSE_F32;
+    f->dt = t->dtype;
     if (f->kind == K_FLOAT) {
         format_floats(t, shown, n, f);
     } else if (f->kind == K_INT) {
@@ -352,7 +380,7 @@ static void word_format(const Format *f, const fuse_tensor *t, int64_t i, char *
     if (!isfinite(x)) {
         word_nonfinite(x, f->pad_left + f->pad_right + 1, out, n);
     } else if (f->is_exp) {
-        float_scientific(x, f->is_f32, PRECISION, &p);
+        float_scientific(x, f->dt, PRECISION, &p);
         size_t k = strlen(p.fp);
         while (k < (size_t)f->precision && k + 1 < sizeof p.fp)
             p.fp[k++] = '0';
@@ -360,7 +388,7 @@ static void word_format(const Format *f, const fuse_tensor *t, int64_t i, char *
         snprintf(out, n, "%*s.%se%c%0*d", f->pad_left, p.ip, p.fp, p.exp < 0 ? '-' : '+',
                  f->exp_digits, abs(p.exp));
     } else {
-        float_positional(x, f->is_f32, PRECISION, &p);
+        float_positional(x, f->dt, PRECISION, &p);
         snprintf(out, n, "%*s.%-*s", f->pad_left, p.ip, f->pad_right, p.fp);
     }
 }
@@ -480,7 +508,7 @@ static void print_axis(Printer *pr, int axis, int64_t base)
 
 /* A float scalar like NumPy's scalar str(): positional with at least one
  * fractional digit between 1e-4 and 1e16, else scientific without padding. */
-static void scalar_float(double x, bool is_f32, Str *s)
+static void scalar_float(double x, fuse_dtype dt, Str *s)
 {
     char buf[WORD_MAX];
     Parts p;
@@ -488,10 +516,10 @@ static void scalar_float(double x, bool is_f32, Str *s)
     if (!isfinite(x)) {
         word_nonfinite(x, 0, buf, sizeof buf);
     } else if (a == 0 || (a >= 1e-4 && a < 1e16)) {
-        float_positional(x, is_f32, 64, &p);
+        float_positional(x, dt, 64, &p);
         snprintf(buf, sizeof buf, "%s.%s", p.ip, p.fp[0] ? p.fp : "0");
     } else {
-        float_scientific(x, is_f32, 64, &p);
+        float_scientific(x, dt, 64, &p);
         snprintf(buf, sizeof buf, "%s%s%se%c%02d", p.ip, p.fp[0] ? "." : "", p.fp,
                  p.exp < 0 ? '-' : '+', abs(p.exp));
     }
@@ -503,7 +531,7 @@ static void scalar_text(const fuse_tensor *t, Str *s)
     char buf[32];
     switch (dtype_kind(t->dtype)) {
     case K_FLOAT:
-        scalar_float(elem_float(t, 0), t->dtype == FUSE_F32, s);
+        scalar_float(elem_float(t, 0), t->dtype, s);
         break;
     case K_INT:
         elem_int_text(t, 0, buf, sizeof buf);
