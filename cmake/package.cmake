@@ -50,5 +50,7 @@ if(BUILD_TESTING)
            COMMAND sh ${CMAKE_SOURCE_DIR}/examples/embed/check-installed.sh
                    ${CMAKE_COMMAND} ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}/examples/embed
                    ${CMAKE_C_COMPILER} "${FUSE_EXAMPLE_FLAGS}")
-  set_tests_properties(embed_example PROPERTIES TIMEOUT 300)
+  # the example's code cache stays in the build tree, never in ~/.cache
+  set_tests_properties(embed_example PROPERTIES TIMEOUT 300 ENVIRONMENT
+    "FUSE_JIT_CACHE_DIR=${CMAKE_BINARY_DIR}/test/fuse-jit-cache")
 endif()

@@ -316,6 +316,63 @@ START_TEST(test_bag_of_words_bad_utf8)
 }
 END_TEST
 
+/* ---- the shipped examples the README runs ---- */
+
+#define EXAMPLES FUSE_TEST_DIR "/../examples"
+
+static float *read_example_npy(const char *path, int rank, const int64_t *shape)
+{
+    fuse_tensor t;
+    char *err = NULL;
+    ck_assert_msg(rt_npy_read(path, &t, &err) == FUSE_OK, "%s: %s", path, err ? err : "?");
+    return take_f32(&t, path, rank, shape);
+}
+
+/* tc.fuse: the closure of the chain 0 -> 1 -> 2 -> 3 is every (x, y) with x < y. */
+START_TEST(test_example_transitive_closure)
+{
+    Result r = run_cli("run", EXAMPLES "/tc.fuse", "--mode", "fixpoint", "--out",
+                       spath("out.npz"), NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *path = read_member("out.npz", "Path", 2, (int64_t[]){4, 4});
+    double want[16];
+    for (int x = 0; x < 4; x++)
+        for (int y = 0; y < 4; y++)
+            want[x * 4 + y] = x < y;
+    expect_close("Path", path, want, 16);
+    free(path);
+}
+END_TEST
+
+/* rnn.fuse: five steps of h = tanh(W h + x) from the seed, computed here. */
+START_TEST(test_example_rnn_steps)
+{
+    Result r = run_cli("run", EXAMPLES "/rnn.fuse", "--steps", "5", "--input",
+                       "H@t-1=" EXAMPLES "/data/rnn_h0.npy", "--out", spath("out.npz"), NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *w = read_example_npy(EXAMPLES "/data/rnn_w.npy", 2, (int64_t[]){4, 4});
+    float *x = read_example_npy(EXAMPLES "/data/rnn_x.npy", 1, (int64_t[]){4});
+    float *h0 = read_example_npy(EXAMPLES "/data/rnn_h0.npy", 1, (int64_t[]){4});
+    double h[4], next[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = h0[i];
+    for (int step = 0; step < 5; step++) {
+        for (int i = 0; i < 4; i++) {
+            double acc = x[i];
+            for (int j = 0; j < 4; j++)
+                acc += (double)w[i * 4 + j] * h[j];
+            next[i] = tanh(acc);
+        }
+        memcpy(h, next, sizeof h);
+    }
+    float *got = read_member("out.npz", "H", 1, (int64_t[]){4});
+    expect_close("H", got, h, 4);
+    free(w), free(x), free(h0), free(got);
+}
+END_TEST
+
 static TCase *new_case(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -348,6 +405,10 @@ static Suite *programs_suite(void)
     tcase_add_test(files, test_malformed_source_files);
     tcase_add_test(files, test_bag_of_words_bad_utf8);
     suite_add_tcase(s, files);
+    TCase *examples = new_case("examples");
+    tcase_add_test(examples, test_example_transitive_closure);
+    tcase_add_test(examples, test_example_rnn_steps);
+    suite_add_tcase(s, examples);
     return s;
 }
 
