@@ -12,66 +12,12 @@
  * copies the tabs of the source line so the caret lines up when printed.
  */
 #include "frontend.h"
+#include "support.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A growable malloc'd string; ok turns false on the first failed allocation. */
-typedef struct StrBuf {
-    char *data;
-    size_t len, cap;
-    bool ok;
-} StrBuf;
-
-static void sb_reserve(StrBuf *sb, size_t extra)
-{
-    if (!sb->ok || sb->len + extra + 1 <= sb->cap)
-        return;
-    size_t cap = sb->cap ? sb->cap : 128;
-    while (cap < sb->len + extra + 1)
-        cap *= 2;
-    char *d = realloc(sb->data, cap);
-    if (!d) {
-        sb->ok = false;
-        return;
-    }
-    sb->data = d;
-    sb->cap = cap;
-}
-
-static void sb_putn(StrBuf *sb, const char *s, size_t n)
-{
-    sb_reserve(sb, n);
-    if (!sb->ok)
-        return;
-    memcpy(sb->data + sb->len, s, n);
-    sb->len += n;
-    sb->data[sb->len] = '\0';
-}
-
-static void sb_puts(StrBuf *sb, const char *s)
-{
-    sb_putn(sb, s, strlen(s));
-}
-
-static void sb_putc(StrBuf *sb, char c)
-{
-    sb_putn(sb, &c, 1);
-}
-
-/* Returns the finished string (or NULL after a failed allocation). */
-static char *sb_finish(StrBuf *sb)
-{
-    sb_reserve(sb, 0);
-    if (!sb->ok) {
-        free(sb->data);
-        return NULL;
-    }
-    sb->data[sb->len] = '\0';
-    return sb->data;
-}
 
 void fe_diags_init(DiagList *dl, Arena *arena)
 {
@@ -140,7 +86,7 @@ static bool is_utf8_cont(unsigned char c)
 }
 
 /* Appends the source line and the caret line under span. */
-static void put_excerpt(StrBuf *sb, const Span *span)
+static void put_excerpt(SupBuf *sb, const Span *span)
 {
     const Source *src = span->src;
     const char *ls = src->text ? line_start(src, span->line) : NULL;
@@ -151,26 +97,26 @@ static void put_excerpt(StrBuf *sb, const Span *span)
         le++;
     if (le > ls && le[-1] == '\r')
         le--;
-    sb_puts(sb, "  ");
-    sb_putn(sb, ls, (size_t)(le - ls));
-    sb_puts(sb, "\n  ");
+    sup_buf_puts(sb, "  ");
+    sup_buf_append(sb, ls, (size_t)(le - ls));
+    sup_buf_puts(sb, "\n  ");
     const char *p = ls;
     for (int col = 1; col < span->col; col++) {
-        sb_putc(sb, p < le && *p == '\t' ? '\t' : ' ');
+        sup_buf_putc(sb, p < le && *p == '\t' ? '\t' : ' ');
         if (p < le)
             p++;
         while (p < le && is_utf8_cont((unsigned char)*p))
             p++;
     }
-    sb_putc(sb, '^');
+    sup_buf_putc(sb, '^');
     for (int i = 1; i < span->len && p < le; i++) {
         p++;
         while (p < le && is_utf8_cont((unsigned char)*p))
             p++;
         if (p < le)
-            sb_putc(sb, '~');
+            sup_buf_putc(sb, '~');
     }
-    sb_putc(sb, '\n');
+    sup_buf_putc(sb, '\n');
 }
 
 static const char *severity_name(DiagSeverity s)
@@ -181,20 +127,20 @@ static const char *severity_name(DiagSeverity s)
 }
 
 /* Appends one formatted diagnostic. */
-static void put_diag(StrBuf *sb, const Diag *d)
+static void put_diag(SupBuf *sb, const Diag *d)
 {
     char head[64];
     const Span *sp = &d->span;
     bool located = sp->src && sp->line > 0;
     if (located) {
-        sb_puts(sb, sp->src->name ? sp->src->name : "<input>");
+        sup_buf_puts(sb, sp->src->name ? sp->src->name : "<input>");
         snprintf(head, sizeof head, ":%d:%d: ", sp->line, sp->col > 0 ? sp->col : 1);
-        sb_puts(sb, head);
+        sup_buf_puts(sb, head);
     }
-    sb_puts(sb, severity_name(d->severity));
-    sb_puts(sb, ": ");
-    sb_puts(sb, d->msg ? d->msg : "");
-    sb_putc(sb, '\n');
+    sup_buf_puts(sb, severity_name(d->severity));
+    sup_buf_puts(sb, ": ");
+    sup_buf_puts(sb, d->msg ? d->msg : "");
+    sup_buf_putc(sb, '\n');
     if (located)
         put_excerpt(sb, sp);
 }
@@ -203,15 +149,15 @@ char *fe_diag_format(const Diag *d)
 {
     if (!d)
         return NULL;
-    StrBuf sb = {.ok = true};
+    SupBuf sb = {0};
     put_diag(&sb, d);
-    return sb_finish(&sb);
+    return sup_buf_finish(&sb);
 }
 
 char *fe_diags_format(const DiagList *dl)
 {
-    StrBuf sb = {.ok = true};
+    SupBuf sb = {0};
     for (const Diag *d = dl ? dl->first : NULL; d; d = d->next)
         put_diag(&sb, d);
-    return sb_finish(&sb);
+    return sup_buf_finish(&sb);
 }

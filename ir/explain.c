@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ir.h"
+#include "support.h"
 
 static const char *const MAP_FN_NAMES[] = {
     "copy", "step", "relu", "sig", "gelu", "exp", "log", "tanh",
@@ -28,49 +29,6 @@ _Static_assert(sizeof OP_KIND_NAMES / sizeof OP_KIND_NAMES[0] == OP_COUNT, "OpKi
 const char *ir_op_kind_name(OpKind k) { return k < OP_COUNT ? OP_KIND_NAMES[k] : "?"; }
 const char *ir_map_fn_name(MapFn fn) { return fn < FN_COUNT ? MAP_FN_NAMES[fn] : "?"; }
 const char *ir_reduce_name(ReduceOp r) { return r < RED_COUNT ? REDUCE_NAMES[r] : "?"; }
-
-/* ---- a growing malloc'd string ---- */
-
-typedef struct Buf {
-    char *s;
-    size_t n, cap;
-    bool is_oom;
-} Buf;
-
-static void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void bprintf(Buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (b->is_oom || need < 0)
-        return;
-    if (b->n + (size_t)need + 1 > b->cap) {
-        size_t cap = (b->cap + (size_t)need + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->is_oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)need;
-}
-
-static char *bfinish(Buf *b)
-{
-    if (b->is_oom || !b->s) {
-        free(b->s);
-        return b->is_oom ? NULL : strdup("");
-    }
-    return b->s;
-}
 
 /* ---- per-statement axis summary ---- */
 
@@ -126,77 +84,77 @@ static void summarise(const IrProgram *p, const Stmt *st, AxisSummary *sum)
         }
 }
 
-static void bjoin(Buf *b, const char *const *names, int n)
+static void bjoin(SupBuf *b, const char *const *names, int n)
 {
     if (n == 0)
-        bprintf(b, "-");
+        sup_buf_printf(b, "-");
     for (int i = 0; i < n; i++)
-        bprintf(b, "%s%s", i ? "," : "", names[i]);
+        sup_buf_printf(b, "%s%s", i ? "," : "", names[i]);
 }
 
-static void shape_text(Buf *b, const IrTensor *t)
+static void shape_text(SupBuf *b, const IrTensor *t)
 {
-    bprintf(b, "(");
+    sup_buf_printf(b, "(");
     for (int k = 0; k < t->rank; k++)
-        bprintf(b, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-    bprintf(b, t->rank == 1 ? ",)" : ")");
+        sup_buf_printf(b, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+    sup_buf_printf(b, t->rank == 1 ? ",)" : ")");
 }
 
 /* ---- text ---- */
 
-static void explain_text_sources(const IrProgram *p, Buf *b)
+static void explain_text_sources(const IrProgram *p, SupBuf *b)
 {
-    bprintf(b, "sources:\n");
+    sup_buf_printf(b, "sources:\n");
     for (int i = 0; i < p->n_tensors; i++) {
         const IrTensor *t = p->tensors[i];
         if (t->kind != TEN_SOURCE)
             continue;
-        bprintf(b, "  %s[", t->name);
+        sup_buf_printf(b, "  %s[", t->name);
         bjoin(b, t->axis_names, t->rank);
-        bprintf(b, "] <- \"%s\"", t->path);
+        sup_buf_printf(b, "] <- \"%s\"", t->path);
         if (p->is_shaped) {
-            bprintf(b, " shape=");
+            sup_buf_printf(b, " shape=");
             shape_text(b, t);
         }
-        bprintf(b, "%s\n", t->is_bool ? " boolean" : "");
+        sup_buf_printf(b, "%s\n", t->is_bool ? " boolean" : "");
     }
 }
 
-static void explain_text_equations(const IrProgram *p, Buf *b)
+static void explain_text_equations(const IrProgram *p, SupBuf *b)
 {
-    bprintf(b, "equations:\n");
+    sup_buf_printf(b, "equations:\n");
     for (int i = 0; i < p->ast->n_stmts; i++) {
         const Stmt *st = p->ast->stmts[i];
         if (st->kind != ST_EQUATION)
             continue;
         AxisSummary s;
         summarise(p, st, &s);
-        bprintf(b, "  [%d:%d] %s  lhs: ", st->span.line, st->span.col, st->text);
+        sup_buf_printf(b, "  [%d:%d] %s  lhs: ", st->span.line, st->span.col, st->text);
         bjoin(b, s.lhs, s.n_lhs);
-        bprintf(b, " | rhs-only: ");
+        sup_buf_printf(b, " | rhs-only: ");
         bjoin(b, s.rhs_only, s.n_rhs_only);
-        bprintf(b, " | projected: ");
+        sup_buf_printf(b, " | projected: ");
         bjoin(b, s.projected, s.n_projected);
-        bprintf(b, " | op: %s\n", ir_reduce_name(s.red));
+        sup_buf_printf(b, " | op: %s\n", ir_reduce_name(s.red));
     }
 }
 
-static void explain_text_rest(const IrProgram *p, Buf *b)
+static void explain_text_rest(const IrProgram *p, SupBuf *b)
 {
-    bprintf(b, "sinks:\n");
+    sup_buf_printf(b, "sinks:\n");
     for (int i = 0; i < p->n_sinks; i++)
-        bprintf(b, "  \"%s\" <- %s%s\n", p->sinks[i]->path, p->sinks[i]->stmt->text,
+        sup_buf_printf(b, "  \"%s\" <- %s%s\n", p->sinks[i]->path, p->sinks[i]->stmt->text,
                 p->sinks[i]->is_topk ? " (top-k)" : "");
-    bprintf(b, "order:\n");
+    sup_buf_printf(b, "order:\n");
     for (int g = 0; g < p->n_groups; g++) {
         const Group *grp = p->groups[g];
-        bprintf(b, "  %d. %s (component %d%s)\n", g + 1, p->tensors[grp->tensor]->name,
+        sup_buf_printf(b, "  %d. %s (component %d%s)\n", g + 1, p->tensors[grp->tensor]->name,
                 grp->component, grp->is_recursive ? ", recursive" : "");
     }
-    bprintf(b, "exports:");
+    sup_buf_printf(b, "exports:");
     for (int i = 0; i < p->n_exports; i++)
-        bprintf(b, " %s", p->tensors[p->exports[i]]->name);
-    bprintf(b, "\n");
+        sup_buf_printf(b, " %s", p->tensors[p->exports[i]]->name);
+    sup_buf_printf(b, "\n");
 }
 
 /* ---- JSON ---- */
@@ -282,11 +240,11 @@ char *ir_explain(const IrProgram *p, bool json)
         json_decref(root);
         return s;
     }
-    Buf b = {0};
+    SupBuf b = {0};
     explain_text_sources(p, &b);
     explain_text_equations(p, &b);
     explain_text_rest(p, &b);
-    return bfinish(&b);
+    return sup_buf_finish(&b);
 }
 
 /* ---- IR dump ---- */
@@ -294,63 +252,63 @@ char *ir_explain(const IrProgram *p, bool json)
 static const char *const KIND_NAMES[] = {"defined", "source", "const", "temp"};
 _Static_assert(sizeof KIND_NAMES / sizeof KIND_NAMES[0] == TEN_COUNT, "TensorKind names");
 
-static void dump_operand(const IrProgram *p, const Op *op, const Operand *o, Buf *b)
+static void dump_operand(const IrProgram *p, const Op *op, const Operand *o, SupBuf *b)
 {
     const IrTensor *t = p->tensors[o->tensor];
-    bprintf(b, " %s%s[", t->name, o->reads_prev ? "@prev" : "");
+    sup_buf_printf(b, " %s%s[", t->name, o->reads_prev ? "@prev" : "");
     for (int k = 0; k < t->rank; k++) {
         if (o->kind[k] == SL_FIXED)
-            bprintf(b, "%s%lld", k ? "," : "", (long long)o->offset[k]);
+            sup_buf_printf(b, "%s%lld", k ? "," : "", (long long)o->offset[k]);
         else
-            bprintf(b, "%s%s%+lld", k ? "," : "", op->axes[o->axis[k]].name,
+            sup_buf_printf(b, "%s%s%+lld", k ? "," : "", op->axes[o->axis[k]].name,
                     (long long)o->offset[k]);
     }
-    bprintf(b, "]");
+    sup_buf_printf(b, "]");
 }
 
 /* tucker: an OP_HOST's function and parameters. */
-static void dump_host(const Op *op, int rank, Buf *b)
+static void dump_host(const Op *op, int rank, SupBuf *b)
 {
-    bprintf(b, " fn=%s threshold=%g ranks=(", op->host_fn == HOST_TUCKER ? "tucker_dense" : "?",
+    sup_buf_printf(b, " fn=%s threshold=%g ranks=(", op->host_fn == HOST_TUCKER ? "tucker_dense" : "?",
             op->param[0]);
     for (int k = 0; k < rank; k++)
-        bprintf(b, "%s%lld", k ? "," : "", (long long)op->host_ranks[k]);
-    bprintf(b, ")");
+        sup_buf_printf(b, "%s%lld", k ? "," : "", (long long)op->host_ranks[k]);
+    sup_buf_printf(b, ")");
 }
 
-static void dump_op(const IrProgram *p, const Op *op, Buf *b)
+static void dump_op(const IrProgram *p, const Op *op, SupBuf *b)
 {
     const IrTensor *out = p->tensors[op->out];
-    bprintf(b, "    %s %s[", ir_op_kind_name(op->kind), out->name);
+    sup_buf_printf(b, "    %s %s[", ir_op_kind_name(op->kind), out->name);
     for (int k = 0; k < out->rank; k++)
-        bprintf(b, "%s%s", k ? "," : "", op->axes[op->out_axis[k]].name);
-    bprintf(b, "] loops(");
+        sup_buf_printf(b, "%s%s", k ? "," : "", op->axes[op->out_axis[k]].name);
+    sup_buf_printf(b, "] loops(");
     for (int a = 0; a < op->n_axes; a++)
-        bprintf(b, "%s%s:%lld", a ? "," : "", op->axes[a].name, (long long)op->axes[a].size);
-    bprintf(b, ")");
+        sup_buf_printf(b, "%s%s:%lld", a ? "," : "", op->axes[a].name, (long long)op->axes[a].size);
+    sup_buf_printf(b, ")");
     if (op->kind == OP_JOIN)
-        bprintf(b, " %s coef=%g%s%s%s", ir_reduce_name(op->red), op->coef,
+        sup_buf_printf(b, " %s coef=%g%s%s%s", ir_reduce_name(op->red), op->coef,
                 op->is_rsqrt_scaled ? "/sqrt(n)" : "", op->is_init ? " init" : "",
                 op->is_bool_out ? " bool" : "");
     else if (op->kind == OP_MAP)
-        bprintf(b, " fn=%s", ir_map_fn_name(op->fn));
+        sup_buf_printf(b, " fn=%s", ir_map_fn_name(op->fn));
     else if (op->kind == OP_LNORM || op->kind == OP_ROPE)
-        bprintf(b, " axis=%d param=%g", op->axis, op->param[0]);
+        sup_buf_printf(b, " axis=%d param=%g", op->axis, op->param[0]);
     else if (op->kind == OP_MSOFTMAX)
-        bprintf(b, " axis=%d%s", op->axis, op->param[1] != 0 ? " fill" : "");
+        sup_buf_printf(b, " axis=%d%s", op->axis, op->param[1] != 0 ? " fill" : "");
     else if (op->kind == OP_SOFTMAX)
-        bprintf(b, " axis=%d", op->axis);
+        sup_buf_printf(b, " axis=%d", op->axis);
     else if (op->kind == OP_HOST)
         dump_host(op, out->rank, b);
     for (int i = 0; i < op->n_in; i++)
         dump_operand(p, op, &op->in[i], b);
-    bprintf(b, "\n");
+    sup_buf_printf(b, "\n");
 }
 
-static void dump_groups(const IrProgram *p, Group **gs, int n, const char *what, Buf *b)
+static void dump_groups(const IrProgram *p, Group **gs, int n, const char *what, SupBuf *b)
 {
     for (int g = 0; g < n; g++) {
-        bprintf(b, "%s %d -> %s%s:\n", what, g, p->tensors[gs[g]->tensor]->name,
+        sup_buf_printf(b, "%s %d -> %s%s:\n", what, g, p->tensors[gs[g]->tensor]->name,
                 gs[g]->is_recursive ? " (recursive)" : "");
         for (int i = 0; i < gs[g]->n_ops; i++)
             dump_op(p, gs[g]->ops[i], b);
@@ -359,16 +317,16 @@ static void dump_groups(const IrProgram *p, Group **gs, int n, const char *what,
 
 char *ir_dump(const IrProgram *p)
 {
-    Buf b = {0};
-    bprintf(&b, "tensors:\n");
+    SupBuf b = {0};
+    sup_buf_printf(&b, "tensors:\n");
     for (int i = 0; i < p->n_tensors; i++) {
         const IrTensor *t = p->tensors[i];
-        bprintf(&b, "  t%d %s %s%s shape=", i, KIND_NAMES[t->kind], t->name,
+        sup_buf_printf(&b, "  t%d %s %s%s shape=", i, KIND_NAMES[t->kind], t->name,
                 t->is_bool ? " bool" : "");
         shape_text(&b, t);
-        bprintf(&b, "\n");
+        sup_buf_printf(&b, "\n");
     }
     dump_groups(p, p->groups, p->n_groups, "group", &b);
     dump_groups(p, p->sink_groups, p->n_sink_groups, "sink", &b);
-    return bfinish(&b);
+    return sup_buf_finish(&b);
 }

@@ -87,7 +87,7 @@ void rt_ctx_set_error(fuse_ctx *ctx, char *msg)
 
 static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
 {
-    set_error_owned(ctx, rt_strprintf("error: %s", msg));
+    set_error_owned(ctx, sup_strprintf("error: %s", msg));
     return st;
 }
 
@@ -215,7 +215,7 @@ fuse_status fuse_program_from_file(fuse_ctx *ctx, const char *path, fuse_program
     void *data = NULL;
     size_t n = 0;
     char *err = NULL;
-    fuse_status st = rt_read_file(path, &data, &n, &err);
+    fuse_status st = sup_read_file(path, &data, &n, &err);
     if (st != FUSE_OK) {
         fail(ctx, st, err ? err : path);
         free(err);
@@ -414,11 +414,11 @@ static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n
     RtPlan *pl = run->plan;
     pl->dl.first = pl->dl.last = NULL;
     pl->dl.n_errors = 0;
-    double run_t0 = rt_clock_ms(); /* issue 5 */
+    double run_t0 = sup_clock_ms(); /* issue 5 */
     fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
     if (st == FUSE_OK)
         st = rt_plan_run(pl, inputs, n_inputs);
-    pl->timings.last_run_ms = rt_clock_ms() - run_t0; /* issue 5 */
+    pl->timings.last_run_ms = sup_clock_ms() - run_t0; /* issue 5 */
     if (st == FUSE_OK || st == FUSE_E_NOT_CONVERGED)
         return st;
     rt_unborrow_sources(pl);
@@ -585,7 +585,7 @@ fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *pa
     else if (dot && strcmp(dot, ".jsonl") == 0)
         st = rt_jsonl_write(path, t, &err);
     else
-        st = FUSE_E_ARG, err = rt_strprintf("%s: unsupported output format", path);
+        st = FUSE_E_ARG, err = sup_strprintf("%s: unsupported output format", path);
     return io_result(ctx, st, err);
 }
 

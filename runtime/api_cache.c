@@ -10,13 +10,6 @@
 #include "jit.h"
 #include "runtime.h"
 
-double rt_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem)
 {
     *is_nomem = false;

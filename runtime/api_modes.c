@@ -23,7 +23,7 @@ static fuse_status set_error(fuse_ctx *ctx, fuse_status st, char *msg)
 
 static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
 {
-    return set_error(ctx, st, rt_strprintf("error: %s", msg));
+    return set_error(ctx, st, sup_strprintf("error: %s", msg));
 }
 
 /* ---- configuration ---- */
@@ -55,20 +55,20 @@ void rt_modes_free(RtModes *m)
 static fuse_status check_config(const fuse_config *cfg, char **err)
 {
     if ((unsigned)cfg->mode >= FUSE_MODE_COUNT)
-        return rt_fail(err, FUSE_E_ARG, "invalid mode %d", (int)cfg->mode);
+        return sup_fail(err, FUSE_E_ARG, "invalid mode %d", (int)cfg->mode);
     if ((unsigned)cfg->strategy >= FUSE_STRATEGY_COUNT)
-        return rt_fail(err, FUSE_E_ARG, "invalid fixpoint strategy %d", (int)cfg->strategy);
+        return sup_fail(err, FUSE_E_ARG, "invalid fixpoint strategy %d", (int)cfg->strategy);
     if (cfg->max_iters < 0)
-        return rt_fail(err, FUSE_E_ARG, "max_iters must be >= 0 (0: the default 32), got %d",
+        return sup_fail(err, FUSE_E_ARG, "max_iters must be >= 0 (0: the default 32), got %d",
                        cfg->max_iters);
     if (!(cfg->tol >= 0.0) || !isfinite(cfg->tol))
-        return rt_fail(err, FUSE_E_ARG, "tol must be a finite number >= 0");
+        return sup_fail(err, FUSE_E_ARG, "tol must be a finite number >= 0");
     if ((unsigned)cfg->projection >= FUSE_PROJECTION_COUNT)
-        return rt_fail(err, FUSE_E_ARG, "invalid projection %d", (int)cfg->projection);
+        return sup_fail(err, FUSE_E_ARG, "invalid projection %d", (int)cfg->projection);
     if (cfg->projection == FUSE_PROJECTION_MONTE_CARLO && cfg->samples <= 0)
-        return rt_fail(err, FUSE_E_ARG, "Monte Carlo projection needs samples > 0");
+        return sup_fail(err, FUSE_E_ARG, "Monte Carlo projection needs samples > 0");
     if (cfg->n_temperatures && !cfg->temperatures)
-        return rt_fail(err, FUSE_E_ARG, "n_temperatures is %zu but temperatures is NULL",
+        return sup_fail(err, FUSE_E_ARG, "n_temperatures is %zu but temperatures is NULL",
                        cfg->n_temperatures);
     return FUSE_OK;
 }
@@ -76,14 +76,14 @@ static fuse_status check_config(const fuse_config *cfg, char **err)
 static fuse_status copy_schedule(const fuse_temperature *in, RtSchedule *out, char **err)
 {
     if (!in->name || !*in->name)
-        return rt_fail(err, FUSE_E_ARG, "a temperature schedule needs a tensor name (or \"*\")");
+        return sup_fail(err, FUSE_E_ARG, "a temperature schedule needs a tensor name (or \"*\")");
     out->name = strdup(in->name);
     if (!out->name)
         return FUSE_E_NOMEM;
     if (in->spec) {
         fuse_status st = rt_sched_parse(in->spec, out, err);
         if (st == FUSE_E_ARG && err && *err) {
-            char *msg = rt_strprintf("temperature %s: %s", in->name, *err);
+            char *msg = sup_strprintf("temperature %s: %s", in->name, *err);
             if (msg) {
                 free(*err);
                 *err = msg;
@@ -92,7 +92,7 @@ static fuse_status copy_schedule(const fuse_temperature *in, RtSchedule *out, ch
         return st;
     }
     if (!in->fn)
-        return rt_fail(err, FUSE_E_ARG, "temperature %s: neither a spec nor a callback",
+        return sup_fail(err, FUSE_E_ARG, "temperature %s: neither a spec nor a callback",
                        in->name);
     out->kind = RT_SCHED_CALLBACK;
     out->fn = in->fn;
@@ -182,7 +182,7 @@ fuse_status rt_modes_not_converged(fuse_runner *run)
             sweeps = t->comps[i].sweeps;
             break;
         }
-    char *msg = rt_strprintf("error: the fixpoint of %s did not converge in %d sweeps "
+    char *msg = sup_strprintf("error: the fixpoint of %s did not converge in %d sweeps "
                              "(max_iters); the outputs hold the last sweep", name, sweeps);
     return set_error(run->ctx, FUSE_E_NOT_CONVERGED, msg);
 }

@@ -28,24 +28,6 @@
 /* Largest coordinate accepted; keeps every axis size within RT_MAX_READ_ELEMS. */
 #define FACTS_MAX_COORD (RT_MAX_READ_ELEMS - 1)
 
-bool rt_text_append(RtText *b, const char *s, size_t n)
-{
-    if (n + 1 > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (n + 1 > cap - b->len && cap <= SIZE_MAX / 2)
-            cap *= 2;
-        char *p = n + 1 > cap - b->len ? NULL : realloc(b->p, cap);
-        if (!p)
-            return false;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return true;
-}
-
 /* The facts read so far: rank columns per fact, flattened. */
 typedef struct Facts {
     const char *path;
@@ -72,7 +54,7 @@ static fuse_status parse_coord(const Facts *f, long line, const char *s, size_t 
     size_t i = n > 0 && s[0] == '+' ? 1 : 0;
     int64_t x = 0;
     if (n > 1 && s[0] == '-' && isdigit((unsigned char)s[1]))
-        return rt_fail(err, FUSE_E_IO, "%s:%ld: negative coordinate '%.*s'", f->path, line,
+        return sup_fail(err, FUSE_E_IO, "%s:%ld: negative coordinate '%.*s'", f->path, line,
                        (int)n, s);
     if (i == n)
         x = -1;
@@ -80,13 +62,13 @@ static fuse_status parse_coord(const Facts *f, long line, const char *s, size_t 
         if (!isdigit((unsigned char)s[i]))
             x = -1;
         else if (x > (FACTS_MAX_COORD - (s[i] - '0')) / 10)
-            return rt_fail(err, FUSE_E_IO, "%s:%ld: coordinate '%.*s' is too large",
+            return sup_fail(err, FUSE_E_IO, "%s:%ld: coordinate '%.*s' is too large",
                            f->path, line, (int)n, s);
         else
             x = x * 10 + (s[i] - '0');
     }
     if (x < 0)
-        return rt_fail(err, FUSE_E_IO,
+        return sup_fail(err, FUSE_E_IO,
                        "%s:%ld: '%.*s' is not a non-negative integer coordinate (facts "
                        "files have no header line; comment lines start with '#')",
                        f->path, line, (int)(n > 40 ? 40 : n), s);
@@ -112,7 +94,7 @@ static fuse_status split_fields(const Facts *f, long line, const char *s, size_t
         if (end == start)
             continue;
         if (k == FUSE_MAX_RANK)
-            return rt_fail(err, FUSE_E_IO, "%s:%ld: more than %d columns", f->path, line,
+            return sup_fail(err, FUSE_E_IO, "%s:%ld: more than %d columns", f->path, line,
                            FUSE_MAX_RANK);
         fuse_status st = parse_coord(f, line, s + start, end - start, &vals[k], err);
         if (st != FUSE_OK)
@@ -132,7 +114,7 @@ static fuse_status facts_push(Facts *f, const int64_t *vals, char **err)
                          ? NULL
                          : realloc(f->coords, cap * (size_t)f->rank * sizeof *p);
         if (!p)
-            return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory reading facts", f->path);
+            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory reading facts", f->path);
         f->coords = p;
         f->cap = cap;
     }
@@ -159,12 +141,12 @@ static fuse_status facts_line(Facts *f, long line, const char *s, size_t n, char
     if (st != FUSE_OK)
         return st;
     if (k == 0)
-        return rt_fail(err, FUSE_E_IO, "%s:%ld: a line of separators and no coordinate",
+        return sup_fail(err, FUSE_E_IO, "%s:%ld: a line of separators and no coordinate",
                        f->path, line);
     if (f->rank < 0)
         f->rank = k;
     if (k != f->rank)
-        return rt_fail(err, FUSE_E_IO, "%s:%ld: %d column%s, expected %d (every fact needs "
+        return sup_fail(err, FUSE_E_IO, "%s:%ld: %d column%s, expected %d (every fact needs "
                        "one coordinate per axis)", f->path, line, k, k == 1 ? "" : "s",
                        f->rank);
     return facts_push(f, vals, err);
@@ -195,11 +177,11 @@ static fuse_status facts_to_tensor(const Facts *f, fuse_tensor *out, char **err)
         shape[c] = f->n ? f->max[c] + 1 : 0;
     int64_t count = rt_shape_count(f->rank, shape);
     if (count < 0 || count > RT_MAX_READ_ELEMS)
-        return rt_fail(err, FUSE_E_IO, "%s: the relation is too large to hold densely (more "
+        return sup_fail(err, FUSE_E_IO, "%s: the relation is too large to hold densely (more "
                        "than %lld cells)", f->path, (long long)RT_MAX_READ_ELEMS);
     float *data = rt_alloc_aligned((size_t)count * sizeof *data);
     if (!data)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory for the relation", f->path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for the relation", f->path);
     for (size_t i = 0; i < f->n; i++) {
         int64_t off = 0;
         for (int c = 0; c < f->rank; c++)
@@ -216,19 +198,19 @@ static fuse_status facts_to_tensor(const Facts *f, fuse_tensor *out, char **err)
 fuse_status rt_facts_read_rank(const char *path, int rank, fuse_tensor *out, char **err)
 {
     if (!path || !out || rank < -1 || rank > FUSE_MAX_RANK)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read facts",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read facts",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
     void *text;
     size_t n;
-    fuse_status st = rt_read_file(path, &text, &n, err);
+    fuse_status st = sup_read_file(path, &text, &n, err);
     if (st != FUSE_OK)
         return st;
     Facts f = {.path = path, .rank = rank};
     st = facts_parse(&f, text, n, err);
     free(text);
     if (st == FUSE_OK && f.rank < 0)
-        st = rt_fail(err, FUSE_E_IO, "%s: no facts, so the relation's rank is unknown",
+        st = sup_fail(err, FUSE_E_IO, "%s: no facts, so the relation's rank is unknown",
                      path);
     if (st == FUSE_OK)
         st = facts_to_tensor(&f, out, err);
@@ -263,22 +245,22 @@ static bool cell_nonzero(const fuse_tensor *t, int64_t i)
 }
 
 /* Appends "i0<sep>i1...\n" for the coordinates idx[0..rank). */
-static bool append_coords(RtText *b, const int64_t *idx, int rank, char sep)
+static bool append_coords(SupBuf *b, const int64_t *idx, int rank, char sep)
 {
     char num[32];
     for (int c = 0; c < rank; c++) {
         int len = snprintf(num, sizeof num, "%lld", (long long)idx[c]);
-        if ((c > 0 && !rt_text_append(b, &sep, 1)) || !rt_text_append(b, num, (size_t)len))
+        if ((c > 0 && !sup_buf_append(b, &sep, 1)) || !sup_buf_append(b, num, (size_t)len))
             return false;
     }
-    return rt_text_append(b, "\n", 1);
+    return sup_buf_append(b, "\n", 1);
 }
 
 /* The text of every nonzero cell's coordinates, walking t in C order. */
-static bool facts_encode(const fuse_tensor *t, int64_t count, char sep, RtText *b)
+static bool facts_encode(const fuse_tensor *t, int64_t count, char sep, SupBuf *b)
 {
     int64_t idx[FUSE_MAX_RANK] = {0};
-    if (!rt_text_append(b, "", 0))
+    if (!sup_buf_append(b, "", 0))
         return false;
     for (int64_t i = 0; i < count; i++) {
         if (cell_nonzero(t, i) && !append_coords(b, idx, t->rank, sep))
@@ -302,20 +284,20 @@ static bool is_csv_path(const char *path)
 fuse_status rt_facts_write(const char *path, const fuse_tensor *t, char **err)
 {
     if (!path || !*path)
-        return rt_fail(err, FUSE_E_ARG, "(null): no output path given");
+        return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
     fuse_status st = rt_tensor_check(t, path, NULL, err);
     if (st != FUSE_OK)
         return st;
     if (t->rank == 0)
-        return rt_fail(err, FUSE_E_ARG, "%s: a scalar has no coordinates to write as "
+        return sup_fail(err, FUSE_E_ARG, "%s: a scalar has no coordinates to write as "
                        "facts (a .tsv/.csv sink needs at least one axis)", path);
-    RtText b = {0};
+    SupBuf b = {0};
     if (!facts_encode(t, rt_shape_count(t->rank, t->shape), is_csv_path(path) ? ',' : '\t',
                       &b)) {
         free(b.p);
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory writing facts", path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory writing facts", path);
     }
-    st = rt_write_file_atomic(path, b.p, b.len, err);
+    st = sup_write_file_atomic(path, b.p, b.len, err);
     free(b.p);
     return st;
 }

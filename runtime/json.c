@@ -79,14 +79,14 @@ static size_t dump_flags(fuse_dtype dt)
     return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F32 || dt == FUSE_F16 ? 9 : 17);
 }
 
-/* json_dump_callback's sink: appends to an RtText. */
+/* json_dump_callback's sink: appends to an SupBuf. */
 static int text_append(const char *s, size_t n, void *ctx)
 {
-    return rt_text_append(ctx, s, n) ? 0 : -1;
+    return sup_buf_append(ctx, s, n) ? 0 : -1;
 }
 
 /* Prints j as one line (with its '\n') onto b; false on OOM. j is released. */
-static bool dump_line(json_t *j, size_t flags, RtText *b)
+static bool dump_line(json_t *j, size_t flags, SupBuf *b)
 {
     bool ok = j && json_dump_callback(j, text_append, b, flags) == 0 &&
               text_append("\n", 1, b) == 0;
@@ -132,7 +132,7 @@ fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t
     fuse_status st = rt_tensor_check(t, jsonl ? ".jsonl text" : ".json text", NULL, err);
     if (st != FUSE_OK)
         return st;
-    RtText b = {0};
+    SupBuf b = {0};
     int64_t pos = 0;
     json_t *value = build_nested(t, 0, &pos);
     bool ok;
@@ -144,7 +144,7 @@ fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t
     }
     if (!ok) {
         free(b.p);
-        return rt_fail(err, FUSE_E_NOMEM, "out of memory printing a tensor as JSON");
+        return sup_fail(err, FUSE_E_NOMEM, "out of memory printing a tensor as JSON");
     }
     *text = b.p;
     *len = b.len;
@@ -155,7 +155,7 @@ fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t
 static fuse_status write_json(const char *path, const fuse_tensor *t, bool jsonl, char **err)
 {
     if (!path || !*path)
-        return rt_fail(err, FUSE_E_ARG, "(null): no output path given");
+        return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
     fuse_status st = rt_tensor_check(t, path, NULL, err);
     if (st != FUSE_OK)
         return st;
@@ -163,8 +163,8 @@ static fuse_status write_json(const char *path, const fuse_tensor *t, bool jsonl
     size_t len;
     st = rt_json_encode(t, jsonl, &text, &len, NULL);
     if (st != FUSE_OK)
-        return rt_fail(err, st, "%s: out of memory printing the tensor", path);
-    st = rt_write_file_atomic(path, text, len, err);
+        return sup_fail(err, st, "%s: out of memory printing the tensor", path);
+    st = sup_write_file_atomic(path, text, len, err);
     free(text);
     return st;
 }

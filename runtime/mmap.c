@@ -72,7 +72,7 @@ static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char 
     uint64_t need = (uint64_t)count * fuse_dtype_size(h.dtype);
     uint64_t have = size - h.data_offset;
     if (h.data_offset > size || have < need)
-        return rt_fail(err, FUSE_E_IO, "%s: truncated .npy data: %llu elements of %s need "
+        return sup_fail(err, FUSE_E_IO, "%s: truncated .npy data: %llu elements of %s need "
                        "%llu bytes, the file has %llu after its header", path,
                        (unsigned long long)count, fuse_dtype_name(h.dtype),
                        (unsigned long long)need,

@@ -310,16 +310,16 @@ static fuse_status parse_prefix(const uint8_t *b, size_t n, const char *what,
 {
     size_t m = n < NPY_MAGIC_LEN ? n : NPY_MAGIC_LEN;
     if (memcmp(b, NPY_MAGIC, m) != 0)
-        return rt_fail(err, FUSE_E_IO, "%s: not a .npy file (bad magic)", what);
+        return sup_fail(err, FUSE_E_IO, "%s: not a .npy file (bad magic)", what);
     if (n < NPY_MAGIC_LEN + 2)
-        return rt_fail(err, FUSE_E_IO, "%s: truncated .npy file (%zu bytes)", what, n);
+        return sup_fail(err, FUSE_E_IO, "%s: truncated .npy file (%zu bytes)", what, n);
     int major = b[6], minor = b[7];
     if (major < 1 || major > 3 || minor != 0)
-        return rt_fail(err, FUSE_E_IO, "%s: unsupported .npy version %d.%d", what, major,
+        return sup_fail(err, FUSE_E_IO, "%s: unsupported .npy version %d.%d", what, major,
                        minor);
     *prefix = major == 1 ? 10 : 12;
     if (n < *prefix)
-        return rt_fail(err, FUSE_E_IO, "%s: truncated .npy header", what);
+        return sup_fail(err, FUSE_E_IO, "%s: truncated .npy header", what);
     *hlen = major == 1 ? (uint32_t)(b[8] | b[9] << 8)
                        : (uint32_t)b[8] | (uint32_t)b[9] << 8 | (uint32_t)b[10] << 16 |
                              (uint32_t)b[11] << 24;
@@ -331,13 +331,13 @@ static fuse_status fields_to_header(const HeaderFields *f, const char *what, Npy
                                     char **err)
 {
     if (!descr_to_dtype(f->descr, &h->dtype, &h->is_big_endian))
-        return rt_fail(err, FUSE_E_IO,
+        return sup_fail(err, FUSE_E_IO,
                        "%s: unsupported .npy dtype '%s': %s (accepted: " NPY_ACCEPTED ")",
                        what, f->descr, descr_refusal(f->descr));
     int64_t count = rt_shape_count(f->rank, f->shape);
     if (count < 0 || (uint64_t)count > (uint64_t)INT64_MAX / fuse_dtype_size(h->dtype) ||
         (uint64_t)count > SIZE_MAX / fuse_dtype_size(h->dtype))
-        return rt_fail(err, FUSE_E_IO, "%s: .npy shape is too large (size overflows)",
+        return sup_fail(err, FUSE_E_IO, "%s: .npy shape is too large (size overflows)",
                        what);
     h->is_fortran = f->is_fortran;
     h->rank = f->rank;
@@ -355,14 +355,14 @@ fuse_status rt_npy_parse_header_named(const void *buf, size_t n, const char *wha
     if (st != FUSE_OK)
         return st;
     if (hlen > n - prefix)
-        return rt_fail(err, FUSE_E_IO,
+        return sup_fail(err, FUSE_E_IO,
                        "%s: truncated .npy header (%u bytes announced, %zu present)", what,
                        hlen, n - prefix);
     const char *text = (const char *)buf + prefix;
     Cursor c = {text, text + hlen, NULL};
     HeaderFields f = {0};
     if (!parse_dict(&c, &f))
-        return rt_fail(err, FUSE_E_IO, "%s: malformed .npy header: %s (at column %d)",
+        return sup_fail(err, FUSE_E_IO, "%s: malformed .npy header: %s (at column %d)",
                        what, c.why, (int)(c.p - text) + 1);
     st = fields_to_header(&f, what, h, err);
     h->data_offset = prefix + hlen;
@@ -410,24 +410,24 @@ static fuse_status read_header(RtReadFn rd, void *ctx, uint64_t size, const char
     size_t prefix;
     uint32_t hlen;
     if (got < 0)
-        return rt_fail(err, FUSE_E_IO, "%s: read error", what);
+        return sup_fail(err, FUSE_E_IO, "%s: read error", what);
     fuse_status st = parse_prefix(pre, (size_t)got, what, &prefix, &hlen, err);
     if (st != FUSE_OK)
         return st;
     if (hlen < 2 || hlen > NPY_HEADER_MAX)
-        return rt_fail(err, FUSE_E_IO, "%s: malformed .npy header: implausible length %u",
+        return sup_fail(err, FUSE_E_IO, "%s: malformed .npy header: implausible length %u",
                        what, hlen);
     size_t total = prefix + hlen;
     if (size != UINT64_MAX && size < total)
-        return rt_fail(err, FUSE_E_IO, "%s: truncated .npy header", what);
+        return sup_fail(err, FUSE_E_IO, "%s: truncated .npy header", what);
     uint8_t *buf = malloc(total);
     if (!buf)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", what);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", what);
     memcpy(buf, pre, (size_t)got);
     int64_t rest = read_some(rd, ctx, buf + got, total - (size_t)got);
     if (rest < 0 || (size_t)rest != total - (size_t)got) {
         free(buf);
-        return rt_fail(err, FUSE_E_IO, rest < 0 ? "%s: read error" : "%s: truncated .npy header",
+        return sup_fail(err, FUSE_E_IO, rest < 0 ? "%s: read error" : "%s: truncated .npy header",
                        what);
     }
     st = rt_npy_parse_header_named(buf, total, what, h, err);
@@ -467,7 +467,7 @@ static fuse_status normalise_data(const NpyHeader *h, int64_t count, void **data
         return FUSE_OK;
     void *c_order = alloc_data((size_t)count * esize);
     if (!c_order)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", what);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", what);
     fortran_to_c(*data, c_order, h, esize, count);
     free(*data);
     *data = c_order;
@@ -490,7 +490,7 @@ static fuse_status truncated_data(const NpyHeader *h, size_t need, uint64_t have
 {
     char shape[256];
     format_shape(shape, sizeof shape, h->rank, h->shape);
-    return rt_fail(err, FUSE_E_IO,
+    return sup_fail(err, FUSE_E_IO,
                    "%s: truncated .npy data: shape %s of %s needs %zu bytes, found %llu", what,
                    shape, fuse_dtype_name(h->dtype), need, (unsigned long long)have);
 }
@@ -508,13 +508,13 @@ fuse_status rt_npy_read_stream(RtReadFn read, void *ctx, uint64_t size, const ch
         return truncated_data(&h, need, size - h.data_offset, what, err);
     void *data = alloc_data(need);
     if (!data)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory (%zu bytes of data)", what,
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory (%zu bytes of data)", what,
                        need);
     int64_t got = read_some(read, ctx, data, need);
     if (got < 0 || (size_t)got < need) {
         free(data);
         if (got < 0)
-            return rt_fail(err, FUSE_E_IO, "%s: read error", what);
+            return sup_fail(err, FUSE_E_IO, "%s: read error", what);
         return truncated_data(&h, need, (uint64_t)got, what, err);
     }
     st = normalise_data(&h, count, &data, what, err);
@@ -564,12 +564,12 @@ fuse_status rt_npy_read(const char *path, fuse_tensor *out, char **err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return rt_fail(err, FUSE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+        return sup_fail(err, FUSE_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     int e = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (e != 0) {
         fclose(f);
-        return rt_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(e));
+        return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(e));
     }
     uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
     fuse_status s = rt_npy_read_stream(file_read, f, size, path, out, err);
@@ -600,10 +600,10 @@ fuse_status rt_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **er
     /* Pad with spaces so that prefix + header (with its '\n') is a multiple of 64. */
     size_t hlen = (10 + len + 1 + 63) / 64 * 64 - 10;
     if (nbytes > SIZE_MAX - 10 - hlen)
-        return rt_fail(err, FUSE_E_NOMEM, ".npy image: tensor too large");
+        return sup_fail(err, FUSE_E_NOMEM, ".npy image: tensor too large");
     uint8_t *img = malloc(10 + hlen + nbytes);
     if (!img)
-        return rt_fail(err, FUSE_E_NOMEM, ".npy image: out of memory");
+        return sup_fail(err, FUSE_E_NOMEM, ".npy image: out of memory");
     memcpy(img, NPY_MAGIC, NPY_MAGIC_LEN);
     img[6] = 1;
     img[7] = 0;
@@ -632,7 +632,7 @@ fuse_status rt_npy_write(const char *path, const fuse_tensor *t, char **err)
     st = rt_npy_encode(t, &img, &n, err);
     if (st != FUSE_OK)
         return st;
-    st = rt_write_file_atomic(path, img, n, err);
+    st = sup_write_file_atomic(path, img, n, err);
     free(img);
     return st;
 }

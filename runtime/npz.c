@@ -12,7 +12,7 @@
  * target and renames it over the target in zip_close (removing the temporary if
  * that fails); a failure before then discards the archive with zip_discard, which
  * writes nothing. An archive with no members is written as the bare 22-byte end
- * record through rt_write_file_atomic, because libzip deletes rather than writes
+ * record through sup_write_file_atomic, because libzip deletes rather than writes
  * an empty archive.
  */
 #include "runtime.h"
@@ -45,7 +45,7 @@ static fuse_status open_archive(const char *path, zip_t **za, char **err)
         return FUSE_OK;
     zip_error_t ze;
     zip_error_init_with_code(&ze, code);
-    fuse_status st = rt_fail(err, FUSE_E_IO, "%s: cannot open .npz archive: %s", path,
+    fuse_status st = sup_fail(err, FUSE_E_IO, "%s: cannot open .npz archive: %s", path,
                              zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return st;
@@ -54,7 +54,7 @@ static fuse_status open_archive(const char *path, zip_t **za, char **err)
 /* Index of the member "<name>.npy", else "<name>"; -1 if neither exists. */
 static zip_int64_t locate(zip_t *za, const char *name)
 {
-    char *with_ext = rt_strprintf("%s.npy", name);
+    char *with_ext = sup_strprintf("%s.npy", name);
     zip_int64_t idx = with_ext ? zip_name_locate(za, with_ext, 0) : -1;
     free(with_ext);
     return idx >= 0 ? idx : zip_name_locate(za, name, 0);
@@ -81,12 +81,12 @@ static fuse_status choose_member(zip_t *za, const char *path, const char *member
     if (member) {
         *idx = locate(za, member);
         return *idx >= 0 ? FUSE_OK
-                         : rt_fail(err, FUSE_E_IO, "%s: the archive has no member '%s'", path,
+                         : sup_fail(err, FUSE_E_IO, "%s: the archive has no member '%s'", path,
                                    member);
     }
     zip_int64_t only = -1, files = count_files(za, &only);
     if (files == 0)
-        return rt_fail(err, FUSE_E_IO, "%s: the archive contains no arrays", path);
+        return sup_fail(err, FUSE_E_IO, "%s: the archive contains no arrays", path);
     if ((*idx = locate(za, "arr_0")) >= 0)
         return FUSE_OK;
     if (files == 1) {
@@ -95,7 +95,7 @@ static fuse_status choose_member(zip_t *za, const char *path, const char *member
     }
     if (fallback && (*idx = locate(za, fallback)) >= 0)
         return FUSE_OK;
-    return rt_fail(err, FUSE_E_IO,
+    return sup_fail(err, FUSE_E_IO,
                    "%s: the archive has %lld members and none is named 'arr_0'%s%s%s", path,
                    (long long)files, fallback ? " or '" : "", fallback ? fallback : "",
                    fallback ? "'" : "");
@@ -122,7 +122,7 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
         size = sb.size;
     ZipStream s = {zip_fopen_index(za, (zip_uint64_t)idx, 0), false};
     if (!s.zf)
-        return rt_fail(err, FUSE_E_IO, "%s: cannot read: %s", what, zip_strerror(za));
+        return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", what, zip_strerror(za));
     char *msg = NULL;
     fuse_status st = rt_npy_read_stream(zip_stream_read, &s, size, what, out, &msg);
     if (st == FUSE_OK && !drain(&s)) {
@@ -132,7 +132,7 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
     }
     if (s.failed) {
         free(msg);
-        msg = rt_strprintf("%s: corrupt member: %s", what, zip_file_strerror(s.zf));
+        msg = sup_strprintf("%s: corrupt member: %s", what, zip_file_strerror(s.zf));
     }
     zip_fclose(s.zf);
     if (st != FUSE_OK && err)
@@ -146,7 +146,7 @@ fuse_status rt_npz_read(const char *path, const char *member, const char *fallba
                         fuse_tensor *out, char **err)
 {
     if (!path || !out)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read",
                        path ? path : "(null)");
     zip_t *za;
     fuse_status st = open_archive(path, &za, err);
@@ -156,9 +156,9 @@ fuse_status rt_npz_read(const char *path, const char *member, const char *fallba
     st = choose_member(za, path, member, fallback, &idx, err);
     if (st == FUSE_OK) {
         const char *name = zip_get_name(za, (zip_uint64_t)idx, 0);
-        char *what = rt_strprintf("%s (member %s)", path, name ? name : "?");
+        char *what = sup_strprintf("%s (member %s)", path, name ? name : "?");
         st = what ? read_member(za, idx, what, out, err)
-                  : rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+                  : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
         free(what);
     }
     zip_discard(za); /* read-only: nothing to write back */
@@ -171,11 +171,11 @@ static fuse_status check_members(const char *path, const char *const *names,
                                  const fuse_tensor *tensors, int n, char **err)
 {
     if (n < 0 || (n > 0 && (!names || !tensors)))
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid member list", path);
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid member list", path);
     for (int i = 0; i < n; i++) {
         if (!names[i] || !*names[i])
-            return rt_fail(err, FUSE_E_ARG, "%s: member %d has no name", path, i);
-        char *what = rt_strprintf("%s (member %s)", path, names[i]);
+            return sup_fail(err, FUSE_E_ARG, "%s: member %d has no name", path, i);
+        char *what = sup_strprintf("%s (member %s)", path, names[i]);
         fuse_status st = rt_tensor_check(&tensors[i], what ? what : path, NULL, err);
         free(what);
         if (st != FUSE_OK)
@@ -196,16 +196,16 @@ static fuse_status add_member(zip_t *za, const char *path, const char *name,
     zip_source_t *src = zip_source_buffer(za, img, len, 1); /* frees img when done */
     if (!src) {
         free(img);
-        return rt_fail(err, FUSE_E_NOMEM, "%s: %s", path, zip_strerror(za));
+        return sup_fail(err, FUSE_E_NOMEM, "%s: %s", path, zip_strerror(za));
     }
-    char *member = rt_strprintf("%s.npy", name);
+    char *member = sup_strprintf("%s.npy", name);
     zip_int64_t idx = member ? zip_file_add(za, member, src, ZIP_FL_ENC_UTF_8) : -1;
     if (idx < 0) {
         zip_source_free(src); /* still ours: the add failed */
-        st = rt_fail(err, member ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot add member %s: %s",
+        st = sup_fail(err, member ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot add member %s: %s",
                      path, member ? member : name, member ? zip_strerror(za) : "out of memory");
     } else if (zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_DEFLATE, 0) != 0) {
-        st = rt_fail(err, FUSE_E_IO, "%s: cannot compress member %s: %s", path, member,
+        st = sup_fail(err, FUSE_E_IO, "%s: cannot compress member %s: %s", path, member,
                      zip_strerror(za));
     }
     free(member);
@@ -216,20 +216,20 @@ static fuse_status add_member(zip_t *za, const char *path, const char *name,
 static fuse_status write_empty(const char *path, char **err)
 {
     static const unsigned char eocd[22] = {'P', 'K', 5, 6};
-    return rt_write_file_atomic(path, eocd, sizeof eocd, err);
+    return sup_write_file_atomic(path, eocd, sizeof eocd, err);
 }
 
 fuse_status rt_npz_write(const char *path, const char *const *names,
                          const fuse_tensor *tensors, int n, char **err)
 {
     if (!path || !*path)
-        return rt_fail(err, FUSE_E_ARG, "(null): no .npz path given");
+        return sup_fail(err, FUSE_E_ARG, "(null): no .npz path given");
     fuse_status st = check_members(path, names, tensors, n, err);
     if (st != FUSE_OK)
         return st;
     if (n == 0)
         return write_empty(path, err);
-    st = rt_make_parent_dirs(path, err);
+    st = sup_make_parent_dirs(path, err);
     if (st != FUSE_OK)
         return st;
     int code = 0;
@@ -237,7 +237,7 @@ fuse_status rt_npz_write(const char *path, const char *const *names,
     if (!za) {
         zip_error_t ze;
         zip_error_init_with_code(&ze, code);
-        st = rt_fail(err, FUSE_E_IO, "%s: cannot create .npz archive: %s", path,
+        st = sup_fail(err, FUSE_E_IO, "%s: cannot create .npz archive: %s", path,
                      zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return st;
@@ -247,7 +247,7 @@ fuse_status rt_npz_write(const char *path, const char *const *names,
     if (st == FUSE_OK && zip_close(za) == 0)
         return FUSE_OK; /* written, renamed into place and za freed */
     if (st == FUSE_OK)
-        st = rt_fail(err, FUSE_E_IO, "%s: cannot write .npz archive: %s", path,
+        st = sup_fail(err, FUSE_E_IO, "%s: cannot write .npz archive: %s", path,
                      zip_strerror(za));
     zip_discard(za); /* nothing reaches the target path */
     return st;

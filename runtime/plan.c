@@ -77,9 +77,9 @@ fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
 
 static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
-    double t0 = rt_clock_ms();
+    double t0 = sup_clock_ms();
     fuse_status st = fe_parse(&pl->arena, &pl->src, &pl->dl, &pl->ast);
-    pl->timings.parse_ms = rt_clock_ms() - t0;
+    pl->timings.parse_ms = sup_clock_ms() - t0;
     if (st == FUSE_OK)
         st = ir_build(&pl->arena, &pl->ast, &pl->dl, &pl->ir);
     if (st == FUSE_OK)
@@ -127,9 +127,9 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (!pl->src.name || !pl->src.text || !pl->base_dir || !pl->out_dir ||
         (cache_dir && !pl->cache_dir))
         return FUSE_E_NOMEM;
-    double t0 = rt_clock_ms();
+    double t0 = sup_clock_ms();
     fuse_status st = parse_and_check(pl, inputs, n_inputs);
-    pl->timings.check_ms = rt_clock_ms() - t0 - pl->timings.parse_ms;
+    pl->timings.check_ms = sup_clock_ms() - t0 - pl->timings.parse_ms;
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl);
     if (st == FUSE_OK && js)

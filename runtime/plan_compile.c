@@ -367,7 +367,7 @@ static fuse_status compile_missing(Build *b, int *slot, char **err)
     RtPlan *pl = b->pl;
     for (int i = 0; i < b->n; i++)
         b->n_missing += b->g[i].obj < 0;
-    double t0 = rt_clock_ms();
+    double t0 = sup_clock_ms();
     JitModule *jm = jit_module_new(pl->js, RT_KERNEL_PREFIX);
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     for (int i = 0; i < b->n && st == FUSE_OK; i++) {
@@ -378,7 +378,7 @@ static fuse_status compile_missing(Build *b, int *slot, char **err)
         if (b->g[i].obj < 0 && !is_dup)
             st = lower_groups(&b->g[i].v.p, &sel, 1, jm, &b->opt, err);
     }
-    double t1 = rt_clock_ms();
+    double t1 = sup_clock_ms();
     *slot = b->n_obj;
     if (st == FUSE_OK)
         st = jit_module_optimize(pl->js, jm, err);
@@ -388,7 +388,7 @@ static fuse_status compile_missing(Build *b, int *slot, char **err)
     if (st == FUSE_OK)
         b->n_obj++;
     pl->timings.lower_ms += t1 - t0;
-    pl->timings.compile_ms += rt_clock_ms() - t1;
+    pl->timings.compile_ms += sup_clock_ms() - t1;
     return st;
 }
 
@@ -548,11 +548,11 @@ static fuse_status find_or_compile(Build *b, char **err)
 {
     RtPlan *pl = b->pl;
     JitKey prog;
-    double t0 = rt_clock_ms();
+    double t0 = sup_clock_ms();
     fuse_status st = pl->cache ? program_key(b, &prog) : FUSE_OK;
     if (st == FUSE_OK && pl->cache)
         st = find_cached(b, &prog);
-    pl->timings.cache_load_ms = rt_clock_ms() - t0;
+    pl->timings.cache_load_ms = sup_clock_ms() - t0;
     bool is_missing = false;
     for (int i = 0; i < b->n; i++)
         is_missing |= b->g[i].obj < 0;
@@ -602,11 +602,11 @@ fuse_status rt_plan_compile(RtPlan *pl)
     }
     pl->timings.is_cache_hit = b.n_missing == 0;
     jit_cache_count_groups(pl->cache, (uint64_t)b.n_missing, (uint64_t)(b.n - b.n_missing));
-    double t0 = rt_clock_ms();
+    double t0 = sup_clock_ms();
     st = load_and_link(&b);
     build_free(&b);
     /* Loading links the objects: part of the cache load on a hit, else of compiling. */
-    double link_ms = rt_clock_ms() - t0;
+    double link_ms = sup_clock_ms() - t0;
     if (pl->timings.is_cache_hit)
         pl->timings.cache_load_ms += link_ms;
     else

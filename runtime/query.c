@@ -40,27 +40,27 @@ static fuse_status parse_selector(const IrTensor *t, const char **p, int64_t *po
     while (isspace((unsigned char)*s))
         s++;
     if (n == 0 || *s != '=')
-        return rt_fail(err, FUSE_E_ARG, "bad selector near '%s': expected AXIS=INDEX", name);
+        return sup_fail(err, FUSE_E_ARG, "bad selector near '%s': expected AXIS=INDEX", name);
     int slot = axis_slot(t, name, n);
     if (slot < 0)
-        return rt_fail(err, FUSE_E_ARG, "%s has no axis '%.*s'", t->name, (int)n, name);
+        return sup_fail(err, FUSE_E_ARG, "%s has no axis '%.*s'", t->name, (int)n, name);
     char *end;
     errno = 0;
     long long v = strtoll(s + 1, &end, 10);
     if (end == s + 1 || errno)
-        return rt_fail(err, FUSE_E_ARG, "selector %.*s: expected an integer index", (int)n, name);
+        return sup_fail(err, FUSE_E_ARG, "selector %.*s: expected an integer index", (int)n, name);
     if (v < 0)
         v += t->shape[slot];
     if (v < 0 || v >= t->shape[slot])
-        return rt_fail(err, FUSE_E_ARG, "selector %.*s=%s is out of range: axis size %lld",
+        return sup_fail(err, FUSE_E_ARG, "selector %.*s=%s is out of range: axis size %lld",
                        (int)n, name, s + 1, (long long)t->shape[slot]);
     if (pos[slot] >= 0)
-        return rt_fail(err, FUSE_E_ARG, "axis %.*s is selected twice", (int)n, name);
+        return sup_fail(err, FUSE_E_ARG, "axis %.*s is selected twice", (int)n, name);
     pos[slot] = v;
     while (isspace((unsigned char)*end))
         end++;
     if (*end && *end != ',')
-        return rt_fail(err, FUSE_E_ARG, "bad selector near '%s'", end);
+        return sup_fail(err, FUSE_E_ARG, "bad selector near '%s'", end);
     *p = *end ? end + 1 : end;
     return FUSE_OK;
 }
@@ -137,7 +137,7 @@ static fuse_status one_output(const char *name, fuse_tensor *t, fuse_outputs **o
 
 static fuse_status query_fail(fuse_runner *run, fuse_status st, char *err)
 {
-    char *msg = rt_strprintf("error: %s", err ? err : fuse_status_name(st));
+    char *msg = sup_strprintf("error: %s", err ? err : fuse_status_name(st));
     free(err);
     return set_error(run->ctx, st, msg);
 }
@@ -163,7 +163,7 @@ fuse_status fuse_runner_query(fuse_runner *run, const char *name, const char *se
     RtPlan *pl = run->plan;
     const IrTensor *t = ir_tensor_find(pl->ir, name);
     if (!t || t->kind == TEN_TEMP)
-        return query_fail(run, FUSE_E_ARG, rt_strprintf("query: unknown tensor '%s'", name));
+        return query_fail(run, FUSE_E_ARG, sup_strprintf("query: unknown tensor '%s'", name));
     int64_t pos[FUSE_MAX_RANK];
     char *err = NULL;
     fuse_status st = parse_selectors(t, selectors, pos, &err);

@@ -55,7 +55,7 @@ static fuse_status nest_error(const Nest *nt, int depth, const char *what, char 
 {
     char at[16 * FUSE_MAX_RANK + 16];
     nest_path(nt, depth, at, sizeof at);
-    return rt_fail(err, FUSE_E_IO, "%s: %s %s", nt->where, at, what);
+    return sup_fail(err, FUSE_E_IO, "%s: %s %s", nt->where, at, what);
 }
 
 /* Stores one leaf: a number, a boolean or null. */
@@ -107,7 +107,7 @@ static fuse_status nest_infer(Nest *nt, json_t *j, char **err)
     nt->rank = 0;
     while (json_is_array(j)) {
         if (nt->rank == FUSE_MAX_RANK)
-            return rt_fail(err, FUSE_E_IO, "%s: lists nested deeper than %d levels",
+            return sup_fail(err, FUSE_E_IO, "%s: lists nested deeper than %d levels",
                            nt->where, FUSE_MAX_RANK);
         nt->shape[nt->rank++] = (int64_t)json_array_size(j);
         if (json_array_size(j) == 0)
@@ -122,10 +122,10 @@ static fuse_status nest_to_tensor(Nest *nt, json_t *j, fuse_tensor *out, char **
 {
     int64_t count = rt_shape_count(nt->rank, nt->shape);
     if (count < 0 || count > RT_MAX_READ_ELEMS)
-        return rt_fail(err, FUSE_E_IO, "%s: the tensor is too large", nt->where);
+        return sup_fail(err, FUSE_E_IO, "%s: the tensor is too large", nt->where);
     nt->dst = rt_alloc_aligned((size_t)count * sizeof(float));
     if (!nt->dst)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", nt->where);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", nt->where);
     nt->n = 0;
     fuse_status st = nest_fill(nt, j, 0, err);
     if (st != FUSE_OK) {
@@ -148,19 +148,19 @@ static fuse_status parse_json(const char *where, long first_line, const char *s,
     *out = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (*out)
         return FUSE_OK;
-    return rt_fail(err, FUSE_E_IO, "%s:%ld:%d: invalid JSON: %s", where,
+    return sup_fail(err, FUSE_E_IO, "%s:%ld:%d: invalid JSON: %s", where,
                    first_line + (je.line > 0 ? je.line - 1 : 0), je.column, je.text);
 }
 
 fuse_status rt_json_read(const char *path, fuse_tensor *out, char **err)
 {
     if (!path || !out)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
     void *text;
     size_t n;
-    fuse_status st = rt_read_file(path, &text, &n, err);
+    fuse_status st = sup_read_file(path, &text, &n, err);
     if (st != FUSE_OK)
         return st;
     json_t *root = NULL;
@@ -184,21 +184,21 @@ static fuse_status jsonl_header(Nest *nt, json_t *h, char **err)
     json_t *shape = json_object_get(h, "shape");
     const char *name = json_string_value(schema);
     if (name && strcmp(name, "fuse.topk") == 0)
-        return rt_fail(err, FUSE_E_IO, "%s: a fuse.topk file holds top-k rows, not a "
+        return sup_fail(err, FUSE_E_IO, "%s: a fuse.topk file holds top-k rows, not a "
                        "tensor", nt->where);
     if (!name || strcmp(name, "fuse.tensor") != 0)
-        return rt_fail(err, FUSE_E_IO, "%s: the first line is not a {\"schema\": "
+        return sup_fail(err, FUSE_E_IO, "%s: the first line is not a {\"schema\": "
                        "\"fuse.tensor\", ...} header", nt->where);
     if (version && (!json_is_integer(version) || json_integer_value(version) != 1))
-        return rt_fail(err, FUSE_E_IO, "%s: unsupported fuse.tensor version", nt->where);
+        return sup_fail(err, FUSE_E_IO, "%s: unsupported fuse.tensor version", nt->where);
     if (!json_is_array(shape) || json_array_size(shape) > FUSE_MAX_RANK)
-        return rt_fail(err, FUSE_E_IO, "%s: \"shape\" is not a list of at most %d sizes",
+        return sup_fail(err, FUSE_E_IO, "%s: \"shape\" is not a list of at most %d sizes",
                        nt->where, FUSE_MAX_RANK);
     nt->rank = (int)json_array_size(shape);
     for (int d = 0; d < nt->rank; d++) {
         json_t *s = json_array_get(shape, (size_t)d);
         if (!json_is_integer(s) || json_integer_value(s) < 0)
-            return rt_fail(err, FUSE_E_IO, "%s: \"shape\" entry %d is not a size",
+            return sup_fail(err, FUSE_E_IO, "%s: \"shape\" entry %d is not a size",
                            nt->where, d);
         nt->shape[d] = (int64_t)json_integer_value(s);
     }
@@ -209,20 +209,20 @@ static fuse_status jsonl_header(Nest *nt, json_t *h, char **err)
 static fuse_status jsonl_line(const char *path, long line, int k, const char *s, size_t n,
                               Nest *nt, fuse_tensor *out, char **err)
 {
-    char *where = rt_strprintf("%s:%ld", path, line);
+    char *where = sup_strprintf("%s:%ld", path, line);
     if (!where)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     nt->where = where;
     json_t *j = NULL;
-    fuse_status st = k > 1 ? rt_fail(err, FUSE_E_IO, "%s: unexpected line after the value",
+    fuse_status st = k > 1 ? sup_fail(err, FUSE_E_IO, "%s: unexpected line after the value",
                                      where)
                            : parse_json(path, line, s, n, &j, err);
     if (st == FUSE_OK && !json_is_object(j))
-        st = rt_fail(err, FUSE_E_IO, "%s: expected a JSON object", where);
+        st = sup_fail(err, FUSE_E_IO, "%s: expected a JSON object", where);
     if (st == FUSE_OK && k == 0)
         st = jsonl_header(nt, j, err);
     else if (st == FUSE_OK && !json_object_get(j, "value"))
-        st = rt_fail(err, FUSE_E_IO, "%s: expected {\"value\": ...}", where);
+        st = sup_fail(err, FUSE_E_IO, "%s: expected {\"value\": ...}", where);
     else if (st == FUSE_OK)
         st = nest_to_tensor(nt, json_object_get(j, "value"), out, err);
     json_decref(j);
@@ -243,12 +243,12 @@ static bool is_blank_line(const char *s, size_t n)
 fuse_status rt_jsonl_read(const char *path, fuse_tensor *out, char **err)
 {
     if (!path || !out)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON lines",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON lines",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
     void *buf = NULL;
     size_t n = 0;
-    fuse_status st = rt_read_file(path, &buf, &n, err);
+    fuse_status st = sup_read_file(path, &buf, &n, err);
     char *text = buf;
     Nest nt = {.where = path};
     int k = 0;
@@ -260,7 +260,7 @@ fuse_status rt_jsonl_read(const char *path, fuse_tensor *out, char **err)
         start = end + 1;
     }
     if (st == FUSE_OK && k < 2)
-        st = rt_fail(err, FUSE_E_IO, "%s: %s", path, k == 0 ? "empty: no fuse.tensor header"
+        st = sup_fail(err, FUSE_E_IO, "%s: %s", path, k == 0 ? "empty: no fuse.tensor header"
                                                             : "no {\"value\": ...} line");
     if (st != FUSE_OK) {
         free(out->data);
@@ -365,9 +365,9 @@ static fuse_status st_pread(int fd, const char *path, void *buf, size_t n, uint6
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return rt_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(errno));
+            return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(errno));
         if (r == 0)
-            return rt_fail(err, FUSE_E_IO, "%s: truncated .safetensors file", path);
+            return sup_fail(err, FUSE_E_IO, "%s: truncated .safetensors file", path);
         p += r;
         n -= (size_t)r;
         off += (uint64_t)r;
@@ -381,17 +381,17 @@ static fuse_status st_header(int fd, const char *path, uint64_t size, json_t **r
 {
     unsigned char pre[8] = {0};
     if (size < 8)
-        return rt_fail(err, FUSE_E_IO, "%s: too short for a .safetensors file (%llu bytes)",
+        return sup_fail(err, FUSE_E_IO, "%s: too short for a .safetensors file (%llu bytes)",
                        path, (unsigned long long)size);
     fuse_status st = st_pread(fd, path, pre, 8, 0, err);
     uint64_t n = le_bytes(pre, 8);
     if (st == FUSE_OK && (n > size - 8 || n > ST_HEADER_MAX || n < 2))
-        st = rt_fail(err, FUSE_E_IO, "%s: header length %llu does not fit the file (%llu "
+        st = sup_fail(err, FUSE_E_IO, "%s: header length %llu does not fit the file (%llu "
                      "bytes; at most 100 MB)", path, (unsigned long long)n,
                      (unsigned long long)size);
     char *text = st == FUSE_OK ? malloc((size_t)n) : NULL;
     if (st == FUSE_OK && !text)
-        st = rt_fail(err, FUSE_E_NOMEM, "%s: out of memory for the header", path);
+        st = sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for the header", path);
     if (st == FUSE_OK)
         st = st_pread(fd, path, text, (size_t)n, 8, err);
     if (st == FUSE_OK)
@@ -400,7 +400,7 @@ static fuse_status st_header(int fd, const char *path, uint64_t size, json_t **r
     if (st == FUSE_OK && !json_is_object(*root)) {
         json_decref(*root);
         *root = NULL;
-        st = rt_fail(err, FUSE_E_IO, "%s: the header is not a JSON object", path);
+        st = sup_fail(err, FUSE_E_IO, "%s: the header is not a JSON object", path);
     }
     *data_start = 8 + n;
     return st;
@@ -426,11 +426,11 @@ static fuse_status st_pick(const char *path, json_t *root, const char *name,
     if (n == 1)
         return FUSE_OK;
     if (n == 0)
-        return rt_fail(err, FUSE_E_IO, "%s: holds no tensors", path);
+        return sup_fail(err, FUSE_E_IO, "%s: holds no tensors", path);
     if (name)
-        return rt_fail(err, FUSE_E_IO, "%s: no tensor named '%s' among its %zu tensors",
+        return sup_fail(err, FUSE_E_IO, "%s: no tensor named '%s' among its %zu tensors",
                        path, name, n);
-    return rt_fail(err, FUSE_E_IO, "%s: holds %zu tensors; name the one to read", path, n);
+    return sup_fail(err, FUSE_E_IO, "%s: holds %zu tensors; name the one to read", path, n);
 }
 
 /* The dtype and shape of an entry. */
@@ -444,22 +444,22 @@ static fuse_status st_entry_type(const char *path, const char *tname, json_t *e,
         if (strcmp(dt, st_dtypes[k].name) == 0)
             t->kind = (StKind)k;
     if (t->kind == ST_KIND_COUNT)
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': %s dtype%s%s", path, tname,
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': %s dtype%s%s", path, tname,
                        dt ? "unsupported" : "missing", dt ? " " : "", dt ? dt : "");
     if (!json_is_array(shape) || json_array_size(shape) > FUSE_MAX_RANK)
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': \"shape\" is not a list of at "
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': \"shape\" is not a list of at "
                        "most %d sizes", path, tname, FUSE_MAX_RANK);
     t->rank = (int)json_array_size(shape);
     for (int d = 0; d < t->rank; d++) {
         json_t *s = json_array_get(shape, (size_t)d);
         if (!json_is_integer(s) || json_integer_value(s) < 0)
-            return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': bad size in \"shape\"", path,
+            return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': bad size in \"shape\"", path,
                            tname);
         t->shape[d] = (int64_t)json_integer_value(s);
     }
     t->count = rt_shape_count(t->rank, t->shape);
     if (t->count < 0 || t->count > RT_MAX_READ_ELEMS)
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s' is too large", path, tname);
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s' is too large", path, tname);
     return FUSE_OK;
 }
 
@@ -471,16 +471,16 @@ static fuse_status st_entry_offsets(const char *path, const char *tname, json_t 
     json_t *jb = json_array_get(offs, 0), *je = json_array_get(offs, 1);
     if (json_array_size(offs) != 2 || !json_is_integer(jb) || !json_is_integer(je) ||
         json_integer_value(jb) < 0 || json_integer_value(je) < json_integer_value(jb))
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': \"data_offsets\" is not [begin, "
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': \"data_offsets\" is not [begin, "
                        "end] with 0 <= begin <= end", path, tname);
     uint64_t b = (uint64_t)json_integer_value(jb), end = (uint64_t)json_integer_value(je);
     uint64_t want = (uint64_t)t->count * st_dtypes[t->kind].size;
     if (end - b != want)
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': data_offsets span %llu bytes, but "
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': data_offsets span %llu bytes, but "
                        "its shape and dtype need %llu", path, tname,
                        (unsigned long long)(end - b), (unsigned long long)want);
     if (end > size - start)
-        return rt_fail(err, FUSE_E_IO, "%s: tensor '%s': data_offsets end at %llu, past the "
+        return sup_fail(err, FUSE_E_IO, "%s: tensor '%s': data_offsets end at %llu, past the "
                        "end of the data (%llu bytes; truncated file?)", path, tname,
                        (unsigned long long)end, (unsigned long long)(size - start));
     t->offset = start + b;
@@ -494,7 +494,7 @@ static fuse_status st_read_data(int fd, const char *path, const StTensor *t, flo
     size_t esize = st_dtypes[t->kind].size;
     unsigned char *buf = malloc(ST_CHUNK);
     if (!buf)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     fuse_status st = FUSE_OK;
     int64_t per = (int64_t)(ST_CHUNK / esize);
     for (int64_t i = 0; st == FUSE_OK && i < t->count; i += per) {
@@ -519,14 +519,14 @@ static fuse_status st_load(int fd, const char *path, uint64_t size, const char *
     if (st == FUSE_OK)
         st = st_pick(path, root, name, &tname, &entry, err);
     if (st == FUSE_OK && !json_is_object(entry))
-        st = rt_fail(err, FUSE_E_IO, "%s: tensor '%s': not a JSON object", path, tname);
+        st = sup_fail(err, FUSE_E_IO, "%s: tensor '%s': not a JSON object", path, tname);
     if (st == FUSE_OK)
         st = st_entry_type(path, tname, entry, &t, err);
     if (st == FUSE_OK)
         st = st_entry_offsets(path, tname, entry, start, size, &t, err);
     float *data = NULL;
     if (st == FUSE_OK && !(data = rt_alloc_aligned((size_t)t.count * sizeof *data)))
-        st = rt_fail(err, FUSE_E_NOMEM, "%s: out of memory for tensor '%s'", path, tname);
+        st = sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for tensor '%s'", path, tname);
     if (st == FUSE_OK)
         st = st_read_data(fd, path, &t, data, err);
     json_decref(root);
@@ -545,16 +545,16 @@ fuse_status rt_safetensors_read(const char *path, const char *name, fuse_tensor 
                                 char **err)
 {
     if (!path || !out)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read safetensors",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read safetensors",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return rt_fail(err, FUSE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+        return sup_fail(err, FUSE_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     fuse_status st;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        st = rt_fail(err, FUSE_E_IO, "%s: not a regular file", path);
+        st = sup_fail(err, FUSE_E_IO, "%s: not a regular file", path);
     else
         st = st_load(fd, path, (uint64_t)sb.st_size, name, out, err);
     close(fd);

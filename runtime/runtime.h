@@ -19,6 +19,7 @@
 #include "fuse.h"
 #include "frontend.h"
 #include "ir.h"
+#include "support.h"
 
 /* ---- tensor.c: aligned buffers and host tensors ---- */
 
@@ -128,27 +129,6 @@ fuse_status rt_jsonl_write(const char *path, const fuse_tensor *t, char **err);
 fuse_status rt_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t *len,
                            char **err);
 
-/* ---- fileutil.c: atomic writes and paths ---- */
-
-/* Writes n bytes to path atomically, creating missing parent directories: a
- * mkstemp file beside the target, renamed over it; unlinked on any failure. The
- * new file gets the replaced file's mode, else 0666 minus the umask. No fsync. */
-fuse_status rt_write_file_atomic(const char *path, const void *data, size_t n, char **err);
-
-/* Reads a whole file; *data malloc'd (NUL-terminated for convenience), *n bytes. */
-fuse_status rt_read_file(const char *path, void **data, size_t *n, char **err);
-
-/* Creates every missing directory of a file path's parent. */
-fuse_status rt_make_parent_dirs(const char *path, char **err);
-
-/* malloc'd printf, for building error messages; NULL on OOM. */
-char *rt_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Sets *err (when err is not NULL) to the formatted message and returns st, so an
- * error path reads `return rt_fail(err, FUSE_E_IO, "%s: ...", path);`. */
-fuse_status rt_fail(char **err, fuse_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* ---- facts.c, text.c, topk.c, readers.c: the other file formats ---- */
 
 /* The readers of this section return host float32 tensors in C order whose data
@@ -157,15 +137,6 @@ fuse_status rt_fail(char **err, fuse_status st, const char *fmt, ...)
  * allocation failure is FUSE_E_NOMEM; a tensor of more than RT_MAX_READ_ELEMS
  * elements is refused with FUSE_E_IO. On failure *out is left zeroed. */
 #define RT_MAX_READ_ELEMS ((int64_t)1 << 31)
-
-/* A growing NUL-terminated text buffer (facts.c). Start from {0}; free p. */
-typedef struct RtText {
-    char *p;
-    size_t len, cap;
-} RtText;
-
-/* Appends n bytes; false on OOM (the buffer is then unchanged). */
-bool rt_text_append(RtText *b, const char *s, size_t n);
 
 /* Reads a .tsv/.csv facts file into a 0/1 relation. One fact per line: `rank`
  * non-negative integer coordinates separated by tabs or commas (either, in either
@@ -431,8 +402,6 @@ fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape,
 
 /* ---- api_cache.c: code cache and timings (issue 5) ---- */
 
-/* Monotonic wall clock in milliseconds, for phase timings. */
-double rt_clock_ms(void);
 /* The disk cache directory of a configuration (malloc'd): NULL when cfg->no_cache
  * or when no directory can be found; *is_nomem set on OOM. */
 char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem);

@@ -21,7 +21,7 @@ static char *join_path(const char *dir, const char *path)
 {
     if (path[0] == '/' || !dir || !dir[0])
         return strdup(path);
-    return rt_strprintf("%s/%s", dir, path);
+    return sup_strprintf("%s/%s", dir, path);
 }
 
 static const char *extension(const char *path)
@@ -85,7 +85,7 @@ static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor 
         return rt_jsonl_read(path, out, err);
     if (strcasecmp(ext, ".safetensors") == 0)
         return rt_safetensors_read(path, t->name, out, err);
-    *err = rt_strprintf("%s: unsupported source format '%s'", path, ext);
+    *err = sup_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }
 
@@ -94,7 +94,7 @@ static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        *err = rt_strprintf("cannot open '%s': %s", path, strerror(errno));
+        *err = sup_strprintf("cannot open '%s': %s", path, strerror(errno));
         return FUSE_E_IO;
     }
     unsigned char buf[65536 + 16];
@@ -346,7 +346,7 @@ fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
         st = rt_npy_write(path, &v, &err);
     else if (strcasecmp(ext, ".npz") == 0) {
         const char *names[1] = {"arr_0"};
-        st = rt_make_parent_dirs(path, &err);
+        st = sup_make_parent_dirs(path, &err);
         if (st == FUSE_OK)
             st = rt_npz_write(path, names, &v, 1, &err);
     } else if (strcasecmp(ext, ".json") == 0)
@@ -354,7 +354,7 @@ fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
     else if (strcasecmp(ext, ".jsonl") == 0)
         st = rt_jsonl_write(path, &v, &err);
     else
-        st = FUSE_E_UNSUPPORTED, err = rt_strprintf("unsupported sink format '%s'", ext);
+        st = FUSE_E_UNSUPPORTED, err = sup_strprintf("unsupported sink format '%s'", ext);
     if (st != FUSE_OK)
         fe_error(&pl->dl, st, s->stmt->span, "sink \"%s\": %s", s->path, err ? err : "failed");
     free(err);

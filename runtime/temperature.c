@@ -37,7 +37,7 @@ static fuse_status parse_linear(const char *s, RtSchedule *out, char **err)
     if (!parse_double(s, &end, &out->start) || *end != ':' ||
         !parse_double(end + 1, &end, &out->end) || *end != ':' ||
         !parse_int(end + 1, &end, &out->steps) || *end || out->steps <= 0)
-        return rt_fail(err, FUSE_E_ARG,
+        return sup_fail(err, FUSE_E_ARG,
                        "bad linear schedule '%s': expected linear:START:END:STEPS with STEPS > 0",
                        s);
     return FUSE_OK;
@@ -85,7 +85,7 @@ static fuse_status parse_piecewise(const char *s, RtSchedule *out, char **err)
         int i = out->n_points;
         if (!parse_int(c, &end, &out->points_step[i]) || *end != '=' ||
             !parse_double(end + 1, &end, &out->points_value[i]) || (*end && *end != ','))
-            return rt_fail(err, FUSE_E_ARG,
+            return sup_fail(err, FUSE_E_ARG,
                            "bad piecewise schedule '%s': expected piecewise:STEP=VALUE,...", s);
         out->n_points++;
         if (!*end)
@@ -104,7 +104,7 @@ fuse_status rt_sched_parse(const char *spec, RtSchedule *out, char **err)
     char *end;
     out->kind = RT_SCHED_CONST;
     if (!parse_double(spec, &end, &out->value) || *end)
-        return rt_fail(err, FUSE_E_ARG,
+        return sup_fail(err, FUSE_E_ARG,
                        "bad temperature schedule '%s': expected a number, "
                        "linear:START:END:STEPS or piecewise:STEP=VALUE,...", spec);
     return FUSE_OK;

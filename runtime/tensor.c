@@ -287,7 +287,7 @@ fuse_status rt_tensor_check(const fuse_tensor *t, const char *what, size_t *nbyt
         why = "no data";
     if (why) {
         if (err)
-            *err = rt_strprintf("%s: invalid tensor: %s", what ? what : "(tensor)", why);
+            *err = sup_strprintf("%s: invalid tensor: %s", what ? what : "(tensor)", why);
         return FUSE_E_ARG;
     }
     if (nbytes)

@@ -130,12 +130,12 @@ static fuse_status vocab_load_one(Vocab *v, const char *tok, size_t len, json_t 
 {
     if (!json_is_integer(index) || json_integer_value(index) < 0 ||
         json_integer_value(index) >= RT_MAX_READ_ELEMS)
-        return rt_fail(err, FUSE_E_IO, "%s: the index of token '%s' is not an integer in "
+        return sup_fail(err, FUSE_E_IO, "%s: the index of token '%s' is not an integer in "
                        "0..2^31-1", v->path, tok);
     if (vocab_find(v, tok, len) >= 0)
-        return rt_fail(err, FUSE_E_IO, "%s: token '%s' is listed twice", v->path, tok);
+        return sup_fail(err, FUSE_E_IO, "%s: token '%s' is listed twice", v->path, tok);
     if (!vocab_add(v, tok, len, (int64_t)json_integer_value(index)))
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
     return FUSE_OK;
 }
 
@@ -145,16 +145,16 @@ static fuse_status vocab_load_items(Vocab *v, json_t *root, char **err)
     json_t *version = json_object_get(root, "version");
     json_t *items = json_object_get(root, "items");
     if (version && (!json_is_integer(version) || json_integer_value(version) != 1))
-        return rt_fail(err, FUSE_E_IO, "%s: unsupported vocabulary version (expected 1)",
+        return sup_fail(err, FUSE_E_IO, "%s: unsupported vocabulary version (expected 1)",
                        v->path);
     if (items && !json_is_array(items))
-        return rt_fail(err, FUSE_E_IO, "%s: \"items\" is not a list", v->path);
+        return sup_fail(err, FUSE_E_IO, "%s: \"items\" is not a list", v->path);
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
         json_t *tok = json_object_get(it, "token");
         if (!json_is_string(tok))
-            return rt_fail(err, FUSE_E_IO, "%s: item %zu has no string \"token\"", v->path,
+            return sup_fail(err, FUSE_E_IO, "%s: item %zu has no string \"token\"", v->path,
                            i);
         fuse_status st = vocab_load_one(v, json_string_value(tok), json_string_length(tok),
                                         json_object_get(it, "index"), err);
@@ -182,11 +182,11 @@ static fuse_status vocab_load_plain(Vocab *v, json_t *root, char **err)
     json_t *tok;
     json_array_foreach(root, i, tok) {
         if (!json_is_string(tok))
-            return rt_fail(err, FUSE_E_IO, "%s: entry %zu is not a string", v->path, i);
+            return sup_fail(err, FUSE_E_IO, "%s: entry %zu is not a string", v->path, i);
         json_t *index = json_integer((json_int_t)i);
         st = index ? vocab_load_one(v, json_string_value(tok), json_string_length(tok),
                                     index, err)
-                   : rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
+                   : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
         json_decref(index);
         if (st != FUSE_OK)
             return st;
@@ -218,11 +218,11 @@ static fuse_status vocab_check_distinct(const Vocab *v, char **err)
 {
     const VocabEntry **order;
     if (!vocab_sorted(v, &order))
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
     fuse_status st = FUSE_OK;
     for (size_t i = 1; i < v->n && st == FUSE_OK; i++) {
         if (order[i]->index == order[i - 1]->index)
-            st = rt_fail(err, FUSE_E_IO, "%s: tokens '%s' and '%s' share index %lld",
+            st = sup_fail(err, FUSE_E_IO, "%s: tokens '%s' and '%s' share index %lld",
                          v->path, order[i - 1]->tok, order[i]->tok,
                          (long long)order[i]->index);
     }
@@ -236,7 +236,7 @@ static fuse_status vocab_parse(Vocab *v, const char *text, size_t n, char **err)
     json_error_t je;
     json_t *root = json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return rt_fail(err, FUSE_E_IO, "%s:%d:%d: not a vocabulary: %s", v->path, je.line,
+        return sup_fail(err, FUSE_E_IO, "%s:%d:%d: not a vocabulary: %s", v->path, je.line,
                        je.column, je.text);
     fuse_status st;
     if (json_is_object(root) &&
@@ -245,7 +245,7 @@ static fuse_status vocab_parse(Vocab *v, const char *text, size_t n, char **err)
     else if (json_is_object(root) || json_is_array(root))
         st = vocab_load_plain(v, root, err);
     else
-        st = rt_fail(err, FUSE_E_IO, "%s: a vocabulary is a JSON object or list", v->path);
+        st = sup_fail(err, FUSE_E_IO, "%s: a vocabulary is a JSON object or list", v->path);
     json_decref(root);
     return st == FUSE_OK ? vocab_check_distinct(v, err) : st;
 }
@@ -259,7 +259,7 @@ static fuse_status vocab_read(Vocab *v, bool *exists, char **err)
         return FUSE_OK;
     void *text;
     size_t n;
-    fuse_status st = rt_read_file(v->path, &text, &n, err);
+    fuse_status st = sup_read_file(v->path, &text, &n, err);
     if (st != FUSE_OK)
         return st;
     st = vocab_parse(v, text, n, err);
@@ -296,11 +296,11 @@ static fuse_status vocab_write(const Vocab *v, char **err)
     json_t *root = vocab_to_json(v);
     char *text = root ? json_dumps(root, 0) : NULL;
     json_decref(root);
-    RtText b = {0};
-    bool ok = text && rt_text_append(&b, text, strlen(text)) && rt_text_append(&b, "\n", 1);
+    SupBuf b = {0};
+    bool ok = text && sup_buf_append(&b, text, strlen(text)) && sup_buf_append(&b, "\n", 1);
     free(text);
-    fuse_status st = ok ? rt_write_file_atomic(v->path, b.p, b.len, err)
-                        : rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
+    fuse_status st = ok ? sup_write_file_atomic(v->path, b.p, b.len, err)
+                        : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
     free(b.p);
     return st;
 }
@@ -349,16 +349,16 @@ static fuse_status tokens_push(Tokens *t, Vocab *v, const char *path, const char
     if (col < 0) {
         col = v->size;
         if (col >= RT_MAX_READ_ELEMS)
-            return rt_fail(err, FUSE_E_IO, "%s: the vocabulary is too large", path);
+            return sup_fail(err, FUSE_E_IO, "%s: the vocabulary is too large", path);
         if (!vocab_add(v, s, n, col))
-            return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
         t->changed = true;
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
         int64_t *p = realloc(t->col, cap * sizeof *p);
         if (!p)
-            return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
         t->col = p;
         t->cap = cap;
     }
@@ -376,7 +376,7 @@ static fuse_status tokenize(const char *path, const unsigned char *s, size_t n, 
         uint32_t cp = ' ';
         size_t len = i < n ? utf8_decode(s + i, n - i, &cp) : 1;
         if (len == 0)
-            return rt_fail(err, FUSE_E_IO, "%s:%ld: not valid UTF-8 text", path, line);
+            return sup_fail(err, FUSE_E_IO, "%s:%ld: not valid UTF-8 text", path, line);
         bool space = is_unicode_space(cp);
         if (space && start != SIZE_MAX) {
             fuse_status st = tokens_push(t, v, path, (const char *)s + start, i - start, err);
@@ -399,11 +399,11 @@ static fuse_status bow_matrix(const char *path, const Tokens *t, int64_t vsize,
     int64_t shape[2] = {(int64_t)t->n, vsize};
     int64_t count = rt_shape_count(2, shape);
     if (count < 0 || count > RT_MAX_READ_ELEMS)
-        return rt_fail(err, FUSE_E_IO, "%s: %lld tokens × %lld words is too large to hold "
+        return sup_fail(err, FUSE_E_IO, "%s: %lld tokens × %lld words is too large to hold "
                        "densely", path, (long long)shape[0], (long long)shape[1]);
     float *data = rt_alloc_aligned((size_t)count * sizeof *data);
     if (!data)
-        return rt_fail(err, FUSE_E_NOMEM, "%s: out of memory for the bag of words", path);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for the bag of words", path);
     for (size_t p = 0; p < t->n; p++)
         data[(int64_t)p * vsize + t->col[p]] = 1.0f;
     out->dtype = FUSE_F32;
@@ -419,7 +419,7 @@ char *rt_bow_vocab_path(const char *path)
     const char *base = slash ? slash + 1 : path;
     const char *dot = strrchr(base, '.');
     size_t stem = dot && dot != base ? (size_t)(dot - path) : strlen(path);
-    return rt_strprintf("%.*s.vocab.json", (int)stem, path);
+    return sup_strprintf("%.*s.vocab.json", (int)stem, path);
 }
 
 /* Writes the sidecar when needed; a failure becomes a warning when warn is set. */
@@ -430,7 +430,7 @@ static fuse_status bow_save_vocab(const Vocab *v, bool needed, char **warn, char
     char *msg = NULL;
     fuse_status st = vocab_write(v, &msg);
     if (st == FUSE_E_IO && warn) {
-        *warn = rt_strprintf("%s (the vocabulary is not saved; column numbers of new "
+        *warn = sup_strprintf("%s (the vocabulary is not saved; column numbers of new "
                              "words may change next time)", msg ? msg : v->path);
         st = FUSE_OK;
     } else if (st != FUSE_OK && err) {
@@ -444,7 +444,7 @@ static fuse_status bow_save_vocab(const Vocab *v, bool needed, char **warn, char
 fuse_status rt_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err)
 {
     if (!path || !out)
-        return rt_fail(err, FUSE_E_ARG, "%s: invalid arguments to read a bag of words",
+        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read a bag of words",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
     Vocab v = {.path = rt_bow_vocab_path(path)};
@@ -452,8 +452,8 @@ fuse_status rt_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char
     void *text = NULL;
     size_t n = 0;
     bool exists = false;
-    fuse_status st = v.path ? rt_read_file(path, &text, &n, err)
-                            : rt_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+    fuse_status st = v.path ? sup_read_file(path, &text, &n, err)
+                            : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     if (st == FUSE_OK)
         st = vocab_read(&v, &exists, err);
     if (st == FUSE_OK)

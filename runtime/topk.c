@@ -72,21 +72,21 @@ static json_t *topk_item(const TopkEntry *e)
 
 static int text_sink(const char *s, size_t n, void *ctx)
 {
-    return rt_text_append(ctx, s, n) ? 0 : -1;
+    return sup_buf_append(ctx, s, n) ? 0 : -1;
 }
 
 /* Appends j compactly with `digits` for reals, then '\n'; releases j. */
-static bool dump_line(json_t *j, int digits, RtText *b)
+static bool dump_line(json_t *j, int digits, SupBuf *b)
 {
     size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(digits);
     bool ok = j && json_dump_callback(j, text_sink, b, flags) == 0 &&
-              rt_text_append(b, "\n", 1);
+              sup_buf_append(b, "\n", 1);
     json_decref(j);
     return ok;
 }
 
 /* Sorts one row (n entries, row[i].value filled) and appends its line. */
-static bool topk_row(TopkEntry *row, int64_t n, int64_t k, RtText *b)
+static bool topk_row(TopkEntry *row, int64_t n, int64_t k, SupBuf *b)
 {
     for (int64_t i = 0; i < n; i++)
         row[i].index = i;
@@ -122,7 +122,7 @@ static const float *as_f32(const fuse_tensor *t, int64_t count, float **copy)
 }
 
 /* Header and one line per row onto b; false on OOM. */
-static bool topk_lines(const fuse_tensor *t, const float *x, int64_t k, RtText *b)
+static bool topk_lines(const fuse_tensor *t, const float *x, int64_t k, SupBuf *b)
 {
     int64_t cols = t->rank ? t->shape[t->rank - 1] : 1;
     int64_t rows = t->rank ? rt_shape_count(t->rank - 1, t->shape) : 1;
@@ -149,17 +149,17 @@ fuse_status rt_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t 
     if (st != FUSE_OK)
         return st;
     if (k < 0 || !text || !len)
-        return rt_fail(err, FUSE_E_ARG, "top-k: %s", k < 0 ? "k must not be negative"
+        return sup_fail(err, FUSE_E_ARG, "top-k: %s", k < 0 ? "k must not be negative"
                                                           : "no output given");
     float *copy;
     int64_t count = rt_shape_count(t->rank, t->shape);
     const float *x = as_f32(t, count, &copy);
-    RtText b = {0};
+    SupBuf b = {0};
     bool ok = (x || count == 0) && topk_lines(t, x, k, &b);
     free(copy);
     if (!ok) {
         free(b.p);
-        return rt_fail(err, FUSE_E_NOMEM, "top-k: out of memory");
+        return sup_fail(err, FUSE_E_NOMEM, "top-k: out of memory");
     }
     *text = b.p;
     *len = b.len;
@@ -169,16 +169,16 @@ fuse_status rt_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t 
 fuse_status rt_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err)
 {
     if (!path || !*path)
-        return rt_fail(err, FUSE_E_ARG, "(null): no output path given");
+        return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
     char *text, *msg = NULL;
     size_t len;
     fuse_status st = rt_topk_encode(t, k, &text, &len, &msg);
     if (st != FUSE_OK) {
-        rt_fail(err, st, "%s: %s", path, msg ? msg : "cannot encode top-k");
+        sup_fail(err, st, "%s: %s", path, msg ? msg : "cannot encode top-k");
         free(msg);
         return st;
     }
-    st = rt_write_file_atomic(path, text, len, err);
+    st = sup_write_file_atomic(path, text, len, err);
     free(text);
     return st;
 }

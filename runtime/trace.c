@@ -84,9 +84,9 @@ static const char *kernel_kind(const Group *g, char *buf, size_t n)
 
 /* ---- text ---- */
 
-static void textf(RtText *b, bool *ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void textf(SupBuf *b, bool *ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void textf(RtText *b, bool *ok, const char *fmt, ...)
+static void textf(SupBuf *b, bool *ok, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -97,10 +97,10 @@ static void textf(RtText *b, bool *ok, const char *fmt, ...)
         return;
     if ((size_t)n >= sizeof line)
         n = (int)sizeof line - 1;
-    *ok &= rt_text_append(b, line, (size_t)n);
+    *ok &= sup_buf_append(b, line, (size_t)n);
 }
 
-static void text_entry(const RtPlan *pl, const RtTraceEntry *e, RtText *b, bool *ok)
+static void text_entry(const RtPlan *pl, const RtTraceEntry *e, SupBuf *b, bool *ok)
 {
     const Group *g = pl->ir->groups[e->group];
     const IrTensor *t = pl->ir->tensors[g->tensor];
@@ -121,7 +121,7 @@ static void text_entry(const RtPlan *pl, const RtTraceEntry *e, RtText *b, bool 
     textf(b, ok, "\n");
 }
 
-static void text_comp(const RtPlan *pl, const RtTraceComp *c, RtText *b, bool *ok)
+static void text_comp(const RtPlan *pl, const RtTraceComp *c, SupBuf *b, bool *ok)
 {
     if (!c->is_recursive && !c->is_skipped && !c->is_iterated)
         return;
@@ -141,7 +141,7 @@ static void text_comp(const RtPlan *pl, const RtTraceComp *c, RtText *b, bool *o
 
 static char *format_text(const RtPlan *pl, const RtTrace *t)
 {
-    RtText b = {0};
+    SupBuf b = {0};
     bool ok = true;
     textf(&b, &ok, "run mode=%s strategy=%s total=%.3fms converged=%s", t->mode, t->strategy,
           t->total_ms, t->is_converged ? "yes" : "no");
@@ -223,7 +223,7 @@ static char *format_json(const RtPlan *pl, const RtTrace *t)
     if (!s)
         return NULL;
     /* jansson allocates with malloc by default; copy with a newline for printing. */
-    char *out = rt_strprintf("%s\n", s);
+    char *out = sup_strprintf("%s\n", s);
     free(s);
     return out;
 }

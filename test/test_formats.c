@@ -43,7 +43,7 @@ static char *slurp_n(const char *path, size_t *n)
 {
     void *data;
     size_t len;
-    if (rt_read_file(path, &data, &len, NULL) != FUSE_OK)
+    if (sup_read_file(path, &data, &len, NULL) != FUSE_OK)
         return NULL;
     if (n)
         *n = len;

@@ -868,7 +868,7 @@ START_TEST(test_f16_npy_write_and_read_back)
     ck_assert_int_eq(rt_npy_write(p, &t, &err), FUSE_OK);
     void *text;
     size_t n;
-    ck_assert_int_eq(rt_read_file(p, &text, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(p, &text, &n, &err), FUSE_OK);
     ck_assert_ptr_nonnull(strstr((char *)text + 10, "'descr': '<f2'")); /* NUL-ended */
     const uint8_t *data = (const uint8_t *)text + n - 12; /* little-endian on disk */
     ck_assert(data[0] == 0x00 && data[1] == 0x3C && data[2] == 0x00 && data[3] == 0xC0);
@@ -1082,7 +1082,7 @@ START_TEST(test_npz_bad_member_and_corrupt_archive)
     ck_assert_int_eq(rt_npz_write(r, names, &t, 1, &err), FUSE_OK);
     void *raw;
     size_t n;
-    ck_assert_int_eq(rt_read_file(r, &raw, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(r, &raw, &n, &err), FUSE_OK);
     for (size_t i = 60; i < 400 && i < n / 2; i++)
         ((uint8_t *)raw)[i] ^= 0x5a;
     write_file(r, raw, n);
@@ -1172,7 +1172,7 @@ START_TEST(test_json_write_nested_floats)
     json_decref(j);
     void *text;
     size_t n;
-    ck_assert_int_eq(rt_read_file(p, &text, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(p, &text, &n, &err), FUSE_OK);
     ck_assert_int_eq(((char *)text)[n - 1], '\n');
     ck_assert_ptr_nonnull(strstr(text, "1.0, -2.5")); /* Python-style separators */
     free(text);
@@ -1241,7 +1241,7 @@ static void load_jsonl(const char *path, json_t **head, json_t **body, char **fi
     void *text;
     size_t n;
     char *err = NULL;
-    ck_assert_int_eq(rt_read_file(path, &text, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(path, &text, &n, &err), FUSE_OK);
     char *nl = strchr(text, '\n');
     ck_assert_ptr_nonnull(nl);
     ck_assert_int_eq(((char *)text)[n - 1], '\n');
@@ -1326,16 +1326,16 @@ START_TEST(test_fileutil_write_and_read)
 {
     char *err = NULL;
     const char *p = path_in("x/y/z.bin");
-    ck_assert_int_eq(rt_write_file_atomic(p, "hello", 5, &err), FUSE_OK);
-    ck_assert_int_eq(rt_write_file_atomic(p, "bye", 3, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(p, "hello", 5, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(p, "bye", 3, &err), FUSE_OK);
     void *data;
     size_t n;
-    ck_assert_int_eq(rt_read_file(p, &data, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(p, &data, &n, &err), FUSE_OK);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(data, "bye"); /* NUL-terminated */
     free(data);
-    ck_assert_int_eq(rt_write_file_atomic(path_in("empty"), NULL, 0, &err), FUSE_OK);
-    ck_assert_int_eq(rt_read_file(path_in("empty"), &data, &n, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(path_in("empty"), NULL, 0, &err), FUSE_OK);
+    ck_assert_int_eq(sup_read_file(path_in("empty"), &data, &n, &err), FUSE_OK);
     ck_assert_uint_eq(n, 0);
     free(data);
     bool has_tmp;
@@ -1350,7 +1350,7 @@ START_TEST(test_fileutil_failed_write_leaves_nothing)
     bool has_tmp;
     /* Target is an existing directory: the temporary is made, then rename fails. */
     ck_assert_int_eq(mkdir(path_in("dir"), 0777), 0);
-    assert_error_names(rt_write_file_atomic(path_in("dir"), "x", 1, &err), FUSE_E_IO, err,
+    assert_error_names(sup_write_file_atomic(path_in("dir"), "x", 1, &err), FUSE_E_IO, err,
                        "dir");
     ck_assert_int_eq(count_entries(scratch, &has_tmp), 1);
     ck_assert(!has_tmp);
@@ -1358,21 +1358,21 @@ START_TEST(test_fileutil_failed_write_leaves_nothing)
     /* A parent component is a regular file. */
     write_file(path_in("plain"), "p", 1);
     err = NULL;
-    assert_error_names(rt_write_file_atomic(path_in("plain/sub/f.txt"), "x", 1, &err),
+    assert_error_names(sup_write_file_atomic(path_in("plain/sub/f.txt"), "x", 1, &err),
                        FUSE_E_IO, err, "plain");
     err = NULL;
-    assert_error_names(rt_write_file_atomic(path_in("plain/f.txt"), "x", 1, &err), FUSE_E_IO,
+    assert_error_names(sup_write_file_atomic(path_in("plain/f.txt"), "x", 1, &err), FUSE_E_IO,
                        err, "plain");
     ck_assert_int_eq(count_entries(scratch, &has_tmp), 2);
     ck_assert(!has_tmp);
     /* Trailing slash: a directory name, not a file. */
     err = NULL;
-    assert_error_names(rt_write_file_atomic(path_in("new/"), "x", 1, &err), FUSE_E_IO, err,
+    assert_error_names(sup_write_file_atomic(path_in("new/"), "x", 1, &err), FUSE_E_IO, err,
                        "new/");
     if (geteuid() != 0) { /* root ignores directory permissions */
         ck_assert_int_eq(mkdir(path_in("ro"), 0555), 0);
         err = NULL;
-        assert_error_names(rt_write_file_atomic(path_in("ro/f"), "x", 1, &err), FUSE_E_IO,
+        assert_error_names(sup_write_file_atomic(path_in("ro/f"), "x", 1, &err), FUSE_E_IO,
                            err, "ro/f");
         ck_assert_int_eq(count_entries(path_in("ro"), &has_tmp), 0);
     }
@@ -1384,12 +1384,12 @@ START_TEST(test_fileutil_modes)
     char *err = NULL;
     struct stat st;
     umask(027);
-    ck_assert_int_eq(rt_write_file_atomic(path_in("m1"), "a", 1, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(path_in("m1"), "a", 1, &err), FUSE_OK);
     ck_assert_int_eq(stat(path_in("m1"), &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0640);
     /* Replacing a file keeps its mode. */
     ck_assert_int_eq(chmod(path_in("m1"), 0604), 0);
-    ck_assert_int_eq(rt_write_file_atomic(path_in("m1"), "b", 1, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(path_in("m1"), "b", 1, &err), FUSE_OK);
     ck_assert_int_eq(stat(path_in("m1"), &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0604);
 }
@@ -1401,30 +1401,30 @@ START_TEST(test_fileutil_read_errors_and_dirs)
     void *data = (void *)1;
     size_t n = 99;
     const char *p = path_in("absent");
-    assert_error_names(rt_read_file(p, &data, &n, &err), FUSE_E_IO, err, p);
+    assert_error_names(sup_read_file(p, &data, &n, &err), FUSE_E_IO, err, p);
     ck_assert_ptr_null(data);
     err = NULL;
-    assert_error_names(rt_read_file(scratch, &data, &n, &err), FUSE_E_IO, err, scratch);
-    ck_assert_int_eq(rt_make_parent_dirs(path_in("p//q/r/file"), &err), FUSE_OK);
+    assert_error_names(sup_read_file(scratch, &data, &n, &err), FUSE_E_IO, err, scratch);
+    ck_assert_int_eq(sup_make_parent_dirs(path_in("p//q/r/file"), &err), FUSE_OK);
     struct stat st;
     ck_assert_int_eq(stat(path_in("p/q/r"), &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
     ck_assert(!path_exists(path_in("p/q/r/file")));
-    ck_assert_int_eq(rt_make_parent_dirs("relative-file", &err), FUSE_OK);
-    ck_assert_int_eq(rt_make_parent_dirs("/", &err), FUSE_OK);
+    ck_assert_int_eq(sup_make_parent_dirs("relative-file", &err), FUSE_OK);
+    ck_assert_int_eq(sup_make_parent_dirs("/", &err), FUSE_OK);
 }
 END_TEST
 
 START_TEST(test_fileutil_strprintf_and_fail)
 {
-    char *s = rt_strprintf("%s-%d-%.2f", "a", 42, 1.5);
+    char *s = sup_strprintf("%s-%d-%.2f", "a", 42, 1.5);
     ck_assert_str_eq(s, "a-42-1.50");
     free(s);
     char *err = NULL;
-    ck_assert_int_eq(rt_fail(&err, FUSE_E_SHAPE, "%s:%d", "f", 3), FUSE_E_SHAPE);
+    ck_assert_int_eq(sup_fail(&err, FUSE_E_SHAPE, "%s:%d", "f", 3), FUSE_E_SHAPE);
     ck_assert_str_eq(err, "f:3");
     free(err);
-    ck_assert_int_eq(rt_fail(NULL, FUSE_E_IO, "ignored %d", 1), FUSE_E_IO);
+    ck_assert_int_eq(sup_fail(NULL, FUSE_E_IO, "ignored %d", 1), FUSE_E_IO);
 }
 END_TEST
 

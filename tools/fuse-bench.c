@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "fuse.h"
+#include "support.h"
 
 #define MAX_INPUTS 8
 
@@ -52,13 +53,6 @@ typedef struct Result {
     double parse_ms, compile_ms, first_ms, min_ms, median_ms, flops;
     int ok;
 } Result;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -189,10 +183,10 @@ static fuse_status time_runs(fuse_runner *run, const Workload *w, const BenchOpt
         fuse_outputs *out = NULL;
         const fuse_input *in = w ? w->inputs : NULL;
         size_t n_in = w ? w->n_inputs : 0;
-        double t0 = now_ms();
+        double t0 = sup_clock_ms();
         st = x->out ? fuse_runner_run_into(run, in, n_in, x->out, x->n)
                     : fuse_runner_run(run, in, n_in, &out);
-        double dt = now_ms() - t0;
+        double dt = sup_clock_ms() - t0;
         fuse_outputs_free(out);
         if (i < o->warmup)
             continue;
@@ -222,16 +216,16 @@ static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
     cfg.threads = o->threads;
     cfg.write_sinks = 0;
     cfg.no_cache = 1; /* time real compiles, never a stale cached object */
-    double t0 = now_ms();
+    double t0 = sup_clock_ms();
     fuse_status st = w ? fuse_program_from_text(ctx, w->text, w->name, &prog)
                        : fuse_program_from_file(ctx, path, &prog);
-    double t1 = now_ms();
+    double t1 = sup_clock_ms();
     if (st == FUSE_OK)
         st = fuse_runner_new(prog, &cfg, w ? w->inputs : NULL, w ? w->n_inputs : 0, &run);
-    double t2 = now_ms();
+    double t2 = sup_clock_ms();
     if (st == FUSE_OK)
         st = fuse_runner_run(run, w ? w->inputs : NULL, w ? w->n_inputs : 0, &out);
-    double t3 = now_ms();
+    double t3 = sup_clock_ms();
     Exports x = {0};
     if (st == FUSE_OK)
         exports_init(&x, out);

@@ -18,6 +18,7 @@
  * "2.5", "1.0", "1e-05".
  */
 #include "print.h"
+#include "support.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -36,42 +37,10 @@ enum {
 
 /* ---- growing strings ---- */
 
-typedef struct Str {
-    char *p;
-    size_t len, cap;
-    bool is_oom; /* sticky: set by the first failed allocation */
-} Str;
-
-static void str_putn(Str *s, const char *t, size_t n)
-{
-    if (s->is_oom)
-        return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *p = realloc(s->p, cap);
-        if (!p) {
-            s->is_oom = true;
-            return;
-        }
-        s->p = p;
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, t, n);
-    s->len += n;
-    s->p[s->len] = '\0';
-}
-
-static void str_puts(Str *s, const char *t)
-{
-    str_putn(s, t, strlen(t));
-}
-
-static void str_repeat(Str *s, char c, long n)
+static void str_repeat(SupBuf *s, char c, long n)
 {
     for (; n > 0; n--)
-        str_putn(s, &c, 1);
+        sup_buf_append(s, &c, 1);
 }
 
 /* ---- element kinds and access ---- */
@@ -400,7 +369,7 @@ typedef struct Printer {
     Format fmt;
     bool summarize;                   /* elide the middle of long axes */
     int64_t strides[FUSE_MAX_RANK];   /* elements */
-    Str out;
+    SupBuf out;
 } Printer;
 
 /* How many positions along an axis of n are shown. */
@@ -439,17 +408,17 @@ static void row_put(Printer *pr, const char *w, size_t *line_len, size_t hang, s
     if (*line_len + n > width && *line_len > hang) {
         while (pr->out.len > 0 && pr->out.p[pr->out.len - 1] == ' ')
             pr->out.p[--pr->out.len] = '\0';
-        str_puts(&pr->out, "\n");
+        sup_buf_puts(&pr->out, "\n");
         str_repeat(&pr->out, ' ', (long)hang);
         *line_len = hang;
     }
-    str_puts(&pr->out, w);
+    sup_buf_puts(&pr->out, w);
     *line_len += n;
 }
 
 static void row_sep(Printer *pr, size_t *line_len)
 {
-    str_puts(&pr->out, " ");
+    sup_buf_puts(&pr->out, " ");
     (*line_len)++;
 }
 
@@ -484,7 +453,7 @@ static void block_break(Printer *pr, int axis)
 
 static void print_axis(Printer *pr, int axis, int64_t base)
 {
-    str_puts(&pr->out, "[");
+    sup_buf_puts(&pr->out, "[");
     if (axis == pr->t->rank - 1) {
         print_row(pr, axis, base);
     } else {
@@ -494,21 +463,21 @@ static void print_axis(Printer *pr, int axis, int64_t base)
             if (k > 0)
                 block_break(pr, axis);
             if (k == EDGE_ITEMS && m < n) {
-                str_puts(&pr->out, "...");
+                sup_buf_puts(&pr->out, "...");
                 block_break(pr, axis);
             }
             int64_t pos = shown_pos(n, k, pr->summarize);
             print_axis(pr, axis + 1, base + pos * pr->strides[axis]);
         }
     }
-    str_puts(&pr->out, "]");
+    sup_buf_puts(&pr->out, "]");
 }
 
 /* ---- scalars ---- */
 
 /* A float scalar like NumPy's scalar str(): positional with at least one
  * fractional digit between 1e-4 and 1e16, else scientific without padding. */
-static void scalar_float(double x, fuse_dtype dt, Str *s)
+static void scalar_float(double x, fuse_dtype dt, SupBuf *s)
 {
     char buf[WORD_MAX];
     Parts p;
@@ -523,10 +492,10 @@ static void scalar_float(double x, fuse_dtype dt, Str *s)
         snprintf(buf, sizeof buf, "%s%s%se%c%02d", p.ip, p.fp[0] ? "." : "", p.fp,
                  p.exp < 0 ? '-' : '+', abs(p.exp));
     }
-    str_puts(s, buf);
+    sup_buf_puts(s, buf);
 }
 
-static void scalar_text(const fuse_tensor *t, Str *s)
+static void scalar_text(const fuse_tensor *t, SupBuf *s)
 {
     char buf[32];
     switch (dtype_kind(t->dtype)) {
@@ -535,10 +504,10 @@ static void scalar_text(const fuse_tensor *t, Str *s)
         break;
     case K_INT:
         elem_int_text(t, 0, buf, sizeof buf);
-        str_puts(s, buf);
+        sup_buf_puts(s, buf);
         break;
     default:
-        str_puts(s, elem_bool(t, 0) ? "True" : "False");
+        sup_buf_puts(s, elem_bool(t, 0) ? "True" : "False");
         break;
     }
 }
@@ -578,7 +547,7 @@ char *cli_tensor_text(const fuse_tensor *t)
     if (t->rank == 0)
         scalar_text(t, &pr.out);
     else if (count == 0)
-        str_puts(&pr.out, "[]");
+        sup_buf_puts(&pr.out, "[]");
     else
         array_text(&pr, count);
     if (pr.out.is_oom) {
@@ -590,14 +559,14 @@ char *cli_tensor_text(const fuse_tensor *t)
 
 void cli_shape_text(const fuse_tensor *t, char *buf, size_t n)
 {
-    Str s = {0};
+    SupBuf s = {0};
     char num[32];
-    str_puts(&s, "(");
+    sup_buf_puts(&s, "(");
     for (int a = 0; a < t->rank; a++) {
         snprintf(num, sizeof num, "%s%" PRId64, a ? ", " : "", t->shape[a]);
-        str_puts(&s, num);
+        sup_buf_puts(&s, num);
     }
-    str_puts(&s, t->rank == 1 ? ",)" : ")");
+    sup_buf_puts(&s, t->rank == 1 ? ",)" : ")");
     snprintf(buf, n, "%s", s.is_oom ? "(?)" : s.p);
     free(s.p);
 }

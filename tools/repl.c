@@ -34,6 +34,7 @@
 #include <wchar.h>
 
 #include "fuse.h"
+#include "support.h"
 #include "print.h"
 #include "repl.h"
 
@@ -42,34 +43,9 @@
 static volatile sig_atomic_t repl_interrupted;
 static pthread_t repl_thread;
 
-/* ---- growable strings and word lists ---- */
+/* ---- word lists ---- */
 
-typedef struct Buf {
-    char *p;
-    size_t len, cap;
-} Buf;
-
-static bool buf_add(Buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return false;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return true;
-}
-
-static bool buf_adds(Buf *b, const char *s) { return buf_add(b, s, strlen(s)); }
-
-static const char *buf_str(const Buf *b) { return b->p ? b->p : ""; }
+static const char *buf_str(const SupBuf *b) { return b->p ? b->p : ""; }
 
 typedef struct Words {
     char **v;
@@ -243,9 +219,9 @@ static char *trim(char *s)
 typedef struct Repl {
     fuse_ctx *ctx;
     fuse_config cfg;  /* what :set changes; sinks off until `:set sinks on` */
-    Buf text;         /* the session's program, every accepted entry */
+    SupBuf text;         /* the session's program, every accepted entry */
     char *base_dir;   /* sources and sinks resolve here (:load); NULL: current dir */
-    Buf pending;      /* an entry whose brackets are still open */
+    SupBuf pending;      /* an entry whose brackets are still open */
     bool interactive; /* stdin is a terminal */
     bool timing;      /* :time */
     bool quit;
@@ -284,20 +260,13 @@ static void repl_lib_error(Repl *r, fuse_status st)
     r->failures++;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Checks `text` as the whole session program. */
 static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
 {
-    double t0 = now_ms();
+    double t0 = sup_clock_ms();
     fuse_status st = fuse_program_from_text(r->ctx, text, "<repl>", out);
     if (r->timing)
-        printf("time: check %.2f ms\n", now_ms() - t0);
+        printf("time: check %.2f ms\n", sup_clock_ms() - t0);
     if (st != FUSE_OK)
         repl_lib_error(r, st);
     return st;
@@ -306,10 +275,10 @@ static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
 /* Appends an entry to the session when the program still checks with it. */
 static bool accept_text(Repl *r, const char *entry)
 {
-    Buf cand = {0};
-    bool ok = buf_adds(&cand, buf_str(&r->text)) && buf_adds(&cand, entry);
+    SupBuf cand = {0};
+    bool ok = sup_buf_puts(&cand, buf_str(&r->text)) && sup_buf_puts(&cand, entry);
     if (ok && cand.len && cand.p[cand.len - 1] != '\n')
-        ok = buf_adds(&cand, "\n");
+        ok = sup_buf_puts(&cand, "\n");
     if (!ok) {
         free(cand.p);
         repl_error(r, "out of memory");
@@ -348,10 +317,10 @@ static bool session_has_tensor(Repl *r, const char *name)
 /* Compiles the session (with `name` exported too when not NULL). */
 static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
 {
-    Buf t = {0};
-    bool ok = buf_adds(&t, buf_str(&r->text));
+    SupBuf t = {0};
+    bool ok = sup_buf_puts(&t, buf_str(&r->text));
     if (ok && name)
-        ok = buf_adds(&t, "export ") && buf_adds(&t, name) && buf_adds(&t, "\n");
+        ok = sup_buf_puts(&t, "export ") && sup_buf_puts(&t, name) && sup_buf_puts(&t, "\n");
     if (!ok) {
         free(t.p);
         repl_error(r, "out of memory");
@@ -364,7 +333,7 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
         return st;
     fuse_config cfg = r->cfg;
     cfg.base_dir = cfg.out_dir = r->base_dir;
-    double t0 = now_ms();
+    double t0 = sup_clock_ms();
     fuse_stats s0 = {0}, s1 = {0}; /* incr (issue 7): kernels compiled vs reused */
     (void)fuse_ctx_stats(r->ctx, &s0);
     st = fuse_runner_new(prog, &cfg, NULL, 0, run);
@@ -372,7 +341,7 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
     unsigned long long made = s1.groups_compiled - s0.groups_compiled;
     if (r->timing && st == FUSE_OK)
         printf("time: compile %.2f ms (%llu kernel%s compiled, %llu from the cache)\n",
-               now_ms() - t0, made, made == 1 ? "" : "s",
+               sup_clock_ms() - t0, made, made == 1 ? "" : "s",
                (unsigned long long)(s1.groups_cached - s0.groups_cached));
     if (st != FUSE_OK)
         repl_lib_error(r, st);
@@ -387,10 +356,10 @@ static fuse_status run_session(Repl *r, const char *name, fuse_outputs **out)
     fuse_status st = compile_session(r, name, &run);
     if (st != FUSE_OK)
         return st;
-    double t0 = now_ms();
+    double t0 = sup_clock_ms();
     st = fuse_runner_run(run, NULL, 0, out);
     if (r->timing)
-        printf("time: run %.2f ms\n", now_ms() - t0);
+        printf("time: run %.2f ms\n", sup_clock_ms() - t0);
     if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
         repl_lib_error(r, st);
     fuse_runner_free(run);
@@ -547,7 +516,7 @@ static void cmd_quit(Repl *r, char *arg) { r->quit = true; }
 static void cmd_reset(Repl *r, char *arg)
 {
     free(r->text.p);
-    r->text = (Buf){0};
+    r->text = (SupBuf){0};
     free(r->base_dir);
     r->base_dir = NULL;
     printf("session cleared\n");
@@ -682,7 +651,7 @@ static void cmd_run(Repl *r, char *arg)
 static char *read_whole(const char *path, int *err)
 {
     FILE *f = fopen(path, "rb");
-    Buf b = {0};
+    SupBuf b = {0};
     char chunk[4096];
     size_t n;
     *err = 0;
@@ -691,14 +660,14 @@ static char *read_whole(const char *path, int *err)
         return NULL;
     }
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (!buf_add(&b, chunk, n)) {
+        if (!sup_buf_append(&b, chunk, n)) {
             *err = ENOMEM;
             break;
         }
     if (ferror(f) && !*err)
         *err = EIO;
     fclose(f);
-    if (!*err && !b.p && !buf_adds(&b, ""))
+    if (!*err && !b.p && !sup_buf_puts(&b, ""))
         *err = ENOMEM;
     if (*err || memchr(b.p, '\0', b.len)) {
         *err = *err ? *err : EINVAL;
@@ -834,7 +803,7 @@ static void repl_line(Repl *r, char *line)
         }
         line = s;
     }
-    if (!buf_adds(&r->pending, line) || !buf_adds(&r->pending, "\n")) {
+    if (!sup_buf_puts(&r->pending, line) || !sup_buf_puts(&r->pending, "\n")) {
         repl_error(r, "out of memory");
         r->pending.len = 0;
         return;

@@ -1,6 +1,6 @@
 /*
- * fileutil.c: whole-file reads, atomic whole-file writes, mkdir -p of a file's
- * parent, and a malloc'ing printf for error messages.
+ * files.c: whole-file reads, atomic whole-file writes and mkdir -p of a file's
+ * parent, for every stage (the runtime's formats, the code cache).
  *
  * Atomic write: the bytes go to a fresh temporary file created with mkstemp in the
  * target's own directory (so rename(2) cannot cross file systems), which is then
@@ -11,7 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "runtime.h"
+#include "support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,51 +23,18 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-char *rt_strprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (len < 0)
-        return NULL;
-    char *s = malloc((size_t)len + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-fuse_status rt_fail(char **err, fuse_status st, const char *fmt, ...)
-{
-    if (!err)
-        return st;
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    *err = len < 0 ? NULL : malloc((size_t)len + 1);
-    if (*err)
-        vsnprintf(*err, (size_t)len + 1, fmt, ap2);
-    va_end(ap2);
-    return st;
-}
-
 /* Sets *err (when err is non-NULL) to "path: what: strerror(errnum)". */
-static fuse_status io_error(char **err, const char *path, const char *what, int errnum)
+static fuse_status file_error(char **err, const char *path, const char *what, int errnum)
 {
     if (err)
-        *err = rt_strprintf("%s: %s: %s", path, what, strerror(errnum));
+        *err = sup_strprintf("%s: %s: %s", path, what, strerror(errnum));
     return FUSE_E_IO;
 }
 
 static fuse_status nomem(char **err, const char *path)
 {
     if (err)
-        *err = rt_strprintf("%s: out of memory", path);
+        *err = sup_strprintf("%s: out of memory", path);
     return FUSE_E_NOMEM;
 }
 
@@ -82,20 +49,20 @@ static fuse_status make_one_dir(const char *dir, const char *path, char **err)
         if (S_ISDIR(st.st_mode))
             return FUSE_OK;
         if (err)
-            *err = rt_strprintf("%s: cannot create directory '%s': a file of that name "
+            *err = sup_strprintf("%s: cannot create directory '%s': a file of that name "
                                 "exists", path, dir);
         return FUSE_E_IO;
     }
     if (err)
-        *err = rt_strprintf("%s: cannot create directory '%s': %s", path, dir, strerror(e));
+        *err = sup_strprintf("%s: cannot create directory '%s': %s", path, dir, strerror(e));
     return FUSE_E_IO;
 }
 
-fuse_status rt_make_parent_dirs(const char *path, char **err)
+fuse_status sup_make_parent_dirs(const char *path, char **err)
 {
     if (!path || !*path) {
         if (err)
-            *err = rt_strprintf("(empty path): no file name");
+            *err = sup_strprintf("(empty path): no file name");
         return FUSE_E_ARG;
     }
     const char *slash = strrchr(path, '/');
@@ -172,8 +139,8 @@ static char *temp_template(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return rt_strprintf(".%s.tmpXXXXXX", path);
-    return rt_strprintf("%.*s.%s.tmpXXXXXX", (int)(slash - path + 1), path, slash + 1);
+        return sup_strprintf(".%s.tmpXXXXXX", path);
+    return sup_strprintf("%.*s.%s.tmpXXXXXX", (int)(slash - path + 1), path, slash + 1);
 }
 
 /* Fills the open temporary file, fixes its mode and closes it; closes fd always. */
@@ -185,23 +152,23 @@ static fuse_status fill_temp(int fd, const char *path, const void *data, size_t 
         e = errno;
     if (close(fd) != 0 && e == 0)
         e = errno;
-    return e ? io_error(err, path, "cannot write", e) : FUSE_OK;
+    return e ? file_error(err, path, "cannot write", e) : FUSE_OK;
 }
 
-fuse_status rt_write_file_atomic(const char *path, const void *data, size_t n, char **err)
+fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err)
 {
     if (!path || !*path || (n > 0 && !data)) {
         if (err)
-            *err = rt_strprintf("%s: invalid arguments to write", path ? path : "(null)");
+            *err = sup_strprintf("%s: invalid arguments to write", path ? path : "(null)");
         return FUSE_E_ARG;
     }
     size_t plen = strlen(path);
     if (path[plen - 1] == '/') {
         if (err)
-            *err = rt_strprintf("%s: is a directory, not a file name", path);
+            *err = sup_strprintf("%s: is a directory, not a file name", path);
         return FUSE_E_IO;
     }
-    fuse_status st = rt_make_parent_dirs(path, err);
+    fuse_status st = sup_make_parent_dirs(path, err);
     if (st != FUSE_OK)
         return st;
     char *tmp = temp_template(path);
@@ -209,13 +176,13 @@ fuse_status rt_write_file_atomic(const char *path, const void *data, size_t n, c
         return nomem(err, path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        st = io_error(err, path, "cannot create a temporary file", errno);
+        st = file_error(err, path, "cannot create a temporary file", errno);
         free(tmp);
         return st;
     }
     st = fill_temp(fd, path, data, n, err);
     if (st == FUSE_OK && rename(tmp, path) != 0)
-        st = io_error(err, path, "cannot replace the file", errno);
+        st = file_error(err, path, "cannot replace the file", errno);
     if (st != FUSE_OK)
         unlink(tmp);
     free(tmp);
@@ -246,7 +213,7 @@ static fuse_status read_fd(int fd, const char *path, size_t hint, void **data, s
         if (r < 0) {
             int e = errno;
             free(buf);
-            return io_error(err, path, "cannot read", e);
+            return file_error(err, path, "cannot read", e);
         }
         if (r == 0)
             break;
@@ -258,23 +225,23 @@ static fuse_status read_fd(int fd, const char *path, size_t hint, void **data, s
     return FUSE_OK;
 }
 
-fuse_status rt_read_file(const char *path, void **data, size_t *n, char **err)
+fuse_status sup_read_file(const char *path, void **data, size_t *n, char **err)
 {
     if (!path || !data || !n) {
         if (err)
-            *err = rt_strprintf("%s: invalid arguments to read", path ? path : "(null)");
+            *err = sup_strprintf("%s: invalid arguments to read", path ? path : "(null)");
         return FUSE_E_ARG;
     }
     *data = NULL;
     *n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return io_error(err, path, "cannot open", errno);
+        return file_error(err, path, "cannot open", errno);
     struct stat st;
     int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (e != 0) {
         close(fd);
-        return io_error(err, path, "cannot read", e);
+        return file_error(err, path, "cannot read", e);
     }
     size_t hint = st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2 ? (size_t)st.st_size
                                                                        : 4096;

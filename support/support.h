@@ -1,0 +1,71 @@
+/*
+ * support.h: the small helpers every stage may use (LLVM calls its own Support):
+ * a growing text buffer and printf helpers (strbuf.c), the monotonic clock
+ * (clock.c), whole-file reads, atomic writes and mkdir -p (files.c), and array
+ * growth (grow.c). It knows nothing of Fuse but the status codes of fuse.h.
+ *
+ * Errors: fallible functions return fuse_status and set *err (when err is not
+ * NULL) to a malloc'd message naming the file involved; the caller frees it.
+ */
+#ifndef FUSE_SUPPORT_H
+#define FUSE_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fuse.h"
+
+/* ---- strbuf.c ---- */
+
+/* A growing NUL-terminated text buffer. Start from {0}; free p, or take it with
+ * sup_buf_finish. A failed allocation sets is_oom, and every later append then
+ * does nothing, so a writer may check once at the end. */
+typedef struct SupBuf {
+    char *p;
+    size_t len, cap;
+    bool is_oom;
+} SupBuf;
+
+/* Appends n bytes (or a string, a character, printf output); false on OOM, the
+ * text then being what it was before the call. */
+bool sup_buf_append(SupBuf *b, const char *s, size_t n);
+bool sup_buf_puts(SupBuf *b, const char *s);
+bool sup_buf_putc(SupBuf *b, char c);
+bool sup_buf_printf(SupBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The finished malloc'd string ("" when nothing was written), or NULL after an
+ * allocation failure (the buffer is then freed). */
+char *sup_buf_finish(SupBuf *b);
+
+/* malloc'd printf, for building error messages; NULL on OOM. */
+char *sup_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Sets *err (when err is not NULL) to the formatted message and returns st, so an
+ * error path reads `return sup_fail(err, FUSE_E_IO, "%s: ...", path);`. */
+fuse_status sup_fail(char **err, fuse_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- clock.c ---- */
+
+/* Monotonic wall clock in milliseconds, for phase timings and traces. */
+double sup_clock_ms(void);
+
+/* ---- files.c ---- */
+
+/* Writes n bytes to path atomically, creating missing parent directories: a
+ * mkstemp file beside the target, renamed over it; unlinked on any failure. The
+ * new file gets the replaced file's mode, else 0666 minus the umask. No fsync. */
+fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err);
+
+/* Reads a whole file; *data malloc'd (NUL-terminated for convenience), *n bytes. */
+fuse_status sup_read_file(const char *path, void **data, size_t *n, char **err);
+
+/* Creates every missing directory of a file path's parent. */
+fuse_status sup_make_parent_dirs(const char *path, char **err);
+
+/* ---- grow.c ---- */
+
+/* Makes room for `need` elements of `elem` bytes in the malloc'd array *items of
+ * capacity *cap (doubling); false on OOM or overflow, *items then unchanged. */
+bool sup_grow(void **items, size_t *cap, size_t need, size_t elem);
+
+#endif /* FUSE_SUPPORT_H */
