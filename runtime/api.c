@@ -395,7 +395,7 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
         return FUSE_E_NOMEM;
     for (int i = 0; i < p->n_exports; i++) {
         const IrTensor *t = p->tensors[p->exports[i]];
-        fuse_status st = rt_tensor_from_f32(FUSE_F32, t->rank, t->shape, run->plan->bufs[t->id],
+        fuse_status st = io_tensor_from_f32(FUSE_F32, t->rank, t->shape, run->plan->bufs[t->id],
                                             &o->tensors[i]);
         o->names[i] = strdup(t->name);
         o->n = (size_t)i + 1;
@@ -495,7 +495,7 @@ static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t
         if (t < 0)
             return false;
         void *data = outputs[i].tensor.data;
-        if (outputs[i].borrow && (uintptr_t)data % RT_ALIGN == 0 && rt_output_bindable(pl, t))
+        if (outputs[i].borrow && (uintptr_t)data % IO_ALIGN == 0 && rt_output_bindable(pl, t))
             pl->out_bind[t] = data;
     }
     return true;
@@ -579,11 +579,11 @@ fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *pa
     char *err = NULL;
     fuse_status st;
     if (dot && strcmp(dot, ".npy") == 0)
-        st = rt_npy_write(path, t, &err);
+        st = io_npy_write(path, t, &err);
     else if (dot && strcmp(dot, ".json") == 0)
-        st = rt_json_write(path, t, &err);
+        st = io_json_write(path, t, &err);
     else if (dot && strcmp(dot, ".jsonl") == 0)
-        st = rt_jsonl_write(path, t, &err);
+        st = io_jsonl_write(path, t, &err);
     else
         st = FUSE_E_ARG, err = sup_strprintf("%s: unsupported output format", path);
     return io_result(ctx, st, err);
@@ -594,7 +594,7 @@ fuse_status fuse_outputs_save_npz(fuse_ctx *ctx, const fuse_outputs *out, const 
     if (!out || !path)
         return fail(ctx, FUSE_E_ARG, "fuse_outputs_save_npz: NULL argument");
     char *err = NULL;
-    fuse_status st = rt_npz_write(path, (const char *const *)out->names, out->tensors,
+    fuse_status st = io_npz_write(path, (const char *const *)out->names, out->tensors,
                                   (int)out->n, &err);
     return io_result(ctx, st, err);
 }
@@ -604,5 +604,5 @@ fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out)
     if (!path || !out)
         return fail(ctx, FUSE_E_ARG, "fuse_tensor_load: NULL argument");
     char *err = NULL;
-    return io_result(ctx, rt_npy_read(path, out, &err), err);
+    return io_result(ctx, io_npy_read(path, out, &err), err);
 }

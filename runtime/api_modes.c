@@ -35,8 +35,8 @@ void rt_modes_free(RtModes *m)
     for (int i = 0; i < m->n_scheds; i++)
         rt_sched_clear(&m->scheds[i]);
     for (int g = 0; g < m->n_groups; g++) {
-        rt_free_aligned(m->snap ? m->snap[g] : NULL);
-        rt_free_aligned(m->delta ? m->delta[g] : NULL);
+        io_free_aligned(m->snap ? m->snap[g] : NULL);
+        io_free_aligned(m->delta ? m->delta[g] : NULL);
     }
     free(m->delta);
     jit_code_free(m->delta_code);

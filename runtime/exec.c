@@ -92,11 +92,11 @@ static bool ensure_scratch(RtPlan *pl, int nth)
 {
     if (pl->scratch_threads >= nth)
         return true;
-    float *s = rt_alloc_aligned(pl->scratch_bytes * (size_t)nth);
+    float *s = io_alloc_aligned(pl->scratch_bytes * (size_t)nth);
     if (!s)
         return false;
     int slot = 2 * pl->ir->n_tensors;
-    rt_free_aligned(pl->bufs[slot]);
+    io_free_aligned(pl->bufs[slot]);
     pl->bufs[slot] = s;
     pl->scratch_threads = nth;
     return true;

@@ -32,13 +32,13 @@ static fuse_status alloc_buffers(RtPlan *pl)
         return FUSE_E_NOMEM;
     for (int i = 0; i < n; i++) {
         IrTensor *t = p->tensors[i];
-        pl->count[i] = rt_shape_count(t->rank, t->shape);
+        pl->count[i] = io_shape_count(t->rank, t->shape);
         if (pl->count[i] < 0 || (uint64_t)pl->count[i] > ((uint64_t)1 << 40))
             return fe_error(&pl->dl, FUSE_E_SHAPE, t->span, "tensor %s is too large", t->name);
         size_t bytes = (size_t)pl->count[i] * sizeof(float);
-        pl->bufs[i] = rt_alloc_aligned(bytes);
+        pl->bufs[i] = io_alloc_aligned(bytes);
         if (t->is_read_prev)
-            pl->bufs[n + i] = rt_alloc_aligned(bytes);
+            pl->bufs[n + i] = io_alloc_aligned(bytes);
         if (!pl->bufs[i] || (t->is_read_prev && !pl->bufs[n + i]))
             return FUSE_E_NOMEM;
         if (t->kind == TEN_CONST)
@@ -48,7 +48,7 @@ static fuse_status alloc_buffers(RtPlan *pl)
     pl->timings.flops = lower_flops(p);
     LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
     pl->scratch_bytes = lower_scratch_bytes(p, &opt);
-    if (pl->scratch_bytes && !(pl->bufs[2 * n] = rt_alloc_aligned(pl->scratch_bytes)))
+    if (pl->scratch_bytes && !(pl->bufs[2 * n] = io_alloc_aligned(pl->scratch_bytes)))
         return FUSE_E_NOMEM;
     pl->scratch_threads = 1;
     return FUSE_OK;
@@ -150,7 +150,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->own_bufs);
     if (pl->bufs && pl->ir)
         for (int i = 0; i <= 2 * pl->ir->n_tensors; i++) /* [2n]: scratch (issue 4) */
-            rt_free_aligned(pl->bufs[i]);
+            io_free_aligned(pl->bufs[i]);
     free(pl->bufs);
     free(pl->count);
     free(pl->is_input);

@@ -92,7 +92,7 @@ static fuse_status slice(const IrTensor *t, const float *buf, const int64_t *pos
     for (int s = 0; s < t->rank; s++)
         if (pos[s] < 0)
             shape[rank++] = t->shape[s];
-    int64_t n = rt_shape_count(rank, shape);
+    int64_t n = io_shape_count(rank, shape);
     float *vals = malloc((size_t)(n > 0 ? n : 1) * sizeof *vals);
     if (!vals)
         return FUSE_E_NOMEM;
@@ -108,7 +108,7 @@ static fuse_status slice(const IrTensor *t, const float *buf, const int64_t *pos
         }
         vals[i] = buf[off];
     }
-    fuse_status rc = rt_tensor_from_f32(FUSE_F32, rank, shape, vals, out);
+    fuse_status rc = io_tensor_from_f32(FUSE_F32, rank, shape, vals, out);
     free(vals);
     return rc;
 }

@@ -128,7 +128,7 @@ static float *prev_buffer(RtPlan *pl, int g)
         return NULL;
     if (!m->snap[g]) {
         size_t bytes = (size_t)pl->count[t] * sizeof(float);
-        m->snap[g] = rt_alloc_aligned(bytes ? bytes : sizeof(float));
+        m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
         if (m->snap[g])
             memset(m->snap[g], 0, bytes);
     }

@@ -134,7 +134,7 @@ static float *delta_buffer(RtPlan *pl, int g)
     int t = pl->ir->groups[g]->tensor;
     size_t bytes = (size_t)pl->count[t] * sizeof(float);
     if (!m->delta[g])
-        m->delta[g] = rt_alloc_aligned(bytes ? bytes : sizeof(float));
+        m->delta[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
     if (m->delta[g])
         memset(m->delta[g], 0, bytes);
     return m->delta[g];

@@ -72,19 +72,19 @@ static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor 
 {
     const char *ext = extension(path);
     if (strcasecmp(ext, ".npy") == 0)
-        return rt_npy_read(path, out, err);
+        return io_npy_read(path, out, err);
     if (strcasecmp(ext, ".npz") == 0)
-        return rt_npz_read(path, NULL, t->name, out, err);
+        return io_npz_read(path, NULL, t->name, out, err);
     if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
-        return rt_facts_read_rank(path, t->rank, out, err);
+        return io_facts_read_rank(path, t->rank, out, err);
     if (strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0)
-        return rt_bow_read(path, out, err);
+        return io_bow_read(path, out, err);
     if (strcasecmp(ext, ".json") == 0)
-        return rt_json_read(path, out, err);
+        return io_json_read(path, out, err);
     if (strcasecmp(ext, ".jsonl") == 0)
-        return rt_jsonl_read(path, out, err);
+        return io_jsonl_read(path, out, err);
     if (strcasecmp(ext, ".safetensors") == 0)
-        return rt_safetensors_read(path, t->name, out, err);
+        return io_safetensors_read(path, t->name, out, err);
     *err = sup_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }
@@ -101,7 +101,7 @@ static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
     size_t n = fread(buf, 1, sizeof buf, fp);
     fclose(fp);
     NpyHeader h;
-    fuse_status st = rt_npy_parse_header_named(buf, n, path, &h, err);
+    fuse_status st = io_npy_parse_header_named(buf, n, path, &h, err);
     if (st != FUSE_OK)
         return st;
     f->rank = h.rank;
@@ -180,7 +180,7 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
                             inputs[i].name);
         }
         char *err = NULL; /* issue 7: rank before shape, so a bad rank never reads past it */
-        fuse_status st = rt_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
+        fuse_status st = io_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
         if (st != FUSE_OK) {
             fe_error(&pl->dl, st, (Span){0}, "input %s", err ? err : "is invalid");
             free(err);
@@ -222,18 +222,18 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
         fits = fits && src->shape[k] <= t->shape[k];
     }
     if (same) {
-        rt_convert_source(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id], t->is_bool);
+        io_convert_source(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id], t->is_bool);
         return FUSE_OK;
     }
     if (!may_pad || !fits)
         return fe_error(&pl->dl, FUSE_E_ARG, t->span,
                         "source %s: %s changed shape since the program was compiled", t->name,
                         what);
-    int64_t n = rt_shape_count(src->rank, src->shape);
+    int64_t n = io_shape_count(src->rank, src->shape);
     float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!tmp)
         return FUSE_E_NOMEM;
-    rt_convert_source(src->dtype, src->data, tmp, n, t->is_bool);
+    io_convert_source(src->dtype, src->data, tmp, n, t->is_bool);
     memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
     if (n > 0)
         copy_padded(tmp, src->shape, pl->bufs[t->id], t->shape, t->rank);
@@ -258,7 +258,7 @@ void rt_unborrow_sources(RtPlan *pl)
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
     const fuse_tensor *s = &in->tensor;
-    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % RT_ALIGN) ||
+    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % IO_ALIGN) ||
         s->rank != t->rank || t->is_read_prev || t->is_bool)
         return false;
     for (int k = 0; k < t->rank; k++)
@@ -281,7 +281,7 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
     *is_mapped = false;
     if (strcasecmp(extension(path), ".npy") != 0)
         return FUSE_OK;
-    return rt_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
+    return io_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
                               err);
 }
 
@@ -339,20 +339,20 @@ fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
     const char *ext = extension(path);
     fuse_status st;
     if (s->is_topk)
-        st = rt_topk_write(path, &v, s->k, &err);
+        st = io_topk_write(path, &v, s->k, &err);
     else if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
-        st = rt_facts_write(path, &v, &err);
+        st = io_facts_write(path, &v, &err);
     else if (strcasecmp(ext, ".npy") == 0)
-        st = rt_npy_write(path, &v, &err);
+        st = io_npy_write(path, &v, &err);
     else if (strcasecmp(ext, ".npz") == 0) {
         const char *names[1] = {"arr_0"};
         st = sup_make_parent_dirs(path, &err);
         if (st == FUSE_OK)
-            st = rt_npz_write(path, names, &v, 1, &err);
+            st = io_npz_write(path, names, &v, 1, &err);
     } else if (strcasecmp(ext, ".json") == 0)
-        st = rt_json_write(path, &v, &err);
+        st = io_json_write(path, &v, &err);
     else if (strcasecmp(ext, ".jsonl") == 0)
-        st = rt_jsonl_write(path, &v, &err);
+        st = io_jsonl_write(path, &v, &err);
     else
         st = FUSE_E_UNSUPPORTED, err = sup_strprintf("unsupported sink format '%s'", ext);
     if (st != FUSE_OK)

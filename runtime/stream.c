@@ -156,7 +156,7 @@ void rt_stream_free(RtStreamState *s)
         return;
     for (int k = 0; k < s->n; k++) {
         for (int j = 0; s->hist[k] && s->hist[k][j]; j++)
-            rt_free_aligned(s->hist[k][j]);
+            io_free_aligned(s->hist[k][j]);
         free(s->hist[k]);
     }
     free(s->hist);
@@ -186,7 +186,7 @@ static fuse_status alloc_store(RtPlan *pl)
         int64_t depth = s->offset - s->lo;
         st->hist[k] = calloc((size_t)depth + 1, sizeof *st->hist[k]);
         for (int64_t j = 0; st->hist[k] && j < depth; j++)
-            if (!(st->hist[k][j] = rt_alloc_aligned(slot_bytes(pl, s)))) {
+            if (!(st->hist[k][j] = io_alloc_aligned(slot_bytes(pl, s)))) {
                 rt_stream_free(st);
                 return FUSE_E_NOMEM;
             }
@@ -215,7 +215,7 @@ static fuse_status apply_seed(RtPlan *pl, const fuse_input *in)
         return fe_error(&pl->dl, FUSE_E_ARG, s->span,
                         "input '%s' must have the shape of %s (rank %d, as compiled)", in->name,
                         s->name, t->rank);
-    rt_convert_source(in->tensor.dtype, in->tensor.data, pl->stream->hist[k][s->offset - o - 1],
+    io_convert_source(in->tensor.dtype, in->tensor.data, pl->stream->hist[k][s->offset - o - 1],
                       pl->count[s->tensor], t->is_bool);
     return FUSE_OK;
 }

@@ -121,7 +121,7 @@ void write_npy(const char *name, int rank, const int64_t *shape, const float *da
     for (int a = 0; a < rank; a++)
         t.shape[a] = shape[a];
     char *err = NULL;
-    fuse_status st = rt_npy_write(spath(name), &t, &err);
+    fuse_status st = io_npy_write(spath(name), &t, &err);
     ck_assert_msg(st == FUSE_OK, "writing %s: %s", name, err ? err : "?");
     free(err);
 }
@@ -139,7 +139,7 @@ float *take_f32(fuse_tensor *t, const char *what, int rank, const int64_t *shape
     }
     float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
     ck_assert_ptr_nonnull(v);
-    rt_convert_to_f32(t->dtype, t->data, v, n);
+    io_convert_to_f32(t->dtype, t->data, v, n);
     free(t->data);
     return v;
 }
@@ -148,7 +148,7 @@ float *read_npy(const char *name, int rank, const int64_t *shape)
 {
     fuse_tensor t;
     char *err = NULL;
-    fuse_status st = rt_npy_read(spath(name), &t, &err);
+    fuse_status st = io_npy_read(spath(name), &t, &err);
     ck_assert_msg(st == FUSE_OK, "reading %s: %s", name, err ? err : "?");
     free(err);
     return take_f32(&t, name, rank, shape);
@@ -158,7 +158,7 @@ float *read_member(const char *npz, const char *member, int rank, const int64_t 
 {
     fuse_tensor t;
     char *err = NULL;
-    fuse_status st = rt_npz_read(spath(npz), member, NULL, &t, &err);
+    fuse_status st = io_npz_read(spath(npz), member, NULL, &t, &err);
     ck_assert_msg(st == FUSE_OK, "reading %s member %s: %s", npz, member, err ? err : "?");
     free(err);
     return take_f32(&t, member, rank, shape);

@@ -3,9 +3,9 @@
  * (FUSE_JIT_BIN) in a fresh scratch directory per test, with stdout and stderr
  * captured to files, and checks exit codes, messages and results.
  *
- * Program tests write random inputs as .npy (rt_npy_write), run
- * `fuse-jit run prog.fuse --out ...`, read the results back (rt_npy_read,
- * rt_npz_read) and compare them with values computed here by naive loops in
+ * Program tests write random inputs as .npy (io_npy_write), run
+ * `fuse-jit run prog.fuse --out ...`, read the results back (io_npy_read,
+ * io_npz_read) and compare them with values computed here by naive loops in
  * double precision, within 1e-4 absolute plus 1e-4 relative.
  */
 #define _XOPEN_SOURCE 700

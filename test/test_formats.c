@@ -72,7 +72,7 @@ static void assert_tensor(const fuse_tensor *t, int rank, const int64_t *shape,
     ck_assert_int_eq(t->rank, rank);
     for (int d = 0; d < rank; d++)
         ck_assert_int_eq(t->shape[d], shape[d]);
-    int64_t n = rt_shape_count(rank, shape);
+    int64_t n = io_shape_count(rank, shape);
     const float *x = t->data;
     for (int64_t i = 0; i < n; i++) {
         if (isnan(want[i]))
@@ -115,7 +115,7 @@ START_TEST(test_facts_read_tsv)
     write_text_at(P("edge.tsv"), "0\t1\n1\t2\n2\t2\n");
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_facts_read(P("edge.tsv"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_facts_read(P("edge.tsv"), &t, &err), FUSE_OK);
     const int64_t shape[] = {3, 3};
     const float want[] = {0, 1, 0, 0, 0, 1, 0, 0, 1};
     assert_tensor(&t, 2, shape, want);
@@ -129,7 +129,7 @@ START_TEST(test_facts_read_forgiving_csv)
      * final newline, a duplicate fact */
     write_text_at(P("f.csv"), "# parent, child\r\n\r\n 0 , 1 \r\n+1,\t2\r\n   \n2,,0\n1\t2");
     fuse_tensor t;
-    ck_assert_int_eq(rt_facts_read(P("f.csv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read(P("f.csv"), &t, NULL), FUSE_OK);
     const int64_t shape[] = {3, 3};
     const float want[] = {0, 1, 0, 0, 0, 1, 1, 0, 0};
     assert_tensor(&t, 2, shape, want);
@@ -141,14 +141,14 @@ START_TEST(test_facts_read_rank1_and_rank3)
 {
     write_text_at(P("v.tsv"), "3\n0\n");
     fuse_tensor t;
-    ck_assert_int_eq(rt_facts_read(P("v.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read(P("v.tsv"), &t, NULL), FUSE_OK);
     const int64_t s1[] = {4};
     const float w1[] = {1, 0, 0, 1};
     assert_tensor(&t, 1, s1, w1);
     free(t.data);
 
     write_text_at(P("r3.tsv"), "1\t0\t2\n0\t1\t0\n");
-    ck_assert_int_eq(rt_facts_read(P("r3.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read(P("r3.tsv"), &t, NULL), FUSE_OK);
     const int64_t s3[] = {2, 2, 3};
     float w3[12] = {0};
     w3[0 * 6 + 1 * 3 + 0] = 1;
@@ -163,18 +163,18 @@ START_TEST(test_facts_read_empty)
     write_text_at(P("none.tsv"), "# no facts yet\n\n");
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_facts_read(P("none.tsv"), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_facts_read(P("none.tsv"), &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, P("none.tsv")));
     ck_assert_ptr_nonnull(strstr(err, "rank"));
     free(err);
     /* with the rank known, an empty relation */
-    ck_assert_int_eq(rt_facts_read_rank(P("none.tsv"), 2, &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read_rank(P("none.tsv"), 2, &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 0);
     free(t.data);
     write_text_at(P("zero.tsv"), "");
-    ck_assert_int_eq(rt_facts_read_rank(P("zero.tsv"), 1, &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read_rank(P("zero.tsv"), 1, &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 1);
     ck_assert_int_eq(t.shape[0], 0);
     free(t.data);
@@ -186,11 +186,11 @@ START_TEST(test_facts_read_rank_mismatch)
     write_text_at(P("two.tsv"), "0\t1\n");
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_facts_read_rank(P("two.tsv"), 3, &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_facts_read_rank(P("two.tsv"), 3, &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, ":1:"));
     ck_assert_ptr_nonnull(strstr(err, "expected 3"));
     free(err);
-    ck_assert_int_eq(rt_facts_read_rank(P("two.tsv"), 2, &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read_rank(P("two.tsv"), 2, &t, NULL), FUSE_OK);
     free(t.data);
 }
 END_TEST
@@ -199,7 +199,7 @@ START_TEST(test_facts_read_missing_file)
 {
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_facts_read(P("absent.tsv"), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_facts_read(P("absent.tsv"), &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, P("absent.tsv")));
     free(err);
 }
@@ -227,7 +227,7 @@ static const BadCase bad_facts[] = {
 
 START_TEST(test_facts_read_malformed)
 {
-    assert_bad_file(rt_facts_read, "bad.tsv", &bad_facts[_i]);
+    assert_bad_file(io_facts_read, "bad.tsv", &bad_facts[_i]);
 }
 END_TEST
 
@@ -247,9 +247,9 @@ START_TEST(test_facts_write_known)
     float x[] = {0, 1, 2, 0};
     const int64_t shape[] = {2, 2};
     fuse_tensor t = f32_tensor(2, shape, x);
-    ck_assert_int_eq(rt_facts_write(P("out.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("out.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("out.tsv"), "0\t1\n1\t0\n");
-    ck_assert_int_eq(rt_facts_write(P("out.CSV"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("out.CSV"), &t, NULL), FUSE_OK);
     assert_file_text(P("out.CSV"), "0,1\n1,0\n");
 }
 END_TEST
@@ -259,7 +259,7 @@ START_TEST(test_facts_write_ranks_and_dtypes)
     float v[] = {0, 5, 0, -1};
     const int64_t s1[] = {4};
     fuse_tensor t = f32_tensor(1, s1, v);
-    ck_assert_int_eq(rt_facts_write(P("v.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("v.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("v.tsv"), "1\n3\n");
 
     float c[8] = {0};
@@ -267,22 +267,22 @@ START_TEST(test_facts_write_ranks_and_dtypes)
     c[1 * 4 + 0 * 2 + 0] = 0.5f;
     const int64_t s3[] = {2, 2, 2};
     t = f32_tensor(3, s3, c);
-    ck_assert_int_eq(rt_facts_write(P("c.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("c.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("c.tsv"), "0\t1\t1\n1\t0\t0\n");
 
     int32_t iv[] = {0, 0, 7, 0, 0, -2};
     fuse_tensor ti = {.dtype = FUSE_I32, .rank = 2, .shape = {2, 3}, .data = iv};
-    ck_assert_int_eq(rt_facts_write(P("i.csv"), &ti, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("i.csv"), &ti, NULL), FUSE_OK);
     assert_file_text(P("i.csv"), "0,2\n1,2\n");
 
     double dv[] = {1e-300, 0, NAN};
     fuse_tensor td = {.dtype = FUSE_F64, .rank = 1, .shape = {3}, .data = dv};
-    ck_assert_int_eq(rt_facts_write(P("d.tsv"), &td, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("d.tsv"), &td, NULL), FUSE_OK);
     assert_file_text(P("d.tsv"), "0\n2\n");
 
     uint16_t hv[] = {0x0000, 0x8000, 0x0001, 0x7E00}; /* +0, -0, 2^-24, NaN */
     fuse_tensor th = {.dtype = FUSE_F16, .rank = 1, .shape = {4}, .data = hv};
-    ck_assert_int_eq(rt_facts_write(P("h.tsv"), &th, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("h.tsv"), &th, NULL), FUSE_OK);
     assert_file_text(P("h.tsv"), "2\n3\n");
 }
 END_TEST
@@ -304,10 +304,10 @@ START_TEST(test_facts_write_datalog_case)
         }
     const int64_t shape[] = {3, 3};
     fuse_tensor t = f32_tensor(2, shape, aunt);
-    ck_assert_int_eq(rt_facts_write(P("runs/logic_aunt.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("runs/logic_aunt.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("runs/logic_aunt.tsv"), "2\t1\n");
     t = f32_tensor(2, shape, anc);
-    ck_assert_int_eq(rt_facts_write(P("runs/logic_ancestor.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("runs/logic_ancestor.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("runs/logic_ancestor.tsv"), "0\t1\n0\t2\n1\t2\n");
 }
 END_TEST
@@ -317,13 +317,13 @@ START_TEST(test_facts_write_edge_cases)
     float z[6] = {0};
     const int64_t shape[] = {2, 3};
     fuse_tensor t = f32_tensor(2, shape, z);
-    ck_assert_int_eq(rt_facts_write(P("a/b/c/none.tsv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("a/b/c/none.tsv"), &t, NULL), FUSE_OK);
     assert_file_text(P("a/b/c/none.tsv"), "");
 
     float s = 1;
     fuse_tensor sc = f32_tensor(0, NULL, &s);
     char *err = NULL;
-    ck_assert_int_eq(rt_facts_write(P("scalar.tsv"), &sc, &err), FUSE_E_ARG);
+    ck_assert_int_eq(io_facts_write(P("scalar.tsv"), &sc, &err), FUSE_E_ARG);
     ck_assert_ptr_nonnull(strstr(err, P("scalar.tsv")));
     ck_assert(!path_exists(P("scalar.tsv")));
     free(err);
@@ -338,9 +338,9 @@ START_TEST(test_facts_round_trip)
     x[23] = 1; /* the last cell, so the read-back sizes are exact */
     const int64_t shape[] = {3, 4, 2};
     fuse_tensor t = f32_tensor(3, shape, x);
-    ck_assert_int_eq(rt_facts_write(P("rt.csv"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_write(P("rt.csv"), &t, NULL), FUSE_OK);
     fuse_tensor back;
-    ck_assert_int_eq(rt_facts_read(P("rt.csv"), &back, NULL), FUSE_OK);
+    ck_assert_int_eq(io_facts_read(P("rt.csv"), &back, NULL), FUSE_OK);
     assert_tensor(&back, 3, shape, x);
     free(back.data);
 }
@@ -373,7 +373,7 @@ START_TEST(test_bow_case03_sidecar_untouched)
     ck_assert_int_eq(stat(P("prompt.vocab.json"), &before), 0);
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_bow_read(P("prompt.txt"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("prompt.txt"), &t, &err), FUSE_OK);
     const int64_t cols[] = {0, 1, 2, 0, 1, 3};
     assert_one_hot(&t, 6, 4, cols);
     free(t.data);
@@ -387,7 +387,7 @@ START_TEST(test_bow_sidecar_created)
 {
     write_text_at(P("doc.txt"), "b a b\n");
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0};
     assert_one_hot(&t, 3, 2, cols);
     free(t.data);
@@ -396,7 +396,7 @@ START_TEST(test_bow_sidecar_created)
     assert_file_text(P("doc.vocab.json"), want);
     struct stat before, after;
     ck_assert_int_eq(stat(P("doc.vocab.json"), &before), 0);
-    ck_assert_int_eq(rt_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
     assert_one_hot(&t, 3, 2, cols);
     free(t.data);
     ck_assert_int_eq(stat(P("doc.vocab.json"), &after), 0);
@@ -411,7 +411,7 @@ START_TEST(test_bow_sidecar_extended)
     write_text_at(P("e.vocab.json"), "{\"version\":1,\"items\":[{\"token\":\"x\",\"index\":0},"
                                   "{\"token\":\"y\",\"index\":1}]}");
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("e.md"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("e.md"), &t, NULL), FUSE_OK);
     const int64_t cols[] = {1, 2, 0, 3, 2};
     assert_one_hot(&t, 5, 4, cols);
     free(t.data);
@@ -429,7 +429,7 @@ START_TEST(test_bow_other_sidecar_layouts)
     write_text_at(P("p.txt"), "a b a");
     write_text_at(P("p.vocab.json"), plain);
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("p.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("p.txt"), &t, NULL), FUSE_OK);
     const int64_t pc[] = {3, 0, 3};
     assert_one_hot(&t, 3, 4, pc);
     free(t.data);
@@ -438,7 +438,7 @@ START_TEST(test_bow_other_sidecar_layouts)
     /* a list: index = position; extended and rewritten in the items layout */
     write_text_at(P("l.txt"), "q p r");
     write_text_at(P("l.vocab.json"), "[\"p\", \"q\"]");
-    ck_assert_int_eq(rt_bow_read(P("l.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("l.txt"), &t, NULL), FUSE_OK);
     const int64_t lc[] = {1, 0, 2};
     assert_one_hot(&t, 3, 3, lc);
     free(t.data);
@@ -449,7 +449,7 @@ START_TEST(test_bow_other_sidecar_layouts)
     /* {"version": 1} alone is an empty vocabulary, not a token "version" */
     write_text_at(P("v.txt"), "version");
     write_text_at(P("v.vocab.json"), "{\"version\": 1}");
-    ck_assert_int_eq(rt_bow_read(P("v.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("v.txt"), &t, NULL), FUSE_OK);
     const int64_t vc[] = {0};
     assert_one_hot(&t, 1, 1, vc);
     free(t.data);
@@ -464,13 +464,13 @@ START_TEST(test_bow_vocab_path)
         {"/abs/p.TXT", "/abs/p.vocab.json"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *p = rt_bow_vocab_path(cases[i][0]);
+        char *p = io_bow_vocab_path(cases[i][0]);
         ck_assert_str_eq(p, cases[i][1]);
         free(p);
     }
     write_text_at(P("a.b.txt"), "one");
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("a.b.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("a.b.txt"), &t, NULL), FUSE_OK);
     free(t.data);
     ck_assert(path_exists(P("a.b.vocab.json")));
     ck_assert(!path_exists(P("a.vocab.json")));
@@ -483,7 +483,7 @@ START_TEST(test_bow_unicode)
     write_text_at(P("u.txt"), "\xEF\xBB\xBFh\xC3\xA9llo\xC2\xA0w\xC3\xB6rld\xE3\x80\x80"
                            "h\xC3\xA9llo\tH\xC3\xA9llo, end.\r\n");
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("u.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("u.txt"), &t, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0, 2, 3};
     assert_one_hot(&t, 5, 4, cols);
     free(t.data);
@@ -500,7 +500,7 @@ START_TEST(test_bow_empty_text)
 {
     write_text_at(P("e.txt"), " \n\t ");
     fuse_tensor t;
-    ck_assert_int_eq(rt_bow_read(P("e.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("e.txt"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 0);
@@ -509,7 +509,7 @@ START_TEST(test_bow_empty_text)
 
     write_text_at(P("f.txt"), "");
     write_text_at(P("f.vocab.json"), case03_vocab);
-    ck_assert_int_eq(rt_bow_read(P("f.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read(P("f.txt"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 4);
     free(t.data);
@@ -525,10 +525,10 @@ START_TEST(test_bow_unwritable_sidecar_warns)
     write_text_at(P(name), "new words");
     fuse_tensor t;
     char *err = NULL, *warn = NULL;
-    ck_assert_int_eq(rt_bow_read(P(name), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_bow_read(P(name), &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, ".vocab.json"));
     free(err);
-    ck_assert_int_eq(rt_bow_read_ex(P(name), &t, &warn, NULL), FUSE_OK);
+    ck_assert_int_eq(io_bow_read_ex(P(name), &t, &warn, NULL), FUSE_OK);
     ck_assert_ptr_nonnull(warn);
     ck_assert_ptr_nonnull(strstr(warn, ".vocab.json"));
     const int64_t cols[] = {0, 1};
@@ -547,10 +547,10 @@ START_TEST(test_bow_bad_text)
         {"cut \xE3\x80", 0, ":1:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_bad_file(rt_bow_read, "bad.txt", &bad[i]);
+        assert_bad_file(io_bow_read, "bad.txt", &bad[i]);
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_bow_read(P("missing.txt"), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_bow_read(P("missing.txt"), &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, P("missing.txt")));
     free(err);
 }
@@ -578,7 +578,7 @@ START_TEST(test_bow_bad_sidecar)
     write_file(P("s.vocab.json"), c->content, strlen(c->content));
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_bow_read(P("s.txt"), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_bow_read(P("s.txt"), &t, &err), FUSE_E_IO);
     ck_assert_msg(strstr(err, P("s.vocab.json")) != NULL, "no sidecar name: %s", err);
     ck_assert_msg(strstr(err, c->needle) != NULL, "lacks '%s': %s", c->needle, err);
     ck_assert_ptr_null(t.data);
@@ -593,7 +593,7 @@ static char *topk_text(const fuse_tensor *t, int64_t k)
 {
     char *text = NULL, *err = NULL;
     size_t len = 0;
-    ck_assert_int_eq(rt_topk_encode(t, k, &text, &len, &err), FUSE_OK);
+    ck_assert_int_eq(io_topk_encode(t, k, &text, &len, &err), FUSE_OK);
     ck_assert_uint_eq(strlen(text), len);
     return text;
 }
@@ -619,7 +619,7 @@ START_TEST(test_topk_case02_all_ties)
     float x[] = {1, 1, 1, 0, 0, 0, 1, 1, 1};
     const int64_t shape[] = {3, 3};
     fuse_tensor t = f32_tensor(2, shape, x);
-    ck_assert_int_eq(rt_topk_write(P("runs/sally.jsonl"), &t, 3, NULL), FUSE_OK);
+    ck_assert_int_eq(io_topk_write(P("runs/sally.jsonl"), &t, 3, NULL), FUSE_OK);
     assert_file_text(P("runs/sally.jsonl"), TOPK_HEAD
         "{\"topk\":[{\"index\":0,\"value\":1.0},{\"index\":1,\"value\":1.0},"
         "{\"index\":2,\"value\":1.0}]}\n"
@@ -702,10 +702,10 @@ START_TEST(test_topk_empty_shapes_and_k0)
     free(s);
     char *err = NULL, *text = NULL;
     size_t len;
-    ck_assert_int_eq(rt_topk_encode(&t, -1, &text, &len, &err), FUSE_E_ARG);
+    ck_assert_int_eq(io_topk_encode(&t, -1, &text, &len, &err), FUSE_E_ARG);
     free(err);
     err = NULL;
-    ck_assert_int_eq(rt_topk_write(P("neg.jsonl"), &t, -1, &err), FUSE_E_ARG);
+    ck_assert_int_eq(io_topk_write(P("neg.jsonl"), &t, -1, &err), FUSE_E_ARG);
     ck_assert_ptr_nonnull(strstr(err, P("neg.jsonl")));
     ck_assert(!path_exists(P("neg.jsonl")));
     free(err);
@@ -754,7 +754,7 @@ START_TEST(test_topk_values_round_trip)
     }
     const int64_t shape[] = {4, 50};
     fuse_tensor t = f32_tensor(2, shape, x);
-    ck_assert_int_eq(rt_topk_write(P("rt.jsonl"), &t, 50, NULL), FUSE_OK);
+    ck_assert_int_eq(io_topk_write(P("rt.jsonl"), &t, 50, NULL), FUSE_OK);
     FILE *f = fopen(P("rt.jsonl"), "r");
     ck_assert_ptr_nonnull(f);
     char line[8192];
@@ -787,40 +787,40 @@ START_TEST(test_json_read_good)
 {
     fuse_tensor t;
     write_text_at(P("a.json"), "[[1, 2.5], [true, false]]");
-    ck_assert_int_eq(rt_json_read(P("a.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("a.json"), &t, NULL), FUSE_OK);
     const int64_t s22[] = {2, 2};
     const float w22[] = {1, 2.5f, 1, 0};
     assert_tensor(&t, 2, s22, w22);
     free(t.data);
 
     write_text_at(P("s.json"), " 3.25\n");
-    ck_assert_int_eq(rt_json_read(P("s.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("s.json"), &t, NULL), FUSE_OK);
     const float w0[] = {3.25f};
     assert_tensor(&t, 0, NULL, w0);
     free(t.data);
 
     write_text_at(P("e.json"), "[]");
-    ck_assert_int_eq(rt_json_read(P("e.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("e.json"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 1);
     ck_assert_int_eq(t.shape[0], 0);
     free(t.data);
 
     write_text_at(P("e2.json"), "[[], []]");
-    ck_assert_int_eq(rt_json_read(P("e2.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("e2.json"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 2);
     ck_assert_int_eq(t.shape[1], 0);
     free(t.data);
 
     write_text_at(P("d.json"), "[[[1], [-2e3]]]");
-    ck_assert_int_eq(rt_json_read(P("d.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("d.json"), &t, NULL), FUSE_OK);
     const int64_t s3[] = {1, 2, 1};
     const float w3[] = {1, -2000};
     assert_tensor(&t, 3, s3, w3);
     free(t.data);
 
     write_text_at(P("n.json"), "[null, 1]");
-    ck_assert_int_eq(rt_json_read(P("n.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("n.json"), &t, NULL), FUSE_OK);
     const int64_t s2[] = {2};
     const float wn[] = {NAN, 1};
     assert_tensor(&t, 1, s2, wn);
@@ -833,9 +833,9 @@ START_TEST(test_json_round_trip)
     float x[] = {0.1f, -3, 1e-7f, 123456.78f, 0, 2};
     const int64_t shape[] = {2, 3};
     fuse_tensor t = f32_tensor(2, shape, x);
-    ck_assert_int_eq(rt_json_write(P("rt.json"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_write(P("rt.json"), &t, NULL), FUSE_OK);
     fuse_tensor back;
-    ck_assert_int_eq(rt_json_read(P("rt.json"), &back, NULL), FUSE_OK);
+    ck_assert_int_eq(io_json_read(P("rt.json"), &back, NULL), FUSE_OK);
     assert_tensor(&back, 2, shape, x);
     free(back.data);
 }
@@ -858,7 +858,7 @@ static const BadCase bad_json[] = {
 
 START_TEST(test_json_read_malformed)
 {
-    assert_bad_file(rt_json_read, "bad.json", &bad_json[_i]);
+    assert_bad_file(io_json_read, "bad.json", &bad_json[_i]);
 }
 END_TEST
 
@@ -869,21 +869,21 @@ START_TEST(test_jsonl_read_good)
     fuse_tensor t;
     write_text_at(P("a.jsonl"), "{\"schema\": \"fuse.tensor\", \"version\": 1, \"shape\": [2, 3]}"
                              "\r\n{\"value\": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.5]]}\r\n\n\n");
-    ck_assert_int_eq(rt_jsonl_read(P("a.jsonl"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_read(P("a.jsonl"), &t, NULL), FUSE_OK);
     const int64_t shape[] = {2, 3};
     const float want[] = {0, 1, 2, 3, 4, 5.5f};
     assert_tensor(&t, 2, shape, want);
     free(t.data);
 
     write_text_at(P("s.jsonl"), "\n{\"schema\":\"fuse.tensor\",\"shape\":[]}\n{\"value\":true}");
-    ck_assert_int_eq(rt_jsonl_read(P("s.jsonl"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_read(P("s.jsonl"), &t, NULL), FUSE_OK);
     const float w0[] = {1};
     assert_tensor(&t, 0, NULL, w0);
     free(t.data);
 
     write_text_at(P("z.jsonl"), "{\"schema\":\"fuse.tensor\",\"version\":1,\"shape\":[0,2]}\n"
                              "{\"value\":[]}\n");
-    ck_assert_int_eq(rt_jsonl_read(P("z.jsonl"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_read(P("z.jsonl"), &t, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 2);
@@ -898,9 +898,9 @@ START_TEST(test_jsonl_round_trip)
         x[i] = (float)i / 7.0f - 1.0f;
     const int64_t shape[] = {2, 3, 4};
     fuse_tensor t = f32_tensor(3, shape, x);
-    ck_assert_int_eq(rt_jsonl_write(P("rt.jsonl"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_write(P("rt.jsonl"), &t, NULL), FUSE_OK);
     fuse_tensor back;
-    ck_assert_int_eq(rt_jsonl_read(P("rt.jsonl"), &back, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_read(P("rt.jsonl"), &back, NULL), FUSE_OK);
     assert_tensor(&back, 3, shape, x);
     free(back.data);
 }
@@ -933,7 +933,7 @@ static const BadCase bad_jsonl[] = {
 
 START_TEST(test_jsonl_read_malformed)
 {
-    assert_bad_file(rt_jsonl_read, "bad.jsonl", &bad_jsonl[_i]);
+    assert_bad_file(io_jsonl_read, "bad.jsonl", &bad_jsonl[_i]);
 }
 END_TEST
 
@@ -955,7 +955,7 @@ static void st_write(const char *path, const char *header, const void *data, siz
 
 static fuse_status st_read_named(const char *path, const char *name, fuse_tensor *t)
 {
-    return rt_safetensors_read(path, name, t, NULL);
+    return io_safetensors_read(path, name, t, NULL);
 }
 
 START_TEST(test_safetensors_f32_only_tensor)
@@ -1080,7 +1080,7 @@ START_TEST(test_safetensors_bad_lengths)
     char *err = NULL;
     const char *path = P("len.safetensors");
     write_file(path, "\x05\0\0", 3);
-    ck_assert_int_eq(rt_safetensors_read(path, NULL, &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_safetensors_read(path, NULL, &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, path));
     ck_assert_ptr_nonnull(strstr(err, "too short"));
     free(err);
@@ -1089,7 +1089,7 @@ START_TEST(test_safetensors_bad_lengths)
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         st_write_raw(path, lies[i], hdr, strlen(hdr));
         err = NULL;
-        ck_assert_int_eq(rt_safetensors_read(path, NULL, &t, &err), FUSE_E_IO);
+        ck_assert_int_eq(io_safetensors_read(path, NULL, &t, &err), FUSE_E_IO);
         ck_assert_ptr_nonnull(strstr(err, path));
         ck_assert_msg(strstr(err, "header length") != NULL, "%s", err);
         ck_assert_ptr_null(t.data);
@@ -1097,13 +1097,13 @@ START_TEST(test_safetensors_bad_lengths)
     }
     /* the correct length reads the one byte of data */
     st_write_raw(path, strlen(hdr) - 1, hdr, strlen(hdr));
-    ck_assert_int_eq(rt_safetensors_read(path, NULL, &t, NULL), FUSE_OK);
+    ck_assert_int_eq(io_safetensors_read(path, NULL, &t, NULL), FUSE_OK);
     const int64_t s1[] = {1};
     const float w[] = {'x'};
     assert_tensor(&t, 1, s1, w);
     free(t.data);
     err = NULL;
-    ck_assert_int_eq(rt_safetensors_read(P("none.safetensors"), NULL, &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_safetensors_read(P("none.safetensors"), NULL, &t, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, P("none.safetensors")));
     free(err);
 }
@@ -1155,7 +1155,7 @@ START_TEST(test_safetensors_malformed)
     st_write(path, c->header, zeros, c->data_len);
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_safetensors_read(path, c->name, &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(io_safetensors_read(path, c->name, &t, &err), FUSE_E_IO);
     ck_assert_msg(strstr(err, path) != NULL, "no file name: %s", err);
     ck_assert_msg(strstr(err, c->needle) != NULL, "lacks '%s': %s", c->needle, err);
     ck_assert_ptr_null(t.data);

@@ -59,18 +59,18 @@ static void fill(double *v, int n)
         v[i] = (i % 97) * 0.25 - 7.0;
 }
 
-/* ---- rt_npy_read_mapped ---- */
+/* ---- io_npy_read_mapped ---- */
 
 START_TEST(threshold_from_the_environment)
 {
     unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
-    ck_assert_uint_eq(rt_mmap_min_bytes(), (uint64_t)16 << 20);
+    ck_assert_uint_eq(io_mmap_min_bytes(), (uint64_t)16 << 20);
     setenv("FUSE_JIT_MMAP_MIN_BYTES", "4096", 1);
-    ck_assert_uint_eq(rt_mmap_min_bytes(), 4096);
+    ck_assert_uint_eq(io_mmap_min_bytes(), 4096);
     setenv("FUSE_JIT_MMAP_MIN_BYTES", "12abc", 1);
-    ck_assert_uint_eq(rt_mmap_min_bytes(), (uint64_t)16 << 20);
+    ck_assert_uint_eq(io_mmap_min_bytes(), (uint64_t)16 << 20);
     setenv("FUSE_JIT_MMAP_MIN_BYTES", "-5", 1);
-    ck_assert_uint_eq(rt_mmap_min_bytes(), (uint64_t)16 << 20);
+    ck_assert_uint_eq(io_mmap_min_bytes(), (uint64_t)16 << 20);
     unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
 }
 END_TEST
@@ -92,7 +92,7 @@ START_TEST(large_files_are_mapped_and_converted)
         bool is_mapped = false;
         char *err = NULL;
         memset(dst, 0, sizeof(float) * N);
-        ck_assert_int_eq(rt_npy_read_mapped(spath(files[k]), 2, shape, dst, false, &is_mapped, &err),
+        ck_assert_int_eq(io_npy_read_mapped(spath(files[k]), 2, shape, dst, false, &is_mapped, &err),
                          FUSE_OK);
         ck_assert_msg(is_mapped, "%s was not mapped", files[k]);
         for (int i = 0; i < N; i++)
@@ -102,7 +102,7 @@ START_TEST(large_files_are_mapped_and_converted)
     setenv("FUSE_JIT_MMAP_MIN_BYTES", "100000000", 1);
     bool is_mapped = true;
     memset(dst, 0, sizeof(float) * N);
-    ck_assert_int_eq(rt_npy_read_mapped(spath("f4.npy"), 2, shape, dst, false, &is_mapped, NULL),
+    ck_assert_int_eq(io_npy_read_mapped(spath("f4.npy"), 2, shape, dst, false, &is_mapped, NULL),
                      FUSE_OK);
     ck_assert(!is_mapped);
     ck_assert_float_eq(dst[5], 0.0f);
@@ -126,15 +126,15 @@ START_TEST(other_layouts_take_the_ordinary_path)
     const char *names[3] = {"be.npy", "fo.npy", "odd.npy"};
     for (int k = 0; k < 3; k++) {
         bool is_mapped = true;
-        ck_assert_int_eq(rt_npy_read_mapped(spath(names[k]), 2, shape, dst, false, &is_mapped, NULL),
+        ck_assert_int_eq(io_npy_read_mapped(spath(names[k]), 2, shape, dst, false, &is_mapped, NULL),
                          FUSE_OK);
         ck_assert_msg(!is_mapped, "%s was mapped", names[k]);
     }
     bool is_mapped = true;
-    ck_assert_int_eq(rt_npy_read_mapped(spath("ok.npy"), 2, other, dst, false, &is_mapped, NULL),
+    ck_assert_int_eq(io_npy_read_mapped(spath("ok.npy"), 2, other, dst, false, &is_mapped, NULL),
                      FUSE_OK);
     ck_assert(!is_mapped); /* another shape: the ordinary path reports it */
-    ck_assert_int_eq(rt_npy_read_mapped(spath("missing.npy"), 2, shape, dst, false, &is_mapped, NULL),
+    ck_assert_int_eq(io_npy_read_mapped(spath("missing.npy"), 2, shape, dst, false, &is_mapped, NULL),
                      FUSE_OK);
     ck_assert(!is_mapped);
     for (int i = 0; i < N; i++)
@@ -155,14 +155,14 @@ START_TEST(truncated_large_file_is_an_io_error)
     float *dst = calloc(N, sizeof(float));
     bool is_mapped = true;
     char *err = NULL;
-    ck_assert_int_eq(rt_npy_read_mapped(spath("cut.npy"), 2, shape, dst, false, &is_mapped, &err),
+    ck_assert_int_eq(io_npy_read_mapped(spath("cut.npy"), 2, shape, dst, false, &is_mapped, &err),
                      FUSE_E_IO);
     ck_assert(!is_mapped);
     ck_assert_ptr_nonnull(err);
     ck_assert_msg(strstr(err, "cut.npy") && strstr(err, "truncated"), "message: %s", err);
     free(err);
     err = NULL;
-    ck_assert_int_eq(rt_npy_read_mapped(spath("garbage.npy"), 2, shape, dst, false, &is_mapped, &err),
+    ck_assert_int_eq(io_npy_read_mapped(spath("garbage.npy"), 2, shape, dst, false, &is_mapped, &err),
                      FUSE_E_IO);
     ck_assert_msg(err && strstr(err, "garbage.npy"), "message: %s", err ? err : "(none)");
     free(err);

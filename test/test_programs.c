@@ -135,7 +135,7 @@ START_TEST(test_source_npz_member_choice)
                         {.dtype = FUSE_F32, .rank = 2, .shape = {2, 2}, .data = (float[]){5, 6, 7, 8}}};
     const char *names[2] = {"other", "X"};
     char *err = NULL;
-    ck_assert_int_eq(rt_npz_write(spath("x.npz"), names, t, 2, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(spath("x.npz"), names, t, 2, &err), FUSE_OK);
     /* no arr_0 and two members: the member named like the tensor */
     run_sum("x.npz", (int64_t[]){2, 2}, (double[]){5, 6, 7, 8});
 }
@@ -189,8 +189,8 @@ START_TEST(test_source_npy_float16)
     const float v[] = {1.0f, -2.0f, 0.333251953125f, 65504.0f, 0x1p-24f, 0.5f};
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 2, (int64_t[]){2, 3}, v, &t), FUSE_OK);
-    ck_assert_int_eq(rt_npy_write(spath("h.npy"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F16, 2, (int64_t[]){2, 3}, v, &t), FUSE_OK);
+    ck_assert_int_eq(io_npy_write(spath("h.npy"), &t, &err), FUSE_OK);
     free(t.data);
     /* Read normally, then memory-mapped (any size is mapped with threshold 0). */
     for (int mapped = 0; mapped <= 1; mapped++) {
@@ -324,7 +324,7 @@ static float *read_example_npy(const char *path, int rank, const int64_t *shape)
 {
     fuse_tensor t;
     char *err = NULL;
-    ck_assert_msg(rt_npy_read(path, &t, &err) == FUSE_OK, "%s: %s", path, err ? err : "?");
+    ck_assert_msg(io_npy_read(path, &t, &err) == FUSE_OK, "%s: %s", path, err ? err : "?");
     return take_f32(&t, path, rank, shape);
 }
 

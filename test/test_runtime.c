@@ -68,7 +68,7 @@ static fuse_tensor make_tensor(fuse_dtype dt, int rank, const int64_t *shape, ui
     fuse_tensor t = {.dtype = dt, .rank = rank};
     for (int i = 0; i < rank; i++)
         t.shape[i] = shape[i];
-    size_t n = (size_t)rt_shape_count(rank, shape) * fuse_dtype_size(dt);
+    size_t n = (size_t)io_shape_count(rank, shape) * fuse_dtype_size(dt);
     uint8_t *p = malloc(n ? n : 1);
     ck_assert_ptr_nonnull(p);
     uint32_t x = seed * 2654435761u + 12345u;
@@ -86,7 +86,7 @@ static void assert_tensors_equal(const fuse_tensor *a, const fuse_tensor *b)
     ck_assert_int_eq(a->rank, b->rank);
     for (int i = 0; i < a->rank; i++)
         ck_assert_int_eq(a->shape[i], b->shape[i]);
-    size_t n = (size_t)rt_shape_count(a->rank, a->shape) * fuse_dtype_size(a->dtype);
+    size_t n = (size_t)io_shape_count(a->rank, a->shape) * fuse_dtype_size(a->dtype);
     ck_assert_int_eq(memcmp(a->data, b->data, n), 0);
 }
 
@@ -126,11 +126,11 @@ static fuse_status read_both(const uint8_t *img, size_t n, const char *name, fus
 {
     fuse_tensor m = {0};
     char *merr = NULL;
-    fuse_status sm = rt_npy_read_mem(img, n, name, &m, &merr);
+    fuse_status sm = io_npy_read_mem(img, n, name, &m, &merr);
     free(m.data);
     free(merr);
     write_file(path_in(name), img, n);
-    fuse_status sf = rt_npy_read(path_in(name), out, err);
+    fuse_status sf = io_npy_read(path_in(name), out, err);
     ck_assert_int_eq(sm, sf);
     return sf;
 }
@@ -157,16 +157,16 @@ START_TEST(test_tensor_alloc_aligned)
 {
     size_t sizes[] = {0, 1, 63, 64, 65, 1000};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        uint8_t *p = rt_alloc_aligned(sizes[k]);
+        uint8_t *p = io_alloc_aligned(sizes[k]);
         ck_assert_ptr_nonnull(p);
-        ck_assert_uint_eq((uintptr_t)p % RT_ALIGN, 0);
+        ck_assert_uint_eq((uintptr_t)p % IO_ALIGN, 0);
         for (size_t i = 0; i < sizes[k]; i++)
             ck_assert_uint_eq(p[i], 0);
-        rt_free_aligned(p);
+        io_free_aligned(p);
     }
-    ck_assert_ptr_null(rt_alloc_aligned(SIZE_MAX - 10));
-    free(rt_alloc_aligned(100)); /* documented: plain free() works too */
-    rt_free_aligned(NULL);
+    ck_assert_ptr_null(io_alloc_aligned(SIZE_MAX - 10));
+    free(io_alloc_aligned(100)); /* documented: plain free() works too */
+    io_free_aligned(NULL);
 }
 END_TEST
 
@@ -175,13 +175,13 @@ START_TEST(test_tensor_shape_count)
     int64_t s3[] = {2, 3, 4}, s0[] = {5, 0, 7}, neg[] = {3, -1};
     int64_t big[] = {INT64_C(1) << 32, INT64_C(1) << 32};
     int64_t edge[] = {INT64_C(1) << 31, INT64_C(1) << 31};
-    ck_assert_int_eq(rt_shape_count(0, NULL), 1);
-    ck_assert_int_eq(rt_shape_count(3, s3), 24);
-    ck_assert_int_eq(rt_shape_count(3, s0), 0);
-    ck_assert_int_eq(rt_shape_count(2, neg), -1);
-    ck_assert_int_eq(rt_shape_count(2, big), -1);
-    ck_assert_int_eq(rt_shape_count(2, edge), INT64_C(1) << 62);
-    ck_assert_int_eq(rt_shape_count(FUSE_MAX_RANK + 1, s3), -1);
+    ck_assert_int_eq(io_shape_count(0, NULL), 1);
+    ck_assert_int_eq(io_shape_count(3, s3), 24);
+    ck_assert_int_eq(io_shape_count(3, s0), 0);
+    ck_assert_int_eq(io_shape_count(2, neg), -1);
+    ck_assert_int_eq(io_shape_count(2, big), -1);
+    ck_assert_int_eq(io_shape_count(2, edge), INT64_C(1) << 62);
+    ck_assert_int_eq(io_shape_count(FUSE_MAX_RANK + 1, s3), -1);
 }
 END_TEST
 
@@ -189,42 +189,42 @@ START_TEST(test_tensor_convert_to_f32)
 {
     float out[4];
     const double f64[] = {1.5, -2.25, 1e10, 0.1};
-    rt_convert_to_f32(FUSE_F64, f64, out, 4);
+    io_convert_to_f32(FUSE_F64, f64, out, 4);
     ck_assert_float_eq(out[0], 1.5f);
     ck_assert_float_eq(out[2], 1e10f);
     ck_assert_float_eq(out[3], 0.1f);
     const int8_t i8[] = {-128, 127, 0, -1};
-    rt_convert_to_f32(FUSE_I8, i8, out, 4);
+    io_convert_to_f32(FUSE_I8, i8, out, 4);
     ck_assert_float_eq(out[0], -128.0f);
     ck_assert_float_eq(out[3], -1.0f);
     const int16_t i16[] = {-32768, 300};
-    rt_convert_to_f32(FUSE_I16, i16, out, 2);
+    io_convert_to_f32(FUSE_I16, i16, out, 2);
     ck_assert_float_eq(out[0], -32768.0f);
     const int32_t i32[] = {-100000, 16777216};
-    rt_convert_to_f32(FUSE_I32, i32, out, 2);
+    io_convert_to_f32(FUSE_I32, i32, out, 2);
     ck_assert_float_eq(out[1], 16777216.0f);
     const int64_t i64[] = {-5, INT64_C(1) << 40};
-    rt_convert_to_f32(FUSE_I64, i64, out, 2);
+    io_convert_to_f32(FUSE_I64, i64, out, 2);
     ck_assert_float_eq(out[1], 1099511627776.0f);
     const uint8_t u8[] = {255, 0};
-    rt_convert_to_f32(FUSE_U8, u8, out, 2);
+    io_convert_to_f32(FUSE_U8, u8, out, 2);
     ck_assert_float_eq(out[0], 255.0f);
     const uint16_t u16[] = {65535};
-    rt_convert_to_f32(FUSE_U16, u16, out, 1);
+    io_convert_to_f32(FUSE_U16, u16, out, 1);
     ck_assert_float_eq(out[0], 65535.0f);
     const uint32_t u32[] = {4000000000u};
-    rt_convert_to_f32(FUSE_U32, u32, out, 1);
+    io_convert_to_f32(FUSE_U32, u32, out, 1);
     ck_assert_float_eq(out[0], 4e9f);
     const uint64_t u64[] = {UINT64_C(1) << 63};
-    rt_convert_to_f32(FUSE_U64, u64, out, 1);
+    io_convert_to_f32(FUSE_U64, u64, out, 1);
     ck_assert_float_eq(out[0], 9223372036854775808.0f);
     const uint8_t b[] = {0, 1, 2};
-    rt_convert_to_f32(FUSE_BOOL, b, out, 3);
+    io_convert_to_f32(FUSE_BOOL, b, out, 3);
     ck_assert_float_eq(out[0], 0.0f);
     ck_assert_float_eq(out[1], 1.0f);
     ck_assert_float_eq(out[2], 1.0f);
     const float f32[] = {-0.0f, 3.75f};
-    rt_convert_to_f32(FUSE_F32, f32, out, 2);
+    io_convert_to_f32(FUSE_F32, f32, out, 2);
     ck_assert_float_eq(out[1], 3.75f);
 }
 END_TEST
@@ -234,28 +234,28 @@ START_TEST(test_tensor_from_f32_saturates)
     const float src[] = {1.9f, -1.9f, 300.0f, -300.0f, NAN, INFINITY, -INFINITY, 0.0f};
     int64_t shape[] = {8};
     fuse_tensor t;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_I8, 1, shape, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_I8, 1, shape, src, &t), FUSE_OK);
     const int8_t want8[] = {1, -1, 127, -128, 0, 127, -128, 0};
     ck_assert_int_eq(memcmp(t.data, want8, 8), 0);
-    ck_assert_uint_eq((uintptr_t)t.data % RT_ALIGN, 0);
+    ck_assert_uint_eq((uintptr_t)t.data % IO_ALIGN, 0);
     free(t.data);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_U8, 1, shape, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_U8, 1, shape, src, &t), FUSE_OK);
     const uint8_t wantu8[] = {1, 0, 255, 0, 0, 255, 0, 0};
     ck_assert_int_eq(memcmp(t.data, wantu8, 8), 0);
     free(t.data);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_I64, 1, shape, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_I64, 1, shape, src, &t), FUSE_OK);
     ck_assert_int_eq(((int64_t *)t.data)[2], 300);
     ck_assert_int_eq(((int64_t *)t.data)[5], INT64_MAX);
     ck_assert_int_eq(((int64_t *)t.data)[6], INT64_MIN);
     free(t.data);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_U64, 1, shape, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_U64, 1, shape, src, &t), FUSE_OK);
     ck_assert_uint_eq(((uint64_t *)t.data)[5], UINT64_MAX);
     free(t.data);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_BOOL, 1, shape, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_BOOL, 1, shape, src, &t), FUSE_OK);
     const uint8_t wantb[] = {1, 1, 1, 1, 1, 1, 1, 0};
     ck_assert_int_eq(memcmp(t.data, wantb, 8), 0);
     free(t.data);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F64, 0, NULL, src, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F64, 0, NULL, src, &t), FUSE_OK);
     ck_assert_int_eq(t.rank, 0);
     ck_assert(((double *)t.data)[0] == (double)1.9f);
     free(t.data);
@@ -267,14 +267,14 @@ START_TEST(test_tensor_from_f32_rejects_bad_args)
     const float src[] = {1.0f};
     int64_t neg[] = {-1}, one[] = {1};
     fuse_tensor t;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F32, 1, neg, src, &t), FUSE_E_ARG);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_DTYPE_COUNT, 1, one, src, &t), FUSE_E_ARG);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F32, FUSE_MAX_RANK + 1, one, src, &t),
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F32, 1, neg, src, &t), FUSE_E_ARG);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_DTYPE_COUNT, 1, one, src, &t), FUSE_E_ARG);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F32, FUSE_MAX_RANK + 1, one, src, &t),
                      FUSE_E_ARG);
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F32, 1, one, NULL, &t), FUSE_E_ARG);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F32, 1, one, NULL, &t), FUSE_E_ARG);
     char *err = NULL;
     fuse_tensor bad = {.dtype = FUSE_F32, .rank = 1, .shape = {3}, .data = NULL};
-    assert_error_names(rt_tensor_check(&bad, "thing", NULL, &err), FUSE_E_ARG, err, "thing");
+    assert_error_names(io_tensor_check(&bad, "thing", NULL, &err), FUSE_E_ARG, err, "thing");
 }
 END_TEST
 
@@ -290,12 +290,12 @@ START_TEST(test_npy_roundtrip_every_dtype_and_rank)
                                         (uint32_t)(dt * 10 + rank));
             char name[64], *err = NULL;
             snprintf(name, sizeof name, "d%d_r%d.npy", dt, rank);
-            ck_assert_int_eq(rt_npy_write(path_in(name), &t, &err), FUSE_OK);
+            ck_assert_int_eq(io_npy_write(path_in(name), &t, &err), FUSE_OK);
             fuse_tensor back = {0};
-            fuse_status st = rt_npy_read(path_in(name), &back, &err);
+            fuse_status st = io_npy_read(path_in(name), &back, &err);
             ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
             assert_tensors_equal(&t, &back);
-            ck_assert_uint_eq((uintptr_t)back.data % RT_ALIGN, 0);
+            ck_assert_uint_eq((uintptr_t)back.data % IO_ALIGN, 0);
             free(back.data);
             free(t.data);
         }
@@ -310,12 +310,12 @@ START_TEST(test_npy_roundtrip_empty_and_mem)
     void *img;
     size_t n;
     char *err = NULL;
-    ck_assert_int_eq(rt_npy_encode(&t, &img, &n, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_encode(&t, &img, &n, &err), FUSE_OK);
     NpyHeader h;
-    ck_assert_int_eq(rt_npy_parse_header(img, n, &h, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_parse_header(img, n, &h, &err), FUSE_OK);
     ck_assert_uint_eq(h.data_offset, n); /* header only: no data */
     ck_assert_uint_eq(n % 64, 0);
-    ck_assert_int_eq(rt_npy_read_mem(img, n, "mem", &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_read_mem(img, n, "mem", &back, &err), FUSE_OK);
     ck_assert_int_eq(back.rank, 3);
     ck_assert_int_eq(back.shape[0], 4);
     ck_assert_int_eq(back.shape[1], 0);
@@ -346,7 +346,7 @@ START_TEST(test_npy_encode_header_layout)
         uint8_t *img;
         size_t n;
         char *err = NULL;
-        ck_assert_int_eq(rt_npy_encode(&t, (void **)&img, &n, &err), FUSE_OK);
+        ck_assert_int_eq(io_npy_encode(&t, (void **)&img, &n, &err), FUSE_OK);
         ck_assert_int_eq(memcmp(img, "\x93NUMPY\x01\x00", 8), 0);
         size_t hlen = img[8] | (size_t)img[9] << 8, dlen = strlen(cases[k].dict);
         ck_assert_uint_eq((10 + hlen) % 64, 0);
@@ -354,11 +354,11 @@ START_TEST(test_npy_encode_header_layout)
         for (size_t i = 10 + dlen; i < 10 + hlen - 1; i++)
             ck_assert_int_eq(img[i], ' ');
         ck_assert_int_eq(img[10 + hlen - 1], '\n');
-        size_t nbytes = (size_t)rt_shape_count(t.rank, t.shape) * fuse_dtype_size(t.dtype);
+        size_t nbytes = (size_t)io_shape_count(t.rank, t.shape) * fuse_dtype_size(t.dtype);
         ck_assert_uint_eq(n, 10 + hlen + nbytes);
         ck_assert_int_eq(memcmp(img + 10 + hlen, t.data, nbytes), 0);
         NpyHeader h;
-        ck_assert_int_eq(rt_npy_parse_header(img, n, &h, &err), FUSE_OK);
+        ck_assert_int_eq(io_npy_parse_header(img, n, &h, &err), FUSE_OK);
         ck_assert_uint_eq(h.data_offset, 10 + hlen);
         ck_assert_int_eq(h.dtype, cases[k].dt);
         ck_assert(!h.is_fortran && !h.is_big_endian);
@@ -374,8 +374,8 @@ START_TEST(test_npy_write_creates_parent_dirs)
     fuse_tensor t = make_tensor(FUSE_I32, 1, shape, 3), back = {0};
     char *err = NULL;
     const char *p = path_in("a/b/c/out.npy");
-    ck_assert_int_eq(rt_npy_write(p, &t, &err), FUSE_OK);
-    ck_assert_int_eq(rt_npy_read(p, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_write(p, &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_read(p, &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     free(back.data);
     free(t.data);
@@ -439,7 +439,7 @@ START_TEST(test_npy_versions_2_and_3)
                                  data, sizeof data, &n);
         NpyHeader h;
         char *err = NULL;
-        ck_assert_int_eq(rt_npy_parse_header(img, n, &h, &err), FUSE_OK);
+        ck_assert_int_eq(io_npy_parse_header(img, n, &h, &err), FUSE_OK);
         ck_assert_uint_eq(h.data_offset, n - sizeof data);
         fuse_tensor t = {0};
         ck_assert_int_eq(read_both(img, n, major == 2 ? "v2.npy" : "v3.npy", &t, &err),
@@ -523,7 +523,7 @@ START_TEST(test_npy_header_variants)
         uint8_t *img = build_npy(1, dicts[k], d, sizeof d, &n);
         fuse_tensor t = {0};
         char *err = NULL;
-        fuse_status st = rt_npy_read_mem(img, n, "variant", &t, &err);
+        fuse_status st = io_npy_read_mem(img, n, "variant", &t, &err);
         ck_assert_msg(st == FUSE_OK, "dict %zu: %s", k, err ? err : "");
         ck_assert_int_eq(t.dtype, FUSE_BOOL);
         ck_assert_int_eq(t.rank, 2);
@@ -548,7 +548,7 @@ START_TEST(test_npy_every_dtype_descr)
         uint8_t *img = build_npy(1, dict, zeros, fuse_dtype_size((fuse_dtype)dt), &n);
         NpyHeader h;
         char *err = NULL;
-        ck_assert_int_eq(rt_npy_parse_header(img, n, &h, &err), FUSE_OK);
+        ck_assert_int_eq(io_npy_parse_header(img, n, &h, &err), FUSE_OK);
         ck_assert_int_eq(h.dtype, dt);
         ck_assert_int_eq(h.rank, 0);
         free(img);
@@ -565,7 +565,7 @@ START_TEST(test_npy_truncated_at_many_lengths)
     uint8_t *img;
     size_t n;
     char *err = NULL;
-    ck_assert_int_eq(rt_npy_encode(&t, (void **)&img, &n, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_encode(&t, (void **)&img, &n, &err), FUSE_OK);
     const size_t cuts[] = {0, 1, 5, 6, 7, 8, 9, 10, 11, 40, 63, 64, 65, 100, n - 8, n - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
         char name[32];
@@ -586,7 +586,7 @@ START_TEST(test_npy_truncated_at_many_lengths)
     memcpy(longer, img, n);
     memset(longer + n, 0xAB, 5);
     fuse_tensor back = {0};
-    ck_assert_int_eq(rt_npy_read_mem(longer, n + 5, "longer", &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_read_mem(longer, n + 5, "longer", &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     free(back.data);
     free(longer);
@@ -673,7 +673,7 @@ START_TEST(test_npy_header_length_beyond_file)
     assert_error_names(FUSE_E_IO, FUSE_E_IO, err, "hl.npy");
     NpyHeader h;
     err = NULL;
-    assert_error_names(rt_npy_parse_header_named(img, sizeof img - 1, "named", &h, &err),
+    assert_error_names(io_npy_parse_header_named(img, sizeof img - 1, "named", &h, &err),
                        FUSE_E_IO, err, "named");
 }
 END_TEST
@@ -683,9 +683,9 @@ START_TEST(test_npy_missing_file_and_directory)
     fuse_tensor t = {0};
     char *err = NULL;
     const char *missing = path_in("nope.npy");
-    assert_error_names(rt_npy_read(missing, &t, &err), FUSE_E_IO, err, missing);
+    assert_error_names(io_npy_read(missing, &t, &err), FUSE_E_IO, err, missing);
     err = NULL;
-    assert_error_names(rt_npy_read(scratch, &t, &err), FUSE_E_IO, err, scratch);
+    assert_error_names(io_npy_read(scratch, &t, &err), FUSE_E_IO, err, scratch);
 }
 END_TEST
 
@@ -694,7 +694,7 @@ START_TEST(test_npy_write_rejects_bad_tensor)
     char *err = NULL;
     fuse_tensor t = {.dtype = FUSE_F32, .rank = 2, .shape = {2, -3}, .data = NULL};
     const char *p = path_in("bad.npy");
-    assert_error_names(rt_npy_write(p, &t, &err), FUSE_E_ARG, err, p);
+    assert_error_names(io_npy_write(p, &t, &err), FUSE_E_ARG, err, p);
     ck_assert(!path_exists(p));
 }
 END_TEST
@@ -733,7 +733,7 @@ static void assert_half_known(const fuse_tensor *t)
     ck_assert_int_eq(t->rank, 1);
     ck_assert_int_eq(t->shape[0], HALF_KNOWN + 1);
     float out[HALF_KNOWN + 1];
-    rt_convert_to_f32(FUSE_F16, t->data, out, HALF_KNOWN + 1);
+    io_convert_to_f32(FUSE_F16, t->data, out, HALF_KNOWN + 1);
     for (int i = 0; i < HALF_KNOWN; i++) {
         ck_assert_uint_eq(f16_at(t, i), half_known[i].bits);
         ck_assert_msg(out[i] == half_known[i].value, "0x%04x: got %a, want %a",
@@ -813,9 +813,9 @@ START_TEST(test_f16_round_trip_rounding)
         in[i] = cases[i].in;
     int64_t shape[] = {N};
     fuse_tensor t;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, shape, in, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F16, 1, shape, in, &t), FUSE_OK);
     ck_assert_int_eq(t.dtype, FUSE_F16);
-    rt_convert_to_f32(FUSE_F16, t.data, back, N);
+    io_convert_to_f32(FUSE_F16, t.data, back, N);
     for (int i = 0; i < N; i++) {
         ck_assert_msg(f16_at(&t, i) == cases[i].bits, "case %d (%a): bits 0x%04x, want 0x%04x",
                       i, cases[i].in, f16_at(&t, i), cases[i].bits);
@@ -825,10 +825,10 @@ START_TEST(test_f16_round_trip_rounding)
     free(t.data);
     /* NaN stays NaN, with or without payload bits that survive the narrowing. */
     float nans[2] = {NAN, -NAN};
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, (int64_t[]){2}, nans, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F16, 1, (int64_t[]){2}, nans, &t), FUSE_OK);
     for (int i = 0; i < 2; i++)
         ck_assert((f16_at(&t, i) & 0x7C00) == 0x7C00 && (f16_at(&t, i) & 0x3FF) != 0);
-    rt_convert_to_f32(FUSE_F16, t.data, back, 2);
+    io_convert_to_f32(FUSE_F16, t.data, back, 2);
     ck_assert(isnan(back[0]) && isnan(back[1]));
     free(t.data);
 }
@@ -842,9 +842,9 @@ START_TEST(test_f16_every_half_round_trips)
     float *wide = malloc(N * sizeof *wide);
     for (int i = 0; i < N; i++)
         bits[i] = (uint16_t)i;
-    rt_convert_to_f32(FUSE_F16, bits, wide, N);
+    io_convert_to_f32(FUSE_F16, bits, wide, N);
     fuse_tensor t;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 1, (int64_t[]){N}, wide, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F16, 1, (int64_t[]){N}, wide, &t), FUSE_OK);
     for (int i = 0; i < N; i++) {
         bool is_nan = (i & 0x7C00) == 0x7C00 && (i & 0x3FF) != 0;
         ck_assert(isnan(wide[i]) == is_nan);
@@ -862,10 +862,10 @@ START_TEST(test_f16_npy_write_and_read_back)
     const float v[] = {1.0f, -2.0f, 0.333251953125f, 65504.0f, 0x1p-24f, INFINITY};
     int64_t shape[] = {2, 3};
     fuse_tensor t, back = {0};
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F16, 2, shape, v, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F16, 2, shape, v, &t), FUSE_OK);
     char *err = NULL;
     const char *p = path_in("h.npy");
-    ck_assert_int_eq(rt_npy_write(p, &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_write(p, &t, &err), FUSE_OK);
     void *text;
     size_t n;
     ck_assert_int_eq(sup_read_file(p, &text, &n, &err), FUSE_OK);
@@ -873,17 +873,17 @@ START_TEST(test_f16_npy_write_and_read_back)
     const uint8_t *data = (const uint8_t *)text + n - 12; /* little-endian on disk */
     ck_assert(data[0] == 0x00 && data[1] == 0x3C && data[2] == 0x00 && data[3] == 0xC0);
     free(text);
-    ck_assert_int_eq(rt_npy_read(p, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_read(p, &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     float out[6];
-    rt_convert_to_f32(back.dtype, back.data, out, 6);
+    io_convert_to_f32(back.dtype, back.data, out, 6);
     for (int i = 0; i < 6; i++)
         ck_assert(out[i] == v[i]);
     free(back.data);
     /* The same tensor as an .npz member (npz.c goes through npy.c). */
     const char *names[] = {"h"};
-    ck_assert_int_eq(rt_npz_write(path_in("h.npz"), names, &t, 1, &err), FUSE_OK);
-    ck_assert_int_eq(rt_npz_read(path_in("h.npz"), NULL, NULL, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(path_in("h.npz"), names, &t, 1, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(path_in("h.npz"), NULL, NULL, &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     free(back.data);
     free(t.data);
@@ -945,10 +945,10 @@ START_TEST(test_npz_roundtrip_several_members)
     const char *names[] = {"weights", "ids", "mask"};
     const char *p = path_in("sub/dir/many.npz");
     char *err = NULL;
-    ck_assert_int_eq(rt_npz_write(p, names, ts, 3, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(p, names, ts, 3, &err), FUSE_OK);
     for (int i = 0; i < 3; i++) {
         fuse_tensor back = {0};
-        fuse_status st = rt_npz_read(p, names[i], NULL, &back, &err);
+        fuse_status st = io_npz_read(p, names[i], NULL, &back, &err);
         ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
         assert_tensors_equal(&ts[i], &back);
         free(back.data);
@@ -976,35 +976,35 @@ START_TEST(test_npz_member_choice)
     const char *n3[] = {"x", "arr_0", "W"};
     fuse_tensor t3[] = {a, b, c};
     const char *p3 = path_in("three.npz");
-    ck_assert_int_eq(rt_npz_write(p3, n3, t3, 3, &err), FUSE_OK);
-    ck_assert_int_eq(rt_npz_read(p3, NULL, "W", &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(p3, n3, t3, 3, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(p3, NULL, "W", &back, &err), FUSE_OK);
     assert_tensors_equal(&b, &back);
     free(back.data);
     /* An explicit member is taken as named. */
-    ck_assert_int_eq(rt_npz_read(p3, "W", NULL, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(p3, "W", NULL, &back, &err), FUSE_OK);
     assert_tensors_equal(&c, &back);
     free(back.data);
     /* The only member is taken whatever its name. */
     const char *n1[] = {"lonely"};
     const char *p1 = path_in("one.npz");
-    ck_assert_int_eq(rt_npz_write(p1, n1, &a, 1, &err), FUSE_OK);
-    ck_assert_int_eq(rt_npz_read(p1, NULL, "other", &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(p1, n1, &a, 1, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(p1, NULL, "other", &back, &err), FUSE_OK);
     assert_tensors_equal(&a, &back);
     free(back.data);
     /* Several members, no arr_0: the fallback (tensor name) decides. */
     const char *n2[] = {"A", "B"};
     fuse_tensor t2[] = {a, c};
     const char *p2 = path_in("two.npz");
-    ck_assert_int_eq(rt_npz_write(p2, n2, t2, 2, &err), FUSE_OK);
-    ck_assert_int_eq(rt_npz_read(p2, NULL, "B", &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(p2, n2, t2, 2, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(p2, NULL, "B", &back, &err), FUSE_OK);
     assert_tensors_equal(&c, &back);
     free(back.data);
     back.data = NULL;
-    assert_error_names(rt_npz_read(p2, NULL, NULL, &back, &err), FUSE_E_IO, err, p2);
+    assert_error_names(io_npz_read(p2, NULL, NULL, &back, &err), FUSE_E_IO, err, p2);
     err = NULL;
-    assert_error_names(rt_npz_read(p2, NULL, "C", &back, &err), FUSE_E_IO, err, "'C'");
+    assert_error_names(io_npz_read(p2, NULL, "C", &back, &err), FUSE_E_IO, err, "'C'");
     err = NULL;
-    assert_error_names(rt_npz_read(p2, "missing", NULL, &back, &err), FUSE_E_IO, err, p2);
+    assert_error_names(io_npz_read(p2, "missing", NULL, &back, &err), FUSE_E_IO, err, p2);
     ck_assert_ptr_null(back.data);
     free(a.data);
     free(b.data);
@@ -1017,9 +1017,9 @@ START_TEST(test_npz_empty_archive)
     const char *p = path_in("empty.npz");
     char *err = NULL;
     fuse_tensor back = {0};
-    ck_assert_int_eq(rt_npz_write(p, NULL, NULL, 0, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(p, NULL, NULL, 0, &err), FUSE_OK);
     ck_assert(path_exists(p));
-    assert_error_names(rt_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "no arrays");
+    assert_error_names(io_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "no arrays");
 }
 END_TEST
 
@@ -1044,17 +1044,17 @@ START_TEST(test_npz_stored_member)
     void *img;
     size_t n;
     char *err = NULL;
-    ck_assert_int_eq(rt_npy_encode(&t, &img, &n, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_encode(&t, &img, &n, &err), FUSE_OK);
     const char *p = path_in("stored.npz");
     write_stored_npz(p, "arr_0.npy", img, n);
     assert_member_compression(p, "arr_0.npy", ZIP_CM_STORE);
-    ck_assert_int_eq(rt_npz_read(p, NULL, NULL, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(p, NULL, NULL, &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     free(back.data);
     /* A member whose name lacks ".npy" is found by its exact name. */
     const char *q = path_in("bare.npz");
     write_stored_npz(q, "weights", img, n);
-    ck_assert_int_eq(rt_npz_read(q, "weights", NULL, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(q, "weights", NULL, &back, &err), FUSE_OK);
     assert_tensors_equal(&t, &back);
     free(back.data);
     free(img);
@@ -1068,18 +1068,18 @@ START_TEST(test_npz_bad_member_and_corrupt_archive)
     char *err = NULL;
     fuse_tensor back = {0};
     write_stored_npz(p, "arr_0.npy", "this is not an npy image", 24);
-    assert_error_names(rt_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "arr_0.npy");
+    assert_error_names(io_npz_read(p, NULL, NULL, &back, &err), FUSE_E_IO, err, "arr_0.npy");
     err = NULL;
     const char *q = path_in("notzip.npz");
     write_file(q, "definitely not a zip archive", 28);
-    assert_error_names(rt_npz_read(q, NULL, NULL, &back, &err), FUSE_E_IO, err, q);
+    assert_error_names(io_npz_read(q, NULL, NULL, &back, &err), FUSE_E_IO, err, q);
     /* Damage the deflated data of a real archive: an error, never a crash. */
     int64_t s[] = {256};
     fuse_tensor t = make_tensor(FUSE_F32, 1, s, 5);
     const char *names[] = {"arr_0"};
     const char *r = path_in("damaged.npz");
     err = NULL;
-    ck_assert_int_eq(rt_npz_write(r, names, &t, 1, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(r, names, &t, 1, &err), FUSE_OK);
     void *raw;
     size_t n;
     ck_assert_int_eq(sup_read_file(r, &raw, &n, &err), FUSE_OK);
@@ -1087,7 +1087,7 @@ START_TEST(test_npz_bad_member_and_corrupt_archive)
         ((uint8_t *)raw)[i] ^= 0x5a;
     write_file(r, raw, n);
     free(raw);
-    assert_error_names(rt_npz_read(r, NULL, NULL, &back, &err), FUSE_E_IO, err, r);
+    assert_error_names(io_npz_read(r, NULL, NULL, &back, &err), FUSE_E_IO, err, r);
     ck_assert_ptr_null(back.data);
     free(t.data);
 }
@@ -1102,34 +1102,34 @@ START_TEST(test_npz_failed_write_leaves_nothing)
     /* Duplicate member names fail inside libzip, before anything is written. */
     const char *dup[] = {"same", "same"};
     const char *p = path_in("dup.npz");
-    assert_error_names(rt_npz_write(p, dup, t, 2, &err), FUSE_E_IO, err, p);
+    assert_error_names(io_npz_write(p, dup, t, 2, &err), FUSE_E_IO, err, p);
     ck_assert(!path_exists(p));
     ck_assert_int_eq(count_entries(scratch, &has_tmp), 0);
     /* The target is a directory. */
     ck_assert_int_eq(mkdir(path_in("isdir.npz"), 0777), 0);
     const char *names[] = {"a", "b"};
     err = NULL;
-    assert_error_names(rt_npz_write(path_in("isdir.npz"), names, t, 2, &err), FUSE_E_IO, err,
+    assert_error_names(io_npz_write(path_in("isdir.npz"), names, t, 2, &err), FUSE_E_IO, err,
                        "isdir.npz");
     ck_assert_int_eq(count_entries(scratch, &has_tmp), 1);
     ck_assert(!has_tmp);
     /* Bad tensors and names are argument errors, checked before any file is made. */
     fuse_tensor bad[2] = {t[0], {.dtype = FUSE_F32, .rank = 1, .shape = {-1}}};
     err = NULL;
-    assert_error_names(rt_npz_write(path_in("bad.npz"), names, bad, 2, &err), FUSE_E_ARG, err,
+    assert_error_names(io_npz_write(path_in("bad.npz"), names, bad, 2, &err), FUSE_E_ARG, err,
                        "b");
     const char *noname[] = {"a", ""};
     err = NULL;
-    assert_error_names(rt_npz_write(path_in("bad.npz"), noname, t, 2, &err), FUSE_E_ARG, err,
+    assert_error_names(io_npz_write(path_in("bad.npz"), noname, t, 2, &err), FUSE_E_ARG, err,
                        "bad.npz");
     ck_assert(!path_exists(path_in("bad.npz")));
     /* An existing archive survives a failed rewrite unchanged. */
     const char *keep = path_in("keep.npz");
-    ck_assert_int_eq(rt_npz_write(keep, names, t, 2, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(keep, names, t, 2, &err), FUSE_OK);
     err = NULL;
-    assert_error_names(rt_npz_write(keep, dup, t, 2, &err), FUSE_E_IO, err, keep);
+    assert_error_names(io_npz_write(keep, dup, t, 2, &err), FUSE_E_IO, err, keep);
     fuse_tensor back = {0};
-    ck_assert_int_eq(rt_npz_read(keep, "b", NULL, &back, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_read(keep, "b", NULL, &back, &err), FUSE_OK);
     assert_tensors_equal(&t[1], &back);
     free(back.data);
     free(t[0].data);
@@ -1152,10 +1152,10 @@ START_TEST(test_json_write_nested_floats)
     const float v[] = {0.1f, 1.0f, -2.5f, 3.14159274f, 1e-8f, 16777217.0f};
     int64_t shape[] = {2, 3};
     fuse_tensor t;
-    ck_assert_int_eq(rt_tensor_from_f32(FUSE_F32, 2, shape, v, &t), FUSE_OK);
+    ck_assert_int_eq(io_tensor_from_f32(FUSE_F32, 2, shape, v, &t), FUSE_OK);
     char *err = NULL;
     const char *p = path_in("t.json");
-    ck_assert_int_eq(rt_json_write(p, &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(p, &t, &err), FUSE_OK);
     json_t *j = load_json(p);
     ck_assert(json_is_array(j));
     ck_assert_uint_eq(json_array_size(j), 2);
@@ -1185,13 +1185,13 @@ START_TEST(test_json_write_scalar_ints_bools_f64)
     char *err = NULL;
     double d = 0.1;
     fuse_tensor s = {.dtype = FUSE_F64, .rank = 0, .data = &d};
-    ck_assert_int_eq(rt_json_write(path_in("s.json"), &s, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("s.json"), &s, &err), FUSE_OK);
     json_t *j = load_json(path_in("s.json"));
     ck_assert(json_is_real(j) && json_real_value(j) == 0.1);
     json_decref(j);
     int16_t iv[] = {-3, 0, 32767};
     fuse_tensor it = {.dtype = FUSE_I16, .rank = 1, .shape = {3}, .data = iv};
-    ck_assert_int_eq(rt_json_write(path_in("i.json"), &it, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("i.json"), &it, &err), FUSE_OK);
     j = load_json(path_in("i.json"));
     for (size_t i = 0; i < 3; i++) {
         ck_assert(json_is_integer(json_array_get(j, i)));
@@ -1200,14 +1200,14 @@ START_TEST(test_json_write_scalar_ints_bools_f64)
     json_decref(j);
     uint8_t bv[] = {1, 0, 1, 1};
     fuse_tensor bt = {.dtype = FUSE_BOOL, .rank = 2, .shape = {2, 2}, .data = bv};
-    ck_assert_int_eq(rt_json_write(path_in("b.json"), &bt, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("b.json"), &bt, &err), FUSE_OK);
     j = load_json(path_in("b.json"));
     ck_assert(json_is_true(json_array_get(json_array_get(j, 0), 0)));
     ck_assert(json_is_false(json_array_get(json_array_get(j, 0), 1)));
     json_decref(j);
     uint64_t uv[] = {UINT64_C(1) << 40, UINT64_MAX};
     fuse_tensor ut = {.dtype = FUSE_U64, .rank = 1, .shape = {2}, .data = uv};
-    ck_assert_int_eq(rt_json_write(path_in("u.json"), &ut, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("u.json"), &ut, &err), FUSE_OK);
     j = load_json(path_in("u.json"));
     ck_assert_int_eq(json_integer_value(json_array_get(j, 0)), INT64_C(1) << 40);
     ck_assert(json_is_real(json_array_get(j, 1)));
@@ -1220,14 +1220,14 @@ START_TEST(test_json_nonfinite_and_empty)
     char *err = NULL;
     float v[] = {NAN, INFINITY, 2.0f};
     fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {3}, .data = v};
-    ck_assert_int_eq(rt_json_write(path_in("nan.json"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("nan.json"), &t, &err), FUSE_OK);
     json_t *j = load_json(path_in("nan.json"));
     ck_assert(json_is_null(json_array_get(j, 0)));
     ck_assert(json_is_null(json_array_get(j, 1)));
     ck_assert(json_real_value(json_array_get(j, 2)) == 2.0);
     json_decref(j);
     fuse_tensor e = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 0}, .data = NULL};
-    ck_assert_int_eq(rt_json_write(path_in("e.json"), &e, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("e.json"), &e, &err), FUSE_OK);
     j = load_json(path_in("e.json"));
     ck_assert_uint_eq(json_array_size(j), 2);
     ck_assert_uint_eq(json_array_size(json_array_get(j, 1)), 0);
@@ -1261,7 +1261,7 @@ START_TEST(test_jsonl_write_schema)
     int32_t v[] = {0, 1, 2, 3, 4, 5};
     fuse_tensor t = {.dtype = FUSE_I32, .rank = 2, .shape = {2, 3}, .data = v};
     char *err = NULL, *line;
-    ck_assert_int_eq(rt_jsonl_write(path_in("t.jsonl"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_write(path_in("t.jsonl"), &t, &err), FUSE_OK);
     json_t *head, *body;
     load_jsonl(path_in("t.jsonl"), &head, &body, &line);
     ck_assert_str_eq(line, "{\"schema\": \"fuse.tensor\", \"version\": 1, \"shape\": [2, 3]}");
@@ -1279,7 +1279,7 @@ START_TEST(test_jsonl_write_schema)
     /* Rank 0: empty shape and a bare value. */
     float x = -0.375f;
     fuse_tensor s = {.dtype = FUSE_F32, .rank = 0, .data = &x};
-    ck_assert_int_eq(rt_jsonl_write(path_in("s.jsonl"), &s, &err), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_write(path_in("s.jsonl"), &s, &err), FUSE_OK);
     load_jsonl(path_in("s.jsonl"), &head, &body, &line);
     ck_assert_uint_eq(json_array_size(json_object_get(head, "shape")), 0);
     ck_assert(json_real_value(json_object_get(body, "value")) == -0.375);
@@ -1295,13 +1295,13 @@ START_TEST(test_json_encode_matches_file_and_rejects_bad)
     fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {2}, .data = v};
     char *text, *err = NULL;
     size_t len;
-    ck_assert_int_eq(rt_json_encode(&t, false, &text, &len, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_encode(&t, false, &text, &len, &err), FUSE_OK);
     ck_assert_str_eq(text, "[1.5, 2.0]\n");
     ck_assert_uint_eq(len, strlen(text));
     free(text);
     fuse_tensor bad = {.dtype = (fuse_dtype)42, .rank = 1, .shape = {2}, .data = v};
     const char *p = path_in("bad.json");
-    assert_error_names(rt_json_write(p, &bad, &err), FUSE_E_ARG, err, p);
+    assert_error_names(io_json_write(p, &bad, &err), FUSE_E_ARG, err, p);
     ck_assert(!path_exists(p));
 }
 END_TEST
@@ -1311,7 +1311,7 @@ START_TEST(test_f16_json_writes_exact_values)
     const uint16_t h[] = {0x3555, 0x7C00, 0xC000};
     fuse_tensor t = {.dtype = FUSE_F16, .rank = 1, .shape = {3}, .data = (void *)h};
     char *err = NULL;
-    ck_assert_int_eq(rt_json_write(path_in("h.json"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_json_write(path_in("h.json"), &t, &err), FUSE_OK);
     json_t *j = load_json(path_in("h.json"));
     ck_assert((float)json_real_value(json_array_get(j, 0)) == 0.333251953125f);
     ck_assert(json_is_null(json_array_get(j, 1)));

@@ -59,7 +59,7 @@ START_TEST(test_bool_source_every_format)
     fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {3}, .data = (void *)v};
     const char *names[1] = {"arr_0"};
     char *err = NULL;
-    ck_assert_int_eq(rt_npz_write(spath("p.npz"), names, &t, 1, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write(spath("p.npz"), names, &t, 1, &err), FUSE_OK);
     expect_bool_source("p.npz");
     const char *hdr = "{\"P\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}";
     uint64_t len = strlen(hdr);
@@ -79,7 +79,7 @@ START_TEST(test_bool_source_float64_tiny_is_true)
     const double v[2] = {1e-50, -1e-50};
     fuse_tensor t = {.dtype = FUSE_F64, .rank = 1, .shape = {2}, .data = (void *)v};
     char *err = NULL;
-    ck_assert_int_eq(rt_npy_write(spath("d.npy"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(io_npy_write(spath("d.npy"), &t, &err), FUSE_OK);
     expect_export("P(j) = \"d.npy\"\nQ[j] = P(j)\nexport Q\n", "Q", 1, (int64_t[]){2},
                   (double[]){1, 0}, 2);
 }

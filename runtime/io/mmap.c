@@ -1,7 +1,7 @@
 /*
  * mmap.c: large .npy sources read through a memory mapping (SPEC §7, tucker).
  *
- * A source .npy of at least rt_mmap_min_bytes() bytes (16 MiB, or
+ * A source .npy of at least io_mmap_min_bytes() bytes (16 MiB, or
  * $FUSE_JIT_MMAP_MIN_BYTES) whose data is little-endian (the host's order), C-ordered,
  * aligned for its dtype and of exactly the compiled shape is mapped read-only and
  * converted straight from the mapping into the tensor's float32 buffer, without a
@@ -19,11 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime.h"
+#include "io.h"
 
 #define RT_MMAP_DEFAULT_MIN ((uint64_t)16 << 20)
 
-uint64_t rt_mmap_min_bytes(void)
+uint64_t io_mmap_min_bytes(void)
 {
     const char *s = getenv("FUSE_JIT_MMAP_MIN_BYTES");
     if (!s || !*s)
@@ -63,12 +63,12 @@ static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char 
                                   bool *is_mapped, char **err)
 {
     NpyHeader h;
-    fuse_status st = rt_npy_parse_header_named(map, (size_t)size, path, &h, err);
+    fuse_status st = io_npy_parse_header_named(map, (size_t)size, path, &h, err);
     if (st != FUSE_OK)
         return st;
     if (!header_fits(&h, rank, shape))
         return FUSE_OK;
-    int64_t count = rt_shape_count(h.rank, h.shape);
+    int64_t count = io_shape_count(h.rank, h.shape);
     uint64_t need = (uint64_t)count * fuse_dtype_size(h.dtype);
     uint64_t have = size - h.data_offset;
     if (h.data_offset > size || have < need)
@@ -77,12 +77,12 @@ static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char 
                        (unsigned long long)count, fuse_dtype_name(h.dtype),
                        (unsigned long long)need,
                        (unsigned long long)(h.data_offset > size ? 0 : have));
-    rt_convert_source(h.dtype, map + h.data_offset, dst, count, is_bool);
+    io_convert_source(h.dtype, map + h.data_offset, dst, count, is_bool);
     *is_mapped = true;
     return FUSE_OK;
 }
 
-fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
+fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
                                bool is_bool, bool *is_mapped, char **err)
 {
     *is_mapped = false;
@@ -90,7 +90,7 @@ fuse_status rt_npy_read_mapped(const char *path, int rank, const int64_t *shape,
     if (fd < 0)
         return FUSE_OK; /* the ordinary reader reports it */
     struct stat sb;
-    uint64_t min = rt_mmap_min_bytes();
+    uint64_t min = io_mmap_min_bytes();
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < min ||
         sb.st_size == 0 || (uint64_t)sb.st_size > SIZE_MAX) {
         close(fd);

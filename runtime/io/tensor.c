@@ -2,8 +2,8 @@
  * tensor.c: dtype facts, 64-byte aligned buffers and conversions between float32
  * and the other element types of host tensors.
  *
- * Aligned buffers come from aligned_alloc, so memory from rt_alloc_aligned may be
- * released with either rt_free_aligned or plain free(); the readers rely on this to
+ * Aligned buffers come from aligned_alloc, so memory from io_alloc_aligned may be
+ * released with either io_free_aligned or plain free(); the readers rely on this to
  * hand out tensor data that is both aligned for the kernels and free()-able by the
  * host, as runtime.h promises.
  *
@@ -15,7 +15,7 @@
  * half is exactly a float, and float -> half rounds to nearest even, overflows to
  * infinity and keeps NaN a NaN, as NumPy's astype(np.float16) does.
  */
-#include "runtime.h"
+#include "io.h"
 
 #include <assert.h>
 #include <math.h>
@@ -51,24 +51,24 @@ FUSE_API const char *fuse_dtype_name(fuse_dtype dtype)
     return dtype_valid(dtype) ? dtype_info[dtype].name : "invalid dtype";
 }
 
-void *rt_alloc_aligned(size_t n)
+void *io_alloc_aligned(size_t n)
 {
-    if (n > SIZE_MAX - RT_ALIGN)
+    if (n > SIZE_MAX - IO_ALIGN)
         return NULL;
     /* aligned_alloc wants a multiple of the alignment; 0 bytes still get a block. */
-    size_t rounded = n == 0 ? RT_ALIGN : (n + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
-    void *p = aligned_alloc(RT_ALIGN, rounded);
+    size_t rounded = n == 0 ? IO_ALIGN : (n + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN;
+    void *p = aligned_alloc(IO_ALIGN, rounded);
     if (p)
         memset(p, 0, rounded);
     return p;
 }
 
-void rt_free_aligned(void *p)
+void io_free_aligned(void *p)
 {
     free(p);
 }
 
-int64_t rt_shape_count(int rank, const int64_t *shape)
+int64_t io_shape_count(int rank, const int64_t *shape)
 {
     if (rank < 0 || rank > FUSE_MAX_RANK || (rank > 0 && !shape))
         return -1;
@@ -85,7 +85,7 @@ int64_t rt_shape_count(int rank, const int64_t *shape)
 
 /* IEEE binary16 bits as a float (exact). A half is 1 sign, 5 exponent (bias 15)
  * and 10 mantissa bits; a float has 8 exponent bits (bias 127) and 23. */
-static float half_to_float(uint16_t h)
+float io_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
@@ -159,12 +159,12 @@ static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
     case FUSE_U32: return (float)((const uint32_t *)src)[i];
     case FUSE_U64: return (float)((const uint64_t *)src)[i];
     case FUSE_BOOL: return ((const uint8_t *)src)[i] ? 1.0f : 0.0f;
-    case FUSE_F16: return half_to_float(((const uint16_t *)src)[i]);
+    case FUSE_F16: return io_half_to_float(((const uint16_t *)src)[i]);
     default: return 0.0f;
     }
 }
 
-void rt_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n)
+void io_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n)
 {
     /* The switch inside is loop-invariant; the optimiser unswitches it. */
     for (int64_t i = 0; i < n; i++)
@@ -180,18 +180,18 @@ static inline bool elem_is_positive(fuse_dtype dt, const void *src, int64_t i)
     return elem_as_f32(dt, src, i) > 0.0f;
 }
 
-void rt_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n)
+void io_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         dst[i] = elem_is_positive(dt, src, i) ? 1.0f : 0.0f;
 }
 
-void rt_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool)
+void io_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool)
 {
     if (is_bool)
-        rt_convert_to_bool(dt, src, dst, n);
+        io_convert_to_bool(dt, src, dst, n);
     else
-        rt_convert_to_f32(dt, src, dst, n);
+        io_convert_to_f32(dt, src, dst, n);
 }
 
 /* x truncated toward zero into a signed `bits`-bit range, saturating; NaN is 0.
@@ -240,18 +240,18 @@ static void store_from_f32(fuse_dtype dt, void *dst, int64_t i, float x)
     }
 }
 
-fuse_status rt_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
+fuse_status io_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
                                const float *src, fuse_tensor *out)
 {
     if (!out || !dtype_valid(dt))
         return FUSE_E_ARG;
-    int64_t count = rt_shape_count(rank, shape);
+    int64_t count = io_shape_count(rank, shape);
     if (count < 0 || (count > 0 && !src))
         return FUSE_E_ARG;
     size_t esize = dtype_info[dt].size;
     if ((uint64_t)count > SIZE_MAX / esize)
         return FUSE_E_NOMEM;
-    void *data = rt_alloc_aligned((size_t)count * esize);
+    void *data = io_alloc_aligned((size_t)count * esize);
     if (!data)
         return FUSE_E_NOMEM;
     if (dt == FUSE_F32 && count > 0)
@@ -268,7 +268,7 @@ fuse_status rt_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
     return FUSE_OK;
 }
 
-fuse_status rt_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
+fuse_status io_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
                             char **err)
 {
     const char *why = NULL;
@@ -279,7 +279,7 @@ fuse_status rt_tensor_check(const fuse_tensor *t, const char *what, size_t *nbyt
         why = "invalid dtype";
     else if (t->rank < 0 || t->rank > FUSE_MAX_RANK)
         why = "rank out of range";
-    else if ((count = rt_shape_count(t->rank, t->shape)) < 0)
+    else if ((count = io_shape_count(t->rank, t->shape)) < 0)
         why = "negative or overflowing shape";
     else if ((uint64_t)count > SIZE_MAX / dtype_info[t->dtype].size)
         why = "tensor too large";

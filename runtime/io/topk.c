@@ -16,7 +16,7 @@
  * as null (as json.c does). Lines are compact: the conformance checker compares
  * JSON, and compact text also matches its expected files byte for byte.
  */
-#include "runtime.h"
+#include "io.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -117,7 +117,7 @@ static const float *as_f32(const fuse_tensor *t, int64_t count, float **copy)
         return t->data;
     *copy = malloc((size_t)(count ? count : 1) * sizeof **copy);
     if (*copy)
-        rt_convert_to_f32(t->dtype, t->data, *copy, count);
+        io_convert_to_f32(t->dtype, t->data, *copy, count);
     return *copy;
 }
 
@@ -125,7 +125,7 @@ static const float *as_f32(const fuse_tensor *t, int64_t count, float **copy)
 static bool topk_lines(const fuse_tensor *t, const float *x, int64_t k, SupBuf *b)
 {
     int64_t cols = t->rank ? t->shape[t->rank - 1] : 1;
-    int64_t rows = t->rank ? rt_shape_count(t->rank - 1, t->shape) : 1;
+    int64_t rows = t->rank ? io_shape_count(t->rank - 1, t->shape) : 1;
     if (k > cols)
         k = cols;
     json_t *head = json_pack("{s:s,s:i}", "schema", "fuse.topk", "version", 1);
@@ -142,17 +142,17 @@ static bool topk_lines(const fuse_tensor *t, const float *x, int64_t k, SupBuf *
     return ok;
 }
 
-fuse_status rt_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t *len,
+fuse_status io_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t *len,
                            char **err)
 {
-    fuse_status st = rt_tensor_check(t, "top-k input", NULL, err);
+    fuse_status st = io_tensor_check(t, "top-k input", NULL, err);
     if (st != FUSE_OK)
         return st;
     if (k < 0 || !text || !len)
         return sup_fail(err, FUSE_E_ARG, "top-k: %s", k < 0 ? "k must not be negative"
                                                           : "no output given");
     float *copy;
-    int64_t count = rt_shape_count(t->rank, t->shape);
+    int64_t count = io_shape_count(t->rank, t->shape);
     const float *x = as_f32(t, count, &copy);
     SupBuf b = {0};
     bool ok = (x || count == 0) && topk_lines(t, x, k, &b);
@@ -166,13 +166,13 @@ fuse_status rt_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t 
     return FUSE_OK;
 }
 
-fuse_status rt_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err)
+fuse_status io_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err)
 {
     if (!path || !*path)
         return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
     char *text, *msg = NULL;
     size_t len;
-    fuse_status st = rt_topk_encode(t, k, &text, &len, &msg);
+    fuse_status st = io_topk_encode(t, k, &text, &len, &msg);
     if (st != FUSE_OK) {
         sup_fail(err, st, "%s: %s", path, msg ? msg : "cannot encode top-k");
         free(msg);

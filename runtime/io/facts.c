@@ -17,7 +17,7 @@
  *
  * Writing lists the coordinates of nonzero cells in row-major order.
  */
-#include "runtime.h"
+#include "io.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -25,8 +25,8 @@
 #include <string.h>
 #include <strings.h>
 
-/* Largest coordinate accepted; keeps every axis size within RT_MAX_READ_ELEMS. */
-#define FACTS_MAX_COORD (RT_MAX_READ_ELEMS - 1)
+/* Largest coordinate accepted; keeps every axis size within IO_MAX_READ_ELEMS. */
+#define FACTS_MAX_COORD (IO_MAX_READ_ELEMS - 1)
 
 /* The facts read so far: rank columns per fact, flattened. */
 typedef struct Facts {
@@ -175,11 +175,11 @@ static fuse_status facts_to_tensor(const Facts *f, fuse_tensor *out, char **err)
     int64_t shape[FUSE_MAX_RANK];
     for (int c = 0; c < f->rank; c++)
         shape[c] = f->n ? f->max[c] + 1 : 0;
-    int64_t count = rt_shape_count(f->rank, shape);
-    if (count < 0 || count > RT_MAX_READ_ELEMS)
+    int64_t count = io_shape_count(f->rank, shape);
+    if (count < 0 || count > IO_MAX_READ_ELEMS)
         return sup_fail(err, FUSE_E_IO, "%s: the relation is too large to hold densely (more "
-                       "than %lld cells)", f->path, (long long)RT_MAX_READ_ELEMS);
-    float *data = rt_alloc_aligned((size_t)count * sizeof *data);
+                       "than %lld cells)", f->path, (long long)IO_MAX_READ_ELEMS);
+    float *data = io_alloc_aligned((size_t)count * sizeof *data);
     if (!data)
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for the relation", f->path);
     for (size_t i = 0; i < f->n; i++) {
@@ -195,7 +195,7 @@ static fuse_status facts_to_tensor(const Facts *f, fuse_tensor *out, char **err)
     return FUSE_OK;
 }
 
-fuse_status rt_facts_read_rank(const char *path, int rank, fuse_tensor *out, char **err)
+fuse_status io_facts_read_rank(const char *path, int rank, fuse_tensor *out, char **err)
 {
     if (!path || !out || rank < -1 || rank > FUSE_MAX_RANK)
         return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read facts",
@@ -218,9 +218,9 @@ fuse_status rt_facts_read_rank(const char *path, int rank, fuse_tensor *out, cha
     return st;
 }
 
-fuse_status rt_facts_read(const char *path, fuse_tensor *out, char **err)
+fuse_status io_facts_read(const char *path, fuse_tensor *out, char **err)
 {
-    return rt_facts_read_rank(path, -1, out, err);
+    return io_facts_read_rank(path, -1, out, err);
 }
 
 /* Whether element i of t is nonzero, in its own dtype (NaN is nonzero). */
@@ -281,18 +281,18 @@ static bool is_csv_path(const char *path)
     return n >= 4 && strcasecmp(path + n - 4, ".csv") == 0;
 }
 
-fuse_status rt_facts_write(const char *path, const fuse_tensor *t, char **err)
+fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err)
 {
     if (!path || !*path)
         return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
-    fuse_status st = rt_tensor_check(t, path, NULL, err);
+    fuse_status st = io_tensor_check(t, path, NULL, err);
     if (st != FUSE_OK)
         return st;
     if (t->rank == 0)
         return sup_fail(err, FUSE_E_ARG, "%s: a scalar has no coordinates to write as "
                        "facts (a .tsv/.csv sink needs at least one axis)", path);
     SupBuf b = {0};
-    if (!facts_encode(t, rt_shape_count(t->rank, t->shape), is_csv_path(path) ? ',' : '\t',
+    if (!facts_encode(t, io_shape_count(t->rank, t->shape), is_csv_path(path) ? ',' : '\t',
                       &b)) {
         free(b.p);
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory writing facts", path);

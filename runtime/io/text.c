@@ -22,7 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "runtime.h"
+#include "io.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -129,7 +129,7 @@ static fuse_status vocab_load_one(Vocab *v, const char *tok, size_t len, json_t 
                                   char **err)
 {
     if (!json_is_integer(index) || json_integer_value(index) < 0 ||
-        json_integer_value(index) >= RT_MAX_READ_ELEMS)
+        json_integer_value(index) >= IO_MAX_READ_ELEMS)
         return sup_fail(err, FUSE_E_IO, "%s: the index of token '%s' is not an integer in "
                        "0..2^31-1", v->path, tok);
     if (vocab_find(v, tok, len) >= 0)
@@ -348,7 +348,7 @@ static fuse_status tokens_push(Tokens *t, Vocab *v, const char *path, const char
     int64_t col = vocab_find(v, s, n);
     if (col < 0) {
         col = v->size;
-        if (col >= RT_MAX_READ_ELEMS)
+        if (col >= IO_MAX_READ_ELEMS)
             return sup_fail(err, FUSE_E_IO, "%s: the vocabulary is too large", path);
         if (!vocab_add(v, s, n, col))
             return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
@@ -397,11 +397,11 @@ static fuse_status bow_matrix(const char *path, const Tokens *t, int64_t vsize,
                               fuse_tensor *out, char **err)
 {
     int64_t shape[2] = {(int64_t)t->n, vsize};
-    int64_t count = rt_shape_count(2, shape);
-    if (count < 0 || count > RT_MAX_READ_ELEMS)
+    int64_t count = io_shape_count(2, shape);
+    if (count < 0 || count > IO_MAX_READ_ELEMS)
         return sup_fail(err, FUSE_E_IO, "%s: %lld tokens × %lld words is too large to hold "
                        "densely", path, (long long)shape[0], (long long)shape[1]);
-    float *data = rt_alloc_aligned((size_t)count * sizeof *data);
+    float *data = io_alloc_aligned((size_t)count * sizeof *data);
     if (!data)
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for the bag of words", path);
     for (size_t p = 0; p < t->n; p++)
@@ -413,7 +413,7 @@ static fuse_status bow_matrix(const char *path, const Tokens *t, int64_t vsize,
     return FUSE_OK;
 }
 
-char *rt_bow_vocab_path(const char *path)
+char *io_bow_vocab_path(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -441,13 +441,13 @@ static fuse_status bow_save_vocab(const Vocab *v, bool needed, char **warn, char
     return st;
 }
 
-fuse_status rt_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err)
+fuse_status io_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err)
 {
     if (!path || !out)
         return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read a bag of words",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
-    Vocab v = {.path = rt_bow_vocab_path(path)};
+    Vocab v = {.path = io_bow_vocab_path(path)};
     Tokens t = {0};
     void *text = NULL;
     size_t n = 0;
@@ -473,7 +473,7 @@ fuse_status rt_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char
     return st;
 }
 
-fuse_status rt_bow_read(const char *path, fuse_tensor *out, char **err)
+fuse_status io_bow_read(const char *path, fuse_tensor *out, char **err)
 {
-    return rt_bow_read_ex(path, out, NULL, err);
+    return io_bow_read_ex(path, out, NULL, err);
 }

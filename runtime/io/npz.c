@@ -2,7 +2,7 @@
  * npz.c: .npz archives (ZIP files of .npy members), read and written with libzip.
  *
  * Reading streams the chosen member (stored or deflated; ZIP64 is libzip's job)
- * through rt_npy_read_stream, so data is inflated straight into the tensor, then
+ * through io_npy_read_stream, so data is inflated straight into the tensor, then
  * drains the member to its end so that libzip checks its CRC. Member choice: the
  * explicit member if one is named; else "arr_0"; else the only member; else the
  * fallback (the tensor's name). A name N matches the member "N.npy" first, then a
@@ -15,7 +15,7 @@
  * record through sup_write_file_atomic, because libzip deletes rather than writes
  * an empty archive.
  */
-#include "runtime.h"
+#include "io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +124,7 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
     if (!s.zf)
         return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", what, zip_strerror(za));
     char *msg = NULL;
-    fuse_status st = rt_npy_read_stream(zip_stream_read, &s, size, what, out, &msg);
+    fuse_status st = io_npy_read_stream(zip_stream_read, &s, size, what, out, &msg);
     if (st == FUSE_OK && !drain(&s)) {
         free(out->data);
         out->data = NULL;
@@ -142,7 +142,7 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
     return st;
 }
 
-fuse_status rt_npz_read(const char *path, const char *member, const char *fallback,
+fuse_status io_npz_read(const char *path, const char *member, const char *fallback,
                         fuse_tensor *out, char **err)
 {
     if (!path || !out)
@@ -176,7 +176,7 @@ static fuse_status check_members(const char *path, const char *const *names,
         if (!names[i] || !*names[i])
             return sup_fail(err, FUSE_E_ARG, "%s: member %d has no name", path, i);
         char *what = sup_strprintf("%s (member %s)", path, names[i]);
-        fuse_status st = rt_tensor_check(&tensors[i], what ? what : path, NULL, err);
+        fuse_status st = io_tensor_check(&tensors[i], what ? what : path, NULL, err);
         free(what);
         if (st != FUSE_OK)
             return st;
@@ -190,7 +190,7 @@ static fuse_status add_member(zip_t *za, const char *path, const char *name,
 {
     void *img;
     size_t len;
-    fuse_status st = rt_npy_encode(t, &img, &len, err);
+    fuse_status st = io_npy_encode(t, &img, &len, err);
     if (st != FUSE_OK)
         return st;
     zip_source_t *src = zip_source_buffer(za, img, len, 1); /* frees img when done */
@@ -219,7 +219,7 @@ static fuse_status write_empty(const char *path, char **err)
     return sup_write_file_atomic(path, eocd, sizeof eocd, err);
 }
 
-fuse_status rt_npz_write(const char *path, const char *const *names,
+fuse_status io_npz_write(const char *path, const char *const *names,
                          const fuse_tensor *tensors, int n, char **err)
 {
     if (!path || !*path)

@@ -23,7 +23,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "runtime.h"
+#include "io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -334,7 +334,7 @@ static fuse_status fields_to_header(const HeaderFields *f, const char *what, Npy
         return sup_fail(err, FUSE_E_IO,
                        "%s: unsupported .npy dtype '%s': %s (accepted: " NPY_ACCEPTED ")",
                        what, f->descr, descr_refusal(f->descr));
-    int64_t count = rt_shape_count(f->rank, f->shape);
+    int64_t count = io_shape_count(f->rank, f->shape);
     if (count < 0 || (uint64_t)count > (uint64_t)INT64_MAX / fuse_dtype_size(h->dtype) ||
         (uint64_t)count > SIZE_MAX / fuse_dtype_size(h->dtype))
         return sup_fail(err, FUSE_E_IO, "%s: .npy shape is too large (size overflows)",
@@ -346,7 +346,7 @@ static fuse_status fields_to_header(const HeaderFields *f, const char *what, Npy
     return FUSE_OK;
 }
 
-fuse_status rt_npy_parse_header_named(const void *buf, size_t n, const char *what,
+fuse_status io_npy_parse_header_named(const void *buf, size_t n, const char *what,
                                       NpyHeader *h, char **err)
 {
     size_t prefix;
@@ -369,9 +369,9 @@ fuse_status rt_npy_parse_header_named(const void *buf, size_t n, const char *wha
     return st;
 }
 
-fuse_status rt_npy_parse_header(const void *buf, size_t n, NpyHeader *h, char **err)
+fuse_status io_npy_parse_header(const void *buf, size_t n, NpyHeader *h, char **err)
 {
-    return rt_npy_parse_header_named(buf, n, ".npy header", h, err);
+    return io_npy_parse_header_named(buf, n, ".npy header", h, err);
 }
 
 /* ---- decoding ---- */
@@ -380,14 +380,14 @@ fuse_status rt_npy_parse_header(const void *buf, size_t n, NpyHeader *h, char **
  * buffer is not zeroed (pages are only touched as data arrives). */
 static void *alloc_data(size_t n)
 {
-    if (n > SIZE_MAX - RT_ALIGN)
+    if (n > SIZE_MAX - IO_ALIGN)
         return NULL;
-    size_t rounded = n == 0 ? RT_ALIGN : (n + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
-    return aligned_alloc(RT_ALIGN, rounded);
+    size_t rounded = n == 0 ? IO_ALIGN : (n + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN;
+    return aligned_alloc(IO_ALIGN, rounded);
 }
 
 /* Reads as many of n bytes as the stream has; -1 on a read error. */
-static int64_t read_some(RtReadFn rd, void *ctx, void *dst, size_t n)
+static int64_t read_some(IoReadFn rd, void *ctx, void *dst, size_t n)
 {
     size_t got = 0;
     while (got < n) {
@@ -402,7 +402,7 @@ static int64_t read_some(RtReadFn rd, void *ctx, void *dst, size_t n)
 }
 
 /* Reads the prefix and header of a stream into a malloc'd buffer and parses it. */
-static fuse_status read_header(RtReadFn rd, void *ctx, uint64_t size, const char *what,
+static fuse_status read_header(IoReadFn rd, void *ctx, uint64_t size, const char *what,
                                NpyHeader *h, char **err)
 {
     uint8_t pre[NPY_PREFIX_MAX];
@@ -430,7 +430,7 @@ static fuse_status read_header(RtReadFn rd, void *ctx, uint64_t size, const char
         return sup_fail(err, FUSE_E_IO, rest < 0 ? "%s: read error" : "%s: truncated .npy header",
                        what);
     }
-    st = rt_npy_parse_header_named(buf, total, what, h, err);
+    st = io_npy_parse_header_named(buf, total, what, h, err);
     free(buf);
     return st;
 }
@@ -495,14 +495,14 @@ static fuse_status truncated_data(const NpyHeader *h, size_t need, uint64_t have
                    shape, fuse_dtype_name(h->dtype), need, (unsigned long long)have);
 }
 
-fuse_status rt_npy_read_stream(RtReadFn read, void *ctx, uint64_t size, const char *what,
+fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const char *what,
                                fuse_tensor *out, char **err)
 {
     NpyHeader h;
     fuse_status st = read_header(read, ctx, size, what, &h, err);
     if (st != FUSE_OK)
         return st;
-    int64_t count = rt_shape_count(h.rank, h.shape);
+    int64_t count = io_shape_count(h.rank, h.shape);
     size_t need = (size_t)count * fuse_dtype_size(h.dtype);
     if (size != UINT64_MAX && size - h.data_offset < need)
         return truncated_data(&h, need, size - h.data_offset, what, err);
@@ -551,16 +551,16 @@ static int64_t file_read(void *ctx, void *dst, size_t n)
     return k < n && ferror(f) ? -1 : (int64_t)k;
 }
 
-fuse_status rt_npy_read_mem(const void *buf, size_t n, const char *what, fuse_tensor *out,
+fuse_status io_npy_read_mem(const void *buf, size_t n, const char *what, fuse_tensor *out,
                             char **err)
 {
     if (!buf && n > 0)
         return FUSE_E_ARG;
     MemStream m = {buf, n, 0};
-    return rt_npy_read_stream(mem_read, &m, n, what ? what : "(memory)", out, err);
+    return io_npy_read_stream(mem_read, &m, n, what ? what : "(memory)", out, err);
 }
 
-fuse_status rt_npy_read(const char *path, fuse_tensor *out, char **err)
+fuse_status io_npy_read(const char *path, fuse_tensor *out, char **err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -572,7 +572,7 @@ fuse_status rt_npy_read(const char *path, fuse_tensor *out, char **err)
         return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(e));
     }
     uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
-    fuse_status s = rt_npy_read_stream(file_read, f, size, path, out, err);
+    fuse_status s = io_npy_read_stream(file_read, f, size, path, out, err);
     fclose(f);
     return s;
 }
@@ -589,10 +589,10 @@ static int format_dict(char *buf, size_t cap, const fuse_tensor *t)
                     ty->size == 1 ? '|' : '<', ty->kind, ty->size, shape);
 }
 
-fuse_status rt_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err)
+fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err)
 {
     size_t nbytes;
-    fuse_status st = rt_tensor_check(t, ".npy image", &nbytes, err);
+    fuse_status st = io_tensor_check(t, ".npy image", &nbytes, err);
     if (st != FUSE_OK)
         return st;
     char dict[512];
@@ -622,14 +622,14 @@ fuse_status rt_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **er
     return FUSE_OK;
 }
 
-fuse_status rt_npy_write(const char *path, const fuse_tensor *t, char **err)
+fuse_status io_npy_write(const char *path, const fuse_tensor *t, char **err)
 {
-    fuse_status st = rt_tensor_check(t, path, NULL, err);
+    fuse_status st = io_tensor_check(t, path, NULL, err);
     if (st != FUSE_OK)
         return st;
     void *img;
     size_t n;
-    st = rt_npy_encode(t, &img, &n, err);
+    st = io_npy_encode(t, &img, &n, err);
     if (st != FUSE_OK)
         return st;
     st = sup_write_file_atomic(path, img, n, err);

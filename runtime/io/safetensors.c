@@ -1,15 +1,7 @@
 /*
- * readers.c: dense tensors from .json, .jsonl (the fuse.tensor schema) and
- * .safetensors files, converted to float32.
+ * safetensors.c: one tensor of a .safetensors file, converted to float32.
  *
- * JSON documents are parsed with jansson. A tensor is rectangular nested lists:
- * the first element at each depth fixes the shape, then every list at depth d must
- * have shape[d] entries and every leaf must sit at depth rank. Leaves are numbers
- * (rounded to float32), booleans (1/0) and null (NaN: the writers' spelling of a
- * non-finite value, since JSON has none); strings and objects are errors that name
- * the element ("[1][0]").
- *
- * .safetensors: an 8-byte little-endian header length N, N bytes of JSON mapping
+ * The format: an 8-byte little-endian header length N, N bytes of JSON mapping
  * names to {"dtype", "shape", "data_offsets": [begin, end]} (plus an optional
  * "__metadata__"), then the data, little-endian, C order, offsets relative to the
  * end of the header. Everything is checked against the file size before any
@@ -18,7 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "runtime.h"
+#include "io.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -30,245 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- nested lists ---- */
-
-/* The walk over one nested-list value. */
-typedef struct Nest {
-    const char *where;               /* "file" or "file:line", for messages */
-    int rank;
-    int64_t shape[FUSE_MAX_RANK];
-    int64_t pos[FUSE_MAX_RANK];      /* index path of the current element */
-    float *dst;                      /* C-order output */
-    int64_t n;                       /* elements written */
-} Nest;
-
-/* "[i][j]..." for the first depth entries of the index path ("the value" if 0). */
-static void nest_path(const Nest *nt, int depth, char *buf, size_t cap)
-{
-    size_t len = (size_t)snprintf(buf, cap, "%s", depth ? "" : "the value");
-    for (int d = 0; d < depth && len < cap; d++)
-        len += (size_t)snprintf(buf + len, cap - len, "[%lld]", (long long)nt->pos[d]);
-}
-
-static fuse_status nest_error(const Nest *nt, int depth, const char *what, char **err)
-{
-    char at[16 * FUSE_MAX_RANK + 16];
-    nest_path(nt, depth, at, sizeof at);
-    return sup_fail(err, FUSE_E_IO, "%s: %s %s", nt->where, at, what);
-}
-
-/* Stores one leaf: a number, a boolean or null. */
-static fuse_status nest_leaf(Nest *nt, json_t *j, int depth, char **err)
-{
-    float x;
-    if (json_is_number(j))
-        x = (float)json_number_value(j);
-    else if (json_is_boolean(j))
-        x = json_is_true(j) ? 1.0f : 0.0f;
-    else if (json_is_null(j))
-        x = NAN;
-    else if (json_is_array(j))
-        return nest_error(nt, depth, "is a list where a number is expected (ragged or "
-                          "deeper than its first element)", err);
-    else
-        return nest_error(nt, depth, json_is_string(j) ? "is a string, not a number"
-                                                       : "is an object, not a number", err);
-    nt->dst[nt->n++] = x;
-    return FUSE_OK;
-}
-
-/* Checks j against shape[depth..] and stores its leaves in C order. */
-static fuse_status nest_fill(Nest *nt, json_t *j, int depth, char **err)
-{
-    if (depth == nt->rank)
-        return nest_leaf(nt, j, depth, err);
-    if (!json_is_array(j))
-        return nest_error(nt, depth, "is not a list (the nesting is ragged)", err);
-    if ((int64_t)json_array_size(j) != nt->shape[depth]) {
-        char what[96];
-        snprintf(what, sizeof what, "has %zu entr%s where %lld %s expected (ragged)",
-                 json_array_size(j), json_array_size(j) == 1 ? "y" : "ies",
-                 (long long)nt->shape[depth], nt->shape[depth] == 1 ? "is" : "are");
-        return nest_error(nt, depth, what, err);
-    }
-    for (size_t i = 0; i < json_array_size(j); i++) {
-        nt->pos[depth] = (int64_t)i;
-        fuse_status st = nest_fill(nt, json_array_get(j, i), depth + 1, err);
-        if (st != FUSE_OK)
-            return st;
-    }
-    return FUSE_OK;
-}
-
-/* The shape of j from its first elements at each depth. */
-static fuse_status nest_infer(Nest *nt, json_t *j, char **err)
-{
-    nt->rank = 0;
-    while (json_is_array(j)) {
-        if (nt->rank == FUSE_MAX_RANK)
-            return sup_fail(err, FUSE_E_IO, "%s: lists nested deeper than %d levels",
-                           nt->where, FUSE_MAX_RANK);
-        nt->shape[nt->rank++] = (int64_t)json_array_size(j);
-        if (json_array_size(j) == 0)
-            break;
-        j = json_array_get(j, 0);
-    }
-    return FUSE_OK;
-}
-
-/* Allocates for nt's shape, fills from j and hands the tensor to *out. */
-static fuse_status nest_to_tensor(Nest *nt, json_t *j, fuse_tensor *out, char **err)
-{
-    int64_t count = rt_shape_count(nt->rank, nt->shape);
-    if (count < 0 || count > RT_MAX_READ_ELEMS)
-        return sup_fail(err, FUSE_E_IO, "%s: the tensor is too large", nt->where);
-    nt->dst = rt_alloc_aligned((size_t)count * sizeof(float));
-    if (!nt->dst)
-        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", nt->where);
-    nt->n = 0;
-    fuse_status st = nest_fill(nt, j, 0, err);
-    if (st != FUSE_OK) {
-        free(nt->dst);
-        return st;
-    }
-    out->dtype = FUSE_F32;
-    out->rank = nt->rank;
-    memcpy(out->shape, nt->shape, sizeof nt->shape);
-    out->data = nt->dst;
-    return FUSE_OK;
-}
-
-/* Parses n bytes of JSON (any value at the top); errors "where:line:col: why",
- * with line counted from first_line. */
-static fuse_status parse_json(const char *where, long first_line, const char *s, size_t n,
-                              json_t **out, char **err)
-{
-    json_error_t je;
-    *out = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (*out)
-        return FUSE_OK;
-    return sup_fail(err, FUSE_E_IO, "%s:%ld:%d: invalid JSON: %s", where,
-                   first_line + (je.line > 0 ? je.line - 1 : 0), je.column, je.text);
-}
-
-fuse_status rt_json_read(const char *path, fuse_tensor *out, char **err)
-{
-    if (!path || !out)
-        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON",
-                       path ? path : "(null)");
-    memset(out, 0, sizeof *out);
-    void *text;
-    size_t n;
-    fuse_status st = sup_read_file(path, &text, &n, err);
-    if (st != FUSE_OK)
-        return st;
-    json_t *root = NULL;
-    st = parse_json(path, 1, text, n, &root, err);
-    free(text);
-    Nest nt = {.where = path};
-    if (st == FUSE_OK)
-        st = nest_infer(&nt, root, err);
-    if (st == FUSE_OK)
-        st = nest_to_tensor(&nt, root, out, err);
-    json_decref(root);
-    return st;
-}
-
-/* ---- .jsonl: the fuse.tensor schema ---- */
-
-/* Reads the header object's "shape" (and checks "schema" and "version"). */
-static fuse_status jsonl_header(Nest *nt, json_t *h, char **err)
-{
-    json_t *schema = json_object_get(h, "schema"), *version = json_object_get(h, "version");
-    json_t *shape = json_object_get(h, "shape");
-    const char *name = json_string_value(schema);
-    if (name && strcmp(name, "fuse.topk") == 0)
-        return sup_fail(err, FUSE_E_IO, "%s: a fuse.topk file holds top-k rows, not a "
-                       "tensor", nt->where);
-    if (!name || strcmp(name, "fuse.tensor") != 0)
-        return sup_fail(err, FUSE_E_IO, "%s: the first line is not a {\"schema\": "
-                       "\"fuse.tensor\", ...} header", nt->where);
-    if (version && (!json_is_integer(version) || json_integer_value(version) != 1))
-        return sup_fail(err, FUSE_E_IO, "%s: unsupported fuse.tensor version", nt->where);
-    if (!json_is_array(shape) || json_array_size(shape) > FUSE_MAX_RANK)
-        return sup_fail(err, FUSE_E_IO, "%s: \"shape\" is not a list of at most %d sizes",
-                       nt->where, FUSE_MAX_RANK);
-    nt->rank = (int)json_array_size(shape);
-    for (int d = 0; d < nt->rank; d++) {
-        json_t *s = json_array_get(shape, (size_t)d);
-        if (!json_is_integer(s) || json_integer_value(s) < 0)
-            return sup_fail(err, FUSE_E_IO, "%s: \"shape\" entry %d is not a size",
-                           nt->where, d);
-        nt->shape[d] = (int64_t)json_integer_value(s);
-    }
-    return FUSE_OK;
-}
-
-/* Handles content line number k (0: header, 1: value) read from text line `line`. */
-static fuse_status jsonl_line(const char *path, long line, int k, const char *s, size_t n,
-                              Nest *nt, fuse_tensor *out, char **err)
-{
-    char *where = sup_strprintf("%s:%ld", path, line);
-    if (!where)
-        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
-    nt->where = where;
-    json_t *j = NULL;
-    fuse_status st = k > 1 ? sup_fail(err, FUSE_E_IO, "%s: unexpected line after the value",
-                                     where)
-                           : parse_json(path, line, s, n, &j, err);
-    if (st == FUSE_OK && !json_is_object(j))
-        st = sup_fail(err, FUSE_E_IO, "%s: expected a JSON object", where);
-    if (st == FUSE_OK && k == 0)
-        st = jsonl_header(nt, j, err);
-    else if (st == FUSE_OK && !json_object_get(j, "value"))
-        st = sup_fail(err, FUSE_E_IO, "%s: expected {\"value\": ...}", where);
-    else if (st == FUSE_OK)
-        st = nest_to_tensor(nt, json_object_get(j, "value"), out, err);
-    json_decref(j);
-    free(where);
-    nt->where = path;
-    return st;
-}
-
-/* Whether s[0..n) holds only blanks. */
-static bool is_blank_line(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return false;
-    return true;
-}
-
-fuse_status rt_jsonl_read(const char *path, fuse_tensor *out, char **err)
-{
-    if (!path || !out)
-        return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read JSON lines",
-                       path ? path : "(null)");
-    memset(out, 0, sizeof *out);
-    void *buf = NULL;
-    size_t n = 0;
-    fuse_status st = sup_read_file(path, &buf, &n, err);
-    char *text = buf;
-    Nest nt = {.where = path};
-    int k = 0;
-    for (size_t start = 0, line = 1; st == FUSE_OK && start < n; line++) {
-        const char *nl = memchr(text + start, '\n', n - start);
-        size_t end = nl ? (size_t)(nl - text) : n;
-        if (!is_blank_line(text + start, end - start))
-            st = jsonl_line(path, (long)line, k++, text + start, end - start, &nt, out, err);
-        start = end + 1;
-    }
-    if (st == FUSE_OK && k < 2)
-        st = sup_fail(err, FUSE_E_IO, "%s: %s", path, k == 0 ? "empty: no fuse.tensor header"
-                                                            : "no {\"value\": ...} line");
-    if (st != FUSE_OK) {
-        free(out->data);
-        memset(out, 0, sizeof *out);
-    }
-    free(text);
-    return st;
-}
 
 /* ---- .safetensors ---- */
 
@@ -312,16 +65,6 @@ static uint64_t le_bytes(const unsigned char *p, int n)
 }
 
 /* IEEE binary16 → float32, including subnormals, infinities and NaN. */
-static float half_to_float(uint16_t h)
-{
-    int exp = (h >> 10) & 0x1F;
-    int mant = h & 0x3FF;
-    float v = exp == 0    ? ldexpf((float)mant, -24)
-            : exp == 31   ? (mant ? NAN : INFINITY)
-                          : ldexpf((float)(mant | 0x400), exp - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
 static float bits_to_float(uint32_t b)
 {
     float f;
@@ -340,7 +83,7 @@ static float st_elem(StKind k, const unsigned char *p)
         return (float)d;
     }
     case ST_F32: return bits_to_float((uint32_t)le_bytes(p, 4));
-    case ST_F16: return half_to_float((uint16_t)le_bytes(p, 2));
+    case ST_F16: return io_half_to_float((uint16_t)le_bytes(p, 2));
     case ST_BF16: return bits_to_float((uint32_t)le_bytes(p, 2) << 16);
     case ST_I64: return (float)(int64_t)le_bytes(p, 8);
     case ST_I32: return (float)(int32_t)(uint32_t)le_bytes(p, 4);
@@ -395,7 +138,7 @@ static fuse_status st_header(int fd, const char *path, uint64_t size, json_t **r
     if (st == FUSE_OK)
         st = st_pread(fd, path, text, (size_t)n, 8, err);
     if (st == FUSE_OK)
-        st = parse_json(path, 1, text, (size_t)n, root, err);
+        st = io_json_parse(path, 1, text, (size_t)n, root, err);
     free(text);
     if (st == FUSE_OK && !json_is_object(*root)) {
         json_decref(*root);
@@ -457,8 +200,8 @@ static fuse_status st_entry_type(const char *path, const char *tname, json_t *e,
                            tname);
         t->shape[d] = (int64_t)json_integer_value(s);
     }
-    t->count = rt_shape_count(t->rank, t->shape);
-    if (t->count < 0 || t->count > RT_MAX_READ_ELEMS)
+    t->count = io_shape_count(t->rank, t->shape);
+    if (t->count < 0 || t->count > IO_MAX_READ_ELEMS)
         return sup_fail(err, FUSE_E_IO, "%s: tensor '%s' is too large", path, tname);
     return FUSE_OK;
 }
@@ -525,7 +268,7 @@ static fuse_status st_load(int fd, const char *path, uint64_t size, const char *
     if (st == FUSE_OK)
         st = st_entry_offsets(path, tname, entry, start, size, &t, err);
     float *data = NULL;
-    if (st == FUSE_OK && !(data = rt_alloc_aligned((size_t)t.count * sizeof *data)))
+    if (st == FUSE_OK && !(data = io_alloc_aligned((size_t)t.count * sizeof *data)))
         st = sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for tensor '%s'", path, tname);
     if (st == FUSE_OK)
         st = st_read_data(fd, path, &t, data, err);
@@ -541,7 +284,7 @@ static fuse_status st_load(int fd, const char *path, uint64_t size, const char *
     return FUSE_OK;
 }
 
-fuse_status rt_safetensors_read(const char *path, const char *name, fuse_tensor *out,
+fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
                                 char **err)
 {
     if (!path || !out)

@@ -1,0 +1,230 @@
+/*
+ * io.h: the file formats, one file each, reading and writing together: host
+ * tensors and dtype conversion (tensor.c), .npy (npy.c) and large .npy through a
+ * memory mapping (mmap.c), .npz (npz.c), .json and .jsonl (json.c), .tsv/.csv
+ * facts (facts.c), bags of words (text.c), top-k JSON lines (topk.c) and
+ * .safetensors (safetensors.c). Nothing here knows about programs: the formats
+ * see host tensors (fuse_tensor) only, never the IR.
+ *
+ * Errors: functions return fuse_status and set *err to a malloc'd message (caller
+ * frees) that names the file involved.
+ */
+#ifndef FUSE_IO_H
+#define FUSE_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuse.h"
+#include "support.h"
+
+/* ---- tensor.c: aligned buffers and host tensors ---- */
+
+#define IO_ALIGN 64
+
+/* 64-byte aligned, zeroed memory for n bytes (n may be 0); NULL on OOM. Free with
+ * io_free_aligned or plain free() (it is aligned_alloc memory). */
+void *io_alloc_aligned(size_t n);
+void io_free_aligned(void *p);
+
+/* Number of elements of a shape (1 for rank 0); -1 if it overflows int64. */
+int64_t io_shape_count(int rank, const int64_t *shape);
+
+/* An IEEE binary16 value as the float it is exactly. */
+float io_half_to_float(uint16_t h);
+
+/* Converts n elements of any dtype to float32 (bool/ints exactly as values). */
+void io_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n);
+/* The same thresholded for a boolean tensor (SPEC §2.4): 1 where the value is > 0
+ * in its own dtype, else 0 (NaN too). */
+void io_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n);
+/* io_convert_to_bool when is_bool, else io_convert_to_f32: how a source or input
+ * bound to a tensor is stored. */
+void io_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool);
+
+/* Makes a host tensor of dtype `dt` holding a copy of n float32 values converted
+ * to dt; data 64-byte aligned, free with free. Integers truncate toward zero and
+ * saturate at their range (NaN gives 0); bool is "nonzero". */
+fuse_status io_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
+                               const float *src, fuse_tensor *out);
+
+/* Checks that t is a well-formed host tensor: valid dtype, rank 0..FUSE_MAX_RANK,
+ * non-negative shape whose size in bytes fits size_t, data present unless empty.
+ * Sets *nbytes (may be NULL) to its data size. FUSE_E_ARG, with a message naming
+ * `what`, otherwise. */
+fuse_status io_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
+                            char **err);
+
+/* ---- npy.c: NumPy .npy files ---- */
+
+typedef struct NpyHeader {
+    fuse_dtype dtype;
+    bool is_big_endian;
+    bool is_fortran;
+    int rank;
+    int64_t shape[FUSE_MAX_RANK];
+    size_t data_offset; /* bytes from the start of the file to the data */
+} NpyHeader;
+
+/* Parses a .npy header held in memory (n bytes available from buf). Versions 1-3;
+ * dtypes float32/64, int8..64, uint8..64, bool (either byte order). Errors name the
+ * image ".npy header"; io_npy_parse_header_named names it `what` instead. */
+fuse_status io_npy_parse_header(const void *buf, size_t n, NpyHeader *h, char **err);
+fuse_status io_npy_parse_header_named(const void *buf, size_t n, const char *what,
+                                      NpyHeader *h, char **err);
+
+/* A byte stream to decode from: reads up to n bytes into dst and returns how many
+ * were read (fewer than n only at the end of the stream), or -1 on a read error. */
+typedef int64_t (*IoReadFn)(void *ctx, void *dst, size_t n);
+
+/* Decodes one .npy image from a stream (a file, an .npz member) straight into a
+ * C-ordered host tensor; `size` is the stream's total length in bytes when known
+ * (UINT64_MAX if not), which lets a truncated image be rejected before its data is
+ * allocated. out->data is malloc'd; caller frees. */
+fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const char *what,
+                               fuse_tensor *out, char **err);
+
+/* Reads a whole .npy file into a C-ordered host tensor of its own dtype (Fortran
+ * order is transposed into C order). out->data is malloc'd; caller frees. */
+fuse_status io_npy_read(const char *path, fuse_tensor *out, char **err);
+
+/* Same, from memory (as found inside an .npz member). `what` names it in errors. */
+fuse_status io_npy_read_mem(const void *buf, size_t n, const char *what, fuse_tensor *out,
+                            char **err);
+
+/* Serialises a tensor as a version 1.0 .npy image; *buf malloc'd, *n its size. */
+fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err);
+
+/* Writes a .npy file atomically (temporary file in the same directory, then
+ * rename). */
+fuse_status io_npy_write(const char *path, const fuse_tensor *t, char **err);
+
+/* ---- npz.c: .npz archives (ZIP of .npy members, through libzip) ---- */
+
+/* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, deflated;
+ * missing parent directories are created. n == 0 writes an empty archive. A
+ * failure leaves the target as it was and no temporary behind. */
+fuse_status io_npz_write(const char *path, const char *const *names,
+                         const fuse_tensor *tensors, int n, char **err);
+
+/* Reads one member of an .npz: `member` names it (without ".npy"); NULL picks
+ * "arr_0", else the only member. `fallback` (may be NULL) is tried when neither
+ * applies (the tensor's name). A name N matches member "N.npy", else "N". Stored
+ * and deflated members; a bad CRC is an error. out->data malloc'd. */
+fuse_status io_npz_read(const char *path, const char *member, const char *fallback,
+                        fuse_tensor *out, char **err);
+
+/* ---- json.c: .json and .jsonl tensors (through jansson) ---- */
+
+/* Writes nested lists of numbers (booleans as true/false when dtype is bool). */
+fuse_status io_json_write(const char *path, const fuse_tensor *t, char **err);
+
+/* Writes the fuse.tensor JSON-lines schema: a header line then {"value": [...]}. */
+fuse_status io_jsonl_write(const char *path, const fuse_tensor *t, char **err);
+
+/* The text either writer would produce (jsonl: the two-line schema), ending in
+ * '\n'; *text malloc'd and NUL-terminated, *len its length. Non-finite floats are
+ * written as null (JSON has no NaN); float32 prints with 9 significant digits,
+ * float64 with 17, so values read back exactly. */
+fuse_status io_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t *len,
+                           char **err);
+
+/* ---- facts.c, text.c, topk.c, json.c, safetensors.c: the other formats ---- */
+
+/* The readers of this section return host float32 tensors in C order whose data
+ * comes from io_alloc_aligned (release with free). A missing or malformed file is
+ * FUSE_E_IO with a message naming the file (and its line where it has lines); an
+ * allocation failure is FUSE_E_NOMEM; a tensor of more than IO_MAX_READ_ELEMS
+ * elements is refused with FUSE_E_IO. On failure *out is left zeroed. */
+#define IO_MAX_READ_ELEMS ((int64_t)1 << 31)
+
+/* Reads a .tsv/.csv facts file into a 0/1 relation. One fact per line: `rank`
+ * non-negative integer coordinates separated by tabs or commas (either, in either
+ * kind of file; a run of separators counts as one); blanks around a field, CRLF
+ * line ends, blank lines and lines starting with '#' are allowed; anything else
+ * (a header line, a sign other than '+', a decimal point) is an error naming
+ * file:line. The size of each axis is the largest coordinate + 1: a lower bound
+ * that the caller pads. `rank` is the expected number of columns, or -1 to take it
+ * from the first fact; a file without facts then has no rank and is an error,
+ * while with rank >= 0 it gives an empty relation of shape (0, ..., 0). */
+fuse_status io_facts_read_rank(const char *path, int rank, fuse_tensor *out, char **err);
+fuse_status io_facts_read(const char *path, fuse_tensor *out, char **err); /* rank -1 */
+
+/* Writes the coordinates of t's nonzero cells (NaN counts as nonzero) in row-major
+ * order, one per line ending in '\n', separated by ',' when the path ends in ".csv"
+ * (any case) and by a tab otherwise. No cell → an empty file. Rank 0 has no
+ * coordinates: FUSE_E_ARG. Any dtype. Atomic; creates missing parent dirs. */
+fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err);
+
+/* The vocabulary sidecar of a bag-of-words file: the path with its last extension
+ * replaced by ".vocab.json" ("d/a.b.txt" → "d/a.b.vocab.json"; no extension:
+ * appended). malloc'd; NULL on OOM. */
+char *io_bow_vocab_path(const char *path);
+
+/* Reads a .txt/.md bag of words: UTF-8 text (a leading BOM is skipped) split on
+ * runs of Unicode whitespace into tokens → a (tokens × vocabulary) 0/1 matrix whose
+ * row p has a 1 in the column of token p. The vocabulary comes from the sidecar
+ * (formats: {"version": 1, "items": [{"token": T, "index": I}, ...]}, a plain
+ * {"T": I} object, or a ["T", ...] list); its size is the largest index + 1.
+ * Unknown tokens get the next indices in order of first occurrence, and the
+ * sidecar is then (or when missing) rewritten atomically in the items format;
+ * otherwise it is not touched. A corrupt sidecar is an error, never overwritten.
+ * Both sizes are lower bounds. When the sidecar cannot be written, io_bow_read_ex
+ * with warn != NULL sets *warn (malloc'd) and still succeeds; io_bow_read fails. */
+fuse_status io_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err);
+fuse_status io_bow_read(const char *path, fuse_tensor *out, char **err);
+
+/* The fuse.topk JSON-lines text for t: the line {"schema":"fuse.topk","version":1},
+ * then per row (rows run over all leading axes in C order; rank 1 is one row, rank
+ * 0 one row of one entry) {"topk":[{"index":i,"value":v},...]} with the
+ * min(k, row length) largest entries of the last axis: value descending, ties to
+ * the lower index, NaN last. Values are JSON reals (1.0), printed with the fewest
+ * digits that read back to the same float32; non-finite values print as null.
+ * Any dtype (converted to float32). k < 0 is FUSE_E_ARG. *text malloc'd. */
+fuse_status io_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t *len,
+                           char **err);
+
+/* io_topk_encode written atomically to path (parent directories created). */
+fuse_status io_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err);
+
+/* Reads a .json tensor: rectangular nested lists of numbers and booleans (true is
+ * 1), null read as NaN (the writers' spelling of a non-finite value); a bare number
+ * is rank 0, [] is shape (0). */
+fuse_status io_json_read(const char *path, fuse_tensor *out, char **err);
+
+/* Parses n bytes of JSON (jansson's json_t) with positioned errors: `where` and
+ * the text's first line number name it ("a.jsonl:3:7: invalid JSON: ..."). */
+struct json_t;
+fuse_status io_json_parse(const char *where, long first_line, const char *s, size_t n,
+                          struct json_t **out, char **err);
+
+/* Reads the fuse.tensor JSON-lines schema (as io_jsonl_write writes it): a header
+ * line {"schema": "fuse.tensor", "version": 1, "shape": [...]} ("version" may be
+ * left out) then one line {"value": nested} of exactly that shape. Blank lines
+ * are skipped; a fuse.topk file is refused. */
+fuse_status io_jsonl_read(const char *path, fuse_tensor *out, char **err);
+
+/* Reads one tensor of a .safetensors file: the member called `name` if there is
+ * one, else the only member (name may be NULL). Dtypes F64 F32 F16 BF16 I64 I32
+ * I16 I8 U64 U32 U16 U8 BOOL, converted to float32. The header (at most 100 MB)
+ * and the data offsets are checked against the file size; only the selected
+ * tensor's bytes are read. */
+fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
+                                char **err);
+
+/* ---- mmap.c: large .npy sources through a memory mapping ---- */
+
+/* Bytes from which a source .npy is mapped: $FUSE_JIT_MMAP_MIN_BYTES, else 16 MiB. */
+uint64_t io_mmap_min_bytes(void);
+/* When path is a regular file of at least io_mmap_min_bytes() bytes holding a
+ * little-endian, C-ordered .npy of `rank` axes with sizes `shape`, converts its data
+ * from a read-only mapping into dst (float32; thresholded to 0/1 when is_bool, as
+ * io_convert_source) and sets *is_mapped. Otherwise
+ * *is_mapped is false and nothing is read (the caller reads the file as usual). A
+ * malformed header or data shorter than the header promises is FUSE_E_IO naming
+ * the file (checked before the data is touched). */
+fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
+                               bool is_bool, bool *is_mapped, char **err);
+
+#endif /* FUSE_IO_H */
