@@ -5,7 +5,7 @@
 # puts fuse.h, both libraries, the tools and fuse.pc (pkg-config) under the prefix.
 include(GNUInstallDirs)
 
-set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_jit fuse_io fuse_runtime)
+set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_jit fuse_io fuse_runtime fuse_api)
 set(FUSE_OBJECTS "")
 foreach(stage ${FUSE_STAGES})
   list(APPEND FUSE_OBJECTS $<TARGET_OBJECTS:${stage}>)

@@ -119,15 +119,8 @@ int rt_parallel_run(RtKernel k, float **bufs, int nth);
 /* The team size for `threads` (0: all cores, as OpenMP sees them). */
 int rt_parallel_threads(int threads);
 
-/* modes (issue 6; api_modes.c): frees a plan's mode state (accepts NULL); applies
- * a configuration's modes to a runner (FUSE_E_ARG with a diagnostic when invalid);
- * sets the diagnostic of a run that did not converge and returns
- * FUSE_E_NOT_CONVERGED. */
+/* Frees a plan's mode state (accepts NULL). */
 void rt_modes_free(struct RtModes *m);
-fuse_status rt_modes_apply(struct fuse_runner *run, const fuse_config *cfg);
-fuse_status rt_modes_not_converged(struct fuse_runner *run);
-/* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken; api.c). */
-void rt_ctx_set_error(struct fuse_ctx *ctx, char *msg);
 
 /* Parses, builds, checks shapes (reading source headers) and, when js is not NULL,
  * compiles: through `cache` (borrowed; NULL: none) and the disk directory
@@ -201,44 +194,5 @@ fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 /* Defines every host function (lower/lower.h) in js (jit_define_symbol); call it
  * right after jit_session_new. */
 fuse_status rt_host_symbols_define(struct JitSession *js, char **err);
-
-/* ---- api_cache.c: code cache and timings (issue 5) ---- */
-
-/* The disk cache directory of a configuration (malloc'd): NULL when cfg->no_cache
- * or when no directory can be found; *is_nomem set on OOM. */
-char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem);
-
-/* ---- api.c: the objects behind the public handles ---- */
-
-struct fuse_ctx {
-    struct JitSession *js;
-    pthread_mutex_t lock;  /* guards err */
-    char *err;             /* unused since issue 7: see errs */
-    atomic_int next_runner;
-    /* issue 7 (embed): the last diagnostic of each thread, guarded by lock */
-    struct RtThreadError *errs;
-    size_t n_errs, cap_errs;
-    /* cache (issue 5): compiled objects by content key (jit/jit.h) */
-    struct JitCache *cache;
-};
-
-struct fuse_program {
-    fuse_ctx *ctx;
-    char *text;
-    char *name;
-    char *dir;             /* the program file's directory, or NULL for text */
-    RtPlan *plan;          /* parsed and checked, not compiled */
-};
-
-struct fuse_runner {
-    fuse_ctx *ctx;
-    RtPlan *plan;
-};
-
-struct fuse_outputs {
-    size_t n;
-    char **names;
-    fuse_tensor *tensors;
-};
 
 #endif /* FUSE_RUNTIME_H */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "modes.h"
 
 static fuse_status set_error(fuse_ctx *ctx, fuse_status st, char *msg)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "jit.h"
 #include "runtime.h"
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "jit.h"
 #include "modes.h"
 #include "stream.h"
@@ -27,30 +28,6 @@ static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
 }
 
 /* ---- configuration ---- */
-
-void rt_modes_free(RtModes *m)
-{
-    if (!m)
-        return;
-    for (int i = 0; i < m->n_scheds; i++)
-        rt_sched_clear(&m->scheds[i]);
-    for (int g = 0; g < m->n_groups; g++) {
-        io_free_aligned(m->snap ? m->snap[g] : NULL);
-        io_free_aligned(m->delta ? m->delta[g] : NULL);
-    }
-    free(m->delta);
-    jit_code_free(m->delta_code);
-    jit_code_free(m->mc_code);
-    free(m->mc_fn);
-    free(m->mc_samples);
-    free(m->delta_fn);
-    free(m->base_fn);
-    free(m->scheds);
-    free(m->temp_tensor);
-    free(m->snap);
-    rt_trace_free(&m->trace);
-    free(m);
-}
 
 static fuse_status check_config(const fuse_config *cfg, char **err)
 {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "jit.h"
 #include "runtime.h"
 
@@ -161,7 +162,6 @@ void fuse_ctx_free(fuse_ctx *ctx)
     for (size_t i = 0; i < ctx->n_errs; i++)
         free(ctx->errs[i].err);
     free(ctx->errs);
-    free(ctx->err);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
