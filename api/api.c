@@ -1,5 +1,5 @@
 /*
- * api.c: the public API of include/fuse.h. Contexts, programs, runners and output
+ * api.c: the public API of include/fusejit.h. Contexts, programs, runners and output
  * maps wrap the runtime's plans (exec.c); every failure becomes a status plus a
  * formatted diagnostic kept in the context.
  */
@@ -34,7 +34,7 @@ void fuse_free(void *p) { free(p); }
 
 /* ---- errors ---- */
 
-/* Each thread's last diagnostic (fuse.h: fuse_ctx_error reports the calling
+/* Each thread's last diagnostic (fusejit.h: fuse_ctx_error reports the calling
  * thread's). One entry per thread that ever failed in this context; glibc reuses
  * the ids of joined threads, so the table stays about as large as the number of
  * threads alive at once. Messages are freed with the context. */

@@ -1,5 +1,5 @@
 /*
- * api.h: the objects behind the public handles of fuse.h, private to the API layer
+ * api.h: the objects behind the public handles of fusejit.h, private to the API layer
  * (api/). The layer orchestrates the stages: a context owns the JIT session and
  * the code cache; a program is checked source; a runner is a plan compiled for one
  * configuration (runtime.h). No file outside api/ includes this header.
@@ -11,10 +11,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "runtime.h"
 
-struct fuse_ctx {
+struct fusejit_ctx {
     struct JitSession *js;
     pthread_mutex_t lock;  /* guards errs */
     atomic_int next_runner;
@@ -25,7 +25,7 @@ struct fuse_ctx {
     struct JitCache *cache;
 };
 
-struct fuse_program {
+struct fusejit_program {
     fuse_ctx *ctx;
     char *text;
     char *name;
@@ -33,12 +33,12 @@ struct fuse_program {
     RtPlan *plan;          /* parsed and checked, not compiled */
 };
 
-struct fuse_runner {
+struct fusejit_runner {
     fuse_ctx *ctx;
     RtPlan *plan;
 };
 
-struct fuse_outputs {
+struct fusejit_outputs {
     size_t n;
     char **names;
     fuse_tensor *tensors;
@@ -47,15 +47,15 @@ struct fuse_outputs {
 /* ---- api.c ---- */
 
 /* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken). */
-void rt_ctx_set_error(struct fuse_ctx *ctx, char *msg);
+void rt_ctx_set_error(struct fusejit_ctx *ctx, char *msg);
 
 /* ---- api_modes.c ---- */
 
 /* Applies a configuration's modes to a runner (FUSE_E_ARG with a diagnostic when
  * invalid). */
-fuse_status rt_modes_apply(struct fuse_runner *run, const fuse_config *cfg);
+fuse_status rt_modes_apply(struct fusejit_runner *run, const fuse_config *cfg);
 /* Sets the diagnostic of a run that did not converge; returns FUSE_E_NOT_CONVERGED. */
-fuse_status rt_modes_not_converged(struct fuse_runner *run);
+fuse_status rt_modes_not_converged(struct fusejit_runner *run);
 
 /* ---- api_cache.c ---- */
 

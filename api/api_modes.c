@@ -1,5 +1,5 @@
 /*
- * api_modes.c: the execution-mode side of the public API (include/fuse.h):
+ * api_modes.c: the execution-mode side of the public API (include/fusejit.h):
  * applying a configuration's mode, strategy, max_iters, tol and temperature
  * schedules to a runner's plan, the run trace (fuse_runner_trace), demand
  * queries with selectors (fuse_runner_query) and fuse_runner_reset.

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 #define STEPS 3
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 static double now_ms(void)
 {

@@ -9,7 +9,7 @@
 # priming run), in a scratch FUSE_JIT_CACHE_DIR. Prints the median wall time of the
 # whole process (date +%s%N) and the median "parse to first result" time that
 # `--time` reports (parse + check + lower + compile or cache load + run), then the
-# cold/warm ratios. Also builds bench/cache_inproc.c against BUILD_DIR/lib/libfuse.so
+# cold/warm ratios. Also builds bench/cache_inproc.c against BUILD_DIR/lib/libfusejit.so
 # and reports the in-process hit against the cold compile.
 set -euo pipefail
 build="$(cd "${1:?usage: cache_start.sh BUILD_DIR [RUNS]}" && pwd)"
@@ -76,8 +76,8 @@ for prog in "$root/examples/attention.fuse" "$work/eq30.fuse"; do
         "$(echo "$cw / $ww" | bc -l)" "$(echo "$cf / $wf" | bc -l)"
 done
 
-if [ -f "$build/lib/libfuse.so" ]; then
-    clang-19 -O2 -std=c17 -I"$root/include" "$root/bench/cache_inproc.c" -L"$build/lib" -lfuse \
+if [ -f "$build/lib/libfusejit.so" ]; then
+    clang-19 -O2 -std=c17 -I"$root/include" "$root/bench/cache_inproc.c" -L"$build/lib" -lfusejit \
         -Wl,-rpath,"$build/lib" -o "$work/cache_inproc"
     "$work/cache_inproc" "$root/examples/attention.fuse" "$work/eq30.fuse" 50
 fi

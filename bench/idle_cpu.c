@@ -5,7 +5,7 @@
  * it; the rest is the team's idle threads spinning for more work (libomp's
  * KMP_BLOCKTIME, 200 ms by default; runtime/parallel.c sets 2 ms).
  *
- *   clang-19 -O2 bench/idle_cpu.c -Iinclude -Lbuild/lib -lfuse \
+ *   clang-19 -O2 bench/idle_cpu.c -Iinclude -Lbuild/lib -lfusejit \
  *       -Wl,-rpath,$PWD/build/lib -o idle_cpu && ./idle_cpu
  */
 #define _POSIX_C_SOURCE 200809L
@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 enum { N = 512, RUNS = 10 };
 

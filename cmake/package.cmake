@@ -1,8 +1,10 @@
-# package.cmake (issue 7): the installable library. libfuse.a and libfuse.so are
+# package.cmake: the installable library. libfusejit.a and libfusejit.so are
 # built from the object files of the stage libraries (frontend, ir, lower, jit,
 # runtime); the shared library exports only the fuse_* API (everything is compiled
-# with hidden visibility, and fuse.h marks its functions visible). `cmake --install`
-# puts fuse.h, both libraries, the tools and fuse.pc (pkg-config) under the prefix.
+# with hidden visibility, and fusejit.h marks its functions visible). `cmake --install`
+# puts fusejit.h, both libraries, the tools and fusejit.pc (pkg-config) under the
+# prefix. The names are not libfuse/fuse.h/fuse.pc: Debian's libfuse-dev (the FUSE
+# filesystem library) installs those, and ours would shadow it.
 include(GNUInstallDirs)
 
 set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_jit fuse_io fuse_runtime fuse_api)
@@ -12,7 +14,7 @@ foreach(stage ${FUSE_STAGES})
 endforeach()
 
 add_library(fuse_static STATIC ${FUSE_OBJECTS})
-set_target_properties(fuse_static PROPERTIES OUTPUT_NAME fuse
+set_target_properties(fuse_static PROPERTIES OUTPUT_NAME fusejit
                       ARCHIVE_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib)
 
 add_library(fuse_shared SHARED ${FUSE_OBJECTS})
@@ -23,7 +25,7 @@ if(NOT FUSE_SANITIZE)
   # with sanitizers the runtime comes from the executable, so it stays undefined here
   target_link_options(fuse_shared PRIVATE -Wl,--no-undefined)
 endif()
-set_target_properties(fuse_shared PROPERTIES OUTPUT_NAME fuse
+set_target_properties(fuse_shared PROPERTIES OUTPUT_NAME fusejit
                       VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
                       LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib)
 
@@ -31,14 +33,14 @@ install(TARGETS fuse_static fuse_shared
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 
-# fuse.pc: a host compiles with `pkg-config --cflags --libs fuse` (the shared
-# library); `--static` adds what libfuse.a needs. The prefix is found relative to
-# fuse.pc itself, so `cmake --install build --prefix DIR` works for any DIR.
+# fusejit.pc: a host compiles with `pkg-config --cflags --libs fusejit` (the shared
+# library); `--static` adds what libfusejit.a needs. The prefix is found relative to
+# fusejit.pc itself, so `cmake --install build --prefix DIR` works for any DIR.
 set(FUSE_PC_LLVM_LIBDIR ${LLVM_LIBRARY_DIRS})
 file(RELATIVE_PATH FUSE_PC_UP /root/${CMAKE_INSTALL_LIBDIR}/pkgconfig /root)
 string(REGEX REPLACE "/$" "" FUSE_PC_UP "${FUSE_PC_UP}")
-configure_file(${CMAKE_CURRENT_LIST_DIR}/fuse.pc.in ${CMAKE_BINARY_DIR}/fuse.pc @ONLY)
-install(FILES ${CMAKE_BINARY_DIR}/fuse.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/fusejit.pc.in ${CMAKE_BINARY_DIR}/fusejit.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/fusejit.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # The embedding example, built from an installed copy of the build tree.
 if(BUILD_TESTING)

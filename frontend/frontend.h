@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* ---- arena.c: bump allocation in growing chunks, freed all at once ---- */
 

@@ -23,7 +23,7 @@
 
 #include <llvm-c/Core.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 typedef struct JitSession JitSession;
 typedef struct JitModule JitModule;

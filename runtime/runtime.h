@@ -1,7 +1,7 @@
 /*
  * runtime.h: the last stage of fuse-jit. The executor: it binds a program's sources
  * and inputs (the formats are in io/), runs the compiled kernels in order, writes
- * sinks and returns exports. The public API (include/fuse.h) is implemented
+ * sinks and returns exports. The public API (include/fusejit.h) is implemented
  * here (api.c), orchestrating the earlier stages.
  *
  * Errors: functions return fuse_status and set *err to a malloc'd message (caller
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "frontend.h"
 #include "ir.h"
 #include "support.h"

@@ -2,7 +2,7 @@
  * support.h: the small helpers every stage may use (LLVM calls its own Support):
  * a growing text buffer and printf helpers (strbuf.c), the monotonic clock
  * (clock.c), whole-file reads, atomic writes and mkdir -p (files.c), and array
- * growth (grow.c). It knows nothing of Fuse but the status codes of fuse.h.
+ * growth (grow.c). It knows nothing of Fuse but the status codes of fusejit.h.
  *
  * Errors: fallible functions return fuse_status and set *err (when err is not
  * NULL) to a malloc'd message naming the file involved; the caller frees it.
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* ---- strbuf.c ---- */
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 typedef struct Result {
     int code; /* exit status, or 128 + signal */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* S[i] = sum_k A[i,k] X[k], both sources bound by the host. */
 static const char MATVEC[] = "A[i,k] = \"a.npy\"\n"

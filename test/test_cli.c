@@ -24,7 +24,7 @@
 
 #include <jansson.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "harness.h"
 #include "runtime.h"
 

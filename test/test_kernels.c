@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* ---- a naive einsum reference ---- */
 

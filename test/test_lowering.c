@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "frontend.h"
-#include "fuse.h"
+#include "fusejit.h"
 #include "ir.h"
 #include "lower.h"
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "harness.h"
 #include "runtime.h"
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "harness.h"
 #include "jit.h"
 

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* `fuse-jit cache ACTION`: ACTION is "stats", "clear" or "dir"; cache_dir (NULL:
  * the default directory) is the --cache-dir value. Returns the exit status. */

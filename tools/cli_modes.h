@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 typedef struct CliModes {
     fuse_mode mode;

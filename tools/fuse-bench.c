@@ -1,5 +1,5 @@
 /*
- * fuse-bench.c: benchmarks fuse-jit through the public API (include/fuse.h) only.
+ * fuse-bench.c: benchmarks fuse-jit through the public API (include/fusejit.h) only.
  *
  * For each program it measures, in wall-clock milliseconds: parse and check
  * (fuse_program_from_file or _from_text), compile (fuse_runner_new), the first run,
@@ -26,7 +26,7 @@
 
 #include <jansson.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "support.h"
 
 #define MAX_INPUTS 8

@@ -1,6 +1,6 @@
 /*
  * fuse-jit.c: the fuse-jit command. Parses the command line, then drives the public
- * API (include/fuse.h) like any host application: `run` compiles and runs a
+ * API (include/fusejit.h) like any host application: `run` compiles and runs a
  * program and prints or saves its exports, `check` parses and checks it, `explain`
  * describes it, `emit` prints one compilation stage, `cache` manages the disk cache
  * of compiled code (issue 5).
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "cli_cache.h"
 #include "cli_modes.h"
 #include "print.h"

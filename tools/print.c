@@ -70,7 +70,7 @@ static Kind dtype_kind(fuse_dtype dt)
     }
 }
 
-/* IEEE binary16 bits as a double (exact). This file uses fuse.h only, so it
+/* IEEE binary16 bits as a double (exact). This file uses fusejit.h only, so it
  * decodes halves itself. */
 static double half_value(uint16_t h)
 {

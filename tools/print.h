@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 
 /* The values of t as text without a trailing newline: nested brackets for arrays,
  * a bare number for a scalar. malloc'd (caller frees); NULL on OOM or when t has

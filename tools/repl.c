@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "support.h"
 #include "print.h"
 #include "repl.h"

@@ -1,7 +1,7 @@
 /*
  * repl.h: the interactive session of fuse-jit (`fuse-jit repl [PROGRAM]`, and
  * `fuse-jit` with no arguments on a terminal). Implemented in repl.c on top of the
- * public API (include/fuse.h) and libedit.
+ * public API (include/fusejit.h) and libedit.
  */
 #ifndef FUSE_TOOLS_REPL_H
 #define FUSE_TOOLS_REPL_H

@@ -1,14 +1,22 @@
 /*
- * embed.c: a host application of libfuse. It compiles one Fuse program for its
+ * embed.c: a host application of libfusejit. It compiles one Fuse program for its
  * own buffers (a 3x4 weight matrix, borrowed without a copy, and an input vector,
  * copied), runs it twice with different inputs, prints the results and checks
  * them against the same arithmetic done here in C. Build it against an installed
- * fuse-jit with the Makefile beside it (pkg-config --cflags --libs fuse).
+ * fuse-jit with the Makefile beside it (pkg-config --cflags --libs fusejit).
+ *
+ * Built with -DEMBED_WITH_LIBFUSE (make WITH_LIBFUSE=1), it also includes and links
+ * the FUSE filesystem library (Debian's libfuse-dev), whose header, library and
+ * pkg-config names fuse-jit must not take: both work side by side.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef EMBED_WITH_LIBFUSE
+#define FUSE_USE_VERSION 26
 #include <fuse.h>
+#endif
+#include <fusejit.h>
 
 enum { ROWS = 3, COLS = 4 };
 
@@ -77,7 +85,10 @@ int main(void)
     fuse_program *prog = NULL;
     fuse_runner *run = NULL;
     int rc = 1;
-    printf("libfuse %s\n", fuse_version_string());
+    printf("libfusejit %s\n", fuse_version_string());
+#ifdef EMBED_WITH_LIBFUSE
+    printf("libfuse %d\n", fuse_version());
+#endif
     if (fuse_ctx_new(&ctx) != FUSE_OK) {
         fputs("cannot create a fuse context\n", stderr);
     } else if (fuse_program_from_text(ctx, PROGRAM, "embed.fuse", &prog) != FUSE_OK ||

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fuse.h"
+#include "fusejit.h"
 #include "support.h"
 
 /* ---- tensor.c: aligned buffers and host tensors ---- */

@@ -1,5 +1,5 @@
 /*
- * fuse.h: the embedding API of fuse-jit, a just-in-time compiler for Fuse tensor
+ * fusejit.h: the embedding API of fuse-jit, a just-in-time compiler for Fuse tensor
  * equation programs. This is the only public header; whatever it does not declare
  * is not API.
  *
@@ -34,8 +34,8 @@
  * be used by one thread at a time. fuse_ctx_error reports the last error of the
  * calling thread.
  */
-#ifndef FUSE_H
-#define FUSE_H
+#ifndef FUSEJIT_H
+#define FUSEJIT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -53,7 +53,12 @@ extern "C" {
 #define FUSE_VERSION_MAJOR 0
 #define FUSE_VERSION_MINOR 1
 #define FUSE_VERSION_PATCH 0
-#define FUSE_VERSION_STRING "0.1.0"
+/* The one place the version is written: CMake reads the three numbers above. */
+#define FUSE_VERSION_STR_(x) #x
+#define FUSE_VERSION_STR(x) FUSE_VERSION_STR_(x)
+#define FUSE_VERSION_STRING                                                            \
+    FUSE_VERSION_STR(FUSE_VERSION_MAJOR) "." FUSE_VERSION_STR(FUSE_VERSION_MINOR) "."  \
+    FUSE_VERSION_STR(FUSE_VERSION_PATCH)
 #define FUSE_VERSION_NUMBER \
     (FUSE_VERSION_MAJOR * 10000 + FUSE_VERSION_MINOR * 100 + FUSE_VERSION_PATCH)
 
@@ -61,7 +66,7 @@ extern "C" {
 #define FUSE_MAX_RANK 8
 
 /* Status codes. Values are explicit and append-only. */
-typedef enum fuse_status {
+typedef enum fusejit_status {
     FUSE_OK = 0,
     FUSE_E_SYNTAX = 1,      /* the program text does not parse */
     FUSE_E_SHAPE = 2,       /* names, sizes or semantics do not check */
@@ -76,7 +81,7 @@ typedef enum fuse_status {
 } fuse_status;
 
 /* Element types of tensors crossing the API. */
-typedef enum fuse_dtype {
+typedef enum fusejit_dtype {
     FUSE_F32 = 0,
     FUSE_F64 = 1,
     FUSE_I8 = 2,
@@ -94,7 +99,7 @@ typedef enum fuse_dtype {
 
 /* A dense C-ordered tensor. Plain data: the API never frees `data` of a tensor the
  * host passes in; tensors in an output map belong to that map. */
-typedef struct fuse_tensor {
+typedef struct fusejit_tensor {
     fuse_dtype dtype;
     int rank;                       /* 0 for a scalar */
     int64_t shape[FUSE_MAX_RANK];   /* elements per axis */
@@ -103,7 +108,7 @@ typedef struct fuse_tensor {
 
 /* A named input: binds a program tensor (normally a source) to host data.
  * `name` may carry a streaming offset ("H@t-1") to seed a window (SPEC §6.4). */
-typedef struct fuse_input {
+typedef struct fusejit_input {
     const char *name;
     fuse_tensor tensor;
     int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
@@ -112,20 +117,20 @@ typedef struct fuse_input {
 } fuse_input;
 
 /* Execution modes (SPEC §6.2). */
-typedef enum fuse_mode {
+typedef enum fusejit_mode {
     FUSE_MODE_SINGLE = 0,   /* every group once; recursion gets one sweep */
     FUSE_MODE_FIXPOINT = 1, /* recursive components iterate until nothing changes */
     FUSE_MODE_DEMAND = 2,   /* only the dependency closure of the exports or a query */
     FUSE_MODE_COUNT
 } fuse_mode;
 
-typedef enum fuse_strategy {
+typedef enum fusejit_strategy {
     FUSE_STRATEGY_SYNCHRONOUS = 0, /* every sweep reads the previous sweep (Jacobi) */
     FUSE_STRATEGY_SEMI_NAIVE = 1,  /* boolean components join only new facts */
     FUSE_STRATEGY_COUNT
 } fuse_strategy;
 
-typedef enum fuse_projection {
+typedef enum fusejit_projection {
     FUSE_PROJECTION_EXACT = 0,
     FUSE_PROJECTION_MONTE_CARLO = 1, /* `samples` joint projected cells per equation */
     FUSE_PROJECTION_COUNT
@@ -133,7 +138,7 @@ typedef enum fuse_projection {
 
 /* Only FUSE_PRECISION_FP32 is implemented: fuse_runner_new refuses the others with
  * FUSE_E_UNSUPPORTED. */
-typedef enum fuse_precision {
+typedef enum fusejit_precision {
     FUSE_PRECISION_FP32 = 0,
     FUSE_PRECISION_FP64 = 1,
     FUSE_PRECISION_BF16 = 2, /* storage; accumulation in fp32 */
@@ -141,7 +146,7 @@ typedef enum fuse_precision {
     FUSE_PRECISION_COUNT
 } fuse_precision;
 
-typedef enum fuse_device {
+typedef enum fusejit_device {
     FUSE_DEVICE_AUTO = 0,
     FUSE_DEVICE_CPU = 1,
     FUSE_DEVICE_CUDA = 2,   /* not available: FUSE_E_UNSUPPORTED */
@@ -155,7 +160,7 @@ typedef double (*fuse_temperature_fn)(const char *tensor, int iteration, void *u
 /* A temperature schedule for the LHS `name` ("*" for every tensor): either `spec`
  * ("0.5", "linear:START:END:STEPS", "piecewise:STEP=VALUE,STEP=VALUE...") or, when
  * spec is NULL, the callback `fn` with `user`. */
-typedef struct fuse_temperature {
+typedef struct fusejit_temperature {
     const char *name;
     const char *spec;
     fuse_temperature_fn fn;
@@ -164,7 +169,7 @@ typedef struct fuse_temperature {
 
 /* Runner configuration. Initialise with fuse_config_init, then change fields.
  * Fields are appended only; every zero value is the default. */
-typedef struct fuse_config {
+typedef struct fusejit_config {
     int threads;            /* worker threads; 0 = all cores */
     const char *base_dir;   /* where sources resolve; NULL = the program's dir */
     const char *out_dir;    /* root for sinks; NULL = the program's dir */
@@ -186,7 +191,7 @@ typedef struct fuse_config {
 } fuse_config;
 
 /* Counters of a context's code cache (fuse_ctx_stats). */
-typedef struct fuse_stats {
+typedef struct fusejit_stats {
     uint64_t compiles;        /* modules compiled by LLVM */
     uint64_t memory_hits;     /* objects taken from the in-process cache (one per
                                  runner of an unchanged program; a runner reusing
@@ -201,7 +206,7 @@ typedef struct fuse_stats {
 } fuse_stats;
 
 /* Wall-clock milliseconds of a runner's phases (fuse_runner_timings). */
-typedef struct fuse_timings {
+typedef struct fusejit_timings {
     double parse_ms, check_ms, lower_ms, compile_ms, cache_load_ms, last_run_ms;
     int is_cache_hit;         /* the machine code came from a cache */
     /* perf (issue 4) */
@@ -209,10 +214,10 @@ typedef struct fuse_timings {
                                  2 x loop cells each (fuse-bench's GFLOP/s) */
 } fuse_timings;
 
-typedef struct fuse_ctx fuse_ctx;
-typedef struct fuse_program fuse_program;
-typedef struct fuse_runner fuse_runner;
-typedef struct fuse_outputs fuse_outputs;
+typedef struct fusejit_ctx fuse_ctx;
+typedef struct fusejit_program fuse_program;
+typedef struct fusejit_runner fuse_runner;
+typedef struct fusejit_outputs fuse_outputs;
 
 /* Version of the library at run time (FUSE_VERSION_NUMBER at compile time). */
 FUSE_API int fuse_version_number(void);
@@ -377,4 +382,4 @@ FUSE_API void fuse_free(void *p);
 }
 #endif
 
-#endif /* FUSE_H */
+#endif /* FUSEJIT_H */
