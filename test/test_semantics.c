@@ -220,6 +220,37 @@ START_TEST(test_unification_per_term)
 }
 END_TEST
 
+/* ---- kernels: reproducers of miscompiles ---- */
+
+/* difffuzz seed 9001 #1932: a group of two joins, the second reading R twice
+ * (Out[k,i] = B[i,k,-2] R[i] + R[i] R[r]), lost terms on AVX2 hosts when its
+ * buffers were marked noalias. Expected values from a loop here. */
+START_TEST(test_join_reading_a_tensor_twice)
+{
+    char prog[1024] = "B[q,x,c] = const([";
+    double b[3][8][2];
+    const double r[3] = {-1.5, 1.75, -0.25};
+    for (int q = 0; q < 3; q++) {
+        strcat(prog, q ? ",[" : "[");
+        for (int x = 0; x < 8; x++) {
+            b[q][x][0] = (q * 8 + x) % 7 - 3.0;
+            b[q][x][1] = (q + x) % 5 - 2.0;
+            char cell[48];
+            snprintf(cell, sizeof cell, "%s[%g,%g]", x ? "," : "", b[q][x][0], b[q][x][1]);
+            strcat(prog, cell);
+        }
+        strcat(prog, "]");
+    }
+    strcat(prog, "])\nR[k] = const([-1.5, 1.75, -0.25])\n"
+                 "Out[k_1,i] = B[i,k_1,-2] R[i] + R[i] R[r]\nexport Out\n");
+    double want[24];
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 3; i++)
+            want[k * 3 + i] = b[i][k][0] * r[i] + r[i] * (r[0] + r[1] + r[2]);
+    expect_export(prog, "Out", 2, (int64_t[]){8, 3}, want, 24);
+}
+END_TEST
+
 /* ---- crashfuzz: limits are errors, not signals ---- */
 
 START_TEST(test_too_many_axes_is_an_error)
@@ -288,6 +319,7 @@ static Suite *semantics_suite(void)
     tcase_add_test(tc, test_unification_per_term);
     tcase_add_test(tc, test_too_many_axes_is_an_error);
     tcase_add_test(tc, test_too_many_factors_is_an_error);
+    tcase_add_test(tc, test_join_reading_a_tensor_twice);
     suite_add_tcase(s, tc);
     return s;
 }
