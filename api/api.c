@@ -20,7 +20,7 @@ const char *fuse_version_string(void) { return FUSE_VERSION_STRING; }
 
 static const char *const STATUS_NAMES[] = {
     "ok", "syntax error", "shape error", "I/O error", "out of memory", "JIT error",
-    "runtime error", "invalid argument", "unsupported", "did not converge",
+    "runtime error", "invalid argument", "unsupported", "did not converge", "interrupted",
 };
 _Static_assert(sizeof STATUS_NAMES / sizeof STATUS_NAMES[0] == FUSE_STATUS_COUNT,
                "status names");
@@ -105,6 +105,69 @@ static fuse_status fail_plan(fuse_ctx *ctx, fuse_status st, const RtPlan *plan)
     return st;
 }
 
+/* ---- versioned structs (issue 12) ---- */
+
+size_t api_layout_bytes(const ApiLayout *l, size_t size, const void *host_in, char *why,
+                        size_t cap)
+{
+    size_t n = 0, last = 0; /* the largest layout within size; this library's */
+    for (int i = 0; i < API_LAYOUTS && l->ends[i]; i++) {
+        last = l->ends[i];
+        if (last <= size)
+            n = last;
+    }
+    bool is_bad = n == 0 || size % l->align || size > API_STRUCT_MAX;
+    bool is_newer = !is_bad && host_in && size > l->known;
+    const unsigned char *b = host_in;
+    size_t set = last; /* the first nonzero byte past this library's fields */
+    while (is_newer && set < size && !b[set])
+        set++;
+    if (size == 0)
+        snprintf(why, cap, "%s.size is 0: set it to sizeof(%s)", l->name, l->name);
+    else if (is_bad)
+        snprintf(why, cap, "%s.size %zu is no size of a %s (a multiple of %zu from %zu "
+                 "bytes; this library's is %zu)", l->name, size, l->name, l->align, l->ends[0],
+                 l->known);
+    else if (is_newer && set < size)
+        snprintf(why, cap, "%s.size %zu is larger than this library's %zu and sets a field "
+                 "it does not know: the host's fusejit.h is newer than the library", l->name,
+                 size, l->known);
+    else
+        return n;
+    return 0;
+}
+
+/* The bytes of the host's struct the library takes, or 0 (and the context's
+ * diagnostic) when its size is refused. */
+static size_t host_bytes(fuse_ctx *ctx, const ApiLayout *l, const void *host, bool is_input)
+{
+    size_t size;
+    memcpy(&size, host, sizeof size);
+    char why[256];
+    size_t n = api_layout_bytes(l, size, is_input ? host : NULL, why, sizeof why);
+    if (!n)
+        fail(ctx, FUSE_E_ARG, why);
+    return n;
+}
+
+fuse_status api_struct_in(fuse_ctx *ctx, const ApiLayout *l, const void *host, void *lib)
+{
+    size_t n = host_bytes(ctx, l, host, true), skip = sizeof(size_t);
+    if (!n)
+        return FUSE_E_ARG;
+    memcpy((char *)lib + skip, (const char *)host + skip, n - skip);
+    return FUSE_OK;
+}
+
+fuse_status api_struct_out(fuse_ctx *ctx, const ApiLayout *l, const void *lib, void *host)
+{
+    size_t n = host_bytes(ctx, l, host, false), skip = sizeof(size_t);
+    if (!n)
+        return FUSE_E_ARG;
+    memcpy((char *)host + skip, (const char *)lib + skip, n - skip);
+    return FUSE_OK;
+}
+
 const char *fuse_ctx_error(fuse_ctx *ctx)
 {
     if (!ctx)
@@ -130,6 +193,8 @@ fuse_status fuse_ctx_new(fuse_ctx **out)
     if (!ctx)
         return FUSE_E_NOMEM;
     pthread_mutex_init(&ctx->lock, NULL);
+    atomic_init(&ctx->host.interrupt, 0); /* issue 12 */
+    atomic_init(&ctx->n_running, 0);
     char *err = NULL;
     fuse_status st = jit_session_new(&ctx->js, &err);
     if (st != FUSE_OK) {
@@ -166,6 +231,37 @@ void fuse_ctx_free(fuse_ctx *ctx)
     free(ctx);
 }
 
+/* ---- interrupts and the log (issue 12) ---- */
+
+/* fuse_ctx_interrupt may run in a signal handler: the store must not lock. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int is lock-free");
+
+void fuse_ctx_interrupt(fuse_ctx *ctx)
+{
+    if (ctx)
+        atomic_store(&ctx->host.interrupt, 1);
+}
+
+void api_run_begin(fuse_ctx *ctx)
+{
+    if (atomic_fetch_add(&ctx->n_running, 1) == 0)
+        atomic_store(&ctx->host.interrupt, 0);
+}
+
+void api_run_end(fuse_ctx *ctx)
+{
+    atomic_fetch_sub(&ctx->n_running, 1);
+}
+
+fuse_status fuse_ctx_set_log(fuse_ctx *ctx, fuse_log_fn fn, void *user)
+{
+    if (!ctx)
+        return FUSE_E_ARG;
+    ctx->host.log = fn;
+    ctx->host.log_user = user;
+    return FUSE_OK;
+}
+
 /* ---- programs ---- */
 
 static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, const char *dir,
@@ -185,7 +281,11 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
     fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
-                                 NULL, 0, NULL, NULL, NULL, NULL);
+                                 NULL, 0, NULL, NULL, NULL, NULL, &ctx->host);
+    if (st == FUSE_OK && api_program_list(prog) != FUSE_OK) {
+        fuse_program_free(prog);
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    }
     if (st != FUSE_OK) {
         fail_plan(ctx, st, prog->plan);
         fuse_program_free(prog);
@@ -240,6 +340,7 @@ void fuse_program_free(fuse_program *prog)
     if (!prog)
         return;
     rt_plan_free(prog->plan);
+    free(prog->listed); /* issue 12 */
     free(prog->text);
     free(prog->name);
     free(prog->dir);
@@ -269,12 +370,30 @@ fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out)
 
 /* ---- runners ---- */
 
-void fuse_config_init(fuse_config *cfg)
+/* issue 12: fuse_config's layouts: the first ended at write_sinks. */
+static const ApiLayout CONFIG_LAYOUT = {
+    "fuse_config",
+    {API_FIELD_END(fuse_config, write_sinks), API_FIELD_END(fuse_config, no_cache)},
+    sizeof(fuse_config), _Alignof(fuse_config)};
+
+void fuse_config_init_size(fuse_config *cfg, size_t size)
 {
-    if (!cfg)
+    char why[256];
+    size_t n = api_layout_bytes(&CONFIG_LAYOUT, size, NULL, why, sizeof why);
+    if (!cfg || !n)
         return;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->write_sinks = 1;
+    fuse_config d;
+    memset(&d, 0, sizeof d);
+    d.write_sinks = 1;
+    memset(cfg, 0, size); /* padding, and a newer header's fields: 0, their default */
+    memcpy(cfg, &d, n);
+    cfg->size = size;
+}
+
+fuse_status api_config_take(fuse_ctx *ctx, const fuse_config *cfg, fuse_config *out)
+{
+    fuse_config_init(out);
+    return cfg ? api_struct_in(ctx, &CONFIG_LAYOUT, cfg, out) : FUSE_OK;
 }
 
 /* issue 7: what is wrong with a configuration (NULL when nothing): every count
@@ -313,10 +432,10 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     if (!prog || !out || (n_inputs && !inputs))
         return fail(prog ? prog->ctx : NULL, FUSE_E_ARG, "fuse_runner_new: NULL argument");
     *out = NULL;
-    fuse_config defaults;
-    fuse_config_init(&defaults);
-    if (!cfg)
-        cfg = &defaults;
+    fuse_config c; /* issue 12: the host's cfg as this library's struct */
+    if (api_config_take(prog->ctx, cfg, &c) != FUSE_OK)
+        return FUSE_E_ARG;
+    cfg = &c;
     const char *bad = config_problem(cfg);
     if (bad)
         return fail(prog->ctx, FUSE_E_ARG, bad);
@@ -339,7 +458,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     }
     fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
                                  cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix,
-                                 prog->ctx->cache, cache_dir);
+                                 prog->ctx->cache, cache_dir, &prog->ctx->host);
     free(cache_dir);
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
@@ -416,8 +535,10 @@ static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n
     pl->dl.n_errors = 0;
     double run_t0 = sup_clock_ms(); /* issue 5 */
     fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
+    api_run_begin(run->ctx); /* issue 12: fuse_ctx_interrupt */
     if (st == FUSE_OK)
         st = rt_plan_run(pl, inputs, n_inputs);
+    api_run_end(run->ctx);
     pl->timings.last_run_ms = sup_clock_ms() - run_t0; /* issue 5 */
     if (st == FUSE_OK || st == FUSE_E_NOT_CONVERGED)
         return st;

@@ -23,30 +23,43 @@ char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem)
     return dir;
 }
 
+/* issue 12: the layouts of the versioned output structs; the first ended at
+ * disk_rejected and at is_cache_hit. */
+static const ApiLayout STATS_LAYOUT = {
+    "fuse_stats",
+    {API_FIELD_END(fuse_stats, disk_rejected), API_FIELD_END(fuse_stats, groups_cached)},
+    sizeof(fuse_stats), _Alignof(fuse_stats)};
+static const ApiLayout TIMINGS_LAYOUT = {
+    "fuse_timings",
+    {API_FIELD_END(fuse_timings, is_cache_hit), API_FIELD_END(fuse_timings, flops)},
+    sizeof(fuse_timings), _Alignof(fuse_timings)};
+
 fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out)
 {
     if (!ctx || !out)
         return FUSE_E_ARG;
-    jit_cache_stats(ctx->cache, out);
-    return FUSE_OK;
+    fuse_stats s;
+    jit_cache_stats(ctx->cache, &s);
+    return api_struct_out(ctx, &STATS_LAYOUT, &s, out);
 }
 
 fuse_status fuse_runner_timings(const fuse_runner *run, fuse_timings *out)
 {
     if (!run || !out)
         return FUSE_E_ARG;
-    *out = run->plan->timings;
-    return FUSE_OK;
+    return api_struct_out(run->ctx, &TIMINGS_LAYOUT, &run->plan->timings, out);
 }
 
 fuse_status fuse_cache_dir(const fuse_config *cfg, char **out)
 {
     if (!out)
         return FUSE_E_ARG;
-    fuse_config defaults;
-    fuse_config_init(&defaults);
+    *out = NULL;
+    fuse_config c; /* issue 12: as fuse_runner_new reads it */
+    if (api_config_take(NULL, cfg, &c) != FUSE_OK)
+        return FUSE_E_ARG;
     bool is_nomem = false;
-    *out = rt_cache_dir_of(cfg ? cfg : &defaults, &is_nomem);
+    *out = rt_cache_dir_of(&c, &is_nomem);
     return is_nomem ? FUSE_E_NOMEM : FUSE_OK;
 }
 

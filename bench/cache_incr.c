@@ -78,8 +78,8 @@ static int one(fuse_ctx *ctx, const char *text, Sample *s)
     fuse_config cfg;
     fuse_config_init(&cfg);
     cfg.no_cache = 1;
-    fuse_stats a, b;
-    fuse_timings t;
+    fuse_stats a = {.size = sizeof a}, b = {.size = sizeof b};
+    fuse_timings t = {.size = sizeof t};
     if (fuse_program_from_text(ctx, text, "eq30.fuse", &prog) != FUSE_OK)
         return 1;
     fuse_ctx_stats(ctx, &a);

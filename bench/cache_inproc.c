@@ -44,7 +44,7 @@ static int bench(const char *path, int repeat)
         fprintf(stderr, "%s: %s\n", path, fuse_ctx_error(ctx));
         return 1;
     }
-    fuse_timings t;
+    fuse_timings t = {.size = sizeof t};
     fuse_runner_timings(run, &t);
     double cold = t.lower_ms + t.compile_ms;
     fuse_runner_free(run);
@@ -62,7 +62,7 @@ static int bench(const char *path, int repeat)
     }
     qsort(load, (size_t)repeat, sizeof *load, by_value);
     qsort(wall, (size_t)repeat, sizeof *wall, by_value);
-    fuse_stats s;
+    fuse_stats s = {.size = sizeof s};
     fuse_ctx_stats(ctx, &s);
     printf("%-40s cold_compile_ms %8.3f  hit_load_ms %7.4f (%.2f%%)  hit_runner_new_ms %7.4f"
            "  compiles %llu hits %llu\n",

@@ -33,6 +33,17 @@
  * Threads: a context may be shared by several threads; each program and runner must
  * be used by one thread at a time. fuse_ctx_error reports the last error of the
  * calling thread.
+ *
+ * Versioned structs: fuse_config, fuse_stats, fuse_timings and fuse_tensor_info
+ * open with `size_t size`, the sizeof the host was compiled with (fuse_config_init
+ * sets it; set it yourself for the others: `fuse_stats s = {.size = sizeof s};`).
+ * Fields are only ever appended, so a library newer than the host reads and writes
+ * only the fields within the host's `size` (the others keep their defaults). A
+ * library older than the host takes a larger fuse_config only when every byte
+ * past its own fields is 0 (the newer fields' defaults), and leaves the fields of
+ * an output struct it does not know as the host set them. A size of 0, below the
+ * struct's first layout, not a multiple of its alignment or above 4096 is
+ * FUSE_E_ARG.
  */
 #ifndef FUSEJIT_H
 #define FUSEJIT_H
@@ -77,6 +88,7 @@ typedef enum fusejit_status {
     FUSE_E_ARG = 7,         /* an API argument is invalid (NULL, wrong shape, ...) */
     FUSE_E_UNSUPPORTED = 8, /* a valid request this build cannot do yet */
     FUSE_E_NOT_CONVERGED = 9, /* a fixpoint hit max_iters; outputs are still returned */
+    FUSE_E_INTERRUPTED = 10,  /* fuse_ctx_interrupt stopped the run; no outputs */
     FUSE_STATUS_COUNT
 } fuse_status;
 
@@ -167,19 +179,26 @@ typedef struct fusejit_temperature {
     void *user;
 } fuse_temperature;
 
-/* Runner configuration. Initialise with fuse_config_init, then change fields.
- * Fields are appended only; every zero value is the default. */
+/* Runner configuration. fuse_config_init is the required initialiser: it sets
+ * `size`, write_sinks = 1 and every other field to 0, which is each one's
+ * default; then change fields. write_sinks is the one field whose zero is not its
+ * default (0: no sink is written). Fields are appended only, and an appended
+ * field's zero is its default. Versioned (the header's overview): the first
+ * layout ends at write_sinks. */
 typedef struct fusejit_config {
+    size_t size;            /* sizeof(fuse_config) of the host: fuse_config_init */
     int threads;            /* worker threads; 0 = all cores */
     const char *base_dir;   /* where sources resolve; NULL = the program's dir */
     const char *out_dir;    /* root for sinks; NULL = the program's dir */
-    int write_sinks;        /* nonzero: runs write the program's sink files */
+    int write_sinks;        /* nonzero (fuse_config_init): runs write the program's
+                               sink files; 0: they do not */
     fuse_mode mode;
     fuse_strategy strategy;
     int max_iters;          /* fixpoint sweeps at most; 0 = 32 */
     double tol;             /* fixpoint float tolerance (plus 1e-5 relative) */
     fuse_projection projection;
-    int64_t samples;        /* Monte Carlo samples per equation */
+    int64_t samples;        /* Monte Carlo samples per equation (> 0 needed with
+                               FUSE_PROJECTION_MONTE_CARLO; unused otherwise) */
     uint64_t seed;          /* Monte Carlo and other randomness */
     fuse_precision precision;
     fuse_device device;
@@ -190,8 +209,10 @@ typedef struct fusejit_config {
     int no_cache;           /* nonzero: neither read nor write the disk cache */
 } fuse_config;
 
-/* Counters of a context's code cache (fuse_ctx_stats). */
+/* Counters of a context's code cache (fuse_ctx_stats). Versioned: set `size`
+ * first; the first layout ends at disk_rejected. */
 typedef struct fusejit_stats {
+    size_t size;              /* sizeof(fuse_stats) of the host, set by the caller */
     uint64_t compiles;        /* modules compiled by LLVM */
     uint64_t memory_hits;     /* objects taken from the in-process cache (one per
                                  runner of an unchanged program; a runner reusing
@@ -205,14 +226,51 @@ typedef struct fusejit_stats {
     uint64_t groups_cached;
 } fuse_stats;
 
-/* Wall-clock milliseconds of a runner's phases (fuse_runner_timings). */
+/* Wall-clock milliseconds of a runner's phases (fuse_runner_timings). Versioned:
+ * set `size` first; the first layout ends at is_cache_hit. */
 typedef struct fusejit_timings {
+    size_t size;              /* sizeof(fuse_timings) of the host, set by the caller */
     double parse_ms, check_ms, lower_ms, compile_ms, cache_load_ms, last_run_ms;
     int is_cache_hit;         /* the machine code came from a cache */
     /* perf (issue 4) */
     uint64_t flops;           /* floating-point operations of one run's sum joins:
                                  2 x loop cells each (fuse-bench's GFLOP/s) */
 } fuse_timings;
+
+/* Which tensors fuse_program_tensor_count and fuse_program_tensor_info list; or
+ * them for both. */
+#define FUSE_TENSORS_INPUTS 1   /* sources, which a host may bind with a fuse_input */
+#define FUSE_TENSORS_EXPORTS 2  /* exports, the entries of an output map */
+
+/* What a program says of one of its tensors before it runs
+ * (fuse_program_tensor_info). Versioned: set `size` first. */
+typedef struct fusejit_tensor_info {
+    size_t size;            /* sizeof(fuse_tensor_info) of the host, set by the caller */
+    const char *name;       /* valid until the program is freed */
+    int is_input;           /* a source: a fuse_input may bind it */
+    int is_export;          /* an export */
+    int rank;               /* always known */
+    int is_shape_known;     /* shape[] holds the sizes a runner made without inputs
+                               gets: for every tensor when every source file can be
+                               read; else only for const data, sizes the program
+                               fixes (causal_mask) and a source whose own file
+                               gives them exactly (not .csv .tsv .txt .md) */
+    int64_t shape[FUSE_MAX_RANK];
+    fuse_dtype dtype;       /* FUSE_F32: output maps hold float32, and run_into
+                               takes float32 (inputs may have any dtype) */
+    int is_bool;            /* a boolean tensor (Name(...)): its float32 values are
+                               0 or 1 (FUSE_BOOL is never reported) */
+} fuse_tensor_info;
+
+/* Levels of the messages a context logs (fuse_ctx_set_log). */
+#define FUSE_LEVEL_ERROR 0    /* reserved: failures are statuses (fuse_ctx_error) */
+#define FUSE_LEVEL_WARNING 1  /* e.g. a disk cache entry rejected or not written */
+#define FUSE_LEVEL_INFO 2     /* e.g. a source not readable yet when a program is checked */
+
+/* Receives a context's log messages: one line without a newline, valid during
+ * the call. Called on the thread whose API call logs it, with no lock held; it
+ * must not use the program or runner of that call. */
+typedef void (*fuse_log_fn)(int level, const char *msg, void *user);
 
 typedef struct fusejit_ctx fuse_ctx;
 typedef struct fusejit_program fuse_program;
@@ -239,6 +297,23 @@ FUSE_API fuse_status fuse_ctx_new(fuse_ctx **out);
 /* Frees a context. Every program and runner made from it must be freed first.
  * Accepts NULL. */
 FUSE_API void fuse_ctx_free(fuse_ctx *ctx);
+
+/* Interrupts the runs in progress on the context (fuse_runner_run, _run_into,
+ * _query, on any thread): each stops at its next check (between equation groups
+ * and between fixpoint sweeps, not inside a kernel) and returns
+ * FUSE_E_INTERRUPTED with the diagnostic "interrupted", without outputs and
+ * without writing sinks; the runner stays usable. Only an atomic store: safe from
+ * another thread and from a signal handler. As sqlite3_interrupt: a run that
+ * starts while interrupted runs are still returning is interrupted too, but an
+ * interrupt with no run in progress has no effect (the next run to start with
+ * none in progress clears it). Compiling (fuse_runner_new) is not interrupted.
+ * Accepts NULL. */
+FUSE_API void fuse_ctx_interrupt(fuse_ctx *ctx);
+
+/* Sends the context's warnings and notes to fn (NULL: drop them, the default: the
+ * library never writes to stderr). Set it before other threads use the context:
+ * it is read without a lock. FUSE_E_ARG for a NULL ctx. */
+FUSE_API fuse_status fuse_ctx_set_log(fuse_ctx *ctx, fuse_log_fn fn, void *user);
 
 /* The calling thread's last diagnostic in this context, formatted as
  * "FILE:LINE:COL: error: message" followed by the source line and a caret when
@@ -271,11 +346,32 @@ FUSE_API fuse_status fuse_program_explain(fuse_program *prog, int json, char **o
  * fuse_free. */
 FUSE_API fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out);
 
-/* Sets cfg to the defaults: all cores, sources and sinks beside the program,
- * sinks written. */
-FUSE_API void fuse_config_init(fuse_config *cfg);
+/* How many tensors `which` (FUSE_TENSORS_INPUTS, FUSE_TENSORS_EXPORTS or both
+ * or-ed) lists: the sources in program order, then the exports in export order
+ * (an exported source once, as an input). 0 for NULL or no known bit. */
+FUSE_API size_t fuse_program_tensor_count(const fuse_program *prog, int which);
 
-/* Compiles a program for a configuration (NULL: defaults) and input shapes,
+/* Fills *out (out->size set by the caller) with the index-th tensor that `which`
+ * lists: 0 <= index < fuse_program_tensor_count(prog, which). FUSE_E_ARG for a
+ * NULL argument, an index out of range or a bad out->size. */
+FUSE_API fuse_status fuse_program_tensor_info(const fuse_program *prog, int which,
+                                              size_t index, fuse_tensor_info *out);
+
+/* Sets the `size` bytes at cfg to the defaults (fuse_config): cfg->size = size,
+ * all cores, sources and sinks beside the program, sinks written; a newer
+ * header's fields are zeroed. Does nothing for NULL or a size fuse_runner_new
+ * would refuse. Call it through fuse_config_init. */
+FUSE_API void fuse_config_init_size(fuse_config *cfg, size_t size);
+
+/* Sets cfg to the defaults, for the fuse_config this host was compiled with
+ * (inline, so that sizeof is the host's). */
+static inline void fuse_config_init(fuse_config *cfg)
+{
+    fuse_config_init_size(cfg, sizeof *cfg);
+}
+
+/* Compiles a program for a configuration (NULL: defaults; a cfg->size this
+ * library cannot take is FUSE_E_ARG) and input shapes,
  * kernel by kernel through the context's code cache: a kernel (one per equation
  * or sink group) that any earlier runner of the context compiled, in this or
  * another program, is reused, and only the others are compiled (issue 7;
@@ -320,7 +416,8 @@ FUSE_API fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char *
 /* Frees a runner and its machine code. Accepts NULL. */
 FUSE_API void fuse_runner_free(fuse_runner *run);
 
-/* The phase times of the runner's creation and last run. */
+/* The phase times of the runner's creation and last run, into the host's
+ * out->size bytes (FUSE_E_ARG when out->size is bad). */
 FUSE_API fuse_status fuse_runner_timings(const fuse_runner *run, fuse_timings *out);
 
 /* The explanation of the last run: per sweep and per equation the status
@@ -342,7 +439,8 @@ FUSE_API fuse_status fuse_runner_query(fuse_runner *run, const char *name,
 /* Streaming: forgets every stored time step (SPEC §6.4). */
 FUSE_API fuse_status fuse_runner_reset(fuse_runner *run);
 
-/* The context's cache counters. */
+/* The context's cache counters, into the host's out->size bytes (FUSE_E_ARG when
+ * out->size is bad). */
 FUSE_API fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out);
 
 /* issue 5: the disk cache directory. fuse_cache_dir gives the directory runners

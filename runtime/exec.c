@@ -6,7 +6,11 @@
  * stream (issue 6): a run is one time step of the *t axes: the earlier steps are
  * filled in before the groups run and the step is committed after the sinks
  * (stream.c); a query does not commit. perf (issue 4): tensors the kernels
- * write whole before anything reads them are not zeroed (zeroing.c).
+ * write whole before anything reads them are not zeroed (zeroing.c). issue 12:
+ * once the host interrupts a run (fuse_ctx_interrupt), rt_run_group runs no more
+ * kernels, so what remains of the schedule compares unchanged values and ends
+ * within a sweep or two; the run then fails with FUSE_E_INTERRUPTED before any
+ * sink is written or stream step committed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +110,8 @@ static bool ensure_scratch(RtPlan *pl, int nth)
  * one thread is configured, else alone as thread 0 of 1. */
 void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
+    if (rt_interrupted(pl)) /* issue 12: the schedule winds down */
+        return;
     RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
     bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
     int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
@@ -140,10 +146,18 @@ fuse_status rt_plan_run(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
     return rt_plan_run_query(pl, inputs, n_inputs, -1);
 }
 
+/* issue 12: the status of an interrupted run, with its diagnostic. */
+static fuse_status interrupted(RtPlan *pl)
+{
+    return fe_error(&pl->dl, FUSE_E_INTERRUPTED, (Span){0}, "interrupted");
+}
+
 fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
                               int query)
 {
     IrProgram *p = pl->ir;
+    if (rt_interrupted(pl))
+        return interrupted(pl);
     zero_computed(pl, query);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
     if (st == FUSE_OK)
@@ -153,6 +167,8 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);
+    if (rt_interrupted(pl))
+        return interrupted(pl);
     if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
         return run_st;
     if (query >= 0)

@@ -7,6 +7,7 @@
  * tensor. Without a JIT session it only checks (fuse_program). Diagnostics name
  * the statement involved (file:line:col).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,9 +93,10 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
     pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
     if (!facts || !pl->is_input)
         return FUSE_E_NOMEM;
+    pl->facts = facts; /* issue 12: fuse_program_tensor_info */
     bool is_skipped = false;
     st = rt_probe_sources(pl, inputs, n_inputs, facts, &is_skipped);
-    if (is_skipped)
+    if (is_skipped && st == FUSE_OK)
         return FUSE_OK; /* a source is not readable yet: sizes are checked per runner */
     if (st == FUSE_OK)
         st = ir_infer_shapes(pl->ir, facts, &pl->dl);
@@ -106,12 +108,14 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs, JitSession *js,
-                        const char *prefix, JitCache *cache, const char *cache_dir)
+                        const char *prefix, JitCache *cache, const char *cache_dir,
+                        RtHost *host)
 {
     RtPlan *pl = calloc(1, sizeof *pl);
     *out = pl;
     if (!pl)
         return FUSE_E_NOMEM;
+    pl->host = host; /* issue 12: first, so compiling can log */
     arena_init(&pl->arena);
     fe_diags_init(&pl->dl, &pl->arena);
     pl->src.name = arena_strdup(&pl->arena, name ? name : "<input>");
@@ -135,6 +139,18 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (st == FUSE_OK && js)
         st = rt_plan_compile(pl);
     return st;
+}
+
+void rt_log(const RtPlan *pl, int level, const char *fmt, ...)
+{
+    if (!pl->host || !pl->host->log)
+        return;
+    char msg[4096]; /* longer messages are cut: they name at most a path or two */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pl->host->log(level, msg, pl->host->log_user);
 }
 
 void rt_plan_free(RtPlan *pl)

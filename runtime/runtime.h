@@ -36,6 +36,15 @@ typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)
 /* The barrier of a kernel run alone (does nothing). */
 void rt_no_barrier(void);
 
+/* issue 12: what a plan tells its host and hears from it, kept in the context
+ * (api/): the log callback (fuse_ctx_set_log) and the interrupt flag
+ * (fuse_ctx_interrupt). */
+typedef struct RtHost {
+    fuse_log_fn log;        /* NULL: messages are dropped */
+    void *log_user;
+    atomic_int interrupt;   /* nonzero: runs stop at their next check (exec.c) */
+} RtHost;
+
 /* A program compiled for one configuration and one set of input shapes. Owns its
  * own parse of the source text, so it outlives the fuse_program it came from. */
 typedef struct RtPlan {
@@ -102,6 +111,11 @@ typedef struct RtPlan {
      * export into host memory that its kernels may write directly, out_bind[t]
      * is that memory (NULL otherwise; exec.c binds it after the sources) */
     float **out_bind;
+    /* issue 12: the context's RtHost (borrowed; NULL: none), and the sources'
+     * sizes as probed, in the arena (facts[t] of a source file not readable yet
+     * is not is_known; NULL when the probe did not run) */
+    RtHost *host;
+    ShapeFact *facts;
 } RtPlan;
 
 /* incr (issue 7): the buffers of one kernel, numbered as its group's view numbers
@@ -124,15 +138,28 @@ void rt_modes_free(struct RtModes *m);
 
 /* Parses, builds, checks shapes (reading source headers) and, when js is not NULL,
  * compiles: through `cache` (borrowed; NULL: none) and the disk directory
- * `cache_dir` (copied; NULL: no disk cache). Diagnostics go to plan->dl; on
- * failure the plan must still be freed with rt_plan_free. `inputs` fix the shapes
- * of the tensors they name. */
+ * `cache_dir` (copied; NULL: no disk cache). Diagnostics go to plan->dl, log
+ * messages to `host` (borrowed; NULL: none); on failure the plan must still be
+ * freed with rt_plan_free. `inputs` fix the shapes of the tensors they name. */
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs,
                         struct JitSession *js, const char *prefix,
-                        struct JitCache *cache, const char *cache_dir);
+                        struct JitCache *cache, const char *cache_dir, RtHost *host);
 void rt_plan_free(RtPlan *plan);
+
+/* issue 12: sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
+ * nothing without one. */
+void rt_log(const RtPlan *plan, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* issue 12: whether the host interrupted the run (fuse_ctx_interrupt). Runs check
+ * it between groups (rt_run_group) and sweeps; a relaxed load, cheap enough to
+ * call per group. */
+static inline bool rt_interrupted(const RtPlan *plan)
+{
+    return plan->host && atomic_load_explicit(&plan->host->interrupt, memory_order_relaxed);
+}
 
 /* incr (issue 7; plan_compile.c): compiles the shaped plan's kernels through the
  * code cache group by group (only groups not cached are compiled), loads them and
@@ -163,7 +190,9 @@ bool *rt_zeroing_flags(RtPlan *plan);
 /* Emits the plan's code again as text: "llvm", "llvm-raw" or "asm". */
 fuse_status rt_plan_emit(RtPlan *plan, const char *what, char **out, char **err);
 
-/* Runs equation group g (is_sink false) or sink group g on the plan's buffers. */
+/* Runs equation group g (is_sink false) or sink group g on the plan's buffers;
+ * once the run is interrupted (rt_interrupted), does nothing, so the rest of a
+ * schedule only compares unchanged values and ends. */
 void rt_run_group(RtPlan *plan, bool is_sink, int g);
 
 /* ---- sources.c: sources and sinks of a plan ---- */

@@ -125,7 +125,9 @@ static fuse_status probe_source(const char *path, const IrTensor *src, ShapeFact
 }
 
 /* Reads the sizes of every source. When only checking (no JIT session), a source
- * that cannot be read sets *is_skipped instead of failing. */
+ * that cannot be read is left unknown (facts[t].is_known false, an info message
+ * for the host) and sets *is_skipped instead of failing; the others are still
+ * probed (issue 12: fuse_program_tensor_info reports their shapes). */
 fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
                              ShapeFact *facts, bool *is_skipped)
 {
@@ -149,9 +151,12 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
         free(path);
         if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
+            rt_log(pl, FUSE_LEVEL_INFO, "source %s: %s (its sizes are checked when a "
+                   "runner is made)", t->name, err ? err : "cannot be read");
             free(err);
+            f->is_known = false;
             *is_skipped = true;
-            return FUSE_OK;
+            continue;
         }
         if (st != FUSE_OK) {
             fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");

@@ -3,13 +3,22 @@
  * argument, bad tensor, bad configuration and wrong shape must come back as a
  * status with a diagnostic, never a crash; a runner outlives its program; borrowed
  * and copied inputs give the same results; several threads run runners of one
- * context at once, each with its own last error.
+ * context at once, each with its own last error. issue 12: versioned structs of
+ * older and newer hosts, a program's tensors before it runs, interrupting a run
+ * from another thread, and the log callback.
  */
 #include <check.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fusejit.h"
 
@@ -454,6 +463,467 @@ START_TEST(threads_share_a_context)
 }
 END_TEST
 
+/* ---- versioned structs (issue 12) ---- */
+
+/* The first layout of fuse_config, as a host of that header would have it. */
+typedef struct OldConfig {
+    size_t size;
+    int threads;
+    const char *base_dir;
+    const char *out_dir;
+    int write_sinks;
+} OldConfig;
+
+/* X = 0.5 X + 1 is 1 after the single mode's one sweep and 2 at the fixpoint;
+ * the sink writes it to halving.npy. */
+static const char HALVING[] = "Half[i] = const([0.5, 0.5])\n"
+                              "One[i] = const([1.0, 1.0])\n"
+                              "X[i] = X[i] Half[i]\n"
+                              "X[i] += One[i]\n"
+                              "\"halving.npy\" = X[i]\n"
+                              "export X\n";
+
+/* Runs prog with the configuration at cfg (any layout); the status, X[0] in *x. */
+static fuse_status run_with(fuse_program *prog, const void *cfg, float *x)
+{
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    fuse_status st = fuse_runner_new(prog, cfg, NULL, 0, &run);
+    if (st == FUSE_OK)
+        st = fuse_runner_run(run, NULL, 0, &out);
+    if (st == FUSE_OK)
+        *x = ((const float *)fuse_outputs_find(out, "X")->data)[0];
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    return st;
+}
+
+static char *temp_dir(void)
+{
+    char tmpl[] = "/tmp/fuse-api-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    ck_assert_ptr_nonnull(d);
+    return strdup(d);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* An older host's struct (its size smaller, the memory past it garbage) gives
+ * the defaults for every later field; fuse_config_init_size writes only `size`
+ * bytes; size 0 and impossible sizes are refused. */
+START_TEST(config_of_an_older_host)
+{
+    char *dir = temp_dir();
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, HALVING, "h.fuse", &prog), FUSE_OK);
+    unsigned char buf[sizeof(fuse_config) + 64];
+    memset(buf, 0xFF, sizeof buf); /* mode, max_iters, ... would be out of range */
+    OldConfig old = {.size = sizeof old, .threads = 1, .out_dir = dir, .write_sinks = 0};
+    memcpy(buf, &old, sizeof old);
+    float x = 0;
+    ck_assert_msg(run_with(prog, buf, &x) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    ck_assert_float_eq(x, 1.0f); /* mode: the default, single */
+    ck_assert(!file_exists(path_in(dir, "halving.npy"))); /* its own write_sinks = 0 */
+    /* the same through fuse_config_init of that host: write_sinks defaults to 1 */
+    memset(buf, 0xAB, sizeof buf);
+    fuse_config_init_size((fuse_config *)(void *)buf, sizeof old);
+    memcpy(&old, buf, sizeof old);
+    ck_assert_uint_eq(old.size, sizeof old);
+    ck_assert_int_eq(old.write_sinks, 1);
+    ck_assert_int_eq(old.threads, 0);
+    for (size_t i = sizeof old; i < sizeof buf; i++)
+        ck_assert_uint_eq(buf[i], 0xAB); /* nothing past the host's struct */
+    old.out_dir = dir;
+    memcpy(buf, &old, sizeof old);
+    ck_assert_int_eq(run_with(prog, buf, &x), FUSE_OK);
+    ck_assert(file_exists(path_in(dir, "halving.npy")));
+    /* this host's own struct: the new fields count */
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    ck_assert_uint_eq(cfg.size, sizeof cfg);
+    cfg.out_dir = dir;
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    ck_assert_int_eq(run_with(prog, &cfg, &x), FUSE_OK);
+    ck_assert_float_eq_tol(x, 2.0f, 1e-4f);
+    /* sizes no host has */
+    static const size_t bad[] = {0, 8, sizeof old - 8, sizeof old + 4, 1u << 20};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg.size = bad[i];
+        ck_assert_int_eq(run_with(prog, &cfg, &x), FUSE_E_ARG);
+        ck_assert_msg(strstr(fuse_ctx_error(ctx), "fuse_config.size"), "%s",
+                      fuse_ctx_error(ctx));
+    }
+    cfg.size = 0;
+    ck_assert_int_eq(run_with(prog, &cfg, &x), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "size is 0"));
+    char *cache = NULL;
+    ck_assert_int_eq(fuse_cache_dir(&cfg, &cache), FUSE_E_ARG);
+    ck_assert_ptr_null(cache);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    unlink(path_in(dir, "halving.npy"));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* A newer host's larger struct: taken while every byte past this library's is
+ * 0 (fuse_config_init_size zeroes them), refused once one is set. */
+START_TEST(config_of_a_newer_host)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, HALVING, "h.fuse", &prog), FUSE_OK);
+    union {
+        fuse_config cfg;
+        unsigned char b[sizeof(fuse_config) + 16];
+    } u;
+    memset(&u, 0xEE, sizeof u);
+    fuse_config_init_size(&u.cfg, sizeof u);
+    ck_assert_uint_eq(u.cfg.size, sizeof u);
+    ck_assert_int_eq(u.cfg.write_sinks, 1);
+    for (size_t i = sizeof(fuse_config); i < sizeof u; i++)
+        ck_assert_uint_eq(u.b[i], 0);
+    u.cfg.write_sinks = 0;
+    u.cfg.mode = FUSE_MODE_FIXPOINT;
+    float x = 0;
+    ck_assert_msg(run_with(prog, &u, &x) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    ck_assert_float_eq_tol(x, 2.0f, 1e-4f);
+    u.b[sizeof(fuse_config) + 3] = 1; /* a field this library does not know */
+    ck_assert_int_eq(run_with(prog, &u, &x), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "newer than the library"));
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* Output structs of an older host get only their own bytes; a newer host's
+ * fields past this library's are left as the host set them. */
+START_TEST(stats_and_timings_sizes)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_stats all = {.size = sizeof all};
+    ck_assert_int_eq(fuse_ctx_stats(f.ctx, &all), FUSE_OK);
+    ck_assert_uint_ge(all.compiles + all.memory_hits + all.disk_hits, 1);
+    ck_assert_uint_ge(all.groups_compiled + all.groups_cached, 1);
+    struct {
+        size_t size;
+        uint64_t counts[5]; /* compiles .. disk_rejected: the first layout */
+        unsigned char guard[24];
+    } old;
+    memset(&old, 0xAB, sizeof old);
+    old.size = sizeof old.size + sizeof old.counts;
+    ck_assert_int_eq(fuse_ctx_stats(f.ctx, (fuse_stats *)(void *)&old), FUSE_OK);
+    ck_assert_uint_eq(old.size, sizeof old.size + sizeof old.counts);
+    ck_assert_uint_eq(old.counts[0], all.compiles);
+    ck_assert_uint_eq(old.counts[1], all.memory_hits);
+    for (size_t i = 0; i < sizeof old.guard; i++)
+        ck_assert_uint_eq(old.guard[i], 0xAB);
+    union {
+        fuse_stats s;
+        unsigned char b[sizeof(fuse_stats) + 16];
+    } newer;
+    memset(&newer, 0xCD, sizeof newer);
+    newer.s.size = sizeof newer;
+    ck_assert_int_eq(fuse_ctx_stats(f.ctx, &newer.s), FUSE_OK);
+    ck_assert_uint_eq(newer.s.groups_cached, all.groups_cached);
+    ck_assert_uint_eq(newer.b[sizeof(fuse_stats) + 8], 0xCD);
+    /* timings: the first layout ends at is_cache_hit (flops came later) */
+    fuse_timings t = {.size = sizeof t};
+    ck_assert_int_eq(fuse_runner_timings(f.run, &t), FUSE_OK);
+    ck_assert_uint_gt(t.flops, 0);
+    union {
+        fuse_timings t;
+        unsigned char b[sizeof(fuse_timings)];
+    } ot;
+    memset(&ot, 0xAB, sizeof ot);
+    ot.t.size = offsetof(fuse_timings, flops);
+    ck_assert_int_eq(fuse_runner_timings(f.run, &ot.t), FUSE_OK);
+    ck_assert(ot.t.parse_ms == t.parse_ms && ot.t.compile_ms == t.compile_ms);
+    for (size_t i = offsetof(fuse_timings, flops); i < sizeof ot; i++)
+        ck_assert_uint_eq(ot.b[i], 0xAB);
+    /* a size never set, or too small */
+    fuse_stats junk;
+    memset(&junk, 0x5A, sizeof junk);
+    ck_assert_int_eq(fuse_ctx_stats(f.ctx, &junk), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "fuse_stats.size"));
+    junk.size = 0;
+    ck_assert_int_eq(fuse_ctx_stats(f.ctx, &junk), FUSE_E_ARG);
+    t.size = sizeof(size_t) + sizeof(double);
+    ck_assert_int_eq(fuse_runner_timings(f.run, &t), FUSE_E_ARG);
+    fixture_close(&f);
+}
+END_TEST
+
+/* ---- a program's tensors (issue 12) ---- */
+
+/* Two sources, A from a real .npy (2x3) and the boolean M whose file is
+ * missing; two exports, S and the boolean R; and a constant. */
+static const char TWO_SOURCES[] = "A[i,j] = \"a.npy\"\n"
+                                  "M(i,j) = \"m.npy\"\n"
+                                  "K[j] = const([1.0, 2.0, 3.0])\n"
+                                  "S[i] = A[i,j] M(i,j) K[j]\n"
+                                  "R(i) = M(i,j)\n"
+                                  "export S\nexport R\n";
+
+static fuse_tensor_info info_of(fuse_program *prog, int which, size_t i)
+{
+    fuse_tensor_info t = {.size = sizeof t};
+    ck_assert_int_eq(fuse_program_tensor_info(prog, which, i, &t), FUSE_OK);
+    return t;
+}
+
+static void expect_info(const fuse_tensor_info *t, const char *name, int is_input, int rank,
+                        int is_bool, const int64_t *shape)
+{
+    ck_assert_str_eq(t->name, name);
+    ck_assert_int_eq(t->is_input, is_input);
+    ck_assert_int_eq(t->is_export, !is_input);
+    ck_assert_int_eq(t->rank, rank);
+    ck_assert_int_eq(t->is_bool, is_bool);
+    ck_assert_int_eq(t->dtype, FUSE_F32);
+    ck_assert_int_eq(t->is_shape_known, shape != NULL);
+    for (int k = 0; shape && k < rank; k++)
+        ck_assert_int_eq(t->shape[k], shape[k]);
+}
+
+START_TEST(program_tensors_before_running)
+{
+    char *dir = temp_dir();
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    fuse_tensor ta = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 3}, .data = a};
+    ck_assert_int_eq(fuse_tensor_save(ctx, &ta, path_in(dir, "a.npy")), FUSE_OK);
+    FILE *fp = fopen(path_in(dir, "p.fuse"), "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs(TWO_SOURCES, fp);
+    fclose(fp);
+    ck_assert_msg(fuse_program_from_file(ctx, path_in(dir, "p.fuse"), &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    enum { IN = FUSE_TENSORS_INPUTS, EX = FUSE_TENSORS_EXPORTS };
+    ck_assert_uint_eq(fuse_program_tensor_count(prog, IN), 2);
+    ck_assert_uint_eq(fuse_program_tensor_count(prog, EX), 2);
+    ck_assert_uint_eq(fuse_program_tensor_count(prog, IN | EX), 4);
+    ck_assert_uint_eq(fuse_program_tensor_count(prog, 0), 0);
+    ck_assert_uint_eq(fuse_program_tensor_count(NULL, IN), 0);
+    const int64_t a_shape[] = {2, 3};
+    fuse_tensor_info t = info_of(prog, IN, 0);
+    expect_info(&t, "A", 1, 2, 0, a_shape); /* from the .npy's header */
+    t = info_of(prog, IN, 1);
+    expect_info(&t, "M", 1, 2, 1, NULL); /* its file is missing */
+    t = info_of(prog, EX, 0);
+    expect_info(&t, "S", 0, 1, 0, NULL); /* depends on M */
+    t = info_of(prog, EX, 1);
+    expect_info(&t, "R", 0, 1, 1, NULL);
+    t = info_of(prog, IN | EX, 3); /* inputs, then exports */
+    ck_assert_str_eq(t.name, "R");
+    /* misuse */
+    ck_assert_int_eq(fuse_program_tensor_info(prog, IN, 2, &t), FUSE_E_ARG);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "out of range"));
+    ck_assert_int_eq(fuse_program_tensor_info(prog, IN, 0, NULL), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_program_tensor_info(NULL, IN, 0, &t), FUSE_E_ARG);
+    t.size = 0;
+    ck_assert_int_eq(fuse_program_tensor_info(prog, IN, 0, &t), FUSE_E_ARG);
+    fuse_program_free(prog);
+    /* once m.npy exists every shape is known, inferred through the program */
+    float m[6] = {1, 0, 1, 0, 0, 1};
+    ck_assert_int_eq(fuse_tensor_save(ctx, &(fuse_tensor){.dtype = FUSE_F32, .rank = 2,
+                                                          .shape = {2, 3}, .data = m},
+                                      path_in(dir, "m.npy")), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_file(ctx, path_in(dir, "p.fuse"), &prog), FUSE_OK);
+    const int64_t two[] = {2};
+    t = info_of(prog, IN, 1);
+    expect_info(&t, "M", 1, 2, 1, a_shape);
+    t = info_of(prog, EX, 0);
+    expect_info(&t, "S", 0, 1, 0, two);
+    t = info_of(prog, EX, 1);
+    expect_info(&t, "R", 0, 1, 1, two);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    unlink(path_in(dir, "a.npy"));
+    unlink(path_in(dir, "m.npy"));
+    unlink(path_in(dir, "p.fuse"));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- interrupts (issue 12) ---- */
+
+/* X = A - B X: with B = 1 it flips between 0 and A forever; with B = 0.5 it
+ * converges to 2A/3. */
+static const char FLIP[] = "A[i] = \"flip-a.npy\"\n"
+                           "B[i] = \"flip-b.npy\"\n"
+                           "X[i] = A[i] - B[i] X[i]\n"
+                           "export X\n";
+
+enum { FLIP_N = 1 << 14 };
+
+typedef struct Interrupter {
+    fuse_ctx *ctx;
+    atomic_int is_done;
+    int sent;
+} Interrupter;
+
+/* Interrupts every 20 ms until the run under test returns: an interrupt sent
+ * before the run began would be cleared by it. */
+static void *interrupter_main(void *arg)
+{
+    Interrupter *it = arg;
+    while (!atomic_load(&it->is_done)) {
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+        fuse_ctx_interrupt(it->ctx);
+        it->sent++;
+    }
+    return NULL;
+}
+
+static void interrupter_start(Interrupter *it, pthread_t *tid, fuse_ctx *ctx)
+{
+    it->ctx = ctx;
+    it->sent = 0;
+    atomic_init(&it->is_done, 0);
+    ck_assert_int_eq(pthread_create(tid, NULL, interrupter_main, it), 0);
+}
+
+static void interrupter_stop(Interrupter *it, pthread_t tid)
+{
+    atomic_store(&it->is_done, 1);
+    pthread_join(tid, NULL);
+    ck_assert_int_ge(it->sent, 1);
+}
+
+START_TEST(interrupt_stops_a_fixpoint)
+{
+    ck_assert_str_eq(fuse_status_name(FUSE_E_INTERRUPTED), "interrupted");
+    float *a = malloc(FLIP_N * sizeof *a), *b = malloc(FLIP_N * sizeof *b);
+    ck_assert(a && b);
+    for (int i = 0; i < FLIP_N; i++)
+        a[i] = 3.0f, b[i] = 1.0f;
+    fuse_input in[2] = {f32_input("A", 1, FLIP_N, 0, a), f32_input("B", 1, FLIP_N, 0, b)};
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, FLIP, "flip.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    cfg.max_iters = INT_MAX; /* hours of sweeps */
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, in, 2, &run), FUSE_OK);
+    Interrupter it;
+    pthread_t tid;
+    fuse_outputs *out = NULL;
+    interrupter_start(&it, &tid, ctx);
+    fuse_status st = fuse_runner_run(run, in, 2, &out);
+    interrupter_stop(&it, tid);
+    ck_assert_int_eq(st, FUSE_E_INTERRUPTED);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(fuse_ctx_error(ctx), "error: interrupted");
+    /* a query and a run into host memory stop the same way */
+    interrupter_start(&it, &tid, ctx);
+    st = fuse_runner_query(run, "X", NULL, in, 2, &out);
+    interrupter_stop(&it, tid);
+    ck_assert_int_eq(st, FUSE_E_INTERRUPTED);
+    ck_assert_ptr_null(out);
+    float *x = malloc(FLIP_N * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    fuse_input into = f32_input("X", 1, FLIP_N, 0, x);
+    interrupter_start(&it, &tid, ctx);
+    st = fuse_runner_run_into(run, in, 2, &into, 1);
+    interrupter_stop(&it, tid);
+    ck_assert_int_eq(st, FUSE_E_INTERRUPTED);
+    /* the runner still works; an interrupt sent while nothing runs is dropped */
+    fuse_ctx_interrupt(ctx);
+    for (int i = 0; i < FLIP_N; i++)
+        b[i] = 0.5f;
+    ck_assert_msg(fuse_runner_run(run, in, 2, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    const float *v = fuse_outputs_find(out, "X")->data;
+    ck_assert_float_eq_tol(v[0], 2.0f, 1e-4f);
+    ck_assert_float_eq_tol(v[FLIP_N - 1], 2.0f, 1e-4f);
+    fuse_outputs_free(out);
+    fuse_ctx_interrupt(NULL);
+    free(x);
+    free(a);
+    free(b);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- the log (issue 12) ---- */
+
+typedef struct LogSeen {
+    int n, level;
+    char msg[512];
+} LogSeen;
+
+static void log_collect(int level, const char *msg, void *user)
+{
+    LogSeen *seen = user;
+    seen->n++;
+    seen->level = level;
+    snprintf(seen->msg, sizeof seen->msg, "%s", msg);
+}
+
+/* A source whose file cannot be read when the program is checked reaches the
+ * host's callback; without one, nothing is written to stderr. */
+START_TEST(log_goes_to_the_callback)
+{
+    static const char text[] = "Q[i] = \"/nonexistent/q.npy\"\nexport Q\n";
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_ctx_set_log(NULL, log_collect, NULL), FUSE_E_ARG);
+    LogSeen seen = {0};
+    ck_assert_int_eq(fuse_ctx_set_log(ctx, log_collect, &seen), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, text, "q.fuse", &prog), FUSE_OK);
+    fuse_program_free(prog);
+    ck_assert_int_eq(seen.n, 1);
+    ck_assert_int_eq(seen.level, FUSE_LEVEL_INFO);
+    ck_assert_msg(strstr(seen.msg, "source Q: ") && strstr(seen.msg, "/nonexistent/q.npy"),
+                  "%s", seen.msg);
+    /* no callback: dropped, not printed */
+    ck_assert_int_eq(fuse_ctx_set_log(ctx, NULL, NULL), FUSE_OK);
+    char tmpl[] = "/tmp/fuse-api-stderr-XXXXXX";
+    int fd = mkstemp(tmpl), saved = dup(STDERR_FILENO);
+    ck_assert(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(fd, STDERR_FILENO);
+    fuse_status st = fuse_program_from_text(ctx, text, "q.fuse", &prog);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ck_assert_int_eq(st, FUSE_OK);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+    close(fd);
+    unlink(tmpl);
+    ck_assert_int_eq(seen.n, 1);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -466,10 +936,16 @@ static Suite *api_suite(void)
     tcase_add_test(tc, runner_outlives_program);
     tcase_add_test(tc, borrowed_inputs);
     tcase_add_test(tc, outputs_into_host_memory);
+    tcase_add_test(tc, config_of_an_older_host); /* issue 12 */
+    tcase_add_test(tc, config_of_a_newer_host);
+    tcase_add_test(tc, stats_and_timings_sizes);
+    tcase_add_test(tc, program_tensors_before_running);
+    tcase_add_test(tc, log_goes_to_the_callback);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 120);
     tcase_add_test(th, threads_share_a_context);
+    tcase_add_test(th, interrupt_stops_a_fixpoint); /* issue 12 */
     suite_add_tcase(s, th);
     return s;
 }

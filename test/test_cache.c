@@ -82,7 +82,7 @@ static JitKey key_of(const char *text, int rows, int64_t opts)
     fuse_input in = input_of(rows);
     RtPlan *pl = NULL;
     fuse_status st = rt_plan_new(&pl, text, "k.fuse", scratch, scratch, false, &in, 1, NULL,
-                                 NULL, NULL, NULL);
+                                 NULL, NULL, NULL, NULL);
     ck_assert_msg(st == FUSE_OK, "plan: %s", pl && pl->dl.first ? pl->dl.first->msg : "?");
     unsigned char *ir = NULL;
     size_t n = 0;
@@ -232,7 +232,7 @@ static void run_and_check(fuse_ctx *ctx, const char *dir, int no_cache)
 
 static fuse_stats stats_of(fuse_ctx *ctx)
 {
-    fuse_stats s;
+    fuse_stats s = {.size = sizeof s};
     ck_assert_int_eq(fuse_ctx_stats(ctx, &s), FUSE_OK);
     return s;
 }
@@ -269,7 +269,7 @@ START_TEST(test_two_live_runners_share_one_object)
     ck_assert_int_eq(fuse_program_from_text(ctx, PROGRAM, "p.fuse", &prog), FUSE_OK);
     ck_assert_int_eq(fuse_runner_new(prog, &cfg, &in, 1, &a), FUSE_OK);
     ck_assert_int_eq(fuse_runner_new(prog, &cfg, &in, 1, &b), FUSE_OK);
-    fuse_timings t;
+    fuse_timings t = {.size = sizeof t};
     ck_assert_int_eq(fuse_runner_timings(b, &t), FUSE_OK);
     ck_assert_int_eq(t.is_cache_hit, 1);
     fuse_runner_free(a); /* b's code must survive a's */

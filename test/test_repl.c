@@ -3,7 +3,8 @@
  * session through a pipe (values, an error with its caret after which the session
  * goes on, explain, save and reload, settings), and an interactive one through a
  * pseudo-terminal (forkpty) that checks the prompts, tab completion of a tensor
- * name, the continuation prompt, Ctrl-C and the history file in $HOME.
+ * name, the continuation prompt, Ctrl-C (on a line, and during an evaluation:
+ * issue 12) and the history file in $HOME.
  */
 #include <check.h>
 #include <dirent.h>
@@ -365,6 +366,38 @@ START_TEST(ctrl_c_on_another_thread)
 }
 END_TEST
 
+/* issue 12: Ctrl-C while a value is computed (a fixpoint that never converges)
+ * interrupts the run; the prompt comes back with the session intact. The ^C is
+ * written as is: during the evaluation the terminal is in cooked mode, where the
+ * line discipline turns it into SIGINT. */
+START_TEST(ctrl_c_interrupts_an_evaluation)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    static const char *const setup[] = {"One[i] = const([1.0, 1.0])\n",
+                                        "X[i] = One[i] - X[i]\n", ":set mode fixpoint\n",
+                                        ":set max_iters 2000000000\n"};
+    for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+        pty_expect(p, "fuse> ");
+        pty_send(p, setup[i]);
+    }
+    pty_expect(p, "fuse> ");
+    pty_send(p, "X\n"); /* flips between 0 and 1 for two billion sweeps */
+    usleep(500 * 1000);
+    ck_assert_int_eq(write(p->fd, "\x03", 1), 1);
+    pty_expect(p, "error: interrupted");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":set max_iters 3\n"); /* 1, 0, 1: not converged, printed anyway */
+    pty_expect(p, "fuse> ");
+    pty_send(p, "X\n");
+    pty_expect(p, "[1. 1.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+}
+END_TEST
+
 /* incr (issue 7): a second equation reuses the kernels compiled for the first. */
 START_TEST(piped_incremental_compile)
 {
@@ -403,6 +436,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);
+    tcase_add_test(tc, ctrl_c_interrupts_an_evaluation); /* issue 12 */
     suite_add_tcase(s, tc);
     return s;
 }

@@ -414,7 +414,7 @@ START_TEST(disk_cached_code_resolves_the_host_function)
         fuse_ctx *ctx = NULL;
         ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
         float *y = run_x(ctx, &cfg, prog, 2, shape, x, "Y");
-        fuse_stats st;
+        fuse_stats st = {.size = sizeof st};
         ck_assert_int_eq(fuse_ctx_stats(ctx, &st), FUSE_OK);
         if (pass == 0) {
             ck_assert_uint_ge(st.disk_writes, 1);

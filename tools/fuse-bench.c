@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "fusejit.h"
+#include "print.h"
 #include "support.h"
 
 #define MAX_INPUTS 8
@@ -234,7 +235,7 @@ static fuse_status bench_one(fuse_ctx *ctx, const char *path, const Workload *w,
     r->compile_ms = t2 - t1;
     r->first_ms = t3 - t2;
     r->flops = w ? w->flops : 0.0;
-    fuse_timings tm;
+    fuse_timings tm = {.size = sizeof tm};
     if (st == FUSE_OK && fuse_runner_timings(run, &tm) == FUSE_OK && tm.flops > 0)
         r->flops = (double)tm.flops;
     EqTimes et = {.repeat = o->repeat};
@@ -583,6 +584,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuse-bench: error: cannot create a JIT context\n");
         rc = 1;
     }
+    if (ctx) /* issue 12: the library's warnings to stderr */
+        fuse_ctx_set_log(ctx, cli_log, "fuse-bench");
     if (rc == 0) {
         print_header();
         for (int i = 0; i < n_progs; i++) {

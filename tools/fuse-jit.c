@@ -399,6 +399,7 @@ static int session_open(const Args *a, Session *s)
                 fuse_status_name(st));
         return exit_code(st);
     }
+    fuse_ctx_set_log(s->ctx, cli_log, "fuse-jit"); /* issue 12: warnings to stderr */
     st = fuse_program_from_file(s->ctx, a->program, &s->prog);
     return st == FUSE_OK ? 0 : report(s, st);
 }

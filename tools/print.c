@@ -16,6 +16,8 @@
  * is 1e8 or more. Positional values are aligned on the decimal point; scientific
  * ones share one mantissa length. A scalar prints like NumPy's scalar str():
  * "2.5", "1.0", "1e-05".
+ *
+ * cli_log (issue 12) prints the library's log messages for the tools.
  */
 #include "print.h"
 #include "support.h"
@@ -584,4 +586,15 @@ fuse_status cli_print_export(FILE *f, const char *name, const fuse_tensor *t)
                      fuse_dtype_name(t->dtype), text);
     free(text);
     return rc < 0 ? FUSE_E_IO : FUSE_OK;
+}
+
+/* ---- log messages (issue 12) ---- */
+
+void cli_log(int level, const char *msg, void *user)
+{
+    if (level != FUSE_LEVEL_ERROR && level != FUSE_LEVEL_WARNING)
+        return;
+    fflush(stdout);
+    fprintf(stderr, "%s: %s: %s\n", (const char *)user,
+            level == FUSE_LEVEL_ERROR ? "error" : "warning", msg);
 }

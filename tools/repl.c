@@ -10,8 +10,9 @@
  *
  * On a terminal, lines come from libedit: emacs key bindings, persistent history
  * (~/.fuse_jit_history), tab completion of tensor names, builtins and commands, a
- * "...   " prompt while brackets are open, Ctrl-C cancels the line and Ctrl-D on
- * an empty line quits. Otherwise lines are read with getline and nothing but
+ * "...   " prompt while brackets are open, Ctrl-C cancels the line (or interrupts
+ * the evaluation in progress: fuse_ctx_interrupt) and Ctrl-D on an empty line
+ * quits. Otherwise lines are read with getline and nothing but
  * results and diagnostics is printed, so sessions can be scripted.
  */
 #include <ctype.h>
@@ -39,9 +40,11 @@
 #include "repl.h"
 
 /* The mutable global state, for the SIGINT handler (it can reach nothing else):
- * the flag it sets for the line reader, and the thread reading lines. */
+ * the flag it sets for the line reader, the thread reading lines, and the
+ * session's context, whose runs it interrupts (issue 12). */
 static volatile sig_atomic_t repl_interrupted;
 static pthread_t repl_thread;
+static fuse_ctx *volatile repl_ctx;
 
 /* ---- word lists ---- */
 
@@ -334,7 +337,8 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
     fuse_config cfg = r->cfg;
     cfg.base_dir = cfg.out_dir = r->base_dir;
     double t0 = sup_clock_ms();
-    fuse_stats s0 = {0}, s1 = {0}; /* incr (issue 7): kernels compiled vs reused */
+    /* incr (issue 7): kernels compiled vs reused */
+    fuse_stats s0 = {.size = sizeof s0}, s1 = {.size = sizeof s1};
     (void)fuse_ctx_stats(r->ctx, &s0);
     st = fuse_runner_new(prog, &cfg, NULL, 0, run);
     (void)fuse_ctx_stats(r->ctx, &s1);
@@ -356,6 +360,11 @@ static fuse_status run_session(Repl *r, const char *name, fuse_outputs **out)
     fuse_status st = compile_session(r, name, &run);
     if (st != FUSE_OK)
         return st;
+    if (repl_interrupted) { /* issue 12: Ctrl-C while compiling; a run clears it */
+        fuse_runner_free(run);
+        repl_error(r, "interrupted");
+        return FUSE_E_INTERRUPTED;
+    }
     double t0 = sup_clock_ms();
     st = fuse_runner_run(run, NULL, 0, out);
     if (r->timing)
@@ -819,10 +828,12 @@ static void repl_line(Repl *r, char *line)
 /* A Ctrl-C may land on any thread that does not block SIGINT, and some start
  * before the editor blocks it (OpenBLAS, loaded for LAPACK, starts its threads
  * when it is loaded): such a thread passes the signal on to the line reader,
- * which may be asleep in ppoll waiting for it. */
+ * which may be asleep in ppoll waiting for it. A run in progress stops at its
+ * next check (fuse_ctx_interrupt: an atomic store, safe here). */
 static void on_sigint(int sig)
 {
     repl_interrupted = 1;
+    fuse_ctx_interrupt(repl_ctx);
     if (!pthread_equal(pthread_self(), repl_thread))
         pthread_kill(repl_thread, sig);
 }
@@ -980,8 +991,10 @@ static void editor_open(Repl *r)
     memset(&sa, 0, sizeof sa);
     repl_thread = pthread_self();
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART; /* for the reads and writes of an evaluation; ppoll
+                                 is never restarted: it returns EINTR */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: ppoll returns EINTR */
+    sigaction(SIGINT, &sa, NULL);
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
@@ -1013,6 +1026,24 @@ static void remember(Repl *r, const char *line)
 }
 
 /* ---- the loop ---- */
+
+/* Evaluates one line. On a terminal SIGINT is let in meanwhile (the reader blocks
+ * it outside ppoll): a Ctrl-C interrupts the run in progress, which returns to
+ * the prompt with the session intact (issue 12), and does not cancel the next
+ * line. */
+static void repl_eval(Repl *r, char *line)
+{
+    sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    if (r->signals_set)
+        pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
+    repl_line(r, line);
+    if (r->signals_set) {
+        pthread_sigmask(SIG_BLOCK, &sigint, NULL);
+        repl_interrupted = 0;
+    }
+}
 
 /* Reads one line (without its newline) into *line (malloc'd). False at the end. */
 static bool read_line(Repl *r, char **line)
@@ -1052,6 +1083,8 @@ int repl_main(const char *program)
                 fuse_status_name(st));
         return 1;
     }
+    fuse_ctx_set_log(r.ctx, cli_log, "fuse-jit"); /* issue 12: warnings to stderr */
+    repl_ctx = r.ctx;
     fuse_config_init(&r.cfg);
     r.cfg.write_sinks = 0;
     if (r.interactive) {
@@ -1070,7 +1103,7 @@ int repl_main(const char *program)
             r.pending.len = 0;
         } else {
             remember(&r, line);
-            repl_line(&r, line);
+            repl_eval(&r, line);
         }
         free(line);
         line = NULL;
@@ -1081,6 +1114,7 @@ int repl_main(const char *program)
     free(r.text.p);
     free(r.pending.p);
     free(r.base_dir);
+    repl_ctx = NULL; /* the handler stays installed */
     fuse_ctx_free(r.ctx);
     return !r.interactive && r.failures ? 1 : 0;
 }
