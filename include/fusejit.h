@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define FUSE_VERSION_MAJOR 0
-#define FUSE_VERSION_MINOR 1
+#define FUSE_VERSION_MINOR 2
 #define FUSE_VERSION_PATCH 0
 /* The one place the version is written: CMake reads the three numbers above. */
 #define FUSE_VERSION_STR_(x) #x
