@@ -53,15 +53,10 @@ IrTensor *ir_tensor_new(Builder *b, const char *name, TensorKind kind, int rank,
         t->var[s] = ir_new_var(b);
     if (!arena_push_ptr(p->arena, (void ***)&p->tensors, &p->n_tensors, &p->cap_tensors, t))
         return NULL;
+    /* issue 11: ir_tensor_find (names.c) looks names up here */
+    if (p->tensor_names && !ir_name_map_put(p->tensor_names, name, t->id))
+        return NULL;
     return t;
-}
-
-IrTensor *ir_tensor_find(const IrProgram *p, const char *name)
-{
-    for (int i = 0; i < p->n_tensors; i++)
-        if (p->tensors[i]->kind != TEN_TEMP && strcmp(p->tensors[i]->name, name) == 0)
-            return p->tensors[i];
-    return NULL;
 }
 
 IrTensor *ir_temp_new(Builder *b, const char *what, int rank, const char **names, Span span)
@@ -479,8 +474,9 @@ Group *ir_group_new(Builder *b, int tensor, bool is_sink)
     return g;
 }
 
-/* Builds the group of the tensor defined by equation statement `first`. */
-static void build_group(Builder *b, IrTensor *t)
+/* Builds the group of tensor t from its equations: statement `first` and those
+ * linked after it in next[] (source order). */
+static void build_group(Builder *b, IrTensor *t, int first, const int *next)
 {
     const Ast *ast = b->p->ast;
     b->group = ir_group_new(b, t->id, false);
@@ -488,25 +484,42 @@ static void build_group(Builder *b, IrTensor *t)
         return;
     t->group = b->group_index;
     b->group_has_init = false;
-    for (int i = 0; i < ast->n_stmts && !failed(b); i++) {
-        const Stmt *st = ast->stmts[i];
-        if (st->kind != ST_EQUATION || strcmp(st->name, t->name) != 0)
-            continue;
-        b->stmt = st;
-        build_equation(b, st);
+    for (int i = first; i >= 0 && !failed(b); i = next[i]) {
+        b->stmt = ast->stmts[i];
+        build_equation(b, ast->stmts[i]);
     }
 }
 
+/* One group per defined tensor, in the order of its first equation. Each
+ * tensor's equations are linked first (next[]), so the whole pass is linear in
+ * the program's size (issue 11), not a scan of every statement per tensor. */
 static void build_groups(Builder *b)
 {
     const Ast *ast = b->p->ast;
-    for (int i = 0; i < ast->n_stmts && !failed(b); i++) {
+    int n = ast->n_stmts, n_t = b->p->n_tensors;
+    int *next = arena_alloc(b->p->arena, sizeof *next * ((size_t)n + 1));
+    int *last = arena_alloc(b->p->arena, sizeof *last * ((size_t)n_t + 1));
+    if (!next || !last)
+        return;
+    for (int t = 0; t < n_t; t++)
+        last[t] = -1;
+    for (int i = 0; i < n; i++) {
+        const Stmt *st = ast->stmts[i];
+        IrTensor *t = st->kind == ST_EQUATION ? ir_tensor_find(b->p, st->name) : NULL;
+        next[i] = -1;
+        if (!t || t->id >= n_t)
+            continue;
+        if (last[t->id] >= 0)
+            next[last[t->id]] = i;
+        last[t->id] = i;
+    }
+    for (int i = 0; i < n && !failed(b); i++) {
         const Stmt *st = ast->stmts[i];
         if (st->kind != ST_EQUATION)
             continue;
         IrTensor *t = ir_tensor_find(b->p, st->name);
         if (t && t->group < 0)
-            build_group(b, t);
+            build_group(b, t, i, next);
     }
 }
 
@@ -523,11 +536,15 @@ static void build_exports(Builder *b)
             return;
         }
         t->is_export = true;
-        int *ids = arena_grow(p->arena, p->exports, sizeof *ids * (size_t)p->n_exports,
-                              sizeof *ids * (size_t)(p->n_exports + 1));
-        if (!ids)
-            return;
-        p->exports = ids;
+        if (p->n_exports == p->cap_exports) { /* doubling: linear in the exports */
+            int cap = p->cap_exports ? 2 * p->cap_exports : 8;
+            int *ids = arena_grow(p->arena, p->exports, sizeof *ids * (size_t)p->n_exports,
+                                  sizeof *ids * (size_t)cap);
+            if (!ids)
+                return;
+            p->exports = ids;
+            p->cap_exports = cap;
+        }
         p->exports[p->n_exports++] = t->id;
     }
 }
@@ -539,6 +556,8 @@ fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out
         return FUSE_E_NOMEM;
     p->arena = arena;
     p->ast = ast;
+    if (!(p->tensor_names = ir_name_map_new(arena)))
+        return FUSE_E_NOMEM;
     Builder b = {.p = p, .dl = dl, .status = FUSE_OK};
     if (ir_stream_rewrite(&b) != FUSE_OK && b.status == FUSE_OK)
         b.status = FUSE_E_NOMEM; /* stream (issue 6): *t axes become window slots */

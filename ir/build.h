@@ -47,6 +47,13 @@ typedef struct NameList {
     int n;
 } NameList;
 
+/* names.c (issue 11): name -> int in an arena; keys are borrowed, not copied. */
+typedef struct IrNameMap IrNameMap;
+IrNameMap *ir_name_map_new(Arena *arena); /* NULL on OOM */
+/* Adds key -> val unless key is present (the first value stays); false on OOM. */
+bool ir_name_map_put(IrNameMap *m, const char *key, int val);
+int ir_name_map_get(const IrNameMap *m, const char *key); /* -1 when absent */
+
 /* build.c */
 fuse_status ir_fail(Builder *b, fuse_status code, Span span, const char *fmt, const char *arg);
 int ir_new_var(Builder *b);

@@ -59,12 +59,18 @@ static bool op_is_out_axis(const Op *op, int rank, int a)
     return false;
 }
 
+/* The axes of equation statement st, from its ops: they are all in the group of
+ * its left-hand side, so only that group is read (issue 11: reading every group
+ * for every statement made explain quadratic in the program's size). */
 static void summarise(const IrProgram *p, const Stmt *st, AxisSummary *sum)
 {
     memset(sum, 0, sizeof *sum);
     for (int k = 0; k < st->n_indices; k++)
         add_unique(sum->lhs, &sum->n_lhs, FUSE_MAX_RANK, st->indices[k].name);
-    for (int g = 0; g < p->n_groups; g++)
+    const IrTensor *lhs = ir_tensor_find(p, st->name);
+    bool is_one = lhs && lhs->kind == TEN_DEFINED && lhs->group >= 0
+                  && lhs->group < p->n_groups && p->groups[lhs->group]->tensor == lhs->id;
+    for (int g = is_one ? lhs->group : 0; g < (is_one ? lhs->group + 1 : p->n_groups); g++)
         for (int i = 0; i < p->groups[g]->n_ops; i++) {
             const Op *op = p->groups[g]->ops[i];
             if (op->stmt != st)

@@ -222,6 +222,9 @@ typedef struct IrProgram {
     /* stream (issue 6): the streaming tensors (stream.c) */
     struct IrStream **streams;
     int n_streams, cap_streams;
+    /* issue 11: tensor name -> id for ir_tensor_find (names.c), filled by
+     * ir_tensor_new; NULL (a linear search) in programs not made by ir_build */
+    struct IrNameMap *tensor_names;
 } IrProgram;
 
 /* stream (issue 6, SPEC §6.4): a tensor indexed with a time axis `*t`. Time is not
@@ -245,7 +248,7 @@ typedef struct IrStream {
  * size variables. Errors: unknown tensors, rank mismatches, unknown builtins... */
 fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out);
 
-/* Tensor lookup by program name; NULL when absent. */
+/* Tensor lookup by program name; NULL when absent (names.c: a hash lookup, O(1)). */
 IrTensor *ir_tensor_find(const IrProgram *p, const char *name);
 
 /* ---- order.c: dependency order and recursion ----

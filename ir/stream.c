@@ -36,6 +36,7 @@ typedef struct Rewriter {
     Arena *arena;
     StreamName *names;
     int n_names;
+    IrNameMap *index;   /* name -> its entry in names (issue 11: no linear search) */
     const Index *axis;  /* the program's first streaming index */
 } Rewriter;
 
@@ -64,10 +65,8 @@ static const char *slot_name(Arena *a, const char *name, const char *axis, int64
 
 static StreamName *name_find(Rewriter *r, const char *name)
 {
-    for (int i = 0; i < r->n_names; i++)
-        if (strcmp(r->names[i].name, name) == 0)
-            return &r->names[i];
-    return NULL;
+    int i = ir_name_map_get(r->index, name);
+    return i >= 0 ? &r->names[i] : NULL;
 }
 
 /* Sets *out to the streaming index among ix[0..n), or NULL. Errors: two of them,
@@ -102,6 +101,8 @@ static bool scan_lhs(Rewriter *r, const Stmt *st)
         return false;
     StreamName *sn = name_find(r, st->name);
     if (!sn) {
+        if (!ir_name_map_put(r->index, st->name, r->n_names))
+            return false;
         sn = &r->names[r->n_names++];
         sn->name = st->name;
         sn->first = st;
@@ -324,7 +325,8 @@ fuse_status ir_stream_rewrite(Builder *b)
     r.names = arena_alloc(r.arena, sizeof *r.names * ((size_t)ast->n_stmts + 1));
     Stmt **stmts = arena_alloc(r.arena, sizeof *stmts * ((size_t)ast->n_stmts + 1));
     Ast *out = arena_alloc(r.arena, sizeof *out);
-    if (!r.names || !stmts || !out)
+    r.index = ir_name_map_new(r.arena);
+    if (!r.names || !stmts || !out || !r.index)
         return FUSE_E_NOMEM;
     for (int i = 0; i < ast->n_stmts && !failed(&r); i++) {
         const Stmt *st = ast->stmts[i];

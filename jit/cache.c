@@ -62,6 +62,9 @@ struct JitCache {
     /* incr (issue 7): group key -> key of the object holding its kernel */
     JitRef *refs;
     int n_refs, cap_refs;
+    /* issue 11: refs[] by group key, open addressing: 1 + index, 0 empty;
+     * cap_refs slots, rebuilt when refs[] grows or drops its older half */
+    int *ref_slots;
 };
 
 /* ---- messages ---- */
@@ -161,6 +164,7 @@ void jit_cache_free(JitCache *c)
         free(c->entries[i].data);
     free(c->entries);
     free(c->refs);
+    free(c->ref_slots);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -686,13 +690,36 @@ fuse_status jit_cache_dir_clear(const char *dir, uint64_t *removed, char **err)
 
 /* ---- incr (issue 7): group references ---- */
 
+/* The hash slot of group key g in c->ref_slots: its reference's, or the empty
+ * one where it would go. Keys are BLAKE3 digests, so 8 of their bytes are a
+ * good hash. The table has twice as many slots as refs[] can hold. Lock held. */
+static int ref_slot(const JitCache *c, const JitKey *g)
+{
+    uint64_t h;
+    memcpy(&h, g->b, sizeof h);
+    int mask = 2 * c->cap_refs - 1;
+    int i = (int)(h & (uint64_t)mask);
+    while (c->ref_slots[i] && memcmp(c->refs[c->ref_slots[i] - 1].group.b, g->b,
+                                     JIT_KEY_BYTES) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
 /* Index of the reference of group key g, or -1. Lock held. */
 static int ref_find(const JitCache *c, const JitKey *g)
 {
-    for (int i = c->n_refs - 1; i >= 0; i--)
-        if (memcmp(c->refs[i].group.b, g->b, JIT_KEY_BYTES) == 0)
-            return i;
-    return -1;
+    if (c->n_refs == 0)
+        return -1;
+    int s = ref_slot(c, g);
+    return c->ref_slots[s] - 1;
+}
+
+/* Rebuilds the hash slots of refs[0..n_refs). Lock held. */
+static void ref_reindex(JitCache *c)
+{
+    memset(c->ref_slots, 0, 2 * (size_t)c->cap_refs * sizeof *c->ref_slots);
+    for (int i = 0; i < c->n_refs; i++)
+        c->ref_slots[ref_slot(c, &c->refs[i].group)] = i + 1;
 }
 
 /* Makes room for one more reference. Lock held. */
@@ -702,15 +729,22 @@ static fuse_status ref_room(JitCache *c)
         int keep = c->n_refs / 2;
         memmove(c->refs, c->refs + (c->n_refs - keep), (size_t)keep * sizeof *c->refs);
         c->n_refs = keep;
+        ref_reindex(c);
     }
     if (c->n_refs < c->cap_refs)
         return FUSE_OK;
-    int cap = c->cap_refs ? 2 * c->cap_refs : 64;
+    int cap = c->cap_refs ? 2 * c->cap_refs : 64; /* a power of two */
     JitRef *r = realloc(c->refs, (size_t)cap * sizeof *r);
     if (!r)
         return FUSE_E_NOMEM;
     c->refs = r;
+    int *slots = malloc(2 * (size_t)cap * sizeof *slots);
+    if (!slots)
+        return FUSE_E_NOMEM; /* refs[] grew; cap_refs still matches ref_slots */
+    free(c->ref_slots);
+    c->ref_slots = slots;
     c->cap_refs = cap;
+    ref_reindex(c);
     return FUSE_OK;
 }
 
@@ -723,8 +757,10 @@ fuse_status jit_cache_ref_put(JitCache *c, const JitKey *group, const JitKey *ob
     fuse_status st = FUSE_OK;
     if (i >= 0)
         c->refs[i].object = *object;
-    else if ((st = ref_room(c)) == FUSE_OK)
+    else if ((st = ref_room(c)) == FUSE_OK) {
+        c->ref_slots[ref_slot(c, group)] = c->n_refs + 1;
         c->refs[c->n_refs++] = (JitRef){*group, *object};
+    }
     pthread_mutex_unlock(&c->lock);
     return st;
 }

@@ -463,7 +463,10 @@ fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
     LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     pthread_mutex_lock(&js->tm_lock);
-    LLVMErrorRef e = LLVMRunPasses(jm->mod, "default<O3>", js->tm, opts);
+    /* issue 11: equal ops (1,000 contributions `M[u,d] += A[u,v] E[v,d]`, or the
+     * same product in many kernels of one batch) have equal functions; merging
+     * them first makes O3 optimise one (a 1,000-op group: 7.2 s -> 0.6 s). */
+    LLVMErrorRef e = LLVMRunPasses(jm->mod, "mergefunc,default<O3>", js->tm, opts);
     pthread_mutex_unlock(&js->tm_lock);
     LLVMDisposePassBuilderOptions(opts);
     if (e)

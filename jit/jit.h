@@ -48,7 +48,8 @@ JitModule *jit_module_new(JitSession *js, const char *name);
 LLVMContextRef jit_module_context(JitModule *jm);
 LLVMModuleRef jit_module_llvm(JitModule *jm);
 /* Verifies the module (FUSE_E_JIT with LLVM's message if it is broken), then runs
- * the O3 pipeline for the host target machine. */
+ * the O3 pipeline for the host target machine, after merging equal functions
+ * (LLVM's mergefunc: the op functions of equal ops are optimised once). */
 fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err);
 /* The module as LLVM IR text; malloc'd, caller frees; NULL on OOM. */
 char *jit_module_print(JitModule *jm);

@@ -116,20 +116,22 @@ static bool reads_prev(const Op *x)
     return false;
 }
 
-/* Whether ops[0..n] (ops[0] the head, ops[n] the candidate) still fuse: every
- * tensor any of them writes is read only at the reader's cell, and never by
- * the head. */
-static bool run_is_cellwise(const IrProgram *p, const Op *const *ops, int n)
+/* Whether ops[0..n] (ops[0] the head, ops[n] the candidate) still fuse, given
+ * that ops[0..n-1] do: every tensor any of them writes is read only at the
+ * reader's cell, and never by the head. Only the pairs with the candidate are
+ * new, so a run of n ops costs O(n^2) checks in all, not O(n^3) (issue 11). */
+static bool extends_cellwise(const IrProgram *p, const Op *const *ops, int n)
 {
-    for (int w = 0; w <= n; w++) {
-        int t = ops[w]->out;
-        for (int k = 0; k < ops[0]->n_in; k++)
-            if (ops[0]->in[k].tensor == t)
-                return false;
-        for (int r = 1; r <= n; r++)
-            if (!reads_at_cell(p, ops[r], t))
-                return false;
-    }
+    const Op *x = ops[n];
+    for (int k = 0; k < ops[0]->n_in; k++)
+        if (ops[0]->in[k].tensor == x->out)
+            return false;
+    for (int r = 1; r <= n; r++)
+        if (!reads_at_cell(p, ops[r], x->out))
+            return false;
+    for (int w = 0; w < n; w++)
+        if (!reads_at_cell(p, x, ops[w]->out))
+            return false;
     return true;
 }
 
@@ -144,7 +146,7 @@ static int run_length(const IrProgram *p, const Group *g, int i, bool in_epilogu
     while (i + n + 1 < g->n_ops && n < EMIT_MAX_AXES) {
         const Op *x = ops[n + 1];
         if (!is_elementwise_kind(x, in_epilogue) || reads_prev(x)
-            || !loops_are_cells(p, ops[0], x) || !run_is_cellwise(p, ops, n + 1))
+            || !loops_are_cells(p, ops[0], x) || !extends_cellwise(p, ops, n + 1))
             break;
         n++;
     }
@@ -236,7 +238,9 @@ int fuse_epilogue(const IrProgram *p, const Group *g, int i, Contraction *c)
             return 0;
     FuseRun r;
     int n = run_length(p, g, i, true);
-    if (!n || !plan_run(p, g, i, n, 1, &r))
+    while (n > 0 && !plan_run(p, g, i, n, 1, &r))
+        n--; /* too many tensors for the kernel's parameters: a shorter run */
+    if (!n)
         return 0;
     c->epi = r.ops + 1;
     c->n_epi = n;
@@ -254,7 +258,14 @@ int fuse_cell_run(const IrProgram *p, const Group *g, int i, FuseRun *r)
     if (!is_elementwise_kind(head, false) || !loops_are_cells(p, head, head))
         return 0;
     int n = run_length(p, g, i, false);
-    if (!n || !plan_run(p, g, i, n, 0, r)) {
+    /* Too many tensors for the function's parameters: a shorter run. Taking
+     * none instead would leave the head alone and let the next op head the run,
+     * and so on (a chain of 100 copies had 46 ops alone, then one run), and
+     * fusion across equations (plan_compile.c) would grow one span without end
+     * (issue 11). */
+    while (n > 0 && !plan_run(p, g, i, n, 0, r))
+        n--;
+    if (!n) {
         r->n = r->n_tensors = 0;
         return 0;
     }

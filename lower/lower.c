@@ -4,11 +4,12 @@
  * Each op is an internal function with noalias buffer parameters (emit.c); each
  * group is an exported kernel `void PREFIXgN(float **bufs, int64_t tid, int64_t
  * nth, void (*barrier)(void))` that loads the buffers of its ops from the table
- * and calls them in order. O3 inlines the op functions
- * and keeps the noalias facts as scoped metadata. Sum joins that are contractions
- * get a packed, blocked kernel instead (contract.c) that also takes its thread's
- * scratch (bufs[2 n_tensors] + tid x the scratch size), tid and nth, and computes
- * only thread tid's share of the output (columns, or rows of a thin product).
+ * and calls them in order. O3 inlines the op functions (of a group of at most
+ * INLINE_MAX_CALLS calls) and keeps the noalias facts as scoped metadata. Sum
+ * joins that are contractions get a packed, blocked kernel instead (contract.c)
+ * that also takes its thread's scratch (bufs[2 n_tensors] + tid x the scratch
+ * size), tid and nth, and computes only thread tid's share of the output
+ * (columns, or rows of a thin product).
  * Following elementwise ops of the group run inside an earlier op's pass
  * (fuse.c): a contraction's epilogue, or a cell run (one loop nest for an
  * elementwise op and the ops over its cells). Every thread of a team runs the
@@ -213,6 +214,27 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
     return i + 1 + (oc->is_folded ? 1 : oc->n_fused);
 }
 
+/* A group kernel calls its ops' functions, which O3 inlines into it. Past this
+ * many calls they stay out of line: one function holding hundreds of inlined,
+ * unrolled loop nests is one huge basic block, on which LLVM's SLP vectoriser is
+ * quadratic (issue 11: 400 contributions `M[u,d] = A[u,v] E[v,d]` to one tensor
+ * compiled in 27 s, 1000 did not finish). A call costs nothing next to a loop
+ * nest, and the ops of a group run one after another anyway. */
+#define INLINE_MAX_CALLS 32
+
+static void keep_calls_out_of_line(Emit *e, const Group *g, const OpCall *calls)
+{
+    int n_calls = 0;
+    for (int i = 0; i < g->n_ops; i += 1 + (calls[i].is_folded ? 1 : calls[i].n_fused))
+        n_calls++;
+    if (n_calls <= INLINE_MAX_CALLS)
+        return;
+    unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+    for (int i = 0; i < g->n_ops; i += 1 + (calls[i].is_folded ? 1 : calls[i].n_fused))
+        LLVMAddAttributeAtIndex(calls[i].fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(e->ctx, kind, 0));
+}
+
 /* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
  * order (ops fused into an earlier op's kernel and folded copies are not
  * called); when some call is team work (a contraction, a cell run, a row-wise op
@@ -230,6 +252,7 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
         has_team |= calls[i].is_contract || calls[i].n_fused || calls[i].is_team_row;
         i = next;
     }
+    keep_calls_out_of_line(e, g, calls);
     LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 4, 0));
     LLVMSetValueName2(LLVMGetParam(fn, 0), "bufs", 4);

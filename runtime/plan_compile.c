@@ -60,7 +60,9 @@ typedef struct GroupSlot {
     JitKey key;
     char name[48];
     int obj;
-    View v;
+    int first;        /* the first slot with the same key (itself when none before) */
+    View v;           /* its own view; empty in a group absorbed by a span */
+    const View *vp;   /* its kernel's view: &v, or the span head's */
 } GroupSlot;
 
 /* The state of one compilation. */
@@ -88,10 +90,12 @@ static fuse_status fail_jit(RtPlan *pl, fuse_status st, char *err)
 }
 
 /* A cache problem never fails a compilation; the user hears of it. */
-static void cache_warn(char *warning)
+/* A cache problem never fails a compilation; the host hears of it through its
+ * log callback (fuse_ctx_set_log). */
+static void cache_warn(const RtPlan *pl, char *warning)
 {
     if (warning)
-        fprintf(stderr, "fuse-jit: warning: %s\n", warning);
+        rt_log(pl, FUSE_LEVEL_WARNING, "%s", warning);
     free(warning);
 }
 
@@ -99,6 +103,31 @@ static const Group *group_of(const Build *b, int i)
 {
     const IrProgram *p = b->pl->ir;
     return b->g[i].is_sink ? p->sink_groups[b->g[i].index] : p->groups[b->g[i].index];
+}
+
+/* issue 11: every slot's `first`, through a hash of the group keys (BLAKE3
+ * digests, so 8 of their bytes are a good hash), not a comparison of every pair. */
+static bool index_keys(Build *b)
+{
+    int cap = 16;
+    while (cap < 2 * b->n)
+        cap *= 2;
+    int *table = malloc((size_t)cap * sizeof *table); /* 1 + slot, 0 empty */
+    if (!table)
+        return false;
+    memset(table, 0, (size_t)cap * sizeof *table);
+    for (int i = 0; i < b->n; i++) {
+        uint64_t h;
+        memcpy(&h, b->g[i].key.b, sizeof h);
+        int k = (int)(h & (uint64_t)(cap - 1));
+        while (table[k] && memcmp(b->g[table[k] - 1].key.b, b->g[i].key.b, JIT_KEY_BYTES) != 0)
+            k = (k + 1) & (cap - 1);
+        if (!table[k])
+            table[k] = i + 1;
+        b->g[i].first = table[k] - 1;
+    }
+    free(table);
+    return true;
 }
 
 /* The local id of plan tensor t in v (added on first use). */
@@ -270,8 +299,16 @@ static fuse_status key_groups(Build *b)
         s->is_sink = i >= p->n_groups;
         s->index = s->is_sink ? i - p->n_groups : i;
         s->obj = -1;
-        /* a group in a span gets the span's view (its kernel is the span's) */
+        s->vp = &s->v;
+        /* a group in a span has the span's kernel: its head's view, key and name
+         * (made once per span: issue 11) */
         int h = s->is_sink ? i : b->pl->span_head[i];
+        if (h != i) {
+            s->vp = &b->g[h].v;
+            s->key = b->g[h].key;
+            memcpy(s->name, b->g[h].name, sizeof s->name);
+            continue;
+        }
         const Group *g = group_of(b, h);
         Op **ops = g->ops;
         int n_ops = g->n_ops;
@@ -294,7 +331,7 @@ static fuse_status key_groups(Build *b)
         jit_key_hex(&s->key, hex);
         snprintf(s->name, sizeof s->name, "%s%.*s", RT_KERNEL_PREFIX, RT_NAME_HEX, hex);
     }
-    return FUSE_OK;
+    return index_keys(b) ? FUSE_OK : FUSE_E_NOMEM;
 }
 
 /* The whole program's key: canonical IR plus the option bytes. */
@@ -329,7 +366,7 @@ static int fetch_obj(Build *b, const JitKey *key, const char *dir)
     JitHit hit = JIT_MISS;
     char *warning = NULL;
     fuse_status st = jit_cache_get(b->pl->cache, key, dir, &data, &n, &hit, &warning);
-    cache_warn(warning);
+    cache_warn(b->pl, warning);
     if (st != FUSE_OK || hit == JIT_MISS)
         return -1;
     i = b->n_obj++;
@@ -371,12 +408,10 @@ static fuse_status compile_missing(Build *b, int *slot, char **err)
     JitModule *jm = jit_module_new(pl->js, RT_KERNEL_PREFIX);
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     for (int i = 0; i < b->n && st == FUSE_OK; i++) {
-        bool is_dup = false;
-        for (int k = 0; k < i && !is_dup; k++)
-            is_dup = b->g[k].obj < 0 && strcmp(b->g[k].name, b->g[i].name) == 0;
+        /* a kernel once, however many groups share it (a span, equal groups) */
         LowerGroup sel = {false, 0, b->g[i].name};
-        if (b->g[i].obj < 0 && !is_dup)
-            st = lower_groups(&b->g[i].v.p, &sel, 1, jm, &b->opt, err);
+        if (b->g[i].obj < 0 && b->g[i].first == i)
+            st = lower_groups(&b->g[i].vp->p, &sel, 1, jm, &b->opt, err);
     }
     double t1 = sup_clock_ms();
     *slot = b->n_obj;
@@ -428,7 +463,7 @@ static fuse_status compile_and_store(Build *b, const JitKey *prog, char **err)
     char *warning = NULL;
     st = jit_cache_put(c, &key, is_all ? b->pl->cache_dir : NULL, b->obj[slot], b->obj_n[slot],
                        &warning);
-    cache_warn(warning);
+    cache_warn(b->pl, warning);
     return st;
 }
 
@@ -462,6 +497,8 @@ float **rt_group_bufs(RtPlan *pl, bool is_sink, int g)
 void rt_group_bufs_free(RtPlan *pl)
 {
     for (int i = 0; pl->gbufs && i < pl->n_gbufs; i++) {
+        if (i < pl->ir->n_groups && pl->span_head && pl->span_head[i] != i)
+            continue; /* its span head's table (load_and_link) */
         free(pl->gbufs[i].map);
         free(pl->gbufs[i].tab);
     }
@@ -493,17 +530,29 @@ static fuse_status load_and_link(Build *b)
     }
     for (int i = 0; i < b->n; i++) {
         const GroupSlot *s = &b->g[i];
-        void *addr = NULL;
-        fuse_status st = jit_code_lookup(pl->codes[s->obj], s->name, &addr, &err);
-        if (st != FUSE_OK)
-            return fail_jit(pl, st, err);
-        /* Object pointer to function pointer: the JIT returns code addresses. */
         RtKernel k;
-        memcpy(&k, &addr, sizeof k);
+        bool is_par;
+        bool is_absorbed = s->vp != &s->v;
+        if (s->first < i) { /* the same kernel as an earlier group's */
+            const GroupSlot *f = &b->g[s->first];
+            k = (f->is_sink ? pl->sink_fn : pl->group_fn)[f->index];
+            is_par = (f->is_sink ? pl->sink_par : pl->group_par)[f->index];
+        } else {
+            void *addr = NULL;
+            fuse_status st = jit_code_lookup(pl->codes[s->obj], s->name, &addr, &err);
+            if (st != FUSE_OK)
+                return fail_jit(pl, st, err);
+            /* Object pointer to function pointer: the JIT returns code addresses. */
+            memcpy(&k, &addr, sizeof k);
+            is_par = lower_group_is_parallel(&s->vp->p, &s->vp->g, &b->opt);
+        }
         (s->is_sink ? pl->sink_fn : pl->group_fn)[s->index] = k;
-        (s->is_sink ? pl->sink_par : pl->group_par)[s->index] =
-            lower_group_is_parallel(&s->v.p, &s->v.g, &b->opt);
-        if (!gbufs_init(&pl->gbufs[i], &s->v, p->n_tensors))
+        (s->is_sink ? pl->sink_par : pl->group_par)[s->index] = is_par;
+        /* a group absorbed by a span shares its head's table (the same view);
+         * rt_group_bufs_free frees it once */
+        if (is_absorbed)
+            pl->gbufs[i] = pl->gbufs[pl->span_head[i]];
+        else if (!gbufs_init(&pl->gbufs[i], s->vp, p->n_tensors))
             return FUSE_E_NOMEM;
     }
     return FUSE_OK;
@@ -593,7 +642,9 @@ fuse_status rt_plan_compile(RtPlan *pl)
     Build b;
     char *err = NULL;
     pl->timings.lower_ms = pl->timings.compile_ms = 0;
+    double t_init = sup_clock_ms();
     fuse_status st = build_init(&b, pl);
+    t_init = sup_clock_ms() - t_init;
     if (st == FUSE_OK)
         st = find_or_compile(&b, &err);
     if (st != FUSE_OK) {
@@ -601,6 +652,11 @@ fuse_status rt_plan_compile(RtPlan *pl)
         return err ? fail_jit(pl, st, err) : st;
     }
     pl->timings.is_cache_hit = b.n_missing == 0;
+    /* Spans and group keys: what a cache lookup needs, and part of lowering. */
+    if (pl->timings.is_cache_hit)
+        pl->timings.cache_load_ms += t_init;
+    else
+        pl->timings.lower_ms += t_init;
     jit_cache_count_groups(pl->cache, (uint64_t)b.n_missing, (uint64_t)(b.n - b.n_missing));
     double t0 = sup_clock_ms();
     st = load_and_link(&b);

@@ -32,12 +32,12 @@ double rt_now_ms(void)
 
 /* ---- closures ---- */
 
+/* The equation group computing tensor t, or -1 (a source, constant or
+ * temporary): ir_order keeps IrTensor.group at its group's place in the order. */
 static int group_of_tensor(const IrProgram *p, int tensor)
 {
-    for (int g = 0; g < p->n_groups; g++)
-        if (p->groups[g]->tensor == tensor)
-            return g;
-    return -1;
+    const IrTensor *t = p->tensors[tensor];
+    return t->kind == TEN_DEFINED ? t->group : -1;
 }
 
 /* The tensor whose group an operand reading t needs: t when an equation defines
@@ -51,18 +51,35 @@ static int needed_tensor(const IrProgram *p, int t)
     return x->kind == TEN_DEFINED ? x->id : -1;
 }
 
+/* Marks group g and every group it needs in want[]. Depth first with its own
+ * stack (each group enters it once), so a chain of 100,000 equations cannot
+ * overflow the C stack (issue 11). Out of memory, it marks every group: more
+ * work, never a missing value. */
 static void closure_visit(const IrProgram *p, int g, bool *want)
 {
     if (g < 0 || want[g])
         return;
+    int *stack = malloc(((size_t)p->n_groups + 1) * sizeof *stack), n = 0;
+    if (!stack) {
+        for (int h = 0; h < p->n_groups; h++)
+            want[h] = true;
+        return;
+    }
     want[g] = true;
-    const Group *grp = p->groups[g];
-    for (int i = 0; i < grp->n_ops; i++)
-        for (int k = 0; k < grp->ops[i]->n_in; k++) {
-            int t = needed_tensor(p, grp->ops[i]->in[k].tensor);
-            if (t >= 0)
-                closure_visit(p, group_of_tensor(p, t), want);
-        }
+    stack[n++] = g;
+    while (n > 0) {
+        const Group *grp = p->groups[stack[--n]];
+        for (int i = 0; i < grp->n_ops; i++)
+            for (int k = 0; k < grp->ops[i]->n_in; k++) {
+                int t = needed_tensor(p, grp->ops[i]->in[k].tensor);
+                int h = t >= 0 ? group_of_tensor(p, t) : -1;
+                if (h >= 0 && !want[h]) {
+                    want[h] = true;
+                    stack[n++] = h;
+                }
+            }
+    }
+    free(stack);
 }
 
 void rt_sched_closure(const RtPlan *pl, int tensor, bool *want)
@@ -237,7 +254,7 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
     c->is_iterated = true;
     bool is_semi = m->strategy == FUSE_STRATEGY_SEMI_NAIVE && !m->mc_fn &&
                    rt_semi_naive_applies(pl, g0, g1);
-    for (int it = 0; it < m->max_iters; it++) {
+    for (int it = 0; it < m->max_iters && !rt_interrupted(pl); it++) {
         bool changed = sweep(pl, g0, g1, it, true, is_semi, m->tol);
         c->sweeps = it + 1;
         if (!changed && !schedule_moves(pl, g0, g1, it)) {
@@ -284,7 +301,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         if (m->snap[g])
             memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));
     double t0 = rt_now_ms();
-    for (int g0 = 0, g1; g0 < p->n_groups; g0 = g1) {
+    for (int g0 = 0, g1; g0 < p->n_groups && !rt_interrupted(pl); g0 = g1) {
         for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)
             g1++;
         RtTraceComp c = {.component = p->groups[g0]->component, .first_group = g0,

@@ -924,6 +924,57 @@ START_TEST(log_goes_to_the_callback)
 }
 END_TEST
 
+/* A disk cache entry that cannot be written (its directory would be under a
+ * file) is a warning the library used to print: the callback gets it, and
+ * without one nothing reaches stderr. */
+START_TEST(log_gets_cache_warnings)
+{
+    char *dir = temp_dir();
+    FILE *fp = fopen(path_in(dir, "file"), "w");
+    ck_assert_ptr_nonnull(fp);
+    fclose(fp);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.cache_dir = path_in(dir, "file/cache");
+    cfg.write_sinks = 0;
+    for (int quiet = 0; quiet < 2; quiet++) {
+        fuse_ctx *ctx = NULL;
+        fuse_program *prog = NULL;
+        fuse_runner *run = NULL;
+        LogSeen seen = {0};
+        ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+        if (!quiet)
+            ck_assert_int_eq(fuse_ctx_set_log(ctx, log_collect, &seen), FUSE_OK);
+        ck_assert_int_eq(fuse_program_from_text(ctx, HALVING, "h.fuse", &prog), FUSE_OK);
+        char tmpl[] = "/tmp/fuse-api-stderr-XXXXXX";
+        int fd = mkstemp(tmpl), saved = dup(STDERR_FILENO);
+        ck_assert(fd >= 0 && saved >= 0);
+        fflush(stderr);
+        dup2(fd, STDERR_FILENO);
+        fuse_status st = fuse_runner_new(prog, &cfg, NULL, 0, &run);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        ck_assert_int_eq(st, FUSE_OK); /* the compilation itself succeeds */
+        ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+        close(fd);
+        unlink(tmpl);
+        if (!quiet) {
+            ck_assert_int_ge(seen.n, 1);
+            ck_assert_int_eq(seen.level, FUSE_LEVEL_WARNING);
+            ck_assert_msg(strstr(seen.msg, "cache"), "%s", seen.msg);
+        }
+        fuse_runner_free(run);
+        fuse_program_free(prog);
+        fuse_ctx_free(ctx);
+    }
+    unlink(path_in(dir, "file"));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -941,6 +992,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, stats_and_timings_sizes);
     tcase_add_test(tc, program_tensors_before_running);
     tcase_add_test(tc, log_goes_to_the_callback);
+    tcase_add_test(tc, log_gets_cache_warnings);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 120);
