@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "build.h"
-#include "stream.h"
+#include "window.h"
 
 #define MAX_TERMS 4096
 
@@ -152,7 +152,7 @@ static bool lhs_index_ok(Builder *b, const Index *ix)
                 ix->name);
         return false;
     }
-    if (ix->kind == IX_STREAM) { /* stream.c rewrote every streaming LHS */
+    if (ix->kind == IX_STREAM) { /* window.c rewrote every streaming LHS */
         ir_fail(b, FUSE_E_SHAPE, ix->span, "streaming axis '*%s' not allowed here",
                 ix->name);
         return false;

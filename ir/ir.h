@@ -219,7 +219,7 @@ typedef struct IrProgram {
     int n_vars;           /* size variables */
     int n_components;
     bool is_shaped;       /* ir_infer_shapes succeeded */
-    /* stream (issue 6): the streaming tensors (stream.c) */
+    /* stream (issue 6): the streaming tensors (window.c) */
     struct IrStream **streams;
     int n_streams, cap_streams;
     /* issue 11: tensor name -> id for ir_tensor_find (names.c), filled by
@@ -274,14 +274,14 @@ char *ir_dump(const IrProgram *p);
  * arguments are valid only for some sizes (rope's feature axis must be even). */
 fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
 
-/* ---- hash.c: canonical serialisation (cache key, issue 5) ----
+/* ---- serialize.c: canonical serialisation (cache key, issue 5) ----
  * requires: ir_infer_shapes; provides: *out (malloc'd, *n bytes) describing every
  * fact lowering reads, without spans, names or paths: equal for programs that differ
  * only in comments, whitespace or names. FUSE_E_ARG when p is not shaped. */
 fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n);
 /* incr (issue 7): the same for the kernel of one group g of p (the per-group cache
  * key): its ops and the shapes of the tensors they touch; scratch_bytes is the
- * program's per-thread scratch when g has a contraction, else 0 (hash.c says what
+ * program's per-thread scratch when g has a contraction, else 0 (serialize.c says what
  * goes in). */
 fuse_status ir_serialize_group(const IrProgram *p, const Group *g, int64_t scratch_bytes,
                                unsigned char **out, size_t *n);

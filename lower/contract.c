@@ -39,7 +39,7 @@
  * scratch (Bp, then Ap) is its slice of the plan's bufs[2 n_tensors].
  * Boolean joins (a relation's rule) are contractions too: K is one block, so
  * the update has the whole sum and stores out = max(old, sum * coef > 0).
- * Fusion (fuse.c): with an epilogue, the kernel takes the buffers of the fused
+ * Fusion (fusion.c): with an epilogue, the kernel takes the buffers of the fused
  * ops' tensors as extra parameters, and on the last K block calls the
  * out-of-line `NAME.epi` on each finished tile (its cells' loop counters are
  * decoded from the batch index and the tile's flat M and N indices).
@@ -727,7 +727,7 @@ typedef struct CPtrs {
     LLVMValueRef epi_fn;       /* fusion: the epilogue (epilogue_function) */
 } CPtrs;
 
-/* ---- fusion: the epilogue of a finished tile (fuse.c) ---- */
+/* ---- fusion: the epilogue of a finished tile (fusion.c) ---- */
 
 /* ctr[axis] = the counter of each axis of g at flat index x. */
 static void group_counters(Emit *e, const CGroup *g, LLVMValueRef x, LLVMValueRef *ctr)

@@ -36,7 +36,7 @@ typedef struct Contraction {
     bool is_split_m;          /* threads share out M (rows), not N: a thin product */
     bool is_bool;             /* boolean output: out = out OR (coef * sum > 0); K is one
                                  block (kc = K), so the whole sum is in the registers */
-    /* fusion (fuse.c): the elementwise ops after the contraction in its group that
+    /* fusion (fusion.c): the elementwise ops after the contraction in its group that
      * run in its write-out, on each finished tile; 0: none */
     const Op *const *epi;
     int n_epi;
@@ -59,7 +59,7 @@ size_t contract_scratch_bytes(const Contraction *c);
 LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
                                     const char *name);
 
-/* ---- fuse.c: elementwise epilogues in the contraction's write-out ---- */
+/* ---- fusion.c: elementwise epilogues in the contraction's write-out ---- */
 
 /* How many ops after g->ops[i] (a contraction classified as c) run fused in its
  * write-out; sets c's epilogue fields (0 and none when nothing fuses). Depends

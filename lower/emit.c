@@ -488,7 +488,7 @@ static void emit_map(Emit *e)
     end_all(e, &out_axes, loops);
 }
 
-/* ---- one cell (fusion: fuse.c runs elementwise ops inside a contraction) ---- */
+/* ---- one cell (fusion: fusion.c runs elementwise ops inside a contraction) ---- */
 
 /* The current op (a MAP, or a sum JOIN without projected axes) at the current
  * counters: its value stored or combined into its output cell (store), or only

@@ -45,8 +45,8 @@ typedef struct Loop {
     LLVMValueRef v_phi;
 } Loop;
 
-/* lower.c: zeroes e and sets up the builder and types for module jm. */
-void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt);
+/* lower.c: zeroes e and sets up the builder and types for module mod. */
+void emit_state_init(Emit *e, const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt);
 
 /* emit.c: combines a finished JOIN contribution value into the current output
  * cell (threshold and OR for booleans; overwrite on the first contribution). */

@@ -200,11 +200,11 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
     LLVMBuildRetVoid(e->bld);
 }
 
-fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+fuse_status lower_delta_program(const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt,
                                 const bool *want, char **err)
 {
     Emit e;
-    emit_state_init(&e, p, jm, opt);
+    emit_state_init(&e, p, mod, opt);
     fuse_status st = FUSE_OK;
     for (int g = 0; g < p->n_groups; g++) {
         if (!want[g])

@@ -211,11 +211,11 @@ static bool emit_mc_group(Emit *e, int g, const char *kname, int64_t samples, ui
     return ok;
 }
 
-fuse_status lower_mc_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+fuse_status lower_mc_program(const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt,
                              int64_t samples, uint64_t seed, char **err)
 {
     Emit e;
-    emit_state_init(&e, p, jm, opt);
+    emit_state_init(&e, p, mod, opt);
     bool ok = true;
     for (int g = 0; g < p->n_groups && ok; g++) {
         char name[128];

@@ -11,7 +11,7 @@
  * size), tid and nth, and computes only thread tid's share of the output
  * (columns, or rows of a thin product).
  * Following elementwise ops of the group run inside an earlier op's pass
- * (fuse.c): a contraction's epilogue, or a cell run (one loop nest for an
+ * (fusion.c): a contraction's epilogue, or a cell run (one loop nest for an
  * elementwise op and the ops over its cells). Every thread of a team runs the
  * kernel: contractions, cell runs and large row-wise ops (softmax, layer norm)
  * split their work by thread; other ops run on thread 0 only, and when the group
@@ -25,7 +25,7 @@
 
 #include "contract.h"
 #include "fold.h"
-#include "fuse.h"
+#include "fusion.h"
 
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n)
 {
@@ -65,7 +65,7 @@ static bool row_op_is_team(const IrProgram *p, const Op *op)
 }
 
 /* The op's function: a contraction kernel (contract.c) when it is one (with
- * n_fused epilogue ops), a cell run's loop nest over ops i..i+n_fused (fuse.c),
+ * n_fused epilogue ops), a cell run's loop nest over ops i..i+n_fused (fusion.c),
  * else the op's loop nest (emit.c). *is_contract says which calling convention
  * it has. */
 static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, int n_fused,
@@ -93,7 +93,7 @@ static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, i
 }
 
 /* fusion: how many ops after op i run in its kernel: a contraction's epilogue
- * or an elementwise op's cell run (fuse.c). */
+ * or an elementwise op's cell run (fusion.c). */
 int lower_run_length(const IrProgram *p, const Group *g, int i, const LowerOptions *opt)
 {
     Contraction c;
@@ -103,7 +103,7 @@ int lower_run_length(const IrProgram *p, const Group *g, int i, const LowerOptio
     return fuse_cell_run(p, g, i, &r);
 }
 
-/* fusion: the buffers of a fused contraction's epilogue tensors (fuse.c). */
+/* fusion: the buffers of a fused contraction's epilogue tensors (fusion.c). */
 static unsigned epilogue_args(Emit *e, const Group *g, int i, LLVMValueRef bufs,
                               LLVMValueRef *args)
 {
@@ -270,12 +270,12 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
     return true;
 }
 
-void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOptions *opt)
+void emit_state_init(Emit *e, const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt)
 {
     memset(e, 0, sizeof *e);
     e->share_axis = -1;
-    e->ctx = jit_module_context(jm);
-    e->mod = jit_module_llvm(jm);
+    e->ctx = LLVMGetModuleContext(mod);
+    e->mod = mod;
     e->bld = LLVMCreateBuilderInContext(e->ctx);
     e->t_f32 = LLVMFloatTypeInContext(e->ctx);
     e->t_i64 = LLVMInt64TypeInContext(e->ctx);
@@ -286,38 +286,8 @@ void emit_state_init(Emit *e, const IrProgram *p, JitModule *jm, const LowerOpti
     e->opt = opt;
 }
 
-fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
-                          char **err)
-{
-    if (!p->is_shaped) {
-        if (err)
-            *err = strdup("internal error: lowering an unshaped program");
-        return FUSE_E_JIT;
-    }
-    Emit e;
-    emit_state_init(&e, p, jm, opt);
-    int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
-    bool ok = true;
-    char name[128];
-    for (int g = 0; g < p->n_groups && ok; g++) {
-        lower_kernel_name(opt, false, g, name, sizeof name);
-        ok = emit_group(&e, p->groups[g], name, scratch_floats);
-    }
-    for (int g = 0; g < p->n_sink_groups && ok; g++) {
-        lower_kernel_name(opt, true, g, name, sizeof name);
-        ok = emit_group(&e, p->sink_groups[g], name, scratch_floats);
-    }
-    LLVMDisposeBuilder(e.bld);
-    if (!ok) {
-        if (err)
-            *err = strdup("a group has too many ops or operands to lower");
-        return FUSE_E_JIT;
-    }
-    return FUSE_OK;
-}
-
-/* incr (issue 7): lower_program for a selection of groups under given names. */
-fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
+/* Emits a selection of groups under given names (lower.h). */
+fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, LLVMModuleRef mod,
                          const LowerOptions *opt, char **err)
 {
     if (!p->is_shaped) {
@@ -326,7 +296,7 @@ fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitMo
         return FUSE_E_JIT;
     }
     Emit e;
-    emit_state_init(&e, p, jm, opt);
+    emit_state_init(&e, p, mod, opt);
     int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {

@@ -18,8 +18,9 @@
 
 #include <stddef.h>
 
+#include <llvm-c/Core.h>
+
 #include "ir.h"
-#include "jit.h"
 
 typedef struct LowerOptions {
     const char *prefix; /* prepended to kernel names; unique per runner */
@@ -30,16 +31,12 @@ typedef struct LowerOptions {
     bool no_contract;   /* plain loop nests only (tests compare both paths) */
 } LowerOptions;
 
-/* Emits every group and sink group of p into jm's module. p must be shaped. */
-fuse_status lower_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
-                          char **err);
-
 /* Bytes of scratch one thread needs in bufs[2 * n_tensors] (packed contraction
  * panels; a multiple of 64); 0 when none. The plan allocates it. */
 size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
 
 /* Whether group g has work for a thread team: a contraction kernel of at least
- * 2^20 multiply-adds and more than one panel to share, or a cell run (fuse.c) of
+ * 2^20 multiply-adds and more than one panel to share, or a cell run (fusion.c) of
  * at least 2^16 cells whose outermost slot has 2 or more rows. */
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
 
@@ -58,9 +55,9 @@ typedef struct LowerGroup {
     const char *name; /* the exported kernel's name */
 } LowerGroup;
 
-/* Emits only the n selected groups of p into jm's module, same ABI and code as
- * lower_program (the scratch stride is lower_scratch_bytes of p). */
-fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, JitModule *jm,
+/* Emits the n selected groups of p into mod, each a kernel of the ABI above under
+ * its given name (the scratch stride is lower_scratch_bytes of p). */
+fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, LLVMModuleRef mod,
                          const LowerOptions *opt, char **err);
 
 /* fusion (issue 4): how many ops after g->ops[i] run fused in op i's kernel:
@@ -95,7 +92,7 @@ void lower_mc_name(const LowerOptions *opt, int g, char *buf, size_t n);
 int64_t lower_mc_op_samples(const IrProgram *p, const Op *op, int64_t samples);
 
 /* Emits the Monte Carlo kernel of every equation group. */
-fuse_status lower_mc_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+fuse_status lower_mc_program(const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt,
                              int64_t samples, uint64_t seed, char **err);
 
 /* ---- emit_delta.c: semi-naive delta kernels ----
@@ -120,7 +117,7 @@ bool lower_delta_eligible(const IrProgram *p, int g);
 void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, size_t n);
 
 /* Emits the delta kernels of the groups with want[g] (each must be eligible). */
-fuse_status lower_delta_program(const IrProgram *p, JitModule *jm, const LowerOptions *opt,
+fuse_status lower_delta_program(const IrProgram *p, LLVMModuleRef mod, const LowerOptions *opt,
                                 const bool *want, char **err);
 
 /* ---- emit_host.c: runtime functions called by generated code ----

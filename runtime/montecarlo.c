@@ -41,7 +41,7 @@ fuse_status rt_mc_prepare(RtPlan *pl, char **err)
     JitModule *jm = fns && m->mc_samples ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     if (st == FUSE_OK)
-        st = lower_mc_program(p, jm, &opt, m->samples, m->seed, err);
+        st = lower_mc_program(p, jit_module_llvm(jm), &opt, m->samples, m->seed, err);
     if (st == FUSE_OK)
         st = jit_module_optimize(pl->js, jm, err);
     if (st == FUSE_OK)

@@ -157,7 +157,6 @@ void rt_plan_free(RtPlan *pl)
 {
     if (!pl)
         return;
-    jit_code_free(pl->code);
     for (int i = 0; i < pl->n_codes; i++) /* incr (issue 7) */
         jit_code_free(pl->codes[i]);
     free(pl->codes);

@@ -196,7 +196,7 @@ static fuse_status view_build(View *v, const IrProgram *p, const Group *g, Op *c
  * An equation group whose ops are all elementwise over the cells of the group
  * before it (`H[b,h] = relu(Z[b,h])` after `Z[b,h] = X[b,i] W[i,h] + B[h]`) runs
  * inside that group's kernel: the kernel is lowered on the view of both groups'
- * ops, where the contraction's write-out or the elementwise loop (lower/fuse.c)
+ * ops, where the contraction's write-out or the elementwise loop (lower/fusion.c)
  * takes them in, so the second equation costs no pass over memory. Only when:
  * both groups are non-recursive (each is a component of its own, run once per
  * run, in order, with nothing between them), the later one reads what the span
@@ -411,7 +411,7 @@ static fuse_status compile_missing(Build *b, int *slot, char **err)
         /* a kernel once, however many groups share it (a span, equal groups) */
         LowerGroup sel = {false, 0, b->g[i].name};
         if (b->g[i].obj < 0 && b->g[i].first == i)
-            st = lower_groups(&b->g[i].vp->p, &sel, 1, jm, &b->opt, err);
+            st = lower_groups(&b->g[i].vp->p, &sel, 1, jit_module_llvm(jm), &b->opt, err);
     }
     double t1 = sup_clock_ms();
     *slot = b->n_obj;
@@ -626,7 +626,7 @@ fuse_status rt_plan_emit_module(RtPlan *pl, JitModule **out, char **err)
             continue; /* absorbed: its kernel is its span's */
         lower_kernel_name(&opt, b.g[i].is_sink, b.g[i].index, name, sizeof name);
         LowerGroup sel = {false, 0, name};
-        st = lower_groups(&b.g[i].v.p, &sel, 1, jm, &b.opt, err);
+        st = lower_groups(&b.g[i].v.p, &sel, 1, jit_module_llvm(jm), &b.opt, err);
     }
     build_free(&b);
     if (st != FUSE_OK) {

@@ -58,7 +58,6 @@ typedef struct RtPlan {
     bool write_sinks;
     char prefix[32];        /* kernel name prefix, unique in the context */
     struct JitSession *js;  /* borrowed from the context */
-    struct JitCode *code;
     RtKernel *group_fn;     /* per equation group */
     RtKernel *sink_fn;      /* per sink group */
     float **bufs;           /* 2 * n_tensors: current, then previous-sweep buffers */
@@ -84,7 +83,7 @@ typedef struct RtPlan {
     int scratch_threads;
     bool *group_par, *sink_par;
     /* incr (issue 7): the loaded objects holding the kernels, each in a JITDylib
-     * of its own (plan_compile.c); `code` above is no longer used */
+     * of its own (plan_compile.c) */
     struct JitCode **codes;
     int n_codes;
     /* incr (issue 7): each kernel's buffer table (n_groups equation groups, then

@@ -71,7 +71,7 @@ static fuse_status compile_deltas(RtPlan *pl)
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)
         want[g] = lower_delta_eligible(p, g);
     if (st == FUSE_OK)
-        st = lower_delta_program(p, jm, &opt, want, &err);
+        st = lower_delta_program(p, jit_module_llvm(jm), &opt, want, &err);
     if (st == FUSE_OK)
         st = jit_module_optimize(pl->js, jm, &err);
     if (st == FUSE_OK)

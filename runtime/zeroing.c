@@ -31,7 +31,7 @@
  *     schedule) and not bound to a host input.
  * The run decides the rest: a query, a demand-mode run and a Monte Carlo run
  * zero everything as before (exec.c), since there groups outside the closure
- * must still read as 0 and sampled kernels may accumulate. Fusion (lower/fuse.c,
+ * must still read as 0 and sampled kernels may accumulate. Fusion (lower/fusion.c,
  * fold.c, plan_compile.c) changes how a group's ops are emitted, not what they
  * write; the temporaries it keeps in registers are never read from memory.
  */

@@ -12,7 +12,7 @@
  * of elementwise epilogues into the kernels (bias along N and M, scale, mask,
  * relu, a second contribution, batch and transposed outputs, against double
  * references; cases that must not fuse still correct), cell runs (chains of
- * elementwise ops of a group in one loop nest, lower/fuse.c: "+=" contributions,
+ * elementwise ops of a group in one loop nest, lower/fusion.c: "+=" contributions,
  * biases, shifted and fixed reads, odd and size-1 shapes, a transposed read that
  * must not fuse, a libm call that stays alone), and the fuse-bench
  * tool's JSON report and usage errors.
@@ -913,7 +913,7 @@ START_TEST(call_results_written_in_place)
 }
 END_TEST
 
-/* ---- fusion: elementwise epilogues in the contraction's write-out (lower/fuse.c) ---- */
+/* ---- fusion: elementwise epilogues in the contraction's write-out (lower/fusion.c) ---- */
 
 enum { FM = 67, FK = 53, FN = 71, FB = 3 };
 
@@ -1126,7 +1126,7 @@ START_TEST(fused_intermediate_exported)
 }
 END_TEST
 
-/* ---- cell runs: elementwise ops of a group in one loop nest (lower/fuse.c) ---- */
+/* ---- cell runs: elementwise ops of a group in one loop nest (lower/fusion.c) ---- */
 
 /* The inputs of the cell-run cases: X[i,j], Y[i,j], Bi[i], Bj[j]. */
 typedef struct CellData {

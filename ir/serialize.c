@@ -1,5 +1,5 @@
 /*
- * hash.c: the canonical serialisation of a checked, shaped IR program, the part of
+ * serialize.c: the canonical serialisation of a checked, shaped IR program, the part of
  * the code cache's key that describes the program (jit/cache.c hashes it).
  *
  * What goes in: every fact lowering reads — tensors (kind, rank, shape, flags,

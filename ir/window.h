@@ -1,11 +1,11 @@
 /*
- * stream.h: private to ir/ (build.c and stream.c): streaming `*t` axes (SPEC §6.4).
+ * window.h: private to ir/ (build.c and window.c): streaming `*t` axes (SPEC §6.4).
  * ir_build calls ir_stream_rewrite before declaring tensors and ir_stream_declare
  * right after; the rest of the builder then never sees a streaming index. The
  * model is described at IrStream in ir.h.
  */
-#ifndef FUSE_IR_STREAM_H
-#define FUSE_IR_STREAM_H
+#ifndef FUSE_IR_WINDOW_H
+#define FUSE_IR_WINDOW_H
 
 #include "build.h"
 
@@ -29,4 +29,4 @@ fuse_status ir_stream_rewrite(Builder *b);
  * and completes b->p->streams. */
 void ir_stream_declare(Builder *b);
 
-#endif /* FUSE_IR_STREAM_H */
+#endif /* FUSE_IR_WINDOW_H */

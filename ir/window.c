@@ -1,5 +1,5 @@
 /*
- * stream.c: streaming `*t` axes (SPEC §6.4) in the IR.
+ * window.c: the windows of streaming `*t` axes (SPEC §6.4) in the IR.
  *
  * Approach. Time is not a dense axis. A tensor whose left-hand side carries a
  * streaming index (`H[i,*t] = ...`, `X[i,*t] = "x.npy"`) is declared without it;
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
+#include "window.h"
 
 /* A slot still to create in ir_stream_declare (in IrStream.slots). */
 #define SLOT_PENDING (-2)

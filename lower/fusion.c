@@ -1,5 +1,5 @@
 /*
- * fuse.c: which following ops of a group run in an op's own pass over its
+ * fusion.c: which following ops of a group run in an op's own pass over its
  * cells (issue 4, "Fusion"): a contraction's epilogue and an elementwise op's
  * cell run.
  *
@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "contract.h"
-#include "fuse.h"
+#include "fusion.h"
 
 /* The op's out slots are its loop axes, one each, unshifted, sizes = H's shape. */
 static bool loops_are_cells(const IrProgram *p, const Op *head, const Op *x)

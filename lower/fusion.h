@@ -1,11 +1,11 @@
 /*
- * fuse.h: private to lower/: runs of elementwise ops that share one pass over
- * their cells (fuse.c). A contraction's epilogue is declared in contract.h;
+ * fusion.h: private to lower/: runs of elementwise ops that share one pass over
+ * their cells (fusion.c). A contraction's epilogue is declared in contract.h;
  * this header has the "cell run": an elementwise op (the head) and the
  * following ops of its group over exactly its cells, emitted as one loop nest.
  */
-#ifndef FUSE_LOWER_FUSE_H
-#define FUSE_LOWER_FUSE_H
+#ifndef FUSE_LOWER_FUSION_H
+#define FUSE_LOWER_FUSION_H
 
 #include "emit.h"
 
@@ -30,4 +30,4 @@ int fuse_cell_run(const IrProgram *p, const Group *g, int i, FuseRun *r);
  * (tid 0 of 1: all of it). */
 LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name);
 
-#endif /* FUSE_LOWER_FUSE_H */
+#endif /* FUSE_LOWER_FUSION_H */
