@@ -11,6 +11,7 @@
  */
 
 #include "jit.h"
+#include "support.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -69,28 +70,11 @@ struct JitCache {
 
 /* ---- messages ---- */
 
-static char *cache_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *cache_strprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s) {
-        va_start(ap, fmt);
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
-
 /* Sets *out (when out is not NULL) to a formatted message. */
 #define CACHE_SAY(out, ...)                          \
     do {                                             \
         if (out)                                     \
-            *(out) = cache_strprintf(__VA_ARGS__);   \
+            *(out) = sup_strprintf(__VA_ARGS__);   \
     } while (0)
 
 /* ---- keys ---- */
@@ -277,42 +261,7 @@ static char *entry_path(const char *dir, const JitKey *key)
 {
     char hex[2 * JIT_KEY_BYTES + 1];
     jit_key_hex(key, hex);
-    return cache_strprintf("%s/%s%s", dir, hex, JIT_ENTRY_SUFFIX);
-}
-
-/* Reads a whole file; NULL with errno set on failure (ENOENT: no entry). */
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 65536;
-            unsigned char *p = realloc(buf, cap);
-            if (!p)
-                break;
-            buf = p;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            bool ok = !ferror(f);
-            fclose(f);
-            *n = len;
-            if (ok && buf)
-                return buf;
-            free(buf);
-            errno = EIO;
-            return NULL;
-        }
-    }
-    fclose(f);
-    free(buf);
-    errno = ENOMEM;
-    return NULL;
+    return sup_strprintf("%s/%s%s", dir, hex, JIT_ENTRY_SUFFIX);
 }
 
 /* Checks and decompresses an entry image; NULL with *why set when it is bad. */
@@ -358,7 +307,9 @@ static void *disk_get(JitCache *c, const JitKey *key, const char *dir, size_t *n
     if (!path)
         return NULL;
     size_t len = 0;
-    unsigned char *img = read_all(path, &len);
+    unsigned char *img = NULL;
+    if (sup_read_file(path, (void **)&img, &len, NULL) != FUSE_OK)
+        img = NULL; /* no entry, or unreadable: compile */
     void *obj = NULL;
     if (img) {
         const char *why = NULL;
@@ -407,27 +358,6 @@ fuse_status jit_cache_get(JitCache *c, const JitKey *key, const char *dir, void 
 
 /* ---- writing and eviction ---- */
 
-/* mkdir -p dir. */
-static int make_dirs(const char *dir)
-{
-    char *copy = cache_strprintf("%s", dir);
-    if (!copy)
-        return -1;
-    for (char *p = copy + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
-            free(copy);
-            return -1;
-        }
-        *p = '/';
-    }
-    int rc = mkdir(copy, 0777) != 0 && errno != EEXIST ? -1 : 0;
-    free(copy);
-    return rc;
-}
-
 /* The entry image for an object: header + compressed data; malloc'd. */
 static unsigned char *entry_encode(const JitKey *key, const void *data, size_t n, size_t *out_n)
 {
@@ -449,37 +379,6 @@ static unsigned char *entry_encode(const JitKey *key, const void *data, size_t n
     checksum(data, n, img + 64);
     *out_n = JIT_HEADER_BYTES + (size_t)packed;
     return img;
-}
-
-/* Writes img to path through a temporary file in dir and a rename. */
-static int write_atomic(const char *dir, const char *path, const void *img, size_t n)
-{
-    char *tmp = cache_strprintf("%s/" JIT_TEMP_PREFIX "XXXXXX", dir);
-    if (!tmp)
-        return -1;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        free(tmp);
-        return -1;
-    }
-    const unsigned char *p = img;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        p += w;
-        left -= (size_t)w;
-    }
-    int rc = left == 0 && fchmod(fd, 0644) == 0 ? 0 : -1;
-    if (close(fd) != 0 || (rc == 0 && rename(tmp, path) != 0))
-        rc = -1;
-    if (rc != 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
 }
 
 static uint64_t max_disk_bytes(void)
@@ -507,6 +406,14 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* A temporary file of an entry write: ".NAME.fjo.tmpXXXXXX" (support's atomic
+ * write), or ".tmp-XXXXXX" as versions before 0.2 named them. */
+static bool is_temp_name(const char *name)
+{
+    return strncmp(name, JIT_TEMP_PREFIX, strlen(JIT_TEMP_PREFIX)) == 0 ||
+           (name[0] == '.' && strstr(name, JIT_ENTRY_SUFFIX ".tmp") != NULL);
+}
+
 static int older_first(const void *a, const void *b)
 {
     const DiskFile *x = a, *y = b;
@@ -532,9 +439,9 @@ static int list_entries(const char *dir, bool all_temps, DiskFile **out, size_t 
     time_t now = time(NULL);
     while ((de = readdir(d)) != NULL) {
         bool is_entry = has_suffix(de->d_name, JIT_ENTRY_SUFFIX);
-        bool is_temp = strncmp(de->d_name, JIT_TEMP_PREFIX, strlen(JIT_TEMP_PREFIX)) == 0;
+        bool is_temp = is_temp_name(de->d_name);
         struct stat st;
-        char *path = (is_entry || is_temp) ? cache_strprintf("%s/%s", dir, de->d_name) : NULL;
+        char *path = (is_entry || is_temp) ? sup_strprintf("%s/%s", dir, de->d_name) : NULL;
         if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
             free(path);
             continue;
@@ -593,16 +500,16 @@ static void disk_put(const JitKey *key, const char *dir, const void *data, size_
     char *path = entry_path(dir, key);
     size_t img_n = 0;
     unsigned char *img = path ? entry_encode(key, data, n, &img_n) : NULL;
+    char *err = NULL;
     if (!img) {
         CACHE_SAY(warning, "cannot encode a cache entry: out of memory");
-    } else if (make_dirs(dir) != 0) {
-        CACHE_SAY(warning, "cannot create the cache directory %s: %s", dir, strerror(errno));
-    } else if (write_atomic(dir, path, img, img_n) != 0) {
-        CACHE_SAY(warning, "cannot write the cache entry %s: %s", path, strerror(errno));
+    } else if (sup_write_file_atomic(path, img, img_n, &err) != FUSE_OK) {
+        CACHE_SAY(warning, "cannot write the cache entry: %s", err ? err : "out of memory");
     } else {
         *is_written = true;
         evict(dir);
     }
+    free(err);
     free(img);
     free(path);
 }
@@ -637,13 +544,13 @@ char *jit_cache_default_dir(void)
 {
     const char *env = getenv("FUSE_JIT_CACHE_DIR");
     if (env && *env)
-        return cache_strprintf("%s", env);
+        return sup_strprintf("%s", env);
     env = getenv("XDG_CACHE_HOME");
     if (env && *env == '/')
-        return cache_strprintf("%s/fuse-jit", env);
+        return sup_strprintf("%s/fuse-jit", env);
     env = getenv("HOME");
     if (env && *env)
-        return cache_strprintf("%s/.cache/fuse-jit", env);
+        return sup_strprintf("%s/.cache/fuse-jit", env);
     return NULL;
 }
 
