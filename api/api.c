@@ -80,7 +80,7 @@ static void set_error_owned(fuse_ctx *ctx, char *msg)
     pthread_mutex_unlock(&ctx->lock);
 }
 
-/* issue 6: the same for api_modes.c and query.c (takes msg; accepts NULL ctx) */
+/* the same for api_modes.c and query.c (takes msg; accepts NULL ctx) */
 void rt_ctx_set_error(fuse_ctx *ctx, char *msg)
 {
     set_error_owned(ctx, msg);
@@ -105,7 +105,7 @@ static fuse_status fail_plan(fuse_ctx *ctx, fuse_status st, const RtPlan *plan)
     return st;
 }
 
-/* ---- versioned structs (issue 12) ---- */
+/* ---- versioned structs ---- */
 
 size_t api_layout_bytes(const ApiLayout *l, size_t size, const void *host_in, char *why,
                         size_t cap)
@@ -193,7 +193,7 @@ fuse_status fuse_ctx_new(fuse_ctx **out)
     if (!ctx)
         return FUSE_E_NOMEM;
     pthread_mutex_init(&ctx->lock, NULL);
-    atomic_init(&ctx->host.interrupt, 0); /* issue 12 */
+    atomic_init(&ctx->host.interrupt, 0);
     atomic_init(&ctx->n_running, 0);
     char *err = NULL;
     fuse_status st = jit_session_new(&ctx->js, &err);
@@ -209,7 +209,7 @@ fuse_status fuse_ctx_new(fuse_ctx **out)
         fuse_ctx_free(ctx);
         return st;
     }
-    ctx->cache = jit_cache_new(); /* issue 5 */
+    ctx->cache = jit_cache_new();
     if (!ctx->cache) {
         fuse_ctx_free(ctx);
         return FUSE_E_NOMEM;
@@ -223,7 +223,7 @@ void fuse_ctx_free(fuse_ctx *ctx)
     if (!ctx)
         return;
     jit_session_free(ctx->js);
-    jit_cache_free(ctx->cache); /* issue 5 */
+    jit_cache_free(ctx->cache);
     for (size_t i = 0; i < ctx->n_errs; i++)
         free(ctx->errs[i].err);
     free(ctx->errs);
@@ -231,7 +231,7 @@ void fuse_ctx_free(fuse_ctx *ctx)
     free(ctx);
 }
 
-/* ---- interrupts and the log (issue 12) ---- */
+/* ---- interrupts and the log ---- */
 
 /* fuse_ctx_interrupt may run in a signal handler: the store must not lock. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int is lock-free");
@@ -340,7 +340,7 @@ void fuse_program_free(fuse_program *prog)
     if (!prog)
         return;
     rt_plan_free(prog->plan);
-    free(prog->listed); /* issue 12 */
+    free(prog->listed);
     free(prog->text);
     free(prog->name);
     free(prog->dir);
@@ -370,7 +370,7 @@ fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out)
 
 /* ---- runners ---- */
 
-/* issue 12: fuse_config's layouts: the first ended at write_sinks. */
+/* fuse_config's layouts: the first ended at write_sinks. */
 static const ApiLayout CONFIG_LAYOUT = {
     "fuse_config",
     {API_FIELD_END(fuse_config, write_sinks), API_FIELD_END(fuse_config, no_cache)},
@@ -396,7 +396,7 @@ fuse_status api_config_take(fuse_ctx *ctx, const fuse_config *cfg, fuse_config *
     return cfg ? api_struct_in(ctx, &CONFIG_LAYOUT, cfg, out) : FUSE_OK;
 }
 
-/* issue 7: what is wrong with a configuration (NULL when nothing): every count
+/* what is wrong with a configuration (NULL when nothing): every count
  * non-negative, every enum in range, schedules present when counted. */
 static const char *config_problem(const fuse_config *c)
 {
@@ -432,7 +432,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     if (!prog || !out || (n_inputs && !inputs))
         return fail(prog ? prog->ctx : NULL, FUSE_E_ARG, "fuse_runner_new: NULL argument");
     *out = NULL;
-    fuse_config c; /* issue 12: the host's cfg as this library's struct */
+    fuse_config c; /* the host's cfg as this library's struct */
     if (api_config_take(prog->ctx, cfg, &c) != FUSE_OK)
         return FUSE_E_ARG;
     cfg = &c;
@@ -450,7 +450,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     snprintf(prefix, sizeof prefix, "r%d_", atomic_fetch_add(&prog->ctx->next_runner, 1));
     const char *base = cfg->base_dir ? cfg->base_dir : prog->dir;
     const char *outd = cfg->out_dir ? cfg->out_dir : prog->dir;
-    bool is_nomem = false; /* issue 5: the disk cache of this configuration */
+    bool is_nomem = false; /* the disk cache of this configuration */
     char *cache_dir = rt_cache_dir_of(cfg, &is_nomem);
     if (is_nomem) {
         free(run);
@@ -465,8 +465,8 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
         fuse_runner_free(run);
         return st;
     }
-    run->plan->threads = cfg->threads; /* issue 4: the contraction kernels' team */
-    st = rt_modes_apply(run, cfg); /* issue 6: mode, strategy, schedules */
+    run->plan->threads = cfg->threads; /* the contraction kernels' team */
+    st = rt_modes_apply(run, cfg); /* mode, strategy, schedules */
     if (st != FUSE_OK) {
         fuse_runner_free(run);
         return st;
@@ -525,7 +525,7 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
 }
 
 /* One run of the plan for fuse_runner_run and _run_into: FUSE_OK or
- * FUSE_E_NOT_CONVERGED (issue 6: outputs are still delivered), with the host's
+ * FUSE_E_NOT_CONVERGED (outputs are still delivered), with the host's
  * buffers still bound; any other status is the context's error, buffers given
  * back. */
 static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n_inputs)
@@ -533,13 +533,13 @@ static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n
     RtPlan *pl = run->plan;
     pl->dl.first = pl->dl.last = NULL;
     pl->dl.n_errors = 0;
-    double run_t0 = sup_clock_ms(); /* issue 5 */
+    double run_t0 = sup_clock_ms();
     fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
-    api_run_begin(run->ctx); /* issue 12: fuse_ctx_interrupt */
+    api_run_begin(run->ctx); /* fuse_ctx_interrupt */
     if (st == FUSE_OK)
         st = rt_plan_run(pl, inputs, n_inputs);
     api_run_end(run->ctx);
-    pl->timings.last_run_ms = sup_clock_ms() - run_t0; /* issue 5 */
+    pl->timings.last_run_ms = sup_clock_ms() - run_t0;
     if (st == FUSE_OK || st == FUSE_E_NOT_CONVERGED)
         return st;
     rt_unborrow_sources(pl);
@@ -557,7 +557,7 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
         return run_st;
     fuse_outputs *o = NULL;
     fuse_status st = outputs_collect(run, &o);
-    rt_unborrow_sources(run->plan); /* issue 7: the host's buffers go back */
+    rt_unborrow_sources(run->plan); /* the host's buffers go back */
     if (st != FUSE_OK) {
         fuse_outputs_free(o);
         return fail(run->ctx, st, "out of memory");
@@ -566,7 +566,7 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
     return run_st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
 }
 
-/* ---- outputs into host memory (issue 4) ---- */
+/* ---- outputs into host memory ---- */
 
 /* The export named name, or -1. */
 static int export_named(const IrProgram *p, const char *name)

@@ -24,7 +24,7 @@ struct fusejit_ctx {
     size_t n_errs, cap_errs;
     /* compiled objects by content key (jit/jit.h) */
     struct JitCache *cache;
-    /* issue 12: the log callback and interrupt flag every plan of the context
+    /* the log callback and interrupt flag every plan of the context
      * borrows, and the runs in progress (api_run_begin) */
     RtHost host;
     atomic_int n_running;
@@ -36,7 +36,7 @@ struct fusejit_program {
     char *name;
     char *dir;             /* the program file's directory, or NULL for text */
     RtPlan *plan;          /* parsed and checked, not compiled */
-    /* issue 12 (api_info.c): tensor ids of the sources in program order, then of
+    /* api_info.c: tensor ids of the sources in program order, then of
      * the exports that are not sources, in export order */
     int *listed;
     int n_listed_inputs, n_listed;
@@ -58,7 +58,7 @@ struct fusejit_outputs {
 /* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken). */
 void rt_ctx_set_error(struct fusejit_ctx *ctx, char *msg);
 
-/* issue 12: a versioned struct of fusejit.h. It opens with `size_t size`, the
+/* a versioned struct of fusejit.h. It opens with `size_t size`, the
  * sizeof the host was compiled with; each published layout appended fields to
  * the one before. A host's struct is read and written up to the last field of the
  * largest layout within its size, never in its trailing padding, where a later
@@ -97,12 +97,12 @@ fuse_status api_struct_in(fuse_ctx *ctx, const ApiLayout *l, const void *host, v
  * host's own fields keep what it set). FUSE_E_ARG as api_struct_in. */
 fuse_status api_struct_out(fuse_ctx *ctx, const ApiLayout *l, const void *lib, void *host);
 
-/* issue 12: the host's configuration (NULL: the defaults) as this library's
+/* the host's configuration (NULL: the defaults) as this library's
  * struct: *out holds the defaults under the fields cfg->size covers. FUSE_E_ARG
  * as api_struct_in. */
 fuse_status api_config_take(fuse_ctx *ctx, const fuse_config *cfg, fuse_config *out);
 
-/* issue 12: bracket every run of a runner (fuse_runner_run, _run_into, _query):
+/* bracket every run of a runner (fuse_runner_run, _run_into, _query):
  * the first to begin with no run in progress clears an interrupt left pending
  * (fuse_ctx_interrupt, as sqlite3_interrupt). */
 void api_run_begin(fuse_ctx *ctx);

@@ -1,5 +1,5 @@
 /*
- * api_cache.c: the public face of the code cache (issue 5): the context's cache
+ * api_cache.c: the public face of the code the context's cache
  * counters, a runner's phase timings, and the helpers plan.c and api.c use to time
  * phases and find a configuration's disk cache directory.
  */
@@ -23,7 +23,7 @@ char *rt_cache_dir_of(const fuse_config *cfg, bool *is_nomem)
     return dir;
 }
 
-/* issue 12: the layouts of the versioned output structs; the first ended at
+/* the layouts of the versioned output structs; the first ended at
  * disk_rejected and at is_cache_hit. */
 static const ApiLayout STATS_LAYOUT = {
     "fuse_stats",
@@ -55,7 +55,7 @@ fuse_status fuse_cache_dir(const fuse_config *cfg, char **out)
     if (!out)
         return FUSE_E_ARG;
     *out = NULL;
-    fuse_config c; /* issue 12: as fuse_runner_new reads it */
+    fuse_config c; /* as fuse_runner_new reads it */
     if (api_config_take(NULL, cfg, &c) != FUSE_OK)
         return FUSE_E_ARG;
     bool is_nomem = false;

@@ -1,6 +1,6 @@
 /*
- * api_info.c: what a program reads and exports, before any runner is made (issue
- * 12): fuse_program_tensor_count and fuse_program_tensor_info list the sources a
+ * api_info.c: what a program reads and exports, before any runner is made:
+ * fuse_program_tensor_count and fuse_program_tensor_info list the sources a
  * host may bind and the exports, with rank, shape when known, dtype and whether
  * boolean. Everything comes from the plan fuse_program_from_* checked: every
  * shape when all source files could be read (the IR is then shaped), else the

@@ -184,6 +184,6 @@ fuse_status fuse_runner_reset(fuse_runner *run)
 {
     if (!run)
         return FUSE_E_ARG;
-    rt_stream_reset(run->plan); /* stream (issue 6); nothing to forget without *t axes */
+    rt_stream_reset(run->plan); /* stream; nothing to forget without *t axes */
     return FUSE_OK;
 }

@@ -173,7 +173,7 @@ fuse_status fuse_runner_query(fuse_runner *run, const char *name, const char *se
     pl->dl.first = pl->dl.last = NULL;
     pl->dl.n_errors = 0;
     st = rt_check_inputs(pl, inputs, n_inputs);
-    api_run_begin(run->ctx); /* issue 12: fuse_ctx_interrupt */
+    api_run_begin(run->ctx); /* fuse_ctx_interrupt */
     if (st == FUSE_OK)
         st = rt_plan_run_query(pl, inputs, n_inputs, t->id);
     api_run_end(run->ctx);

@@ -1,5 +1,5 @@
 /*
- * cache_incr.c: incremental compilation (issue 7), through the public API only.
+ * cache_incr.c: incremental compilation, through the public API only.
  * In one context (no disk cache): a generated 30-equation program (the eq30 of
  * cache_start.sh: 9 blocks of 8x8 product, bias add and relu, then a softmax) is
  * compiled, then the same program with ONE equation changed (block 5's relu

@@ -1,6 +1,6 @@
 /*
  * cache_inproc.c: the cost of an in-process code-cache hit against a cold compile
- * (issue 5), through the public API only. For each program: one context, the
+ *, through the public API only. For each program: one context, the
  * first fuse_runner_new compiles (no disk cache), then REPEAT more runners of the
  * same program in the same context are memory hits. Prints the cold compile
  * (fuse_timings.compile_ms + lower_ms), the median hit (cache_load_ms) and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cache_start.sh: cold vs warm start of `fuse-jit run` with the code cache (issue 5).
+# cache_start.sh: cold vs warm start of `fuse-jit run` with the code cache.
 #
 #   bench/cache_start.sh BUILD_DIR [RUNS=15]
 #

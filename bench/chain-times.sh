@@ -1,6 +1,6 @@
 #!/bin/sh
 # chain-times.sh FUSE_JIT [N...]: cold-cache compile times of the bench/chain.py
-# programs (issue 11/14). For every kind and N, writes the chain, runs
+# programs. For every kind and N, writes the chain, runs
 # `FUSE_JIT run PROGRAM --time` with an empty FUSE_JIT_CACHE_DIR and prints the
 # wall time of the whole process and fuse-jit's own compile phase (lower +
 # compile). KINDS (environment) picks the kinds, default

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """modes_tc.py: times the transitive closure of a random directed graph in
-fixpoint mode with both strategies (issue 6). Writes edge.npy (float32, N x N,
+fixpoint mode with both strategies. Writes edge.npy (float32, N x N,
 each node gets DEG random successors, fixed seed) and tc.fuse into a temporary
 directory, runs `fuse-jit run --mode fixpoint --fixpoint-strategy S --explain-json`
 and prints the wall time, the sweeps and the summed kernel time of each strategy.

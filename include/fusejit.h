@@ -220,7 +220,7 @@ typedef struct fusejit_stats {
     uint64_t disk_hits;       /* object files loaded from the disk cache */
     uint64_t disk_writes;     /* entries written to the disk cache */
     uint64_t disk_rejected;   /* corrupt, truncated or foreign entries deleted */
-    /* incr (issue 7): kernels (one per equation or sink group) compiled by LLVM,
+    /* kernels (one per equation or sink group) compiled by LLVM,
      * and kernels taken from the cache, whole program or group by group */
     uint64_t groups_compiled;
     uint64_t groups_cached;
@@ -232,7 +232,6 @@ typedef struct fusejit_timings {
     size_t size;              /* sizeof(fuse_timings) of the host, set by the caller */
     double parse_ms, check_ms, lower_ms, compile_ms, cache_load_ms, last_run_ms;
     int is_cache_hit;         /* the machine code came from a cache */
-    /* perf (issue 4) */
     uint64_t flops;           /* floating-point operations of one run's sum joins:
                                  2 x loop cells each (fuse-bench's GFLOP/s) */
 } fuse_timings;
@@ -374,7 +373,7 @@ static inline void fuse_config_init(fuse_config *cfg)
  * library cannot take is FUSE_E_ARG) and input shapes,
  * kernel by kernel through the context's code cache: a kernel (one per equation
  * or sink group) that any earlier runner of the context compiled, in this or
- * another program, is reused, and only the others are compiled (issue 7;
+ * another program, is reused, and only the others are compiled (
  * fuse_stats.groups_compiled and groups_cached count them).
  * `inputs` (n_inputs entries, may be NULL when 0) fix the shapes of the tensors
  * they name; the same names must then be given to every run. Sources without an
@@ -443,7 +442,7 @@ FUSE_API fuse_status fuse_runner_reset(fuse_runner *run);
  * out->size is bad). */
 FUSE_API fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out);
 
-/* issue 5: the disk cache directory. fuse_cache_dir gives the directory runners
+/* The disk cache directory. fuse_cache_dir gives the directory runners
  * of `cfg` (NULL: defaults) use: cfg->cache_dir, else $FUSE_JIT_CACHE_DIR, else
  * $XDG_CACHE_HOME/fuse-jit, else ~/.cache/fuse-jit; *out is freed with fuse_free,
  * and is NULL (status FUSE_OK) when cfg->no_cache is set or no directory exists.

@@ -53,7 +53,7 @@ IrTensor *ir_tensor_new(Builder *b, const char *name, TensorKind kind, int rank,
         t->var[s] = ir_new_var(b);
     if (!arena_push_ptr(p->arena, (void ***)&p->tensors, &p->n_tensors, &p->cap_tensors, t))
         return NULL;
-    /* issue 11: ir_tensor_find (names.c) looks names up here */
+    /* ir_tensor_find (names.c) looks names up here */
     if (p->tensor_names && !ir_name_map_put(p->tensor_names, name, t->id))
         return NULL;
     return t;
@@ -492,7 +492,7 @@ static void build_group(Builder *b, IrTensor *t, int first, const int *next)
 
 /* One group per defined tensor, in the order of its first equation. Each
  * tensor's equations are linked first (next[]), so the whole pass is linear in
- * the program's size (issue 11), not a scan of every statement per tensor. */
+ * the program's size, not a scan of every statement per tensor. */
 static void build_groups(Builder *b)
 {
     const Ast *ast = b->p->ast;
@@ -560,7 +560,7 @@ fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out
         return FUSE_E_NOMEM;
     Builder b = {.p = p, .dl = dl, .status = FUSE_OK};
     if (ir_stream_rewrite(&b) != FUSE_OK && b.status == FUSE_OK)
-        b.status = FUSE_E_NOMEM; /* stream (issue 6): *t axes become window slots */
+        b.status = FUSE_E_NOMEM; /* *t axes become window slots */
     if (!failed(&b))
         declare_all(&b);
     if (!failed(&b))

@@ -47,7 +47,7 @@ typedef struct NameList {
     int n;
 } NameList;
 
-/* names.c (issue 11): name -> int in an arena; keys are borrowed, not copied. */
+/* names.c: name -> int in an arena; keys are borrowed, not copied. */
 typedef struct IrNameMap IrNameMap;
 IrNameMap *ir_name_map_new(Arena *arena); /* NULL on OOM */
 /* Adds key -> val unless key is present (the first value stays); false on OOM. */
@@ -72,7 +72,7 @@ Group *ir_group_new(Builder *b, int tensor, bool is_sink);
 bool ir_join_term(Builder *b, IrTensor *out, const char **names, const Term *term,
                   ReduceOp red, bool is_init, const NameList *ref);
 
-/* chain.c (perf, issue 4): splits a plain sum join of 3+ factors (op, not yet
+/* chain.c: splits a plain sum join of 3+ factors (op, not yet
  * pushed, writing `out` axes) into pairwise joins through temporaries pushed to
  * the group first; op keeps the last pair. False only on OOM/errors. */
 bool ir_chain_split(Builder *b, Op *op, const char **out, int out_rank);

@@ -255,7 +255,7 @@ IrTensor *ir_map_output(Builder *b, const char *what, Value *x, Op **op_out)
     return out;
 }
 
-/* sig without T (issue 6): reads its group's temperature, the scalar constant
+/* sig without T: reads its group's temperature, the scalar constant
  * "%T.<LHS>" that the runtime sets before each sweep from the temperature
  * schedules (SPEC §6.3; 0, the hard threshold, when none applies). Sinks see no
  * group temperature: T stays 0. */

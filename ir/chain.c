@@ -1,6 +1,6 @@
 /*
  * chain.c: pairwise contraction order for sum joins of three or more factors
- * (perf, issue 4).
+ *.
  *
  * A term like `D[i,l] = A[i,j] B[j,k] C[k,l]` builds as one join over every
  * axis (i, j, k, l): a loop nest of n^4 cells. Split into pairwise joins through

@@ -60,7 +60,7 @@ static bool op_is_out_axis(const Op *op, int rank, int a)
 }
 
 /* The axes of equation statement st, from its ops: they are all in the group of
- * its left-hand side, so only that group is read (issue 11: reading every group
+ * its left-hand side, so only that group is read (reading every group
  * for every statement made explain quadratic in the program's size). */
 static void summarise(const IrProgram *p, const Stmt *st, AxisSummary *sum)
 {

@@ -57,7 +57,7 @@ typedef struct IrTensor {
     const char *origin;      /* is_fixed_shape: what fixed it, for messages */
     Span origin_span;
     int group;               /* the group computing it (TEN_DEFINED/TEN_TEMP), or -1 */
-    /* stream (issue 6, SPEC §6.4): a slot of a streaming tensor's window */
+    /* stream (SPEC §6.4): a slot of a streaming tensor's window */
     int stream;              /* 1 + its index in IrProgram.streams, or 0: not streaming */
     int64_t stream_offset;   /* the *t offset this slot holds */
     bool is_stream_state;    /* an earlier step (offset below the written one): a
@@ -219,15 +219,15 @@ typedef struct IrProgram {
     int n_vars;           /* size variables */
     int n_components;
     bool is_shaped;       /* ir_infer_shapes succeeded */
-    /* stream (issue 6): the streaming tensors (window.c) */
+    /* the streaming tensors (window.c) */
     struct IrStream **streams;
     int n_streams, cap_streams;
-    /* issue 11: tensor name -> id for ir_tensor_find (names.c), filled by
+    /* tensor name -> id for ir_tensor_find (names.c), filled by
      * ir_tensor_new; NULL (a linear search) in programs not made by ir_build */
     struct IrNameMap *tensor_names;
 } IrProgram;
 
-/* stream (issue 6, SPEC §6.4): a tensor indexed with a time axis `*t`. Time is not
+/* stream (SPEC §6.4): a tensor indexed with a time axis `*t`. Time is not
  * a dense axis: each offset of the window is its own tensor (slot) without it. The
  * slot the equations write (for a source: the one its file or input fills) keeps
  * the program name; the slots read at earlier offsets are named "H@t-1" etc. (the
@@ -274,12 +274,12 @@ char *ir_dump(const IrProgram *p);
  * arguments are valid only for some sizes (rope's feature axis must be even). */
 fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
 
-/* ---- serialize.c: canonical serialisation (cache key, issue 5) ----
+/* ---- serialize.c: canonical serialisation (cache key) ----
  * requires: ir_infer_shapes; provides: *out (malloc'd, *n bytes) describing every
  * fact lowering reads, without spans, names or paths: equal for programs that differ
  * only in comments, whitespace or names. FUSE_E_ARG when p is not shaped. */
 fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n);
-/* incr (issue 7): the same for the kernel of one group g of p (the per-group cache
+/* the same for the kernel of one group g of p (the per-group cache
  * key): its ops and the shapes of the tensors they touch; scratch_bytes is the
  * program's per-thread scratch when g has a contraction, else 0 (serialize.c says what
  * goes in). */

@@ -1,5 +1,5 @@
 /*
- * names.c: a map from names to small integers, kept in an arena (issue 11).
+ * names.c: a map from names to small integers, kept in an arena.
  *
  * Building the IR looks a name up for every tensor reference; a linear search
  * over the tensors made that quadratic in the program's size (a 10,000-equation

@@ -9,7 +9,7 @@
  * read a tensor of the same component read its previous-sweep value (Jacobi
  * iteration; SPEC §6.1–6.2).
  *
- * Cost (issue 11): linear in the program's size up to a log factor. The graph is
+ * Cost: linear in the program's size up to a log factor. The graph is
  * kept as sorted, duplicate-free adjacency lists (not an n x n matrix), Tarjan's
  * walk keeps its own stack (no recursion as deep as a long chain), and the ready
  * components wait in a heap keyed by their first group. Visiting edges in

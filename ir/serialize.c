@@ -14,7 +14,7 @@
  * A field added to IrTensor, Op or Operand that changes the generated code must be
  * added here too (and IR_HASH_FORMAT bumped), or a stale cache entry would be hit.
  *
- * incr (issue 7): ir_serialize_group describes ONE group's kernel, the key of the
+ * ir_serialize_group describes ONE group's kernel, the key of the
  * per-group cache: its flags and ops (ser_op: tensor numbers, loop sizes, operands,
  * coefficients...), then the kind, rank, shape, dotted axis and boolean flag of
  * every tensor the ops touch (what lower/ reads of a tensor: its strides), and the
@@ -156,7 +156,7 @@ static void ser_groups(Ser *s, const IrProgram *p, Group *const *groups, int n)
     }
 }
 
-/* stream (issue 6): the streaming windows (which tensor holds which offset). The
+/* the streaming windows (which tensor holds which offset). The
  * kernels only see the slots as tensors; the runtime rotates them between runs. */
 static void ser_streams(Ser *s, const IrProgram *p)
 {
@@ -197,7 +197,7 @@ fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n)
     ser_int(&s, p->n_exports);
     for (int i = 0; i < p->n_exports; i++)
         ser_int(&s, p->exports[i]);
-    ser_streams(&s, p); /* stream (issue 6) */
+    ser_streams(&s, p); /* stream */
     if (s.is_oom) {
         free(s.p);
         return FUSE_E_NOMEM;
@@ -207,7 +207,7 @@ fuse_status ir_serialize(const IrProgram *p, unsigned char **out, size_t *n)
     return FUSE_OK;
 }
 
-/* ---- incr (issue 7): one group ---- */
+/* ---- one group ---- */
 
 /* The lowering-relevant facts of tensor t (not its group, data or export flag). */
 static void ser_touched(Ser *s, const IrTensor *t)

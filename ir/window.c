@@ -36,7 +36,7 @@ typedef struct Rewriter {
     Arena *arena;
     StreamName *names;
     int n_names;
-    IrNameMap *index;   /* name -> its entry in names (issue 11: no linear search) */
+    IrNameMap *index;   /* name -> its entry in names (no linear search) */
     const Index *axis;  /* the program's first streaming index */
 } Rewriter;
 

@@ -39,7 +39,7 @@
 #define JIT_TEMP_PREFIX ".tmp-"
 #define JIT_ENTRY_SUFFIX ".fjo"
 
-/* incr (issue 7): at most this many group references; the older half goes first. */
+/* at most this many group references; the older half goes first. */
 #define JIT_MAX_REFS 16384
 
 typedef struct JitRef {
@@ -60,10 +60,10 @@ struct JitCache {
     size_t bytes;
     uint64_t tick;
     fuse_stats stats;
-    /* incr (issue 7): group key -> key of the object holding its kernel */
+    /* group key -> key of the object holding its kernel */
     JitRef *refs;
     int n_refs, cap_refs;
-    /* issue 11: refs[] by group key, open addressing: 1 + index, 0 empty;
+    /* refs[] by group key, open addressing: 1 + index, 0 empty;
      * cap_refs slots, rebuilt when refs[] grows or drops its older half */
     int *ref_slots;
 };
@@ -595,7 +595,7 @@ fuse_status jit_cache_dir_clear(const char *dir, uint64_t *removed, char **err)
     return FUSE_OK;
 }
 
-/* ---- incr (issue 7): group references ---- */
+/* ---- group references ---- */
 
 /* The hash slot of group key g in c->ref_slots: its reference's, or the empty
  * one where it would go. Keys are BLAKE3 digests, so 8 of their bytes are a

@@ -14,7 +14,7 @@
  * ORC compiles lazily: a module becomes machine code on the first lookup of one of
  * its symbols, not in jit_module_load.
  *
- * Objects (the code cache, issue 5). jit_module_emit_object compiles an optimised
+ * Objects (the code cache). jit_module_emit_object compiles an optimised
  * module to a relocatable object file with `tm`; jit_object_load links such an
  * object into a JITDylib of its own (a bare one with a process-symbol generator,
  * named "fuse.objN"), so two loads of the same object, with the same symbol names,
@@ -463,7 +463,7 @@ fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
     LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     pthread_mutex_lock(&js->tm_lock);
-    /* issue 11: equal ops (1,000 contributions `M[u,d] += A[u,v] E[v,d]`, or the
+    /* equal ops (1,000 contributions `M[u,d] += A[u,v] E[v,d]`, or the
      * same product in many kernels of one batch) have equal functions; merging
      * them first makes O3 optimise one (a 1,000-op group: 7.2 s -> 0.6 s). */
     LLVMErrorRef e = LLVMRunPasses(jm->mod, "mergefunc,default<O3>", js->tm, opts);

@@ -87,7 +87,7 @@ fuse_status jit_code_lookup(JitCode *jc, const char *name, void **addr, char **e
 /* Removes the code from the session. Accepts NULL. */
 void jit_code_free(JitCode *jc);
 
-/* ---- cache.c: the code cache (issue 5) ----
+/* ---- cache.c: the code cache ----
  * Object files produced by jit_module_emit_object are kept by content key, in memory (one JitCache per
  * context, thread-safe) and on disk (one file per key in a cache directory, shared
  * by processes).
@@ -142,7 +142,7 @@ fuse_status jit_cache_put(JitCache *c, const JitKey *key, const char *dir, const
 /* The counters so far. */
 void jit_cache_stats(JitCache *c, fuse_stats *out);
 
-/* incr (issue 7): the per-group index, in memory only. A group key (the key of one
+/* the per-group index, in memory only. A group key (the key of one
  * group's kernel, ir_serialize_group) refers to the key of the cached object that
  * holds that kernel (an object may hold the kernels of many groups). Older
  * references are dropped past a few thousand; a reference whose object has left

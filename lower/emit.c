@@ -437,7 +437,7 @@ static LLVMValueRef map_gelu(Emit *e, LLVMValueRef x)
     LLVMValueRef x3 = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, x, "v.x2"), x, "v.x3");
     LLVMValueRef in = LLVMBuildFAdd(e->bld, x, LLVMBuildFMul(e->bld, x3, emit_f32(e, 0.044715), "v.c"), "v.in");
     in = LLVMBuildFMul(e->bld, in, emit_f32(e, sqrt(2.0 / M_PI)), "v.in2");
-    LLVMValueRef th = emit_fast_tanh(e, in); /* issue 4: vectorises */
+    LLVMValueRef th = emit_fast_tanh(e, in); /* vectorises */
     LLVMValueRef one = LLVMBuildFAdd(e->bld, emit_f32(e, 1.0), th, "v.1t");
     return LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, emit_f32(e, 0.5), "v.hx"), one, "v.gelu");
 }
@@ -516,7 +516,7 @@ LLVMValueRef emit_cell(Emit *e, bool store)
 /* ---- SOFTMAX ---- */
 
 /*
- * Three sweeps per row. Perf (issue 4): an "online" two-pass softmax (a running
+ * Three sweeps per row. An "online" two-pass softmax (a running
  * max and rescaled sum per vector lane, then exp(x - M) / S; x read twice, out
  * written once) was built and measured against these sweeps, kernel time on a
  * 2-core AVX-512 host (2 MiB L2 per core), 256Ki floats as rows of 64 / 512 /
@@ -534,7 +534,7 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
     if (pass == 0) {
         LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef cur = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
-        /* perf (issue 4): a max reduction LLVM vectorises (it needs no-NaNs; a
+        /* a max reduction LLVM vectorises (it needs no-NaNs; a
          * NaN in the row makes the row NaN through the exp pass either way) */
         LLVMValueRef mx = emit_intrinsic2(e, "llvm.maxnum", cur, x);
         LLVMSetFastMathFlags(mx, LLVMFastMathAllowReassoc | LLVMFastMathNoNaNs
@@ -543,7 +543,7 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
     } else if (pass == 1) {
         LLVMValueRef x = emit_load_operand(e, 0);
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
-        /* issue 4: inline and vectorised; x - max <= 0 (or NaN in a NaN row) */
+        /* inline and vectorised; x - max <= 0 (or NaN in a NaN row) */
         LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, x, mv, "v.d"));
         LLVMBuildStore(e->bld, ex, addr);
         LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), ex, "v.s2");

@@ -59,7 +59,7 @@ static void add_to(Emit *e, LLVMValueRef slot, LLVMValueRef v)
 /* ---- layer norm ---- */
 
 /*
- * Two passes per row (issue 4). Pass 1 sums d = x - x0 and d^2, shifted by the
+ * Two passes per row. Pass 1 sums d = x - x0 and d^2, shifted by the
  * row's first element x0 so a row with a large common offset keeps the variance
  * (E[d^2] - E[d]^2 cancels little when d is small), in double accumulators
  * (reassociable, so the loop vectorises). Pass 2 writes (x - x0 - E[d]) / sqrt(var + eps).
@@ -180,7 +180,7 @@ static MaskedCell masked_cell(Emit *e)
 
 /*
  * One pass along `axis`; 0: max, 1: exp and sum, 2: scale by 1 / sum (0 for an
- * empty sum). Perf (issue 4): each pass is a plain reduction or map the loop
+ * empty sum). Each pass is a plain reduction or map the loop
  * vectoriser takes: cells outside the sum enter the max as -inf (a max that may
  * ignore NaN: a NaN in the sum makes the row NaN through pass 1 either way), and
  * the exp is the inline one for x - max <= 0 (cells outside the sum may give it

@@ -1,5 +1,5 @@
 /*
- * fold.c: copy elimination in the group kernels (perf, issue 4).
+ * fold.c: copy elimination in the group kernels.
  *
  * An equation whose term is a lone call, `P[p,q] = softmax(S[p,q])`, builds as
  * two ops: the call writes a temporary, then a join copies the temporary into P.

@@ -1,6 +1,6 @@
 /*
  * fusion.c: which following ops of a group run in an op's own pass over its
- * cells (issue 4, "Fusion"): a contraction's epilogue and an elementwise op's
+ * cells ("Fusion"): a contraction's epilogue and an elementwise op's
  * cell run.
  *
  * After a head op H of a group (a contraction, or an elementwise op: a MAP, or
@@ -119,7 +119,7 @@ static bool reads_prev(const Op *x)
 /* Whether ops[0..n] (ops[0] the head, ops[n] the candidate) still fuse, given
  * that ops[0..n-1] do: every tensor any of them writes is read only at the
  * reader's cell, and never by the head. Only the pairs with the candidate are
- * new, so a run of n ops costs O(n^2) checks in all, not O(n^3) (issue 11). */
+ * new, so a run of n ops costs O(n^2) checks in all, not O(n^3). */
 static bool extends_cellwise(const IrProgram *p, const Op *const *ops, int n)
 {
     const Op *x = ops[n];
@@ -262,7 +262,7 @@ int fuse_cell_run(const IrProgram *p, const Group *g, int i, FuseRun *r)
      * none instead would leave the head alone and let the next op head the run,
      * and so on (a chain of 100 copies had 46 ops alone, then one run), and
      * fusion across equations (plan_compile.c) would grow one span without end
-     * (issue 11). */
+     *. */
     while (n > 0 && !plan_run(p, g, i, n, 0, r))
         n--;
     if (!n) {

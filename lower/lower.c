@@ -217,7 +217,7 @@ static int plan_call(Emit *e, const Group *g, const char *kname, int i, OpCall *
 /* A group kernel calls its ops' functions, which O3 inlines into it. Past this
  * many calls they stay out of line: one function holding hundreds of inlined,
  * unrolled loop nests is one huge basic block, on which LLVM's SLP vectoriser is
- * quadratic (issue 11: 400 contributions `M[u,d] = A[u,v] E[v,d]` to one tensor
+ * quadratic (400 contributions `M[u,d] = A[u,v] E[v,d]` to one tensor
  * compiled in 27 s, 1000 did not finish). A call costs nothing next to a loop
  * nest, and the ops of a group run one after another anyway. */
 #define INLINE_MAX_CALLS 32

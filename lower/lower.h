@@ -25,7 +25,7 @@
 typedef struct LowerOptions {
     const char *prefix; /* prepended to kernel names; unique per runner */
     int vector_bits;    /* widest vectors to prefer (jit_vector_bits) */
-    /* issue 4: cache sizes for the contraction kernels' blocking, bytes; 0 = the
+    /* cache sizes for the contraction kernels' blocking, bytes; 0 = the
      * host's (sysconf). They change code, so they are part of the cache key. */
     int64_t l1_bytes, l2_bytes, l3_bytes;
     bool no_contract;   /* plain loop nests only (tests compare both paths) */
@@ -47,7 +47,7 @@ uint64_t lower_flops(const IrProgram *p);
 /* The kernel name of equation group i (is_sink false) or sink group i. */
 void lower_kernel_name(const LowerOptions *opt, bool is_sink, int i, char *buf, size_t n);
 
-/* incr (issue 7): a subset of a program's groups, each under a kernel name of the
+/* a subset of a program's groups, each under a kernel name of the
  * caller's choice (the code cache names kernels after their group's content). */
 typedef struct LowerGroup {
     bool is_sink;     /* sink group `index` rather than equation group `index` */
@@ -60,13 +60,13 @@ typedef struct LowerGroup {
 fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, LLVMModuleRef mod,
                          const LowerOptions *opt, char **err);
 
-/* fusion (issue 4): how many ops after g->ops[i] run fused in op i's kernel:
+/* how many ops after g->ops[i] run fused in op i's kernel:
  * a contraction's epilogue (its write-out) or an elementwise op's cell run (one
  * loop nest over its cells); 0 when op i runs alone. p must be shaped. Reads
  * only the group's ops, the tensors they touch and opt. */
 int lower_run_length(const IrProgram *p, const Group *g, int i, const LowerOptions *opt);
 
-/* fusion across equations (issue 4; runtime/plan_compile.c): true when, in the
+/* fusion across equations (runtime/plan_compile.c): true when, in the
  * group `merged` made of a group's ops followed by those of the next equation
  * (from op index `first` on), every op of the next equation runs inside a pass
  * that starts before it (a contraction's write-out or an elementwise loop), so

@@ -3,12 +3,11 @@
  * host inputs), run the equation groups in order, then the sink groups, writing
  * each sink's file. The equation groups go through the execution mode's
  * schedule (schedule.c: sweeps, fixpoints, demand closures, the run trace).
- * stream (issue 6): a run is one time step of the *t axes: the earlier steps are
- * filled in before the groups run and the step is committed after the sinks
- * (stream.c); a query does not commit. perf (issue 4): tensors the kernels
- * write whole before anything reads them are not zeroed (zeroing.c). issue 12:
- * once the host interrupts a run (fuse_ctx_interrupt), rt_run_group runs no more
- * kernels, so what remains of the schedule compares unchanged values and ends
+ * A run is one time step of the *t axes: the earlier steps are filled in before
+ * the groups run and the step is committed after the sinks (stream.c); a query
+ * does not commit. Tensors the kernels write whole before anything reads them
+ * are not zeroed (zeroing.c). Once the host interrupts a run
+ * (fuse_ctx_interrupt), rt_run_group runs no more kernels, so what remains of the schedule compares unchanged values and ends
  * within a sweep or two; the run then fails with FUSE_E_INTERRUPTED before any
  * sink is written or stream step committed.
  */
@@ -30,7 +29,7 @@ static bool zeroes_all(const RtPlan *pl, int query)
 }
 
 /* Zeroes the computed tensors, but for those the kernels write whole before
- * any read (perf, issue 4: the rule is in zeroing.c), and every previous-sweep
+ * any read (perf, the rule is in zeroing.c), and every previous-sweep
  * buffer. */
 static void zero_computed(RtPlan *pl, int query)
 {
@@ -48,7 +47,7 @@ static void zero_computed(RtPlan *pl, int query)
     }
 }
 
-/* ---- outputs bound to host memory (issue 4) ---- */
+/* ---- outputs bound to host memory ---- */
 
 bool rt_output_bindable(const RtPlan *pl, int t)
 {
@@ -86,7 +85,7 @@ static fuse_status bind_outputs(RtPlan *pl, int query)
     return FUSE_OK;
 }
 
-/* ---- kernels and threads (perf, issue 4) ---- */
+/* ---- kernels and threads ---- */
 
 void rt_no_barrier(void) {}
 
@@ -110,13 +109,13 @@ static bool ensure_scratch(RtPlan *pl, int nth)
  * one thread is configured, else alone as thread 0 of 1. */
 void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
-    if (rt_interrupted(pl)) /* issue 12: the schedule winds down */
+    if (rt_interrupted(pl)) /* the schedule winds down */
         return;
     RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
     bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
     int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
     bool is_team = nth > 1 && ensure_scratch(pl, nth);
-    /* incr (issue 7): each kernel takes its group's own buffer table */
+    /* each kernel takes its group's own buffer table */
     float **bufs = rt_group_bufs(pl, is_sink, g);
     if (is_team)
         rt_parallel_run(k, bufs, nth);
@@ -146,7 +145,7 @@ fuse_status rt_plan_run(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
     return rt_plan_run_query(pl, inputs, n_inputs, -1);
 }
 
-/* issue 12: the status of an interrupted run, with its diagnostic. */
+/* the status of an interrupted run, with its diagnostic. */
 static fuse_status interrupted(RtPlan *pl)
 {
     return fe_error(&pl->dl, FUSE_E_INTERRUPTED, (Span){0}, "interrupted");
@@ -161,9 +160,9 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     zero_computed(pl, query);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
     if (st == FUSE_OK)
-        st = bind_outputs(pl, query); /* issue 4: exports straight into host memory */
+        st = bind_outputs(pl, query); /* exports straight into host memory */
     if (st == FUSE_OK)
-        st = rt_stream_begin(pl, inputs, n_inputs); /* stream (issue 6): earlier steps */
+        st = rt_stream_begin(pl, inputs, n_inputs); /* earlier steps */
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);
@@ -182,6 +181,6 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
                 return st;
         }
     }
-    rt_stream_commit(pl); /* stream (issue 6): this step is done; time moves on */
+    rt_stream_commit(pl); /* this step is done; time moves on */
     return run_st;
 }

@@ -20,7 +20,7 @@
 /* ---- compile ---- */
 
 /* Kernel names in compiled objects: constant, so one object serves every runner
- * (each loads it into a JITDylib of its own; issue 5). */
+ * (each loads it into a JITDylib of its own). */
 #define RT_KERNEL_PREFIX "fuse_"
 
 static fuse_status alloc_buffers(RtPlan *pl)
@@ -45,7 +45,7 @@ static fuse_status alloc_buffers(RtPlan *pl)
         if (t->kind == TEN_CONST)
             memcpy(pl->bufs[i], t->data, bytes);
     }
-    /* perf (issue 4): packing scratch of the contraction kernels; FLOPs per run */
+    /* packing scratch of the contraction kernels; FLOPs per run */
     pl->timings.flops = lower_flops(p);
     LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
     pl->scratch_bytes = lower_scratch_bytes(p, &opt);
@@ -55,8 +55,7 @@ static fuse_status alloc_buffers(RtPlan *pl)
     return FUSE_OK;
 }
 
-/* Compiling goes through the code cache, group by group: plan_compile.c (incr,
- * issue 7). */
+/* Compiling goes through the code cache, group by group: plan_compile.c. */
 
 fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
 {
@@ -93,7 +92,7 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
     pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
     if (!facts || !pl->is_input)
         return FUSE_E_NOMEM;
-    pl->facts = facts; /* issue 12: fuse_program_tensor_info */
+    pl->facts = facts; /* fuse_program_tensor_info */
     bool is_skipped = false;
     st = rt_probe_sources(pl, inputs, n_inputs, facts, &is_skipped);
     if (is_skipped && st == FUSE_OK)
@@ -115,7 +114,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     *out = pl;
     if (!pl)
         return FUSE_E_NOMEM;
-    pl->host = host; /* issue 12: first, so compiling can log */
+    pl->host = host; /* first, so compiling can log */
     arena_init(&pl->arena);
     fe_diags_init(&pl->dl, &pl->arena);
     pl->src.name = arena_strdup(&pl->arena, name ? name : "<input>");
@@ -157,30 +156,30 @@ void rt_plan_free(RtPlan *pl)
 {
     if (!pl)
         return;
-    for (int i = 0; i < pl->n_codes; i++) /* incr (issue 7) */
+    for (int i = 0; i < pl->n_codes; i++) /* incr */
         jit_code_free(pl->codes[i]);
     free(pl->codes);
     rt_group_bufs_free(pl);
-    rt_unborrow_sources(pl); /* issue 7: never free a host's borrowed buffer */
+    rt_unborrow_sources(pl); /* never free a host's borrowed buffer */
     free(pl->own_bufs);
     if (pl->bufs && pl->ir)
-        for (int i = 0; i <= 2 * pl->ir->n_tensors; i++) /* [2n]: scratch (issue 4) */
+        for (int i = 0; i <= 2 * pl->ir->n_tensors; i++) /* [2n]: scratch */
             io_free_aligned(pl->bufs[i]);
     free(pl->bufs);
     free(pl->count);
     free(pl->is_input);
-    rt_modes_free(pl->modes); /* issue 6 */
-    rt_stream_free(pl->stream); /* stream (issue 6) */
+    rt_modes_free(pl->modes);
+    rt_stream_free(pl->stream); /* stream */
     free(pl->group_fn);
     free(pl->sink_fn);
-    free(pl->group_par); /* issue 4 */
+    free(pl->group_par);
     free(pl->absorbs);
     free(pl->span_head);
     free(pl->out_bind);
     free(pl->sink_par);
     free(pl->base_dir);
     free(pl->out_dir);
-    free(pl->cache_dir); /* issue 5 */
+    free(pl->cache_dir);
     arena_free_all(&pl->arena);
     free(pl);
 }

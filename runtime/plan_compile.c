@@ -105,7 +105,7 @@ static const Group *group_of(const Build *b, int i)
     return b->g[i].is_sink ? p->sink_groups[b->g[i].index] : p->groups[b->g[i].index];
 }
 
-/* issue 11: every slot's `first`, through a hash of the group keys (BLAKE3
+/* every slot's `first`, through a hash of the group keys (BLAKE3
  * digests, so 8 of their bytes are a good hash), not a comparison of every pair. */
 static bool index_keys(Build *b)
 {
@@ -192,7 +192,7 @@ static fuse_status view_build(View *v, const IrProgram *p, const Group *g, Op *c
     return FUSE_OK;
 }
 
-/* ---- fusion across equations (issue 4) ----
+/* ---- fusion across equations ----
  * An equation group whose ops are all elementwise over the cells of the group
  * before it (`H[b,h] = relu(Z[b,h])` after `Z[b,h] = X[b,i] W[i,h] + B[h]`) runs
  * inside that group's kernel: the kernel is lowered on the view of both groups'
@@ -301,7 +301,7 @@ static fuse_status key_groups(Build *b)
         s->obj = -1;
         s->vp = &s->v;
         /* a group in a span has the span's kernel: its head's view, key and name
-         * (made once per span: issue 11) */
+         * (made once per span) */
         int h = s->is_sink ? i : b->pl->span_head[i];
         if (h != i) {
             s->vp = &b->g[h].v;

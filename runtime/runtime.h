@@ -36,7 +36,7 @@ typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)
 /* The barrier of a kernel run alone (does nothing). */
 void rt_no_barrier(void);
 
-/* issue 12: what a plan tells its host and hears from it, kept in the context
+/* what a plan tells its host and hears from it, kept in the context
  * (api/): the log callback (fuse_ctx_set_log) and the interrupt flag
  * (fuse_ctx_interrupt). */
 typedef struct RtHost {
@@ -63,41 +63,41 @@ typedef struct RtPlan {
     float **bufs;           /* 2 * n_tensors: current, then previous-sweep buffers */
     int64_t *count;         /* elements of each tensor */
     bool *is_input;         /* tensor bound to a host input */
-    /* issue 7 (embed): while a run uses a borrowed host buffer as bufs[t], the
+    /* while a run uses a borrowed host buffer as bufs[t], the
      * plan's own buffer waits here (NULL otherwise; sources.c) */
     float **own_bufs;
-    /* modes (issue 6): mode, strategy, schedules and the last run's trace
+    /* mode, strategy, schedules and the last run's trace
      * (runtime/modes.h); NULL until configured (rt_plan_run then uses defaults) */
     struct RtModes *modes;
-    /* cache (issue 5): the context's code cache and this runner's disk cache
+    /* the context's code cache and this runner's disk cache
      * directory (NULL: no disk cache), both set by rt_plan_new; the phase times of
      * the plan's creation and last run (fuse_runner_timings) */
     struct JitCache *cache;
     char *cache_dir;
     fuse_timings timings;
-    /* perf (issue 4): worker threads (0: all cores; set from fuse_config), the
+    /* worker threads (0: all cores; set from fuse_config), the
      * per-thread packing scratch in bytes and how many threads bufs[2 n_tensors]
      * has room for, and which groups run on a thread team (lower_group_is_parallel) */
     int threads;
     size_t scratch_bytes;
     int scratch_threads;
     bool *group_par, *sink_par;
-    /* incr (issue 7): the loaded objects holding the kernels, each in a JITDylib
+    /* the loaded objects holding the kernels, each in a JITDylib
      * of its own (plan_compile.c) */
     struct JitCode **codes;
     int n_codes;
-    /* incr (issue 7): each kernel's buffer table (n_groups equation groups, then
+    /* each kernel's buffer table (n_groups equation groups, then
      * the sink groups); kernels are compiled on their group's tensors alone */
     struct RtGroupBufs *gbufs;
     int n_gbufs;
-    /* stream (issue 6): the stored time steps of streaming tensors (stream.h);
+    /* the stored time steps of streaming tensors (stream.h);
      * NULL until the first run of a program with *t axes */
     struct RtStreamState *stream;
-    /* perf (issue 4; zeroing.c): per tensor, true when a run's kernels write
+    /* perf (zeroing.c): per tensor, true when a run's kernels write
      * every cell before anything reads it, so the run need not zero it first
      * (exec.c); made by the first run, in the plan's arena (NULL until then) */
     bool *is_written_whole;
-    /* fusion across equations (issue 4; plan_compile.c): absorbs[g] > 0 when
+    /* fusion across equations (plan_compile.c): absorbs[g] > 0 when
      * equation group g's kernel also computes the next absorbs[g] groups (their
      * elementwise ops run in g's pass over memory); those groups' kernel is the
      * same one; while a run is inside such a span, (fused_from, fused_until] are
@@ -106,18 +106,18 @@ typedef struct RtPlan {
     int *absorbs;
     int *span_head;   /* the group whose kernel computes group g (g itself if none) */
     int fused_from, fused_until;
-    /* output binding (issue 4; fuse_runner_run_into): while a run delivers an
+    /* output binding (fuse_runner_run_into): while a run delivers an
      * export into host memory that its kernels may write directly, out_bind[t]
      * is that memory (NULL otherwise; exec.c binds it after the sources) */
     float **out_bind;
-    /* issue 12: the context's RtHost (borrowed; NULL: none), and the sources'
+    /* the context's RtHost (borrowed; NULL: none), and the sources'
      * sizes as probed, in the arena (facts[t] of a source file not readable yet
      * is not is_known; NULL when the probe did not run) */
     RtHost *host;
     ShapeFact *facts;
 } RtPlan;
 
-/* incr (issue 7): the buffers of one kernel, numbered as its group's view numbers
+/* the buffers of one kernel, numbered as its group's view numbers
  * them: tab[k] = plan bufs[map[k]] (n entries: tensors, previous-sweep buffers,
  * the scratch slot). */
 typedef struct RtGroupBufs {
@@ -126,7 +126,7 @@ typedef struct RtGroupBufs {
     float **tab;
 } RtGroupBufs;
 
-/* perf (issue 4; parallel.c): runs kernel k on a team of nth OpenMP threads (each
+/* perf (parallel.c): runs kernel k on a team of nth OpenMP threads (each
  * with its tid); returns the team size used. */
 int rt_parallel_run(RtKernel k, float **bufs, int nth);
 /* The team size for `threads` (0: all cores, as OpenMP sees them). */
@@ -147,12 +147,12 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         struct JitCache *cache, const char *cache_dir, RtHost *host);
 void rt_plan_free(RtPlan *plan);
 
-/* issue 12: sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
+/* sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
  * nothing without one. */
 void rt_log(const RtPlan *plan, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* issue 12: whether the host interrupted the run (fuse_ctx_interrupt). Runs check
+/* whether the host interrupted the run (fuse_ctx_interrupt). Runs check
  * it between groups (rt_run_group) and sweeps; a relaxed load, cheap enough to
  * call per group. */
 static inline bool rt_interrupted(const RtPlan *plan)
@@ -160,7 +160,7 @@ static inline bool rt_interrupted(const RtPlan *plan)
     return plan->host && atomic_load_explicit(&plan->host->interrupt, memory_order_relaxed);
 }
 
-/* incr (issue 7; plan_compile.c): compiles the shaped plan's kernels through the
+/* incr (plan_compile.c): compiles the shaped plan's kernels through the
  * code cache group by group (only groups not cached are compiled), loads them and
  * fills group_fn/sink_fn/group_par/sink_par. Called by rt_plan_new after the
  * buffers are allocated. */
@@ -181,7 +181,7 @@ void rt_group_bufs_free(RtPlan *plan);
 /* Runs the plan once: sources (or inputs), kernels, sinks. Errors in plan->dl. */
 fuse_status rt_plan_run(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
 
-/* perf (issue 4; zeroing.c): the plan's is_written_whole flags (the rule is
+/* perf (zeroing.c): the plan's is_written_whole flags (the rule is
  * at the top of zeroing.c), allocated in plan->arena; NULL when the plan is not
  * shaped or memory runs out (then a run zeroes everything). */
 bool *rt_zeroing_flags(RtPlan *plan);
@@ -210,7 +210,7 @@ fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inp
  * when a run's results have been collected (and before freeing the plan). */
 void rt_unborrow_sources(RtPlan *plan);
 
-/* issue 4: whether export t can be written in place in host memory by a run's
+/* whether export t can be written in place in host memory by a run's
  * kernels (a computed tensor outside any stream window and not read as a
  * previous sweep); others are copied out after the run. */
 bool rt_output_bindable(const RtPlan *plan, int t);

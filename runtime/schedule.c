@@ -41,7 +41,7 @@ static int group_of_tensor(const IrProgram *p, int tensor)
 }
 
 /* The tensor whose group an operand reading t needs: t when an equation defines
- * it; for an earlier step of a streaming tensor (stream, issue 6), the tensor
+ * it; for an earlier step of a streaming tensor, the tensor
  * computing the steps, so its store keeps being filled; else -1. */
 static int needed_tensor(const IrProgram *p, int t)
 {
@@ -53,7 +53,7 @@ static int needed_tensor(const IrProgram *p, int t)
 
 /* Marks group g and every group it needs in want[]. Depth first with its own
  * stack (each group enters it once), so a chain of 100,000 equations cannot
- * overflow the C stack (issue 11). Out of memory, it marks every group: more
+ * overflow the C stack. Out of memory, it marks every group: more
  * work, never a missing value. */
 static void closure_visit(const IrProgram *p, int g, bool *want)
 {

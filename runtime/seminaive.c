@@ -237,7 +237,7 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * sizeof(float));
         has_news[t] = true;
     }
-    for (; it < max_iters && !rt_interrupted(pl); it++) { /* issue 12 */
+    for (; it < max_iters && !rt_interrupted(pl); it++) {
         int64_t news = delta_sweep(pl, g0, g1, it, has_news);
         if (news <= 0) {
             *is_converged = news == 0;

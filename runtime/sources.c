@@ -127,7 +127,7 @@ static fuse_status probe_source(const char *path, const IrTensor *src, ShapeFact
 /* Reads the sizes of every source. When only checking (no JIT session), a source
  * that cannot be read is left unknown (facts[t].is_known false, an info message
  * for the host) and sets *is_skipped instead of failing; the others are still
- * probed (issue 12: fuse_program_tensor_info reports their shapes). */
+ * probed (fuse_program_tensor_info reports their shapes). */
 fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs,
                              ShapeFact *facts, bool *is_skipped)
 {
@@ -174,7 +174,7 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
         if (!inputs[i].name)
             return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input %zu has no name", i);
         IrTensor *t = ir_tensor_find(pl->ir, inputs[i].name);
-        if (rt_stream_is_seed(inputs[i].name)) { /* stream (issue 6): "H@t-1" */
+        if (rt_stream_is_seed(inputs[i].name)) { /* "H@t-1" */
             if (rt_stream_check_seed(pl, inputs[i].name) != FUSE_OK)
                 return FUSE_E_ARG;
         } else if (t && t->stream && t->kind != TEN_SOURCE) {
@@ -184,7 +184,7 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
                             "input '%s' does not name a source tensor of the program",
                             inputs[i].name);
         }
-        char *err = NULL; /* issue 7: rank before shape, so a bad rank never reads past it */
+        char *err = NULL; /* rank before shape, so a bad rank never reads past it */
         fuse_status st = io_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
         if (st != FUSE_OK) {
             fe_error(&pl->dl, st, (Span){0}, "input %s", err ? err : "is invalid");
@@ -257,7 +257,7 @@ void rt_unborrow_sources(RtPlan *pl)
         }
 }
 
-/* Zero-copy binding (issue 7): float32 data of exactly the compiled shape and
+/* Zero-copy binding: float32 data of exactly the compiled shape and
  * 64-byte aligned becomes the tensor's buffer for this run. Never for a boolean
  * tensor: its values are thresholded into its own buffer (SPEC §2.4). */
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)

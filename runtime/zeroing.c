@@ -1,5 +1,5 @@
 /*
- * zeroing.c: which computed tensors a run may leave unzeroed (perf, issue 4).
+ * zeroing.c: which computed tensors a run may leave unzeroed.
  *
  * Before its kernels run, a run sets every computed tensor (TEN_DEFINED and
  * TEN_TEMP) to 0, since contributions add into their output and shifted or

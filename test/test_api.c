@@ -1,9 +1,9 @@
 /*
- * test_api.c: the public API under misuse and under threads (issue 7). Every NULL
+ * test_api.c: the public API under misuse and under threads. Every NULL
  * argument, bad tensor, bad configuration and wrong shape must come back as a
  * status with a diagnostic, never a crash; a runner outlives its program; borrowed
  * and copied inputs give the same results; several threads run runners of one
- * context at once, each with its own last error. issue 12: versioned structs of
+ * context at once, each with its own last error. Versioned structs of
  * older and newer hosts, a program's tensors before it runs, interrupting a run
  * from another thread, and the log callback.
  */
@@ -290,7 +290,7 @@ START_TEST(borrowed_inputs)
 }
 END_TEST
 
-/* ---- outputs into host memory (issue 4) ---- */
+/* ---- outputs into host memory ---- */
 
 /* S[i] = sum_k A[i,k] X[k] and T[i] = X[i-1] + 1 (written whole), and the
  * diagonal G[i,i] = X[i] (written in part: the rest must read 0), delivered into
@@ -463,7 +463,7 @@ START_TEST(threads_share_a_context)
 }
 END_TEST
 
-/* ---- versioned structs (issue 12) ---- */
+/* ---- versioned structs ---- */
 
 /* The first layout of fuse_config, as a host of that header would have it. */
 typedef struct OldConfig {
@@ -672,7 +672,7 @@ START_TEST(stats_and_timings_sizes)
 }
 END_TEST
 
-/* ---- a program's tensors (issue 12) ---- */
+/* ---- a program's tensors ---- */
 
 /* Two sources, A from a real .npy (2x3) and the boolean M whose file is
  * missing; two exports, S and the boolean R; and a constant. */
@@ -767,7 +767,7 @@ START_TEST(program_tensors_before_running)
 }
 END_TEST
 
-/* ---- interrupts (issue 12) ---- */
+/* ---- interrupts ---- */
 
 /* X = A - B X: with B = 1 it flips between 0 and A forever; with B = 0.5 it
  * converges to 2A/3. */
@@ -871,7 +871,7 @@ START_TEST(interrupt_stops_a_fixpoint)
 }
 END_TEST
 
-/* ---- the log (issue 12) ---- */
+/* ---- the log ---- */
 
 typedef struct LogSeen {
     int n, level;
@@ -987,7 +987,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, runner_outlives_program);
     tcase_add_test(tc, borrowed_inputs);
     tcase_add_test(tc, outputs_into_host_memory);
-    tcase_add_test(tc, config_of_an_older_host); /* issue 12 */
+    tcase_add_test(tc, config_of_an_older_host);
     tcase_add_test(tc, config_of_a_newer_host);
     tcase_add_test(tc, stats_and_timings_sizes);
     tcase_add_test(tc, program_tensors_before_running);
@@ -997,7 +997,7 @@ static Suite *api_suite(void)
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 120);
     tcase_add_test(th, threads_share_a_context);
-    tcase_add_test(th, interrupt_stops_a_fixpoint); /* issue 12 */
+    tcase_add_test(th, interrupt_stops_a_fixpoint);
     suite_add_tcase(s, th);
     return s;
 }

@@ -1,5 +1,5 @@
 /*
- * test_cache.c: Check suite for the code cache (issue 5). The key (ir_serialize +
+ * test_cache.c: Check suite for the code cache. The key (ir_serialize +
  * jit_cache_key) is stable across comment and whitespace edits and changes with
  * shapes, options, constants and operators; a runner made twice in one context
  * compiles once (fuse_ctx_stats); a fresh context loads the object from disk
@@ -561,7 +561,7 @@ START_TEST(test_cli_environment_dir_and_no_cache)
 }
 END_TEST
 
-/* ---- incremental compilation (issue 7): group by group ---- */
+/* ---- incremental compilation: group by group ---- */
 
 /* Six groups (A, B, C, D, E, F); E's coefficient and F's projection vary. */
 static const float INC_A[2][3] = {{1.0f, 2.0f, 0.5f}, {-1.0f, 0.0f, 3.0f}};

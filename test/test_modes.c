@@ -1,5 +1,5 @@
 /*
- * test_modes.c: Check suite for the execution modes (issue 6, SPEC §6.2-6.3):
+ * test_modes.c: Check suite for the execution modes (SPEC §6.2-6.3):
  * transitive closure on chains and cycles in every mode and strategy against a
  * closure computed here (Warshall), mutual recursion, a float fixpoint stopping by
  * the change test, a non-converging program (status, outputs, CLI exit code 4),
@@ -544,7 +544,7 @@ START_TEST(test_query_selectors)
 }
 END_TEST
 
-/* ---- fusion across equations (issue 4) ---- */
+/* ---- fusion across equations ---- */
 
 #define FUSED_TEXT "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nB[j] = \"b.npy\"\n" \
                    "Z[i,j] = X[i,k] W[k,j] + B[j]\nH[i,j] = relu(Z[i,j])\n" \
@@ -970,7 +970,7 @@ START_TEST(test_cli_modes)
 }
 END_TEST
 
-/* ---- zeroing only what needs it (perf, issue 4; runtime/zeroing.c) ---- */
+/* ---- zeroing only what needs it (perf; runtime/zeroing.c) ---- */
 
 #define ZERO_TEXT "X[i,k] = \"x.npy\"\nW[k,j] = \"w.npy\"\nV[i] = \"v.npy\"\n" \
                   "C[i,j] = X[i,k] W[k,j]\nD[i,j] = X[i,k] W[k,j]\nD[i,j] += C[i,j]\n" \

@@ -223,7 +223,7 @@ START_TEST(test_index_axes_primes_offsets)
 }
 END_TEST
 
-/* issue 11, SPEC §3.2: only a name glued to '(' is a call; with whitespace it is a
+/* SPEC §3.2: only a name glued to '(' is a call; with whitespace it is a
  * bare scalar times a group. Whitespace before '[' does not matter. */
 START_TEST(test_name_space_paren_is_product)
 {
@@ -661,7 +661,7 @@ START_TEST(test_errors_index_items)
     assert_error("Y[i..] = X[i]", 1, 3, "invalid index 'i..'");
     assert_error("Y[a.b] = X[i]", 1, 3, "invalid index 'a.b'");
     assert_error("Y = X[::0]", 1, 7, "slice step cannot be zero");
-    /* issue 11: more indices than a tensor may have is an error, not a crash */
+    /* more indices than a tensor may have is an error, not a crash */
     assert_error("Zz[a,b,c,d,e,f,g,h,k] = X[a]", 1, 3,
                  "a tensor has at most 8 axes; this one is indexed with 9");
     assert_error("Y[i] = X[a,b,c,d,e,f,g,h,k]", 1, 9,

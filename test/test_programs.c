@@ -182,7 +182,7 @@ START_TEST(test_source_safetensors)
 }
 END_TEST
 
-/* A float16 .npy source (issue 11): written as float16 here, read and widened
+/* A float16 .npy source: written as float16 here, read and widened
  * to float32 by the runner; the half values are exact in float32. */
 START_TEST(test_source_npy_float16)
 {

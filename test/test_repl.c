@@ -1,10 +1,10 @@
 /*
- * test_repl.c: the fuse-jit REPL (issue 7), driven as a user would: a scripted
+ * test_repl.c: the fuse-jit REPL, driven as a user would: a scripted
  * session through a pipe (values, an error with its caret after which the session
  * goes on, explain, save and reload, settings), and an interactive one through a
  * pseudo-terminal (forkpty) that checks the prompts, tab completion of a tensor
- * name, the continuation prompt, Ctrl-C (on a line, and during an evaluation:
- * issue 12) and the history file in $HOME.
+ * name, the continuation prompt, Ctrl-C (on a line, and during an evaluation)
+ * and the history file in $HOME.
  */
 #include <check.h>
 #include <dirent.h>
@@ -366,7 +366,7 @@ START_TEST(ctrl_c_on_another_thread)
 }
 END_TEST
 
-/* issue 12: Ctrl-C while a value is computed (a fixpoint that never converges)
+/* Ctrl-C while a value is computed (a fixpoint that never converges)
  * interrupts the run; the prompt comes back with the session intact. The ^C is
  * written as is: during the evaluation the terminal is in cooked mode, where the
  * line discipline turns it into SIGINT. */
@@ -398,7 +398,7 @@ START_TEST(ctrl_c_interrupts_an_evaluation)
 }
 END_TEST
 
-/* incr (issue 7): a second equation reuses the kernels compiled for the first. */
+/* a second equation reuses the kernels compiled for the first. */
 START_TEST(piped_incremental_compile)
 {
     setenv("FUSE_JIT_CACHE_DIR", path_in("cache"), 1); /* a fresh disk cache: nothing cached yet */
@@ -436,7 +436,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);
-    tcase_add_test(tc, ctrl_c_interrupts_an_evaluation); /* issue 12 */
+    tcase_add_test(tc, ctrl_c_interrupts_an_evaluation);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -229,7 +229,7 @@ START_TEST(thousands_of_exports)
 }
 END_TEST
 
-/* The incremental cache (issue 7) on a long chain: after one equation in the
+/* The incremental cache on a long chain: after one equation in the
  * middle changes, only the span of kernels holding it compiles again. */
 START_TEST(one_change_recompiles_one_span)
 {

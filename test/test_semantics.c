@@ -1,6 +1,6 @@
 /*
  * test_semantics.c: the legacy semantics SPEC.md decides where fuse-jit and the
- * independent evaluator (../shared/oracle) once disagreed (issue 11), and the
+ * independent evaluator (../shared/oracle) once disagreed, and the
  * reproducers the differential fuzzer shrank. Every expected value is worked out
  * by hand in the comment beside it.
  */

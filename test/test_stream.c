@@ -1,5 +1,5 @@
 /*
- * test_stream.c: Check suite for streaming `*t` axes (issue 6, SPEC §6.4): an RNN
+ * test_stream.c: Check suite for streaming `*t` axes (SPEC §6.4): an RNN
  * recurrence over 5 steps against a C loop (API, with a new input per step, and
  * the CLI's --steps), seeding at t-1 (API "H@t-1", CLI --input H@t-1=FILE), a
  * two-step window seeded at t-1 and t-2, a streamed source read at t and t-1,

@@ -50,7 +50,7 @@ int cli_cache_command(const char *action, const char *cache_dir)
 
 void cli_cache_print_times(FILE *f, fuse_ctx *ctx, const fuse_runner *run)
 {
-    fuse_timings t = {.size = sizeof t}; /* issue 12: versioned structs */
+    fuse_timings t = {.size = sizeof t}; /* versioned structs */
     fuse_stats s = {.size = sizeof s};
     if (fuse_runner_timings(run, &t) != FUSE_OK || fuse_ctx_stats(ctx, &s) != FUSE_OK)
         return;

@@ -1,5 +1,5 @@
 /*
- * cli_cache.h: the code-cache side of the fuse-jit command (issue 5, cli_cache.c):
+ * cli_cache.h: the code-cache side of the fuse-jit command (cli_cache.c):
  * the `cache stats|clear|dir` command and the phase times `run --time` prints.
  */
 #ifndef FUSE_TOOLS_CLI_CACHE_H

@@ -43,7 +43,7 @@ void cli_modes_free(CliModes *m);
  * when the text is malformed or on OOM. */
 bool cli_query_split(const char *q, char **name, char **selectors);
 
-/* stream (issue 6): the inputs of time step `step` (0-based) of --steps: every
+/* the inputs of time step `step` (0-based) of --steps: every
  * input at step 0; later steps leave out the seeds (names with '@', "H@t-1"),
  * which set earlier steps before the first one only. Writes them to out (room
  * for n) and returns how many. */

@@ -584,7 +584,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuse-bench: error: cannot create a JIT context\n");
         rc = 1;
     }
-    if (ctx) /* issue 12: the library's warnings to stderr */
+    if (ctx) /* the library's warnings to stderr */
         fuse_ctx_set_log(ctx, cli_log, "fuse-bench");
     if (rc == 0) {
         print_header();

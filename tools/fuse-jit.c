@@ -3,7 +3,7 @@
  * API (include/fusejit.h) like any host application: `run` compiles and runs a
  * program and prints or saves its exports, `check` parses and checks it, `explain`
  * describes it, `emit` prints one compilation stage, `cache` manages the disk cache
- * of compiled code (issue 5).
+ * of compiled code.
  *
  * Exit status: 0 success; 1 runtime or I/O error (including a missing program
  * file); 2 usage error (bad flags or arguments, FUSE_E_ARG); 3 the program does
@@ -53,8 +53,8 @@ enum {
     OPT_NO_SINKS = 1u << 5,
     OPT_JSON = 1u << 6,
     OPT_WHAT = 1u << 7,
-    OPT_MODES = 1u << 20, /* issue 6: every execution-mode option (cli_modes.c) */
-    OPT_TIME = 1u << 24,      /* issue 5: code cache and phase times (cli_cache.c) */
+    OPT_MODES = 1u << 20, /* every execution-mode option (cli_modes.c) */
+    OPT_TIME = 1u << 24,      /* code cache and phase times (cli_cache.c) */
     OPT_CACHE_DIR = 1u << 25,
     OPT_NO_CACHE = 1u << 26
 };
@@ -84,7 +84,7 @@ static const OptionSpec OPTIONS[] = {
     {"json", OPT_JSON, NULL, "print JSON instead of text"},
     {"what", OPT_WHAT, "STAGE", "the stage to print: ast, ir, llvm (optimised LLVM IR),\n"
                                 "                        llvm-raw (before optimisation) or asm"},
-    /* issue 5: code cache */
+    /* code cache */
     {"time", OPT_TIME, NULL, "print the phases (parse, check, lower, compile or cache\n"
                              "                        load, run) to stderr"},
     {"cache-dir", OPT_CACHE_DIR, "DIR", "the disk cache of compiled code (default:\n"
@@ -92,7 +92,7 @@ static const OptionSpec OPTIONS[] = {
                                         "                        $XDG_CACHE_HOME/fuse-jit, else\n"
                                         "                        ~/.cache/fuse-jit)"},
     {"no-cache", OPT_NO_CACHE, NULL, "neither read nor write the disk cache"},
-    /* issue 6: execution modes */
+    /* execution modes */
     {"mode", OPT_MODES, "MODE", "single (default: one sweep), fixpoint (iterate recursion\n"
                                 "                        until nothing changes) or demand (only what the\n"
                                 "                        exports, sinks or --query need)"},
@@ -135,11 +135,11 @@ typedef struct Args {
     char **input_names;       /* malloc'd names of --input NAME=FILE */
     const char **input_paths; /* the FILE parts, pointing into argv */
     size_t n_inputs;
-    /* issue 5: code cache */
+    /* code cache */
     bool time;
     bool no_cache;
     const char *cache_dir;
-    /* issue 6: execution modes */
+    /* execution modes */
     CliModes modes;
     const char *option; /* name of the option being applied */
 } Args;
@@ -245,7 +245,7 @@ static int set_out(const Command *c, const char *v, Args *a)
     return 0;
 }
 
-/* Stores an execution-mode option (issue 6; cli_modes.c). */
+/* Stores an execution-mode option (cli_modes.c). */
 static int set_modes(const Command *c, const char *v, Args *a)
 {
     char *msg = NULL;
@@ -399,7 +399,7 @@ static int session_open(const Args *a, Session *s)
                 fuse_status_name(st));
         return exit_code(st);
     }
-    fuse_ctx_set_log(s->ctx, cli_log, "fuse-jit"); /* issue 12: warnings to stderr */
+    fuse_ctx_set_log(s->ctx, cli_log, "fuse-jit"); /* warnings to stderr */
     st = fuse_program_from_file(s->ctx, a->program, &s->prog);
     return st == FUSE_OK ? 0 : report(s, st);
 }
@@ -435,8 +435,8 @@ static int session_compile(const Args *a, Session *s)
         cfg.out_dir = a->out_dir;
     if (a->no_sinks)
         cfg.write_sinks = 0;
-    cli_modes_config(&a->modes, &cfg); /* issue 6 */
-    cfg.cache_dir = a->cache_dir;      /* issue 5 */
+    cli_modes_config(&a->modes, &cfg);
+    cfg.cache_dir = a->cache_dir;
     cfg.no_cache = a->no_cache;
     fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
     return st == FUSE_OK ? 0 : report(s, st);
@@ -484,7 +484,7 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
     return st == FUSE_OK ? 0 : report(s, st);
 }
 
-/* ---- run: execution modes (issue 6) ---- */
+/* ---- run: execution modes ---- */
 
 /* Runs the program --steps times (default once): each run is one time step of the
  * *t axes, and seeds (--input H@t-1=...) go to the first only; *out holds the last
@@ -575,7 +575,7 @@ static int cmd_run(const Args *a)
     } else if (rc == 0) {
         fuse_status st = run_steps(a, &s, &out);
         rc = st == FUSE_OK ? 0 : report(&s, st);
-        /* issue 6: a fixpoint that did not converge still gives its outputs */
+        /* a fixpoint that did not converge still gives its outputs */
         if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED)) {
             int rc2 = a->out ? save_outputs(a, &s, out) : print_outputs(out);
             if (rc2 == 0)
@@ -583,7 +583,7 @@ static int cmd_run(const Args *a)
             rc = rc2 ? rc2 : rc;
         }
     }
-    if (a->time && s.run) /* issue 5 */
+    if (a->time && s.run)
         cli_cache_print_times(stderr, s.ctx, s.run);
     fuse_outputs_free(out);
     session_close(&s);
@@ -668,7 +668,7 @@ static const Command COMMANDS[] = {
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
      "the program, so sources must be readable (or bound with --input).\n",
      OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE, cmd_emit},
-    /* issue 5: main() dispatches it (cache_command) */
+    /* main() dispatches it (cache_command) */
     {"cache", "cache stats|clear|dir [--cache-dir DIR]",
      "show, locate or empty the disk cache of compiled code",
      "Compiled code is cached by a content hash of the checked program, its input\n"
@@ -679,7 +679,7 @@ static const Command COMMANDS[] = {
      "used entries go first). Within one process (the REPL, a host program) code is\n"
      "also cached kernel by kernel: a changed equation recompiles only its group.\n",
      OPT_CACHE_DIR, NULL},
-    /* issue 7: the REPL (repl.c); main() dispatches it, PROGRAM being optional */
+    /* the REPL (repl.c); main() dispatches it, PROGRAM being optional */
     {"repl", "repl [PROGRAM]", "interactive session (also: fuse-jit alone on a terminal)",
      "Starts an interactive session, loading PROGRAM first when given. Statements\n"
      "entered are added to the session's program and checked at once; a bare tensor\n"
@@ -748,7 +748,7 @@ static int help_command(int argc, char **argv)
     return 0;
 }
 
-/* `repl [PROGRAM]` (issue 7). */
+/* `repl [PROGRAM]`. */
 static int repl_command(int argc, char **argv)
 {
     const Command *self = find_command("repl");
@@ -774,7 +774,7 @@ static int repl_command(int argc, char **argv)
     return repl_main(program);
 }
 
-/* `cache stats|clear|dir [--cache-dir DIR]` (issue 5). */
+/* `cache stats|clear|dir [--cache-dir DIR]`. */
 static int cache_command(int argc, char **argv)
 {
     const Command *self = find_command("cache");
@@ -828,14 +828,14 @@ static int finish(int rc)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 && isatty(STDIN_FILENO)) /* issue 7: a terminal gets the REPL */
+    if (argc < 2 && isatty(STDIN_FILENO)) /* a terminal gets the REPL */
         return finish(repl_main(NULL));
     if (argc < 2)
         return usage_error(NULL, "missing COMMAND (run, check, explain, emit, repl or help)");
     const char *word = argv[1];
     if (strcmp(word, "repl") == 0)
         return finish(repl_command(argc - 2, argv + 2));
-    if (strcmp(word, "cache") == 0) /* issue 5 */
+    if (strcmp(word, "cache") == 0)
         return finish(cache_command(argc - 2, argv + 2));
     if (strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
         print_main_help(stdout);

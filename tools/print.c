@@ -17,7 +17,7 @@
  * ones share one mantissa length. A scalar prints like NumPy's scalar str():
  * "2.5", "1.0", "1e-05".
  *
- * cli_log (issue 12) prints the library's log messages for the tools.
+ * cli_log prints the library's log messages for the tools.
  */
 #include "print.h"
 #include "support.h"
@@ -588,7 +588,7 @@ fuse_status cli_print_export(FILE *f, const char *name, const fuse_tensor *t)
     return rc < 0 ? FUSE_E_IO : FUSE_OK;
 }
 
-/* ---- log messages (issue 12) ---- */
+/* ---- log messages ---- */
 
 void cli_log(int level, const char *msg, void *user)
 {

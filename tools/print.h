@@ -24,7 +24,7 @@ void cli_shape_text(const fuse_tensor *t, char *buf, size_t n);
  * Returns FUSE_E_NOMEM when the text cannot be built, FUSE_E_IO when f fails. */
 fuse_status cli_print_export(FILE *f, const char *name, const fuse_tensor *t);
 
-/* A fuse_log_fn for fuse_ctx_set_log (issue 12): prints errors and warnings to
+/* A fuse_log_fn for fuse_ctx_set_log: prints errors and warnings to
  * stderr as "TOOL: warning: MSG", TOOL being `user` (a const char *); drops info.
  * The library itself never prints. */
 void cli_log(int level, const char *msg, void *user);

@@ -41,7 +41,7 @@
 
 /* The mutable global state, for the SIGINT handler (it can reach nothing else):
  * the flag it sets for the line reader, the thread reading lines, and the
- * session's context, whose runs it interrupts (issue 12). */
+ * session's context, whose runs it interrupts. */
 static volatile sig_atomic_t repl_interrupted;
 static pthread_t repl_thread;
 static fuse_ctx *volatile repl_ctx;
@@ -337,7 +337,7 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
     fuse_config cfg = r->cfg;
     cfg.base_dir = cfg.out_dir = r->base_dir;
     double t0 = sup_clock_ms();
-    /* incr (issue 7): kernels compiled vs reused */
+    /* kernels compiled vs reused */
     fuse_stats s0 = {.size = sizeof s0}, s1 = {.size = sizeof s1};
     (void)fuse_ctx_stats(r->ctx, &s0);
     st = fuse_runner_new(prog, &cfg, NULL, 0, run);
@@ -360,7 +360,7 @@ static fuse_status run_session(Repl *r, const char *name, fuse_outputs **out)
     fuse_status st = compile_session(r, name, &run);
     if (st != FUSE_OK)
         return st;
-    if (repl_interrupted) { /* issue 12: Ctrl-C while compiling; a run clears it */
+    if (repl_interrupted) { /* Ctrl-C while compiling; a run clears it */
         fuse_runner_free(run);
         repl_error(r, "interrupted");
         return FUSE_E_INTERRUPTED;
@@ -1029,7 +1029,7 @@ static void remember(Repl *r, const char *line)
 
 /* Evaluates one line. On a terminal SIGINT is let in meanwhile (the reader blocks
  * it outside ppoll): a Ctrl-C interrupts the run in progress, which returns to
- * the prompt with the session intact (issue 12), and does not cancel the next
+ * the prompt with the session intact, and does not cancel the next
  * line. */
 static void repl_eval(Repl *r, char *line)
 {
@@ -1083,7 +1083,7 @@ int repl_main(const char *program)
                 fuse_status_name(st));
         return 1;
     }
-    fuse_ctx_set_log(r.ctx, cli_log, "fuse-jit"); /* issue 12: warnings to stderr */
+    fuse_ctx_set_log(r.ctx, cli_log, "fuse-jit"); /* warnings to stderr */
     repl_ctx = r.ctx;
     fuse_config_init(&r.cfg);
     r.cfg.write_sinks = 0;
