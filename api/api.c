@@ -475,6 +475,11 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     return FUSE_OK;
 }
 
+RtPlan *api_runner_plan(const fuse_runner *run)
+{
+    return run ? run->plan : NULL;
+}
+
 void fuse_runner_free(fuse_runner *run)
 {
     if (!run)

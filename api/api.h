@@ -55,6 +55,10 @@ struct fusejit_outputs {
 
 /* ---- api.c ---- */
 
+/* The plan behind a runner, for white-box tests of the executor (test_modes
+ * declares it itself, so no test needs this header). */
+RtPlan *api_runner_plan(const fuse_runner *run);
+
 /* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken). */
 void rt_ctx_set_error(struct fusejit_ctx *ctx, char *msg);
 

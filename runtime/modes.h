@@ -174,7 +174,4 @@ void rt_trace_free(RtTrace *t);
 /* Formats the trace of the last run: text or JSON. malloc'd; NULL on OOM. */
 char *rt_trace_format(const RtPlan *pl, bool json);
 
-/* Wall clock in milliseconds (monotonic). */
-double rt_now_ms(void);
-
 #endif /* FUSE_MODES_H */

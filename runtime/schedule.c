@@ -18,17 +18,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "modes.h"
 #include "stream.h"
-
-double rt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- closures ---- */
 
@@ -192,7 +184,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     e->sweep = it;
     e->temperature = set_temperature(pl, g, it);
     const RtModes *m = pl->modes;
-    double t0 = rt_now_ms();
+    double t0 = sup_clock_ms();
     if (is_base) {
         int t = pl->ir->groups[g]->tensor;
         memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
@@ -209,7 +201,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
         pl->fused_from = is_span ? h : -1;
         pl->fused_until = is_span ? h + pl->absorbs[h] : -1;
     }
-    e->ms = e->is_fused ? 0.0 : rt_now_ms() - t0; /* its time is in the span's kernel */
+    e->ms = e->is_fused ? 0.0 : sup_clock_ms() - t0; /* its time is in the span's kernel */
 }
 
 /* One sweep over the groups [g0, g1); true when some value changed. */
@@ -300,7 +292,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
     for (int g = 0; m->snap && g < p->n_groups; g++)
         if (m->snap[g])
             memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));
-    double t0 = rt_now_ms();
+    double t0 = sup_clock_ms();
     for (int g0 = 0, g1; g0 < p->n_groups && !rt_interrupted(pl); g0 = g1) {
         for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)
             g1++;
@@ -319,7 +311,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
                                                     has_varying_schedule(pl, g0, g1)));
         rt_trace_add_comp(&m->trace, &c);
     }
-    m->trace.total_ms = rt_now_ms() - t0;
+    m->trace.total_ms = sup_clock_ms() - t0;
     m->trace.is_converged = ok;
     m->trace.is_valid = true;
     return ok ? FUSE_OK : FUSE_E_NOT_CONVERGED;
