@@ -242,3 +242,12 @@ void run_program(const char *text, const char *out)
     expect_exit(&r, 0);
     result_free(&r);
 }
+
+struct TCase *harness_case(const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, NULL);
+    tcase_set_timeout(tc, 120);
+    return tc;
+}

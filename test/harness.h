@@ -39,5 +39,8 @@ void result_free(Result *r);
 Result run_cli(const char *first, ...);
 void expect_exit(const Result *r, int code);
 void run_program(const char *text, const char *out);
+/* A test case whose tests each run in a fresh scratch directory under one root,
+ * with a 120 s timeout. */
+struct TCase *harness_case(const char *name);
 
 #endif /* FUSE_TEST_HARNESS_H */

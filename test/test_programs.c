@@ -373,26 +373,17 @@ START_TEST(test_example_rnn_steps)
 }
 END_TEST
 
-static TCase *new_case(const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
-    tcase_add_checked_fixture(tc, scratch_setup, NULL);
-    tcase_set_timeout(tc, 120);
-    return tc;
-}
-
 static Suite *programs_suite(void)
 {
     Suite *s = suite_create("programs");
-    TCase *ix = new_case("index forms");
+    TCase *ix = harness_case("index forms");
     tcase_add_test(ix, test_slices);
     tcase_add_test(ix, test_primes_shifts_and_selection);
     tcase_add_test(ix, test_lhs_integer_index_is_syntax_error);
     tcase_add_test(ix, test_lhs_offset_is_error);
     tcase_add_test(ix, test_concat_merges_last_two_axes);
     suite_add_tcase(s, ix);
-    TCase *files = new_case("files");
+    TCase *files = harness_case("files");
     tcase_add_test(files, test_source_json_and_jsonl);
     tcase_add_test(files, test_source_npz_member_choice);
     tcase_add_test(files, test_source_facts_padded);
@@ -405,7 +396,7 @@ static Suite *programs_suite(void)
     tcase_add_test(files, test_malformed_source_files);
     tcase_add_test(files, test_bag_of_words_bad_utf8);
     suite_add_tcase(s, files);
-    TCase *examples = new_case("examples");
+    TCase *examples = harness_case("examples");
     tcase_add_test(examples, test_example_transitive_closure);
     tcase_add_test(examples, test_example_rnn_steps);
     suite_add_tcase(s, examples);

@@ -290,31 +290,22 @@ START_TEST(test_too_many_factors_is_an_error)
 }
 END_TEST
 
-static TCase *new_case(const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
-    tcase_add_checked_fixture(tc, scratch_setup, NULL);
-    tcase_set_timeout(tc, 120);
-    return tc;
-}
-
 static Suite *semantics_suite(void)
 {
     Suite *s = suite_create("semantics");
-    TCase *tc = new_case("boolean_sources");
+    TCase *tc = harness_case("boolean_sources");
     tcase_add_test(tc, test_bool_source_every_format);
     tcase_add_test(tc, test_bool_source_float64_tiny_is_true);
     tcase_add_test(tc, test_bool_source_join_and_negation);
     tcase_add_test(tc, test_bool_input_is_thresholded);
     suite_add_tcase(s, tc);
-    tc = new_case("signed_projection");
+    tc = harness_case("signed_projection");
     tcase_add_test(tc, test_max_negative_coefficient);
     tcase_add_test(tc, test_max_negative_coefficient_boolean_lhs);
     tcase_add_test(tc, test_avg_negative_coefficient);
     tcase_add_test(tc, test_max_negative_coefficient_monte_carlo);
     suite_add_tcase(s, tc);
-    tc = new_case("syntax_and_shapes");
+    tc = harness_case("syntax_and_shapes");
     tcase_add_test(tc, test_name_space_paren_is_scalar_times_group);
     tcase_add_test(tc, test_unification_per_term);
     tcase_add_test(tc, test_too_many_axes_is_an_error);
