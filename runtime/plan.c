@@ -86,6 +86,8 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
         st = ir_order(pl->ir, &pl->dl);
     if (st == FUSE_OK)
         st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st == FUSE_OK)
+        st = rt_check_sinks(pl);
     if (st != FUSE_OK)
         return st;
     ShapeFact *facts = arena_alloc(&pl->arena, sizeof *facts * ((size_t)pl->ir->n_tensors + 1));

@@ -214,6 +214,11 @@ void rt_unborrow_sources(RtPlan *plan);
  * kernels (a computed tensor outside any stream window and not read as a
  * previous sweep); others are copied out after the run. */
 bool rt_output_bindable(const RtPlan *plan, int t);
+/* Checks the sinks before anything runs, so `check` rejects what `run` would:
+ * each path stays inside the output root and has a format a sink can write, and
+ * no two sinks write one path (the last would silently win). FUSE_E_SHAPE with a
+ * positioned diagnostic otherwise. */
+fuse_status rt_check_sinks(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 

@@ -331,6 +331,58 @@ fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_input
 
 /* ---- sinks ---- */
 
+static bool is_sink_format(const char *path)
+{
+    const char *ext = extension(path);
+    const char *known[] = {".npy", ".npz", ".json", ".jsonl", ".tsv", ".csv"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcasecmp(ext, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The same file, as written: "a.npy", "./a.npy" and "d//a.npy" vs "d/a.npy". */
+static bool same_sink_path(const char *a, const char *b)
+{
+    for (;;) {
+        while (a[0] == '.' && a[1] == '/')
+            a += 2;
+        while (b[0] == '.' && b[1] == '/')
+            b += 2;
+        if (*a == '\0' || *b == '\0')
+            return *a == *b;
+        if (*a != *b)
+            return false;
+        bool slash = *a == '/';
+        a++, b++;
+        while (slash && *a == '/')
+            a++;
+        while (slash && *b == '/')
+            b++;
+    }
+}
+
+fuse_status rt_check_sinks(RtPlan *pl)
+{
+    const IrProgram *p = pl->ir;
+    for (int i = 0; i < p->n_sinks; i++) {
+        const Sink *s = p->sinks[i];
+        Span at = s->stmt->span;
+        if (!path_stays_inside(s->path))
+            return fe_error(&pl->dl, FUSE_E_SHAPE, at, "sink path \"%s\" must stay inside the "
+                            "output directory (no absolute path, no \"..\")", s->path);
+        if (!s->is_topk && !is_sink_format(s->path))
+            return fe_error(&pl->dl, FUSE_E_SHAPE, at, "sink \"%s\": unsupported sink format "
+                            "'%s' (.npy, .npz, .json, .jsonl, .tsv or .csv)", s->path,
+                            extension(s->path));
+        for (int j = 0; j < i; j++)
+            if (same_sink_path(p->sinks[j]->path, s->path))
+                return fe_error(&pl->dl, FUSE_E_SHAPE, at, "two sinks write \"%s\": the "
+                                "first is at line %d", s->path, p->sinks[j]->stmt->span.line);
+    }
+    return FUSE_OK;
+}
+
 fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
 {
     if (!path_stays_inside(s->path))

@@ -244,14 +244,29 @@ START_TEST(test_sinks_every_format)
 }
 END_TEST
 
+/* A sink that run would refuse is a program error that check reports too (exit 3),
+ * before anything runs: escaping the output root, a format no sink writes, and
+ * two sinks writing one file (the last would silently win). */
 START_TEST(test_sink_may_not_escape_root)
 {
-    write_text("prog.fuse", "X[i] = const([1,2])\n\"../escape.npy\" = X[i]\n");
-    Result r = run_cli("run", "prog.fuse", NULL);
-    expect_exit(&r, 1);
-    ck_assert_ptr_nonnull(strstr(r.err, "prog.fuse:2:1"));
-    ck_assert_ptr_nonnull(strstr(r.err, "inside the output directory"));
-    result_free(&r);
+    const char *progs[][2] = {
+        {"X[i] = const([1,2])\n\"../escape.npy\" = X[i]\n", "inside the output directory"},
+        {"X[i] = const([1,2])\n\"x.xyz\" = X[i]\n", "unsupported sink format '.xyz'"},
+        {"X[i] = const([1,2])\n\"a.npy\" = X[i]\n\"./a.npy\" = 2 X[i]\n",
+         "two sinks write \"./a.npy\": the first is at line 2"},
+    };
+    for (size_t k = 0; k < sizeof progs / sizeof progs[0]; k++) {
+        write_text("prog.fuse", progs[k][0]);
+        const char *cmds[2] = {"check", "run"};
+        for (int c = 0; c < 2; c++) {
+            Result r = run_cli(cmds[c], "prog.fuse", NULL);
+            expect_exit(&r, 3);
+            ck_assert_msg(strstr(r.err, "prog.fuse:") && strstr(r.err, progs[k][1]), "%s",
+                          r.err);
+            result_free(&r);
+        }
+        ck_assert(!file_exists("a.npy") && !file_exists("x.xyz"));
+    }
 }
 END_TEST
 
