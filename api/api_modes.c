@@ -152,15 +152,20 @@ fuse_status rt_modes_not_converged(fuse_runner *run)
     const RtTrace *t = run->plan->modes ? &run->plan->modes->trace : NULL;
     const char *name = "?";
     int sweeps = 0;
+    bool diverged = false;
     for (int i = 0; t && i < t->n_comps; i++)
         if (t->comps[i].is_iterated && !t->comps[i].is_converged) {
             const IrProgram *p = run->plan->ir;
             name = p->tensors[p->groups[t->comps[i].first_group]->tensor]->name;
             sweeps = t->comps[i].sweeps;
+            diverged = t->comps[i].is_diverged;
             break;
         }
-    char *msg = sup_strprintf("error: the fixpoint of %s did not converge in %d sweeps "
-                             "(max_iters); the outputs hold the last sweep", name, sweeps);
+    char *msg = diverged
+        ? sup_strprintf("error: the fixpoint of %s diverged: values became inf or NaN in "
+                        "sweep %d; the outputs hold that sweep", name, sweeps)
+        : sup_strprintf("error: the fixpoint of %s did not converge in %d sweeps "
+                        "(max_iters); the outputs hold the last sweep", name, sweeps);
     return set_error(run->ctx, FUSE_E_NOT_CONVERGED, msg);
 }
 

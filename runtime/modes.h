@@ -44,6 +44,7 @@ typedef struct RtTraceComp {
     bool is_iterated;    /* run as a fixpoint (false: one sweep) */
     bool is_skipped;
     bool is_converged;
+    bool is_diverged;    /* values went to inf or NaN: not converged */
     bool is_semi_naive;  /* sweeps after the first joined only new facts */
     int sweeps;
 } RtTraceComp;
@@ -100,6 +101,8 @@ typedef struct RtModes {
     void (**mc_fn)(float **bufs); /* per group */
     int64_t *mc_samples; /* per group: samples of its sampled joins (0: exact) */
     int n_groups;        /* entries of temp_tensor, snap and delta */
+    int64_t n_diverged;  /* cells of the component being iterated that went from a
+                            finite value to inf or NaN after its first sweep */
     RtTrace trace;
 } RtModes;
 

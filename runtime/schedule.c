@@ -145,8 +145,10 @@ static float *prev_buffer(RtPlan *pl, int g)
 }
 
 /* Compares group g's value with its previous one, fills the entry's counters and
- * copies the value into the previous buffer. */
-static void compare_and_copy(RtPlan *pl, int g, double tol, RtTraceEntry *e)
+ * copies the value into the previous buffer. From the second sweep on, a cell
+ * that goes from a finite value to inf or NaN counts as diverged: values that
+ * blow up stop changing once infinite, which must not read as convergence. */
+static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, RtTraceEntry *e)
 {
     int t = pl->ir->groups[g]->tensor;
     const float *cur = pl->bufs[t];
@@ -163,6 +165,8 @@ static void compare_and_copy(RtPlan *pl, int g, double tol, RtTraceEntry *e)
         double a = cur[i], b = prev[i];
         if (a == b || (isnan(a) && isnan(b)))
             continue;
+        if (is_later && isfinite(b) && !isfinite(a))
+            pl->modes->n_diverged++;
         double d = fabs(a - b);
         if (d > max_delta || isnan(d))
             max_delta = isnan(d) ? INFINITY : d;
@@ -222,7 +226,7 @@ static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, bool is_
         RtTraceEntry e = es ? es[g - g0] : (RtTraceEntry){.group = g, .sweep = it};
         e.status = RT_EVAL_EVALUATED;
         if (is_compared) {
-            compare_and_copy(pl, g, tol, &e);
+            compare_and_copy(pl, g, tol, it > 0, &e);
             any |= e.changed > 0;
             if (e.changed == 0)
                 e.status = RT_EVAL_UNCHANGED;
@@ -246,9 +250,13 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
     c->is_iterated = true;
     bool is_semi = m->strategy == FUSE_STRATEGY_SEMI_NAIVE && !m->mc_fn &&
                    rt_semi_naive_applies(pl, g0, g1);
+    pl->modes->n_diverged = 0;
     for (int it = 0; it < m->max_iters && !rt_interrupted(pl); it++) {
         bool changed = sweep(pl, g0, g1, it, true, is_semi, m->tol);
         c->sweeps = it + 1;
+        c->is_diverged = m->n_diverged > 0;
+        if (c->is_diverged)
+            return false; /* inf and NaN stay put: no later sweep can undo it */
         if (!changed && !schedule_moves(pl, g0, g1, it)) {
             c->is_converged = true;
             return true;

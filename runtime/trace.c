@@ -132,6 +132,8 @@ static void text_comp(const RtPlan *pl, const RtTraceComp *c, SupBuf *b, bool *o
         textf(b, ok, ": skipped (outside the demanded closure)\n");
     else if (!c->is_iterated)
         textf(b, ok, ": recursive, one sweep (single mode; use --mode fixpoint)\n");
+    else if (c->is_diverged)
+        textf(b, ok, ": diverged (values became inf or NaN) after %d sweeps\n", c->sweeps);
     else if (c->is_converged)
         textf(b, ok, ": converged after %d sweeps%s\n", c->sweeps,
               c->is_semi_naive ? " (semi-naive)" : "");
@@ -197,6 +199,7 @@ static json_t *json_comp(const RtPlan *pl, const RtTraceComp *c)
     json_object_set_new(o, "iterated", json_boolean(c->is_iterated));
     json_object_set_new(o, "skipped", json_boolean(c->is_skipped));
     json_object_set_new(o, "converged", json_boolean(c->is_converged));
+    json_object_set_new(o, "diverged", json_boolean(c->is_diverged));
     json_object_set_new(o, "sweeps", json_integer(c->sweeps));
     json_object_set_new(o, "strategy", json_string(!c->is_iterated ? "none"
                                                    : c->is_semi_naive ? "semi_naive"

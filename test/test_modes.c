@@ -456,6 +456,38 @@ START_TEST(test_not_converged)
 }
 END_TEST
 
+/* Y = 2Y + X doubles until float32 overflows; once infinite its values stop
+ * changing, which is divergence, not convergence: FUSE_E_NOT_CONVERGED with
+ * "diverged", and the trace says so. Y after sweep s (0-based) is (2^(s+1) - 1) X:
+ * for X = 2, sweep 126 gives 2^128 - 2, inf in float32, while X = 1 gives 2^127
+ * (rounded), still finite; the run stops at that sweep, the 127th. A contracting
+ * Y = 0.5Y + X still converges. */
+START_TEST(test_diverged_is_not_converged)
+{
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS);
+    cfg.max_iters = 200;
+    Run r;
+    run_text(&r, "X[i] = const([1, 2])\nY[i] = 2.0 Y[i] + X[i]\nexport Y\n", &cfg, NULL, 0);
+    ck_assert_int_eq(r.st, FUSE_E_NOT_CONVERGED);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "diverged"));
+    const float *y = output(&r, "Y", 2);
+    ck_assert(isinf(y[1]) && y[1] > 0);
+    ck_assert_float_eq(y[0], 0x1p127f);
+    json_t *root = trace_json(r.run);
+    ck_assert(json_is_false(json_object_get(root, "converged")));
+    json_t *comp = recursive_comp(root);
+    ck_assert(json_is_true(json_object_get(comp, "diverged")));
+    ck_assert_int_eq(json_integer_value(json_object_get(comp, "sweeps")), 127);
+    json_decref(root);
+    run_free(&r);
+    run_text(&r, "X[i] = const([1, 2])\nY[i] = 0.5 Y[i] + X[i]\nexport Y\n", &cfg, NULL, 0);
+    ck_assert_int_eq(r.st, FUSE_OK);
+    const float *c = output(&r, "Y", 2);
+    ck_assert(fabsf(c[0] - 2.0f) < 1e-3f && fabsf(c[1] - 4.0f) < 1e-3f);
+    run_free(&r);
+}
+END_TEST
+
 /* ---- demand ---- */
 
 static const char *const FAMILY =
@@ -1292,6 +1324,7 @@ static Suite *modes_suite(void)
     tcase_add_test(tc, test_mutual_recursion);
     tcase_add_test(tc, test_float_fixpoint_tolerance);
     tcase_add_test(tc, test_not_converged);
+    tcase_add_test(tc, test_diverged_is_not_converged);
     tcase_add_test(tc, test_demand_skips_unrelated);
     tcase_add_test(tc, test_query_selectors);
     tcase_add_test(tc, test_fused_equations);
