@@ -36,7 +36,6 @@
 #define JIT_HEADER_BYTES 96
 #define JIT_MAX_OBJECT_BYTES ((uint64_t)1 << 30)
 #define JIT_KEY_FORMAT "fuse-jit cache key v1"
-#define JIT_TEMP_PREFIX ".tmp-"
 #define JIT_ENTRY_SUFFIX ".fjo"
 
 /* at most this many group references; the older half goes first. */
@@ -406,12 +405,19 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* A temporary file of an entry write: ".NAME.fjo.tmpXXXXXX" (support's atomic
- * write), or ".tmp-XXXXXX" as versions before 0.2 named them. */
+/* A temporary file of an entry write, exactly as support's atomic write names
+ * it: "." + 64 hex digits + ".fjo.tmp" + 6 characters. Anything else in the
+ * directory is not the cache's and is never removed. */
 static bool is_temp_name(const char *name)
 {
-    return strncmp(name, JIT_TEMP_PREFIX, strlen(JIT_TEMP_PREFIX)) == 0 ||
-           (name[0] == '.' && strstr(name, JIT_ENTRY_SUFFIX ".tmp") != NULL);
+    size_t hex = 2 * JIT_KEY_BYTES, suffix = strlen(JIT_ENTRY_SUFFIX ".tmp");
+    if (name[0] != '.' || strlen(name) != 1 + hex + suffix + 6 ||
+        strncmp(name + 1 + hex, JIT_ENTRY_SUFFIX ".tmp", suffix) != 0)
+        return false;
+    for (size_t i = 1; i <= hex; i++)
+        if (!strchr("0123456789abcdef", name[i]))
+            return false;
+    return true;
 }
 
 static int older_first(const void *a, const void *b)

@@ -13,6 +13,7 @@
 
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sets *err (when err is non-NULL) to "path: what: strerror(errnum)". */
@@ -155,6 +157,33 @@ static fuse_status fill_temp(int fd, const char *path, const void *data, size_t 
     return e ? file_error(err, path, "cannot write", e) : FUSE_OK;
 }
 
+/* Removes the temporaries a killed write of `path` left: files named as
+ * temp_template names them (".NAME.tmpXXXXXX", beside the target) whose last
+ * change is over an hour old, so a write in progress elsewhere keeps its own.
+ * Best effort: nothing here fails the write. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? sup_strprintf("%.*s", (int)(slash - path + 1), path) : strdup(".");
+    char *prefix = sup_strprintf(".%s.tmp", slash ? slash + 1 : path);
+    DIR *d = dir && prefix ? opendir(dir) : NULL;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    time_t old = time(NULL) - SUP_STALE_TEMP_SECONDS;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_mtime < old)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    free(prefix);
+    free(dir);
+}
+
 fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err)
 {
     if (!path || !*path || (n > 0 && !data)) {
@@ -171,6 +200,7 @@ fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, 
     fuse_status st = sup_make_parent_dirs(path, err);
     if (st != FUSE_OK)
         return st;
+    remove_stale_temps(path);
     char *tmp = temp_template(path);
     if (!tmp)
         return nomem(err, path);

@@ -52,8 +52,11 @@ double sup_clock_ms(void);
 /* ---- files.c ---- */
 
 /* Writes n bytes to path atomically, creating missing parent directories: a
- * mkstemp file beside the target, renamed over it; unlinked on any failure. The
- * new file gets the replaced file's mode, else 0666 minus the umask. No fsync. */
+ * mkstemp file beside the target (".NAME.tmpXXXXXX"), renamed over it; unlinked
+ * on any failure. The new file gets the replaced file's mode, else 0666 minus the
+ * umask. No fsync. Temporaries of that name that a killed write left beside the
+ * target, over SUP_STALE_TEMP_SECONDS old, are removed first. */
+#define SUP_STALE_TEMP_SECONDS 3600
 fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err);
 
 /* Reads a whole file; *data malloc'd (NUL-terminated for convenience), *n bytes. */

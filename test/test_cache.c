@@ -530,10 +530,20 @@ START_TEST(test_cli_cache_commands)
     expect_exit(&r, 0);
     ck_assert_msg(strstr(r.out, "entries: 1") != NULL, "stats: %s", r.out);
     result_free(&r);
+    /* clear removes the cache's own temporaries, and nothing that is not the cache's */
+    char own[4200], other[4200], notes[4200];
+    snprintf(own, sizeof own, "%s/.%064d.fjo.tmpAbC123", cache_dir(), 0);
+    snprintf(other, sizeof other, "%s/.tmp-mine", cache_dir());
+    snprintf(notes, sizeof notes, "%s/notes.txt", cache_dir());
+    write_file(own, "x", 1);
+    write_file(other, "x", 1);
+    write_file(notes, "x", 1);
     r = run_cli("cache", "clear", "--cache-dir", cache_dir(), NULL);
     expect_exit(&r, 0);
     ck_assert_msg(strstr(r.out, "removed 1 entries") != NULL, "clear: %s", r.out);
     result_free(&r);
+    struct stat st;
+    ck_assert(stat(own, &st) != 0 && stat(other, &st) == 0 && stat(notes, &st) == 0);
     r = run_cli("cache", "stats", "--cache-dir", cache_dir(), NULL);
     ck_assert_msg(strstr(r.out, "entries: 0") != NULL, "stats: %s", r.out);
     result_free(&r);

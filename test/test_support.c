@@ -1,0 +1,185 @@
+/*
+ * test_support.c: Check suite for support/: the text buffer, array growth, the
+ * clock, and whole-file reads and atomic writes (with the removal of the
+ * temporaries a killed write left behind).
+ */
+#define _XOPEN_SOURCE 700
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+/* ---- strbuf.c ---- */
+
+START_TEST(test_buf_builds_text)
+{
+    SupBuf b = {0};
+    ck_assert(sup_buf_puts(&b, "ab"));
+    ck_assert(sup_buf_putc(&b, 'c'));
+    ck_assert(sup_buf_append(&b, "dexx", 2));
+    ck_assert(sup_buf_printf(&b, "[%d,%s]", 42, "z"));
+    char big[600];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert(sup_buf_printf(&b, "%s!", big)); /* longer than printf's first try */
+    ck_assert_uint_eq(b.len, 5 + 6 + 599 + 1);
+    ck_assert(strncmp(b.p, "abcde[42,z]qq", 13) == 0);
+    ck_assert_int_eq(b.p[b.len - 1], '!');
+    ck_assert_int_eq(b.p[b.len], '\0');
+    char *s = sup_buf_finish(&b);
+    ck_assert_ptr_eq(s, b.p);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_buf_empty_and_oom)
+{
+    SupBuf b = {0};
+    char *s = sup_buf_finish(&b);
+    ck_assert_str_eq(s, "");
+    free(s);
+    /* after a failed allocation every append fails and finish gives NULL */
+    SupBuf o = {0};
+    ck_assert(sup_buf_puts(&o, "x"));
+    o.is_oom = true;
+    ck_assert(!sup_buf_puts(&o, "y"));
+    ck_assert_uint_eq(o.len, 1);
+    ck_assert_ptr_null(sup_buf_finish(&o));
+}
+END_TEST
+
+START_TEST(test_strprintf_and_fail)
+{
+    char *s = sup_strprintf("%s-%03d", "k", 7);
+    ck_assert_str_eq(s, "k-007");
+    free(s);
+    char *err = NULL;
+    ck_assert_int_eq(sup_fail(&err, FUSE_E_IO, "%s: bad", "f.npy"), FUSE_E_IO);
+    ck_assert_str_eq(err, "f.npy: bad");
+    free(err);
+    ck_assert_int_eq(sup_fail(NULL, FUSE_E_ARG, "x"), FUSE_E_ARG);
+}
+END_TEST
+
+/* ---- grow.c ---- */
+
+START_TEST(test_grow_doubles_and_refuses_overflow)
+{
+    int *v = NULL;
+    size_t cap = 0;
+    for (size_t n = 1; n <= 1000; n++) {
+        ck_assert(sup_grow((void **)&v, &cap, n, sizeof *v));
+        ck_assert_uint_ge(cap, n);
+        v[n - 1] = (int)n;
+    }
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(v[i], i + 1);
+    ck_assert_uint_eq(cap, 1024); /* 8, doubled */
+    int *keep = v;
+    ck_assert(!sup_grow((void **)&v, &cap, SIZE_MAX / 2, sizeof *v));
+    ck_assert_ptr_eq(v, keep);
+    ck_assert_uint_eq(cap, 1024);
+    free(v);
+}
+END_TEST
+
+/* ---- clock.c ---- */
+
+START_TEST(test_clock_is_monotonic_ms)
+{
+    double a = sup_clock_ms();
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    double b = sup_clock_ms();
+    ck_assert(b - a >= 19.0 && b - a < 5000.0);
+}
+END_TEST
+
+/* ---- files.c ---- */
+
+START_TEST(test_write_atomic_creates_parents_and_replaces)
+{
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_atomic(spath("d/e/f.txt"), "one", 3, &err), FUSE_OK);
+    ck_assert_int_eq(sup_write_file_atomic(spath("d/e/f.txt"), "second", 6, &err), FUSE_OK);
+    void *data = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(sup_read_file(spath("d/e/f.txt"), &data, &n, &err), FUSE_OK);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_str_eq(data, "second"); /* NUL-terminated */
+    free(data);
+    ck_assert_int_eq(sup_read_file(spath("absent.txt"), &data, &n, &err), FUSE_E_IO);
+    ck_assert_ptr_nonnull(strstr(err, "absent.txt"));
+    free(err);
+    err = NULL;
+    /* a parent that is a file */
+    ck_assert_int_eq(sup_write_file_atomic(spath("d/e/f.txt/g"), "x", 1, &err), FUSE_E_IO);
+    ck_assert_ptr_nonnull(strstr(err, "f.txt"));
+    free(err);
+}
+END_TEST
+
+static void touch_aged(const char *name, time_t age)
+{
+    write_text(name, "partial");
+    struct timespec t[2];
+    t[0].tv_sec = t[1].tv_sec = time(NULL) - age;
+    t[0].tv_nsec = t[1].tv_nsec = 0;
+    ck_assert_int_eq(utimensat(AT_FDCWD, spath(name), t, 0), 0);
+}
+
+/* A temporary a killed write of y.npy left (".y.npy.tmpXXXXXX", two hours old)
+ * goes with the next write of y.npy; a fresh one (a write in progress) and
+ * files of other names stay. */
+START_TEST(test_write_atomic_removes_stale_temps)
+{
+    touch_aged(".y.npy.tmpAbC123", 2 * 3600);
+    touch_aged(".y.npy.tmpFresh1", 10);
+    touch_aged(".y.npy.tmp-renamed", 2 * 3600); /* not six characters: not ours */
+    touch_aged(".z.npy.tmpAbC123", 2 * 3600); /* another target's */
+    touch_aged("notes.txt", 2 * 3600);
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_atomic(spath("y.npy"), "data", 4, &err), FUSE_OK);
+    ck_assert(!file_exists(".y.npy.tmpAbC123"));
+    ck_assert(file_exists(".y.npy.tmpFresh1"));
+    ck_assert(file_exists(".y.npy.tmp-renamed"));
+    ck_assert(file_exists(".z.npy.tmpAbC123"));
+    ck_assert(file_exists("notes.txt"));
+    ck_assert(file_exists("y.npy"));
+}
+END_TEST
+
+static Suite *support_suite(void)
+{
+    Suite *s = suite_create("support");
+    TCase *tc = tcase_create("memory");
+    tcase_add_test(tc, test_buf_builds_text);
+    tcase_add_test(tc, test_buf_empty_and_oom);
+    tcase_add_test(tc, test_strprintf_and_fail);
+    tcase_add_test(tc, test_grow_doubles_and_refuses_overflow);
+    tcase_add_test(tc, test_clock_is_monotonic_ms);
+    suite_add_tcase(s, tc);
+    tc = harness_case("files");
+    tcase_add_test(tc, test_write_atomic_creates_parents_and_replaces);
+    tcase_add_test(tc, test_write_atomic_removes_stale_temps);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(support_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
