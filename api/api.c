@@ -49,14 +49,8 @@ static struct RtThreadError *thread_error_slot(fuse_ctx *ctx)
     for (size_t i = 0; i < ctx->n_errs; i++)
         if (pthread_equal(ctx->errs[i].tid, self))
             return &ctx->errs[i];
-    if (ctx->n_errs == ctx->cap_errs) {
-        size_t cap = ctx->cap_errs ? 2 * ctx->cap_errs : 8;
-        struct RtThreadError *e = realloc(ctx->errs, cap * sizeof *e);
-        if (!e)
-            return NULL;
-        ctx->errs = e;
-        ctx->cap_errs = cap;
-    }
+    if (!sup_grow((void **)&ctx->errs, &ctx->cap_errs, ctx->n_errs + 1, sizeof *ctx->errs))
+        return NULL;
     struct RtThreadError *slot = &ctx->errs[ctx->n_errs++];
     slot->tid = self;
     slot->err = NULL;

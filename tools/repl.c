@@ -68,14 +68,8 @@ static bool words_add(Words *w, const char *s, size_t n)
 {
     if (words_has(w, s, n))
         return true;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 16;
-        char **v = realloc(w->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        w->v = v;
-        w->cap = cap;
-    }
+    if (!sup_grow((void **)&w->v, &w->cap, w->n + 1, sizeof *w->v))
+        return false;
     char *copy = strndup(s, n);
     if (!copy)
         return false;

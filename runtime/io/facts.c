@@ -108,16 +108,9 @@ static fuse_status split_fields(const Facts *f, long line, const char *s, size_t
 /* Appends one fact of f->rank coordinates. */
 static fuse_status facts_push(Facts *f, const int64_t *vals, char **err)
 {
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        int64_t *p = cap > SIZE_MAX / sizeof *p / (size_t)f->rank
-                         ? NULL
-                         : realloc(f->coords, cap * (size_t)f->rank * sizeof *p);
-        if (!p)
-            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory reading facts", f->path);
-        f->coords = p;
-        f->cap = cap;
-    }
+    /* one element is a whole fact: rank coordinates */
+    if (!sup_grow((void **)&f->coords, &f->cap, f->n + 1, sizeof *f->coords * (size_t)f->rank))
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory reading facts", f->path);
     for (int c = 0; c < f->rank; c++) {
         f->coords[f->n * (size_t)f->rank + (size_t)c] = vals[c];
         if (vals[c] > f->max[c])

@@ -104,14 +104,8 @@ static bool vocab_add(Vocab *v, const char *s, size_t n, int64_t index)
 {
     if ((v->n + 1) * 2 > v->n_slots && !vocab_rehash(v))
         return false;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        VocabEntry *e = realloc(v->e, cap * sizeof *e);
-        if (!e)
-            return false;
-        v->e = e;
-        v->cap = cap;
-    }
+    if (!sup_grow((void **)&v->e, &v->cap, v->n + 1, sizeof *v->e))
+        return false;
     char *tok = malloc(n + 1);
     if (!tok)
         return false;
@@ -354,14 +348,8 @@ static fuse_status tokens_push(Tokens *t, Vocab *v, const char *path, const char
             return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
         t->changed = true;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        int64_t *p = realloc(t->col, cap * sizeof *p);
-        if (!p)
-            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
-        t->col = p;
-        t->cap = cap;
-    }
+    if (!sup_grow((void **)&t->col, &t->cap, t->n + 1, sizeof *t->col))
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     t->col[t->n++] = col;
     return FUSE_OK;
 }
