@@ -335,11 +335,9 @@ static void zero_output(Emit *e, const Order *out_axes)
     end_all(e, out_axes, loops);
 }
 
-/* out += coef * prod, loops: outer out axes, projected axes, last out axis. */
-static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj)
+/* The outer out axes, the projected axes, then the out axis `last`. */
+static Order in_place_order(const Order *out_axes, const Order *proj)
 {
-    if (e->op->is_init)
-        zero_output(e, out_axes);
     Order all = {.n = 0};
     for (int i = 0; i + 1 < out_axes->n; i++)
         all.axis[all.n++] = out_axes->axis[i];
@@ -347,20 +345,79 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
         all.axis[all.n++] = proj->axis[i];
     if (out_axes->n)
         all.axis[all.n++] = out_axes->axis[out_axes->n - 1];
-    Loop loops[EMIT_MAX_AXES];
-    begin_all(e, &all, loops);
+    return all;
+}
+
+static LLVMValueRef scaled_product(Emit *e, const Order *proj)
+{
     LLVMValueRef v = product(e);
     double coef = join_coef(e, proj);
     if (coef != 1.0) {
         v = LLVMBuildFMul(e->bld, v, emit_f32(e, coef), "v.scaled");
         emit_fast(v);
     }
+    return v;
+}
+
+/* out += coef * prod, loops: outer out axes, projected axes, last out axis. */
+static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj)
+{
+    if (e->op->is_init)
+        zero_output(e, out_axes);
+    Order all = in_place_order(out_axes, proj);
+    Loop loops[EMIT_MAX_AXES];
+    begin_all(e, &all, loops);
+    LLVMValueRef v = scaled_product(e, proj);
     LLVMValueRef addr = emit_out_addr(e);
     LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
     LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.acc");
     emit_fast(sum);
     LLVMBuildStore(e->bld, sum, addr);
     end_all(e, &all, loops);
+}
+
+/* The same loop order, for a long projection: each row along the last out axis
+ * sums in a row of doubles on the stack (see sums_in_double), then goes into
+ * the output once. */
+static void emit_join_in_row_buffer(Emit *e, const Order *out_axes, const Order *proj)
+{
+    int last = out_axes->axis[out_axes->n - 1];
+    LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(e->ctx);
+    LLVMTypeRef t_row = LLVMArrayType2(t_f64, (uint64_t)e->op->axes[last].size);
+    LLVMValueRef row = emit_entry_alloca_type(e, t_row, "v.rowp");
+    Order outer = {.n = out_axes->n - 1}, last_only = {.n = 1, .axis = {last}};
+    memcpy(outer.axis, out_axes->axis, (size_t)outer.n * sizeof outer.axis[0]);
+    Loop lo[EMIT_MAX_AXES], lz[1], lp[EMIT_MAX_AXES], ll[1], lw[1];
+    begin_all(e, &outer, lo);
+
+    begin_all(e, &last_only, lz);
+    LLVMValueRef cell = LLVMBuildGEP2(e->bld, t_row, row, (LLVMValueRef[]){emit_i64(e, 0),
+                                      e->v_counter[last]}, 2, "v.cell");
+    LLVMBuildStore(e->bld, LLVMConstReal(t_f64, 0.0), cell);
+    end_all(e, &last_only, lz);
+
+    begin_all(e, proj, lp);
+    begin_all(e, &last_only, ll);
+    LLVMValueRef x = LLVMBuildFPExt(e->bld, product(e), t_f64, "v.wide");
+    cell = LLVMBuildGEP2(e->bld, t_row, row, (LLVMValueRef[]){emit_i64(e, 0),
+                         e->v_counter[last]}, 2, "v.cell");
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, t_f64, cell, "v.old"), x,
+                                     "v.acc");
+    emit_fast(sum);
+    LLVMBuildStore(e->bld, sum, cell);
+    end_all(e, &last_only, ll);
+    end_all(e, proj, lp);
+
+    begin_all(e, &last_only, lw);
+    cell = LLVMBuildGEP2(e->bld, t_row, row, (LLVMValueRef[]){emit_i64(e, 0),
+                         e->v_counter[last]}, 2, "v.cell");
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, t_f64, cell, "v.red");
+    double coef = join_coef(e, proj);
+    if (coef != 1.0)
+        v = LLVMBuildFMul(e->bld, v, LLVMConstReal(t_f64, coef), "v.scaled");
+    emit_store_contribution(e, LLVMBuildFPTrunc(e->bld, v, e->t_f32, "v.narrow"));
+    end_all(e, &last_only, lw);
+    end_all(e, &outer, lo);
 }
 
 void emit_store_contribution(Emit *e, LLVMValueRef v)
@@ -378,17 +435,31 @@ void emit_store_contribution(Emit *e, LLVMValueRef v)
     LLVMBuildStore(e->bld, v, addr);
 }
 
+/* Sums (and averages) accumulate in double: a float accumulator stops counting
+ * at 2^24 (the sum of 9e8 ones came out 1.6% low, even spread over vector
+ * lanes), a double one is exact for any count of small integers and loses
+ * about eps_f64 * n elsewhere. The accumulator is a register, so it costs no
+ * memory; the reduction still vectorises (fpext, then double lanes). */
+static bool sums_in_double(const Op *op)
+{
+    return op->red != RED_MAX && !op->is_bool_out;
+}
+
 /* acc = reduce over projected axes of prod; out (=|+=) coef * acc. */
 static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *proj)
 {
     const Op *op = e->op;
-    LLVMValueRef acc = emit_entry_alloca(e, "v.accp");
+    bool wide = sums_in_double(op);
+    LLVMTypeRef t_acc = wide ? LLVMDoubleTypeInContext(e->ctx) : e->t_f32;
+    LLVMValueRef acc = emit_entry_alloca_type(e, t_acc, "v.accp");
     Loop outer[EMIT_MAX_AXES], inner[EMIT_MAX_AXES];
     begin_all(e, out_axes, outer);
-    LLVMBuildStore(e->bld, emit_reduce_init(e, op), acc);
+    LLVMBuildStore(e->bld, wide ? LLVMConstReal(t_acc, 0.0) : emit_reduce_init(e, op), acc);
     begin_all(e, proj, inner);
     LLVMValueRef x = product(e);
-    LLVMValueRef a = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.a");
+    if (wide)
+        x = LLVMBuildFPExt(e->bld, x, t_acc, "v.wide");
+    LLVMValueRef a = LLVMBuildLoad2(e->bld, t_acc, acc, "v.a");
     LLVMValueRef next = emit_reduce_step(e, op, a, x);
     emit_fast(next);
     LLVMBuildStore(e->bld, next, acc);
@@ -396,19 +467,54 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     double scale = join_coef(e, proj);
     if (op->red == RED_AVG)
         scale /= (double)order_cells(e, proj);
-    LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, acc, "v.red");
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, t_acc, acc, "v.red");
     if (scale != 1.0)
-        v = LLVMBuildFMul(e->bld, v, emit_f32(e, scale), "v.scaled");
+        v = LLVMBuildFMul(e->bld, v, LLVMConstReal(t_acc, scale), "v.scaled");
+    if (wide)
+        v = LLVMBuildFPTrunc(e->bld, v, e->t_f32, "v.narrow");
     emit_store_contribution(e, v);
     end_all(e, out_axes, outer);
 }
 
+/* A sum over at most this many projected cells per output cell adds in place in
+ * float: the error of so short a sum is a few float ulps. A longer one sums in
+ * doubles, in a row buffer of at most EMIT_MAX_ROW_BUFFER_CELLS (32 KiB of
+ * stack) or in a register. */
+enum { EMIT_MAX_FLOAT_SUM_CELLS = 4096, EMIT_MAX_ROW_BUFFER_CELLS = 4096 };
+
+/* Whether some operand reads `axis` as its contiguous (last) index, so a loop
+ * with `axis` innermost vectorises on plain loads. */
+static bool operand_contiguous_along(const Emit *e, int axis)
+{
+    for (int i = 0; i < e->op->n_in; i++) {
+        const Operand *o = &e->op->in[i];
+        int rank = e->p->tensors[o->tensor]->rank;
+        if (rank > 0 && o->kind[rank - 1] == SL_AXIS && o->axis[rank - 1] == axis &&
+            (!o->slice[rank - 1] || o->step[rank - 1] == 1))
+            return true;
+    }
+    return false;
+}
+
+/* A sum runs with the last out axis innermost (in place, or in a row buffer when
+ * long) when an operand is contiguous along it, as for a column sum; otherwise
+ * (a row sum, a full reduction) each out cell reduces its projected axes
+ * innermost in a register. */
 static void emit_join(Emit *e)
 {
     Order out_axes, proj;
     split_axes(e, &out_axes, &proj);
-    if (e->op->red == RED_SUM && !e->op->is_bool_out && proj.n > 0)
+    const Op *op = e->op;
+    if (op->red != RED_SUM || op->is_bool_out || proj.n == 0 || out_axes.n == 0 ||
+        !operand_contiguous_along(e, out_axes.axis[out_axes.n - 1])) {
+        emit_join_accumulate(e, &out_axes, &proj);
+        return;
+    }
+    int last = out_axes.axis[out_axes.n - 1];
+    if (order_cells(e, &proj) <= EMIT_MAX_FLOAT_SUM_CELLS)
         emit_join_in_place(e, &out_axes, &proj);
+    else if (op->axes[last].size <= EMIT_MAX_ROW_BUFFER_CELLS && !e->v_tid)
+        emit_join_in_row_buffer(e, &out_axes, &proj);
     else
         emit_join_accumulate(e, &out_axes, &proj);
 }
@@ -442,6 +548,8 @@ static LLVMValueRef map_gelu(Emit *e, LLVMValueRef x)
     return LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, x, emit_f32(e, 0.5), "v.hx"), one, "v.gelu");
 }
 
+/* The two-operand functions: pow and the comparisons (0/1; false with a NaN,
+ * except !=). */
 static LLVMValueRef map_value(Emit *e, LLVMValueRef x)
 {
     switch (e->op->fn) {

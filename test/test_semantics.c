@@ -7,6 +7,7 @@
 #define _XOPEN_SOURCE 700
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,55 @@ START_TEST(test_too_many_factors_is_an_error)
 }
 END_TEST
 
+/* ---- long sums: 2^24 followed by ones ---- */
+
+/* A float accumulator stops counting at 2^24: 2^24 + 1 rounds back to 2^24, so a
+ * sum that reaches it first (even one spread over vector lanes) drops the ones
+ * that follow. Within one float ulp of the exact value here. */
+static void expect_near(const char *what, float got, double want, double ulp)
+{
+    ck_assert_msg(fabs(got - want) <= ulp, "%s: got %.10g, want %.10g", what, got, want);
+}
+
+START_TEST(test_long_sums_are_exact_beyond_2_24)
+{
+    enum { N = 1 << 20, ROWS = 4, COLS = N / ROWS };
+    float *x = malloc(N * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (int i = 0; i < N; i++)
+        x[i] = i % COLS == 0 ? 16777216.0f : 1.0f;
+    /* x as a vector: 4 entries of 2^24 (one per row start), N - 4 ones */
+    write_npy("x.npy", 1, (int64_t[]){N}, x);
+    write_npy("m.npy", 2, (int64_t[]){ROWS, COLS}, x);
+    for (int i = 0; i < N; i++) /* its transpose: 2^24 in the first row */
+        x[i] = i < ROWS ? 16777216.0f : 1.0f;
+    write_npy("mt.npy", 2, (int64_t[]){COLS, ROWS}, x);
+    free(x);
+    run_program("X[i] = \"x.npy\"\nM[r,c] = \"m.npy\"\nS = X[i]\nA avg= X[i]\n"
+                "R[r] = M[r,c]\nT = M[r,c]\nMt[c,r] = \"mt.npy\"\nK[r] = Mt[c,r]\n"
+                "export S\nexport A\nexport R\nexport T\nexport K\n",
+                "out.npz");
+    float *s = read_member("out.npz", "S", 0, NULL);
+    float *a = read_member("out.npz", "A", 0, NULL);
+    float *r = read_member("out.npz", "R", 1, (int64_t[]){ROWS});
+    float *t = read_member("out.npz", "T", 0, NULL);
+    float *k = read_member("out.npz", "K", 1, (int64_t[]){ROWS});
+    double total = 4.0 * 16777216.0 + (N - 4); /* 68157436, float spacing 8 there */
+    expect_near("S", s[0], total, 4.0);
+    expect_near("A", a[0], total / N, 1e-5);
+    for (int i = 0; i < ROWS; i++) {
+        expect_near("R", r[i], 16777216.0 + (COLS - 1), 1.0); /* 17039359 */
+        expect_near("K", k[i], 16777216.0 + (COLS - 1), 1.0); /* column sums */
+    }
+    expect_near("T", t[0], total, 4.0);
+    free(s);
+    free(a);
+    free(r);
+    free(t);
+    free(k);
+}
+END_TEST
+
 static Suite *semantics_suite(void)
 {
     Suite *s = suite_create("semantics");
@@ -311,6 +361,9 @@ static Suite *semantics_suite(void)
     tcase_add_test(tc, test_too_many_axes_is_an_error);
     tcase_add_test(tc, test_too_many_factors_is_an_error);
     tcase_add_test(tc, test_join_reading_a_tensor_twice);
+    suite_add_tcase(s, tc);
+    tc = harness_case("long_sums");
+    tcase_add_test(tc, test_long_sums_are_exact_beyond_2_24);
     suite_add_tcase(s, tc);
     return s;
 }
