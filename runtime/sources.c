@@ -66,9 +66,28 @@ static bool is_lower_bound_format(const char *path)
            strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0;
 }
 
-/* Reads a whole source file as a host tensor (its own dtype for .npy/.npz). */
-static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor *out,
-                               char **err)
+/* A bag of words. Its vocabulary sidecar is read first from under the output
+ * root, where a run saves it (docs/files.md), else from beside the text; it is
+ * saved only when `save` (a run that writes sinks). Not saving it is a warning:
+ * this run's columns are right, only later runs may number new words anew. */
+static fuse_status read_bow(const RtPlan *pl, const char *path, const IrTensor *t, bool save,
+                            fuse_tensor *out, char **err)
+{
+    char *rel = io_bow_saved_vocab_path(t->path), *warn = NULL;
+    IoVocabPlace place = {.root = pl->out_dir, .rel = rel, .save = save};
+    fuse_status st = rel ? io_bow_read_ex(path, &place, out, &warn, err)
+                         : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+    if (warn)
+        rt_log(pl, FUSE_LEVEL_WARNING, "source %s: %s", t->name, warn);
+    free(warn);
+    free(rel);
+    return st;
+}
+
+/* Reads a whole source file as a host tensor (its own dtype for .npy/.npz); `save`
+ * lets a bag of words save its vocabulary. */
+static fuse_status read_source(const RtPlan *pl, const char *path, const IrTensor *t,
+                               bool save, fuse_tensor *out, char **err)
 {
     const char *ext = extension(path);
     if (strcasecmp(ext, ".npy") == 0)
@@ -78,7 +97,7 @@ static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor 
     if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
         return io_facts_read_rank(path, t->rank, out, err);
     if (strcasecmp(ext, ".txt") == 0 || strcasecmp(ext, ".md") == 0)
-        return io_bow_read(path, out, err);
+        return read_bow(pl, path, t, save, out, err);
     if (strcasecmp(ext, ".json") == 0)
         return io_json_read(path, out, err);
     if (strcasecmp(ext, ".jsonl") == 0)
@@ -89,19 +108,12 @@ static fuse_status read_source(const char *path, const IrTensor *t, fuse_tensor 
     return FUSE_E_UNSUPPORTED;
 }
 
-/* Only the header of an .npy is read to learn its shape. */
+/* Only the header of an .npy is read to learn its shape; a file too short for
+ * the data it announces fails here, before buffers are sized from it. */
 static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        *err = sup_strprintf("cannot open '%s': %s", path, strerror(errno));
-        return FUSE_E_IO;
-    }
-    unsigned char buf[65536 + 16];
-    size_t n = fread(buf, 1, sizeof buf, fp);
-    fclose(fp);
     NpyHeader h;
-    fuse_status st = io_npy_parse_header_named(buf, n, path, &h, err);
+    fuse_status st = io_npy_probe(path, &h, err);
     if (st != FUSE_OK)
         return st;
     f->rank = h.rank;
@@ -109,12 +121,13 @@ static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
     return FUSE_OK;
 }
 
-static fuse_status probe_source(const char *path, const IrTensor *src, ShapeFact *f, char **err)
+static fuse_status probe_source(const RtPlan *pl, const char *path, const IrTensor *src,
+                                ShapeFact *f, char **err)
 {
     if (strcasecmp(extension(path), ".npy") == 0)
         return probe_npy(path, f, err);
     fuse_tensor t;
-    fuse_status st = read_source(path, src, &t, err);
+    fuse_status st = read_source(pl, path, src, false, &t, err);
     if (st != FUSE_OK)
         return st;
     f->rank = t.rank;
@@ -147,7 +160,7 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
             continue;
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
-        fuse_status st = path ? probe_source(path, t, f, &err) : FUSE_E_NOMEM;
+        fuse_status st = path ? probe_source(pl, path, t, f, &err) : FUSE_E_NOMEM;
         free(path);
         if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
@@ -237,7 +250,7 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
     int64_t n = io_shape_count(src->rank, src->shape);
     float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!tmp)
-        return FUSE_E_NOMEM;
+        return rt_alloc_failed(pl, t, "the padded copy of source", sizeof(float) * (size_t)n);
     io_convert_source(src->dtype, src->data, tmp, n, t->is_bool);
     memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
     if (n > 0)
@@ -290,6 +303,16 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
                               err);
 }
 
+/* The error of a source whose reading ran out of memory: the reader's message and
+ * the size of the tensor it was read for. */
+static void source_nomem(RtPlan *pl, const IrTensor *t, const char *err)
+{
+    char desc[256];
+    rt_describe_tensor(t, (uint64_t)pl->count[t->id] * sizeof(float), desc, sizeof desc);
+    fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "source %s: %s (reading it into %s)", t->name,
+             err ? err : "out of memory", desc);
+}
+
 fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     IrProgram *p = pl->ir;
@@ -315,9 +338,11 @@ fuse_status rt_load_sources(RtPlan *pl, const fuse_input *inputs, size_t n_input
         bool is_mapped = false; /* tucker: a large .npy converts from a mapping */
         fuse_status st = path ? map_source(pl, t, path, &is_mapped, &err) : FUSE_E_NOMEM;
         if (st == FUSE_OK && !is_mapped)
-            st = read_source(path, t, &data, &err);
+            st = read_source(pl, path, t, pl->write_sinks, &data, &err);
         if (st == FUSE_OK && !is_mapped)
             st = load_tensor(pl, t, &data, path, is_lower_bound_format(path));
+        else if (st == FUSE_E_NOMEM) /* say what the tensor takes in the plan */
+            source_nomem(pl, t, err);
         else if (st != FUSE_OK)
             fe_error(&pl->dl, st, t->span, "source %s: %s", t->name, err ? err : "out of memory");
         free(err);
@@ -383,6 +408,34 @@ fuse_status rt_check_sinks(RtPlan *pl)
     return FUSE_OK;
 }
 
+/* The bytes of sink s holding v, by extension; *buf malloc'd. */
+static fuse_status encode_sink(const Sink *s, const fuse_tensor *v, void **buf, size_t *len,
+                               char **err)
+{
+    const char *ext = extension(s->path);
+    char *text = NULL;
+    fuse_status st;
+    if (s->is_topk)
+        st = io_topk_encode(v, s->k, &text, len, err);
+    else if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
+        st = io_facts_encode(s->path, v, &text, len, err);
+    else if (strcasecmp(ext, ".npy") == 0)
+        return io_npy_encode(v, buf, len, err);
+    else if (strcasecmp(ext, ".npz") == 0) {
+        const char *names[1] = {"arr_0"};
+        return io_npz_encode(s->path, names, v, 1, buf, len, err);
+    } else if (strcasecmp(ext, ".json") == 0 || strcasecmp(ext, ".jsonl") == 0)
+        st = io_json_encode(v, strcasecmp(ext, ".jsonl") == 0, &text, len, err);
+    else
+        st = FUSE_E_UNSUPPORTED, *err = sup_strprintf("unsupported sink format '%s'", ext);
+    *buf = text;
+    return st;
+}
+
+/* The file is encoded in memory and written by sup_write_file_beneath, which
+ * opens each directory from the output root's fd: the path text was checked
+ * already (rt_check_sinks), but only the kernel can tell where a symbolic link
+ * on the way leads. */
 fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
 {
     if (!path_stays_inside(s->path))
@@ -390,31 +443,15 @@ fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
                         "sink path \"%s\" must stay inside the output directory", s->path);
     fuse_tensor v = {.dtype = FUSE_F32, .rank = t->rank, .data = pl->bufs[t->id]};
     memcpy(v.shape, t->shape, sizeof v.shape);
-    char *path = join_path(pl->out_dir, s->path), *err = NULL;
-    if (!path)
-        return FUSE_E_NOMEM;
-    const char *ext = extension(path);
-    fuse_status st;
-    if (s->is_topk)
-        st = io_topk_write(path, &v, s->k, &err);
-    else if (strcasecmp(ext, ".tsv") == 0 || strcasecmp(ext, ".csv") == 0)
-        st = io_facts_write(path, &v, &err);
-    else if (strcasecmp(ext, ".npy") == 0)
-        st = io_npy_write(path, &v, &err);
-    else if (strcasecmp(ext, ".npz") == 0) {
-        const char *names[1] = {"arr_0"};
-        st = sup_make_parent_dirs(path, &err);
-        if (st == FUSE_OK)
-            st = io_npz_write(path, names, &v, 1, &err);
-    } else if (strcasecmp(ext, ".json") == 0)
-        st = io_json_write(path, &v, &err);
-    else if (strcasecmp(ext, ".jsonl") == 0)
-        st = io_jsonl_write(path, &v, &err);
-    else
-        st = FUSE_E_UNSUPPORTED, err = sup_strprintf("unsupported sink format '%s'", ext);
+    void *buf = NULL;
+    size_t len = 0;
+    char *err = NULL;
+    fuse_status st = encode_sink(s, &v, &buf, &len, &err);
+    if (st == FUSE_OK)
+        st = sup_write_file_beneath(pl->out_dir, s->path, buf, len, &err);
     if (st != FUSE_OK)
         fe_error(&pl->dl, st, s->stmt->span, "sink \"%s\": %s", s->path, err ? err : "failed");
     free(err);
-    free(path);
+    free(buf);
     return st;
 }

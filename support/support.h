@@ -52,12 +52,27 @@ double sup_clock_ms(void);
 /* ---- files.c ---- */
 
 /* Writes n bytes to path atomically, creating missing parent directories: a
- * mkstemp file beside the target (".NAME.tmpXXXXXX"), renamed over it; unlinked
- * on any failure. The new file gets the replaced file's mode, else 0666 minus the
- * umask. No fsync. Temporaries of that name that a killed write left beside the
- * target, over SUP_STALE_TEMP_SECONDS old, are removed first. */
+ * new temporary file beside the target (".NAME.tmpXXXXXX", as mkstemp names
+ * them), renamed over it; unlinked on any failure. The new file gets the replaced
+ * file's mode, else 0666 minus the umask; a symbolic link at path is replaced,
+ * not followed. No fsync. Temporaries of that name that a killed write left
+ * beside the target, over SUP_STALE_TEMP_SECONDS old, are removed first. */
 #define SUP_STALE_TEMP_SECONDS 3600
 fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err);
+
+/* The same for the relative path rel under the directory root (created when
+ * missing), never writing outside root: the missing directories of rel are made
+ * one at a time inside it, and a symbolic link on the way may lead elsewhere
+ * under root but not out of it (without openat2, Linux < 5.6, no link is
+ * followed at all). A link at rel itself is replaced, not followed. A path that
+ * leads out is FUSE_E_IO naming root/rel and the link (or ".."); an absolute rel
+ * is FUSE_E_ARG. */
+fuse_status sup_write_file_beneath(const char *root, const char *rel, const void *data,
+                                   size_t n, char **err);
+
+/* For tests: true makes sup_write_file_beneath walk components as it does on a
+ * kernel without openat2. */
+void sup_beneath_use_walk(bool on);
 
 /* Reads a whole file; *data malloc'd (NUL-terminated for convenience), *n bytes. */
 fuse_status sup_read_file(const char *path, void **data, size_t *n, char **err);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* ---- scratch directory and file helpers ---- */
 
@@ -365,6 +366,18 @@ static void assert_one_hot(const fuse_tensor *t, int64_t rows, int64_t vsize,
     free(want);
 }
 
+/* Reads the bag of words `name` of the scratch directory as a run that writes
+ * sinks does, the scratch directory being the output root: the vocabulary is
+ * saved there, beside the text. */
+static fuse_status bow_read_saving(const char *name, fuse_tensor *t, char **warn, char **err)
+{
+    char *rel = io_bow_saved_vocab_path(name);
+    IoVocabPlace place = {.root = scratch, .rel = rel, .save = true};
+    fuse_status st = io_bow_read_ex(P(name), &place, t, warn, err);
+    free(rel);
+    return st;
+}
+
 START_TEST(test_bow_case03_sidecar_untouched)
 {
     write_text_at(P("prompt.txt"), "Alice loves Bob Alice loves coding");
@@ -387,7 +400,7 @@ START_TEST(test_bow_sidecar_created)
 {
     write_text_at(P("doc.txt"), "b a b\n");
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("doc.txt", &t, NULL, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0};
     assert_one_hot(&t, 3, 2, cols);
     free(t.data);
@@ -396,7 +409,7 @@ START_TEST(test_bow_sidecar_created)
     assert_file_text(P("doc.vocab.json"), want);
     struct stat before, after;
     ck_assert_int_eq(stat(P("doc.vocab.json"), &before), 0);
-    ck_assert_int_eq(io_bow_read(P("doc.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("doc.txt", &t, NULL, NULL), FUSE_OK);
     assert_one_hot(&t, 3, 2, cols);
     free(t.data);
     ck_assert_int_eq(stat(P("doc.vocab.json"), &after), 0);
@@ -411,7 +424,7 @@ START_TEST(test_bow_sidecar_extended)
     write_text_at(P("e.vocab.json"), "{\"version\":1,\"items\":[{\"token\":\"x\",\"index\":0},"
                                   "{\"token\":\"y\",\"index\":1}]}");
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("e.md"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("e.md", &t, NULL, NULL), FUSE_OK);
     const int64_t cols[] = {1, 2, 0, 3, 2};
     assert_one_hot(&t, 5, 4, cols);
     free(t.data);
@@ -429,7 +442,7 @@ START_TEST(test_bow_other_sidecar_layouts)
     write_text_at(P("p.txt"), "a b a");
     write_text_at(P("p.vocab.json"), plain);
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("p.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("p.txt", &t, NULL, NULL), FUSE_OK);
     const int64_t pc[] = {3, 0, 3};
     assert_one_hot(&t, 3, 4, pc);
     free(t.data);
@@ -438,7 +451,7 @@ START_TEST(test_bow_other_sidecar_layouts)
     /* a list: index = position; extended and rewritten in the items layout */
     write_text_at(P("l.txt"), "q p r");
     write_text_at(P("l.vocab.json"), "[\"p\", \"q\"]");
-    ck_assert_int_eq(io_bow_read(P("l.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("l.txt", &t, NULL, NULL), FUSE_OK);
     const int64_t lc[] = {1, 0, 2};
     assert_one_hot(&t, 3, 3, lc);
     free(t.data);
@@ -470,7 +483,7 @@ START_TEST(test_bow_vocab_path)
     }
     write_text_at(P("a.b.txt"), "one");
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("a.b.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("a.b.txt", &t, NULL, NULL), FUSE_OK);
     free(t.data);
     ck_assert(path_exists(P("a.b.vocab.json")));
     ck_assert(!path_exists(P("a.vocab.json")));
@@ -483,7 +496,7 @@ START_TEST(test_bow_unicode)
     write_text_at(P("u.txt"), "\xEF\xBB\xBFh\xC3\xA9llo\xC2\xA0w\xC3\xB6rld\xE3\x80\x80"
                            "h\xC3\xA9llo\tH\xC3\xA9llo, end.\r\n");
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("u.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("u.txt", &t, NULL, NULL), FUSE_OK);
     const int64_t cols[] = {0, 1, 0, 2, 3};
     assert_one_hot(&t, 5, 4, cols);
     free(t.data);
@@ -500,7 +513,7 @@ START_TEST(test_bow_empty_text)
 {
     write_text_at(P("e.txt"), " \n\t ");
     fuse_tensor t;
-    ck_assert_int_eq(io_bow_read(P("e.txt"), &t, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving("e.txt", &t, NULL, NULL), FUSE_OK);
     ck_assert_int_eq(t.rank, 2);
     ck_assert_int_eq(t.shape[0], 0);
     ck_assert_int_eq(t.shape[1], 0);
@@ -525,10 +538,10 @@ START_TEST(test_bow_unwritable_sidecar_warns)
     write_text_at(P(name), "new words");
     fuse_tensor t;
     char *err = NULL, *warn = NULL;
-    ck_assert_int_eq(io_bow_read(P(name), &t, &err), FUSE_E_IO);
+    ck_assert_int_eq(bow_read_saving(name, &t, NULL, &err), FUSE_E_IO);
     ck_assert_ptr_nonnull(strstr(err, ".vocab.json"));
     free(err);
-    ck_assert_int_eq(io_bow_read_ex(P(name), &t, &warn, NULL), FUSE_OK);
+    ck_assert_int_eq(bow_read_saving(name, &t, &warn, NULL), FUSE_OK);
     ck_assert_ptr_nonnull(warn);
     ck_assert_ptr_nonnull(strstr(warn, ".vocab.json"));
     const int64_t cols[] = {0, 1};
@@ -584,6 +597,124 @@ START_TEST(test_bow_bad_sidecar)
     ck_assert_ptr_null(t.data);
     free(err);
     assert_file_text(P("s.vocab.json"), c->content); /* never overwritten */
+}
+END_TEST
+
+/* Only a read that may save writes: io_bow_read and a place without save
+ * (check, explain, --no-sinks) leave no sidecar anywhere. */
+START_TEST(test_bow_read_only_writes_nothing)
+{
+    write_text_at(P("n.txt"), "new words here");
+    fuse_tensor t;
+    ck_assert_int_eq(io_bow_read(P("n.txt"), &t, NULL), FUSE_OK);
+    const int64_t cols[] = {0, 1, 2};
+    assert_one_hot(&t, 3, 3, cols);
+    free(t.data);
+    ck_assert(!path_exists(P("n.vocab.json")));
+    IoVocabPlace place = {.root = P("out"), .rel = "n.vocab.json", .save = false};
+    ck_assert_int_eq(io_bow_read_ex(P("n.txt"), &place, &t, NULL, NULL), FUSE_OK);
+    assert_one_hot(&t, 3, 3, cols);
+    free(t.data);
+    ck_assert(!path_exists(P("out")));
+    ck_assert(!path_exists(P("n.vocab.json")));
+}
+END_TEST
+
+/* A token holding a NUL byte (U+0000 is not whitespace) is saved as "\u0000"
+ * and read back as the same token by every later read. */
+START_TEST(test_bow_nul_token_round_trips)
+{
+    static const char text[] = "a\0b c a\0b a";
+    write_file(P("z.txt"), text, sizeof text - 1);
+    fuse_tensor t;
+    ck_assert_int_eq(bow_read_saving("z.txt", &t, NULL, NULL), FUSE_OK);
+    const int64_t cols[] = {0, 1, 0, 2};
+    assert_one_hot(&t, 4, 3, cols);
+    free(t.data);
+    assert_file_text(P("z.vocab.json"),
+                     "{\"version\": 1, \"items\": [{\"token\": \"a\\u0000b\", \"index\": 0}, "
+                     "{\"token\": \"c\", \"index\": 1}, {\"token\": \"a\", \"index\": 2}]}\n");
+    struct stat before, after;
+    ck_assert_int_eq(stat(P("z.vocab.json"), &before), 0);
+    ck_assert_int_eq(bow_read_saving("z.txt", &t, NULL, NULL), FUSE_OK);
+    assert_one_hot(&t, 4, 3, cols);
+    free(t.data);
+    ck_assert_int_eq(stat(P("z.vocab.json"), &after), 0);
+    ck_assert_uint_eq(before.st_ino, after.st_ino); /* complete: not rewritten */
+    ck_assert_int_eq(io_bow_read(P("z.txt"), &t, NULL), FUSE_OK);
+    assert_one_hot(&t, 4, 3, cols);
+    free(t.data);
+}
+END_TEST
+
+START_TEST(test_bow_saved_vocab_path)
+{
+    const char *cases[][2] = {
+        {"doc.txt", "doc.vocab.json"},       {"d/a.b.txt", "d/a.b.vocab.json"},
+        {"./d/x.md", "./d/x.vocab.json"},    {"../shared/a.txt", "a.vocab.json"},
+        {"d/../b.txt", "b.vocab.json"},      {"/abs/p.TXT", "p.vocab.json"},
+        {"..a/b.txt", "..a/b.vocab.json"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = io_bow_saved_vocab_path(cases[i][0]);
+        ck_assert_str_eq(p, cases[i][1]);
+        free(p);
+    }
+}
+END_TEST
+
+/* With the output root elsewhere: the sidecar beside the text is read but never
+ * written (its directory may be read-only); the vocabulary is saved under the
+ * root, and that saved copy is what later reads use. */
+START_TEST(test_bow_saved_under_the_output_root)
+{
+    ck_assert_int_eq(mkdir(P("src"), 0755), 0);
+    write_text_at(P("src/doc.txt"), "y x y");
+    const char *beside = "{\"x\": 0}";
+    write_text_at(P("src/doc.vocab.json"), beside);
+    ck_assert_int_eq(chmod(P("src"), 0555), 0);
+    IoVocabPlace place = {.root = P("out"), .rel = "src/doc.vocab.json", .save = true};
+    fuse_tensor t;
+    char *warn = NULL, *err = NULL;
+    fuse_status st = io_bow_read_ex(P("src/doc.txt"), &place, &t, &warn, &err);
+    ck_assert_int_eq(chmod(P("src"), 0755), 0);
+    ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
+    ck_assert_ptr_null(warn);
+    const int64_t cols[] = {1, 0, 1};
+    assert_one_hot(&t, 3, 2, cols);
+    free(t.data);
+    assert_file_text(P("src/doc.vocab.json"), beside);
+    assert_file_text(P("out/src/doc.vocab.json"),
+                     "{\"version\": 1, \"items\": [{\"token\": \"x\", \"index\": 0}, "
+                     "{\"token\": \"y\", \"index\": 1}]}\n");
+    /* the saved copy wins over an edited one beside the text */
+    write_text_at(P("src/doc.vocab.json"), "{\"y\": 0, \"x\": 1}");
+    place.save = false;
+    ck_assert_int_eq(io_bow_read_ex(P("src/doc.txt"), &place, &t, NULL, NULL), FUSE_OK);
+    assert_one_hot(&t, 3, 2, cols);
+    free(t.data);
+}
+END_TEST
+
+/* A sidecar whose saved path leads out of the root through a link is not
+ * written: a warning names the link, and the result stands. */
+START_TEST(test_bow_sidecar_cannot_escape)
+{
+    ck_assert_int_eq(mkdir(P("root"), 0755), 0);
+    ck_assert_int_eq(mkdir(P("elsewhere"), 0755), 0);
+    ck_assert_int_eq(symlink("../elsewhere", P("root/lk")), 0);
+    write_text_at(P("doc.txt"), "p q");
+    IoVocabPlace place = {.root = P("root"), .rel = "lk/doc.vocab.json", .save = true};
+    fuse_tensor t;
+    char *warn = NULL;
+    ck_assert_int_eq(io_bow_read_ex(P("doc.txt"), &place, &t, &warn, NULL), FUSE_OK);
+    const int64_t cols[] = {0, 1};
+    assert_one_hot(&t, 2, 2, cols);
+    free(t.data);
+    ck_assert_msg(warn && strstr(warn, "'lk' is a symbolic link"), "%s", warn ? warn : "");
+    free(warn);
+    ck_assert(!path_exists(P("elsewhere/doc.vocab.json")));
+    ck_assert(!path_exists(P("doc.vocab.json")));
 }
 END_TEST
 
@@ -676,8 +807,8 @@ START_TEST(test_topk_ties_nan_inf)
     t = f32_tensor(1, s2, y);
     s = topk_text(&t, 4);
     ck_assert_str_eq(s, TOPK_HEAD "{\"topk\":[{\"index\":3,\"value\":2.0},{\"index\":1,"
-                        "\"value\":1.0},{\"index\":2,\"value\":null},{\"index\":0,"
-                        "\"value\":null}]}\n");
+                        "\"value\":1.0},{\"index\":2,\"value\":\"-Infinity\"},{\"index\":0,"
+                        "\"value\":\"NaN\"}]}\n");
     free(s);
 }
 END_TEST
@@ -819,11 +950,11 @@ START_TEST(test_json_read_good)
     assert_tensor(&t, 3, s3, w3);
     free(t.data);
 
-    write_text_at(P("n.json"), "[null, 1]");
+    write_text_at(P("n.json"), "[\"NaN\", 1, \"Infinity\", \"-Infinity\"]");
     ck_assert_int_eq(io_json_read(P("n.json"), &t, NULL), FUSE_OK);
-    const int64_t s2[] = {2};
-    const float wn[] = {NAN, 1};
-    assert_tensor(&t, 1, s2, wn);
+    const int64_t s4[] = {4};
+    const float wn[] = {NAN, 1, INFINITY, -INFINITY};
+    assert_tensor(&t, 1, s4, wn);
     free(t.data);
 }
 END_TEST
@@ -854,6 +985,12 @@ static const BadCase bad_json[] = {
     {"[[[[[[[[[1]]]]]]]]]", 0, "deeper than 8"},
     {"nan", 0, "invalid JSON"},
     {"[1]\n[2]", 0, ":2:"},
+    {"[1, null]", 0, ":1:5: [1] is null, which is not a number; write \"NaN\""},
+    {"null", 0, ":1:1: the value is null"},
+    {"[[1, 2],\n [3, null]]", 0, ":2:6: [1][1] is null"},
+    {"[\"nan\"]", 0, "[0] is a string"},
+    {"[\"inf\"]", 0, "[0] is a string"},
+    {"[\"Infinity \"]", 0, "[0] is a string"},
 };
 
 START_TEST(test_json_read_malformed)
@@ -929,6 +1066,10 @@ static const BadCase bad_jsonl[] = {
     {JH "{\"value\": [1, \"x\"]}\n", 0, "[1] is a string"},
     {"{\"schema\": \"fuse.tensor\", \"shape\": [65536, 65536]}\n{\"value\": []}\n", 0,
      "too large"},
+    /* 1.6e9 elements: refused for the value line's size, before 6.4 GB are zeroed */
+    {"{\"schema\": \"fuse.tensor\", \"shape\": [40000, 40000]}\n{\"value\": [[1]]}\n", 0,
+     ":2: a shape of 1600000000 elements cannot fit in 16 bytes"},
+    {JH "{\"value\": [1, null]}\n", 0, ":2:15: [1] is null"},
 };
 
 START_TEST(test_jsonl_read_malformed)
@@ -1177,6 +1318,297 @@ START_TEST(test_safetensors_named_among_many)
 }
 END_TEST
 
+/* ---- non-finite values in JSON, sizes checked before allocating ---- */
+
+START_TEST(test_json_nonfinite_round_trip)
+{
+    float x[] = {NAN, INFINITY, -INFINITY, 1.5f, -0.0f, 3};
+    const int64_t shape[] = {2, 3};
+    fuse_tensor t = f32_tensor(2, shape, x);
+    ck_assert_int_eq(io_json_write(P("nf.json"), &t, NULL), FUSE_OK);
+    assert_file_text(P("nf.json"), "[[\"NaN\", \"Infinity\", \"-Infinity\"], [1.5, -0.0, 3.0]]\n");
+    ck_assert_int_eq(io_jsonl_write(P("nf.jsonl"), &t, NULL), FUSE_OK);
+    fuse_tensor back;
+    ck_assert_int_eq(io_json_read(P("nf.json"), &back, NULL), FUSE_OK);
+    assert_tensor(&back, 2, shape, x);
+    ck_assert(signbit(((float *)back.data)[4])); /* -0.0 stays negative */
+    free(back.data);
+    ck_assert_int_eq(io_jsonl_read(P("nf.jsonl"), &back, NULL), FUSE_OK);
+    assert_tensor(&back, 2, shape, x);
+    free(back.data);
+
+    double d[] = {-INFINITY, NAN};
+    fuse_tensor t64 = {.dtype = FUSE_F64, .rank = 1, .shape = {2}, .data = d};
+    ck_assert_int_eq(io_jsonl_write(P("d.jsonl"), &t64, NULL), FUSE_OK);
+    ck_assert_int_eq(io_jsonl_read(P("d.jsonl"), &back, NULL), FUSE_OK);
+    const int64_t s2[] = {2};
+    const float want[] = {-INFINITY, NAN};
+    assert_tensor(&back, 1, s2, want);
+    free(back.data);
+}
+END_TEST
+
+START_TEST(test_json_null_position_skips_strings)
+{
+    /* "null" inside strings (with an escaped quote before it) is not the null */
+    const char *line = "{\"n\": \"a\\\"null\", \"value\": [[1, 2], [null, 4]]}";
+    char text[256];
+    snprintf(text, sizeof text, "{\"schema\": \"fuse.tensor\", \"shape\": [2, 2]}\n%s\n", line);
+    write_text_at(P("p.jsonl"), text);
+    char *err = NULL;
+    fuse_tensor t;
+    ck_assert_int_eq(io_jsonl_read(P("p.jsonl"), &t, &err), FUSE_E_IO);
+    char want[600];
+    snprintf(want, sizeof want, "%s:2:%d: [1][0] is null", P("p.jsonl"),
+             (int)(strstr(line, "[null") - line) + 2);
+    ck_assert_msg(err && strstr(err, want), "want '%s' in: %s", want, err ? err : "(none)");
+    free(err);
+}
+END_TEST
+
+START_TEST(test_json_ragged_shape_refused_before_alloc)
+{
+    /* The first elements make a (5001, 1000) shape: 5 million floats from a
+     * 17 kB file, which is ragged anyway. */
+    SupBuf b = {0};
+    ck_assert(sup_buf_append(&b, "[[", 2));
+    for (int i = 0; i < 1000; i++)
+        ck_assert(sup_buf_append(&b, i ? ",1" : "1", i ? 2 : 1));
+    ck_assert(sup_buf_append(&b, "]", 1));
+    for (int i = 0; i < 5000; i++)
+        ck_assert(sup_buf_append(&b, ",[]", 3));
+    ck_assert(sup_buf_append(&b, "]", 1));
+    write_file(P("r.json"), b.p, b.len);
+    char *err = NULL;
+    fuse_tensor t;
+    ck_assert_int_eq(io_json_read(P("r.json"), &t, &err), FUSE_E_IO);
+    char want[128];
+    snprintf(want, sizeof want, "a shape of 5001000 elements cannot fit in %zu bytes", b.len);
+    ck_assert_msg(err && strstr(err, want) && strstr(err, P("r.json")), "message: %s", err);
+    free(err);
+    free(b.p);
+}
+END_TEST
+
+/* A version 1.0 .npy whose header claims `shape` ("(268435456,)") of <f4 but
+ * which holds only `data` zero bytes of data. */
+static void write_npy_claim(const char *path, const char *shape, size_t data)
+{
+    char dict[128];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
+                     shape);
+    size_t hlen = (10 + (size_t)n + 1 + 63) / 64 * 64 - 10, total = 10 + hlen + data;
+    unsigned char *img = calloc(1, total);
+    memcpy(img, "\x93NUMPY\x01\x00", 8);
+    img[8] = (unsigned char)(hlen & 0xff);
+    img[9] = (unsigned char)(hlen >> 8);
+    memset(img + 10, ' ', hlen - 1);
+    memcpy(img + 10, dict, (size_t)n);
+    img[10 + hlen - 1] = '\n';
+    write_file(path, img, total);
+    free(img);
+}
+
+START_TEST(test_npy_header_claiming_more_than_the_file)
+{
+    /* 192 bytes claiming 2^28 floats (1 GiB), and 2^40 (4 TiB: allocating that
+     * would fail with FUSE_E_NOMEM instead of the size error). */
+    const char *shapes[] = {"(268435456,)", "(1099511627776,)"};
+    for (int k = 0; k < 2; k++) {
+        write_npy_claim(P("big.npy"), shapes[k], 64);
+        struct stat sb;
+        ck_assert_int_eq(stat(P("big.npy"), &sb), 0);
+        ck_assert_int_eq(sb.st_size, 192);
+        char *err = NULL;
+        NpyHeader h;
+        ck_assert_int_eq(io_npy_probe(P("big.npy"), &h, &err), FUSE_E_IO);
+        ck_assert_msg(err && strstr(err, P("big.npy")) && strstr(err, "truncated .npy data"),
+                      "message: %s", err);
+        free(err);
+        err = NULL;
+        fuse_tensor t;
+        ck_assert_int_eq(io_npy_read(P("big.npy"), &t, &err), FUSE_E_IO);
+        ck_assert_msg(err && strstr(err, "found 64"), "message: %s", err);
+        free(err);
+    }
+    /* A file that backs its header probes fine. */
+    write_npy_claim(P("ok.npy"), "(16,)", 64);
+    NpyHeader h;
+    ck_assert_int_eq(io_npy_probe(P("ok.npy"), &h, NULL), FUSE_OK);
+    ck_assert_int_eq(h.rank, 1);
+    ck_assert_int_eq(h.shape[0], 16);
+}
+END_TEST
+
+START_TEST(test_program_refuses_npy_larger_than_its_file)
+{
+    write_npy_claim(P("big.npy"), "(1048576, 1048576)", 64); /* 4 TiB claimed */
+    write_text_at(P("p.fuse"), "X[i,j] = \"big.npy\"\nS[i] = X[i,j]\nexport S\n");
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    fuse_status st = fuse_program_from_file(ctx, P("p.fuse"), &prog);
+    if (st == FUSE_OK)
+        st = fuse_runner_new(prog, NULL, NULL, 0, &run);
+    ck_assert_int_eq(st, FUSE_E_IO);
+    const char *msg = fuse_ctx_error(ctx);
+    ck_assert_msg(strstr(msg, "big.npy") && strstr(msg, "truncated"), "message: %s", msg);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- .npz members whose sizes lie ---- */
+
+/* Raw deflate (no zlib header) of src, as a ZIP member holds it; malloc'd. */
+static unsigned char *deflate_raw(const void *src, size_t n, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    uLong cap = deflateBound(&z, (uLong)n);
+    unsigned char *out = malloc(cap);
+    z.next_in = (Bytef *)src;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static uint32_t crc_of(const void *p, size_t n)
+{
+    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
+}
+
+/* A ZIP of one member "arr_0.npy" written by hand, so that the CRC and the
+ * uncompressed size it declares can be anything. method: 0 stored, 8 deflated. */
+static void write_zip1(const char *path, int method, const void *body, size_t body_len,
+                       uint32_t crc, uint32_t size)
+{
+    static const char name[] = "arr_0.npy";
+    const size_t nl = sizeof name - 1;
+    unsigned char *z = calloc(1, 30 + nl + body_len + 46 + nl + 22);
+    size_t at = put_le(z, 0, 0x04034b50, 4); /* local file header */
+    at = put_le(z, at, 20, 2);
+    at = put_le(z, at, 0, 2);
+    at = put_le(z, at, (uint64_t)method, 2);
+    at = put_le(z, at, 0, 2);
+    at = put_le(z, at, 0x21, 2); /* 1980-01-01 */
+    at = put_le(z, at, crc, 4);
+    at = put_le(z, at, body_len, 4);
+    at = put_le(z, at, size, 4);
+    at = put_le(z, at, nl, 2);
+    at = put_le(z, at, 0, 2);
+    memcpy(z + at, name, nl);
+    memcpy(z + at + nl, body, body_len);
+    at += nl + body_len;
+    size_t cd = at;
+    at = put_le(z, at, 0x02014b50, 4); /* central directory entry */
+    at = put_le(z, at, 20, 2);
+    at = put_le(z, at, 20, 2);
+    at = put_le(z, at, 0, 2);
+    at = put_le(z, at, (uint64_t)method, 2);
+    at = put_le(z, at, 0, 2);
+    at = put_le(z, at, 0x21, 2);
+    at = put_le(z, at, crc, 4);
+    at = put_le(z, at, body_len, 4);
+    at = put_le(z, at, size, 4);
+    at = put_le(z, at, nl, 2);
+    at = put_le(z, at, 0, 6);  /* extra, comment, disk */
+    at = put_le(z, at, 0, 6);  /* internal and external attributes */
+    at = put_le(z, at, 0, 4);  /* the local header's offset */
+    memcpy(z + at, name, nl);
+    at += nl;
+    size_t cd_len = at - cd;
+    at = put_le(z, at, 0x06054b50, 4); /* end of central directory */
+    at = put_le(z, at, 0, 4);
+    at = put_le(z, at, 1, 2);
+    at = put_le(z, at, 1, 2);
+    at = put_le(z, at, cd_len, 4);
+    at = put_le(z, at, cd, 4);
+    at = put_le(z, at, 0, 2);
+    write_file(path, z, at);
+    free(z);
+}
+
+/* Reads the archive and demands FUSE_E_IO naming it and its member, with `needle`. */
+static void assert_npz_refused(const char *path, const char *needle)
+{
+    fuse_tensor t;
+    char *err = NULL;
+    ck_assert_int_eq(io_npz_read(path, NULL, NULL, &t, &err), FUSE_E_IO);
+    ck_assert_msg(err && strstr(err, path) && strstr(err, "arr_0.npy") && strstr(err, needle),
+                  "want '%s' in: %s", needle, err ? err : "(none)");
+    free(err);
+}
+
+START_TEST(test_npz_declared_sizes_are_checked)
+{
+    float v[] = {1, 2, 3, 4};
+    fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {4}, .data = v};
+    void *img;
+    size_t n;
+    ck_assert_int_eq(io_npy_encode(&t, &img, &n, NULL), FUSE_OK);
+    size_t zl;
+    unsigned char *z = deflate_raw(img, n, &zl);
+    /* Honest: the hand-written archive itself is sound. */
+    write_zip1(P("ok.npz"), 8, z, zl, crc_of(img, n), (uint32_t)n);
+    fuse_tensor back;
+    ck_assert_int_eq(io_npz_read(P("ok.npz"), NULL, NULL, &back, NULL), FUSE_OK);
+    const int64_t s4[] = {4};
+    assert_tensor(&back, 1, s4, v);
+    free(back.data);
+    free(z);
+
+    /* The image followed by 8 MiB of zeros, deflated to a few kB. */
+    size_t big = n + ((size_t)8 << 20);
+    unsigned char *bomb = calloc(1, big);
+    memcpy(bomb, img, n);
+    z = deflate_raw(bomb, big, &zl);
+    ck_assert_uint_lt(zl, 64 << 10);
+    /* declared as just the image: inflating stops right after it */
+    write_zip1(P("bomb.npz"), 8, z, zl, crc_of(img, n), (uint32_t)n);
+    assert_npz_refused(P("bomb.npz"), "inflates to more than its declared size");
+    /* declared truthfully: the size disagrees with the .npy header */
+    write_zip1(P("long.npz"), 8, z, zl, crc_of(bomb, big), (uint32_t)big);
+    char want[96];
+    snprintf(want, sizeof want, "size mismatch: %zu bytes, but its .npy header and data take "
+             "%zu", big, n);
+    assert_npz_refused(P("long.npz"), want);
+    free(z);
+    free(bomb);
+
+    /* A 128-byte header claiming 1 GiB of data, declared as 1 GiB: no deflate
+     * stream of ~100 bytes holds that much. */
+    write_npy_claim(P("h.npy"), "(268435456,)", 0);
+    size_t hn;
+    char *head = slurp_n(P("h.npy"), &hn);
+    ck_assert_uint_eq(hn, 128);
+    z = deflate_raw(head, hn, &zl);
+    write_zip1(P("huge.npz"), 8, z, zl, crc_of(head, hn), (uint32_t)(hn + ((size_t)1 << 30)));
+    assert_npz_refused(P("huge.npz"), "compressed bytes can hold");
+    free(z);
+    /* Stored, declared longer than its bytes. */
+    write_zip1(P("stored.npz"), 0, head, hn, crc_of(head, hn), (uint32_t)(hn + 4096));
+    assert_npz_refused(P("stored.npz"), "compressed bytes can hold");
+    /* Declared (and inflating to) less than the header promises. */
+    unsigned char shortimg[128 + 16] = {0};
+    memcpy(shortimg, head, hn);
+    z = deflate_raw(shortimg, sizeof shortimg, &zl);
+    write_zip1(P("short.npz"), 8, z, zl, crc_of(shortimg, sizeof shortimg),
+               (uint32_t)sizeof shortimg);
+    assert_npz_refused(P("short.npz"), "truncated .npy data");
+    free(z);
+    free(head);
+    free(img);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -1220,6 +1652,11 @@ static TCase *bow_case(void)
     tcase_add_test(tc, test_bow_unwritable_sidecar_warns);
     tcase_add_test(tc, test_bow_bad_text);
     tcase_add_loop_test(tc, test_bow_bad_sidecar, 0, N_OF(bad_sidecars));
+    tcase_add_test(tc, test_bow_read_only_writes_nothing);
+    tcase_add_test(tc, test_bow_nul_token_round_trips);
+    tcase_add_test(tc, test_bow_saved_vocab_path);
+    tcase_add_test(tc, test_bow_saved_under_the_output_root);
+    tcase_add_test(tc, test_bow_sidecar_cannot_escape);
     return tc;
 }
 
@@ -1246,6 +1683,19 @@ static TCase *json_case(void)
     tcase_add_test(tc, test_jsonl_read_good);
     tcase_add_test(tc, test_jsonl_round_trip);
     tcase_add_loop_test(tc, test_jsonl_read_malformed, 0, N_OF(bad_jsonl));
+    tcase_add_test(tc, test_json_nonfinite_round_trip);
+    tcase_add_test(tc, test_json_null_position_skips_strings);
+    tcase_add_test(tc, test_json_ragged_shape_refused_before_alloc);
+    return tc;
+}
+
+static TCase *sizes_case(void)
+{
+    TCase *tc = fixture_case("sizes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_npy_header_claiming_more_than_the_file);
+    tcase_add_test(tc, test_program_refuses_npy_larger_than_its_file);
+    tcase_add_test(tc, test_npz_declared_sizes_are_checked);
     return tc;
 }
 
@@ -1268,6 +1718,7 @@ static Suite *formats_suite(void)
     suite_add_tcase(s, topk_case());
     suite_add_tcase(s, json_case());
     suite_add_tcase(s, safetensors_case());
+    suite_add_tcase(s, sizes_case());
     return s;
 }
 

@@ -4,15 +4,24 @@
  * count as large. Checked: which files are mapped (little-endian C-order of the
  * compiled shape) and which are left to the ordinary reader (small, big-endian,
  * Fortran order, another shape, unaligned data), the converted values, truncated
- * files (FUSE_E_IO naming the file, no SIGBUS) and whole programs through the API
+ * files (FUSE_E_IO naming the file, no SIGBUS), files truncated while they are
+ * read (the SIGBUS guard: zeros instead of a crash, and an error; a SIGBUS that is
+ * not ours still reaches the previous handler) and whole programs through the API
  * and the CLI.
  */
 #define _XOPEN_SOURCE 700
 
 #include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fusejit.h"
 #include "harness.h"
@@ -232,6 +241,225 @@ START_TEST(cli_truncated_large_source_exits_1)
 }
 END_TEST
 
+/* ---- a file truncated while it is read (the SIGBUS guard) ---- */
+
+/* Opens, sizes and maps scratch file `name` read-only; *len is its size. */
+static const unsigned char *map_file(const char *name, int *fd, size_t *len)
+{
+    *fd = open(spath(name), O_RDWR);
+    ck_assert_int_ge(*fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(*fd, &sb), 0);
+    *len = (size_t)sb.st_size;
+    void *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, *fd, 0);
+    ck_assert(map != MAP_FAILED);
+    return map;
+}
+
+START_TEST(guarded_mapping_survives_truncation)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)page * 16;
+    unsigned char *ones = malloc(n);
+    memset(ones, 1, n);
+    write_file(spath("pages.bin"), ones, n);
+    free(ones);
+    int fd;
+    size_t len;
+    const volatile unsigned char *map = map_file("pages.bin", &fd, &len);
+    ck_assert_uint_eq(len, n);
+    /* Untouched: unguarding reports nothing lost. */
+    int slot = io_mmap_guard((const void *)map, len);
+    ck_assert_int_ge(slot, 0);
+    ck_assert_uint_eq(map[n - 1], 1);
+    ck_assert(!io_mmap_unguard(slot));
+    /* Cut to one page: the pages after it read as zeros, and unguarding says so. */
+    slot = io_mmap_guard((const void *)map, len);
+    ck_assert_int_ge(slot, 0);
+    ck_assert_int_eq(ftruncate(fd, page), 0);
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += map[i];
+    ck_assert_uint_eq(sum, (size_t)page); /* the first page's ones, then zeros */
+    ck_assert(io_mmap_unguard(slot));
+    munmap((void *)map, len);
+    close(fd);
+}
+END_TEST
+
+static sigjmp_buf foreign_jump;
+static volatile sig_atomic_t foreign_calls;
+
+static void foreign_handler(int sig, siginfo_t *si, void *uctx)
+{
+    (void)sig, (void)si, (void)uctx;
+    foreign_calls++;
+    siglongjmp(foreign_jump, 1);
+}
+
+/* A SIGBUS outside every guarded mapping reaches the handler installed before. */
+START_TEST(foreign_sigbus_is_chained)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = foreign_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGBUS, &sa, NULL), 0);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *ones = malloc((size_t)page * 4);
+    memset(ones, 1, (size_t)page * 4);
+    write_file(spath("a.bin"), ones, (size_t)page * 4);
+    write_file(spath("b.bin"), ones, (size_t)page * 4);
+    free(ones);
+    int fa, fb;
+    size_t la, lb;
+    const volatile unsigned char *a = map_file("a.bin", &fa, &la);
+    const volatile unsigned char *b = map_file("b.bin", &fb, &lb);
+    int slot = io_mmap_guard((const void *)a, la); /* installs the guard over ours */
+    ck_assert_int_ge(slot, 0);
+    ck_assert_int_eq(ftruncate(fb, 0), 0);
+    volatile unsigned char got = 0;
+    if (sigsetjmp(foreign_jump, 1) == 0)
+        got = b[(size_t)page * 2]; /* b is not guarded */
+    ck_assert_int_eq(foreign_calls, 1);
+    ck_assert_uint_eq(got, 0);
+    ck_assert(!io_mmap_unguard(slot));
+    munmap((void *)a, la);
+    munmap((void *)b, lb);
+    close(fa);
+    close(fb);
+}
+END_TEST
+
+/* ...and with no handler before it, kills the process as SIGBUS always did. */
+START_TEST(foreign_sigbus_still_kills)
+{
+    signal(SIGBUS, SIG_DFL);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *ones = malloc((size_t)page * 4);
+    memset(ones, 1, (size_t)page * 4);
+    write_file(spath("b.bin"), ones, (size_t)page * 4);
+    free(ones);
+    int fd;
+    size_t len;
+    const volatile unsigned char *b = map_file("b.bin", &fd, &len);
+    int slot = io_mmap_guard(&fd, sizeof fd); /* any other region: installs the guard */
+    ck_assert_int_ge(slot, 0);
+    ck_assert_int_eq(ftruncate(fd, 0), 0);
+    volatile unsigned char got = b[(size_t)page * 2];
+    ck_abort_msg("read %u past the end of a truncated file without a signal", got);
+}
+END_TEST
+
+START_TEST(conversion_of_a_file_truncated_while_read_fails)
+{
+    double v[N];
+    fill(v, N);
+    int64_t shape[2] = {R, C};
+    write_raw_npy("x.npy", "<f8", false, 2, shape, -1, v, sizeof v);
+    int fd;
+    size_t len;
+    const unsigned char *map = map_file("x.npy", &fd, &len);
+    ck_assert_int_eq(ftruncate(fd, 4096), 0); /* after mapping: the header survives */
+    float *dst = calloc(N, sizeof(float));
+    bool is_mapped = false;
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_convert_mapping(map, len, fd, spath("x.npy"), 2, shape, dst, false,
+                                            &is_mapped, &err),
+                     FUSE_E_IO);
+    char want[4400];
+    snprintf(want, sizeof want, "%s: truncated while being read (was %zu bytes, now 4096)",
+             spath("x.npy"), len);
+    ck_assert_msg(err && strcmp(err, want) == 0, "want '%s', got '%s'", want,
+                  err ? err : "(none)");
+    free(err);
+    /* The same mapping of a file left alone converts every value. */
+    munmap((void *)map, len);
+    close(fd);
+    write_raw_npy("x.npy", "<f8", false, 2, shape, -1, v, sizeof v);
+    map = map_file("x.npy", &fd, &len);
+    err = NULL;
+    ck_assert_int_eq(io_npy_convert_mapping(map, len, fd, spath("x.npy"), 2, shape, dst, false,
+                                            &is_mapped, &err),
+                     FUSE_OK);
+    ck_assert(is_mapped);
+    for (int i = 0; i < N; i++)
+        ck_assert_float_eq(dst[i], (float)v[i]);
+    munmap((void *)map, len);
+    close(fd);
+    free(dst);
+}
+END_TEST
+
+/* Truncates the file a little after the run starts, as another process would. */
+typedef struct Cutter {
+    const char *path;
+    unsigned delay_us;
+} Cutter;
+
+static void *cut_later(void *arg)
+{
+    const Cutter *c = arg;
+    usleep(c->delay_us);
+    ck_assert_int_eq(truncate(c->path, 4096), 0);
+    return NULL;
+}
+
+/* Runs over a 32 MiB mapped source while another thread truncates it: every run
+ * either finishes first or fails naming the file; the process never dies. */
+START_TEST(runs_racing_a_truncation_never_crash)
+{
+    enum { RR = 2048, CC = 4096 };
+    int64_t shape[2] = {RR, CC};
+    char dummy = 0;
+    write_raw_npy("x.npy", "<f4", false, 2, shape, -1, &dummy, 0);
+    struct stat sb;
+    ck_assert_int_eq(stat(spath("x.npy"), &sb), 0);
+    off_t full = sb.st_size + (off_t)RR * CC * 4;
+    ck_assert_int_eq(truncate(spath("x.npy"), full), 0); /* zeros, without writing them */
+    write_text("p.fuse", PROG);
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1);
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_file(ctx, spath("p.fuse"), &prog), FUSE_OK);
+    ck_assert_msg(fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    int ok = 0, cut = 0, cut_mid_read = 0;
+    for (int k = 0; k < 12; k++) {
+        ck_assert_int_eq(truncate(spath("x.npy"), full), 0);
+        Cutter c = {spath("x.npy"), (unsigned)(k % 6) * 15000};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, cut_later, &c), 0);
+        fuse_outputs *out = NULL;
+        fuse_status st = fuse_runner_run(run, NULL, 0, &out);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        if (st == FUSE_OK) {
+            const fuse_tensor *s = fuse_outputs_find(out, "S");
+            ck_assert_ptr_nonnull(s);
+            for (int i = 0; i < RR; i++)
+                ck_assert_float_eq(((const float *)s->data)[i], 0.0f);
+            ok++;
+        } else {
+            ck_assert_int_eq(st, FUSE_E_IO);
+            const char *msg = fuse_ctx_error(ctx);
+            ck_assert_msg(strstr(msg, "x.npy") && strstr(msg, "truncated"), "message: %s", msg);
+            cut++;
+            cut_mid_read += strstr(msg, "while being read") != NULL;
+        }
+        fuse_outputs_free(out);
+    }
+    printf("racing truncation: %d runs finished first, %d failed (%d mid-read)\n", ok, cut,
+           cut_mid_read);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+}
+END_TEST
+
 static Suite *mmap_suite(void)
 {
     Suite *s = suite_create("mmap");
@@ -245,6 +473,11 @@ static Suite *mmap_suite(void)
     tcase_add_test(tc, truncated_large_file_is_an_io_error);
     tcase_add_test(tc, program_reads_a_mapped_source);
     tcase_add_test(tc, cli_truncated_large_source_exits_1);
+    tcase_add_test(tc, guarded_mapping_survives_truncation);
+    tcase_add_test(tc, foreign_sigbus_is_chained);
+    tcase_add_test_raise_signal(tc, foreign_sigbus_still_kills, SIGBUS);
+    tcase_add_test(tc, conversion_of_a_file_truncated_while_read_fails);
+    tcase_add_test(tc, runs_racing_a_truncation_never_crash);
     suite_add_tcase(s, tc);
     return s;
 }

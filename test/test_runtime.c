@@ -945,19 +945,30 @@ START_TEST(test_npz_roundtrip_several_members)
     const char *names[] = {"weights", "ids", "mask"};
     const char *p = path_in("sub/dir/many.npz");
     char *err = NULL;
-    ck_assert_int_eq(io_npz_write(p, names, ts, 3, &err), FUSE_OK);
+    /* Stored by default (numpy.savez); deflated on request (savez_compressed). */
+    const char *stored = path_in("sub/stored.npz");
+    ck_assert_int_eq(io_npz_write(stored, names, ts, 3, &err), FUSE_OK);
+    ck_assert_int_eq(io_npz_write_as(p, names, ts, 3, true, &err), FUSE_OK);
     for (int i = 0; i < 3; i++) {
-        fuse_tensor back = {0};
+        fuse_tensor back = {0}, back2 = {0};
         fuse_status st = io_npz_read(p, names[i], NULL, &back, &err);
         ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
         assert_tensors_equal(&ts[i], &back);
         free(back.data);
+        st = io_npz_read(stored, names[i], NULL, &back2, &err);
+        ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
+        assert_tensors_equal(&ts[i], &back2);
+        free(back2.data);
     }
     assert_member_compression(p, "weights.npy", ZIP_CM_DEFLATE);
     assert_member_compression(p, "mask.npy", ZIP_CM_DEFLATE);
+    assert_member_compression(stored, "weights.npy", ZIP_CM_STORE);
+    assert_member_compression(stored, "ids.npy", ZIP_CM_STORE);
     struct stat st;
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_lt(st.st_size, 64 * 32 * 4 / 4);
+    ck_assert_int_eq(stat(stored, &st), 0);
+    ck_assert_int_gt(st.st_size, 64 * 32 * 4);
     bool has_tmp;
     ck_assert_int_eq(count_entries(path_in("sub/dir"), &has_tmp), 1);
     ck_assert(!has_tmp);
@@ -1218,13 +1229,21 @@ END_TEST
 START_TEST(test_json_nonfinite_and_empty)
 {
     char *err = NULL;
-    float v[] = {NAN, INFINITY, 2.0f};
-    fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {3}, .data = v};
+    float v[] = {NAN, INFINITY, 2.0f, -INFINITY};
+    fuse_tensor t = {.dtype = FUSE_F32, .rank = 1, .shape = {4}, .data = v};
     ck_assert_int_eq(io_json_write(path_in("nan.json"), &t, &err), FUSE_OK);
     json_t *j = load_json(path_in("nan.json"));
-    ck_assert(json_is_null(json_array_get(j, 0)));
-    ck_assert(json_is_null(json_array_get(j, 1)));
+    ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "NaN");
+    ck_assert_str_eq(json_string_value(json_array_get(j, 1)), "Infinity");
     ck_assert(json_real_value(json_array_get(j, 2)) == 2.0);
+    ck_assert_str_eq(json_string_value(json_array_get(j, 3)), "-Infinity");
+    json_decref(j);
+    double w[] = {-NAN, -INFINITY};
+    fuse_tensor t64 = {.dtype = FUSE_F64, .rank = 1, .shape = {2}, .data = w};
+    ck_assert_int_eq(io_json_write(path_in("nan64.json"), &t64, &err), FUSE_OK);
+    j = load_json(path_in("nan64.json"));
+    ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "NaN"); /* no sign on NaN */
+    ck_assert_str_eq(json_string_value(json_array_get(j, 1)), "-Infinity");
     json_decref(j);
     fuse_tensor e = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 0}, .data = NULL};
     ck_assert_int_eq(io_json_write(path_in("e.json"), &e, &err), FUSE_OK);
@@ -1314,7 +1333,7 @@ START_TEST(test_f16_json_writes_exact_values)
     ck_assert_int_eq(io_json_write(path_in("h.json"), &t, &err), FUSE_OK);
     json_t *j = load_json(path_in("h.json"));
     ck_assert((float)json_real_value(json_array_get(j, 0)) == 0.333251953125f);
-    ck_assert(json_is_null(json_array_get(j, 1)));
+    ck_assert_str_eq(json_string_value(json_array_get(j, 1)), "Infinity");
     ck_assert(json_real_value(json_array_get(j, 2)) == -2.0);
     json_decref(j);
 }

@@ -1,7 +1,8 @@
 /*
  * test_support.c: Check suite for support/: the text buffer, array growth, the
  * clock, and whole-file reads and atomic writes (with the removal of the
- * temporaries a killed write left behind).
+ * temporaries a killed write left behind), also beneath a root that symbolic
+ * links may not lead out of.
  */
 #define _XOPEN_SOURCE 700
 
@@ -158,6 +159,136 @@ START_TEST(test_write_atomic_removes_stale_temps)
 }
 END_TEST
 
+/* ---- writing beneath a root ---- */
+
+/* The whole file as a string (malloc'd), or NULL when it cannot be read. */
+static char *read_text(const char *name)
+{
+    void *data = NULL;
+    size_t n = 0;
+    return sup_read_file(spath(name), &data, &n, NULL) == FUSE_OK ? data : NULL;
+}
+
+static void expect_text(const char *name, const char *want)
+{
+    char *got = read_text(name);
+    ck_assert_msg(got != NULL, "%s was not written", name);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+/* A root with a link to a directory outside it, one to a directory inside, an
+ * absolute link and a dangling one leading out; "outside" is not under root. */
+static void make_linked_root(void)
+{
+    ck_assert_int_eq(mkdir(spath("root"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("root/in"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("outside"), 0755), 0);
+    ck_assert_int_eq(symlink("../outside", spath("root/out")), 0);
+    ck_assert_int_eq(symlink("in", spath("root/inlink")), 0);
+    ck_assert_int_eq(symlink(spath("outside"), spath("root/abs")), 0);
+    ck_assert_int_eq(symlink("../outside/new", spath("root/dangling")), 0);
+    write_text("outside/x.npy", "precious");
+    ck_assert_int_eq(symlink(spath("outside/x.npy"), spath("root/x.npy")), 0);
+}
+
+/* Refused with FUSE_E_IO naming the link, and nothing appears outside. */
+static void expect_escape_refused(const char *rel, const char *link)
+{
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("root"), rel, "bad", 3, &err), FUSE_E_IO);
+    ck_assert_msg(err && strstr(err, rel) && strstr(err, link), "%s: %s", rel,
+                  err ? err : "(no message)");
+    free(err);
+    ck_assert(!file_exists("outside/y.npy"));
+    ck_assert(!file_exists("outside/sub"));
+    ck_assert(!file_exists("outside/new"));
+    expect_text("outside/x.npy", "precious");
+}
+
+START_TEST(test_write_beneath_creates_and_replaces)
+{
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("r/s"), "a/b//c.txt", "one", 3, &err),
+                     FUSE_OK);
+    ck_assert_int_eq(sup_write_file_beneath(spath("r/s"), "./a/b/c.txt", "two", 3, &err),
+                     FUSE_OK);
+    expect_text("r/s/a/b/c.txt", "two");
+    ck_assert_int_eq(sup_write_file_beneath(spath("r/s"), "e.txt", "", 0, &err), FUSE_OK);
+    expect_text("r/s/e.txt", "");
+    /* a file where a directory is needed; an absolute path; a directory name */
+    ck_assert_int_eq(sup_write_file_beneath(spath("r/s"), "e.txt/f", "x", 1, &err), FUSE_E_IO);
+    ck_assert_ptr_nonnull(strstr(err, "e.txt/f"));
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("r"), "/tmp/f", "x", 1, &err), FUSE_E_ARG);
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("r"), "s/a/", "x", 1, &err), FUSE_E_IO);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_write_beneath_refuses_links_out)
+{
+    make_linked_root();
+    expect_escape_refused("out/y.npy", "'out' is a symbolic link to '../outside'");
+    expect_escape_refused("out/sub/y.npy", "'out'");
+    expect_escape_refused("in/../out/y.npy", "'in/../out' is a symbolic link");
+    expect_escape_refused("abs/y.npy", "'abs'");
+    expect_escape_refused("dangling/y.npy", "'dangling'");
+    expect_escape_refused("../outside/y.npy", "'..' leads outside");
+    /* a link that stays inside is followed; parents are made through it */
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("root"), "inlink/sub/y.npy", "ok", 2, &err),
+                     FUSE_OK);
+    expect_text("root/in/sub/y.npy", "ok");
+    /* a link at the target itself is replaced, not followed */
+    ck_assert_int_eq(sup_write_file_beneath(spath("root"), "x.npy", "mine", 4, &err), FUSE_OK);
+    expect_text("outside/x.npy", "precious");
+    expect_text("root/x.npy", "mine");
+    struct stat st;
+    ck_assert_int_eq(lstat(spath("root/x.npy"), &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+}
+END_TEST
+
+/* Without openat2 every link is refused, even one that stays inside. */
+START_TEST(test_write_beneath_walk_refuses_every_link)
+{
+    make_linked_root();
+    sup_beneath_use_walk(true);
+    expect_escape_refused("out/y.npy", "'out' is a symbolic link (to '../outside')");
+    expect_escape_refused("../outside/y.npy", "'..'");
+    char *err = NULL;
+    ck_assert_int_eq(sup_write_file_beneath(spath("root"), "inlink/y.npy", "no", 2, &err),
+                     FUSE_E_IO);
+    ck_assert_ptr_nonnull(strstr(err, "'inlink'"));
+    free(err);
+    err = NULL;
+    fuse_status st = sup_write_file_beneath(spath("root"), "in/new/y.npy", "ok", 2, &err);
+    ck_assert_int_eq(sup_write_file_beneath(spath("root"), "x.npy", "mine", 4, NULL), FUSE_OK);
+    sup_beneath_use_walk(false);
+    ck_assert_msg(st == FUSE_OK, "%s", err ? err : "");
+    expect_text("root/in/new/y.npy", "ok");
+    expect_text("outside/x.npy", "precious");
+    expect_text("root/x.npy", "mine");
+}
+END_TEST
+
+/* The stale temporaries of a killed write go, as with sup_write_file_atomic. */
+START_TEST(test_write_beneath_removes_stale_temps)
+{
+    ck_assert_int_eq(mkdir(spath("d"), 0755), 0);
+    touch_aged("d/.y.npy.tmpAbC123", 2 * 3600);
+    touch_aged("d/.y.npy.tmpFresh1", 10);
+    ck_assert_int_eq(sup_write_file_beneath(scratch, "d/y.npy", "data", 4, NULL), FUSE_OK);
+    ck_assert(!file_exists("d/.y.npy.tmpAbC123"));
+    ck_assert(file_exists("d/.y.npy.tmpFresh1"));
+    expect_text("d/y.npy", "data");
+}
+END_TEST
+
 static Suite *support_suite(void)
 {
     Suite *s = suite_create("support");
@@ -171,6 +302,10 @@ static Suite *support_suite(void)
     tc = harness_case("files");
     tcase_add_test(tc, test_write_atomic_creates_parents_and_replaces);
     tcase_add_test(tc, test_write_atomic_removes_stale_temps);
+    tcase_add_test(tc, test_write_beneath_creates_and_replaces);
+    tcase_add_test(tc, test_write_beneath_refuses_links_out);
+    tcase_add_test(tc, test_write_beneath_walk_refuses_every_link);
+    tcase_add_test(tc, test_write_beneath_removes_stale_temps);
     suite_add_tcase(s, tc);
     return s;
 }

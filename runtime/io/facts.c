@@ -274,7 +274,8 @@ static bool is_csv_path(const char *path)
     return n >= 4 && strcasecmp(path + n - 4, ".csv") == 0;
 }
 
-fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err)
+fuse_status io_facts_encode(const char *path, const fuse_tensor *t, char **text, size_t *len,
+                            char **err)
 {
     if (!path || !*path)
         return sup_fail(err, FUSE_E_ARG, "(null): no output path given");
@@ -290,7 +291,19 @@ fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err)
         free(b.p);
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory writing facts", path);
     }
-    st = sup_write_file_atomic(path, b.p, b.len, err);
-    free(b.p);
+    *text = b.p;
+    *len = b.len;
+    return FUSE_OK;
+}
+
+fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err)
+{
+    char *text;
+    size_t len;
+    fuse_status st = io_facts_encode(path, t, &text, &len, err);
+    if (st != FUSE_OK)
+        return st;
+    st = sup_write_file_atomic(path, text, len, err);
+    free(text);
     return st;
 }

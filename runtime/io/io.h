@@ -84,10 +84,20 @@ typedef int64_t (*IoReadFn)(void *ctx, void *dst, size_t n);
  * allocated. out->data is malloc'd; caller frees. */
 fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const char *what,
                                fuse_tensor *out, char **err);
+/* The same for an image of exactly `size` bytes (an archive member): a header whose
+ * data would end before or after `size` is refused before anything is allocated.
+ * It reads no byte past the image's end. */
+fuse_status io_npy_read_exact(IoReadFn read, void *ctx, uint64_t size, const char *what,
+                              fuse_tensor *out, char **err);
 
 /* Reads a whole .npy file into a C-ordered host tensor of its own dtype (Fortran
  * order is transposed into C order). out->data is malloc'd; caller frees. */
 fuse_status io_npy_read(const char *path, fuse_tensor *out, char **err);
+
+/* Reads only the header of a .npy file, checking that the file is long enough
+ * for the data it announces (FUSE_E_IO "truncated" naming it otherwise), so that
+ * nothing is sized from a header the file cannot back. */
+fuse_status io_npy_probe(const char *path, NpyHeader *h, char **err);
 
 /* Same, from memory (as found inside an .npz member). `what` names it in errors. */
 fuse_status io_npy_read_mem(const void *buf, size_t n, const char *what, fuse_tensor *out,
@@ -102,11 +112,25 @@ fuse_status io_npy_write(const char *path, const fuse_tensor *t, char **err);
 
 /* ---- npz.c: .npz archives (ZIP of .npy members, through libzip) ---- */
 
-/* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, deflated;
- * missing parent directories are created. n == 0 writes an empty archive. A
- * failure leaves the target as it was and no temporary behind. */
+/* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, stored
+ * (uncompressed, as numpy.savez); missing parent directories are created. n == 0
+ * writes an empty archive. A failure leaves the target as it was and no
+ * temporary behind. */
 fuse_status io_npz_write(const char *path, const char *const *names,
                          const fuse_tensor *tensors, int n, char **err);
+/* io_npz_write with the members deflated when deflate is set (as
+ * numpy.savez_compressed). */
+fuse_status io_npz_write_as(const char *path, const char *const *names,
+                            const fuse_tensor *tensors, int n, bool deflate, char **err);
+/* The bytes io_npz_write writes; *buf malloc'd, *len its size. path (may be
+ * NULL) names errors. */
+fuse_status io_npz_encode(const char *path, const char *const *names,
+                          const fuse_tensor *tensors, int n, void **buf, size_t *len,
+                          char **err);
+/* The bytes io_npz_write_as writes. */
+fuse_status io_npz_encode_as(const char *path, const char *const *names,
+                             const fuse_tensor *tensors, int n, bool deflate, void **buf,
+                             size_t *len, char **err);
 
 /* Reads one member of an .npz: `member` names it (without ".npy"); NULL picks
  * "arr_0", else the only member. `fallback` (may be NULL) is tried when neither
@@ -125,7 +149,8 @@ fuse_status io_jsonl_write(const char *path, const fuse_tensor *t, char **err);
 
 /* The text either writer would produce (jsonl: the two-line schema), ending in
  * '\n'; *text malloc'd and NUL-terminated, *len its length. Non-finite floats are
- * written as null (JSON has no NaN); float32 prints with 9 significant digits,
+ * written as the strings "NaN", "Infinity" and "-Infinity" (JSON has no such
+ * numbers), which the readers take back; float32 prints with 9 significant digits,
  * float64 with 17, so values read back exactly. */
 fuse_status io_json_encode(const fuse_tensor *t, bool jsonl, char **text, size_t *len,
                            char **err);
@@ -156,23 +181,46 @@ fuse_status io_facts_read(const char *path, fuse_tensor *out, char **err); /* ra
  * (any case) and by a tab otherwise. No cell → an empty file. Rank 0 has no
  * coordinates: FUSE_E_ARG. Any dtype. Atomic; creates missing parent dirs. */
 fuse_status io_facts_write(const char *path, const fuse_tensor *t, char **err);
+/* The text io_facts_write writes (path picks the separator and names errors);
+ * *text malloc'd, *len its length. */
+fuse_status io_facts_encode(const char *path, const fuse_tensor *t, char **text, size_t *len,
+                            char **err);
 
 /* The vocabulary sidecar of a bag-of-words file: the path with its last extension
  * replaced by ".vocab.json" ("d/a.b.txt" → "d/a.b.vocab.json"; no extension:
  * appended). malloc'd; NULL on OOM. */
 char *io_bow_vocab_path(const char *path);
 
+/* Where a bag of words' vocabulary sidecar is saved: at rel beneath the
+ * directory root (the output root; written with sup_write_file_beneath). */
+typedef struct IoVocabPlace {
+    const char *root;
+    const char *rel;  /* io_bow_saved_vocab_path of the source's path */
+    bool save;        /* write it there when needed; false: only read it */
+} IoVocabPlace;
+
+/* The sidecar's path under the output root for a source path as the program
+ * wrote it: the same relative path when it has no ".." component, else (an
+ * absolute path, or one with "..") its file name alone. malloc'd; NULL on OOM. */
+char *io_bow_saved_vocab_path(const char *source);
+
 /* Reads a .txt/.md bag of words: UTF-8 text (a leading BOM is skipped) split on
  * runs of Unicode whitespace into tokens → a (tokens × vocabulary) 0/1 matrix whose
- * row p has a 1 in the column of token p. The vocabulary comes from the sidecar
- * (formats: {"version": 1, "items": [{"token": T, "index": I}, ...]}, a plain
- * {"T": I} object, or a ["T", ...] list); its size is the largest index + 1.
- * Unknown tokens get the next indices in order of first occurrence, and the
- * sidecar is then (or when missing) rewritten atomically in the items format;
- * otherwise it is not touched. A corrupt sidecar is an error, never overwritten.
- * Both sizes are lower bounds. When the sidecar cannot be written, io_bow_read_ex
- * with warn != NULL sets *warn (malloc'd) and still succeeds; io_bow_read fails. */
-fuse_status io_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err);
+ * row p has a 1 in the column of token p. Text that is not UTF-8 is an error
+ * naming file:line. The vocabulary comes from the sidecar at place->root/
+ * place->rel when place is given and that file exists, else from the one beside
+ * the text (io_bow_vocab_path), else it starts empty (formats: {"version": 1,
+ * "items": [{"token": T, "index": I}, ...]}, a plain {"T": I} object, or a
+ * ["T", ...] list); its size is the largest index + 1. Unknown tokens get the
+ * next indices in order of first occurrence. With place->save, the vocabulary is
+ * then written in the items format at place->rel beneath place->root when no
+ * sidecar was found or it gained a token; a failure to write is a warning in
+ * *warn (malloc'd) when warn != NULL (the result stands), else an error. Nothing
+ * else writes. A corrupt sidecar is an error, never overwritten. Both sizes are
+ * lower bounds. io_bow_read is io_bow_read_ex with no place: it reads the sidecar
+ * beside the text and writes nothing. */
+fuse_status io_bow_read_ex(const char *path, const IoVocabPlace *place, fuse_tensor *out,
+                           char **warn, char **err);
 fuse_status io_bow_read(const char *path, fuse_tensor *out, char **err);
 
 /* The fuse.topk JSON-lines text for t: the line {"schema":"fuse.topk","version":1},
@@ -189,7 +237,8 @@ fuse_status io_topk_encode(const fuse_tensor *t, int64_t k, char **text, size_t 
 fuse_status io_topk_write(const char *path, const fuse_tensor *t, int64_t k, char **err);
 
 /* Reads a .json tensor: rectangular nested lists of numbers and booleans (true is
- * 1), null read as NaN (the writers' spelling of a non-finite value); a bare number
+ * 1) and the strings "NaN", "Infinity" and "-Infinity" (the writers' spelling of
+ * the non-finite values); null is an error giving its file:line:col. A bare number
  * is rank 0, [] is shape (0). */
 fuse_status io_json_read(const char *path, fuse_tensor *out, char **err);
 
@@ -201,8 +250,9 @@ fuse_status io_json_parse(const char *where, long first_line, const char *s, siz
 
 /* Reads the fuse.tensor JSON-lines schema (as io_jsonl_write writes it): a header
  * line {"schema": "fuse.tensor", "version": 1, "shape": [...]} ("version" may be
- * left out) then one line {"value": nested} of exactly that shape. Blank lines
- * are skipped; a fuse.topk file is refused. */
+ * left out) then one line {"value": nested} of exactly that shape, leaves as for
+ * io_json_read. A "shape" with more elements than the value line has bytes for is
+ * refused before allocating. Blank lines are skipped; a fuse.topk file is refused. */
 fuse_status io_jsonl_read(const char *path, fuse_tensor *out, char **err);
 
 /* Reads one tensor of a .safetensors file: the member called `name` if there is
@@ -223,8 +273,25 @@ uint64_t io_mmap_min_bytes(void);
  * io_convert_source) and sets *is_mapped. Otherwise
  * *is_mapped is false and nothing is read (the caller reads the file as usual). A
  * malformed header or data shorter than the header promises is FUSE_E_IO naming
- * the file (checked before the data is touched). */
+ * the file (checked before the data is touched). A file truncated while it is
+ * being converted is FUSE_E_IO "truncated while being read" naming it, never a
+ * SIGBUS; dst then holds garbage that must not be used. */
 fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
                                bool is_bool, bool *is_mapped, char **err);
+/* The same from a read-only mapping the caller made of the whole open file fd
+ * (`size` bytes, as fstat said when mapping; fd reports the size at the end). */
+fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const char *path,
+                                   int rank, const int64_t *shape, float *dst, bool is_bool,
+                                   bool *is_mapped, char **err);
+
+/* The SIGBUS guard of mapped reads. io_mmap_guard registers the mapping at
+ * [addr, addr + len) while it is read (installing, once, a SIGBUS handler that
+ * chains to the previous one): a page past the end of a file truncated meanwhile
+ * then reads as zeros instead of killing the process. Returns a slot, or -1 when
+ * no guard can be had (read the file without a mapping then). io_mmap_unguard
+ * releases the slot, before the mapping is unmapped, and returns whether any page
+ * was lost, i.e. whether what was read must be thrown away. */
+int io_mmap_guard(const void *addr, size_t len);
+bool io_mmap_unguard(int slot);
 
 #endif /* FUSE_IO_H */

@@ -11,8 +11,10 @@
  * float16 is written as the float32 it widens to exactly (9 digits), so reading
  * the file back into float32, as the .json reader does, loses nothing.
  * jansson keeps a ".0" on integral reals. JSON has no NaN or infinities (jansson
- * refuses them), so non-finite values are written as null. Separators follow
- * Python's json.dumps (", " and ": "); every line ends with '\n'.
+ * refuses them), so non-finite values are written as the strings "NaN",
+ * "Infinity" and "-Infinity" (the spellings of Python's json module and of
+ * JavaScript), which the reader takes back: null would lose which one it was.
+ * Separators follow Python's json.dumps (", " and ": "); every line ends with '\n'.
  *
  * Simplification: the whole document is built as a jansson tree before printing,
  * which costs tens of bytes per element; JSON is meant for small tensors.
@@ -20,8 +22,12 @@
  * Reading: a tensor is rectangular nested lists: the first element at each depth
  * fixes the shape, then every list at depth d must have shape[d] entries and every
  * leaf must sit at depth rank. Leaves are numbers (rounded to float32), booleans
- * (1/0) and null (NaN: the writers' spelling of a non-finite value, since JSON has
- * none); strings and objects are errors that name the element ("[1][0]").
+ * (1/0) and exactly the strings "NaN", "Infinity" and "-Infinity"; other strings,
+ * objects and null are errors that name the element ("[1][0]"); null is not read as
+ * NaN, because a missing value silently becoming a number is a wrong answer, and
+ * the error gives its line:col (jansson keeps no positions, so the text is
+ * scanned for it). The shape is checked against the text's length before the
+ * tensor is allocated: each element takes at least a digit and a separator.
  */
 #include "io.h"
 
@@ -31,19 +37,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The JSON spellings of the non-finite values, read back by nest_leaf. */
+#define JSON_NAN "NaN"
+#define JSON_INF "Infinity"
+#define JSON_NINF "-Infinity"
+
+/* x as a JSON real, or as one of the strings above when it is not finite. */
+static json_t *real_to_json(double x)
+{
+    if (isfinite(x))
+        return json_real(x);
+    return json_string(isnan(x) ? JSON_NAN : x > 0 ? JSON_INF : JSON_NINF);
+}
+
 /* Element i of t as a new JSON value; NULL on OOM. */
 static json_t *elem_to_json(const fuse_tensor *t, int64_t i)
 {
     const void *d = t->data;
     switch (t->dtype) {
-    case FUSE_F32: {
-        float x = ((const float *)d)[i];
-        return isfinite(x) ? json_real(x) : json_null();
-    }
-    case FUSE_F64: {
-        double x = ((const double *)d)[i];
-        return isfinite(x) ? json_real(x) : json_null();
-    }
+    case FUSE_F32: return real_to_json(((const float *)d)[i]);
+    case FUSE_F64: return real_to_json(((const double *)d)[i]);
     case FUSE_I8: return json_integer(((const int8_t *)d)[i]);
     case FUSE_I16: return json_integer(((const int16_t *)d)[i]);
     case FUSE_I32: return json_integer(((const int32_t *)d)[i]);
@@ -59,7 +72,7 @@ static json_t *elem_to_json(const fuse_tensor *t, int64_t i)
     case FUSE_F16: {
         float x;
         io_convert_to_f32(FUSE_F16, (const uint16_t *)d + i, &x, 1);
-        return isfinite(x) ? json_real(x) : json_null();
+        return real_to_json(x);
     }
     default: return json_null();
     }
@@ -193,6 +206,10 @@ fuse_status io_jsonl_write(const char *path, const fuse_tensor *t, char **err)
 /* The walk over one nested-list value. */
 typedef struct Nest {
     const char *where;               /* "file" or "file:line", for messages */
+    const char *path;                /* the file, for "file:line:col" */
+    const char *text;                /* the JSON text holding the value */
+    size_t len;                      /* its length in bytes */
+    long first_line;                 /* the file's line number of text[0] */
     int rank;
     int64_t shape[FUSE_MAX_RANK];
     int64_t pos[FUSE_MAX_RANK];      /* index path of the current element */
@@ -215,7 +232,81 @@ static fuse_status nest_error(const Nest *nt, int depth, const char *what, char 
     return sup_fail(err, FUSE_E_IO, "%s: %s %s", nt->where, at, what);
 }
 
-/* Stores one leaf: a number, a boolean or null. */
+/* Line (0 for the text's first) and column (1-based, in characters) of the first
+ * null literal of text[0..n) outside a string; false if there is none. The text
+ * is valid JSON: jansson parsed it. */
+static bool find_null(const char *text, size_t n, long *line, int *col)
+{
+    bool is_in_string = false;
+    long ln = 0;
+    int c = 0; /* characters before text[i] on its line */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (!is_in_string && ch == 'n' && n - i >= 4 && memcmp(text + i, "null", 4) == 0) {
+            *line = ln;
+            *col = c + 1;
+            return true;
+        }
+        if (ch == '\n') {
+            ln++;
+            c = 0;
+        } else if (is_in_string && ch == '\\') {
+            i++; /* an escape: two ASCII characters, neither ends the string */
+            c += 2;
+        } else {
+            is_in_string ^= ch == '"';
+            c += (ch & 0xC0) != 0x80; /* a UTF-8 continuation byte is no new character */
+        }
+    }
+    return false;
+}
+
+/* The error for a null leaf, at its position in the text when it can be found. */
+static fuse_status null_error(const Nest *nt, int depth, char **err)
+{
+    char at[16 * FUSE_MAX_RANK + 16];
+    nest_path(nt, depth, at, sizeof at);
+    long line;
+    int col;
+    if (!nt->text || !find_null(nt->text, nt->len, &line, &col))
+        return nest_error(nt, depth, "is null, which is not a number; write \"" JSON_NAN
+                          "\" (or \"" JSON_INF "\", \"" JSON_NINF "\") for a non-finite "
+                          "value", err);
+    return sup_fail(err, FUSE_E_IO, "%s:%ld:%d: %s is null, which is not a number; write "
+                   "\"" JSON_NAN "\" (or \"" JSON_INF "\", \"" JSON_NINF "\") for a "
+                   "non-finite value", nt->path, nt->first_line + line, col, at);
+}
+
+/* The non-finite value a string leaf spells, or false for any other string. */
+static bool string_value(json_t *j, float *x)
+{
+    const char *s = json_string_value(j);
+    if (strcmp(s, JSON_NAN) == 0)
+        *x = NAN;
+    else if (strcmp(s, JSON_INF) == 0)
+        *x = INFINITY;
+    else if (strcmp(s, JSON_NINF) == 0)
+        *x = -INFINITY;
+    else
+        return false;
+    return true;
+}
+
+/* Why leaf j is not a value. */
+static fuse_status leaf_error(const Nest *nt, json_t *j, int depth, char **err)
+{
+    if (json_is_null(j))
+        return null_error(nt, depth, err);
+    if (json_is_array(j))
+        return nest_error(nt, depth, "is a list where a number is expected (ragged or "
+                          "deeper than its first element)", err);
+    if (json_is_string(j))
+        return nest_error(nt, depth, "is a string, not a number (the only strings read are "
+                          "\"" JSON_NAN "\", \"" JSON_INF "\" and \"" JSON_NINF "\")", err);
+    return nest_error(nt, depth, "is an object, not a number", err);
+}
+
+/* Stores one leaf: a number, a boolean or a non-finite value's string. */
 static fuse_status nest_leaf(Nest *nt, json_t *j, int depth, char **err)
 {
     float x;
@@ -223,14 +314,8 @@ static fuse_status nest_leaf(Nest *nt, json_t *j, int depth, char **err)
         x = (float)json_number_value(j);
     else if (json_is_boolean(j))
         x = json_is_true(j) ? 1.0f : 0.0f;
-    else if (json_is_null(j))
-        x = NAN;
-    else if (json_is_array(j))
-        return nest_error(nt, depth, "is a list where a number is expected (ragged or "
-                          "deeper than its first element)", err);
-    else
-        return nest_error(nt, depth, json_is_string(j) ? "is a string, not a number"
-                                                       : "is an object, not a number", err);
+    else if (!json_is_string(j) || !string_value(j, &x))
+        return leaf_error(nt, j, depth, err);
     nt->dst[nt->n++] = x;
     return FUSE_OK;
 }
@@ -280,6 +365,11 @@ static fuse_status nest_to_tensor(Nest *nt, json_t *j, fuse_tensor *out, char **
     int64_t count = io_shape_count(nt->rank, nt->shape);
     if (count < 0 || count > IO_MAX_READ_ELEMS)
         return sup_fail(err, FUSE_E_IO, "%s: the tensor is too large", nt->where);
+    /* n elements take at least 2n - 1 bytes (a digit each, separators between) */
+    if (nt->text && (uint64_t)count > ((uint64_t)nt->len + 1) / 2)
+        return sup_fail(err, FUSE_E_IO, "%s: a shape of %lld elements cannot fit in %zu "
+                       "bytes of JSON (ragged lists, or a \"shape\" the value does not have)",
+                       nt->where, (long long)count, nt->len);
     nt->dst = io_alloc_aligned((size_t)count * sizeof(float));
     if (!nt->dst)
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", nt->where);
@@ -322,13 +412,13 @@ fuse_status io_json_read(const char *path, fuse_tensor *out, char **err)
         return st;
     json_t *root = NULL;
     st = io_json_parse(path, 1, text, n, &root, err);
-    free(text);
-    Nest nt = {.where = path};
+    Nest nt = {.where = path, .path = path, .text = text, .len = n, .first_line = 1};
     if (st == FUSE_OK)
         st = nest_infer(&nt, root, err);
     if (st == FUSE_OK)
         st = nest_to_tensor(&nt, root, out, err);
     json_decref(root);
+    free(text);
     return st;
 }
 
@@ -370,6 +460,9 @@ static fuse_status jsonl_line(const char *path, long line, int k, const char *s,
     if (!where)
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     nt->where = where;
+    nt->text = s;
+    nt->len = n;
+    nt->first_line = line;
     json_t *j = NULL;
     fuse_status st = k > 1 ? sup_fail(err, FUSE_E_IO, "%s: unexpected line after the value",
                                      where)
@@ -407,7 +500,7 @@ fuse_status io_jsonl_read(const char *path, fuse_tensor *out, char **err)
     size_t n = 0;
     fuse_status st = sup_read_file(path, &buf, &n, err);
     char *text = buf;
-    Nest nt = {.where = path};
+    Nest nt = {.where = path, .path = path};
     int k = 0;
     for (size_t start = 0, line = 1; st == FUSE_OK && start < n; line++) {
         const char *nl = memchr(text + start, '\n', n - start);

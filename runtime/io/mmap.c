@@ -8,11 +8,27 @@
  * temporary copy of the file. Anything else (small, big-endian, Fortran order, a
  * changed shape, a pipe) is left to the ordinary reader. The header is parsed from
  * the mapping within the file's size, and the data's size is checked against the
- * file's size before any data page is touched, so a truncated file is a FUSE_E_IO
- * error naming it, never a SIGBUS.
+ * file's size before any data page is touched, so a file that is already short is
+ * a FUSE_E_IO error naming it.
+ *
+ * A file truncated by someone else WHILE it is being converted would make the next
+ * access past its new end raise SIGBUS, which kills the process by default. So each
+ * mapping being read is registered in a small table (guard/unguard below), and a
+ * SIGBUS handler, installed once and chaining to whatever handler was there before,
+ * looks the faulting address up: inside a registered mapping it maps anonymous zero
+ * pages over the rest of that mapping (MAP_FIXED, so the faulting load restarts and
+ * reads zeros) and flags the slot. The reader checks the flag when the conversion
+ * is done and fails with "truncated while being read": the zeros are never
+ * returned. Addresses not ours go to the previous handler, or to the default
+ * action. The handler uses only lock-free atomics, mmap and sigaction; mmap is not
+ * on POSIX's list of async-signal-safe functions, but on Linux it is a plain system
+ * call with no user-space state, which is what matters.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +52,127 @@ uint64_t io_mmap_min_bytes(void)
     return (uint64_t)v;
 }
 
+/* ---- the SIGBUS guard ---- */
+
+/* Mappings read at the same time (one per thread converting a source); a read
+ * that finds every slot taken takes the ordinary path instead. */
+#define GUARD_SLOTS 32
+
+enum { SLOT_FREE, SLOT_BUSY, SLOT_ACTIVE }; /* BUSY: being filled or emptied */
+
+typedef struct GuardSlot {
+    atomic_int state;
+    atomic_uintptr_t begin, end; /* the mapped pages, [begin, end) */
+    atomic_int is_faulted;       /* the handler replaced pages of this mapping */
+} GuardSlot;
+
+static GuardSlot guard_slots[GUARD_SLOTS];
+static struct sigaction guard_prev; /* the SIGBUS handler before ours */
+static uintptr_t guard_page_size;   /* read before the handler is installed */
+static bool guard_is_installed;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2,
+               "the SIGBUS handler needs lock-free atomics");
+
+/* Hands a SIGBUS that is not ours to the handler that was installed before. */
+static void guard_chain(int sig, siginfo_t *si, void *uctx)
+{
+    if ((guard_prev.sa_flags & SA_SIGINFO) && guard_prev.sa_sigaction) {
+        guard_prev.sa_sigaction(sig, si, uctx);
+        return;
+    }
+    if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+        guard_prev.sa_handler(sig);
+        return;
+    }
+    /* The default action: restore it; a faulting access repeats when we return
+     * and is then fatal as it would have been; a sent signal is sent again. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGBUS, &dfl, NULL);
+    if (si->si_code <= 0)
+        raise(sig);
+}
+
+static void guard_on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    int saved_errno = errno;
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    /* BUS_ADRERR: a page with no backing, which is what a truncated file gives
+     * (a hardware memory error, BUS_MCEERR_*, is not ours to hide) */
+    for (int i = 0; si->si_code == BUS_ADRERR && i < GUARD_SLOTS; i++) {
+        GuardSlot *s = &guard_slots[i];
+        if (atomic_load(&s->state) != SLOT_ACTIVE)
+            continue;
+        uintptr_t begin = atomic_load(&s->begin), end = atomic_load(&s->end);
+        if (addr < begin || addr >= end)
+            continue;
+        /* Every page from here on lies past the new end of the file. */
+        uintptr_t page = addr & ~(guard_page_size - 1);
+        void *z = mmap((void *)page, end - page, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (z != MAP_FAILED) {
+            atomic_store(&s->is_faulted, 1);
+            errno = saved_errno;
+            return;
+        }
+        break;
+    }
+    guard_chain(sig, si, uctx);
+    errno = saved_errno;
+}
+
+static void guard_install(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || (page & (page - 1)) != 0)
+        return;
+    guard_page_size = (uintptr_t)page;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    guard_is_installed = sigaction(SIGBUS, &sa, &guard_prev) == 0;
+}
+
+int io_mmap_guard(const void *addr, size_t len)
+{
+    pthread_once(&guard_once, guard_install);
+    if (!guard_is_installed || len == 0)
+        return -1;
+    uintptr_t begin = (uintptr_t)addr;
+    uintptr_t span = (len + guard_page_size - 1) & ~(guard_page_size - 1);
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        GuardSlot *s = &guard_slots[i];
+        int expected = SLOT_FREE;
+        if (!atomic_compare_exchange_strong(&s->state, &expected, SLOT_BUSY))
+            continue;
+        atomic_store(&s->begin, begin);
+        atomic_store(&s->end, begin + span);
+        atomic_store(&s->is_faulted, 0);
+        atomic_store(&s->state, SLOT_ACTIVE);
+        return i;
+    }
+    return -1;
+}
+
+bool io_mmap_unguard(int slot)
+{
+    if (slot < 0 || slot >= GUARD_SLOTS)
+        return false;
+    GuardSlot *s = &guard_slots[slot];
+    atomic_store(&s->state, SLOT_BUSY);
+    bool is_faulted = atomic_load(&s->is_faulted) != 0;
+    atomic_store(&s->state, SLOT_FREE);
+    return is_faulted;
+}
+
+/* ---- reading ---- */
+
 static bool host_is_little_endian(void)
 {
     const uint16_t one = 1;
@@ -56,12 +193,29 @@ static bool header_fits(const NpyHeader *h, int rank, const int64_t *shape)
     return true;
 }
 
-/* Parses the mapped header and converts the data into dst, or leaves *is_mapped
- * false when the file must take the ordinary path. */
-static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char *path, int rank,
-                                  const int64_t *shape, float *dst, bool is_bool,
-                                  bool *is_mapped, char **err)
+/* Converts the mapped data into dst under the SIGBUS guard; a file cut short
+ * meanwhile is an error (fd is still open: its size now is reported). */
+static fuse_status convert_guarded(const uint8_t *map, uint64_t size, int fd, const char *path,
+                                   const NpyHeader *h, int64_t count, float *dst,
+                                   bool is_bool, char **err)
 {
+    int slot = io_mmap_guard(map, (size_t)size);
+    if (slot < 0)
+        return FUSE_E_UNSUPPORTED; /* no guard: the caller reads the file instead */
+    io_convert_source(h->dtype, map + h->data_offset, dst, count, is_bool);
+    if (!io_mmap_unguard(slot))
+        return FUSE_OK;
+    struct stat sb;
+    long long now = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+    return sup_fail(err, FUSE_E_IO, "%s: truncated while being read (was %llu bytes, now %lld)",
+                   path, (unsigned long long)size, now);
+}
+
+fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const char *path,
+                                   int rank, const int64_t *shape, float *dst, bool is_bool,
+                                   bool *is_mapped, char **err)
+{
+    *is_mapped = false;
     NpyHeader h;
     fuse_status st = io_npy_parse_header_named(map, (size_t)size, path, &h, err);
     if (st != FUSE_OK)
@@ -77,9 +231,11 @@ static fuse_status convert_mapped(const uint8_t *map, uint64_t size, const char 
                        (unsigned long long)count, fuse_dtype_name(h.dtype),
                        (unsigned long long)need,
                        (unsigned long long)(h.data_offset > size ? 0 : have));
-    io_convert_source(h.dtype, map + h.data_offset, dst, count, is_bool);
+    st = convert_guarded(map, size, fd, path, &h, count, dst, is_bool, err);
+    if (st == FUSE_E_UNSUPPORTED)
+        return FUSE_OK;
     *is_mapped = true;
-    return FUSE_OK;
+    return st;
 }
 
 fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
@@ -98,11 +254,14 @@ fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape,
     }
     uint64_t size = (uint64_t)sb.st_size;
     void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        close(fd);
         return FUSE_OK; /* cannot map: read it instead */
+    }
     (void)madvise(map, (size_t)size, MADV_SEQUENTIAL);
-    fuse_status st = convert_mapped(map, size, path, rank, shape, dst, is_bool, is_mapped, err);
+    fuse_status st = io_npy_convert_mapping(map, size, fd, path, rank, shape, dst, is_bool,
+                                            is_mapped, err);
     munmap(map, (size_t)size);
+    close(fd);
     return st;
 }

@@ -495,17 +495,36 @@ static fuse_status truncated_data(const NpyHeader *h, size_t need, uint64_t have
                    shape, fuse_dtype_name(h->dtype), need, (unsigned long long)have);
 }
 
-fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const char *what,
-                               fuse_tensor *out, char **err)
+/* Checks the data the header announces against the image's size (when known):
+ * before anything is allocated for it. An exact image (an archive member) must end
+ * where the data does; a file may have bytes after it, as NumPy allows. */
+static fuse_status check_data_size(const NpyHeader *h, uint64_t size, bool is_exact,
+                                   const char *what, char **err)
+{
+    int64_t count = io_shape_count(h->rank, h->shape);
+    size_t need = (size_t)count * fuse_dtype_size(h->dtype);
+    if (size == UINT64_MAX)
+        return FUSE_OK;
+    if (size - h->data_offset < need)
+        return truncated_data(h, need, size - h->data_offset, what, err);
+    if (is_exact && size - h->data_offset != need)
+        return sup_fail(err, FUSE_E_IO, "%s: size mismatch: %llu bytes, but its .npy header "
+                       "and data take %llu", what, (unsigned long long)size,
+                       (unsigned long long)(h->data_offset + need));
+    return FUSE_OK;
+}
+
+static fuse_status read_stream(IoReadFn read, void *ctx, uint64_t size, bool is_exact,
+                               const char *what, fuse_tensor *out, char **err)
 {
     NpyHeader h;
     fuse_status st = read_header(read, ctx, size, what, &h, err);
+    if (st == FUSE_OK)
+        st = check_data_size(&h, size, is_exact, what, err);
     if (st != FUSE_OK)
         return st;
     int64_t count = io_shape_count(h.rank, h.shape);
     size_t need = (size_t)count * fuse_dtype_size(h.dtype);
-    if (size != UINT64_MAX && size - h.data_offset < need)
-        return truncated_data(&h, need, size - h.data_offset, what, err);
     void *data = alloc_data(need);
     if (!data)
         return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory (%zu bytes of data)", what,
@@ -528,6 +547,18 @@ fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const ch
     memcpy(out->shape, h.shape, sizeof h.shape);
     out->data = data;
     return FUSE_OK;
+}
+
+fuse_status io_npy_read_stream(IoReadFn read, void *ctx, uint64_t size, const char *what,
+                               fuse_tensor *out, char **err)
+{
+    return read_stream(read, ctx, size, false, what, out, err);
+}
+
+fuse_status io_npy_read_exact(IoReadFn read, void *ctx, uint64_t size, const char *what,
+                              fuse_tensor *out, char **err)
+{
+    return read_stream(read, ctx, size, true, what, out, err);
 }
 
 typedef struct MemStream {
@@ -560,19 +591,46 @@ fuse_status io_npy_read_mem(const void *buf, size_t n, const char *what, fuse_te
     return io_npy_read_stream(mem_read, &m, n, what ? what : "(memory)", out, err);
 }
 
-fuse_status io_npy_read(const char *path, fuse_tensor *out, char **err)
+/* Opens a .npy file for reading; *size is its length, UINT64_MAX when it is not a
+ * regular file (a pipe). */
+static fuse_status open_npy(const char *path, FILE **f, uint64_t *size, char **err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    *f = fopen(path, "rb");
+    if (!*f)
         return sup_fail(err, FUSE_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    int e = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    int e = fstat(fileno(*f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (e != 0) {
-        fclose(f);
+        fclose(*f);
+        *f = NULL;
         return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", path, strerror(e));
     }
-    uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
-    fuse_status s = io_npy_read_stream(file_read, f, size, path, out, err);
+    *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+    return FUSE_OK;
+}
+
+fuse_status io_npy_read(const char *path, fuse_tensor *out, char **err)
+{
+    FILE *f;
+    uint64_t size;
+    fuse_status s = open_npy(path, &f, &size, err);
+    if (s != FUSE_OK)
+        return s;
+    s = io_npy_read_stream(file_read, f, size, path, out, err);
+    fclose(f);
+    return s;
+}
+
+fuse_status io_npy_probe(const char *path, NpyHeader *h, char **err)
+{
+    FILE *f;
+    uint64_t size;
+    fuse_status s = open_npy(path, &f, &size, err);
+    if (s != FUSE_OK)
+        return s;
+    s = read_header(file_read, f, size, path, h, err);
+    if (s == FUSE_OK)
+        s = check_data_size(h, size, false, path, err);
     fclose(f);
     return s;
 }

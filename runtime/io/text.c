@@ -7,16 +7,21 @@
  * p becomes row p of a (tokens × vocabulary) 0/1 matrix, with its 1 in the
  * token's vocabulary column.
  *
- * The vocabulary lives beside the text in "<path minus its extension>.vocab.json"
- * and keeps column numbers stable across runs and edits of the text. It is read in
- * any of the three layouts the original implementation accepted (see runtime.h);
- * indices need not be contiguous (the vocabulary size is the largest index + 1)
- * but must be distinct, as must tokens. Tokens not in it get the next free indices
- * in order of first occurrence. The sidecar is written (atomically, in the items
- * layout, sorted by index, spaced like Python's json.dumps) only when it was
- * missing or gained a token: an unchanged vocabulary leaves the file untouched.
- * Unlike the original, a sidecar that does not parse is an error, not silently
- * replaced, and "a.b.txt" owns "a.b.vocab.json" rather than sharing "a.vocab.json".
+ * The vocabulary sidecar, "<path minus its extension>.vocab.json", keeps column
+ * numbers stable across runs and edits of the text. It is read in any of the
+ * three layouts the original implementation accepted (see io.h); indices need not
+ * be contiguous (the vocabulary size is the largest index + 1) but must be
+ * distinct, as must tokens. Tokens not in it get the next free indices in order
+ * of first occurrence. Where it is read and saved is the caller's (IoVocabPlace):
+ * the runtime saves it only under the output root, only from a run that writes
+ * sinks, so checking a program or reading from a read-only directory writes
+ * nothing. It is saved (atomically, in the items layout, sorted by index, spaced
+ * like Python's json.dumps) only when none was found or it gained a token: an
+ * unchanged vocabulary leaves the file untouched. Tokens are kept byte for byte:
+ * one holding U+0000 is written as "\u0000" and read back with JSON_ALLOW_NUL,
+ * and text that is not UTF-8 is refused before any token is made. Unlike the
+ * original, a sidecar that does not parse is an error, not silently replaced, and
+ * "a.b.txt" owns "a.b.vocab.json" rather than sharing "a.vocab.json".
  *
  * The vocabulary is an array of entries plus an open-addressing hash index.
  */
@@ -37,7 +42,7 @@ typedef struct VocabEntry {
 } VocabEntry;
 
 typedef struct Vocab {
-    char *path;         /* the sidecar's path (owned), for messages */
+    const char *path;   /* the sidecar read (or to be saved), for messages */
     VocabEntry *e;
     size_t n, cap;
     int64_t *slots;     /* entry number + 1 per hash slot; 0 = empty */
@@ -228,7 +233,8 @@ static fuse_status vocab_check_distinct(const Vocab *v, char **err)
 static fuse_status vocab_parse(Vocab *v, const char *text, size_t n, char **err)
 {
     json_error_t je;
-    json_t *root = json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                              &je);
     if (!root)
         return sup_fail(err, FUSE_E_IO, "%s:%d:%d: not a vocabulary: %s", v->path, je.line,
                        je.column, je.text);
@@ -244,12 +250,22 @@ static fuse_status vocab_parse(Vocab *v, const char *text, size_t n, char **err)
     return st == FUSE_OK ? vocab_check_distinct(v, err) : st;
 }
 
-/* Reads the sidecar if it exists; *exists says whether it did. */
-static fuse_status vocab_read(Vocab *v, bool *exists, char **err)
+/* Whether a file is there to read: anything but ENOENT counts, so that an
+ * unreadable sidecar is an error rather than silently replaced. */
+static bool sidecar_exists(const char *path)
 {
     struct stat sb;
-    *exists = stat(v->path, &sb) == 0 || errno != ENOENT;
-    if (!*exists)
+    return path && (stat(path, &sb) == 0 || errno != ENOENT);
+}
+
+/* Reads the first sidecar that exists of `saved` (may be NULL) and `beside`;
+ * *found says whether one did. v->path names the one read, else `beside`. */
+static fuse_status vocab_read(Vocab *v, const char *saved, const char *beside, bool *found,
+                              char **err)
+{
+    v->path = sidecar_exists(saved) ? saved : beside;
+    *found = sidecar_exists(v->path);
+    if (!*found)
         return FUSE_OK;
     void *text;
     size_t n;
@@ -284,8 +300,9 @@ static json_t *vocab_to_json(const Vocab *v)
     return root;
 }
 
-/* Writes the sidecar atomically, "..."+'\n', spaced as Python's json.dumps. */
-static fuse_status vocab_write(const Vocab *v, char **err)
+/* Writes the sidecar atomically beneath place->root, "..."+'\n', spaced as
+ * Python's json.dumps. */
+static fuse_status vocab_write(const Vocab *v, const IoVocabPlace *place, char **err)
 {
     json_t *root = vocab_to_json(v);
     char *text = root ? json_dumps(root, 0) : NULL;
@@ -293,8 +310,8 @@ static fuse_status vocab_write(const Vocab *v, char **err)
     SupBuf b = {0};
     bool ok = text && sup_buf_append(&b, text, strlen(text)) && sup_buf_append(&b, "\n", 1);
     free(text);
-    fuse_status st = ok ? sup_write_file_atomic(v->path, b.p, b.len, err)
-                        : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", v->path);
+    fuse_status st = ok ? sup_write_file_beneath(place->root, place->rel, b.p, b.len, err)
+                        : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", place->rel);
     free(b.p);
     return st;
 }
@@ -410,16 +427,34 @@ char *io_bow_vocab_path(const char *path)
     return sup_strprintf("%.*s.vocab.json", (int)stem, path);
 }
 
-/* Writes the sidecar when needed; a failure becomes a warning when warn is set. */
-static fuse_status bow_save_vocab(const Vocab *v, bool needed, char **warn, char **err)
+/* Whether a path has a ".." component. */
+static bool has_parent_step(const char *path)
 {
-    if (!needed)
-        return FUSE_OK;
+    for (const char *p = path; *p; p += strspn(p, "/")) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+char *io_bow_saved_vocab_path(const char *source)
+{
+    const char *slash = strrchr(source, '/');
+    bool is_inside = source[0] != '/' && !has_parent_step(source);
+    return io_bow_vocab_path(is_inside || !slash ? source : slash + 1);
+}
+
+/* Saves the sidecar; a failure becomes a warning when warn is set. */
+static fuse_status bow_save_vocab(const Vocab *v, const IoVocabPlace *place, char **warn,
+                                  char **err)
+{
     char *msg = NULL;
-    fuse_status st = vocab_write(v, &msg);
+    fuse_status st = vocab_write(v, place, &msg);
     if (st == FUSE_E_IO && warn) {
         *warn = sup_strprintf("%s (the vocabulary is not saved; column numbers of new "
-                             "words may change next time)", msg ? msg : v->path);
+                             "words may change next time)", msg ? msg : place->rel);
         st = FUSE_OK;
     } else if (st != FUSE_OK && err) {
         *err = msg;
@@ -429,39 +464,43 @@ static fuse_status bow_save_vocab(const Vocab *v, bool needed, char **warn, char
     return st;
 }
 
-fuse_status io_bow_read_ex(const char *path, fuse_tensor *out, char **warn, char **err)
+fuse_status io_bow_read_ex(const char *path, const IoVocabPlace *place, fuse_tensor *out,
+                           char **warn, char **err)
 {
-    if (!path || !out)
+    if (!path || !out || (place && (!place->root || !place->rel)))
         return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read a bag of words",
                        path ? path : "(null)");
     memset(out, 0, sizeof *out);
-    Vocab v = {.path = io_bow_vocab_path(path)};
+    char *beside = io_bow_vocab_path(path);
+    char *saved = place ? sup_strprintf("%s/%s", place->root, place->rel) : NULL;
+    Vocab v = {0};
     Tokens t = {0};
     void *text = NULL;
     size_t n = 0;
-    bool exists = false;
-    fuse_status st = v.path ? sup_read_file(path, &text, &n, err)
-                            : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+    bool found = false;
+    fuse_status st = beside && (saved || !place) ? sup_read_file(path, &text, &n, err)
+                   : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
     if (st == FUSE_OK)
-        st = vocab_read(&v, &exists, err);
+        st = vocab_read(&v, saved, beside, &found, err);
     if (st == FUSE_OK)
         st = tokenize(path, text, n, &v, &t, err);
     if (st == FUSE_OK)
         st = bow_matrix(path, &t, v.size, out, err);
-    if (st == FUSE_OK)
-        st = bow_save_vocab(&v, t.changed || !exists, warn, err);
+    if (st == FUSE_OK && place && place->save && (t.changed || !found))
+        st = bow_save_vocab(&v, place, warn, err);
     if (st != FUSE_OK) {
         free(out->data);
         memset(out, 0, sizeof *out);
     }
     free(text);
     free(t.col);
-    free(v.path);
+    free(saved);
+    free(beside);
     vocab_free(&v);
     return st;
 }
 
 fuse_status io_bow_read(const char *path, fuse_tensor *out, char **err)
 {
-    return io_bow_read_ex(path, out, NULL, err);
+    return io_bow_read_ex(path, NULL, out, NULL, err);
 }

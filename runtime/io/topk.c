@@ -13,7 +13,8 @@
  * of that row read back as the same float32 (and no exponent for integral parts
  * below 1e9), so 0.1f prints as 0.1 rather than as its float64 widening
  * 0.10000000149011612. JSON has no NaN or infinities, so non-finite values print
- * as null (as json.c does). Lines are compact: the conformance checker compares
+ * as the strings "NaN", "Infinity" and "-Infinity" (as json.c writes and reads
+ * them). Lines are compact: the conformance checker compares
  * JSON, and compact text also matches its expected files byte for byte.
  */
 #include "io.h"
@@ -59,7 +60,8 @@ static int float_digits(float x)
 /* {"index": i, "value": v} as a new object; NULL on OOM. */
 static json_t *topk_item(const TopkEntry *e)
 {
-    json_t *v = isfinite(e->value) ? json_real(e->value) : json_null();
+    json_t *v = isfinite(e->value) ? json_real(e->value)
+                : json_string(isnan(e->value) ? "NaN" : e->value > 0 ? "Infinity" : "-Infinity");
     json_t *o = json_object();
     int bad = json_object_set_new(o, "index", json_integer((json_int_t)e->index));
     bad |= json_object_set_new(o, "value", v);
