@@ -9,7 +9,16 @@
  *              ^
  *
  * Columns count characters (UTF-8 code points), a tab is one column; the caret line
- * copies the tabs of the source line so the caret lines up when printed.
+ * copies the tabs of the source line so the caret lines up when printed. A line
+ * longer than EXCERPT_COLS characters is quoted as a window of that many around
+ * the caret, with "..." where it is cut, so a one-line program of megabytes
+ * gives a message of one screen line:
+ *
+ *     big.fuse:1:28680: error: expression expands to more than 4096 terms
+ *       ...i] + X[i] + X[i] + X[i] + X[i] + X[i] + X[i] + X[i]...
+ *                             ^
+ *
+ * (shortened here: the window is 100 characters, 40 of them before the caret).
  */
 #include "frontend.h"
 #include "support.h"
@@ -85,7 +94,45 @@ static bool is_utf8_cont(unsigned char c)
     return (c & 0xC0) == 0x80;
 }
 
-/* Appends the source line and the caret line under span. */
+/* The most characters of a source line an excerpt quotes, and how many of them
+ * come before the caret when a long line is cut. */
+#define EXCERPT_COLS 100
+#define EXCERPT_LEAD 40
+
+/* p moved forward by up to n characters, stopping at end; *moved (may be NULL)
+ * counts them. */
+static const char *skip_chars(const char *p, const char *end, long n, long *moved)
+{
+    long k = 0;
+    for (; k < n && p < end; k++) {
+        p++;
+        while (p < end && is_utf8_cont((unsigned char)*p))
+            p++;
+    }
+    if (moved)
+        *moved = k;
+    return p;
+}
+
+/* The part of line [ls, le) an excerpt quotes, *from to *to: all of it, or a
+ * window of EXCERPT_COLS characters that holds the caret's column col. Returns
+ * the characters before *from. */
+static long excerpt_window(const char *ls, const char *le, int col, const char **from,
+                           const char **to)
+{
+    long skipped = 0;
+    *from = ls;
+    *to = le;
+    if (skip_chars(ls, le, EXCERPT_COLS, NULL) == le)
+        return 0; /* short enough */
+    if (col - 1 > EXCERPT_LEAD)
+        *from = skip_chars(ls, le, col - 1 - EXCERPT_LEAD, &skipped);
+    *to = skip_chars(*from, le, EXCERPT_COLS, NULL);
+    return skipped;
+}
+
+/* Appends the source line (or its window around the caret) and the caret line
+ * under span. */
 static void put_excerpt(SupBuf *sb, const Span *span)
 {
     const Source *src = span->src;
@@ -97,23 +144,23 @@ static void put_excerpt(SupBuf *sb, const Span *span)
         le++;
     if (le > ls && le[-1] == '\r')
         le--;
-    sup_buf_puts(sb, "  ");
-    sup_buf_append(sb, ls, (size_t)(le - ls));
-    sup_buf_puts(sb, "\n  ");
-    const char *p = ls;
-    for (int col = 1; col < span->col; col++) {
-        sup_buf_putc(sb, p < le && *p == '\t' ? '\t' : ' ');
-        if (p < le)
-            p++;
-        while (p < le && is_utf8_cont((unsigned char)*p))
-            p++;
+    const char *from, *to;
+    int col = span->col > 0 ? span->col : 1;
+    long skipped = excerpt_window(ls, le, col, &from, &to);
+    sup_buf_puts(sb, from > ls ? "  ..." : "  ");
+    sup_buf_append(sb, from, (size_t)(to - from));
+    sup_buf_puts(sb, to < le ? "...\n  " : "\n  ");
+    if (from > ls)
+        sup_buf_puts(sb, "   "); /* under the leading "..." */
+    const char *p = from;
+    for (long c = skipped + 1; c < col; c++) {
+        sup_buf_putc(sb, p < to && *p == '\t' ? '\t' : ' ');
+        p = skip_chars(p, to, 1, NULL);
     }
     sup_buf_putc(sb, '^');
-    for (int i = 1; i < span->len && p < le; i++) {
-        p++;
-        while (p < le && is_utf8_cont((unsigned char)*p))
-            p++;
-        if (p < le)
+    for (int i = 1; i < span->len && p < to; i++) {
+        p = skip_chars(p, to, 1, NULL);
+        if (p < to)
             sup_buf_putc(sb, '~');
     }
     sup_buf_putc(sb, '\n');

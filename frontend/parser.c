@@ -10,15 +10,18 @@
  *   primary   := NAME | NAME "[" items "]" | NAME "(" ... ")" | NUMBER | STRING
  *              | "(" sum ")" | list | dict
  *
- * Tokens are lexed one statement at a time into a buffer (fill_statement): up to
- * the first newline where the brackets opened so far are closed, plus a little
- * lookahead. For any input that parses, those brackets are exactly the ones the
- * parser tracks, so the parser never reads past the buffer; a TK_EOF sentinel
- * after it keeps even broken input in bounds. Memory is thus bounded by the
- * longest statement, and within a statement lookahead and backtracking are index
- * moves (token pointers stay valid until the next statement). Newlines end
+ * Tokens are lexed on demand (tok_at) into chunks that never move, so token
+ * pointers stay valid until the next statement while lookahead and backtracking
+ * are index moves; reading past the end gives the final TK_EOF, which keeps even
+ * broken input in bounds. Between statements, and while a failed statement is
+ * skipped, the tokens behind the parser are dropped (compact), so memory is
+ * bounded by the part of the longest statement that was parsed. Newlines end
  * statements, except inside an open bracket: `nest` counts the open brackets of
  * the current statement and peek() skips newlines while it is positive.
+ *
+ * Limits: a sum is counted as its terms are parsed, a product as its factors are
+ * (FE_MAX_TERMS, FE_MAX_FACTORS), so a line far over the IR's limits fails at the
+ * first term past them, with the rest of the line skipped, never built.
  *
  * NAME "(" is decided by the name: even/odd are index functions, builtins are
  * calls; any other name is a boolean tensor when the content parses as index
@@ -41,17 +44,20 @@
 
 #define FE_MAX_DEPTH 256
 #define FE_MAX_ERRORS 20
+#define TOK_CHUNK 512 /* tokens per chunk of the token buffer */
+#define MAX_STATEMENT_TOKENS (1 << 26) /* beyond, a statement is out of memory */
 
 typedef struct Parser {
     Arena *arena;    /* AST, strings and diagnostics */
     const Source *src;
     DiagList *dl;
     Lexer lx;
-    Arena *scratch;  /* holds the token buffer; freed when fe_parse returns */
-    Token *toks;     /* lexed tokens of this statement and a little lookahead */
-    int n_toks;      /* tokens in toks; toks[n_toks] is a TK_EOF sentinel */
-    int cap_toks;
-    bool lexed_eof;  /* the lexer has returned TK_EOF (the last of toks) */
+    Arena *scratch;  /* holds the token chunks; freed when fe_parse returns */
+    Token **chunks;  /* token i is chunks[i / TOK_CHUNK][i % TOK_CHUNK] */
+    int n_chunks, cap_chunks;
+    int n_toks;      /* tokens lexed (since the last compact) */
+    bool lexed_eof;  /* the lexer has returned TK_EOF (the last token) */
+    Token oom_tok;   /* a TK_EOF at the end of the source, read once lexing fails */
     int pos;         /* next token */
     Token *last;     /* last consumed token (NULL at a statement's start) */
     int nest;        /* open brackets in this statement; newlines inside are blanks */
@@ -77,29 +83,30 @@ typedef struct Mark {
 
 /* ---- tokens ---- */
 
+static Token *tok_at(Parser *P, int i);
+
 static Token *peek(Parser *P)
 {
-    while (P->nest > 0 && P->toks[P->pos].kind == TK_NEWLINE)
+    while (P->nest > 0 && tok_at(P, P->pos)->kind == TK_NEWLINE)
         P->pos++;
-    return &P->toks[P->pos];
+    return tok_at(P, P->pos);
 }
 
 /* The token after peek(), skipping newlines inside brackets. */
 static Token *peek2(Parser *P)
 {
-    int i = (int)(peek(P) - P->toks);
-    if (P->toks[i].kind == TK_EOF)
-        return &P->toks[i];
-    i++;
-    while (P->nest > 0 && P->toks[i].kind == TK_NEWLINE)
+    if (peek(P)->kind == TK_EOF)
+        return peek(P);
+    int i = P->pos + 1;
+    while (P->nest > 0 && tok_at(P, i)->kind == TK_NEWLINE)
         i++;
-    return &P->toks[i];
+    return tok_at(P, i);
 }
 
 /* The token right after the last consumed one, newlines not skipped. */
 static Token *raw(Parser *P)
 {
-    return &P->toks[P->pos];
+    return tok_at(P, P->pos);
 }
 
 static Token *next(Parser *P)
@@ -282,6 +289,26 @@ static void semantic_error(Parser *P, Span span, const char *fmt, ...)
     }
     P->pending_msg = msg;
     P->pending_span = span;
+}
+
+/* A limit of the IR (frontend.h) is passed. No other reading of the statement
+ * avoids it, so, like too deep a nesting, it is reported at once even in a quiet
+ * attempt, and the rest of the statement is skipped rather than parsed. */
+static void *limit_error(Parser *P, Span span, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void *limit_error(Parser *P, Span span, const char *fmt, ...)
+{
+    if (P->failed && !P->quiet)
+        return NULL;
+    char buf[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    P->failed = P->fatal = true;
+    fe_error(P->dl, FUSE_E_SYNTAX, span, "%s", buf);
+    P->n_errors++;
+    return NULL;
 }
 
 /* ---- memory ---- */
@@ -520,13 +547,14 @@ static bool parse_bound(Parser *P, Bound *b, const Token *start, bool in_slice)
     bool has_sign = is_punct(t, '+') || is_punct(t, '-');
     if (!has_sign && t->kind != TK_NUMBER)
         return true; /* absent */
-    Token *num = has_sign ? t + 1 : t; /* t is not TK_EOF, so t + 1 exists */
+    int at = P->pos + has_sign; /* t is peek(), at P->pos */
+    Token *num = tok_at(P, at);
     if (has_sign && !adjacent(t, num))
         return invalid_index(P, start, "");
     if (!tok_int(num, &b->value, &b->dotted)) {
         if (num->kind != TK_NUMBER || num->err)
             return invalid_index(P, start, "");
-        if (!in_slice && !is_punct(num + 1, ':'))
+        if (!in_slice && !is_punct(tok_at(P, at + 1), ':'))
             return invalid_index(P, start, ": an index must be an integer");
         error_span(P, start->span, "slice bounds must be integers: %.*s",
                    (int)(num->text + num->len - t->text), t->text);
@@ -676,6 +704,11 @@ static bool parse_index_list(Parser *P, Index **out, int *n_out, bool is_lhs)
             return false;
         if (is_lhs)
             check_lhs_index(P, &ix);
+        if (n > FE_MAX_INDICES) {
+            limit_error(P, open->span, "a tensor has at most %d axes; this one is indexed "
+                        "with more than %d", FUSE_MAX_RANK, FE_MAX_INDICES);
+            return false;
+        }
         if (is_punct(peek(P), closer))
             break;
         if (!is_punct(peek(P), ','))
@@ -778,6 +811,81 @@ static Expr *parse_factor(Parser *P)
     return e;
 }
 
+/* ---- limits ---- */
+
+/* e without the groups and signs around it. */
+static const Expr *unwrap(const Expr *e)
+{
+    while (e->kind == EX_GROUP || e->kind == EX_NEG)
+        e = e->items[0];
+    return e;
+}
+
+/* How deep min_terms and min_factors look into nested groups: far enough for any
+ * expression written by hand, and each node is visited by at most this many
+ * enclosing counts, so counting stays linear. Deeper nests are left to the IR,
+ * which checks the same limits while it expands (ir/build.c). */
+#define COUNT_DEPTH 4
+
+/* The fewest terms e expands to: a sum has the sum of its items', a product the
+ * product of its factors'. A lower bound of ir_expand's count (it never merges
+ * terms), capped just past FE_MAX_TERMS. */
+static int64_t min_terms(const Expr *e, int depth)
+{
+    e = unwrap(e);
+    bool is_sum = e->kind == EX_SUM;
+    if ((!is_sum && e->kind != EX_PRODUCT) || depth == 0)
+        return is_sum ? e->n_items : 1;
+    int64_t n = is_sum ? 0 : 1;
+    for (int i = 0; i < e->n_items && n <= FE_MAX_TERMS; i++) {
+        int64_t k = min_terms(e->items[i], depth - 1);
+        n = is_sum ? n + k : n * k;
+    }
+    return n > FE_MAX_TERMS ? FE_MAX_TERMS + 1 : n;
+}
+
+static bool is_tensor_factor(const Expr *e)
+{
+    return e->kind == EX_TENSOR || e->kind == EX_CALL || e->kind == EX_INDEXFN;
+}
+
+/* The fewest tensor factors (IR operands) in each term e expands to: a tensor,
+ * call or index function is one, a number none, a product the sum of its
+ * factors', a sum the least of its terms'. Capped just past FE_MAX_FACTORS. */
+static int min_factors(const Expr *e, int depth)
+{
+    e = unwrap(e);
+    if (is_tensor_factor(e))
+        return 1;
+    if (depth == 0 || (e->kind != EX_PRODUCT && e->kind != EX_SUM))
+        return 0;
+    int n = e->kind == EX_SUM ? FE_MAX_FACTORS + 1 : 0;
+    for (int i = 0; i < e->n_items; i++) {
+        int k = min_factors(e->items[i], depth - 1);
+        n = e->kind == EX_SUM ? (k < n ? k : n) : n + k;
+        if (e->kind == EX_SUM ? n == 0 : n > FE_MAX_FACTORS)
+            break; /* no later item changes the answer */
+    }
+    return n > FE_MAX_FACTORS ? FE_MAX_FACTORS + 1 : n;
+}
+
+/* Counts factor g into a term: *factors and *terms (the bounds above) against the
+ * limits; false after the error. */
+static bool count_factor(Parser *P, const Expr *g, int *factors, int64_t *terms)
+{
+    *factors += min_factors(g, COUNT_DEPTH);
+    *terms *= min_terms(g, COUNT_DEPTH);
+    if (*terms > FE_MAX_TERMS)
+        *terms = FE_MAX_TERMS + 1; /* capped, so it never overflows */
+    if (*factors > FE_MAX_FACTORS)
+        return limit_error(P, g->span, "an equation term has more than %d factors (the "
+                           "limit)", FE_MAX_FACTORS) != NULL;
+    if (*terms > FE_MAX_TERMS)
+        return limit_error(P, g->span, "expression expands to more than %d terms",
+                           FE_MAX_TERMS) != NULL;
+    return true;
+}
+
 /* term := factor { primary }: two or more factors make an EX_PRODUCT. */
 static Expr *parse_term(Parser *P)
 {
@@ -786,12 +894,15 @@ static Expr *parse_term(Parser *P)
     if (!f || !can_start_primary(peek(P)))
         return f;
     Expr *prod = new_expr(P, EX_PRODUCT, first);
-    int cap = 0;
-    if (!prod || !push(P, &prod->items, &prod->n_items, &cap, &f, sizeof f))
+    int cap = 0, factors = 0;
+    int64_t terms = 1;
+    if (!prod || !push(P, &prod->items, &prod->n_items, &cap, &f, sizeof f) ||
+        !count_factor(P, f, &factors, &terms))
         return NULL;
     while (can_start_primary(peek(P))) {
         Expr *g = parse_primary(P);
-        if (!g || !push(P, &prod->items, &prod->n_items, &cap, &g, sizeof g))
+        if (!g || !push(P, &prod->items, &prod->n_items, &cap, &g, sizeof g) ||
+            !count_factor(P, g, &factors, &terms))
             return NULL;
     }
     return prod;
@@ -806,6 +917,7 @@ static Expr *parse_sum(Parser *P)
         return t;
     Expr *sum = new_expr(P, EX_SUM, first);
     int cap = 0, scap = 0, n_signs = 0, sign = 1;
+    int64_t terms = min_terms(t, COUNT_DEPTH);
     if (!sum || !push(P, &sum->items, &sum->n_items, &cap, &t, sizeof t) ||
         !push(P, &sum->signs, &n_signs, &scap, &sign, sizeof sign))
         return NULL;
@@ -821,6 +933,10 @@ static Expr *parse_sum(Parser *P)
         if (!t || !push(P, &sum->items, &sum->n_items, &cap, &t, sizeof t) ||
             !push(P, &sum->signs, &n_signs, &scap, &sign, sizeof sign))
             return NULL;
+        terms += min_terms(t, COUNT_DEPTH); /* each at most FE_MAX_TERMS + 1 */
+        if (terms > FE_MAX_TERMS)
+            return limit_error(P, t->span, "expression expands to more than %d terms",
+                               FE_MAX_TERMS);
     }
     return sum;
 }
@@ -852,12 +968,14 @@ static Expr *parse_group(Parser *P)
 /* Consumes "(" ")" (blank lines allowed between) and returns true, else nothing. */
 static bool skip_empty_parens(Parser *P)
 {
-    Token *t = peek(P) + 1; /* peek() is '(' here, so not TK_EOF */
-    while (t->kind == TK_NEWLINE)
-        t++;
+    peek(P); /* '(' here, at P->pos */
+    int i = P->pos + 1;
+    while (tok_at(P, i)->kind == TK_NEWLINE)
+        i++;
+    Token *t = tok_at(P, i);
     if (!is_punct(t, ')'))
         return false;
-    P->pos = (int)(t - P->toks) + 1;
+    P->pos = i + 1;
     P->last = t;
     return true;
 }
@@ -1101,7 +1219,7 @@ static bool is_glued(const Token *t, const Token *r)
 static Expr *parse_name_primary(Parser *P)
 {
     Token *t = peek(P);
-    Token *r = t + 1; /* the raw token after the name */
+    Token *r = tok_at(P, P->pos + 1); /* the raw token after the name */
     bool is_call = is_punct(r, '(') && is_glued(t, r);
     bool glued = is_call || is_punct(r, '[');
     if (!glued && (is_name_ci(t, "true") || is_name_ci(t, "false") || is_name_ci(t, "none")))
@@ -1402,7 +1520,7 @@ static Stmt *parse_assign(Parser *P, Stmt *s)
 static Stmt *parse_statement(Parser *P)
 {
     Token *first = peek(P);
-    Token *r = first + 1;
+    Token *r = tok_at(P, P->pos + 1);
     Stmt *s = p_alloc(P, sizeof *s);
     if (!s)
         return NULL;
@@ -1433,62 +1551,61 @@ static Stmt *parse_statement(Parser *P)
 
 /* ---- the token buffer ---- */
 
-/* Lexes until toks[i] exists (or the input ended); false when out of memory. Token
- * pointers are invalid afterwards if the buffer grew. */
+/* Where token i is kept (i below the chunks' room). */
+static Token *tok_slot(Parser *P, int i)
+{
+    return &P->chunks[i / TOK_CHUNK][i % TOK_CHUNK];
+}
+
+/* Lexes until token i exists (or the input ended); false when out of memory. A new
+ * chunk is added when the ones there are full: tokens never move while a
+ * statement is parsed. */
 static bool ensure(Parser *P, int i)
 {
     while (P->n_toks <= i && !P->lexed_eof) {
-        if (P->n_toks + 2 > P->cap_toks) {
-            int cap = P->cap_toks ? P->cap_toks * 2 : 256;
-            Token *grown = cap < (1 << 26) ? arena_grow(P->scratch, P->toks,
-                                                        (size_t)P->n_toks * sizeof(Token),
-                                                        (size_t)cap * sizeof(Token))
-                                           : NULL;
-            if (!grown) {
+        if (P->n_toks >= MAX_STATEMENT_TOKENS) { /* kept int-sized: out of memory */
+            P->nomem = true;
+            return false;
+        }
+        if (P->n_toks == P->n_chunks * TOK_CHUNK) {
+            Token *chunk = arena_alloc(P->scratch, sizeof(Token) * TOK_CHUNK);
+            if (!chunk || !arena_push_ptr(P->scratch, (void ***)&P->chunks, &P->n_chunks,
+                                          &P->cap_chunks, chunk)) {
                 P->nomem = true;
                 return false;
             }
-            P->toks = grown;
-            P->cap_toks = cap;
         }
-        Token *t = &P->toks[P->n_toks++];
+        Token *t = tok_slot(P, P->n_toks++);
         if (fe_lex_next(&P->lx, t) != FUSE_OK) {
             P->nomem = true;
             return false;
         }
         P->lexed_eof = t->kind == TK_EOF;
     }
-    Token *sentinel = &P->toks[P->n_toks];
-    *sentinel = P->toks[P->n_toks - 1];
-    sentinel->kind = TK_EOF;
-    sentinel->err = NULL;
     return true;
 }
 
-/* Drops the tokens before pos when they are at least half the buffer (so the
- * copying stays linear in the input). */
-static void compact(Parser *P)
+/* Token i, lexed on demand; past the end, the final TK_EOF (or, once lexing has
+ * failed, oom_tok). */
+static Token *tok_at(Parser *P, int i)
 {
-    if (P->pos < 64 || P->pos < P->n_toks / 2)
-        return;
-    memmove(P->toks, P->toks + P->pos, (size_t)(P->n_toks - P->pos + 1) * sizeof(Token));
-    P->n_toks -= P->pos;
-    P->pos = 0;
+    if (P->nomem || !ensure(P, i))
+        return &P->oom_tok;
+    return tok_slot(P, i < P->n_toks ? i : P->n_toks - 1);
 }
 
-/* Lexes the statement starting at pos: up to the first newline outside brackets,
- * plus three tokens of lookahead. */
-static bool fill_statement(Parser *P)
+/* Drops the tokens before pos when they are at least half of those kept (so the
+ * copying stays linear in the input). Only where no token pointer is held: at a
+ * statement's start, and while a failed one is skipped. */
+static void compact(Parser *P)
 {
-    int depth = 0;
-    for (int i = P->pos;; i++) {
-        if (!ensure(P, i))
-            return false;
-        const Token *t = &P->toks[i];
-        if (t->kind == TK_EOF || (t->kind == TK_NEWLINE && depth <= 0))
-            return ensure(P, i + 3);
-        depth += is_opener(t) - is_closer(t);
-    }
+    if (P->pos < TOK_CHUNK || P->pos < P->n_toks / 2)
+        return;
+    int n = P->n_toks - P->pos;
+    for (int i = 0; i < n; i++)
+        *tok_slot(P, i) = *tok_slot(P, P->pos + i);
+    P->n_toks = n;
+    P->pos = 0;
 }
 
 /* Skips the rest of a failed statement: up to a newline outside brackets (counted
@@ -1496,36 +1613,29 @@ static bool fill_statement(Parser *P)
 static void resync(Parser *P)
 {
     int depth = P->nest;
+    P->last = NULL;
     for (;;) {
-        if (!ensure(P, P->pos + 1))
-            return;
-        const Token *t = &P->toks[P->pos];
+        const Token *t = tok_at(P, P->pos);
         if (t->kind == TK_EOF)
             return;
         P->pos++;
         if (t->kind == TK_NEWLINE) {
-            if (depth <= 0 || P->toks[P->pos].span.col == 1)
+            if (depth <= 0 || tok_at(P, P->pos)->span.col == 1)
                 return;
         } else {
             depth += is_opener(t) - is_closer(t);
         }
+        compact(P); /* a long line is skipped in constant memory */
     }
 }
 
 /* Skips newlines before a statement; false at the end of input or out of memory. */
 static bool next_statement(Parser *P)
 {
-    for (;;) {
-        if (!ensure(P, P->pos))
-            return false;
-        if (P->toks[P->pos].kind != TK_NEWLINE)
-            break;
+    while (tok_at(P, P->pos)->kind == TK_NEWLINE)
         P->pos++;
-    }
     compact(P);
-    if (P->toks[P->pos].kind == TK_EOF)
-        return false;
-    return fill_statement(P);
+    return tok_at(P, P->pos)->kind != TK_EOF && !P->nomem;
 }
 
 /* program := NEWLINE* { statement } */
@@ -1576,6 +1686,9 @@ fuse_status fe_parse(Arena *arena, const Source *src, DiagList *dl, Ast *out)
     Arena scratch; /* the token buffer: the AST keeps no pointer into it */
     arena_init(&scratch);
     Parser P = {.arena = arena, .src = src, .dl = dl, .scratch = &scratch};
+    P.oom_tok.kind = TK_EOF;
+    P.oom_tok.text = src->text + src->len;
+    P.oom_tok.span = (Span){src, 1, 1, 1};
     fe_lex_init(&P.lx, arena, src);
     parse_program(&P, out);
     arena_free_all(&scratch);

@@ -19,7 +19,9 @@
 #include "build.h"
 #include "window.h"
 
-#define MAX_TERMS 4096
+#define MAX_TERMS FE_MAX_TERMS
+/* the parser counts against the same limits (frontend.h) */
+_Static_assert(FE_MAX_FACTORS == IR_MAX_OP_OPERANDS, "one factor limit");
 
 /* ---- small helpers ---- */
 
@@ -231,6 +233,11 @@ static void declare_all(Builder *b)
 
 static Term *term_new(Builder *b, double coef, int n)
 {
+    if (n > IR_MAX_OP_OPERANDS) { /* each factor is an operand: fail before the copies */
+        ir_fail(b, FUSE_E_SHAPE, b->stmt->span, "an equation term has more than %s factors "
+                "(the limit)", IR_STR(IR_MAX_OP_OPERANDS));
+        return NULL;
+    }
     Term *t = arena_alloc(b->p->arena, sizeof *t);
     if (!t)
         return NULL;

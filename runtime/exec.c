@@ -90,17 +90,22 @@ static fuse_status bind_outputs(RtPlan *pl, int query)
 void rt_no_barrier(void) {}
 
 /* Room in bufs[2 n_tensors] for nth threads' packing scratch; false when it
- * cannot be had (the group then runs on one thread). */
+ * cannot be had, or would take the plan past its memory cap (the group then runs
+ * on one thread). */
 static bool ensure_scratch(RtPlan *pl, int nth)
 {
     if (pl->scratch_threads >= nth)
         return true;
+    uint64_t more = (uint64_t)pl->scratch_bytes * (uint64_t)(nth - pl->scratch_threads);
+    if (pl->planned_bytes + more > pl->max_memory || pl->planned_bytes + more < more)
+        return false;
     float *s = io_alloc_aligned(pl->scratch_bytes * (size_t)nth);
     if (!s)
         return false;
     int slot = 2 * pl->ir->n_tensors;
     io_free_aligned(pl->bufs[slot]);
     pl->bufs[slot] = s;
+    pl->planned_bytes += more;
     pl->scratch_threads = nth;
     return true;
 }

@@ -4,8 +4,9 @@
  * rt_plan_new drives the stages: parse (frontend), build and order (ir), probe the
  * sources for their sizes (sources.c), infer shapes, lower to one LLVM module,
  * optimise and load it (jit), look the kernels up and allocate one buffer per
- * tensor. Without a JIT session it only checks (fuse_program). Diagnostics name
- * the statement involved (file:line:col).
+ * tensor, once their sum is under the memory cap (footprint.c). Without a JIT
+ * session it only checks (fuse_program). Diagnostics name the statement involved
+ * (file:line:col).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,7 +24,9 @@
  * (each loads it into a JITDylib of its own). */
 #define RT_KERNEL_PREFIX "fuse_"
 
-static fuse_status alloc_buffers(RtPlan *pl)
+/* Sizes every buffer the plan holds (count[], scratch_bytes) without allocating
+ * any, so the footprint can be checked first. */
+static fuse_status size_buffers(RtPlan *pl)
 {
     IrProgram *p = pl->ir;
     int n = p->n_tensors;
@@ -36,21 +39,37 @@ static fuse_status alloc_buffers(RtPlan *pl)
         pl->count[i] = io_shape_count(t->rank, t->shape);
         if (pl->count[i] < 0 || (uint64_t)pl->count[i] > ((uint64_t)1 << 40))
             return fe_error(&pl->dl, FUSE_E_SHAPE, t->span, "tensor %s is too large", t->name);
-        size_t bytes = (size_t)pl->count[i] * sizeof(float);
-        pl->bufs[i] = io_alloc_aligned(bytes);
-        if (t->is_read_prev)
-            pl->bufs[n + i] = io_alloc_aligned(bytes);
-        if (!pl->bufs[i] || (t->is_read_prev && !pl->bufs[n + i]))
-            return FUSE_E_NOMEM;
-        if (t->kind == TEN_CONST)
-            memcpy(pl->bufs[i], t->data, bytes);
     }
     /* packing scratch of the contraction kernels; FLOPs per run */
     pl->timings.flops = lower_flops(p);
     LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
     pl->scratch_bytes = lower_scratch_bytes(p, &opt);
+    return FUSE_OK;
+}
+
+/* One buffer per tensor (two for one read as its previous sweep) and the
+ * scratch, once the footprint is under the cap; a failure names the tensor. */
+static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
+{
+    fuse_status st = size_buffers(pl);
+    if (st == FUSE_OK)
+        st = rt_plan_check_memory(pl, max_memory);
+    if (st != FUSE_OK)
+        return st;
+    IrProgram *p = pl->ir;
+    int n = p->n_tensors;
+    for (int i = 0; i < n; i++) {
+        IrTensor *t = p->tensors[i];
+        size_t bytes = (size_t)pl->count[i] * sizeof(float);
+        if (!(pl->bufs[i] = io_alloc_aligned(bytes)))
+            return rt_alloc_failed(pl, t, "tensor", bytes);
+        if (t->is_read_prev && !(pl->bufs[n + i] = io_alloc_aligned(bytes)))
+            return rt_alloc_failed(pl, t, "the previous-sweep buffer of", bytes);
+        if (t->kind == TEN_CONST)
+            memcpy(pl->bufs[i], t->data, bytes);
+    }
     if (pl->scratch_bytes && !(pl->bufs[2 * n] = io_alloc_aligned(pl->scratch_bytes)))
-        return FUSE_E_NOMEM;
+        return rt_alloc_failed(pl, NULL, "the kernels' packing scratch", pl->scratch_bytes);
     pl->scratch_threads = 1;
     return FUSE_OK;
 }
@@ -78,7 +97,8 @@ fuse_status rt_plan_emit(RtPlan *pl, const char *what, char **out, char **err)
 static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     double t0 = sup_clock_ms();
-    fuse_status st = fe_parse(&pl->arena, &pl->src, &pl->dl, &pl->ast);
+    fuse_status st = fe_parse_program(&pl->arena, &pl->src, pl->popts, &pl->dl,
+                                      &pl->ast);
     pl->timings.parse_ms = sup_clock_ms() - t0;
     if (st == FUSE_OK)
         st = ir_build(&pl->arena, &pl->ast, &pl->dl, &pl->ir);
@@ -110,7 +130,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs, JitSession *js,
                         const char *prefix, JitCache *cache, const char *cache_dir,
-                        RtHost *host)
+                        RtHost *host, const fuse_program_options *popts, uint64_t max_memory)
 {
     RtPlan *pl = calloc(1, sizeof *pl);
     *out = pl;
@@ -122,6 +142,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     pl->src.name = arena_strdup(&pl->arena, name ? name : "<input>");
     pl->src.text = arena_strdup(&pl->arena, text);
     pl->src.len = strlen(text);
+    pl->popts = popts;
     pl->base_dir = strdup(base_dir ? base_dir : ".");
     pl->out_dir = strdup(out_dir ? out_dir : pl->base_dir ? pl->base_dir : ".");
     pl->write_sinks = write_sinks;
@@ -134,9 +155,10 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
         return FUSE_E_NOMEM;
     double t0 = sup_clock_ms();
     fuse_status st = parse_and_check(pl, inputs, n_inputs);
+    pl->popts = NULL; /* borrowed for the parse only */
     pl->timings.check_ms = sup_clock_ms() - t0 - pl->timings.parse_ms;
     if (st == FUSE_OK && js)
-        st = alloc_buffers(pl);
+        st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)
         st = rt_plan_compile(pl);
     return st;

@@ -50,6 +50,9 @@ typedef struct RtHost {
 typedef struct RtPlan {
     Arena arena;            /* AST and IR */
     Source src;
+    /* the parser and param values (a `#!fuse` first line overrides the
+     * parser); borrowed for rt_plan_new only, then NULL */
+    const fuse_program_options *popts;
     Ast ast;
     DiagList dl;
     IrProgram *ir;
@@ -115,6 +118,10 @@ typedef struct RtPlan {
      * is not is_known; NULL when the probe did not run) */
     RtHost *host;
     ShapeFact *facts;
+    /* the memory cap in bytes (resolved: FUSE_MEMORY_UNLIMITED for
+     * none) and the bytes of the buffers the plan holds (footprint.c) */
+    uint64_t max_memory;
+    uint64_t planned_bytes;
 } RtPlan;
 
 /* the buffers of one kernel, numbered as its group's view numbers
@@ -139,12 +146,17 @@ void rt_modes_free(struct RtModes *m);
  * compiles: through `cache` (borrowed; NULL: none) and the disk directory
  * `cache_dir` (copied; NULL: no disk cache). Diagnostics go to plan->dl, log
  * messages to `host` (borrowed; NULL: none); on failure the plan must still be
- * freed with rt_plan_free. `inputs` fix the shapes of the tensors they name. */
+ * freed with rt_plan_free. `inputs` fix the shapes of the tensors they name.
+ * `popts` (borrowed; NULL: legacy) selects the parser (a `#!fuse` first line
+ * overrides it) and the param values. `max_memory`
+ * caps the bytes of the buffers the plan allocates, as fuse_config.max_memory (0:
+ * the machine's memory; checked before any is allocated: footprint.c). */
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs,
                         struct JitSession *js, const char *prefix,
-                        struct JitCache *cache, const char *cache_dir, RtHost *host);
+                        struct JitCache *cache, const char *cache_dir, RtHost *host,
+                        const fuse_program_options *popts, uint64_t max_memory);
 void rt_plan_free(RtPlan *plan);
 
 /* sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
@@ -221,6 +233,30 @@ bool rt_output_bindable(const RtPlan *plan, int t);
 fuse_status rt_check_sinks(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
+
+/* ---- footprint.c: the memory a plan holds ---- */
+
+/* bytes as text: "512 bytes", "64 MiB", "1.5 GiB". */
+void rt_format_bytes(uint64_t bytes, char *buf, size_t cap);
+/* tensor t taking `bytes` as text: "C: 64 MiB [4096, 4096] float32". */
+void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap);
+/* the diagnostic of an allocation of `bytes` that failed, for `what` ("tensor",
+ * "the stored steps of", ...) of tensor t (NULL: not a tensor's, e.g. the
+ * packing scratch); returns FUSE_E_NOMEM. */
+fuse_status rt_alloc_failed(RtPlan *plan, const IrTensor *t, const char *what, uint64_t bytes);
+/* the same as a warning to the host's log, for a buffer whose failure a run
+ * survives (a fixpoint's snapshot or delta: the fixpoint then does not converge). */
+void rt_log_nomem(const RtPlan *plan, const IrTensor *t, const char *what, uint64_t bytes);
+/* the default cap: physical memory, or the process's cgroup limit when lower
+ * (FUSE_MEMORY_UNLIMITED when neither can be read). */
+uint64_t rt_machine_memory(void);
+/* the bytes of every buffer the shaped plan will hold (count[] and
+ * scratch_bytes set): lifetimes are not tracked, so this is also its peak. */
+uint64_t rt_plan_footprint(const RtPlan *plan);
+/* Sets plan->max_memory (max_memory as fuse_config's) and planned_bytes, and
+ * refuses a plan above the cap: FUSE_E_NOMEM naming the bytes, the cap and the
+ * largest tensors. Call before allocating any buffer. */
+fuse_status rt_plan_check_memory(RtPlan *plan, uint64_t max_memory);
 
 /* ---- tucker.c: runtime functions generated code calls (tucker) ---- */
 

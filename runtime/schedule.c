@@ -140,6 +140,8 @@ static float *prev_buffer(RtPlan *pl, int g)
         m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
         if (m->snap[g])
             memset(m->snap[g], 0, bytes);
+        else /* every sweep then counts as a change: say why it cannot converge */
+            rt_log_nomem(pl, pl->ir->tensors[t], "the previous-sweep snapshot of", bytes);
     }
     return m->snap[g];
 }

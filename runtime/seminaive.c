@@ -137,6 +137,8 @@ static float *delta_buffer(RtPlan *pl, int g)
         m->delta[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
     if (m->delta[g])
         memset(m->delta[g], 0, bytes);
+    else /* the fixpoint stops unconverged: say why */
+        rt_log_nomem(pl, pl->ir->tensors[t], "the semi-naive delta of", bytes);
     return m->delta[g];
 }
 

@@ -188,7 +188,8 @@ static fuse_status alloc_store(RtPlan *pl)
         for (int64_t j = 0; st->hist[k] && j < depth; j++)
             if (!(st->hist[k][j] = io_alloc_aligned(slot_bytes(pl, s)))) {
                 rt_stream_free(st);
-                return FUSE_E_NOMEM;
+                return rt_alloc_failed(pl, p->tensors[s->tensor], "a stored step of",
+                                       slot_bytes(pl, s));
             }
         if (!st->hist[k]) {
             rt_stream_free(st);

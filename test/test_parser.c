@@ -12,6 +12,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -750,6 +751,131 @@ START_TEST(test_errors_deep_nesting)
 }
 END_TEST
 
+/* "HEAD" then n copies of UNIT joined by SEP, then TAIL and a newline, malloc'd. */
+static char *repeat_line(const char *head, const char *unit, const char *sep, int n,
+                         const char *tail)
+{
+    size_t len = strlen(head) + (size_t)n * (strlen(unit) + strlen(sep)) + strlen(tail) + 2;
+    char *text = malloc(len), *p = text;
+    ck_assert_ptr_nonnull(text);
+    p += sprintf(p, "%s", head);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i ? sep : "", unit);
+    sprintf(p, "%s\n", tail);
+    return text;
+}
+
+/* The column where the k-th (0-based) unit of repeat_line starts. */
+static int unit_col(const char *head, const char *unit, const char *sep, int k)
+{
+    return (int)(strlen(head) + (size_t)k * (strlen(unit) + strlen(sep))) + 1;
+}
+
+/* Sums and products are counted as they are parsed: the first term or factor past
+ * the IR's limits is the error, and one under them parses. */
+START_TEST(test_errors_term_and_factor_limits)
+{
+    static const struct {
+        const char *unit, *sep;
+        int ok, bad; /* the most that parse, and a count that fails */
+        int at;      /* the unit the error points at */
+        const char *msg;
+    } cases[] = {
+        {"X[i]", " + ", FE_MAX_TERMS, 5000, FE_MAX_TERMS,
+         "expression expands to more than 4096 terms"},
+        {"1", " - ", FE_MAX_TERMS, 4097, FE_MAX_TERMS, "expression expands to more than 4096 terms"},
+        {"X[i]", " ", FE_MAX_FACTORS, 100, FE_MAX_FACTORS,
+         "an equation term has more than 64 factors (the limit)"},
+        {"sig(X[i])", " ", FE_MAX_FACTORS, 65, FE_MAX_FACTORS,
+         "an equation term has more than 64 factors (the limit)"},
+        /* 2^12 terms expand from 12 groups; the 13th doubles past the limit */
+        {"(X[i] + X[i])", " ", 12, 40, 12, "expression expands to more than 4096 terms"},
+        {"i", ", ", 8, 70, -1, "a tensor has at most 8 axes; this one is indexed with more "
+                               "than 64"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bool is_index = strcmp(cases[c].unit, "i") == 0;
+        const char *head = is_index ? "Y[i] = X[" : "Y[i] = ";
+        const char *tail = is_index ? "]" : "";
+        char *text = repeat_line(head, cases[c].unit, cases[c].sep, cases[c].ok, tail);
+        Parsed p;
+        parse_ok(&p, text);
+        parsed_free(&p);
+        free(text);
+        text = repeat_line(head, cases[c].unit, cases[c].sep, cases[c].bad, tail);
+        assert_error(text, 1, cases[c].at < 0 ? 9 : unit_col(head, cases[c].unit,
+                                                            cases[c].sep, cases[c].at),
+                     cases[c].msg);
+        free(text);
+    }
+}
+END_TEST
+
+/* A one-line program of megabytes far over the limits is refused after a few
+ * thousand tokens, the rest of its line skipped in constant memory: the parse adds
+ * little to the process's peak (before: about 1.8 GB for 7 MB), and the
+ * statement after it still parses. */
+START_TEST(test_errors_long_line_in_bounded_memory)
+{
+    const char *units[] = {"X[i]", "X[i]", "1"};
+    const char *seps[] = {" + ", " ", " + "};
+    for (int k = 0; k < 3; k++) {
+        char *line = repeat_line("Y[i] = ", units[k], seps[k], 1000000, "");
+        size_t n = strlen(line);
+        char *text = malloc(n + 32);
+        ck_assert_ptr_nonnull(text);
+        memcpy(text, line, n);
+        strcpy(text + n, "Z[i] = X[i] X[i]\n");
+        free(line);
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        Parsed p;
+        parse(&p, text);
+        getrusage(RUSAGE_SELF, &after);
+        ck_assert_int_eq(p.st, FUSE_E_SYNTAX);
+        ck_assert_int_eq(p.dl.n_errors, 1);
+        ck_assert_int_eq(p.ast.n_stmts, 1); /* Z */
+        ck_assert_str_eq(p.ast.stmts[0]->name, "Z");
+        long grown_kb = after.ru_maxrss - before.ru_maxrss;
+        ck_assert_msg(grown_kb < 64 * 1024, "parsing %zu bytes grew the peak by %ld KiB", n,
+                      grown_kb);
+        parsed_free(&p);
+        free(text);
+    }
+}
+END_TEST
+
+/* A diagnostic on a long line quotes a window of about 100 characters around the
+ * caret, with "..." where the line is cut, and the caret under the right one. */
+START_TEST(test_errors_long_line_excerpt)
+{
+    char *text = repeat_line("Y[i] = ", "X[i]", " + ", 5000, "");
+    Parsed p;
+    parse(&p, text);
+    ck_assert_int_eq(p.st, FUSE_E_SYNTAX);
+    char *d = fe_diag_format(p.dl.first);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_msg(strlen(d) < 400, "%zu bytes:\n%s", strlen(d), d);
+    char *quote = strchr(d, '\n') + 1, *caret_line = strchr(quote, '\n') + 1;
+    ck_assert_msg(strncmp(quote, "  ...", 5) == 0, "%s", d);
+    ck_assert_msg(strstr(quote, "...\n") == strchr(quote, '\n') - 3, "%s", d);
+    int caret = (int)(strchr(caret_line, '^') - caret_line);
+    ck_assert_int_eq(quote[caret], 'X'); /* the 4097th term */
+    int col = p.dl.first->span.col;
+    ck_assert_int_eq(col, unit_col("Y[i] = ", "X[i]", " + ", FE_MAX_TERMS));
+    ck_assert(strncmp(quote + caret, text + col - 1, 20) == 0);
+    free(d);
+    parsed_free(&p);
+    /* a short line is quoted whole, without marks */
+    parse(&p, "Y[i] = X[i] * X[i]\n");
+    d = fe_diag_format(p.dl.first);
+    ck_assert_ptr_nonnull(strstr(d, "\n  Y[i] = X[i] * X[i]\n              ^\n"));
+    free(d);
+    parsed_free(&p);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_errors_several_statements_resync)
 {
     Parsed p;
@@ -1064,6 +1190,9 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_errors_literals);
     tcase_add_test(tc, test_errors_deep_nesting);
     tcase_add_test(tc, test_errors_several_statements_resync);
+    tcase_add_test(tc, test_errors_term_and_factor_limits);
+    tcase_add_test(tc, test_errors_long_line_in_bounded_memory);
+    tcase_add_test(tc, test_errors_long_line_excerpt);
     tcase_add_test(tc, test_errors_capped);
     tcase_add_test(tc, test_malformed_table);
     tcase_add_test(tc, test_binary_garbage);

@@ -202,3 +202,30 @@ bool cli_query_split(const char *q, char **name, char **selectors)
     }
     return true;
 }
+
+/* ---- sizes ---- */
+
+bool cli_parse_bytes(const char *v, uint64_t *out)
+{
+    static const char UNITS[] = "KMGT";
+    if (strcmp(v, "none") == 0) {
+        *out = FUSE_MEMORY_UNLIMITED;
+        return true;
+    }
+    if (*v < '0' || *v > '9') /* no sign, "inf" or "nan" */
+        return false;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v)
+        return false;
+    const char *unit = *end ? strchr(UNITS, *end & ~0x20) : NULL; /* any case */
+    if (*end && (!unit || (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "ib"))))
+        return false;
+    for (const char *u = UNITS; unit && u <= unit; u++)
+        x *= 1024.0;
+    if (!(x < 18446744073709551615.0))
+        return false;
+    *out = x == 0 ? FUSE_MEMORY_UNLIMITED : x < 1 ? 1 : (uint64_t)x;
+    return true;
+}

@@ -49,4 +49,10 @@ bool cli_query_split(const char *q, char **name, char **selectors);
  * for n) and returns how many. */
 size_t cli_step_inputs(const fuse_input *in, size_t n, int step, fuse_input *out);
 
+/* a byte count for --max-memory and the REPL's `:set max_memory`: a number
+ * (a fraction allowed) with an optional binary suffix K, M, G, T or KiB, MiB, GiB,
+ * TiB (any case; K = KiB = 1024); "0" or "none" is FUSE_MEMORY_UNLIMITED. False
+ * for anything else. */
+bool cli_parse_bytes(const char *v, uint64_t *out);
+
 #endif /* FUSE_TOOLS_CLI_MODES_H */
