@@ -241,16 +241,45 @@ typedef struct Stmt {
     Span path_span;
 } Stmt;
 
+/* `axis n = 8` (v2): every loop axis named n has that size (ir/shapes.c). */
+typedef struct AxisDecl {
+    const char *name;
+    int64_t size;
+    Span span;
+} AxisDecl;
+
 typedef struct Ast {
     Stmt **stmts;
     int n_stmts;
     int cap_stmts;
+    AxisDecl *axis_decls; /* v2 only */
+    int n_axis_decls;
 } Ast;
+
+/* Limits of an expression, which the IR enforces when it expands a right-hand side
+ * (ir/build.c checks they equal its own). The parser counts against them as it
+ * goes, so a statement far over them fails after a few thousand tokens, not after
+ * its whole line is lexed and built. */
+#define FE_MAX_TERMS 4096   /* terms an expression expands to */
+#define FE_MAX_FACTORS 64   /* tensor factors of one term (IR_MAX_OP_OPERANDS) */
+#define FE_MAX_INDICES 64   /* index items of one reference, before a rank error stops
+                               parsing (the rank limit is FUSE_MAX_RANK) */
 
 /* Parses a whole legacy-syntax program. On error returns FUSE_E_SYNTAX (or
  * FUSE_E_NOMEM) with diagnostics in dl; *out may then hold the statements parsed so
  * far. All memory comes from `arena`. */
 fuse_status fe_parse(Arena *arena, const Source *src, DiagList *dl, Ast *out);
+
+/* Parses a program in opts->syntax (NULL: legacy), or the one its first line
+ * chooses (`#!fuse v2`, `#!fuse legacy`): fe_parse, or the structured parser
+ * (parse_v2.c) and its lowering into the same Ast (v2_lower.c), which takes the
+ * param values of opts. Overrides of params a program does not declare are an
+ * error. */
+fuse_status fe_parse_program(Arena *arena, const Source *src,
+                             const fuse_program_options *opts, DiagList *dl, Ast *out);
+
+/* The syntax a `#!fuse NAME` first line of text chooses, else `fallback`. */
+fuse_syntax fe_syntax_of(const char *text, size_t len, fuse_syntax fallback);
 
 /* True when `name` (any case) is a builtin function of SPEC §5. */
 bool fe_is_builtin(const char *name);

@@ -8,7 +8,8 @@
  *   reductions       the argument's axes minus the reduced one (a JOIN);
  *   lnorm, masked_softmax, rope
  *                    the argument's axes (one row-wise op, lower/emit_rows.c);
- *   case             the union of its operands' axes, first appearance first;
+ *   case, pow, less, ... (the comparisons)
+ *                    the union of its operands' axes, first appearance first;
  *   attention        (q's first axis, v's other axes), built from a JOIN for the
  *                    scores, a masked softmax over a call-local key axis and a JOIN
  *                    with v;
@@ -251,6 +252,45 @@ static IrTensor *build_case(Builder *b, const Expr *call, const NameList *ref)
         return NULL;
     for (int i = 0; i < n; i++)
         if (!ir_value_operand(b, op, vals[i].t, vals[i].names, call->items[i]->span))
+            return NULL;
+    ir_group_push(b, op);
+    return out;
+}
+
+/* ---- binary elementwise: pow and the comparisons (the v2 operators) ---- */
+
+static const struct {
+    const char *name;
+    MapFn fn;
+} BINARY_FNS[] = {
+    {"pow", FN_POW},          {"less", FN_LT},  {"less_equal", FN_LE},
+    {"greater", FN_GT},       {"greater_equal", FN_GE},
+    {"equal", FN_EQ},         {"not_equal", FN_NE},
+};
+
+/* fn(x, y) over the union of both operands' axes (a MAP with two operands). */
+static IrTensor *build_binary(Builder *b, const Expr *call, const NameList *ref)
+{
+    MapFn fn = FN_COUNT;
+    for (size_t i = 0; i < sizeof BINARY_FNS / sizeof BINARY_FNS[0]; i++)
+        if (strcasecmp(call->name, BINARY_FNS[i].name) == 0)
+            fn = BINARY_FNS[i].fn;
+    Value v[2];
+    if (fn == FN_COUNT || !ir_check_positional(b, call, 2, 2) ||
+        !ir_check_kwargs(b, call, NULL, 0) || !value_arg(b, call->items[0], ref, &v[0]) ||
+        !value_arg(b, call->items[1], ref, &v[1]))
+        return NULL;
+    const char *names[FUSE_MAX_RANK];
+    int rank;
+    if (!case_names(b, call, v, names, &rank))
+        return NULL;
+    IrTensor *out = ir_temp_new(b, ir_map_fn_name(fn), rank, names, call->span);
+    Op *op = out ? ir_op_new(b, OP_MAP, out->id) : NULL;
+    if (!op || !ir_op_bind_out(b, op, names, rank))
+        return NULL;
+    op->fn = fn;
+    for (int i = 0; i < 2; i++)
+        if (!ir_value_operand(b, op, v[i].t, v[i].names, call->items[i]->span))
             return NULL;
     ir_group_push(b, op);
     return out;
@@ -568,6 +608,13 @@ static const Builtin BUILTINS[] = {
     {"attention", build_attention},
     {"rope", build_rope},
     {"tucker_dense", build_tucker},
+    {"pow", build_binary},
+    {"less", build_binary},
+    {"less_equal", build_binary},
+    {"greater", build_binary},
+    {"greater_equal", build_binary},
+    {"equal", build_binary},
+    {"not_equal", build_binary},
 };
 
 BuiltinBuild ir_builtin_find(const char *name)

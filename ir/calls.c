@@ -22,7 +22,7 @@ typedef struct MapBuiltin {
 static const MapBuiltin MAP_BUILTINS[] = {
     {"step", FN_STEP}, {"relu", FN_RELU}, {"sig", FN_SIG},   {"gelu", FN_GELU},
     {"exp", FN_EXP},   {"log", FN_LOG},   {"tanh", FN_TANH}, {"sqrt", FN_SQRT},
-    {"abs", FN_ABS},   {"sin", FN_SIN},   {"cos", FN_COS},
+    {"abs", FN_ABS},   {"sin", FN_SIN},   {"cos", FN_COS},   {"recip", FN_RECIP},
 };
 
 /* ---- axes of terms and values ---- */

@@ -14,7 +14,8 @@
 
 static const char *const MAP_FN_NAMES[] = {
     "copy", "step", "relu", "sig", "gelu", "exp", "log", "tanh",
-    "sqrt", "abs", "sin", "cos", "causal_mask", "even", "odd",
+    "sqrt", "abs", "sin", "cos", "causal_mask", "even", "odd", "recip",
+    "pow", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
 };
 _Static_assert(sizeof MAP_FN_NAMES / sizeof MAP_FN_NAMES[0] == FN_COUNT, "MapFn names");
 

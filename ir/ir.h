@@ -107,6 +107,15 @@ typedef enum MapFn {
     FN_CAUSAL,  /* no operands: 1 where axis 0 >= axis 1 */
     FN_EVEN,    /* no operands: 1 where the loop counter of axis 0 is even */
     FN_ODD,
+    FN_RECIP,   /* 1 / x (the v2 syntax's division a / b is a * recip(b)) */
+    /* binary: operand 1 is the second argument, broadcast by axis name */
+    FN_POW,     /* x ** y */
+    FN_LT,      /* 1 where x < y, else 0; then <=, >, >=, ==, != */
+    FN_LE,
+    FN_GT,
+    FN_GE,
+    FN_EQ,
+    FN_NE,
     FN_COUNT
 } MapFn;
 

@@ -138,6 +138,23 @@ static void unify_op(Solver *s, const Op *op)
     }
 }
 
+/* `axis n = 8` (v2): the loop axes of op named n have that size; a conflict with
+ * the data is reported at op's equation, naming the declaration. */
+static void declared_sizes(Solver *s, const Op *op)
+{
+    const Ast *ast = s->p->ast;
+    for (int d = 0; ast && d < ast->n_axis_decls; d++) {
+        const AxisDecl *decl = &ast->axis_decls[d];
+        if (decl->size < 0)
+            continue;
+        for (int a = 0; a < op->n_axes; a++)
+            if (strcmp(op->axes[a].name, decl->name) == 0) {
+                Bound b = {decl->size, "its axis declaration", decl->span};
+                add_bound(s, find(s, op->axes[a].var), &b, false, decl->span, decl->name);
+            }
+    }
+}
+
 /* Size of a variable's class after solving; -1 when unknown. */
 static int64_t class_size(Solver *s, int var)
 {
@@ -349,8 +366,10 @@ static void solve(Solver *s, const ShapeFact *facts)
         Group **gs = pass ? p->sink_groups : p->groups;
         int n = pass ? p->n_sink_groups : p->n_groups;
         for (int g = 0; g < n; g++)
-            for (int i = 0; i < gs[g]->n_ops && s->status == FUSE_OK; i++)
+            for (int i = 0; i < gs[g]->n_ops && s->status == FUSE_OK; i++) {
+                declared_sizes(s, gs[g]->ops[i]);
                 unify_op(s, gs[g]->ops[i]);
+            }
     }
     if (s->status == FUSE_OK)
         resolve_derived(s);

@@ -344,6 +344,8 @@ fuse_status ir_stream_rewrite(Builder *b)
         return FUSE_OK;
     out->stmts = stmts;
     out->n_stmts = out->cap_stmts = ast->n_stmts;
+    out->axis_decls = ast->axis_decls; /* v2 `axis n = 8` */
+    out->n_axis_decls = ast->n_axis_decls;
     b->p->ast = out;
     return make_streams(&r) ? FUSE_OK : FUSE_E_NOMEM;
 }

@@ -550,6 +550,22 @@ static LLVMValueRef map_gelu(Emit *e, LLVMValueRef x)
 
 /* The two-operand functions: pow and the comparisons (0/1; false with a NaN,
  * except !=). */
+static LLVMValueRef map_binary(Emit *e, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMRealPredicate pred;
+    switch (e->op->fn) {
+    case FN_POW: return emit_intrinsic2(e, "llvm.pow", x, y);
+    case FN_LT: pred = LLVMRealOLT; break;
+    case FN_LE: pred = LLVMRealOLE; break;
+    case FN_GT: pred = LLVMRealOGT; break;
+    case FN_GE: pred = LLVMRealOGE; break;
+    case FN_EQ: pred = LLVMRealOEQ; break;
+    case FN_NE: pred = LLVMRealUNE; break;
+    default: return x;
+    }
+    return cmp_to_f32(e, LLVMBuildFCmp(e->bld, pred, x, y, "v.cmp"));
+}
+
 static LLVMValueRef map_value(Emit *e, LLVMValueRef x)
 {
     switch (e->op->fn) {
@@ -565,7 +581,8 @@ static LLVMValueRef map_value(Emit *e, LLVMValueRef x)
     case FN_ABS: return emit_intrinsic1(e, "llvm.fabs", x);
     case FN_SIN: return emit_intrinsic1(e, "llvm.sin", x);
     case FN_COS: return emit_intrinsic1(e, "llvm.cos", x);
-    default: return x;
+    case FN_RECIP: return LLVMBuildFDiv(e->bld, emit_f32(e, 1.0), x, "v.recip");
+    default: return map_binary(e, x, emit_load_operand(e, 1));
     }
 }
 

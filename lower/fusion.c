@@ -63,7 +63,8 @@ static bool calls_libm(MapFn fn)
     case FN_EXP:
     case FN_LOG:
     case FN_SIN:
-    case FN_COS: return true;
+    case FN_COS:
+    case FN_POW: return true;
     default: return false;
     }
 }

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +54,10 @@ enum {
     OPT_NO_SINKS = 1u << 5,
     OPT_JSON = 1u << 6,
     OPT_WHAT = 1u << 7,
+    OPT_PARSER = 1u << 8,
+    OPT_PARAM = 1u << 10,
+    OPT_MAX_MEMORY = 1u << 9,
+    OPT_COMPRESS = 1u << 15,
     OPT_MODES = 1u << 20, /* every execution-mode option (cli_modes.c) */
     OPT_TIME = 1u << 24,      /* code cache and phase times (cli_cache.c) */
     OPT_CACHE_DIR = 1u << 25,
@@ -72,6 +77,8 @@ static const OptionSpec OPTIONS[] = {
      "                        .npz holds every export (a member per name); .npy,\n"
      "                        .json and .jsonl hold the only export of a program\n"
      "                        that has exactly one"},
+    {"compress", OPT_COMPRESS, NULL, "deflate the members of an --out .npz (as NumPy's\n"
+                                     "                        savez_compressed; default: stored, as savez)"},
     {"input", OPT_INPUT, "NAME=FILE.npy",
      "bind tensor NAME to the data in FILE.npy (repeatable);\n"
      "                        NAME@t-1 seeds an earlier step of a streaming tensor"},
@@ -80,10 +87,18 @@ static const OptionSpec OPTIONS[] = {
     {"out-dir", OPT_OUT_DIR, "DIR", "write sink files under DIR (default: the program's\n"
                                     "                        directory)"},
     {"threads", OPT_THREADS, "N", "worker threads (default 0: one per core)"},
+    {"max-memory", OPT_MAX_MEMORY, "SIZE",
+     "refuse a program whose buffers need more than SIZE\n"
+     "                        bytes (suffix K, M, G, T or KiB, MiB, GiB, TiB;\n"
+     "                        0 or none: no cap; default: the machine's memory)"},
     {"no-sinks", OPT_NO_SINKS, NULL, "do not write the program's sink files"},
     {"json", OPT_JSON, NULL, "print JSON instead of text"},
     {"what", OPT_WHAT, "STAGE", "the stage to print: ast, ir, llvm (optimised LLVM IR),\n"
                                 "                        llvm-raw (before optimisation) or asm"},
+    {"parser", OPT_PARSER, "SYNTAX", "legacy (default) or v2, the structured syntax (a\n"
+                                     "                        first line `#!fuse v2` also selects it)"},
+    {"param", OPT_PARAM, "NAME=VALUE", "the value of `param NAME` (v2), replacing its\n"
+                                       "                        default (repeatable)"},
     /* code cache */
     {"time", OPT_TIME, NULL, "print the phases (parse, check, lower, compile or cache\n"
                              "                        load, run) to stderr"},
@@ -129,8 +144,13 @@ typedef struct Args {
     const char *base_dir;
     const char *out_dir;
     const char *what;
+    fuse_syntax syntax;       /* --parser */
+    fuse_param *params;       /* --param NAME=VALUE; names malloc'd */
+    size_t n_params;
+    uint64_t max_memory;      /* --max-memory; 0 = not given (the default cap) */
     int threads;
     bool no_sinks;
+    bool compress;            /* --compress: deflate the --out .npz */
     bool json;
     char **input_names;       /* malloc'd names of --input NAME=FILE */
     const char **input_paths; /* the FILE parts, pointing into argv */
@@ -160,6 +180,9 @@ static void args_free(Args *a)
         free(a->input_names[i]);
     free(a->input_names);
     free(a->input_paths);
+    for (size_t i = 0; i < a->n_params; i++)
+        free((char *)a->params[i].name);
+    free(a->params);
     cli_modes_free(&a->modes);
 }
 
@@ -245,6 +268,45 @@ static int set_out(const Command *c, const char *v, Args *a)
     return 0;
 }
 
+static int set_parser(const Command *c, const char *v, Args *a)
+{
+    if (strcmp(v, "legacy") == 0)
+        a->syntax = FUSE_SYNTAX_LEGACY;
+    else if (strcmp(v, "v2") == 0)
+        a->syntax = FUSE_SYNTAX_V2;
+    else
+        return usage_error(c, "--parser expects legacy or v2, got '%s'", v);
+    return 0;
+}
+
+static int set_max_memory(const Command *c, const char *v, Args *a)
+{
+    if (!cli_parse_bytes(v, &a->max_memory))
+        return usage_error(c, "--max-memory expects a size such as 4G, 512MiB or 1000000 "
+                              "(0 or none: no cap), got '%s'", v);
+    return 0;
+}
+
+/* --param NAME=VALUE: records the pair. */
+static int add_param(const Command *c, const char *spec, Args *a)
+{
+    const char *eq = strchr(spec, '=');
+    char *end = NULL;
+    double v = eq ? strtod(eq + 1, &end) : 0;
+    if (!eq || eq == spec || !end || end == eq + 1 || *end != '\0' || !isfinite(v))
+        return usage_error(c, "--param expects NAME=NUMBER, got '%s'", spec);
+    fuse_param *ps = realloc(a->params, (a->n_params + 1) * sizeof *ps);
+    char *name = ps ? strndup(spec, (size_t)(eq - spec)) : NULL;
+    if (ps)
+        a->params = ps;
+    if (!name) {
+        fputs("fuse-jit: error: out of memory\n", stderr);
+        return EXIT_RUNTIME;
+    }
+    a->params[a->n_params++] = (fuse_param){name, v};
+    return 0;
+}
+
 /* Stores an execution-mode option (cli_modes.c). */
 static int set_modes(const Command *c, const char *v, Args *a)
 {
@@ -265,8 +327,12 @@ static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
     case OPT_BASE_DIR: a->base_dir = v; return 0;
     case OPT_OUT_DIR: a->out_dir = v; return 0;
     case OPT_THREADS: return set_threads(c, v, a);
+    case OPT_MAX_MEMORY: return set_max_memory(c, v, a);
     case OPT_NO_SINKS: a->no_sinks = true; return 0;
+    case OPT_COMPRESS: a->compress = true; return 0;
     case OPT_JSON: a->json = true; return 0;
+    case OPT_PARSER: return set_parser(c, v, a);
+    case OPT_PARAM: return add_param(c, v, a);
     case OPT_WHAT: return set_what(c, v, a);
     case OPT_MODES: return set_modes(c, v, a);
     case OPT_TIME: a->time = true; return 0;
@@ -337,6 +403,8 @@ static Parsed args_parse(const Command *c, int argc, char **argv, Args *a, int *
         *rc = usage_error(c, "missing PROGRAM (a .fuse file)");
     else if ((c->options & OPT_WHAT) && !a->what)
         *rc = usage_error(c, "missing --what=ast|ir|llvm|llvm-raw|asm");
+    else if (a->compress && (!a->out || !ends_with(a->out, ".npz")))
+        *rc = usage_error(c, "--compress needs --out FILE.npz");
     return *rc ? PARSED_ERROR : PARSED_OK;
 }
 
@@ -400,7 +468,12 @@ static int session_open(const Args *a, Session *s)
         return exit_code(st);
     }
     fuse_ctx_set_log(s->ctx, cli_log, "fuse-jit"); /* warnings to stderr */
-    st = fuse_program_from_file(s->ctx, a->program, &s->prog);
+    fuse_program_options opts;
+    fuse_program_options_init(&opts);
+    opts.syntax = a->syntax;
+    opts.params = a->params;
+    opts.n_params = a->n_params;
+    st = fuse_program_from_file_opts(s->ctx, a->program, &opts, &s->prog);
     return st == FUSE_OK ? 0 : report(s, st);
 }
 
@@ -438,6 +511,7 @@ static int session_compile(const Args *a, Session *s)
     cli_modes_config(&a->modes, &cfg);
     cfg.cache_dir = a->cache_dir;
     cfg.no_cache = a->no_cache;
+    cfg.max_memory = a->max_memory;
     fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
     return st == FUSE_OK ? 0 : report(s, st);
 }
@@ -473,7 +547,8 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
     size_t n = fuse_outputs_count(out);
     fuse_status st;
     if (!out_is_single(a->out)) {
-        st = fuse_outputs_save_npz(s->ctx, out, a->out);
+        st = a->compress ? fuse_outputs_save_npz_compressed(s->ctx, out, a->out)
+                         : fuse_outputs_save_npz(s->ctx, out, a->out);
     } else if (n != 1) {
         fprintf(stderr, "fuse-jit: error: --out %s holds one tensor, but %s has %zu exports%s\n",
                 a->out, a->program, n, n ? "; use an .npz file to save them all" : "");
@@ -651,23 +726,30 @@ static const Command COMMANDS[] = {
      "Compiles PROGRAM to native code and runs it once. Without --out, prints every\n"
      "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n"
      "A source .npy of at least 16 MiB (or FUSE_JIT_MMAP_MIN_BYTES bytes) is converted\n"
-     "straight from a memory mapping of the file.\n",
-     OPT_OUT | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS | OPT_NO_SINKS | OPT_MODES |
-         OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE,
+     "straight from a memory mapping of the file. Before any buffer is allocated, the\n"
+     "bytes of all of them are summed (they live for the whole run) and a program\n"
+     "needing more than --max-memory fails with exit status 1, naming its largest\n"
+     "tensors.\n",
+     OPT_OUT | OPT_COMPRESS | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS |
+         OPT_NO_SINKS | OPT_MODES |
+         OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY,
      cmd_run},
-    {"check", "check PROGRAM", "parse and check a program (names, shapes)",
-     "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`.\n", 0, cmd_check},
+    {"check", "check PROGRAM [--parser v2]", "parse and check a program (names, shapes)",
+     "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`.\n",
+     OPT_PARSER | OPT_PARAM,
+     cmd_check},
     {"explain", "explain PROGRAM [--json]",
      "describe sources, equations, sinks and evaluation order",
      "Prints the static explanation of PROGRAM: its sources, its equations with\n"
      "their LHS axes, projected axes and operator, its sinks, the evaluation order\n"
      "and recursive components.\n",
-     OPT_JSON, cmd_explain},
+     OPT_JSON | OPT_PARSER | OPT_PARAM, cmd_explain},
     {"emit", "emit PROGRAM --what=STAGE [options]",
      "print a compilation stage: ast, ir, llvm, llvm-raw, asm",
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
      "the program, so sources must be readable (or bound with --input).\n",
-     OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE, cmd_emit},
+     OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER |
+         OPT_PARAM, cmd_emit},
     /* main() dispatches it (cache_command) */
     {"cache", "cache stats|clear|dir [--cache-dir DIR]",
      "show, locate or empty the disk cache of compiled code",

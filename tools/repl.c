@@ -20,6 +20,7 @@
 #include <histedit.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <locale.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@
 
 #include "fusejit.h"
 #include "support.h"
+#include "cli_modes.h"
 #include "print.h"
 #include "repl.h"
 
@@ -216,6 +218,9 @@ static char *trim(char *s)
 typedef struct Repl {
     fuse_ctx *ctx;
     fuse_config cfg;  /* what :set changes; sinks off until `:set sinks on` */
+    fuse_syntax syntax; /* `:set parser legacy|v2` */
+    fuse_param *params; /* `:set param NAME=VALUE`; names malloc'd */
+    size_t n_params;
     SupBuf text;         /* the session's program, every accepted entry */
     char *base_dir;   /* sources and sinks resolve here (:load); NULL: current dir */
     SupBuf pending;      /* an entry whose brackets are still open */
@@ -261,7 +266,12 @@ static void repl_lib_error(Repl *r, fuse_status st)
 static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
 {
     double t0 = sup_clock_ms();
-    fuse_status st = fuse_program_from_text(r->ctx, text, "<repl>", out);
+    fuse_program_options opts;
+    fuse_program_options_init(&opts);
+    opts.syntax = r->syntax;
+    opts.params = r->params;
+    opts.n_params = r->n_params;
+    fuse_status st = fuse_program_from_text_opts(r->ctx, text, "<repl>", &opts, out);
     if (r->timing)
         printf("time: check %.2f ms\n", sup_clock_ms() - t0);
     if (st != FUSE_OK)
@@ -469,6 +479,8 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
         return parse_count(v, LLONG_MAX, &n) ? (c->samples = n, NULL) : "a count >= 0";
     if (strcmp(key, "seed") == 0)
         return parse_count(v, LLONG_MAX, &n) ? (c->seed = (uint64_t)n, NULL) : "an integer >= 0";
+    if (strcmp(key, "max_memory") == 0)
+        return cli_parse_bytes(v, &c->max_memory) ? NULL : "a size such as 4G (0 or none: no cap)";
     if (strcmp(key, "tol") == 0) {
         char *end;
         double d = strtod(v, &end);
@@ -478,7 +490,7 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
 }
 
 static const char SET_KEYS[] = "mode, strategy, projection, precision, device, threads, seed, "
-                               "samples, max_iters, tol, sinks, cache";
+                               "samples, max_iters, tol, sinks, cache, max_memory, parser, param";
 
 /* ---- commands ---- */
 
@@ -488,6 +500,39 @@ typedef struct ReplCommand {
     const char *help;
     void (*fn)(Repl *r, char *arg); /* arg: trimmed, "" when none */
 } ReplCommand;
+
+/* `:set param NAME=VALUE`: adds or replaces the value; NULL or what is expected. */
+static const char *set_param(Repl *r, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    char *end = NULL;
+    double x = eq ? strtod(eq + 1, &end) : 0;
+    if (!eq || eq == v || !end || end == eq + 1 || *end || !isfinite(x))
+        return "NAME=NUMBER";
+    size_t n = (size_t)(eq - v);
+    for (size_t i = 0; i < r->n_params; i++)
+        if (strlen(r->params[i].name) == n && strncmp(r->params[i].name, v, n) == 0) {
+            r->params[i].value = x;
+            return NULL;
+        }
+    fuse_param *ps = realloc(r->params, (r->n_params + 1) * sizeof *ps);
+    char *name = ps ? strndup(v, n) : NULL;
+    if (ps)
+        r->params = ps;
+    if (!name)
+        return "NAME=NUMBER (out of memory)";
+    r->params[r->n_params++] = (fuse_param){name, x};
+    return NULL;
+}
+
+static void params_free(Repl *r)
+{
+    for (size_t i = 0; i < r->n_params; i++)
+        free((char *)r->params[i].name);
+    free(r->params);
+    r->params = NULL;
+    r->n_params = 0;
+}
 
 static void cmd_set(Repl *r, char *arg)
 {
@@ -499,7 +544,12 @@ static void cmd_set(Repl *r, char *arg)
         repl_error(r, ":set needs KEY VALUE (keys: %s)", SET_KEYS);
         return;
     }
-    const char *bad = set_option(&r->cfg, key, v);
+    static const char *const SYNTAXES[] = {"legacy", "v2"};
+    int syntax = (int)r->syntax;
+    const char *bad = strcmp(key, "param") == 0    ? set_param(r, v)
+                    : strcmp(key, "parser") != 0 ? set_option(&r->cfg, key, v)
+                    : set_choice(&syntax, v, SYNTAXES, 2) ? NULL : "legacy or v2";
+    r->syntax = (fuse_syntax)syntax;
     if (bad && !*bad)
         repl_error(r, "unknown setting '%s' (keys: %s)", key, SET_KEYS);
     else if (bad)
@@ -757,7 +807,9 @@ static const ReplCommand COMMANDS[] = {
      cmd_time},
     {":set", "KEY VALUE",
      "set mode, strategy, projection, precision, device, threads,\n"
-     "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off)",
+     "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off),\n"
+     "                     max_memory (4G, none), parser (legacy|v2),\n"
+     "                     param (NAME=VALUE, for v2 `param` declarations)",
      cmd_set},
     {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm", cmd_emit},
     {":reset", "", "forget every statement (settings stay)", cmd_reset},
@@ -819,9 +871,9 @@ static void repl_line(Repl *r, char *line)
 
 /* ---- the terminal: libedit ---- */
 
-/* A Ctrl-C may land on any thread that does not block SIGINT, and some start
- * before the editor blocks it (OpenBLAS, loaded for LAPACK, starts its threads
- * when it is loaded): such a thread passes the signal on to the line reader,
+/* A Ctrl-C may land on any thread that does not block SIGINT, and a library may
+ * start threads before the editor blocks it (OpenBLAS does when LAPACK is loaded
+ * for tucker_dense): such a thread passes the signal on to the line reader,
  * which may be asleep in ppoll waiting for it. A run in progress stops at its
  * next check (fuse_ctx_interrupt: an atomic store, safe here). */
 static void on_sigint(int sig)
@@ -1108,6 +1160,7 @@ int repl_main(const char *program)
     free(r.text.p);
     free(r.pending.p);
     free(r.base_dir);
+    params_free(&r);
     repl_ctx = NULL; /* the handler stays installed */
     fuse_ctx_free(r.ctx);
     return !r.interactive && r.failures ? 1 : 0;
