@@ -21,6 +21,7 @@ const char *fuse_version_string(void) { return FUSE_VERSION_STRING; }
 static const char *const STATUS_NAMES[] = {
     "ok", "syntax error", "shape error", "I/O error", "out of memory", "JIT error",
     "runtime error", "invalid argument", "unsupported", "did not converge", "interrupted",
+    "busy",
 };
 _Static_assert(sizeof STATUS_NAMES / sizeof STATUS_NAMES[0] == FUSE_STATUS_COUNT,
                "status names");
@@ -84,6 +85,28 @@ static fuse_status fail(fuse_ctx *ctx, fuse_status st, const char *msg)
 {
     set_error_owned(ctx, sup_strprintf("error: %s", msg));
     return st;
+}
+
+/* ---- one call at a time on a runner ---- */
+
+/* The flag is taken with an atomic exchange, so of two threads entering at once
+ * exactly one gets the runner; the other fails before it has read or written any
+ * of the runner's state, which is why a busy call leaves both calls' results
+ * intact. Exchange and store are sequentially consistent: what one call wrote
+ * is seen by the next. */
+bool api_runner_enter(fuse_runner *run, const char *what)
+{
+    if (!atomic_exchange(&run->busy, true))
+        return true;
+    char *msg = sup_strprintf("error: %s: the runner is in use by another thread (a runner "
+                              "takes one call at a time)", what);
+    set_error_owned(run->ctx, msg);
+    return false;
+}
+
+void api_runner_leave(fuse_runner *run)
+{
+    atomic_store(&run->busy, false);
 }
 
 /* Takes the diagnostics of a plan into the context. */
@@ -258,16 +281,28 @@ fuse_status fuse_ctx_set_log(fuse_ctx *ctx, fuse_log_fn fn, void *user)
 
 /* ---- programs ---- */
 
+static void options_free(fuse_program_options *o)
+{
+    for (size_t i = 0; i < o->n_params; i++)
+        free((char *)o->params[i].name);
+    free((fuse_param *)o->params);
+    o->params = NULL;
+    o->n_params = 0;
+}
+
+/* Takes text and *opts (freed on failure too). */
 static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, const char *dir,
-                               fuse_program **out)
+                               fuse_program_options *opts, fuse_program **out)
 {
     fuse_program *prog = calloc(1, sizeof *prog);
     if (!prog) {
         free(text);
+        options_free(opts);
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
     prog->ctx = ctx;
     prog->text = text;
+    prog->opts = *opts; /* the params now belong to prog */
     prog->name = strdup(name ? name : "<input>");
     prog->dir = dir ? strdup(dir) : NULL;
     if (!prog->name || (dir && !prog->dir)) {
@@ -275,7 +310,7 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
     fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
-                                 NULL, 0, NULL, NULL, NULL, NULL, &ctx->host);
+                                 NULL, 0, NULL, NULL, NULL, NULL, &ctx->host, &prog->opts, 0);
     if (st == FUSE_OK && api_program_list(prog) != FUSE_OK) {
         fuse_program_free(prog);
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
@@ -289,44 +324,115 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
     return FUSE_OK;
 }
 
-fuse_status fuse_program_from_text(fuse_ctx *ctx, const char *text, const char *name,
-                                   fuse_program **out)
+/* fuse_program_options' layouts: the first ends at n_params. */
+static const ApiLayout PROGRAM_OPTIONS_LAYOUT = {
+    "fuse_program_options",
+    {API_FIELD_END(fuse_program_options, n_params)},
+    sizeof(fuse_program_options), _Alignof(fuse_program_options)};
+
+void fuse_program_options_init_size(fuse_program_options *o, size_t size)
+{
+    char why[256];
+    if (!o || !api_layout_bytes(&PROGRAM_OPTIONS_LAYOUT, size, NULL, why, sizeof why))
+        return;
+    memset(o, 0, size);
+    o->size = size;
+}
+
+/* A checked copy of opts (NULL: the defaults) whose params the caller owns
+ * (options_free); FUSE_E_ARG with a message when bad. */
+static fuse_status options_take(fuse_ctx *ctx, const fuse_program_options *opts,
+                                fuse_program_options *out)
+{
+    fuse_program_options o;
+    fuse_program_options_init(&o);
+    fuse_program_options_init(out);
+    fuse_status st = opts ? api_struct_in(ctx, &PROGRAM_OPTIONS_LAYOUT, opts, &o) : FUSE_OK;
+    if (st != FUSE_OK)
+        return st;
+    if ((unsigned)o.syntax >= FUSE_SYNTAX_COUNT)
+        return fail(ctx, FUSE_E_ARG, "fuse_program_options: syntax must be "
+                                     "FUSE_SYNTAX_LEGACY or FUSE_SYNTAX_V2");
+    if (o.n_params && (!o.params || o.n_params > 4096))
+        return fail(ctx, FUSE_E_ARG, "fuse_program_options: n_params without params");
+    for (size_t i = 0; i < o.n_params; i++)
+        if (!o.params[i].name)
+            return fail(ctx, FUSE_E_ARG, "fuse_program_options: a param without a name");
+    out->syntax = o.syntax;
+    fuse_param *ps = o.n_params ? calloc(o.n_params, sizeof *ps) : NULL;
+    if (o.n_params && !ps)
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    out->params = ps;
+    for (size_t i = 0; i < o.n_params; i++, out->n_params++) {
+        ps[i].value = o.params[i].value;
+        if (!(ps[i].name = strdup(o.params[i].name))) {
+            options_free(out);
+            return fail(ctx, FUSE_E_NOMEM, "out of memory");
+        }
+    }
+    return FUSE_OK;
+}
+
+fuse_status fuse_program_from_text_opts(fuse_ctx *ctx, const char *text, const char *name,
+                                        const fuse_program_options *opts, fuse_program **out)
 {
     if (!ctx || !text || !out)
         return fail(ctx, FUSE_E_ARG, "fuse_program_from_text: NULL argument");
     *out = NULL;
+    fuse_program_options o;
+    fuse_status st = options_take(ctx, opts, &o);
+    if (st != FUSE_OK)
+        return st;
     char *copy = strdup(text);
-    if (!copy)
+    if (!copy) {
+        options_free(&o);
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
-    return program_new(ctx, copy, name, NULL, out);
+    }
+    return program_new(ctx, copy, name, NULL, &o, out);
 }
 
-fuse_status fuse_program_from_file(fuse_ctx *ctx, const char *path, fuse_program **out)
+fuse_status fuse_program_from_text(fuse_ctx *ctx, const char *text, const char *name,
+                                   fuse_program **out)
+{
+    return fuse_program_from_text_opts(ctx, text, name, NULL, out);
+}
+
+fuse_status fuse_program_from_file_opts(fuse_ctx *ctx, const char *path,
+                                        const fuse_program_options *opts, fuse_program **out)
 {
     if (!ctx || !path || !out)
         return fail(ctx, FUSE_E_ARG, "fuse_program_from_file: NULL argument");
     *out = NULL;
+    fuse_program_options o;
+    fuse_status st = options_take(ctx, opts, &o);
+    if (st != FUSE_OK)
+        return st;
     void *data = NULL;
     size_t n = 0;
     char *err = NULL;
-    fuse_status st = sup_read_file(path, &data, &n, &err);
+    st = sup_read_file(path, &data, &n, &err);
     if (st != FUSE_OK) {
+        options_free(&o);
         fail(ctx, st, err ? err : path);
         free(err);
         return st;
     }
-    if (memchr(data, '\0', n)) {
-        free(data);
-        return fail(ctx, FUSE_E_SYNTAX, "the program file contains a NUL byte");
-    }
-    char *dircopy = strdup(path);
+    char *dircopy = memchr(data, '\0', n) ? NULL : strdup(path);
     if (!dircopy) {
+        bool has_nul = memchr(data, '\0', n) != NULL;
         free(data);
-        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+        options_free(&o);
+        return has_nul ? fail(ctx, FUSE_E_SYNTAX, "the program file contains a NUL byte")
+                       : fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
-    st = program_new(ctx, data, path, dirname(dircopy), out);
+    st = program_new(ctx, data, path, dirname(dircopy), &o, out);
     free(dircopy);
     return st;
+}
+
+fuse_status fuse_program_from_file(fuse_ctx *ctx, const char *path, fuse_program **out)
+{
+    return fuse_program_from_file_opts(ctx, path, NULL, out);
 }
 
 void fuse_program_free(fuse_program *prog)
@@ -334,6 +440,7 @@ void fuse_program_free(fuse_program *prog)
     if (!prog)
         return;
     rt_plan_free(prog->plan);
+    options_free(&prog->opts);
     free(prog->listed);
     free(prog->text);
     free(prog->name);
@@ -367,7 +474,8 @@ fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out)
 /* fuse_config's layouts: the first ended at write_sinks. */
 static const ApiLayout CONFIG_LAYOUT = {
     "fuse_config",
-    {API_FIELD_END(fuse_config, write_sinks), API_FIELD_END(fuse_config, no_cache)},
+    {API_FIELD_END(fuse_config, write_sinks), API_FIELD_END(fuse_config, no_cache),
+     API_FIELD_END(fuse_config, max_memory)},
     sizeof(fuse_config), _Alignof(fuse_config)};
 
 void fuse_config_init_size(fuse_config *cfg, size_t size)
@@ -452,7 +560,8 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     }
     fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
                                  cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix,
-                                 prog->ctx->cache, cache_dir, &prog->ctx->host);
+                                 prog->ctx->cache, cache_dir, &prog->ctx->host, &prog->opts,
+                                 cfg->max_memory);
     free(cache_dir);
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
@@ -489,8 +598,11 @@ fuse_status fuse_runner_emit(fuse_runner *run, const char *what, char **out)
     *out = NULL;
     if (strcmp(what, "llvm") && strcmp(what, "llvm-raw") && strcmp(what, "asm"))
         return fail(run->ctx, FUSE_E_ARG, "emit: what must be llvm, llvm-raw or asm");
+    if (!api_runner_enter(run, "fuse_runner_emit"))
+        return FUSE_E_BUSY;
     char *err = NULL;
     fuse_status st = rt_plan_emit(run->plan, what, out, &err);
+    api_runner_leave(run);
     if (st != FUSE_OK) {
         fail(run->ctx, st, err ? err : fuse_status_name(st));
         free(err);
@@ -517,7 +629,10 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
                                             &o->tensors[i]);
         o->names[i] = strdup(t->name);
         o->n = (size_t)i + 1;
-        if (st != FUSE_OK || !o->names[i])
+        if (st != FUSE_OK) /* the diagnostic names the export and its bytes */
+            return rt_alloc_failed(run->plan, t, "the output map's copy of",
+                                   (uint64_t)run->plan->count[t->id] * sizeof(float));
+        if (!o->names[i])
             return FUSE_E_NOMEM;
     }
     return FUSE_OK;
@@ -545,12 +660,10 @@ static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n
     return fail_plan(run->ctx, st, pl);
 }
 
-fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
-                            fuse_outputs **out)
+/* fuse_runner_run with the runner held. */
+static fuse_status runner_run(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                              fuse_outputs **out)
 {
-    if (!run || !out || (n_inputs && !inputs))
-        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run: NULL argument");
-    *out = NULL;
     fuse_status run_st = run_plan(run, inputs, n_inputs);
     if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
         return run_st;
@@ -559,10 +672,24 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
     rt_unborrow_sources(run->plan); /* the host's buffers go back */
     if (st != FUSE_OK) {
         fuse_outputs_free(o);
-        return fail(run->ctx, st, "out of memory");
+        return run->plan->dl.first ? fail_plan(run->ctx, st, run->plan)
+                                   : fail(run->ctx, st, "out of memory");
     }
     *out = o;
     return run_st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
+}
+
+fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                            fuse_outputs **out)
+{
+    if (!run || !out || (n_inputs && !inputs))
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run: NULL argument");
+    *out = NULL;
+    if (!api_runner_enter(run, "fuse_runner_run"))
+        return FUSE_E_BUSY;
+    fuse_status st = runner_run(run, inputs, n_inputs, out);
+    api_runner_leave(run);
+    return st;
 }
 
 /* ---- outputs into host memory ---- */
@@ -621,11 +748,11 @@ static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t
     return true;
 }
 
-fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
-                                 const fuse_input *outputs, size_t n_outputs)
+/* fuse_runner_run_into with the runner held. */
+static fuse_status runner_run_into(fuse_runner *run, const fuse_input *inputs,
+                                   size_t n_inputs, const fuse_input *outputs,
+                                   size_t n_outputs)
 {
-    if (!run || (n_inputs && !inputs) || (n_outputs && !outputs))
-        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run_into: NULL argument");
     RtPlan *pl = run->plan;
     if (!pl->out_bind)
         pl->out_bind = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->out_bind);
@@ -646,6 +773,18 @@ fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, siz
     }
     rt_unborrow_sources(pl); /* the host's buffers go back */
     return st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
+}
+
+fuse_status fuse_runner_run_into(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                                 const fuse_input *outputs, size_t n_outputs)
+{
+    if (!run || (n_inputs && !inputs) || (n_outputs && !outputs))
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run_into: NULL argument");
+    if (!api_runner_enter(run, "fuse_runner_run_into"))
+        return FUSE_E_BUSY;
+    fuse_status st = runner_run_into(run, inputs, n_inputs, outputs, n_outputs);
+    api_runner_leave(run);
+    return st;
 }
 
 size_t fuse_outputs_count(const fuse_outputs *out) { return out ? out->n : 0; }
@@ -709,14 +848,28 @@ fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *pa
     return io_result(ctx, st, err);
 }
 
+static fuse_status save_npz(fuse_ctx *ctx, const fuse_outputs *out, const char *path,
+                            bool deflate, const char *fn)
+{
+    if (!out || !path) {
+        set_error_owned(ctx, sup_strprintf("error: %s: NULL argument", fn));
+        return FUSE_E_ARG;
+    }
+    char *err = NULL;
+    fuse_status st = io_npz_write_as(path, (const char *const *)out->names, out->tensors,
+                                     (int)out->n, deflate, &err);
+    return io_result(ctx, st, err);
+}
+
 fuse_status fuse_outputs_save_npz(fuse_ctx *ctx, const fuse_outputs *out, const char *path)
 {
-    if (!out || !path)
-        return fail(ctx, FUSE_E_ARG, "fuse_outputs_save_npz: NULL argument");
-    char *err = NULL;
-    fuse_status st = io_npz_write(path, (const char *const *)out->names, out->tensors,
-                                  (int)out->n, &err);
-    return io_result(ctx, st, err);
+    return save_npz(ctx, out, path, false, "fuse_outputs_save_npz");
+}
+
+fuse_status fuse_outputs_save_npz_compressed(fuse_ctx *ctx, const fuse_outputs *out,
+                                             const char *path)
+{
+    return save_npz(ctx, out, path, true, "fuse_outputs_save_npz_compressed");
 }
 
 fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out)

@@ -36,6 +36,7 @@ struct fusejit_program {
     char *name;
     char *dir;             /* the program file's directory, or NULL for text */
     RtPlan *plan;          /* parsed and checked, not compiled */
+    fuse_program_options opts; /* as given, with params (and their names) owned */
     /* api_info.c: tensor ids of the sources in program order, then of
      * the exports that are not sources, in export order */
     int *listed;
@@ -45,6 +46,7 @@ struct fusejit_program {
 struct fusejit_runner {
     fuse_ctx *ctx;
     RtPlan *plan;
+    atomic_bool busy;      /* a call is using the runner (api_runner_enter) */
 };
 
 struct fusejit_outputs {
@@ -61,6 +63,13 @@ RtPlan *api_runner_plan(const fuse_runner *run);
 
 /* Sets the calling thread's diagnostic of ctx to msg (malloc'd, taken). */
 void rt_ctx_set_error(struct fusejit_ctx *ctx, char *msg);
+
+/* bracket every public call on a runner: enter takes the runner
+ * for the calling thread, or, when another call holds it, sets the calling
+ * thread's diagnostic (naming `what`, the API function) and returns false
+ * without touching the runner; the caller then returns FUSE_E_BUSY. */
+bool api_runner_enter(struct fusejit_runner *run, const char *what);
+void api_runner_leave(struct fusejit_runner *run);
 
 /* a versioned struct of fusejit.h. It opens with `size_t size`, the
  * sizeof the host was compiled with; each published layout appended fields to

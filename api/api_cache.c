@@ -47,7 +47,13 @@ fuse_status fuse_runner_timings(const fuse_runner *run, fuse_timings *out)
 {
     if (!run || !out)
         return FUSE_E_ARG;
-    return api_struct_out(run->ctx, &TIMINGS_LAYOUT, &run->plan->timings, out);
+    /* the runner is the host's, allocated without const: taking its flag is allowed */
+    fuse_runner *held = (fuse_runner *)run;
+    if (!api_runner_enter(held, "fuse_runner_timings"))
+        return FUSE_E_BUSY;
+    fuse_status st = api_struct_out(run->ctx, &TIMINGS_LAYOUT, &run->plan->timings, out);
+    api_runner_leave(held);
+    return st;
 }
 
 fuse_status fuse_cache_dir(const fuse_config *cfg, char **out)

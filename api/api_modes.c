@@ -176,19 +176,24 @@ fuse_status fuse_runner_trace(fuse_runner *run, int json, char **out)
     if (!run || !out)
         return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_trace: NULL argument");
     *out = NULL;
-    if (!run->plan->modes) {
-        fuse_status st = rt_modes_apply(run, NULL);
-        if (st != FUSE_OK)
-            return st;
+    if (!api_runner_enter(run, "fuse_runner_trace"))
+        return FUSE_E_BUSY;
+    fuse_status st = run->plan->modes ? FUSE_OK : rt_modes_apply(run, NULL);
+    if (st == FUSE_OK) {
+        *out = rt_trace_format(run->plan, json != 0);
+        st = *out ? FUSE_OK : fail(run->ctx, FUSE_E_NOMEM, "out of memory");
     }
-    *out = rt_trace_format(run->plan, json != 0);
-    return *out ? FUSE_OK : fail(run->ctx, FUSE_E_NOMEM, "out of memory");
+    api_runner_leave(run);
+    return st;
 }
 
 fuse_status fuse_runner_reset(fuse_runner *run)
 {
     if (!run)
         return FUSE_E_ARG;
+    if (!api_runner_enter(run, "fuse_runner_reset"))
+        return FUSE_E_BUSY;
     rt_stream_reset(run->plan); /* stream; nothing to forget without *t axes */
+    api_runner_leave(run);
     return FUSE_OK;
 }

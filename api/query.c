@@ -154,13 +154,10 @@ static fuse_status plan_fail(fuse_runner *run, fuse_status st)
     return set_error(run->ctx, st, text);
 }
 
-fuse_status fuse_runner_query(fuse_runner *run, const char *name, const char *selectors,
-                              const fuse_input *inputs, size_t n_inputs, fuse_outputs **out)
+/* fuse_runner_query with the runner held. */
+static fuse_status runner_query(fuse_runner *run, const char *name, const char *selectors,
+                                const fuse_input *inputs, size_t n_inputs, fuse_outputs **out)
 {
-    if (!run || !name || !out || (n_inputs && !inputs))
-        return run ? query_fail(run, FUSE_E_ARG, strdup("fuse_runner_query: NULL argument"))
-                   : FUSE_E_ARG;
-    *out = NULL;
     RtPlan *pl = run->plan;
     const IrTensor *t = ir_tensor_find(pl->ir, name);
     if (!t || t->kind == TEN_TEMP)
@@ -190,4 +187,18 @@ fuse_status fuse_runner_query(fuse_runner *run, const char *name, const char *se
     if (st != FUSE_OK)
         return query_fail(run, st, strdup("out of memory"));
     return run_st == FUSE_OK ? FUSE_OK : rt_modes_not_converged(run);
+}
+
+fuse_status fuse_runner_query(fuse_runner *run, const char *name, const char *selectors,
+                              const fuse_input *inputs, size_t n_inputs, fuse_outputs **out)
+{
+    if (!run || !name || !out || (n_inputs && !inputs))
+        return run ? query_fail(run, FUSE_E_ARG, strdup("fuse_runner_query: NULL argument"))
+                   : FUSE_E_ARG;
+    *out = NULL;
+    if (!api_runner_enter(run, "fuse_runner_query"))
+        return FUSE_E_BUSY;
+    fuse_status st = runner_query(run, name, selectors, inputs, n_inputs, out);
+    api_runner_leave(run);
+    return st;
 }

@@ -32,11 +32,15 @@
  *
  * Threads: a context may be shared by several threads; each program and runner must
  * be used by one thread at a time. fuse_ctx_error reports the last error of the
- * calling thread.
+ * calling thread. A runner detects a second call made while one is in progress
+ * (fuse_runner_run, _run_into, _query, _trace, _reset, _emit, _timings): that call
+ * returns FUSE_E_BUSY at once with the calling thread's diagnostic set, leaving the
+ * runner and the call in progress untouched; the runner works again when the
+ * other call has returned. Nothing detects fuse_runner_free racing a call.
  *
- * Versioned structs: fuse_config, fuse_stats, fuse_timings and fuse_tensor_info
- * open with `size_t size`, the sizeof the host was compiled with (fuse_config_init
- * sets it; set it yourself for the others: `fuse_stats s = {.size = sizeof s};`).
+ * Versioned structs: fuse_config, fuse_program_options, fuse_stats, fuse_timings
+ * and fuse_tensor_info open with `size_t size`, the sizeof the host was compiled
+ * with (fuse_config_init and fuse_program_options_init set it; set it yourself for the others: `fuse_stats s = {.size = sizeof s};`).
  * Fields are only ever appended, so a library newer than the host reads and writes
  * only the fields within the host's `size` (the others keep their defaults). A
  * library older than the host takes a larger fuse_config only when every byte
@@ -89,6 +93,7 @@ typedef enum fusejit_status {
     FUSE_E_UNSUPPORTED = 8, /* a valid request this build cannot do yet */
     FUSE_E_NOT_CONVERGED = 9, /* a fixpoint hit max_iters; outputs are still returned */
     FUSE_E_INTERRUPTED = 10,  /* fuse_ctx_interrupt stopped the run; no outputs */
+    FUSE_E_BUSY = 11,         /* another thread is in a call on this runner; nothing done */
     FUSE_STATUS_COUNT
 } fuse_status;
 
@@ -207,7 +212,17 @@ typedef struct fusejit_config {
     const char *cache_dir;  /* NULL: $FUSE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/fuse-jit,
                                else ~/.cache/fuse-jit */
     int no_cache;           /* nonzero: neither read nor write the disk cache */
+    /* Bytes the runner's buffers may take: every tensor's float32 buffer, the
+     * previous-sweep copies, stored steps and kernel scratch, summed (they all
+     * live as long as the runner). Checked when the runner is made, before any
+     * is allocated: above it fuse_runner_new is FUSE_E_NOMEM, naming the largest
+     * tensors. 0 = the machine's memory (physical RAM, or the process's cgroup
+     * limit when lower); FUSE_MEMORY_UNLIMITED = no cap. */
+    uint64_t max_memory;
 } fuse_config;
+
+/* fuse_config.max_memory: no cap. */
+#define FUSE_MEMORY_UNLIMITED UINT64_MAX
 
 /* Counters of a context's code cache (fuse_ctx_stats). Versioned: set `size`
  * first; the first layout ends at disk_rejected. */
@@ -321,6 +336,52 @@ FUSE_API fuse_status fuse_ctx_set_log(fuse_ctx *ctx, fuse_log_fn fn, void *user)
  * calling thread's next failing call on this context or fuse_ctx_free; never
  * NULL. */
 FUSE_API const char *fuse_ctx_error(fuse_ctx *ctx);
+
+/* The syntax a program is written in (fuse_program_options.syntax). A file may
+ * also choose for itself with a first line `#!fuse v2` (or `#!fuse legacy`),
+ * which wins over the option. */
+typedef enum fusejit_syntax {
+    FUSE_SYNTAX_LEGACY = 0, /* SPEC §3, the default */
+    FUSE_SYNTAX_V2 = 1,     /* the structured syntax of SPEC §4, a superset of legacy */
+    FUSE_SYNTAX_COUNT
+} fuse_syntax;
+
+/* A value for a v2 `param NAME = default` declaration, replacing the default
+ * when the program is compiled. */
+typedef struct fusejit_param {
+    const char *name;
+    double value;
+} fuse_param;
+
+/* Options of fuse_program_from_file_opts / _text_opts. Versioned (the header's
+ * overview): set size with fuse_program_options_init; the first layout ends at
+ * n_params. */
+typedef struct fusejit_program_options {
+    size_t size;        /* sizeof(fuse_program_options) of the host */
+    fuse_syntax syntax; /* FUSE_SYNTAX_LEGACY (0, the default) or FUSE_SYNTAX_V2 */
+    const fuse_param *params; /* n_params overrides of param defaults (copied); a name
+                                 the program does not declare as a param is an error */
+    size_t n_params;
+} fuse_program_options;
+
+/* Sets the `size` bytes at o to the defaults (legacy syntax); does nothing for
+ * NULL or a bad size. Call it through fuse_program_options_init. */
+FUSE_API void fuse_program_options_init_size(fuse_program_options *o, size_t size);
+
+static inline void fuse_program_options_init(fuse_program_options *o)
+{
+    fuse_program_options_init_size(o, sizeof *o);
+}
+
+/* fuse_program_from_file / _from_text with options (NULL: the defaults). A bad
+ * opts->size or syntax is FUSE_E_ARG. */
+FUSE_API fuse_status fuse_program_from_file_opts(fuse_ctx *ctx, const char *path,
+                                                 const fuse_program_options *opts,
+                                                 fuse_program **out);
+FUSE_API fuse_status fuse_program_from_text_opts(fuse_ctx *ctx, const char *text,
+                                                 const char *name,
+                                                 const fuse_program_options *opts,
+                                                 fuse_program **out);
 
 /* Parses and checks a program from a file. Sources resolve relative to the file's
  * directory. *out is freed with fuse_program_free. */
@@ -465,9 +526,14 @@ FUSE_API void fuse_outputs_free(fuse_outputs *out);
 /* Writes one tensor to a file chosen by extension: .npy, .json or .jsonl. */
 FUSE_API fuse_status fuse_tensor_save(fuse_ctx *ctx, const fuse_tensor *t, const char *path);
 
-/* Writes every output of a map into one .npz archive, a member per export. */
+/* Writes every output of a map into one .npz archive, a member per export, stored
+ * uncompressed (as numpy.savez). */
 FUSE_API fuse_status fuse_outputs_save_npz(fuse_ctx *ctx, const fuse_outputs *out,
                                            const char *path);
+/* fuse_outputs_save_npz with every member deflated (as numpy.savez_compressed):
+ * smaller, and much slower to write (about 400 ms for 9 MB of float32). */
+FUSE_API fuse_status fuse_outputs_save_npz_compressed(fuse_ctx *ctx, const fuse_outputs *out,
+                                                      const char *path);
 
 /* Reads a .npy file into a new tensor whose data is freed with fuse_free. */
 FUSE_API fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out);

@@ -106,6 +106,7 @@ START_TEST(null_arguments)
     ck_assert_int_eq(fuse_tensor_save(ctx, NULL, "x.npy"), FUSE_E_ARG);
     ck_assert_int_eq(fuse_tensor_load(ctx, NULL, NULL), FUSE_E_ARG);
     ck_assert_int_eq(fuse_outputs_save_npz(ctx, NULL, "x.npz"), FUSE_E_ARG);
+    ck_assert_int_eq(fuse_outputs_save_npz_compressed(ctx, NULL, "x.npz"), FUSE_E_ARG);
     ck_assert_int_eq(fuse_runner_trace(NULL, 0, &text), FUSE_E_ARG);
     ck_assert_int_eq(fuse_runner_query(NULL, "S", NULL, NULL, 0, &out), FUSE_E_ARG);
     ck_assert_int_eq(fuse_runner_reset(NULL), FUSE_E_ARG);
@@ -871,6 +872,194 @@ START_TEST(interrupt_stops_a_fixpoint)
 }
 END_TEST
 
+/* ---- one runner, several threads ---- */
+
+enum { HAMMER_THREADS = 4, HAMMER_RUNS = 300, HAMMER_N = 128 };
+
+typedef struct Hammer {
+    fuse_ctx *ctx;
+    fuse_runner *run;
+    pthread_barrier_t *start; /* all threads begin together */
+    int id;
+    int ok, busy, wrong; /* calls that succeeded, were refused, gave wrong values */
+} Hammer;
+
+/* One call of fuse_runner_run on the shared runner with this thread's own
+ * inputs; the result is checked against a product computed here. */
+static void hammer_once(Hammer *h, int r, float *a, float *x)
+{
+    for (int i = 0; i < HAMMER_N * HAMMER_N; i++)
+        a[i] = (float)((h->id * 7 + r + i) % 13) - 6.0f;
+    for (int k = 0; k < HAMMER_N; k++)
+        x[k] = (float)((h->id + k * r) % 5) - 2.0f;
+    fuse_input in[2] = {f32_input("A", 2, HAMMER_N, HAMMER_N, a),
+                        f32_input("X", 1, HAMMER_N, 0, x)};
+    fuse_outputs *out = NULL;
+    fuse_status st = fuse_runner_run(h->run, in, 2, &out);
+    if (st == FUSE_E_BUSY) {
+        h->busy++;
+        h->wrong += out != NULL || !strstr(fuse_ctx_error(h->ctx), "in use by another thread");
+        return;
+    }
+    const fuse_tensor *s = st == FUSE_OK ? fuse_outputs_find(out, "S") : NULL;
+    bool right = s && s->shape[0] == HAMMER_N;
+    for (int i = 0; right && i < HAMMER_N; i++) {
+        double want = 0; /* small integers: every partial sum is exact in float */
+        for (int k = 0; k < HAMMER_N; k++)
+            want += (double)a[i * HAMMER_N + k] * x[k];
+        right = ((const float *)s->data)[i] == (float)want;
+    }
+    h->ok += right;
+    h->wrong += !right;
+    fuse_outputs_free(out);
+}
+
+static void *hammer_main(void *arg)
+{
+    Hammer *h = arg;
+    float *a = malloc(HAMMER_N * HAMMER_N * sizeof *a), *x = malloc(HAMMER_N * sizeof *x);
+    pthread_barrier_wait(h->start);
+    for (int r = 0; a && x && r < HAMMER_RUNS; r++)
+        hammer_once(h, r, a, x);
+    h->wrong += !a || !x;
+    free(a);
+    free(x);
+    return NULL;
+}
+
+/* Threads that share one runner (which the API forbids) each get either their
+ * own correct result or FUSE_E_BUSY, never another thread's values or a mix;
+ * afterwards the runner works as before. */
+START_TEST(threads_sharing_a_runner_get_busy)
+{
+    ck_assert_str_eq(fuse_status_name(FUSE_E_BUSY), "busy");
+    static float a0[HAMMER_N * HAMMER_N], x0[HAMMER_N];
+    fuse_input in[2] = {f32_input("A", 2, HAMMER_N, HAMMER_N, a0),
+                        f32_input("X", 1, HAMMER_N, 0, x0)};
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, MATVEC, "mv.fuse", &prog), FUSE_OK);
+    ck_assert_int_eq(fuse_runner_new(prog, NULL, in, 2, &run), FUSE_OK);
+    pthread_t tid[HAMMER_THREADS];
+    Hammer h[HAMMER_THREADS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, HAMMER_THREADS);
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        h[i] = (Hammer){.ctx = ctx, .run = run, .start = &start, .id = i + 1};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, hammer_main, &h[i]), 0);
+    }
+    int ok = 0;
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(h[i].wrong, 0);
+        ck_assert_int_eq(h[i].ok + h[i].busy, HAMMER_RUNS);
+        ok += h[i].ok;
+    }
+    ck_assert_int_gt(ok, 0);
+    pthread_barrier_destroy(&start);
+    Hammer alone = {.ctx = ctx, .run = run, .id = 9};
+    hammer_once(&alone, 3, a0, x0);
+    ck_assert_int_eq(alone.ok, 1);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct Holder {
+    fuse_runner *run;
+    const fuse_input *in;
+    fuse_status st;
+} Holder;
+
+/* Holds the runner in a fixpoint that never converges until it is interrupted
+ * (retrying while the main thread's own call holds it). */
+static void *holder_main(void *arg)
+{
+    Holder *h = arg;
+    fuse_outputs *out = NULL;
+    do
+        h->st = fuse_runner_run(h->run, h->in, 2, &out);
+    while (h->st == FUSE_E_BUSY);
+    fuse_outputs_free(out);
+    return NULL;
+}
+
+/* Every call on a runner another thread is running is FUSE_E_BUSY and leaves
+ * that run alone; once it returns, sequential use works. */
+START_TEST(busy_runner_refuses_every_call)
+{
+    float *a = malloc(FLIP_N * sizeof *a), *b1 = malloc(FLIP_N * sizeof *b1);
+    float *b2 = malloc(FLIP_N * sizeof *b2), *x = malloc(FLIP_N * sizeof *x);
+    ck_assert(a && b1 && b2 && x);
+    for (int i = 0; i < FLIP_N; i++)
+        a[i] = 3.0f, b1[i] = 1.0f, b2[i] = 0.5f;
+    fuse_input flips[2] = {f32_input("A", 1, FLIP_N, 0, a), f32_input("B", 1, FLIP_N, 0, b1)};
+    fuse_input converges[2] = {f32_input("A", 1, FLIP_N, 0, a),
+                               f32_input("B", 1, FLIP_N, 0, b2)};
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, FLIP, "flip.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    cfg.max_iters = INT_MAX;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, flips, 2, &run), FUSE_OK);
+    Holder holder = {.run = run, .in = flips};
+    pthread_t tid;
+    ck_assert_int_eq(pthread_create(&tid, NULL, holder_main, &holder), 0);
+    /* until the holder is inside, this thread's own runs converge to 2A/3 = 2 */
+    fuse_outputs *out = NULL;
+    fuse_status st = FUSE_OK;
+    time_t give_up = time(NULL) + 60;
+    while ((st = fuse_runner_run(run, converges, 2, &out)) == FUSE_OK && time(NULL) < give_up) {
+        ck_assert_float_eq_tol(((const float *)fuse_outputs_find(out, "X")->data)[0], 2.0f,
+                               1e-4f);
+        fuse_outputs_free(out);
+        out = NULL;
+    }
+    ck_assert_int_eq(st, FUSE_E_BUSY);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "fuse_runner_run: the runner is in use"));
+    fuse_input into = f32_input("X", 1, FLIP_N, 0, x);
+    char *text = NULL;
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_run_into(run, converges, 2, &into, 1), FUSE_E_BUSY);
+    ck_assert_int_eq(fuse_runner_query(run, "X", NULL, converges, 2, &out), FUSE_E_BUSY);
+    ck_assert_int_eq(fuse_runner_trace(run, 0, &text), FUSE_E_BUSY);
+    ck_assert_int_eq(fuse_runner_emit(run, "llvm", &text), FUSE_E_BUSY);
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_E_BUSY);
+    ck_assert_int_eq(fuse_runner_reset(run), FUSE_E_BUSY);
+    ck_assert_ptr_null(text);
+    ck_assert_ptr_null(out);
+    Interrupter it;
+    pthread_t itid;
+    interrupter_start(&it, &itid, ctx);
+    pthread_join(tid, NULL);
+    interrupter_stop(&it, itid);
+    ck_assert_int_eq(holder.st, FUSE_E_INTERRUPTED); /* stopped, not disturbed */
+    ck_assert_msg(fuse_runner_run(run, converges, 2, &out) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    const float *v = fuse_outputs_find(out, "X")->data;
+    ck_assert_float_eq_tol(v[0], 2.0f, 1e-4f);
+    ck_assert_float_eq_tol(v[FLIP_N - 1], 2.0f, 1e-4f);
+    fuse_outputs_free(out);
+    ck_assert_int_eq(fuse_runner_trace(run, 0, &text), FUSE_OK);
+    fuse_free(text);
+    free(a);
+    free(b1);
+    free(b2);
+    free(x);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- the log ---- */
 
 typedef struct LogSeen {
@@ -998,6 +1187,8 @@ static Suite *api_suite(void)
     tcase_set_timeout(th, 120);
     tcase_add_test(th, threads_share_a_context);
     tcase_add_test(th, interrupt_stops_a_fixpoint);
+    tcase_add_test(th, threads_sharing_a_runner_get_busy);
+    tcase_add_test(th, busy_runner_refuses_every_call);
     suite_add_tcase(s, th);
     return s;
 }
