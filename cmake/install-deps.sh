@@ -3,7 +3,7 @@
 # Runs apt-get through sudo when not root. Safe to run repeatedly.
 set -eu
 
-PACKAGES="cmake make pkg-config clang-19 llvm-19-dev libclang-rt-19-dev libomp-19-dev
+PACKAGES="cmake make pkg-config clang-19 llvm-19-dev lld-19 libclang-rt-19-dev libomp-19-dev
 zlib1g-dev libzip-dev libjansson-dev libedit-dev liblapacke-dev libopenblas-dev check
 python3 python3-numpy libfuse-dev"
 

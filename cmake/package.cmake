@@ -19,8 +19,9 @@ set_target_properties(fuse_static PROPERTIES OUTPUT_NAME fusejit
 
 add_library(fuse_shared SHARED ${FUSE_OBJECTS})
 target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::LIBZIP PkgConfig::JANSSON
-                      ZLIB::ZLIB OpenMP::OpenMP_C ${LAPACKE_LIBRARY} ${M_LIBRARY})
+                      ZLIB::ZLIB OpenMP::OpenMP_C ${M_LIBRARY} ${CMAKE_DL_LIBS})
 target_link_options(fuse_shared PRIVATE -Wl,--exclude-libs,ALL)
+fuse_llvm_static(fuse_shared) # LLVM inside, hidden: no libLLVM.so to load and relocate
 if(NOT FUSE_SANITIZE)
   # with sanitizers the runtime comes from the executable, so it stays undefined here
   target_link_options(fuse_shared PRIVATE -Wl,--no-undefined)

@@ -63,7 +63,8 @@
 struct JitSession {
     LLVMOrcLLJITRef lljit;         /* owned: the JIT, its code and its compiler */
     LLVMOrcJITDylibRef main_jd;    /* owned by lljit: where every module goes */
-    LLVMTargetMachineRef tm;       /* owned: passes and asm; used under tm_lock */
+    LLVMTargetMachineRef tm;       /* owned: passes and asm; used under tm_lock;
+                                    * NULL until a module is compiled (jit_tm) */
     pthread_mutex_t tm_lock;       /* guards tm */
     pthread_mutex_t lookup_lock;   /* one lookup (= one compilation) at a time */
     pthread_mutex_t report_lock;   /* guards last_report */
@@ -305,9 +306,9 @@ static bool jit_locks_init(JitSession *js)
 /* Builds the session's parts in order; on failure the caller frees js. */
 static fuse_status jit_session_build(JitSession *js, char **err)
 {
+    /* js->tm waits for the first compile: a run whose code comes from the cache
+     * never builds it (an X86 target machine costs about half a millisecond). */
     fuse_status status = jit_detect_host(js, err);
-    if (!status)
-        status = jit_host_tm(js, &js->tm, err);
     if (!status)
         status = jit_create_lljit(js, err);
     if (!status)
@@ -450,6 +451,12 @@ static fuse_status jit_verify(LLVMModuleRef m, char **err)
     return status;
 }
 
+/* The session's target machine, created on first use; call with tm_lock held. */
+static fuse_status jit_tm(JitSession *js, char **err)
+{
+    return js->tm ? FUSE_OK : jit_host_tm(js, &js->tm, err);
+}
+
 fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
 {
     fuse_status status = jit_check_module(js, jm, "jit_module_optimize", err);
@@ -463,12 +470,16 @@ fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
     LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     pthread_mutex_lock(&js->tm_lock);
+    status = jit_tm(js, err);
     /* equal ops (1,000 contributions `M[u,d] += A[u,v] E[v,d]`, or the
      * same product in many kernels of one batch) have equal functions; merging
      * them first makes O3 optimise one (a 1,000-op group: 7.2 s -> 0.6 s). */
-    LLVMErrorRef e = LLVMRunPasses(jm->mod, "mergefunc,default<O3>", js->tm, opts);
+    LLVMErrorRef e =
+        status ? NULL : LLVMRunPasses(jm->mod, "mergefunc,default<O3>", js->tm, opts);
     pthread_mutex_unlock(&js->tm_lock);
     LLVMDisposePassBuilderOptions(opts);
+    if (status)
+        return status;
     if (e)
         return jit_fail_llvm(err, "the O3 pipeline failed", e);
     return FUSE_OK;
@@ -508,10 +519,13 @@ fuse_status jit_module_asm(JitSession *js, JitModule *jm, char **text, char **er
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL;
     pthread_mutex_lock(&js->tm_lock);
-    LLVMBool failed =
+    status = jit_tm(js, err);
+    LLVMBool failed = status ||
         LLVMTargetMachineEmitToMemoryBuffer(js->tm, clone, LLVMAssemblyFile, &msg, &buf);
     pthread_mutex_unlock(&js->tm_lock);
     LLVMDisposeModule(clone);
+    if (status)
+        return status;
     if (failed) {
         status = jit_fail(err, FUSE_E_JIT, "cannot emit assembly", msg);
         LLVMDisposeMessage(msg);
@@ -572,9 +586,12 @@ fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, s
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL;
     pthread_mutex_lock(&js->tm_lock);
-    LLVMBool failed = LLVMTargetMachineEmitToMemoryBuffer(js->tm, jm->mod, LLVMObjectFile,
-                                                          &msg, &buf);
+    status = jit_tm(js, err);
+    LLVMBool failed = status || LLVMTargetMachineEmitToMemoryBuffer(js->tm, jm->mod,
+                                                                    LLVMObjectFile, &msg, &buf);
     pthread_mutex_unlock(&js->tm_lock);
+    if (status)
+        return status;
     if (failed) {
         status = jit_fail(err, FUSE_E_JIT, "cannot emit an object file", msg);
         LLVMDisposeMessage(msg);

@@ -13,9 +13,17 @@
  * step(x − threshold). If an SVD fails to converge it is retried once on the
  * unfolding plus deterministic 1e-6-scale noise (notes B §6); if it fails again,
  * or memory runs out, the output is NaN everywhere (kernels have no error channel).
+ *
+ * LAPACKE (and through it LAPACK, OpenBLAS and libgfortran) is loaded with dlopen
+ * on the first SVD, not linked: loading and relocating them cost every process a
+ * few milliseconds at start, and only tucker_dense needs them. If it cannot be
+ * loaded, a warning goes to stderr once and the output is NaN.
  */
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +85,31 @@ static void add_noise(float *a, size_t n)
     }
 }
 
+/* LAPACKE_sgesvd, resolved once from liblapacke. */
+typedef lapack_int (*SgesvdFn)(int layout, char jobu, char jobvt, lapack_int m, lapack_int n,
+                               float *a, lapack_int lda, float *s, float *u, lapack_int ldu,
+                               float *vt, lapack_int ldvt, float *superb);
+static pthread_once_t lapacke_once = PTHREAD_ONCE_INIT;
+static SgesvdFn lapacke_sgesvd;
+
+static void lapacke_load(void)
+{
+    static const char *const names[] = {"liblapacke.so.3", "liblapacke.so"};
+    void *lib = NULL;
+    for (size_t i = 0; !lib && i < sizeof names / sizeof names[0]; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    /* dlsym returns a void *; POSIX guarantees it converts to a function pointer. */
+    void *sym = lib ? dlsym(lib, "LAPACKE_sgesvd") : NULL;
+    if (!sym) {
+        const char *why = dlerror();
+        fprintf(stderr, "fuse-jit: warning: tucker_dense needs LAPACKE (liblapacke.so.3), "
+                        "which cannot be loaded: %s; the result is NaN\n",
+                why ? why : "LAPACKE_sgesvd not found");
+        return;
+    }
+    memcpy(&lapacke_sgesvd, &sym, sizeof lapacke_sgesvd);
+}
+
 /* u (shape[k] × r, row-major) = the leading r left singular vectors of the mode-k
  * unfolding; r <= min(rows, cols). false on failure. */
 static bool left_vectors(float *u, const float *x, const int64_t *shape, int64_t order,
@@ -86,14 +119,15 @@ static bool left_vectors(float *u, const float *x, const int64_t *shape, int64_t
     size_t mn = rows < cols ? rows : cols;
     float *a = malloc(sizeof *a * rows * cols), *s = malloc(sizeof *s * mn);
     float *uf = malloc(sizeof *uf * rows * mn), *sup = malloc(sizeof *sup * (mn + 1));
-    bool ok = a && s && uf && sup;
+    bool ok = a && s && uf && sup && pthread_once(&lapacke_once, lapacke_load) == 0 &&
+              lapacke_sgesvd;
     for (int attempt = 0; ok && attempt < 2; attempt++) {
         unfold(a, x, shape, order, k);
         if (attempt)
             add_noise(a, rows * cols);
-        lapack_int info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'N', (lapack_int)rows,
-                                         (lapack_int)cols, a, (lapack_int)cols, s, uf,
-                                         (lapack_int)mn, NULL, 1, sup);
+        lapack_int info = lapacke_sgesvd(LAPACK_ROW_MAJOR, 'S', 'N', (lapack_int)rows,
+                                        (lapack_int)cols, a, (lapack_int)cols, s, uf,
+                                        (lapack_int)mn, NULL, 1, sup);
         if (info == 0)
             break;
         ok = attempt == 0 && info > 0;

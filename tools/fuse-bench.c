@@ -14,15 +14,31 @@
  * `--suite` runs built-in workloads generated as program text: their sources are
  * bound with fuse_input to random data (fixed seed, borrowed: no copy), so no file
  * is read. Compiles bypass the disk cache (fuse_config.no_cache).
+ *
+ * `--start PROGRAM` measures the whole-process warm start instead: it spawns
+ * `fuse-jit run PROGRAM --out DIR/out.npz` (the fuse-jit beside fuse-bench, or
+ * --fuse-jit PATH) with the program's code already in a scratch disk cache, and
+ * reports the min and median wall time of the process (spawn to exit) and its CPU
+ * time (user + system, from wait4). The baselines run interleaved with it, one
+ * spawn each per round, so they see the same machine load: `/bin/true`,
+ * `fuse-jit --version`, and every --compare PATH (another fuse-jit, run the same
+ * way).
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -37,6 +53,9 @@ typedef struct BenchOpts {
     int equations;          /* --equations: per-equation kernel times from the run traces */
     const char *json_path;
     const char *only;       /* --suite: run only workloads whose name contains this */
+    const char *fuse_jit;   /* --start: the fuse-jit to spawn (NULL: beside fuse-bench) */
+    const char **compare;   /* --start: other fuse-jit binaries timed beside it */
+    int n_compare;
 } BenchOpts;
 
 /* One suite workload: program text plus the shapes of its sources. */
@@ -487,6 +506,174 @@ static int run_suite(fuse_ctx *ctx, const BenchOpts *o, Result *rs, int *n)
     return failed;
 }
 
+/* ---- --start: whole-process warm start ---- */
+
+extern char **environ;
+
+#define START_MAX_CMDS 8
+
+/* One command timed by --start. */
+typedef struct StartCmd {
+    char label[64];
+    char *argv[8];
+    double *wall, *cpu; /* ms, one per timed round */
+} StartCmd;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Spawns argv with stdout and stderr to /dev/null (stderr kept when show_errors)
+ * and waits; *wall and *cpu in ms. Returns the exit status, -1 when it could not
+ * run. */
+static int spawn_timed(char *const *argv, bool show_errors, double *wall, double *cpu)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (!show_errors)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    double t0 = now_ms();
+    int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err)
+        return -1;
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid)
+        return -1;
+    *wall = now_ms() - t0;
+    *cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The fuse-jit in fuse-bench's own directory, else NULL. */
+static char *fuse_jit_beside_me(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    char *path = sup_strprintf("%s/fuse-jit", self);
+    if (path && access(path, X_OK) != 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void start_cmd_run(StartCmd *c, const char *bin, const char *prog, const char *out)
+{
+    snprintf(c->label, sizeof c->label, "%s", bin);
+    c->argv[0] = (char *)bin;
+    c->argv[1] = "run";
+    c->argv[2] = (char *)prog;
+    c->argv[3] = "--out";
+    c->argv[4] = (char *)out;
+    c->argv[5] = NULL;
+}
+
+static void print_start_row(const StartCmd *c, int repeat)
+{
+    double wmin = c->wall[0];
+    for (int i = 1; i < repeat; i++)
+        wmin = c->wall[i] < wmin ? c->wall[i] : wmin;
+    double cmin = c->cpu[0];
+    for (int i = 1; i < repeat; i++)
+        cmin = c->cpu[i] < cmin ? c->cpu[i] : cmin;
+    printf("%-44s %9.2f %9.2f %9.2f %9.2f\n", c->label, wmin, median_of(c->wall, repeat), cmin,
+           median_of(c->cpu, repeat));
+}
+
+static int run_start(const char *prog, const BenchOpts *o)
+{
+    char *own = o->fuse_jit ? NULL : fuse_jit_beside_me();
+    const char *bin = o->fuse_jit ? o->fuse_jit : own;
+    if (!bin) {
+        fprintf(stderr, "fuse-bench: error: no fuse-jit beside fuse-bench; give --fuse-jit PATH\n");
+        return 1;
+    }
+    char dir[] = "/tmp/fuse-bench-start.XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("fuse-bench: error: mkdtemp");
+        free(own);
+        return 1;
+    }
+    char *cache = sup_strprintf("%s/cache", dir), *out = sup_strprintf("%s/out.npz", dir);
+    StartCmd cmds[START_MAX_CMDS] = {0};
+    int n = 0, rc = 0;
+    start_cmd_run(&cmds[n++], bin, prog, out);
+    for (int i = 0; i < o->n_compare && n < START_MAX_CMDS - 2; i++)
+        start_cmd_run(&cmds[n++], o->compare[i], prog, out);
+    snprintf(cmds[n].label, sizeof cmds[n].label, "%s --version", bin);
+    cmds[n].argv[0] = (char *)bin;
+    cmds[n++].argv[1] = "--version";
+    snprintf(cmds[n].label, sizeof cmds[n].label, "/bin/true");
+    cmds[n++].argv[0] = "/bin/true";
+    for (int i = 0; i < n; i++) {
+        cmds[i].wall = calloc((size_t)o->repeat, sizeof(double));
+        cmds[i].cpu = calloc((size_t)o->repeat, sizeof(double));
+        rc |= !cmds[i].wall || !cmds[i].cpu || !cache || !out;
+    }
+    if (rc == 0 && setenv("FUSE_JIT_CACHE_DIR", cache, 1) != 0)
+        rc = 1;
+    /* prime: each fuse-jit compiles the program into the cache (its own entry:
+     * the key holds the binary's build ID) */
+    for (int i = 0; rc == 0 && i < n; i++) {
+        double w, c;
+        int st = spawn_timed(cmds[i].argv, true, &w, &c);
+        if (st != 0) {
+            fprintf(stderr, "fuse-bench: error: %s exited with status %d\n", cmds[i].label, st);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        printf("warm start of `fuse-jit run %s --out DIR/out.npz` (code in the disk cache): "
+               "%d rounds after %d warm-up, commands interleaved\n", prog, o->repeat,
+               o->warmup);
+        printf("%-44s %9s %9s %9s %9s\n", "command", "wall_min", "wall_med", "cpu_min",
+               "cpu_med");
+    }
+    for (int r = -o->warmup; rc == 0 && r < o->repeat; r++)
+        for (int i = 0; rc == 0 && i < n; i++) {
+            double w, c;
+            if (spawn_timed(cmds[i].argv, false, &w, &c) != 0) {
+                fprintf(stderr, "fuse-bench: error: %s failed\n", cmds[i].label);
+                rc = 1;
+            } else if (r >= 0) {
+                cmds[i].wall[r] = w;
+                cmds[i].cpu[r] = c;
+            }
+        }
+    for (int i = 0; rc == 0 && i < n; i++)
+        print_start_row(&cmds[i], o->repeat);
+    for (int i = 0; i < n; i++) {
+        free(cmds[i].wall);
+        free(cmds[i].cpu);
+    }
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(cache);
+    free(out);
+    free(own);
+    return rc;
+}
+
 /* ---- command line ---- */
 
 static void usage(FILE *f)
@@ -494,7 +681,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: fuse-bench PROGRAM... [--repeat N] [--warmup N] [--threads N] "
                "[--equations] [--json FILE]\n"
                "       fuse-bench --suite [--only NAME] [--repeat N] [--warmup N] "
-               "[--threads N] [--equations] [--json FILE]\n\n"
+               "[--threads N] [--equations] [--json FILE]\n"
+               "       fuse-bench --start PROGRAM [--repeat N] [--warmup N] [--fuse-jit PATH]\n"
+               "                  [--compare PATH]...\n\n"
                "Times parse, compile, the first run and --repeat steady runs (min and\n"
                "median, after --warmup untimed runs) of each program, and the GFLOP/s of\n"
                "its joins (2 x loop cells per sum join) over the median. Steady runs\n"
@@ -510,7 +699,16 @@ static void usage(FILE *f)
                "                 over the timed runs, from the run traces, summed over\n"
                "                 a fixpoint's sweeps; an equation fused into the one\n"
                "                 before it shows 0)\n"
-               "  --json FILE    also write the results as JSON\n");
+               "  --json FILE    also write the results as JSON\n"
+               "  --start        whole-process warm start: spawn `fuse-jit run PROGRAM\n"
+               "                 --out DIR/out.npz` with its code in a scratch disk cache;\n"
+               "                 min and median wall and CPU ms per process, interleaved\n"
+               "                 with /bin/true and `fuse-jit --version` (default --repeat\n"
+               "                 50, --warmup 3)\n"
+               "  --fuse-jit PATH  with --start: the fuse-jit to time (default: the one\n"
+               "                 beside fuse-bench)\n"
+               "  --compare PATH with --start: another fuse-jit timed the same way, in\n"
+               "                 the same rounds (repeatable)\n");
 }
 
 static int parse_count(const char *flag, const char *v, int min, int *out)
@@ -528,7 +726,7 @@ static int parse_count(const char *flag, const char *v, int min, int *out)
 /* Parses argv; programs are collected in progs (argc entries). 0 ok, 1 error,
  * 2 help printed. */
 static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, int *n_progs,
-                      int *is_suite)
+                      int *is_suite, int *is_start)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -539,6 +737,18 @@ static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, i
         } else if (strcmp(a, "--suite") == 0) {
             *is_suite = 1;
             continue;
+        } else if (strcmp(a, "--start") == 0) {
+            *is_start = 1;
+            continue;
+        } else if (strcmp(a, "--compare") == 0 || strcmp(a, "--fuse-jit") == 0) {
+            if (!v) {
+                fprintf(stderr, "fuse-bench: error: %s expects a path\n", a);
+                return 1;
+            }
+            if (a[2] == 'c')
+                o->compare[o->n_compare++] = v;
+            else
+                o->fuse_jit = v;
         } else if (strcmp(a, "--equations") == 0) {
             o->equations = 1;
             continue;
@@ -570,11 +780,27 @@ static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, i
 
 int main(int argc, char **argv)
 {
-    BenchOpts o = {.repeat = 10, .warmup = 2};
+    BenchOpts o = {.repeat = -1, .warmup = -1};
     const char **progs = calloc((size_t)argc + 1, sizeof *progs);
     Result *rs = calloc((size_t)argc + 16, sizeof *rs);
-    int n_progs = 0, is_suite = 0, n = 0, failed = 0;
-    int rc = progs && rs ? parse_args(argc, argv, &o, progs, &n_progs, &is_suite) : 1;
+    o.compare = calloc((size_t)argc + 1, sizeof *o.compare);
+    int n_progs = 0, is_suite = 0, is_start = 0, n = 0, failed = 0;
+    int rc = progs && rs && o.compare
+                 ? parse_args(argc, argv, &o, progs, &n_progs, &is_suite, &is_start) : 1;
+    o.repeat = o.repeat >= 0 ? o.repeat : is_start ? 50 : 10;
+    o.warmup = o.warmup >= 0 ? o.warmup : is_start ? 3 : 2;
+    if (rc == 0 && is_start) {
+        if (n_progs != 1 || is_suite) {
+            fprintf(stderr, "fuse-bench: error: --start takes one PROGRAM (see --help)\n");
+            rc = 1;
+        } else {
+            failed = run_start(progs[0], &o);
+        }
+        free(progs);
+        free(rs);
+        free(o.compare);
+        return rc ? 2 : failed ? 1 : 0;
+    }
     if (rc == 0 && n_progs == 0 && !is_suite) {
         fprintf(stderr, "fuse-bench: error: no program given (see --help)\n");
         rc = 1;
@@ -600,5 +826,6 @@ int main(int argc, char **argv)
     fuse_ctx_free(ctx);
     free(progs);
     free(rs);
+    free(o.compare);
     return rc == 2 ? 0 : rc ? 2 : failed ? 1 : 0;
 }
