@@ -60,7 +60,8 @@ static const char PROGRAM_OPERATOR[] =
 static const float W_DATA[4][2] = {{1.0f, 2.0f}, {0.5f, -1.0f}, {0.0f, 1.0f}, {-2.0f, 0.25f}};
 
 #define ROWS 3
-static float x_data[8][4];
+/* Per thread: the threads of threads_share_the_memory_cache each fill their own. */
+static _Thread_local float x_data[8][4];
 
 static fuse_input input_of(int rows)
 {
@@ -82,7 +83,7 @@ static JitKey key_of(const char *text, int rows, int64_t opts)
     fuse_input in = input_of(rows);
     RtPlan *pl = NULL;
     fuse_status st = rt_plan_new(&pl, text, "k.fuse", scratch, scratch, false, &in, 1, NULL,
-                                 NULL, NULL, NULL, NULL);
+                                 NULL, NULL, NULL, NULL, NULL, 0);
     ck_assert_msg(st == FUSE_OK, "plan: %s", pl && pl->dl.first ? pl->dl.first->msg : "?");
     unsigned char *ir = NULL;
     size_t n = 0;

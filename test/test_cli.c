@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <zip.h>
 
 #include "fusejit.h"
 #include "harness.h"
@@ -102,6 +103,53 @@ START_TEST(test_run_transpose)
             want[j * R + i] = x[i * C + j];
     expect_close("T", got, want, R * C);
     free(got);
+}
+END_TEST
+
+/* The compression method of an .npz member (ZIP_CM_STORE or ZIP_CM_DEFLATE). */
+static int32_t member_method(const char *npz, const char *member)
+{
+    int code;
+    zip_t *za = zip_open(npz, ZIP_RDONLY, &code);
+    ck_assert_ptr_nonnull(za);
+    zip_stat_t sb;
+    ck_assert_int_eq(zip_stat(za, member, 0, &sb), 0);
+    zip_discard(za);
+    return (int32_t)sb.comp_method;
+}
+
+/* --out x.npz stores its members (numpy.savez); --compress deflates them
+ * (savez_compressed); both read back the same values. */
+START_TEST(test_run_npz_stored_or_compressed)
+{
+    enum { R = 16, C = 32 };
+    static float x[R * C];
+    double want[C * R];
+    for (int i = 0; i < R * C; i++)
+        x[i] = (float)(i % 4); /* compressible */
+    write_npy("x.npy", 2, (int64_t[]){R, C}, x);
+    const char *prog = "X[i,j] = \"x.npy\"\nT[j,i] = X[i,j]\nexport T\n";
+    run_program(prog, "stored.npz");
+    write_text("prog.fuse", prog);
+    Result r = run_cli("run", "prog.fuse", "--compress", "--out", "deflated.npz", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    ck_assert_int_eq(member_method(spath("stored.npz"), "T.npy"), ZIP_CM_STORE);
+    ck_assert_int_eq(member_method(spath("deflated.npz"), "T.npy"), ZIP_CM_DEFLATE);
+    struct stat a, b;
+    ck_assert_int_eq(stat(spath("stored.npz"), &a), 0);
+    ck_assert_int_eq(stat(spath("deflated.npz"), &b), 0);
+    ck_assert_int_gt(a.st_size, R * C * 4);
+    ck_assert_int_lt(b.st_size, a.st_size / 4);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            want[j * R + i] = x[i * C + j];
+    const char *files[] = {"stored.npz", "deflated.npz"};
+    for (int f = 0; f < 2; f++) {
+        float *got = read_member(files[f], "T", 2, (int64_t[]){C, R});
+        expect_close(files[f], got, want, R * C);
+        free(got);
+    }
 }
 END_TEST
 
@@ -426,6 +474,98 @@ START_TEST(test_base_dir_and_out_dir)
 }
 END_TEST
 
+/* A sink through a symbolic link to a directory outside the output root is
+ * refused, naming the link, and writes nothing there; a link that stays inside
+ * is followed; a link at the sink's own path is replaced, not written through. */
+START_TEST(test_sink_links_cannot_leave_the_root)
+{
+    double want[3];
+    ck_assert_int_eq(mkdir(spath("outside"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("root"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("root/in"), 0755), 0);
+    ck_assert_int_eq(symlink("../outside", spath("root/link")), 0);
+    ck_assert_int_eq(symlink("in", spath("root/inlink")), 0);
+    write_text("outside/keep.npy", "not mine");
+    ck_assert_int_eq(symlink("../outside/keep.npy", spath("root/s.npy")), 0);
+    write_sink_inputs("root/x.npy", want);
+    write_text("root/esc.fuse", "X[i] = \"x.npy\"\nY[i] = 2 X[i]\n\"link/sub/s.npy\" = Y[i]\n");
+    Result r = run_cli("run", "root/esc.fuse", NULL);
+    expect_exit(&r, 1);
+    ck_assert_msg(strstr(r.err, "sink \"link/sub/s.npy\"") &&
+                  strstr(r.err, "'link' is a symbolic link to '../outside'"), "%s", r.err);
+    ck_assert(!file_exists("outside/sub"));
+    result_free(&r);
+    write_text("root/ok.fuse", SINK_PROG);
+    write_text("root/in.fuse", "X[i] = \"x.npy\"\nY[i] = 2 X[i]\n\"inlink/d/s.npy\" = Y[i]\n");
+    r = run_cli("run", "root/in.fuse", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    r = run_cli("run", "root/ok.fuse", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *got = read_npy("root/in/d/s.npy", 1, (int64_t[]){3});
+    expect_close("root/in/d/s.npy", got, want, 3);
+    free(got);
+    got = read_npy("root/s.npy", 1, (int64_t[]){3});
+    expect_close("root/s.npy", got, want, 3);
+    free(got);
+    char *kept = slurp(spath("outside/keep.npy"));
+    ck_assert_str_eq(kept, "not mine");
+    free(kept);
+}
+END_TEST
+
+/* The vocabulary sidecar of a .txt source is written only by `run` with sinks,
+ * under the output root; check, explain and --no-sinks write nothing, and the
+ * source's directory is never written when the root is elsewhere. */
+START_TEST(test_vocab_sidecar_only_from_run)
+{
+    ck_assert_int_eq(mkdir(spath("data"), 0755), 0);
+    write_text("data/doc.txt", "the cat saw the dog");
+    write_text("prog.fuse", "D[p,w] = \"data/doc.txt\"\nexport D\n");
+    const char *quiet[][4] = {{"check", "prog.fuse", NULL},
+                              {"explain", "prog.fuse", NULL},
+                              {"run", "prog.fuse", "--no-sinks", NULL}};
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
+        Result r = run_cli(quiet[i][0], quiet[i][1], quiet[i][2], NULL);
+        expect_exit(&r, 0);
+        ck_assert_msg(!file_exists("data/doc.vocab.json"), "%s wrote the sidecar", quiet[i][0]);
+        result_free(&r);
+    }
+    Result r = run_cli("run", "prog.fuse", "--out-dir", "results", NULL);
+    expect_exit(&r, 0);
+    ck_assert(!file_exists("data/doc.vocab.json"));
+    char *side = slurp(spath("results/data/doc.vocab.json"));
+    ck_assert_str_eq(side, "{\"version\": 1, \"items\": [{\"token\": \"the\", \"index\": 0}, "
+                           "{\"token\": \"cat\", \"index\": 1}, {\"token\": \"saw\", "
+                           "\"index\": 2}, {\"token\": \"dog\", \"index\": 3}]}\n");
+    free(side);
+    result_free(&r);
+    r = run_cli("run", "prog.fuse", NULL); /* the root is the program's directory */
+    expect_exit(&r, 0);
+    ck_assert(file_exists("data/doc.vocab.json"));
+    result_free(&r);
+}
+END_TEST
+
+/* A text with a NUL byte: its sidecar reads back, so every later run agrees. */
+START_TEST(test_vocab_with_nul_reads_back)
+{
+    static const char text[] = "b\0x a b\0x";
+    write_file(spath("z.txt"), text, sizeof text - 1);
+    write_text("prog.fuse", "D[p,w] = \"z.txt\"\nexport D\n");
+    Result first = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&first, 0);
+    ck_assert(file_exists("z.vocab.json"));
+    Result again = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&again, 0);
+    ck_assert_str_eq(again.out, first.out);
+    ck_assert_msg(strstr(first.out, "shape=(3, 2)"), "%s", first.out);
+    result_free(&first);
+    result_free(&again);
+}
+END_TEST
+
 /* ---- diagnostics and exit codes ---- */
 
 /* True when some line of s is a caret line: only spaces, '|', digits, '~', '^'. */
@@ -655,6 +795,9 @@ START_TEST(test_usage_errors)
     expect_usage_error(run_cli("run", "prog.fuse", "--frob", NULL), "--frob");
     expect_usage_error(run_cli("run", "prog.fuse", "--out", NULL), "--out");
     expect_usage_error(run_cli("run", "prog.fuse", "--out", "x.txt", NULL), "x.txt");
+    expect_usage_error(run_cli("run", "prog.fuse", "--compress", NULL), "--compress");
+    expect_usage_error(run_cli("run", "prog.fuse", "--compress", "--out", "x.npy", NULL),
+                       "--compress");
     expect_usage_error(run_cli("run", "prog.fuse", "--threads", "many", NULL), "many");
     expect_usage_error(run_cli("run", "prog.fuse", "--input", "A", NULL), "NAME=FILE");
     expect_usage_error(run_cli("run", "prog.fuse", "other.fuse", NULL), "other.fuse");
@@ -693,6 +836,7 @@ static TCase *programs_case(void)
     tcase_add_test(tc, test_run_matmul_from_npy);
     tcase_add_test(tc, test_run_input_overrides_source);
     tcase_add_test(tc, test_run_transpose);
+    tcase_add_test(tc, test_run_npz_stored_or_compressed);
     tcase_add_test(tc, test_run_diagonal);
     tcase_add_test(tc, test_run_row_softmax);
     tcase_add_test(tc, test_run_max_and_avg_projections);
@@ -713,6 +857,9 @@ static TCase *output_case(void)
     tcase_add_test(tc, test_out_single_file_needs_one_export);
     tcase_add_test(tc, test_sinks_written_and_suppressed);
     tcase_add_test(tc, test_base_dir_and_out_dir);
+    tcase_add_test(tc, test_sink_links_cannot_leave_the_root);
+    tcase_add_test(tc, test_vocab_sidecar_only_from_run);
+    tcase_add_test(tc, test_vocab_with_nul_reads_back);
     tcase_add_test(tc, test_explain_lists_program_parts);
     tcase_add_test(tc, test_emit_llvm_and_ast);
     return tc;

@@ -336,7 +336,8 @@ END_TEST
 /* A thread of the REPL other than the one reading lines (OpenBLAS starts its
  * threads when it is loaded, before the editor blocks SIGINT) that takes a
  * Ctrl-C passes it on: the line is dropped at once. The signal goes to that
- * thread alone (tgkill); with no such thread there is nothing to test. */
+ * thread alone (tgkill); with no such thread (OpenBLAS is loaded only by the
+ * first tucker_dense) it goes to the reader itself. */
 START_TEST(ctrl_c_on_another_thread)
 {
     Pty *p = malloc(sizeof *p);
@@ -353,13 +354,11 @@ START_TEST(ctrl_c_on_another_thread)
         if (de->d_name[0] != '.' && atoi(de->d_name) != p->pid)
             other = atoi(de->d_name);
     closedir(d);
-    if (other) {
-        ck_assert_int_eq(syscall(SYS_tgkill, p->pid, other, SIGINT), 0);
-        pty_expect(p, "fuse> ");
-        pty_send(p, "Nope\n"); /* the dropped line left nothing pending */
-        pty_expect(p, "unknown tensor 'Nope'");
-        pty_expect(p, "fuse> ");
-    }
+    ck_assert_int_eq(syscall(SYS_tgkill, p->pid, other ? other : p->pid, SIGINT), 0);
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Nope\n"); /* the dropped line left nothing pending */
+    pty_expect(p, "unknown tensor 'Nope'");
+    pty_expect(p, "fuse> ");
     pty_send(p, ":quit\n");
     ck_assert_int_eq(pty_wait(p), 0);
     free(p);
