@@ -210,7 +210,7 @@ static void out_expr(Out *o, const Expr *e, int level, const char *prefix)
 
 static void out_stmt(Out *o, const Stmt *s)
 {
-    static const char *const ops[] = {"=", "+=", "max=", "avg="};
+    static const char *const ops[] = {"=", "+=", "max=", "avg=", "prod=", "min="};
     _Static_assert(sizeof ops / sizeof ops[0] == AOP_COUNT, "one spelling per operator");
     switch (s->kind) {
     case ST_EQUATION:

@@ -223,6 +223,8 @@ typedef enum AssignOp {
     AOP_ADD,  /* +=   sum projection, another contribution */
     AOP_MAX,  /* max= */
     AOP_AVG,  /* avg= */
+    AOP_PROD, /* product: v2's reduce(prod, ...) only, no legacy spelling */
+    AOP_MIN,  /* minimum: v2's reduce(min, ...) only */
     AOP_COUNT
 } AssignOp;
 

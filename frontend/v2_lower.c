@@ -9,8 +9,8 @@
  *   a ** b, a < b, ...        the elementwise builtins pow, less, ... (ir/builtins.c)
  *   !a, a && b, a || b        case(a, 0, 1), case(a, case(b, 1, 0), 0), ...
  *   c ? a : b, select, case{} nested three-argument case (the first true branch wins)
- *   reduce(op, A) body        a temporary __redN[free(body) - A] op= body (min: -max
- *                             of -body; prod: exp(sum log|body|) with its sign)
+ *   reduce(op, A) body        a temporary __redN[free(body) - A] op= body (prod and
+ *                             min: operators of their own that no legacy text spells)
  *   L when g = e              L = (e) * g, g made 0/1 with case(g, 1, 0) unless it
  *                             already is (a comparison, !)
  *   let L = e                 the equation L = e
@@ -829,39 +829,18 @@ static bool is_plain_product(const VNode *n)
     }
 }
 
-/* reduce(prod, A) body: the IR reduces by sum, max and mean only, so the product
- * is exp(sum log|b|) times the sign cos(pi * (number of negative b)), which is
- * exactly +-1; a zero factor gives log 0 = -inf and so 0. */
-static Expr *lower_prod(Lower *L, const VNode *n, const AxisSet *in, const AxisSet *out)
-{
-    Span at = n->span;
-    Expr *b = hoist(L, "body", n->kids[0]);
-    Expr *logs = b ? call2(L, "log", at, call2(L, "abs", at, b, NULL, NULL), NULL, NULL) : NULL;
-    Expr *mag = temp_equation(L, temp_name(L, "red"), out, AOP_SET, logs, n);
-    Expr *negs = mag ? call2(L, "less", at, b, number(L, 0, true, at), NULL) : NULL;
-    Expr *count = temp_equation(L, temp_name(L, "red"), out, AOP_SET, negs, n);
-    Expr *turn = expr_new(L, EX_PRODUCT, at);
-    if (!count || !turn || !add_item(L, turn, number(L, M_PI, false, at)) ||
-        !add_item(L, turn, count))
-        return NULL;
-    Expr *p = expr_new(L, EX_PRODUCT, at);
-    (void)in;
-    if (!p || !add_item(L, p, call2(L, "exp", at, mag, NULL, NULL)) ||
-        !add_item(L, p, call2(L, "cos", at, turn, NULL, NULL)))
-        return NULL;
-    return p;
-}
-
-/* reduce(op, A) body: __redN[free(body) - A] op= body. */
+/* reduce(op, A) body: __redN[free(body) - A] op= body. A product multiplies the
+ * body's numeric factor into each of its factors (reduce(prod, i) 2 * x[i] is
+ * the product of the 2 * x[i]), exactly, with no logarithms. */
 static Expr *lower_reduce(Lower *L, const VNode *n)
 {
     const char *op = n->name;
-    bool is_min = strcmp(op, "min") == 0;
     AssignOp aop = strcmp(op, "sum") == 0 ? AOP_SET
-                 : strcmp(op, "max") == 0 || is_min ? AOP_MAX
+                 : strcmp(op, "max") == 0 ? AOP_MAX
+                 : strcmp(op, "min") == 0 ? AOP_MIN
+                 : strcmp(op, "prod") == 0 ? AOP_PROD
                  : strcmp(op, "mean") == 0 || strcmp(op, "avg") == 0 ? AOP_AVG : AOP_COUNT;
-    bool is_prod = strcmp(op, "prod") == 0;
-    if (aop == AOP_COUNT && !is_prod)
+    if (aop == AOP_COUNT)
         return fail(L, FUSE_E_SYNTAX, n->span, "unknown reduction '%s'; use sum, max, min, "
                     "mean or prod", op);
     const VNode *body = n->kids[0];
@@ -877,20 +856,9 @@ static Expr *lower_reduce(Lower *L, const VNode *n)
                         "in its body '%.*s'", n->axes[i], clip(body), body->text);
         set_remove(&out, n->axes[i]);
     }
-    if (is_prod)
-        return lower_prod(L, n, &in, &out);
     Ref inner = {in.names, in.n};
     Expr *value = is_plain_product(body) ? lower(L, body, &inner) : hoist(L, "body", body);
-    if (value && is_min) {
-        Expr *neg = expr_new(L, EX_NEG, n->span);
-        value = neg && add_item(L, neg, value) ? neg : NULL;
-    }
-    Expr *r = temp_equation(L, temp_name(L, "red"), &out, aop, value, n);
-    if (r && is_min) {
-        Expr *neg = expr_new(L, EX_NEG, n->span);
-        return neg && add_item(L, neg, r) ? neg : NULL;
-    }
-    return r;
+    return temp_equation(L, temp_name(L, "red"), &out, aop, value, n);
 }
 
 /* ---- calls ---- */

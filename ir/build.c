@@ -440,7 +440,8 @@ bool ir_join_term(Builder *b, IrTensor *out, const char **names, const Term *ter
 
 static ReduceOp reduce_of(AssignOp op)
 {
-    return op == AOP_MAX ? RED_MAX : op == AOP_AVG ? RED_AVG : RED_SUM;
+    return op == AOP_MAX ? RED_MAX : op == AOP_AVG ? RED_AVG : op == AOP_PROD ? RED_PROD
+         : op == AOP_MIN ? RED_MIN : RED_SUM;
 }
 
 static void build_equation(Builder *b, const Stmt *st)

@@ -19,7 +19,7 @@ static const char *const MAP_FN_NAMES[] = {
 };
 _Static_assert(sizeof MAP_FN_NAMES / sizeof MAP_FN_NAMES[0] == FN_COUNT, "MapFn names");
 
-static const char *const REDUCE_NAMES[] = {"sum", "max", "avg"};
+static const char *const REDUCE_NAMES[] = {"sum", "max", "avg", "prod", "min"};
 _Static_assert(sizeof REDUCE_NAMES / sizeof REDUCE_NAMES[0] == RED_COUNT, "ReduceOp names");
 
 static const char *const OP_KIND_NAMES[] = {

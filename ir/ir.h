@@ -88,7 +88,10 @@ typedef struct Operand {
     int64_t step[FUSE_MAX_RANK];   /* slices: position = offset + step * counter */
 } Operand;
 
-typedef enum ReduceOp { RED_SUM, RED_MAX, RED_AVG, RED_COUNT } ReduceOp;
+/* RED_PROD and RED_MIN come from v2's reduce(prod|min, ...) only: no legacy
+ * operator writes them, and contraction, fusion and semi-naive deltas take sums
+ * (and max) only. */
+typedef enum ReduceOp { RED_SUM, RED_MAX, RED_AVG, RED_PROD, RED_MIN, RED_COUNT } ReduceOp;
 
 /* Elementwise functions of MAP ops. */
 typedef enum MapFn {
@@ -153,7 +156,8 @@ typedef struct Op {
     Operand *in;
     int n_in;
     ReduceOp red;                  /* OP_JOIN */
-    double coef;                   /* OP_JOIN: scale of the product */
+    double coef;                   /* OP_JOIN: scale of the product (RED_PROD: of each
+                                      factor of the reduction) */
     bool is_init;                  /* first contribution: overwrite instead of add */
     bool is_bool_out;              /* threshold the contribution (> 0) and OR it in */
     MapFn fn;                      /* OP_MAP */

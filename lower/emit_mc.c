@@ -51,8 +51,8 @@ static int64_t projected(const IrProgram *p, const Op *op, int *axes, int *n)
 int64_t lower_mc_op_samples(const IrProgram *p, const Op *op, int64_t samples)
 {
     int axes[EMIT_MAX_AXES], n;
-    if (op->kind != OP_JOIN || op->concat_slot >= 0 || samples <= 0)
-        return 0;
+    if (op->kind != OP_JOIN || op->concat_slot >= 0 || samples <= 0 || op->red == RED_PROD)
+        return 0; /* a product of samples estimates nothing: computed exactly */
     for (int k = 0; k < p->tensors[op->out]->rank; k++)
         if (op->out_minor[k])
             return 0;

@@ -80,9 +80,10 @@ bool lower_fuses_across(const IrProgram *p, const Group *merged, int first,
  * projected axes evaluates only `samples` joint projected cells, drawn uniformly
  * with replacement by a counter-based hash of (seed, group, op, sample) at compile
  * time: one draw per equation, shared by its output cells, so threads and runs
- * cannot change the result. Sum is estimated as mean * P, avg as mean and max as
- * max (P: the number of projected cells). An op with samples >= P is exact (its
- * ordinary loop nest). Other ops are the ordinary loop nests.
+ * cannot change the result. Sum is estimated as mean * P, avg as mean, max as
+ * max and min as min (P: the number of projected cells). An op with samples >= P
+ * is exact (its ordinary loop nest), and so is a product. Other ops are the
+ * ordinary loop nests.
  */
 
 /* The Monte Carlo kernel name of group g. */

@@ -221,6 +221,120 @@ START_TEST(test_v2_golden_reduce)
 }
 END_TEST
 
+/* Runs v2 text under a runner configuration (NULL: the defaults) with inputs. */
+static fuse_outputs *run_v2_with(const char *text, const fuse_config *cfg,
+                                 const fuse_input *in, size_t n_in)
+{
+    fuse_program *prog = NULL;
+    ck_assert_msg(compile(text, FUSE_SYNTAX_V2, &prog) == FUSE_OK, "program failed: %s\n%s",
+                  fuse_ctx_error(ctx), text);
+    fuse_runner *run = NULL;
+    ck_assert_msg(fuse_runner_new(prog, cfg, in, n_in, &run) == FUSE_OK, "runner failed: %s",
+                  fuse_ctx_error(ctx));
+    fuse_outputs *out = NULL;
+    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "run failed: %s",
+                  fuse_ctx_error(ctx));
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    return out;
+}
+
+/* The float32 values of export `name`, which must hold n of them. */
+static const float *export_values(const fuse_outputs *out, const char *name, int64_t n)
+{
+    const fuse_tensor *t = fuse_outputs_find(out, name);
+    ck_assert_msg(t != NULL, "no export %s", name);
+    int64_t count = 1;
+    for (int s = 0; s < t->rank; s++)
+        count *= t->shape[s];
+    ck_assert_msg(count == n, "%s has %lld elements, want %lld", name, (long long)count,
+                  (long long)n);
+    return t->data;
+}
+
+/* Bit-exact, so the sign of a zero counts. */
+static void expect_exact(const fuse_outputs *out, const char *name, const float *want, int64_t n)
+{
+    const float *v = export_values(out, name, n);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(memcmp(&v[i], &want[i], sizeof v[i]) == 0, "%s[%lld] = %a, want %a", name,
+                      (long long)i, (double)v[i], (double)want[i]);
+}
+
+/* reduce(prod) multiplies and reduce(min) takes the minimum, exactly (they were
+ * exp(sum log|x|) with a sign, and -max(-x), which made a zero minimum -0). */
+START_TEST(test_v2_reduce_prod_min_exact)
+{
+    fuse_outputs *out = run_v2_with(
+        "x[i] = const([-1.5, 2, -3, 0.5])\np = reduce(prod, i) x[i]\n"
+        "y[i,j] = const([[1, -2, 3, -4], [0.5, -0.25, 8, 2], [-2, 0, 3, 5]])\n"
+        "r[i] = reduce(prod, j) y[i,j]\nc[j] = reduce(prod, i) y[i,j]\n"
+        "n = reduce(prod, i) -x[i]\nd = reduce(prod, i) 2 * x[i]\n"
+        "export p; export r; export c; export n; export d\n", NULL, NULL, 0);
+    expect_exact(out, "p", (float[]){4.5f}, 1);
+    /* a zero factor gives zero (its sign, -0 here, does not survive the copy of
+     * the reduction's temporary into r, a sum that starts at +0) */
+    const float *r = export_values(out, "r", 3);
+    ck_assert_msg(r[0] == 24 && r[1] == -2 && r[2] == 0, "r = %a %a %a", (double)r[0],
+                  (double)r[1], (double)r[2]);
+    expect_exact(out, "c", (float[]){-1, 0, 72, -40}, 4);
+    /* the body's number multiplies every factor: prod(-x) and prod(2x) = 16 prod(x) */
+    expect_exact(out, "n", (float[]){4.5f}, 1);
+    expect_exact(out, "d", (float[]){72}, 1);
+    fuse_outputs_free(out);
+
+    /* 40 factors of 1.1f: what a double loop gives, rounded once */
+    char text[512] = "x[i] = const([1.1";
+    for (int k = 1; k < 40; k++)
+        strcat(text, ", 1.1");
+    strcat(text, "])\np = reduce(prod, i) x[i]\nexport p\n");
+    double want = 1;
+    for (int k = 0; k < 40; k++)
+        want *= (double)1.1f;
+    out = run_v2_with(text, NULL, NULL, 0);
+    expect_exact(out, "p", (float[]){(float)want}, 1);
+    fuse_outputs_free(out);
+
+    /* min: a zero minimum is +0; a negated body; NaN skipped as by max */
+    out = run_v2_with("z[i] = const([3, 0, 2])\nm = reduce(min, i) z[i]\n"
+                      "w[i,j] = const([[3, -1, 2], [0, 5, 4]])\nr[i] = reduce(min, j) w[i,j]\n"
+                      "n[j] = reduce(min, i) -w[i,j]\n"
+                      "q[i] = const([4, -1, 9])\nlo = reduce(min, i) sqrt(q[i])\n"
+                      "hi = reduce(max, i) sqrt(q[i])\n"
+                      "export m; export r; export n; export lo; export hi\n", NULL, NULL, 0);
+    expect_exact(out, "m", (float[]){0}, 1);
+    expect_exact(out, "r", (float[]){-1, 0}, 2);
+    expect_exact(out, "n", (float[]){-3, -5, -4}, 3);
+    expect_exact(out, "lo", (float[]){2}, 1);
+    expect_exact(out, "hi", (float[]){3}, 1);
+    fuse_outputs_free(out);
+
+    /* an empty reduced axis: a product is 1; min, like max and every other
+     * reduction of nothing, 0 */
+    float none[1] = {0};
+    fuse_input e = {.name = "e", .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 0},
+                                           .data = none}};
+    out = run_v2_with("e[i,j] = \"e.npy\"\np[i] = reduce(prod, j) e[i,j]\n"
+                      "m[i] = reduce(min, j) e[i,j]\nexport p; export m\n", NULL, &e, 1);
+    expect_exact(out, "p", (float[]){1, 1}, 2);
+    expect_exact(out, "m", (float[]){0, 0}, 2);
+    fuse_outputs_free(out);
+
+    /* Monte Carlo: a product is computed exactly, a min from the samples */
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.projection = FUSE_PROJECTION_MONTE_CARLO;
+    cfg.samples = 3;
+    cfg.seed = 7;
+    out = run_v2_with("x[i] = const([5, 3, 7, 4, 6, 8, 9, 2])\np = reduce(prod, i) x[i]\n"
+                      "m = reduce(min, i) x[i]\nexport p; export m\n", &cfg, NULL, 0);
+    expect_exact(out, "p", (float[]){362880}, 1);
+    float m = export_values(out, "m", 1)[0];
+    ck_assert_msg(m >= 2 && m <= 9 && m == floorf(m), "sampled min %g", (double)m);
+    fuse_outputs_free(out);
+}
+END_TEST
+
 START_TEST(test_v2_golden_case_guard_let)
 {
     /* G9: the first true branch wins */
@@ -731,6 +845,7 @@ static Suite *v2_suite(void)
     tcase_add_test(api, test_v2_golden_broadcast_by_name);
     tcase_add_test(api, test_v2_golden_matmul_plus_bias);
     tcase_add_test(api, test_v2_golden_reduce);
+    tcase_add_test(api, test_v2_reduce_prod_min_exact);
     tcase_add_test(api, test_v2_golden_case_guard_let);
     tcase_add_test(api, test_v2_golden_functions);
     tcase_add_test(api, test_v2_golden_builtins_logic_params);
