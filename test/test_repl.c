@@ -1,7 +1,8 @@
 /*
  * test_repl.c: the fuse-jit REPL, driven as a user would: a scripted
  * session through a pipe (values, an error with its caret after which the session
- * goes on, explain, save and reload, settings), and an interactive one through a
+ * goes on, explain, save and reload, settings, redefinition, :drop, :undo, rejected
+ * statements, expressions), and an interactive one through a
  * pseudo-terminal (forkpty) that checks the prompts, tab completion of a tensor
  * name, the continuation prompt, Ctrl-C (on a line, and during an evaluation)
  * and the history file in $HOME.
@@ -412,14 +413,151 @@ START_TEST(piped_incremental_compile)
     unsetenv("FUSE_JIT_CACHE_DIR");
     ck_assert_int_eq(rc, 0);
     char *out = read_text(path_in("out.txt"));
-    size_t at = expect_after(out, 0, "(2 kernels compiled, 0 from the cache)\n");
+    /* each statement is compiled when entered (A, then S) */
+    size_t at = expect_after(out, 0, "(1 kernel compiled, 0 from the cache)\n");
+    at = expect_after(out, at, "(1 kernel compiled, 1 from the cache)\n");
+    at = expect_after(out, at, "(0 kernels compiled, 2 from the cache)\n");
     at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 7.]\n");
     /* T is new; A's and S's kernels come from the cache */
     at = expect_after(out, at, "(1 kernel compiled, 2 from the cache)\n");
+    at = expect_after(out, at, "(0 kernels compiled, 3 from the cache)\n");
     at = expect_after(out, at, "# T shape=(2,) dtype=float32\n[ 8. 12.]\n");
     at = expect_after(out, at, "(0 kernels compiled, 3 from the cache)\n");
     at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 7.]\n");
     free(out);
+}
+END_TEST
+
+/* `=` replaces a definition, `+=` adds to it, :undo takes a change back */
+START_TEST(piped_redefine_and_undo)
+{
+    int rc = run_piped("A[i] = const([1.0, 2.0])\n"
+                       "S[i] = A[i]\n"
+                       "S[i] = 3 A[i]\n"
+                       "S\n"
+                       "S[i] += A[i]\n"
+                       "S\n"
+                       ":undo\n"
+                       "S\n"
+                       ":undo\n"
+                       "S\n"
+                       ":list\n",
+                       NULL);
+    ck_assert_int_eq(rc, 0);
+    char *out = read_text(path_in("out.txt"));
+    size_t at = expect_after(out, 0, "S redefined\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 6.]\n"); /* 3 A only */
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[4. 8.]\n"); /* 3 A + A */
+    at = expect_after(out, at, "undone\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[3. 6.]\n");
+    at = expect_after(out, at, "undone\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[1. 2.]\n");
+    at = expect_after(out, at, "   1  A[i] = const([1.0, 2.0])\n   2  S[i] = A[i]\n");
+    ck_assert_ptr_null(strstr(out + at, "   3  "));
+    free(out);
+}
+END_TEST
+
+/* a file loaded twice counts once; :drop refuses a tensor in use, then drops */
+START_TEST(piped_reload_and_drop)
+{
+    write_text(path_in("f.fuse"), "B[i] = const([10.0, 20.0])\nC[i] = B[i]\nexport C\n");
+    int rc = run_piped(":load f.fuse\n"
+                       "D[i] = 2 C[i]\n"
+                       ":load f.fuse\n"
+                       "C\n"
+                       "D\n"
+                       ":drop C\n"
+                       ":drop D\n"
+                       ":drop C\n"
+                       "C\n"
+                       ":list\n"
+                       ":undo\n"
+                       "C\n"
+                       ":drop Nothing\n"
+                       ":undo\n:undo\n:undo\n:undo\n:undo\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "reloaded f.fuse\n");
+    at = expect_after(out, at, "# C shape=(2,) dtype=float32\n[10. 20.]\n"); /* not doubled */
+    at = expect_after(out, at, "# D shape=(2,) dtype=float32\n[20. 40.]\n");
+    at = expect_after(out, at, "dropped D\n");
+    at = expect_after(out, at, "dropped C\n");
+    at = expect_after(out, at, "   1  B[i] = const([10.0, 20.0])\n");
+    ck_assert_ptr_null(strstr(out + at, "   2  "));
+    at = expect_after(out, at, "undone\n");
+    at = expect_after(out, at, "# C shape=(2,) dtype=float32\n[10. 20.]\n");
+    at = expect_after(err, 0, "error: cannot drop 'C': used by 'D'");
+    at = expect_after(err, at, "error: unknown tensor 'C'\n");
+    at = expect_after(err, at, "error: no statement defines 'Nothing'\n");
+    at = expect_after(err, at, "error: nothing to undo\n"); /* 5 changes, 6 undos */
+    free(out), free(err);
+}
+END_TEST
+
+/* a statement that does not check or load is not kept */
+START_TEST(piped_bad_statement_not_kept)
+{
+    int rc = run_piped("A[i] = const([1.0, 2.0])\n"
+                       "X[i] = \"nofile.npy\"\n"
+                       "M[i,j] = const([[1.0, 2.0, 3.0]])\n"
+                       "D[i] = A[i] M[i,j]\n"
+                       "A\n"
+                       "X\n"
+                       "S[i] = 5 A[i]\n"
+                       "S\n"
+                       ":undo\n"
+                       ":list\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "# A shape=(2,) dtype=float32\n[1. 2.]\n");
+    at = expect_after(out, at, "# S shape=(2,) dtype=float32\n[ 5. 10.]\n");
+    at = expect_after(out, at, "undone\n");
+    at = expect_after(out, at, "   1  A[i] = const([1.0, 2.0])\n"
+                               "   2  M[i,j] = const([[1.0, 2.0, 3.0]])\n");
+    ck_assert_ptr_null(strstr(out + at, "   3  "));
+    at = expect_after(err, 0, "nofile.npy");
+    at = expect_after(err, at, "size conflict for axis i");
+    at = expect_after(err, at, "error: unknown tensor 'X'\n");
+    ck_assert_ptr_null(strstr(err + at, "nofile")); /* later evaluations unaffected */
+    free(out), free(err);
+}
+END_TEST
+
+/* expressions evaluate over their free axes, in order of appearance, and are not kept */
+START_TEST(piped_expressions)
+{
+    int rc = run_piped("A[i] = const([1.0, 2.0])\n"
+                       "M[i,k] = const([[1.0, 2.0], [3.0, 4.0]])\n"
+                       "B[k,j] = const([[1.0, 0.0], [0.0, 2.0]])\n"
+                       "2 A[i]\n"
+                       "A[1]\n"
+                       "M[i,k] B[k,j]\n"
+                       "B[j,k]\n"
+                       "A[i] A[i]\n"
+                       "A[i] + M[k,i]\n"
+                       "exp(\n"
+                       "    0 A[i])\n"
+                       "Q[i] + 1\n"
+                       ":list\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "# 2 A[i] shape=(2,) dtype=float32\n[2. 4.]\n");
+    at = expect_after(out, at, "# A[1] shape=() dtype=float32\n2.0\n");
+    /* M B: [[1*1, 2*2], [3*1, 4*2]] */
+    at = expect_after(out, at, "# M[i,k] B[k,j] shape=(2, 2) dtype=float32\n[[1. 4.]\n [3. 8.]]\n");
+    at = expect_after(out, at, "# B[j,k] shape=(2, 2) dtype=float32\n[[1. 0.]\n [0. 2.]]\n");
+    at = expect_after(out, at, "# A[i] A[i] shape=() dtype=float32\n5.0\n"); /* 1 + 4 */
+    /* [i,k] = A[i] + M[k,i]: [[1+1, 1+3], [2+2, 2+4]] */
+    at = expect_after(out, at, "# A[i] + M[k,i] shape=(2, 2) dtype=float32\n[[2. 4.]\n [4. 6.]]\n");
+    at = expect_after(out, at, "shape=(2,) dtype=float32\n[1. 1.]\n"); /* exp(0) */
+    at = expect_after(out, at, "   3  B[k,j] = const");
+    ck_assert_ptr_null(strstr(out + at, "   4  ")); /* nothing kept */
+    expect_has(err, "unknown tensor 'Q'");
+    free(out), free(err);
 }
 END_TEST
 
@@ -432,6 +570,10 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, piped_session);
     tcase_add_test(tc, piped_incremental_compile);
     tcase_add_test(tc, piped_program_and_sinks);
+    tcase_add_test(tc, piped_redefine_and_undo);
+    tcase_add_test(tc, piped_reload_and_drop);
+    tcase_add_test(tc, piped_bad_statement_not_kept);
+    tcase_add_test(tc, piped_expressions);
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);

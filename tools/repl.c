@@ -1,11 +1,15 @@
 /*
  * repl.c: the fuse-jit REPL. A session is a growing Fuse program. Each entered
  * equation, source, sink or export is appended to the session's text and the
- * whole text is checked at once through the public API: on an error the
- * diagnostic (with its caret) is printed and the entry is dropped, so the session
- * keeps its last good state. A bare tensor name prints the tensor's value (the
- * program is compiled with that name exported, then run; the library's cache keeps
- * unchanged code from being compiled again). Lines starting with ':' are commands
+ * whole text is checked and compiled (loading its sources) through the public
+ * API: on an error the diagnostic (with its caret) is printed and the entry is
+ * dropped, so the session keeps its last good state. At the prompt `S[i] = ...`
+ * replaces the statements defining S (`+=` adds one); :load of a file again
+ * replaces what it added; :drop and :undo take statements back. A bare tensor
+ * name prints the tensor's value (the program is compiled with that name
+ * exported, then run; the library's cache keeps unchanged code from being
+ * compiled again); another expression is evaluated the same way as a temporary
+ * tensor over its free axes. Lines starting with ':' are commands
  * (COMMANDS below).
  *
  * On a terminal, lines come from libedit: emacs key bindings, persistent history
@@ -215,14 +219,152 @@ static char *trim(char *s)
 
 /* ---- the session ---- */
 
+/* One statement of the session (with its newline), and the canonical path of the
+ * file it was :loaded from (NULL: entered at the prompt). */
+typedef struct Stmt {
+    char *text;
+    char *file;
+} Stmt;
+
+/* The session's statements in order, and where sources resolve; :undo keeps
+ * earlier copies. */
+typedef struct Session {
+    Stmt *v;
+    size_t n, cap;
+    char *base_dir; /* sources and sinks resolve here (:load); NULL: current dir */
+} Session;
+
+static void session_free(Session *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].text), free(s->v[i].file);
+    free(s->v);
+    free(s->base_dir);
+    *s = (Session){0};
+}
+
+static bool session_push(Session *s, const char *text, size_t n, const char *file)
+{
+    if (!sup_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v))
+        return false;
+    Stmt st = {strndup(text, n), file ? strdup(file) : NULL};
+    if (!st.text || (file && !st.file)) {
+        free(st.text), free(st.file);
+        return false;
+    }
+    s->v[s->n++] = st;
+    return true;
+}
+
+static bool session_copy(const Session *s, Session *out)
+{
+    *out = (Session){0};
+    bool ok = !s->base_dir || (out->base_dir = strdup(s->base_dir)) != NULL;
+    for (size_t i = 0; i < s->n && ok; i++)
+        ok = session_push(out, s->v[i].text, strlen(s->v[i].text), s->v[i].file);
+    if (!ok)
+        session_free(out);
+    return ok;
+}
+
+static void session_remove(Session *s, size_t i)
+{
+    free(s->v[i].text), free(s->v[i].file);
+    memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof *s->v);
+    s->n--;
+}
+
+/* Splits a program text into statements: a statement ends at a newline outside
+ * brackets (a blank or comment line is one too), and gets a newline at the end. */
+static bool session_split(Session *s, const char *text, const char *file)
+{
+    SupBuf cur = {0};
+    bool ok = true;
+    while (*text && ok) {
+        size_t n = strcspn(text, "\n");
+        ok = sup_buf_append(&cur, text, n) && sup_buf_puts(&cur, "\n");
+        text += n + (text[n] == '\n');
+        if (ok && (bracket_depth(cur.p) <= 0 || !*text)) {
+            ok = session_push(s, cur.p, cur.len, file);
+            cur.len = 0;
+        }
+    }
+    free(cur.p);
+    return ok;
+}
+
+/* The tensor a statement defines (NULL: an export, a sink, a declaration...);
+ * *n its length, *adds whether it is a `+=` contribution. */
+static const char *stmt_target(const char *s, size_t *n, bool *adds)
+{
+    const char *id = statement_lhs(s, n);
+    if (!id || is_builtin(id, *n) || (*n == 2 && strncmp(id, "fn", 2) == 0) ||
+        (*n == 5 && strncmp(id, "param", 5) == 0))
+        return NULL;
+    const char *p = id + *n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '[' || *p == '(') {
+        int depth = 0;
+        do {
+            depth += (*p == '(' || *p == '[') - (*p == ')' || *p == ']');
+            p++;
+        } while (*p && *p != '\n' && depth > 0);
+        while (*p == ' ' || *p == '\t')
+            p++;
+    }
+    *adds = p[0] == '+' && p[1] == '=';
+    bool sets = (p[0] == '=' && p[1] != '=') || strncmp(p, "max=", 4) == 0 ||
+                strncmp(p, "avg=", 4) == 0;
+    return *adds || sets ? id : NULL;
+}
+
+/* Whether statement s defines (or, with exports, exports) the tensor `name`. */
+static bool stmt_defines(const char *s, const char *name, bool exports)
+{
+    size_t n = 0, want = strlen(name);
+    bool adds = false;
+    const char *id = stmt_target(s, &n, &adds);
+    if (!id && exports) {
+        const char *kw = statement_lhs(s, &n);
+        if (kw && n == 6 && strncmp(kw, "export", 6) == 0)
+            id = statement_lhs(kw + 6, &n);
+    }
+    return id && n == want && strncmp(id, name, n) == 0;
+}
+
+/* Whether statement s names `name` as an identifier (outside strings and comments). */
+static bool stmt_uses(const char *s, const char *name)
+{
+    size_t want = strlen(name);
+    while (*s) {
+        if (*s == '"') {
+            s = skip_string(s);
+        } else if (*s == '#') {
+            s += strcspn(s, "\n");
+        } else if (is_ident_start(*s)) {
+            const char *id = s;
+            while (is_ident_char(*s))
+                s++;
+            if ((size_t)(s - id) == want && strncmp(id, name, want) == 0)
+                return true;
+        } else {
+            s++;
+        }
+    }
+    return false;
+}
+
 typedef struct Repl {
     fuse_ctx *ctx;
     fuse_config cfg;  /* what :set changes; sinks off until `:set sinks on` */
     fuse_syntax syntax; /* `:set parser legacy|v2` */
     fuse_param *params; /* `:set param NAME=VALUE`; names malloc'd */
     size_t n_params;
-    SupBuf text;         /* the session's program, every accepted entry */
-    char *base_dir;   /* sources and sinks resolve here (:load); NULL: current dir */
+    SupBuf text;         /* the session's program: cur's statements joined */
+    Session cur;         /* every accepted statement */
+    Session *undo;       /* earlier sessions, the last one first to come back */
+    size_t n_undo, cap_undo;
     SupBuf pending;      /* an entry whose brackets are still open */
     bool interactive; /* stdin is a terminal */
     bool timing;      /* :time */
@@ -279,27 +421,110 @@ static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
     return st;
 }
 
-/* Appends an entry to the session when the program still checks with it. */
-static bool accept_text(Repl *r, const char *entry)
+/* Keeps the current session for :undo (the last UNDO_DEPTH changes); false on OOM. */
+enum { UNDO_DEPTH = 100 };
+
+static bool undo_push(Repl *r)
 {
-    SupBuf cand = {0};
-    bool ok = sup_buf_puts(&cand, buf_str(&r->text)) && sup_buf_puts(&cand, entry);
-    if (ok && cand.len && cand.p[cand.len - 1] != '\n')
-        ok = sup_buf_puts(&cand, "\n");
+    if (r->n_undo == UNDO_DEPTH) {
+        session_free(&r->undo[0]);
+        memmove(&r->undo[0], &r->undo[1], (r->n_undo - 1) * sizeof *r->undo);
+        r->n_undo--;
+    }
+    if (!sup_grow((void **)&r->undo, &r->cap_undo, r->n_undo + 1, sizeof *r->undo))
+        return false;
+    r->undo[r->n_undo++] = r->cur;
+    return true;
+}
+
+/* Compiles a checked program (prints the diagnostic on failure). */
+static fuse_status make_runner(Repl *r, fuse_program *prog, const char *base_dir,
+                               fuse_runner **run)
+{
+    fuse_config cfg = r->cfg;
+    cfg.base_dir = cfg.out_dir = base_dir;
+    double t0 = sup_clock_ms();
+    /* kernels compiled vs reused */
+    fuse_stats s0 = {.size = sizeof s0}, s1 = {.size = sizeof s1};
+    (void)fuse_ctx_stats(r->ctx, &s0);
+    fuse_status st = fuse_runner_new(prog, &cfg, NULL, 0, run);
+    (void)fuse_ctx_stats(r->ctx, &s1);
+    unsigned long long made = s1.groups_compiled - s0.groups_compiled;
+    if (r->timing && st == FUSE_OK)
+        printf("time: compile %.2f ms (%llu kernel%s compiled, %llu from the cache)\n",
+               sup_clock_ms() - t0, made, made == 1 ? "" : "s",
+               (unsigned long long)(s1.groups_cached - s0.groups_cached));
+    if (st != FUSE_OK)
+        repl_lib_error(r, st);
+    return st;
+}
+
+/* Checks a candidate session and creates a runner for it (which loads its
+ * sources); on success the candidate becomes the session (the old one is kept
+ * for :undo), else the diagnostic is printed and the candidate is freed. */
+static bool session_install(Repl *r, Session *cand)
+{
+    SupBuf t = {0};
+    bool ok = sup_buf_puts(&t, "");
+    for (size_t i = 0; i < cand->n && ok; i++)
+        ok = sup_buf_puts(&t, cand->v[i].text);
     if (!ok) {
-        free(cand.p);
+        free(t.p);
+        session_free(cand);
         repl_error(r, "out of memory");
         return false;
     }
     fuse_program *prog = NULL;
-    if (check_text(r, cand.p, &prog) != FUSE_OK) {
-        free(cand.p);
+    fuse_runner *run = NULL;
+    fuse_status st = check_text(r, t.p, &prog);
+    if (st == FUSE_OK) {
+        st = make_runner(r, prog, cand->base_dir, &run);
+        fuse_runner_free(run);
+        fuse_program_free(prog);
+    }
+    if (st != FUSE_OK || !undo_push(r)) {
+        if (st == FUSE_OK)
+            repl_error(r, "out of memory");
+        free(t.p);
+        session_free(cand);
         return false;
     }
-    fuse_program_free(prog);
+    r->cur = *cand;
+    *cand = (Session){0};
     free(r->text.p);
-    r->text = cand;
+    r->text = t;
     return true;
+}
+
+/* A statement entered at the prompt: `=` (also max=, avg=) replaces the
+ * statements that define the same tensor, `+=` adds a contribution. */
+static bool accept_text(Repl *r, const char *entry)
+{
+    Session cand;
+    if (!session_copy(&r->cur, &cand)) {
+        repl_error(r, "out of memory");
+        return false;
+    }
+    size_t n = 0;
+    bool adds = false, redefined = false;
+    const char *id = stmt_target(entry, &n, &adds);
+    char *name = id ? strndup(id, n) : NULL;
+    for (size_t i = 0; name && !adds && i < cand.n;)
+        if (stmt_defines(cand.v[i].text, name, false)) {
+            session_remove(&cand, i);
+            redefined = true;
+        } else {
+            i++;
+        }
+    bool ok = (!id || name) && session_split(&cand, entry, NULL);
+    if (!ok) {
+        session_free(&cand);
+        repl_error(r, "out of memory");
+    } else if ((ok = session_install(r, &cand)) && redefined) {
+        printf("%s redefined\n", name);
+    }
+    free(name);
+    return ok;
 }
 
 /* The session's tensor names; false (and an error) on OOM. */
@@ -338,21 +563,7 @@ static fuse_status compile_session(Repl *r, const char *name, fuse_runner **run)
     free(t.p);
     if (st != FUSE_OK)
         return st;
-    fuse_config cfg = r->cfg;
-    cfg.base_dir = cfg.out_dir = r->base_dir;
-    double t0 = sup_clock_ms();
-    /* kernels compiled vs reused */
-    fuse_stats s0 = {.size = sizeof s0}, s1 = {.size = sizeof s1};
-    (void)fuse_ctx_stats(r->ctx, &s0);
-    st = fuse_runner_new(prog, &cfg, NULL, 0, run);
-    (void)fuse_ctx_stats(r->ctx, &s1);
-    unsigned long long made = s1.groups_compiled - s0.groups_compiled;
-    if (r->timing && st == FUSE_OK)
-        printf("time: compile %.2f ms (%llu kernel%s compiled, %llu from the cache)\n",
-               sup_clock_ms() - t0, made, made == 1 ? "" : "s",
-               (unsigned long long)(s1.groups_cached - s0.groups_cached));
-    if (st != FUSE_OK)
-        repl_lib_error(r, st);
+    st = make_runner(r, prog, r->cur.base_dir, run);
     fuse_program_free(prog);
     return st;
 }
@@ -406,6 +617,155 @@ static void show_value(Repl *r, const char *name)
     if (t)
         print_tensor(r, name, t);
     fuse_outputs_free(out);
+}
+
+/* ---- expressions at the prompt ---- */
+
+/* Whether an entry is an expression rather than a statement: it has no
+ * assignment (=, +=, max=, avg=) outside brackets and strings and does not start
+ * with a declaration keyword or a block. */
+static bool is_expression(const char *s)
+{
+    size_t n = 0;
+    const char *id = statement_lhs(s, &n);
+    static const char *const KEYWORDS[] = {"export", "import", "param", "axis", "fn", "let"};
+    for (size_t i = 0; id && i < sizeof KEYWORDS / sizeof KEYWORDS[0]; i++)
+        if (strlen(KEYWORDS[i]) == n && strncmp(KEYWORDS[i], id, n) == 0 &&
+            is_ident_start(id[n + strspn(id + n, " \t")]))
+            return false;
+    if (s[strspn(s, " \t\n")] == '{')
+        return false;
+    int depth = 0;
+    for (const char *p = s; *p;) {
+        if (*p == '"') {
+            p = skip_string(p);
+            continue;
+        }
+        if (*p == '#') {
+            p += strcspn(p, "\n");
+            continue;
+        }
+        depth += (*p == '(' || *p == '[' || *p == '{') - (*p == ')' || *p == ']' || *p == '}');
+        if (*p == '=' && depth == 0 && p[1] != '=' &&
+            (p == s || !strchr("=<>!", p[-1])))
+            return false;
+        p++;
+    }
+    return true;
+}
+
+/* The free axes of an expression, in order of appearance: an index (a name
+ * inside a tensor's brackets) is summed when it appears twice or more in one
+ * term of a top-level sum, as in `A[i,k] B[k,j]`, and free when it appears once
+ * in some term. */
+static bool free_axes(const char *s, Words *axes)
+{
+    Words seen = {0}, once = {0};
+    bool ok = true;
+    /* per term: counts of each index, kept as parallel words */
+    Words term = {0};
+    size_t counts[64] = {0};
+    int depth = 0, index_depth = -1;
+    const char *p = s;
+    for (;; p++) {
+        const char *prev = p; /* the character before, spaces skipped */
+        while (prev > s && (prev[-1] == ' ' || prev[-1] == '\t'))
+            prev--;
+        /* a binary + or - (not a sign, nor an exponent's as in 1e-3) */
+        bool binary = (*p == '+' || *p == '-') && prev > s && !strchr("+-*/(,[=<>!?:", prev[-1]) &&
+                      !((prev[-1] == 'e' || prev[-1] == 'E') && prev - 1 > s &&
+                        isdigit((unsigned char)prev[-2]));
+        bool end_term = !*p || (depth == 0 && binary);
+        if (end_term) {
+            for (size_t i = 0; i < term.n && ok; i++)
+                if (counts[i] == 1)
+                    ok = words_add(&once, term.v[i], strlen(term.v[i]));
+            words_free(&term);
+            memset(counts, 0, sizeof counts);
+            if (!*p)
+                break;
+            continue;
+        }
+        if (*p == '"') {
+            p = skip_string(p) - 1;
+        } else if (*p == '[' || *p == '(' || *p == '{') {
+            bool after_name = p > s && is_ident_char(p[-1]) && *p == '[';
+            depth++;
+            if (after_name && index_depth < 0)
+                index_depth = depth;
+        } else if (*p == ']' || *p == ')' || *p == '}') {
+            if (depth == index_depth)
+                index_depth = -1;
+            depth--;
+        } else if (is_ident_start(*p) && (p == s || !is_ident_char(p[-1]))) {
+            const char *id = p;
+            while (is_ident_char(p[1]))
+                p++;
+            size_t n = (size_t)(p + 1 - id);
+            const char *next = p + 1 + strspn(p + 1, " \t");
+            if (index_depth > 0 && *next != '[' && *next != '(' && ok) {
+                size_t k = 0;
+                while (k < term.n && !(strlen(term.v[k]) == n && strncmp(term.v[k], id, n) == 0))
+                    k++;
+                ok = words_add(&seen, id, n) && (k < term.n || term.n < 64) &&
+                     words_add(&term, id, n);
+                if (ok)
+                    counts[k]++;
+            }
+        }
+    }
+    for (size_t i = 0; i < seen.n && ok; i++)
+        if (words_has(&once, seen.v[i], strlen(seen.v[i])))
+            ok = words_add(axes, seen.v[i], strlen(seen.v[i]));
+    words_free(&seen), words_free(&once), words_free(&term);
+    return ok;
+}
+
+/* An expression: evaluated as a temporary tensor over its free axes (not kept)
+ * and printed under the expression's own text. */
+static void show_expression(Repl *r, const char *expr)
+{
+    static const char NAME[] = "_repl_value";
+    Words axes = {0};
+    SupBuf def = {0}, shown = {0};
+    bool ok = free_axes(expr, &axes) && sup_buf_puts(&def, NAME);
+    for (size_t i = 0; i < axes.n && ok; i++)
+        ok = sup_buf_printf(&def, "%s%s", i ? "," : "[", axes.v[i]);
+    if (ok && axes.n)
+        ok = sup_buf_puts(&def, "]");
+    const char *e = expr + strspn(expr, " \t\n");
+    size_t n = strlen(e);
+    while (n && isspace((unsigned char)e[n - 1]))
+        n--;
+    ok = ok && sup_buf_printf(&def, " = %.*s\n", (int)n, e);
+    for (size_t i = 0; i < n && ok; i++) /* one line, for the header */
+        ok = sup_buf_putc(&shown, e[i] == '\n' ? ' ' : e[i]);
+    if (!ok) {
+        repl_error(r, "out of memory");
+    } else {
+        /* run with the temporary statement, then put the session back */
+        SupBuf saved = r->text;
+        SupBuf t = {0};
+        ok = sup_buf_puts(&t, buf_str(&saved)) && sup_buf_puts(&t, def.p);
+        if (ok) {
+            r->text = t;
+            fuse_outputs *out = NULL;
+            if (run_session(r, NAME, &out) == FUSE_OK) {
+                const fuse_tensor *v = fuse_outputs_find(out, NAME);
+                if (v)
+                    print_tensor(r, shown.p ? shown.p : "", v);
+                else
+                    repl_error(r, "the expression has no value");
+            }
+            fuse_outputs_free(out);
+            r->text = saved;
+        } else {
+            repl_error(r, "out of memory");
+        }
+        free(t.p);
+    }
+    words_free(&axes);
+    free(def.p), free(shown.p);
 }
 
 /* ---- :set ---- */
@@ -568,11 +928,87 @@ static void cmd_quit(Repl *r, char *arg) { r->quit = true; }
 
 static void cmd_reset(Repl *r, char *arg)
 {
+    if (!undo_push(r)) {
+        repl_error(r, "out of memory");
+        return;
+    }
+    r->cur = (Session){0};
     free(r->text.p);
     r->text = (SupBuf){0};
-    free(r->base_dir);
-    r->base_dir = NULL;
     printf("session cleared\n");
+}
+
+/* :undo: the session as it was before the last statement, :load, :drop or :reset
+ * (up to UNDO_DEPTH steps back). */
+static void cmd_undo(Repl *r, char *arg)
+{
+    if (r->n_undo == 0) {
+        repl_error(r, "nothing to undo");
+        return;
+    }
+    SupBuf t = {0};
+    Session *prev = &r->undo[r->n_undo - 1];
+    bool ok = sup_buf_puts(&t, "");
+    for (size_t i = 0; i < prev->n && ok; i++)
+        ok = sup_buf_puts(&t, prev->v[i].text);
+    if (!ok) {
+        free(t.p);
+        repl_error(r, "out of memory");
+        return;
+    }
+    session_free(&r->cur);
+    r->cur = *prev;
+    r->n_undo--;
+    free(r->text.p);
+    r->text = t;
+    printf("undone\n");
+}
+
+/* :drop NAME: removes the statements that define or export NAME; refused while
+ * another statement uses NAME. */
+static void cmd_drop(Repl *r, char *arg)
+{
+    if (!is_identifier(arg)) {
+        repl_error(r, ":drop needs a tensor NAME");
+        return;
+    }
+    SupBuf users = {0};
+    size_t found = 0;
+    bool ok = true;
+    for (size_t i = 0; i < r->cur.n && ok; i++) {
+        const char *s = r->cur.v[i].text;
+        if (stmt_defines(s, arg, true)) {
+            found++;
+        } else if (stmt_uses(s, arg)) {
+            size_t n = 0;
+            bool adds = false;
+            const char *id = stmt_target(s, &n, &adds);
+            const char *what = id ? id : s + strspn(s, " \t");
+            if (!id)
+                n = strcspn(what, "\n");
+            ok = sup_buf_printf(&users, "%s'%.*s'", users.len ? ", " : "", (int)n, what);
+        }
+    }
+    Session cand = {0};
+    if (!ok) {
+        repl_error(r, "out of memory");
+    } else if (!found) {
+        repl_error(r, "no statement defines '%s'", arg);
+    } else if (users.len) {
+        repl_error(r, "cannot drop '%s': used by %s (drop or redefine those first)", arg,
+                   users.p);
+    } else if (!session_copy(&r->cur, &cand)) {
+        repl_error(r, "out of memory");
+    } else {
+        for (size_t i = 0; i < cand.n;)
+            if (stmt_defines(cand.v[i].text, arg, true))
+                session_remove(&cand, i);
+            else
+                i++;
+        if (session_install(r, &cand))
+            printf("dropped %s\n", arg);
+    }
+    free(users.p);
 }
 
 static void cmd_list(Repl *r, char *arg)
@@ -746,15 +1182,33 @@ static void cmd_load(Repl *r, char *arg)
     }
     char *dircopy = strdup(arg);
     char *dir = dircopy ? strdup(dirname(dircopy)) : NULL;
+    char *key = realpath(arg, NULL);
     free(dircopy);
-    if (!dir)
+    if (!key)
+        key = strdup(arg);
+    Session cand = {0};
+    bool reloaded = false;
+    if (!dir || !key || !session_copy(&r->cur, &cand)) {
         repl_error(r, "out of memory");
-    else if (accept_text(r, text)) {
-        free(r->base_dir);
-        r->base_dir = dir, dir = NULL;
-        if (r->interactive)
-            printf("loaded %s\n", arg);
+    } else {
+        /* a file loaded again replaces what it added before */
+        for (size_t i = 0; i < cand.n;)
+            if (cand.v[i].file && strcmp(cand.v[i].file, key) == 0) {
+                session_remove(&cand, i);
+                reloaded = true;
+            } else {
+                i++;
+            }
+        free(cand.base_dir);
+        cand.base_dir = dir, dir = NULL;
+        if (!session_split(&cand, text, key)) {
+            session_free(&cand);
+            repl_error(r, "out of memory");
+        } else if (session_install(r, &cand) && (r->interactive || reloaded)) {
+            printf("%s %s\n", reloaded ? "reloaded" : "loaded", arg);
+        }
     }
+    free(key);
     free(dir);
     free(text);
 }
@@ -812,6 +1266,9 @@ static const ReplCommand COMMANDS[] = {
      "                     param (NAME=VALUE, for v2 `param` declarations)",
      cmd_set},
     {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm", cmd_emit},
+    {":drop", "NAME", "remove the statements that define or export NAME\n"
+                      "                     (refused while another statement uses NAME)", cmd_drop},
+    {":undo", "", "take back the last statement, :load, :drop or :reset", cmd_undo},
     {":reset", "", "forget every statement (settings stay)", cmd_reset},
     {":quit", "", "leave (Ctrl-D too)", cmd_quit},
 };
@@ -819,7 +1276,11 @@ static const ReplCommand COMMANDS[] = {
 void repl_print_help(FILE *f)
 {
     fputs("Enter statements (equations, sources, sinks, export NAME) to add them to the\n"
-          "session's program; a bare tensor NAME prints its value. Commands:\n", f);
+          "session's program: `S[i] = ...` replaces S's definition, `S[i] += ...` adds a\n"
+          "contribution; a statement that does not check or load is not kept. A bare\n"
+          "tensor NAME prints its value; another expression (2 A[i], M[i,k] B[k,j])\n"
+          "prints its value over its free axes (an index repeated in a product is\n"
+          "summed) and is not kept. Commands:\n", f);
     for (size_t i = 0; i < COUNT_OF(COMMANDS); i++) {
         char left[32];
         snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].args);
@@ -865,7 +1326,10 @@ static void repl_line(Repl *r, char *line)
     }
     if (bracket_depth(r->pending.p) > 0)
         return;
-    accept_text(r, r->pending.p);
+    if (is_expression(r->pending.p))
+        show_expression(r, r->pending.p);
+    else
+        accept_text(r, r->pending.p);
     r->pending.len = 0;
 }
 
@@ -1159,7 +1623,10 @@ int repl_main(const char *program)
     editor_close(&r);
     free(r.text.p);
     free(r.pending.p);
-    free(r.base_dir);
+    session_free(&r.cur);
+    for (size_t i = 0; i < r.n_undo; i++)
+        session_free(&r.undo[i]);
+    free(r.undo);
     params_free(&r);
     repl_ctx = NULL; /* the handler stays installed */
     fuse_ctx_free(r.ctx);
