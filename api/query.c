@@ -160,8 +160,13 @@ static fuse_status runner_query(fuse_runner *run, const char *name, const char *
 {
     RtPlan *pl = run->plan;
     const IrTensor *t = ir_tensor_find(pl->ir, name);
-    if (!t || t->kind == TEN_TEMP)
-        return query_fail(run, FUSE_E_ARG, sup_strprintf("query: unknown tensor '%s'", name));
+    if (!t || t->kind == TEN_TEMP) {
+        const char *near = ir_tensor_nearest(pl->ir, name);
+        return query_fail(run, FUSE_E_ARG,
+                          near ? sup_strprintf("query: unknown tensor '%s'; did you mean '%s'?",
+                                               name, near)
+                               : sup_strprintf("query: unknown tensor '%s'", name));
+    }
     int64_t pos[FUSE_MAX_RANK];
     char *err = NULL;
     fuse_status st = parse_selectors(t, selectors, pos, &err);

@@ -144,6 +144,15 @@ fuse_status fe_lex_all(Arena *arena, Arena *array_arena, const Source *src, Diag
                        Token **toks, int *n_toks);
 /* "name", "number", ... for messages and tests. */
 const char *fe_tok_kind_name(TokKind kind);
+/* A short quoted description of a token for messages: 'text' (elided past 24
+ * bytes), "end of input" or "end of line". */
+typedef struct TokDesc {
+    char s[48];
+} TokDesc;
+TokDesc fe_tok_describe(const Token *t);
+/* An integer token, or digits with one trailing '.' (the dotted "1." of "t+1."):
+ * its value in *v and *dotted; false for any other token. */
+bool fe_tok_int(const Token *t, int64_t *v, bool *dotted);
 
 /* ---- AST (parser.c) ---- */
 
@@ -285,6 +294,12 @@ fuse_syntax fe_syntax_of(const char *text, size_t len, fuse_syntax fallback);
 
 /* True when `name` (any case) is a builtin function of SPEC §5. */
 bool fe_is_builtin(const char *name);
+
+/* Writes into buf (size bytes) the hint for an unknown function `name`, as
+ * "; did you mean 'sig'? (sig(x, T): logistic sigmoid; ...)" for a builtin near
+ * it in spelling or a NumPy/PyTorch name for it, else "". Returns buf. */
+#define FE_HINT_SIZE 160
+const char *fe_builtin_hint(const char *name, char *buf, size_t size);
 
 /* Prints the AST as an indented text tree (for `fuse-jit emit --what=ast`).
  * malloc'd string; caller frees. */

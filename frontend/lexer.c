@@ -20,6 +20,7 @@
 #include "frontend.h"
 
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -508,4 +509,42 @@ fuse_status fe_lex_all(Arena *arena, Arena *array_arena, const Source *src, Diag
     *toks = arr;
     *n_toks = n;
     return st;
+}
+
+/* ---- token helpers shared by the two parsers ---- */
+
+TokDesc fe_tok_describe(const Token *t)
+{
+    TokDesc d;
+    if (t->kind == TK_EOF)
+        snprintf(d.s, sizeof d.s, "end of input");
+    else if (t->kind == TK_NEWLINE)
+        snprintf(d.s, sizeof d.s, "end of line");
+    else if (t->len > 24)
+        snprintf(d.s, sizeof d.s, "'%.21s...'", t->text);
+    else
+        snprintf(d.s, sizeof d.s, "'%.*s'", t->len, t->text);
+    return d;
+}
+
+bool fe_tok_int(const Token *t, int64_t *v, bool *dotted)
+{
+    *dotted = false;
+    if (t->kind != TK_NUMBER || t->err)
+        return false;
+    if (t->is_int) {
+        *v = t->ival;
+        return true;
+    }
+    int64_t x = 0;
+    for (int i = 0; i < t->len - 1; i++) {
+        if (t->text[i] < '0' || t->text[i] > '9' || x > (INT64_MAX - 9) / 10)
+            return false;
+        x = x * 10 + (t->text[i] - '0');
+    }
+    if (t->len < 2 || t->text[t->len - 1] != '.')
+        return false;
+    *v = x;
+    *dotted = true;
+    return true;
 }

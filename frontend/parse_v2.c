@@ -126,24 +126,6 @@ static Token *take(VP *P, const char *op)
 
 /* ---- errors ---- */
 
-typedef struct TokDesc {
-    char s[48];
-} TokDesc;
-
-static TokDesc describe(const Token *t)
-{
-    TokDesc d;
-    if (t->kind == TK_EOF)
-        snprintf(d.s, sizeof d.s, "end of input");
-    else if (t->kind == TK_NEWLINE)
-        snprintf(d.s, sizeof d.s, "end of line");
-    else if (t->len > 24)
-        snprintf(d.s, sizeof d.s, "'%.21s...'", t->text);
-    else
-        snprintf(d.s, sizeof d.s, "'%.*s'", t->len, t->text);
-    return d;
-}
-
 static void *error_span(VP *P, Span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void *error_span(VP *P, Span span, const char *fmt, ...)
@@ -176,7 +158,7 @@ static void *expected(VP *P, const Token *t, const char *what)
     if (t->kind == TK_STRING)
         return error_span(P, t->span, "expected %s, found a string (strings are only "
                           "allowed as source and sink paths and in import)", what);
-    return error_span(P, t->span, "expected %s, found %s", what, describe(t).s);
+    return error_span(P, t->span, "expected %s, found %s", what, fe_tok_describe(t).s);
 }
 
 static bool expect(VP *P, const char *op, const char *what)
@@ -322,29 +304,6 @@ static bool invalid_index(VP *P, const Token *start, const char *why)
            != NULL;
 }
 
-/* An integer token, or digits with one trailing '.' (the dotted "1." of "t+1."). */
-static bool tok_int(const Token *t, int64_t *v, bool *dotted)
-{
-    *dotted = false;
-    if (t->kind != TK_NUMBER || t->err)
-        return false;
-    if (t->is_int) {
-        *v = t->ival;
-        return true;
-    }
-    int64_t x = 0;
-    for (int i = 0; i < t->len - 1; i++) {
-        if (t->text[i] < '0' || t->text[i] > '9' || x > (INT64_MAX - 9) / 10)
-            return false;
-        x = x * 10 + (t->text[i] - '0');
-    }
-    if (t->len < 2 || t->text[t->len - 1] != '.')
-        return false;
-    *v = x;
-    *dotted = true;
-    return true;
-}
-
 /* p', p'', p'q: primes glued to an axis name just read. */
 static void glue_primes(VP *P)
 {
@@ -367,7 +326,7 @@ static bool index_offset(VP *P, Index *ix, const Token *start)
     Token *num = &P->toks[P->pos];
     int64_t v;
     bool dotted;
-    if (!glued(sign, num) || !tok_int(num, &v, &dotted))
+    if (!glued(sign, num) || !fe_tok_int(num, &v, &dotted))
         return invalid_index(P, start, ": an offset must be an integer, as in t+1 or t-1");
     next(P);
     ix->offset = sign->text[0] == '-' ? -v : v;
@@ -410,7 +369,7 @@ static bool bound(VP *P, bool *present, int64_t *value, bool *dotted, const Toke
     if (!sign && t->kind != TK_NUMBER)
         return true;
     Token *num = sign ? t + 1 : t;
-    if ((sign && !glued(t, num)) || !tok_int(num, value, dotted))
+    if ((sign && !glued(t, num)) || !fe_tok_int(num, value, dotted))
         return invalid_index(P, start, ": slice bounds and positions must be integers");
     if (sign)
         next(P);
@@ -1284,7 +1243,7 @@ static bool parse_body(VP *P, bool top, VStmt ***out, int *n_out)
             if (is_char(t, ')') || is_char(t, ']') || is_char(t, '}'))
                 return error_span(P, t->span, "unmatched '%c'", t->text[0]) != NULL;
             return error_span(P, t->span, "expected an operator, ';' or the end of the line, "
-                              "found %s", describe(t).s) != NULL;
+                              "found %s", fe_tok_describe(t).s) != NULL;
         }
     }
 }

@@ -37,6 +37,7 @@
  * one is reported when the statement ends. Recursion is capped at FE_MAX_DEPTH.
  */
 #include "frontend.h"
+#include "support.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,25 +180,6 @@ static bool is_closer(const Token *t)
     return is_punct(t, ')') || is_punct(t, ']') || is_punct(t, '}');
 }
 
-/* A short quoted description of a token for messages. */
-typedef struct TokDesc {
-    char s[48];
-} TokDesc;
-
-static TokDesc describe(const Token *t)
-{
-    TokDesc d;
-    if (t->kind == TK_EOF)
-        snprintf(d.s, sizeof d.s, "end of input");
-    else if (t->kind == TK_NEWLINE)
-        snprintf(d.s, sizeof d.s, "end of line");
-    else if (t->len > 24)
-        snprintf(d.s, sizeof d.s, "'%.21s...'", t->text);
-    else
-        snprintf(d.s, sizeof d.s, "'%.*s'", t->len, t->text);
-    return d;
-}
-
 /* ---- errors ---- */
 
 static bool span_before(Span a, Span b)
@@ -267,7 +249,7 @@ static void *error_expected(Parser *P, const Token *t, const char *expected)
     if (is_punct(t, '\''))
         return error_at(P, t, "unexpected \"'\" (a prime belongs to an axis name inside "
                               "[...]; strings use double quotes)");
-    return error_at(P, t, "expected %s, found %s", expected, describe(t).s);
+    return error_at(P, t, "expected %s, found %s", expected, fe_tok_describe(t).s);
 }
 
 /* Records a semantic error; the statement goes on parsing (see the file comment). */
@@ -445,30 +427,6 @@ static bool invalid_index(Parser *P, const Token *start, const char *why)
     return false;
 }
 
-/* An integer token, or digits with one trailing '.' (the dotted "1." of "t+1.");
- * false for any other number. */
-static bool tok_int(const Token *t, int64_t *v, bool *dotted)
-{
-    *dotted = false;
-    if (t->kind != TK_NUMBER || t->err)
-        return false;
-    if (t->is_int) {
-        *v = t->ival;
-        return true;
-    }
-    int64_t x = 0;
-    for (int i = 0; i < t->len - 1; i++) {
-        if (t->text[i] < '0' || t->text[i] > '9' || x > (INT64_MAX - 9) / 10)
-            return false;
-        x = x * 10 + (t->text[i] - '0');
-    }
-    if (t->len < 2 || t->text[t->len - 1] != '.')
-        return false;
-    *v = x;
-    *dotted = true;
-    return true;
-}
-
 /* Glues primes to an axis name just read: p', p'', p'q. */
 static void glue_primes(Parser *P)
 {
@@ -491,7 +449,7 @@ static bool parse_offset(Parser *P, Index *ix, const Token *start)
     Token *num = raw(P);
     int64_t v;
     bool dotted;
-    if (!adjacent(sign, num) || !tok_int(num, &v, &dotted))
+    if (!adjacent(sign, num) || !fe_tok_int(num, &v, &dotted))
         return invalid_index(P, start, ": an offset must be an integer, as in t+1 or t-1");
     next(P);
     ix->offset = sign->text[0] == '-' ? -v : v;
@@ -551,7 +509,7 @@ static bool parse_bound(Parser *P, Bound *b, const Token *start, bool in_slice)
     Token *num = tok_at(P, at);
     if (has_sign && !adjacent(t, num))
         return invalid_index(P, start, "");
-    if (!tok_int(num, &b->value, &b->dotted)) {
+    if (!fe_tok_int(num, &b->value, &b->dotted)) {
         if (num->kind != TK_NUMBER || num->err)
             return invalid_index(P, start, "");
         if (!in_slice && !is_punct(tok_at(P, at + 1), ':'))
@@ -756,7 +714,7 @@ static Expr *parse_expr_after(Parser *P, const Token *after)
 {
     if (!can_start_expr(P)) {
         char want[64];
-        snprintf(want, sizeof want, "an expression after %s", describe(after).s);
+        snprintf(want, sizeof want, "an expression after %s", fe_tok_describe(after).s);
         return error_expected(P, peek(P), want);
     }
     return parse_sum(P);
@@ -1192,8 +1150,10 @@ static Expr *parse_call_like(Parser *P, const Token *name)
         e->is_paren = true;
     else if (how == 2)
         e->kind = EX_CALL;
+    char hint[FE_HINT_SIZE];
     if (how == 2)
-        semantic_error(P, e->span, "unknown function '%s'", e->name);
+        semantic_error(P, e->span, "unknown function '%s'%s", e->name,
+                       fe_builtin_hint(e->name, hint, sizeof hint));
     return how ? e : NULL;
 }
 
@@ -1657,6 +1617,94 @@ static void parse_program(Parser *P, Ast *ast)
             break;
         resync(P);
     }
+}
+
+/* What each builtin does, in a phrase, for "did you mean" hints. */
+static const struct {
+    const char *name, *what;
+} BUILTIN_HELP[] = {
+    {"step", "step(x): 1 where x > 0, else 0"},
+    {"relu", "relu(x): max(x, 0)"},
+    {"sig", "sig(x, T): logistic sigmoid; T=0 gives a hard step"},
+    {"gelu", "gelu(x): GELU, tanh form"},
+    {"exp", "exp(x): natural exponential"},
+    {"log", "log(x): natural logarithm"},
+    {"tanh", "tanh(x): hyperbolic tangent"},
+    {"sqrt", "sqrt(x): square root"},
+    {"abs", "abs(x): absolute value"},
+    {"sin", "sin(x): sine, in radians"},
+    {"cos", "cos(x): cosine, in radians"},
+    {"softmax", "softmax(x, axis=): softmax along one axis"},
+    {"masked_softmax", "masked_softmax(x, mask, axis=): softmax leaving out masked cells"},
+    {"lnorm", "lnorm(x, axis=, eps=): layer normalisation along one axis"},
+    {"layernorm", "layernorm(x, axis=): layer normalisation along one axis"},
+    {"layer_norm", "layer_norm(x, axis=): layer normalisation along one axis"},
+    {"attention", "attention(q, k, v): scaled dot-product attention"},
+    {"rope", "rope(x, base=): rotary position embedding"},
+    {"concat", "concat(a, b, ..., axis=): joins operands along one axis"},
+    {"causal_mask", "causal_mask(L): L x L lower-triangular 0/1 mask"},
+    {"const", "const(value): a tensor from literal data"},
+    {"topk", "topk(x, k=): the k largest of each row, in a sink only"},
+    {"reduce_max", "reduce_max(x, axis=): maximum along one axis"},
+    {"reduce_mean", "reduce_mean(x, axis=): mean along one axis"},
+    {"max", "max(x, axis=): maximum along one axis"},
+    {"mean", "mean(x, axis=): mean along one axis"},
+    {"sum", "sum(x, axis=): sum along one axis"},
+    {"case", "case(c1, v1, ..., default): the value of the first true condition"},
+    {"tucker_dense", "tucker_dense(x, rank=, threshold=): truncated HOSVD, then a threshold"},
+};
+
+/* Names users of NumPy and PyTorch type, and the builtin (or the way) to say it. */
+static const struct {
+    const char *alias, *builtin, *how;
+} BUILTIN_ALIASES[] = {
+    {"sigmoid", "sig", NULL},
+    {"logistic", "sig", NULL},
+    {"expit", "sig", NULL},
+    {"heaviside", "step", NULL},
+    {"average", "mean", NULL},
+    {"avg", "mean", NULL},
+    {"amax", "max", NULL},
+    {"reduce_sum", "sum", NULL},
+    {"where", "case", NULL},
+    {"cat", "concat", NULL},
+    {"concatenate", "concat", NULL},
+    {"ln", "log", NULL},
+    {"tril", "causal_mask", NULL},
+    {"scaled_dot_product_attention", "attention", NULL},
+    {"matmul", NULL, "write a product by juxtaposition: C[i,j] = A[i,k] B[k,j]"},
+    {"dot", NULL, "write a product by juxtaposition: C[i,j] = A[i,k] B[k,j]"},
+    {"einsum", NULL, "write a product by juxtaposition: C[i,j] = A[i,k] B[k,j]"},
+};
+
+const char *fe_builtin_hint(const char *name, char *buf, size_t size)
+{
+    if (!size)
+        return buf;
+    buf[0] = '\0';
+    if (!name)
+        return buf;
+    const char *near = NULL;
+    for (size_t i = 0; i < sizeof BUILTIN_ALIASES / sizeof BUILTIN_ALIASES[0]; i++)
+        if (equal_ci(name, strlen(name), BUILTIN_ALIASES[i].alias)) {
+            if (!BUILTIN_ALIASES[i].builtin) {
+                snprintf(buf, size, "; %s", BUILTIN_ALIASES[i].how);
+                return buf;
+            }
+            near = BUILTIN_ALIASES[i].builtin;
+        }
+    if (!near) {
+        const char *names[sizeof BUILTIN_HELP / sizeof BUILTIN_HELP[0]];
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            names[i] = BUILTIN_HELP[i].name;
+        near = sup_nearest(name, names, sizeof names / sizeof names[0]);
+    }
+    for (size_t i = 0; near && i < sizeof BUILTIN_HELP / sizeof BUILTIN_HELP[0]; i++)
+        if (strcmp(near, BUILTIN_HELP[i].name) == 0) {
+            snprintf(buf, size, "; did you mean '%s'? (%s)", near, BUILTIN_HELP[i].what);
+            break;
+        }
+    return buf;
 }
 
 bool fe_is_builtin(const char *name)

@@ -943,8 +943,10 @@ static Expr *lower_call(Lower *L, const VNode *n, const Ref *ref)
     }
     if (strchr(n->name, ':'))
         return fail(L, FUSE_E_SHAPE, n->span, "unknown function '%s'", n->name);
+    char hint[FE_HINT_SIZE];
     if (!fe_is_builtin(n->name) && strcmp(n->name, "pow") != 0)
-        return fail(L, FUSE_E_SHAPE, n->span, "unknown function '%s'", n->name);
+        return fail(L, FUSE_E_SHAPE, n->span, "unknown function '%s'%s", n->name,
+                    fe_builtin_hint(n->name, hint, sizeof hint));
     return lower_builtin(L, n, n->name, ref);
 }
 

@@ -349,7 +349,18 @@ bool ir_tensor_operand(Builder *b, Op *op, const Expr *e)
 {
     IrTensor *t = ir_tensor_find(b->p, e->name);
     if (!t) {
-        ir_fail(b, FUSE_E_SHAPE, e->span, "unknown tensor '%s'", e->name);
+        const char *near = ir_tensor_nearest(b->p, e->name);
+        char *msg = near ? arena_printf(b->p->arena, "unknown tensor '%s'; did you mean '%s'?",
+                                        e->name, near)
+                    : fe_is_builtin(e->name)
+                        ? arena_printf(b->p->arena, "unknown tensor '%s'; %s is a builtin: "
+                                       "call it as %s(...), with no blank before '('",
+                                       e->name, e->name, e->name)
+                        : NULL;
+        if (msg)
+            ir_fail(b, FUSE_E_SHAPE, e->span, "%s", msg);
+        else
+            ir_fail(b, FUSE_E_SHAPE, e->span, "unknown tensor '%s'", e->name);
         return false;
     }
     if (e->n_indices != t->rank) {
@@ -540,7 +551,14 @@ static void build_exports(Builder *b)
             continue;
         IrTensor *t = ir_tensor_find(p, st->name);
         if (!t) {
-            ir_fail(b, FUSE_E_SHAPE, st->span, "export of unknown tensor '%s'", st->name);
+            const char *near = ir_tensor_nearest(p, st->name);
+            char *msg = near ? arena_printf(p->arena, "export of unknown tensor '%s'; did you "
+                                            "mean '%s'?", st->name, near)
+                             : NULL;
+            if (msg)
+                ir_fail(b, FUSE_E_SHAPE, st->span, "%s", msg);
+            else
+                ir_fail(b, FUSE_E_SHAPE, st->span, "export of unknown tensor '%s'", st->name);
             return;
         }
         t->is_export = true;

@@ -648,7 +648,10 @@ IrTensor *ir_build_call(Builder *b, const Expr *call, const NameList *ref)
                 call->name);
         return NULL;
     }
-    ir_fail(b, FUSE_E_SHAPE, call->span, "unknown function '%s'", call->name);
+    char hint[FE_HINT_SIZE];
+    char *msg = arena_printf(b->p->arena, "unknown function '%s'%s", call->name,
+                             fe_builtin_hint(call->name, hint, sizeof hint));
+    ir_fail(b, FUSE_E_SHAPE, call->span, "%s", msg ? msg : call->name);
     return NULL;
 }
 

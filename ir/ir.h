@@ -264,6 +264,10 @@ fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out
 /* Tensor lookup by program name; NULL when absent (names.c: a hash lookup, O(1)). */
 IrTensor *ir_tensor_find(const IrProgram *p, const char *name);
 
+/* The program tensor nearest `name` in spelling (sup_nearest), for a "did you
+ * mean" hint; NULL when none is near (or on OOM). */
+const char *ir_tensor_nearest(const IrProgram *p, const char *name);
+
 /* ---- order.c: dependency order and recursion ----
  * requires: ir_build; provides: groups in topological order, components, operands
  * reading the previous sweep inside recursive components. */

@@ -8,9 +8,11 @@
  * arena until the arena is freed (amortised, at most as much again). Keys are not
  * copied: they must live as long as the arena (they are AST or arena strings).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "build.h"
+#include "support.h"
 
 struct IrNameMap {
     Arena *arena;
@@ -82,6 +84,22 @@ int ir_name_map_get(const IrNameMap *m, const char *key)
 {
     int s = name_slot(m, key);
     return m->key[s] ? m->val[s] : -1;
+}
+
+const char *ir_tensor_nearest(const IrProgram *p, const char *name)
+{
+    if (p->n_tensors <= 0)
+        return NULL;
+    const char **names = malloc((size_t)p->n_tensors * sizeof *names);
+    if (!names)
+        return NULL;
+    size_t n = 0;
+    for (int i = 0; i < p->n_tensors; i++)
+        if (p->tensors[i]->kind != TEN_TEMP)
+            names[n++] = p->tensors[i]->name;
+    const char *near = sup_nearest(name, names, n);
+    free(names);
+    return near;
 }
 
 IrTensor *ir_tensor_find(const IrProgram *p, const char *name)

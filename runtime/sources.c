@@ -181,6 +181,21 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
     return FUSE_OK;
 }
 
+/* The source tensor nearest name in spelling, for a "did you mean" hint, or NULL. */
+static const char *nearest_source(const IrProgram *p, const char *name)
+{
+    const char **names = p->n_tensors > 0 ? malloc((size_t)p->n_tensors * sizeof *names) : NULL;
+    if (!names)
+        return NULL;
+    size_t n = 0;
+    for (int i = 0; i < p->n_tensors; i++)
+        if (p->tensors[i]->kind == TEN_SOURCE)
+            names[n++] = p->tensors[i]->name;
+    const char *near = sup_nearest(name, names, n);
+    free(names);
+    return near;
+}
+
 fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
 {
     for (size_t i = 0; i < n_inputs; i++) {
@@ -193,9 +208,11 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
         } else if (t && t->stream && t->kind != TEN_SOURCE) {
             return rt_stream_not_source(pl, inputs[i].name);
         } else if (!t || t->kind != TEN_SOURCE) {
+            const char *near = t ? NULL : nearest_source(pl->ir, inputs[i].name);
             return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
-                            "input '%s' does not name a source tensor of the program",
-                            inputs[i].name);
+                            "input '%s' does not name a source tensor of the program%s%s%s",
+                            inputs[i].name, near ? "; did you mean '" : "", near ? near : "",
+                            near ? "'?" : "");
         }
         char *err = NULL; /* rank before shape, so a bad rank never reads past it */
         fuse_status st = io_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);

@@ -1,8 +1,9 @@
 /*
  * support.h: the small helpers every stage may use (LLVM calls its own Support):
  * a growing text buffer and printf helpers (strbuf.c), the monotonic clock
- * (clock.c), whole-file reads, atomic writes and mkdir -p (files.c), and array
- * growth (grow.c). It knows nothing of Fuse but the status codes of fusejit.h.
+ * (clock.c), whole-file reads, atomic writes and mkdir -p (files.c), array
+ * growth (grow.c) and "did you mean" spellings (suggest.c). It knows nothing of
+ * Fuse but the status codes of fusejit.h.
  *
  * Errors: fallible functions return fuse_status and set *err (when err is not
  * NULL) to a malloc'd message naming the file involved; the caller frees it.
@@ -85,5 +86,17 @@ fuse_status sup_make_parent_dirs(const char *path, char **err);
 /* Makes room for `need` elements of `elem` bytes in the malloc'd array *items of
  * capacity *cap (doubling); false on OOM or overflow, *items then unchanged. */
 bool sup_grow(void **items, size_t *cap, size_t need, size_t elem);
+
+/* ---- suggest.c ---- */
+
+/* Edit distance between a and b without case (Damerau-Levenshtein, optimal
+ * string alignment: an adjacent swap costs 1); SIZE_MAX beyond 64 characters. */
+size_t sup_edit_distance(const char *a, const char *b);
+
+/* The candidate nearest to word, for a "did you mean" hint, or NULL when none is
+ * near enough: within max(1, len/3) edits for words of 3 or more characters, only
+ * a difference of case for shorter ones (a candidate equal to word is returned);
+ * the first of equally near candidates wins. */
+const char *sup_nearest(const char *word, const char *const *candidates, size_t n);
 
 #endif /* FUSE_SUPPORT_H */

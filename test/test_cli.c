@@ -808,6 +808,49 @@ START_TEST(test_usage_errors)
 }
 END_TEST
 
+/* Unknown commands, options and names get the nearest spelling. */
+START_TEST(test_did_you_mean)
+{
+    write_text("prog.fuse", CONST_PROG);
+    expect_usage_error(run_cli("rnu", "prog.fuse", NULL),
+                       "unknown command 'rnu'; did you mean 'run'?");
+    expect_usage_error(run_cli("help", "chek", NULL),
+                       "unknown command 'chek'; did you mean 'check'?");
+    expect_usage_error(run_cli("--verson", NULL), "unknown option '--verson'; did you mean "
+                                                  "'--version'?");
+    expect_usage_error(run_cli("run", "prog.fuse", "--outt", "x.npy", NULL),
+                       "unknown option '--outt' for 'run'; did you mean '--out'?");
+    expect_usage_error(run_cli("run", "prog.fuse", "-threads", "2", NULL),
+                       "unknown option '-threads' for 'run'; did you mean '--threads'?");
+    expect_usage_error(run_cli("run", "prog.fuse", "--max-iter=3", NULL),
+                       "unknown option '--max-iter' for 'run'; did you mean '--max-iters'?");
+    expect_usage_error(run_cli("run", "prog.fuse", "--zzzzzz", NULL), "unknown option "
+                                                                      "'--zzzzzz' for 'run'\n");
+    expect_usage_error(run_cli("explain", "prog.fuse", "--jsn", NULL),
+                       "unknown option '--jsn' for 'explain'; did you mean '--json'?");
+
+    float w[2] = {1, 2};
+    write_npy("w.npy", 1, (int64_t[]){2}, w);
+    write_text("src.fuse", "Weights[i] = \"w.npy\"\nOut[i] = Weights[i]\nexport Out\n");
+    Result r = run_cli("run", "src.fuse", "--input", "Wieghts=w.npy", NULL);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "input 'Wieghts' does not name a source tensor of the program; "
+                                "did you mean 'Weights'?"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("run", "src.fuse", "--query", "Weihgts[0]", NULL);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "query: unknown tensor 'Weihgts'; did you mean 'Weights'?"),
+                  "%s", r.err);
+    result_free(&r);
+    write_text("bad.fuse", "Weights[i] = const([1, 2])\nOut[i] = Weigths[i]\nexport Outt\n");
+    r = run_cli("check", "bad.fuse", NULL);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "bad.fuse:2:10: error: unknown tensor 'Weigths'; did you mean "
+                                "'Weights'?"), "%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
 /* A test case with its own scratch root; timeout in seconds (0: Check's default). */
 static TCase *new_case(const char *name, int timeout)
 {
@@ -826,6 +869,7 @@ static TCase *usage_case(void)
     tcase_add_test(tc, test_command_help);
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_did_you_mean);
     tcase_add_test(tc, test_missing_program_file);
     return tc;
 }

@@ -503,6 +503,29 @@ START_TEST(test_lex_empty_and_oom)
 }
 END_TEST
 
+/* The token helpers both parsers share: integer values (with the dotted "1."
+ * of t+1.) and the quoted descriptions in messages. */
+START_TEST(test_token_int_and_describe)
+{
+    Lexed lx;
+    ck_assert_int_eq(lex(&lx, "42 1. 2.5 name averyveryverylongname_over_24\n", NULL), FUSE_OK);
+    int64_t v = -1;
+    bool dotted = true;
+    ck_assert(fe_tok_int(&lx.toks[0], &v, &dotted));
+    ck_assert_int_eq(v, 42);
+    ck_assert(!dotted);
+    ck_assert(fe_tok_int(&lx.toks[1], &v, &dotted));
+    ck_assert_int_eq(v, 1);
+    ck_assert(dotted);
+    ck_assert(!fe_tok_int(&lx.toks[2], &v, &dotted)); /* 2.5 */
+    ck_assert(!fe_tok_int(&lx.toks[3], &v, &dotted)); /* a name */
+    ck_assert_str_eq(fe_tok_describe(&lx.toks[3]).s, "'name'");
+    ck_assert_str_eq(fe_tok_describe(&lx.toks[4]).s, "'averyveryverylongname...'");
+    ck_assert_str_eq(fe_tok_describe(&lx.toks[lx.n - 1]).s, "end of input");
+    lexed_free(&lx);
+}
+END_TEST
+
 static Suite *lexer_suite(void)
 {
     Suite *s = suite_create("lexer");
@@ -535,6 +558,7 @@ static Suite *lexer_suite(void)
     tcase_add_test(tc, test_lex_positions_and_eof);
     tcase_add_test(tc, test_lex_next_streaming_api);
     tcase_add_test(tc, test_lex_empty_and_oom);
+    tcase_add_test(tc, test_token_int_and_describe);
     suite_add_tcase(s, tc);
     return s;
 }

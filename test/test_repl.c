@@ -561,6 +561,35 @@ START_TEST(piped_expressions)
 }
 END_TEST
 
+/* unknown commands, settings, tensors and functions get the nearest spelling */
+START_TEST(piped_did_you_mean)
+{
+    int rc = run_piped("Weights[i] = const([1.0, 2.0])\n"
+                       ":lod f.fuse\n"
+                       ":sett mode single\n"
+                       ":zzzzzz\n"
+                       ":set treads 2\n"
+                       "Weigths\n"
+                       "Y[i] = sigmoid(Weights[i])\n"
+                       "Y[i] = Weihgts[i]\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(err, 0, "unknown command ':lod' (:help lists them); did you mean "
+                                     "':load'?\n");
+    at = expect_after(err, at,
+                      "unknown command ':sett' (:help lists them); did you mean ':set'?\n");
+    at = expect_after(err, at, "unknown command ':zzzzzz' (:help lists them)\n");
+    at = expect_after(err, at, "unknown setting 'treads' (keys: ");
+    at = expect_after(err, at, "); did you mean 'threads'?\n");
+    at = expect_after(err, at, "error: unknown tensor 'Weigths'; did you mean 'Weights'?\n");
+    at = expect_after(err, at, "unknown function 'sigmoid'; did you mean 'sig'? (sig(x, T): "
+                               "logistic sigmoid; T=0 gives a hard step)");
+    at = expect_after(err, at, "unknown tensor 'Weihgts'; did you mean 'Weights'?");
+    free(err);
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *s = suite_create("repl");
@@ -574,6 +603,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, piped_reload_and_drop);
     tcase_add_test(tc, piped_bad_statement_not_kept);
     tcase_add_test(tc, piped_expressions);
+    tcase_add_test(tc, piped_did_you_mean);
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);

@@ -200,6 +200,50 @@ START_TEST(test_unknown_tensor_and_rank_errors)
 }
 END_TEST
 
+START_TEST(test_did_you_mean)
+{
+    Fixture f;
+    ck_assert_int_eq(build(&f, "Weights[i] = const([1,2])\nY[i] = Weigths[i]\n"), FUSE_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(message(&f), "s.fuse:2:8: error: unknown tensor 'Weigths'; "
+                                              "did you mean 'Weights'?"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "Hidden[i] = const([1,2])\nexport hiden\n"), FUSE_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(message(&f), "export of unknown tensor 'hiden'; did you mean "
+                                              "'Hidden'?"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = relu (A[i])\n"), FUSE_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown tensor 'relu'; relu is a builtin: call it "
+                                              "as relu(...), with no blank before '('"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = Q[i]\n"), FUSE_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown tensor 'Q'\n")); /* too short to guess */
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = sigmoid(A[i])\n"), FUSE_E_SYNTAX);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown function 'sigmoid'; did you mean 'sig'? "
+                                              "(sig(x, T): logistic sigmoid; T=0 gives a hard "
+                                              "step)"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = sofmax(A[i])\n"), FUSE_E_SYNTAX);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown function 'sofmax'; did you mean "
+                                              "'softmax'? (softmax(x, axis=):"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = Average(A[i])\n"), FUSE_E_SYNTAX);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown function 'Average'; did you mean 'mean'?"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = matmul(A[i])\n"), FUSE_E_SYNTAX);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown function 'matmul'; write a product by "
+                                              "juxtaposition: C[i,j] = A[i,k] B[k,j]"));
+    done(&f);
+    ck_assert_int_eq(build(&f, "A[i] = const([1,2])\nY[i] = frobnicate(A[i])\n"), FUSE_E_SYNTAX);
+    ck_assert_ptr_nonnull(strstr(message(&f), "unknown function 'frobnicate'\n"));
+    done(&f);
+    char hint[FE_HINT_SIZE];
+    ck_assert_str_eq(fe_builtin_hint("relux", hint, sizeof hint),
+                     "; did you mean 'relu'? (relu(x): max(x, 0))");
+    ck_assert_str_eq(fe_builtin_hint("zzzzzz", hint, sizeof hint), "");
+}
+END_TEST
+
 START_TEST(test_integer_index_range)
 {
     Fixture f;
@@ -268,6 +312,7 @@ static Suite *shapes_suite(void)
     tcase_add_test(tc, test_causal_mask_conflict_mentions_origin_line);
     tcase_add_test(tc, test_uninferable_axis);
     tcase_add_test(tc, test_unknown_tensor_and_rank_errors);
+    tcase_add_test(tc, test_did_you_mean);
     tcase_add_test(tc, test_integer_index_range);
     tcase_add_test(tc, test_order_and_recursion);
     tcase_add_test(tc, test_explain_lists_axes);

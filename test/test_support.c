@@ -289,6 +289,50 @@ START_TEST(test_write_beneath_removes_stale_temps)
 }
 END_TEST
 
+START_TEST(test_edit_distance)
+{
+    ck_assert_uint_eq(sup_edit_distance("", ""), 0);
+    ck_assert_uint_eq(sup_edit_distance("abc", ""), 3);
+    ck_assert_uint_eq(sup_edit_distance("kitten", "sitting"), 3);
+    ck_assert_uint_eq(sup_edit_distance("Threads", "threads"), 0); /* without case */
+    ck_assert_uint_eq(sup_edit_distance("trheads", "threads"), 1); /* adjacent swap */
+    ck_assert_uint_eq(sup_edit_distance("ca", "abc"), 3);          /* OSA, not full DL */
+    ck_assert_uint_eq(sup_edit_distance("sigmoid", "sig"), 4);
+    char longw[80];
+    memset(longw, 'a', sizeof longw - 1);
+    longw[sizeof longw - 1] = '\0';
+    ck_assert_uint_eq(sup_edit_distance(longw, "a"), (size_t)-1);
+}
+END_TEST
+
+START_TEST(test_nearest)
+{
+    static const char *const opts[] = {"out", "threads", "max-iters", "max-memory", "help"};
+    ck_assert_str_eq(sup_nearest("otu", opts, 5), "out");
+    ck_assert_str_eq(sup_nearest("trheads", opts, 5), "threads");
+    ck_assert_str_eq(sup_nearest("THREAD", opts, 5), "threads");
+    ck_assert_str_eq(sup_nearest("max-iter", opts, 5), "max-iters");
+    ck_assert_str_eq(sup_nearest("max-memry", opts, 5), "max-memory");
+    ck_assert_str_eq(sup_nearest("out", opts, 5), "out"); /* an exact match is nearest */
+    ck_assert_ptr_null(sup_nearest("xyz", opts, 5));       /* 3 letters: 1 edit at most */
+    ck_assert_ptr_null(sup_nearest("max", opts, 5));
+    ck_assert_ptr_null(sup_nearest("", opts, 5));
+    ck_assert_ptr_null(sup_nearest(NULL, opts, 5));
+    ck_assert_ptr_null(sup_nearest("out", opts, 0));
+    /* shorter than 3 characters: only a difference of case */
+    static const char *const names[] = {"A", "B", "xy"};
+    ck_assert_ptr_null(sup_nearest("C", names, 3));
+    ck_assert_str_eq(sup_nearest("a", names, 3), "A");
+    ck_assert_ptr_null(sup_nearest("xz", names, 3));
+    ck_assert_str_eq(sup_nearest("XY", names, 3), "xy");
+    /* 6 letters allow 2 edits; ties go to the first candidate */
+    static const char *const ties[] = {"abcdef", "abcdeg", NULL};
+    ck_assert_str_eq(sup_nearest("abcdex", ties, 3), "abcdef");
+    ck_assert_str_eq(sup_nearest("abcxyf", ties, 3), "abcdef");
+    ck_assert_ptr_null(sup_nearest("axyzef", ties, 3));
+}
+END_TEST
+
 static Suite *support_suite(void)
 {
     Suite *s = suite_create("support");
@@ -298,6 +342,8 @@ static Suite *support_suite(void)
     tcase_add_test(tc, test_strprintf_and_fail);
     tcase_add_test(tc, test_grow_doubles_and_refuses_overflow);
     tcase_add_test(tc, test_clock_is_monotonic_ms);
+    tcase_add_test(tc, test_edit_distance);
+    tcase_add_test(tc, test_nearest);
     suite_add_tcase(s, tc);
     tc = harness_case("files");
     tcase_add_test(tc, test_write_atomic_creates_parents_and_replaces);

@@ -637,6 +637,8 @@ START_TEST(test_v2_diagnostics_semantic)
     ERR("y[i] = select(x[i], 1)\n", 2, 8, "select takes exactly 3");
     ERR("y[i] = @foo(x[i])\n", 2, 8, "unknown macro '@foo'");
     ERR("y[i] = foo(x[i] * 2)\n", 2, 8, "unknown function 'foo'");
+    ERR("y[i] = sigmoid(x[i])\n", 2, 8, "unknown function 'sigmoid'; did you mean 'sig'? "
+        "(sig(x, T): logistic sigmoid; T=0 gives a hard step)");
     ERR("y[i] = relu(x[i], x[i], x[i])\n", 2, 8, "positional argument");
     ERR("y[i] = softmax(x[i], axis=i, axis=i)\n", 2, 30, "duplicate keyword argument");
     ERR("const c = 1\nconst c = 2\n", 3, 7, "declared twice");

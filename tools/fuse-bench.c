@@ -765,7 +765,13 @@ static int parse_args(int argc, char **argv, BenchOpts *o, const char **progs, i
             }
             *(a[2] == 'j' ? &o->json_path : &o->only) = v;
         } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "fuse-bench: error: unknown option '%s' (see --help)\n", a);
+            static const char *const OPTIONS[] = {"help",   "suite",  "start",   "compare",
+                                                  "fuse-jit", "equations", "repeat", "warmup",
+                                                  "threads", "json",   "only"};
+            const char *name = a + strspn(a, "-");
+            const char *near = sup_nearest(name, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0]);
+            fprintf(stderr, "fuse-bench: error: unknown option '%s' (see --help)%s%s%s\n", a,
+                    near ? "; did you mean '--" : "", near ? near : "", near ? "'?" : "");
             return 1;
         } else {
             progs[(*n_progs)++] = a;

@@ -34,6 +34,7 @@
 #include "cli_modes.h"
 #include "print.h"
 #include "repl.h"
+#include "support.h"
 
 enum {
     EXIT_RUNTIME = 1, /* runtime, I/O, JIT or memory error */
@@ -350,18 +351,45 @@ static const OptionSpec *find_option(const char *name, size_t n)
     return NULL;
 }
 
+/* "; did you mean '--NAME'?" for the option of c (every option when c is NULL)
+ * nearest to word (leading dashes and any "=VALUE" ignored), else "". */
+static const char *option_hint(const Command *c, const char *word, char *buf, size_t size)
+{
+    char name[64];
+    while (*word == '-')
+        word++;
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(word, "="), word);
+    const char *names[sizeof OPTIONS / sizeof OPTIONS[0] + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)
+        if (c && (c->options & OPTIONS[i].bit))
+            names[n++] = OPTIONS[i].name;
+    names[n++] = "help";
+    if (!c)
+        names[n++] = "version";
+    const char *near = sup_nearest(name, names, n);
+    if (near)
+        snprintf(buf, size, "; did you mean '--%s'?", near);
+    else if (size)
+        buf[0] = '\0';
+    return buf;
+}
+
 /* Parses argv[*i], an option of command c, taking its value from the same word
  * ("--out=x") or the next one ("--out x"). */
 static int parse_option(const Command *c, int argc, char **argv, int *i, Args *a)
 {
     const char *word = argv[*i];
+    char hint[96];
     if (strncmp(word, "--", 2) != 0)
-        return usage_error(c, "unknown option '%s' for '%s'", word, c->name);
+        return usage_error(c, "unknown option '%s' for '%s'%s", word, c->name,
+                           option_hint(c, word, hint, sizeof hint));
     const char *name = word + 2, *eq = strchr(name, '=');
     size_t n = eq ? (size_t)(eq - name) : strlen(name);
     const OptionSpec *o = find_option(name, n);
     if (!o || !(c->options & o->bit))
-        return usage_error(c, "unknown option '--%.*s' for '%s'", (int)n, name, c->name);
+        return usage_error(c, "unknown option '--%.*s' for '%s'%s", (int)n, name, c->name,
+                           option_hint(c, name, hint, sizeof hint));
     a->option = o->name;
     if (!o->value) {
         if (eq)
@@ -782,6 +810,20 @@ static const Command *find_command(const char *name)
     return NULL;
 }
 
+/* "; did you mean 'NAME'?" for the command nearest to word, else "". */
+static const char *command_hint(const char *word, char *buf, size_t size)
+{
+    const char *names[sizeof COMMANDS / sizeof COMMANDS[0]];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        names[i] = COMMANDS[i].name;
+    const char *near = sup_nearest(word, names, sizeof names / sizeof names[0]);
+    if (near)
+        snprintf(buf, size, "; did you mean '%s'?", near);
+    else if (size)
+        buf[0] = '\0';
+    return buf;
+}
+
 static void print_main_help(FILE *f)
 {
     fputs("usage: fuse-jit COMMAND [ARGS...]\n"
@@ -824,8 +866,10 @@ static int help_command(int argc, char **argv)
     const Command *c = find_command(argv[0]);
     if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)
         c = self;
+    char hint[96];
     if (!c)
-        return usage_error(self, "unknown command '%s'", argv[0]);
+        return usage_error(self, "unknown command '%s'%s", argv[0],
+                           command_hint(argv[0], hint, sizeof hint));
     print_command_help(stdout, c);
     return 0;
 }
@@ -846,7 +890,9 @@ static int repl_command(int argc, char **argv)
             repl_print_help(stdout);
             return 0;
         } else if (!options_done && w[0] == '-' && w[1] != '\0') {
-            return usage_error(self, "unknown option '%s' for 'repl'", w);
+            char hint[96];
+            return usage_error(self, "unknown option '%s' for 'repl'%s", w,
+                               option_hint(self, w, hint, sizeof hint));
         } else if (program) {
             return usage_error(self, "unexpected argument '%s' (PROGRAM is '%s')", w, program);
         } else {
@@ -931,9 +977,12 @@ int main(int argc, char **argv)
         return finish(help_command(argc - 2, argv + 2));
     const Command *c = find_command(word);
     if (!c) {
+        char hint[96];
         if (word[0] == '-')
-            return usage_error(NULL, "unknown option '%s'", word);
-        return usage_error(NULL, "unknown command '%s'", word);
+            return usage_error(NULL, "unknown option '%s'%s", word,
+                               option_hint(NULL, word, hint, sizeof hint));
+        return usage_error(NULL, "unknown command '%s'%s", word,
+                           command_hint(word, hint, sizeof hint));
     }
     return finish(dispatch(c, argc - 2, argv + 2));
 }

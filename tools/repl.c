@@ -540,9 +540,12 @@ static bool session_has_tensor(Repl *r, const char *name)
 {
     Words w = {0};
     bool ok = session_names(r, &w) && words_has(&w, name, strlen(name));
-    words_free(&w);
-    if (!ok)
+    const char *near = ok ? NULL : sup_nearest(name, (const char *const *)w.v, w.n);
+    if (near)
+        repl_error(r, "unknown tensor '%s'; did you mean '%s'?", name, near);
+    else if (!ok)
         repl_error(r, "unknown tensor '%s'", name);
+    words_free(&w);
     return ok;
 }
 
@@ -851,6 +854,11 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
 
 static const char SET_KEYS[] = "mode, strategy, projection, precision, device, threads, seed, "
                                "samples, max_iters, tol, sinks, cache, max_memory, parser, param";
+static const char *const SET_KEY_LIST[] = {
+    "mode",    "strategy",  "projection", "precision", "device", "threads",    "seed",
+    "samples", "max_iters", "tol",        "sinks",     "cache",  "max_memory", "parser",
+    "param",
+};
 
 /* ---- commands ---- */
 
@@ -910,7 +918,10 @@ static void cmd_set(Repl *r, char *arg)
                     : strcmp(key, "parser") != 0 ? set_option(&r->cfg, key, v)
                     : set_choice(&syntax, v, SYNTAXES, 2) ? NULL : "legacy or v2";
     r->syntax = (fuse_syntax)syntax;
-    if (bad && !*bad)
+    const char *near = bad && !*bad ? sup_nearest(key, SET_KEY_LIST, COUNT_OF(SET_KEY_LIST)) : NULL;
+    if (near)
+        repl_error(r, "unknown setting '%s' (keys: %s); did you mean '%s'?", key, SET_KEYS, near);
+    else if (bad && !*bad)
         repl_error(r, "unknown setting '%s' (keys: %s)", key, SET_KEYS);
     else if (bad)
         repl_error(r, ":set %s expects %s, got '%s'", key, bad, v);
@@ -1299,7 +1310,18 @@ static void run_command(Repl *r, char *line)
             COMMANDS[i].fn(r, arg);
             return;
         }
-    repl_error(r, "unknown command '%.*s' (:help lists them)", (int)n, line);
+    const char *names[COUNT_OF(COMMANDS)];
+    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++)
+        names[i] = COMMANDS[i].name + (COMMANDS[i].name[0] == ':');
+    char word[32];
+    snprintf(word, sizeof word, "%.*s", (int)(n > 0 && line[0] == ':' ? n - 1 : n),
+             n > 0 && line[0] == ':' ? line + 1 : line);
+    const char *near = sup_nearest(word, names, COUNT_OF(names));
+    if (near)
+        repl_error(r, "unknown command '%.*s' (:help lists them); did you mean ':%s'?", (int)n,
+                   line, near);
+    else
+        repl_error(r, "unknown command '%.*s' (:help lists them)", (int)n, line);
 }
 
 /* One line of input: a command, a bare name, or (part of) a statement. */
