@@ -74,9 +74,12 @@ static char *read_text(const char *path)
 
 /* Runs `fuse-jit repl [program]` with stdin from `script`, in the scratch dir;
  * stdout and stderr go to out.txt and err.txt. Returns the exit status. */
-static int run_piped(const char *script, const char *program)
+static int run_piped_bytes(const char *script, size_t len, const char *program)
 {
-    write_text(path_in("script.txt"), script);
+    FILE *f = fopen(path_in("script.txt"), "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(script, 1, len, f), len);
+    fclose(f);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -95,6 +98,11 @@ static int run_piped(const char *script, const char *program)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status));
     return WEXITSTATUS(status);
+}
+
+static int run_piped(const char *script, const char *program)
+{
+    return run_piped_bytes(script, strlen(script), program);
 }
 
 static void expect_has(const char *text, const char *want)
@@ -147,8 +155,8 @@ START_TEST(piped_session)
     ck_assert_ptr_null(strstr(out + at, "# S")); /* nothing after :quit */
     ck_assert_ptr_null(strstr(out, "fuse>"));    /* no prompt when piped */
     ck_assert_ptr_null(strstr(out, "Bad"));      /* the failed entry was dropped */
-    /* the error names the line in the session and puts a caret under it */
-    at = expect_after(err, 0, "<repl>:3:");
+    /* the error names the script's line and puts a caret under it */
+    at = expect_after(err, 0, "<stdin>:4:18: error: ");
     at = expect_after(err, at, "Bad[i] = A[i,k] +\n");
     at = expect_after(err, at, "^");
     at = expect_after(err, at, "unknown tensor 'S'"); /* after :reset */
@@ -590,6 +598,88 @@ START_TEST(piped_did_you_mean)
 }
 END_TEST
 
+/* errors in a :loaded file or a piped script name it and its own line; EOF inside
+ * brackets, a NUL byte and a fixpoint that does not converge are reported */
+START_TEST(piped_error_positions)
+{
+    write_text(path_in("bad.fuse"), "A[i] = const([1.0, 2.0])\n"
+                                     "\n"
+                                     "B[i] = A[i] + Q[i]\n");
+    static const char script[] = "A[i] = const([1.0])\n"
+                                 ":load bad.fuse\n"
+                                 "\n"
+                                 "  C[i] = Z[i]\n"
+                                 "\0A[i] = Q[i]\n"
+                                 "D[i] = (A[i] +\n"
+                                 "  Q[i])\n"
+                                 "  2 Q[i]\n"
+                                 "E[i] = (A[i]\n"
+                                 "  + A[i]\n";
+    int rc = run_piped_bytes(script, sizeof script - 1, NULL);
+    ck_assert_int_eq(rc, 1);
+    char *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(err, 0, "bad.fuse:3:15: error: unknown tensor 'Q'\n");
+    at = expect_after(err, at, "<stdin>:4:10: error: unknown tensor 'Z'\n");
+    at = expect_after(err, at, "<stdin>:5:1: error: a NUL byte in the input (the line is "
+                               "ignored)\n");
+    at = expect_after(err, at, "<stdin>:7:3: error: unknown tensor 'Q'\n");
+    at = expect_after(err, at, "<stdin>:8:5: error: unknown tensor 'Q'\n");
+    at = expect_after(err, at, "<stdin>:11:1: error: unexpected end of input: unclosed '(' "
+                               "opened at 9:8\n");
+    ck_assert_ptr_null(strstr(err, "<repl>"));
+    free(err);
+
+    /* the same warning as the CLI, and its exit status */
+    rc = run_piped(":set mode fixpoint\n"
+                   ":set max_iters 2\n"
+                   "X[i] = const([1.0, 2.0]) + 0.5 X[i]\n"
+                   "X\n",
+                   NULL);
+    ck_assert_int_eq(rc, 4);
+    err = read_text(path_in("err.txt"));
+    expect_has(err, "error: the fixpoint of X did not converge in 2 sweeps (max_iters); the "
+                    "outputs hold the last sweep\n");
+    free(err);
+    char *out = read_text(path_in("out.txt"));
+    expect_has(out, "[1.5 3. ]");
+    free(out);
+
+    /* a program given on the command line is named too */
+    write_text(path_in("q.fuse"), "Z[i] = Q[i]\n");
+    rc = run_piped("", "q.fuse");
+    ck_assert_int_eq(rc, 1);
+    err = read_text(path_in("err.txt"));
+    expect_has(err, "q.fuse:1:8: error: unknown tensor 'Q'\n");
+    free(err);
+}
+END_TEST
+
+/* :set alone lists the settings; a value this build cannot use is refused at once */
+START_TEST(piped_set_lists_and_validates)
+{
+    int rc = run_piped(":set max_iters 5\n"
+                       ":set precision fp64\n"
+                       ":set threads many\n"
+                       ":set\n"
+                       "A[i] = const([1.0, 2.0])\n"
+                       "A\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "mode = single\nstrategy = synchronous\n"
+                                     "projection = exact\nprecision = fp32\ndevice = auto\n");
+    at = expect_after(out, at, "max_iters = 5\n");
+    at = expect_after(out, at, "sinks = off\ncache = on\n");
+    at = expect_after(out, at, "parser = legacy\nparam = (none)\n");
+    at = expect_after(out, at, "# A shape=(2,) dtype=float32\n[1. 2.]\n");
+    at = expect_after(err, 0, "error: :set precision fp64 refused: precision fp64, bf16 and "
+                              "fp16 are not supported yet: only fp32\n");
+    at = expect_after(err, at, "error: :set threads expects a count >= 0, got 'many'\n");
+    ck_assert_ptr_null(strstr(err + at, "error"));
+    free(out), free(err);
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *s = suite_create("repl");
@@ -604,6 +694,8 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, piped_bad_statement_not_kept);
     tcase_add_test(tc, piped_expressions);
     tcase_add_test(tc, piped_did_you_mean);
+    tcase_add_test(tc, piped_error_positions);
+    tcase_add_test(tc, piped_set_lists_and_validates);
     tcase_add_test(tc, terminal_session);
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);

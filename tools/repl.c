@@ -137,6 +137,40 @@ static int bracket_depth(const char *s)
     return depth;
 }
 
+/* The innermost bracket of s left open (outside strings and comments): its
+ * character, and its line (from 0) and column (from 1); false when none is. */
+static bool open_bracket(const char *s, char *ch, int *line, int *col)
+{
+    enum { MAX_DEPTH = 256 };
+    struct { char ch; int line, col; } stack[MAX_DEPTH];
+    int depth = 0, ln = 0;
+    const char *bol = s;
+    while (*s) {
+        if (*s == '"') {
+            s = skip_string(s);
+            continue;
+        }
+        if (*s == '#') {
+            s += strcspn(s, "\n");
+            continue;
+        }
+        if (*s == '\n')
+            ln++, bol = s + 1;
+        else if (*s == '(' || *s == '[' || *s == '{') {
+            if (depth < MAX_DEPTH)
+                stack[depth].ch = *s, stack[depth].line = ln, stack[depth].col = (int)(s - bol) + 1;
+            depth++;
+        } else if ((*s == ')' || *s == ']' || *s == '}') && depth > 0)
+            depth--;
+        s++;
+    }
+    if (depth <= 0)
+        return false;
+    int top = depth <= MAX_DEPTH ? depth - 1 : MAX_DEPTH - 1;
+    *ch = stack[top].ch, *line = stack[top].line, *col = stack[top].col;
+    return true;
+}
+
 /* Classifies one identifier of the text: a tensor when it starts a statement (the
  * LHS), follows `export`, or is indexed (NAME[ or NAME() and is not a builtin. */
 static bool names_note(Words *w, const char *id, size_t n, bool at_start, bool after_export,
@@ -219,11 +253,15 @@ static char *trim(char *s)
 
 /* ---- the session ---- */
 
-/* One statement of the session (with its newline), and the canonical path of the
- * file it was :loaded from (NULL: entered at the prompt). */
+/* One statement of the session (with its newline), the canonical path of the
+ * file it was :loaded from (NULL: entered at the prompt), and where diagnostics
+ * place it: the name of its file or script (NULL: the session's own lines) and
+ * the line it starts on there. */
 typedef struct Stmt {
     char *text;
     char *file;
+    char *where;
+    int line;
 } Stmt;
 
 /* The session's statements in order, and where sources resolve; :undo keeps
@@ -237,19 +275,21 @@ typedef struct Session {
 static void session_free(Session *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        free(s->v[i].text), free(s->v[i].file);
+        free(s->v[i].text), free(s->v[i].file), free(s->v[i].where);
     free(s->v);
     free(s->base_dir);
     *s = (Session){0};
 }
 
-static bool session_push(Session *s, const char *text, size_t n, const char *file)
+static bool session_push(Session *s, const char *text, size_t n, const char *file,
+                         const char *where, int line)
 {
     if (!sup_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v))
         return false;
-    Stmt st = {strndup(text, n), file ? strdup(file) : NULL};
-    if (!st.text || (file && !st.file)) {
-        free(st.text), free(st.file);
+    Stmt st = {strndup(text, n), file ? strdup(file) : NULL, where ? strdup(where) : NULL,
+               line};
+    if (!st.text || (file && !st.file) || (where && !st.where)) {
+        free(st.text), free(st.file), free(st.where);
         return false;
     }
     s->v[s->n++] = st;
@@ -261,7 +301,8 @@ static bool session_copy(const Session *s, Session *out)
     *out = (Session){0};
     bool ok = !s->base_dir || (out->base_dir = strdup(s->base_dir)) != NULL;
     for (size_t i = 0; i < s->n && ok; i++)
-        ok = session_push(out, s->v[i].text, strlen(s->v[i].text), s->v[i].file);
+        ok = session_push(out, s->v[i].text, strlen(s->v[i].text), s->v[i].file,
+                          s->v[i].where, s->v[i].line);
     if (!ok)
         session_free(out);
     return ok;
@@ -269,24 +310,29 @@ static bool session_copy(const Session *s, Session *out)
 
 static void session_remove(Session *s, size_t i)
 {
-    free(s->v[i].text), free(s->v[i].file);
+    free(s->v[i].text), free(s->v[i].file), free(s->v[i].where);
     memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof *s->v);
     s->n--;
 }
 
 /* Splits a program text into statements: a statement ends at a newline outside
- * brackets (a blank or comment line is one too), and gets a newline at the end. */
-static bool session_split(Session *s, const char *text, const char *file)
+ * brackets (a blank or comment line is one too), and gets a newline at the end.
+ * The text starts on line `line` of `where` (for diagnostics). */
+static bool session_split(Session *s, const char *text, const char *file, const char *where,
+                          int line)
 {
     SupBuf cur = {0};
     bool ok = true;
+    int start = line;
     while (*text && ok) {
         size_t n = strcspn(text, "\n");
         ok = sup_buf_append(&cur, text, n) && sup_buf_puts(&cur, "\n");
         text += n + (text[n] == '\n');
+        line++;
         if (ok && (bracket_depth(cur.p) <= 0 || !*text)) {
-            ok = session_push(s, cur.p, cur.len, file);
+            ok = session_push(s, cur.p, cur.len, file, where, start);
             cur.len = 0;
+            start = line;
         }
     }
     free(cur.p);
@@ -371,6 +417,14 @@ typedef struct Repl {
     bool quit;
     bool cancelled;   /* Ctrl-C while reading the current line */
     int failures;     /* entries that failed (the exit status when scripted) */
+    bool not_converged; /* a fixpoint hit max_iters (exit 4 when scripted) */
+    const char *where; /* "<stdin>" for a script; NULL: diagnostics keep <repl> lines */
+    int lineno;        /* lines read */
+    int pending_line;  /* where `pending` starts */
+    int nul_column;    /* the line read has a NUL byte there (from 1); 0: none */
+    const Session *diag; /* the session being checked (NULL: cur) */
+    long expr_line;      /* the session line where an expression's statement starts */
+    long expr_shift;     /* columns its first line gained (the `_repl_value[..] = `) */
     EditLine *el;
     History *hist;
     char *hist_path;  /* NULL: no history file */
@@ -392,15 +446,62 @@ static void repl_error(Repl *r, const char *fmt, ...)
     r->failures++;
 }
 
+/* Prints a library diagnostic; each "<repl>:LINE:" that falls in a statement
+ * from a :loaded file or a script names that file or script and its own line. */
+static void print_diagnostic(Repl *r, const char *msg)
+{
+    static const char TAG[] = "<repl>:";
+    const size_t tag = sizeof TAG - 1;
+    const Session *s = r->diag ? r->diag : &r->cur;
+    const char *p = msg;
+    for (const char *q; (q = strstr(p, TAG)) != NULL;) {
+        fwrite(p, 1, (size_t)(q - p), stderr);
+        char *end = NULL;
+        long line = isdigit((unsigned char)q[tag]) ? strtol(q + tag, &end, 10) : 0;
+        long first = 1;
+        const Stmt *st = NULL;
+        for (size_t i = 0; i < s->n && !st && line > 0; i++) {
+            long k = 0;
+            for (const char *c = s->v[i].text; *c; c++)
+                k += *c == '\n';
+            if (line < first + k)
+                st = &s->v[i];
+            else
+                first += k;
+        }
+        char *col_end = NULL;
+        long col = end && *end == ':' ? strtol(end + 1, &col_end, 10) : 0;
+        if (st && st->where && end && *end == ':') {
+            fprintf(stderr, "%s:%ld:", st->where, st->line + (line - first));
+            p = end + 1;
+        } else if (!st && r->where && r->expr_line && line >= r->expr_line && col_end &&
+                   *col_end == ':') {
+            /* an expression: its own line in the script, its own column */
+            if (line == r->expr_line)
+                col = col > r->expr_shift ? col - r->expr_shift : 1;
+            fprintf(stderr, "%s:%ld:%ld:", r->where, r->pending_line + (line - r->expr_line),
+                    col);
+            p = col_end + 1;
+        } else {
+            fwrite(q, 1, tag, stderr);
+            p = q + tag;
+        }
+    }
+    fputs(p, stderr);
+}
+
 /* Prints the library's diagnostic for a failed call. */
 static void repl_lib_error(Repl *r, fuse_status st)
 {
     const char *msg = fuse_ctx_error(r->ctx);
     fflush(stdout);
-    if (!msg || !*msg)
+    if (!msg || !*msg) {
         fprintf(stderr, "error: %s\n", fuse_status_name(st));
-    else
-        fprintf(stderr, "%s%s", msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+    } else {
+        print_diagnostic(r, msg);
+        if (msg[strlen(msg) - 1] != '\n')
+            fputc('\n', stderr);
+    }
     r->failures++;
 }
 
@@ -476,12 +577,14 @@ static bool session_install(Repl *r, Session *cand)
     }
     fuse_program *prog = NULL;
     fuse_runner *run = NULL;
+    r->diag = cand;
     fuse_status st = check_text(r, t.p, &prog);
     if (st == FUSE_OK) {
         st = make_runner(r, prog, cand->base_dir, &run);
         fuse_runner_free(run);
         fuse_program_free(prog);
     }
+    r->diag = NULL;
     if (st != FUSE_OK || !undo_push(r)) {
         if (st == FUSE_OK)
             repl_error(r, "out of memory");
@@ -516,7 +619,7 @@ static bool accept_text(Repl *r, const char *entry)
         } else {
             i++;
         }
-    bool ok = (!id || name) && session_split(&cand, entry, NULL);
+    bool ok = (!id || name) && session_split(&cand, entry, NULL, r->where, r->pending_line);
     if (!ok) {
         session_free(&cand);
         repl_error(r, "out of memory");
@@ -587,8 +690,15 @@ static fuse_status run_session(Repl *r, const char *name, fuse_outputs **out)
     st = fuse_runner_run(run, NULL, 0, out);
     if (r->timing)
         printf("time: run %.2f ms\n", sup_clock_ms() - t0);
-    if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
+    if (st == FUSE_E_NOT_CONVERGED) { /* a warning: the outputs hold the last sweep */
+        const char *msg = fuse_ctx_error(r->ctx);
+        fflush(stdout);
+        if (msg && *msg)
+            fprintf(stderr, "%s%s", msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+        r->not_converged = true;
+    } else if (st != FUSE_OK) {
         repl_lib_error(r, st);
+    }
     fuse_runner_free(run);
     return *out ? FUSE_OK : st;
 }
@@ -752,6 +862,10 @@ static void show_expression(Repl *r, const char *expr)
         ok = sup_buf_puts(&t, buf_str(&saved)) && sup_buf_puts(&t, def.p);
         if (ok) {
             r->text = t;
+            r->expr_line = 1;
+            for (const char *c = buf_str(&saved); *c; c++)
+                r->expr_line += *c == '\n';
+            r->expr_shift = (long)(strchr(def.p, '=') - def.p) + 2 - (long)(e - expr);
             fuse_outputs *out = NULL;
             if (run_session(r, NAME, &out) == FUSE_OK) {
                 const fuse_tensor *v = fuse_outputs_find(out, NAME);
@@ -762,6 +876,7 @@ static void show_expression(Repl *r, const char *expr)
             }
             fuse_outputs_free(out);
             r->text = saved;
+            r->expr_line = 0;
         } else {
             repl_error(r, "out of memory");
         }
@@ -902,21 +1017,82 @@ static void params_free(Repl *r)
     r->n_params = 0;
 }
 
+static const char *const SYNTAXES[] = {"legacy", "v2"};
+
+/* `:set` alone: every setting and its current value. */
+static void print_settings(const Repl *r)
+{
+    const fuse_config *c = &r->cfg;
+    printf("mode = %s\nstrategy = %s\nprojection = %s\nprecision = %s\ndevice = %s\n",
+           MODES[c->mode], STRATEGIES[c->strategy], PROJECTIONS[c->projection],
+           PRECISIONS[c->precision], DEVICES[c->device]);
+    printf("threads = %d%s\nseed = %llu\nsamples = %lld\n", c->threads,
+           c->threads ? "" : " (all cores)", (unsigned long long)c->seed,
+           (long long)c->samples);
+    printf("max_iters = %d%s\ntol = %g\nsinks = %s\ncache = %s\n", c->max_iters,
+           c->max_iters ? "" : " (32)", c->tol, SWITCHES[c->write_sinks != 0],
+           SWITCHES[!c->no_cache]);
+    if (c->max_memory == FUSE_MEMORY_UNLIMITED)
+        printf("max_memory = none\n");
+    else if (c->max_memory == 0)
+        printf("max_memory = 0 (the machine's memory)\n");
+    else
+        printf("max_memory = %llu\n", (unsigned long long)c->max_memory);
+    printf("parser = %s\nparam =", SYNTAXES[r->syntax == FUSE_SYNTAX_V2]);
+    for (size_t i = 0; i < r->n_params; i++)
+        printf(" %s=%g", r->params[i].name, r->params[i].value);
+    printf("%s\n", r->n_params ? "" : " (none)");
+}
+
+/* Whether this build can run with configuration c (the library's own check: an
+ * empty program is compiled with it); prints why not. */
+static bool config_usable(Repl *r, const fuse_config *c, const char *key, const char *v)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_status st = fuse_program_from_text(r->ctx, "", "<set>", &prog);
+    if (st == FUSE_OK) {
+        fuse_config probe = *c;
+        probe.base_dir = probe.out_dir = NULL;
+        st = fuse_runner_new(prog, &probe, NULL, 0, &run);
+    }
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    if (st == FUSE_OK)
+        return true;
+    const char *msg = fuse_ctx_error(r->ctx);
+    if (!msg || !*msg)
+        msg = fuse_status_name(st);
+    if (strncmp(msg, "error: ", 7) == 0)
+        msg += 7;
+    repl_error(r, ":set %s %s refused: %.*s", key, v, (int)strcspn(msg, "\n"), msg);
+    return false;
+}
+
 static void cmd_set(Repl *r, char *arg)
 {
     char *key = arg, *v = arg + strcspn(arg, " \t");
     if (*v)
         *v++ = '\0';
     v = trim(v);
-    if (!*key || !*v) {
+    if (!*key) {
+        print_settings(r);
+        return;
+    }
+    if (!*v) {
         repl_error(r, ":set needs KEY VALUE (keys: %s)", SET_KEYS);
         return;
     }
-    static const char *const SYNTAXES[] = {"legacy", "v2"};
     int syntax = (int)r->syntax;
+    fuse_config c = r->cfg;
     const char *bad = strcmp(key, "param") == 0    ? set_param(r, v)
-                    : strcmp(key, "parser") != 0 ? set_option(&r->cfg, key, v)
+                    : strcmp(key, "parser") != 0 ? set_option(&c, key, v)
                     : set_choice(&syntax, v, SYNTAXES, 2) ? NULL : "legacy or v2";
+    if (!bad && (strcmp(key, "precision") == 0 || strcmp(key, "device") == 0) &&
+        !config_usable(r, &c, key, v))
+        return;
+    if (!bad)
+        r->cfg = c;
     r->syntax = (fuse_syntax)syntax;
     const char *near = bad && !*bad ? sup_nearest(key, SET_KEY_LIST, COUNT_OF(SET_KEY_LIST)) : NULL;
     if (near)
@@ -1212,7 +1388,7 @@ static void cmd_load(Repl *r, char *arg)
             }
         free(cand.base_dir);
         cand.base_dir = dir, dir = NULL;
-        if (!session_split(&cand, text, key)) {
+        if (!session_split(&cand, text, key, arg, 1)) {
             session_free(&cand);
             repl_error(r, "out of memory");
         } else if (session_install(r, &cand) && (r->interactive || reloaded)) {
@@ -1270,8 +1446,9 @@ static const ReplCommand COMMANDS[] = {
     {":run", "", "run the program and print every export (sinks: see :set)", cmd_run},
     {":time", "", "toggle check, compile (kernels compiled/cached) and run timings",
      cmd_time},
-    {":set", "KEY VALUE",
-     "set mode, strategy, projection, precision, device, threads,\n"
+    {":set", "[KEY VALUE]",
+     "alone: list every setting and its value; else set (checked at once)\n"
+     "                     mode, strategy, projection, precision, device, threads,\n"
      "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off),\n"
      "                     max_memory (4G, none), parser (legacy|v2),\n"
      "                     param (NAME=VALUE, for v2 `param` declarations)",
@@ -1291,7 +1468,8 @@ void repl_print_help(FILE *f)
           "contribution; a statement that does not check or load is not kept. A bare\n"
           "tensor NAME prints its value; another expression (2 A[i], M[i,k] B[k,j])\n"
           "prints its value over its free axes (an index repeated in a product is\n"
-          "summed) and is not kept. Commands:\n", f);
+          "summed) and is not kept. Errors name the line of a :loaded file or a piped\n"
+          "script (<stdin>). Commands:\n", f);
     for (size_t i = 0; i < COUNT_OF(COMMANDS); i++) {
         char left[32];
         snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].args);
@@ -1339,7 +1517,7 @@ static void repl_line(Repl *r, char *line)
             show_value(r, s);
             return;
         }
-        line = s;
+        r->pending_line = r->lineno; /* the line keeps its indent, for columns */
     }
     if (!sup_buf_puts(&r->pending, line) || !sup_buf_puts(&r->pending, "\n")) {
         repl_error(r, "out of memory");
@@ -1586,13 +1764,18 @@ static bool read_line(Repl *r, char **line)
         ssize_t n = getline(line, &cap, stdin);
         if (n < 0)
             return false;
+        r->lineno++;
+        const char *nul = memchr(*line, '\0', (size_t)n);
+        r->nul_column = nul ? (int)(nul - *line) + 1 : 0;
         (*line)[strcspn(*line, "\r\n")] = '\0';
         return true;
     }
+    r->lineno++;
     int count = 0;
     r->cancelled = false;
     const char *s = el_gets(r->el, &count);
     if (!s || count <= 0) {
+        r->lineno--;
         if (r->cancelled)
             return (*line = strdup("")) != NULL;
         fputc('\n', stdout);
@@ -1608,6 +1791,7 @@ int repl_main(const char *program)
 {
     Repl r = {0};
     r.interactive = isatty(STDIN_FILENO);
+    r.where = r.interactive ? NULL : "<stdin>";
     setlocale(LC_CTYPE, "");
     fuse_status st = fuse_ctx_new(&r.ctx);
     if (st != FUSE_OK) {
@@ -1633,6 +1817,12 @@ int repl_main(const char *program)
     while (!r.quit && read_line(&r, &line)) {
         if (r.cancelled) {
             r.pending.len = 0;
+        } else if (r.nul_column) {
+            fflush(stdout);
+            fprintf(stderr, "%s:%d:%d: error: a NUL byte in the input (the line is ignored)\n",
+                    r.where ? r.where : "<stdin>", r.lineno, r.nul_column);
+            r.failures++;
+            r.pending.len = 0;
         } else {
             remember(&r, line);
             repl_eval(&r, line);
@@ -1642,6 +1832,15 @@ int repl_main(const char *program)
         fflush(stdout);
     }
     free(line);
+    char open = 0;
+    int at_line = 0, at_col = 0;
+    if (!r.quit && r.pending.len && open_bracket(r.pending.p, &open, &at_line, &at_col)) {
+        fflush(stdout);
+        fprintf(stderr, "%s:%d:%d: error: unexpected end of input: unclosed '%c' opened at %d:%d\n",
+                r.where ? r.where : "<stdin>", r.lineno + 1, 1, open, r.pending_line + at_line,
+                at_col);
+        r.failures++;
+    }
     editor_close(&r);
     free(r.text.p);
     free(r.pending.p);
@@ -1652,5 +1851,7 @@ int repl_main(const char *program)
     params_free(&r);
     repl_ctx = NULL; /* the handler stays installed */
     fuse_ctx_free(r.ctx);
-    return !r.interactive && r.failures ? 1 : 0;
+    if (r.interactive)
+        return 0;
+    return r.failures ? 1 : r.not_converged ? 4 : 0;
 }
