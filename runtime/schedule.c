@@ -16,6 +16,7 @@
  * every sweep is logged in the plan's trace.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -281,6 +282,20 @@ static void skip_component(RtPlan *pl, const RtTraceComp *c)
     }
 }
 
+/* SPEC §6: single mode gives a recursive component one sweep, which is rarely
+ * what a program like `Acc[i] = X[i] + 0.5 Acc[i]` means: say so, once a run. */
+static void warn_single_sweep(const RtPlan *pl, int g0, int g1)
+{
+    const IrProgram *p = pl->ir;
+    char others[64] = "";
+    if (g1 - g0 > 1)
+        snprintf(others, sizeof others, " (and %d more of its component)", g1 - g0 - 1);
+    rt_log(pl, FUSE_LEVEL_WARNING,
+           "%s%s reads itself: single mode ran one sweep, reading zeros for values not "
+           "computed yet; use --mode fixpoint (REPL: :set mode fixpoint) to iterate",
+           p->tensors[p->groups[g0]->tensor]->name, others);
+}
+
 fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
                          const char *mode_name)
 {
@@ -319,6 +334,8 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         else
             ok &= run_component(pl, &c, iterate && (c.is_recursive ||
                                                     has_varying_schedule(pl, g0, g1)));
+        if (is_wanted && c.is_recursive && !iterate)
+            warn_single_sweep(pl, g0, g1);
         rt_trace_add_comp(&m->trace, &c);
     }
     m->trace.total_ms = sup_clock_ms() - t0;

@@ -1,7 +1,8 @@
 /*
  * suggest.c: the nearest spelling among candidates, for "did you mean" hints.
  * Distance is the optimal-string-alignment form of Damerau-Levenshtein (an
- * adjacent swap costs 1), compared without case.
+ * adjacent swap costs 1), compared without case. Also the one comparison of
+ * option values the CLI and the REPL share.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -53,4 +54,17 @@ const char *sup_nearest(const char *word, const char *const *candidates, size_t 
             best = candidates[i], best_d = d;
     }
     return best;
+}
+
+static int fold_word_char(unsigned char c)
+{
+    return c == '-' ? '_' : tolower(c);
+}
+
+bool sup_same_word(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (fold_word_char((unsigned char)*a) != fold_word_char((unsigned char)*b))
+            return false;
+    return *a == *b;
 }

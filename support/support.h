@@ -99,4 +99,9 @@ size_t sup_edit_distance(const char *a, const char *b);
  * the first of equally near candidates wins. */
 const char *sup_nearest(const char *word, const char *const *candidates, size_t n);
 
+/* Whether two option values are the same word: without case, and with '-' and
+ * '_' alike, so semi-naive and semi_naive (or MONTE-CARLO) are one value in the
+ * CLI and the REPL. */
+bool sup_same_word(const char *a, const char *b);
+
 #endif /* FUSE_SUPPORT_H */

@@ -786,6 +786,41 @@ static void expect_usage_error(Result r, const char *mentions)
     result_free(&r);
 }
 
+/* Option values are one word however they are spelt: semi-naive = semi_naive,
+ * Monte-Carlo = monte_carlo; a misspelt one is still refused. */
+START_TEST(test_option_value_spellings)
+{
+    write_text("prog.fuse", "X[i] = const([1,2])\nY[i] = 2 X[i]\nexport Y\n");
+    Result r = run_cli("run", "prog.fuse", "--mode", "Fixpoint", "--fixpoint-strategy",
+                       "semi-naive", "--projection", "Monte-Carlo", "--samples", "8", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "[2. 4.]") != NULL, "output:\n%s", r.out);
+    result_free(&r);
+    r = run_cli("run", "prog.fuse", "--fixpoint-strategy", "semi-nave", NULL);
+    expect_exit(&r, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--fixpoint-strategy expects synchronous or semi_naive"));
+    result_free(&r);
+}
+END_TEST
+
+/* A recursive equation in single mode gets one sweep (SPEC §6): a warning names
+ * the tensor and the mode that iterates; fixpoint mode says nothing. */
+START_TEST(test_single_mode_recursion_warns)
+{
+    write_text("prog.fuse", "X[i] = const([1,2])\nAcc[i] = X[i] + 0.5 Acc[i]\nexport Acc\n");
+    Result r = run_cli("run", "prog.fuse", NULL);
+    expect_exit(&r, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "[1. 2.]")); /* one sweep: Acc read as zeros */
+    ck_assert_msg(strstr(r.err, "warning: Acc reads itself") && strstr(r.err, "--mode fixpoint"),
+                  "stderr:\n%s", r.err);
+    result_free(&r);
+    r = run_cli("run", "prog.fuse", "--mode", "fixpoint", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.err, "reads itself") == NULL, "stderr:\n%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(test_usage_errors)
 {
     write_text("prog.fuse", CONST_PROG);
@@ -869,6 +904,8 @@ static TCase *usage_case(void)
     tcase_add_test(tc, test_command_help);
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_option_value_spellings);
+    tcase_add_test(tc, test_single_mode_recursion_warns);
     tcase_add_test(tc, test_did_you_mean);
     tcase_add_test(tc, test_missing_program_file);
     return tc;

@@ -305,6 +305,18 @@ START_TEST(test_edit_distance)
 }
 END_TEST
 
+START_TEST(test_same_word)
+{
+    ck_assert(sup_same_word("semi-naive", "semi_naive"));
+    ck_assert(sup_same_word("MONTE-CARLO", "monte_carlo"));
+    ck_assert(sup_same_word("exact", "exact"));
+    ck_assert(!sup_same_word("semi", "semi_naive"));
+    ck_assert(!sup_same_word("semi_naive", "semi"));
+    ck_assert(!sup_same_word("semi naive", "semi_naive"));
+    ck_assert(sup_same_word("", ""));
+}
+END_TEST
+
 START_TEST(test_nearest)
 {
     static const char *const opts[] = {"out", "threads", "max-iters", "max-memory", "help"};
@@ -344,6 +356,7 @@ static Suite *support_suite(void)
     tcase_add_test(tc, test_clock_is_monotonic_ms);
     tcase_add_test(tc, test_edit_distance);
     tcase_add_test(tc, test_nearest);
+    tcase_add_test(tc, test_same_word);
     suite_add_tcase(s, tc);
     tc = harness_case("files");
     tcase_add_test(tc, test_write_atomic_creates_parents_and_replaces);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli_modes.h"
+#include "support.h"
 
 static int bad(char **msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -31,7 +32,7 @@ static int bad(char **msg, const char *fmt, ...)
 static int pick(const char *v, const char *const *names, int n, int *out)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0) {
+        if (sup_same_word(v, names[i])) {
             *out = i;
             return 0;
         }

@@ -889,8 +889,8 @@ static void show_expression(Repl *r, const char *expr)
 /* ---- :set ---- */
 
 static const char *const MODES[] = {"single", "fixpoint", "demand"};
-static const char *const STRATEGIES[] = {"synchronous", "semi-naive"};
-static const char *const PROJECTIONS[] = {"exact", "monte-carlo"};
+static const char *const STRATEGIES[] = {"synchronous", "semi_naive"};
+static const char *const PROJECTIONS[] = {"exact", "monte_carlo"};
 static const char *const PRECISIONS[] = {"fp32", "fp64", "bf16", "fp16"};
 static const char *const DEVICES[] = {"auto", "cpu", "cuda"};
 static const char *const SWITCHES[] = {"off", "on"};
@@ -900,7 +900,7 @@ static const char *const SWITCHES[] = {"off", "on"};
 static int choice(const char *v, const char *const *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcasecmp(v, names[i]) == 0)
+        if (sup_same_word(v, names[i]))
             return (int)i;
     return -1;
 }
@@ -935,10 +935,10 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
                                                           : "single, fixpoint or demand";
     if (strcmp(key, "strategy") == 0)
         return set_choice(&i, v, STRATEGIES, COUNT_OF(STRATEGIES))
-                   ? (c->strategy = (fuse_strategy)i, NULL) : "synchronous or semi-naive";
+                   ? (c->strategy = (fuse_strategy)i, NULL) : "synchronous or semi_naive";
     if (strcmp(key, "projection") == 0)
         return set_choice(&i, v, PROJECTIONS, COUNT_OF(PROJECTIONS))
-                   ? (c->projection = (fuse_projection)i, NULL) : "exact or monte-carlo";
+                   ? (c->projection = (fuse_projection)i, NULL) : "exact or monte_carlo";
     if (strcmp(key, "precision") == 0)
         return set_choice(&i, v, PRECISIONS, COUNT_OF(PRECISIONS))
                    ? (c->precision = (fuse_precision)i, NULL) : "fp32, fp64, bf16 or fp16";
