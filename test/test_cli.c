@@ -800,6 +800,12 @@ START_TEST(test_option_value_spellings)
     expect_exit(&r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "--fixpoint-strategy expects synchronous or semi_naive"));
     result_free(&r);
+    /* a library error without a position is named after the program, as usage errors */
+    r = run_cli("run", "prog.fuse", "--projection", "monte_carlo", NULL);
+    expect_exit(&r, 2);
+    ck_assert_msg(strncmp(r.err, "fuse-jit: error: Monte Carlo projection needs samples", 52) == 0,
+                  "stderr:\n%s", r.err);
+    result_free(&r);
 }
 END_TEST
 

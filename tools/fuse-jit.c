@@ -464,8 +464,9 @@ static int report(const Session *s, fuse_status st)
     const char *msg = s->ctx ? fuse_ctx_error(s->ctx) : "";
     if (!msg || !*msg)
         fprintf(stderr, "fuse-jit: error: %s\n", fuse_status_name(st));
-    else
-        fprintf(stderr, "%s%s", msg, ends_with(msg, "\n") ? "" : "\n");
+    else /* a message without a position gets the program's name, as usage errors do */
+        fprintf(stderr, "%s%s%s", strncmp(msg, "error: ", 7) == 0 ? "fuse-jit: " : "", msg,
+                ends_with(msg, "\n") ? "" : "\n");
     return exit_code(st);
 }
 
