@@ -58,8 +58,43 @@ static void diag_add(DiagList *dl, DiagSeverity sev, fuse_status code, Span span
     dl->last = d;
 }
 
+int fe_diags_limit(const DiagList *dl)
+{
+    if (!dl || dl->error_limit < 0)
+        return 0;
+    return dl->error_limit ? dl->error_limit : FE_ERROR_LIMIT_DEFAULT;
+}
+
+/* The list holds as many errors as it may. */
+static bool is_full(const DiagList *dl)
+{
+    int limit = fe_diags_limit(dl);
+    return limit > 0 && dl->n_errors >= limit;
+}
+
+bool fe_diags_stopped(const DiagList *dl)
+{
+    int limit = fe_diags_limit(dl);
+    return limit > 0 && dl->n_errors > limit;
+}
+
+/* The one diagnostic that ends a list at its limit (no location, no varargs). */
+static void add_too_many(DiagList *dl, fuse_status code, ...)
+{
+    va_list ap;
+    va_start(ap, code);
+    diag_add(dl, DS_ERROR, code, (Span){0}, "too many errors emitted, stopping now", ap);
+    va_end(ap);
+}
+
 fuse_status fe_error(DiagList *dl, fuse_status code, Span span, const char *fmt, ...)
 {
+    dl->is_dropping = is_full(dl);
+    if (dl->is_dropping) {
+        if (dl->n_errors++ == fe_diags_limit(dl))
+            add_too_many(dl, code);
+        return code;
+    }
     va_list ap;
     va_start(ap, fmt);
     diag_add(dl, DS_ERROR, code, span, fmt, ap);
@@ -70,6 +105,8 @@ fuse_status fe_error(DiagList *dl, fuse_status code, Span span, const char *fmt,
 
 void fe_note(DiagList *dl, Span span, const char *fmt, ...)
 {
+    if (dl->is_dropping)
+        return;
     va_list ap;
     va_start(ap, fmt);
     diag_add(dl, DS_NOTE, FUSE_OK, span, fmt, ap);

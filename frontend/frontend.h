@@ -68,18 +68,32 @@ typedef struct Diag {
     struct Diag *next;
 } Diag;
 
+/* Errors kept in a list before it stops with "too many errors emitted" (clang's
+ * -ferror-limit), unless DiagList.error_limit says otherwise. */
+#define FE_ERROR_LIMIT_DEFAULT 20
+
 typedef struct DiagList {
     Arena *arena;
     Diag *first, *last;
-    int n_errors;
+    int n_errors;    /* errors reported, those past the limit included */
+    int error_limit; /* errors kept: 0 FE_ERROR_LIMIT_DEFAULT, negative no limit */
+    bool is_dropping;/* the last error was past the limit: its notes are dropped too */
 } DiagList;
 
 void fe_diags_init(DiagList *dl, Arena *arena);
-/* Appends an error and returns `code` so callers can `return fe_error(...)`. */
+/* Appends an error and returns `code` so callers can `return fe_error(...)`. Past
+ * the limit the error is counted, not kept; the first one past it appends
+ * "too many errors emitted, stopping now" instead. */
 fuse_status fe_error(DiagList *dl, fuse_status code, Span span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A note on the error or warning just appended (dropped with a dropped error). */
 void fe_note(DiagList *dl, Span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* True once an error past the limit was reported ("too many errors"): a phase
+ * stops checking there. */
+bool fe_diags_stopped(const DiagList *dl);
+/* The limit in effect: error_limit, or the default; 0 for no limit. */
+int fe_diags_limit(const DiagList *dl);
 /* Formats one diagnostic: "FILE:LINE:COL: error: msg\n  source line\n  ^~~~\n" (no
  * location: "error: msg\n"). Returns a malloc'd string the caller frees, or NULL. */
 char *fe_diag_format(const Diag *d);
@@ -285,7 +299,7 @@ fuse_status fe_parse(Arena *arena, const Source *src, DiagList *dl, Ast *out);
  * chooses (`#!fuse v2`, `#!fuse legacy`): fe_parse, or the structured parser
  * (parse_v2.c) and its lowering into the same Ast (v2_lower.c), which takes the
  * param values of opts. Overrides of params a program does not declare are an
- * error. */
+ * error. opts->error_limit becomes dl's. */
 fuse_status fe_parse_program(Arena *arena, const Source *src,
                              const fuse_program_options *opts, DiagList *dl, Ast *out);
 

@@ -25,7 +25,9 @@
  * Newlines and ';' separate statements; inside ( ) and [ ] newlines are blanks,
  * inside { } (blocks, case) they separate again. The whole token array is lexed
  * first, so speculation (paren tensors) is a rewind of `pos`. The first error
- * stops the parse; recursion is capped at V2_MAX_DEPTH.
+ * of a statement stops it; the parse goes on at the next top-level statement
+ * (resync) until the diagnostics' error limit. Recursion is capped at
+ * V2_MAX_DEPTH.
  */
 #include "v2.h"
 
@@ -49,8 +51,11 @@ typedef struct VP {
     Token *last;     /* last consumed token */
     int nest;        /* open ( and [ : newlines are blanks while > 0 */
     int depth;
-    bool failed;
+    bool failed;     /* the statement being parsed hit an error */
+    int n_failed;    /* top-level statements that failed (the parse goes on) */
     int quiet;       /* > 0: speculative, errors are not reported */
+    const char *note_msg; /* a note for the next error (unclosed brackets) */
+    Span note_span;
     const char **fns;/* names defined with fn (so Name(...) is a call) */
     int n_fns;
 } VP;
@@ -130,6 +135,8 @@ static void *error_span(VP *P, Span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void *error_span(VP *P, Span span, const char *fmt, ...)
 {
+    const char *note = P->note_msg;
+    P->note_msg = NULL;
     if (P->failed)
         return NULL;
     P->failed = true;
@@ -141,6 +148,8 @@ static void *error_span(VP *P, Span span, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fe_error(P->dl, FUSE_E_SYNTAX, span, "%s", buf);
+    if (note)
+        fe_note(P->dl, P->note_span, "%s", note);
     return NULL;
 }
 
@@ -159,6 +168,53 @@ static void *expected(VP *P, const Token *t, const char *what)
         return error_span(P, t->span, "expected %s, found a string (strings are only "
                           "allowed as source and sink paths and in import)", what);
     return error_span(P, t->span, "expected %s, found %s", what, fe_tok_describe(t).s);
+}
+
+/* No closer for a bracket open before token i up to the end of the statement
+ * (EOF, ';' outside brackets, or a newline before an unindented line). */
+static bool never_closed(VP *P, int i)
+{
+    int depth = 1;
+    for (; i < P->n_toks; i++) {
+        const Token *t = &P->toks[i];
+        if (t->kind == TK_EOF)
+            return true;
+        if (t->kind == TK_NEWLINE && i + 1 < P->n_toks && P->toks[i + 1].span.col == 1)
+            return true;
+        if (depth == 1 && is_char(t, ';'))
+            return true;
+        bool open = is_char(t, '(') || is_char(t, '[') || is_char(t, '{');
+        bool close = is_char(t, ')') || is_char(t, ']') || is_char(t, '}');
+        depth += open - close;
+        if (depth == 0)
+            return false;
+    }
+    return true;
+}
+
+/* A bracket's closer is missing where the parser is: an unclosed bracket is
+ * reported where it was opened, with a note here; else "expected ALTS to close
+ * '(' opened at line N, found ...". */
+static void *close_error(VP *P, const Token *open, const char *alts)
+{
+    Token *t = peek(P);
+    char want[96];
+    if (!t->err && never_closed(P, (int)(t - P->toks))) {
+        Span at = t->span;
+        if (t->kind == TK_EOF && P->last) { /* just past the last character */
+            at = P->last->span;
+            at.col += at.len;
+            at.len = 1;
+        }
+        snprintf(want, sizeof want, "expected %s to close it, found %s", alts,
+                 t->kind == TK_EOF ? "the end of input" : fe_tok_describe(t).s);
+        P->note_msg = arena_strdup(P->arena, want);
+        P->note_span = at;
+        return error_span(P, open->span, "'%c' is never closed", open->text[0]);
+    }
+    snprintf(want, sizeof want, "%s to close '%c' opened at line %d", alts, open->text[0],
+             open->span.line);
+    return expected(P, t, want);
 }
 
 static bool expect(VP *P, const char *op, const char *what)
@@ -472,10 +528,9 @@ static bool index_list(VP *P, Index **out, int *n_out)
         if (is_char(peek(P), closer))
             break;
         if (!is_char(peek(P), ',')) {
-            char want[80];
-            snprintf(want, sizeof want, "',' or '%c' to close '%c' opened at line %d", closer,
-                     open->text[0], open->span.line);
-            return expected(P, peek(P), want) != NULL;
+            char alts[16];
+            snprintf(alts, sizeof alts, "',' or '%c'", closer);
+            return close_error(P, open, alts) != NULL;
         }
         next(P);
     }
@@ -554,11 +609,10 @@ static VNode *parse_collection(VP *P)
         }
         if (is_char(peek(P), closer))
             break;
-        char want[64];
-        snprintf(want, sizeof want, "',' or '%c' to close '%c' opened at line %d", closer,
-                 open->text[0], open->span.line);
+        char alts[16];
+        snprintf(alts, sizeof alts, "',' or '%c'", closer);
         if (!is_char(peek(P), ','))
-            return expected(P, peek(P), want);
+            return close_error(P, open, alts);
         next(P);
     }
     next(P);
@@ -674,12 +728,8 @@ static bool parse_args(VP *P, VNode *call)
         }
         if (is_char(peek(P), ')'))
             break;
-        if (!is_char(peek(P), ',')) {
-            char want[64];
-            snprintf(want, sizeof want, "',' or ')' to close '(' opened at line %d",
-                     open->span.line);
-            return expected(P, peek(P), want) != NULL;
-        }
+        if (!is_char(peek(P), ','))
+            return close_error(P, open, "',' or ')'") != NULL;
         next(P);
     }
     next(P);
@@ -927,10 +977,8 @@ static VNode *parse_group(VP *P)
     VNode *n = node(P, V_GROUP, open);
     if (!add_kid(P, n, parse_expr(P)))
         return NULL;
-    char want[48];
-    snprintf(want, sizeof want, "')' to close '(' opened at line %d", open->span.line);
     if (!is_char(peek(P), ')'))
-        return expected(P, peek(P), want);
+        return close_error(P, open, "')'");
     next(P);
     P->nest--;
     return finish(P, n, open);
@@ -1222,7 +1270,67 @@ static VStmt *parse_equation(VP *P, VStmt *s, bool is_let)
     return s;
 }
 
-/* Statements up to `closer` ('}' or EOF), separated by newlines or ';'. */
+/* One statement of a body and what ends it; false on an error (reported). */
+static bool parse_body_stmt(VP *P, bool top, VStmt ***out, int *n_out)
+{
+    Token *t = peek(P);
+    if (top && is_char(t, '}'))
+        return error_span(P, t->span, "unmatched '}'") != NULL;
+    VStmt *s = parse_stmt(P, top);
+    if (!s || !push(P, out, n_out, &s, sizeof s))
+        return false;
+    t = peek(P);
+    if (t->kind != TK_NEWLINE && !is_char(t, ';') && t->kind != TK_EOF &&
+        !(!top && is_char(t, '}'))) {
+        if (t->err)
+            return error_span(P, t->span, "%s", t->err) != NULL;
+        if (is_char(t, ')') || is_char(t, ']') || is_char(t, '}'))
+            return error_span(P, t->span, "unmatched '%c'", t->text[0]) != NULL;
+        return error_span(P, t->span, "expected an operator, ';' or the end of the line, "
+                          "found %s", fe_tok_describe(t).s) != NULL;
+    }
+    return true;
+}
+
+static bool is_bracket_open(const Token *t)
+{
+    return is_char(t, '(') || is_char(t, '[') || is_char(t, '{');
+}
+
+static bool is_bracket_close(const Token *t)
+{
+    return is_char(t, ')') || is_char(t, ']') || is_char(t, '}');
+}
+
+/* After an error in the top-level statement that starts at token `first`: skips
+ * to its end, the next newline or ';' outside brackets (counted from the
+ * statement's start, so the error's place in the parser does not matter), or a
+ * newline before an unindented line (an unclosed bracket). */
+static void resync(VP *P, int first)
+{
+    int depth = 0;
+    for (int i = first; i < P->pos && i < P->n_toks; i++)
+        depth += is_bracket_open(&P->toks[i]) - is_bracket_close(&P->toks[i]);
+    if (P->pos > first && P->toks[P->pos - 1].kind == TK_NEWLINE &&
+        P->toks[P->pos].span.col == 1)
+        return; /* the error is at the start of the next line: a statement */
+    for (;;) {
+        const Token *t = &P->toks[P->pos];
+        if (t->kind == TK_EOF)
+            return;
+        P->pos++;
+        if (t->kind == TK_NEWLINE || is_char(t, ';')) {
+            if (depth <= 0 || (t->kind == TK_NEWLINE && P->toks[P->pos].span.col == 1))
+                return;
+        } else {
+            depth += is_bracket_open(t) - is_bracket_close(t);
+        }
+    }
+}
+
+/* Statements up to '}' or EOF, separated by newlines or ';'. A top-level body
+ * goes on after an error (at the next statement) until the diagnostics' limit;
+ * a nested one stops, and its top-level statement resynchronises. */
 static bool parse_body(VP *P, bool top, VStmt ***out, int *n_out)
 {
     for (;;) {
@@ -1230,21 +1338,16 @@ static bool parse_body(VP *P, bool top, VStmt ***out, int *n_out)
         Token *t = peek(P);
         if (t->kind == TK_EOF || (!top && is_char(t, '}')))
             return true;
-        if (top && is_char(t, '}'))
-            return error_span(P, t->span, "unmatched '}'") != NULL;
-        VStmt *s = parse_stmt(P, top);
-        if (!s || !push(P, out, n_out, &s, sizeof s))
+        int first = P->pos;
+        if (parse_body_stmt(P, top, out, n_out))
+            continue;
+        if (!top || P->arena->is_oom || fe_diags_stopped(P->dl))
             return false;
-        t = peek(P);
-        if (t->kind != TK_NEWLINE && !is_char(t, ';') && t->kind != TK_EOF &&
-            !(!top && is_char(t, '}'))) {
-            if (t->err)
-                return error_span(P, t->span, "%s", t->err) != NULL;
-            if (is_char(t, ')') || is_char(t, ']') || is_char(t, '}'))
-                return error_span(P, t->span, "unmatched '%c'", t->text[0]) != NULL;
-            return error_span(P, t->span, "expected an operator, ';' or the end of the line, "
-                              "found %s", fe_tok_describe(t).s) != NULL;
-        }
+        P->n_failed++;
+        P->failed = false;
+        P->quiet = P->depth = P->nest = 0;
+        P->last = NULL;
+        resync(P, first);
     }
 }
 
@@ -1464,9 +1567,10 @@ fuse_status fe_v2_parse(Arena *arena, const Source *src, DiagList *dl, VProgram 
     parse_body(&P, true, &out->stmts, &out->n_stmts);
     if (arena->is_oom)
         return FUSE_E_NOMEM;
-    if (P.failed && dl->n_errors == errors)
+    bool failed = P.failed || P.n_failed;
+    if (failed && dl->n_errors == errors)
         fe_error(dl, FUSE_E_SYNTAX, peek(&P)->span, "syntax error");
-    return P.failed || dl->n_errors > errors ? FUSE_E_SYNTAX : FUSE_OK;
+    return failed || dl->n_errors > errors ? FUSE_E_SYNTAX : FUSE_OK;
 }
 
 /* ---- choosing the parser ---- */
@@ -1501,6 +1605,8 @@ fuse_status fe_parse_program(Arena *arena, const Source *src,
     if (!arena || !src || !src->text || !dl || !out)
         return FUSE_E_ARG;
     fuse_syntax syntax = opts ? opts->syntax : FUSE_SYNTAX_LEGACY;
+    if (opts) /* kept for the checks that follow, which use the same list */
+        dl->error_limit = opts->error_limit;
     const fuse_param *params = opts ? opts->params : NULL;
     size_t n_params = opts ? opts->n_params : 0;
     if (fe_syntax_of(src->text, src->len, syntax) != FUSE_SYNTAX_V2) {

@@ -30,7 +30,7 @@
  * reported) and the parser rewinds to a Mark on failure.
  *
  * Errors: the first error of a statement is reported and the parser resynchronises
- * at the next statement (at most FE_MAX_ERRORS are reported). Structural errors
+ * at the next statement, until the list's error limit stops it. Structural errors
  * stop the statement at once. Semantic errors (unknown function, a bad even/odd
  * axis, a duplicate keyword, an integer index on an LHS) are "pending": parsing
  * goes on, so they never change which speculative reading wins, and the earliest
@@ -44,7 +44,6 @@
 #include <string.h>
 
 #define FE_MAX_DEPTH 256
-#define FE_MAX_ERRORS 20
 #define TOK_CHUNK 512 /* tokens per chunk of the token buffer */
 #define MAX_STATEMENT_TOKENS (1 << 26) /* beyond, a statement is out of memory */
 
@@ -60,6 +59,7 @@ typedef struct Parser {
     bool lexed_eof;  /* the lexer has returned TK_EOF (the last token) */
     Token oom_tok;   /* a TK_EOF at the end of the source, read once lexing fails */
     int pos;         /* next token */
+    int stmt_start;  /* the first token of the statement being parsed */
     Token *last;     /* last consumed token (NULL at a statement's start) */
     int nest;        /* open brackets in this statement; newlines inside are blanks */
     int depth;       /* recursion depth of primary/literal parsing */
@@ -72,6 +72,10 @@ typedef struct Parser {
     Span quiet_span;
     const char *pending_msg; /* earliest semantic error of this statement */
     Span pending_span;
+    const char *note_msg;    /* a note for the next structural error (unclosed brackets) */
+    Span note_span;
+    const char *quiet_note;  /* ... recorded with quiet_msg */
+    Span quiet_note_span;
 } Parser;
 
 /* A point to rewind a speculative parse to. */
@@ -190,6 +194,9 @@ static bool span_before(Span a, Span b)
 /* Reports (or, when quiet, records) a structural error of this statement. */
 static void verror(Parser *P, Span span, const char *fmt, va_list ap)
 {
+    const char *note = P->note_msg;
+    Span note_span = P->note_span;
+    P->note_msg = NULL;
     if (P->failed)
         return;
     P->failed = true;
@@ -198,13 +205,18 @@ static void verror(Parser *P, Span span, const char *fmt, va_list ap)
     if (P->quiet) {
         P->quiet_msg = arena_strdup(P->arena, buf);
         P->quiet_span = span;
+        P->quiet_note = note;
+        P->quiet_note_span = note_span;
         P->nomem |= P->quiet_msg == NULL;
         return;
     }
-    if (P->pending_msg && span_before(P->pending_span, span))
+    if (P->pending_msg && span_before(P->pending_span, span)) {
         fe_error(P->dl, FUSE_E_SYNTAX, P->pending_span, "%s", P->pending_msg);
-    else
+    } else {
         fe_error(P->dl, FUSE_E_SYNTAX, span, "%s", buf);
+        if (note)
+            fe_note(P->dl, note_span, "%s", note);
+    }
     P->pending_msg = NULL;
     P->n_errors++;
 }
@@ -232,6 +244,47 @@ static void *error_at(Parser *P, const Token *t, const char *fmt, ...)
     verror(P, t->span, fmt, ap);
     va_end(ap);
     return NULL;
+}
+
+static void *error_expected(Parser *P, const Token *t, const char *expected);
+
+/* Tokens from i on, up to the end of the statement (EOF, or a newline before an
+ * unindented line), hold no closer for a bracket open before i. Long scans give
+ * up (false): the plain message is right then too. */
+static bool never_closed(Parser *P, int i)
+{
+    int depth = 1;
+    for (int n = 0; n < 10000; n++, i++) {
+        const Token *t = tok_at(P, i);
+        if (t->kind == TK_EOF)
+            return true;
+        if (t->kind == TK_NEWLINE && tok_at(P, i + 1)->span.col == 1)
+            return true;
+        depth += is_opener(t) - is_closer(t);
+        if (depth == 0)
+            return false;
+    }
+    return false;
+}
+
+/* An opener whose closer is missing where the parser is: when it is never
+ * closed, the error is reported where it was opened, with a note where the
+ * parser noticed ("expected ALTS to close it, found ..."); else as "expected ALTS
+ * to close '(' opened at line N, found ...". */
+static void *close_error(Parser *P, const Token *open, const char *alts)
+{
+    Token *t = peek(P);
+    char want[96];
+    if (!t->err && never_closed(P, P->pos)) {
+        snprintf(want, sizeof want, "expected %s to close it, found %s", alts,
+                 fe_tok_describe(t).s);
+        P->note_msg = arena_strdup(P->arena, want);
+        P->note_span = t->span;
+        return error_span(P, open->span, "'%c' is never closed", open->text[0]);
+    }
+    snprintf(want, sizeof want, "%s to close '%c' opened at line %d", alts, open->text[0],
+             open->span.line);
+    return error_expected(P, t, want);
 }
 
 /* "expected X, found Y", or a dedicated message for tokens people often try. */
@@ -386,6 +439,8 @@ typedef struct Attempt {
     bool ok;
     const char *msg;
     Span span;
+    const char *note; /* and its note, or NULL */
+    Span note_span;
 } Attempt;
 
 static void quiet_begin(Parser *P)
@@ -397,9 +452,10 @@ static void quiet_begin(Parser *P)
 /* Ends a quiet attempt begun at m; a failed one is undone. */
 static Attempt quiet_end(Parser *P, Mark m, bool ok)
 {
-    Attempt a = {ok && !P->failed, P->quiet_msg, P->quiet_span};
+    Attempt a = {ok && !P->failed, P->quiet_msg, P->quiet_span, P->quiet_note,
+                 P->quiet_note_span};
     P->quiet--;
-    P->quiet_msg = NULL;
+    P->quiet_msg = P->quiet_note = NULL;
     if (!a.ok && !P->nomem && !P->fatal) {
         rewind_to(P, m);
         P->failed = false;
@@ -640,10 +696,9 @@ static bool index_list_error(Parser *P, const Token *open, char closer)
         error_at(P, t, "spaces are not allowed inside an index offset (write t+1, not t + 1)");
         return false;
     }
-    char want[80];
-    snprintf(want, sizeof want, "',' or '%c' to close '%c' opened at line %d", closer,
-             open->text[0], open->span.line);
-    error_expected(P, t, want);
+    char alts[16];
+    snprintf(alts, sizeof alts, "',' or '%c'", closer);
+    close_error(P, open, alts);
     return false;
 }
 
@@ -908,11 +963,8 @@ static Expr *parse_group(Parser *P)
     Expr *inner = parse_expr_after(P, open);
     if (!g || !inner)
         return NULL;
-    if (!is_punct(peek(P), ')')) {
-        char want[80];
-        snprintf(want, sizeof want, "')' to close '(' opened at line %d", open->span.line);
-        return error_expected(P, peek(P), want);
-    }
+    if (!is_punct(peek(P), ')'))
+        return close_error(P, open, "')'");
     next(P);
     P->nest--;
     g->items = p_alloc(P, sizeof(Expr *));
@@ -990,10 +1042,7 @@ static bool parse_call_args(Parser *P, Expr *call)
         if (is_punct(peek(P), ')'))
             break;
         if (!is_punct(peek(P), ',')) {
-            char want[80];
-            snprintf(want, sizeof want, "',' or ')' to close '(' opened at line %d",
-                     open->span.line);
-            error_expected(P, peek(P), want);
+            close_error(P, open, "',' or ')'");
             return false;
         }
         next(P);
@@ -1025,7 +1074,12 @@ static int parse_paren_content(Parser *P, Expr *e)
         return 2;
     if (P->nomem || P->fatal)
         return 0;
-    const Attempt *a = span_before(as_index.span, as_call.span) ? &as_call : &as_index;
+    /* the attempt that got further: where it noticed its error */
+    Span reach_index = as_index.note ? as_index.note_span : as_index.span;
+    Span reach_call = as_call.note ? as_call.note_span : as_call.span;
+    const Attempt *a = span_before(reach_index, reach_call) ? &as_call : &as_index;
+    P->note_msg = a->note;
+    P->note_span = a->note_span;
     error_span(P, a->span, "%s", a->msg ? a->msg : "syntax error");
     return 0;
 }
@@ -1260,10 +1314,9 @@ static bool literal_sep(Parser *P, const Token *open, char closer, bool *done)
         *done = is_punct(peek(P), closer); /* trailing comma */
         return true;
     }
-    char want[80];
-    snprintf(want, sizeof want, "',' or '%c' to close '%c' opened at line %d", closer,
-             open->text[0], open->span.line);
-    error_expected(P, t, want);
+    char alts[16];
+    snprintf(alts, sizeof alts, "',' or '%c'", closer);
+    close_error(P, open, alts);
     return false;
 }
 
@@ -1574,6 +1627,9 @@ static void resync(Parser *P)
 {
     int depth = P->nest;
     P->last = NULL;
+    if (P->pos > P->stmt_start && tok_at(P, P->pos - 1)->kind == TK_NEWLINE &&
+        tok_at(P, P->pos)->span.col == 1)
+        return; /* the error is at the start of the next line: a statement */
     for (;;) {
         const Token *t = tok_at(P, P->pos);
         if (t->kind == TK_EOF)
@@ -1606,6 +1662,7 @@ static void parse_program(Parser *P, Ast *ast)
         P->failed = P->fatal = false;
         P->pending_msg = NULL;
         P->last = NULL;
+        P->stmt_start = P->pos;
         Stmt *s = parse_statement(P);
         if (P->nomem)
             break;
@@ -1613,7 +1670,7 @@ static void parse_program(Parser *P, Ast *ast)
             push(P, &ast->stmts, &ast->n_stmts, &ast->cap_stmts, &s, sizeof s);
             continue;
         }
-        if (P->n_errors >= FE_MAX_ERRORS)
+        if (fe_diags_stopped(P->dl))
             break;
         resync(P);
     }

@@ -33,7 +33,27 @@ fuse_status ir_fail(Builder *b, fuse_status code, Span span, const char *fmt, co
         fe_error(b->dl, code, span, fmt, arg);
     if (b->status == FUSE_OK)
         b->status = code;
+    if (b->result == FUSE_OK)
+        b->result = code;
     return b->status;
+}
+
+/* Fails the statement without a message: its error was reported already. */
+static void fail_quietly(Builder *b, fuse_status code)
+{
+    if (b->status == FUSE_OK)
+        b->status = code;
+    if (b->result == FUSE_OK)
+        b->result = code;
+}
+
+bool ir_stmt_begin(Builder *b, const Stmt *st)
+{
+    if (b->p->arena->is_oom || b->status == FUSE_E_NOMEM || fe_diags_stopped(b->dl))
+        return false;
+    b->status = FUSE_OK;
+    b->stmt = st;
+    return true;
 }
 
 int ir_new_var(Builder *b) { return b->p->n_vars++; }
@@ -169,6 +189,7 @@ static bool lhs_index_ok(Builder *b, const Index *ix)
 
 static void set_lhs_axes(Builder *b, IrTensor *t, const Stmt *st)
 {
+    t->lhs_indices = st->indices;
     for (int s = 0; s < st->n_indices; s++) {
         if (!lhs_index_ok(b, &st->indices[s]))
             return;
@@ -219,9 +240,8 @@ static void declare_equation(Builder *b, const Stmt *st)
 static void declare_all(Builder *b)
 {
     const Ast *ast = b->p->ast;
-    for (int i = 0; i < ast->n_stmts && !failed(b); i++) {
+    for (int i = 0; i < ast->n_stmts && ir_stmt_begin(b, ast->stmts[i]); i++) {
         const Stmt *st = ast->stmts[i];
-        b->stmt = st;
         if (st->kind == ST_SOURCE)
             declare_source(b, st);
         else if (st->kind == ST_EQUATION)
@@ -348,7 +368,13 @@ bool ir_expand(Builder *b, const Expr *e, TermList *out)
 bool ir_tensor_operand(Builder *b, Op *op, const Expr *e)
 {
     IrTensor *t = ir_tensor_find(b->p, e->name);
+    if (!t && ir_name_map_get(b->unknown, e->name) >= 0) {
+        fail_quietly(b, FUSE_E_SHAPE); /* reported where first used */
+        return false;
+    }
     if (!t) {
+        if (!ir_name_map_put(b->unknown, e->name, 1))
+            return false;
         const char *near = ir_tensor_nearest(b->p, e->name);
         char *msg = near ? arena_printf(b->p->arena, "unknown tensor '%s'; did you mean '%s'?",
                                         e->name, near)
@@ -375,6 +401,7 @@ bool ir_tensor_operand(Builder *b, Op *op, const Expr *e)
     Operand *o = ir_op_operand(b, op, t->id, e->span);
     if (!o)
         return false;
+    o->indices = e->indices;
     for (int s = 0; s < t->rank; s++) {
         const Index *ix = &e->indices[s];
         if (ix->kind == IX_INT) {
@@ -503,10 +530,8 @@ static void build_group(Builder *b, IrTensor *t, int first, const int *next)
         return;
     t->group = b->group_index;
     b->group_has_init = false;
-    for (int i = first; i >= 0 && !failed(b); i = next[i]) {
-        b->stmt = ast->stmts[i];
+    for (int i = first; i >= 0 && ir_stmt_begin(b, ast->stmts[i]); i = next[i])
         build_equation(b, ast->stmts[i]);
-    }
 }
 
 /* One group per defined tensor, in the order of its first equation. Each
@@ -532,7 +557,7 @@ static void build_groups(Builder *b)
             next[last[t->id]] = i;
         last[t->id] = i;
     }
-    for (int i = 0; i < n && !failed(b); i++) {
+    for (int i = 0; i < n && ir_stmt_begin(b, ast->stmts[i]); i++) {
         const Stmt *st = ast->stmts[i];
         if (st->kind != ST_EQUATION)
             continue;
@@ -545,7 +570,7 @@ static void build_groups(Builder *b)
 static void build_exports(Builder *b)
 {
     IrProgram *p = b->p;
-    for (int i = 0; i < p->ast->n_stmts && !failed(b); i++) {
+    for (int i = 0; i < p->ast->n_stmts && ir_stmt_begin(b, p->ast->stmts[i]); i++) {
         const Stmt *st = p->ast->stmts[i];
         if (st->kind != ST_EXPORT)
             continue;
@@ -559,7 +584,7 @@ static void build_exports(Builder *b)
                 ir_fail(b, FUSE_E_SHAPE, st->span, "%s", msg);
             else
                 ir_fail(b, FUSE_E_SHAPE, st->span, "export of unknown tensor '%s'", st->name);
-            return;
+            continue;
         }
         t->is_export = true;
         if (p->n_exports == p->cap_exports) { /* doubling: linear in the exports */
@@ -585,20 +610,26 @@ fuse_status ir_build(Arena *arena, const Ast *ast, DiagList *dl, IrProgram **out
     if (!(p->tensor_names = ir_name_map_new(arena)))
         return FUSE_E_NOMEM;
     Builder b = {.p = p, .dl = dl, .status = FUSE_OK};
+    if (!(b.unknown = ir_name_map_new(arena)))
+        return FUSE_E_NOMEM;
     if (ir_stream_rewrite(&b) != FUSE_OK && b.status == FUSE_OK)
         b.status = FUSE_E_NOMEM; /* *t axes become window slots */
-    if (!failed(&b))
+    if (b.status != FUSE_OK && b.result == FUSE_OK)
+        b.result = b.status;
+    /* Declarations first: every bad one is reported, but building from them
+     * would only repeat their errors. The groups, sinks and exports are then
+     * built statement by statement, each failed one reported once. */
+    if (b.result == FUSE_OK)
         declare_all(&b);
-    if (!failed(&b))
+    if (b.result == FUSE_OK)
         ir_stream_declare(&b);
-    if (!failed(&b))
+    if (b.result == FUSE_OK && b.status == FUSE_OK) {
         build_groups(&b);
-    if (!failed(&b))
         ir_build_sinks(&b);
-    if (!failed(&b))
         build_exports(&b);
+    }
     *out = p;
-    if (arena->is_oom)
+    if (arena->is_oom || b.status == FUSE_E_NOMEM)
         return FUSE_E_NOMEM;
-    return b.status;
+    return b.result != FUSE_OK ? b.result : b.status;
 }

@@ -7,10 +7,15 @@
 
 #include "ir.h"
 
+typedef struct IrNameMap IrNameMap;
+
 typedef struct Builder {
     IrProgram *p;
     DiagList *dl;
-    fuse_status status;     /* sticky: the first error */
+    fuse_status status;     /* the statement being built failed (reset per statement;
+                               FUSE_E_NOMEM stays) */
+    fuse_status result;     /* sticky: the program's first error */
+    IrNameMap *unknown;     /* unknown tensor names already reported (one error each) */
     const Stmt *stmt;       /* statement being built */
     Group *group;           /* group being built */
     int group_index;
@@ -47,15 +52,20 @@ typedef struct NameList {
     int n;
 } NameList;
 
-/* names.c: name -> int in an arena; keys are borrowed, not copied. */
-typedef struct IrNameMap IrNameMap;
+/* names.c: name -> int in an arena; keys are borrowed, not copied (IrNameMap is
+ * declared above Builder). */
 IrNameMap *ir_name_map_new(Arena *arena); /* NULL on OOM */
 /* Adds key -> val unless key is present (the first value stays); false on OOM. */
 bool ir_name_map_put(IrNameMap *m, const char *key, int val);
 int ir_name_map_get(const IrNameMap *m, const char *key); /* -1 when absent */
 
 /* build.c */
+/* Reports the first error of the statement being built (later ones follow from
+ * it and are not reported) and returns its status. */
 fuse_status ir_fail(Builder *b, fuse_status code, Span span, const char *fmt, const char *arg);
+/* Starts a statement: its errors are reported anew. False when the build must
+ * stop (out of memory, or the error limit reached). */
+bool ir_stmt_begin(Builder *b, const Stmt *st);
 int ir_new_var(Builder *b);
 IrTensor *ir_tensor_new(Builder *b, const char *name, TensorKind kind, int rank, Span span);
 IrTensor *ir_temp_new(Builder *b, const char *what, int rank, const char **names, Span span);

@@ -717,9 +717,7 @@ static void build_sink(Builder *b, const Stmt *st)
 void ir_build_sinks(Builder *b)
 {
     const Ast *ast = b->p->ast;
-    for (int i = 0; i < ast->n_stmts && b->status == FUSE_OK; i++)
-        if (ast->stmts[i]->kind == ST_SINK) {
-            b->stmt = ast->stmts[i];
+    for (int i = 0; i < ast->n_stmts && ir_stmt_begin(b, ast->stmts[i]); i++)
+        if (ast->stmts[i]->kind == ST_SINK)
             build_sink(b, ast->stmts[i]);
-        }
 }

@@ -24,6 +24,7 @@ typedef struct Item {
     int rank;
     const char *names[FUSE_MAX_RANK];
     Span span;
+    const Index *indices; /* the operand's, for messages (NULL for a temporary) */
 } Item;
 
 static bool has_name(const char *const *names, int n, const char *x)
@@ -107,7 +108,10 @@ static bool is_splittable(const Builder *b, const Op *op)
 /* Adds the operand of item x to op. */
 static bool add_item(Builder *b, Op *op, const Item *x)
 {
-    return ir_value_operand(b, op, b->p->tensors[x->tensor], x->names, x->span);
+    if (!ir_value_operand(b, op, b->p->tensors[x->tensor], x->names, x->span))
+        return false;
+    op->in[op->n_in - 1].indices = x->indices;
+    return true;
 }
 
 /* One pairwise step: a temporary of the pair's kept axes, pushed to the group;
@@ -125,7 +129,7 @@ static bool step(Builder *b, Item *it, int *n, int i, int j, const char **out, i
     op->red = RED_SUM;
     op->is_init = true;
     ir_group_push(b, op);
-    Item x = {t->id, r, {0}, it[i].span};
+    Item x = {t->id, r, {0}, it[i].span, NULL};
     memcpy(x.names, keep, sizeof(const char *) * (size_t)r);
     it[i] = x;
     it[j] = it[--*n];
@@ -173,6 +177,7 @@ bool ir_chain_split(Builder *b, Op *op, const char **out, int out_rank)
         it[k].tensor = o->tensor;
         it[k].rank = b->p->tensors[o->tensor]->rank;
         it[k].span = o->span;
+        it[k].indices = o->indices;
         for (int s = 0; s < it[k].rank; s++)
             it[k].names[s] = op->axes[o->axis[s]].name;
         if (!names_distinct(it[k].names, it[k].rank))

@@ -51,6 +51,8 @@ typedef struct IrTensor {
     bool is_recursive;       /* its group is in a recursive component */
     bool is_read_prev;       /* some operand reads its previous-sweep value */
     Span span;               /* the defining statement (first one) */
+    const Index *lhs_indices;/* its LHS indices (rank of them), or NULL: messages point
+                                at the index of a slot */
     const char *path;        /* TEN_SOURCE: the file path as written */
     float *data;             /* TEN_CONST: count(shape) values, C order */
     bool is_fixed_shape;     /* shape[] known from the program (const, causal_mask) */
@@ -84,6 +86,8 @@ typedef struct Operand {
                                       shape inference); SL_FIXED: position (>= 0 after shapes) */
     bool reads_prev;               /* read the previous sweep's value (recursion) */
     Span span;
+    const Index *indices;          /* the reference's indices (rank of them), or NULL (a
+                                      value built from a call): for messages */
     const Index *slice[FUSE_MAX_RANK]; /* SL_AXIS read through a slice (X[0:3]), or NULL */
     int64_t step[FUSE_MAX_RANK];   /* slices: position = offset + step * counter */
 } Operand;
@@ -290,6 +294,31 @@ char *ir_dump(const IrProgram *p);
  * requires: ir_infer_shapes; provides: positioned errors for builtins whose
  * arguments are valid only for some sizes (rope's feature axis must be even). */
 fuse_status ir_check_builtins(const IrProgram *p, DiagList *dl);
+
+/* ---- builtins.c: the table of builtins ----
+ * Every builtin a program can call, with the text `fuse-jit repl`'s :help prints
+ * (docs/builtins.md shows the same signatures; a test compares them). The
+ * compiler finds the builders of builtins.c's builtins in the same table; the
+ * others (elementwise, softmax, concat, const, causal_mask, the sink-only topk and
+ * the index functions even and odd) are built by calls.c and the parser, and a
+ * test (test_repl.c) checks every example of the table with the compiler.
+ * Internal entries (the builtins v2's comparison operators and `/` lower to) are
+ * not listed. */
+typedef struct IrBuiltinInfo {
+    const char *name;
+    const char *alias_of;  /* the builtin this is another name of, or NULL */
+    const char *signature; /* arguments and keywords: "softmax(x, axis=)" */
+    const char *axes;      /* the axes of the result */
+    const char *summary;   /* what it computes, one line */
+    const char *example;   /* a small program using it (lines end with '\n') */
+    bool is_internal;      /* not written by programs: no help, no completion */
+} IrBuiltinInfo;
+
+/* The number of entries of the table, and entry i (NULL when i is out of range). */
+size_t ir_builtin_count(void);
+const IrBuiltinInfo *ir_builtin_info(size_t i);
+/* The entry called `name` (case-insensitive, like calls), or NULL. */
+const IrBuiltinInfo *ir_builtin_lookup(const char *name);
 
 /* ---- serialize.c: canonical serialisation (cache key) ----
  * requires: ir_infer_shapes; provides: *out (malloc'd, *n bytes) describing every

@@ -4,9 +4,12 @@
  * Every tensor slot and loop axis has a size variable. Facts give classes an exact
  * size (dense sources, inputs, const literals, causal_mask) or a lower bound (facts
  * files, bags of words). Ops unify their out slots and operand slots with their
- * loop axes, in program order, so a conflict is reported at the equation where it
- * is found, naming where each size came from. A class with only lower bounds takes
- * the largest; a class with no size at all is an error naming a tensor axis.
+ * loop axes, in program order, so a conflict is reported at the index where it
+ * is found, naming where each size came from, with a note at each origin. A class
+ * with only lower bounds takes the largest; a class with no size at all is an
+ * error naming a tensor axis. Every conflict is reported, once per class (a
+ * class that conflicted is not reported again: its later conflicts follow from
+ * the first); sizes are resolved only when no conflict was found.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +21,14 @@ typedef struct Bound {
     int64_t size;        /* -1: none */
     const char *origin;  /* e.g. "\"ckpt/emb.npy\"" */
     Span span;           /* where the origin is in the program */
+    const char *axis;    /* the axis's name there, or NULL */
+    Span at;             /* the index that gives the size (span when unknown) */
 } Bound;
 
 typedef struct VarClass {
     int parent;
     Bound exact, lower;
+    bool is_reported;    /* an error about this class was reported */
 } VarClass;
 
 typedef struct Solver {
@@ -49,11 +55,26 @@ static char *describe(Solver *s, const Bound *b)
     return arena_printf(s->p->arena, "%lld (from %s)", (long long)b->size, b->origin);
 }
 
-static void conflict(Solver *s, Span at, const char *axis, const Bound *a, const Bound *b,
-                     bool is_lower)
+/* "note: i has size 3 here" at the index that gave a conflicting size. */
+static void origin_note(Solver *s, const Bound *b, const char *axis, bool is_lower)
 {
-    if (s->status != FUSE_OK)
+    const char *name = b->axis ? b->axis : axis;
+    const char *has = is_lower ? "needs a size of at least" : "has size";
+    Span at = b->at.src ? b->at : b->span;
+    if (at.src)
+        fe_note(s->dl, at, "%s %s %lld here", name, has, (long long)b->size);
+    else
+        fe_note(s->dl, at, "%s %s %lld in %s", name, has, (long long)b->size, b->origin);
+}
+
+/* Reports a conflict of class r at `at` (the index where it was found), once. */
+static void conflict(Solver *s, int r, Span at, const char *axis, const Bound *a,
+                     const Bound *b, bool is_lower)
+{
+    if (s->v[r].is_reported)
         return;
+    s->v[r].is_reported = true;
+    s->status = FUSE_E_SHAPE;
     char *da = describe(s, a), *db = describe(s, b);
     if (is_lower)
         fe_error(s->dl, FUSE_E_SHAPE, at,
@@ -62,7 +83,8 @@ static void conflict(Solver *s, Span at, const char *axis, const Bound *a, const
     else
         fe_error(s->dl, FUSE_E_SHAPE, at, "size conflict for axis %s: %s vs %s", axis,
                  da ? da : "?", db ? db : "?");
-    s->status = FUSE_E_SHAPE;
+    origin_note(s, a, axis, false);
+    origin_note(s, b, axis, is_lower);
 }
 
 /* Merges a bound into class r, reporting a conflict at `at`. */
@@ -74,15 +96,15 @@ static void add_bound(Solver *s, int r, const Bound *b, bool is_lower, Span at,
         return;
     if (!is_lower) {
         if (c->exact.size >= 0 && c->exact.size != b->size)
-            conflict(s, at, axis, &c->exact, b, false);
+            conflict(s, r, at, axis, &c->exact, b, false);
         else if (c->lower.size > b->size)
-            conflict(s, at, axis, b, &c->lower, true);
+            conflict(s, r, at, axis, b, &c->lower, true);
         else if (c->exact.size < 0)
             c->exact = *b;
         return;
     }
     if (c->exact.size >= 0 && c->exact.size < b->size)
-        conflict(s, at, axis, &c->exact, b, true);
+        conflict(s, r, at, axis, &c->exact, b, true);
     else if (b->size > c->lower.size)
         c->lower = *b;
 }
@@ -93,48 +115,74 @@ static void unify(Solver *s, int x, int y, Span at, const char *axis)
     if (rx == ry)
         return;
     s->v[ry].parent = rx;
+    s->v[rx].is_reported |= s->v[ry].is_reported;
     add_bound(s, rx, &s->v[ry].exact, false, at, axis);
     add_bound(s, rx, &s->v[ry].lower, true, at, axis);
+}
+
+/* Where slot k of tensor t is written on its defining LHS, else the statement. */
+static Span slot_span(const IrTensor *t, int k)
+{
+    return t->lhs_indices && k < t->rank ? t->lhs_indices[k].span : t->span;
+}
+
+/* Where operand slot k is indexed, else the reference. */
+static Span operand_span(const Operand *o, int k)
+{
+    return o->indices ? o->indices[k].span : o->span;
+}
+
+/* Where an op's out slot k is indexed: the LHS index of its equation. */
+static Span out_span(const IrProgram *p, const Op *op, int k)
+{
+    const Stmt *st = op->stmt;
+    if (!st)
+        return (Span){0};
+    const IrTensor *out = p->tensors[op->out];
+    if (st->kind == ST_EQUATION && st->name && strcmp(st->name, out->name) == 0 &&
+        k < st->n_indices)
+        return st->indices[k].span;
+    return st->span;
 }
 
 static void apply_fact(Solver *s, IrTensor *t, const ShapeFact *f)
 {
     if (f->rank != t->rank) {
-        if (s->status == FUSE_OK)
-            fe_error(s->dl, FUSE_E_SHAPE, t->span,
-                     "'%s' is declared with %d axes but %s has %d", t->name, t->rank,
-                     f->origin ? f->origin : "its data", f->rank);
+        fe_error(s->dl, FUSE_E_SHAPE, t->span, "'%s' is declared with %d axes but %s has %d",
+                 t->name, t->rank, f->origin ? f->origin : "its data", f->rank);
         s->status = FUSE_E_SHAPE;
         return;
     }
     for (int k = 0; k < t->rank; k++) {
-        Bound b = {f->dims[k], f->origin ? f->origin : t->name, t->span};
-        add_bound(s, find(s, t->var[k]), &b, f->is_lower_bound, t->span, t->axis_names[k]);
+        Bound b = {f->dims[k], f->origin ? f->origin : t->name, t->span, t->axis_names[k],
+                   slot_span(t, k)};
+        add_bound(s, find(s, t->var[k]), &b, f->is_lower_bound, slot_span(t, k),
+                  t->axis_names[k]);
     }
 }
 
 static void apply_fixed(Solver *s, IrTensor *t)
 {
     for (int k = 0; k < t->rank; k++) {
-        Bound b = {t->shape[k], t->origin, t->origin_span};
+        Bound b = {t->shape[k], t->origin, t->origin_span, t->axis_names[k], t->origin_span};
         add_bound(s, find(s, t->var[k]), &b, false, t->origin_span, t->axis_names[k]);
     }
 }
 
 static void unify_op(Solver *s, const Op *op)
 {
-    Span at = op->stmt ? op->stmt->span : (Span){0};
     const IrTensor *out = s->p->tensors[op->out];
     for (int k = 0; k < out->rank; k++)
         if (k != op->concat_slot && !op->out_minor[k])
-            unify(s, op->axes[op->out_axis[k]].var, out->var[k], at,
+            unify(s, op->axes[op->out_axis[k]].var, out->var[k], out_span(s->p, op, k),
                   op->axes[op->out_axis[k]].name);
     for (int i = 0; i < op->n_in; i++) {
         const Operand *o = &op->in[i];
         const IrTensor *t = s->p->tensors[o->tensor];
         for (int k = 0; k < t->rank; k++)
             if (o->kind[k] == SL_AXIS && !o->slice[k])
-                unify(s, op->axes[o->axis[k]].var, t->var[k], at, op->axes[o->axis[k]].name);
+                unify(s, op->axes[o->axis[k]].var, t->var[k], operand_span(o, k),
+                      op->axes[o->axis[k]].name);
     }
 }
 
@@ -149,10 +197,27 @@ static void declared_sizes(Solver *s, const Op *op)
             continue;
         for (int a = 0; a < op->n_axes; a++)
             if (strcmp(op->axes[a].name, decl->name) == 0) {
-                Bound b = {decl->size, "its axis declaration", decl->span};
+                Bound b = {decl->size, "its axis declaration", decl->span, decl->name,
+                           decl->span};
                 add_bound(s, find(s, op->axes[a].var), &b, false, decl->span, decl->name);
             }
     }
+}
+
+/* Where loop axis a of op is first indexed: an operand's index, else the LHS's. */
+static Span axis_span(const IrProgram *p, const Op *op, int a)
+{
+    for (int i = 0; i < op->n_in; i++) {
+        const Operand *o = &op->in[i];
+        for (int k = 0; o->indices && k < p->tensors[o->tensor]->rank; k++)
+            if (o->kind[k] == SL_AXIS && o->axis[k] == a)
+                return operand_span(o, k);
+    }
+    const IrTensor *out = p->tensors[op->out];
+    for (int k = 0; k < out->rank; k++)
+        if (op->out_axis[k] == a)
+            return out_span(p, op, k);
+    return op->stmt ? op->stmt->span : (Span){0};
 }
 
 /* Size of a variable's class after solving; -1 when unknown. */
@@ -162,16 +227,35 @@ static int64_t class_size(Solver *s, int var)
     return c->exact.size >= 0 ? c->exact.size : c->lower.size;
 }
 
+/* The end of "cannot infer the size of axis n": how to give it one. */
+static const char *declare_hint(Solver *s, const char *axis)
+{
+    const char *hint = arena_printf(s->p->arena, "; bind it on the right-hand side (index "
+                                    "a tensor of known size with %s) or declare it with "
+                                    "`axis %s = SIZE` (v2 syntax)", axis, axis);
+    return hint ? hint : "";
+}
+
+/* True (and the class marked) the first time class x is found unsized. */
+static bool first_unsized(Solver *s, int var)
+{
+    VarClass *c = &s->v[find(s, var)];
+    if (c->is_reported)
+        return false;
+    c->is_reported = true;
+    s->status = FUSE_E_SHAPE;
+    return true;
+}
+
 static void resolve_tensor(Solver *s, IrTensor *t)
 {
-    for (int k = 0; k < t->rank && s->status == FUSE_OK; k++) {
+    for (int k = 0; k < t->rank; k++) {
         int64_t n = class_size(s, t->var[k]);
-        if (n < 0) {
-            fe_error(s->dl, FUSE_E_SHAPE, t->span,
-                     "cannot infer the size of axis %s of %s; bind it on the right-hand side "
-                     "or declare it", t->axis_names[k] ? t->axis_names[k] : "?", t->name);
-            s->status = FUSE_E_SHAPE;
-        }
+        const char *axis = t->axis_names[k] ? t->axis_names[k] : "?";
+        if (n < 0 && first_unsized(s, t->var[k]))
+            fe_error(s->dl, FUSE_E_SHAPE, slot_span(t, k),
+                     "cannot infer the size of axis %s of %s%s", axis, t->name,
+                     declare_hint(s, axis));
         t->shape[k] = n;
     }
 }
@@ -180,16 +264,16 @@ static void resolve_tensor(Solver *s, IrTensor *t)
 static void resolve_operand(Solver *s, Operand *o)
 {
     const IrTensor *t = s->p->tensors[o->tensor];
-    for (int k = 0; k < t->rank && s->status == FUSE_OK; k++) {
-        if (o->kind[k] != SL_FIXED)
+    for (int k = 0; k < t->rank; k++) {
+        if (o->kind[k] != SL_FIXED || t->shape[k] < 0)
             continue;
         int64_t pos = o->offset[k] < 0 ? o->offset[k] + t->shape[k] : o->offset[k];
         if (pos < 0 || pos >= t->shape[k]) {
-            fe_error(s->dl, FUSE_E_SHAPE, o->span,
+            fe_error(s->dl, FUSE_E_SHAPE, operand_span(o, k),
                      "index %lld is out of range for axis %d of %s (size %lld)",
                      (long long)o->offset[k], k, t->name, (long long)t->shape[k]);
             s->status = FUSE_E_SHAPE;
-            return;
+            continue;
         }
         o->offset[k] = pos;
     }
@@ -197,16 +281,14 @@ static void resolve_operand(Solver *s, Operand *o)
 
 static void resolve_group(Solver *s, Group *g)
 {
-    for (int i = 0; i < g->n_ops && s->status == FUSE_OK; i++) {
+    for (int i = 0; i < g->n_ops && !fe_diags_stopped(s->dl); i++) {
         Op *op = g->ops[i];
-        for (int a = 0; a < op->n_axes && s->status == FUSE_OK; a++) {
+        for (int a = 0; a < op->n_axes; a++) {
             op->axes[a].size = class_size(s, op->axes[a].var);
-            if (op->axes[a].size < 0) {
-                fe_error(s->dl, FUSE_E_SHAPE, op->stmt ? op->stmt->span : (Span){0},
-                         "cannot infer the size of axis %s; bind it on the right-hand side "
-                         "or declare it", op->axes[a].name);
-                s->status = FUSE_E_SHAPE;
-            }
+            if (op->axes[a].size < 0 && first_unsized(s, op->axes[a].var))
+                fe_error(s->dl, FUSE_E_SHAPE, axis_span(s->p, op, a),
+                         "cannot infer the size of axis %s%s", op->axes[a].name,
+                         declare_hint(s, op->axes[a].name));
         }
         for (int k = 0; k < op->n_in; k++)
             resolve_operand(s, &op->in[k]);
@@ -227,7 +309,7 @@ static bool resolve_concat(Solver *s, const Concat *c)
     if (c->n_parts > 64)
         return false;
     const IrTensor *out = s->p->tensors[c->out];
-    Bound b = {total, "concat(...)", c->span};
+    Bound b = {total, "concat(...)", c->span, NULL, c->span};
     add_bound(s, find(s, out->var[c->slot]), &b, false, c->span, out->axis_names[c->slot]);
     int64_t offset = 0;
     for (int i = 0; i < c->n_parts; i++) {
@@ -278,7 +360,8 @@ static bool resolve_slice(Solver *s, Op *op, Operand *o, int k)
     o->offset[k] = first;
     o->step[k] = step;
     const char *origin = arena_printf(s->p->arena, "slice %s of %s", o->slice[k]->name, t->name);
-    Bound b = {len, origin ? origin : "a slice", o->slice[k]->span};
+    Bound b = {len, origin ? origin : "a slice", o->slice[k]->span, NULL,
+               o->slice[k]->span};
     add_bound(s, find(s, op->axes[o->axis[k]].var), &b, false,
               op->stmt ? op->stmt->span : o->span, op->axes[o->axis[k]].name);
     return true;
@@ -323,7 +406,8 @@ static bool resolve_merges(Solver *s)
                 int64_t minor = class_size(s, op->axes[op->out_minor[k] - 1].var);
                 if (major < 0 || minor < 0)
                     continue;
-                Bound b = {major * minor, "concat(...) merging two axes", out->span};
+                Bound b = {major * minor, "concat(...) merging two axes", out->span, NULL,
+                           out->span};
                 add_bound(s, find(s, out->var[k]), &b, false, out->span, out->axis_names[k]);
                 progress = true;
             }
@@ -355,7 +439,7 @@ static void resolve_derived(Solver *s)
 static void solve(Solver *s, const ShapeFact *facts)
 {
     IrProgram *p = s->p;
-    for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++) {
+    for (int i = 0; i < p->n_tensors && !fe_diags_stopped(s->dl); i++) {
         IrTensor *t = p->tensors[i];
         if (facts && facts[i].is_known)
             apply_fact(s, t, &facts[i]);
@@ -366,18 +450,21 @@ static void solve(Solver *s, const ShapeFact *facts)
         Group **gs = pass ? p->sink_groups : p->groups;
         int n = pass ? p->n_sink_groups : p->n_groups;
         for (int g = 0; g < n; g++)
-            for (int i = 0; i < gs[g]->n_ops && s->status == FUSE_OK; i++) {
+            for (int i = 0; i < gs[g]->n_ops && !fe_diags_stopped(s->dl); i++) {
                 declared_sizes(s, gs[g]->ops[i]);
                 unify_op(s, gs[g]->ops[i]);
             }
     }
-    if (s->status == FUSE_OK)
-        resolve_derived(s);
-    for (int i = 0; i < p->n_tensors && s->status == FUSE_OK; i++)
+    if (s->status != FUSE_OK) /* sizes resolved from conflicting classes mislead */
+        return;
+    resolve_derived(s);
+    if (s->status != FUSE_OK)
+        return;
+    for (int i = 0; i < p->n_tensors && !fe_diags_stopped(s->dl); i++)
         resolve_tensor(s, p->tensors[i]);
-    for (int g = 0; g < p->n_groups && s->status == FUSE_OK; g++)
+    for (int g = 0; g < p->n_groups && !fe_diags_stopped(s->dl); g++)
         resolve_group(s, p->groups[g]);
-    for (int g = 0; g < p->n_sink_groups && s->status == FUSE_OK; g++)
+    for (int g = 0; g < p->n_sink_groups && !fe_diags_stopped(s->dl); g++)
         resolve_group(s, p->sink_groups[g]);
 }
 
@@ -388,7 +475,7 @@ fuse_status ir_infer_shapes(IrProgram *p, const ShapeFact *facts, DiagList *dl)
     if (!s.v)
         return FUSE_E_NOMEM;
     for (int i = 0; i < p->n_vars; i++)
-        s.v[i] = (VarClass){i, {-1, NULL, {0}}, {-1, NULL, {0}}};
+        s.v[i] = (VarClass){i, {-1, NULL, {0}, NULL, {0}}, {-1, NULL, {0}, NULL, {0}}, false};
     solve(&s, facts);
     free(s.v);
     p->is_shaped = s.status == FUSE_OK;

@@ -607,10 +607,10 @@ START_TEST(test_errors_exact)
     assert_error("Y[t] = X[t + 1]", 1, 12,
                  "spaces are not allowed inside an index offset (write t+1, not t + 1)");
     assert_error("Y[i,] = X[i]", 1, 5, "expected an index after ',', found ']'");
-    assert_error("Y[i = X[i]", 1, 5, "expected ',' or ']' to close '[' opened at line 1, "
-                                     "found '='");
-    assert_error("A = 1\nY[i, j = X[i]\n", 2, 8,
-                 "expected ',' or ']' to close '[' opened at line 2, found '='");
+    /* an unclosed bracket is reported where it was opened (a note says where the
+     * parser noticed: test_diag.c) */
+    assert_error("Y[i = X[i]", 1, 2, "'[' is never closed");
+    assert_error("A = 1\nY[i, j = X[i]\n", 2, 2, "'[' is never closed");
     assert_error("Y[i]] = X[i]", 1, 5, "unmatched ']'");
     assert_error("Y = relu(X[i]))", 1, 15, "unmatched ')'");
     assert_error("Y[i] max = X[i]", 1, 6,
@@ -628,10 +628,8 @@ START_TEST(test_errors_exact)
     assert_error("Y[i] = \"unterminated", 1, 8,
                  "unterminated string (a string must end on its line)");
     assert_error("Y[i] = ", 1, 8, "expected an expression after '=', found end of input");
-    assert_error("Y = relu(X[i]", 1, 14,
-                 "expected ',' or ')' to close '(' opened at line 1, found end of input");
-    assert_error("Y = (A[i]\n", 2, 1,
-                 "expected ')' to close '(' opened at line 1, found end of input");
+    assert_error("Y = relu(X[i]", 1, 9, "'(' is never closed");
+    assert_error("Y = (A[i]\n", 1, 5, "'(' is never closed");
     assert_error("Y = A +", 1, 8, "expected an expression after '+', found end of input");
     assert_error("Y = A - ;", 1, 9, "';' is not a statement separator; put each statement on "
                                     "its own line");
@@ -697,8 +695,7 @@ START_TEST(test_errors_calls_and_indexfns)
     assert_error("W = relu(Foo(A[i]))", 1, 10, "unknown function 'Foo'");
     assert_error("Y = sum(A[i], k=1, k=2)", 1, 20, "duplicate keyword argument 'k'");
     assert_error("Y = relu(,)", 1, 10, "expected an argument, found ','");
-    assert_error("Y = relu(A[i] B[i] C[i]", 1, 24,
-                 "expected ',' or ')' to close '(' opened at line 1, found end of input");
+    assert_error("Y = relu(A[i] B[i] C[i]", 1, 9, "'(' is never closed");
     assert_error("Y = relu(k=)", 1, 12, "expected an expression after '=', found ')'");
     assert_error("Y[i] = odd(i, j)", 1, 12, "odd requires exactly one axis");
     assert_error("Y[i] = even(i+1)", 1, 13, "even axis does not support offsets");
@@ -724,8 +721,7 @@ START_TEST(test_errors_literals)
     assert_error("Y = const([1 2])", 1, 14,
                  "expected ',' or ']' to close '[' opened at line 1, found '2'");
     assert_error("Y = const({\"a\" 1})", 1, 16, "expected ':' after the dict key, found '1'");
-    assert_error("Y = const([1,\n 2,\n 3\n", 4, 1,
-                 "expected ',' or ']' to close '[' opened at line 1, found end of input");
+    assert_error("Y = const([1,\n 2,\n 3\n", 1, 11, "'[' is never closed");
     assert_error("Y = g(\"\\x4\")", 1, 8, "invalid escape in string literal");
     assert_error("Z = 9223372036854775808", 1, 5,
                  "integer literal out of range (the largest is 9223372036854775807)");
@@ -897,6 +893,22 @@ START_TEST(test_errors_several_statements_resync)
 }
 END_TEST
 
+START_TEST(test_errors_unclosed_note)
+{
+    Parsed p;
+    parse(&p, "Y[i = X[i]\nZ = 1\n");
+    const Diag *d = p.dl.first, *note = d ? d->next : NULL;
+    ck_assert_ptr_nonnull(note);
+    ck_assert_int_eq(note->severity, DS_NOTE);
+    ck_assert_str_eq(note->msg, "expected ',' or ']' to close it, found '='");
+    ck_assert_int_eq(note->span.line, 1);
+    ck_assert_int_eq(note->span.col, 5);
+    ck_assert_ptr_null(note->next);
+    ck_assert_int_eq(p.ast.n_stmts, 1); /* Z, the next line, is parsed */
+    parsed_free(&p);
+}
+END_TEST
+
 START_TEST(test_errors_capped)
 {
     static char text[4096];
@@ -906,7 +918,12 @@ START_TEST(test_errors_capped)
     Parsed p;
     parse(&p, text);
     ck_assert_int_eq(p.st, FUSE_E_SYNTAX);
-    ck_assert_int_eq(p.dl.n_errors, 20);
+    ck_assert_int_eq(p.dl.n_errors, 21); /* 20 kept, the 21st stops the parse */
+    char *s = fe_diags_format(&p.dl);
+    ck_assert_ptr_nonnull(strstr(s, "t.fuse:20:7: error: "));
+    ck_assert_ptr_null(strstr(s, "t.fuse:21:"));
+    ck_assert_ptr_nonnull(strstr(s, "\nerror: too many errors emitted, stopping now\n"));
+    free(s);
     parsed_free(&p);
 }
 END_TEST
@@ -1193,6 +1210,7 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_errors_term_and_factor_limits);
     tcase_add_test(tc, test_errors_long_line_in_bounded_memory);
     tcase_add_test(tc, test_errors_long_line_excerpt);
+    tcase_add_test(tc, test_errors_unclosed_note);
     tcase_add_test(tc, test_errors_capped);
     tcase_add_test(tc, test_malformed_table);
     tcase_add_test(tc, test_binary_garbage);

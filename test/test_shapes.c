@@ -143,7 +143,10 @@ START_TEST(test_conflict_names_both_origins)
     ck_assert_int_eq(shape(&f, "A[i] = const([1,2,3])\nB[i] = const([1,2])\nC[i] = A[i] B[i]\n",
                            NULL), FUSE_E_SHAPE);
     const char *m = message(&f);
-    ck_assert_ptr_nonnull(strstr(m, "s.fuse:3:1: error: size conflict for axis i"));
+    /* at B's index, with a note at each origin */
+    ck_assert_ptr_nonnull(strstr(m, "s.fuse:3:15: error: size conflict for axis i"));
+    ck_assert_ptr_nonnull(strstr(m, "s.fuse:1:8: note: i has size 3 here\n"));
+    ck_assert_ptr_nonnull(strstr(m, "s.fuse:2:8: note: i has size 2 here\n"));
     ck_assert_ptr_nonnull(strstr(m, "3 (from const(...) at s.fuse:1:"));
     ck_assert_ptr_nonnull(strstr(m, "2 (from const(...) at s.fuse:2:"));
     done(&f);

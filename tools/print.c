@@ -17,7 +17,8 @@
  * ones share one mantissa length. A scalar prints like NumPy's scalar str():
  * "2.5", "1.0", "1e-05".
  *
- * cli_log prints the library's log messages for the tools.
+ * cli_log prints the library's log messages for the tools; cli_print_diags
+ * prints diagnostics, in colour on a terminal (--color).
  */
 #include "print.h"
 #include "support.h"
@@ -28,6 +29,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     LINE_WIDTH = 75,  /* characters per line, as numpy's linewidth */
@@ -595,6 +597,131 @@ void cli_log(int level, const char *msg, void *user)
     if (level != FUSE_LEVEL_ERROR && level != FUSE_LEVEL_WARNING)
         return;
     fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", (const char *)user,
-            level == FUSE_LEVEL_ERROR ? "error" : "warning", msg);
+    char *line = sup_strprintf("%s: %s: %s\n", (const char *)user,
+                               level == FUSE_LEVEL_ERROR ? "error" : "warning", msg);
+    if (line)
+        cli_print_diags(stderr, line);
+    else
+        fprintf(stderr, "%s: %s: %s\n", (const char *)user,
+                level == FUSE_LEVEL_ERROR ? "error" : "warning", msg);
+    free(line);
+}
+
+/* ---- diagnostics in colour ---- */
+
+/* The escapes clang uses: bold locations and messages, a bold colour per
+ * severity, a bold green caret. */
+#define SGR_RESET "\033[0m"
+#define SGR_BOLD "\033[1m"
+#define SGR_ERROR "\033[0;1;31m"
+#define SGR_WARNING "\033[0;1;35m"
+#define SGR_NOTE "\033[0;1;36m"
+#define SGR_CARET "\033[0;1;32m"
+
+static CliColor color_choice = CLI_COLOR_AUTO;
+
+bool cli_color_parse(const char *when, CliColor *out)
+{
+    static const char *const names[] = {"auto", "always", "never"};
+    for (int i = 0; i < 3; i++)
+        if (when && strcmp(when, names[i]) == 0) {
+            *out = (CliColor)i;
+            return true;
+        }
+    return false;
+}
+
+void cli_color_set(CliColor when)
+{
+    color_choice = when;
+}
+
+bool cli_color_stderr(void)
+{
+    if (color_choice != CLI_COLOR_AUTO)
+        return color_choice == CLI_COLOR_ALWAYS;
+    const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+    if (no_color && *no_color)
+        return false;
+    return isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
+}
+
+/* Where a line's "error: ", "warning: " or "note: " starts (at the line's start or
+ * after ": "), with its escape; NULL for any other line. */
+static const char *severity_at(const char *line, size_t n, const char **sgr)
+{
+    static const struct {
+        const char *word, *sgr;
+    } SEVERITIES[] = {{"error: ", SGR_ERROR}, {"warning: ", SGR_WARNING}, {"note: ", SGR_NOTE}};
+    for (size_t at = 0; at < n; at++) {
+        if (at > 0 && (at < 2 || line[at - 2] != ':' || line[at - 1] != ' '))
+            continue;
+        for (size_t k = 0; k < sizeof SEVERITIES / sizeof SEVERITIES[0]; k++) {
+            size_t len = strlen(SEVERITIES[k].word);
+            if (len <= n - at && memcmp(line + at, SEVERITIES[k].word, len) == 0) {
+                *sgr = SEVERITIES[k].sgr;
+                return line + at;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A caret line: blanks, then '^' and '~' only. */
+static bool is_caret_line(const char *line, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (i == n || line[i] != '^')
+        return false;
+    while (i < n && (line[i] == '^' || line[i] == '~'))
+        i++;
+    return i == n;
+}
+
+static void color_line(SupBuf *b, const char *line, size_t n)
+{
+    const char *sgr = NULL, *sev = severity_at(line, n, &sgr);
+    if (sev) {
+        const char *colon = strchr(sev, ':');
+        size_t pre = (size_t)(sev - line), word = (size_t)(colon + 1 - sev);
+        if (pre) {
+            sup_buf_puts(b, SGR_BOLD);
+            sup_buf_append(b, line, pre);
+        }
+        sup_buf_puts(b, sgr);
+        sup_buf_append(b, sev, word);
+        sup_buf_puts(b, SGR_RESET SGR_BOLD);
+        sup_buf_append(b, sev + word, n - pre - word);
+        sup_buf_puts(b, SGR_RESET);
+    } else if (is_caret_line(line, n)) {
+        size_t blank = strspn(line, " \t");
+        sup_buf_append(b, line, blank);
+        sup_buf_puts(b, SGR_CARET);
+        sup_buf_append(b, line + blank, n - blank);
+        sup_buf_puts(b, SGR_RESET);
+    } else {
+        sup_buf_append(b, line, n);
+    }
+}
+
+char *cli_color_diags(const char *text)
+{
+    SupBuf b = {0};
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        color_line(&b, p, n);
+        p += n;
+        if (*p == '\n')
+            sup_buf_putc(&b, *p++);
+    }
+    return sup_buf_finish(&b);
+}
+
+void cli_print_diags(FILE *f, const char *text)
+{
+    char *colored = f == stderr && cli_color_stderr() ? cli_color_diags(text) : NULL;
+    fputs(colored ? colored : text, f);
+    free(colored);
 }

@@ -7,6 +7,7 @@
 #ifndef FUSE_TOOLS_PRINT_H
 #define FUSE_TOOLS_PRINT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "fusejit.h"
@@ -28,5 +29,22 @@ fuse_status cli_print_export(FILE *f, const char *name, const fuse_tensor *t);
  * stderr as "TOOL: warning: MSG", TOOL being `user` (a const char *); drops info.
  * The library itself never prints. */
 void cli_log(int level, const char *msg, void *user);
+
+/* Diagnostics in colour, as clang prints them: a bold location, a red "error:",
+ * magenta "warning:", cyan "note:", a bold message and a green caret line. */
+typedef enum CliColor { CLI_COLOR_AUTO, CLI_COLOR_ALWAYS, CLI_COLOR_NEVER } CliColor;
+
+/* "auto", "always" or "never" into *out; false for anything else. */
+bool cli_color_parse(const char *when, CliColor *out);
+/* The tools' choice (--color); the default is CLI_COLOR_AUTO. */
+void cli_color_set(CliColor when);
+/* Whether stderr gets colour: always, never, or (auto) when stderr is a terminal,
+ * TERM is not "dumb" and NO_COLOR is unset or empty. */
+bool cli_color_stderr(void);
+/* text (diagnostic lines as the library formats them) with colour escapes;
+ * malloc'd, NULL on OOM. Lines neither a diagnostic nor a caret stay as they are. */
+char *cli_color_diags(const char *text);
+/* Writes text to f, coloured when f is stderr and cli_color_stderr() says so. */
+void cli_print_diags(FILE *f, const char *text);
 
 #endif /* FUSE_TOOLS_PRINT_H */
