@@ -587,41 +587,146 @@ static IrTensor *build_tucker(Builder *b, const Expr *call, const NameList *ref)
     return out;
 }
 
-/* ---- dispatch ---- */
+/* ---- the table ---- */
 
 typedef struct Builtin {
-    const char *name;
-    BuiltinBuild build;
+    IrBuiltinInfo info;
+    BuiltinBuild build; /* NULL: built by calls.c (or the parser: even, odd) */
 } Builtin;
 
+#define X3 "X[i] = const([-1.0, 0.0, 2.0])\n"
+#define X23 "X[i,j] = const([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])\n"
+#define ELEMENTWISE(n, what)                                                                  \
+    {{n, NULL, n "(x)", "the axes of x", what, X3 "Y[i] = " n "(X[i])\n", false}, NULL}
+#define REDUCTION(n, alias, what, build)                                                      \
+    {{n, alias, n "(x, axis=)", "the axes of x without the reduced one", what,                \
+      X23 "Y[i] = " n "(X[i,j])\n", false},                                                   \
+     build}
+#define LNORM(n, alias)                                                                       \
+    {{n, alias, n "(x, axis=, eps=1e-5)", "the axes of x",                                    \
+      "(x - mean) / sqrt(var + eps) along the axis (population variance)",                  \
+      X23 "L[i,j] = " n "(X[i,j])\n", false},                                                 \
+     build_lnorm}
+#define COMPARISON(n, op)                                                                     \
+    {{n, NULL, n "(x, y)", "the union of the axes of x and y", "1 where x " op " y, else 0",  \
+      X3 "Y[i] = " n "(X[i], 0)\n", true},                                                    \
+     build_binary}
+
 static const Builtin BUILTINS[] = {
-    {"sum", build_sum},
-    {"max", build_max},
-    {"reduce_max", build_max},
-    {"mean", build_mean},
-    {"reduce_mean", build_mean},
-    {"lnorm", build_lnorm},
-    {"layernorm", build_lnorm},
-    {"layer_norm", build_lnorm},
-    {"masked_softmax", build_masked_softmax},
-    {"case", build_case},
-    {"attention", build_attention},
-    {"rope", build_rope},
-    {"tucker_dense", build_tucker},
-    {"pow", build_binary},
-    {"less", build_binary},
-    {"less_equal", build_binary},
-    {"greater", build_binary},
-    {"greater_equal", build_binary},
-    {"equal", build_binary},
-    {"not_equal", build_binary},
+    ELEMENTWISE("step", "1 where x > 0, else 0 (NaN gives 0)"),
+    ELEMENTWISE("relu", "max(x, 0) (NaN gives 0)"),
+    ELEMENTWISE("abs", "|x|"),
+    ELEMENTWISE("sqrt", "square root (NaN below 0)"),
+    ELEMENTWISE("exp", "natural exponential"),
+    ELEMENTWISE("log", "natural logarithm (log(0) is -inf, negative gives NaN)"),
+    ELEMENTWISE("sin", "sine, in radians"),
+    ELEMENTWISE("cos", "cosine, in radians"),
+    ELEMENTWISE("tanh", "hyperbolic tangent"),
+    ELEMENTWISE("gelu", "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"),
+    {{"sig", NULL, "sig(x, T=t)", "the axes of x",
+      "1 / (1 + exp(-x / T)); x > 0 when |T| <= 1e-9 (T: 2nd argument, T=, the schedule, 0)",
+      X3 "S[i] = sig(X[i], T=0.5)\n", false},
+     NULL},
+    {{"recip", NULL, "recip(x)", "the axes of x", "1 / x (what v2's `/` lowers to)",
+      X3 "Y[i] = recip(X[i])\n", true},
+     NULL},
+    {{"softmax", NULL, "softmax(x, axis=)", "the axes of x",
+      "exp(x - max) / sum exp(x - max) along the axis (default: a dotted LHS axis, else the "
+      "last)",
+      X23 "P[i,j.] = softmax(X[i,j])\n", false},
+     NULL},
+    {{"masked_softmax", NULL, "masked_softmax(x, mask, axis=, fill=)", "the axes of x",
+      "a softmax leaving out the cells whose mask is 0 (they are 0 in the result)",
+      X23 "M[i,j] = const([[1, 1, 0], [0, 0, 0]])\nP[i,j] = masked_softmax(X[i,j], M[i,j])\n",
+      false},
+     build_masked_softmax},
+    LNORM("lnorm", NULL),
+    LNORM("layernorm", "lnorm"),
+    LNORM("layer_norm", "lnorm"),
+    REDUCTION("reduce_max", NULL, "the maximum along the axis", build_max),
+    REDUCTION("max", "reduce_max", "the maximum along the axis", build_max),
+    REDUCTION("reduce_mean", NULL, "the mean along the axis", build_mean),
+    REDUCTION("mean", "reduce_mean", "the mean along the axis", build_mean),
+    REDUCTION("sum", NULL, "the sum along the axis", build_sum),
+    {{"concat", NULL, "concat(a, b, ..., axis=)",
+      "the first operand's, the joined axis named after the LHS's axis there",
+      "joins the operands along one axis (one operand: merges its last two axes)",
+      "A[i,j] = const([[1, 2], [3, 4]])\nC[i,k] = concat(A[i,j], A[i,j])\n", false},
+     NULL},
+    {{"case", NULL, "case(c1, v1, c2, v2, ..., [default])",
+      "the union of the arguments' axes, in order of first appearance",
+      "the value of the first nonzero condition, else default (0)",
+      "X[i] = const([1.0, -2.0, 3.0])\nAbs[i] = case(step(X[i]), X[i], 0 - X[i])\n", false},
+     build_case},
+    {{"even", NULL, "even(i)", "the one axis i", "1 at positions 0, 2, 4, ... of axis i, else 0",
+      X3 "E[i] = X[i] even(i)\n", false},
+     NULL},
+    {{"odd", NULL, "odd(i)", "the one axis i", "1 at positions 1, 3, 5, ... of axis i, else 0",
+      X3 "O[i] = X[i] odd(i)\n", false},
+     NULL},
+    {{"causal_mask", NULL, "causal_mask(L)", "the LHS's first two axes",
+      "an L x L matrix, 1 where the row index is at least the column index",
+      "CM[q,k] = causal_mask(3)\n", false},
+     NULL},
+    {{"const", NULL, "const(value)", "the LHS's axes, by position",
+      "a tensor from a number or a rectangular nested list of numbers",
+      "M[i,j] = const([[1, 2], [3, 4]])\n", false},
+     NULL},
+    {{"attention", NULL, "attention(q, k, v, [mask], mask=, scale=, causal=)",
+      "q's first axis, then v's axes after its first",
+      "scaled dot-product attention: softmax(scale q k) v over the keys (k's, v's first axis)",
+      "Q[p,d] = const([[1.0, 0.0], [0.0, 1.0]])\nV[p,e] = const([[1.0, 2.0], [3.0, 4.0]])\n"
+      "A[p,e] = attention(Q[p,d], Q[p,d], V[p,e], causal=true)\n",
+      false},
+     build_attention},
+    {{"rope", NULL, "rope(x, base=10000)", "the axes of x",
+      "rotary position embedding (first axis: positions, last: features of even size)",
+      "X[p,d] = const([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]])\nR[p,d] = rope(X[p,d])\n",
+      false},
+     build_rope},
+    {{"tucker_dense", NULL, "tucker_dense(x, rank=R, threshold=0.5)", "the axes of x",
+      "1 where x's truncated higher-order SVD reconstruction exceeds threshold, else 0",
+      "X[i,j] = const([[1.0, 0.0], [1.0, 0.0]])\nT[i,j] = tucker_dense(X[i,j], rank=1)\n",
+      false},
+     build_tucker},
+    {{"topk", NULL, "topk(x, k=5)", "none: a sink writing each row's k largest (last axis)",
+      "the k largest values of each row, only as a whole sink expression",
+      X23 "\"top.jsonl\" = topk(X[i,j], k=2)\n", false},
+     NULL},
+    {{"pow", NULL, "pow(x, y)", "the union of the axes of x and y",
+      "x to the power y (--parser v2 only; also written x ** y)",
+      "X[i] = const([1.0, 2.0, 3.0])\nY[i] = pow(X[i], 2)\n", false},
+     build_binary},
+    COMPARISON("less", "<"),
+    COMPARISON("less_equal", "<="),
+    COMPARISON("greater", ">"),
+    COMPARISON("greater_equal", ">="),
+    COMPARISON("equal", "=="),
+    COMPARISON("not_equal", "!="),
 };
+
+#define N_BUILTINS (sizeof BUILTINS / sizeof BUILTINS[0])
 
 BuiltinBuild ir_builtin_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++)
-        if (strcasecmp(name, BUILTINS[i].name) == 0)
+    for (size_t i = 0; i < N_BUILTINS; i++)
+        if (strcasecmp(name, BUILTINS[i].info.name) == 0)
             return BUILTINS[i].build;
+    return NULL;
+}
+
+size_t ir_builtin_count(void) { return N_BUILTINS; }
+
+const IrBuiltinInfo *ir_builtin_info(size_t i)
+{
+    return i < N_BUILTINS ? &BUILTINS[i].info : NULL;
+}
+
+const IrBuiltinInfo *ir_builtin_lookup(const char *name)
+{
+    for (size_t i = 0; name && i < N_BUILTINS; i++)
+        if (strcasecmp(name, BUILTINS[i].info.name) == 0)
+            return &BUILTINS[i].info;
     return NULL;
 }
 

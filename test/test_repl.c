@@ -5,7 +5,10 @@
  * statements, expressions), and an interactive one through a
  * pseudo-terminal (forkpty) that checks the prompts, tab completion of a tensor
  * name, the continuation prompt, Ctrl-C (on a line, and during an evaluation)
- * and the history file in $HOME.
+ * and the history file in $HOME; `:help`, Tab completion of commands, :set
+ * keys and values and file names, and Up recalling a two-line statement whole.
+ * The completion and help functions are also called directly (no timing), and
+ * the builtin table is checked against docs/builtins.md and the compiler.
  */
 #include <check.h>
 #include <dirent.h>
@@ -24,6 +27,10 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fusejit.h"
+#include "ir.h"
+#include "repl.h"
 
 enum { TIMEOUT_MS = 25000 };
 
@@ -212,6 +219,7 @@ static void pty_spawn(Pty *p, bool with_repl_word)
             _exit(126);
         setenv("HOME", scratch, 1);
         setenv("TERM", "xterm", 1);
+        setenv("NO_COLOR", "1", 1); /* diagnostics are matched as plain text */
         if (with_repl_word)
             execl(FUSE_JIT_BIN, "fuse-jit", "repl", (char *)NULL);
         else
@@ -399,6 +407,41 @@ START_TEST(ctrl_c_interrupts_an_evaluation)
     pty_expect(p, "fuse> ");
     pty_send(p, "X\n");
     pty_expect(p, "[1. 1.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+}
+END_TEST
+
+/* Ctrl-C inside one long kernel: P is a single loop nest of 512^4 = 6.9e10
+ * cells (a max-projection of three factors is not split into pairs), a minute
+ * or so; the kernel checks the interrupt flag between row blocks, so the prompt
+ * is back in well under the 5 s bound (only a kernel ignoring the flag could
+ * miss it), and the session still evaluates (P dropped: it would run again). */
+START_TEST(ctrl_c_stops_a_long_kernel)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    static const char *const setup[] = {"M[i,j] = causal_mask(512)\n",
+                                        "P[i,l] max= M[i,j] M[j,k] M[k,l]\n", "D = M[i,j]\n"};
+    for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+        pty_expect(p, "fuse> ");
+        pty_send(p, setup[i]);
+    }
+    pty_expect(p, "fuse> ");
+    pty_send(p, "P\n");
+    usleep(2000 * 1000); /* compiled by now, busy in P's kernel */
+    long long sent = now_ms();
+    ck_assert_int_eq(write(p->fd, "\x03", 1), 1);
+    pty_expect(p, "interrupted"); /* "error: interrupted", maybe in colour */
+    long long late = now_ms() - sent;
+    ck_assert_msg(late < 5000, "the evaluation stopped %lld ms after Ctrl-C", late);
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":drop P\n"); /* an evaluation runs every statement */
+    pty_expect(p, "fuse> ");
+    pty_send(p, "D\n"); /* 512 x 513 / 2 ones below and on the diagonal */
+    pty_expect(p, "131328.0");
     pty_expect(p, "fuse> ");
     pty_send(p, ":quit\n");
     ck_assert_int_eq(pty_wait(p), 0);
@@ -680,6 +723,399 @@ START_TEST(piped_set_lists_and_validates)
 }
 END_TEST
 
+/* ---- help and completion, called directly ---- */
+
+/* The completion of line[0..cursor): the candidates and the text Tab inserts. */
+typedef struct Tab {
+    ReplCompletion c;
+    char *insert;
+    bool show;
+} Tab;
+
+static void tab_at(Tab *t, const char *line, size_t cursor, const Words *tensors)
+{
+    ck_assert(repl_complete(line, cursor, tensors, &t->c));
+    t->insert = repl_completion_text(&t->c, &t->show);
+    ck_assert_ptr_nonnull(t->insert);
+}
+
+static void tab(Tab *t, const char *line, const Words *tensors)
+{
+    tab_at(t, line, strlen(line), tensors);
+}
+
+static void tab_free(Tab *t)
+{
+    repl_completion_free(&t->c);
+    free(t->insert);
+}
+
+/* Tab on `line` inserts `want` (and lists nothing). */
+static void expect_tab(const char *line, const Words *tensors, const char *want)
+{
+    Tab t;
+    tab(&t, line, tensors);
+    ck_assert_msg(strcmp(t.insert, want) == 0, "Tab after '%s' inserted '%s', not '%s'", line,
+                  t.insert, want);
+    ck_assert(!t.show);
+    tab_free(&t);
+}
+
+static bool has_candidate(const Tab *t, const char *want)
+{
+    for (size_t i = 0; i < t->c.cands.n; i++)
+        if (strcmp(t->c.cands.v[i], want) == 0)
+            return true;
+    return false;
+}
+
+START_TEST(complete_commands_and_settings)
+{
+    expect_tab(":se", NULL, "t ");
+    expect_tab("  :qu", NULL, "it ");
+    Tab t;
+    tab(&t, ":s", NULL); /* :save :set :shape :show: nothing common to add */
+    ck_assert_str_eq(t.insert, "");
+    ck_assert(t.show);
+    ck_assert_uint_eq(t.c.cands.n, 4);
+    ck_assert_str_eq(t.c.cands.v[0], ":save"); /* sorted */
+    tab_free(&t);
+    expect_tab(":set prec", NULL, "ision ");
+    expect_tab(":set max_it", NULL, "ers ");
+    expect_tab(":set precision fp6", NULL, "4");
+    expect_tab(":set precision f", NULL, "p"); /* fp32 fp64 fp16 */
+    expect_tab(":set strategy semi", NULL, "_naive");
+    tab(&t, ":set mode ", NULL);
+    ck_assert_uint_eq(t.c.cands.n, 3);
+    ck_assert_str_eq(t.c.cands.v[0], "demand");
+    ck_assert_str_eq(t.c.cands.v[1], "fixpoint");
+    ck_assert_str_eq(t.c.cands.v[2], "single");
+    ck_assert_uint_eq(t.c.start, strlen(":set mode "));
+    tab_free(&t);
+    tab(&t, ":set threads ", NULL); /* a number: nothing to offer */
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    tab(&t, ":set bogus x", NULL);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    tab(&t, ":set mode single x", NULL); /* past the value */
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    expect_tab(":help softm", NULL, "ax");
+    expect_tab(":help :lo", NULL, "ad");
+    /* every key :set knows completes to itself */
+    for (size_t i = 0; i < REPL_N_SETTINGS; i++) {
+        char line[64];
+        snprintf(line, sizeof line, ":set %s", REPL_SETTINGS[i].key);
+        tab(&t, line, NULL);
+        ck_assert(has_candidate(&t, REPL_SETTINGS[i].key));
+        tab_free(&t);
+    }
+}
+END_TEST
+
+START_TEST(complete_names)
+{
+    Words tensors = {0};
+    ck_assert(words_add(&tensors, "Alphabet", 8));
+    ck_assert(words_add(&tensors, "Alpha2", 6));
+    ck_assert(words_add(&tensors, "Alpha2", 6)); /* no duplicates */
+    ck_assert_uint_eq(tensors.n, 2);
+    expect_tab("Y[i] = Alp", &tensors, "ha");
+    expect_tab("Y[i] = 2 Alphab", &tensors, "et");
+    expect_tab("Y[i] = soft", &tensors, "max");
+    expect_tab("Y[i] = tucker", &tensors, "_dense");
+    expect_tab("Y[i] = Alp # Alp", &tensors, ""); /* a comment */
+    expect_tab(":show Alphab", &tensors, "et");
+    Tab t;
+    tab(&t, "Y[i] = layer", &tensors);
+    ck_assert(t.show);
+    ck_assert(has_candidate(&t, "layer_norm") && has_candidate(&t, "layernorm"));
+    tab_free(&t);
+    /* internal builtins (what v2's operators lower to) are not offered */
+    tab(&t, "Y[i] = les", &tensors);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    /* the cursor in the middle: the word before it */
+    tab_at(&t, "Y[i] = Alp + 1", strlen("Y[i] = Alp"), &tensors);
+    ck_assert_str_eq(t.insert, "ha");
+    tab_free(&t);
+    words_free(&tensors);
+}
+END_TEST
+
+START_TEST(complete_files)
+{
+    char line[512];
+    write_text(path_in("model.fuse"), "X = 1\n");
+    write_text(path_in(".hidden"), "");
+    ck_assert_int_eq(mkdir(path_in("data"), 0755), 0);
+    snprintf(line, sizeof line, ":load %s/mo", scratch);
+    expect_tab(line, NULL, "del.fuse");
+    snprintf(line, sizeof line, ":save %s/da", scratch);
+    expect_tab(line, NULL, "ta/"); /* a directory: no space after it */
+    snprintf(line, sizeof line, "X[i] = \"%s/mo", scratch); /* inside a quote */
+    expect_tab(line, NULL, "del.fuse\"");
+    snprintf(line, sizeof line, "X[i] = \"%s/da", scratch);
+    expect_tab(line, NULL, "ta/");
+    Tab t;
+    snprintf(line, sizeof line, ":load %s/", scratch);
+    tab(&t, line, NULL);
+    char want[300];
+    snprintf(want, sizeof want, "%s/data/", scratch);
+    ck_assert(has_candidate(&t, want));
+    snprintf(want, sizeof want, "%s/model.fuse", scratch);
+    ck_assert(has_candidate(&t, want));
+    snprintf(want, sizeof want, "%s/.hidden", scratch);
+    ck_assert(!has_candidate(&t, want)); /* hidden unless asked for */
+    tab_free(&t);
+    snprintf(line, sizeof line, ":load %s/.h", scratch);
+    expect_tab(line, NULL, "idden");
+    /* a closed string is not a file name */
+    tab(&t, "X[i] = \"x.json\" Alp", NULL);
+    ck_assert(!t.show || !has_candidate(&t, "model.fuse"));
+    tab_free(&t);
+}
+END_TEST
+
+/* Odd input never crashes and offers what makes sense. */
+START_TEST(complete_odd_input)
+{
+    Tab t;
+    tab(&t, "", NULL); /* an empty line: every builtin */
+    ck_assert(has_candidate(&t, "softmax"));
+    tab_free(&t);
+    tab_at(&t, ":se", 1000, NULL); /* a cursor past the end */
+    ck_assert_str_eq(t.insert, "t ");
+    tab_free(&t);
+    tab(&t, "\"", NULL); /* an unmatched quote: the current directory */
+    tab_free(&t);
+    tab(&t, ":load /no/such/directory/x", NULL);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    ck_assert_str_eq(t.insert, "");
+    tab_free(&t);
+    tab(&t, "X[i] = \"/no/such/dir/", NULL);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    size_t n = 200000;
+    char *longline = malloc(n + 16);
+    memset(longline, 'a', n);
+    longline[n] = '\0';
+    tab(&t, longline, NULL);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    memcpy(longline, ":load ", 6); /* a very long path */
+    memset(longline + 6, '/', n - 6);
+    tab(&t, longline, NULL);
+    tab_free(&t);
+    memcpy(longline, "X = \"\\", 6); /* a string ending in a backslash */
+    longline[6] = '\0';
+    tab(&t, longline, NULL);
+    tab_free(&t);
+    free(longline);
+    tab(&t, ":", NULL); /* every command */
+    ck_assert_uint_eq(t.c.cands.n, CMD_COUNT);
+    tab_free(&t);
+    tab(&t, ":nosuch x", NULL);
+    ck_assert_uint_eq(t.c.cands.n, 0);
+    tab_free(&t);
+    ReplCompletion c;
+    ck_assert(repl_complete(NULL, 0, NULL, &c));
+    ck_assert_uint_eq(c.cands.n, 0);
+    repl_completion_free(&c);
+}
+END_TEST
+
+/* :help NAME for every builtin prints its signature, axes and example; names
+ * are case-insensitive; an unknown one gets the nearest name. */
+START_TEST(help_topics)
+{
+    for (size_t i = 0; i < ir_builtin_count(); i++) {
+        const IrBuiltinInfo *b = ir_builtin_info(i);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        const char *near = NULL;
+        bool found = repl_help_topic(f, b->name, &near);
+        fclose(f);
+        ck_assert_msg(found == !b->is_internal, "help for %s", b->name);
+        if (found) {
+            expect_has(text, b->signature);
+            expect_has(text, b->axes);
+            expect_has(text, b->summary);
+            size_t first = strcspn(b->example, "\n");
+            char line[256];
+            snprintf(line, sizeof line, "%.*s", (int)first, b->example);
+            expect_has(text, line);
+            ck_assert(b->summary[0] && !strchr(b->summary, '\n')); /* one line */
+        }
+        free(text);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    const char *near = NULL;
+    ck_assert(repl_help_topic(f, "SoftMax", &near));
+    ck_assert(repl_help_topic(f, ":load", &near));
+    ck_assert(repl_help_topic(f, "undo", &near));
+    ck_assert(!repl_help_topic(f, "sofmax", &near));
+    ck_assert_str_eq(near, "softmax");
+    ck_assert(!repl_help_topic(f, ":lst", &near));
+    ck_assert_str_eq(near, "list");
+    ck_assert(!repl_help_topic(f, "qqqqqqqq", &near));
+    ck_assert_ptr_null(near);
+    ck_assert(!repl_help_topic(f, "less", &near)); /* internal */
+    fclose(f);
+    expect_has(text, "softmax(x, axis=)");
+    expect_has(text, "usage: :load FILE");
+    expect_has(text, "usage: :undo");
+    free(text);
+}
+END_TEST
+
+/* Every builtin of the compiler's table is in docs/builtins.md with the same
+ * signature, and its example compiles (so help, docs and compiler agree). */
+START_TEST(builtin_table_matches_docs_and_compiler)
+{
+    char *doc = read_text(FUSE_TEST_DIR "/../docs/builtins.md");
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    size_t visible = 0;
+    for (size_t i = 0; i < ir_builtin_count(); i++) {
+        const IrBuiltinInfo *b = ir_builtin_info(i);
+        if (b->is_internal)
+            continue;
+        visible++;
+        char want[160];
+        snprintf(want, sizeof want, "%s`", b->signature);
+        ck_assert_msg(strstr(doc, want) != NULL, "docs/builtins.md lacks `%s`", b->signature);
+        snprintf(want, sizeof want, "`%s`", b->name);
+        ck_assert_msg(strstr(doc, want) != NULL, "docs/builtins.md's table lacks %s", want);
+        ck_assert(!b->alias_of || ir_builtin_lookup(b->alias_of));
+        /* the example checks, with the legacy parser or else v2 (pow) */
+        fuse_program *prog = NULL;
+        fuse_status st = fuse_program_from_text(ctx, b->example, "<example>", &prog);
+        if (st != FUSE_OK) {
+            fuse_program_options o;
+            fuse_program_options_init(&o);
+            o.syntax = FUSE_SYNTAX_V2;
+            st = fuse_program_from_text_opts(ctx, b->example, "<example>", &o, &prog);
+        }
+        ck_assert_msg(st == FUSE_OK, "the example of %s does not check: %s", b->name,
+                      fuse_ctx_error(ctx));
+        fuse_program_free(prog);
+        ck_assert_ptr_nonnull(strstr(b->example, b->name));
+    }
+    ck_assert_uint_ge(visible, 30);
+    ck_assert_ptr_nonnull(ir_builtin_lookup("LNORM"));
+    ck_assert_ptr_null(ir_builtin_lookup("sigmoid"));
+    ck_assert_ptr_null(ir_builtin_info(ir_builtin_count()));
+    fuse_ctx_free(ctx);
+    free(doc);
+}
+END_TEST
+
+/* :help in a script: the listing names every command and builtin; a topic in
+ * any case; an alias says whose; an unknown name fails with the nearest one. */
+START_TEST(piped_help)
+{
+    int rc = run_piped(":help\n:help LAYER_NORM\n:help :lst\n:help drop\n:help nothing_near\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    for (int i = 0; i < CMD_COUNT; i++)
+        expect_has(out, REPL_COMMANDS[i].name);
+    size_t at = expect_after(out, 0, "Builtins (:help NAME for one):\n");
+    for (size_t i = 0; i < ir_builtin_count(); i++) {
+        const IrBuiltinInfo *b = ir_builtin_info(i);
+        char word[64];
+        snprintf(word, sizeof word, " %s", b->name);
+        ck_assert_msg((strstr(out + at, word) != NULL) == !b->is_internal, "listing of %s",
+                      b->name);
+    }
+    at = expect_after(out, at, "layer_norm(x, axis=, eps=1e-5)   (another name for lnorm)\n");
+    at = expect_after(out, at, "    L[i,j] = layer_norm(X[i,j])\n");
+    expect_after(out, at, "usage: :drop NAME\n");
+    at = expect_after(err, 0, "did you mean ':list'?");
+    expect_after(err, at, "no builtin or command 'nothing_near' (:help lists them)\n");
+    free(out), free(err);
+}
+END_TEST
+
+/* Through the terminal: :help, Tab after :se, a :set key and value and a file
+ * name after :load. */
+START_TEST(terminal_help_and_completion)
+{
+    write_text(path_in("prog_for_tab.fuse"), "Zed[i] = const([4.0, 5.0])\n");
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":help softmax\n");
+    pty_expect(p, ir_builtin_lookup("softmax")->signature);
+    pty_expect(p, "result axes: the axes of x");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":help :load\n");
+    pty_expect(p, "usage: :load FILE");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":help sofmax\n");
+    pty_expect(p, "did you mean 'softmax'?");
+    pty_expect(p, "fuse> ");
+    /* :se -> ":set ", max_it -> "max_iters " (libedit may redraw in between) */
+    pty_send(p, ":se\t");
+    pty_expect(p, "t ");
+    pty_send(p, "max_it\t");
+    pty_expect(p, "ers ");
+    pty_send(p, "7\n");
+    pty_expect(p, "max_iters = 7");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":set mode fix\t\n");
+    pty_expect(p, "mode = fixpoint");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":load prog_f\t\n");
+    pty_expect(p, "loaded prog_for_tab.fuse");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Zed\n");
+    pty_expect(p, "[4. 5.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+}
+END_TEST
+
+/* Up after a statement typed on two lines recalls both lines as one entry:
+ * Enter evaluates it again (a redefinition). */
+START_TEST(terminal_history_multiline)
+{
+    Pty *p = malloc(sizeof *p);
+    pty_spawn(p, true);
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Alpha[i] = const([1.0, 2.0])\n");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Beta[i] = 3 (\n");
+    pty_expect(p, "...   ");
+    pty_send(p, "Alpha[i])\n");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "\x1b[A");
+    pty_expect(p, "Alpha[i])"); /* the second line is shown again */
+    pty_send(p, "\n");
+    pty_expect(p, "Beta redefined");
+    pty_expect(p, "fuse> ");
+    pty_send(p, "Beta\n");
+    pty_expect(p, "[3. 6.]");
+    pty_expect(p, "fuse> ");
+    pty_send(p, ":quit\n");
+    ck_assert_int_eq(pty_wait(p), 0);
+    free(p);
+    /* one entry in the file (libedit encodes a newline as \012, a space as
+     * \040): no line of its own for the second line */
+    char *hist = read_text(path_in(".fuse_jit_history"));
+    expect_has(hist, "(\\012Alpha[i])");
+    ck_assert_msg(strstr(hist, "\nAlpha[i])") == NULL, "split entry in:\n%s", hist);
+    free(hist);
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *s = suite_create("repl");
@@ -700,6 +1136,16 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, terminal_without_arguments);
     tcase_add_test(tc, ctrl_c_on_another_thread);
     tcase_add_test(tc, ctrl_c_interrupts_an_evaluation);
+    tcase_add_test(tc, ctrl_c_stops_a_long_kernel);
+    tcase_add_test(tc, complete_commands_and_settings);
+    tcase_add_test(tc, complete_names);
+    tcase_add_test(tc, complete_files);
+    tcase_add_test(tc, complete_odd_input);
+    tcase_add_test(tc, help_topics);
+    tcase_add_test(tc, piped_help);
+    tcase_add_test(tc, builtin_table_matches_docs_and_compiler);
+    tcase_add_test(tc, terminal_help_and_completion);
+    tcase_add_test(tc, terminal_history_multiline);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,14 +10,15 @@
  * exported, then run; the library's cache keeps unchanged code from being
  * compiled again); another expression is evaluated the same way as a temporary
  * tensor over its free axes. Lines starting with ':' are commands
- * (COMMANDS below).
+ * (the table of repl_help.c; :help NAME also describes any builtin).
  *
  * On a terminal, lines come from libedit: emacs key bindings, persistent history
- * (~/.fuse_jit_history), tab completion of tensor names, builtins and commands, a
- * "...   " prompt while brackets are open, Ctrl-C cancels the line (or interrupts
- * the evaluation in progress: fuse_ctx_interrupt) and Ctrl-D on an empty line
- * quits. Otherwise lines are read with getline and nothing but
- * results and diagnostics is printed, so sessions can be scripted.
+ * (~/.fuse_jit_history; a statement over several lines is one entry), tab
+ * completion (repl_complete.c: names, builtins, commands, :set keys and values,
+ * file names), a "...   " prompt while brackets are open, Ctrl-C cancels the
+ * line (or interrupts the evaluation in progress: fuse_ctx_interrupt) and
+ * Ctrl-D on an empty line quits. Otherwise lines are read with getline and
+ * nothing but results and diagnostics is printed, so sessions can be scripted.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -56,57 +57,17 @@ static fuse_ctx *volatile repl_ctx;
 
 static const char *buf_str(const SupBuf *b) { return b->p ? b->p : ""; }
 
-typedef struct Words {
-    char **v;
-    size_t n, cap;
-} Words;
-
-static bool words_has(const Words *w, const char *s, size_t n)
-{
-    for (size_t i = 0; i < w->n; i++)
-        if (strlen(w->v[i]) == n && strncmp(w->v[i], s, n) == 0)
-            return true;
-    return false;
-}
-
-/* Adds a copy of s[0..n) unless present; false on OOM. */
-static bool words_add(Words *w, const char *s, size_t n)
-{
-    if (words_has(w, s, n))
-        return true;
-    if (!sup_grow((void **)&w->v, &w->cap, w->n + 1, sizeof *w->v))
-        return false;
-    char *copy = strndup(s, n);
-    if (!copy)
-        return false;
-    w->v[w->n++] = copy;
-    return true;
-}
-
-static void words_free(Words *w)
-{
-    for (size_t i = 0; i < w->n; i++)
-        free(w->v[i]);
-    free(w->v);
-    *w = (Words){0};
-}
-
 /* ---- lexical scanning of the session text ---- */
 
-/* Builtin names (SPEC §5), for completion and to tell calls from tensors. */
-static const char *const BUILTINS[] = {
-    "step", "relu", "sin", "cos", "exp", "log", "tanh", "sqrt", "abs", "sig", "gelu",
-    "softmax", "masked_softmax", "lnorm", "layernorm", "layer_norm", "attention", "rope",
-    "concat", "causal_mask", "const", "topk", "reduce_max", "reduce_mean", "max", "mean",
-    "sum", "case", "tucker_dense", "even", "odd", "export", "true", "false", "none",
-};
-
+/* Words that are not tensor names: the builtins (the compiler's table) and a
+ * few keywords. */
 static bool is_builtin(const char *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++)
-        if (strlen(BUILTINS[i]) == n && strncasecmp(BUILTINS[i], s, n) == 0)
+    static const char *const KEYWORDS[] = {"export", "true", "false", "none"};
+    for (size_t i = 0; i < sizeof KEYWORDS / sizeof KEYWORDS[0]; i++)
+        if (strlen(KEYWORDS[i]) == n && strncasecmp(KEYWORDS[i], s, n) == 0)
             return true;
-    return false;
+    return repl_is_builtin(s, n);
 }
 
 static bool is_ident_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
@@ -412,6 +373,7 @@ typedef struct Repl {
     Session *undo;       /* earlier sessions, the last one first to come back */
     size_t n_undo, cap_undo;
     SupBuf pending;      /* an entry whose brackets are still open */
+    SupBuf entry;        /* the lines of the statement being read, for the history */
     bool interactive; /* stdin is a terminal */
     bool timing;      /* :time */
     bool quit;
@@ -495,10 +457,14 @@ static void repl_lib_error(Repl *r, fuse_status st)
 {
     const char *msg = fuse_ctx_error(r->ctx);
     fflush(stdout);
+    if (st == FUSE_E_INTERRUPTED && r->interactive)
+        fputc('\n', stderr); /* past the terminal's echoed ^C */
     if (!msg || !*msg) {
         fprintf(stderr, "error: %s\n", fuse_status_name(st));
     } else {
-        print_diagnostic(r, msg);
+        char *colored = cli_color_stderr() ? cli_color_diags(msg) : NULL; /* on a tty */
+        print_diagnostic(r, colored ? colored : msg);
+        free(colored);
         if (msg[strlen(msg) - 1] != '\n')
             fputc('\n', stderr);
     }
@@ -888,12 +854,7 @@ static void show_expression(Repl *r, const char *expr)
 
 /* ---- :set ---- */
 
-static const char *const MODES[] = {"single", "fixpoint", "demand"};
-static const char *const STRATEGIES[] = {"synchronous", "semi_naive"};
-static const char *const PROJECTIONS[] = {"exact", "monte_carlo"};
-static const char *const PRECISIONS[] = {"fp32", "fp64", "bf16", "fp16"};
-static const char *const DEVICES[] = {"auto", "cpu", "cuda"};
-static const char *const SWITCHES[] = {"off", "on"};
+/* The keys and value lists are repl_settings.c's (Tab completes from them too). */
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -931,24 +892,24 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
     long long n = 0;
     int i = 0;
     if (strcmp(key, "mode") == 0)
-        return set_choice(&i, v, MODES, COUNT_OF(MODES)) ? (c->mode = (fuse_mode)i, NULL)
-                                                          : "single, fixpoint or demand";
+        return set_choice(&i, v, REPL_MODES, COUNT_OF(REPL_MODES))
+                   ? (c->mode = (fuse_mode)i, NULL) : "single, fixpoint or demand";
     if (strcmp(key, "strategy") == 0)
-        return set_choice(&i, v, STRATEGIES, COUNT_OF(STRATEGIES))
+        return set_choice(&i, v, REPL_STRATEGIES, COUNT_OF(REPL_STRATEGIES))
                    ? (c->strategy = (fuse_strategy)i, NULL) : "synchronous or semi_naive";
     if (strcmp(key, "projection") == 0)
-        return set_choice(&i, v, PROJECTIONS, COUNT_OF(PROJECTIONS))
+        return set_choice(&i, v, REPL_PROJECTIONS, COUNT_OF(REPL_PROJECTIONS))
                    ? (c->projection = (fuse_projection)i, NULL) : "exact or monte_carlo";
     if (strcmp(key, "precision") == 0)
-        return set_choice(&i, v, PRECISIONS, COUNT_OF(PRECISIONS))
+        return set_choice(&i, v, REPL_PRECISIONS, COUNT_OF(REPL_PRECISIONS))
                    ? (c->precision = (fuse_precision)i, NULL) : "fp32, fp64, bf16 or fp16";
     if (strcmp(key, "device") == 0)
-        return set_choice(&i, v, DEVICES, COUNT_OF(DEVICES)) ? (c->device = (fuse_device)i, NULL)
-                                                              : "auto, cpu or cuda";
+        return set_choice(&i, v, REPL_DEVICES, COUNT_OF(REPL_DEVICES))
+                   ? (c->device = (fuse_device)i, NULL) : "auto, cpu or cuda";
     if (strcmp(key, "sinks") == 0)
-        return set_choice(&c->write_sinks, v, SWITCHES, 2) ? NULL : "on or off";
+        return set_choice(&c->write_sinks, v, REPL_SWITCHES, 2) ? NULL : "on or off";
     if (strcmp(key, "cache") == 0)
-        return set_choice(&i, v, SWITCHES, 2) ? (c->no_cache = !i, NULL) : "on or off";
+        return set_choice(&i, v, REPL_SWITCHES, 2) ? (c->no_cache = !i, NULL) : "on or off";
     if (strcmp(key, "threads") == 0)
         return parse_count(v, INT_MAX, &n) ? (c->threads = (int)n, NULL) : "a count >= 0";
     if (strcmp(key, "max_iters") == 0)
@@ -969,20 +930,11 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
 
 static const char SET_KEYS[] = "mode, strategy, projection, precision, device, threads, seed, "
                                "samples, max_iters, tol, sinks, cache, max_memory, parser, param";
-static const char *const SET_KEY_LIST[] = {
-    "mode",    "strategy",  "projection", "precision", "device", "threads",    "seed",
-    "samples", "max_iters", "tol",        "sinks",     "cache",  "max_memory", "parser",
-    "param",
-};
 
 /* ---- commands ---- */
 
-typedef struct ReplCommand {
-    const char *name; /* with the ':' */
-    const char *args;
-    const char *help;
-    void (*fn)(Repl *r, char *arg); /* arg: trimmed, "" when none */
-} ReplCommand;
+/* A command's handler; arg: trimmed, "" when none. */
+typedef void (*ReplCommandFn)(Repl *r, char *arg);
 
 /* `:set param NAME=VALUE`: adds or replaces the value; NULL or what is expected. */
 static const char *set_param(Repl *r, const char *v)
@@ -1017,28 +969,26 @@ static void params_free(Repl *r)
     r->n_params = 0;
 }
 
-static const char *const SYNTAXES[] = {"legacy", "v2"};
-
 /* `:set` alone: every setting and its current value. */
 static void print_settings(const Repl *r)
 {
     const fuse_config *c = &r->cfg;
     printf("mode = %s\nstrategy = %s\nprojection = %s\nprecision = %s\ndevice = %s\n",
-           MODES[c->mode], STRATEGIES[c->strategy], PROJECTIONS[c->projection],
-           PRECISIONS[c->precision], DEVICES[c->device]);
+           REPL_MODES[c->mode], REPL_STRATEGIES[c->strategy], REPL_PROJECTIONS[c->projection],
+           REPL_PRECISIONS[c->precision], REPL_DEVICES[c->device]);
     printf("threads = %d%s\nseed = %llu\nsamples = %lld\n", c->threads,
            c->threads ? "" : " (all cores)", (unsigned long long)c->seed,
            (long long)c->samples);
     printf("max_iters = %d%s\ntol = %g\nsinks = %s\ncache = %s\n", c->max_iters,
-           c->max_iters ? "" : " (32)", c->tol, SWITCHES[c->write_sinks != 0],
-           SWITCHES[!c->no_cache]);
+           c->max_iters ? "" : " (32)", c->tol, REPL_SWITCHES[c->write_sinks != 0],
+           REPL_SWITCHES[!c->no_cache]);
     if (c->max_memory == FUSE_MEMORY_UNLIMITED)
         printf("max_memory = none\n");
     else if (c->max_memory == 0)
         printf("max_memory = 0 (the machine's memory)\n");
     else
         printf("max_memory = %llu\n", (unsigned long long)c->max_memory);
-    printf("parser = %s\nparam =", SYNTAXES[r->syntax == FUSE_SYNTAX_V2]);
+    printf("parser = %s\nparam =", REPL_SYNTAXES[r->syntax == FUSE_SYNTAX_V2]);
     for (size_t i = 0; i < r->n_params; i++)
         printf(" %s=%g", r->params[i].name, r->params[i].value);
     printf("%s\n", r->n_params ? "" : " (none)");
@@ -1087,14 +1037,18 @@ static void cmd_set(Repl *r, char *arg)
     fuse_config c = r->cfg;
     const char *bad = strcmp(key, "param") == 0    ? set_param(r, v)
                     : strcmp(key, "parser") != 0 ? set_option(&c, key, v)
-                    : set_choice(&syntax, v, SYNTAXES, 2) ? NULL : "legacy or v2";
+                    : set_choice(&syntax, v, REPL_SYNTAXES, 2) ? NULL : "legacy or v2";
     if (!bad && (strcmp(key, "precision") == 0 || strcmp(key, "device") == 0) &&
         !config_usable(r, &c, key, v))
         return;
     if (!bad)
         r->cfg = c;
     r->syntax = (fuse_syntax)syntax;
-    const char *near = bad && !*bad ? sup_nearest(key, SET_KEY_LIST, COUNT_OF(SET_KEY_LIST)) : NULL;
+    const char *keys[32];
+    size_t n_keys = 0;
+    for (size_t i = 0; i < REPL_N_SETTINGS && n_keys < COUNT_OF(keys); i++)
+        keys[n_keys++] = REPL_SETTINGS[i].key;
+    const char *near = bad && !*bad ? sup_nearest(key, keys, n_keys) : NULL;
     if (near)
         repl_error(r, "unknown setting '%s' (keys: %s); did you mean '%s'?", key, SET_KEYS, near);
     else if (bad && !*bad)
@@ -1433,64 +1387,46 @@ static void cmd_save(Repl *r, char *arg)
     free(tmp);
 }
 
-static void cmd_help(Repl *r, char *arg);
-
-static const ReplCommand COMMANDS[] = {
-    {":help", "", "show this help", cmd_help},
-    {":load", "FILE", "add the statements of FILE (sources then resolve beside it)", cmd_load},
-    {":save", "FILE", "write the session as a .fuse program", cmd_save},
-    {":list", "", "print the session's program with line numbers", cmd_list},
-    {":show", "NAME", "print the statements that define or export NAME", cmd_show},
-    {":shape", "NAME", "print the shape and dtype of NAME", cmd_shape},
-    {":explain", "[NAME]", "explain the program (only the lines naming NAME)", cmd_explain},
-    {":run", "", "run the program and print every export (sinks: see :set)", cmd_run},
-    {":time", "", "toggle check, compile (kernels compiled/cached) and run timings",
-     cmd_time},
-    {":set", "[KEY VALUE]",
-     "alone: list every setting and its value; else set (checked at once)\n"
-     "                     mode, strategy, projection, precision, device, threads,\n"
-     "                     seed, samples, max_iters, tol, sinks (on|off), cache (on|off),\n"
-     "                     max_memory (4G, none), parser (legacy|v2),\n"
-     "                     param (NAME=VALUE, for v2 `param` declarations)",
-     cmd_set},
-    {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm", cmd_emit},
-    {":drop", "NAME", "remove the statements that define or export NAME\n"
-                      "                     (refused while another statement uses NAME)", cmd_drop},
-    {":undo", "", "take back the last statement, :load, :drop or :reset", cmd_undo},
-    {":reset", "", "forget every statement (settings stay)", cmd_reset},
-    {":quit", "", "leave (Ctrl-D too)", cmd_quit},
-};
-
-void repl_print_help(FILE *f)
+/* `:help [NAME]` */
+static void cmd_help(Repl *r, char *arg)
 {
-    fputs("Enter statements (equations, sources, sinks, export NAME) to add them to the\n"
-          "session's program: `S[i] = ...` replaces S's definition, `S[i] += ...` adds a\n"
-          "contribution; a statement that does not check or load is not kept. A bare\n"
-          "tensor NAME prints its value; another expression (2 A[i], M[i,k] B[k,j])\n"
-          "prints its value over its free axes (an index repeated in a product is\n"
-          "summed) and is not kept. Errors name the line of a :loaded file or a piped\n"
-          "script (<stdin>). Commands:\n", f);
-    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++) {
-        char left[32];
-        snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].args);
-        fprintf(f, "  %-18s %s\n", left, COMMANDS[i].help);
+    if (!*arg) {
+        repl_print_help(stdout);
+        return;
     }
+    const char *near = NULL;
+    if (repl_help_topic(stdout, arg, &near))
+        return;
+    bool command = near && repl_command_find(near, strlen(near)) != CMD_COUNT &&
+                   !repl_is_builtin(near, strlen(near));
+    if (near)
+        repl_error(r, "no builtin or command '%s' (:help lists them); did you mean '%s%s'?", arg,
+                   command ? ":" : "", near);
+    else
+        repl_error(r, "no builtin or command '%s' (:help lists them)", arg);
 }
 
-static void cmd_help(Repl *r, char *arg) { repl_print_help(stdout); }
+/* The handlers, by the ids of repl_help.c's command table. */
+static const ReplCommandFn COMMAND_FNS[CMD_COUNT] = {
+    [CMD_HELP] = cmd_help,   [CMD_LOAD] = cmd_load,       [CMD_SAVE] = cmd_save,
+    [CMD_LIST] = cmd_list,   [CMD_SHOW] = cmd_show,       [CMD_SHAPE] = cmd_shape,
+    [CMD_EXPLAIN] = cmd_explain, [CMD_RUN] = cmd_run,     [CMD_TIME] = cmd_time,
+    [CMD_SET] = cmd_set,     [CMD_EMIT] = cmd_emit,       [CMD_DROP] = cmd_drop,
+    [CMD_UNDO] = cmd_undo,   [CMD_RESET] = cmd_reset,     [CMD_QUIT] = cmd_quit,
+};
 
 static void run_command(Repl *r, char *line)
 {
     size_t n = strcspn(line, " \t");
     char *arg = trim(line + n);
-    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++)
-        if (strlen(COMMANDS[i].name) == n && strncmp(COMMANDS[i].name, line, n) == 0) {
-            COMMANDS[i].fn(r, arg);
-            return;
-        }
-    const char *names[COUNT_OF(COMMANDS)];
-    for (size_t i = 0; i < COUNT_OF(COMMANDS); i++)
-        names[i] = COMMANDS[i].name + (COMMANDS[i].name[0] == ':');
+    ReplCommandId id = line[0] == ':' ? repl_command_find(line, n) : CMD_COUNT;
+    if (id != CMD_COUNT && COMMAND_FNS[id]) {
+        COMMAND_FNS[id](r, arg);
+        return;
+    }
+    const char *names[CMD_COUNT];
+    for (size_t i = 0; i < CMD_COUNT; i++)
+        names[i] = REPL_COMMANDS[i].name + 1;
     char word[32];
     snprintf(word, sizeof word, "%.*s", (int)(n > 0 && line[0] == ':' ? n - 1 : n),
              n > 0 && line[0] == ':' ? line + 1 : line);
@@ -1602,74 +1538,35 @@ static int repl_getc(EditLine *el, wchar_t *wc)
     }
 }
 
-/* Completion candidates for the word w[0..n): commands after ':' at the start of
- * the line, else the session's tensor names and the builtins. */
-static bool completions(Repl *r, const char *w, size_t n, bool at_start, Words *out)
-{
-    Words all = {0};
-    bool ok = true;
-    if (n && w[0] == ':' && at_start) {
-        for (size_t i = 0; i < COUNT_OF(COMMANDS) && ok; i++)
-            ok = words_add(&all, COMMANDS[i].name, strlen(COMMANDS[i].name));
-    } else {
-        ok = collect_names(buf_str(&r->text), &all) && collect_names(buf_str(&r->pending), &all);
-        for (size_t i = 0; i < COUNT_OF(BUILTINS) && ok; i++)
-            ok = words_add(&all, BUILTINS[i], strlen(BUILTINS[i]));
-    }
-    for (size_t i = 0; i < all.n && ok; i++)
-        if (strncmp(all.v[i], w, n) == 0)
-            ok = words_add(out, all.v[i], strlen(all.v[i]));
-    words_free(&all);
-    return ok;
-}
-
-/* Length of the prefix every candidate shares. */
-static size_t common_prefix(const Words *c)
-{
-    size_t n = strlen(c->v[0]);
-    for (size_t i = 1; i < c->n; i++) {
-        size_t k = 0;
-        while (k < n && c->v[i][k] == c->v[0][k])
-            k++;
-        n = k;
-    }
-    return n;
-}
-
-/* Tab: completes the word before the cursor, or lists the candidates. */
-static unsigned char repl_complete(EditLine *el, int ch)
+/* Tab: completes the word before the cursor (repl_complete.c), or lists the
+ * candidates when they share nothing more. */
+static unsigned char repl_complete_key(EditLine *el, int ch)
 {
     Repl *r = editor_repl(el);
     const LineInfo *li = el_line(el);
-    const char *start = li->cursor;
-    while (start > li->buffer && (is_ident_char(start[-1]) || start[-1] == ':'))
-        start--;
-    size_t n = (size_t)(li->cursor - start);
-    bool at_start = true;
-    for (const char *p = li->buffer; p < start; p++)
-        at_start = at_start && isspace((unsigned char)*p);
-    Words c = {0};
-    if (!completions(r, start, n, at_start, &c) || c.n == 0) {
-        words_free(&c);
-        return CC_ERROR;
-    }
-    size_t k = common_prefix(&c);
-    unsigned char rc = CC_REFRESH;
-    if (k > n) {
-        char *add = strndup(c.v[0] + n, k - n);
-        if (add && el_insertstr(el, add) == -1)
-            rc = CC_ERROR;
-        free(add);
-    } else if (c.n > 1) {
+    /* the line up to the cursor, as a string */
+    char *line = strndup(li->buffer, (size_t)(li->cursor - li->buffer));
+    Words tensors = {0};
+    ReplCompletion c = {0};
+    bool ok = line && collect_names(buf_str(&r->text), &tensors) &&
+              collect_names(buf_str(&r->pending), &tensors) &&
+              repl_complete(line, strlen(line), &tensors, &c);
+    bool show = false;
+    char *add = ok ? repl_completion_text(&c, &show) : NULL;
+    unsigned char rc = CC_ERROR;
+    if (add && *add) {
+        rc = el_insertstr(el, add) == -1 ? CC_ERROR : CC_REFRESH;
+    } else if (show) {
         fputc('\n', stdout);
-        for (size_t i = 0; i < c.n; i++)
-            printf("%s%s", c.v[i], i + 1 < c.n ? "  " : "\n");
+        for (size_t i = 0; i < c.cands.n; i++)
+            printf("%s%s", c.cands.v[i], i + 1 < c.cands.n ? "  " : "\n");
         fflush(stdout);
         rc = CC_REDISPLAY;
     }
-    if (c.n == 1 && k >= n && c.v[0][0] == ':')
-        el_insertstr(el, " ");
-    words_free(&c);
+    free(add);
+    repl_completion_free(&c);
+    words_free(&tensors);
+    free(line);
     return rc;
 }
 
@@ -1695,7 +1592,8 @@ static void editor_open(Repl *r)
     el_set(r->el, EL_HIST, history, r->hist);
     el_set(r->el, EL_GETCFN, repl_getc);
     /* the wide call: libedit keeps these pointers (the narrow one leaks copies) */
-    el_wset(r->el, EL_ADDFN, L"fuse-complete", L"complete a name or command", repl_complete);
+    el_wset(r->el, EL_ADDFN, L"fuse-complete", L"complete a name, command or file",
+            repl_complete_key);
     el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1755,7 +1653,32 @@ static void repl_eval(Repl *r, char *line)
     }
 }
 
-/* Reads one line (without its newline) into *line (malloc'd). False at the end. */
+/* Evaluates what one read returned: a line, or several (a statement recalled
+ * from the history). The history gets whole statements: the lines of one whose
+ * brackets stay open are kept together, joined with newlines, so Up recalls
+ * the statement as one entry. */
+static void repl_entry(Repl *r, char *text)
+{
+    for (char *line = text, *next; line && !r->quit; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (line != text)
+            r->lineno++;
+        if (r->pending.len == 0)
+            r->entry.len = 0;
+        if (!(r->entry.len == 0 || sup_buf_puts(&r->entry, "\n")) ||
+            !sup_buf_puts(&r->entry, line))
+            r->entry.len = 0; /* out of memory: the history misses it */
+        repl_eval(r, line);
+        if (r->pending.len == 0 && r->entry.len)
+            remember(r, r->entry.p);
+    }
+}
+
+/* Reads one line (without its newline) into *line (malloc'd); on a terminal a
+ * statement recalled from the history may hold several lines. False at the
+ * end. */
 static bool read_line(Repl *r, char **line)
 {
     *line = NULL;
@@ -1782,8 +1705,11 @@ static bool read_line(Repl *r, char **line)
         return false;
     }
     *line = strdup(s);
-    if (*line)
-        (*line)[strcspn(*line, "\r\n")] = '\0';
+    if (*line) {
+        size_t n = strlen(*line);
+        while (n && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
+            (*line)[--n] = '\0';
+    }
     return *line != NULL;
 }
 
@@ -1824,8 +1750,7 @@ int repl_main(const char *program)
             r.failures++;
             r.pending.len = 0;
         } else {
-            remember(&r, line);
-            repl_eval(&r, line);
+            repl_entry(&r, line);
         }
         free(line);
         line = NULL;
@@ -1844,6 +1769,7 @@ int repl_main(const char *program)
     editor_close(&r);
     free(r.text.p);
     free(r.pending.p);
+    free(r.entry.p);
     session_free(&r.cur);
     for (size_t i = 0; i < r.n_undo; i++)
         session_free(&r.undo[i]);
