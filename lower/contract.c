@@ -7,7 +7,8 @@
  * output's contiguous dimension. Operands are plain reads (no shift, fixed
  * position, slice or repeated axis) and the output is written whole.
  *
- * Kernel `op(out, in0, in1, scratch, tid, nth)`: thread tid of nth takes a run
+ * Kernel `op(out, in0, in1, scratch, tid, nth, [epilogue buffers,] stop)`: thread
+ * tid of nth takes a run
  * of whole NR-wide column panels of N, or for a thin product (N <= 4 NR, M >= 8 N:
  * two column panels would leave each thread packing all of A) a run of whole
  * MR-row panels of M, so every output cell is computed by one thread, in the
@@ -43,6 +44,10 @@
  * ops' tensors as extra parameters, and on the last K block calls the
  * out-of-line `NAME.epi` on each finished tile (its cells' loop counters are
  * decoded from the batch index and the tile's flat M and N indices).
+ * Stopping (emit.h): each (jc, pc) block and each MC block of it first checks the
+ * run's stop flag and skips its packing and tiles once it is set (a block is a
+ * few milliseconds of work at most; the kernel still returns normally, so a
+ * team's threads all reach their barriers).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -826,6 +831,7 @@ static void emit_ic_loop(Emit *e, const Contraction *c, const CPtrs *q, LLVMValu
     w.first = e->op->is_init ? LLVMBuildICmp(e->bld, LLVMIntEQ, pc, emit_i64(e, 0), "v.first")
                              : NULL;
     LLVMValueRef il = cl_begin(e, &li, q->m_len, c->mc, "b.ic");
+    LLVMBasicBlockRef resume = emit_unless_stopped_begin(e);
     LLVMValueRef mc = umin(e, emit_i64(e, c->mc), LLVMBuildNUWSub(e->bld, q->m_len, il, "v.rest"));
     LLVMValueRef ic = add(e, q->m_lo, il);
     pack_a(e, c, q->a, q->ap, ic, mc, pc, kc);
@@ -845,6 +851,7 @@ static void emit_ic_loop(Emit *e, const Contraction *c, const CPtrs *q, LLVMValu
         emit_epilogue(e, c, q, &w, pc, kc);
     cl_end(e, &lp);
     cl_end(e, &lj);
+    emit_unless_stopped_end(e, resume);
     cl_end(e, &li);
 }
 
@@ -859,8 +866,10 @@ static void emit_blocks(Emit *e, const Contraction *c, const CPtrs *q)
     LLVMValueRef jc = add(e, q->n_lo, jl);
     LLVMValueRef pc = cl_begin(e, &lp, kt, c->kc, "b.pc");
     LLVMValueRef kc = umin(e, emit_i64(e, c->kc), LLVMBuildNUWSub(e->bld, kt, pc, "v.rest"));
+    LLVMBasicBlockRef resume = emit_unless_stopped_begin(e);
     pack_b(e, c, q->b, q->bp, jc, nc, pc, kc);
     emit_ic_loop(e, c, q, jc, nc, pc, kc);
+    emit_unless_stopped_end(e, resume);
     cl_end(e, &lp);
     cl_end(e, &lj);
 }
@@ -987,13 +996,15 @@ LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
                                     const char *name)
 {
     e->op = op;
-    e->v_out = NULL;
+    e->v_out = e->v_stop = NULL;
     LLVMValueRef epi_fn = c->n_epi ? epilogue_function(e, c, name) : NULL;
-    LLVMTypeRef params[6 + EMIT_MAX_AXES] = {e->t_ptr, e->t_ptr, e->t_ptr,
+    LLVMTypeRef params[7 + EMIT_MAX_AXES] = {e->t_ptr, e->t_ptr, e->t_ptr,
                                              e->t_ptr, e->t_i64, e->t_i64};
     for (int j = 0; j < c->n_epi_tensors; j++)
         params[6 + j] = e->t_ptr; /* fusion: the epilogue's tensors */
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 6 + (unsigned)c->n_epi_tensors, 0);
+    unsigned stop_at = 6 + (unsigned)c->n_epi_tensors;
+    params[stop_at] = e->t_ptr; /* the stop flag */
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, stop_at + 1, 0);
     e->fn = LLVMAddFunction(e->mod, name, fty);
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
@@ -1003,6 +1014,7 @@ LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
     e->v_out = LLVMGetParam(e->fn, 0);
     e->v_in[0] = LLVMGetParam(e->fn, 1);
     e->v_in[1] = LLVMGetParam(e->fn, 2);
+    e->v_stop = LLVMGetParam(e->fn, stop_at);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     LLVMValueRef csr = flush_subnormals_begin(e);
     LLVMValueRef extra[EMIT_MAX_AXES];
@@ -1012,5 +1024,6 @@ LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
               extra, epi_fn);
     flush_subnormals_end(e, csr);
     LLVMBuildRetVoid(e->bld);
+    e->v_stop = NULL;
     return e->fn;
 }

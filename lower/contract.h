@@ -54,8 +54,9 @@ bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt
 size_t contract_scratch_bytes(const Contraction *c);
 
 /* Emits `internal void NAME(ptr out, ptr in0, ptr in1, ptr scratch, i64 tid,
- * i64 nth)`: the operands in op order, this thread's scratch, and the thread's
- * index and team size (it computes only its share of the output columns). */
+ * i64 nth, [ptr epilogue buffer...,] ptr stop)`: the operands in op order, this
+ * thread's scratch, the thread's index and team size (it computes only its share
+ * of the output columns), fusion's buffers, and the run's stop flag. */
 LLVMValueRef contract_emit_function(Emit *e, const Op *op, const Contraction *c,
                                     const char *name);
 

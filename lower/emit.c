@@ -1,11 +1,12 @@
 /*
  * emit.c: the loop nest of one IR op as an LLVM function.
  *
- * Each op becomes `internal void NAME(ptr noalias out, ptr noalias in0, ...)` with
- * every size a constant. Loops run counters from 0 to n-1 (axes of size 1 get no
- * loop; an op with an empty axis is empty). Operand addresses are sums of
- * counter x stride; a shifted read (t+1) is clamped into range and replaced by 0
- * outside it, so no load ever leaves its buffer.
+ * Each op becomes `internal void NAME(ptr noalias out, ptr noalias in0, ..., ptr
+ * stop)` with every size a constant. Loops run counters from 0 to n-1 (axes of
+ * size 1 get no loop; an op with an empty axis is empty). Operand addresses are
+ * sums of counter x stride; a shifted read (t+1) is clamped into range and
+ * replaced by 0 outside it, so no load ever leaves its buffer. A long nest checks
+ * the run's stop flag once per block of an outer loop (emit.h: stopping a run).
  *
  * JOIN has two shapes. A plain sum writes in place: the output is zeroed (first
  * contribution), then `out += coef * prod` runs with the output's last axis
@@ -152,6 +153,8 @@ Loop emit_loop_begin(Emit *e, int axis)
 
 void emit_loop_end(Emit *e, Loop *l)
 {
+    if (l->resume) /* the skipped rest of a stopped iteration rejoins here */
+        emit_unless_stopped_end(e, l->resume);
     if (l->is_shared) {
         share_end(e, l);
         return;
@@ -166,6 +169,94 @@ void emit_loop_end(Emit *e, Loop *l)
     LLVMBuildCondBr(e->bld, more, l->header, exit);
     LLVMAddIncoming(l->v_phi, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(e->bld, exit);
+}
+
+/* ---- stopping a run (emit.h) ---- */
+
+LLVMValueRef emit_never_stop(Emit *e)
+{
+    static const char name[] = "fuse.never_stop";
+    LLVMValueRef g = LLVMGetNamedGlobal(e->mod, name);
+    if (g)
+        return g;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    g = LLVMAddGlobal(e->mod, i32, name);
+    LLVMSetInitializer(g, LLVMConstInt(i32, 0, 0));
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMInternalLinkage);
+    LLVMSetAlignment(g, 4);
+    return g;
+}
+
+/* cells x n, saturating (a check needs only to know "large"). */
+static int64_t cells_times(int64_t cells, int64_t n)
+{
+    const int64_t cap = (int64_t)1 << 40;
+    return n > 0 && cells > cap / n ? cap : cells * n;
+}
+
+int emit_stop_level(const Emit *e, const int *axes, int n, int64_t inner_cells)
+{
+    if (!e->v_stop)
+        return -1;
+    int64_t total = inner_cells;
+    for (int i = 0; i < n; i++)
+        total = cells_times(total, e->op->axes[axes[i]].size);
+    if (total < EMIT_STOP_MIN_CELLS)
+        return -1;
+    int64_t inner = inner_cells; /* the cells of one iteration of loop i */
+    for (int i = n - 1; i >= 0; i--) {
+        int64_t size = e->op->axes[axes[i]].size;
+        if (size > 1 && inner >= EMIT_STOP_BLOCK_CELLS)
+            return i;
+        inner = cells_times(inner, size);
+    }
+    return -1;
+}
+
+/* cond, marked as almost always true (llvm.expect): the stop branch is cold. */
+static LLVMValueRef expect_true(Emit *e, LLVMValueRef cond)
+{
+    static const char name[] = "llvm.expect";
+    unsigned id = LLVMLookupIntrinsicID(name, sizeof name - 1);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, &e->t_i1, 1);
+    LLVMValueRef args[2] = {cond, LLVMConstInt(e->t_i1, 1, 0)};
+    return LLVMBuildCall2(e->bld, LLVMIntrinsicGetType(e->ctx, id, &e->t_i1, 1), fn, args, 2,
+                          "v.likely");
+}
+
+LLVMBasicBlockRef emit_unless_stopped_begin(Emit *e)
+{
+    if (!e->v_stop)
+        return NULL;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    /* relaxed: the host's atomic store is seen at some later check; an ordinary
+     * load could be hoisted out of the loop */
+    LLVMValueRef flag = LLVMBuildLoad2(e->bld, i32, e->v_stop, "v.stop");
+    LLVMSetOrdering(flag, LLVMAtomicOrderingMonotonic);
+    LLVMSetAlignment(flag, 4);
+    LLVMValueRef go = expect_true(e, LLVMBuildICmp(e->bld, LLVMIntEQ, flag,
+                                                   LLVMConstInt(i32, 0, 0), "v.go"));
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->bld));
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.go");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.stopped");
+    LLVMBuildCondBr(e->bld, go, run, after);
+    LLVMPositionBuilderAtEnd(e->bld, run);
+    return after;
+}
+
+void emit_unless_stopped_end(Emit *e, LLVMBasicBlockRef after)
+{
+    if (!after)
+        return;
+    LLVMBuildBr(e->bld, after);
+    LLVMPositionBuilderAtEnd(e->bld, after);
+}
+
+void emit_loop_stop_check(Emit *e, Loop *l)
+{
+    if (!l->is_trivial && !l->resume)
+        l->resume = emit_unless_stopped_begin(e);
 }
 
 /* ---- addressing ---- */
@@ -291,6 +382,18 @@ static void begin_all(Emit *e, const Order *o, Loop *loops)
         loops[i] = emit_loop_begin(e, o->axis[i]);
 }
 
+/* begin_all, and the loop emit_stop_level picks (each iteration of the
+ * innermost doing inner_cells cells) checks the stop flag. */
+static void begin_all_stoppable(Emit *e, const Order *o, Loop *loops, int64_t inner_cells)
+{
+    int level = emit_stop_level(e, o->axis, o->n, inner_cells);
+    for (int i = 0; i < o->n; i++) {
+        loops[i] = emit_loop_begin(e, o->axis[i]);
+        if (i == level)
+            emit_loop_stop_check(e, &loops[i]);
+    }
+}
+
 static void end_all(Emit *e, const Order *o, Loop *loops)
 {
     for (int i = o->n - 1; i >= 0; i--)
@@ -384,7 +487,7 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
         zero_output(e, out_axes);
     Order all = in_place_order(out_axes, proj);
     Loop loops[EMIT_MAX_AXES];
-    begin_all(e, &all, loops);
+    begin_all_stoppable(e, &all, loops, 1);
     LLVMValueRef v = scaled_product(e, proj);
     LLVMValueRef addr = emit_out_addr(e);
     LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
@@ -406,7 +509,7 @@ static void emit_join_in_row_buffer(Emit *e, const Order *out_axes, const Order 
     Order outer = {.n = out_axes->n - 1}, last_only = {.n = 1, .axis = {last}};
     memcpy(outer.axis, out_axes->axis, (size_t)outer.n * sizeof outer.axis[0]);
     Loop lo[EMIT_MAX_AXES], lz[1], lp[EMIT_MAX_AXES], ll[1], lw[1];
-    begin_all(e, &outer, lo);
+    begin_all_stoppable(e, &outer, lo, cells_times(order_cells(e, proj), e->op->axes[last].size));
 
     begin_all(e, &last_only, lz);
     LLVMValueRef cell = LLVMBuildGEP2(e->bld, t_row, row, (LLVMValueRef[]){emit_i64(e, 0),
@@ -474,7 +577,7 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     LLVMTypeRef t_acc = wide ? LLVMDoubleTypeInContext(e->ctx) : e->t_f32;
     LLVMValueRef acc = emit_entry_alloca_type(e, t_acc, "v.accp");
     Loop outer[EMIT_MAX_AXES], inner[EMIT_MAX_AXES];
-    begin_all(e, out_axes, outer);
+    begin_all_stoppable(e, out_axes, outer, order_cells(e, proj));
     double scale = join_coef(e, proj);
     LLVMBuildStore(e->bld, wide ? LLVMConstReal(t_acc, op->red == RED_PROD ? 1.0 : 0.0)
                                 : emit_reduce_init(e, op), acc);
@@ -648,7 +751,7 @@ static void emit_map(Emit *e)
     for (int i = 0; i < proj.n; i++)
         out_axes.axis[out_axes.n++] = proj.axis[i];
     Loop loops[EMIT_MAX_AXES];
-    begin_all(e, &out_axes, loops);
+    begin_all_stoppable(e, &out_axes, loops, 1);
     bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
     LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
     LLVMBuildStore(e->bld, v, emit_out_addr(e));
@@ -735,7 +838,7 @@ static void emit_softmax(Emit *e)
             rows.axis[rows.n++] = e->op->out_axis[k];
     LLVMValueRef m = emit_entry_alloca(e, "v.maxp"), s = emit_entry_alloca(e, "v.sump");
     Loop loops[EMIT_MAX_AXES];
-    begin_all(e, &rows, loops);
+    begin_all_stoppable(e, &rows, loops, 3 * e->op->axes[axis].size);
     LLVMBuildStore(e->bld, emit_f32(e, -INFINITY), m);
     LLVMBuildStore(e->bld, emit_f32(e, 0.0), s);
     for (int pass = 0; pass < 3; pass++)
@@ -783,7 +886,9 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_t
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
     params[n_params] = params[n_params + 1] = e->t_i64; /* is_team: tid, nth */
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)n_params + 2 * is_team, 0);
+    unsigned stop_at = (unsigned)n_params + 2 * is_team;
+    params[stop_at] = e->t_ptr; /* the stop flag */
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, stop_at + 1, 0);
     e->fn = LLVMAddFunction(e->mod, name, fty);
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
@@ -800,6 +905,7 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_t
     e->v_tid = is_team ? LLVMGetParam(e->fn, (unsigned)n_params) : NULL;
     e->v_nth = is_team ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
     e->share_axis = is_team ? op->out_axis[0] : -1; /* its outermost rows */
+    e->v_stop = LLVMGetParam(e->fn, stop_at);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     if (!op_is_empty(op)) {
         switch (op->kind) {
@@ -816,7 +922,7 @@ LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_t
     } else if (op->kind == OP_JOIN && op->red == RED_PROD) {
         emit_empty_product(e);
     }
-    e->v_tid = e->v_nth = NULL;
+    e->v_tid = e->v_nth = e->v_stop = NULL;
     e->share_axis = -1;
     LLVMBuildRetVoid(e->bld);
     return e->fn;

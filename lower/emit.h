@@ -33,6 +33,9 @@ typedef struct Emit {
      * share_axis (-1: none) runs only thread v_tid's share of it, of v_nth */
     int share_axis;
     LLVMValueRef v_tid, v_nth;
+    /* the run's stop flag (a ptr to an i32 the host sets to interrupt the run)
+     * in the function being built; NULL: the function has none */
+    LLVMValueRef v_stop;
 } Emit;
 
 /* A loop being emitted: counter from 0 to n-1, body in the header block; a
@@ -43,6 +46,9 @@ typedef struct Loop {
     bool is_shared;
     LLVMBasicBlockRef header, exit;
     LLVMValueRef v_phi;
+    /* set by emit_loop_stop_check: where the rest of an iteration goes once the
+     * run is stopped (emit_loop_end closes it); NULL: no check */
+    LLVMBasicBlockRef resume;
 } Loop;
 
 /* lower.c: zeroes e and sets up the builder and types for module mod. */
@@ -60,8 +66,33 @@ LLVMValueRef emit_cell(Emit *e, bool store);
 /* Emits the internal function computing one op; returns it (NULL on failure).
  * is_team (a row-wise op lower_row_op_is_team accepts): two more parameters,
  * i64 tid and nth, and the thread computes only its share of the rows of the
- * op's first out slot. */
+ * op's first out slot. The last parameter is always the stop flag (ptr; see
+ * emit_never_stop for callers without one). */
 LLVMValueRef emit_op_function(Emit *e, const Op *op, const char *name, bool is_team);
+
+/* ---- stopping a run (emit.c) ----
+ * A kernel cannot return early (a thread team meets at barriers between ops), so
+ * once the host sets the stop flag a long loop nest skips the rest of its
+ * blocks: once per iteration of one outer loop whose iteration covers at least
+ * EMIT_STOP_BLOCK_CELLS cells, it loads the flag (a relaxed atomic load) and, when
+ * it is set, skips that iteration's work. Ops of fewer than EMIT_STOP_MIN_CELLS
+ * cells do not check (they take a millisecond or so). */
+enum { EMIT_STOP_BLOCK_CELLS = 1 << 12, EMIT_STOP_MIN_CELLS = 1 << 20 };
+/* A pointer to an i32 0 in the module (internal constant): the stop flag of a
+ * kernel the host cannot interrupt (the check then folds away). */
+LLVMValueRef emit_never_stop(Emit *e);
+/* The index of the loop of a nest over `axes` (outermost first; each iteration
+ * of the innermost does inner_cells cells) that checks the flag: the innermost
+ * loop of size > 1 whose iteration covers EMIT_STOP_BLOCK_CELLS cells or more;
+ * -1 for none (no flag, a small op, no such loop). */
+int emit_stop_level(const Emit *e, const int *axes, int n, int64_t inner_cells);
+/* The rest of loop l's body (until emit_loop_end) runs only while the flag is
+ * clear; nothing without a flag or for a trivial loop. */
+void emit_loop_stop_check(Emit *e, Loop *l);
+/* For hand-made loops (contract.c): code until emit_unless_stopped_end runs only
+ * while the flag is clear; returns the block after it (NULL: no flag, no check). */
+LLVMBasicBlockRef emit_unless_stopped_begin(Emit *e);
+void emit_unless_stopped_end(Emit *e, LLVMBasicBlockRef after);
 
 /* Builder helpers (emit.c) */
 LLVMValueRef emit_f32(Emit *e, double v);

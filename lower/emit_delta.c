@@ -73,13 +73,22 @@ static void emit_delta_join(Emit *e)
     int driver = driver_of(op);
     bool is_driver_axis[EMIT_MAX_AXES] = {false};
     Loop loops[FUSE_MAX_RANK];
-    int n = 0;
+    int axes[FUSE_MAX_RANK], n = 0;
     const Operand *d = &op->in[driver];
     for (int k = 0; k < e->p->tensors[d->tensor]->rank; k++)
         if (d->kind[k] == SL_AXIS && !is_driver_axis[d->axis[k]]) {
             is_driver_axis[d->axis[k]] = true;
-            loops[n++] = emit_loop_begin(e, d->axis[k]);
+            axes[n++] = d->axis[k];
         }
+    int64_t rest = 1; /* the cells of the nest under one fact (at most) */
+    for (int a = 0; a < op->n_axes; a++)
+        rest *= is_driver_axis[a] || rest > ((int64_t)1 << 40) ? 1 : op->axes[a].size;
+    int level = emit_stop_level(e, axes, n, rest);
+    for (int i = 0; i < n; i++) {
+        loops[i] = emit_loop_begin(e, axes[i]);
+        if (i == level)
+            emit_loop_stop_check(e, &loops[i]);
+    }
     LLVMValueRef x = emit_load_operand(e, driver);
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.fact");
     LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.skip");
@@ -110,9 +119,10 @@ static int shared_axis(const IrProgram *p, const Op *op)
     return -1;
 }
 
-/* `internal void NAME(ptr out, ptr in..., i64 tid, i64 nth)`: thread tid's
- * share of the rows of shared_axis (all of them, on thread 0 only, when the op
- * has none: the caller checks). */
+/* `internal void NAME(ptr out, ptr in..., i64 tid, i64 nth, ptr stop)`: thread
+ * tid's share of the rows of shared_axis (all of them, on thread 0 only, when the
+ * op has none: the caller checks); a large join checks the stop flag per block of
+ * driver cells. */
 static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
 {
     int n_params = op->n_in + 1;
@@ -120,8 +130,9 @@ static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
     params[n_params] = params[n_params + 1] = e->t_i64;
+    params[n_params + 2] = e->t_ptr; /* the stop flag */
     e->fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->t_void, params,
-                                                           (unsigned)n_params + 2, 0));
+                                                           (unsigned)n_params + 3, 0));
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
     e->v_out = LLVMGetParam(e->fn, 0);
@@ -130,11 +141,12 @@ static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
     e->share_axis = shared_axis(e->p, op);
     e->v_tid = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params) : NULL;
     e->v_nth = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
+    e->v_stop = LLVMGetParam(e->fn, (unsigned)n_params + 2);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
     emit_delta_join(e);
     LLVMBuildRetVoid(e->bld);
     e->share_axis = -1;
-    e->v_tid = e->v_nth = NULL;
+    e->v_tid = e->v_nth = e->v_stop = NULL;
     return e->fn;
 }
 
@@ -157,8 +169,9 @@ static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRe
 
 /* The delta kernel (recursive joins, delta-driven; the RtKernel ABI: every
  * thread of a team runs it, each join on its share of rows, a barrier between
- * joins) or, with is_base, the base kernel `void(float **)` (the other joins,
- * ordinary loop nests, one thread) of group g. */
+ * joins; the stop flag passed on to each join) or, with is_base, the base kernel
+ * `void(float **)` (the other joins, ordinary loop nests, one thread, never
+ * stopped inside) of group g. */
 static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
 {
     const Group *grp = e->p->groups[g];
@@ -174,25 +187,27 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name, false)
                                : delta_op_function(e, grp->ops[i], name);
     }
-    LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, is_base ? 1 : 4, 0);
+    LLVMTypeRef params[5] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr, e->t_ptr};
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, is_base ? 1 : 5, 0);
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, fty);
     LLVMValueRef bufs = LLVMGetParam(fn, 0);
     LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
     for (int f = 0; f < n_fns; f++) {
         const Op *op = grp->ops[which[f]];
-        LLVMValueRef args[EMIT_MAX_AXES + 3];
+        LLVMValueRef args[EMIT_MAX_AXES + 4];
         unsigned n = 0;
         args[n++] = buffer_of(e, bufs, op->out);
         for (int k = 0; k < op->n_in; k++)
             args[n++] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
         if (is_base) {
+            args[n++] = emit_never_stop(e);
             LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[f]), fns[f], args, n, "");
             continue;
         }
         args[n++] = LLVMGetParam(fn, 1);
         args[n++] = LLVMGetParam(fn, 2);
+        args[n++] = LLVMGetParam(fn, 4);
         call_on_team(e, fn, fns[f], args, n, shared_axis(e->p, op) >= 0);
         if (f + 1 < n_fns) /* the next join ORs into the same output */
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");

@@ -198,12 +198,14 @@ static bool emit_mc_group(Emit *e, int g, const char *kname, int64_t samples, ui
         int n_t = e->p->n_tensors;
         for (int i = 0; i < grp->n_ops; i++) {
             const Op *op = grp->ops[i];
-            LLVMValueRef args[EMIT_MAX_AXES + 1];
+            LLVMValueRef args[EMIT_MAX_AXES + 2];
             args[0] = buffer_of(e, bufs, op->out);
             for (int k = 0; k < op->n_in; k++)
                 args[k + 1] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
-            LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[i]), fns[i], args,
-                           (unsigned)op->n_in + 1, "");
+            unsigned n = (unsigned)op->n_in + 1;
+            if (!lower_mc_op_samples(e->p, op, samples)) /* the exact op's stop flag */
+                args[n++] = emit_never_stop(e);
+            LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[i]), fns[i], args, n, "");
         }
         LLVMBuildRetVoid(e->bld);
     }

@@ -20,7 +20,8 @@ typedef struct Rows {
     int n;
 } Rows;
 
-/* Opens loops over the distinct out axes except loop axis `skip` (-1: none). */
+/* Opens loops over the distinct out axes except loop axis `skip` (-1: none); a
+ * large op checks the stop flag once per block of rows. */
 static void rows_begin(Emit *e, int skip, Rows *r)
 {
     const IrTensor *t = e->p->tensors[e->op->out];
@@ -33,8 +34,14 @@ static void rows_begin(Emit *e, int skip, Rows *r)
         if (!seen)
             r->axis[r->n++] = a;
     }
-    for (int i = 0; i < r->n; i++)
+    /* each row runs a few passes along `skip` */
+    int64_t per_row = skip >= 0 ? 3 * e->op->axes[skip].size : 1;
+    int level = emit_stop_level(e, r->axis, r->n, per_row);
+    for (int i = 0; i < r->n; i++) {
         r->loop[i] = emit_loop_begin(e, r->axis[i]);
+        if (i == level)
+            emit_loop_stop_check(e, &r->loop[i]);
+    }
 }
 
 static void rows_end(Emit *e, Rows *r)

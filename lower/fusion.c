@@ -363,12 +363,13 @@ static void run_attributes(Emit *e, unsigned n_params)
 
 LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
 {
-    LLVMTypeRef params[EMIT_MAX_AXES + 2];
+    LLVMTypeRef params[EMIT_MAX_AXES + 3];
     LLVMValueRef bufs[EMIT_MAX_AXES], ctr[EMIT_MAX_AXES];
     for (int j = 0; j < r->n_tensors; j++)
         params[j] = e->t_ptr;
     params[r->n_tensors] = params[r->n_tensors + 1] = e->t_i64; /* tid, nth */
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)r->n_tensors + 2, 0);
+    params[r->n_tensors + 2] = e->t_ptr;                          /* the stop flag */
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, (unsigned)r->n_tensors + 3, 0);
     e->fn = LLVMAddFunction(e->mod, name, fty);
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
     run_attributes(e, (unsigned)r->n_tensors);
@@ -389,8 +390,12 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
         e->v_tid = tid;
         e->v_nth = LLVMGetParam(e->fn, (unsigned)r->n_tensors + 1);
         e->share_axis = rank > 0 ? head->out_axis[0] : -1;
+        e->v_stop = LLVMGetParam(e->fn, (unsigned)r->n_tensors + 2);
+        int level = emit_stop_level(e, head->out_axis, rank, r->n);
         for (int k = 0; k < rank; k++) {
             loops[k] = emit_loop_begin(e, head->out_axis[k]);
+            if (k == level)
+                emit_loop_stop_check(e, &loops[k]);
             ctr[head->out_axis[k]] = e->v_counter[head->out_axis[k]];
         }
         RunBufs b = {-1, NULL, bufs};
@@ -398,7 +403,7 @@ LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name)
         e->op = head;
         for (int k = rank - 1; k >= 0; k--)
             emit_loop_end(e, &loops[k]);
-        e->v_tid = e->v_nth = NULL;
+        e->v_tid = e->v_nth = e->v_stop = NULL;
         e->share_axis = -1;
     }
     if (done)

@@ -24,10 +24,10 @@ typedef struct FuseRun {
  * tensors they touch. */
 int fuse_cell_run(const IrProgram *p, const Group *g, int i, FuseRun *r);
 
-/* Emits `internal void NAME(ptr noalias t0, ..., i64 tid, i64 nth)` (r->tensor
- * order): one loop nest over the head's cells, each cell running every op of r
- * in order; thread tid of a team of nth takes its share of the outermost slot
- * (tid 0 of 1: all of it). */
+/* Emits `internal void NAME(ptr noalias t0, ..., i64 tid, i64 nth, ptr stop)`
+ * (r->tensor order): one loop nest over the head's cells, each cell running every
+ * op of r in order; thread tid of a team of nth takes its share of the outermost
+ * slot (tid 0 of 1: all of it); a large run checks the stop flag (emit.h). */
 LLVMValueRef fuse_emit_run_function(Emit *e, const FuseRun *r, const char *name);
 
 #endif /* FUSE_LOWER_FUSION_H */

@@ -7,9 +7,14 @@
  * the groups run and the step is committed after the sinks (stream.c); a query
  * does not commit. Tensors the kernels write whole before anything reads them
  * are not zeroed (zeroing.c). Once the host interrupts a run
- * (fuse_ctx_interrupt), rt_run_group runs no more kernels, so what remains of the schedule compares unchanged values and ends
+ * (fuse_ctx_interrupt), the kernel running skips the rest of its work (its loop
+ * nests check the flag once per block: lower.h) and rt_run_group runs no more
+ * kernels, so what remains of the schedule compares unchanged values and ends
  * within a sweep or two; the run then fails with FUSE_E_INTERRUPTED before any
- * sink is written or stream step committed.
+ * sink is written or stream step committed. Its partial values are never
+ * delivered, and the next run starts over: every computed tensor a kernel does
+ * not write whole is zeroed first, stream steps are committed only by a run that
+ * completes, and a fixpoint's snapshots and deltas are reset when it begins.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +94,12 @@ static fuse_status bind_outputs(RtPlan *pl, int query)
 
 void rt_no_barrier(void) {}
 
+const atomic_int *rt_stop_flag(const RtPlan *pl)
+{
+    static const atomic_int never = 0;
+    return pl->host ? &pl->host->interrupt : &never;
+}
+
 /* Room in bufs[2 n_tensors] for nth threads' packing scratch; false when it
  * cannot be had, or would take the plan past its memory cap (the group then runs
  * on one thread). */
@@ -123,9 +134,9 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
     /* each kernel takes its group's own buffer table */
     float **bufs = rt_group_bufs(pl, is_sink, g);
     if (is_team)
-        rt_parallel_run(k, bufs, nth);
+        rt_parallel_run(k, bufs, nth, rt_stop_flag(pl));
     else
-        k(bufs, 0, 1, rt_no_barrier);
+        k(bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
 }
 
 /* The equation groups through the mode schedule (modes: schedule.c). */

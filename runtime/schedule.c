@@ -313,6 +313,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         return mst;
     }
     bool ok = true;
+    rt_reuse_begin(pl, force_fixpoint); /* dead buffers taken over (footprint.c) */
     pl->fused_from = pl->fused_until = -1;
     for (int g = 0; m->snap && g < p->n_groups; g++)
         if (m->snap[g])
@@ -337,6 +338,8 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         if (is_wanted && c.is_recursive && !iterate)
             warn_single_sweep(pl, g0, g1);
         rt_trace_add_comp(&m->trace, &c);
+        if (!force_fixpoint) /* a query reads its tensor afterwards */
+            rt_release_dead(pl, g0, g1); /* buffers no later group reads */
     }
     m->trace.total_ms = sup_clock_ms() - t0;
     m->trace.is_converged = ok;

@@ -109,9 +109,9 @@ static void run_delta(RtPlan *pl, int g)
     int nth = pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
                                                                  : 1;
     if (nth > 1)
-        rt_parallel_run(pl->modes->delta_fn[g], pl->bufs, nth);
+        rt_parallel_run(pl->modes->delta_fn[g], pl->bufs, nth, rt_stop_flag(pl));
     else
-        pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier);
+        pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
 }
 
 /* Before the first sweep: operands outside the component are computed already. */
