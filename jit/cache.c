@@ -35,7 +35,7 @@
 #define JIT_ENTRY_VERSION 1u
 #define JIT_HEADER_BYTES 96
 #define JIT_MAX_OBJECT_BYTES ((uint64_t)1 << 30)
-#define JIT_KEY_FORMAT "fuse-jit cache key v1"
+#define JIT_KEY_FORMAT "fuse-jit cache key v2"
 #define JIT_ENTRY_SUFFIX ".fjo"
 
 /* at most this many group references; the older half goes first. */
@@ -96,6 +96,8 @@ void jit_cache_key(const JitSession *js, const void *ir, size_t n_ir, const void
     unsigned v[3] = {0, 0, 0};
     LLVMGetVersion(&v[0], &v[1], &v[2]);
     llvm_blake3_hasher_update(&h, v, sizeof v);
+    unsigned pipeline = JIT_PIPELINE_VERSION;
+    llvm_blake3_hasher_update(&h, &pipeline, sizeof pipeline);
     hash_str(&h, jit_target_triple(js));
     hash_str(&h, jit_cpu_name(js));
     hash_str(&h, jit_cpu_features(js));

@@ -1,11 +1,13 @@
 /*
  * jit.c: the ORC LLJIT session of fuse-jit. It detects the host CPU, optimises
- * modules built by lower/ with the new pass manager at O3, prints them as IR or
- * assembly, and compiles and loads them in-process with LLJIT.
+ * modules built by lower/ with the new pass manager (O3, and a light pipeline
+ * for functions vectorised by their emitter), prints them as IR or assembly,
+ * and compiles and loads them in-process with LLJIT.
  *
- * Approach. One session holds two code generators for the same host description
+ * Approach. One session holds code generators for the same host description
  * (process triple, CPU name, CPU features, CodeGenOpt Aggressive, PIC, small code
- * model): `tm`, ours, drives the pass pipeline's cost model and assembly printing;
+ * model): `tms`, ours, drive the pass pipeline's cost model, object emission and
+ * assembly printing;
  * LLJIT owns a second one, made from an identical target machine, for the code it
  * runs. So the assembly jit_module_asm shows is the code the JIT runs. Each
  * JitModule has its own ThreadSafeContext, so modules never share LLVM state. A
@@ -15,8 +17,9 @@
  * its symbols, not in jit_module_load.
  *
  * Objects (the code cache). jit_module_emit_object compiles an optimised
- * module to a relocatable object file with `tm`; jit_object_load links such an
- * object into a JITDylib of its own (a bare one with a process-symbol generator,
+ * module to a relocatable object file with a target machine of `tms`;
+ * jit_object_load links such an object (or a bundle of them, one per thread that
+ * compiled part of a program) into a JITDylib of its own (a bare one with a process-symbol generator,
  * named "fuse.objN"), so two loads of the same object, with the same symbol names,
  * never collide. Lookups of that code search only its JITDylib. Host symbols
  * (jit_define_symbol, tucker) are absolute symbols defined in the main JITDylib
@@ -35,10 +38,11 @@
  *     JITDylib and adding an object are thread-safe in ORC); lookups of object
  *     code take `lookup_lock` too, since a first lookup links.
  *   - jit_module_optimize, jit_module_emit_object and jit_module_asm on distinct
- *     modules may be called concurrently; they take `tm_lock` around the shared
- *     target machine (LLVM's TargetMachine caches subtargets without locking), so
- *     they run one at a time.
- *     For parallel optimisation, use one session per thread.
+ *     modules may be called concurrently. Each locks a target machine of the
+ *     session's pool (`tms`; LLVM's TargetMachine caches subtargets without
+ *     locking) for its work, so up to JIT_TM_POOL modules are optimised and
+ *     compiled at once, each in its own context (runtime/plan_compile.c splits
+ *     a program's kernels this way); more threads wait.
  *   - A JitModule is used by one thread at a time.
  *   - jit_session_new and jit_session_free may run concurrently for different
  *     sessions; LLVM's target registration happens once (pthread_once).
@@ -60,12 +64,19 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+/* Target machines of a session: at most this many threads optimise or emit code
+ * at once (more wait for the first). */
+#define JIT_TM_POOL 4
+
 struct JitSession {
     LLVMOrcLLJITRef lljit;         /* owned: the JIT, its code and its compiler */
     LLVMOrcJITDylibRef main_jd;    /* owned by lljit: where every module goes */
-    LLVMTargetMachineRef tm;       /* owned: passes and asm; used under tm_lock;
-                                    * NULL until a module is compiled (jit_tm) */
-    pthread_mutex_t tm_lock;       /* guards tm */
+    /* owned: our target machines (passes, objects, asm), each used under its
+     * lock by one thread at a time; NULL until a thread needs one (jit_tm_take) */
+    struct {
+        LLVMTargetMachineRef tm;
+        pthread_mutex_t lock;
+    } tms[JIT_TM_POOL];
     pthread_mutex_t lookup_lock;   /* one lookup (= one compilation) at a time */
     pthread_mutex_t report_lock;   /* guards last_report */
     char *last_report;             /* last error ORC reported outside a call */
@@ -286,18 +297,28 @@ static fuse_status jit_add_process_symbols(JitSession *js, char **err)
     return FUSE_OK;
 }
 
-/* Initialises the three locks; on failure none is left initialised. */
+/* Destroys the first n locks of the target machine pool. */
+static void jit_tm_locks_destroy(JitSession *js, int n)
+{
+    for (int i = 0; i < n; i++)
+        pthread_mutex_destroy(&js->tms[i].lock);
+}
+
+/* Initialises the session's locks; on failure none is left initialised. */
 static bool jit_locks_init(JitSession *js)
 {
-    if (pthread_mutex_init(&js->tm_lock, NULL))
-        return false;
+    for (int i = 0; i < JIT_TM_POOL; i++)
+        if (pthread_mutex_init(&js->tms[i].lock, NULL)) {
+            jit_tm_locks_destroy(js, i);
+            return false;
+        }
     if (pthread_mutex_init(&js->lookup_lock, NULL)) {
-        pthread_mutex_destroy(&js->tm_lock);
+        jit_tm_locks_destroy(js, JIT_TM_POOL);
         return false;
     }
     if (pthread_mutex_init(&js->report_lock, NULL)) {
         pthread_mutex_destroy(&js->lookup_lock);
-        pthread_mutex_destroy(&js->tm_lock);
+        jit_tm_locks_destroy(js, JIT_TM_POOL);
         return false;
     }
     return true;
@@ -306,7 +327,7 @@ static bool jit_locks_init(JitSession *js)
 /* Builds the session's parts in order; on failure the caller frees js. */
 static fuse_status jit_session_build(JitSession *js, char **err)
 {
-    /* js->tm waits for the first compile: a run whose code comes from the cache
+    /* js->tms wait for the first compile: a run whose code comes from the cache
      * never builds it (an X86 target machine costs about half a millisecond). */
     fuse_status status = jit_detect_host(js, err);
     if (!status)
@@ -352,8 +373,9 @@ void jit_session_free(JitSession *js)
         if (e)
             LLVMConsumeError(e);
     }
-    if (js->tm)
-        LLVMDisposeTargetMachine(js->tm);
+    for (int i = 0; i < JIT_TM_POOL; i++)
+        if (js->tms[i].tm)
+            LLVMDisposeTargetMachine(js->tms[i].tm);
     free(js->last_report);
     free(js->triple);
     free(js->cpu);
@@ -363,7 +385,7 @@ void jit_session_free(JitSession *js)
         free(js->host[i].name);
     pthread_mutex_destroy(&js->report_lock);
     pthread_mutex_destroy(&js->lookup_lock);
-    pthread_mutex_destroy(&js->tm_lock);
+    jit_tm_locks_destroy(js, JIT_TM_POOL);
     free(js);
 }
 
@@ -451,10 +473,90 @@ static fuse_status jit_verify(LLVMModuleRef m, char **err)
     return status;
 }
 
-/* The session's target machine, created on first use; call with tm_lock held. */
-static fuse_status jit_tm(JitSession *js, char **err)
+/* Locks a target machine of the pool, a free one when there is one (else the
+ * first, waiting for it), and creates it on first use. Returns its index, or -1
+ * (with *err) when it cannot be created; release it with jit_tm_give. */
+static int jit_tm_take(JitSession *js, char **err)
 {
-    return js->tm ? FUSE_OK : jit_host_tm(js, &js->tm, err);
+    int i = 0;
+    while (i < JIT_TM_POOL && pthread_mutex_trylock(&js->tms[i].lock) != 0)
+        i++;
+    if (i == JIT_TM_POOL) {
+        i = 0;
+        pthread_mutex_lock(&js->tms[0].lock);
+    }
+    if (!js->tms[i].tm && jit_host_tm(js, &js->tms[i].tm, err) != FUSE_OK) {
+        pthread_mutex_unlock(&js->tms[i].lock);
+        return -1;
+    }
+    return i;
+}
+
+static void jit_tm_give(JitSession *js, int i)
+{
+    pthread_mutex_unlock(&js->tms[i].lock);
+}
+
+/* O3, after merging equal functions: equal ops (1,000 contributions `M[u,d] +=
+ * A[u,v] E[v,d]`, or the same product in many kernels of one batch) have equal
+ * functions, and merging them first makes O3 optimise one (a 1,000-op group:
+ * 7.2 s -> 0.6 s). */
+#define JIT_FULL_PIPELINE "mergefunc,default<O3>"
+/* Clean-up of code that is vectorised and unrolled already: allocas to
+ * registers, repeated loads and address arithmetic, constant branches, and the
+ * SLP vectoriser for the straight-line lane code of panel edges (without it,
+ * packing a 512 x 64 panel is 6% slower). On a contraction kernel it gives the
+ * GFLOP/s of O3 for a sixth of O3's time. The instcombine of a textual pipeline
+ * would verify its fixpoint (a fatal error when one round is not enough); the
+ * default pipelines turn that off too. */
+#define JIT_LIGHT_PIPELINE                                                                 \
+    "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,slp-vectorizer," \
+    "instcombine<no-verify-fixpoint>)"
+
+static bool jit_is_light(LLVMValueRef fn)
+{
+    return !LLVMIsDeclaration(fn) &&
+           LLVMGetStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, JIT_ATTR_LIGHT,
+                                         (unsigned)strlen(JIT_ATTR_LIGHT)) != NULL;
+}
+
+/* Hides every light function from a pipeline (optnone, which needs noinline:
+ * the functions stay calls, as they would past the inliner's budget anyway) or
+ * shows it again (optnone only: at optnone, code generation would use its
+ * fastest, worst settings). Returns how many light functions there are. */
+static int jit_hide_light(LLVMModuleRef m, bool hide)
+{
+    LLVMContextRef ctx = LLVMGetModuleContext(m);
+    unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    int n = 0;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
+        if (!jit_is_light(fn))
+            continue;
+        n++;
+        if (!hide) {
+            LLVMRemoveEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, optnone);
+            continue;
+        }
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(ctx, noinline, 0));
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(ctx, optnone, 0));
+    }
+    return n;
+}
+
+/* O3 for every function but the light ones, then the light pipeline (which
+ * the others, optimised already, pass through nearly unchanged). tm is locked. */
+static LLVMErrorRef jit_run_pipelines(LLVMTargetMachineRef tm, LLVMModuleRef m,
+                                      LLVMPassBuilderOptionsRef opts)
+{
+    int n_light = jit_hide_light(m, true);
+    LLVMErrorRef e = LLVMRunPasses(m, JIT_FULL_PIPELINE, tm, opts);
+    jit_hide_light(m, false);
+    if (!e && n_light > 0)
+        e = LLVMRunPasses(m, JIT_LIGHT_PIPELINE, tm, opts);
+    return e;
 }
 
 fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
@@ -469,20 +571,28 @@ fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err)
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
     LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
-    pthread_mutex_lock(&js->tm_lock);
-    status = jit_tm(js, err);
-    /* equal ops (1,000 contributions `M[u,d] += A[u,v] E[v,d]`, or the
-     * same product in many kernels of one batch) have equal functions; merging
-     * them first makes O3 optimise one (a 1,000-op group: 7.2 s -> 0.6 s). */
-    LLVMErrorRef e =
-        status ? NULL : LLVMRunPasses(jm->mod, "mergefunc,default<O3>", js->tm, opts);
-    pthread_mutex_unlock(&js->tm_lock);
+    int t = jit_tm_take(js, err);
+    LLVMErrorRef e = t < 0 ? NULL : jit_run_pipelines(js->tms[t].tm, jm->mod, opts);
+    if (t >= 0)
+        jit_tm_give(js, t);
     LLVMDisposePassBuilderOptions(opts);
-    if (status)
-        return status;
+    if (t < 0)
+        return FUSE_E_JIT;
     if (e)
-        return jit_fail_llvm(err, "the O3 pipeline failed", e);
+        return jit_fail_llvm(err, "the optimisation pipeline failed", e);
     return FUSE_OK;
+}
+
+fuse_status jit_module_merge_functions(JitModule *jm, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!jm || !jm->mod)
+        return jit_fail(err, FUSE_E_ARG, "jit_module_merge_functions", "no module");
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(jm->mod, "mergefunc", NULL, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    return e ? jit_fail_llvm(err, "mergefunc failed", e) : FUSE_OK;
 }
 
 char *jit_module_print(JitModule *jm)
@@ -518,14 +628,14 @@ fuse_status jit_module_asm(JitSession *js, JitModule *jm, char **text, char **er
     LLVMModuleRef clone = LLVMCloneModule(jm->mod);
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL;
-    pthread_mutex_lock(&js->tm_lock);
-    status = jit_tm(js, err);
-    LLVMBool failed = status ||
-        LLVMTargetMachineEmitToMemoryBuffer(js->tm, clone, LLVMAssemblyFile, &msg, &buf);
-    pthread_mutex_unlock(&js->tm_lock);
+    int t = jit_tm_take(js, err);
+    LLVMBool failed = t < 0 ||
+        LLVMTargetMachineEmitToMemoryBuffer(js->tms[t].tm, clone, LLVMAssemblyFile, &msg, &buf);
+    if (t >= 0)
+        jit_tm_give(js, t);
     LLVMDisposeModule(clone);
-    if (status)
-        return status;
+    if (t < 0)
+        return FUSE_E_JIT;
     if (failed) {
         status = jit_fail(err, FUSE_E_JIT, "cannot emit assembly", msg);
         LLVMDisposeMessage(msg);
@@ -585,13 +695,13 @@ fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, s
     *n = 0;
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL;
-    pthread_mutex_lock(&js->tm_lock);
-    status = jit_tm(js, err);
-    LLVMBool failed = status || LLVMTargetMachineEmitToMemoryBuffer(js->tm, jm->mod,
-                                                                    LLVMObjectFile, &msg, &buf);
-    pthread_mutex_unlock(&js->tm_lock);
-    if (status)
-        return status;
+    int t = jit_tm_take(js, err);
+    LLVMBool failed = t < 0 || LLVMTargetMachineEmitToMemoryBuffer(js->tms[t].tm, jm->mod,
+                                                                  LLVMObjectFile, &msg, &buf);
+    if (t >= 0)
+        jit_tm_give(js, t);
+    if (t < 0)
+        return FUSE_E_JIT;
     if (failed) {
         status = jit_fail(err, FUSE_E_JIT, "cannot emit an object file", msg);
         LLVMDisposeMessage(msg);
@@ -674,6 +784,99 @@ static fuse_status jit_new_dylib(JitSession *js, LLVMOrcJITDylibRef *out, char *
     return FUSE_OK;
 }
 
+/* ---- bundles: several objects as one ----
+ * "FUSEOBJS", u32 count, u32 zero, count u64 lengths (little-endian), then the
+ * objects back to back. An ELF object starts with "\x7fELF", so the two never
+ * mix up. */
+
+#define JIT_BUNDLE_MAGIC "FUSEOBJS"
+#define JIT_BUNDLE_MAX 64
+
+static size_t jit_bundle_header(int k)
+{
+    return 16 + 8 * (size_t)k;
+}
+
+fuse_status jit_objects_bundle(void *const *objs, const size_t *ns, int k, void **data,
+                               size_t *n, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!objs || !ns || !data || !n || k < 1 || k > JIT_BUNDLE_MAX)
+        return jit_fail(err, FUSE_E_ARG, "jit_objects_bundle", "bad argument");
+    size_t total = jit_bundle_header(k);
+    for (int i = 0; i < k; i++)
+        total += ns[i];
+    unsigned char *b = malloc(total);
+    if (!b)
+        return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    memcpy(b, JIT_BUNDLE_MAGIC, 8);
+    uint32_t head[2] = {(uint32_t)k, 0};
+    memcpy(b + 8, head, sizeof head); /* x86-64 only (the JIT's host): little-endian */
+    size_t at = jit_bundle_header(k);
+    for (int i = 0; i < k; i++) {
+        uint64_t len = ns[i];
+        memcpy(b + 16 + 8 * (size_t)i, &len, sizeof len);
+        memcpy(b + at, objs[i], ns[i]);
+        at += ns[i];
+    }
+    *data = b;
+    *n = total;
+    return FUSE_OK;
+}
+
+/* The k-th object of a bundle (k < count), checked against its bounds. */
+static bool jit_bundle_member(const unsigned char *b, size_t n, uint32_t count, uint32_t k,
+                              const unsigned char **obj, size_t *len)
+{
+    size_t at = jit_bundle_header((int)count);
+    for (uint32_t i = 0; i <= k; i++) {
+        uint64_t m;
+        memcpy(&m, b + 16 + 8 * (size_t)i, sizeof m);
+        if (m == 0 || m > n - at)
+            return false;
+        if (i == k) {
+            *obj = b + at;
+            *len = (size_t)m;
+        }
+        at += (size_t)m;
+    }
+    return true;
+}
+
+static bool jit_is_bundle(const unsigned char *b, size_t n)
+{
+    return n >= 8 && memcmp(b, JIT_BUNDLE_MAGIC, 8) == 0;
+}
+
+/* How many objects data holds: 1 for a plain object, the count of a well-formed
+ * bundle, 0 for a malformed bundle. */
+static uint32_t jit_bundle_count(const unsigned char *b, size_t n)
+{
+    if (!jit_is_bundle(b, n))
+        return 1;
+    if (n < 16)
+        return 0;
+    uint32_t count;
+    memcpy(&count, b + 8, sizeof count);
+    if (count < 1 || count > JIT_BUNDLE_MAX || n < jit_bundle_header((int)count))
+        return 0;
+    const unsigned char *obj;
+    size_t len;
+    return jit_bundle_member(b, n, count, count - 1, &obj, &len) ? count : 0;
+}
+
+/* Adds one object file to jc's JITDylib under jc's resource tracker. */
+static fuse_status jit_add_object(JitSession *js, JitCode *jc, const void *data, size_t n,
+                                  char **err)
+{
+    LLVMMemoryBufferRef buf =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(data, n, "fuse-object");
+    /* The buffer moves to LLJIT, even when adding fails. */
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(js->lljit, jc->rt, buf);
+    return e ? jit_fail_llvm(err, "cannot load the object file", e) : FUSE_OK;
+}
+
 fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode **out,
                             char **err)
 {
@@ -682,6 +885,9 @@ fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode 
     if (!js || !data || !n || !out)
         return jit_fail(err, FUSE_E_ARG, "jit_object_load", "NULL or empty argument");
     *out = NULL;
+    uint32_t count = jit_bundle_count(data, n);
+    if (count == 0)
+        return jit_fail(err, FUSE_E_JIT, "cannot load the object file", "malformed bundle");
     LLVMOrcJITDylibRef jd = NULL;
     fuse_status status = jit_new_dylib(js, &jd, err);
     if (status)
@@ -692,13 +898,19 @@ fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode 
     jc->js = js;
     jc->jd = jd;
     jc->rt = LLVMOrcJITDylibCreateResourceTracker(jd);
-    LLVMMemoryBufferRef buf =
-        LLVMCreateMemoryBufferWithMemoryRangeCopy(data, n, "fuse-object");
-    /* The buffer moves to LLJIT, even when adding fails. */
-    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(js->lljit, jc->rt, buf);
-    if (e) {
+    if (!jit_is_bundle(data, n)) {
+        status = jit_add_object(js, jc, data, n, err);
+    } else {
+        for (uint32_t k = 0; k < count && !status; k++) {
+            const unsigned char *obj = NULL;
+            size_t len = 0;
+            jit_bundle_member(data, n, count, k, &obj, &len);
+            status = jit_add_object(js, jc, obj, len, err);
+        }
+    }
+    if (status) {
         jit_code_free(jc);
-        return jit_fail_llvm(err, "cannot load the object file", e);
+        return status;
     }
     *out = jc;
     return FUSE_OK;

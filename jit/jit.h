@@ -47,10 +47,24 @@ int jit_vector_bits(const JitSession *js);
 JitModule *jit_module_new(JitSession *js, const char *name);
 LLVMContextRef jit_module_context(JitModule *jm);
 LLVMModuleRef jit_module_llvm(JitModule *jm);
+/* A function carrying this string attribute (value ignored) is vectorised and
+ * unrolled by its emitter already, or too small for O3 to matter (lower/: the
+ * contraction kernels, ops of at most 1,024 loop cells): it gets the
+ * light pipeline (clean-up: sroa, early-cse, instcombine, simplifycfg, then the
+ * SLP vectoriser)
+ * instead of O3, and is never inlined. */
+#define JIT_ATTR_LIGHT "fuse-light"
+/* Changes with what jit_module_optimize makes of a module; part of every cache
+ * key (jit_cache_key). */
+#define JIT_PIPELINE_VERSION 2
 /* Verifies the module (FUSE_E_JIT with LLVM's message if it is broken), then runs
  * the O3 pipeline for the host target machine, after merging equal functions
- * (LLVM's mergefunc: the op functions of equal ops are optimised once). */
+ * (LLVM's mergefunc: the op functions of equal ops are optimised once), on every
+ * function but the light ones (JIT_ATTR_LIGHT), which get the light pipeline. */
 fuse_status jit_module_optimize(JitSession *js, JitModule *jm, char **err);
+/* Only merges equal functions (LLVM's mergefunc: uses of one go to the other),
+ * no other pass: cheap, and shows which functions of a module have equal code. */
+fuse_status jit_module_merge_functions(JitModule *jm, char **err);
 /* The module as LLVM IR text; malloc'd, caller frees; NULL on OOM. */
 char *jit_module_print(JitModule *jm);
 /* The module compiled to host assembly text; *text malloc'd, caller frees. */
@@ -66,12 +80,20 @@ void jit_module_free(JitModule *jm);
  * afterwards. */
 fuse_status jit_module_emit_object(JitSession *js, JitModule *jm, void **data, size_t *n,
                                    char **err);
-/* Links an object file (from jit_module_emit_object) into a JITDylib of its own, so
- * the same object may be loaded any number of times; the bytes are copied. Lookups
- * through the returned code search only that JITDylib (and process symbols). A
- * malformed object is FUSE_E_JIT. */
+/* Links an object file (from jit_module_emit_object) or a bundle of them
+ * (jit_objects_bundle) into a JITDylib of its own, so the same object may be
+ * loaded any number of times; the bytes are copied. Lookups through the returned
+ * code search only that JITDylib (and process symbols). A malformed object or
+ * bundle is FUSE_E_JIT. */
 fuse_status jit_object_load(JitSession *js, const void *data, size_t n, JitCode **out,
                             char **err);
+
+/* Several object files (objs[i]: ns[i] bytes, k of them, 1 <= k <= 64) as one
+ * bundle, which jit_object_load loads whole into one JITDylib (so their global
+ * symbols must differ) and the code cache keeps as one object: *data malloc'd,
+ * *n bytes. Modules compiled on several threads make one program's code. */
+fuse_status jit_objects_bundle(void *const *objs, const size_t *ns, int k, void **data,
+                               size_t *n, char **err);
 
 /* tucker: at most this many host symbols per session. */
 #define JIT_MAX_HOST_SYMBOLS 16
@@ -93,7 +115,8 @@ void jit_code_free(JitCode *jc);
  * by processes).
  *
  * The key (jit_cache_key) is BLAKE3 over, in order: a key-format tag, the fuse-jit
- * version, the LLVM version, the host target triple, CPU name and CPU features, the
+ * version, the LLVM version, JIT_PIPELINE_VERSION, the host target triple, CPU name
+ * and CPU features, the
  * caller's option bytes (every option that changes code) and the program bytes (the
  * canonical IR, ir_serialize, which includes every tensor shape).
  *

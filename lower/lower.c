@@ -3,9 +3,12 @@
  *
  * Each op is an internal function with noalias buffer parameters (emit.c); each
  * group is an exported kernel `void PREFIXgN(float **bufs, int64_t tid, int64_t
- * nth, void (*barrier)(void))` that loads the buffers of its ops from the table
- * and calls them in order. O3 inlines the op functions (of a group of at most
- * INLINE_MAX_CALLS calls) and keeps the noalias facts as scoped metadata. Sum
+ * nth, void (*barrier)(void), const atomic_int *stop)` that loads the buffers of
+ * its ops from the table and calls them in order, passing each the stop flag.
+ * O3 inlines the op functions (of a group of at most
+ * INLINE_MAX_CALLS calls) and keeps the noalias facts as scoped metadata, except
+ * the light ones (mark_light: contraction kernels and ops of few cells), which
+ * jit.c optimises with a light pipeline and keeps out of line. Sum
  * joins that are contractions get a packed, blocked kernel instead (contract.c)
  * that also takes its thread's scratch (bufs[2 n_tensors] + tid x the scratch
  * size), tid and nth, and computes only thread tid's share of the output
@@ -16,8 +19,8 @@
  * kernel: contractions, cell runs and large row-wise ops (softmax, layer norm)
  * split their work by thread; other ops run on thread 0 only, and when the group
  * has team work, `barrier` (the team's barrier, or a no-op) separates
- * consecutive calls. All kernels of a program share one module, so the pass
- * pipeline is set up once (DESIGN.md: facts measured).
+ * consecutive calls. lower_groups emits the kernels it is given into one module;
+ * runtime/plan_compile.c gives each compiling thread's module its share.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +67,31 @@ static bool row_op_is_team(const IrProgram *p, const Op *op)
     return t->shape[0] >= 2 && cells_of(t) >= PARALLEL_MIN_CELLS;
 }
 
+/* Functions that get jit.c's light pipeline (JIT_ATTR_LIGHT in jit.h) instead
+ * of O3: a contraction kernel, vectorised, unrolled and blocked by contract.c
+ * already (O3's loop passes cost two thirds of its compile and gain nothing
+ * there), and an op whose loop nest has at most LIGHT_MAX_CELLS cells, which
+ * runs in a few microseconds however it is compiled (O3 unrolls and vectorises
+ * such small loops whole, several milliseconds of compile per op). */
+#define LIGHT_MAX_CELLS 1024
+
+static int64_t loop_cells(const Op *op)
+{
+    int64_t n = 1;
+    for (int k = 0; k < op->n_axes && n <= LIGHT_MAX_CELLS; k++)
+        n *= op->axes[k].size > 0 ? op->axes[k].size : 1;
+    return n;
+}
+
+static LLVMValueRef mark_light(Emit *e, LLVMValueRef fn)
+{
+    static const char key[] = "fuse-light";
+    if (fn)
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(e->ctx, key, sizeof key - 1, "", 0));
+    return fn;
+}
+
 /* The op's function: a contraction kernel (contract.c) when it is one (with
  * n_fused epilogue ops), a cell run's loop nest over ops i..i+n_fused (fusion.c),
  * else the op's loop nest (emit.c). *is_contract says which calling convention
@@ -80,16 +108,20 @@ static LLVMValueRef emit_op(Emit *e, const Group *g, const char *kname, int i, i
         fuse_epilogue(e->p, g, i, &c);
         snprintf(name, sizeof name, n_fused ? "%s.op%d.contract.fused%d" : "%s.op%d.contract",
                  kname, i, n_fused);
-        return contract_emit_function(e, op, &c, name);
+        return mark_light(e, contract_emit_function(e, op, &c, name));
     }
     snprintf(name, sizeof name, "%s.op%d.%s", kname, i,
              op->kind == OP_MAP ? ir_map_fn_name(op->fn) : ir_op_kind_name(op->kind));
+    bool is_small = loop_cells(op) <= LIGHT_MAX_CELLS;
+    LLVMValueRef fn;
     if (n_fused && fuse_cell_run(e->p, g, i, &r) == n_fused) {
         size_t len = strlen(name);
         snprintf(name + len, sizeof name - len, ".cells%d", n_fused);
-        return fuse_emit_run_function(e, &r, name);
+        fn = fuse_emit_run_function(e, &r, name);
+    } else {
+        fn = emit_op_function(e, op, name, row_op_is_team(e->p, op));
     }
-    return emit_op_function(e, op, name, row_op_is_team(e->p, op));
+    return is_small ? mark_light(e, fn) : fn;
 }
 
 /* fusion: how many ops after op i run in its kernel: a contraction's epilogue
@@ -167,7 +199,7 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
     bool is_run = !oc->is_contract && oc->n_fused;
     bool is_alone = !oc->is_contract && !is_run && !oc->is_team_row;
     LLVMBasicBlockRef after = is_alone ? emit_thread0_begin(e, LLVMGetParam(kfn, 1)) : NULL;
-    LLVMValueRef args[EMIT_MAX_AXES + 4], bufs = LLVMGetParam(kfn, 0);
+    LLVMValueRef args[EMIT_MAX_AXES + 8], bufs = LLVMGetParam(kfn, 0);
     unsigned n;
     if (is_run) {
         n = cell_run_args(e, g, i, bufs, args);
@@ -182,6 +214,7 @@ static void call_op(Emit *e, LLVMValueRef kfn, const Group *g, int i, const OpCa
     }
     if (oc->is_contract)
         n += epilogue_args(e, g, i, bufs, args + n);
+    args[n++] = LLVMGetParam(kfn, 4); /* the stop flag */
     LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(oc->fn), oc->fn, args, n, "");
     if (after)
         emit_thread0_end(e, after);
@@ -235,9 +268,9 @@ static void keep_calls_out_of_line(Emit *e, const Group *g, const OpCall *calls)
                                 LLVMCreateEnumAttribute(e->ctx, kind, 0));
 }
 
-/* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier)`: runs the group's ops in
- * order (ops fused into an earlier op's kernel and folded copies are not
- * called); when some call is team work (a contraction, a cell run, a row-wise op
+/* `void KERNEL(ptr bufs, i64 tid, i64 nth, ptr barrier, ptr stop)`: runs the
+ * group's ops in order (ops fused into an earlier op's kernel and folded copies
+ * are not called); when some call is team work (a contraction, a cell run, a row-wise op
  * sharing its rows), `barrier()` separates the calls. */
 static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scratch_floats)
 {
@@ -253,8 +286,8 @@ static bool emit_group(Emit *e, const Group *g, const char *kname, int64_t scrat
         i = next;
     }
     keep_calls_out_of_line(e, g, calls);
-    LLVMTypeRef params[4] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr};
-    LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 4, 0));
+    LLVMTypeRef params[5] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr, e->t_ptr};
+    LLVMValueRef fn = LLVMAddFunction(e->mod, kname, LLVMFunctionType(e->t_void, params, 5, 0));
     LLVMSetValueName2(LLVMGetParam(fn, 0), "bufs", 4);
     set_vector_width(e, fn);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));

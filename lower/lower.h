@@ -4,14 +4,18 @@
  * constants in the emitted IR: a different input shape is a different module.
  *
  * Kernel ABI: `void KERNEL(float **bufs, int64_t tid, int64_t nth,
- * void (*barrier)(void))`. bufs[t] is the current buffer of tensor t (C order,
- * float32, 64-byte aligned); bufs[n_tensors + t] is its previous-sweep buffer when
- * the tensor is read by a recursive component (IrTensor.is_read_prev);
+ * void (*barrier)(void), const atomic_int *stop)`. bufs[t] is the current buffer
+ * of tensor t (C order, float32, 64-byte aligned); bufs[n_tensors + t] is its
+ * previous-sweep buffer when the tensor is read by a recursive component
+ * (IrTensor.is_read_prev);
  * bufs[2 n_tensors] is scratch of nth x lower_scratch_bytes bytes (contraction
  * panels, one slice per thread). A kernel for which lower_group_is_parallel is
  * true may be called by every thread of a team at once (tid 0..nth-1, `barrier`
  * the team's barrier); any kernel may be called alone with tid 0, nth 1 and a
- * barrier that does nothing.
+ * barrier that does nothing. `stop` is never NULL: once the host sets it (to
+ * interrupt the run), long loop nests skip their remaining blocks, so the kernel
+ * ends early but still reaches every barrier (emit.h: stopping a run). It is
+ * passed at each call, never compiled in: cached code serves every context.
  */
 #ifndef FUSE_LOWER_H
 #define FUSE_LOWER_H
@@ -100,13 +104,14 @@ fuse_status lower_mc_program(const IrProgram *p, LLVMModuleRef mod, const LowerO
  * Issue 6. For a boolean
  * recursive group whose contributions are joins with at most one recursive
  * operand, the delta kernel `void PREFIXdG(float **bufs, int64_t tid, int64_t nth,
- * void (*barrier)(void))` (the group kernel ABI: it may run on a thread team) runs
- * only the recursive joins, driven by that operand (read from bufs[n_tensors + t],
- * which the runtime binds to the delta relation): the loops over its axes come
- * first and a zero cell skips the rest of the nest, so the work is proportional to
- * the new facts. Each cell where some product of the other operands is > 0 is
- * OR-ed into the output (correct when every other operand is non-negative: the
- * runtime checks). The base kernel is `void PREFIXbG(float **bufs)`.
+ * void (*barrier)(void), const atomic_int *stop)` (the group kernel ABI: it may
+ * run on a thread team) runs only the recursive joins, driven by that operand
+ * (read from bufs[n_tensors + t], which the runtime binds to the delta
+ * relation): the loops over its axes come first and a zero cell skips the rest
+ * of the nest, so the work is proportional to the new facts. Each cell where
+ * some product of the other operands is > 0 is OR-ed into the output (correct
+ * when every other operand is non-negative: the runtime checks). The base
+ * kernel is `void PREFIXbG(float **bufs)`.
  */
 
 /* True when group g can have a delta kernel (static checks only). */

@@ -21,17 +21,21 @@
  *      program, also across processes);
  *   2. group by group, the context's in-memory index (jit_cache_ref_get): group key
  *      -> key of a cached object holding that kernel;
- *   3. the groups still missing are lowered together into ONE module (one pass
- *      pipeline), compiled to one object and stored: under the program key (memory
+ *   3. the groups still missing are lowered into one module per compiling thread
+ *      (one per online CPU, at most 4 and one per kernel; one for a small
+ *      program), compiled at once to one object (a bundle of the threads'
+ *      objects) and stored: under the program key (memory
  *      and disk) when no group was found, else under a key made of the missing
  *      groups' keys (memory only). Each of those groups then refers to it.
  * Every object needed is loaded into a JITDylib of its own (jit_object_load) and
  * each kernel is looked up in its object. So changing one equation recompiles only
  * its group; the others link from the objects already compiled.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jit.h"
 #include "lower.h"
@@ -397,29 +401,368 @@ static fuse_status find_cached(Build *b, const JitKey *prog)
     return FUSE_OK;
 }
 
-/* Lowers the missing groups (each distinct kernel once) into one module and
- * compiles it to an object, which becomes b's object `*slot`. */
+/* ---- compiling on several threads ----
+ * The distinct missing kernels are shared out among up to RT_COMPILE_THREADS
+ * modules (one per online CPU), each in its own LLVM context, and the first
+ * module is optimised and compiled on the calling thread, the others on threads
+ * of their own at the same time (jit.c gives each its own target machine); their
+ * objects become one bundle (jit_objects_bundle), cached and loaded as one
+ * object. Kernels whose code shares a function go to one module, where
+ * mergefunc compiles it once: equal contractions under different keys (`O[p,h]
+ * = P[p,q] V[q,h]` and `Q[p,h] = X[p,f] W[f,h]` differ only in P's dotted axis).
+ * To find them, every kernel is first lowered into one probe module, which only
+ * mergefunc runs on; a kernel joins the cluster of the kernels owning the
+ * functions its kernel function reaches there, as long as the cluster stays
+ * within a fair share of the instructions (past that, compiling a shared
+ * function twice is cheaper than compiling in turn), and clusters go, largest
+ * first, to the module with the fewest instructions so far. A program of one
+ * kernel compiles as before, on the calling thread, without a probe. */
+#define RT_COMPILE_THREADS 4
+#define RT_CALL_DEPTH 8 /* kernel -> op -> epilogue is 3 deep */
+/* Below this many instructions of IR (a contraction kernel has 600-900) one
+ * module: a thread would save a few milliseconds at most, and every cached
+ * start of the program would link two objects instead of one (0.1 ms more). */
+#define RT_SPLIT_MIN_INSTRUCTIONS 1000
+
+typedef struct CompileJob {
+    JitSession *js;
+    JitModule *jm;
+    int64_t size;     /* instructions of the kernels lowered into jm */
+    void *obj;        /* its object file, malloc'd */
+    size_t obj_n;
+    fuse_status st;
+    char *err;        /* malloc'd, on failure */
+} CompileJob;
+
+/* The distinct kernels to compile: slots, clusters and module of each. */
+typedef struct Kernels {
+    int *slot;        /* group slot whose kernel it is */
+    int *root;        /* union-find parent: same root, same module */
+    int64_t *size;    /* its own instructions in the probe after merging; a cluster's
+                       * total at its root */
+    int64_t max_cluster; /* the largest a cluster may grow by joining */
+    int64_t total;    /* instructions of all kernels in the probe, after merging */
+    int *job;         /* the module it is lowered into */
+    int *table;       /* 1 + kernel by the hash of its name (0: empty), for name_owner */
+    int cap;          /* table size, a power of two */
+    int n;
+} Kernels;
+
+static void *compile_job(void *arg)
+{
+    CompileJob *j = arg;
+    j->st = jit_module_optimize(j->js, j->jm, &j->err);
+    if (j->st == FUSE_OK)
+        j->st = jit_module_emit_object(j->js, j->jm, &j->obj, &j->obj_n, &j->err);
+    return NULL;
+}
+
+/* How many modules: one per online CPU, at most one per kernel. */
+static int compile_threads(int n_kernels)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int k = cpus > 1 ? (int)(cpus < RT_COMPILE_THREADS ? cpus : RT_COMPILE_THREADS) : 1;
+    return n_kernels < k ? (n_kernels > 0 ? n_kernels : 1) : k;
+}
+
+static int64_t instructions_of(LLVMValueRef fn)
+{
+    int64_t n = 0;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+            n++;
+    return n;
+}
+
+static fuse_status lower_kernel(const Build *b, int slot, LLVMModuleRef m, char **err)
+{
+    LowerGroup sel = {false, 0, b->g[slot].name};
+    return lower_groups(&b->g[slot].vp->p, &sel, 1, m, &b->opt, err);
+}
+
+static int find_root(int *root, int i)
+{
+    while (root[i] != i)
+        i = root[i] = root[root[i]];
+    return i;
+}
+
+/* A kernel name's hash: its first 16 hex digits after the prefix (the group
+ * key's first bytes, so uniform). */
+static uint64_t name_hash(const char *name, size_t len)
+{
+    uint64_t h = 0;
+    for (size_t i = strlen(RT_KERNEL_PREFIX); i < len && i < strlen(RT_KERNEL_PREFIX) + 16; i++)
+        h = h * 16 + (uint64_t)(name[i] >= 'a' ? name[i] - 'a' + 10 : name[i] - '0');
+    return h;
+}
+
+/* The kernel that owns function `name` ("KERNEL" or "KERNEL.op..."), or -1. */
+static int name_owner(const Build *b, const Kernels *ks, const char *name, size_t len)
+{
+    size_t n = strcspn(name, ".");
+    n = n < len ? n : len;
+    for (int at = (int)(name_hash(name, n) & (uint64_t)(ks->cap - 1)); ks->table[at];
+         at = (at + 1) & (ks->cap - 1)) {
+        const char *kname = b->g[ks->slot[ks->table[at] - 1]].name;
+        if (strncmp(kname, name, n) == 0 && kname[n] == '\0')
+            return ks->table[at] - 1;
+    }
+    return -1;
+}
+
+/* Fills ks->table (kernel names are distinct). */
+static void index_names(const Build *b, Kernels *ks)
+{
+    for (int k = 0; k < ks->n; k++) {
+        const char *name = b->g[ks->slot[k]].name;
+        int at = (int)(name_hash(name, strlen(name)) & (uint64_t)(ks->cap - 1));
+        while (ks->table[at])
+            at = (at + 1) & (ks->cap - 1);
+        ks->table[at] = k + 1;
+    }
+}
+
+/* Joins kernel k's cluster with the owners of every function fn calls. */
+static void join_callees(const Build *b, Kernels *ks, int k, LLVMValueRef fn, int depth)
+{
+    if (depth > RT_CALL_DEPTH)
+        return;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+            if (LLVMGetInstructionOpcode(in) != LLVMCall)
+                continue;
+            LLVMValueRef callee = LLVMGetCalledValue(in);
+            if (!callee || !LLVMIsAFunction(callee) || LLVMIsDeclaration(callee))
+                continue;
+            size_t len = 0;
+            const char *name = LLVMGetValueName2(callee, &len);
+            int owner = name_owner(b, ks, name, len);
+            int r = find_root(ks->root, k), o = owner >= 0 ? find_root(ks->root, owner) : r;
+            /* past the cap, compiling the shared function twice costs less than
+             * compiling the kernels one after another (a chain whose every
+             * kernel shares one small product would be one cluster) */
+            if (o != r && ks->size[o] + ks->size[r] <= ks->max_cluster) {
+                ks->root[o] = r;
+                ks->size[r] += ks->size[o];
+            }
+            join_callees(b, ks, k, callee, depth + 1);
+        }
+}
+
+/* ks->size of every kernel: the instructions of the functions it owns (by
+ * name) in m, and ks->max_cluster: a fair share of them among k modules. */
+static void own_sizes(const Build *b, Kernels *ks, LLVMModuleRef m, int k)
+{
+    int64_t total = 0, largest = 0;
+    for (int i = 0; i < ks->n; i++)
+        ks->size[i] = 0;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
+        size_t len = 0;
+        const char *name = LLVMGetValueName2(fn, &len);
+        int owner = name_owner(b, ks, name, len);
+        if (owner >= 0)
+            ks->size[owner] += instructions_of(fn);
+    }
+    for (int i = 0; i < ks->n; i++) {
+        total += ks->size[i];
+        largest = ks->size[i] > largest ? ks->size[i] : largest;
+    }
+    ks->max_cluster = total / k > largest ? total / k : largest;
+    ks->total = total;
+}
+
+/* Lowers every kernel into a probe module, merges equal functions and joins
+ * the kernels that then share code, up to ks->max_cluster instructions. */
+static fuse_status find_clusters(Build *b, Kernels *ks, int k_jobs, char **err)
+{
+    JitModule *probe = jit_module_new(b->pl->js, "probe");
+    if (!probe)
+        return FUSE_E_NOMEM;
+    LLVMModuleRef m = jit_module_llvm(probe);
+    fuse_status st = FUSE_OK;
+    for (int k = 0; k < ks->n && st == FUSE_OK; k++)
+        st = lower_kernel(b, ks->slot[k], m, err);
+    if (st == FUSE_OK)
+        st = jit_module_merge_functions(probe, err);
+    if (st == FUSE_OK)
+        own_sizes(b, ks, m, k_jobs);
+    for (int k = 0; k < ks->n && st == FUSE_OK; k++) {
+        LLVMValueRef fn = LLVMGetNamedFunction(m, b->g[ks->slot[k]].name);
+        if (fn)
+            join_callees(b, ks, k, fn, 0);
+    }
+    jit_module_free(probe);
+    return st;
+}
+
+/* Sorts a[0..n) by decreasing size[a[i]] (stable merge sort; tmp has n ints). */
+static void sort_by_size(int *a, int *tmp, int n, const int64_t *size)
+{
+    for (int w = 1; w < n; w *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * w) {
+            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            int i = lo, j = mid, o = lo;
+            while (i < mid || j < hi)
+                tmp[o++] = j >= hi || (i < mid && size[a[i]] >= size[a[j]]) ? a[i++] : a[j++];
+        }
+        memcpy(a, tmp, (size_t)n * sizeof *a);
+    }
+}
+
+/* ks->job of every kernel: clusters, largest first, to the smallest module.
+ * *k becomes the number of modules used (at most one per cluster). */
+static fuse_status assign_jobs(Kernels *ks, CompileJob *jobs, int *k)
+{
+    int *roots = malloc(2 * (size_t)ks->n * sizeof *roots);
+    if (!roots)
+        return FUSE_E_NOMEM;
+    int n_roots = 0;
+    for (int i = 0; i < ks->n; i++)
+        if (find_root(ks->root, i) == i)
+            roots[n_roots++] = i;
+    sort_by_size(roots, roots + ks->n, n_roots, ks->size);
+    *k = n_roots < *k ? n_roots : *k;
+    for (int i = 0; i < n_roots; i++) {
+        int best = 0;
+        for (int j = 1; j < *k; j++)
+            if (jobs[j].size < jobs[best].size)
+                best = j;
+        ks->job[roots[i]] = best;
+        jobs[best].size += ks->size[roots[i]];
+    }
+    for (int i = 0; i < ks->n; i++)
+        ks->job[i] = ks->job[find_root(ks->root, i)];
+    free(roots);
+    return FUSE_OK;
+}
+
+static void kernels_free(Kernels *ks)
+{
+    free(ks->slot);
+    free(ks->root);
+    free(ks->size);
+    free(ks->job);
+    free(ks->table);
+}
+
+/* The distinct missing kernels, each in a cluster of its own, job 0. */
+static fuse_status kernels_init(Build *b, Kernels *ks)
+{
+    memset(ks, 0, sizeof *ks);
+    size_t m = (size_t)b->n + 1;
+    ks->slot = malloc(m * sizeof *ks->slot);
+    ks->root = malloc(m * sizeof *ks->root);
+    ks->size = calloc(m, sizeof *ks->size);
+    ks->job = calloc(m, sizeof *ks->job);
+    ks->cap = 16;
+    while (ks->cap < 2 * b->n)
+        ks->cap *= 2;
+    ks->table = calloc((size_t)ks->cap, sizeof *ks->table);
+    if (!ks->slot || !ks->root || !ks->size || !ks->job || !ks->table)
+        return FUSE_E_NOMEM;
+    for (int i = 0; i < b->n; i++)
+        /* a kernel once, however many groups share it (a span, equal groups) */
+        if (b->g[i].obj < 0 && b->g[i].first == i) {
+            ks->slot[ks->n] = i;
+            ks->root[ks->n] = ks->n;
+            ks->n++;
+        }
+    return FUSE_OK;
+}
+
+/* Runs jobs 1..k-1 on threads of their own (inline when a thread cannot be
+ * made) and job 0 here; returns when all are done. */
+static void run_jobs(CompileJob *jobs, int k)
+{
+    pthread_t tid[RT_COMPILE_THREADS];
+    bool is_started[RT_COMPILE_THREADS] = {false};
+    for (int j = 1; j < k; j++)
+        is_started[j] = pthread_create(&tid[j], NULL, compile_job, &jobs[j]) == 0;
+    compile_job(&jobs[0]);
+    for (int j = 1; j < k; j++) {
+        if (is_started[j])
+            pthread_join(tid[j], NULL);
+        else
+            compile_job(&jobs[j]);
+    }
+}
+
+/* The jobs' objects as b's object `slot`: the one object, or a bundle. */
+static fuse_status collect_objects(Build *b, CompileJob *jobs, int k, int slot, char **err)
+{
+    for (int j = 0; j < k; j++)
+        if (jobs[j].st != FUSE_OK) {
+            *err = jobs[j].err;
+            jobs[j].err = NULL;
+            return jobs[j].st;
+        }
+    if (k == 1) {
+        b->obj[slot] = jobs[0].obj;
+        b->obj_n[slot] = jobs[0].obj_n;
+        jobs[0].obj = NULL;
+        return FUSE_OK;
+    }
+    void *objs[RT_COMPILE_THREADS];
+    size_t ns[RT_COMPILE_THREADS];
+    for (int j = 0; j < k; j++) {
+        objs[j] = jobs[j].obj;
+        ns[j] = jobs[j].obj_n;
+    }
+    return jit_objects_bundle(objs, ns, k, &b->obj[slot], &b->obj_n[slot], err);
+}
+
+/* Shares the kernels out among at most *k jobs (*k becomes how many), creates
+ * their modules and lowers every kernel into its job's. */
+static fuse_status lower_jobs(Build *b, Kernels *ks, CompileJob *jobs, int *k, char **err)
+{
+    fuse_status st = FUSE_OK;
+    if (*k > 1) {
+        index_names(b, ks);
+        st = find_clusters(b, ks, *k, err);
+        if (st == FUSE_OK && ks->total < RT_SPLIT_MIN_INSTRUCTIONS)
+            *k = 1; /* every ks->job is 0 */
+        else if (st == FUSE_OK)
+            st = assign_jobs(ks, jobs, k);
+    }
+    for (int j = 0; j < *k && st == FUSE_OK; j++) {
+        jobs[j].js = b->pl->js;
+        jobs[j].jm = jit_module_new(b->pl->js, RT_KERNEL_PREFIX);
+        if (!jobs[j].jm)
+            st = FUSE_E_NOMEM;
+    }
+    for (int i = 0; i < ks->n && st == FUSE_OK; i++)
+        st = lower_kernel(b, ks->slot[i], jit_module_llvm(jobs[ks->job[i]].jm), err);
+    return st;
+}
+
+/* Lowers the missing groups (each distinct kernel once) into up to
+ * RT_COMPILE_THREADS modules and compiles them to one object (or bundle),
+ * which becomes b's object `*slot`. */
 static fuse_status compile_missing(Build *b, int *slot, char **err)
 {
     RtPlan *pl = b->pl;
     for (int i = 0; i < b->n; i++)
         b->n_missing += b->g[i].obj < 0;
     double t0 = sup_clock_ms();
-    JitModule *jm = jit_module_new(pl->js, RT_KERNEL_PREFIX);
-    fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
-    for (int i = 0; i < b->n && st == FUSE_OK; i++) {
-        /* a kernel once, however many groups share it (a span, equal groups) */
-        LowerGroup sel = {false, 0, b->g[i].name};
-        if (b->g[i].obj < 0 && b->g[i].first == i)
-            st = lower_groups(&b->g[i].vp->p, &sel, 1, jit_module_llvm(jm), &b->opt, err);
-    }
+    Kernels ks;
+    CompileJob jobs[RT_COMPILE_THREADS] = {{0}};
+    fuse_status st = kernels_init(b, &ks);
+    int k = st == FUSE_OK ? compile_threads(ks.n) : 1;
+    if (st == FUSE_OK)
+        st = lower_jobs(b, &ks, jobs, &k, err);
     double t1 = sup_clock_ms();
     *slot = b->n_obj;
-    if (st == FUSE_OK)
-        st = jit_module_optimize(pl->js, jm, err);
-    if (st == FUSE_OK)
-        st = jit_module_emit_object(pl->js, jm, &b->obj[*slot], &b->obj_n[*slot], err);
-    jit_module_free(jm);
+    if (st == FUSE_OK) {
+        run_jobs(jobs, k);
+        st = collect_objects(b, jobs, k, *slot, err);
+    }
+    for (int j = 0; j < k; j++) {
+        jit_module_free(jobs[j].jm);
+        free(jobs[j].obj);
+        free(jobs[j].err);
+    }
+    kernels_free(&ks);
     if (st == FUSE_OK)
         b->n_obj++;
     pl->timings.lower_ms += t1 - t0;

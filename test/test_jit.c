@@ -501,6 +501,141 @@ START_TEST(test_optimize_vector_width)
 }
 END_TEST
 
+/* A function marked JIT_ATTR_LIGHT gets the light pipeline: its loop keeps its
+ * scalar body (no vectoriser ran), while the same unmarked function is
+ * vectorised; both compute the same, and no optnone is left on the light one. */
+START_TEST(test_optimize_light_function)
+{
+    JitSession *js = new_session();
+    JitModule *jm = new_module(js, "light");
+    build_scale(jm, "scale_o3");
+    build_scale(jm, "scale_light");
+    LLVMModuleRef m = jit_module_llvm(jm);
+    LLVMValueRef light = LLVMGetNamedFunction(m, "scale_light");
+    LLVMAddAttributeAtIndex(light, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(jit_module_context(jm), JIT_ATTR_LIGHT,
+                                                      (unsigned)strlen(JIT_ATTR_LIGHT), "", 0));
+    optimize(js, jm);
+    char *ir_o3 = LLVMPrintValueToString(LLVMGetNamedFunction(m, "scale_o3"));
+    char *ir_light = LLVMPrintValueToString(LLVMGetNamedFunction(m, "scale_light"));
+    ck_assert_msg(strstr(ir_o3, "x float>"), "scale_o3 not vectorised:\n%s", ir_o3);
+    ck_assert_msg(!strstr(ir_light, "x float>"), "scale_light vectorised:\n%s", ir_light);
+    unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
+    ck_assert_ptr_null(LLVMGetEnumAttributeAtIndex(LLVMGetNamedFunction(m, "scale_light"),
+                                                   LLVMAttributeFunctionIndex, optnone));
+    LLVMDisposeMessage(ir_o3);
+    LLVMDisposeMessage(ir_light);
+    JitCode *jc = load(js, jm);
+    static float a[SCALE_N], out1[SCALE_N], out2[SCALE_N];
+    for (int i = 0; i < SCALE_N; i++)
+        a[i] = (float)i * 0.25f - 7.0f;
+    call_scale(lookup(jc, "scale_o3"), a, out1);
+    call_scale(lookup(jc, "scale_light"), a, out2);
+    for (int i = 0; i < SCALE_N; i++) {
+        ck_assert_float_eq(out1[i], 3.0f * a[i]);
+        ck_assert_float_eq(out2[i], 3.0f * a[i]);
+    }
+    jit_code_free(jc);
+    jit_session_free(js);
+}
+END_TEST
+
+/* ---- bundles of objects ------------------------------------------------------ */
+
+typedef struct {
+    JitSession *js;
+    JitModule *jm;
+    void *obj;
+    size_t n;
+    fuse_status st;
+} EmitJob;
+
+static void *emit_job(void *arg)
+{
+    EmitJob *j = arg;
+    j->st = jit_module_optimize(j->js, j->jm, NULL);
+    if (j->st == FUSE_OK)
+        j->st = jit_module_emit_object(j->js, j->jm, &j->obj, &j->n, NULL);
+    return NULL;
+}
+
+/* Two modules optimised and compiled at once on two threads (each takes a
+ * target machine of the session's pool), bundled, loaded as one object: both
+ * functions are found through the one JitCode, and the bundle loads twice. */
+START_TEST(test_bundle_two_threads)
+{
+    JitSession *js = new_session();
+    EmitJob jobs[2] = {{js, new_module(js, "b0"), NULL, 0, FUSE_E_JIT},
+                       {js, new_module(js, "b1"), NULL, 0, FUSE_E_JIT}};
+    build_addk(jobs[0].jm, "plus2", 2.0);
+    build_sum(jobs[1].jm, "sum");
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, emit_job, &jobs[1]), 0);
+    emit_job(&jobs[0]);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(jobs[0].st, FUSE_OK);
+    ck_assert_int_eq(jobs[1].st, FUSE_OK);
+    void *objs[2] = {jobs[0].obj, jobs[1].obj};
+    size_t ns[2] = {jobs[0].n, jobs[1].n};
+    void *bundle = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    ck_assert_int_eq(jit_objects_bundle(objs, ns, 2, &bundle, &n, &err), FUSE_OK);
+    ck_assert_uint_eq(n, 16 + 2 * 8 + ns[0] + ns[1]);
+    JitCode *codes[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(jit_object_load(js, bundle, n, &codes[i], &err), FUSE_OK);
+        ck_assert_float_eq(call_unary(lookup(codes[i], "plus2"), 1.5f), 3.5f);
+        float p[5] = {1.0f, 2.0f, 3.0f, 4.0f, 5.5f};
+        ck_assert_float_eq(call_sum(lookup(codes[i], "sum"), p, 5), 15.5f);
+    }
+    for (int i = 0; i < 2; i++) {
+        jit_code_free(codes[i]);
+        jit_module_free(jobs[i].jm);
+        free(jobs[i].obj);
+    }
+    free(bundle);
+    jit_session_free(js);
+}
+END_TEST
+
+/* Malformed bundles are FUSE_E_JIT, never a crash; bad arguments FUSE_E_ARG. */
+START_TEST(test_bundle_malformed)
+{
+    JitSession *js = new_session();
+    unsigned char obj[4] = {1, 2, 3, 4};
+    void *objs[1] = {obj};
+    size_t ns[1] = {sizeof obj};
+    void *bundle = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    ck_assert_int_eq(jit_objects_bundle(objs, ns, 0, &bundle, &n, &err), FUSE_E_ARG);
+    free(err);
+    ck_assert_int_eq(jit_objects_bundle(objs, ns, 1, &bundle, &n, &err), FUSE_OK);
+    ck_assert_uint_eq(n, 16 + 8 + sizeof obj);
+    unsigned char *b = bundle;
+    JitCode *jc = NULL;
+    /* cut short: the header promises more than there is */
+    for (size_t cut = 8; cut < n; cut++) {
+        ck_assert_int_eq(jit_object_load(js, b, cut, &jc, &err), FUSE_E_JIT);
+        ck_assert_ptr_null(jc);
+        ck_assert_ptr_nonnull(err);
+        free(err);
+        err = NULL;
+    }
+    /* a count of zero, and a length past the end */
+    b[8] = 0;
+    ck_assert_int_eq(jit_object_load(js, b, n, &jc, &err), FUSE_E_JIT);
+    free(err);
+    b[8] = 1;
+    b[16] = 200;
+    ck_assert_int_eq(jit_object_load(js, b, n, &jc, &err), FUSE_E_JIT);
+    free(err);
+    free(bundle);
+    jit_session_free(js);
+}
+END_TEST
+
 /* ---- several sessions and threads -------------------------------------------- */
 
 START_TEST(test_two_sessions)
@@ -587,6 +722,9 @@ static Suite *jit_suite(void)
     tcase_add_test(tc, test_module_print);
     tcase_add_test(tc, test_module_asm_keeps_module);
     tcase_add_test(tc, test_optimize_vector_width);
+    tcase_add_test(tc, test_optimize_light_function);
+    tcase_add_test(tc, test_bundle_two_threads);
+    tcase_add_test(tc, test_bundle_malformed);
     tcase_add_test(tc, test_two_sessions);
     tcase_add_test(tc, test_threads_share_session);
     suite_add_tcase(s, tc);

@@ -257,6 +257,76 @@ START_TEST(one_change_recompiles_one_span)
 }
 END_TEST
 
+/* A[i,k] with integer cells in -3..3 (exact float sums), as a const literal. */
+static void small_matrix(Text *t, const char *name, int n, int salt)
+{
+    text_add(t, "%s[i,k] = const([", name);
+    for (int i = 0; i < n; i++) {
+        text_add(t, i ? ", [" : "[");
+        for (int k = 0; k < n; k++)
+            text_add(t, k ? ", %d.0" : "%d.0", (i * 7 + k * 3 + salt) % 7 - 3);
+        text_add(t, "]");
+    }
+    text_add(t, "])\n");
+}
+
+/* Several kernels, two of them with equal code under different keys (only a
+ * dotted axis differs): they are shared out among compiling threads, one
+ * object per thread, kept as one disk entry. A second context loads that entry
+ * (no compile) and both give the values of naive loops. */
+START_TEST(kernels_of_several_threads_cached_together)
+{
+    enum { N = 32 };
+    Text t = {0};
+    small_matrix(&t, "A", N, 0);
+    small_matrix(&t, "B", N, 2);
+    text_add(&t, "C[i,j] = A[i,k] B[k,j]\n"
+                 "P[i,k.] = A[i,k]\n"
+                 "D[i,j] = P[i,k] C[k,j]\n"
+                 "E[i,j] = relu(C[i,j]) + D[i,j] + 1.0\n"
+                 "export E\n");
+    static double a[N][N], b[N][N], c[N][N], want[N * N];
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < N; k++) {
+            a[i][k] = (i * 7 + k * 3) % 7 - 3;
+            b[i][k] = (i * 7 + k * 3 + 2) % 7 - 3;
+        }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            c[i][j] = 0;
+            for (int k = 0; k < N; k++)
+                c[i][j] += a[i][k] * b[k][j];
+        }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double d = 0;
+            for (int k = 0; k < N; k++)
+                d += a[i][k] * c[k][j];
+            want[i * N + j] = (c[i][j] > 0 ? c[i][j] : 0) + d + 1.0;
+        }
+    char dir[] = "/tmp/fuse-scale-cache-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.cache_dir = dir;
+    for (int round = 0; round < 2; round++) {
+        fuse_ctx *ctx = ctx_new();
+        expect_run(ctx, t.s, &cfg, "E", want, N * N);
+        fuse_stats st = {.size = sizeof st};
+        ck_assert_int_eq(fuse_ctx_stats(ctx, &st), FUSE_OK);
+        ck_assert_uint_eq(st.compiles, round == 0 ? 1 : 0);
+        ck_assert_uint_eq(st.disk_hits, round == 0 ? 0 : 1);
+        fuse_ctx_free(ctx);
+    }
+    char *cmd = malloc(strlen(dir) + 16);
+    ck_assert_ptr_nonnull(cmd);
+    sprintf(cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    free(t.s);
+}
+END_TEST
+
 /* 1,000 contributions to one tensor, each a small product (its own loop nest):
  * one group of 1,000 ops, whose functions stay out of line and, being equal,
  * are compiled once; then 100 different ones (coefficients 1..100). */
@@ -311,6 +381,7 @@ static Suite *scale_suite(void)
     tcase_add_test(tc, one_change_recompiles_one_span);
     tcase_add_test(tc, many_contributions_to_one_tensor);
     tcase_add_test(tc, check_of_20000_equations);
+    tcase_add_test(tc, kernels_of_several_threads_cached_together);
     suite_add_tcase(s, tc);
     return s;
 }
