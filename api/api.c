@@ -286,8 +286,10 @@ static void options_free(fuse_program_options *o)
     for (size_t i = 0; i < o->n_params; i++)
         free((char *)o->params[i].name);
     free((fuse_param *)o->params);
+    free((char *)o->weights);
     o->params = NULL;
     o->n_params = 0;
+    o->weights = NULL;
 }
 
 /* Takes text and *opts (freed on failure too). */
@@ -324,10 +326,14 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
     return FUSE_OK;
 }
 
-/* fuse_program_options' layouts: the first ends at n_params. */
+/* fuse_program_options' layouts: the first ends at n_params, the second at
+ * weights, the third at strict_sources (error_limit and strict_sources came
+ * together: a layout ending at error_limit would have its sizeof too). */
 static const ApiLayout PROGRAM_OPTIONS_LAYOUT = {
     "fuse_program_options",
-    {API_FIELD_END(fuse_program_options, n_params)},
+    {API_FIELD_END(fuse_program_options, n_params),
+     API_FIELD_END(fuse_program_options, weights),
+     API_FIELD_END(fuse_program_options, strict_sources)},
     sizeof(fuse_program_options), _Alignof(fuse_program_options)};
 
 void fuse_program_options_init_size(fuse_program_options *o, size_t size)
@@ -359,9 +365,15 @@ static fuse_status options_take(fuse_ctx *ctx, const fuse_program_options *opts,
         if (!o.params[i].name)
             return fail(ctx, FUSE_E_ARG, "fuse_program_options: a param without a name");
     out->syntax = o.syntax;
-    fuse_param *ps = o.n_params ? calloc(o.n_params, sizeof *ps) : NULL;
-    if (o.n_params && !ps)
+    out->error_limit = o.error_limit;
+    out->strict_sources = o.strict_sources;
+    if (o.weights && !(out->weights = strdup(o.weights)))
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    fuse_param *ps = o.n_params ? calloc(o.n_params, sizeof *ps) : NULL;
+    if (o.n_params && !ps) {
+        options_free(out);
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    }
     out->params = ps;
     for (size_t i = 0; i < o.n_params; i++, out->n_params++) {
         ps[i].value = o.params[i].value;
@@ -648,11 +660,17 @@ static fuse_status run_plan(fuse_runner *run, const fuse_input *inputs, size_t n
     pl->dl.first = pl->dl.last = NULL;
     pl->dl.n_errors = 0;
     double run_t0 = sup_clock_ms();
+    fuse_input *all = NULL; /* the host's inputs and the manifest's tensors */
+    size_t n_all = 0;
     fuse_status st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st == FUSE_OK && rt_weights_bind(pl, inputs, n_inputs, &all, &n_all) != FUSE_OK)
+        st = fe_error(&pl->dl, FUSE_E_NOMEM, (Span){0}, "out of memory");
     api_run_begin(run->ctx); /* fuse_ctx_interrupt */
     if (st == FUSE_OK)
-        st = rt_plan_run(pl, inputs, n_inputs);
+        st = rt_plan_run(pl, all, n_all);
     api_run_end(run->ctx);
+    if (all != inputs)
+        free(all);
     pl->timings.last_run_ms = sup_clock_ms() - run_t0;
     if (st == FUSE_OK || st == FUSE_E_NOT_CONVERGED)
         return st;
@@ -742,7 +760,9 @@ static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t
         if (t < 0)
             return false;
         void *data = outputs[i].tensor.data;
-        if (outputs[i].borrow && (uintptr_t)data % IO_ALIGN == 0 && rt_output_bindable(pl, t))
+        /* kernels read and write tensors at float alignment: 64 is only faster */
+        if (outputs[i].borrow && (uintptr_t)data % _Alignof(float) == 0 &&
+            rt_output_bindable(pl, t))
             pl->out_bind[t] = data;
     }
     return true;
@@ -870,6 +890,27 @@ fuse_status fuse_outputs_save_npz_compressed(fuse_ctx *ctx, const fuse_outputs *
                                              const char *path)
 {
     return save_npz(ctx, out, path, true, "fuse_outputs_save_npz_compressed");
+}
+
+fuse_status fuse_tensors_save_npz(fuse_ctx *ctx, const char *const *names,
+                                  const fuse_tensor *tensors, size_t n, int compress,
+                                  const char *path)
+{
+    if (!path || (n && (!names || !tensors)) || n > INT32_MAX)
+        return fail(ctx, FUSE_E_ARG, "fuse_tensors_save_npz: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            return fail(ctx, FUSE_E_ARG, "fuse_tensors_save_npz: a tensor has no name");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0) {
+                set_error_owned(ctx, sup_strprintf("error: fuse_tensors_save_npz: the name "
+                                                   "'%s' is given twice", names[i]));
+                return FUSE_E_ARG;
+            }
+    }
+    char *err = NULL;
+    fuse_status st = io_npz_write_as(path, names, tensors, (int)n, compress != 0, &err);
+    return io_result(ctx, st, err);
 }
 
 fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tensor *out)

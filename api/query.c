@@ -174,11 +174,17 @@ static fuse_status runner_query(fuse_runner *run, const char *name, const char *
         return query_fail(run, st, err);
     pl->dl.first = pl->dl.last = NULL;
     pl->dl.n_errors = 0;
+    fuse_input *all = NULL; /* the host's inputs and the manifest's tensors */
+    size_t n_all = 0;
     st = rt_check_inputs(pl, inputs, n_inputs);
+    if (st == FUSE_OK && rt_weights_bind(pl, inputs, n_inputs, &all, &n_all) != FUSE_OK)
+        st = fe_error(&pl->dl, FUSE_E_NOMEM, (Span){0}, "out of memory");
     api_run_begin(run->ctx); /* fuse_ctx_interrupt */
     if (st == FUSE_OK)
-        st = rt_plan_run_query(pl, inputs, n_inputs, t->id);
+        st = rt_plan_run_query(pl, all, n_all, t->id);
     api_run_end(run->ctx);
+    if (all != inputs)
+        free(all);
     fuse_status run_st = st;
     if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED) {
         rt_unborrow_sources(pl);

@@ -129,7 +129,8 @@ typedef struct fusejit_input {
     const char *name;
     fuse_tensor tensor;
     int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
-                               float32 and 64-byte aligned; it must stay valid and
+                               float32 (at float alignment; 64-byte aligned data
+                               is a little faster); it must stay valid and
                                unchanged until the run returns */
 } fuse_input;
 
@@ -249,6 +250,9 @@ typedef struct fusejit_timings {
     int is_cache_hit;         /* the machine code came from a cache */
     uint64_t flops;           /* floating-point operations of one run's sum joins:
                                  2 x loop cells each (fuse-bench's GFLOP/s) */
+    uint64_t buffer_bytes;    /* the bytes of every buffer the runner planned */
+    uint64_t peak_bytes;      /* the most of them a plain run holds at once: a large
+                                 buffer no later equation reads is given back */
 } fuse_timings;
 
 /* Which tensors fuse_program_tensor_count and fuse_program_tensor_info list; or
@@ -313,8 +317,9 @@ FUSE_API fuse_status fuse_ctx_new(fuse_ctx **out);
 FUSE_API void fuse_ctx_free(fuse_ctx *ctx);
 
 /* Interrupts the runs in progress on the context (fuse_runner_run, _run_into,
- * _query, on any thread): each stops at its next check (between equation groups
- * and between fixpoint sweeps, not inside a kernel) and returns
+ * _query, on any thread): each stops at its next check (between equation groups,
+ * between fixpoint sweeps, and inside a kernel between blocks of a few
+ * milliseconds of work) and returns
  * FUSE_E_INTERRUPTED with the diagnostic "interrupted", without outputs and
  * without writing sinks; the runner stays usable. Only an atomic store: safe from
  * another thread and from a signal handler. As sqlite3_interrupt: a run that
@@ -355,13 +360,32 @@ typedef struct fusejit_param {
 
 /* Options of fuse_program_from_file_opts / _text_opts. Versioned (the header's
  * overview): set size with fuse_program_options_init; the first layout ends at
- * n_params. */
+ * n_params, the second at weights, the third at error_limit. */
 typedef struct fusejit_program_options {
     size_t size;        /* sizeof(fuse_program_options) of the host */
     fuse_syntax syntax; /* FUSE_SYNTAX_LEGACY (0, the default) or FUSE_SYNTAX_V2 */
     const fuse_param *params; /* n_params overrides of param defaults (copied); a name
                                  the program does not declare as a param is an error */
     size_t n_params;
+    /* A weights manifest (SPEC §8, docs/files.md "Weight manifests"; copied; NULL:
+     * none), relative to the current directory: a JSON file naming, for tensors
+     * of the program, a file or shards, with optional dequantisation and LoRA.
+     * An entry supplies its tensor instead of a source statement's file, and a
+     * tensor the program reads but never defines is taken from it. Checking the
+     * program reads only shapes; each runner reads the tensors once, as float32,
+     * and every run uses them in place (a host input of the same name wins). A
+     * malformed manifest is FUSE_E_IO naming the entry and the key; an entry the
+     * program does not use is a warning (fuse_ctx_set_log). */
+    const char *weights;
+    /* Errors reported before the check stops with "too many errors emitted,
+     * stopping now" (fuse_ctx_error gives them one after another): 0 the default
+     * (20), negative no limit. */
+    int error_limit;
+    /* Nonzero: the host binds no source, so every source statement's file must
+     * exist and fit the program now (fuse-jit check sets it). 0, the default: a
+     * file that is missing or does not fit is left to the runner, since the host
+     * may bind that source instead (an info message says so). */
+    int strict_sources;
 } fuse_program_options;
 
 /* Sets the `size` bytes at o to the defaults (legacy syntax); does nothing for
@@ -446,7 +470,7 @@ FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
 
 /* Runs the compiled program once. Inputs must have the shapes the runner was
  * compiled for (FUSE_E_ARG otherwise); their data is copied, except a borrowed
- * float32, 64-byte aligned input (fuse_input.borrow), used in place. On success *out maps
+ * float32 input (fuse_input.borrow), used in place. On success *out maps
  * every export to its value and is freed with fuse_outputs_free. When a fixpoint
  * reaches max_iters without converging, the status is FUSE_E_NOT_CONVERGED AND
  * *out holds the outputs of the last sweep (free it too); sinks are written.
@@ -458,8 +482,8 @@ FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
 /* Runs the compiled program once, like fuse_runner_run, but delivers exports
  * into host memory instead of a new output map: outputs[i].name is an export and
  * outputs[i].tensor a float32 tensor of its shape whose data receives its value
- * (exports not named are not delivered). With outputs[i].borrow and data 64-byte
- * aligned, the kernels write there directly (no copy; a few exports, such as the
+ * (exports not named are not delivered). With outputs[i].borrow (float-aligned
+ * data), the kernels write there directly (no copy; a few exports, such as the
  * written step of a streaming tensor, are still copied); the memory must stay
  * valid until the call returns, must not overlap an input's, and its previous
  * contents are ignored. FUSE_E_ARG names an
@@ -540,6 +564,13 @@ FUSE_API fuse_status fuse_tensor_load(fuse_ctx *ctx, const char *path, fuse_tens
 
 /* Frees memory the API returned (strings, loaded tensor data). Accepts NULL. */
 FUSE_API void fuse_free(void *p);
+
+/* Writes n named tensors into one .npz archive, a member "<names[i]>.npy" each,
+ * deflated when `compress` is nonzero (as numpy.savez / savez_compressed). A NULL
+ * or repeated name is FUSE_E_ARG. */
+FUSE_API fuse_status fuse_tensors_save_npz(fuse_ctx *ctx, const char *const *names,
+                                           const fuse_tensor *tensors, size_t n,
+                                           int compress, const char *path);
 
 #ifdef __cplusplus
 }

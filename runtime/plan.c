@@ -101,6 +101,8 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
                                       &pl->ast);
     pl->timings.parse_ms = sup_clock_ms() - t0;
     if (st == FUSE_OK)
+        st = rt_weights_open(pl); /* a manifest may declare sources */
+    if (st == FUSE_OK)
         st = ir_build(&pl->arena, &pl->ast, &pl->dl, &pl->ir);
     if (st == FUSE_OK)
         st = ir_order(pl->ir, &pl->dl);
@@ -120,7 +122,9 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
     if (is_skipped && st == FUSE_OK)
         return FUSE_OK; /* a source is not readable yet: sizes are checked per runner */
     if (st == FUSE_OK)
-        st = ir_infer_shapes(pl->ir, facts, &pl->dl);
+        st = rt_infer_source_shapes(pl, facts, &is_skipped);
+    if (is_skipped && st == FUSE_OK)
+        return FUSE_OK; /* a source file's sizes do not fit: checked per runner */
     if (st == FUSE_OK)
         st = ir_check_builtins(pl->ir, &pl->dl);
     return st;
@@ -161,6 +165,10 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)
         st = rt_plan_compile(pl);
+    if (st == FUSE_OK && js)
+        rt_plan_lifetimes(pl); /* after compiling: spans are known */
+    pl->timings.buffer_bytes = pl->planned_bytes;
+    pl->timings.peak_bytes = pl->peak_bytes;
     return st;
 }
 
@@ -204,6 +212,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->base_dir);
     free(pl->out_dir);
     free(pl->cache_dir);
+    rt_weights_free(pl->weights);
     arena_free_all(&pl->arena);
     free(pl);
 }

@@ -30,8 +30,10 @@ size_t rt_build_id(unsigned char *out, size_t cap);
 
 /* ---- exec.c: compiling and running a program (the lead's section) ---- */
 
-/* A group kernel (lower.h: kernel ABI): buffers, thread id, team size, barrier. */
-typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)(void));
+/* A group kernel (lower.h: kernel ABI): buffers, thread id, team size, barrier,
+ * and the flag that stops it early (rt_stop_flag). */
+typedef void (*RtKernel)(float **bufs, int64_t tid, int64_t nth, void (*barrier)(void),
+                         const atomic_int *stop);
 
 /* The barrier of a kernel run alone (does nothing). */
 void rt_no_barrier(void);
@@ -122,6 +124,19 @@ typedef struct RtPlan {
      * none) and the bytes of the buffers the plan holds (footprint.c) */
     uint64_t max_memory;
     uint64_t planned_bytes;
+    /* lifetimes (footprint.c): per tensor, the last equation group whose
+     * kernel touches it when its pages may be given back once that group's
+     * component is done (-1: kept for the whole run), in the arena; and the
+     * planned peak of a run's buffers (set after compiling; 0 until then) */
+    int *last_use;
+    uint64_t peak_bytes;
+    /* buffer reuse (footprint.c): reuse_of[y] = x when tensor y may be
+     * written over x's buffer in a plain run (x dead once y's group has read it,
+     * cell by cell), reused_by[x] = y; -1 otherwise; in the arena */
+    int *reuse_of, *reused_by;
+    /* the weights manifest of fuse_program_options.weights (weights.c;
+     * NULL: none): its tensors, float32 when the plan compiles */
+    struct RtWeights *weights;
 } RtPlan;
 
 /* the buffers of one kernel, numbered as its group's view numbers
@@ -134,8 +149,8 @@ typedef struct RtGroupBufs {
 } RtGroupBufs;
 
 /* perf (parallel.c): runs kernel k on a team of nth OpenMP threads (each
- * with its tid); returns the team size used. */
-int rt_parallel_run(RtKernel k, float **bufs, int nth);
+ * with its tid; `stop` as rt_stop_flag); returns the team size used. */
+int rt_parallel_run(RtKernel k, float **bufs, int nth, const atomic_int *stop);
 /* The team size for `threads` (0: all cores, as OpenMP sees them). */
 int rt_parallel_threads(int threads);
 
@@ -171,6 +186,12 @@ static inline bool rt_interrupted(const RtPlan *plan)
 {
     return plan->host && atomic_load_explicit(&plan->host->interrupt, memory_order_relaxed);
 }
+
+/* The flag a plan's kernels watch while they run (lower.h: kernel ABI): the
+ * host's interrupt flag, or one that is never set when the plan has no host.
+ * Within a kernel the flag is checked once per block of work, so an interrupt
+ * stops even one long kernel within a few milliseconds. */
+const atomic_int *rt_stop_flag(const RtPlan *plan);
 
 /* incr (plan_compile.c): compiles the shaped plan's kernels through the
  * code cache group by group (only groups not cached are compiled), loads them and
@@ -214,6 +235,12 @@ fuse_status rt_check_inputs(RtPlan *plan, const fuse_input *inputs, size_t n_inp
  * plan->js is NULL (checking only), an unreadable source sets *is_skipped. */
 fuse_status rt_probe_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
                              ShapeFact *facts, bool *is_skipped);
+/* ir_infer_shapes over the probed facts, and when it fails on sizes, why: a
+ * runner's input whose shape the program cannot take is named with both shapes;
+ * when only checking, a source file whose sizes conflict (it may be a stale file
+ * beside a source the host binds) is left to the runner (*is_deferred set, an
+ * info message), as an unreadable one is. */
+fuse_status rt_infer_source_shapes(RtPlan *plan, ShapeFact *facts, bool *is_deferred);
 /* Reads every source (or its host input) into its buffer. A borrowed input
  * (fuse_input.borrow) that is float32, 64-byte aligned and of the compiled shape
  * is used in place: bufs[t] points at the host's data until rt_unborrow_sources. */
@@ -234,6 +261,31 @@ fuse_status rt_check_sinks(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 
+/* ---- weights.c: weight manifests (SPEC §8) ---- */
+
+typedef struct RtWeights RtWeights;
+
+/* Reads the manifest at path and every tensor it names, as float32 when `load`
+ * (else only their shapes, from .npy headers where it can). FUSE_E_IO with *err
+ * naming the manifest, the entry and the key for anything malformed. */
+fuse_status rt_weights_load(const char *path, bool load, RtWeights **out, char **err);
+void rt_weights_free(RtWeights *w);
+/* After parsing: loads plan->popts->weights (nothing without one) into
+ * plan->weights, data only when the plan compiles; a tensor the program reads
+ * but never defines becomes a source statement the manifest fills, and one
+ * whose LoRA pair is kept apart an equation joining base, up and down. */
+fuse_status rt_weights_open(RtPlan *plan);
+/* The probe of source t: when the manifest supplies it, fills *f and marks the
+ * entry used (true); false otherwise. */
+bool rt_weights_probe(RtPlan *plan, const IrTensor *t, ShapeFact *f);
+/* Warns (the host's log) about every entry that supplies no source. */
+void rt_weights_warn_unused(const RtPlan *plan);
+/* inputs plus the manifest's tensors the plan takes from it (borrowed float32,
+ * used in place), except those the host gives itself: *merged is inputs when
+ * there are none (else malloc'd: free it when it is not inputs). */
+fuse_status rt_weights_bind(const RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
+                            fuse_input **merged, size_t *n_merged);
+
 /* ---- footprint.c: the memory a plan holds ---- */
 
 /* bytes as text: "512 bytes", "64 MiB", "1.5 GiB". */
@@ -251,12 +303,24 @@ void rt_log_nomem(const RtPlan *plan, const IrTensor *t, const char *what, uint6
  * (FUSE_MEMORY_UNLIMITED when neither can be read). */
 uint64_t rt_machine_memory(void);
 /* the bytes of every buffer the shaped plan will hold (count[] and
- * scratch_bytes set): lifetimes are not tracked, so this is also its peak. */
+ * scratch_bytes set); a plain run's peak is lower (rt_plan_lifetimes). */
 uint64_t rt_plan_footprint(const RtPlan *plan);
 /* Sets plan->max_memory (max_memory as fuse_config's) and planned_bytes, and
  * refuses a plan above the cap: FUSE_E_NOMEM naming the bytes, the cap and the
  * largest tensors. Call before allocating any buffer. */
 fuse_status rt_plan_check_memory(RtPlan *plan, uint64_t max_memory);
+/* Sets plan->last_use, reuse_of, reused_by and peak_bytes for the compiled plan
+ * (spans known). Out of memory, it leaves them NULL: runs then keep every
+ * buffer, and the peak is planned_bytes. */
+void rt_plan_lifetimes(RtPlan *plan);
+/* Gives back the pages of every tensor whose last use is in the equation groups
+ * [g0, g1) (a component just done; a schedule calls it, never in a query): they
+ * read as 0 afterwards, and the next run fills them again. */
+void rt_release_dead(RtPlan *plan, int g0, int g1);
+/* At the start of a run's schedule: in a plain run (single mode, exact, not a
+ * query) every tensor y with reuse_of[y] >= 0 takes x's buffer until
+ * rt_unborrow_sources (as a borrowed buffer does, through own_bufs). */
+void rt_reuse_begin(RtPlan *plan, bool is_query);
 
 /* ---- tucker.c: runtime functions generated code calls (tucker) ---- */
 

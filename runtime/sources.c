@@ -137,6 +137,16 @@ static fuse_status probe_source(const RtPlan *pl, const char *path, const IrTens
     return FUSE_OK;
 }
 
+/* Whether a source file that is missing or does not fit the program is left to
+ * the runner: when only checking (no JIT session), unless the host said it binds
+ * no source (fuse_program_options.strict_sources, as fuse-jit check). */
+static bool defers_files(const RtPlan *pl)
+{
+    const fuse_program_options *o = pl->popts;
+    bool is_strict = o && o->size >= sizeof *o && o->strict_sources;
+    return !pl->js && !is_strict;
+}
+
 /* Reads the sizes of every source. When only checking (no JIT session), a source
  * that cannot be read is left unknown (facts[t].is_known false, an info message
  * for the host) and sets *is_skipped instead of failing; the others are still
@@ -159,10 +169,14 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
             pl->is_input[i] = true;
             continue;
         }
+        if (rt_weights_probe(pl, t, f)) { /* bound at every run (rt_weights_bind) */
+            pl->is_input[i] = true;
+            continue;
+        }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
         fuse_status st = path ? probe_source(pl, path, t, f, &err) : FUSE_E_NOMEM;
         free(path);
-        if (st != FUSE_OK && !pl->js && st != FUSE_E_NOMEM) {
+        if (st != FUSE_OK && defers_files(pl) && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
             rt_log(pl, FUSE_LEVEL_INFO, "source %s: %s (its sizes are checked when a "
                    "runner is made)", t->name, err ? err : "cannot be read");
@@ -178,7 +192,15 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
         }
         f->origin = arena_printf(&pl->arena, "\"%s\"", t->path);
     }
+    if (!pl->js) /* once, when the program is checked */
+        rt_weights_warn_unused(pl);
     return FUSE_OK;
+}
+
+/* A bindable source: not an earlier step of a streaming tensor (seeded "H@t-1"). */
+static bool is_bindable_source(const IrTensor *t)
+{
+    return t->kind == TEN_SOURCE && !t->is_stream_state;
 }
 
 /* The source tensor nearest name in spelling, for a "did you mean" hint, or NULL. */
@@ -189,11 +211,76 @@ static const char *nearest_source(const IrProgram *p, const char *name)
         return NULL;
     size_t n = 0;
     for (int i = 0; i < p->n_tensors; i++)
-        if (p->tensors[i]->kind == TEN_SOURCE)
+        if (is_bindable_source(p->tensors[i]))
             names[n++] = p->tensors[i]->name;
     const char *near = sup_nearest(name, names, n);
     free(names);
     return near;
+}
+
+/* "X, W, B" (the first 16, then "..."), or "none": the names an input may take.
+ * In the plan's arena; NULL on OOM. */
+static const char *source_list(RtPlan *pl)
+{
+    SupBuf b = {0};
+    int n = 0;
+    for (int i = 0; i < pl->ir->n_tensors; i++) {
+        const IrTensor *t = pl->ir->tensors[i];
+        if (!is_bindable_source(t))
+            continue;
+        if (n++ == 16) {
+            sup_buf_puts(&b, ", ...");
+            break;
+        }
+        sup_buf_printf(&b, "%s%s", n > 1 ? ", " : "", t->name);
+    }
+    char *text = sup_buf_finish(&b);
+    const char *list = arena_strdup(&pl->arena, text ? text : n ? "?" : "none");
+    free(text);
+    return list;
+}
+
+/* An input whose name is no source: the sources it may name, and the nearest. */
+static fuse_status not_a_source(RtPlan *pl, const char *name, const IrTensor *t)
+{
+    const char *near = t ? NULL : nearest_source(pl->ir, name);
+    const char *list = source_list(pl);
+    char hint[160] = "";
+    if (near)
+        snprintf(hint, sizeof hint, "; did you mean '%.100s'?", near);
+    return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
+                    "input '%s' does not name a source tensor of the program%s%s (its "
+                    "sources: %s)", name, t ? ": it is computed by an equation" : "", hint,
+                    list ? list : "?");
+}
+
+/* "(3, 4)", "(3,)" or "()" into buf. */
+static const char *shape_text(int rank, const int64_t *shape, char *buf, size_t cap)
+{
+    size_t at = (size_t)snprintf(buf, cap, "(");
+    for (int k = 0; k < rank && at < cap; k++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", k ? ", " : "",
+                               (long long)shape[k]);
+    if (at < cap)
+        snprintf(buf + at, cap - at, "%s)", rank == 1 ? "," : "");
+    return buf;
+}
+
+/* A runner's inputs must have the shapes it was compiled for. */
+static fuse_status check_compiled_shape(RtPlan *pl, const IrTensor *t, const fuse_input *in)
+{
+    const fuse_tensor *s = &in->tensor;
+    bool same = s->rank == t->rank;
+    for (int k = 0; k < t->rank && same; k++)
+        same = s->shape[k] == t->shape[k];
+    if (same)
+        return FUSE_OK;
+    char has[160], needs[160];
+    return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
+                    "input %s has shape %s, but the runner was compiled for %s (a runner "
+                    "takes the shapes it was made with; make another for these)", t->name,
+                    shape_text(s->rank, s->shape, has, sizeof has),
+                    shape_text(t->rank, t->shape, needs, sizeof needs));
 }
 
 fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
@@ -208,11 +295,7 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
         } else if (t && t->stream && t->kind != TEN_SOURCE) {
             return rt_stream_not_source(pl, inputs[i].name);
         } else if (!t || t->kind != TEN_SOURCE) {
-            const char *near = t ? NULL : nearest_source(pl->ir, inputs[i].name);
-            return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
-                            "input '%s' does not name a source tensor of the program%s%s%s",
-                            inputs[i].name, near ? "; did you mean '" : "", near ? near : "",
-                            near ? "'?" : "");
+            return not_a_source(pl, inputs[i].name, t);
         }
         char *err = NULL; /* rank before shape, so a bad rank never reads past it */
         fuse_status st = io_tensor_check(&inputs[i].tensor, inputs[i].name, NULL, &err);
@@ -225,8 +308,142 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
             if (strcmp(inputs[j].name, inputs[i].name) == 0)
                 return fe_error(&pl->dl, FUSE_E_ARG, (Span){0}, "input '%s' is given twice",
                                 inputs[i].name);
+        bool is_compiled = pl->bufs && pl->ir->is_shaped; /* a runner's, not a check's */
+        if (is_compiled && !rt_stream_is_seed(inputs[i].name) &&
+            check_compiled_shape(pl, t, &inputs[i]) != FUSE_OK)
+            return FUSE_E_ARG;
     }
     return FUSE_OK;
+}
+
+/* ---- shapes of bound and file sources ---- */
+
+/* Source t's probed sizes may be relaxed when a conflict is explained: its
+ * file's when only checking (a host may bind it), an input's when compiling. */
+static bool is_relaxable(const RtPlan *pl, const IrTensor *t, const ShapeFact *f)
+{
+    if (!is_bindable_source(t) || !f->is_known)
+        return false;
+    return pl->js ? pl->is_input[t->id] : !pl->is_input[t->id];
+}
+
+/* The sizes the program needs for every source whose facts are relaxable, found
+ * by inferring again with those facts as lower bounds of 0 (so they constrain
+ * nothing); their dims then hold the needed sizes, 0 where the program leaves an
+ * axis free. False when the program fails even so (its own error) or on OOM. */
+static bool needed_shapes(RtPlan *pl, const ShapeFact *facts, ShapeFact *needs)
+{
+    IrProgram *p = pl->ir;
+    for (int i = 0; i < p->n_tensors; i++) {
+        needs[i] = facts[i];
+        if (!is_relaxable(pl, p->tensors[i], &facts[i]))
+            continue;
+        needs[i].is_lower_bound = true;
+        needs[i].rank = p->tensors[i]->rank;
+        memset(needs[i].dims, 0, sizeof needs[i].dims);
+    }
+    DiagList scratch; /* the retry's own errors are not the program's */
+    fe_diags_init(&scratch, &pl->arena);
+    bool is_ok = ir_infer_shapes(p, needs, &scratch) == FUSE_OK;
+    for (int i = 0; is_ok && i < p->n_tensors; i++)
+        if (is_relaxable(pl, p->tensors[i], &facts[i]))
+            memcpy(needs[i].dims, p->tensors[i]->shape, sizeof needs[i].dims);
+    p->is_shaped = false;
+    return is_ok;
+}
+
+/* Whether fact f disagrees with the sizes `need` (0: free) of t. */
+static bool differs(const IrTensor *t, const ShapeFact *f, const int64_t *need)
+{
+    if (f->rank != t->rank)
+        return true;
+    for (int k = 0; k < t->rank; k++)
+        if (need[k] > 0 && need[k] != f->dims[k])
+            return true;
+    return false;
+}
+
+/* Checking only: a file that conflicts with the program may be stale beside a
+ * source the host binds, so its sizes are left to the runner, like an
+ * unreadable file's (an info message says so). */
+static void defer_file_sizes(RtPlan *pl, ShapeFact *facts, const ShapeFact *needs,
+                             const char *why)
+{
+    for (int i = 0; i < pl->ir->n_tensors; i++) {
+        const IrTensor *t = pl->ir->tensors[i];
+        if (!is_relaxable(pl, t, &facts[i]) || !differs(t, &facts[i], needs[i].dims))
+            continue;
+        rt_log(pl, FUSE_LEVEL_INFO, "source %s: the sizes of its file do not fit the "
+               "program (%s); they are checked when a runner is made, unless it is bound",
+               t->name, why);
+        facts[i].is_known = false;
+    }
+}
+
+/* Compiling: the first input whose shape is not the one the program needs, or
+ * -1 (inputs that conflict only among themselves). */
+static int misfit_input(const RtPlan *pl, const ShapeFact *facts, const ShapeFact *needs)
+{
+    for (int i = 0; i < pl->ir->n_tensors; i++)
+        if (is_relaxable(pl, pl->ir->tensors[i], &facts[i]) &&
+            differs(pl->ir->tensors[i], &facts[i], needs[i].dims))
+            return i;
+    return -1;
+}
+
+/* The error naming both shapes of input i, instead of the conflict of one axis. */
+static fuse_status input_shape_error(RtPlan *pl, int i, const ShapeFact *f,
+                                     const ShapeFact *needs)
+{
+    const IrTensor *t = pl->ir->tensors[i];
+    char has[160], needs_text[160];
+    if (f->rank != t->rank)
+        return fe_error(&pl->dl, FUSE_E_SHAPE, t->span,
+                        "input %s has shape %s, but the program reads it with %d axes",
+                        t->name, shape_text(f->rank, f->dims, has, sizeof has), t->rank);
+    int64_t need[FUSE_MAX_RANK];
+    for (int k = 0; k < t->rank; k++) /* a free axis takes the input's size */
+        need[k] = needs->dims[k] > 0 ? needs->dims[k] : f->dims[k];
+    return fe_error(&pl->dl, FUSE_E_SHAPE, t->span,
+                    "input %s has shape %s, but the program needs %s", t->name,
+                    shape_text(f->rank, f->dims, has, sizeof has),
+                    shape_text(t->rank, need, needs_text, sizeof needs_text));
+}
+
+/* Drops the diagnostics added since `saved` was taken. */
+static void restore_diags(RtPlan *pl, DiagList saved)
+{
+    pl->dl = saved;
+    if (saved.last)
+        saved.last->next = NULL;
+}
+
+fuse_status rt_infer_source_shapes(RtPlan *pl, ShapeFact *facts, bool *is_deferred)
+{
+    DiagList saved = pl->dl;
+    fuse_status st = ir_infer_shapes(pl->ir, facts, &pl->dl);
+    if (st != FUSE_E_SHAPE || (!pl->js && !defers_files(pl)))
+        return st; /* strict checking: the files' conflict stands */
+    ShapeFact *needs = malloc(sizeof *needs * ((size_t)pl->ir->n_tensors + 1));
+    if (!needs || !needed_shapes(pl, facts, needs)) {
+        free(needs);
+        return st; /* the program's own conflict: the first error stands */
+    }
+    if (!pl->js) {
+        const char *why = pl->dl.last && pl->dl.last->msg ? pl->dl.last->msg : "a conflict";
+        defer_file_sizes(pl, facts, needs, why);
+        restore_diags(pl, saved);
+        *is_deferred = true;
+        free(needs);
+        return FUSE_OK;
+    }
+    int i = misfit_input(pl, facts, needs);
+    if (i >= 0) {
+        restore_diags(pl, saved);
+        st = input_shape_error(pl, i, &facts[i], &needs[i]);
+    }
+    free(needs);
+    return st;
 }
 
 /* ---- loading ---- */
@@ -293,7 +510,7 @@ void rt_unborrow_sources(RtPlan *pl)
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
     const fuse_tensor *s = &in->tensor;
-    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % IO_ALIGN) ||
+    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % _Alignof(float)) ||
         s->rank != t->rank || t->is_read_prev || t->is_bool)
         return false;
     for (int k = 0; k < t->rank; k++)

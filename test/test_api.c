@@ -253,7 +253,7 @@ START_TEST(runner_outlives_program)
 }
 END_TEST
 
-/* Borrowed aligned float32 (zero-copy), borrowed unaligned, and float64 (copied)
+/* Borrowed float32, 64-byte aligned or not (both zero-copy), and float64 (copied)
  * inputs all give the product; a borrowed buffer freed after a run is not used by
  * the next run. */
 START_TEST(borrowed_inputs)
@@ -271,7 +271,7 @@ START_TEST(borrowed_inputs)
     expect_matvec(f.run, in, a, x);
     ck_assert_float_eq(a[4], 13.0f); /* the host's data is unchanged */
     free(a);
-    /* unaligned: copied */
+    /* 4 bytes past a 64-byte boundary: read in place all the same */
     float *buf = aligned_alloc(64, 64 * sizeof(float));
     ck_assert_ptr_nonnull(buf);
     for (int i = 0; i < 6; i++)
@@ -343,7 +343,7 @@ START_TEST(outputs_into_host_memory)
         expect_run_into(run, in, s, t, borrow);
         x[0] = -3; /* the next run sees new inputs and writes over the old values */
         expect_run_into(run, in, s, t, borrow);
-        expect_run_into(run, in, s + 1, t + 1, borrow); /* unaligned: copied */
+        expect_run_into(run, in, s + 1, t + 1, borrow); /* unaligned: in place too */
         x[0] = 2;
     }
     /* after all that, the runner's own outputs are still right */
@@ -1164,6 +1164,161 @@ START_TEST(log_gets_cache_warnings)
 END_TEST
 
 
+/* ---- host-facing messages and bound sources ---- */
+
+/* the error text of the context, without the source line and caret */
+static void expect_error_has(fuse_ctx *ctx, const char *want)
+{
+    const char *err = fuse_ctx_error(ctx);
+    ck_assert_msg(strstr(err, want) != NULL, "want '%s' in '%s'", want, err);
+}
+
+/* a run given an input of another shape than the runner's names both shapes */
+START_TEST(wrong_shape_input_names_both_shapes)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_outputs *out = NULL;
+    float a[8] = {0};
+    fuse_input in[2] = {f32_input("A", 2, 2, 4, a), f.in[1]};
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    expect_error_has(f.ctx, "error: input A has shape (2, 4), but the runner was compiled "
+                            "for (2, 3)");
+    in[0] = f32_input("A", 1, 6, 0, a);
+    ck_assert_int_eq(fuse_runner_query(f.run, "S", NULL, in, 2, &out), FUSE_E_ARG);
+    expect_error_has(f.ctx, "error: input A has shape (6,), but the runner was compiled for "
+                            "(2, 3)");
+    ck_assert_ptr_null(out);
+    expect_matvec(f.run, f.in, f.a, f.x); /* still usable */
+    fixture_close(&f);
+}
+END_TEST
+
+/* a runner made with an input the program cannot take names both shapes */
+START_TEST(wrong_shape_input_at_runner_creation)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, "X[i,j] = \"x.npy\"\n"
+                                                 "W[j] = const([1, 2, 3, 4, 5])\n"
+                                                 "Y[i] = X[i,j] W[j]\nexport Y\n",
+                                            "w.fuse", &prog), FUSE_OK);
+    float x[12] = {0};
+    fuse_input in = f32_input("X", 2, 3, 4, x);
+    ck_assert_int_eq(fuse_runner_new(prog, NULL, &in, 1, &run), FUSE_E_SHAPE);
+    expect_error_has(ctx, "w.fuse:1:1: error: input X has shape (3, 4), but the program needs "
+                          "(3, 5)");
+    in = f32_input("X", 1, 5, 0, x);
+    ck_assert_int_eq(fuse_runner_new(prog, NULL, &in, 1, &run), FUSE_E_SHAPE);
+    expect_error_has(ctx, "w.fuse:1:1: error: input X has shape (5,), but the program reads "
+                          "it with 2 axes");
+    ck_assert_ptr_null(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* an input naming no source lists the sources, with the nearest name */
+START_TEST(unknown_input_lists_the_sources)
+{
+    Fixture f;
+    fixture_open(&f);
+    fuse_outputs *out = NULL;
+    fuse_input in[2] = {f.in[0], f.in[1]};
+    in[1].name = "x"; /* short names: only a difference of case is near */
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    expect_error_has(f.ctx, "error: input 'x' does not name a source tensor of the program; "
+                            "did you mean 'X'? (its sources: A, X)");
+    in[1].name = "Xs";
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    expect_error_has(f.ctx, "error: input 'Xs' does not name a source tensor of the program "
+                            "(its sources: A, X)");
+    in[1].name = "S";
+    ck_assert_int_eq(fuse_runner_run(f.run, in, 2, &out), FUSE_E_ARG);
+    expect_error_has(f.ctx, "error: input 'S' does not name a source tensor of the program: "
+                            "it is computed by an equation (its sources: A, X)");
+    fixture_close(&f);
+}
+END_TEST
+
+/* a stale file of another shape beside a source the host binds is never read:
+ * the program checks, and the runner takes the host's shape */
+START_TEST(bound_source_ignores_a_stale_file)
+{
+    char *dir = temp_dir();
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    float stale[12] = {0};
+    fuse_tensor ts = {.dtype = FUSE_F32, .rank = 2, .shape = {3, 4}, .data = stale};
+    ck_assert_int_eq(fuse_tensor_save(ctx, &ts, path_in(dir, "x.npy")), FUSE_OK);
+    FILE *fp = fopen(path_in(dir, "p.fuse"), "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("X[i,j] = \"x.npy\"\nW[j] = const([1, 2, 3, 4, 5])\nY[i] = X[i,j] W[j]\nexport Y\n",
+          fp);
+    fclose(fp);
+    ck_assert_msg(fuse_program_from_file(ctx, path_in(dir, "p.fuse"), &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    float x[10];
+    for (int i = 0; i < 10; i++)
+        x[i] = (float)(i + 1);
+    fuse_input in = f32_input("X", 2, 2, 5, x);
+    ck_assert_msg(fuse_runner_new(prog, NULL, &in, 1, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_int_eq(fuse_runner_run(run, &in, 1, &out), FUSE_OK);
+    const fuse_tensor *y = fuse_outputs_find(out, "Y");
+    ck_assert_int_eq(y->shape[0], 2);
+    for (int i = 0; i < 2; i++) {
+        float want = 0;
+        for (int j = 0; j < 5; j++)
+            want += x[5 * i + j] * (float)(j + 1);
+        ck_assert_float_eq_tol(((const float *)y->data)[i], want, 1e-4f);
+    }
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    /* not bound, the stale file is the runner's error */
+    ck_assert_int_eq(fuse_runner_new(prog, NULL, NULL, 0, &run), FUSE_E_SHAPE);
+    expect_error_has(ctx, "size conflict for axis j");
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    unlink(path_in(dir, "x.npy"));
+    unlink(path_in(dir, "p.fuse"));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* several named tensors into one .npz; a repeated name is refused */
+START_TEST(tensors_save_npz)
+{
+    char *dir = temp_dir();
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    float a[2] = {1, 2}, b[3] = {3, 4, 5};
+    fuse_tensor ts[2] = {{.dtype = FUSE_F32, .rank = 1, .shape = {2}, .data = a},
+                         {.dtype = FUSE_F32, .rank = 1, .shape = {3}, .data = b}};
+    const char *names[2] = {"P[x=1]", "Q"};
+    ck_assert_int_eq(fuse_tensors_save_npz(ctx, names, ts, 2, 0, path_in(dir, "t.npz")),
+                     FUSE_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(path_in(dir, "t.npz"), &sb), 0);
+    const char *twice[2] = {"Q", "Q"};
+    ck_assert_int_eq(fuse_tensors_save_npz(ctx, twice, ts, 2, 1, path_in(dir, "u.npz")),
+                     FUSE_E_ARG);
+    expect_error_has(ctx, "the name 'Q' is given twice");
+    ck_assert_int_eq(fuse_tensors_save_npz(ctx, NULL, ts, 2, 0, path_in(dir, "u.npz")),
+                     FUSE_E_ARG);
+    fuse_ctx_free(ctx);
+    unlink(path_in(dir, "t.npz"));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -1182,6 +1337,11 @@ static Suite *api_suite(void)
     tcase_add_test(tc, program_tensors_before_running);
     tcase_add_test(tc, log_goes_to_the_callback);
     tcase_add_test(tc, log_gets_cache_warnings);
+    tcase_add_test(tc, wrong_shape_input_names_both_shapes);
+    tcase_add_test(tc, wrong_shape_input_at_runner_creation);
+    tcase_add_test(tc, unknown_input_lists_the_sources);
+    tcase_add_test(tc, bound_source_ignores_a_stale_file);
+    tcase_add_test(tc, tensors_save_npz);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 120);

@@ -964,6 +964,112 @@ static TCase *diagnostics_case(void)
     return tc;
 }
 
+/* ---- host-facing: queries into --out, input shapes and names ---- */
+
+static const char QUERY_PROG[] = "Edge(x,y) = const([[0, 1, 0], [0, 0, 1], [0, 0, 0]])\n"
+                                 "Path(x,y) = Edge(x,y)\n"
+                                 "Path(x,z) = Edge(x,y) Path(y,z)\n"
+                                 "export Path\n";
+
+/* --query with --out: a member per query named by its text, or the only one */
+START_TEST(test_query_results_go_to_out)
+{
+    write_text("tc.fuse", QUERY_PROG);
+    Result r = run_cli("run", "tc.fuse", "--query", "Path[x=0]", "--query", "Edge", "--out",
+                       "q.npz", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, ""); /* nothing printed */
+    result_free(&r);
+    float *p0 = read_member("q.npz", "Path[x=0]", 1, (int64_t[]){3});
+    const double want0[3] = {0, 1, 1}; /* 0 reaches 1 and 2 */
+    expect_close("Path[x=0]", p0, want0, 3);
+    free(p0);
+    float *e = read_member("q.npz", "Edge", 2, (int64_t[]){3, 3});
+    const double want_e[9] = {0, 1, 0, 0, 0, 1, 0, 0, 0};
+    expect_close("Edge", e, want_e, 9);
+    free(e);
+    r = run_cli("run", "tc.fuse", "--query", "Path[y=2]", "--out", "q.npy", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *p2 = read_npy("q.npy", 1, (int64_t[]){3});
+    const double want2[3] = {1, 1, 0};
+    expect_close("Path[y=2]", p2, want2, 3);
+    free(p2);
+    r = run_cli("run", "tc.fuse", "--query", "Path", "--query", "Edge", "--out", "two.npy",
+                NULL);
+    expect_exit(&r, 2);
+    ck_assert_msg(strstr(r.err, "fuse-jit: error: --out two.npy holds one tensor, but 2 "
+                                "queries were given; use an .npz file to save them all\n"),
+                  "%s", r.err);
+    result_free(&r);
+    r = run_cli("run", "tc.fuse", "--query", "Edge", "--query", "Edge", "--out", "e.npz", NULL);
+    expect_exit(&r, 2);
+    ck_assert_msg(strstr(r.err, "fuse-jit: error: --query 'Edge' is given twice; with --out "
+                                "each query is a member named by its text\n"), "%s", r.err);
+    result_free(&r);
+    ck_assert(!file_exists("two.npy"));
+    ck_assert(!file_exists("e.npz"));
+}
+END_TEST
+
+/* --input of a shape the program cannot take names both shapes; a stale file
+ * beside the bound source is not read */
+START_TEST(test_input_shapes_and_stale_files)
+{
+    float stale[12] = {0}, x[10];
+    for (int i = 0; i < 10; i++)
+        x[i] = (float)i;
+    write_npy("x.npy", 2, (int64_t[]){3, 4}, stale);
+    write_npy("x5.npy", 2, (int64_t[]){2, 5}, x);
+    write_npy("x4.npy", 2, (int64_t[]){3, 4}, stale);
+    write_text("p.fuse", "X[i,j] = \"x.npy\"\nW[j] = const([1, 2, 3, 4, 5])\n"
+                         "Y[i] = X[i,j] W[j]\nexport Y\n");
+    Result r = run_cli("run", "p.fuse", "--input", "X=x5.npy", "--out", "y.npy", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *y = read_npy("y.npy", 1, (int64_t[]){2});
+    double want[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++)
+            want[i] += x[5 * i + j] * (j + 1);
+    expect_close("Y", y, want, 2);
+    free(y);
+    r = run_cli("run", "p.fuse", "--input", "X=x4.npy", NULL);
+    expect_exit(&r, 3);
+    ck_assert_msg(strstr(r.err, "p.fuse:1:1: error: input X has shape (3, 4), but the program "
+                                "needs (3, 5)\n"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("run", "p.fuse", "--input", "Q=x4.npy", NULL);
+    expect_exit(&r, 2);
+    ck_assert_msg(strstr(r.err, "fuse-jit: error: input 'Q' does not name a source tensor of "
+                                "the program (its sources: X)\n"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("run", "p.fuse", NULL); /* unbound, the stale file is an error */
+    expect_exit(&r, 3);
+    ck_assert_msg(strstr(r.err, "size conflict for axis j: 4 (from \"x.npy\""), "%s", r.err);
+    result_free(&r);
+    r = run_cli("check", "p.fuse", NULL); /* check binds nothing: the same error */
+    expect_exit(&r, 3);
+    ck_assert_msg(strstr(r.err, "size conflict for axis j: 4 (from \"x.npy\""), "%s", r.err);
+    ck_assert_str_eq(r.out, "");
+    result_free(&r);
+    write_text("q.fuse", "X[i] = \"absent.npy\"\nY[i] = X[i]\nexport Y\n");
+    r = run_cli("check", "q.fuse", NULL); /* nor may a source file be missing */
+    expect_exit(&r, 1);
+    ck_assert_msg(strstr(r.err, "q.fuse:1:1: error: source X: "), "%s", r.err);
+    ck_assert_msg(strstr(r.err, "absent.npy"), "%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
+static TCase *host_case(void)
+{
+    TCase *tc = new_case("host", TIMEOUT_S);
+    tcase_add_test(tc, test_query_results_go_to_out);
+    tcase_add_test(tc, test_input_shapes_and_stale_files);
+    return tc;
+}
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -971,6 +1077,7 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, programs_case());
     suite_add_tcase(s, output_case());
     suite_add_tcase(s, diagnostics_case());
+    suite_add_tcase(s, host_case());
     return s;
 }
 

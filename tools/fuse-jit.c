@@ -57,12 +57,14 @@ enum {
     OPT_WHAT = 1u << 7,
     OPT_PARSER = 1u << 8,
     OPT_PARAM = 1u << 10,
+    OPT_DIAG = OPT_PARSER, /* --color, --error-limit: every command that parses */
     OPT_MAX_MEMORY = 1u << 9,
     OPT_COMPRESS = 1u << 15,
     OPT_MODES = 1u << 20, /* every execution-mode option (cli_modes.c) */
     OPT_TIME = 1u << 24,      /* code cache and phase times (cli_cache.c) */
     OPT_CACHE_DIR = 1u << 25,
-    OPT_NO_CACHE = 1u << 26
+    OPT_NO_CACHE = 1u << 26,
+    OPT_WEIGHTS = 1u << 28    /* a weights manifest (fuse_program_options.weights) */
 };
 
 typedef struct OptionSpec {
@@ -98,6 +100,14 @@ static const OptionSpec OPTIONS[] = {
                                 "                        llvm-raw (before optimisation) or asm"},
     {"parser", OPT_PARSER, "SYNTAX", "legacy (default) or v2, the structured syntax (a\n"
                                      "                        first line `#!fuse v2` also selects it)"},
+    {"weights", OPT_WEIGHTS, "FILE.json",
+     "a weights manifest: tensors of the program read from\n"
+     "                        files or shards, dequantised or LoRA-merged\n"
+     "                        (docs/files.md, \"Weight manifests\")"},
+    {"color", OPT_DIAG, "WHEN", "colour the diagnostics: auto (default: when stderr is\n"
+                                "                        a terminal, TERM is not dumb and NO_COLOR\n"
+                                "                        is unset or empty), always or never"},
+    {"error-limit", OPT_DIAG, "N", "stop after N errors (default 20; 0: no limit)"},
     {"param", OPT_PARAM, "NAME=VALUE", "the value of `param NAME` (v2), replacing its\n"
                                        "                        default (repeatable)"},
     /* code cache */
@@ -119,7 +129,9 @@ static const OptionSpec OPTIONS[] = {
     {"query", OPT_MODES, "NAME[AX=I,...]",
      "compute only NAME's dependency closure to a fixpoint\n"
      "                        and print it; AX=I selects index I of axis AX\n"
-     "                        (repeatable; replaces the exports)"},
+     "                        (repeatable; replaces the exports; with --out the\n"
+     "                        results go to the file: an .npz member per query\n"
+     "                        named by its text, or the only one in .npy/.json)"},
     {"projection", OPT_MODES, "P", "exact (default) or monte_carlo"},
     {"samples", OPT_MODES, "N", "Monte Carlo samples per equation"},
     {"seed", OPT_MODES, "S", "random seed (Monte Carlo)"},
@@ -145,9 +157,11 @@ typedef struct Args {
     const char *base_dir;
     const char *out_dir;
     const char *what;
+    const char *weights;      /* --weights FILE.json */
     fuse_syntax syntax;       /* --parser */
     fuse_param *params;       /* --param NAME=VALUE; names malloc'd */
     size_t n_params;
+    int error_limit;          /* --error-limit: 0 not given (the library's 20), -1 none */
     uint64_t max_memory;      /* --max-memory; 0 = not given (the default cap) */
     int threads;
     bool no_sinks;
@@ -308,6 +322,27 @@ static int add_param(const Command *c, const char *spec, Args *a)
     return 0;
 }
 
+static int set_color(const Command *c, const char *v)
+{
+    CliColor when;
+    if (!cli_color_parse(v, &when))
+        return usage_error(c, "--color expects auto, always or never, got '%s'", v);
+    cli_color_set(when);
+    return 0;
+}
+
+static int set_error_limit(const Command *c, const char *v, Args *a)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < 0 || n > INT_MAX)
+        return usage_error(c, "--error-limit expects a number of errors (0 = no limit), "
+                              "got '%s'", v);
+    a->error_limit = n ? (int)n : -1;
+    return 0;
+}
+
 /* Stores an execution-mode option (cli_modes.c). */
 static int set_modes(const Command *c, const char *v, Args *a)
 {
@@ -332,13 +367,19 @@ static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
     case OPT_NO_SINKS: a->no_sinks = true; return 0;
     case OPT_COMPRESS: a->compress = true; return 0;
     case OPT_JSON: a->json = true; return 0;
-    case OPT_PARSER: return set_parser(c, v, a);
+    case OPT_PARSER: /* also OPT_DIAG */
+        if (strcmp(a->option, "color") == 0)
+            return set_color(c, v);
+        if (strcmp(a->option, "error-limit") == 0)
+            return set_error_limit(c, v, a);
+        return set_parser(c, v, a);
     case OPT_PARAM: return add_param(c, v, a);
     case OPT_WHAT: return set_what(c, v, a);
     case OPT_MODES: return set_modes(c, v, a);
     case OPT_TIME: a->time = true; return 0;
     case OPT_CACHE_DIR: a->cache_dir = v; return 0;
     case OPT_NO_CACHE: a->no_cache = true; return 0;
+    case OPT_WEIGHTS: a->weights = v; return 0;
     default: return usage_error(c, "internal: unhandled option");
     }
 }
@@ -444,6 +485,7 @@ typedef struct Session {
     fuse_runner *run;
     fuse_input *inputs; /* tensors loaded from --input files; data freed with fuse_free */
     size_t n_inputs;
+    bool binds_nothing; /* check: every source is read from its file */
 } Session;
 
 static int exit_code(fuse_status st)
@@ -464,9 +506,12 @@ static int report(const Session *s, fuse_status st)
     const char *msg = s->ctx ? fuse_ctx_error(s->ctx) : "";
     if (!msg || !*msg)
         fprintf(stderr, "fuse-jit: error: %s\n", fuse_status_name(st));
-    else /* a message without a position gets the program's name, as usage errors do */
-        fprintf(stderr, "%s%s%s", strncmp(msg, "error: ", 7) == 0 ? "fuse-jit: " : "", msg,
-                ends_with(msg, "\n") ? "" : "\n");
+    else { /* a message without a position gets the program's name, as usage errors do */
+        char *text = sup_strprintf("%s%s%s", strncmp(msg, "error: ", 7) == 0 ? "fuse-jit: " : "",
+                                   msg, ends_with(msg, "\n") ? "" : "\n");
+        cli_print_diags(stderr, text ? text : msg);
+        free(text);
+    }
     return exit_code(st);
 }
 
@@ -500,8 +545,11 @@ static int session_open(const Args *a, Session *s)
     fuse_program_options opts;
     fuse_program_options_init(&opts);
     opts.syntax = a->syntax;
+    opts.error_limit = a->error_limit;
     opts.params = a->params;
     opts.n_params = a->n_params;
+    opts.weights = a->weights;
+    opts.strict_sources = s->binds_nothing;
     st = fuse_program_from_file_opts(s->ctx, a->program, &opts, &s->prog);
     return st == FUSE_OK ? 0 : report(s, st);
 }
@@ -628,8 +676,26 @@ static int print_trace(const Args *a, const Session *s)
     return 0;
 }
 
-/* Runs one --query and prints its result under the query's text. */
-static int run_query(const Args *a, Session *s, const char *q)
+/* The results of the --query options, named by their texts, for --out. */
+typedef struct QueryResults {
+    const char **names;
+    fuse_outputs **outs;
+    fuse_tensor *tensors;
+    size_t n;
+} QueryResults;
+
+static void query_results_free(QueryResults *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fuse_outputs_free(r->outs[i]);
+    free(r->names);
+    free(r->outs);
+    free(r->tensors);
+}
+
+/* Runs one --query: prints its result under the query's text, or keeps it in r
+ * (not NULL) for --out. */
+static int run_query(const Args *a, Session *s, const char *q, QueryResults *r)
 {
     char *name = NULL, *sel = NULL;
     if (!cli_query_split(q, &name, &sel))
@@ -640,7 +706,15 @@ static int run_query(const Args *a, Session *s, const char *q)
     free(sel);
     int rc = st == FUSE_OK ? 0 : report(s, st);
     if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED)) {
-        fuse_status pst = cli_print_export(stdout, q, fuse_outputs_tensor(out, 0));
+        fuse_status pst = FUSE_OK;
+        if (r) { /* taken: the file is written once every query has run */
+            r->names[r->n] = q;
+            r->outs[r->n] = out;
+            r->tensors[r->n++] = *fuse_outputs_tensor(out, 0);
+            out = NULL;
+        } else {
+            pst = cli_print_export(stdout, q, fuse_outputs_tensor(out, 0));
+        }
         int rc2 = pst == FUSE_OK ? print_trace(a, s) : exit_code(pst);
         rc = rc2 ? rc2 : rc;
     }
@@ -648,21 +722,66 @@ static int run_query(const Args *a, Session *s, const char *q)
     return rc;
 }
 
+/* Writes the results of the queries to the --out file: an .npz member per query
+ * named by its text (`Path[x=3]`), or the only query's result in .npy, .json or
+ * .jsonl. */
+static int save_queries(const Args *a, const Session *s, const QueryResults *r)
+{
+    fuse_status st;
+    if (!out_is_single(a->out)) {
+        st = fuse_tensors_save_npz(s->ctx, r->names, r->tensors, r->n, a->compress, a->out);
+    } else if (r->n != 1) {
+        fprintf(stderr, "fuse-jit: error: --out %s holds one tensor, but %zu queries were "
+                        "given; use an .npz file to save them all\n", a->out, r->n);
+        return EXIT_USAGE;
+    } else {
+        st = fuse_tensor_save(s->ctx, &r->tensors[0], a->out);
+    }
+    return st == FUSE_OK ? 0 : report(s, st);
+}
+
+/* Two queries of one text would be two members of one name. */
+static int check_query_names(const Args *a)
+{
+    for (size_t i = 0; i < a->modes.n_queries; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(a->modes.queries[i], a->modes.queries[j]) == 0) {
+                fprintf(stderr, "fuse-jit: error: --query '%s' is given twice; with --out "
+                                "each query is a member named by its text\n",
+                        a->modes.queries[i]);
+                return EXIT_USAGE;
+            }
+    return 0;
+}
+
 static int run_queries(const Args *a, Session *s)
 {
+    size_t nq = a->modes.n_queries;
+    QueryResults r = {0};
     if (a->out) {
-        fprintf(stderr, "fuse-jit: error: --query prints its results; it cannot be used "
-                        "with --out\n");
-        return EXIT_USAGE;
+        int rc = check_query_names(a);
+        if (rc)
+            return rc;
+        r.names = calloc(nq, sizeof *r.names);
+        r.outs = calloc(nq, sizeof *r.outs);
+        r.tensors = calloc(nq, sizeof *r.tensors);
+        if (!r.names || !r.outs || !r.tensors) {
+            query_results_free(&r);
+            return report(s, FUSE_E_NOMEM);
+        }
     }
     int rc = 0;
-    for (size_t i = 0; i < a->modes.n_queries; i++) {
-        int r = run_query(a, s, a->modes.queries[i]);
-        if (r != 0 && r != EXIT_NOT_CONVERGED)
-            return r;
-        rc = rc ? rc : r;
+    for (size_t i = 0; i < nq; i++) {
+        int q = run_query(a, s, a->modes.queries[i], a->out ? &r : NULL);
+        if (q != 0 && q != EXIT_NOT_CONVERGED) {
+            query_results_free(&r);
+            return q;
+        }
+        rc = rc ? rc : q;
     }
-    return rc;
+    int saved = a->out ? save_queries(a, s, &r) : 0;
+    query_results_free(&r);
+    return saved ? saved : rc;
 }
 
 static int cmd_run(const Args *a)
@@ -698,7 +817,7 @@ static int cmd_run(const Args *a)
 
 static int cmd_check(const Args *a)
 {
-    Session s = {0};
+    Session s = {.binds_nothing = true};
     int rc = session_open(a, &s);
     if (rc == 0)
         printf("%s: ok\n", a->program);
@@ -761,24 +880,29 @@ static const Command COMMANDS[] = {
      "tensors.\n",
      OPT_OUT | OPT_COMPRESS | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS |
          OPT_NO_SINKS | OPT_MODES |
-         OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY,
+         OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY |
+         OPT_WEIGHTS,
      cmd_run},
-    {"check", "check PROGRAM [--parser v2]", "parse and check a program (names, shapes)",
-     "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`.\n",
-     OPT_PARSER | OPT_PARAM,
+    {"check", "check PROGRAM [--parser v2] [--weights FILE.json]",
+     "parse and check a program (names, shapes)",
+     "Parses and checks PROGRAM without compiling it; prints `PROGRAM: ok`. Every\n"
+     "source file must exist and fit the program's sizes (an embedding host may bind\n"
+     "sources instead; the library then leaves their files to the runner). With\n"
+     "--weights, the manifest and the shapes of its files are checked too.\n",
+     OPT_PARSER | OPT_PARAM | OPT_WEIGHTS,
      cmd_check},
     {"explain", "explain PROGRAM [--json]",
      "describe sources, equations, sinks and evaluation order",
      "Prints the static explanation of PROGRAM: its sources, its equations with\n"
      "their LHS axes, projected axes and operator, its sinks, the evaluation order\n"
      "and recursive components.\n",
-     OPT_JSON | OPT_PARSER | OPT_PARAM, cmd_explain},
+     OPT_JSON | OPT_PARSER | OPT_PARAM | OPT_WEIGHTS, cmd_explain},
     {"emit", "emit PROGRAM --what=STAGE [options]",
      "print a compilation stage: ast, ir, llvm, llvm-raw, asm",
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
      "the program, so sources must be readable (or bound with --input).\n",
      OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER |
-         OPT_PARAM, cmd_emit},
+         OPT_PARAM | OPT_WEIGHTS, cmd_emit},
     /* main() dispatches it (cache_command) */
     {"cache", "cache stats|clear|dir [--cache-dir DIR]",
      "show, locate or empty the disk cache of compiled code",

@@ -1,0 +1,540 @@
+/*
+ * test_weights.c: weight manifests through the public API
+ * (fuse_program_options.weights). A manifest entry replaces a source
+ * statement's file, or supplies a tensor the program reads but never defines;
+ * shards are concatenated along their axis, int8/uint8 data is dequantised as
+ * (q - zero_point)·scale per tensor or per axis, and LoRA pairs are merged as
+ * W + (alpha/rank)·up·down, or kept apart and joined by an equation. The expected values are computed here with naive
+ * loops. Every malformed manifest is an error naming the entry and the key; an
+ * entry the program does not use is a warning. Each test has its own scratch
+ * directory (harness.c), where the .npy files are written with fuse_tensor_save.
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fusejit.h"
+#include "harness.h"
+
+/* ---- helpers ---- */
+
+static void save(fuse_dtype dt, const char *name, int rank, const int64_t *shape,
+                 const void *data)
+{
+    fuse_tensor t = {.dtype = dt, .rank = rank, .data = (void *)data};
+    memcpy(t.shape, shape, sizeof(int64_t) * (size_t)rank);
+    ck_assert_int_eq(fuse_tensor_save(NULL, &t, spath(name)), FUSE_OK);
+}
+
+/* The log of a context, for warnings. */
+typedef struct Log {
+    char text[4096];
+} Log;
+
+static void collect(int level, const char *msg, void *user)
+{
+    Log *log = user;
+    if (level == FUSE_LEVEL_WARNING)
+        snprintf(log->text + strlen(log->text), sizeof log->text - strlen(log->text), "%s\n",
+                 msg);
+}
+
+/* Checks program `text` (written as p.fuse) with manifest m.json; the status. */
+static fuse_status open_program(fuse_ctx *ctx, const char *text, const char *manifest,
+                                fuse_program **prog)
+{
+    write_text("p.fuse", text);
+    write_text("m.json", manifest);
+    fuse_program_options o;
+    fuse_program_options_init(&o);
+    o.weights = spath("m.json");
+    return fuse_program_from_file_opts(ctx, spath("p.fuse"), &o, prog);
+}
+
+/* Runs `text` with manifest m.json and returns a copy of export `name` (count
+ * floats), failing the test on any error. */
+static float *run_weights(const char *text, const char *manifest, const char *name,
+                          int64_t count, Log *log)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    if (log)
+        fuse_ctx_set_log(ctx, collect, log);
+    ck_assert_msg(open_program(ctx, text, manifest, &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    for (int k = 0; k < 2; k++) { /* the second run reads the same weights */
+        fuse_outputs_free(out);
+        ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s",
+                      fuse_ctx_error(ctx));
+    }
+    const fuse_tensor *t = fuse_outputs_find(out, name);
+    ck_assert_ptr_nonnull(t);
+    float *copy = malloc(sizeof(float) * (size_t)count);
+    memcpy(copy, t->data, sizeof(float) * (size_t)count);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return copy;
+}
+
+static void expect_floats(const char *what, const float *got, const float *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i] || (got[i] - want[i] < 1e-5f && want[i] - got[i] < 1e-5f),
+                      "%s[%lld]: got %g, want %g", what, (long long)i, got[i], want[i]);
+}
+
+/* The error (status and message) of checking text with the manifest. */
+static void expect_manifest_error(const char *text, const char *manifest, fuse_status want,
+                                  const char *msg)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    fuse_status st = open_program(ctx, text, manifest, &prog);
+    ck_assert_msg(st == want, "status %d, want %d: %s", st, want, fuse_ctx_error(ctx));
+    ck_assert_msg(strstr(fuse_ctx_error(ctx), msg), "want '%s' in '%s'", msg,
+                  fuse_ctx_error(ctx));
+    ck_assert_ptr_null(prog);
+    fuse_ctx_free(ctx);
+}
+
+static const char READ_W[] = "Y[i,j] = 1.0 W[i,j]\nexport Y\n";
+
+/* ---- entries ---- */
+
+/* an entry replaces the source statement's file (which need not exist), and a
+ * tensor read but never defined comes from the manifest */
+START_TEST(file_entries)
+{
+    const float w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {10, 20, 30};
+    save(FUSE_F32, "w.npy", 2, (int64_t[]){2, 3}, w);
+    ck_assert_int_eq(mkdir(spath("sub"), 0755), 0);
+    save(FUSE_F32, "sub/b.npy", 1, (int64_t[]){3}, b);
+    float *y = run_weights("W[i,j] = \"missing.npy\"\nY[i,j] = W[i,j] + B[j]\nexport Y\n",
+                           "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"dtype\": \"float32\", "
+                           "\"shape\": [2, 3]}, \"B\": {\"path\": \"sub/b.npy\"}}}",
+                           "Y", 6, NULL);
+    float want[6];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            want[3 * i + j] = w[3 * i + j] + b[j];
+    expect_floats("Y", y, want, 6);
+    free(y);
+}
+END_TEST
+
+/* shards concatenated along axis 1 (and axis 0 by default) */
+START_TEST(shards)
+{
+    const float a[4] = {1, 2, 3, 4}, b[6] = {5, 6, 7, 8, 9, 10};
+    save(FUSE_F32, "a.npy", 2, (int64_t[]){2, 2}, a);
+    save(FUSE_F32, "b.npy", 2, (int64_t[]){2, 3}, b);
+    float *y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"shards\": [\"a.npy\", \"b.npy\"], "
+                                   "\"axis\": 1}}}", "Y", 10, NULL);
+    float want[10];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++)
+            want[5 * i + j] = j < 2 ? a[2 * i + j] : b[3 * i + j - 2];
+    expect_floats("W", y, want, 10);
+    free(y);
+    const float c[3] = {11, 12, 13};
+    save(FUSE_F32, "c.npy", 2, (int64_t[]){1, 3}, c);
+    y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"shards\": [\"b.npy\", \"c.npy\"]}}}", "Y",
+                    9, NULL);
+    float want0[9] = {5, 6, 7, 8, 9, 10, 11, 12, 13};
+    expect_floats("W", y, want0, 9);
+    free(y);
+}
+END_TEST
+
+/* int8 per tensor; uint8 per axis with scales from a .npy file */
+START_TEST(quantised)
+{
+    const int8_t q[6] = {-128, -3, 0, 5, 100, 127};
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){2, 3}, q);
+    float *y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"dtype\": "
+                                   "\"int8\", \"quant\": {\"scale\": 0.05, \"zero_point\": "
+                                   "-3}}}}", "Y", 6, NULL);
+    float want[6];
+    for (int e = 0; e < 6; e++)
+        want[e] = (float)(q[e] - -3) * 0.05f;
+    expect_floats("per tensor", y, want, 6);
+    free(y);
+
+    const uint8_t u[6] = {0, 17, 255, 128, 3, 200};
+    const float scale[3] = {0.5f, 0.25f, 2.0f};
+    const int zp[3] = {128, 0, 7};
+    save(FUSE_U8, "u.npy", 2, (int64_t[]){2, 3}, u);
+    save(FUSE_F32, "s.npy", 1, (int64_t[]){3}, scale);
+    y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"path\": \"u.npy\", \"quant\": {\"scale\": "
+                            "\"s.npy\", \"zero_point\": [128, 0, 7], \"axis\": -1}}}}", "Y", 6,
+                    NULL);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            want[3 * i + j] = (float)(u[3 * i + j] - zp[j]) * scale[j];
+    expect_floats("per axis", y, want, 6);
+    free(y);
+    y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"path\": \"u.npy\", \"quant\": {\"scale\": "
+                            "[0.5, 0.25], \"zero_point\": [1, 2], \"axis\": 0}}}}", "Y", 6, NULL);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            want[3 * i + j] = (float)(u[3 * i + j] - (i + 1)) * (i ? 0.25f : 0.5f);
+    expect_floats("per row", y, want, 6);
+    free(y);
+}
+END_TEST
+
+/* W + (alpha/rank) up·down, merged at load */
+START_TEST(lora_merged)
+{
+    enum { M = 3, N = 4, R = 2 };
+    float base[M * N], up[M * R], down[R * N];
+    fill_random(base, M * N, 1, -1, 1);
+    fill_random(up, M * R, 2, -1, 1);
+    fill_random(down, R * N, 3, -1, 1);
+    save(FUSE_F32, "base.npy", 2, (int64_t[]){M, N}, base);
+    save(FUSE_F32, "up.npy", 2, (int64_t[]){M, R}, up);
+    save(FUSE_F32, "down.npy", 2, (int64_t[]){R, N}, down);
+    float *y = run_weights(READ_W, "{\"tensors\": {\"W\": {\"path\": \"base.npy\", \"lora\": "
+                                   "{\"up\": \"up.npy\", \"down\": \"down.npy\", \"alpha\": 16, "
+                                   "\"rank\": 2, \"merge\": true}}}}", "Y", M * N, NULL);
+    float want[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < R; k++)
+                acc += (double)up[i * R + k] * down[k * N + j];
+            want[i * N + j] = (float)(base[i * N + j] + 16.0 / R * acc);
+        }
+    expect_floats("W", y, want, M * N);
+    free(y);
+}
+END_TEST
+
+/* merge false: the pair stays apart, joined by an equation at every run, over
+ * a quantised base; the same values as merging */
+START_TEST(lora_kept_apart)
+{
+    enum { M = 2, N = 3, R = 2 };
+    const int8_t q[M * N] = {-5, 0, 7, 100, -100, 3};
+    float up[M * R], down[R * N];
+    fill_random(up, M * R, 4, -1, 1);
+    fill_random(down, R * N, 5, -1, 1);
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){M, N}, q);
+    save(FUSE_F32, "up.npy", 2, (int64_t[]){M, R}, up);
+    save(FUSE_F32, "down.npy", 2, (int64_t[]){R, N}, down);
+    float want[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < R; k++)
+                acc += (double)up[i * R + k] * down[k * N + j];
+            want[i * N + j] = (float)((float)(q[i * N + j] - 1) * 0.25f + 4.0 / R * acc);
+        }
+    for (int merge = 0; merge < 2; merge++) {
+        char manifest[512];
+        snprintf(manifest, sizeof manifest,
+                 "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": {\"scale\": 0.25, "
+                 "\"zero_point\": 1}, \"lora\": {\"up\": \"up.npy\", \"down\": \"down.npy\", "
+                 "\"alpha\": 4, \"merge\": %s}}}}", merge ? "true" : "false");
+        float *y = run_weights(READ_W, manifest, "Y", M * N, NULL); /* W read, not defined */
+        expect_floats(merge ? "merged" : "apart", y, want, M * N);
+        free(y);
+        y = run_weights("W[i,j] = \"gone.npy\"\nY[i,j] = 1.0 W[i,j]\nexport Y\n", manifest, "Y",
+                        M * N, NULL); /* W a source statement */
+        expect_floats(merge ? "merged source" : "apart source", y, want, M * N);
+        free(y);
+    }
+}
+END_TEST
+
+/* an entry the program does not use is a warning; the host's own input wins */
+START_TEST(unused_entries_and_host_inputs)
+{
+    const float w[2] = {1, 2};
+    save(FUSE_F32, "w.npy", 1, (int64_t[]){2}, w);
+    Log log = {{0}};
+    float *y = run_weights("W[i] = \"w.npy\"\nY[i] = 3 W[i]\nexport Y\n",
+                           "{\"tensors\": {\"W\": {\"path\": \"w.npy\"}, \"Nope\": {\"path\": "
+                           "\"w.npy\"}, \"Y\": {\"path\": \"w.npy\"}}}", "Y", 2, &log);
+    const float want[2] = {3, 6};
+    expect_floats("Y", y, want, 2);
+    free(y);
+    ck_assert_msg(strstr(log.text, "m.json: tensor 'Nope' is not used by the program\n"), "%s",
+                  log.text);
+    ck_assert_msg(strstr(log.text, "m.json: tensor 'Y' is computed by the program's equations; "
+                                   "the manifest's entry is not used\n"), "%s", log.text);
+
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(open_program(ctx, "Y[i] = 3 W[i]\nexport Y\n",
+                                  "{\"tensors\": {\"W\": {\"path\": \"w.npy\"}}}", &prog),
+                     FUSE_OK);
+    float host[3] = {7, 8, 9};
+    fuse_input in = {.name = "W", .tensor = {.dtype = FUSE_F32, .rank = 1, .shape = {3},
+                                             .data = host}};
+    ck_assert_msg(fuse_runner_new(prog, NULL, &in, 1, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_int_eq(fuse_runner_run(run, &in, 1, &out), FUSE_OK);
+    const fuse_tensor *t = fuse_outputs_find(out, "Y");
+    ck_assert_int_eq(t->shape[0], 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_float_eq(((const float *)t->data)[i], 3 * host[i]);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* an older host's options (without the weights field) still work */
+START_TEST(options_of_an_older_host)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    struct {
+        fuse_program_options o;
+        char pad[64];
+    } host;
+    memset(&host, 0, sizeof host);
+    size_t old = offsetof(fuse_program_options, n_params) + sizeof(size_t);
+    fuse_program_options_init_size(&host.o, old);
+    host.o.weights = "garbage, never read";
+    host.o.size = old;
+    ck_assert_msg(fuse_program_from_text_opts(ctx, "A[i] = const([1])\nexport A\n", "a.fuse",
+                                              &host.o, &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- malformed manifests ---- */
+
+START_TEST(malformed_manifests)
+{
+    const float w[6] = {0}, s2[2] = {1, 1};
+    const int8_t q[6] = {0};
+    save(FUSE_F32, "w.npy", 2, (int64_t[]){2, 3}, w);
+    save(FUSE_F32, "w13.npy", 2, (int64_t[]){1, 2}, w);
+    save(FUSE_F32, "s2.npy", 1, (int64_t[]){2}, s2);
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){2, 3}, q);
+    save(FUSE_F32, "up.npy", 2, (int64_t[]){2, 2}, w);
+    save(FUSE_F32, "down.npy", 2, (int64_t[]){2, 3}, w);
+    enum { IO = FUSE_E_IO };
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"nope.npy\"}}}", IO,
+                          "error: weights ");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"nope.npy\"}}}", IO,
+                          "m.json: tensors.W.path: ");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\",}}}", IO,
+                          "m.json:1:36: not JSON: string or '}' expected near '}'");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"scale\": 2}}}",
+                          IO, "m.json: tensors.W.scale: unknown key (known: path, shards, axis, "
+                          "dtype, shape, quant, lora)");
+    expect_manifest_error(READ_W, "{\"tensors\": {}, \"version\": 2}", IO,
+                          "m.json: unknown key 'version'");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"shards\": [\"w.npy\", \"w13.npy\"], "
+                                  "\"axis\": 0}}}", IO,
+                          "m.json: tensors.W.shards: shard 1 (w13.npy) has shape (1, 2), which "
+                          "does not add up with shard 0 (w.npy) of shape (2, 3) along axis 0");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"dtype\": "
+                                  "\"float99\"}}}", IO,
+                          "m.json: tensors.W.dtype: unknown dtype 'float99'");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"dtype\": "
+                                  "\"int8\"}}}", IO,
+                          "m.json: tensors.W.dtype: says int8, but the file holds float32");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"shape\": "
+                                  "[3, 2]}}}", IO,
+                          "m.json: tensors.W.shape: says [3,2], but the tensor has shape (2, 3)");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": "
+                                  "{\"scale\": [1, 2], \"axis\": 1}}}}", IO,
+                          "m.json: tensors.W.quant.scale: has 2 values, but axis 1 of the "
+                          "tensor has 3 positions");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": "
+                                  "{\"scale\": \"s2.npy\", \"axis\": 1}}}}", IO,
+                          "m.json: tensors.W.quant.scale: has 2 values, but axis 1 of the "
+                          "tensor has 3 positions");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": "
+                                  "{\"scale\": [1, 2, 3]}}}}", IO,
+                          "m.json: tensors.W.quant.scale: has 3 values, but quant.axis is not "
+                          "given");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": "
+                                  "{\"scale\": 1, \"zero_point\": 128}}}}", IO,
+                          "m.json: tensors.W.quant.zero_point: value 128 is out of range for "
+                          "int8 data (an integer from -128 to 127)");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"quant\": "
+                                  "{\"scale\": 1}}}}", IO,
+                          "m.json: tensors.W.quant: needs int8 or uint8 data, but the file "
+                          "holds float32");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"lora\": "
+                                  "{\"up\": \"up.npy\", \"down\": \"down.npy\", \"rank\": 8}}}}",
+                          IO, "m.json: tensors.W.lora.rank: says 8, but up (2, 2) and down "
+                          "(2, 3) have rank 2");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"lora\": "
+                                  "{\"up\": \"down.npy\", \"down\": \"down.npy\"}}}}", IO,
+                          "m.json: tensors.W.lora: up (2, 3) and down (2, 3) do not make the "
+                          "shape of the tensor (2, 3)");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {\"path\": \"w.npy\", \"lora\": "
+                                  "{\"up\": \"up.npy\", \"down\": \"down.npy\", \"merge\": "
+                                  "1}}}}", IO, "m.json: tensors.W.lora.merge: must be true or "
+                                               "false");
+    expect_manifest_error(READ_W, "{\"tensors\": {\"W\": {}}}", IO,
+                          "m.json: tensors.W: needs \"path\" (a file) or \"shards\"");
+    expect_manifest_error(READ_W, "[1, 2]", IO, "m.json: a manifest is an object");
+    /* the program reads W with another rank than the manifest gives it */
+    expect_manifest_error("Y[i] = W[i]\nexport Y\n",
+                          "{\"tensors\": {\"W\": {\"path\": \"w.npy\"}}}", FUSE_E_SHAPE,
+                          "'W' has rank 2 but is indexed with 1 axes");
+}
+END_TEST
+
+/* ---- the command line ---- */
+
+START_TEST(cli_weights)
+{
+    const int8_t q[4] = {-10, 0, 10, 20};
+    save(FUSE_I8, "q.npy", 1, (int64_t[]){4}, q);
+    write_text("p.fuse", "Y[i] = 2 Q[i]\nexport Y\n");
+    write_text("m.json", "{\"tensors\": {\"Q\": {\"path\": \"q.npy\", \"quant\": {\"scale\": "
+                         "0.5, \"zero_point\": 10}}, \"Extra\": {\"path\": \"q.npy\"}}}");
+    Result r = run_cli("run", "p.fuse", "--weights", "m.json", "--out", "y.npy", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.err, "fuse-jit: warning: weights m.json: tensor 'Extra' is not used "
+                                "by the program\n"), "%s", r.err);
+    result_free(&r);
+    float *y = read_npy("y.npy", 1, (int64_t[]){4});
+    double want[4];
+    for (int i = 0; i < 4; i++)
+        want[i] = 2 * ((float)(q[i] - 10) * 0.5f);
+    expect_close("Y", y, want, 4);
+    free(y);
+    r = run_cli("check", "p.fuse", "--weights", "m.json", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.out, "p.fuse: ok\n");
+    result_free(&r);
+    r = run_cli("check", "p.fuse", NULL); /* without the manifest Q is unknown */
+    expect_exit(&r, 3);
+    result_free(&r);
+    r = run_cli("check", "p.fuse", "--weights", "absent.json", NULL);
+    expect_exit(&r, 1);
+    ck_assert_msg(strstr(r.err, "fuse-jit: error: weights absent.json: cannot read the "
+                                "manifest: "), "%s", r.err);
+    result_free(&r);
+    write_text("bad.json", "{\"tensors\": {\"Q\": {\"path\": \"q.npy\", \"quant\": {\"scale\": "
+                           "0.5, \"zero_point\": 1.5}}}}");
+    r = run_cli("run", "p.fuse", "--weights", "bad.json", NULL);
+    expect_exit(&r, 1);
+    ck_assert_msg(strstr(r.err, "fuse-jit: error: weights bad.json: tensors.Q.quant.zero_point: "
+                                "value 1.5 is out of range for int8 data"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("explain", "p.fuse", "--weights", "m.json", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "Q[i] <- \"m.json#Q\""), "%s", r.out);
+    result_free(&r);
+}
+END_TEST
+
+/* ---- the shipped example ---- */
+
+#define MLP_DIR FUSE_TEST_DIR "/../examples/mlp_int8"
+
+/* a shipped tensor of its own dtype and shape */
+static fuse_tensor load_shipped(const char *name, fuse_dtype dt, int rank, const int64_t *shape)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", MLP_DIR, name);
+    fuse_tensor t;
+    ck_assert_int_eq(fuse_tensor_load(NULL, path, &t), FUSE_OK);
+    ck_assert_int_eq(t.dtype, dt);
+    ck_assert_int_eq(t.rank, rank);
+    for (int k = 0; k < rank; k++)
+        ck_assert_int_eq(t.shape[k], shape[k]);
+    return t;
+}
+
+/* examples/mlp_int8 runs as its manifest says: W1 int8 per column, W2 uint8
+ * in two shards with zero point 128 (the scale as written in manifest.json) */
+START_TEST(example_mlp_int8)
+{
+    fuse_tensor x = load_shipped("x.npy", FUSE_F32, 2, (int64_t[]){2, 4});
+    fuse_tensor w1 = load_shipped("w1.npy", FUSE_I8, 2, (int64_t[]){4, 8});
+    fuse_tensor s1 = load_shipped("w1_scale.npy", FUSE_F32, 1, (int64_t[]){8});
+    fuse_tensor b1 = load_shipped("b1.npy", FUSE_F32, 1, (int64_t[]){8});
+    fuse_tensor w2a = load_shipped("w2.0.npy", FUSE_U8, 2, (int64_t[]){4, 3});
+    fuse_tensor w2b = load_shipped("w2.1.npy", FUSE_U8, 2, (int64_t[]){4, 3});
+    fuse_tensor b2 = load_shipped("b2.npy", FUSE_F32, 1, (int64_t[]){3});
+    char *manifest = slurp(MLP_DIR "/manifest.json");
+    const char *at = strstr(manifest, "\"scale\": 0.");
+    ck_assert_ptr_nonnull(at);
+    float scale2 = (float)strtod(at + strlen("\"scale\": "), NULL);
+    free(manifest);
+    const float *xv = x.data, *s1v = s1.data, *b1v = b1.data, *b2v = b2.data;
+    const int8_t *w1v = w1.data;
+    double want[6];
+    for (int b = 0; b < 2; b++)
+        for (int o = 0; o < 3; o++) {
+            double y = b2v[o];
+            for (int h = 0; h < 8; h++) {
+                double a = b1v[h];
+                for (int i = 0; i < 4; i++)
+                    a += (double)xv[4 * b + i] * ((float)(w1v[8 * i + h] - 0) * s1v[h]);
+                a = a > 0 ? a : 0;
+                const uint8_t *w2 = h < 4 ? w2a.data : w2b.data;
+                y += a * ((float)(w2[3 * (h % 4) + o] - 128) * scale2);
+            }
+            want[3 * b + o] = y;
+        }
+    Result r = run_cli("run", MLP_DIR "/mlp.fuse", "--weights", MLP_DIR "/manifest.json",
+                       "--out", "y.npy", NULL);
+    expect_exit(&r, 0);
+    ck_assert_str_eq(r.err, "");
+    result_free(&r);
+    float *y = read_npy("y.npy", 2, (int64_t[]){2, 3});
+    expect_close("Y", y, want, 6);
+    free(y);
+    fuse_free(x.data), fuse_free(w1.data), fuse_free(s1.data), fuse_free(b1.data);
+    fuse_free(w2a.data), fuse_free(w2b.data), fuse_free(b2.data);
+}
+END_TEST
+
+static Suite *weights_suite(void)
+{
+    Suite *s = suite_create("weights");
+    TCase *tc = harness_case("manifests");
+    tcase_add_test(tc, file_entries);
+    tcase_add_test(tc, shards);
+    tcase_add_test(tc, quantised);
+    tcase_add_test(tc, lora_merged);
+    tcase_add_test(tc, lora_kept_apart);
+    tcase_add_test(tc, unused_entries_and_host_inputs);
+    tcase_add_test(tc, options_of_an_older_host);
+    tcase_add_test(tc, malformed_manifests);
+    tcase_add_test(tc, cli_weights);
+    tcase_add_test(tc, example_mlp_int8);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(weights_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
