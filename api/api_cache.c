@@ -31,7 +31,8 @@ static const ApiLayout STATS_LAYOUT = {
     sizeof(fuse_stats), _Alignof(fuse_stats)};
 static const ApiLayout TIMINGS_LAYOUT = {
     "fuse_timings",
-    {API_FIELD_END(fuse_timings, is_cache_hit), API_FIELD_END(fuse_timings, flops)},
+    {API_FIELD_END(fuse_timings, is_cache_hit), API_FIELD_END(fuse_timings, flops),
+     API_FIELD_END(fuse_timings, peak_bytes)},
     sizeof(fuse_timings), _Alignof(fuse_timings)};
 
 fuse_status fuse_ctx_stats(fuse_ctx *ctx, fuse_stats *out)

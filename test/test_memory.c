@@ -423,6 +423,183 @@ START_TEST(deeply_nested_factors_are_counted_by_the_ir)
 }
 END_TEST
 
+/* ---- lifetimes: buffers given back and written over ---- */
+
+/* A chain whose intermediates die early: B = A^2 (A dead after it), C = B^2
+ * (reads B cell by cell and is B's only reader, so it is written over B's
+ * buffer), D = the row sums of C (B's buffer dead after it). */
+static const char CHAIN[] = "A[i,j] = \"a.npy\"\n"
+                            "B[i,j] = A[i,j] A[i,j]\n"
+                            "C[i,j] = B[i,j] B[i,j]\n"
+                            "D[i] = C[i,j]\n"
+                            "export D\n";
+#define CHAIN_ROWS 64
+#define CHAIN_COLS 1024
+
+typedef struct Chain {
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    float a[CHAIN_ROWS * CHAIN_COLS];
+    double d[CHAIN_ROWS]; /* D by a naive loop in double */
+} Chain;
+
+static void chain_open(Chain *c)
+{
+    int64_t shape[2] = {CHAIN_ROWS, CHAIN_COLS};
+    fill_random(c->a, CHAIN_ROWS * CHAIN_COLS, 7, -2.0f, 2.0f);
+    write_npy("a.npy", 2, shape, c->a);
+    write_text("chain.fuse", CHAIN);
+    for (int i = 0; i < CHAIN_ROWS; i++) {
+        c->d[i] = 0.0;
+        for (int j = 0; j < CHAIN_COLS; j++) {
+            double b = (double)c->a[i * CHAIN_COLS + j] * c->a[i * CHAIN_COLS + j];
+            c->d[i] += b * b;
+        }
+    }
+    ck_assert_int_eq(fuse_ctx_new(&c->ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_file(c->ctx, spath("chain.fuse"), &c->prog), FUSE_OK);
+}
+
+static void chain_close(Chain *c)
+{
+    fuse_program_free(c->prog);
+    fuse_ctx_free(c->ctx);
+}
+
+static fuse_runner *chain_runner(Chain *c, fuse_mode mode)
+{
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.write_sinks = 0;
+    cfg.no_cache = 1;
+    cfg.mode = mode;
+    fuse_runner *run = NULL;
+    ck_assert_msg(fuse_runner_new(c->prog, &cfg, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(c->ctx));
+    return run;
+}
+
+/* Runs the runner and checks D against the naive loop; returns D's first value. */
+static float chain_check_run(Chain *c, fuse_runner *run)
+{
+    fuse_outputs *out = NULL;
+    ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s", fuse_ctx_error(c->ctx));
+    const fuse_tensor *d = fuse_outputs_find(out, "D");
+    ck_assert_ptr_nonnull(d);
+    expect_close("D", d->data, c->d, CHAIN_ROWS);
+    float first = ((const float *)d->data)[0];
+    fuse_outputs_free(out);
+    return first;
+}
+
+/* A query of name checks each cell against f(a) (A^2 for B, A^4 for C). */
+static void chain_check_query(Chain *c, fuse_runner *run, const char *name, int power)
+{
+    fuse_outputs *out = NULL;
+    ck_assert_msg(fuse_runner_query(run, name, NULL, NULL, 0, &out) == FUSE_OK, "%s",
+                  fuse_ctx_error(c->ctx));
+    const fuse_tensor *t = fuse_outputs_find(out, name);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->rank, 2);
+    double *want = malloc(sizeof *want * CHAIN_ROWS * CHAIN_COLS);
+    ck_assert_ptr_nonnull(want);
+    for (int k = 0; k < CHAIN_ROWS * CHAIN_COLS; k++) {
+        double x2 = (double)c->a[k] * c->a[k];
+        want[k] = power == 2 ? x2 : x2 * x2;
+    }
+    expect_close(name, t->data, want, CHAIN_ROWS * CHAIN_COLS);
+    free(want);
+    fuse_outputs_free(out);
+}
+
+/* The planned peak of CHAIN, by hand, with every buffer of a whole page given
+ * back (FUSE_JIT_RELEASE_MIN_BYTES=0). X = 64 x 1024 floats = 256 KiB, D = 64
+ * floats. The plan holds A, B, C and D: 3 X + 256 bytes. A run has live:
+ *   B's group:  A (loaded) and B               = 2 X
+ *   C's group:  B, and C written over it       = X   (A given back)
+ *   D's group:  C (in B's buffer) and D        = X + 256
+ *   the end:    D (the export)                 = 256
+ * so the peak is 2 X. Results are the same as without giving anything back
+ * (the default keeps buffers under 16 MiB, so that plan's peak is all of it),
+ * run after run, and a query of B or C still sees its own values. */
+START_TEST(planned_peak_follows_lifetimes)
+{
+    const uint64_t x = (uint64_t)CHAIN_ROWS * CHAIN_COLS * sizeof(float), d = 64 * sizeof(float);
+    Chain c;
+    chain_open(&c);
+    setenv("FUSE_JIT_RELEASE_MIN_BYTES", "0", 1);
+    fuse_runner *run = chain_runner(&c, FUSE_MODE_SINGLE);
+    unsetenv("FUSE_JIT_RELEASE_MIN_BYTES");
+    fuse_runner *kept = chain_runner(&c, FUSE_MODE_SINGLE);
+    fuse_timings t = {.size = sizeof t};
+    ck_assert_int_eq(fuse_runner_timings(run, &t), FUSE_OK);
+    ck_assert_uint_eq(t.buffer_bytes, 3 * x + d);
+    ck_assert_uint_eq(t.peak_bytes, 2 * x);
+    ck_assert_int_eq(fuse_runner_timings(kept, &t), FUSE_OK);
+    ck_assert_uint_eq(t.buffer_bytes, 3 * x + d);
+    ck_assert_uint_eq(t.peak_bytes, 3 * x + d);
+    float first = chain_check_run(&c, kept);
+    for (int r = 0; r < 3; r++) /* buffers given back are filled again */
+        ck_assert_float_eq(chain_check_run(&c, run), first);
+    chain_check_query(&c, run, "B", 2); /* a query keeps B apart from C */
+    chain_check_query(&c, run, "C", 4);
+    ck_assert_float_eq(chain_check_run(&c, run), first);
+    fuse_runner_free(run);
+    fuse_runner_free(kept);
+    chain_close(&c);
+}
+END_TEST
+
+/* The other modes and run_into see the same values with buffers given back. */
+START_TEST(lifetimes_in_every_mode)
+{
+    Chain c;
+    chain_open(&c);
+    setenv("FUSE_JIT_RELEASE_MIN_BYTES", "0", 1);
+    const fuse_mode modes[] = {FUSE_MODE_FIXPOINT, FUSE_MODE_DEMAND, FUSE_MODE_SINGLE};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        fuse_runner *run = chain_runner(&c, modes[m]);
+        chain_check_run(&c, run);
+        float *d = aligned_alloc(64, 64 * sizeof(float));
+        ck_assert_ptr_nonnull(d);
+        fuse_input o = {.name = "D", .tensor = {.dtype = FUSE_F32, .rank = 1, .data = d}};
+        o.tensor.shape[0] = CHAIN_ROWS;
+        for (int r = 0; r < 2; r++) {
+            memset(d, 0xFF, 64 * sizeof(float));
+            ck_assert_msg(fuse_runner_run_into(run, NULL, 0, &o, 1) == FUSE_OK, "%s",
+                          fuse_ctx_error(c.ctx));
+            expect_close("D (run_into)", d, c.d, CHAIN_ROWS);
+        }
+        free(d);
+        chain_check_run(&c, run);
+        fuse_runner_free(run);
+    }
+    unsetenv("FUSE_JIT_RELEASE_MIN_BYTES");
+    chain_close(&c);
+}
+END_TEST
+
+/* `run --time` prints the planned peak after the phase times: 2 X of 3 X + 256
+ * bytes with every buffer given back, all of it by default. */
+START_TEST(cli_time_prints_the_planned_peak)
+{
+    Chain c;
+    chain_open(&c);
+    chain_close(&c);
+    setenv("FUSE_JIT_RELEASE_MIN_BYTES", "0", 1);
+    Result r = run_cli("run", "chain.fuse", "--time", NULL);
+    unsetenv("FUSE_JIT_RELEASE_MIN_BYTES");
+    expect_exit(&r, 0);
+    expect_in(r.err, "time: total ");
+    expect_in(r.err, "memory: planned peak 0.5 MiB (buffers 0.8 MiB)\n");
+    result_free(&r);
+    r = run_cli("run", "chain.fuse", "--time", NULL);
+    expect_exit(&r, 0);
+    expect_in(r.err, "memory: planned peak 0.8 MiB (buffers 0.8 MiB)\n");
+    result_free(&r);
+}
+END_TEST
+
 /* ---- text ---- */
 
 START_TEST(bytes_as_text)
@@ -456,6 +633,11 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, cli_default_cap);
     tcase_add_test(tc, repl_set_max_memory);
     tcase_add_test(tc, bytes_as_text);
+    suite_add_tcase(s, tc);
+    tc = harness_case("lifetimes");
+    tcase_add_test(tc, planned_peak_follows_lifetimes);
+    tcase_add_test(tc, lifetimes_in_every_mode);
+    tcase_add_test(tc, cli_time_prints_the_planned_peak);
     suite_add_tcase(s, tc);
     tc = harness_case("long lines");
     tcase_add_test(tc, long_lines_fail_early_with_a_short_excerpt);

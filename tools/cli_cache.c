@@ -67,4 +67,7 @@ void cli_cache_print_times(FILE *f, fuse_ctx *ctx, const fuse_runner *run)
     double total = t.parse_ms + t.check_ms + t.lower_ms + t.compile_ms + t.cache_load_ms +
                    t.last_run_ms;
     fprintf(f, "time: total %.3f ms\n", total);
+    if (t.buffer_bytes) /* the plan's buffers: a run's peak and all of them */
+        fprintf(f, "memory: planned peak %.1f MiB (buffers %.1f MiB)\n",
+                (double)t.peak_bytes / 1048576.0, (double)t.buffer_bytes / 1048576.0);
 }

@@ -51,6 +51,37 @@ FUSE_API const char *fuse_dtype_name(fuse_dtype dtype)
     return dtype_valid(dtype) ? dtype_info[dtype].name : "invalid dtype";
 }
 
+/* Whether the n bytes at p (64-byte aligned, n a multiple of 64) are all 0. */
+static bool is_all_zero(const unsigned char *p, size_t n)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)p;
+    uint64_t any = 0;
+    for (size_t i = 0; i < n / sizeof *w; i++)
+        any |= w[i];
+    return any == 0;
+}
+
+/* Below this, a buffer is simply memset. */
+#define IO_LAZY_ZERO_MIN ((size_t)1 << 20)
+#define IO_ZERO_PAGE 4096
+
+/* Zeroes a large block page by page, writing only the pages that are not zero
+ * already. Memory fresh from the system (a large block is mmap'd) reads as
+ * zeros without taking pages of its own: reading maps the kernel's shared zero
+ * page, writing would fault in a private page. So a buffer that a run fills
+ * later, or never uses, costs no resident memory until then. */
+static void zero_lazily(unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t to_page = IO_ZERO_PAGE - (size_t)((uintptr_t)(p + i) % IO_ZERO_PAGE);
+        size_t len = n - i < to_page ? n - i : to_page;
+        if (!is_all_zero(p + i, len))
+            memset(p + i, 0, len);
+        i += len;
+    }
+}
+
 void *io_alloc_aligned(size_t n)
 {
     if (n > SIZE_MAX - IO_ALIGN)
@@ -58,7 +89,9 @@ void *io_alloc_aligned(size_t n)
     /* aligned_alloc wants a multiple of the alignment; 0 bytes still get a block. */
     size_t rounded = n == 0 ? IO_ALIGN : (n + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN;
     void *p = aligned_alloc(IO_ALIGN, rounded);
-    if (p)
+    if (p && rounded >= IO_LAZY_ZERO_MIN)
+        zero_lazily(p, rounded);
+    else if (p)
         memset(p, 0, rounded);
     return p;
 }
