@@ -31,6 +31,8 @@ baseline() {
     *) echo "numpy $1" ;;
     esac
 }
+# the median of fuse-bench's first workload in its --json file
+median_ms() { /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["median_ms"])' "$1"; }
 median_of() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), repeat $repeat, $rounds rounds, pinned: $pin"
 printf '%-20s %5s %12s %12s %12s %7s\n' workload round fuse_ms base base_ms ratio
@@ -40,8 +42,9 @@ for w in $workloads; do
     : > "$tmp/ratios"
     r=1
     while [ "$r" -le "$rounds" ]; do
-        f=$($pin "$build/fuse-bench" --suite --only "${w%@openblas}" --threads 1 --repeat "$repeat" |
-            awk 'NR == 2 {print $6}')
+        $pin "$build/fuse-bench" --suite --only "${w%@openblas}" --threads 1 --repeat "$repeat" \
+            --json "$tmp/f.json" > /dev/null
+        f=$(median_ms "$tmp/f.json")
         if [ "$kind" = openblas ]; then
             b=$($pin "$tmp/sgemm_openblas" "$repeat" "$bname" | awk 'NR == 2 {print $3}')
         else

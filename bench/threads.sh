@@ -16,7 +16,10 @@ trap 'rm -rf "$tmp"' EXIT
 ${CC:-clang-19} -O2 -o "$tmp/sgemm_openblas" "$here/sgemm_openblas.c" -lopenblas
 export OPENBLAS_CORETYPE=Cooperlake
 median_of() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-fuse_ms() { "$build/fuse-bench" --suite --only "matmul-$1" --threads "$2" --repeat "$3" | awk 'NR == 2 {print $6}'; }
+fuse_ms() {
+    "$build/fuse-bench" --suite --only "matmul-$1" --threads "$2" --repeat "$3" --json "$tmp/f.json" > /dev/null &&
+        /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["median_ms"])' "$tmp/f.json"
+}
 blas_ms() { OPENBLAS_NUM_THREADS=$2 "$tmp/sgemm_openblas" "$3" "sgemm-$1" | awk 'NR == 2 {print $3}'; }
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $rounds rounds, 1 vs $threads threads"
 printf '%-10s %5s %10s %10s %8s %10s %10s %8s\n' size round fuse_1 "fuse_$threads" speedup \
