@@ -8,6 +8,9 @@
 #   make fuzz   build the libFuzzer targets of test/fuzz (build-fuzz/) and run each
 #               for FUZZ_SECONDS (default 30) over its seed corpus; any finding fails
 #   make tsan   build with ThreadSanitizer (build-tsan/) and run the threading suites
+#   make install  build (Release), then cmake --install build under PREFIX (/usr/local):
+#               the library, fuse-jit, fusejit.h and the fusejit Python module (sudo
+#               when PREFIX is not writable)
 #   make clean  remove build/, build-asan/, build-fuzz/ and build-tsan/
 #
 # The builds here treat warnings as errors (WERROR=ON, as CI); `make WERROR=OFF ...`
@@ -24,11 +27,12 @@ ARCHER       ?= /usr/lib/llvm-19/lib/libarcher.so
 FUZZ_TARGETS  = parse cache npy npz json jsonl facts text safetensors
 # The suites that run threads: team kernels, several runners and threads on one
 # context, interrupts from another thread, the cache shared between threads.
-TSAN_SUITES   = test_api test_kernels test_modes test_cache test_jit
+TSAN_SUITES   = test_api test_kernels test_modes test_cache test_jit test_interrupt
 JOBS         ?= 2
 EXAMPLE      ?= examples/matmul.fuse
+PREFIX       ?= /usr/local
 
-.PHONY: all deps configure build run test asan fuzz tsan clean
+.PHONY: all deps configure build run test install asan fuzz tsan clean
 
 all: build
 
@@ -47,6 +51,13 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+install: build
+	@if mkdir -p "$(PREFIX)" 2>/dev/null && [ -w "$(PREFIX)" ]; then \
+		cmake --install $(BUILD) --prefix "$(PREFIX)"; \
+	else \
+		sudo cmake --install $(BUILD) --prefix "$(PREFIX)"; \
+	fi
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=$(CC_FOR_CMAKE) -DCMAKE_BUILD_TYPE=Debug \
