@@ -73,15 +73,23 @@ LLVMValueRef emit_entry_alloca_type(Emit *e, LLVMTypeRef ty, const char *name)
 
 /* ---- loops ---- */
 
-LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef tid)
+/* Branches on cond into a new block `then` (the builder is left there) or past
+ * it; returns the block after, which the caller's *_end branches to. */
+static LLVMBasicBlockRef begin_if(Emit *e, LLVMValueRef cond, const char *then,
+                                  const char *after_name)
 {
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->bld));
-    LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, tid, emit_i64(e, 0), "v.main");
-    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.op");
-    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.next");
-    LLVMBuildCondBr(e->bld, is_main, run, after);
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, fn, then);
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, after_name);
+    LLVMBuildCondBr(e->bld, cond, run, after);
     LLVMPositionBuilderAtEnd(e->bld, run);
     return after;
+}
+
+LLVMBasicBlockRef emit_thread0_begin(Emit *e, LLVMValueRef tid)
+{
+    LLVMValueRef is_main = LLVMBuildICmp(e->bld, LLVMIntEQ, tid, emit_i64(e, 0), "v.main");
+    return begin_if(e, is_main, "b.op", "b.next");
 }
 
 void emit_thread0_end(Emit *e, LLVMBasicBlockRef after)
@@ -237,12 +245,7 @@ LLVMBasicBlockRef emit_unless_stopped_begin(Emit *e)
     LLVMSetAlignment(flag, 4);
     LLVMValueRef go = expect_true(e, LLVMBuildICmp(e->bld, LLVMIntEQ, flag,
                                                    LLVMConstInt(i32, 0, 0), "v.go"));
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->bld));
-    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.go");
-    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "b.stopped");
-    LLVMBuildCondBr(e->bld, go, run, after);
-    LLVMPositionBuilderAtEnd(e->bld, run);
-    return after;
+    return begin_if(e, go, "b.go", "b.stopped");
 }
 
 void emit_unless_stopped_end(Emit *e, LLVMBasicBlockRef after)

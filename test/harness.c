@@ -204,16 +204,13 @@ static void exec_child(char **argv)
     _exit(127);
 }
 
-/* Runs `fuse-jit ARGS...` (a NULL-terminated list) in the scratch directory. */
-Result run_cli(const char *first, ...)
+/* Runs `BIN ARGS...` (a NULL-terminated list) in the scratch directory. */
+Result run_tool_va(const char *bin, const char *first, va_list ap)
 {
-    char *argv[MAX_ARGS] = {(char *)FUSE_JIT_BIN};
+    char *argv[MAX_ARGS] = {(char *)bin};
     int argc = 1;
-    va_list ap;
-    va_start(ap, first);
     for (const char *a = first; a && argc < MAX_ARGS - 1; a = va_arg(ap, const char *))
         argv[argc++] = (char *)a;
-    va_end(ap);
     argv[argc] = NULL;
     fflush(NULL);
     pid_t pid = fork();
@@ -225,6 +222,16 @@ Result run_cli(const char *first, ...)
     Result r = {.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
     r.out = slurp(spath("cli.stdout"));
     r.err = slurp(spath("cli.stderr"));
+    return r;
+}
+
+/* Runs `fuse-jit ARGS...` (a NULL-terminated list) in the scratch directory. */
+Result run_cli(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    Result r = run_tool_va(FUSE_JIT_BIN, first, ap);
+    va_end(ap);
     return r;
 }
 

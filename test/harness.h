@@ -5,6 +5,7 @@
 #ifndef FUSE_TEST_HARNESS_H
 #define FUSE_TEST_HARNESS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,9 @@ void fill_random(float *x, int64_t n, unsigned seed, float lo, float hi);
 void expect_close(const char *what, const float *got, const double *want, int64_t n);
 void result_free(Result *r);
 Result run_cli(const char *first, ...);
+/* Runs the binary `bin` with the arguments first, ... (NULL-terminated) in ap, as
+ * run_cli does fuse-jit. */
+Result run_tool_va(const char *bin, const char *first, va_list ap);
 void expect_exit(const Result *r, int code);
 void run_program(const char *text, const char *out);
 /* A test case whose tests each run in a fresh scratch directory under one root,

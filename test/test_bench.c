@@ -205,40 +205,14 @@ END_TEST
 
 /* ---- running fuse-bench ---- */
 
-enum { MAX_ARGS = 32 };
-
 /* Runs `fuse-bench ARGS...` (NULL-terminated) in the scratch directory, stdout
  * and stderr captured. */
 static Result run_bench(const char *first, ...)
 {
-    char *argv[MAX_ARGS] = {(char *)FUSE_BENCH_BIN};
-    int argc = 1;
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && argc < MAX_ARGS - 1; a = va_arg(ap, const char *))
-        argv[argc++] = (char *)a;
+    Result r = run_tool_va(FUSE_BENCH_BIN, first, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork failed");
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(spath("bench.stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(spath("bench.stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0 || chdir(scratch) != 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    Result r = {.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
-    r.out = slurp(spath("bench.stdout"));
-    r.err = slurp(spath("bench.stderr"));
     return r;
 }
 
