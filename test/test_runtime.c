@@ -1447,6 +1447,54 @@ START_TEST(test_fileutil_strprintf_and_fail)
 }
 END_TEST
 
+/* Runs prog.fuse with $FUSE_JIT_LIBZIP naming a library that does not exist. */
+static Result run_without_libzip(const char *out, bool compress)
+{
+    setenv("FUSE_JIT_LIBZIP", "/nonexistent/libzip.so", 1);
+    Result r = compress ? run_cli("run", "prog.fuse", "--compress", "--out", out, NULL)
+                        : run_cli("run", "prog.fuse", "--out", out, NULL);
+    unsetenv("FUSE_JIT_LIBZIP");
+    return r;
+}
+
+static void expect_no_libzip(Result *r, const char *verb, const char *file)
+{
+    /* file may be given as ./file */
+    char *want = sup_strprintf("%s needs libzip (/nonexistent/libzip.so): ", file);
+    ck_assert_msg(r->code > 0 && r->code < 128 && strstr(r->err, verb) &&
+                      strstr(r->err, want) && strstr(r->err, "cannot open shared object"),
+                  "exit %d, stderr '%s', want '%s...'", r->code, r->err, want);
+    free(want);
+    result_free(r);
+}
+
+/* libzip is loaded on the first .npz read or write only (each run is a fresh
+ * process): when it cannot be loaded, those are clear I/O errors that leave no
+ * file, and every other run still works. */
+START_TEST(test_npz_without_libzip)
+{
+    run_program("A[i] = const([1.0, 2.0])\nexport A\n", "a.npz");
+    Result r = run_without_libzip("a.npy", false);
+    expect_exit(&r, 0);
+    result_free(&r);
+    float *a = read_npy("a.npy", 1, (int64_t[]){2});
+    ck_assert(a[0] == 1.0f && a[1] == 2.0f);
+    free(a);
+    r = run_without_libzip("b.npz", false);
+    expect_no_libzip(&r, "writing", "b.npz");
+    ck_assert(!file_exists("b.npz"));
+    r = run_without_libzip("c.npz", true);
+    expect_no_libzip(&r, "writing", "c.npz");
+    ck_assert(!file_exists("c.npz"));
+    write_text("prog.fuse", "X[i] = \"a.npz\"\nY[i] = X[i]\nexport Y\n");
+    r = run_without_libzip("y.npy", false);
+    expect_no_libzip(&r, "reading", "a.npz");
+    r = run_cli("run", "prog.fuse", "--out", "y.npy", NULL); /* libzip found again */
+    expect_exit(&r, 0);
+    result_free(&r);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
@@ -1476,7 +1524,7 @@ static Suite *runtime_suite(void)
         {"npz",
          {test_npz_roundtrip_several_members, test_npz_member_choice, test_npz_empty_archive,
           test_npz_stored_member, test_npz_bad_member_and_corrupt_archive,
-          test_npz_failed_write_leaves_nothing}},
+          test_npz_failed_write_leaves_nothing, test_npz_without_libzip}},
         {"json",
          {test_json_write_nested_floats, test_json_write_scalar_ints_bools_f64,
           test_json_nonfinite_and_empty, test_jsonl_write_schema,

@@ -13,18 +13,22 @@
  * member called exactly "N".
  *
  * Writing builds the whole archive in memory (libzip writing to a buffer source)
- * and writes it as every other format does, through sup_write_file_atomic (or,
- * for a sink, beneath the output root); a failure writes nothing. Members are
- * stored, as numpy.savez does (deflating 9 MB costs about 400 ms), or deflated on
- * request (io_npz_write_as, as savez_compressed). An archive with
- * no members is the bare 22-byte end record, because libzip deletes rather than
- * writes an empty archive.
+ * and writes it as every other format does, through sup_write_file_atomic (or, for a sink,
+ * beneath the output root); a failure writes nothing. Members are stored, as
+ * numpy.savez does (deflating 9 MB costs about 400 ms), or deflated on request
+ * (io_npz_write_as, as savez_compressed). An archive with no members is the bare
+ * 22-byte end record, because libzip deletes rather than writes an empty archive.
+ *
+ * libzip is called through io_zip (zip_dl.c), loaded on the first read or write
+ * of an .npz: a process that never touches one never loads it (nor libcrypto,
+ * libbz2... which it brings).
  */
 #include "io.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <zip.h>
+
+#include "zip_dl.h"
 
 /* ---- reading ---- */
 
@@ -36,7 +40,7 @@ typedef struct ZipStream {
 static int64_t zip_stream_read(void *ctx, void *dst, size_t n)
 {
     ZipStream *s = ctx;
-    zip_int64_t r = zip_fread(s->zf, dst, n);
+    zip_int64_t r = io_zip.zip_fread(s->zf, dst, n);
     if (r < 0)
         s->failed = true;
     return r < 0 ? -1 : (int64_t)r;
@@ -45,14 +49,14 @@ static int64_t zip_stream_read(void *ctx, void *dst, size_t n)
 static fuse_status open_archive(const char *path, zip_t **za, char **err)
 {
     int code = 0;
-    *za = zip_open(path, ZIP_RDONLY, &code);
+    *za = io_zip.zip_open(path, ZIP_RDONLY, &code);
     if (*za)
         return FUSE_OK;
     zip_error_t ze;
-    zip_error_init_with_code(&ze, code);
+    io_zip.zip_error_init_with_code(&ze, code);
     fuse_status st = sup_fail(err, FUSE_E_IO, "%s: cannot open .npz archive: %s", path,
-                             zip_error_strerror(&ze));
-    zip_error_fini(&ze);
+                             io_zip.zip_error_strerror(&ze));
+    io_zip.zip_error_fini(&ze);
     return st;
 }
 
@@ -60,17 +64,17 @@ static fuse_status open_archive(const char *path, zip_t **za, char **err)
 static zip_int64_t locate(zip_t *za, const char *name)
 {
     char *with_ext = sup_strprintf("%s.npy", name);
-    zip_int64_t idx = with_ext ? zip_name_locate(za, with_ext, 0) : -1;
+    zip_int64_t idx = with_ext ? io_zip.zip_name_locate(za, with_ext, 0) : -1;
     free(with_ext);
-    return idx >= 0 ? idx : zip_name_locate(za, name, 0);
+    return idx >= 0 ? idx : io_zip.zip_name_locate(za, name, 0);
 }
 
 /* Number of file (non-directory) members; *only is the last one's index. */
 static zip_int64_t count_files(zip_t *za, zip_int64_t *only)
 {
-    zip_int64_t n = zip_get_num_entries(za, 0), files = 0;
+    zip_int64_t n = io_zip.zip_get_num_entries(za, 0), files = 0;
     for (zip_int64_t i = 0; i < n; i++) {
-        const char *name = zip_get_name(za, (zip_uint64_t)i, 0);
+        const char *name = io_zip.zip_get_name(za, (zip_uint64_t)i, 0);
         size_t len = name ? strlen(name) : 0;
         if (len > 0 && name[len - 1] != '/') {
             files++;
@@ -116,9 +120,9 @@ static fuse_status member_size(zip_t *za, zip_int64_t idx, const char *what, uin
                                char **err)
 {
     zip_stat_t sb;
-    zip_stat_init(&sb);
+    io_zip.zip_stat_init(&sb);
     *size = UINT64_MAX;
-    if (zip_stat_index(za, (zip_uint64_t)idx, 0, &sb) != 0 || !(sb.valid & ZIP_STAT_SIZE))
+    if (io_zip.zip_stat_index(za, (zip_uint64_t)idx, 0, &sb) != 0 || !(sb.valid & ZIP_STAT_SIZE))
         return FUSE_OK;
     *size = sb.size;
     if (!(sb.valid & ZIP_STAT_COMP_SIZE) || !(sb.valid & ZIP_STAT_COMP_METHOD))
@@ -157,9 +161,9 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
     fuse_status st = member_size(za, idx, what, &size, err);
     if (st != FUSE_OK)
         return st;
-    ZipStream s = {zip_fopen_index(za, (zip_uint64_t)idx, 0), false};
+    ZipStream s = {io_zip.zip_fopen_index(za, (zip_uint64_t)idx, 0), false};
     if (!s.zf)
-        return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", what, zip_strerror(za));
+        return sup_fail(err, FUSE_E_IO, "%s: cannot read: %s", what, io_zip.zip_strerror(za));
     char *msg = NULL;
     st = io_npy_read_exact(zip_stream_read, &s, size, what, out, &msg);
     if (st == FUSE_OK && (st = expect_end(&s, what, &msg)) != FUSE_OK) {
@@ -168,9 +172,9 @@ static fuse_status read_member(zip_t *za, zip_int64_t idx, const char *what,
     }
     if (s.failed) {
         free(msg);
-        msg = sup_strprintf("%s: corrupt member: %s", what, zip_file_strerror(s.zf));
+        msg = sup_strprintf("%s: corrupt member: %s", what, io_zip.zip_file_strerror(s.zf));
     }
-    zip_fclose(s.zf);
+    io_zip.zip_fclose(s.zf);
     if (st != FUSE_OK && err)
         *err = msg;
     else
@@ -185,19 +189,21 @@ fuse_status io_npz_read(const char *path, const char *member, const char *fallba
         return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read",
                        path ? path : "(null)");
     zip_t *za;
-    fuse_status st = open_archive(path, &za, err);
+    fuse_status st = io_zip_load("reading", path, err);
+    if (st == FUSE_OK)
+        st = open_archive(path, &za, err);
     if (st != FUSE_OK)
         return st;
     zip_int64_t idx;
     st = choose_member(za, path, member, fallback, &idx, err);
     if (st == FUSE_OK) {
-        const char *name = zip_get_name(za, (zip_uint64_t)idx, 0);
+        const char *name = io_zip.zip_get_name(za, (zip_uint64_t)idx, 0);
         char *what = sup_strprintf("%s (member %s)", path, name ? name : "?");
         st = what ? read_member(za, idx, what, out, err)
                   : sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
         free(what);
     }
-    zip_discard(za); /* read-only: nothing to write back */
+    io_zip.zip_discard(za); /* read-only: nothing to write back */
     return st;
 }
 
@@ -230,21 +236,22 @@ static fuse_status add_member(zip_t *za, const char *path, const char *name,
     fuse_status st = io_npy_encode(t, &img, &len, err);
     if (st != FUSE_OK)
         return st;
-    zip_source_t *src = zip_source_buffer(za, img, len, 1); /* frees img when done */
+    zip_source_t *src = io_zip.zip_source_buffer(za, img, len, 1); /* frees img when done */
     if (!src) {
         free(img);
-        return sup_fail(err, FUSE_E_NOMEM, "%s: %s", path, zip_strerror(za));
+        return sup_fail(err, FUSE_E_NOMEM, "%s: %s", path, io_zip.zip_strerror(za));
     }
     char *member = sup_strprintf("%s.npy", name);
-    zip_int64_t idx = member ? zip_file_add(za, member, src, ZIP_FL_ENC_UTF_8) : -1;
+    zip_int64_t idx = member ? io_zip.zip_file_add(za, member, src, ZIP_FL_ENC_UTF_8) : -1;
     if (idx < 0) {
-        zip_source_free(src); /* still ours: the add failed */
+        io_zip.zip_source_free(src); /* still ours: the add failed */
         st = sup_fail(err, member ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot add member %s: %s",
-                     path, member ? member : name, member ? zip_strerror(za) : "out of memory");
-    } else if (zip_set_file_compression(za, (zip_uint64_t)idx,
-                                        deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0) {
+                     path, member ? member : name,
+                     member ? io_zip.zip_strerror(za) : "out of memory");
+    } else if (io_zip.zip_set_file_compression(za, (zip_uint64_t)idx,
+                                               deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0) {
         st = sup_fail(err, FUSE_E_IO, "%s: cannot compress member %s: %s", path, member,
-                     zip_strerror(za));
+                     io_zip.zip_strerror(za));
     }
     free(member);
     return st;
@@ -256,20 +263,21 @@ static fuse_status take_bytes(zip_source_t *mem, const char *path, void **buf, s
                               char **err)
 {
     zip_stat_t zs;
-    zip_stat_init(&zs);
-    if (zip_source_stat(mem, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
-        zs.size > SIZE_MAX - 1 || zip_source_open(mem) != 0)
+    io_zip.zip_stat_init(&zs);
+    if (io_zip.zip_source_stat(mem, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
+        zs.size > SIZE_MAX - 1 || io_zip.zip_source_open(mem) != 0)
         return sup_fail(err, FUSE_E_IO, "%s: cannot read the archive back: %s", path,
-                       zip_error_strerror(zip_source_error(mem)));
+                       io_zip.zip_error_strerror(io_zip.zip_source_error(mem)));
     size_t n = (size_t)zs.size;
     void *b = malloc(n ? n : 1);
-    zip_int64_t got = b ? zip_source_read(mem, b, n) : -1;
-    zip_source_close(mem);
+    zip_int64_t got = b ? io_zip.zip_source_read(mem, b, n) : -1;
+    io_zip.zip_source_close(mem);
     if (!b || got < 0 || (zip_uint64_t)got != n) {
         free(b);
         return sup_fail(err, b ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot read the archive "
-                       "back: %s", path, b ? zip_error_strerror(zip_source_error(mem))
-                                           : "out of memory");
+                       "back: %s", path,
+                       b ? io_zip.zip_error_strerror(io_zip.zip_source_error(mem))
+                         : "out of memory");
     }
     *buf = b;
     *len = n;
@@ -296,29 +304,31 @@ fuse_status io_npz_encode_as(const char *path, const char *const *names,
         *len = sizeof eocd;
         return FUSE_OK;
     }
+    if ((st = io_zip_load("writing", path, err)) != FUSE_OK)
+        return st;
     zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t *mem = zip_source_buffer_create(NULL, 0, 0, &ze);
-    zip_t *za = mem ? zip_open_from_source(mem, ZIP_TRUNCATE, &ze) : NULL;
+    io_zip.zip_error_init(&ze);
+    zip_source_t *mem = io_zip.zip_source_buffer_create(NULL, 0, 0, &ze);
+    zip_t *za = mem ? io_zip.zip_open_from_source(mem, ZIP_TRUNCATE, &ze) : NULL;
     if (!za) {
         st = sup_fail(err, FUSE_E_NOMEM, "%s: cannot create .npz archive: %s", path,
-                     zip_error_strerror(&ze));
-        zip_source_free(mem); /* still ours: the open failed */
-        zip_error_fini(&ze);
+                     io_zip.zip_error_strerror(&ze));
+        io_zip.zip_source_free(mem); /* still ours: the open failed */
+        io_zip.zip_error_fini(&ze);
         return st;
     }
-    zip_error_fini(&ze);
-    zip_source_keep(mem);
+    io_zip.zip_error_fini(&ze);
+    io_zip.zip_source_keep(mem);
     for (int i = 0; i < n && st == FUSE_OK; i++)
         st = add_member(za, path, names[i], &tensors[i], deflate, err);
-    if (st == FUSE_OK && zip_close(za) != 0)
+    if (st == FUSE_OK && io_zip.zip_close(za) != 0)
         st = sup_fail(err, FUSE_E_IO, "%s: cannot write .npz archive: %s", path,
-                     zip_strerror(za));
+                     io_zip.zip_strerror(za));
     if (st != FUSE_OK)
-        zip_discard(za);
+        io_zip.zip_discard(za);
     else
         st = take_bytes(mem, path, buf, len, err);
-    zip_source_free(mem);
+    io_zip.zip_source_free(mem);
     return st;
 }
 
