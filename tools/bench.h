@@ -139,6 +139,9 @@ int bench_check_compare(const char *old_json);
 
 /* Writes `s` padded with spaces to `width` display columns (µ is one column). */
 void bench_put_padded(FILE *f, const char *s, int width, bool right);
+/* Display columns of a UTF-8 string ("µs" is 2): bytes that do not continue a
+ * character. */
+int bench_display_width(const char *s);
 
 /* ---- bench_start.c ---- */
 

@@ -87,10 +87,14 @@ static char *eq_text_free(EqTimes *et)
     for (int k = 0; k < et->n; k++) {
         BenchStats s;
         char a[32], m[32];
-        if (bench_stats_compute(et->ms[k], et->repeat, &s))
-            sup_buf_printf(&b, "  %-20s %10s %10s\n", et->name[k],
-                           bench_format_time(a, sizeof a, s.min),
-                           bench_format_time(m, sizeof m, s.median));
+        if (bench_stats_compute(et->ms[k], et->repeat, &s)) {
+            bench_format_time(a, sizeof a, s.min);
+            bench_format_time(m, sizeof m, s.median);
+            /* %*s pads bytes: widen by the bytes a "µ" takes beyond its column */
+            sup_buf_printf(&b, "  %-20s %*s %*s\n", et->name[k],
+                           10 + (int)strlen(a) - bench_display_width(a), a,
+                           10 + (int)strlen(m) - bench_display_width(m), m);
+        }
         free(et->name[k]);
         free(et->ms[k]);
     }

@@ -74,8 +74,7 @@ static void cells_of(const BenchResult *r, RowCells *c)
 
 /* ---- the table ---- */
 
-/* Display columns of a UTF-8 string: bytes that do not continue a character. */
-static int display_width(const char *s)
+int bench_display_width(const char *s)
 {
     int w = 0;
     for (; *s; s++)
@@ -85,7 +84,7 @@ static int display_width(const char *s)
 
 void bench_put_padded(FILE *f, const char *s, int width, bool right)
 {
-    int pad = width - display_width(s);
+    int pad = width - bench_display_width(s);
     for (int i = 0; right && i < pad; i++)
         fputc(' ', f);
     fputs(s, f);
