@@ -47,8 +47,10 @@ find_package(ZLIB REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS C)
 find_package(PkgConfig REQUIRED)
 # libzip: its headers only; runtime/io/zip_dl.c loads the library with dlopen on
-# the first .npz (test_runtime and test_cli link it to build archives themselves)
+# the first .npz read (test_runtime and test_cli link it to build archives themselves)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
+# minizip (zlib's ZIP writer) writes .npz archives: linked, it needs only zlib
+pkg_check_modules(MINIZIP REQUIRED IMPORTED_TARGET minizip)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
 pkg_check_modules(LIBEDIT REQUIRED IMPORTED_TARGET libedit) # the REPL (tools/repl.c)

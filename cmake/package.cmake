@@ -18,7 +18,7 @@ set_target_properties(fuse_static PROPERTIES OUTPUT_NAME fusejit
                       ARCHIVE_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib)
 
 add_library(fuse_shared SHARED ${FUSE_OBJECTS})
-target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::JANSSON
+target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::JANSSON PkgConfig::MINIZIP
                       ZLIB::ZLIB OpenMP::OpenMP_C ${M_LIBRARY} ${CMAKE_DL_LIBS})
 target_link_options(fuse_shared PRIVATE -Wl,--exclude-libs,ALL)
 fuse_llvm_static(fuse_shared) # LLVM inside, hidden: no libLLVM.so to load and relocate

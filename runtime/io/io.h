@@ -1,7 +1,7 @@
 /*
  * io.h: the file formats, one file each, reading and writing together: host
  * tensors and dtype conversion (tensor.c), .npy (npy.c) and large .npy through a
- * memory mapping (mmap.c), .npz (npz.c), .json and .jsonl (json.c), .tsv/.csv
+ * memory mapping (mmap.c), .npz (npz.c, npz_write.c), .json and .jsonl (json.c), .tsv/.csv
  * facts (facts.c), bags of words (text.c), top-k JSON lines (topk.c) and
  * .safetensors (safetensors.c). Nothing here knows about programs: the formats
  * see host tensors (fuse_tensor) only, never the IR.
@@ -110,7 +110,8 @@ fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **er
  * rename). */
 fuse_status io_npy_write(const char *path, const fuse_tensor *t, char **err);
 
-/* ---- npz.c: .npz archives (ZIP of .npy members, through libzip) ---- */
+/* ---- .npz archives (ZIP of .npy members): written by npz_write.c with minizip,
+ * read by npz.c with libzip (loaded on first use) ---- */
 
 /* Writes an .npz atomically with one member "<names[i]>.npy" per tensor, stored
  * (uncompressed, as numpy.savez); missing parent directories are created. n == 0

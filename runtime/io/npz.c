@@ -1,5 +1,6 @@
 /*
- * npz.c: .npz archives (ZIP files of .npy members), read and written with libzip.
+ * npz.c: .npz archives (ZIP files of .npy members), read with libzip; npz_write.c
+ * writes them (with minizip).
  *
  * Reading streams the chosen member (stored or deflated; ZIP64 is libzip's job)
  * through io_npy_read_exact, so data is inflated straight into the tensor, then
@@ -12,16 +13,9 @@
  * fallback (the tensor's name). A name N matches the member "N.npy" first, then a
  * member called exactly "N".
  *
- * Writing builds the whole archive in memory (libzip writing to a buffer source)
- * and writes it as every other format does, through sup_write_file_atomic (or, for a sink,
- * beneath the output root); a failure writes nothing. Members are stored, as
- * numpy.savez does (deflating 9 MB costs about 400 ms), or deflated on request
- * (io_npz_write_as, as savez_compressed). An archive with no members is the bare
- * 22-byte end record, because libzip deletes rather than writes an empty archive.
- *
- * libzip is called through io_zip (zip_dl.c), loaded on the first read or write
- * of an .npz: a process that never touches one never loads it (nor libcrypto,
- * libbz2... which it brings).
+ * libzip is called through io_zip (zip_dl.c), loaded on the first read of an
+ * .npz: a process that never reads one never loads it (nor libcrypto, libbz2...
+ * which it brings).
  */
 #include "io.h"
 
@@ -205,157 +199,4 @@ fuse_status io_npz_read(const char *path, const char *member, const char *fallba
     }
     io_zip.zip_discard(za); /* read-only: nothing to write back */
     return st;
-}
-
-/* ---- writing ---- */
-
-static fuse_status check_members(const char *path, const char *const *names,
-                                 const fuse_tensor *tensors, int n, char **err)
-{
-    if (n < 0 || (n > 0 && (!names || !tensors)))
-        return sup_fail(err, FUSE_E_ARG, "%s: invalid member list", path);
-    for (int i = 0; i < n; i++) {
-        if (!names[i] || !*names[i])
-            return sup_fail(err, FUSE_E_ARG, "%s: member %d has no name", path, i);
-        char *what = sup_strprintf("%s (member %s)", path, names[i]);
-        fuse_status st = io_tensor_check(&tensors[i], what ? what : path, NULL, err);
-        free(what);
-        if (st != FUSE_OK)
-            return st;
-    }
-    return FUSE_OK;
-}
-
-/* Adds "<name>.npy", stored, or deflated when deflate is set (as numpy.savez and
- * savez_compressed). On success the archive owns the encoded image. */
-static fuse_status add_member(zip_t *za, const char *path, const char *name,
-                              const fuse_tensor *t, bool deflate, char **err)
-{
-    void *img;
-    size_t len;
-    fuse_status st = io_npy_encode(t, &img, &len, err);
-    if (st != FUSE_OK)
-        return st;
-    zip_source_t *src = io_zip.zip_source_buffer(za, img, len, 1); /* frees img when done */
-    if (!src) {
-        free(img);
-        return sup_fail(err, FUSE_E_NOMEM, "%s: %s", path, io_zip.zip_strerror(za));
-    }
-    char *member = sup_strprintf("%s.npy", name);
-    zip_int64_t idx = member ? io_zip.zip_file_add(za, member, src, ZIP_FL_ENC_UTF_8) : -1;
-    if (idx < 0) {
-        io_zip.zip_source_free(src); /* still ours: the add failed */
-        st = sup_fail(err, member ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot add member %s: %s",
-                     path, member ? member : name,
-                     member ? io_zip.zip_strerror(za) : "out of memory");
-    } else if (io_zip.zip_set_file_compression(za, (zip_uint64_t)idx,
-                                               deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0) {
-        st = sup_fail(err, FUSE_E_IO, "%s: cannot compress member %s: %s", path, member,
-                     io_zip.zip_strerror(za));
-    }
-    free(member);
-    return st;
-}
-
-/* The bytes of an archive written to the in-memory source mem, into *buf
- * (malloc'd) and *len. */
-static fuse_status take_bytes(zip_source_t *mem, const char *path, void **buf, size_t *len,
-                              char **err)
-{
-    zip_stat_t zs;
-    io_zip.zip_stat_init(&zs);
-    if (io_zip.zip_source_stat(mem, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
-        zs.size > SIZE_MAX - 1 || io_zip.zip_source_open(mem) != 0)
-        return sup_fail(err, FUSE_E_IO, "%s: cannot read the archive back: %s", path,
-                       io_zip.zip_error_strerror(io_zip.zip_source_error(mem)));
-    size_t n = (size_t)zs.size;
-    void *b = malloc(n ? n : 1);
-    zip_int64_t got = b ? io_zip.zip_source_read(mem, b, n) : -1;
-    io_zip.zip_source_close(mem);
-    if (!b || got < 0 || (zip_uint64_t)got != n) {
-        free(b);
-        return sup_fail(err, b ? FUSE_E_IO : FUSE_E_NOMEM, "%s: cannot read the archive "
-                       "back: %s", path,
-                       b ? io_zip.zip_error_strerror(io_zip.zip_source_error(mem))
-                         : "out of memory");
-    }
-    *buf = b;
-    *len = n;
-    return FUSE_OK;
-}
-
-/* libzip builds the archive in a memory buffer source (kept past zip_close, which
- * would otherwise free it) and the bytes are then copied out. An archive with no
- * members is the bare end-of-central-directory record: libzip would write none. */
-fuse_status io_npz_encode_as(const char *path, const char *const *names,
-                             const fuse_tensor *tensors, int n, bool deflate, void **buf,
-                             size_t *len, char **err)
-{
-    static const unsigned char eocd[22] = {'P', 'K', 5, 6};
-    path = path && *path ? path : ".npz archive";
-    fuse_status st = check_members(path, names, tensors, n, err);
-    if (st != FUSE_OK)
-        return st;
-    if (n == 0) {
-        *buf = malloc(sizeof eocd);
-        if (!*buf)
-            return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
-        memcpy(*buf, eocd, sizeof eocd);
-        *len = sizeof eocd;
-        return FUSE_OK;
-    }
-    if ((st = io_zip_load("writing", path, err)) != FUSE_OK)
-        return st;
-    zip_error_t ze;
-    io_zip.zip_error_init(&ze);
-    zip_source_t *mem = io_zip.zip_source_buffer_create(NULL, 0, 0, &ze);
-    zip_t *za = mem ? io_zip.zip_open_from_source(mem, ZIP_TRUNCATE, &ze) : NULL;
-    if (!za) {
-        st = sup_fail(err, FUSE_E_NOMEM, "%s: cannot create .npz archive: %s", path,
-                     io_zip.zip_error_strerror(&ze));
-        io_zip.zip_source_free(mem); /* still ours: the open failed */
-        io_zip.zip_error_fini(&ze);
-        return st;
-    }
-    io_zip.zip_error_fini(&ze);
-    io_zip.zip_source_keep(mem);
-    for (int i = 0; i < n && st == FUSE_OK; i++)
-        st = add_member(za, path, names[i], &tensors[i], deflate, err);
-    if (st == FUSE_OK && io_zip.zip_close(za) != 0)
-        st = sup_fail(err, FUSE_E_IO, "%s: cannot write .npz archive: %s", path,
-                     io_zip.zip_strerror(za));
-    if (st != FUSE_OK)
-        io_zip.zip_discard(za);
-    else
-        st = take_bytes(mem, path, buf, len, err);
-    io_zip.zip_source_free(mem);
-    return st;
-}
-
-fuse_status io_npz_encode(const char *path, const char *const *names,
-                          const fuse_tensor *tensors, int n, void **buf, size_t *len,
-                          char **err)
-{
-    return io_npz_encode_as(path, names, tensors, n, false, buf, len, err);
-}
-
-fuse_status io_npz_write_as(const char *path, const char *const *names,
-                            const fuse_tensor *tensors, int n, bool deflate, char **err)
-{
-    if (!path || !*path)
-        return sup_fail(err, FUSE_E_ARG, "(null): no .npz path given");
-    void *img;
-    size_t len;
-    fuse_status st = io_npz_encode_as(path, names, tensors, n, deflate, &img, &len, err);
-    if (st != FUSE_OK)
-        return st;
-    st = sup_write_file_atomic(path, img, len, err);
-    free(img);
-    return st;
-}
-
-fuse_status io_npz_write(const char *path, const char *const *names,
-                         const fuse_tensor *tensors, int n, char **err)
-{
-    return io_npz_write_as(path, names, tensors, n, false, err);
 }

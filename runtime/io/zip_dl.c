@@ -1,6 +1,6 @@
 /*
- * zip_dl.c: libzip, loaded with dlopen the first time an .npz is read (or written
- * deflated, or too large for a plain ZIP: npz.c writes stored archives itself).
+ * zip_dl.c: libzip, loaded with dlopen the first time an .npz is read (npz_write.c
+ * writes them with minizip, which needs only zlib).
  *
  * Linking libzip made every process load and relocate it and what it depends on
  * (libcrypto, libbz2, libzstd, liblzma...), about a millisecond of each start,

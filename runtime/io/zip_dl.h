@@ -1,7 +1,7 @@
 /*
- * zip_dl.h: the libzip functions npz.c calls, as pointers loaded with dlopen on
- * the first .npz read or written (zip_dl.c). zip.h is included
- * for the types and prototypes only; nothing links libzip.
+ * zip_dl.h: the libzip functions npz.c calls to read an .npz, as pointers loaded
+ * with dlopen on the first .npz read (zip_dl.c; npz_write.c writes with minizip).
+ * zip.h is included for the types and prototypes only; nothing links libzip.
  */
 #ifndef FUSE_ZIP_DL_H
 #define FUSE_ZIP_DL_H
@@ -10,15 +10,11 @@
 
 #include "fusejit.h"
 
-/* Every libzip function npz.c uses; X(name) once each. */
+/* Every libzip function npz.c uses (reading only); X(name) once each. */
 #define IO_ZIP_FUNCTIONS(X)                                                             \
-    X(zip_close) X(zip_discard) X(zip_error_fini) X(zip_error_init)                     \
-    X(zip_error_init_with_code) X(zip_error_strerror) X(zip_fclose) X(zip_file_add)     \
-    X(zip_file_strerror) X(zip_fopen_index) X(zip_fread) X(zip_get_name)                \
-    X(zip_get_num_entries) X(zip_name_locate) X(zip_open) X(zip_open_from_source)       \
-    X(zip_set_file_compression) X(zip_source_buffer) X(zip_source_buffer_create)        \
-    X(zip_source_close) X(zip_source_error) X(zip_source_free) X(zip_source_keep)       \
-    X(zip_source_open) X(zip_source_read) X(zip_source_stat) X(zip_stat_index)          \
+    X(zip_discard) X(zip_error_fini) X(zip_error_init_with_code) X(zip_error_strerror)  \
+    X(zip_fclose) X(zip_file_strerror) X(zip_fopen_index) X(zip_fread) X(zip_get_name)  \
+    X(zip_get_num_entries) X(zip_name_locate) X(zip_open) X(zip_stat_index)             \
     X(zip_stat_init) X(zip_strerror)
 
 /* One field per function, named and typed as libzip declares it. */
