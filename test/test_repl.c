@@ -1116,6 +1116,24 @@ START_TEST(terminal_history_multiline)
 }
 END_TEST
 
+/* libedit is loaded when a terminal session starts: without it the REPL says so
+ * and reads plain lines, still evaluating them. */
+START_TEST(terminal_without_libedit)
+{
+    Pty p;
+    setenv("FUSE_JIT_LIBEDIT", "/nonexistent/libedit.so", 1);
+    pty_spawn(&p, true);
+    unsetenv("FUSE_JIT_LIBEDIT");
+    pty_expect(&p, "no line editing (cannot load libedit: /nonexistent/libedit.so: ");
+    /* the terminal stays in cooked mode: write without waiting for raw mode */
+    static const char input[] = "A[i] = const([1.0, 2.5])\nA\n:quit\n";
+    ck_assert_int_eq(write(p.fd, input, sizeof input - 1), (ssize_t)(sizeof input - 1));
+    pty_expect(&p, "# A shape=(2,) dtype=float32");
+    pty_expect(&p, "[1.  2.5]");
+    ck_assert_int_eq(pty_wait(&p), 0);
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *s = suite_create("repl");
@@ -1146,6 +1164,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, builtin_table_matches_docs_and_compiler);
     tcase_add_test(tc, terminal_help_and_completion);
     tcase_add_test(tc, terminal_history_multiline);
+    tcase_add_test(tc, terminal_without_libedit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,7 +22,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <histedit.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -44,6 +43,7 @@
 #include "support.h"
 #include "cli_modes.h"
 #include "print.h"
+#include "edit_dl.h"
 #include "repl.h"
 
 /* The mutable global state, for the SIGINT handler (it can reach nothing else):
@@ -1487,7 +1487,7 @@ static void on_sigint(int sig)
 static Repl *editor_repl(EditLine *el)
 {
     Repl *r = NULL;
-    el_get(el, EL_CLIENTDATA, &r);
+    edit_lib.el_get(el, EL_CLIENTDATA, &r);
     return r;
 }
 
@@ -1543,7 +1543,7 @@ static int repl_getc(EditLine *el, wchar_t *wc)
 static unsigned char repl_complete_key(EditLine *el, int ch)
 {
     Repl *r = editor_repl(el);
-    const LineInfo *li = el_line(el);
+    const LineInfo *li = edit_lib.el_line(el);
     /* the line up to the cursor, as a string */
     char *line = strndup(li->buffer, (size_t)(li->cursor - li->buffer));
     Words tensors = {0};
@@ -1555,7 +1555,7 @@ static unsigned char repl_complete_key(EditLine *el, int ch)
     char *add = ok ? repl_completion_text(&c, &show) : NULL;
     unsigned char rc = CC_ERROR;
     if (add && *add) {
-        rc = el_insertstr(el, add) == -1 ? CC_ERROR : CC_REFRESH;
+        rc = edit_lib.el_insertstr(el, add) == -1 ? CC_ERROR : CC_REFRESH;
     } else if (show) {
         fputc('\n', stdout);
         for (size_t i = 0; i < c.cands.n; i++)
@@ -1578,23 +1578,28 @@ static void editor_open(Repl *r)
     if (r->hist_path)
         sprintf(r->hist_path, "%s/.fuse_jit_history", home);
     HistEvent ev;
-    r->hist = history_init();
-    r->el = el_init("fuse-jit", stdin, stdout, stderr);
+    char why[600];
+    if (!edit_lib_load(why, sizeof why)) { /* plain lines, as from a pipe */
+        fprintf(stderr, "fuse-jit: no line editing (cannot load libedit: %s)\n", why);
+        return;
+    }
+    r->hist = edit_lib.history_init();
+    r->el = edit_lib.el_init("fuse-jit", stdin, stdout, stderr);
     if (!r->hist || !r->el)
         return;
-    history(r->hist, &ev, H_SETSIZE, 1000);
-    history(r->hist, &ev, H_SETUNIQUE, 1);
+    edit_lib.history(r->hist, &ev, H_SETSIZE, 1000);
+    edit_lib.history(r->hist, &ev, H_SETUNIQUE, 1);
     if (r->hist_path)
-        history(r->hist, &ev, H_LOAD, r->hist_path);
-    el_set(r->el, EL_CLIENTDATA, r);
-    el_set(r->el, EL_EDITOR, "emacs");
-    el_set(r->el, EL_PROMPT, repl_prompt);
-    el_set(r->el, EL_HIST, history, r->hist);
-    el_set(r->el, EL_GETCFN, repl_getc);
+        edit_lib.history(r->hist, &ev, H_LOAD, r->hist_path);
+    edit_lib.el_set(r->el, EL_CLIENTDATA, r);
+    edit_lib.el_set(r->el, EL_EDITOR, "emacs");
+    edit_lib.el_set(r->el, EL_PROMPT, repl_prompt);
+    edit_lib.el_set(r->el, EL_HIST, edit_lib.history, r->hist);
+    edit_lib.el_set(r->el, EL_GETCFN, repl_getc);
     /* the wide call: libedit keeps these pointers (the narrow one leaks copies) */
-    el_wset(r->el, EL_ADDFN, L"fuse-complete", L"complete a name, command or file",
+    edit_lib.el_wset(r->el, EL_ADDFN, L"fuse-complete", L"complete a name, command or file",
             repl_complete_key);
-    el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
+    edit_lib.el_set(r->el, EL_BIND, "^I", "fuse-complete", NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     repl_thread = pthread_self();
@@ -1617,9 +1622,9 @@ static void editor_close(Repl *r)
     if (r->signals_set)
         sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
     if (r->el)
-        el_end(r->el);
+        edit_lib.el_end(r->el);
     if (r->hist)
-        history_end(r->hist);
+        edit_lib.history_end(r->hist);
     free(r->hist_path);
 }
 
@@ -1628,9 +1633,9 @@ static void remember(Repl *r, const char *line)
     HistEvent ev;
     if (!r->hist || !*line)
         return;
-    history(r->hist, &ev, H_ENTER, line);
+    edit_lib.history(r->hist, &ev, H_ENTER, line);
     if (r->hist_path)
-        history(r->hist, &ev, H_SAVE, r->hist_path);
+        edit_lib.history(r->hist, &ev, H_SAVE, r->hist_path);
 }
 
 /* ---- the loop ---- */
@@ -1696,7 +1701,7 @@ static bool read_line(Repl *r, char **line)
     r->lineno++;
     int count = 0;
     r->cancelled = false;
-    const char *s = el_gets(r->el, &count);
+    const char *s = edit_lib.el_gets(r->el, &count);
     if (!s || count <= 0) {
         r->lineno--;
         if (r->cancelled)
