@@ -898,15 +898,17 @@ fuse_status fuse_tensors_save_npz(fuse_ctx *ctx, const char *const *names,
 {
     if (!path || (n && (!names || !tensors)) || n > INT32_MAX)
         return fail(ctx, FUSE_E_ARG, "fuse_tensors_save_npz: NULL argument");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (!names[i])
             return fail(ctx, FUSE_E_ARG, "fuse_tensors_save_npz: a tensor has no name");
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0) {
-                set_error_owned(ctx, sup_strprintf("error: fuse_tensors_save_npz: the name "
-                                                   "'%s' is given twice", names[i]));
-                return FUSE_E_ARG;
-            }
+    bool is_oom;
+    const char *dup = sup_duplicate_name(names, n, &is_oom);
+    if (is_oom)
+        return fail(ctx, FUSE_E_NOMEM, "out of memory");
+    if (dup) {
+        set_error_owned(ctx, sup_strprintf("error: fuse_tensors_save_npz: the name '%s' is "
+                                           "given twice", dup));
+        return FUSE_E_ARG;
     }
     char *err = NULL;
     fuse_status st = io_npz_write_as(path, names, tensors, (int)n, compress != 0, &err);

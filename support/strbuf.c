@@ -1,6 +1,7 @@
 /*
- * strbuf.c: a growing NUL-terminated text buffer, a malloc'ing printf and the
- * error-message helper every stage's fallible functions use.
+ * strbuf.c: a growing NUL-terminated text buffer, a malloc'ing printf, the
+ * error-message helper every stage's fallible functions use, and the check that
+ * names are distinct.
  */
 #include "support.h"
 
@@ -111,4 +112,29 @@ fuse_status sup_fail(char **err, fuse_status st, const char *fmt, ...)
         vsnprintf(*err, (size_t)len + 1, fmt, ap2);
     va_end(ap2);
     return st;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *sup_duplicate_name(const char *const *names, size_t n, bool *is_oom)
+{
+    *is_oom = false;
+    if (n < 2)
+        return NULL;
+    const char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) {
+        *is_oom = true;
+        return NULL;
+    }
+    memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, compare_names);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            dup = sorted[i];
+    free(sorted);
+    return dup;
 }

@@ -45,6 +45,11 @@ char *sup_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 fuse_status sup_fail(char **err, fuse_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A name that occurs more than once among names[0..n) (non-NULL strings), or
+ * NULL when all differ; O(n log n) through a sorted copy of the pointers.
+ * *is_oom is set (and NULL returned) when that copy cannot be had. */
+const char *sup_duplicate_name(const char *const *names, size_t n, bool *is_oom);
+
 /* ---- clock.c ---- */
 
 /* Monotonic wall clock in milliseconds, for phase timings and traces. */

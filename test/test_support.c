@@ -71,6 +71,32 @@ START_TEST(test_strprintf_and_fail)
 }
 END_TEST
 
+/* Duplicates are found wherever they stand, and only real ones; 20,000 distinct
+ * names (pairwise: 200 million comparisons) are checked through the sort. */
+START_TEST(test_duplicate_name)
+{
+    bool is_oom = true;
+    const char *none[] = {"b", "a", "c"}, *dup[] = {"x", "y", "z", "y", "w"};
+    ck_assert_ptr_null(sup_duplicate_name(none, 3, &is_oom));
+    ck_assert(!is_oom);
+    ck_assert_ptr_null(sup_duplicate_name(none, 0, &is_oom));
+    ck_assert_str_eq(sup_duplicate_name(dup, 5, &is_oom), "y");
+    enum { N = 20000 };
+    char(*text)[8] = malloc(sizeof *text * N);
+    const char **many = malloc(sizeof *many * N);
+    ck_assert(text && many);
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "t%d", (i * 7919) % N); /* a permutation */
+        many[i] = text[i];
+    }
+    ck_assert_ptr_null(sup_duplicate_name(many, N, &is_oom));
+    many[N - 1] = many[0];
+    ck_assert_str_eq(sup_duplicate_name(many, N, &is_oom), text[0]);
+    free(many);
+    free(text);
+}
+END_TEST
+
 /* ---- grow.c ---- */
 
 START_TEST(test_grow_doubles_and_refuses_overflow)
@@ -352,6 +378,7 @@ static Suite *support_suite(void)
     tcase_add_test(tc, test_buf_builds_text);
     tcase_add_test(tc, test_buf_empty_and_oom);
     tcase_add_test(tc, test_strprintf_and_fail);
+    tcase_add_test(tc, test_duplicate_name);
     tcase_add_test(tc, test_grow_doubles_and_refuses_overflow);
     tcase_add_test(tc, test_clock_is_monotonic_ms);
     tcase_add_test(tc, test_edit_distance);

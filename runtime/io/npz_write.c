@@ -139,11 +139,13 @@ static fuse_status check_members(const char *path, const char *const *names,
  * then see only one of them. */
 static fuse_status check_unique(const char *path, const char *const *names, int n, char **err)
 {
-    for (int i = 1; i < n; i++)
-        for (int j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0)
-                return sup_fail(err, FUSE_E_IO, "%s: cannot add member %s.npy: a member "
-                               "of that name is already there", path, names[i]);
+    bool is_oom;
+    const char *dup = sup_duplicate_name(names, (size_t)n, &is_oom);
+    if (is_oom)
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+    if (dup)
+        return sup_fail(err, FUSE_E_IO, "%s: cannot add member %s.npy: a member of that "
+                        "name is already there", path, dup);
     return FUSE_OK;
 }
 
