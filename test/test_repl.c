@@ -643,6 +643,36 @@ END_TEST
 
 /* errors in a :loaded file or a piped script name it and its own line; EOF inside
  * brackets, a NUL byte and a fixpoint that does not converge are reported */
+/* :set weights: a manifest's (quantised) tensor is read by the session; a
+ * missing manifest, and dropping one the program needs, are refused and change
+ * nothing. W = (q - 1) * 0.5 for q = [1, 3, -1] is [0, 1, -1]; Y = 2 W. */
+START_TEST(piped_set_weights)
+{
+    int8_t q[3] = {1, 3, -1};
+    fuse_tensor t = {.dtype = FUSE_I8, .rank = 1, .shape = {3}, .data = q};
+    ck_assert_int_eq(fuse_tensor_save(NULL, &t, path_in("q.npy")), FUSE_OK);
+    write_text(path_in("m.json"), "{\"tensors\": {\"W\": {\"path\": \"q.npy\", \"quant\": "
+                                  "{\"scale\": 0.5, \"zero_point\": 1}}}}");
+    int rc = run_piped(":set weights nope.json\n"
+                       ":set weights m.json\n"
+                       "Y[i] = 2.0 W[i]\n"
+                       "Y\n"
+                       ":set weights none\n"
+                       ":set\n",
+                       NULL);
+    ck_assert_int_eq(rc, 1);
+    char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
+    size_t at = expect_after(out, 0, "# Y shape=(3,) dtype=float32\n[ 0.  2. -2.]\n");
+    at = expect_after(out, at, "weights = m.json\n");
+    at = expect_after(err, 0, "error: :set weights nope.json refused: ");
+    at = expect_after(err, at, "nope.json");
+    at = expect_after(err, at, "error: :set weights none refused: <repl>:1:12: error: unknown "
+                               "tensor 'W'\n");
+    ck_assert_ptr_null(strstr(err + at, "error"));
+    free(out), free(err);
+}
+END_TEST
+
 START_TEST(piped_error_positions)
 {
     write_text(path_in("bad.fuse"), "A[i] = const([1.0, 2.0])\n"
@@ -854,6 +884,8 @@ START_TEST(complete_files)
     expect_tab(line, NULL, "del.fuse");
     snprintf(line, sizeof line, ":save %s/da", scratch);
     expect_tab(line, NULL, "ta/"); /* a directory: no space after it */
+    snprintf(line, sizeof line, ":set weights %s/mo", scratch); /* a manifest path */
+    expect_tab(line, NULL, "del.fuse");
     snprintf(line, sizeof line, "X[i] = \"%s/mo", scratch); /* inside a quote */
     expect_tab(line, NULL, "del.fuse\"");
     snprintf(line, sizeof line, "X[i] = \"%s/da", scratch);
@@ -1148,6 +1180,7 @@ static Suite *repl_suite(void)
     tcase_add_test(tc, piped_bad_statement_not_kept);
     tcase_add_test(tc, piped_expressions);
     tcase_add_test(tc, piped_did_you_mean);
+    tcase_add_test(tc, piped_set_weights);
     tcase_add_test(tc, piped_error_positions);
     tcase_add_test(tc, piped_set_lists_and_validates);
     tcase_add_test(tc, terminal_session);

@@ -368,6 +368,7 @@ typedef struct Repl {
     fuse_syntax syntax; /* `:set parser legacy|v2` */
     fuse_param *params; /* `:set param NAME=VALUE`; names malloc'd */
     size_t n_params;
+    char *weights;      /* `:set weights FILE.json`: a weights manifest, or NULL */
     SupBuf text;         /* the session's program: cur's statements joined */
     Session cur;         /* every accepted statement */
     Session *undo;       /* earlier sessions, the last one first to come back */
@@ -480,6 +481,7 @@ static fuse_status check_text(Repl *r, const char *text, fuse_program **out)
     opts.syntax = r->syntax;
     opts.params = r->params;
     opts.n_params = r->n_params;
+    opts.weights = r->weights;
     fuse_status st = fuse_program_from_text_opts(r->ctx, text, "<repl>", &opts, out);
     if (r->timing)
         printf("time: check %.2f ms\n", sup_clock_ms() - t0);
@@ -929,7 +931,8 @@ static const char *set_option(fuse_config *c, const char *key, const char *v)
 }
 
 static const char SET_KEYS[] = "mode, strategy, projection, precision, device, threads, seed, "
-                               "samples, max_iters, tol, sinks, cache, max_memory, parser, param";
+                               "samples, max_iters, tol, sinks, cache, max_memory, parser, param, "
+                               "weights";
 
 /* ---- commands ---- */
 
@@ -969,6 +972,46 @@ static void params_free(Repl *r)
     r->n_params = 0;
 }
 
+/* `:set weights FILE.json|none`: the manifest supplies tensors from the next
+ * evaluation on. The session's program is checked with the new choice at once,
+ * so a missing or malformed manifest, one that does not fit the program, or
+ * `none` while the program reads a tensor only the manifest supplies, is
+ * refused here and the previous choice stays. NULL or what is expected;
+ * *is_shown when the refusal was already printed. */
+static const char *set_weights(Repl *r, const char *v, bool *is_shown)
+{
+    bool is_none = strcmp(v, "none") == 0;
+    char *path = is_none ? NULL : strdup(v);
+    if (!is_none && !path)
+        return "FILE.json or none (out of memory)";
+    fuse_program_options opts;
+    fuse_program_options_init(&opts);
+    opts.syntax = r->syntax;
+    opts.params = r->params;
+    opts.n_params = r->n_params;
+    opts.weights = path;
+    fuse_program *prog = NULL;
+    /* quiet: a manifest naming tensors the session does not read yet is normal */
+    fuse_ctx_set_log(r->ctx, NULL, NULL);
+    fuse_status st = fuse_program_from_text_opts(r->ctx, r->text.p ? r->text.p : "", "<repl>",
+                                                 &opts, &prog);
+    fuse_ctx_set_log(r->ctx, cli_log, "fuse-jit");
+    fuse_program_free(prog);
+    if (st != FUSE_OK) {
+        const char *msg = fuse_ctx_error(r->ctx);
+        msg = msg && *msg ? msg : fuse_status_name(st);
+        if (strncmp(msg, "error: ", 7) == 0)
+            msg += 7;
+        repl_error(r, ":set weights %s refused: %.*s", v, (int)strcspn(msg, "\n"), msg);
+        *is_shown = true;
+        free(path);
+        return "";
+    }
+    free(r->weights);
+    r->weights = path;
+    return NULL;
+}
+
 /* `:set` alone: every setting and its current value. */
 static void print_settings(const Repl *r)
 {
@@ -992,6 +1035,7 @@ static void print_settings(const Repl *r)
     for (size_t i = 0; i < r->n_params; i++)
         printf(" %s=%g", r->params[i].name, r->params[i].value);
     printf("%s\n", r->n_params ? "" : " (none)");
+    printf("weights = %s\n", r->weights ? r->weights : "none");
 }
 
 /* Whether this build can run with configuration c (the library's own check: an
@@ -1035,9 +1079,13 @@ static void cmd_set(Repl *r, char *arg)
     }
     int syntax = (int)r->syntax;
     fuse_config c = r->cfg;
-    const char *bad = strcmp(key, "param") == 0    ? set_param(r, v)
-                    : strcmp(key, "parser") != 0 ? set_option(&c, key, v)
+    bool is_shown = false;
+    const char *bad = strcmp(key, "param") == 0     ? set_param(r, v)
+                    : strcmp(key, "weights") == 0 ? set_weights(r, v, &is_shown)
+                    : strcmp(key, "parser") != 0  ? set_option(&c, key, v)
                     : set_choice(&syntax, v, REPL_SYNTAXES, 2) ? NULL : "legacy or v2";
+    if (is_shown)
+        return;
     if (!bad && (strcmp(key, "precision") == 0 || strcmp(key, "device") == 0) &&
         !config_usable(r, &c, key, v))
         return;
@@ -1780,6 +1828,7 @@ int repl_main(const char *program)
         session_free(&r.undo[i]);
     free(r.undo);
     params_free(&r);
+    free(r.weights);
     repl_ctx = NULL; /* the handler stays installed */
     fuse_ctx_free(r.ctx);
     if (r.interactive)

@@ -188,6 +188,8 @@ static bool complete_set(const char *line, size_t at, size_t cursor, ReplComplet
     if (word_end(line, v, cursor) != cursor)
         return true; /* past the value */
     c->start = v;
+    if (key_end - at == 7 && strncmp(line + at, "weights", 7) == 0)
+        return offer_files(c, line + v, cursor - v); /* a manifest path */
     bool ok = true;
     for (size_t i = 0; i < REPL_N_SETTINGS && ok; i++) {
         const ReplSetting *s = &REPL_SETTINGS[i];

@@ -32,7 +32,8 @@ const ReplCommandDoc REPL_COMMANDS[CMD_COUNT] = {
                  "mode, strategy, projection, precision, device, threads,\n"
                  "seed, samples, max_iters, tol, sinks (on|off), cache (on|off),\n"
                  "max_memory (4G, none), parser (legacy|v2),\n"
-                 "param (NAME=VALUE, for v2 `param` declarations)"},
+                 "param (NAME=VALUE, for v2 `param` declarations),\n"
+                 "weights (a manifest FILE.json, or none)"},
     [CMD_EMIT] = {":emit", "[NAME] STAGE", "print the generated llvm, llvm-raw or asm"},
     [CMD_DROP] = {":drop", "NAME",
                   "remove the statements that define or export NAME\n"

@@ -32,6 +32,7 @@ const ReplSetting REPL_SETTINGS[] = {
     {"max_memory", NULL, 0, "a size such as 4G (0 or none: no cap)"},
     {"parser", LIST(REPL_SYNTAXES), "legacy or v2"},
     {"param", NULL, 0, "NAME=NUMBER"},
+    {"weights", NULL, 0, "a weights manifest FILE.json, or none"},
 };
 
 const size_t REPL_N_SETTINGS = sizeof REPL_SETTINGS / sizeof REPL_SETTINGS[0];
