@@ -425,24 +425,34 @@ static fuse_status merge_lora(Reader *r, fuse_tensor *base, const fuse_tensor *u
     int64_t m = base->shape[0], n = base->shape[1];
     float *u = malloc(sizeof *u * (size_t)(m * rank + 1));
     float *d = malloc(sizeof *d * (size_t)(rank * n + 1));
-    if (!u || !d) {
+    double *acc = malloc(sizeof *acc * (size_t)(n + 1));
+    if (!u || !d || !acc) {
         free(u);
         free(d);
+        free(acc);
         return fail(r, FUSE_E_NOMEM, "lora", "out of memory");
     }
     io_convert_to_f32(up->dtype, up->data, u, m * rank);
     io_convert_to_f32(down->dtype, down->data, d, rank * n);
     float *w = base->data;
     double factor = alpha / (double)rank;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double acc = 0;
-            for (int64_t k = 0; k < rank; k++)
-                acc += (double)u[i * rank + k] * (double)d[k * n + j];
-            w[i * n + j] = (float)((double)w[i * n + j] + factor * acc);
+    /* a row at a time, k outside j: down is read along its rows (contiguous),
+     * and each cell still sums its k in order */
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++)
+            acc[j] = 0;
+        for (int64_t k = 0; k < rank; k++) {
+            double a = u[i * rank + k];
+            const float *drow = d + k * n;
+            for (int64_t j = 0; j < n; j++)
+                acc[j] += a * (double)drow[j];
         }
+        for (int64_t j = 0; j < n; j++)
+            w[i * n + j] = (float)((double)w[i * n + j] + factor * acc[j]);
+    }
     free(u);
     free(d);
+    free(acc);
     return FUSE_OK;
 }
 

@@ -117,37 +117,167 @@ static Index *axes(Arena *a, const char *a0, const char *a1, Span at)
     return ix;
 }
 
-static Expr *tensor_read(Arena *a, const char *name, const char *part, const char *a0,
-                         const char *a1, Span at)
+/* ---- kept-apart reads as two joins ----
+ * Where an equation with a sum projection (=, +=, not boolean) reads the pair's
+ * tensor as a factor of its right-hand side (reached through sums, products,
+ * negation and parentheses only), the read W[x,y] becomes
+ * (W.lora_base[x,y] + scale W.lora_up[x,r] W.lora_down[r,y]), which the IR
+ * distributes: one join with the base and one with the two factors, ordered by
+ * the contraction planner (X up first for a thin X). W itself is then never
+ * built, so neither its memory nor its M x N x R product is spent. Reads
+ * elsewhere (inside calls, max=, boolean rules, sinks, an export of W) keep
+ * the defining equation of define_split. */
+
+static Expr *part_read(Arena *a, const char *name, const char *part, Index i0, Index i1)
 {
     Expr *e = arena_alloc(a, sizeof *e);
-    if (!e)
+    Index *ix = arena_alloc(a, 2 * sizeof *ix);
+    if (!e || !ix)
         return NULL;
-    *e = (Expr){.kind = EX_TENSOR, .span = at, .name = arena_printf(a, "%s.%s", name, part),
-                .indices = axes(a, a0, a1, at), .n_indices = 2};
-    return e->name && e->indices ? e : NULL;
+    ix[0] = i0, ix[1] = i1;
+    *e = (Expr){.kind = EX_TENSOR, .span = i0.span, .name = arena_printf(a, "%s.%s", name, part),
+                .indices = ix, .n_indices = 2};
+    return e->name ? e : NULL;
 }
 
-/* NAME.lora_base[a0,a1] + scale NAME.lora_up[a0,r] NAME.lora_down[r,a1] */
-static Expr *split_rhs(Arena *a, const RtLoraSplit *sp, const char *a0, const char *a1, Span at)
+/* (NAME.lora_base[x,y] + scale NAME.lora_up[x,r] NAME.lora_down[r,y]) for the
+ * read NAME[x,y]. */
+static Expr *split_read(Arena *a, const RtLoraSplit *sp, const Expr *read, const char *r)
 {
-    const char *r = strcmp(a0, "lora_r") && strcmp(a1, "lora_r") ? "lora_r" : "lora_rank";
+    Index rank = {.kind = IX_AXIS, .name = r, .span = read->span};
     Expr *num = arena_alloc(a, sizeof *num), *prod = arena_alloc(a, sizeof *prod);
-    Expr *sum = arena_alloc(a, sizeof *sum);
+    Expr *sum = arena_alloc(a, sizeof *sum), *group = arena_alloc(a, sizeof *group);
     Expr **factors = arena_alloc(a, 3 * sizeof *factors), **terms = arena_alloc(a, 2 * sizeof *terms);
+    Expr **inner = arena_alloc(a, sizeof *inner);
     int *signs = arena_alloc(a, 2 * sizeof *signs);
-    if (!num || !prod || !sum || !factors || !terms || !signs)
+    if (!num || !prod || !sum || !group || !factors || !terms || !inner || !signs)
         return NULL;
-    *num = (Expr){.kind = EX_NUMBER, .span = at, .num = sp->scale};
+    *num = (Expr){.kind = EX_NUMBER, .span = read->span, .num = sp->scale};
     factors[0] = num;
-    factors[1] = tensor_read(a, sp->name, "lora_up", a0, r, at);
-    factors[2] = tensor_read(a, sp->name, "lora_down", r, a1, at);
-    *prod = (Expr){.kind = EX_PRODUCT, .span = at, .items = factors, .n_items = 3};
-    terms[0] = tensor_read(a, sp->name, "lora_base", a0, a1, at);
+    factors[1] = part_read(a, sp->name, "lora_up", read->indices[0], rank);
+    factors[2] = part_read(a, sp->name, "lora_down", rank, read->indices[1]);
+    *prod = (Expr){.kind = EX_PRODUCT, .span = read->span, .items = factors, .n_items = 3};
+    terms[0] = part_read(a, sp->name, "lora_base", read->indices[0], read->indices[1]);
     terms[1] = prod;
     signs[0] = signs[1] = 1;
-    *sum = (Expr){.kind = EX_SUM, .span = at, .items = terms, .n_items = 2, .signs = signs};
-    return factors[1] && factors[2] && terms[0] ? sum : NULL;
+    *sum = (Expr){.kind = EX_SUM, .span = read->span, .items = terms, .n_items = 2,
+                  .signs = signs};
+    inner[0] = sum;
+    *group = (Expr){.kind = EX_GROUP, .span = read->span, .items = inner, .n_items = 1};
+    return factors[1] && factors[2] && terms[0] ? group : NULL;
+}
+
+static bool is_splittable_read(const Expr *e, const char *name)
+{
+    if (e->kind != EX_TENSOR || e->is_paren || e->n_indices != 2 || strcmp(e->name, name) != 0)
+        return false;
+    for (int s = 0; s < 2; s++)
+        if (e->indices[s].kind != IX_AXIS && e->indices[s].kind != IX_INT)
+            return false;
+    return true;
+}
+
+/* Rewrites the splittable reads among the factors of *slot; false on OOM. */
+static bool rewrite_factors(Arena *a, Expr **slot, const RtLoraSplit *sp, const char *r, int *n)
+{
+    Expr *e = *slot;
+    if (is_splittable_read(e, sp->name)) {
+        *slot = split_read(a, sp, e, r);
+        *n += 1;
+        return *slot != NULL;
+    }
+    if (e->kind != EX_SUM && e->kind != EX_PRODUCT && e->kind != EX_NEG && e->kind != EX_GROUP)
+        return true;
+    for (int i = 0; i < e->n_items; i++)
+        if (!rewrite_factors(a, &e->items[i], sp, r, n))
+            return false;
+    return true;
+}
+
+static int count_reads(const Expr *e, const char *name)
+{
+    if (!e)
+        return 0;
+    int n = e->kind == EX_TENSOR && e->name && strcmp(e->name, name) == 0;
+    for (int i = 0; i < e->n_items; i++)
+        n += count_reads(e->items[i], name);
+    for (int i = 0; i < e->n_kwargs; i++)
+        n += count_reads(e->kwargs[i].value, name);
+    return n;
+}
+
+static bool uses_index(const Expr *e, const char *name)
+{
+    if (!e)
+        return false;
+    for (int s = 0; e->kind == EX_TENSOR && s < e->n_indices; s++)
+        if (e->indices[s].name && strcmp(e->indices[s].name, name) == 0)
+            return true;
+    if (e->kind == EX_INDEXFN && e->axis_name && strcmp(e->axis_name, name) == 0)
+        return true;
+    for (int i = 0; i < e->n_items; i++)
+        if (uses_index(e->items[i], name))
+            return true;
+    for (int i = 0; i < e->n_kwargs; i++)
+        if (uses_index(e->kwargs[i].value, name))
+            return true;
+    return false;
+}
+
+/* An index name the statement does not use, for the rank axis. */
+static const char *fresh_rank_index(Arena *a, const Stmt *st)
+{
+    for (int k = 0;; k++) {
+        const char *r = k ? arena_printf(a, "lora_r%d", k) : "lora_r";
+        bool is_used = !r;
+        for (int s = 0; r && s < st->n_indices && !is_used; s++)
+            is_used = st->indices[s].name && strcmp(st->indices[s].name, r) == 0;
+        if (!r || (!is_used && !uses_index(st->rhs, r)))
+            return r;
+    }
+}
+
+/* Rewrites the reads of sp's tensor in every equation that allows it; *is_all
+ * when no other read or export of it is left. */
+static fuse_status split_reads(RtPlan *pl, const RtLoraSplit *sp, bool *is_all)
+{
+    Arena *a = &pl->arena;
+    int left = 0;
+    for (int i = 0; i < pl->ast.n_stmts; i++) {
+        Stmt *st = pl->ast.stmts[i];
+        if (st->kind == ST_EXPORT && strcmp(st->name, sp->name) == 0)
+            left++;
+        if (st->kind != ST_EQUATION && st->kind != ST_SINK)
+            continue;
+        int reads = count_reads(st->rhs, sp->name), done = 0;
+        if (reads && st->kind == ST_EQUATION && !st->is_paren &&
+            (st->op == AOP_SET || st->op == AOP_ADD)) {
+            const char *r = fresh_rank_index(a, st);
+            if (!r || !rewrite_factors(a, &st->rhs, sp, r, &done))
+                return FUSE_E_NOMEM;
+            if (done)
+                st->text = arena_printf(a, "%s   # %s = %s.lora_base + %.9g %s.lora_up "
+                                        "%s.lora_down, kept apart", st->text ? st->text : "",
+                                        sp->name, sp->name, sp->scale, sp->name, sp->name);
+            if (!st->text)
+                return FUSE_E_NOMEM;
+        }
+        left += reads - done;
+    }
+    *is_all = left == 0;
+    return FUSE_OK;
+}
+
+/* Removes the source statement naming `name` (nothing reads it any more). */
+static void drop_source(Ast *ast, const char *name)
+{
+    for (int i = 0; i < ast->n_stmts; i++)
+        if (ast->stmts[i]->kind == ST_SOURCE && strcmp(ast->stmts[i]->name, name) == 0) {
+            memmove(&ast->stmts[i], &ast->stmts[i + 1],
+                    (size_t)(ast->n_stmts - i - 1) * sizeof *ast->stmts);
+            ast->n_stmts--;
+            return;
+        }
 }
 
 /* The tensor of a kept-apart LoRA pair becomes an equation joining its three
@@ -160,6 +290,15 @@ static fuse_status define_split(RtPlan *pl, const RtLoraSplit *sp)
     Stmt *st = (Stmt *)defining_stmt(&pl->ast, sp->name, &read);
     if (st && st->kind != ST_SOURCE)
         return FUSE_OK; /* the program computes it: its parts go unused (a warning) */
+    bool is_all = false;
+    fuse_status status = split_reads(pl, sp, &is_all);
+    if (status != FUSE_OK)
+        return status;
+    if (is_all && (st || read)) { /* every read is two joins now: W is never built */
+        drop_source(&pl->ast, sp->name);
+        return FUSE_OK;
+    }
+    st = (Stmt *)defining_stmt(&pl->ast, sp->name, &read); /* the reads left */
     if (!st && !read)
         return FUSE_OK;
     if (!st) {
@@ -179,16 +318,16 @@ static fuse_status define_split(RtPlan *pl, const RtLoraSplit *sp)
         return fe_error(&pl->dl, FUSE_E_SHAPE, st->span, "weights %s: tensor '%s' has a LoRA "
                         "pair, so it needs two plain axes", pl->weights->path, sp->name);
     const char *a0 = st->indices[0].name, *a1 = st->indices[1].name;
+    const char *r = fresh_rank_index(a, st);
+    Expr self = {.kind = EX_TENSOR, .span = st->span, .name = sp->name, .indices = st->indices,
+                 .n_indices = 2};
     st->kind = ST_EQUATION;
     st->op = AOP_SET;
     st->path = NULL;
-    st->rhs = split_rhs(a, sp, a0, a1, st->span);
+    st->rhs = r ? split_read(a, sp, &self, r) : NULL;
     st->text = arena_printf(a, "%s[%s,%s] = %s.lora_base[%s,%s] + %.9g %s.lora_up[%s,%s] "
                             "%s.lora_down[%s,%s]", sp->name, a0, a1, sp->name, a0, a1,
-                            sp->scale, sp->name, a0, st->rhs ? st->rhs->items[1]->items[1]
-                                                               ->indices[1].name : "?",
-                            sp->name, st->rhs ? st->rhs->items[1]->items[2]->indices[0].name
-                                              : "?", a1);
+                            sp->scale, sp->name, a0, r, sp->name, r, a1);
     return st->rhs && st->text ? FUSE_OK : FUSE_E_NOMEM;
 }
 

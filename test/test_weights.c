@@ -259,6 +259,74 @@ START_TEST(lora_kept_apart)
 }
 END_TEST
 
+/* merge false where W is a factor of a product: the read becomes two joins (base,
+ * then up and down) and W is never built; a read inside a call still gets W's
+ * defining equation. Y = 2 X W, Z = relu(W), W = base + (alpha/rank) up down. */
+START_TEST(lora_apart_as_two_joins)
+{
+    enum { B = 3, M = 5, N = 4, R = 2 };
+    float x[B * M], base[M * N], up[M * R], down[R * N];
+    fill_random(x, B * M, 6, -1, 1);
+    fill_random(base, M * N, 7, -1, 1);
+    fill_random(up, M * R, 8, -1, 1);
+    fill_random(down, R * N, 9, -1, 1);
+    save(FUSE_F32, "x.npy", 2, (int64_t[]){B, M}, x);
+    save(FUSE_F32, "base.npy", 2, (int64_t[]){M, N}, base);
+    save(FUSE_F32, "up.npy", 2, (int64_t[]){M, R}, up);
+    save(FUSE_F32, "down.npy", 2, (int64_t[]){R, N}, down);
+    double w[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < R; k++)
+                acc += (double)up[i * R + k] * down[k * N + j];
+            w[i * N + j] = base[i * N + j] + 4.0 / R * acc;
+        }
+    float want_y[B * N], want_z[M * N];
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int i = 0; i < M; i++)
+                acc += (double)x[b * M + i] * w[i * N + j];
+            want_y[b * N + j] = (float)(2 * acc);
+        }
+    for (int i = 0; i < M * N; i++)
+        want_z[i] = (float)(w[i] > 0 ? w[i] : 0);
+    const char *manifest = "{\"tensors\": {\"X\": {\"path\": \"x.npy\"}, \"W\": {\"path\": "
+                           "\"base.npy\", \"lora\": {\"up\": \"up.npy\", \"down\": \"down.npy\", "
+                           "\"alpha\": 4, \"rank\": 2, \"merge\": false}}}}";
+    const char *products = "Y[b,j] = 2 X[b,i] W[i,j]\nexport Y\n";
+    const char *with_call = "Y[b,j] = 2 X[b,i] W[i,j]\nZ[i,j] = relu(W[i,j])\nexport Y\nexport Z\n";
+    float *y = run_weights(products, manifest, "Y", B * N, NULL);
+    expect_floats("Y (two joins)", y, want_y, B * N);
+    free(y);
+    y = run_weights(with_call, manifest, "Y", B * N, NULL);
+    expect_floats("Y (beside a call)", y, want_y, B * N);
+    free(y);
+    float *z = run_weights(with_call, manifest, "Z", M * N, NULL);
+    expect_floats("Z", z, want_z, M * N);
+    free(z);
+
+    /* explain: W is defined only when a read needs it */
+    for (int k = 0; k < 2; k++) {
+        fuse_ctx *ctx = NULL;
+        fuse_program *prog = NULL;
+        char *text = NULL;
+        ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+        ck_assert_int_eq(open_program(ctx, k ? with_call : products, manifest, &prog), FUSE_OK);
+        ck_assert_int_eq(fuse_program_explain(prog, 0, &text), FUSE_OK);
+        ck_assert_msg(strstr(text, "Y[b,j] = 2 X[b,i] W[i,j]   # W = W.lora_base + 2 W.lora_up "
+                                   "W.lora_down, kept apart"), "%s", text);
+        bool is_defined = strstr(text, "W[i,j] = W.lora_base[i,j] + 2 W.lora_up[i,lora_r] "
+                                       "W.lora_down[lora_r,j]") != NULL;
+        ck_assert_msg(is_defined == (k == 1), "%s", text);
+        free(text);
+        fuse_program_free(prog);
+        fuse_ctx_free(ctx);
+    }
+}
+END_TEST
+
 /* an entry the program does not use is a warning; the host's own input wins */
 START_TEST(unused_entries_and_host_inputs)
 {
@@ -521,6 +589,7 @@ static Suite *weights_suite(void)
     tcase_add_test(tc, quantised);
     tcase_add_test(tc, lora_merged);
     tcase_add_test(tc, lora_kept_apart);
+    tcase_add_test(tc, lora_apart_as_two_joins);
     tcase_add_test(tc, unused_entries_and_host_inputs);
     tcase_add_test(tc, options_of_an_older_host);
     tcase_add_test(tc, malformed_manifests);
