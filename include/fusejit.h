@@ -111,6 +111,7 @@ typedef enum fusejit_dtype {
     FUSE_U64 = 9,
     FUSE_BOOL = 10,
     FUSE_F16 = 11,          /* IEEE binary16; appended, so older values keep theirs */
+    FUSE_BF16 = 12,         /* bfloat16 (the top 16 bits of a float32); appended */
     FUSE_DTYPE_COUNT
 } fuse_dtype;
 
@@ -154,8 +155,11 @@ typedef enum fusejit_projection {
     FUSE_PROJECTION_COUNT
 } fuse_projection;
 
-/* Only FUSE_PRECISION_FP32 is implemented: fuse_runner_new refuses the others with
- * FUSE_E_UNSUPPORTED. */
+/* The element type of every tensor a runner computes (docs/execution.md,
+ * "Precision"): fp32, fp64 (arithmetic and accumulation in double), bf16 and
+ * fp16 (stored in 16 bits, computed and accumulated in float32, rounded to
+ * nearest even on store). Sources and inputs are converted to it when bound;
+ * output maps hold FUSE_F32, FUSE_F64, FUSE_BF16 or FUSE_F16 accordingly. */
 typedef enum fusejit_precision {
     FUSE_PRECISION_FP32 = 0,
     FUSE_PRECISION_FP64 = 1,

@@ -137,6 +137,8 @@ typedef struct RtPlan {
     /* the weights manifest of fuse_program_options.weights (weights.c;
      * NULL: none): its tensors, float32 when the plan compiles */
     struct RtWeights *weights;
+    /* the element type of every buffer (elem.c); set before compiling */
+    fuse_precision precision;
 } RtPlan;
 
 /* the buffers of one kernel, numbered as its group's view numbers
@@ -171,7 +173,8 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const fuse_input *inputs, size_t n_inputs,
                         struct JitSession *js, const char *prefix,
                         struct JitCache *cache, const char *cache_dir, RtHost *host,
-                        const fuse_program_options *popts, uint64_t max_memory);
+                        const fuse_program_options *popts, uint64_t max_memory,
+                        fuse_precision precision);
 void rt_plan_free(RtPlan *plan);
 
 /* sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
@@ -260,6 +263,33 @@ bool rt_output_bindable(const RtPlan *plan, int t);
 fuse_status rt_check_sinks(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
+
+/* ---- elem.c: the element type of a plan's buffers (precision) ---- */
+
+struct LowerOptions;
+/* "fp32", "fp64", "bf16", "fp16" */
+const char *rt_precision_name(fuse_precision p);
+/* bytes of one buffer element, and its dtype (FUSE_F32, F64, BF16 or F16) */
+size_t rt_elem_bytes(const RtPlan *pl);
+fuse_dtype rt_elem_dtype(const RtPlan *pl);
+/* sets opt's precision and half conversions for the plan's session */
+void rt_lower_elem(const RtPlan *pl, struct LowerOptions *opt);
+/* element i of a buffer of the plan, as double; and set to v (rounded to
+ * nearest even into 16-bit storage) */
+double rt_elem_get(const RtPlan *pl, const void *buf, int64_t i);
+void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v);
+/* n source elements of dtype dt into a buffer of the plan (io_convert_source's
+ * rules: booleans thresholded) */
+void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
+                         bool is_bool);
+/* a tensor viewing buffer buf of t (the plan's dtype, t's shape; not owned) */
+fuse_tensor rt_elem_view(const RtPlan *pl, const IrTensor *t, const void *buf);
+/* a copy of t's buffer as a tensor of the plan's dtype (data from
+ * io_alloc_aligned); FUSE_E_NOMEM */
+fuse_status rt_elem_copy(const RtPlan *pl, const IrTensor *t, fuse_tensor *out);
+/* FUSE_OK under fp32; otherwise FUSE_E_UNSUPPORTED with a diagnostic naming the
+ * precision and `feature` (what only fp32 supports yet) */
+fuse_status rt_elem_refuse(RtPlan *pl, const char *feature);
 
 /* ---- weights.c: weight manifests (SPEC §8) ---- */
 

@@ -92,7 +92,7 @@ static double set_temperature(RtPlan *pl, int g, int it)
     const RtSchedule *s = rt_sched_find(m, t->name);
     double v = s ? rt_sched_value(s, t->name, it) : 0.0;
     if (m->temp_tensor && m->temp_tensor[g] >= 0)
-        pl->bufs[m->temp_tensor[g]][0] = (float)v;
+        rt_elem_set(pl, pl->bufs[m->temp_tensor[g]], 0, v);
     return s ? v : NAN;
 }
 
@@ -137,8 +137,8 @@ static float *prev_buffer(RtPlan *pl, int g)
     if (!m || !m->snap)
         return NULL;
     if (!m->snap[g]) {
-        size_t bytes = (size_t)pl->count[t] * sizeof(float);
-        m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
+        size_t bytes = (size_t)pl->count[t] * rt_elem_bytes(pl);
+        m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(double));
         if (m->snap[g])
             memset(m->snap[g], 0, bytes);
         else /* every sweep then counts as a change: say why it cannot converge */
@@ -165,7 +165,7 @@ static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, RtTra
         return;
     }
     for (int64_t i = 0; i < n; i++) {
-        double a = cur[i], b = prev[i];
+        double a = rt_elem_get(pl, cur, i), b = rt_elem_get(pl, prev, i);
         if (a == b || (isnan(a) && isnan(b)))
             continue;
         if (is_later && isfinite(b) && !isfinite(a))
@@ -176,7 +176,7 @@ static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, RtTra
         if (is_bool || isnan(d) || d > tol + 1e-5 * fabs(a))
             changed++;
     }
-    memcpy(prev, cur, (size_t)n * sizeof(float));
+    memcpy(prev, cur, (size_t)n * rt_elem_bytes(pl));
     e->changed = changed;
     e->max_delta = max_delta;
 }
@@ -194,7 +194,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     double t0 = sup_clock_ms();
     if (is_base) {
         int t = pl->ir->groups[g]->tensor;
-        memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+        memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
         m->base_fn[g](pl->bufs);
     } else if (m->mc_fn) {
         m->mc_fn[g](pl->bufs);
@@ -317,7 +317,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
     pl->fused_from = pl->fused_until = -1;
     for (int g = 0; m->snap && g < p->n_groups; g++)
         if (m->snap[g])
-            memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));
+            memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * rt_elem_bytes(pl));
     double t0 = sup_clock_ms();
     for (int g0 = 0, g1; g0 < p->n_groups && !rt_interrupted(pl); g0 = g1) {
         for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)
