@@ -1,0 +1,492 @@
+/*
+ * test_precision.c: fuse_config.precision end to end (docs/execution.md,
+ * "Precision"). Every program runs in fp32 (the control), fp64, bf16 and fp16
+ * through the public API, with float64 inputs, and is compared with a
+ * reference computed here by naive loops in double. The bounds asserted are the
+ * ones the docs state: relative Frobenius error of a result against the
+ * reference, per precision (BOUND[]). Booleans and fixpoints are exact in
+ * every precision. Also: outputs carry the precision's dtype, 16-bit stores
+ * round to nearest even (both the F16C path and the integer-op fallback
+ * forced with FUSE_JIT_NO_F16C), and the CLI writes <f8 .npz members.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fusejit.h"
+#include "harness.h"
+#include "io.h"
+
+static const fuse_precision PRECS[4] = {FUSE_PRECISION_FP32, FUSE_PRECISION_FP64,
+                                        FUSE_PRECISION_BF16, FUSE_PRECISION_FP16};
+static const fuse_dtype DTYPES[4] = {FUSE_F32, FUSE_F64, FUSE_BF16, FUSE_F16};
+/* relative Frobenius error bounds (docs/execution.md) for values of order 1 */
+static const double BOUND[4] = {1e-5, 1e-12, 1e-2, 1e-3};
+
+/* ---- helpers ---- */
+
+/* Deterministic values in [-1, 1) (unit-scale data), as doubles. */
+static double *random_doubles(int64_t n, unsigned seed)
+{
+    double *x = malloc(sizeof *x * (size_t)n);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+    }
+    return x;
+}
+
+static fuse_input f64_input(const char *name, int rank, const int64_t *shape, double *data)
+{
+    fuse_input in = {.name = name, .tensor = {.dtype = FUSE_F64, .rank = rank, .data = data}};
+    for (int k = 0; k < rank; k++)
+        in.tensor.shape[k] = shape[k];
+    return in;
+}
+
+/* Element i of an output tensor of a float dtype, as double. */
+static double value_at(const fuse_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case FUSE_F64: return ((const double *)t->data)[i];
+    case FUSE_F32: return ((const float *)t->data)[i];
+    case FUSE_F16: return io_half_to_float(((const uint16_t *)t->data)[i]);
+    case FUSE_BF16: return io_bf16_to_float(((const uint16_t *)t->data)[i]);
+    default: ck_abort_msg("output of dtype %s", fuse_dtype_name(t->dtype)); return 0;
+    }
+}
+
+/* Runs text with the inputs in precision PRECS[p]; returns export `name` as
+ * doubles (n of them), after checking its dtype. */
+static double *run_as(int p, const char *text, const fuse_input *in, size_t n_in,
+                      fuse_mode mode, fuse_strategy strategy, const char *name, int64_t n)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(fuse_program_from_text(ctx, text, "p.fuse", &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.precision = PRECS[p];
+    cfg.mode = mode;
+    cfg.strategy = strategy;
+    cfg.threads = 2;
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, n_in, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    const fuse_tensor *t = fuse_outputs_find(out, name);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->dtype, DTYPES[p]);
+    double *v = malloc(sizeof *v * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = value_at(t, i);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return v;
+}
+
+static double rel_frobenius(const double *got, const double *want, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += (got[i] - want[i]) * (got[i] - want[i]);
+        den += want[i] * want[i];
+    }
+    return sqrt(num) / sqrt(den);
+}
+
+static void expect_within(int p, const char *what, const double *got, const double *want,
+                          int64_t n, double bound)
+{
+    double err = rel_frobenius(got, want, n);
+    ck_assert_msg(err <= bound, "%s in precision %d: relative error %.3g > %.3g", what, p, err,
+                  bound);
+}
+
+static void expect_exact(int p, const char *what, const double *got, const double *want,
+                         int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "%s in precision %d, cell %lld: %g, want %g", what, p,
+                      (long long)i, got[i], want[i]);
+}
+
+/* ---- products ---- */
+
+START_TEST(product_with_edge_tiles)
+{
+    enum { M = 67, K = 129, N = 95 };
+    double *a = random_doubles(M * K, 1), *b = random_doubles(K * N, 2);
+    double want[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += a[i * K + k] * b[k * N + j];
+            want[i * N + j] = s;
+        }
+    fuse_input in[2] = {f64_input("A", 2, (int64_t[]){M, K}, a),
+                        f64_input("B", 2, (int64_t[]){K, N}, b)};
+    double *got = run_as(_i, "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
+                             "export C\n", in, 2, FUSE_MODE_SINGLE, 0, "C", M * N);
+    expect_within(_i, "product", got, want, M * N, BOUND[_i]);
+    free(got), free(a), free(b);
+}
+END_TEST
+
+START_TEST(batched_product)
+{
+    enum { NB = 3, M = 33, K = 40, N = 50 };
+    double *a = random_doubles(NB * M * K, 3), *b = random_doubles(NB * K * N, 4);
+    double *want = calloc(NB * M * N, sizeof *want);
+    for (int z = 0; z < NB; z++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                for (int k = 0; k < K; k++)
+                    want[(z * M + i) * N + j] += a[(z * M + i) * K + k] * b[(z * K + k) * N + j];
+    fuse_input in[2] = {f64_input("A", 3, (int64_t[]){NB, M, K}, a),
+                        f64_input("B", 3, (int64_t[]){NB, K, N}, b)};
+    double *got = run_as(_i, "A[z,i,k] = \"a.npy\"\nB[z,k,j] = \"b.npy\"\n"
+                             "C[z,i,j] = A[z,i,k] B[z,k,j]\nexport C\n",
+                         in, 2, FUSE_MODE_SINGLE, 0, "C", NB * M * N);
+    expect_within(_i, "batched product", got, want, NB * M * N, BOUND[_i]);
+    free(got), free(want), free(a), free(b);
+}
+END_TEST
+
+/* ---- booleans ---- */
+
+/* a random graph on n nodes, edges with probability about 1/8 */
+static double *random_graph(int n, unsigned seed)
+{
+    double *e = random_doubles((int64_t)n * n, seed);
+    for (int i = 0; i < n * n; i++)
+        e[i] = e[i] > 0.75 ? 1.0 : 0.0;
+    return e;
+}
+
+START_TEST(boolean_join_step)
+{
+    enum { N = 40 };
+    double *e = random_graph(N, 5), want[N * N];
+    for (int x = 0; x < N; x++)
+        for (int z = 0; z < N; z++) {
+            double any = 0;
+            for (int y = 0; y < N; y++)
+                any = e[x * N + y] * e[y * N + z] > 0 ? 1 : any;
+            want[x * N + z] = any;
+        }
+    fuse_input in[1] = {f64_input("E", 2, (int64_t[]){N, N}, e)};
+    double *got = run_as(_i, "E(x,y) = \"e.npy\"\nTwo(x,z) = E(x,y) E(y,z)\nexport Two\n", in, 1,
+                         FUSE_MODE_SINGLE, 0, "Two", N * N);
+    expect_exact(_i, "boolean join", got, want, N * N);
+    free(got), free(e);
+}
+END_TEST
+
+/* the transitive closure of e (Warshall) */
+static void closure(const double *e, int n, double *out)
+{
+    memcpy(out, e, sizeof *out * (size_t)n * (size_t)n);
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                if (out[i * n + k] > 0 && out[k * n + j] > 0)
+                    out[i * n + j] = 1;
+}
+
+START_TEST(fixpoint_closure)
+{
+    enum { N = 30 };
+    double *e = random_graph(N, 6), want[N * N];
+    for (int i = 0; i < N * N; i++) /* sparser: a longer fixpoint */
+        e[i] = e[i] > 0 && (i * 7) % 3 == 0 ? 1.0 : 0.0;
+    closure(e, N, want);
+    fuse_input in[1] = {f64_input("E", 2, (int64_t[]){N, N}, e)};
+    const char *tc = "E(x,y) = \"e.npy\"\nPath(x,y) = E(x,y)\nPath(x,z) = E(x,y) Path(y,z)\n"
+                     "export Path\n";
+    double *got = run_as(_i, tc, in, 1, FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SYNCHRONOUS, "Path",
+                         N * N);
+    expect_exact(_i, "fixpoint", got, want, N * N);
+    free(got);
+    got = run_as(_i, tc, in, 1, FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE, "Path", N * N);
+    expect_exact(_i, "semi-naive fixpoint", got, want, N * N);
+    free(got), free(e);
+}
+END_TEST
+
+/* ---- row ops and elementwise ---- */
+
+START_TEST(softmax_rows)
+{
+    enum { R = 17, N = 300 };
+    double *x = random_doubles(R * N, 7), want[R * N];
+    for (int i = 0; i < R * N; i++)
+        x[i] *= 4;
+    for (int r = 0; r < R; r++) {
+        double mx = -INFINITY, s = 0;
+        for (int j = 0; j < N; j++)
+            mx = fmax(mx, x[r * N + j]);
+        for (int j = 0; j < N; j++)
+            s += exp(x[r * N + j] - mx);
+        for (int j = 0; j < N; j++)
+            want[r * N + j] = exp(x[r * N + j] - mx) / s;
+    }
+    fuse_input in[1] = {f64_input("X", 2, (int64_t[]){R, N}, x)};
+    double *got = run_as(_i, "X[i,j] = \"x.npy\"\nP[i,j.] = softmax(X[i,j])\nexport P\n", in, 1,
+                         FUSE_MODE_SINGLE, 0, "P", R * N);
+    expect_within(_i, "softmax", got, want, R * N, BOUND[_i]);
+    free(got), free(x);
+}
+END_TEST
+
+START_TEST(layer_norm_rows)
+{
+    enum { R = 9, N = 257 };
+    double *x = random_doubles(R * N, 8), want[R * N];
+    for (int r = 0; r < R; r++) {
+        double m = 0, v = 0;
+        for (int j = 0; j < N; j++)
+            m += x[r * N + j] / N;
+        for (int j = 0; j < N; j++)
+            v += (x[r * N + j] - m) * (x[r * N + j] - m) / N;
+        for (int j = 0; j < N; j++)
+            want[r * N + j] = (x[r * N + j] - m) / sqrt(v + 1e-5);
+    }
+    fuse_input in[1] = {f64_input("X", 2, (int64_t[]){R, N}, x)};
+    double *got = run_as(_i, "X[r,i] = \"x.npy\"\nC[r,i] = lnorm(X[r,i])\nexport C\n", in, 1,
+                         FUSE_MODE_SINGLE, 0, "C", R * N);
+    expect_within(_i, "layer norm", got, want, R * N, BOUND[_i]);
+    free(got), free(x);
+}
+END_TEST
+
+static double gelu_ref(double x)
+{
+    return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+START_TEST(elementwise_chain)
+{
+    enum { R = 31, N = 70 };
+    double *x = random_doubles(R * N, 9), want[R * N];
+    for (int i = 0; i < R * N; i++) {
+        x[i] *= 2;
+        want[i] = gelu_ref(x[i]) + tanh(x[i]) * exp(x[i]);
+    }
+    fuse_input in[1] = {f64_input("X", 2, (int64_t[]){R, N}, x)};
+    double *got = run_as(_i, "X[i,j] = \"x.npy\"\nG[i,j] = gelu(X[i,j])\nT[i,j] = tanh(X[i,j])\n"
+                             "E[i,j] = exp(X[i,j])\nY[i,j] = G[i,j] + T[i,j] E[i,j]\nexport Y\n",
+                         in, 1, FUSE_MODE_SINGLE, 0, "Y", R * N);
+    expect_within(_i, "exp/tanh/gelu chain", got, want, R * N, BOUND[_i]);
+    free(got), free(x);
+}
+END_TEST
+
+/* ---- rounding of 16-bit stores ---- */
+
+/* x rounded to a binary float with `bits` significant bits, smallest normal
+ * exponent emin and largest finite value max (ties to even), independently of
+ * the library's conversions. */
+static double round_to(double x, int bits, int emin, double max)
+{
+    if (isnan(x) || isinf(x) || x == 0)
+        return x;
+    int e;
+    frexp(x, &e); /* |x| in [2^(e-1), 2^e) */
+    int ulp = (e - 1 < emin ? emin : e - 1) - (bits - 1);
+    double r = ldexp(nearbyint(ldexp(x, -ulp)), ulp); /* nearbyint: ties to even */
+    return fabs(r) > max ? copysign(INFINITY, x) : r;
+}
+
+static double ref_half(double x) { return round_to(x, 11, -14, 65504); }
+static double ref_bf16(double x) { return round_to(x, 8, -126, 0x1.FEp127); }
+
+/* Products of 16-bit values (exact in float32) stored as 16 bits: every store
+ * must round once to nearest even. Factors cover ties, overflow, subnormal
+ * results, signed zeros, infinities and NaN. */
+static void expect_rounded_products(int p, bool soft_half)
+{
+    enum { N = 4096 };
+    float a[N], b[N];
+    double *r = random_doubles(2 * N, 10);
+    for (int i = 0; i < N; i++) { /* representable factors: widened 16-bit values */
+        double scale = ldexp(1.0, (int)(r[i] * 12));
+        double x = r[N + i] * scale, y = r[(i * 7) % N] * 3;
+        a[i] = (float)(p == 2 ? ref_bf16(x) : ref_half(x));
+        b[i] = (float)(p == 2 ? ref_bf16(y) : ref_half(y));
+    }
+    float special[][2] = {{300, 300},   {-300, 300},     {1e-3f, 1e-3f}, {6e-5f, 0.5f},
+                          {0, -1},      {INFINITY, 2},   {NAN, 1},       {1.0009765625f, 1.0009765625f},
+                          {65504, 1},   {2049, 1},       {2051, 1},      {257, 1}};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        a[i] = special[i][0], b[i] = special[i][1];
+    fuse_input in[2] = {{.name = "A", .tensor = {.dtype = FUSE_F32, .rank = 1, .shape = {N}, .data = a}},
+                        {.name = "B", .tensor = {.dtype = FUSE_F32, .rank = 1, .shape = {N}, .data = b}}};
+    const char *prog = "A[i] = \"a.npy\"\nB[i] = \"b.npy\"\nC[i] = A[i] B[i]\nexport C\n";
+    if (soft_half)
+        setenv("FUSE_JIT_NO_F16C", "1", 1);
+    double *got = run_as(p, prog, in, 2, FUSE_MODE_SINGLE, 0, "C", N);
+    unsetenv("FUSE_JIT_NO_F16C");
+    for (int i = 0; i < N; i++) {
+        /* the sources themselves are rounded at bind time (2051 is no half) */
+        double ai = p == 2 ? ref_bf16(a[i]) : ref_half(a[i]);
+        double bi = p == 2 ? ref_bf16(b[i]) : ref_half(b[i]);
+        double want = p == 2 ? ref_bf16(ai * bi) : ref_half(ai * bi);
+        ck_assert_msg(got[i] == want || (isnan(got[i]) && isnan(want)),
+                      "%s %g * %g: got %.10g, want %.10g", p == 2 ? "bf16" : "fp16", a[i], b[i],
+                      got[i], want);
+    }
+    free(got), free(r);
+}
+
+START_TEST(bf16_stores_round_to_nearest_even)
+{
+    expect_rounded_products(2, false);
+}
+END_TEST
+
+START_TEST(fp16_stores_round_to_nearest_even)
+{
+    expect_rounded_products(3, false);
+}
+END_TEST
+
+/* The emitted IR of an fp16 product: half types with F16C, none without. */
+static char *fp16_ir(bool no_f16c)
+{
+    if (no_f16c)
+        setenv("FUSE_JIT_NO_F16C", "1", 1);
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    unsetenv("FUSE_JIT_NO_F16C");
+    ck_assert_int_eq(fuse_program_from_text(ctx, "A[i,k] = const([[1.5, 2], [3, 4]])\n"
+                                                 "C[i,j] = A[i,k] A[k,j]\nexport C\n",
+                                            "h.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.precision = FUSE_PRECISION_FP16;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_OK);
+    char *ir = NULL;
+    ck_assert_int_eq(fuse_runner_emit(run, "llvm", &ir), FUSE_OK);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return ir;
+}
+
+/* FUSE_JIT_NO_F16C forces the conversions a CPU without F16C needs (integer
+ * ops, no half type, no libcall): the code differs and the results do not. */
+START_TEST(fp16_fallback_without_f16c)
+{
+    char *hw = fp16_ir(false), *soft = fp16_ir(true);
+    ck_assert_msg(strstr(soft, " half") == NULL, "the fallback still uses half:\n%s", soft);
+    ck_assert_ptr_null(strstr(soft, "extendhfsf2"));
+    ck_assert_ptr_null(strstr(soft, "truncsfhf2"));
+    if (__builtin_cpu_supports("f16c")) /* the host has F16C: the other path */
+        ck_assert_ptr_nonnull(strstr(hw, " half"));
+    fuse_free(hw), fuse_free(soft);
+    expect_rounded_products(3, true);
+}
+END_TEST
+
+/* ---- files ---- */
+
+/* --precision fp64 --out r.npz: members are <f8 with double-accurate values. */
+START_TEST(cli_writes_f64_npz)
+{
+    enum { M = 20, K = 50, N = 30 };
+    float a[M * K], b[K * N];
+    fill_random(a, M * K, 11, -1, 1);
+    fill_random(b, K * N, 12, -1, 1);
+    write_npy("a.npy", 2, (int64_t[]){M, K}, a);
+    write_npy("b.npy", 2, (int64_t[]){K, N}, b);
+    write_text("p.fuse", "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
+                         "export C\n");
+    Result r = run_cli("run", "p.fuse", "--precision", "fp64", "--out", "r.npz", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    fuse_tensor t;
+    char *err = NULL;
+    ck_assert_int_eq(io_npz_read(spath("r.npz"), "C", NULL, &t, &err), FUSE_OK);
+    ck_assert_int_eq(t.dtype, FUSE_F64); /* the member's descr is '<f8' */
+    double want[M * N], got[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)a[i * K + k] * b[k * N + j];
+            want[i * N + j] = s;
+            got[i * N + j] = ((const double *)t.data)[i * N + j];
+        }
+    free(t.data);
+    expect_within(1, "fp64 .npz", got, want, M * N, 1e-12);
+    r = run_cli("run", "p.fuse", "--precision", "fp8", NULL);
+    expect_exit(&r, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--precision expects fp32, fp64, bf16 or fp16"));
+    result_free(&r);
+}
+END_TEST
+
+/* A host op with no 16-bit or double path is refused by name, never run. */
+START_TEST(unsupported_feature_is_refused)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(ctx, "X[i,j] = const([[1, 2], [3, 4]])\n"
+                                                 "Y[i,j] = tucker_dense(X[i,j], rank=1)\n"
+                                                 "export Y\n",
+                                            "t.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.precision = FUSE_PRECISION_BF16;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, NULL, 0, &run), FUSE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "precision bf16 is not supported with "
+                                                      "tucker_dense"));
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *precision_suite(void)
+{
+    Suite *s = suite_create("precision");
+    TCase *tc = harness_case("programs"); /* each loop test runs for fp32, fp64, bf16, fp16 */
+    tcase_add_loop_test(tc, product_with_edge_tiles, 0, 4);
+    tcase_add_loop_test(tc, batched_product, 0, 4);
+    tcase_add_loop_test(tc, boolean_join_step, 0, 4);
+    tcase_add_loop_test(tc, fixpoint_closure, 0, 4);
+    tcase_add_loop_test(tc, softmax_rows, 0, 4);
+    tcase_add_loop_test(tc, layer_norm_rows, 0, 4);
+    tcase_add_loop_test(tc, elementwise_chain, 0, 4);
+    suite_add_tcase(s, tc);
+    TCase *st = harness_case("storage");
+    tcase_add_test(st, bf16_stores_round_to_nearest_even);
+    tcase_add_test(st, fp16_stores_round_to_nearest_even);
+    tcase_add_test(st, fp16_fallback_without_f16c);
+    tcase_add_test(st, cli_writes_f64_npz);
+    tcase_add_test(st, unsupported_feature_is_refused);
+    suite_add_tcase(s, st);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(precision_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
