@@ -103,7 +103,7 @@ static fuse_status read_source(const RtPlan *pl, const char *path, const IrTenso
     if (strcasecmp(ext, ".jsonl") == 0)
         return io_jsonl_read(path, out, err);
     if (strcasecmp(ext, ".safetensors") == 0)
-        return io_safetensors_read(path, t->name, out, err);
+        return io_safetensors_read_native(path, t->name, out, err); /* bound: any dtype */
     *err = sup_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }

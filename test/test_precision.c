@@ -12,6 +12,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,6 +439,53 @@ START_TEST(cli_writes_f64_npz)
 }
 END_TEST
 
+/* A .safetensors file of one tensor `x` of dtype dt (shape [n]) with `bytes`. */
+static void write_safetensors(const char *name, const char *dt, int n, const void *bytes,
+                              size_t nbytes)
+{
+    char header[256];
+    int len = snprintf(header, sizeof header,
+                       "{\"x\": {\"dtype\": \"%s\", \"shape\": [%d], \"data_offsets\": [0, %zu]}}",
+                       dt, n, nbytes);
+    unsigned char file[1024];
+    uint64_t hl = (uint64_t)len;
+    for (int i = 0; i < 8; i++)
+        file[i] = (unsigned char)(hl >> (8 * i)); /* little-endian length */
+    memcpy(file + 8, header, (size_t)len);
+    memcpy(file + 8 + len, bytes, nbytes); /* this host is little-endian (x86-64) */
+    write_file(spath(name), file, 8 + (size_t)len + nbytes);
+}
+
+/* .safetensors F64 and BF16 sources keep every digit in fp64 and bf16. */
+START_TEST(safetensors_sources_keep_their_digits)
+{
+    double x[3] = {1 + 1e-12, 0.1, -3.000000001};
+    write_safetensors("x.safetensors", "F64", 3, x, sizeof x);
+    write_text("p.fuse", "X[i] = \"x.safetensors\"\nY[i] = X[i] X[i]\nexport Y\n");
+    Result r = run_cli("run", "p.fuse", "--precision", "fp64", "--out", "y.npy", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    fuse_tensor t;
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_read(spath("y.npy"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(t.dtype, FUSE_F64);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(((double *)t.data)[i] == x[i] * x[i], "%.17g", ((double *)t.data)[i]);
+    free(t.data);
+    uint16_t b[3] = {0x3F81, 0xC2F7, 0x0001}; /* none is a float16 or a rounded float32 */
+    write_safetensors("b.safetensors", "BF16", 3, b, sizeof b);
+    write_text("q.fuse", "B[i] = \"b.safetensors\"\nC[i] = B[i]\nexport C\n");
+    r = run_cli("run", "q.fuse", "--precision", "bf16", "--out", "c.npy", NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+    ck_assert_int_eq(io_npy_read(spath("c.npy"), &t, &err), FUSE_OK);
+    ck_assert_int_eq(t.dtype, FUSE_F32); /* bf16 outputs are written as float32 */
+    for (int i = 0; i < 3; i++)
+        ck_assert_float_eq(((float *)t.data)[i], io_bf16_to_float(b[i]));
+    free(t.data);
+}
+END_TEST
+
 /* A host op with no 16-bit or double path is refused by name, never run. */
 START_TEST(unsupported_feature_is_refused)
 {
@@ -478,6 +526,7 @@ static Suite *precision_suite(void)
     tcase_add_test(st, fp16_fallback_without_f16c);
     tcase_add_test(st, cli_writes_f64_npz);
     tcase_add_test(st, unsupported_feature_is_refused);
+    tcase_add_test(st, safetensors_sources_keep_their_digits);
     suite_add_tcase(s, st);
     return s;
 }

@@ -274,6 +274,11 @@ fuse_status io_jsonl_read(const char *path, fuse_tensor *out, char **err);
  * tensor's bytes are read. */
 fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
                                 char **err);
+/* The same, but F64, F16 and BF16 entries keep their dtype (FUSE_F64, FUSE_F16,
+ * FUSE_BF16), so a source bound under precision fp64, fp16 or bf16 loses no
+ * digit to float32 (runtime/sources.c). */
+fuse_status io_safetensors_read_native(const char *path, const char *name, fuse_tensor *out,
+                                       char **err);
 
 /* ---- mmap.c: large .npy sources through a memory mapping ---- */
 
