@@ -130,7 +130,9 @@ typedef struct fusejit_input {
     const char *name;
     fuse_tensor tensor;
     int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
-                               float32 (at float alignment; 64-byte aligned data
+                               of the runner's dtype (float32 unless
+                               fuse_config.precision says otherwise; at element
+                               alignment; 64-byte aligned data
                                is a little faster); it must stay valid and
                                unchanged until the run returns */
 } fuse_input;
@@ -217,7 +219,8 @@ typedef struct fusejit_config {
     const char *cache_dir;  /* NULL: $FUSE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/fuse-jit,
                                else ~/.cache/fuse-jit */
     int no_cache;           /* nonzero: neither read nor write the disk cache */
-    /* Bytes the runner's buffers may take: every tensor's float32 buffer, the
+    /* Bytes the runner's buffers may take: every tensor's buffer (4 bytes an
+     * element; 8 under fp64, 2 under bf16 and fp16), the
      * previous-sweep copies, stored steps and kernel scratch, summed (they all
      * live as long as the runner). Checked when the runner is made, before any
      * is allocated: above it fuse_runner_new is FUSE_E_NOMEM, naming the largest
@@ -279,7 +282,9 @@ typedef struct fusejit_tensor_info {
                                gives them exactly (not .csv .tsv .txt .md) */
     int64_t shape[FUSE_MAX_RANK];
     fuse_dtype dtype;       /* FUSE_F32: output maps hold float32, and run_into
-                               takes float32 (inputs may have any dtype) */
+                               takes float32 (inputs may have any dtype); a
+                               runner of another precision uses its dtype
+                               (FUSE_F64, FUSE_BF16, FUSE_F16) instead */
     int is_bool;            /* a boolean tensor (Name(...)): its float32 values are
                                0 or 1 (FUSE_BOOL is never reported) */
 } fuse_tensor_info;

@@ -5,7 +5,8 @@
  *
  * The cap is checked against the sum of the planned buffers (every mode may
  * need all of them):
- *   - one float32 buffer per tensor (sources, computed tensors, temporaries);
+ *   - one buffer per tensor (sources, computed tensors, temporaries) of the
+ *     plan's element type (elem.c: float32 unless the precision says otherwise);
  *   - a second one for a tensor read as its previous sweep;
  *   - the stored steps of a streaming tensor's window (stream.c, made at the first
  *     run, counted here all the same);
@@ -70,7 +71,8 @@ void rt_format_bytes(uint64_t bytes, char *buf, size_t cap)
     snprintf(buf, cap, "%s %s", num, units[u]);
 }
 
-void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap)
+void rt_describe_tensor(const RtPlan *pl, const IrTensor *t, uint64_t bytes, char *buf,
+                        size_t cap)
 {
     char size[32], shape[160] = "[";
     rt_format_bytes(bytes, size, sizeof size);
@@ -81,15 +83,15 @@ void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap
     size_t n = strlen(shape);
     snprintf(shape + n, sizeof shape - n, "]");
     /* a name is cut so that three of them fit one message */
-    snprintf(buf, cap, "%.40s%s: %s %s float32", t->name, strlen(t->name) > 40 ? "..." : "",
-             size, shape);
+    snprintf(buf, cap, "%.40s%s: %s %s %s", t->name, strlen(t->name) > 40 ? "..." : "",
+             size, shape, fuse_dtype_name(rt_elem_dtype(pl)));
 }
 
 fuse_status rt_alloc_failed(RtPlan *pl, const IrTensor *t, const char *what, uint64_t bytes)
 {
     char desc[256];
     if (t) {
-        rt_describe_tensor(t, bytes, desc, sizeof desc);
+        rt_describe_tensor(pl, t, bytes, desc, sizeof desc);
         return fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "out of memory allocating %s %s", what,
                         desc);
     }
@@ -101,7 +103,7 @@ fuse_status rt_alloc_failed(RtPlan *pl, const IrTensor *t, const char *what, uin
 void rt_log_nomem(const RtPlan *pl, const IrTensor *t, const char *what, uint64_t bytes)
 {
     char desc[256];
-    rt_describe_tensor(t, bytes, desc, sizeof desc);
+    rt_describe_tensor(pl, t, bytes, desc, sizeof desc);
     rt_log(pl, FUSE_LEVEL_WARNING, "out of memory allocating %s %s", what, desc);
 }
 
@@ -175,7 +177,7 @@ static int largest_tensors(const RtPlan *pl, char *buf, size_t cap)
     int listed = 0;
     for (int k = 0; k < 3 && top[k] >= 0; k++, listed++) {
         char desc[256];
-        rt_describe_tensor(pl->ir->tensors[top[k]], tensor_bytes(pl, top[k]), desc,
+        rt_describe_tensor(pl, pl->ir->tensors[top[k]], tensor_bytes(pl, top[k]), desc,
                            sizeof desc);
         size_t len = strlen(buf);
         snprintf(buf + len, cap - len, "%s%s", k ? ", " : "", desc);

@@ -320,8 +320,10 @@ fuse_status rt_weights_bind(const RtPlan *plan, const fuse_input *inputs, size_t
 
 /* bytes as text: "512 bytes", "64 MiB", "1.5 GiB". */
 void rt_format_bytes(uint64_t bytes, char *buf, size_t cap);
-/* tensor t taking `bytes` as text: "C: 64 MiB [4096, 4096] float32". */
-void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap);
+/* tensor t of plan pl taking `bytes` as text: "C: 64 MiB [4096, 4096] float32"
+ * (the plan's element type). */
+void rt_describe_tensor(const RtPlan *pl, const IrTensor *t, uint64_t bytes, char *buf,
+                        size_t cap);
 /* the diagnostic of an allocation of `bytes` that failed, for `what` ("tensor",
  * "the stored steps of", ...) of tensor t (NULL: not a tensor's, e.g. the
  * packing scratch); returns FUSE_E_NOMEM. */

@@ -547,7 +547,7 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
 static void source_nomem(RtPlan *pl, const IrTensor *t, const char *err)
 {
     char desc[256];
-    rt_describe_tensor(t, (uint64_t)pl->count[t->id] * rt_elem_bytes(pl), desc, sizeof desc);
+    rt_describe_tensor(pl, t, (uint64_t)pl->count[t->id] * rt_elem_bytes(pl), desc, sizeof desc);
     fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "source %s: %s (reading it into %s)", t->name,
              err ? err : "out of memory", desc);
 }

@@ -486,6 +486,38 @@ START_TEST(safetensors_sources_keep_their_digits)
 }
 END_TEST
 
+/* The memory cap counts 8 bytes an element under fp64, 2 under bf16, and
+ * names the element type. */
+START_TEST(memory_cap_counts_the_element_size)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    double *a = random_doubles(512 * 512, 13);
+    fuse_input in[1] = {f64_input("A", 2, (int64_t[]){512, 512}, a)};
+    ck_assert_int_eq(fuse_program_from_text(ctx, "A[i,k] = \"a.npy\"\nC[i,j] = A[i,k] A[k,j]\n"
+                                                 "export C\n", "m.fuse", &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.precision = FUSE_PRECISION_FP64;
+    cfg.max_memory = 3u << 20; /* two 2 MiB tensors do not fit */
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, in, 1, &run), FUSE_E_NOMEM);
+    ck_assert_msg(strstr(fuse_ctx_error(ctx), "2 MiB [512, 512] float64"), "%s",
+                  fuse_ctx_error(ctx));
+    cfg.precision = FUSE_PRECISION_BF16; /* two of 512 KiB fit */
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, 1, &run) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_OK);
+    ck_assert_uint_ge(tm.buffer_bytes, 2u * 512 * 512 * 2);
+    ck_assert_uint_lt(tm.buffer_bytes, 2u * 512 * 512 * 4); /* not float32's bytes */
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(a);
+}
+END_TEST
+
 /* A host op with no 16-bit or double path is refused by name, never run. */
 START_TEST(unsupported_feature_is_refused)
 {
@@ -527,6 +559,7 @@ static Suite *precision_suite(void)
     tcase_add_test(st, cli_writes_f64_npz);
     tcase_add_test(st, unsupported_feature_is_refused);
     tcase_add_test(st, safetensors_sources_keep_their_digits);
+    tcase_add_test(st, memory_cap_counts_the_element_size);
     suite_add_tcase(s, st);
     return s;
 }
