@@ -1,17 +1,21 @@
 /*
  * precision.c: products in every precision (fuse_config.precision) against
  * OpenBLAS, single thread, through the public API. For each workload it prints
- * the median and minimum of --repeat timed runs (after one warm-up) and the
- * GFLOP/s of the median:
+ * the median and minimum of REPEAT timed runs (after one warm-up) and the
+ * GFLOP/s of the median. The runs of one size are interleaved in rounds (each
+ * round runs every item once, in a rotating order), and an item's ratio is the
+ * median over rounds of its baseline's time / its time (above 1: faster), so a
+ * machine whose speed drifts affects both sides alike:
  *
  *   gemm N PREC    C[i,j] = A[i,k] B[k,j], N x N x N; inputs bound in the
  *                  precision's own dtype (float64, float32, bfloat16, float16),
  *                  so the runner uses them in place (no conversion per run);
  *                  outputs written into host buffers (fuse_runner_run_into)
- *   dgemm N        cblas_dgemm on the same float64 data (the fp64 baseline)
- *   sgemm N        cblas_sgemm on the float32 data (the fp32 baseline)
+ *   dgemm N        cblas_dgemm on float64 data (the baseline of fp64)
+ *   sgemm N        cblas_sgemm on float32 data (the baseline of fp32, bf16, fp16)
  *   gemv B PREC    Y[b,o] = W[o,i] X[b,i], W 4096 x 4096 in the precision's
- *                  dtype (bf16: 32 MiB instead of 64), batch B (1 or 8)
+ *                  dtype (bf16: 32 MiB instead of 64), batch B (1 or 8);
+ *                  bf16 against fp32
  *
  * bench/precision.sh builds and runs it (OPENBLAS_NUM_THREADS=1).
  *
@@ -77,13 +81,10 @@ static void *random_data(size_t n, fuse_dtype dt, unsigned seed)
     return p;
 }
 
-static void report(const char *name, double *ms, int repeat, double flops)
+static double median_of(double *v, int n)
 {
-    qsort(ms, (size_t)repeat, sizeof *ms, cmp_double);
-    double med = repeat % 2 ? ms[repeat / 2] : (ms[repeat / 2 - 1] + ms[repeat / 2]) / 2;
-    printf("%-16s median %10.3f ms  min %10.3f ms  %8.2f GFLOP/s\n", name, med, ms[0],
-           flops / med / 1e6);
-    fflush(stdout);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static fuse_input tensor2(const char *name, fuse_dtype dt, int64_t d0, int64_t d1, void *data)
@@ -93,113 +94,162 @@ static fuse_input tensor2(const char *name, fuse_dtype dt, int64_t d0, int64_t d
     return in;
 }
 
-/* Times `text` with inputs in[0..1] and output `out` (d0 x d1) in precision p. */
-static int time_program(fuse_ctx *ctx, const char *label, const char *text, int p,
-                        fuse_input *in, int64_t d0, int64_t d1, int repeat, double flops)
+/* One timed thing of a round: a fuse-jit runner (run_into its inputs and
+ * output) or a BLAS product (is_blas: C = A B, n x n, double or float). */
+typedef struct Item {
+    char label[32];
+    int baseline;        /* the item whose speed the ratio is against; -1: none */
+    fuse_program *prog;
+    fuse_runner *run;
+    fuse_input in[2], out;
+    bool is_blas, is_double;
+    int n;
+    void *a, *b, *c;
+    double *ms;
+} Item;
+
+static int item_run(fuse_ctx *ctx, Item *it)
 {
-    fuse_program *prog = NULL;
-    fuse_runner *run = NULL;
+    if (!it->is_blas) {
+        if (fuse_runner_run_into(it->run, it->in, 2, &it->out, 1) == FUSE_OK)
+            return 0;
+        fprintf(stderr, "%s: %s\n", it->label, fuse_ctx_error(ctx));
+        return 1;
+    }
+    int n = it->n;
+    if (it->is_double)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, it->a, n, it->b, n,
+                    0.0, it->c, n);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, it->a, n, it->b,
+                    n, 0.0f, it->c, n);
+    return 0;
+}
+
+/* A runner of `text` in precision p over inputs A/W (d0a x d1a) and B/X. */
+static int item_program(fuse_ctx *ctx, Item *it, const char *text, int p, const char *names[2],
+                        const int64_t shapes[3][2])
+{
+    fuse_dtype dt = PREC_DTYPES[p];
+    it->a = random_data((size_t)(shapes[0][0] * shapes[0][1]), dt, 1);
+    it->b = random_data((size_t)(shapes[1][0] * shapes[1][1]), dt, 2);
+    it->c = random_data((size_t)(shapes[2][0] * shapes[2][1]), dt, 3);
+    it->in[0] = tensor2(names[0], dt, shapes[0][0], shapes[0][1], it->a);
+    it->in[1] = tensor2(names[1], dt, shapes[1][0], shapes[1][1], it->b);
+    it->out = tensor2("C", dt, shapes[2][0], shapes[2][1], it->c);
     fuse_config cfg;
     fuse_config_init(&cfg);
     cfg.threads = 1;
     cfg.precision = (fuse_precision)p;
-    if (fuse_program_from_text(ctx, text, "bench.fuse", &prog) != FUSE_OK ||
-        fuse_runner_new(prog, &cfg, in, 2, &run) != FUSE_OK) {
-        fprintf(stderr, "%s: %s\n", label, fuse_ctx_error(ctx));
-        fuse_program_free(prog);
-        return 1;
-    }
-    void *y = random_data((size_t)(d0 * d1), PREC_DTYPES[p], 9);
-    fuse_input out = tensor2("C", PREC_DTYPES[p], d0, d1, y);
-    double *ms = malloc(sizeof *ms * (size_t)repeat);
-    int rc = 0;
-    for (int r = -1; r < repeat && rc == 0; r++) { /* r = -1: the warm-up */
-        double t0 = now_ms();
-        rc = fuse_runner_run_into(run, in, 2, &out, 1) != FUSE_OK;
-        if (r >= 0)
-            ms[r] = now_ms() - t0;
-    }
-    if (rc == 0)
-        report(label, ms, repeat, flops);
-    else
-        fprintf(stderr, "%s: %s\n", label, fuse_ctx_error(ctx));
-    free(ms), free(y);
-    fuse_runner_free(run);
-    fuse_program_free(prog);
-    return rc;
+    if (fuse_program_from_text(ctx, text, "bench.fuse", &it->prog) == FUSE_OK &&
+        fuse_runner_new(it->prog, &cfg, it->in, 2, &it->run) == FUSE_OK)
+        return 0;
+    fprintf(stderr, "%s: %s\n", it->label, fuse_ctx_error(ctx));
+    return 1;
 }
 
-static void time_blas(const char *label, int n, bool is_double, int repeat)
+static void item_free(Item *it)
 {
-    size_t cells = (size_t)n * (size_t)n;
-    fuse_dtype dt = is_double ? FUSE_F64 : FUSE_F32;
-    void *a = random_data(cells, dt, 1), *b = random_data(cells, dt, 2), *c = random_data(cells, dt, 3);
-    double *ms = malloc(sizeof *ms * (size_t)repeat);
-    for (int r = -1; r < repeat; r++) {
-        double t0 = now_ms();
-        if (is_double)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a, n, b, n, 0.0,
-                        c, n);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                        0.0f, c, n);
-        if (r >= 0)
-            ms[r] = now_ms() - t0;
+    fuse_runner_free(it->run);
+    fuse_program_free(it->prog);
+    free(it->a), free(it->b), free(it->c), free(it->ms);
+}
+
+/* Runs every item once per round (the order rotating), `repeat` rounds after
+ * one warm-up round, and prints each item's median, minimum and GFLOP/s, and
+ * the median over rounds of baseline time / item time (above 1: faster). */
+static int run_rounds(fuse_ctx *ctx, Item *items, int n, int repeat, double flops)
+{
+    for (int i = 0; i < n; i++)
+        items[i].ms = malloc(sizeof(double) * (size_t)repeat);
+    for (int r = -1; r < repeat; r++)
+        for (int k = 0; k < n; k++) {
+            Item *it = &items[(k + (r < 0 ? 0 : r)) % n];
+            double t0 = now_ms();
+            if (item_run(ctx, it))
+                return 1;
+            if (r >= 0)
+                it->ms[r] = now_ms() - t0;
+        }
+    double ratio[256];
+    for (int i = 0; i < n; i++) {
+        const Item *it = &items[i], *base = it->baseline >= 0 ? &items[it->baseline] : NULL;
+        for (int r = 0; base && r < repeat && r < 256; r++)
+            ratio[r] = base->ms[r] / it->ms[r];
+        double rat = base ? median_of(ratio, repeat < 256 ? repeat : 256) : 0;
+        double tmp[256];
+        memcpy(tmp, it->ms, sizeof(double) * (size_t)(repeat < 256 ? repeat : 256));
+        double med = median_of(tmp, repeat < 256 ? repeat : 256);
+        printf("%-16s median %10.3f ms  min %10.3f ms  %7.2f GFLOP/s", it->label, med, tmp[0],
+               flops / med / 1e6);
+        if (base)
+            printf("  x%.2f vs %s", rat, base->label);
+        printf("\n");
     }
-    report(label, ms, repeat, 2.0 * n * n * (double)n);
-    free(ms), free(a), free(b), free(c);
+    fflush(stdout);
+    return 0;
 }
 
 static int bench_gemm(fuse_ctx *ctx, int n, int repeat)
 {
-    char label[64];
-    size_t cells = (size_t)n * (size_t)n;
-    for (int p = 0; p < 4; p++) {
-        void *a = random_data(cells, PREC_DTYPES[p], 1), *b = random_data(cells, PREC_DTYPES[p], 2);
-        fuse_input in[2] = {tensor2("A", PREC_DTYPES[p], n, n, a),
-                            tensor2("B", PREC_DTYPES[p], n, n, b)};
-        snprintf(label, sizeof label, "gemm %d %s", n, PREC_NAMES[p]);
-        int rc = time_program(ctx, label,
-                              "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
-                              "export C\n",
-                              p, in, n, n, repeat, 2.0 * n * n * (double)n);
-        free(a), free(b);
-        if (rc)
-            return rc;
+    Item items[6];
+    memset(items, 0, sizeof items);
+    const char *names[2] = {"A", "B"};
+    const int64_t shapes[3][2] = {{n, n}, {n, n}, {n, n}};
+    int rc = 0;
+    for (int p = 0; p < 4 && rc == 0; p++) {
+        snprintf(items[p].label, sizeof items[p].label, "gemm %d %s", n, PREC_NAMES[p]);
+        items[p].baseline = p == 1 ? 4 : 5; /* fp64 against dgemm, the others sgemm */
+        rc = item_program(ctx, &items[p],
+                          "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
+                          "export C\n", p, names, shapes);
     }
-    snprintf(label, sizeof label, "dgemm %d", n);
-    time_blas(label, n, true, repeat);
-    snprintf(label, sizeof label, "sgemm %d", n);
-    time_blas(label, n, false, repeat);
-    return 0;
+    for (int k = 4; k < 6; k++) {
+        Item *it = &items[k];
+        it->is_blas = true;
+        it->is_double = k == 4;
+        it->n = n;
+        it->baseline = -1;
+        snprintf(it->label, sizeof it->label, "%s %d", k == 4 ? "dgemm" : "sgemm", n);
+        fuse_dtype dt = k == 4 ? FUSE_F64 : FUSE_F32;
+        it->a = random_data((size_t)n * n, dt, 1);
+        it->b = random_data((size_t)n * n, dt, 2);
+        it->c = random_data((size_t)n * n, dt, 3);
+    }
+    if (rc == 0)
+        rc = run_rounds(ctx, items, 6, repeat, 2.0 * n * n * (double)n);
+    for (int k = 0; k < 6; k++)
+        item_free(&items[k]);
+    return rc;
 }
 
 static int bench_gemv(fuse_ctx *ctx, int batch, int repeat)
 {
     enum { D = 4096 };
-    char label[64];
-    for (int p = 0; p < 4; p += 2) { /* fp32 and bf16 */
-        void *w = random_data((size_t)D * D, PREC_DTYPES[p], 4);
-        void *x = random_data((size_t)batch * D, PREC_DTYPES[p], 5);
-        fuse_input in[2] = {tensor2("W", PREC_DTYPES[p], D, D, w),
-                            tensor2("X", PREC_DTYPES[p], batch, D, x)};
-        snprintf(label, sizeof label, "gemv %d %s", batch, PREC_NAMES[p]);
-        int rc = time_program(ctx, label,
-                              "W[o,i] = \"w.npy\"\nX[b,i] = \"x.npy\"\nC[b,o] = W[o,i] X[b,i]\n"
-                              "export C\n",
-                              p, in, batch, D, repeat, 2.0 * batch * D * (double)D);
-        free(w), free(x);
-        if (rc)
-            return rc;
+    Item items[2];
+    memset(items, 0, sizeof items);
+    const char *names[2] = {"W", "X"};
+    const int64_t shapes[3][2] = {{D, D}, {batch, D}, {batch, D}};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) { /* fp32, then bf16 against it */
+        int p = k == 0 ? 0 : 2;
+        snprintf(items[k].label, sizeof items[k].label, "gemv %d %s", batch, PREC_NAMES[p]);
+        items[k].baseline = k == 0 ? -1 : 0;
+        rc = item_program(ctx, &items[k],
+                          "W[o,i] = \"w.npy\"\nX[b,i] = \"x.npy\"\nC[b,o] = W[o,i] X[b,i]\n"
+                          "export C\n", p, names, shapes);
     }
-    return 0;
+    if (rc == 0)
+        rc = run_rounds(ctx, items, 2, repeat, 2.0 * batch * D * (double)D);
+    for (int k = 0; k < 2; k++)
+        item_free(&items[k]);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     int repeat = argc > 1 ? atoi(argv[1]) : 5;
-    if (repeat < 1)
-        repeat = 1;
+    repeat = repeat < 1 ? 1 : repeat > 256 ? 256 : repeat;
     fuse_ctx *ctx = NULL;
     if (fuse_ctx_new(&ctx) != FUSE_OK)
         return 1;
