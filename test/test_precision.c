@@ -292,6 +292,132 @@ START_TEST(elementwise_chain)
 }
 END_TEST
 
+/* ---- modes: streaming, Monte Carlo, queries ---- */
+
+/* A runner of text in precision PRECS[p] (cfg's other fields as given). */
+static fuse_runner *runner_as(int p, fuse_ctx **ctx, fuse_program **prog, const char *text,
+                              fuse_config *cfg, const fuse_input *in, size_t n_in)
+{
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(ctx), FUSE_OK);
+    ck_assert_msg(fuse_program_from_text(*ctx, text, "m.fuse", prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(*ctx));
+    cfg->precision = PRECS[p];
+    ck_assert_msg(fuse_runner_new(*prog, cfg, in, n_in, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(*ctx));
+    return run;
+}
+
+static void tensor_values(const fuse_tensor *t, int p, double *v, int64_t n)
+{
+    ck_assert_int_eq(t->dtype, DTYPES[p]);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = value_at(t, i);
+}
+
+/* H[i,*t] = 0.5 H[i,*t-1] + X[i], four steps, each against h = 0.5 h + x. */
+START_TEST(streaming_steps)
+{
+    enum { N = 50 };
+    double *x = random_doubles(N, 14), h[N] = {0}, got[N];
+    fuse_input in[1] = {f64_input("X", 1, (int64_t[]){N}, x)};
+    in[0].tensor.rank = 1;
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    fuse_runner *run = runner_as(_i, &ctx, &prog, "X[i] = \"x.npy\"\n"
+                                 "H[i,*t] = 0.5 H[i,*t-1] + X[i]\nexport H\n", &cfg, in, 1);
+    for (int step = 0; step < 4; step++) {
+        fuse_outputs *out = NULL;
+        ck_assert_msg(fuse_runner_run(run, in, 1, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        for (int i = 0; i < N; i++)
+            h[i] = 0.5 * h[i] + x[i];
+        tensor_values(fuse_outputs_find(out, "H"), _i, got, N);
+        expect_within(_i, "streaming step", got, h, N, BOUND[_i]);
+        fuse_outputs_free(out);
+    }
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(x);
+}
+END_TEST
+
+/* Monte Carlo projection: with samples >= the projected cells the sum is exact
+ * (against the reference); with fewer, every precision draws the same cells,
+ * so its estimate is fp64's within the precision's bound. */
+START_TEST(monte_carlo_projection)
+{
+    enum { R = 6, K = 200 };
+    double *a = random_doubles(R * K, 15), want[R] = {0}, got[R], est64[R];
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < K; k++)
+            want[r] += a[r * K + k] + 1.5; /* positive sums: relative errors mean something */
+    for (int i = 0; i < R * K; i++)
+        a[i] += 1.5;
+    fuse_input in[1] = {f64_input("A", 2, (int64_t[]){R, K}, a)};
+    const char *text = "A[i,k] = \"a.npy\"\nS[i] = A[i,k]\nexport S\n";
+    for (int pass = 0; pass < 2; pass++) {
+        int p = pass == 0 ? 1 : _i; /* fp64 first: the estimate the others are held to */
+        for (int64_t samples = K; samples >= 40; samples -= K - 40) {
+            fuse_ctx *ctx;
+            fuse_program *prog;
+            fuse_config cfg;
+            fuse_config_init(&cfg);
+            cfg.projection = FUSE_PROJECTION_MONTE_CARLO;
+            cfg.samples = samples;
+            cfg.seed = 5;
+            fuse_runner *run = runner_as(p, &ctx, &prog, text, &cfg, in, 1);
+            fuse_outputs *out = NULL;
+            ck_assert_msg(fuse_runner_run(run, in, 1, &out) == FUSE_OK, "%s",
+                          fuse_ctx_error(ctx));
+            tensor_values(fuse_outputs_find(out, "S"), p, got, R);
+            if (samples == K)
+                expect_within(p, "exact Monte Carlo", got, want, R, BOUND[p]);
+            else if (pass == 0)
+                memcpy(est64, got, sizeof est64);
+            else
+                expect_within(p, "Monte Carlo estimate", got, est64, R, BOUND[p]);
+            fuse_outputs_free(out);
+            fuse_runner_free(run);
+            fuse_program_free(prog);
+            fuse_ctx_free(ctx);
+        }
+    }
+    free(a);
+}
+END_TEST
+
+/* A demand-mode query of one row of a closure, in the runner's dtype. */
+START_TEST(query_of_a_closure_row)
+{
+    enum { N = 24 };
+    double *e = random_graph(N, 16), want[N * N], got[N];
+    closure(e, N, want);
+    fuse_input in[1] = {f64_input("E", 2, (int64_t[]){N, N}, e)};
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.mode = FUSE_MODE_DEMAND;
+    fuse_runner *run = runner_as(_i, &ctx, &prog, "E(x,y) = \"e.npy\"\nPath(x,y) = E(x,y)\n"
+                                 "Path(x,z) = E(x,y) Path(y,z)\nexport Path\n", &cfg, in, 1);
+    fuse_outputs *q = NULL;
+    ck_assert_msg(fuse_runner_query(run, "Path", "x=3", in, 1, &q) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    const fuse_tensor *t = fuse_outputs_tensor(q, 0);
+    ck_assert_int_eq(t->rank, 1);
+    tensor_values(t, _i, got, N);
+    expect_exact(_i, "query", got, want + 3 * N, N);
+    fuse_outputs_free(q);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(e);
+}
+END_TEST
+
 /* ---- rounding of 16-bit stores ---- */
 
 /* x rounded to a binary float with `bits` significant bits, smallest normal
@@ -551,6 +677,9 @@ static Suite *precision_suite(void)
     tcase_add_loop_test(tc, softmax_rows, 0, 4);
     tcase_add_loop_test(tc, layer_norm_rows, 0, 4);
     tcase_add_loop_test(tc, elementwise_chain, 0, 4);
+    tcase_add_loop_test(tc, streaming_steps, 0, 4);
+    tcase_add_loop_test(tc, monte_carlo_projection, 0, 4);
+    tcase_add_loop_test(tc, query_of_a_closure_row, 0, 4);
     suite_add_tcase(s, tc);
     TCase *st = harness_case("storage");
     tcase_add_test(st, bf16_stores_round_to_nearest_even);
