@@ -5,7 +5,8 @@
  * reference computed here by naive loops in double. The bounds asserted are the
  * ones the docs state: relative Frobenius error of a result against the
  * reference, per precision (BOUND[]). Booleans and fixpoints are exact in
- * every precision. Also: outputs carry the precision's dtype, 16-bit stores
+ * every precision, and so are queries; streaming and Monte Carlo are held to
+ * the same bounds. Also: outputs carry the precision's dtype, 16-bit stores
  * round to nearest even (both the F16C path and the integer-op fallback
  * forced with FUSE_JIT_NO_F16C), and the CLI writes <f8 .npz members.
  */
