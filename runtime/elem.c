@@ -42,26 +42,6 @@ void rt_lower_elem(const RtPlan *pl, LowerOptions *opt)
     opt->soft_half = pl->precision == FUSE_PRECISION_FP16 && !jit_has_f16c(pl->js);
 }
 
-double rt_elem_get(const RtPlan *pl, const void *buf, int64_t i)
-{
-    switch (pl->precision) {
-    case FUSE_PRECISION_FP64: return ((const double *)buf)[i];
-    case FUSE_PRECISION_BF16: return io_bf16_to_float(((const uint16_t *)buf)[i]);
-    case FUSE_PRECISION_FP16: return io_half_to_float(((const uint16_t *)buf)[i]);
-    default: return ((const float *)buf)[i];
-    }
-}
-
-void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v)
-{
-    switch (pl->precision) {
-    case FUSE_PRECISION_FP64: ((double *)buf)[i] = v; break;
-    case FUSE_PRECISION_BF16: ((uint16_t *)buf)[i] = io_float_to_bf16((float)v); break;
-    case FUSE_PRECISION_FP16: ((uint16_t *)buf)[i] = io_float_to_half((float)v); break;
-    default: ((float *)buf)[i] = (float)v; break;
-    }
-}
-
 void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
                          bool is_bool)
 {

@@ -275,9 +275,27 @@ fuse_dtype rt_elem_dtype(const RtPlan *pl);
 /* sets opt's precision and half conversions for the plan's session */
 void rt_lower_elem(const RtPlan *pl, struct LowerOptions *opt);
 /* element i of a buffer of the plan, as double; and set to v (rounded to
- * nearest even into 16-bit storage) */
-double rt_elem_get(const RtPlan *pl, const void *buf, int64_t i);
-void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v);
+ * nearest even into 16-bit storage). Inline: fixpoint change tests and
+ * semi-naive merges call them per element, and fp32 must stay as fast. */
+static inline double rt_elem_get(const RtPlan *pl, const void *buf, int64_t i)
+{
+    switch (pl->precision) {
+    case FUSE_PRECISION_FP64: return ((const double *)buf)[i];
+    case FUSE_PRECISION_BF16: return io_bf16_to_float(((const uint16_t *)buf)[i]);
+    case FUSE_PRECISION_FP16: return io_half_to_float(((const uint16_t *)buf)[i]);
+    default: return ((const float *)buf)[i];
+    }
+}
+
+static inline void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v)
+{
+    switch (pl->precision) {
+    case FUSE_PRECISION_FP64: ((double *)buf)[i] = v; break;
+    case FUSE_PRECISION_BF16: ((uint16_t *)buf)[i] = io_float_to_bf16((float)v); break;
+    case FUSE_PRECISION_FP16: ((uint16_t *)buf)[i] = io_float_to_half((float)v); break;
+    default: ((float *)buf)[i] = (float)v; break;
+    }
+}
 /* n source elements of dtype dt into a buffer of the plan (io_convert_source's
  * rules: booleans thresholded) */
 void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,

@@ -163,7 +163,15 @@ static int64_t merge(RtPlan *pl, int g, bool was_run)
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
     float *cur = pl->bufs[t], *full = pl->bufs[n + t], *delta = pl->modes->delta[g];
     int64_t news = 0;
-    for (int64_t i = 0; i < pl->count[t] && was_run; i++) {
+    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
+    for (int64_t i = 0; i < pl->count[t] && was_run && is_f32; i++) {
+        bool is_new = cur[i] != 0.0f && full[i] == 0.0f;
+        delta[i] = is_new ? 1.0f : 0.0f;
+        if (is_new)
+            full[i] = 1.0f;
+        news += is_new;
+    }
+    for (int64_t i = 0; i < pl->count[t] && was_run && !is_f32; i++) {
         bool is_new = rt_elem_get(pl, cur, i) != 0.0 && rt_elem_get(pl, full, i) == 0.0;
         rt_elem_set(pl, delta, i, is_new ? 1.0 : 0.0);
         if (is_new)
