@@ -419,6 +419,56 @@ START_TEST(query_of_a_closure_row)
 }
 END_TEST
 
+/* fuse_runner_run_into: outputs of the runner's dtype, written in place
+ * (borrow) or copied in, equal what fuse_runner_run returns; a float32 output
+ * for a runner of another precision is refused. */
+START_TEST(run_into_the_runners_dtype)
+{
+    enum { M = 40, K = 33, N = 64 };
+    double *a = random_doubles(M * K, 17), *b = random_doubles(K * N, 18), want[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += a[i * K + k] * b[k * N + j];
+            want[i * N + j] = s;
+        }
+    fuse_input in[2] = {f64_input("A", 2, (int64_t[]){M, K}, a),
+                        f64_input("B", 2, (int64_t[]){K, N}, b)};
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    fuse_runner *run = runner_as(_i, &ctx, &prog, "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\n"
+                                 "C[i,j] = A[i,k] B[k,j]\nexport C\n", &cfg, in, 2);
+    size_t es = fuse_dtype_size(DTYPES[_i]);
+    void *host = aligned_alloc(64, M * N * es);
+    for (int borrow = 0; borrow < 2; borrow++) {
+        memset(host, 0xFF, M * N * es); /* NaN everywhere: every cell must be written */
+        fuse_input out = {.name = "C", .borrow = borrow,
+                          .tensor = {.dtype = DTYPES[_i], .rank = 2, .shape = {M, N},
+                                     .data = host}};
+        ck_assert_msg(fuse_runner_run_into(run, in, 2, &out, 1) == FUSE_OK, "%s",
+                      fuse_ctx_error(ctx));
+        double got[M * N];
+        tensor_values(&out.tensor, _i, got, M * N);
+        expect_within(_i, "run_into", got, want, M * N, BOUND[_i]);
+    }
+    if (_i != 0) {
+        float f[M * N];
+        fuse_input out = {.name = "C", .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {M, N},
+                                                  .data = f}};
+        ck_assert_int_eq(fuse_runner_run_into(run, in, 2, &out, 1), FUSE_E_ARG);
+        ck_assert_ptr_nonnull(strstr(fuse_ctx_error(ctx), "runner's dtype"));
+    }
+    free(host);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(a), free(b);
+}
+END_TEST
+
 /* ---- rounding of 16-bit stores ---- */
 
 /* x rounded to a binary float with `bits` significant bits, smallest normal
@@ -681,6 +731,7 @@ static Suite *precision_suite(void)
     tcase_add_loop_test(tc, streaming_steps, 0, 4);
     tcase_add_loop_test(tc, monte_carlo_projection, 0, 4);
     tcase_add_loop_test(tc, query_of_a_closure_row, 0, 4);
+    tcase_add_loop_test(tc, run_into_the_runners_dtype, 0, 4);
     suite_add_tcase(s, tc);
     TCase *st = harness_case("storage");
     tcase_add_test(st, bf16_stores_round_to_nearest_even);
