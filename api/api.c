@@ -641,7 +641,8 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
         o->n = (size_t)i + 1;
         if (st != FUSE_OK) /* the diagnostic names the export and its bytes */
             return rt_alloc_failed(run->plan, t, "the output map's copy of",
-                                   (uint64_t)run->plan->count[t->id] * rt_elem_bytes(run->plan));
+                                   (uint64_t)run->plan->count[t->id] *
+                                       rt_tensor_bytes(run->plan, t->id));
         if (!o->names[i])
             return FUSE_E_NOMEM;
     }
@@ -731,7 +732,7 @@ static int check_output(fuse_runner *run, const fuse_input *outputs, size_t i)
     }
     int t = export_named(p, o->name);
     const char *why = t < 0 ? "is not an export of the program"
-                      : o->tensor.dtype != rt_elem_dtype(run->plan)
+                      : o->tensor.dtype != rt_tensor_dtype(run->plan, t)
                           ? "must have the runner's dtype (float32, or as its precision says)"
                       : !o->tensor.data ? "has no data"
                       : o->tensor.rank != p->tensors[t]->rank ? "has the wrong rank" : NULL;
@@ -760,7 +761,7 @@ static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t
             return false;
         void *data = outputs[i].tensor.data;
         /* kernels read and write tensors at float alignment: 64 is only faster */
-        if (outputs[i].borrow && (uintptr_t)data % rt_elem_bytes(pl) == 0 &&
+        if (outputs[i].borrow && (uintptr_t)data % rt_tensor_bytes(pl, t) == 0 &&
             rt_output_bindable(pl, t))
             pl->out_bind[t] = data;
     }
@@ -788,7 +789,8 @@ static fuse_status runner_run_into(fuse_runner *run, const fuse_input *inputs,
     for (size_t i = 0; i < n_outputs; i++) {
         int t = export_named(pl->ir, outputs[i].name);
         if (pl->bufs[t] != outputs[i].tensor.data)
-            memcpy(outputs[i].tensor.data, pl->bufs[t], (size_t)pl->count[t] * rt_elem_bytes(pl));
+            memcpy(outputs[i].tensor.data, pl->bufs[t],
+                   (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
     rt_unborrow_sources(pl); /* the host's buffers go back */
     return st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;

@@ -84,7 +84,7 @@ static fuse_status parse_selectors(const IrTensor *t, const char *sel, int64_t *
 static fuse_status slice(const RtPlan *pl, const IrTensor *t, const void *buf,
                          const int64_t *pos, fuse_tensor *out)
 {
-    size_t esize = rt_elem_bytes(pl);
+    size_t esize = rt_tensor_bytes(pl, t->id);
     int64_t shape[FUSE_MAX_RANK], stride[FUSE_MAX_RANK];
     int rank = 0;
     int64_t st = 1;
@@ -112,7 +112,7 @@ static fuse_status slice(const RtPlan *pl, const IrTensor *t, const void *buf,
         memcpy(vals + (size_t)i * esize, (const char *)buf + (size_t)off * esize, esize);
     }
     memset(out, 0, sizeof *out);
-    out->dtype = rt_elem_dtype(pl);
+    out->dtype = rt_tensor_dtype(pl, t->id);
     out->rank = rank;
     memcpy(out->shape, shape, sizeof shape[0] * (size_t)rank);
     out->data = vals;

@@ -318,10 +318,16 @@ static LLVMValueRef gep(Emit *e, LLVMValueRef base, LLVMValueRef off)
     return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, base, &off, 1, "v.p");
 }
 
-/* &base[off] in a tensor (storage elements) */
-static LLVMValueRef tgep(Emit *e, LLVMValueRef base, LLVMValueRef off)
+/* &base[off] in tensor t's buffer (storage elements) */
+static LLVMValueRef tgep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off)
 {
-    return emit_tensor_gep(e, base, off, "v.tp");
+    return emit_tensor_gep(e, t, base, off, "v.tp");
+}
+
+/* the same in the output's buffer */
+static LLVMValueRef ogep(Emit *e, LLVMValueRef base, LLVMValueRef off)
+{
+    return tgep(e, e->op->out, base, off);
 }
 
 /* Element offset in tensor `which` (0 out, 1 A, 2 B) of flat index x of g. */
@@ -352,6 +358,7 @@ typedef struct CPanel {
     int which;
     int64_t lanes;
     bool lanes_contiguous; /* lg is contiguous in the tensor: one vector per k */
+    int tensor;            /* the tensor packed (its element type) */
 } CPanel;
 
 /* The alignment a panel's per-k vector store may claim: the panel starts 64-byte
@@ -375,11 +382,13 @@ static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMV
                               LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
 {
     LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
-    LLVMValueRef base = tgep(e, src, group_offset(e, pp->lg, pp->which, x0));
+    LLVMValueRef base = tgep(e, pp->tensor, src, group_offset(e, pp->lg, pp->which, x0));
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
-    LLVMValueRef at = tgep(e, base, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
-    LLVMValueRef v = emit_tensor_load(e, vt, at, emit_store_bytes(e), "v.pv");
+    LLVMValueRef at = tgep(e, pp->tensor, base,
+                           group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef v = emit_tensor_load(e, pp->tensor, vt, at, emit_store_bytes(e, pp->tensor),
+                                      "v.pv");
     set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
               panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
     cl_end(e, &lk);
@@ -401,10 +410,12 @@ static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMVa
     }
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.l");
-    LLVMValueRef row = tgep(e, src, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef row = tgep(e, pp->tensor, src,
+                            group_offset(e, pp->kg, pp->which, add(e, pc, k)));
     LLVMValueRef v = LLVMGetUndef(vt);
     for (int64_t l = 0; l < pp->lanes; l++) {
-        LLVMValueRef x = emit_tensor_load(e, e->t_f32, tgep(e, row, off[l]), 0, "v.pl");
+        LLVMValueRef x = emit_tensor_load(e, pp->tensor, e->t_f32,
+                                          tgep(e, pp->tensor, row, off[l]), 0, "v.pl");
         x = LLVMBuildSelect(e->bld, valid[l], x, emit_f32(e, 0.0), "v.pl0");
         v = LLVMBuildInsertElement(e->bld, v, x, LLVMConstInt(i32, (unsigned long long)l, 0), "v.pi");
     }
@@ -458,7 +469,8 @@ static bool panel_is_contiguous(const CGroup *g, int which, int64_t lanes)
 static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef ap,
                    LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr)};
+    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr),
+                 e->op->in[c->a].tensor};
     pack_block(e, &pp, a, ap, ic, mc, pc, kc);
 }
 
@@ -466,7 +478,8 @@ static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef a
 static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef bp,
                    LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr)};
+    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr),
+                 e->op->in[c->b].tensor};
     pack_block(e, &pp, b, bp, jc, nc, pc, kc);
 }
 
@@ -608,7 +621,7 @@ static void store_tile(Emit *e, const Contraction *c, LLVMValueRef tile, const L
 static LLVMValueRef old_value(Emit *e, LLVMTypeRef ty, LLVMValueRef at, unsigned align,
                               LLVMValueRef first)
 {
-    LLVMValueRef old = emit_tensor_load(e, ty, at, align, "v.o");
+    LLVMValueRef old = emit_tensor_load(e, e->op->out, ty, at, align, "v.o");
     return first ? LLVMBuildSelect(e->bld, first, LLVMConstNull(ty), old, "v.o0") : old;
 }
 
@@ -637,7 +650,7 @@ static void update_cell(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValu
         emit_fast(v);
     }
     LLVMValueRef old = old_value(e, e->t_f32, at, c->esize, first);
-    emit_tensor_store(e, combine(e, c, e->t_f32, old, v), at);
+    emit_tensor_store(e, e->op->out, combine(e, c, e->t_f32, old, v), at);
 }
 
 /* A whole row of NR contiguous output cells from the row's accumulators. */
@@ -646,7 +659,7 @@ static void update_row_vector(Emit *e, const Contraction *c, LLVMValueRef at,
 {
     LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
     for (int64_t j = 0; j < c->nr; j += c->vw) {
-        LLVMValueRef pa = tgep(e, at, emit_i64(e, j));
+        LLVMValueRef pa = ogep(e, at, emit_i64(e, j));
         LLVMValueRef v = acc[j / c->vw];
         if (c->coef != 1.0) {
             LLVMValueRef k = splat(e, vt, c->vw, emit_f32(e, c->coef));
@@ -654,7 +667,7 @@ static void update_row_vector(Emit *e, const Contraction *c, LLVMValueRef at,
             emit_fast(v);
         }
         LLVMValueRef old = old_value(e, vt, pa, c->esize, first);
-        set_align(emit_tensor_store(e, combine(e, c, vt, old, v), pa), c->esize);
+        set_align(emit_tensor_store(e, e->op->out, combine(e, c, vt, old, v), pa), c->esize);
     }
 }
 
@@ -670,12 +683,12 @@ static void update_tile_cells(Emit *e, const Contraction *c, LLVMValueRef out,
 {
     CLoop lr, lc;
     LLVMValueRef r = cl_begin(e, &lr, w->mr_eff, 1, "b.up.r");
-    LLVMValueRef row = tgep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, r)));
+    LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, r)));
     LLVMValueRef trow = gep(e, tile, mul(e, r, c->nr));
     LLVMValueRef col = cl_begin(e, &lc, w->nr_eff, 1, "b.up.c");
     LLVMValueRef at = c->is_n_contiguous
-                          ? tgep(e, row, add(e, w->n0, col))
-                          : tgep(e, row, group_offset(e, &c->n, 0, add(e, w->n0, col)));
+                          ? ogep(e, row, add(e, w->n0, col))
+                          : ogep(e, row, group_offset(e, &c->n, 0, add(e, w->n0, col)));
     update_cell(e, c, at, gep(e, trow, col), w->first);
     cl_end(e, &lc);
     cl_end(e, &lr);
@@ -700,8 +713,8 @@ static void update_tile(Emit *e, const Contraction *c, LLVMValueRef out, LLVMVal
     LLVMBuildCondBr(e->bld, full, vec, edge);
     LLVMPositionBuilderAtEnd(e->bld, vec);
     for (int64_t r = 0; r < c->mr; r++) {
-        LLVMValueRef row = tgep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, emit_i64(e, r))));
-        update_row_vector(e, c, tgep(e, row, w->n0), acc + r * (c->nr / c->vw), w->first);
+        LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, emit_i64(e, r))));
+        update_row_vector(e, c, ogep(e, row, w->n0), acc + r * (c->nr / c->vw), w->first);
     }
     LLVMBuildBr(e->bld, done);
     LLVMPositionBuilderAtEnd(e->bld, edge);
@@ -721,10 +734,10 @@ static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const
     LLVMValueRef last = LLVMBuildSub(e->bld, w->mr_eff, emit_i64(e, 1), "v.last");
     for (int64_t r = 0; r < c->mr; r++) {
         LLVMValueRef rr = umin(e, emit_i64(e, r), last);
-        LLVMValueRef row = tgep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
-        row = tgep(e, row, w->n0);
+        LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
+        row = ogep(e, row, w->n0);
         for (int64_t j = 0; j < c->nr; j += 16)
-            prefetch(e, tgep(e, row, emit_i64(e, j)), 1, 3);
+            prefetch(e, ogep(e, row, emit_i64(e, j)), 1, 3);
     }
 }
 
@@ -935,9 +948,9 @@ static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMV
     CLoop lb;
     LLVMValueRef bi = cl_begin(e, &lb, emit_i64(e, c->batch.total), 1, "b.batch");
     q.bi = bi;
-    q.out = tgep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
-    q.a = tgep(e, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
-    q.b = tgep(e, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
+    q.out = ogep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
+    q.a = tgep(e, e->op->in[c->a].tensor, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
+    q.b = tgep(e, e->op->in[c->b].tensor, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
     emit_blocks(e, c, &q);
     cl_end(e, &lb);
     LLVMBuildBr(e->bld, done);

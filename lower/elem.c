@@ -53,11 +53,6 @@ LLVMValueRef emit_fpcast(Emit *e, LLVMValueRef v, LLVMTypeRef ty, const char *na
     return widen ? LLVMBuildFPExt(e->bld, v, ty, name) : LLVMBuildFPTrunc(e->bld, v, ty, name);
 }
 
-unsigned emit_store_bytes(const Emit *e)
-{
-    return (unsigned)lower_store_bytes(e->opt);
-}
-
 static fuse_precision precision_of(const Emit *e)
 {
     return e->opt ? e->opt->precision : FUSE_PRECISION_FP32;
@@ -180,45 +175,84 @@ static LLVMValueRef float_to_half_bits(Emit *e, LLVMValueRef f)
     return LLVMBuildTrunc(e->bld, o, like(i32, LLVMInt16TypeInContext(e->ctx)), "v.f2h");
 }
 
-LLVMValueRef emit_widen(Emit *e, LLVMValueRef v)
+/* The precision of tensor t's buffer: the runner's, or the one the runtime kept
+ * for it (IrTensor.elem: a 16-bit source as it was bound). */
+static fuse_precision store_of(const Emit *e, int t)
 {
-    switch (precision_of(e)) {
-    case FUSE_PRECISION_BF16: return bf16_to_float(e, v);
+    int elem = t >= 0 && t < e->p->n_tensors ? e->p->tensors[t]->elem : 0;
+    return elem ? (fuse_precision)(elem - 1) : precision_of(e);
+}
+
+/* the LLVM element type of a buffer of precision p */
+static LLVMTypeRef store_type(const Emit *e, fuse_precision p)
+{
+    switch (p) {
+    case FUSE_PRECISION_FP64: return LLVMDoubleTypeInContext(e->ctx);
+    case FUSE_PRECISION_BF16: return LLVMInt16TypeInContext(e->ctx);
     case FUSE_PRECISION_FP16:
-        if (e->opt->soft_half)
-            return half_bits_to_float(e, v);
-        return LLVMBuildFPExt(e->bld, v, like(LLVMTypeOf(v), e->t_f32), "v.h2f");
-    default: return v;
+        return e->opt->soft_half ? LLVMInt16TypeInContext(e->ctx) : LLVMHalfTypeInContext(e->ctx);
+    default: return LLVMFloatTypeInContext(e->ctx);
     }
 }
 
-LLVMValueRef emit_narrow(Emit *e, LLVMValueRef v)
+/* float or double (scalar or vector) v as the compute type's */
+static LLVMValueRef to_compute(Emit *e, LLVMValueRef v)
 {
-    switch (precision_of(e)) {
+    LLVMTypeRef ty = like(LLVMTypeOf(v), e->t_f32);
+    return LLVMTypeOf(v) == ty ? v : LLVMBuildFPExt(e->bld, v, ty, "v.wide");
+}
+
+/* storage (precision p) -> compute */
+static LLVMValueRef widen(Emit *e, fuse_precision p, LLVMValueRef v)
+{
+    switch (p) {
+    case FUSE_PRECISION_BF16: return to_compute(e, bf16_to_float(e, v));
+    case FUSE_PRECISION_FP16:
+        if (e->opt->soft_half)
+            return to_compute(e, half_bits_to_float(e, v));
+        return LLVMBuildFPExt(e->bld, v, like(LLVMTypeOf(v), e->t_f32), "v.h2f");
+    default: return to_compute(e, v);
+    }
+}
+
+/* compute -> storage (precision p), rounding to nearest even. Only buffers of
+ * the runner's precision are stored to (kept sources are read-only), so a
+ * 16-bit store always narrows from float. */
+static LLVMValueRef narrow(Emit *e, fuse_precision p, LLVMValueRef v)
+{
+    switch (p) {
     case FUSE_PRECISION_BF16: return float_to_bf16(e, v);
     case FUSE_PRECISION_FP16:
         if (e->opt->soft_half)
             return float_to_half_bits(e, v);
-        return LLVMBuildFPTrunc(e->bld, v, like(LLVMTypeOf(v), e->t_store), "v.f2h");
+        return LLVMBuildFPTrunc(e->bld, v, like(LLVMTypeOf(v), store_type(e, p)), "v.f2h");
     default: return v;
     }
 }
 
-LLVMValueRef emit_tensor_gep(Emit *e, LLVMValueRef base, LLVMValueRef off, const char *name)
+unsigned emit_store_bytes(const Emit *e, int t)
 {
-    return LLVMBuildInBoundsGEP2(e->bld, e->t_store, base, &off, 1, name);
+    LowerOptions opt = {.precision = store_of(e, t)};
+    return (unsigned)lower_store_bytes(&opt);
 }
 
-LLVMValueRef emit_tensor_load(Emit *e, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
+LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                             const char *name)
+{
+    return LLVMBuildInBoundsGEP2(e->bld, store_type(e, store_of(e, t)), base, &off, 1, name);
+}
+
+LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
                               const char *name)
 {
-    LLVMValueRef v = LLVMBuildLoad2(e->bld, like(ty, e->t_store), ptr, name);
+    fuse_precision p = store_of(e, t);
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, like(ty, store_type(e, p)), ptr, name);
     if (align)
         LLVMSetAlignment(v, align);
-    return emit_widen(e, v);
+    return widen(e, p, v);
 }
 
-LLVMValueRef emit_tensor_store(Emit *e, LLVMValueRef v, LLVMValueRef ptr)
+LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr)
 {
-    return LLVMBuildStore(e->bld, emit_narrow(e, v), ptr);
+    return LLVMBuildStore(e->bld, narrow(e, store_of(e, t), v), ptr);
 }

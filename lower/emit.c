@@ -304,8 +304,8 @@ LLVMValueRef emit_load_operand(Emit *e, int i)
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
-    LLVMValueRef ptr = emit_tensor_gep(e, e->v_in[i], off, "v.addr");
-    LLVMValueRef v = emit_tensor_load(e, e->t_f32, ptr, 0, "v.x");
+    LLVMValueRef ptr = emit_tensor_gep(e, o->tensor, e->v_in[i], off, "v.addr");
+    LLVMValueRef v = emit_tensor_load(e, o->tensor, e->t_f32, ptr, 0, "v.x");
     return ok ? LLVMBuildSelect(e->bld, ok, v, emit_f32(e, 0.0), "v.x0") : v;
 }
 
@@ -328,7 +328,7 @@ LLVMValueRef emit_out_addr(Emit *e)
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
-    return emit_tensor_gep(e, e->v_out, off, "v.out");
+    return emit_tensor_gep(e, e->op->out, e->v_out, off, "v.out");
 }
 
 /* The product of every operand at the current counters. */
@@ -455,7 +455,7 @@ static void zero_output(Emit *e, const Order *out_axes)
 {
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, out_axes, loops);
-    emit_tensor_store(e, emit_f32(e, 0.0), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, emit_f32(e, 0.0), emit_out_addr(e));
     end_all(e, out_axes, loops);
 }
 
@@ -493,10 +493,10 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
     begin_all_stoppable(e, &all, loops, 1);
     LLVMValueRef v = scaled_product(e, proj);
     LLVMValueRef addr = emit_out_addr(e);
-    LLVMValueRef old = emit_tensor_load(e, e->t_f32, addr, 0, "v.old");
+    LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
     LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.acc");
     emit_fast(sum);
-    emit_tensor_store(e, sum, addr);
+    emit_tensor_store(e, e->op->out, sum, addr);
     end_all(e, &all, loops);
 }
 
@@ -552,13 +552,13 @@ void emit_store_contribution(Emit *e, LLVMValueRef v)
         v = LLVMBuildUIToFP(e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, v, emit_f32(e, 0.0), "v.pos"),
                             e->t_f32, "v.bool");
     if (!op->is_init) {
-        LLVMValueRef old = emit_tensor_load(e, e->t_f32, addr, 0, "v.old");
+        LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
         v = op->is_bool_out ? emit_intrinsic2(e, "llvm.maxnum", old, v)
           : op->red == RED_PROD ? LLVMBuildFMul(e->bld, old, v, "v.mul")
           : op->red == RED_MIN ? emit_intrinsic2(e, "llvm.minnum", old, v)
                             : LLVMBuildFAdd(e->bld, old, v, "v.add");
     }
-    emit_tensor_store(e, v, addr);
+    emit_tensor_store(e, e->op->out, v, addr);
 }
 
 /* Sums (and averages) accumulate in double: a float accumulator stops counting
@@ -757,7 +757,7 @@ static void emit_map(Emit *e)
     begin_all_stoppable(e, &out_axes, loops, 1);
     bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
     LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
-    emit_tensor_store(e, v, emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
     end_all(e, &out_axes, loops);
 }
 
@@ -773,7 +773,7 @@ LLVMValueRef emit_cell(Emit *e, bool store)
         bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
         v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
         if (store)
-            emit_tensor_store(e, v, emit_out_addr(e));
+            emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
         return v;
     }
     v = product(e);
@@ -818,15 +818,15 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
         /* inline and vectorised; x - max <= 0 (or NaN in a NaN row) */
         LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, x, mv, "v.d"));
-        emit_tensor_store(e, ex, addr);
+        emit_tensor_store(e, e->op->out, ex, addr);
         LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), ex, "v.s2");
         emit_fast(sum);
         LLVMBuildStore(e->bld, sum, s);
     } else {
         LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0),
                                          LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), "v.inv");
-        LLVMValueRef v = emit_tensor_load(e, e->t_f32, addr, 0, "v.e");
-        emit_tensor_store(e, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
+        LLVMValueRef v = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.e");
+        emit_tensor_store(e, e->op->out, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
     }
     emit_loop_end(e, &l);
 }

@@ -129,20 +129,21 @@ LLVMValueRef emit_out_addr(Emit *e);
 /* ---- elem.c: tensor elements in their storage type ----
  * Every load from and store to a tensor buffer goes through these, so one
  * precision setting changes them all; under fp32 they emit exactly what a plain
- * float load, store or GEP would. v and ty may be scalars or vectors. */
+ * float load, store or GEP would. v and ty may be scalars or vectors. A
+ * buffer holds the runner's precision, or (IrTensor.elem) a 16-bit source's
+ * own type, widened on every load. */
 void elem_types_init(Emit *e);
-LLVMValueRef emit_widen(Emit *e, LLVMValueRef v);   /* storage -> compute */
-LLVMValueRef emit_narrow(Emit *e, LLVMValueRef v);  /* compute -> storage, RNE */
-/* &base[off] in a tensor buffer */
-LLVMValueRef emit_tensor_gep(Emit *e, LLVMValueRef base, LLVMValueRef off, const char *name);
-/* a value of compute type ty (scalar or vector) loaded from a tensor buffer
+/* &base[off] in the buffer of tensor t (an id of e->p) */
+LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                             const char *name);
+/* a value of compute type ty (scalar or vector) loaded from tensor t's buffer
  * (align: bytes the load may claim; 0: the type's) */
-LLVMValueRef emit_tensor_load(Emit *e, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
+LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
                               const char *name);
-/* stores compute value v into a tensor buffer; returns the store */
-LLVMValueRef emit_tensor_store(Emit *e, LLVMValueRef v, LLVMValueRef ptr);
-/* bytes of one storage element (the alignment a tensor access may claim) */
-unsigned emit_store_bytes(const Emit *e);
+/* stores compute value v into tensor t's buffer; returns the store */
+LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr);
+/* bytes of one element of tensor t's buffer (the alignment an access may claim) */
+unsigned emit_store_bytes(const Emit *e, int t);
 /* v (float or double, scalar) as type ty: fpext, fptrunc or v itself */
 LLVMValueRef emit_fpcast(Emit *e, LLVMValueRef v, LLVMTypeRef ty, const char *name);
 /* the compute type is double (fp64) */

@@ -114,7 +114,7 @@ static void lnorm_write(Emit *e, int axis, LLVMValueRef x0, LLVMValueRef md, LLV
     Loop l = emit_loop_begin(e, axis);
     LLVMValueRef d = LLVMBuildFSub(e->bld, emit_load_operand(e, 0), x0, "v.dx");
     d = LLVMBuildFSub(e->bld, d, md, "v.dev");
-    emit_tensor_store(e, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
     emit_loop_end(e, &l);
 }
 
@@ -209,15 +209,15 @@ static void masked_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRe
         } else {
             LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, c.v, mv, "v.d"));
             add_to(e, s, LLVMBuildSelect(e->bld, c.in_sum, ex, zero, "v.term"));
-            emit_tensor_store(e, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
+            emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
         }
     } else {
         LLVMValueRef sv = load_slot(e, s, "v.s");
         LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0), sv, "v.inv");
-        LLVMValueRef q = LLVMBuildFMul(e->bld, emit_tensor_load(e, e->t_f32, addr, 0, "v.e"), inv,
+        LLVMValueRef q = LLVMBuildFMul(e->bld, emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.e"), inv,
                                        "v.p");
         LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, sv, zero, "v.nonempty");
-        emit_tensor_store(e, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
+        emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
     }
     emit_loop_end(e, &l);
 }
@@ -248,7 +248,7 @@ void emit_case(Emit *e)
         LLVMValueRef pick = LLVMBuildFCmp(e->bld, LLVMRealUNE, c, emit_f32(e, 0.0), "v.cond");
         v = LLVMBuildSelect(e->bld, pick, emit_load_operand(e, 2 * i + 1), v, "v.case");
     }
-    emit_tensor_store(e, v, emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
     rows_end(e, &r);
 }
 
@@ -295,6 +295,6 @@ void emit_rope(Emit *e)
                                         "v.sign");
     LLVMValueRef ys = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, y, s, "v.ys"), sign, "v.yss");
     LLVMValueRef out = LLVMBuildFAdd(e->bld, LLVMBuildFMul(e->bld, x, c, "v.xc"), ys, "v.rope");
-    emit_tensor_store(e, LLVMBuildSelect(e->bld, is_tail, x, out, "v.rope2"), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, is_tail, x, out, "v.rope2"), emit_out_addr(e));
     rows_end(e, &r);
 }

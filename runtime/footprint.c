@@ -84,7 +84,7 @@ void rt_describe_tensor(const RtPlan *pl, const IrTensor *t, uint64_t bytes, cha
     snprintf(shape + n, sizeof shape - n, "]");
     /* a name is cut so that three of them fit one message */
     snprintf(buf, cap, "%.40s%s: %s %s %s", t->name, strlen(t->name) > 40 ? "..." : "",
-             size, shape, fuse_dtype_name(rt_elem_dtype(pl)));
+             size, shape, fuse_dtype_name(rt_tensor_dtype(pl, t->id)));
 }
 
 fuse_status rt_alloc_failed(RtPlan *pl, const IrTensor *t, const char *what, uint64_t bytes)
@@ -151,7 +151,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
  * and its stored steps. */
 static uint64_t tensor_bytes(const RtPlan *pl, int t)
 {
-    uint64_t one = (uint64_t)pl->count[t] * rt_elem_bytes(pl);
+    uint64_t one = (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
     uint64_t n = pl->ir->tensors[t]->is_read_prev ? 2 : 1;
     for (int k = 0; k < pl->ir->n_streams; k++)
         if (pl->ir->streams[k]->tensor == t)
@@ -506,7 +506,7 @@ void rt_plan_lifetimes(RtPlan *pl)
     if (min < (uint64_t)(page > 0 ? page : 4096))
         min = (uint64_t)(page > 0 ? page : 4096); /* a buffer without a whole page: nothing */
     for (int t = 0; t < p->n_tensors; t++)
-        if (keep[t] || (uint64_t)pl->count[t] * rt_elem_bytes(pl) < min)
+        if (keep[t] || (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t) < min)
             pl->last_use[t] = -1;
     find_reuse(pl, pl->is_written_whole);
     pl->peak_bytes = peak_of_run(pl, first, pl->is_written_whole);
@@ -549,7 +549,7 @@ void rt_release_dead(RtPlan *pl, int g0, int g1)
             continue; /* kept, not dead yet, or a host's buffer */
         if (y >= 0 && pl->bufs[y] == pl->bufs[t])
             continue; /* y lives on in it */
-        release_pages(pl->bufs[t], (size_t)pl->count[t] * rt_elem_bytes(pl));
+        release_pages(pl->bufs[t], (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
 }
 

@@ -61,7 +61,7 @@ static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
     int n = p->n_tensors;
     for (int i = 0; i < n; i++) {
         IrTensor *t = p->tensors[i];
-        size_t bytes = (size_t)pl->count[i] * rt_elem_bytes(pl);
+        size_t bytes = (size_t)pl->count[i] * rt_tensor_bytes(pl, i);
         if (!(pl->bufs[i] = io_alloc_aligned(bytes)))
             return rt_alloc_failed(pl, t, "tensor", bytes);
         if (t->is_read_prev && !(pl->bufs[n + i] = io_alloc_aligned(bytes)))
@@ -177,6 +177,8 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     pl->timings.check_ms = sup_clock_ms() - t0 - pl->timings.parse_ms;
     if (st == FUSE_OK && js)
         st = refuse_host_ops(pl);
+    if (st == FUSE_OK && js)
+        rt_keep_sources(pl, inputs, n_inputs); /* 16-bit inputs stay 16-bit */
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)

@@ -300,9 +300,24 @@ static inline void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v)
  * rules: booleans thresholded) */
 void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
                          bool is_bool);
-/* a tensor viewing buffer buf of t (the plan's dtype, t's shape; not owned) */
+/* Per tensor: a 16-bit source (bfloat16 or float16) bound at the runner's
+ * creation by a host input of that dtype keeps it when the runner's precision
+ * stores another type: its buffer holds the data as given (half the bytes of
+ * float32, exact), kernels widen it on every load, and later runs must bind it
+ * in the same dtype. IrTensor.elem records it. */
+void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs);
+/* FUSE_E_ARG with a diagnostic when input `in` of kept source t has another dtype */
+fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in);
+/* bytes of one element of tensor t's buffer, and its dtype */
+size_t rt_tensor_bytes(const RtPlan *pl, int t);
+fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t);
+/* n elements of dtype dt into t's buffer dst (rt_elem_from_source, or a copy for
+ * a kept source) */
+void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
+                           void *dst, int64_t n);
+/* a tensor viewing buffer buf of t (t's dtype and shape; not owned) */
 fuse_tensor rt_elem_view(const RtPlan *pl, const IrTensor *t, const void *buf);
-/* a copy of t's buffer as a tensor of the plan's dtype (data from
+/* a copy of t's buffer as a tensor of t's dtype (data from
  * io_alloc_aligned); FUSE_E_NOMEM */
 fuse_status rt_elem_copy(const RtPlan *pl, const IrTensor *t, fuse_tensor *out);
 /* FUSE_OK under fp32; otherwise FUSE_E_UNSUPPORTED with a diagnostic naming the

@@ -310,7 +310,8 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
                                 inputs[i].name);
         bool is_compiled = pl->bufs && pl->ir->is_shaped; /* a runner's, not a check's */
         if (is_compiled && !rt_stream_is_seed(inputs[i].name) &&
-            check_compiled_shape(pl, t, &inputs[i]) != FUSE_OK)
+            (check_compiled_shape(pl, t, &inputs[i]) != FUSE_OK ||
+             rt_check_kept_source(pl, t, &inputs[i]) != FUSE_OK))
             return FUSE_E_ARG;
     }
     return FUSE_OK;
@@ -476,8 +477,7 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
         fits = fits && src->shape[k] <= t->shape[k];
     }
     if (same) {
-        rt_elem_from_source(pl, src->dtype, src->data, pl->bufs[t->id], pl->count[t->id],
-                            t->is_bool);
+        rt_tensor_from_source(pl, t, src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
         return FUSE_OK;
     }
     if (!may_pad || !fits)
@@ -485,11 +485,11 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
                         "source %s: %s changed shape since the program was compiled", t->name,
                         what);
     int64_t n = io_shape_count(src->rank, src->shape);
-    size_t esize = rt_elem_bytes(pl);
+    size_t esize = rt_tensor_bytes(pl, t->id);
     char *tmp = malloc(esize * (size_t)(n > 0 ? n : 1));
     if (!tmp)
         return rt_alloc_failed(pl, t, "the padded copy of source", esize * (size_t)n);
-    rt_elem_from_source(pl, src->dtype, src->data, tmp, n, t->is_bool);
+    rt_tensor_from_source(pl, t, src->dtype, src->data, tmp, n);
     memset(pl->bufs[t->id], 0, esize * (size_t)pl->count[t->id]);
     if (n > 0)
         copy_padded(tmp, src->shape, (char *)pl->bufs[t->id], t->shape, t->rank, esize);
@@ -514,8 +514,8 @@ void rt_unborrow_sources(RtPlan *pl)
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
     const fuse_tensor *s = &in->tensor;
-    if (!in->borrow || s->dtype != rt_elem_dtype(pl) || !s->data ||
-        ((uintptr_t)s->data % rt_elem_bytes(pl)) ||
+    if (!in->borrow || s->dtype != rt_tensor_dtype(pl, t->id) || !s->data ||
+        ((uintptr_t)s->data % rt_tensor_bytes(pl, t->id)) ||
         s->rank != t->rank || t->is_read_prev || t->is_bool)
         return false;
     for (int k = 0; k < t->rank; k++)
@@ -547,7 +547,8 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
 static void source_nomem(RtPlan *pl, const IrTensor *t, const char *err)
 {
     char desc[256];
-    rt_describe_tensor(pl, t, (uint64_t)pl->count[t->id] * rt_elem_bytes(pl), desc, sizeof desc);
+    rt_describe_tensor(pl, t, (uint64_t)pl->count[t->id] * rt_tensor_bytes(pl, t->id), desc,
+                       sizeof desc);
     fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "source %s: %s (reading it into %s)", t->name,
              err ? err : "out of memory", desc);
 }

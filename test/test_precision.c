@@ -469,6 +469,105 @@ START_TEST(run_into_the_runners_dtype)
 }
 END_TEST
 
+/* ---- 16-bit sources kept as they were bound ---- */
+
+/* C = W X with W bound as 16-bit data (dtype wdt) in runner precision p: W stays
+ * 16-bit in memory and is widened exactly in packing, so the result is held to
+ * the runner's own bound against W's exact values. The loop-nest path (a small
+ * product) and an elementwise op read it too. */
+static void expect_kept_source(int p, fuse_dtype wdt, bool no_f16c)
+{
+    enum { M = 67, K = 129, N = 95 };
+    double *w = random_doubles(M * K, 19), *x = random_doubles(K * N, 20), want[M * N];
+    uint16_t wbits[M * K];
+    for (int i = 0; i < M * K; i++) { /* W's 16-bit values, and the doubles they are */
+        wbits[i] = wdt == FUSE_BF16 ? io_float_to_bf16((float)w[i]) : io_float_to_half((float)w[i]);
+        w[i] = wdt == FUSE_BF16 ? io_bf16_to_float(wbits[i]) : io_half_to_float(wbits[i]);
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++)
+                acc += w[i * K + k] * x[k * N + j];
+            want[i * N + j] = acc;
+        }
+    fuse_input in[2] = {{.name = "W", .borrow = 1,
+                         .tensor = {.dtype = wdt, .rank = 2, .shape = {M, K}, .data = wbits}},
+                        f64_input("X", 2, (int64_t[]){K, N}, x)};
+    if (no_f16c)
+        setenv("FUSE_JIT_NO_F16C", "1", 1);
+    fuse_ctx *ctx;
+    fuse_program *prog;
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    fuse_runner *run = runner_as(p, &ctx, &prog, "W[i,k] = \"w.npy\"\nX[k,j] = \"x.npy\"\n"
+                                 "C[i,j] = W[i,k] X[k,j]\nT[i,k] = tanh(W[i,k])\n"
+                                 "D[i] = W[i,k] W[i,k]\nexport C\nexport T\nexport D\n",
+                                 &cfg, in, 2);
+    unsetenv("FUSE_JIT_NO_F16C");
+    /* W's buffer takes 2 bytes an element, not the runner's: against a runner
+     * given W as float64 (converted into the runner's type) */
+    fuse_timings kept = {.size = sizeof kept}, converted = {.size = sizeof converted};
+    ck_assert_int_eq(fuse_runner_timings(run, &kept), FUSE_OK);
+    fuse_input wide[2] = {f64_input("W", 2, (int64_t[]){M, K}, w), in[1]};
+    fuse_runner *run2 = NULL;
+    ck_assert_int_eq(fuse_runner_new(prog, &cfg, wide, 2, &run2), FUSE_OK);
+    ck_assert_int_eq(fuse_runner_timings(run2, &converted), FUSE_OK);
+    fuse_runner_free(run2);
+    if (fuse_dtype_size(DTYPES[p]) != 2)
+        ck_assert_uint_eq(converted.buffer_bytes - kept.buffer_bytes,
+                          (uint64_t)M * K * (fuse_dtype_size(DTYPES[p]) - 2));
+    fuse_outputs *out = NULL;
+    ck_assert_msg(fuse_runner_run(run, in, 2, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    double *got = malloc(sizeof *got * M * K);
+    tensor_values(fuse_outputs_find(out, "C"), p, got, M * N);
+    expect_within(p, "product of a kept 16-bit source", got, want, M * N, BOUND[p]);
+    double tw[M * K], dw[M];
+    for (int i = 0; i < M; i++) {
+        dw[i] = 0;
+        for (int k = 0; k < K; k++) {
+            tw[i * K + k] = tanh(w[i * K + k]);
+            dw[i] += w[i * K + k] * w[i * K + k];
+        }
+    }
+    tensor_values(fuse_outputs_find(out, "T"), p, got, M * K);
+    expect_within(p, "tanh of a kept source", got, tw, M * K, BOUND[p]);
+    tensor_values(fuse_outputs_find(out, "D"), p, got, M);
+    expect_within(p, "sum of squares of a kept source", got, dw, M, BOUND[p]);
+    fuse_outputs_free(out);
+    /* a later run must bind W in the dtype the runner keeps */
+    float wf[M * K];
+    for (int i = 0; i < M * K; i++)
+        wf[i] = (float)w[i];
+    fuse_input other[2] = {{.name = "W",
+                            .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {M, K}, .data = wf}},
+                           in[1]};
+    ck_assert_int_eq(fuse_runner_run(run, other, 2, &out), FUSE_E_ARG);
+    ck_assert_msg(strstr(fuse_ctx_error(ctx), "keeps W as"), "%s", fuse_ctx_error(ctx));
+    free(got);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(w), free(x);
+}
+
+START_TEST(bf16_source_kept_in_fp32_and_fp64)
+{
+    expect_kept_source(0, FUSE_BF16, false);
+    expect_kept_source(1, FUSE_BF16, false);
+    expect_kept_source(3, FUSE_BF16, false); /* bf16 data in an fp16 runner: kept, exact */
+}
+END_TEST
+
+START_TEST(f16_source_kept_with_and_without_f16c)
+{
+    expect_kept_source(0, FUSE_F16, false);
+    expect_kept_source(0, FUSE_F16, true);
+    expect_kept_source(1, FUSE_F16, true);
+    expect_kept_source(2, FUSE_F16, false); /* f16 data in a bf16 runner */
+}
+END_TEST
+
 /* ---- rounding of 16-bit stores ---- */
 
 /* x rounded to a binary float with `bits` significant bits, smallest normal
@@ -741,6 +840,8 @@ static Suite *precision_suite(void)
     tcase_add_test(st, unsupported_feature_is_refused);
     tcase_add_test(st, safetensors_sources_keep_their_digits);
     tcase_add_test(st, memory_cap_counts_the_element_size);
+    tcase_add_test(st, bf16_source_kept_in_fp32_and_fp64);
+    tcase_add_test(st, f16_source_kept_with_and_without_f16c);
     suite_add_tcase(s, st);
     return s;
 }
