@@ -15,7 +15,8 @@
  *   sgemm N        cblas_sgemm on float32 data (the baseline of fp32, bf16, fp16)
  *   gemv B PREC    Y[b,o] = W[o,i] X[b,i], W 4096 x 4096 in the precision's
  *                  dtype (bf16: 32 MiB instead of 64), batch B (1 or 8);
- *                  bf16 against fp32
+ *                  bf16 against fp32, and an fp32 runner given W as
+ *                  bfloat16 (kept 16-bit: fp32+bf16W)
  *
  * bench/precision.sh builds and runs it (OPENBLAS_NUM_THREADS=1).
  *
@@ -126,15 +127,16 @@ static int item_run(fuse_ctx *ctx, Item *it)
     return 0;
 }
 
-/* A runner of `text` in precision p over inputs A/W (d0a x d1a) and B/X. */
-static int item_program(fuse_ctx *ctx, Item *it, const char *text, int p, const char *names[2],
-                        const int64_t shapes[3][2])
+/* A runner of `text` in precision p over inputs names[0] (of dtype adt) and
+ * names[1] (the precision's dtype), of shapes[0] and shapes[1]. */
+static int item_program(fuse_ctx *ctx, Item *it, const char *text, int p, fuse_dtype adt,
+                        const char *names[2], const int64_t shapes[3][2])
 {
     fuse_dtype dt = PREC_DTYPES[p];
-    it->a = random_data((size_t)(shapes[0][0] * shapes[0][1]), dt, 1);
+    it->a = random_data((size_t)(shapes[0][0] * shapes[0][1]), adt, 1);
     it->b = random_data((size_t)(shapes[1][0] * shapes[1][1]), dt, 2);
     it->c = random_data((size_t)(shapes[2][0] * shapes[2][1]), dt, 3);
-    it->in[0] = tensor2(names[0], dt, shapes[0][0], shapes[0][1], it->a);
+    it->in[0] = tensor2(names[0], adt, shapes[0][0], shapes[0][1], it->a);
     it->in[1] = tensor2(names[1], dt, shapes[1][0], shapes[1][1], it->b);
     it->out = tensor2("C", dt, shapes[2][0], shapes[2][1], it->c);
     fuse_config cfg;
@@ -202,7 +204,7 @@ static int bench_gemm(fuse_ctx *ctx, int n, int repeat)
         items[p].baseline = p == 1 ? 4 : 5; /* fp64 against dgemm, the others sgemm */
         rc = item_program(ctx, &items[p],
                           "A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
-                          "export C\n", p, names, shapes);
+                          "export C\n", p, PREC_DTYPES[p], names, shapes);
     }
     for (int k = 4; k < 6; k++) {
         Item *it = &items[k];
@@ -226,22 +228,25 @@ static int bench_gemm(fuse_ctx *ctx, int n, int repeat)
 static int bench_gemv(fuse_ctx *ctx, int batch, int repeat)
 {
     enum { D = 4096 };
-    Item items[2];
+    Item items[3];
     memset(items, 0, sizeof items);
     const char *names[2] = {"W", "X"};
     const int64_t shapes[3][2] = {{D, D}, {batch, D}, {batch, D}};
     int rc = 0;
-    for (int k = 0; k < 2 && rc == 0; k++) { /* fp32, then bf16 against it */
-        int p = k == 0 ? 0 : 2;
-        snprintf(items[k].label, sizeof items[k].label, "gemv %d %s", batch, PREC_NAMES[p]);
+    const char *text = "W[o,i] = \"w.npy\"\nX[b,i] = \"x.npy\"\nC[b,o] = W[o,i] X[b,i]\n"
+                       "export C\n";
+    /* fp32; bf16; fp32 with W bound as bfloat16 (kept 16-bit, widened on load) */
+    static const int precs[3] = {0, 2, 0};
+    static const fuse_dtype wdts[3] = {FUSE_F32, FUSE_BF16, FUSE_BF16};
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        snprintf(items[k].label, sizeof items[k].label, "gemv %d %s", batch,
+                 k == 2 ? "fp32+bf16W" : PREC_NAMES[precs[k]]);
         items[k].baseline = k == 0 ? -1 : 0;
-        rc = item_program(ctx, &items[k],
-                          "W[o,i] = \"w.npy\"\nX[b,i] = \"x.npy\"\nC[b,o] = W[o,i] X[b,i]\n"
-                          "export C\n", p, names, shapes);
+        rc = item_program(ctx, &items[k], text, precs[k], wdts[k], names, shapes);
     }
     if (rc == 0)
-        rc = run_rounds(ctx, items, 2, repeat, 2.0 * batch * D * (double)D);
-    for (int k = 0; k < 2; k++)
+        rc = run_rounds(ctx, items, 3, repeat, 2.0 * batch * D * (double)D);
+    for (int k = 0; k < 3; k++)
         item_free(&items[k]);
     return rc;
 }
