@@ -131,7 +131,9 @@ typedef struct fusejit_input {
     fuse_tensor tensor;
     int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
                                of the runner's dtype (float32 unless
-                               fuse_config.precision says otherwise; at element
+                               fuse_config.precision says otherwise), or
+                               bfloat16/float16, which a runner keeps as given
+                               (docs/execution.md, "Precision"); at element
                                alignment; 64-byte aligned data
                                is a little faster); it must stay valid and
                                unchanged until the run returns */
