@@ -312,7 +312,8 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
     }
     fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
-                                 NULL, 0, NULL, NULL, NULL, NULL, &ctx->host, &prog->opts, 0);
+                                 NULL, 0, NULL, NULL, NULL, NULL, &ctx->host, &prog->opts, 0,
+                                 FUSE_PRECISION_FP32);
     if (st == FUSE_OK && api_program_list(prog) != FUSE_OK) {
         fuse_program_free(prog);
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
@@ -535,8 +536,6 @@ static const char *config_unsupported(const fuse_config *c)
 {
     if (c->device == FUSE_DEVICE_CUDA)
         return "device cuda is not available: this build has no GPU path (use auto or cpu)";
-    if (c->precision != FUSE_PRECISION_FP32)
-        return "precision fp64, bf16 and fp16 are not supported yet: only fp32";
     return NULL;
 }
 
@@ -573,7 +572,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
                                  cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix,
                                  prog->ctx->cache, cache_dir, &prog->ctx->host, &prog->opts,
-                                 cfg->max_memory);
+                                 cfg->max_memory, cfg->precision);
     free(cache_dir);
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
@@ -637,13 +636,13 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
         return FUSE_E_NOMEM;
     for (int i = 0; i < p->n_exports; i++) {
         const IrTensor *t = p->tensors[p->exports[i]];
-        fuse_status st = io_tensor_from_f32(FUSE_F32, t->rank, t->shape, run->plan->bufs[t->id],
-                                            &o->tensors[i]);
+        fuse_status st = rt_elem_copy(run->plan, t, &o->tensors[i]); /* the plan's dtype */
         o->names[i] = strdup(t->name);
         o->n = (size_t)i + 1;
         if (st != FUSE_OK) /* the diagnostic names the export and its bytes */
             return rt_alloc_failed(run->plan, t, "the output map's copy of",
-                                   (uint64_t)run->plan->count[t->id] * sizeof(float));
+                                   (uint64_t)run->plan->count[t->id] *
+                                       rt_tensor_bytes(run->plan, t->id));
         if (!o->names[i])
             return FUSE_E_NOMEM;
     }
@@ -733,7 +732,8 @@ static int check_output(fuse_runner *run, const fuse_input *outputs, size_t i)
     }
     int t = export_named(p, o->name);
     const char *why = t < 0 ? "is not an export of the program"
-                      : o->tensor.dtype != FUSE_F32 ? "must be float32"
+                      : o->tensor.dtype != rt_tensor_dtype(run->plan, t)
+                          ? "must have the runner's dtype (float32, or as its precision says)"
                       : !o->tensor.data ? "has no data"
                       : o->tensor.rank != p->tensors[t]->rank ? "has the wrong rank" : NULL;
     for (int k = 0; !why && k < o->tensor.rank; k++)
@@ -761,7 +761,7 @@ static bool bind_run_outputs(fuse_runner *run, const fuse_input *outputs, size_t
             return false;
         void *data = outputs[i].tensor.data;
         /* kernels read and write tensors at float alignment: 64 is only faster */
-        if (outputs[i].borrow && (uintptr_t)data % _Alignof(float) == 0 &&
+        if (outputs[i].borrow && (uintptr_t)data % rt_tensor_bytes(pl, t) == 0 &&
             rt_output_bindable(pl, t))
             pl->out_bind[t] = data;
     }
@@ -789,7 +789,8 @@ static fuse_status runner_run_into(fuse_runner *run, const fuse_input *inputs,
     for (size_t i = 0; i < n_outputs; i++) {
         int t = export_named(pl->ir, outputs[i].name);
         if (pl->bufs[t] != outputs[i].tensor.data)
-            memcpy(outputs[i].tensor.data, pl->bufs[t], (size_t)pl->count[t] * sizeof(float));
+            memcpy(outputs[i].tensor.data, pl->bufs[t],
+                   (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
     rt_unborrow_sources(pl); /* the host's buffers go back */
     return st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;

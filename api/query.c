@@ -79,10 +79,12 @@ static fuse_status parse_selectors(const IrTensor *t, const char *sel, int64_t *
     return FUSE_OK;
 }
 
-/* Copies the selected part of t's buffer into a new tensor. */
-static fuse_status slice(const IrTensor *t, const float *buf, const int64_t *pos,
-                         fuse_tensor *out)
+/* Copies the selected part of t's buffer (elements of the plan's dtype) into a
+ * new tensor of that dtype. */
+static fuse_status slice(const RtPlan *pl, const IrTensor *t, const void *buf,
+                         const int64_t *pos, fuse_tensor *out)
 {
+    size_t esize = rt_tensor_bytes(pl, t->id);
     int64_t shape[FUSE_MAX_RANK], stride[FUSE_MAX_RANK];
     int rank = 0;
     int64_t st = 1;
@@ -94,7 +96,7 @@ static fuse_status slice(const IrTensor *t, const float *buf, const int64_t *pos
         if (pos[s] < 0)
             shape[rank++] = t->shape[s];
     int64_t n = io_shape_count(rank, shape);
-    float *vals = malloc((size_t)(n > 0 ? n : 1) * sizeof *vals);
+    char *vals = io_alloc_aligned((size_t)(n > 0 ? n : 1) * esize);
     if (!vals)
         return FUSE_E_NOMEM;
     for (int64_t i = 0; i < n; i++) {
@@ -107,11 +109,14 @@ static fuse_status slice(const IrTensor *t, const float *buf, const int64_t *pos
             }
             off += c * stride[s];
         }
-        vals[i] = buf[off];
+        memcpy(vals + (size_t)i * esize, (const char *)buf + (size_t)off * esize, esize);
     }
-    fuse_status rc = io_tensor_from_f32(FUSE_F32, rank, shape, vals, out);
-    free(vals);
-    return rc;
+    memset(out, 0, sizeof *out);
+    out->dtype = rt_tensor_dtype(pl, t->id);
+    out->rank = rank;
+    memcpy(out->shape, shape, sizeof shape[0] * (size_t)rank);
+    out->data = vals;
+    return FUSE_OK;
 }
 
 static fuse_status one_output(const char *name, fuse_tensor *t, fuse_outputs **out)
@@ -191,7 +196,7 @@ static fuse_status runner_query(fuse_runner *run, const char *name, const char *
         return plan_fail(run, st);
     }
     fuse_tensor res;
-    st = slice(t, pl->bufs[t->id], pos, &res);
+    st = slice(pl, t, pl->bufs[t->id], pos, &res);
     rt_unborrow_sources(pl);
     if (st == FUSE_OK)
         st = one_output(name, &res, out);

@@ -111,6 +111,7 @@ typedef enum fusejit_dtype {
     FUSE_U64 = 9,
     FUSE_BOOL = 10,
     FUSE_F16 = 11,          /* IEEE binary16; appended, so older values keep theirs */
+    FUSE_BF16 = 12,         /* bfloat16 (the top 16 bits of a float32); appended */
     FUSE_DTYPE_COUNT
 } fuse_dtype;
 
@@ -129,7 +130,11 @@ typedef struct fusejit_input {
     const char *name;
     fuse_tensor tensor;
     int borrow;             /* nonzero: use `data` in place (zero-copy) when it is
-                               float32 (at float alignment; 64-byte aligned data
+                               of the runner's dtype (float32 unless
+                               fuse_config.precision says otherwise), or
+                               bfloat16/float16, which a runner keeps as given
+                               (docs/execution.md, "Precision"); at element
+                               alignment; 64-byte aligned data
                                is a little faster); it must stay valid and
                                unchanged until the run returns */
 } fuse_input;
@@ -154,8 +159,11 @@ typedef enum fusejit_projection {
     FUSE_PROJECTION_COUNT
 } fuse_projection;
 
-/* Only FUSE_PRECISION_FP32 is implemented: fuse_runner_new refuses the others with
- * FUSE_E_UNSUPPORTED. */
+/* The element type of every tensor a runner computes (docs/execution.md,
+ * "Precision"): fp32, fp64 (arithmetic and accumulation in double), bf16 and
+ * fp16 (stored in 16 bits, computed and accumulated in float32, rounded to
+ * nearest even on store). Sources and inputs are converted to it when bound;
+ * output maps hold FUSE_F32, FUSE_F64, FUSE_BF16 or FUSE_F16 accordingly. */
 typedef enum fusejit_precision {
     FUSE_PRECISION_FP32 = 0,
     FUSE_PRECISION_FP64 = 1,
@@ -213,7 +221,8 @@ typedef struct fusejit_config {
     const char *cache_dir;  /* NULL: $FUSE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/fuse-jit,
                                else ~/.cache/fuse-jit */
     int no_cache;           /* nonzero: neither read nor write the disk cache */
-    /* Bytes the runner's buffers may take: every tensor's float32 buffer, the
+    /* Bytes the runner's buffers may take: every tensor's buffer (4 bytes an
+     * element; 8 under fp64, 2 under bf16 and fp16), the
      * previous-sweep copies, stored steps and kernel scratch, summed (they all
      * live as long as the runner). Checked when the runner is made, before any
      * is allocated: above it fuse_runner_new is FUSE_E_NOMEM, naming the largest
@@ -275,7 +284,9 @@ typedef struct fusejit_tensor_info {
                                gives them exactly (not .csv .tsv .txt .md) */
     int64_t shape[FUSE_MAX_RANK];
     fuse_dtype dtype;       /* FUSE_F32: output maps hold float32, and run_into
-                               takes float32 (inputs may have any dtype) */
+                               takes float32 (inputs may have any dtype); a
+                               runner of another precision uses its dtype
+                               (FUSE_F64, FUSE_BF16, FUSE_F16) instead */
     int is_bool;            /* a boolean tensor (Name(...)): its float32 values are
                                0 or 1 (FUSE_BOOL is never reported) */
 } fuse_tensor_info;

@@ -64,6 +64,10 @@ typedef struct IrTensor {
     int64_t stream_offset;   /* the *t offset this slot holds */
     bool is_stream_state;    /* an earlier step (offset below the written one): a
                                 TEN_SOURCE the runtime fills from its stored steps */
+    /* set by the runtime before lowering: 1 + the fuse_precision its buffer holds
+     * when that is not the runner's (a 16-bit source kept as it was bound);
+     * 0: the runner's precision */
+    int elem;
 } IrTensor;
 
 typedef struct LoopAxis {

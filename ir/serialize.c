@@ -86,6 +86,7 @@ static void ser_tensor(Ser *s, const IrTensor *t)
     ser_int(s, (int64_t)t->is_bool | (int64_t)t->is_export << 1 |
                    (int64_t)t->is_recursive << 2 | (int64_t)t->is_read_prev << 3);
     ser_int(s, t->group);
+    ser_int(s, t->elem);
     if (t->kind == TEN_CONST && t->data) {
         int64_t n = 1;
         for (int i = 0; i < t->rank; i++)
@@ -218,6 +219,7 @@ static void ser_touched(Ser *s, const IrTensor *t)
         ser_int(s, t->shape[i]);
     ser_int(s, t->dotted);
     ser_int(s, t->is_bool);
+    ser_int(s, t->elem);
 }
 
 static bool group_reads_prev(const Group *g)

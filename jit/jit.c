@@ -190,6 +190,20 @@ static int jit_vector_bits_of(const char *features)
     return 128;
 }
 
+/* FUSE_JIT_NO_F16C set (and not "0"): the host is treated as lacking F16C, so
+ * half-precision conversions take the integer-op path a CPU without it needs
+ * (tests run it on any machine). The feature string is part of the cache key,
+ * so such code never mixes with the host's. */
+static void jit_apply_overrides(char *features)
+{
+    const char *v = getenv("FUSE_JIT_NO_F16C");
+    if (!v || !*v || strcmp(v, "0") == 0)
+        return;
+    for (char *p = features; (p = strstr(p, "+f16c")) != NULL; p++)
+        if ((p == features || p[-1] == ',') && (p[5] == ',' || p[5] == '\0'))
+            *p = '-';
+}
+
 /* Fills triple, cpu and features. The triple is the one ORC's host detection
  * uses (the process triple, which can differ from LLVM's default target). */
 static fuse_status jit_detect_host(JitSession *js, char **err)
@@ -204,6 +218,7 @@ static fuse_status jit_detect_host(JitSession *js, char **err)
     js->features = jit_take_message(LLVMGetHostCPUFeatures());
     if (!js->triple || !js->cpu || !js->features)
         return jit_fail(err, FUSE_E_NOMEM, "out of memory", NULL);
+    jit_apply_overrides(js->features);
     js->vector_bits = jit_vector_bits_of(js->features);
     return FUSE_OK;
 }
@@ -397,6 +412,11 @@ const char *jit_target_triple(const JitSession *js)
 const char *jit_cpu_name(const JitSession *js)
 {
     return js ? js->cpu : NULL;
+}
+
+bool jit_has_f16c(const JitSession *js)
+{
+    return js && jit_has_feature(js->features, "+f16c");
 }
 
 const char *jit_cpu_features(const JitSession *js)

@@ -39,6 +39,9 @@ void jit_session_free(JitSession *js);
 const char *jit_target_triple(const JitSession *js);
 const char *jit_cpu_name(const JitSession *js);
 const char *jit_cpu_features(const JitSession *js);
+/* Whether generated code may use F16C (half <-> float conversions); false
+ * without it or with FUSE_JIT_NO_F16C set in the environment. */
+bool jit_has_f16c(const JitSession *js);
 /* Widest vector register in bits the kernels should use (512 with AVX-512). */
 int jit_vector_bits(const JitSession *js);
 

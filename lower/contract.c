@@ -184,19 +184,21 @@ static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 static void choose_blocks(const LowerOptions *opt, Contraction *c)
 {
-    int64_t vw = opt->vector_bits / 32;
+    c->csize = (int64_t)lower_compute_bytes(opt);
+    c->esize = (unsigned)lower_store_bytes(opt);
+    int64_t vw = opt->vector_bits / (8 * c->csize);
     c->vw = vw >= 16 ? 16 : vw >= 8 ? 8 : 4;
     c->nr = 2 * c->vw;
     c->mr = c->vw == 16 ? 12 : 6;
     int64_t l1 = cache_bytes(opt->l1_bytes, _SC_LEVEL1_DCACHE_SIZE, 32 << 10);
     int64_t l2 = cache_bytes(opt->l2_bytes, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
     int64_t l3 = cache_bytes(opt->l3_bytes, _SC_LEVEL3_CACHE_SIZE, 8 << 20);
-    c->kc = clamp64(l1 / (c->nr * 4) / 16 * 16, 32, 384);
+    c->kc = clamp64(l1 / (c->nr * c->csize) / 16 * 16, 32, 384);
     if (c->kc > c->k.total || c->is_bool)
         c->kc = c->k.total;
-    c->mc = clamp64(l2 / 2 / (c->kc * 4) / c->mr * c->mr, c->mr, 160 * c->mr);
+    c->mc = clamp64(l2 / 2 / (c->kc * c->csize) / c->mr * c->mr, c->mr, 160 * c->mr);
     c->mc = c->mc < round_up(c->m.total, c->mr) ? c->mc : round_up(c->m.total, c->mr);
-    c->nc = clamp64(l3 / 4 / (c->kc * 4) / c->nr * c->nr, c->nr, 128 * c->nr);
+    c->nc = clamp64(l3 / 4 / (c->kc * c->csize) / c->nr * c->nr, c->nr, 128 * c->nr);
     c->nc = c->nc < round_up(c->n.total, c->nr) ? c->nc : round_up(c->n.total, c->nr);
 }
 
@@ -238,7 +240,7 @@ bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt
 
 size_t contract_scratch_bytes(const Contraction *c)
 {
-    return (size_t)(c->kc * c->nc + c->mc * c->kc) * sizeof(float) + 64;
+    return (size_t)((c->kc * c->nc + c->mc * c->kc) * c->csize) + 64;
 }
 
 /* ---- emission helpers ---- */
@@ -310,9 +312,22 @@ static LLVMValueRef umin(Emit *e, LLVMValueRef x, LLVMValueRef y)
     return LLVMBuildSelect(e->bld, lt, x, y, "v.min");
 }
 
+/* &base[off] in packed panels and the stack tile (compute elements) */
 static LLVMValueRef gep(Emit *e, LLVMValueRef base, LLVMValueRef off)
 {
     return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, base, &off, 1, "v.p");
+}
+
+/* &base[off] in tensor t's buffer (storage elements) */
+static LLVMValueRef tgep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off)
+{
+    return emit_tensor_gep(e, t, base, off, "v.tp");
+}
+
+/* the same in the output's buffer */
+static LLVMValueRef ogep(Emit *e, LLVMValueRef base, LLVMValueRef off)
+{
+    return tgep(e, e->op->out, base, off);
 }
 
 /* Element offset in tensor `which` (0 out, 1 A, 2 B) of flat index x of g. */
@@ -343,15 +358,16 @@ typedef struct CPanel {
     int which;
     int64_t lanes;
     bool lanes_contiguous; /* lg is contiguous in the tensor: one vector per k */
+    int tensor;            /* the tensor packed (its element type) */
 } CPanel;
 
 /* The alignment a panel's per-k vector store may claim: the panel starts 64-byte
  * aligned and step k is at k * lanes floats, so only the power of two dividing
  * lanes * 4 bytes holds for every k (6 lanes with 256-bit vectors: 8 bytes). */
-static unsigned panel_store_align(int64_t lanes)
+static unsigned panel_store_align(int64_t lanes, int64_t csize)
 {
-    unsigned bytes = 4;
-    while (bytes < 16 && (lanes * 4) % (bytes * 2) == 0)
+    unsigned bytes = (unsigned)csize;
+    while (bytes < 16 && (lanes * csize) % (bytes * 2) == 0)
         bytes *= 2;
     return bytes;
 }
@@ -366,14 +382,15 @@ static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMV
                               LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
 {
     LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
-    LLVMValueRef base = gep(e, src, group_offset(e, pp->lg, pp->which, x0));
+    LLVMValueRef base = tgep(e, pp->tensor, src, group_offset(e, pp->lg, pp->which, x0));
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
-    LLVMValueRef at = gep(e, base, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
-    LLVMValueRef v = LLVMBuildLoad2(e->bld, vt, at, "v.pv");
-    set_align(v, 4);
+    LLVMValueRef at = tgep(e, pp->tensor, base,
+                           group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef v = emit_tensor_load(e, pp->tensor, vt, at, emit_store_bytes(e, pp->tensor),
+                                      "v.pv");
     set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
-              panel_store_align(pp->lanes));
+              panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
     cl_end(e, &lk);
 }
 
@@ -393,15 +410,17 @@ static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMVa
     }
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.l");
-    LLVMValueRef row = gep(e, src, group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef row = tgep(e, pp->tensor, src,
+                            group_offset(e, pp->kg, pp->which, add(e, pc, k)));
     LLVMValueRef v = LLVMGetUndef(vt);
     for (int64_t l = 0; l < pp->lanes; l++) {
-        LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, row, off[l]), "v.pl");
+        LLVMValueRef x = emit_tensor_load(e, pp->tensor, e->t_f32,
+                                          tgep(e, pp->tensor, row, off[l]), 0, "v.pl");
         x = LLVMBuildSelect(e->bld, valid[l], x, emit_f32(e, 0.0), "v.pl0");
         v = LLVMBuildInsertElement(e->bld, v, x, LLVMConstInt(i32, (unsigned long long)l, 0), "v.pi");
     }
     set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
-              panel_store_align(pp->lanes));
+              panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
     cl_end(e, &lk);
 }
 
@@ -450,7 +469,8 @@ static bool panel_is_contiguous(const CGroup *g, int which, int64_t lanes)
 static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef ap,
                    LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr)};
+    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr),
+                 e->op->in[c->a].tensor};
     pack_block(e, &pp, a, ap, ic, mc, pc, kc);
 }
 
@@ -458,7 +478,8 @@ static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef a
 static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef bp,
                    LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr)};
+    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr),
+                 e->op->in[c->b].tensor};
     pack_block(e, &pp, b, bp, jc, nc, pc, kc);
 }
 
@@ -510,7 +531,7 @@ static void micro_step(Emit *e, const Contraction *c, LLVMValueRef arow, LLVMVal
     LLVMValueRef bvec[8];
     for (int j = 0; j < nv; j++) {
         bvec[j] = LLVMBuildLoad2(e->bld, vt, gep(e, brow, emit_i64(e, j * c->vw)), "v.bv");
-        set_align(bvec[j], (unsigned)(c->vw * 4));
+        set_align(bvec[j], (unsigned)(c->vw * c->csize));
     }
     for (int r = 0; r < c->mr; r++) {
         LLVMValueRef x = LLVMBuildLoad2(e->bld, e->t_f32, gep(e, arow, emit_i64(e, r)), "v.av");
@@ -545,9 +566,9 @@ static void micro_loop(Emit *e, const Contraction *c, LLVMValueRef ap, LLVMValue
     if (unroll > 1) {
         LLVMValueRef ka = add(e, k, emit_i64(e, MICRO_PREFETCH_K));
         LLVMValueRef pb = gep(e, bp, mul(e, ka, c->nr)), pa = gep(e, ap, mul(e, ka, c->mr));
-        for (int64_t off = 0; off < unroll * c->nr; off += 16)
+        for (int64_t off = 0; off < unroll * c->nr; off += 64 / c->csize)
             prefetch(e, gep(e, pb, emit_i64(e, off)), 0, 3);
-        for (int64_t off = 0; off < unroll * c->mr; off += 16)
+        for (int64_t off = 0; off < unroll * c->mr; off += 64 / c->csize)
             prefetch(e, gep(e, pa, emit_i64(e, off)), 0, 3);
     }
     for (int u = 0; u < unroll; u++) {
@@ -600,8 +621,7 @@ static void store_tile(Emit *e, const Contraction *c, LLVMValueRef tile, const L
 static LLVMValueRef old_value(Emit *e, LLVMTypeRef ty, LLVMValueRef at, unsigned align,
                               LLVMValueRef first)
 {
-    LLVMValueRef old = LLVMBuildLoad2(e->bld, ty, at, "v.o");
-    set_align(old, align);
+    LLVMValueRef old = emit_tensor_load(e, e->op->out, ty, at, align, "v.o");
     return first ? LLVMBuildSelect(e->bld, first, LLVMConstNull(ty), old, "v.o0") : old;
 }
 
@@ -629,8 +649,8 @@ static void update_cell(Emit *e, const Contraction *c, LLVMValueRef at, LLVMValu
         v = LLVMBuildFMul(e->bld, v, emit_f32(e, c->coef), "v.sc");
         emit_fast(v);
     }
-    LLVMValueRef old = old_value(e, e->t_f32, at, 4, first);
-    LLVMBuildStore(e->bld, combine(e, c, e->t_f32, old, v), at);
+    LLVMValueRef old = old_value(e, e->t_f32, at, c->esize, first);
+    emit_tensor_store(e, e->op->out, combine(e, c, e->t_f32, old, v), at);
 }
 
 /* A whole row of NR contiguous output cells from the row's accumulators. */
@@ -639,15 +659,15 @@ static void update_row_vector(Emit *e, const Contraction *c, LLVMValueRef at,
 {
     LLVMTypeRef vt = LLVMVectorType(e->t_f32, (unsigned)c->vw);
     for (int64_t j = 0; j < c->nr; j += c->vw) {
-        LLVMValueRef pa = gep(e, at, emit_i64(e, j));
+        LLVMValueRef pa = ogep(e, at, emit_i64(e, j));
         LLVMValueRef v = acc[j / c->vw];
         if (c->coef != 1.0) {
             LLVMValueRef k = splat(e, vt, c->vw, emit_f32(e, c->coef));
             v = LLVMBuildFMul(e->bld, v, k, "v.sc");
             emit_fast(v);
         }
-        LLVMValueRef old = old_value(e, vt, pa, 4, first);
-        set_align(LLVMBuildStore(e->bld, combine(e, c, vt, old, v), pa), 4);
+        LLVMValueRef old = old_value(e, vt, pa, c->esize, first);
+        set_align(emit_tensor_store(e, e->op->out, combine(e, c, vt, old, v), pa), c->esize);
     }
 }
 
@@ -663,12 +683,12 @@ static void update_tile_cells(Emit *e, const Contraction *c, LLVMValueRef out,
 {
     CLoop lr, lc;
     LLVMValueRef r = cl_begin(e, &lr, w->mr_eff, 1, "b.up.r");
-    LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, r)));
+    LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, r)));
     LLVMValueRef trow = gep(e, tile, mul(e, r, c->nr));
     LLVMValueRef col = cl_begin(e, &lc, w->nr_eff, 1, "b.up.c");
     LLVMValueRef at = c->is_n_contiguous
-                          ? gep(e, row, add(e, w->n0, col))
-                          : gep(e, row, group_offset(e, &c->n, 0, add(e, w->n0, col)));
+                          ? ogep(e, row, add(e, w->n0, col))
+                          : ogep(e, row, group_offset(e, &c->n, 0, add(e, w->n0, col)));
     update_cell(e, c, at, gep(e, trow, col), w->first);
     cl_end(e, &lc);
     cl_end(e, &lr);
@@ -693,8 +713,8 @@ static void update_tile(Emit *e, const Contraction *c, LLVMValueRef out, LLVMVal
     LLVMBuildCondBr(e->bld, full, vec, edge);
     LLVMPositionBuilderAtEnd(e->bld, vec);
     for (int64_t r = 0; r < c->mr; r++) {
-        LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, emit_i64(e, r))));
-        update_row_vector(e, c, gep(e, row, w->n0), acc + r * (c->nr / c->vw), w->first);
+        LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, emit_i64(e, r))));
+        update_row_vector(e, c, ogep(e, row, w->n0), acc + r * (c->nr / c->vw), w->first);
     }
     LLVMBuildBr(e->bld, done);
     LLVMPositionBuilderAtEnd(e->bld, edge);
@@ -714,10 +734,10 @@ static void prefetch_tile(Emit *e, const Contraction *c, LLVMValueRef out, const
     LLVMValueRef last = LLVMBuildSub(e->bld, w->mr_eff, emit_i64(e, 1), "v.last");
     for (int64_t r = 0; r < c->mr; r++) {
         LLVMValueRef rr = umin(e, emit_i64(e, r), last);
-        LLVMValueRef row = gep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
-        row = gep(e, row, w->n0);
+        LLVMValueRef row = ogep(e, out, group_offset(e, &c->m, 0, add(e, w->m0, rr)));
+        row = ogep(e, row, w->n0);
         for (int64_t j = 0; j < c->nr; j += 16)
-            prefetch(e, gep(e, row, emit_i64(e, j)), 1, 3);
+            prefetch(e, ogep(e, row, emit_i64(e, j)), 1, 3);
     }
 }
 
@@ -928,9 +948,9 @@ static void emit_body(Emit *e, const Contraction *c, LLVMValueRef scratch, LLVMV
     CLoop lb;
     LLVMValueRef bi = cl_begin(e, &lb, emit_i64(e, c->batch.total), 1, "b.batch");
     q.bi = bi;
-    q.out = gep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
-    q.a = gep(e, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
-    q.b = gep(e, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
+    q.out = ogep(e, e->v_out, group_offset(e, &c->batch, 0, bi));
+    q.a = tgep(e, e->op->in[c->a].tensor, e->v_in[c->a], group_offset(e, &c->batch, 1, bi));
+    q.b = tgep(e, e->op->in[c->b].tensor, e->v_in[c->b], group_offset(e, &c->batch, 2, bi));
     emit_blocks(e, c, &q);
     cl_end(e, &lb);
     LLVMBuildBr(e->bld, done);

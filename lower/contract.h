@@ -28,7 +28,9 @@ typedef struct CGroup {
 typedef struct Contraction {
     CGroup batch, m, n, k;
     int a, b;                 /* operand index of A (has the M axes) and of B */
-    int64_t vw;               /* floats per vector */
+    int64_t vw;               /* compute elements per vector */
+    int64_t csize;            /* bytes of a compute element (4, or 8 under fp64) */
+    unsigned esize;           /* bytes of a tensor (storage) element */
     int64_t mr, nr;           /* micro-tile: mr rows x nr (= 2 vw) columns */
     int64_t kc, mc, nc;       /* cache blocks */
     double coef;

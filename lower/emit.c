@@ -304,8 +304,8 @@ LLVMValueRef emit_load_operand(Emit *e, int i)
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
-    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_in[i], &off, 1, "v.addr");
-    LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, ptr, "v.x");
+    LLVMValueRef ptr = emit_tensor_gep(e, o->tensor, e->v_in[i], off, "v.addr");
+    LLVMValueRef v = emit_tensor_load(e, o->tensor, e->t_f32, ptr, 0, "v.x");
     return ok ? LLVMBuildSelect(e->bld, ok, v, emit_f32(e, 0.0), "v.x0") : v;
 }
 
@@ -328,7 +328,7 @@ LLVMValueRef emit_out_addr(Emit *e)
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
-    return LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_out, &off, 1, "v.out");
+    return emit_tensor_gep(e, e->op->out, e->v_out, off, "v.out");
 }
 
 /* The product of every operand at the current counters. */
@@ -455,7 +455,7 @@ static void zero_output(Emit *e, const Order *out_axes)
 {
     Loop loops[EMIT_MAX_AXES];
     begin_all(e, out_axes, loops);
-    LLVMBuildStore(e->bld, emit_f32(e, 0.0), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, emit_f32(e, 0.0), emit_out_addr(e));
     end_all(e, out_axes, loops);
 }
 
@@ -493,10 +493,10 @@ static void emit_join_in_place(Emit *e, const Order *out_axes, const Order *proj
     begin_all_stoppable(e, &all, loops, 1);
     LLVMValueRef v = scaled_product(e, proj);
     LLVMValueRef addr = emit_out_addr(e);
-    LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
+    LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
     LLVMValueRef sum = LLVMBuildFAdd(e->bld, old, v, "v.acc");
     emit_fast(sum);
-    LLVMBuildStore(e->bld, sum, addr);
+    emit_tensor_store(e, e->op->out, sum, addr);
     end_all(e, &all, loops);
 }
 
@@ -522,7 +522,7 @@ static void emit_join_in_row_buffer(Emit *e, const Order *out_axes, const Order 
 
     begin_all(e, proj, lp);
     begin_all(e, &last_only, ll);
-    LLVMValueRef x = LLVMBuildFPExt(e->bld, product(e), t_f64, "v.wide");
+    LLVMValueRef x = emit_fpcast(e, product(e), t_f64, "v.wide");
     cell = LLVMBuildGEP2(e->bld, t_row, row, (LLVMValueRef[]){emit_i64(e, 0),
                          e->v_counter[last]}, 2, "v.cell");
     LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, t_f64, cell, "v.old"), x,
@@ -539,7 +539,7 @@ static void emit_join_in_row_buffer(Emit *e, const Order *out_axes, const Order 
     double coef = join_coef(e, proj);
     if (coef != 1.0)
         v = LLVMBuildFMul(e->bld, v, LLVMConstReal(t_f64, coef), "v.scaled");
-    emit_store_contribution(e, LLVMBuildFPTrunc(e->bld, v, e->t_f32, "v.narrow"));
+    emit_store_contribution(e, emit_fpcast(e, v, e->t_f32, "v.narrow"));
     end_all(e, &last_only, lw);
     end_all(e, &outer, lo);
 }
@@ -552,13 +552,13 @@ void emit_store_contribution(Emit *e, LLVMValueRef v)
         v = LLVMBuildUIToFP(e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, v, emit_f32(e, 0.0), "v.pos"),
                             e->t_f32, "v.bool");
     if (!op->is_init) {
-        LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
+        LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
         v = op->is_bool_out ? emit_intrinsic2(e, "llvm.maxnum", old, v)
           : op->red == RED_PROD ? LLVMBuildFMul(e->bld, old, v, "v.mul")
           : op->red == RED_MIN ? emit_intrinsic2(e, "llvm.minnum", old, v)
                             : LLVMBuildFAdd(e->bld, old, v, "v.add");
     }
-    LLVMBuildStore(e->bld, v, addr);
+    emit_tensor_store(e, e->op->out, v, addr);
 }
 
 /* Sums (and averages) accumulate in double: a float accumulator stops counting
@@ -587,7 +587,7 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     begin_all(e, proj, inner);
     LLVMValueRef x = product(e);
     if (wide)
-        x = LLVMBuildFPExt(e->bld, x, t_acc, "v.wide");
+        x = emit_fpcast(e, x, t_acc, "v.wide");
     if (coef_per_factor(op) && scale != 1.0)
         x = LLVMBuildFMul(e->bld, x, LLVMConstReal(t_acc, scale), "v.factor");
     LLVMValueRef a = LLVMBuildLoad2(e->bld, t_acc, acc, "v.a");
@@ -603,7 +603,7 @@ static void emit_join_accumulate(Emit *e, const Order *out_axes, const Order *pr
     if (scale != 1.0)
         v = LLVMBuildFMul(e->bld, v, LLVMConstReal(t_acc, scale), "v.scaled");
     if (wide)
-        v = LLVMBuildFPTrunc(e->bld, v, e->t_f32, "v.narrow");
+        v = emit_fpcast(e, v, e->t_f32, "v.narrow");
     emit_store_contribution(e, v);
     end_all(e, out_axes, outer);
 }
@@ -757,7 +757,7 @@ static void emit_map(Emit *e)
     begin_all_stoppable(e, &out_axes, loops, 1);
     bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
     LLVMValueRef v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
-    LLVMBuildStore(e->bld, v, emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
     end_all(e, &out_axes, loops);
 }
 
@@ -773,7 +773,7 @@ LLVMValueRef emit_cell(Emit *e, bool store)
         bool is_index_fn = e->op->fn == FN_CAUSAL || e->op->fn == FN_EVEN || e->op->fn == FN_ODD;
         v = is_index_fn ? map_index_fn(e) : map_value(e, emit_load_operand(e, 0));
         if (store)
-            LLVMBuildStore(e->bld, v, emit_out_addr(e));
+            emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
         return v;
     }
     v = product(e);
@@ -818,15 +818,15 @@ static void softmax_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueR
         LLVMValueRef mv = LLVMBuildLoad2(e->bld, e->t_f32, m, "v.m");
         /* inline and vectorised; x - max <= 0 (or NaN in a NaN row) */
         LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, x, mv, "v.d"));
-        LLVMBuildStore(e->bld, ex, addr);
+        emit_tensor_store(e, e->op->out, ex, addr);
         LLVMValueRef sum = LLVMBuildFAdd(e->bld, LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), ex, "v.s2");
         emit_fast(sum);
         LLVMBuildStore(e->bld, sum, s);
     } else {
         LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0),
                                          LLVMBuildLoad2(e->bld, e->t_f32, s, "v.s"), "v.inv");
-        LLVMValueRef v = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.e");
-        LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
+        LLVMValueRef v = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.e");
+        emit_tensor_store(e, e->op->out, LLVMBuildFMul(e->bld, v, inv, "v.p"), addr);
     }
     emit_loop_end(e, &l);
 }

@@ -18,7 +18,9 @@ typedef struct Emit {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef bld;
-    LLVMTypeRef t_f32, t_i64, t_i1, t_ptr, t_void;
+    /* t_f32 is the compute type (float; double under fp64), t_store the element
+     * type of tensor buffers (elem.c; t_f32 itself under fp32 and fp64) */
+    LLVMTypeRef t_f32, t_store, t_i64, t_i1, t_ptr, t_void;
     const IrProgram *p;
     const LowerOptions *opt;
     /* per op function */
@@ -123,6 +125,29 @@ void emit_loop_end(Emit *e, Loop *l);
 LLVMValueRef emit_load_operand(Emit *e, int i);
 /* Address of the output cell at the current counters. */
 LLVMValueRef emit_out_addr(Emit *e);
+
+/* ---- elem.c: tensor elements in their storage type ----
+ * Every load from and store to a tensor buffer goes through these, so one
+ * precision setting changes them all; under fp32 they emit exactly what a plain
+ * float load, store or GEP would. v and ty may be scalars or vectors. A
+ * buffer holds the runner's precision, or (IrTensor.elem) a 16-bit source's
+ * own type, widened on every load. */
+void elem_types_init(Emit *e);
+/* &base[off] in the buffer of tensor t (an id of e->p) */
+LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                             const char *name);
+/* a value of compute type ty (scalar or vector) loaded from tensor t's buffer
+ * (align: bytes the load may claim; 0: the type's) */
+LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
+                              const char *name);
+/* stores compute value v into tensor t's buffer; returns the store */
+LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr);
+/* bytes of one element of tensor t's buffer (the alignment an access may claim) */
+unsigned emit_store_bytes(const Emit *e, int t);
+/* v (float or double, scalar) as type ty: fpext, fptrunc or v itself */
+LLVMValueRef emit_fpcast(Emit *e, LLVMValueRef v, LLVMTypeRef ty, const char *name);
+/* the compute type is double (fp64) */
+bool emit_is_f64(const Emit *e);
 
 /* emit_rows.c: ops over rows (every out axis but op->axis) and elementwise
  * multi-operand ops */

@@ -61,8 +61,8 @@ static void emit_body(Emit *e, int driver, const bool *is_driver_axis)
         e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, prod, emit_f32(e, 0.0), "v.pos"), e->t_f32,
         "v.fact");
     LLVMValueRef addr = emit_out_addr(e);
-    LLVMValueRef old = LLVMBuildLoad2(e->bld, e->t_f32, addr, "v.old");
-    LLVMBuildStore(e->bld, emit_intrinsic2(e, "llvm.maxnum", old, fact), addr);
+    LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
+    emit_tensor_store(e, e->op->out, emit_intrinsic2(e, "llvm.maxnum", old, fact), addr);
     while (n > 0)
         emit_loop_end(e, &loops[--n]);
 }

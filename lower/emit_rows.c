@@ -100,8 +100,8 @@ static void lnorm_sums(Emit *e, int axis, const LnormRow *row)
 {
     LLVMTypeRef f64 = LLVMDoubleTypeInContext(e->ctx);
     Loop l = emit_loop_begin(e, axis);
-    LLVMValueRef x = LLVMBuildFPExt(e->bld, emit_load_operand(e, 0), f64, "v.xd");
-    LLVMValueRef d = LLVMBuildFSub(e->bld, x, LLVMBuildFPExt(e->bld, row->x0, f64, "v.x0d"), "v.d");
+    LLVMValueRef x = emit_fpcast(e, emit_load_operand(e, 0), f64, "v.xd");
+    LLVMValueRef d = LLVMBuildFSub(e->bld, x, emit_fpcast(e, row->x0, f64, "v.x0d"), "v.d");
     add_to_f64(e, row->sum, d);
     add_to_f64(e, row->sq, LLVMBuildFMul(e->bld, d, d, "v.d2"));
     emit_loop_end(e, &l);
@@ -114,7 +114,7 @@ static void lnorm_write(Emit *e, int axis, LLVMValueRef x0, LLVMValueRef md, LLV
     Loop l = emit_loop_begin(e, axis);
     LLVMValueRef d = LLVMBuildFSub(e->bld, emit_load_operand(e, 0), x0, "v.dx");
     d = LLVMBuildFSub(e->bld, d, md, "v.dev");
-    LLVMBuildStore(e->bld, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, LLVMBuildFMul(e->bld, d, inv, "v.norm"), emit_out_addr(e));
     emit_loop_end(e, &l);
 }
 
@@ -142,8 +142,8 @@ static void lnorm_stats(Emit *e, const LnormRow *row, LLVMValueRef *mean, LLVMVa
     var = LLVMBuildSelect(e->bld, neg, zero, var, "v.var0");
     var = LLVMBuildFAdd(e->bld, var, LLVMConstReal(f64, e->op->param[0]), "v.vareps");
     LLVMValueRef invd = LLVMBuildFDiv(e->bld, LLVMConstReal(f64, 1.0), sqrt_f64(e, var), "v.inv");
-    *mean = LLVMBuildFPTrunc(e->bld, md, e->t_f32, "v.mdf");
-    *inv = LLVMBuildFPTrunc(e->bld, invd, e->t_f32, "v.invf");
+    *mean = emit_fpcast(e, md, e->t_f32, "v.mdf");
+    *inv = emit_fpcast(e, invd, e->t_f32, "v.invf");
 }
 
 void emit_lnorm(Emit *e)
@@ -209,14 +209,15 @@ static void masked_pass(Emit *e, int axis, int pass, LLVMValueRef m, LLVMValueRe
         } else {
             LLVMValueRef ex = emit_fast_exp_nonpos(e, LLVMBuildFSub(e->bld, c.v, mv, "v.d"));
             add_to(e, s, LLVMBuildSelect(e->bld, c.in_sum, ex, zero, "v.term"));
-            LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
+            emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, c.keep, ex, zero, "v.kept"), addr);
         }
     } else {
         LLVMValueRef sv = load_slot(e, s, "v.s");
         LLVMValueRef inv = LLVMBuildFDiv(e->bld, emit_f32(e, 1.0), sv, "v.inv");
-        LLVMValueRef q = LLVMBuildFMul(e->bld, load_slot(e, addr, "v.e"), inv, "v.p");
+        LLVMValueRef q = LLVMBuildFMul(e->bld, emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.e"), inv,
+                                       "v.p");
         LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, sv, zero, "v.nonempty");
-        LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
+        emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, pos, q, zero, "v.p0"), addr);
     }
     emit_loop_end(e, &l);
 }
@@ -247,7 +248,7 @@ void emit_case(Emit *e)
         LLVMValueRef pick = LLVMBuildFCmp(e->bld, LLVMRealUNE, c, emit_f32(e, 0.0), "v.cond");
         v = LLVMBuildSelect(e->bld, pick, emit_load_operand(e, 2 * i + 1), v, "v.case");
     }
-    LLVMBuildStore(e->bld, v, emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, v, emit_out_addr(e));
     rows_end(e, &r);
 }
 
@@ -294,6 +295,6 @@ void emit_rope(Emit *e)
                                         "v.sign");
     LLVMValueRef ys = LLVMBuildFMul(e->bld, LLVMBuildFMul(e->bld, y, s, "v.ys"), sign, "v.yss");
     LLVMValueRef out = LLVMBuildFAdd(e->bld, LLVMBuildFMul(e->bld, x, c, "v.xc"), ys, "v.rope");
-    LLVMBuildStore(e->bld, LLVMBuildSelect(e->bld, is_tail, x, out, "v.rope2"), emit_out_addr(e));
+    emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, is_tail, x, out, "v.rope2"), emit_out_addr(e));
     rows_end(e, &r);
 }

@@ -15,6 +15,19 @@
 
 #include "fastmath.h"
 
+/* fp64 (emit_is_f64) takes none of the float approximations below: exp is
+ * llvm.exp.f64 and tanh libm's tanh, both calls the JIT resolves in the process
+ * (libm), accurate to double. */
+static LLVMValueRef libm_call(Emit *e, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
+    LLVMTypeRef fty = LLVMFunctionType(d, &d, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(e->mod, name, fty);
+    return LLVMBuildCall2(e->bld, fty, fn, &x, 1, "v.libm");
+}
+
 /* v may fuse with its operand into a multiply-add (contract only, no reassociation:
  * the Cody-Waite split and Horner order stay as written). */
 static LLVMValueRef em_contract(LLVMValueRef v)
@@ -89,6 +102,8 @@ static LLVMValueRef exp_edges(Emit *e, LLVMValueRef x, LLVMValueRef v)
 
 LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x)
 {
+    if (emit_is_f64(e))
+        return emit_intrinsic1(e, "llvm.exp", x);
     LLVMValueRef v = exp_clamped(e, x, false);
     LLVMValueRef over = LLVMBuildFCmp(e->bld, LLVMRealOGT, x, emit_f32(e, 88.72283), "v.over");
     v = LLVMBuildSelect(e->bld, over, emit_f32(e, INFINITY), v, "v.einf");
@@ -97,6 +112,8 @@ LLVMValueRef emit_fast_exp(Emit *e, LLVMValueRef x)
 
 LLVMValueRef emit_fast_exp_nonpos(Emit *e, LLVMValueRef x)
 {
+    if (emit_is_f64(e))
+        return emit_intrinsic1(e, "llvm.exp", x);
     return exp_edges(e, x, exp_clamped(e, x, true));
 }
 
@@ -108,6 +125,8 @@ LLVMValueRef emit_fast_exp_nonpos(Emit *e, LLVMValueRef x)
  */
 LLVMValueRef emit_fast_tanh(Emit *e, LLVMValueRef x)
 {
+    if (emit_is_f64(e))
+        return libm_call(e, "tanh", x);
     LLVMValueRef a = emit_intrinsic1(e, "llvm.fabs", x), one = emit_f32(e, 1.0);
     LLVMValueRef t = emit_fast_exp(e, em_add(e, a, a));
     LLVMValueRef q = LLVMBuildFDiv(e->bld, emit_f32(e, 2.0), em_add(e, t, one), "v.tq");

@@ -310,13 +310,13 @@ void emit_state_init(Emit *e, const IrProgram *p, LLVMModuleRef mod, const Lower
     e->ctx = LLVMGetModuleContext(mod);
     e->mod = mod;
     e->bld = LLVMCreateBuilderInContext(e->ctx);
-    e->t_f32 = LLVMFloatTypeInContext(e->ctx);
     e->t_i64 = LLVMInt64TypeInContext(e->ctx);
     e->t_i1 = LLVMInt1TypeInContext(e->ctx);
     e->t_ptr = LLVMPointerTypeInContext(e->ctx, 0);
     e->t_void = LLVMVoidTypeInContext(e->ctx);
     e->p = p;
     e->opt = opt;
+    elem_types_init(e); /* t_f32 (compute) and t_store */
 }
 
 /* Emits a selection of groups under given names (lower.h). */
@@ -330,7 +330,8 @@ fuse_status lower_groups(const IrProgram *p, const LowerGroup *sel, int n, LLVMM
     }
     Emit e;
     emit_state_init(&e, p, mod, opt);
-    int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / sizeof(float));
+    /* scratch holds compute-type elements (packed panels) */
+    int64_t scratch_floats = (int64_t)(lower_scratch_bytes(p, opt) / lower_compute_bytes(opt));
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
         int g = sel[i].index;

@@ -5,7 +5,8 @@
  *
  * Kernel ABI: `void KERNEL(float **bufs, int64_t tid, int64_t nth,
  * void (*barrier)(void), const atomic_int *stop)`. bufs[t] is the current buffer
- * of tensor t (C order, float32, 64-byte aligned); bufs[n_tensors + t] is its
+ * of tensor t (C order, 64-byte aligned; elements float32, or as
+ * LowerOptions.precision says); bufs[n_tensors + t] is its
  * previous-sweep buffer when the tensor is read by a recursive component
  * (IrTensor.is_read_prev);
  * bufs[2 n_tensors] is scratch of nth x lower_scratch_bytes bytes (contraction
@@ -33,7 +34,17 @@ typedef struct LowerOptions {
      * host's (sysconf). They change code, so they are part of the cache key. */
     int64_t l1_bytes, l2_bytes, l3_bytes;
     bool no_contract;   /* plain loop nests only (tests compare both paths) */
+    /* the element type of every tensor buffer (storage): fp32 (0, the default),
+     * fp64 (arithmetic in double), bf16 or fp16 (arithmetic in float, a value
+     * widened on load and rounded to nearest even on store); lower/elem.c */
+    fuse_precision precision;
+    bool soft_half;     /* fp16 conversions as integer ops (host without F16C) */
 } LowerOptions;
+
+/* Bytes of one element of a tensor buffer under opt (storage), and of the type
+ * arithmetic runs in (compute: packed panels, scratch). */
+size_t lower_store_bytes(const LowerOptions *opt);
+size_t lower_compute_bytes(const LowerOptions *opt);
 
 /* Bytes of scratch one thread needs in bufs[2 * n_tensors] (packed contraction
  * panels; a multiple of 64); 0 when none. The plan allocates it. */

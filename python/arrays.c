@@ -91,10 +91,35 @@ static const char *dtype_format(fuse_dtype d)
     return (unsigned)d < FUSE_DTYPE_COUNT ? formats[d] : NULL;
 }
 
+static PyObject *array_over(const fuse_tensor *t, PyObject *owner);
+
+/* NumPy has no bfloat16: a bfloat16 tensor (precision='bf16') becomes a float32
+ * array of the values it holds exactly (bf16 bits are a float32's top half). */
+static PyObject *array_over_bf16(const fuse_tensor *t, PyObject *owner)
+{
+    Py_ssize_t count = 1;
+    for (int k = 0; k < t->rank && k < FUSE_MAX_RANK; k++)
+        count *= (Py_ssize_t)t->shape[k];
+    uint32_t *wide = malloc(sizeof *wide * (size_t)(count > 0 ? count : 1));
+    const uint16_t *bits = t->data;
+    for (Py_ssize_t i = 0; wide && i < count; i++)
+        wide[i] = (uint32_t)bits[i] << 16;
+    if (!owner)
+        fuse_free(t->data); /* the copy replaces it */
+    if (!wide)
+        return PyErr_NoMemory();
+    fuse_tensor f = *t;
+    f.dtype = FUSE_F32;
+    f.data = wide;
+    return array_over(&f, NULL); /* the array owns (and frees) the copy */
+}
+
 /* A NumPy array over t's data; owner (new reference taken) keeps it alive, or,
  * when owner is NULL, the array frees the data with fuse_free. */
 static PyObject *array_over(const fuse_tensor *t, PyObject *owner)
 {
+    if (t->dtype == FUSE_BF16 && t->rank >= 0 && t->rank <= FUSE_MAX_RANK)
+        return array_over_bf16(t, owner);
     const char *format = dtype_format(t->dtype);
     if (!format || t->rank < 0 || t->rank > FUSE_MAX_RANK) {
         if (!owner)

@@ -454,6 +454,9 @@ PyTypeObject PfConfigType = {
               "    write_sinks=True, cache_dir=None, no_cache=False, max_memory=0,\n"
               "    demand_mode=False)\n\n"
               "How program.compile compiles and runs a program (a fuse_config).\n"
+              "precision: the element type of every tensor, 'fp32', 'fp64', 'bf16'\n"
+              "(computed in float32; outputs come back as float32 arrays, NumPy having\n"
+              "no bfloat16) or 'fp16'.\n"
               "temperature: a number or schedule string for every tensor, a callable\n"
               "(tensor, iteration) -> float, or a dict tensor name -> one of those.",
     .tp_init = (initproc)config_init,

@@ -44,7 +44,7 @@ static void zero_computed(RtPlan *pl, int query)
     const bool *skip = zeroes_all(pl, query) ? NULL : pl->is_written_whole;
     for (int i = 0; i < p->n_tensors; i++) {
         TensorKind k = p->tensors[i]->kind;
-        size_t bytes = (size_t)pl->count[i] * sizeof(float);
+        size_t bytes = (size_t)pl->count[i] * rt_tensor_bytes(pl, i);
         if ((k == TEN_DEFINED || k == TEN_TEMP) && !(skip && skip[i]))
             memset(pl->bufs[i], 0, bytes);
         if (pl->bufs[p->n_tensors + i])
@@ -85,7 +85,7 @@ static fuse_status bind_outputs(RtPlan *pl, int query)
         pl->own_bufs[t] = pl->bufs[t];
         pl->bufs[t] = pl->out_bind[t];
         if (!(whole && whole[t]))
-            memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+            memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
     return FUSE_OK;
 }

@@ -5,7 +5,8 @@
  *
  * The cap is checked against the sum of the planned buffers (every mode may
  * need all of them):
- *   - one float32 buffer per tensor (sources, computed tensors, temporaries);
+ *   - one buffer per tensor (sources, computed tensors, temporaries) of the
+ *     plan's element type (elem.c: float32 unless the precision says otherwise);
  *   - a second one for a tensor read as its previous sweep;
  *   - the stored steps of a streaming tensor's window (stream.c, made at the first
  *     run, counted here all the same);
@@ -70,7 +71,8 @@ void rt_format_bytes(uint64_t bytes, char *buf, size_t cap)
     snprintf(buf, cap, "%s %s", num, units[u]);
 }
 
-void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap)
+void rt_describe_tensor(const RtPlan *pl, const IrTensor *t, uint64_t bytes, char *buf,
+                        size_t cap)
 {
     char size[32], shape[160] = "[";
     rt_format_bytes(bytes, size, sizeof size);
@@ -81,15 +83,15 @@ void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap
     size_t n = strlen(shape);
     snprintf(shape + n, sizeof shape - n, "]");
     /* a name is cut so that three of them fit one message */
-    snprintf(buf, cap, "%.40s%s: %s %s float32", t->name, strlen(t->name) > 40 ? "..." : "",
-             size, shape);
+    snprintf(buf, cap, "%.40s%s: %s %s %s", t->name, strlen(t->name) > 40 ? "..." : "",
+             size, shape, fuse_dtype_name(rt_tensor_dtype(pl, t->id)));
 }
 
 fuse_status rt_alloc_failed(RtPlan *pl, const IrTensor *t, const char *what, uint64_t bytes)
 {
     char desc[256];
     if (t) {
-        rt_describe_tensor(t, bytes, desc, sizeof desc);
+        rt_describe_tensor(pl, t, bytes, desc, sizeof desc);
         return fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "out of memory allocating %s %s", what,
                         desc);
     }
@@ -101,7 +103,7 @@ fuse_status rt_alloc_failed(RtPlan *pl, const IrTensor *t, const char *what, uin
 void rt_log_nomem(const RtPlan *pl, const IrTensor *t, const char *what, uint64_t bytes)
 {
     char desc[256];
-    rt_describe_tensor(t, bytes, desc, sizeof desc);
+    rt_describe_tensor(pl, t, bytes, desc, sizeof desc);
     rt_log(pl, FUSE_LEVEL_WARNING, "out of memory allocating %s %s", what, desc);
 }
 
@@ -149,7 +151,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
  * and its stored steps. */
 static uint64_t tensor_bytes(const RtPlan *pl, int t)
 {
-    uint64_t one = (uint64_t)pl->count[t] * sizeof(float);
+    uint64_t one = (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
     uint64_t n = pl->ir->tensors[t]->is_read_prev ? 2 : 1;
     for (int k = 0; k < pl->ir->n_streams; k++)
         if (pl->ir->streams[k]->tensor == t)
@@ -175,7 +177,7 @@ static int largest_tensors(const RtPlan *pl, char *buf, size_t cap)
     int listed = 0;
     for (int k = 0; k < 3 && top[k] >= 0; k++, listed++) {
         char desc[256];
-        rt_describe_tensor(pl->ir->tensors[top[k]], tensor_bytes(pl, top[k]), desc,
+        rt_describe_tensor(pl, pl->ir->tensors[top[k]], tensor_bytes(pl, top[k]), desc,
                            sizeof desc);
         size_t len = strlen(buf);
         snprintf(buf + len, cap - len, "%s%s", k ? ", " : "", desc);
@@ -504,7 +506,7 @@ void rt_plan_lifetimes(RtPlan *pl)
     if (min < (uint64_t)(page > 0 ? page : 4096))
         min = (uint64_t)(page > 0 ? page : 4096); /* a buffer without a whole page: nothing */
     for (int t = 0; t < p->n_tensors; t++)
-        if (keep[t] || (uint64_t)pl->count[t] * sizeof(float) < min)
+        if (keep[t] || (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t) < min)
             pl->last_use[t] = -1;
     find_reuse(pl, pl->is_written_whole);
     pl->peak_bytes = peak_of_run(pl, first, pl->is_written_whole);
@@ -547,7 +549,7 @@ void rt_release_dead(RtPlan *pl, int g0, int g1)
             continue; /* kept, not dead yet, or a host's buffer */
         if (y >= 0 && pl->bufs[y] == pl->bufs[t])
             continue; /* y lives on in it */
-        release_pages(pl->bufs[t], (size_t)pl->count[t] * sizeof(float));
+        release_pages(pl->bufs[t], (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
 }
 

@@ -38,6 +38,7 @@ fuse_status rt_mc_prepare(RtPlan *pl, char **err)
     char prefix[48];
     snprintf(prefix, sizeof prefix, "%smc_", pl->prefix);
     LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
+    rt_lower_elem(pl, &opt);
     JitModule *jm = fns && m->mc_samples ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     if (st == FUSE_OK)

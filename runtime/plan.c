@@ -43,6 +43,7 @@ static fuse_status size_buffers(RtPlan *pl)
     /* packing scratch of the contraction kernels; FLOPs per run */
     pl->timings.flops = lower_flops(p);
     LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
+    rt_lower_elem(pl, &opt);
     pl->scratch_bytes = lower_scratch_bytes(p, &opt);
     return FUSE_OK;
 }
@@ -60,13 +61,13 @@ static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
     int n = p->n_tensors;
     for (int i = 0; i < n; i++) {
         IrTensor *t = p->tensors[i];
-        size_t bytes = (size_t)pl->count[i] * sizeof(float);
+        size_t bytes = (size_t)pl->count[i] * rt_tensor_bytes(pl, i);
         if (!(pl->bufs[i] = io_alloc_aligned(bytes)))
             return rt_alloc_failed(pl, t, "tensor", bytes);
         if (t->is_read_prev && !(pl->bufs[n + i] = io_alloc_aligned(bytes)))
             return rt_alloc_failed(pl, t, "the previous-sweep buffer of", bytes);
-        if (t->kind == TEN_CONST)
-            memcpy(pl->bufs[i], t->data, bytes);
+        if (t->kind == TEN_CONST) /* float32 literals, in the plan's element type */
+            rt_elem_from_source(pl, FUSE_F32, t->data, pl->bufs[i], pl->count[i], false);
     }
     if (pl->scratch_bytes && !(pl->bufs[2 * n] = io_alloc_aligned(pl->scratch_bytes)))
         return rt_alloc_failed(pl, NULL, "the kernels' packing scratch", pl->scratch_bytes);
@@ -130,16 +131,29 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
     return st;
 }
 
+/* Host ops (tucker_dense, runtime/tucker.c) work on float32 buffers only. */
+static fuse_status refuse_host_ops(RtPlan *pl)
+{
+    const IrProgram *p = pl->ir;
+    for (int g = 0; g < p->n_groups; g++)
+        for (int i = 0; i < p->groups[g]->n_ops; i++)
+            if (p->groups[g]->ops[i]->kind == OP_HOST)
+                return rt_elem_refuse(pl, "tucker_dense");
+    return FUSE_OK;
+}
+
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs, JitSession *js,
                         const char *prefix, JitCache *cache, const char *cache_dir,
-                        RtHost *host, const fuse_program_options *popts, uint64_t max_memory)
+                        RtHost *host, const fuse_program_options *popts, uint64_t max_memory,
+                        fuse_precision precision)
 {
     RtPlan *pl = calloc(1, sizeof *pl);
     *out = pl;
     if (!pl)
         return FUSE_E_NOMEM;
+    pl->precision = precision;
     pl->host = host; /* first, so compiling can log */
     arena_init(&pl->arena);
     fe_diags_init(&pl->dl, &pl->arena);
@@ -161,6 +175,10 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     fuse_status st = parse_and_check(pl, inputs, n_inputs);
     pl->popts = NULL; /* borrowed for the parse only */
     pl->timings.check_ms = sup_clock_ms() - t0 - pl->timings.parse_ms;
+    if (st == FUSE_OK && js)
+        st = refuse_host_ops(pl);
+    if (st == FUSE_OK && js)
+        rt_keep_sources(pl, inputs, n_inputs); /* 16-bit inputs stay 16-bit */
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)

@@ -74,7 +74,7 @@ typedef struct Build {
     RtPlan *pl;
     LowerOptions opt;
     struct {
-        int64_t opts[5];
+        int64_t opts[7];
         unsigned char build_id[64];
     } opts;                  /* the option bytes of every key */
     GroupSlot *g;
@@ -906,8 +906,9 @@ static fuse_status build_init(Build *b, RtPlan *pl)
     memset(b, 0, sizeof *b);
     b->pl = pl;
     b->opt = (LowerOptions){.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
-    int64_t o[5] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
-                    b->opt.no_contract};
+    rt_lower_elem(pl, &b->opt); /* the precision changes the code: in the key */
+    int64_t o[7] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
+                    b->opt.no_contract, b->opt.precision, b->opt.soft_half};
     memcpy(b->opts.opts, o, sizeof o);
     /* The build ID makes any rebuild of the code generator a different key. */
     rt_build_id(b->opts.build_id, sizeof b->opts.build_id);

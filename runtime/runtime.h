@@ -137,6 +137,8 @@ typedef struct RtPlan {
     /* the weights manifest of fuse_program_options.weights (weights.c;
      * NULL: none): its tensors, float32 when the plan compiles */
     struct RtWeights *weights;
+    /* the element type of every buffer (elem.c); set before compiling */
+    fuse_precision precision;
 } RtPlan;
 
 /* the buffers of one kernel, numbered as its group's view numbers
@@ -171,7 +173,8 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const fuse_input *inputs, size_t n_inputs,
                         struct JitSession *js, const char *prefix,
                         struct JitCache *cache, const char *cache_dir, RtHost *host,
-                        const fuse_program_options *popts, uint64_t max_memory);
+                        const fuse_program_options *popts, uint64_t max_memory,
+                        fuse_precision precision);
 void rt_plan_free(RtPlan *plan);
 
 /* sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
@@ -261,6 +264,66 @@ fuse_status rt_check_sinks(RtPlan *plan);
 /* Writes one sink's value t to its file under the output root. */
 fuse_status rt_write_sink(RtPlan *plan, const Sink *s, const IrTensor *t);
 
+/* ---- elem.c: the element type of a plan's buffers (precision) ---- */
+
+struct LowerOptions;
+/* "fp32", "fp64", "bf16", "fp16" */
+const char *rt_precision_name(fuse_precision p);
+/* bytes of one buffer element, and its dtype (FUSE_F32, F64, BF16 or F16) */
+size_t rt_elem_bytes(const RtPlan *pl);
+fuse_dtype rt_elem_dtype(const RtPlan *pl);
+/* sets opt's precision and half conversions for the plan's session */
+void rt_lower_elem(const RtPlan *pl, struct LowerOptions *opt);
+/* element i of a buffer of the plan, as double; and set to v (rounded to
+ * nearest even into 16-bit storage). Inline: fixpoint change tests and
+ * semi-naive merges call them per element, and fp32 must stay as fast. */
+static inline double rt_elem_get(const RtPlan *pl, const void *buf, int64_t i)
+{
+    switch (pl->precision) {
+    case FUSE_PRECISION_FP64: return ((const double *)buf)[i];
+    case FUSE_PRECISION_BF16: return io_bf16_to_float(((const uint16_t *)buf)[i]);
+    case FUSE_PRECISION_FP16: return io_half_to_float(((const uint16_t *)buf)[i]);
+    default: return ((const float *)buf)[i];
+    }
+}
+
+static inline void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v)
+{
+    switch (pl->precision) {
+    case FUSE_PRECISION_FP64: ((double *)buf)[i] = v; break;
+    case FUSE_PRECISION_BF16: ((uint16_t *)buf)[i] = io_float_to_bf16((float)v); break;
+    case FUSE_PRECISION_FP16: ((uint16_t *)buf)[i] = io_float_to_half((float)v); break;
+    default: ((float *)buf)[i] = (float)v; break;
+    }
+}
+/* n source elements of dtype dt into a buffer of the plan (io_convert_source's
+ * rules: booleans thresholded) */
+void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
+                         bool is_bool);
+/* Per tensor: a 16-bit source (bfloat16 or float16) bound at the runner's
+ * creation by a host input of that dtype keeps it when the runner's precision
+ * stores another type: its buffer holds the data as given (half the bytes of
+ * float32, exact), kernels widen it on every load, and later runs must bind it
+ * in the same dtype. IrTensor.elem records it. */
+void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs);
+/* FUSE_E_ARG with a diagnostic when input `in` of kept source t has another dtype */
+fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in);
+/* bytes of one element of tensor t's buffer, and its dtype */
+size_t rt_tensor_bytes(const RtPlan *pl, int t);
+fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t);
+/* n elements of dtype dt into t's buffer dst (rt_elem_from_source, or a copy for
+ * a kept source) */
+void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
+                           void *dst, int64_t n);
+/* a tensor viewing buffer buf of t (t's dtype and shape; not owned) */
+fuse_tensor rt_elem_view(const RtPlan *pl, const IrTensor *t, const void *buf);
+/* a copy of t's buffer as a tensor of t's dtype (data from
+ * io_alloc_aligned); FUSE_E_NOMEM */
+fuse_status rt_elem_copy(const RtPlan *pl, const IrTensor *t, fuse_tensor *out);
+/* FUSE_OK under fp32; otherwise FUSE_E_UNSUPPORTED with a diagnostic naming the
+ * precision and `feature` (what only fp32 supports yet) */
+fuse_status rt_elem_refuse(RtPlan *pl, const char *feature);
+
 /* ---- weights.c: weight manifests (SPEC §8) ---- */
 
 typedef struct RtWeights RtWeights;
@@ -290,8 +353,10 @@ fuse_status rt_weights_bind(const RtPlan *plan, const fuse_input *inputs, size_t
 
 /* bytes as text: "512 bytes", "64 MiB", "1.5 GiB". */
 void rt_format_bytes(uint64_t bytes, char *buf, size_t cap);
-/* tensor t taking `bytes` as text: "C: 64 MiB [4096, 4096] float32". */
-void rt_describe_tensor(const IrTensor *t, uint64_t bytes, char *buf, size_t cap);
+/* tensor t of plan pl taking `bytes` as text: "C: 64 MiB [4096, 4096] float32"
+ * (the plan's element type). */
+void rt_describe_tensor(const RtPlan *pl, const IrTensor *t, uint64_t bytes, char *buf,
+                        size_t cap);
 /* the diagnostic of an allocation of `bytes` that failed, for `what` ("tensor",
  * "the stored steps of", ...) of tensor t (NULL: not a tensor's, e.g. the
  * packing scratch); returns FUSE_E_NOMEM. */

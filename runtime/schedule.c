@@ -92,7 +92,7 @@ static double set_temperature(RtPlan *pl, int g, int it)
     const RtSchedule *s = rt_sched_find(m, t->name);
     double v = s ? rt_sched_value(s, t->name, it) : 0.0;
     if (m->temp_tensor && m->temp_tensor[g] >= 0)
-        pl->bufs[m->temp_tensor[g]][0] = (float)v;
+        rt_elem_set(pl, pl->bufs[m->temp_tensor[g]], 0, v);
     return s ? v : NAN;
 }
 
@@ -137,14 +137,35 @@ static float *prev_buffer(RtPlan *pl, int g)
     if (!m || !m->snap)
         return NULL;
     if (!m->snap[g]) {
-        size_t bytes = (size_t)pl->count[t] * sizeof(float);
-        m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
+        size_t bytes = (size_t)pl->count[t] * rt_elem_bytes(pl);
+        m->snap[g] = io_alloc_aligned(bytes ? bytes : sizeof(double));
         if (m->snap[g])
             memset(m->snap[g], 0, bytes);
         else /* every sweep then counts as a change: say why it cannot converge */
             rt_log_nomem(pl, pl->ir->tensors[t], "the previous-sweep snapshot of", bytes);
     }
     return m->snap[g];
+}
+
+/* The counts of one change test. */
+typedef struct Changes {
+    int64_t changed, diverged;
+    double max_delta;
+} Changes;
+
+/* One cell's change from b (previous) to a (current). */
+static inline void count_change(double a, double b, bool is_bool, bool is_later, double tol,
+                                Changes *c)
+{
+    if (a == b || (isnan(a) && isnan(b)))
+        return;
+    if (is_later && isfinite(b) && !isfinite(a))
+        c->diverged++;
+    double d = fabs(a - b);
+    if (d > c->max_delta || isnan(d))
+        c->max_delta = isnan(d) ? INFINITY : d;
+    if (is_bool || isnan(d) || d > tol + 1e-5 * fabs(a))
+        c->changed++;
 }
 
 /* Compares group g's value with its previous one, fills the entry's counters and
@@ -157,28 +178,24 @@ static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, RtTra
     const float *cur = pl->bufs[t];
     float *prev = prev_buffer(pl, g);
     bool is_bool = pl->ir->tensors[t]->is_bool;
-    int64_t n = pl->count[t], changed = 0;
-    double max_delta = 0.0;
+    int64_t n = pl->count[t];
     if (!prev) {
         e->changed = n;
         e->max_delta = INFINITY;
         return;
     }
-    for (int64_t i = 0; i < n; i++) {
-        double a = cur[i], b = prev[i];
-        if (a == b || (isnan(a) && isnan(b)))
-            continue;
-        if (is_later && isfinite(b) && !isfinite(a))
-            pl->modes->n_diverged++;
-        double d = fabs(a - b);
-        if (d > max_delta || isnan(d))
-            max_delta = isnan(d) ? INFINITY : d;
-        if (is_bool || isnan(d) || d > tol + 1e-5 * fabs(a))
-            changed++;
-    }
-    memcpy(prev, cur, (size_t)n * sizeof(float));
-    e->changed = changed;
-    e->max_delta = max_delta;
+    Changes c = {0};
+    if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
+        for (int64_t i = 0; i < n; i++)
+            count_change(cur[i], prev[i], is_bool, is_later, tol, &c);
+    else
+        for (int64_t i = 0; i < n; i++)
+            count_change(rt_elem_get(pl, cur, i), rt_elem_get(pl, prev, i), is_bool, is_later,
+                         tol, &c);
+    pl->modes->n_diverged += c.diverged;
+    memcpy(prev, cur, (size_t)n * rt_elem_bytes(pl));
+    e->changed = c.changed;
+    e->max_delta = c.max_delta;
 }
 
 /* ---- running components ---- */
@@ -194,7 +211,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     double t0 = sup_clock_ms();
     if (is_base) {
         int t = pl->ir->groups[g]->tensor;
-        memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+        memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
         m->base_fn[g](pl->bufs);
     } else if (m->mc_fn) {
         m->mc_fn[g](pl->bufs);
@@ -317,7 +334,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
     pl->fused_from = pl->fused_until = -1;
     for (int g = 0; m->snap && g < p->n_groups; g++)
         if (m->snap[g])
-            memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * sizeof(float));
+            memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * rt_elem_bytes(pl));
     double t0 = sup_clock_ms();
     for (int g0 = 0, g1; g0 < p->n_groups && !rt_interrupted(pl); g0 = g1) {
         for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)

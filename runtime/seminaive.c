@@ -33,7 +33,7 @@ static bool buffer_non_negative(const RtPlan *pl, int t)
 {
     const float *v = pl->bufs[t];
     for (int64_t i = 0; i < pl->count[t]; i++)
-        if (!(v[i] >= 0.0f))
+        if (!(rt_elem_get(pl, v, i) >= 0.0))
             return false;
     return true;
 }
@@ -66,6 +66,7 @@ static fuse_status compile_deltas(RtPlan *pl)
     char prefix[48], *err = NULL;
     snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
     LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
+    rt_lower_elem(pl, &opt);
     JitModule *jm = want && fns && base ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)
@@ -132,7 +133,7 @@ static float *delta_buffer(RtPlan *pl, int g)
 {
     RtModes *m = pl->modes;
     int t = pl->ir->groups[g]->tensor;
-    size_t bytes = (size_t)pl->count[t] * sizeof(float);
+    size_t bytes = (size_t)pl->count[t] * rt_elem_bytes(pl);
     if (!m->delta[g])
         m->delta[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
     if (m->delta[g])
@@ -162,16 +163,24 @@ static int64_t merge(RtPlan *pl, int g, bool was_run)
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
     float *cur = pl->bufs[t], *full = pl->bufs[n + t], *delta = pl->modes->delta[g];
     int64_t news = 0;
-    for (int64_t i = 0; i < pl->count[t] && was_run; i++) {
+    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
+    for (int64_t i = 0; i < pl->count[t] && was_run && is_f32; i++) {
         bool is_new = cur[i] != 0.0f && full[i] == 0.0f;
         delta[i] = is_new ? 1.0f : 0.0f;
         if (is_new)
             full[i] = 1.0f;
         news += is_new;
     }
+    for (int64_t i = 0; i < pl->count[t] && was_run && !is_f32; i++) {
+        bool is_new = rt_elem_get(pl, cur, i) != 0.0 && rt_elem_get(pl, full, i) == 0.0;
+        rt_elem_set(pl, delta, i, is_new ? 1.0 : 0.0);
+        if (is_new)
+            rt_elem_set(pl, full, i, 1.0);
+        news += is_new;
+    }
     if (!was_run)
-        memset(delta, 0, (size_t)pl->count[t] * sizeof(float));
-    memcpy(cur, full, (size_t)pl->count[t] * sizeof(float));
+        memset(delta, 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
+    memcpy(cur, full, (size_t)pl->count[t] * rt_elem_bytes(pl));
     return news;
 }
 
@@ -199,7 +208,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
             continue;
         int t = pl->ir->groups[g]->tensor;
         double t0 = sup_clock_ms();
-        memset(pl->bufs[t], 0, (size_t)pl->count[t] * sizeof(float));
+        memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
         run_delta(pl, g);
         e->ms = sup_clock_ms() - t0;
         ran[g - g0] = true;
@@ -236,7 +245,7 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
             free(has_news);
             return it;
         }
-        memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * sizeof(float));
+        memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * rt_elem_bytes(pl));
         has_news[t] = true;
     }
     for (; it < max_iters && !rt_interrupted(pl); it++) {

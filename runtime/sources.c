@@ -103,7 +103,7 @@ static fuse_status read_source(const RtPlan *pl, const char *path, const IrTenso
     if (strcasecmp(ext, ".jsonl") == 0)
         return io_jsonl_read(path, out, err);
     if (strcasecmp(ext, ".safetensors") == 0)
-        return io_safetensors_read(path, t->name, out, err);
+        return io_safetensors_read_native(path, t->name, out, err); /* bound: any dtype */
     *err = sup_strprintf("%s: unsupported source format '%s'", path, ext);
     return FUSE_E_UNSUPPORTED;
 }
@@ -310,7 +310,8 @@ fuse_status rt_check_inputs(RtPlan *pl, const fuse_input *inputs, size_t n_input
                                 inputs[i].name);
         bool is_compiled = pl->bufs && pl->ir->is_shaped; /* a runner's, not a check's */
         if (is_compiled && !rt_stream_is_seed(inputs[i].name) &&
-            check_compiled_shape(pl, t, &inputs[i]) != FUSE_OK)
+            (check_compiled_shape(pl, t, &inputs[i]) != FUSE_OK ||
+             rt_check_kept_source(pl, t, &inputs[i]) != FUSE_OK))
             return FUSE_E_ARG;
     }
     return FUSE_OK;
@@ -448,12 +449,13 @@ fuse_status rt_infer_source_shapes(RtPlan *pl, ShapeFact *facts, bool *is_deferr
 
 /* ---- loading ---- */
 
-/* Copies src (float32, C order) into the larger dst, zero-padding every axis. */
-static void copy_padded(const float *src, const int64_t *sshape, float *dst,
-                        const int64_t *dshape, int rank)
+/* Copies src (elements of esize bytes, C order) into the larger dst,
+ * zero-padding every axis. */
+static void copy_padded(const char *src, const int64_t *sshape, char *dst,
+                        const int64_t *dshape, int rank, size_t esize)
 {
     if (rank == 0) {
-        dst[0] = src[0];
+        memcpy(dst, src, esize);
         return;
     }
     int64_t sinner = 1, dinner = 1;
@@ -462,7 +464,8 @@ static void copy_padded(const float *src, const int64_t *sshape, float *dst,
         dinner *= dshape[k];
     }
     for (int64_t i = 0; i < sshape[0]; i++)
-        copy_padded(src + i * sinner, sshape + 1, dst + i * dinner, dshape + 1, rank - 1);
+        copy_padded(src + (size_t)(i * sinner) * esize, sshape + 1,
+                    dst + (size_t)(i * dinner) * esize, dshape + 1, rank - 1, esize);
 }
 
 static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor *src,
@@ -474,7 +477,7 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
         fits = fits && src->shape[k] <= t->shape[k];
     }
     if (same) {
-        io_convert_source(src->dtype, src->data, pl->bufs[t->id], pl->count[t->id], t->is_bool);
+        rt_tensor_from_source(pl, t, src->dtype, src->data, pl->bufs[t->id], pl->count[t->id]);
         return FUSE_OK;
     }
     if (!may_pad || !fits)
@@ -482,13 +485,14 @@ static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor 
                         "source %s: %s changed shape since the program was compiled", t->name,
                         what);
     int64_t n = io_shape_count(src->rank, src->shape);
-    float *tmp = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    size_t esize = rt_tensor_bytes(pl, t->id);
+    char *tmp = malloc(esize * (size_t)(n > 0 ? n : 1));
     if (!tmp)
-        return rt_alloc_failed(pl, t, "the padded copy of source", sizeof(float) * (size_t)n);
-    io_convert_source(src->dtype, src->data, tmp, n, t->is_bool);
-    memset(pl->bufs[t->id], 0, sizeof(float) * (size_t)pl->count[t->id]);
+        return rt_alloc_failed(pl, t, "the padded copy of source", esize * (size_t)n);
+    rt_tensor_from_source(pl, t, src->dtype, src->data, tmp, n);
+    memset(pl->bufs[t->id], 0, esize * (size_t)pl->count[t->id]);
     if (n > 0)
-        copy_padded(tmp, src->shape, pl->bufs[t->id], t->shape, t->rank);
+        copy_padded(tmp, src->shape, (char *)pl->bufs[t->id], t->shape, t->rank, esize);
     free(tmp);
     return FUSE_OK;
 }
@@ -510,7 +514,8 @@ void rt_unborrow_sources(RtPlan *pl)
 static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
     const fuse_tensor *s = &in->tensor;
-    if (!in->borrow || s->dtype != FUSE_F32 || !s->data || ((uintptr_t)s->data % _Alignof(float)) ||
+    if (!in->borrow || s->dtype != rt_tensor_dtype(pl, t->id) || !s->data ||
+        ((uintptr_t)s->data % rt_tensor_bytes(pl, t->id)) ||
         s->rank != t->rank || t->is_read_prev || t->is_bool)
         return false;
     for (int k = 0; k < t->rank; k++)
@@ -531,7 +536,7 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
                               char **err)
 {
     *is_mapped = false;
-    if (strcasecmp(extension(path), ".npy") != 0)
+    if (strcasecmp(extension(path), ".npy") != 0 || pl->precision != FUSE_PRECISION_FP32)
         return FUSE_OK;
     return io_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
                               err);
@@ -542,7 +547,8 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
 static void source_nomem(RtPlan *pl, const IrTensor *t, const char *err)
 {
     char desc[256];
-    rt_describe_tensor(t, (uint64_t)pl->count[t->id] * sizeof(float), desc, sizeof desc);
+    rt_describe_tensor(pl, t, (uint64_t)pl->count[t->id] * rt_tensor_bytes(pl, t->id), desc,
+                       sizeof desc);
     fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "source %s: %s (reading it into %s)", t->name,
              err ? err : "out of memory", desc);
 }
@@ -675,8 +681,7 @@ fuse_status rt_write_sink(RtPlan *pl, const Sink *s, const IrTensor *t)
     if (!path_stays_inside(s->path))
         return fe_error(&pl->dl, FUSE_E_IO, s->stmt->span,
                         "sink path \"%s\" must stay inside the output directory", s->path);
-    fuse_tensor v = {.dtype = FUSE_F32, .rank = t->rank, .data = pl->bufs[t->id]};
-    memcpy(v.shape, t->shape, sizeof v.shape);
+    fuse_tensor v = rt_elem_view(pl, t, pl->bufs[t->id]); /* bf16: .npy/.npz widen it */
     void *buf = NULL;
     size_t len = 0;
     char *err = NULL;

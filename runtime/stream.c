@@ -165,7 +165,7 @@ void rt_stream_free(RtStreamState *s)
 
 static size_t slot_bytes(const RtPlan *pl, const IrStream *s)
 {
-    return (size_t)pl->count[s->tensor] * sizeof(float);
+    return (size_t)pl->count[s->tensor] * rt_elem_bytes(pl);
 }
 
 /* hist[k]: depth zeroed buffers and a NULL end mark. */
@@ -216,8 +216,8 @@ static fuse_status apply_seed(RtPlan *pl, const fuse_input *in)
         return fe_error(&pl->dl, FUSE_E_ARG, s->span,
                         "input '%s' must have the shape of %s (rank %d, as compiled)", in->name,
                         s->name, t->rank);
-    io_convert_source(in->tensor.dtype, in->tensor.data, pl->stream->hist[k][s->offset - o - 1],
-                      pl->count[s->tensor], t->is_bool);
+    rt_elem_from_source(pl, in->tensor.dtype, in->tensor.data,
+                        pl->stream->hist[k][s->offset - o - 1], pl->count[s->tensor], t->is_bool);
     return FUSE_OK;
 }
 

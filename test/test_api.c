@@ -212,10 +212,22 @@ START_TEST(bad_config)
     cfg.device = FUSE_DEVICE_CUDA;
     ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "cuda is not available"));
+    /* every precision is available: bf16 runs and returns bfloat16 outputs */
     fuse_config_init(&cfg);
     cfg.precision = FUSE_PRECISION_BF16;
-    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(fuse_ctx_error(f.ctx), "only fp32"));
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_OK);
+    fuse_outputs *o = NULL;
+    ck_assert_int_eq(fuse_runner_run(run, f.in, 2, &o), FUSE_OK);
+    const fuse_tensor *s = fuse_outputs_find(o, "S");
+    ck_assert_int_eq(s->dtype, FUSE_BF16);
+    const uint16_t *bits = s->data; /* S = [1 - 3, 4 - 6] = [-2, -2]: exact in bf16 */
+    ck_assert_uint_eq(bits[0], 0xC000);
+    ck_assert_uint_eq(bits[1], 0xC000);
+    fuse_outputs_free(o);
+    fuse_runner_free(run);
+    fuse_config_init(&cfg);
+    cfg.precision = (fuse_precision)FUSE_PRECISION_COUNT;
+    ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_E_ARG);
     fuse_config_init(&cfg);
     cfg.device = FUSE_DEVICE_CPU;
     ck_assert_int_eq(fuse_runner_new(f.prog, &cfg, f.in, 2, &run), FUSE_OK);

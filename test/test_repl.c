@@ -732,6 +732,7 @@ START_TEST(piped_set_lists_and_validates)
 {
     int rc = run_piped(":set max_iters 5\n"
                        ":set precision fp64\n"
+                       ":set device cuda\n"
                        ":set threads many\n"
                        ":set\n"
                        "A[i] = const([1.0, 2.0])\n"
@@ -740,13 +741,13 @@ START_TEST(piped_set_lists_and_validates)
     ck_assert_int_eq(rc, 1);
     char *out = read_text(path_in("out.txt")), *err = read_text(path_in("err.txt"));
     size_t at = expect_after(out, 0, "mode = single\nstrategy = synchronous\n"
-                                     "projection = exact\nprecision = fp32\ndevice = auto\n");
+                                     "projection = exact\nprecision = fp64\ndevice = auto\n");
     at = expect_after(out, at, "max_iters = 5\n");
     at = expect_after(out, at, "sinks = off\ncache = on\n");
     at = expect_after(out, at, "parser = legacy\nparam = (none)\n");
-    at = expect_after(out, at, "# A shape=(2,) dtype=float32\n[1. 2.]\n");
-    at = expect_after(err, 0, "error: :set precision fp64 refused: precision fp64, bf16 and "
-                              "fp16 are not supported yet: only fp32\n");
+    at = expect_after(out, at, "# A shape=(2,) dtype=float64\n[1. 2.]\n");
+    at = expect_after(err, 0, "error: :set device cuda refused: device cuda is not available: "
+                              "this build has no GPU path (use auto or cpu)\n");
     at = expect_after(err, at, "error: :set threads expects a count >= 0, got 'many'\n");
     ck_assert_ptr_null(strstr(err + at, "error"));
     free(out), free(err);

@@ -139,10 +139,11 @@ static fuse_status read_both(const uint8_t *img, size_t n, const char *name, fus
 
 START_TEST(test_tensor_dtype_info)
 {
-    static const size_t sizes[FUSE_DTYPE_COUNT] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2};
+    static const size_t sizes[FUSE_DTYPE_COUNT] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 2};
     static const char *names[FUSE_DTYPE_COUNT] = {"float32", "float64", "int8",  "int16",
                                                   "int32",   "int64",   "uint8", "uint16",
-                                                  "uint32",  "uint64",  "bool",  "float16"};
+                                                  "uint32",  "uint64",  "bool",  "float16",
+                                                  "bfloat16"};
     for (int i = 0; i < FUSE_DTYPE_COUNT; i++) {
         ck_assert_uint_eq(fuse_dtype_size((fuse_dtype)i), sizes[i]);
         ck_assert_str_eq(fuse_dtype_name((fuse_dtype)i), names[i]);
@@ -285,6 +286,8 @@ static const int64_t rt_shapes[5][4] = {{0}, {5}, {2, 3}, {2, 3, 4}, {3, 1, 2, 2
 START_TEST(test_npy_roundtrip_every_dtype_and_rank)
 {
     for (int dt = 0; dt < FUSE_DTYPE_COUNT; dt++) {
+        if (dt == FUSE_BF16) /* NumPy has no bfloat16: written as float32 (below) */
+            continue;
         for (int rank = 0; rank <= 4; rank++) {
             fuse_tensor t = make_tensor((fuse_dtype)dt, rank, rt_shapes[rank],
                                         (uint32_t)(dt * 10 + rank));
@@ -535,12 +538,28 @@ START_TEST(test_npy_header_variants)
 }
 END_TEST
 
+/* bfloat16 has no NumPy dtype: .npy gets the float32 values it holds exactly. */
+START_TEST(test_npy_bf16_written_as_float32)
+{
+    uint16_t bits[4] = {0x3F80, 0xC040, 0x3EAB, 0x7F80}; /* 1, -3, 0.333984375, inf */
+    fuse_tensor t = {.dtype = FUSE_BF16, .rank = 1, .shape = {4}, .data = bits};
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_write(path_in("bf.npy"), &t, &err), FUSE_OK);
+    fuse_tensor back = {0};
+    ck_assert_int_eq(io_npy_read(path_in("bf.npy"), &back, &err), FUSE_OK);
+    ck_assert_int_eq(back.dtype, FUSE_F32);
+    const float *f = back.data;
+    ck_assert(f[0] == 1.0f && f[1] == -3.0f && f[2] == 0.333984375f && isinf(f[3]));
+    free(back.data);
+}
+END_TEST
+
 START_TEST(test_npy_every_dtype_descr)
 {
-    static const char *descr[FUSE_DTYPE_COUNT] = {"<f4", "<f8", "|i1", "<i2", "<i4", "<i8",
-                                                  "|u1", "<u2", "<u4", "<u8", "|b1", "<f2"};
+    static const char *descr[FUSE_DTYPE_COUNT - 1] = {"<f4", "<f8", "|i1", "<i2", "<i4", "<i8",
+                                                      "|u1", "<u2", "<u4", "<u8", "|b1", "<f2"};
     uint8_t zeros[8] = {0};
-    for (int dt = 0; dt < FUSE_DTYPE_COUNT; dt++) {
+    for (int dt = 0; dt < FUSE_BF16; dt++) { /* every dtype but bfloat16 (no descr) */
         char dict[128];
         snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': ()}",
                  descr[dt]);
@@ -1546,7 +1565,7 @@ static Suite *runtime_suite(void)
           test_npy_encode_header_layout, test_npy_write_creates_parent_dirs,
           test_npy_fortran_order_2d, test_npy_fortran_order_3d_int16, test_npy_versions_2_and_3,
           test_npy_big_endian, test_npy_big_endian_fortran, test_npy_header_variants,
-          test_npy_every_dtype_descr}},
+          test_npy_every_dtype_descr, test_npy_bf16_written_as_float32}},
         {"npy_malformed",
          {test_npy_truncated_at_many_lengths, test_npy_bad_magic_and_version,
           test_npy_bad_header_dicts, test_npy_header_length_beyond_file,

@@ -122,6 +122,7 @@ int cli_modes_set(CliModes *m, const char *name, const char *v, char **msg)
     static const char *const modes[] = {"single", "fixpoint", "demand"};
     static const char *const strats[] = {"synchronous", "semi_naive"};
     static const char *const projs[] = {"exact", "monte_carlo"};
+    static const char *const precs[] = {"fp32", "fp64", "bf16", "fp16"};
     int k;
     if (strcmp(name, "mode") == 0) {
         if (pick(v, modes, 3, &k))
@@ -135,6 +136,10 @@ int cli_modes_set(CliModes *m, const char *name, const char *v, char **msg)
         if (pick(v, projs, 2, &k))
             return bad(msg, "--projection expects exact or monte_carlo, got '%s'", v);
         m->projection = (fuse_projection)k;
+    } else if (strcmp(name, "precision") == 0) {
+        if (pick(v, precs, 4, &k))
+            return bad(msg, "--precision expects fp32, fp64, bf16 or fp16, got '%s'", v);
+        m->precision = (fuse_precision)k;
     } else if (strcmp(name, "query") == 0) {
         return add_query(m, v, msg);
     } else if (strcmp(name, "temperature") == 0) {
@@ -156,6 +161,7 @@ void cli_modes_config(const CliModes *m, fuse_config *cfg)
     cfg->max_iters = m->max_iters;
     cfg->tol = m->tol;
     cfg->projection = m->projection;
+    cfg->precision = m->precision;
     cfg->samples = m->samples;
     cfg->seed = m->seed;
     cfg->temperatures = m->temps;

@@ -19,6 +19,7 @@ typedef struct CliModes {
     int max_iters;
     double tol;
     fuse_projection projection;
+    fuse_precision precision;  /* --precision */
     int64_t samples;
     uint64_t seed;
     int steps;                 /* runs of the program (streaming steps); 0 = 1 */

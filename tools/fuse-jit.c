@@ -57,6 +57,7 @@ enum {
     OPT_WHAT = 1u << 7,
     OPT_PARSER = 1u << 8,
     OPT_PARAM = 1u << 10,
+    OPT_PRECISION = 1u << 11, /* --precision (cli_modes.c) */
     OPT_DIAG = OPT_PARSER, /* --color, --error-limit: every command that parses */
     OPT_MAX_MEMORY = 1u << 9,
     OPT_COMPRESS = 1u << 15,
@@ -132,6 +133,9 @@ static const OptionSpec OPTIONS[] = {
      "                        (repeatable; replaces the exports; with --out the\n"
      "                        results go to the file: an .npz member per query\n"
      "                        named by its text, or the only one in .npy/.json)"},
+    {"precision", OPT_PRECISION, "P", "fp32 (default), fp64, bf16 or fp16: the element type\n"
+                                      "                        of every tensor (bf16 and fp16 compute in\n"
+                                      "                        fp32; docs/execution.md, \"Precision\")"},
     {"projection", OPT_MODES, "P", "exact (default) or monte_carlo"},
     {"samples", OPT_MODES, "N", "Monte Carlo samples per equation"},
     {"seed", OPT_MODES, "S", "random seed (Monte Carlo)"},
@@ -375,7 +379,8 @@ static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
         return set_parser(c, v, a);
     case OPT_PARAM: return add_param(c, v, a);
     case OPT_WHAT: return set_what(c, v, a);
-    case OPT_MODES: return set_modes(c, v, a);
+    case OPT_MODES:
+    case OPT_PRECISION: return set_modes(c, v, a);
     case OPT_TIME: a->time = true; return 0;
     case OPT_CACHE_DIR: a->cache_dir = v; return 0;
     case OPT_NO_CACHE: a->no_cache = true; return 0;
@@ -879,7 +884,7 @@ static const Command COMMANDS[] = {
      "needing more than --max-memory fails with exit status 1, naming its largest\n"
      "tensors.\n",
      OPT_OUT | OPT_COMPRESS | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS |
-         OPT_NO_SINKS | OPT_MODES |
+         OPT_NO_SINKS | OPT_MODES | OPT_PRECISION |
          OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY |
          OPT_WEIGHTS,
      cmd_run},
@@ -902,7 +907,7 @@ static const Command COMMANDS[] = {
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
      "the program, so sources must be readable (or bound with --input).\n",
      OPT_WHAT | OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER |
-         OPT_PARAM | OPT_WEIGHTS, cmd_emit},
+         OPT_PARAM | OPT_WEIGHTS | OPT_PRECISION, cmd_emit},
     /* main() dispatches it (cache_command) */
     {"cache", "cache stats|clear|dir [--cache-dir DIR]",
      "show, locate or empty the disk cache of compiled code",

@@ -55,6 +55,7 @@ static Kind dtype_kind(fuse_dtype dt)
 {
     switch (dt) {
     case FUSE_F16:
+    case FUSE_BF16:
     case FUSE_F32:
     case FUSE_F64:
         return K_FLOAT;
@@ -97,9 +98,33 @@ static double half_round(double y)
     return fabs(r) > 65504 ? copysign(INFINITY, y) : r;
 }
 
+/* bfloat16 bits (the top half of a float32's) as a double (exact). */
+static double bf16_value(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* y rounded to the nearest bfloat16 value (8 significant bits, float32's
+ * exponent range; ties to even), as a double. */
+static double bf16_round(double y)
+{
+    if (!isfinite(y) || y == 0)
+        return y;
+    int e;
+    frexp(y, &e);
+    int ulp = (e - 1 < -126 ? -126 : e - 1) - 7;
+    double r = ldexp(nearbyint(ldexp(y, -ulp)), ulp);
+    return fabs(r) > 0x1.FEp127 ? copysign(INFINITY, y) : r;
+}
+
 /* Element i (flat, C order) of a float tensor, widened to double. */
 static double elem_float(const fuse_tensor *t, int64_t i)
 {
+    if (t->dtype == FUSE_BF16)
+        return bf16_value(((const uint16_t *)t->data)[i]);
     if (t->dtype == FUSE_F16)
         return half_value(((const uint16_t *)t->data)[i]);
     if (t->dtype == FUSE_F32)
@@ -159,6 +184,8 @@ static bool reads_back(const char *s, double x, fuse_dtype dt)
 {
     if (dt == FUSE_F16)
         return half_round(strtod(s, NULL)) == x;
+    if (dt == FUSE_BF16)
+        return bf16_round(strtod(s, NULL)) == x;
     if (dt == FUSE_F32)
         return strtof(s, NULL) == (float)x;
     return strtod(s, NULL) == x;
@@ -168,7 +195,7 @@ static bool reads_back(const char *s, double x, fuse_dtype dt)
 static void digits_shortest(double x, fuse_dtype dt, Digits *out)
 {
     char buf[64];
-    int max_p = dt == FUSE_F16 ? 4 : dt == FUSE_F32 ? 8 : 16;
+    int max_p = dt == FUSE_F16 || dt == FUSE_BF16 ? 4 : dt == FUSE_F32 ? 8 : 16;
     for (int p = 0; p <= max_p; p++) {
         snprintf(buf, sizeof buf, "%.*e", p, x);
         if (reads_back(buf, x, dt))

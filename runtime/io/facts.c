@@ -232,7 +232,8 @@ static bool cell_nonzero(const fuse_tensor *t, int64_t i)
     case FUSE_U32: return ((const uint32_t *)d)[i] != 0;
     case FUSE_U64: return ((const uint64_t *)d)[i] != 0;
     case FUSE_BOOL: return ((const uint8_t *)d)[i] != 0;
-    case FUSE_F16: return (((const uint16_t *)d)[i] & 0x7FFF) != 0; /* not +-0 */
+    case FUSE_F16:
+    case FUSE_BF16: return (((const uint16_t *)d)[i] & 0x7FFF) != 0; /* not +-0 */
     default: return false;
     }
 }

@@ -33,6 +33,12 @@ int64_t io_shape_count(int rank, const int64_t *shape);
 
 /* An IEEE binary16 value as the float it is exactly. */
 float io_half_to_float(uint16_t h);
+/* x rounded to the nearest binary16 (ties to even; NaN stays NaN). */
+uint16_t io_float_to_half(float x);
+/* bfloat16 bits as the float they are exactly, and x rounded to the nearest
+ * bfloat16 (ties to even; NaN stays a quiet NaN). */
+float io_bf16_to_float(uint16_t b);
+uint16_t io_float_to_bf16(float x);
 
 /* Converts n elements of any dtype to float32 (bool/ints exactly as values). */
 void io_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n);
@@ -42,6 +48,9 @@ void io_convert_to_bool(fuse_dtype dt, const void *src, float *dst, int64_t n);
 /* io_convert_to_bool when is_bool, else io_convert_to_f32: how a source or input
  * bound to a tensor is stored. */
 void io_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bool is_bool);
+/* The same into doubles (precision fp64): float64 and 32-bit integer sources keep
+ * every digit. */
+void io_convert_source_f64(fuse_dtype dt, const void *src, double *dst, int64_t n, bool is_bool);
 
 /* Makes a host tensor of dtype `dt` holding a copy of n float32 values converted
  * to dt; data 64-byte aligned, free with free. Integers truncate toward zero and
@@ -53,6 +62,8 @@ fuse_status io_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
  * non-negative shape whose size in bytes fits size_t, data present unless empty.
  * Sets *nbytes (may be NULL) to its data size. FUSE_E_ARG, with a message naming
  * `what`, otherwise. */
+/* A float32 copy of a FUSE_BF16 tensor (exact); out->data from io_alloc_aligned. */
+fuse_status io_tensor_widen_bf16(const fuse_tensor *t, fuse_tensor *out);
 fuse_status io_tensor_check(const fuse_tensor *t, const char *what, size_t *nbytes,
                             char **err);
 
@@ -263,6 +274,11 @@ fuse_status io_jsonl_read(const char *path, fuse_tensor *out, char **err);
  * tensor's bytes are read. */
 fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
                                 char **err);
+/* The same, but F64, F16 and BF16 entries keep their dtype (FUSE_F64, FUSE_F16,
+ * FUSE_BF16), so a source bound under precision fp64, fp16 or bf16 loses no
+ * digit to float32 (runtime/sources.c). */
+fuse_status io_safetensors_read_native(const char *path, const char *name, fuse_tensor *out,
+                                       char **err);
 
 /* ---- mmap.c: large .npy sources through a memory mapping ---- */
 

@@ -69,9 +69,10 @@ static json_t *elem_to_json(const fuse_tensor *t, int64_t i)
         return x > INT64_MAX ? json_real((double)x) : json_integer((json_int_t)x);
     }
     case FUSE_BOOL: return json_boolean(((const uint8_t *)d)[i] != 0);
-    case FUSE_F16: {
+    case FUSE_F16:
+    case FUSE_BF16: {
         float x;
-        io_convert_to_f32(FUSE_F16, (const uint16_t *)d + i, &x, 1);
+        io_convert_to_f32(t->dtype, (const uint16_t *)d + i, &x, 1);
         return real_to_json(x);
     }
     default: return json_null();
@@ -96,7 +97,7 @@ static json_t *build_nested(const fuse_tensor *t, int dim, int64_t *pos)
 
 static size_t dump_flags(fuse_dtype dt)
 {
-    return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F32 || dt == FUSE_F16 ? 9 : 17);
+    return JSON_ENCODE_ANY | JSON_REAL_PRECISION(dt == FUSE_F64 ? 17 : 9);
 }
 
 /* json_dump_callback's sink: appends to an SupBuf. */

@@ -47,6 +47,7 @@ static const NpyType npy_types[] = {
     [FUSE_I16] = {'i', 2}, [FUSE_I32] = {'i', 4}, [FUSE_I64] = {'i', 8},
     [FUSE_U8] = {'u', 1},  [FUSE_U16] = {'u', 2}, [FUSE_U32] = {'u', 4},
     [FUSE_U64] = {'u', 8}, [FUSE_BOOL] = {'b', 1}, [FUSE_F16] = {'f', 2},
+    [FUSE_BF16] = {'\0', 0}, /* NumPy has none: written as float32 (io_npy_encode) */
 };
 _Static_assert(sizeof npy_types / sizeof npy_types[0] == FUSE_DTYPE_COUNT,
                "npy_types must cover every fuse_dtype");
@@ -647,12 +648,26 @@ static int format_dict(char *buf, size_t cap, const fuse_tensor *t)
                     ty->size == 1 ? '|' : '<', ty->kind, ty->size, shape);
 }
 
+/* A bfloat16 tensor is written as the float32 values it holds exactly (NumPy
+ * has no bfloat16; docs/files.md). */
+static fuse_status npy_encode_bf16(const fuse_tensor *t, void **buf, size_t *n, char **err)
+{
+    fuse_tensor wide;
+    if (io_tensor_widen_bf16(t, &wide) != FUSE_OK)
+        return sup_fail(err, FUSE_E_NOMEM, ".npy image: out of memory");
+    fuse_status st = io_npy_encode(&wide, buf, n, err);
+    io_free_aligned(wide.data);
+    return st;
+}
+
 fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err)
 {
     size_t nbytes;
     fuse_status st = io_tensor_check(t, ".npy image", &nbytes, err);
     if (st != FUSE_OK)
         return st;
+    if (t->dtype == FUSE_BF16)
+        return npy_encode_bf16(t, buf, n, err);
     char dict[512];
     size_t len = (size_t)format_dict(dict, sizeof dict, t);
     /* Pad with spaces so that prefix + header (with its '\n') is a multiple of 64. */

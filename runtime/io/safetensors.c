@@ -250,9 +250,37 @@ static fuse_status st_read_data(int fd, const char *path, const StTensor *t, flo
     return st;
 }
 
+/* The dtype a float entry keeps with keep_floats (F64, F16, BF16: every digit
+ * for a precision that can hold them); FUSE_F32 otherwise (converted). */
+static fuse_dtype st_kept_dtype(StKind k, bool keep_floats)
+{
+    if (!keep_floats)
+        return FUSE_F32;
+    return k == ST_F64 ? FUSE_F64 : k == ST_F16 ? FUSE_F16 : k == ST_BF16 ? FUSE_BF16 : FUSE_F32;
+}
+
+/* Reads t's bytes as they are (little-endian elements of esize bytes) into dst. */
+static fuse_status st_read_raw(int fd, const char *path, const StTensor *t, void *dst,
+                               char **err)
+{
+    size_t esize = st_dtypes[t->kind].size;
+    fuse_status st = st_pread(fd, path, dst, (size_t)t->count * esize, t->offset, err);
+    unsigned char *p = dst;
+    for (int64_t i = 0; st == FUSE_OK && i < t->count; i++, p += esize) {
+        uint64_t v = le_bytes(p, (int)esize); /* host order, whatever the host */
+        if (esize == 8)
+            memcpy(p, &v, 8);
+        else {
+            uint16_t h = (uint16_t)v;
+            memcpy(p, &h, 2);
+        }
+    }
+    return st;
+}
+
 /* Finds, checks and reads the tensor from an open file of `size` bytes. */
 static fuse_status st_load(int fd, const char *path, uint64_t size, const char *name,
-                           fuse_tensor *out, char **err)
+                           bool keep_floats, fuse_tensor *out, char **err)
 {
     json_t *root = NULL, *entry = NULL;
     uint64_t start = 0;
@@ -267,25 +295,27 @@ static fuse_status st_load(int fd, const char *path, uint64_t size, const char *
         st = st_entry_type(path, tname, entry, &t, err);
     if (st == FUSE_OK)
         st = st_entry_offsets(path, tname, entry, start, size, &t, err);
-    float *data = NULL;
-    if (st == FUSE_OK && !(data = io_alloc_aligned((size_t)t.count * sizeof *data)))
+    fuse_dtype dt = st == FUSE_OK ? st_kept_dtype(t.kind, keep_floats) : FUSE_F32;
+    void *data = NULL;
+    if (st == FUSE_OK && !(data = io_alloc_aligned((size_t)t.count * fuse_dtype_size(dt) + 8)))
         st = sup_fail(err, FUSE_E_NOMEM, "%s: out of memory for tensor '%s'", path, tname);
     if (st == FUSE_OK)
-        st = st_read_data(fd, path, &t, data, err);
+        st = dt == FUSE_F32 ? st_read_data(fd, path, &t, data, err)
+                            : st_read_raw(fd, path, &t, data, err);
     json_decref(root);
     if (st != FUSE_OK) {
         free(data);
         return st;
     }
-    out->dtype = FUSE_F32;
+    out->dtype = dt;
     out->rank = t.rank;
     memcpy(out->shape, t.shape, sizeof t.shape);
     out->data = data;
     return FUSE_OK;
 }
 
-fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
-                                char **err)
+static fuse_status st_read_file(const char *path, const char *name, bool keep_floats,
+                                fuse_tensor *out, char **err)
 {
     if (!path || !out)
         return sup_fail(err, FUSE_E_ARG, "%s: invalid arguments to read safetensors",
@@ -299,7 +329,19 @@ fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor 
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
         st = sup_fail(err, FUSE_E_IO, "%s: not a regular file", path);
     else
-        st = st_load(fd, path, (uint64_t)sb.st_size, name, out, err);
+        st = st_load(fd, path, (uint64_t)sb.st_size, name, keep_floats, out, err);
     close(fd);
     return st;
+}
+
+fuse_status io_safetensors_read(const char *path, const char *name, fuse_tensor *out,
+                                char **err)
+{
+    return st_read_file(path, name, false, out, err);
+}
+
+fuse_status io_safetensors_read_native(const char *path, const char *name, fuse_tensor *out,
+                                       char **err)
+{
+    return st_read_file(path, name, true, out, err);
 }

@@ -32,6 +32,7 @@ static const DtypeInfo dtype_info[] = {
     [FUSE_I16] = {2, "int16"},   [FUSE_I32] = {4, "int32"},   [FUSE_I64] = {8, "int64"},
     [FUSE_U8] = {1, "uint8"},    [FUSE_U16] = {2, "uint16"},  [FUSE_U32] = {4, "uint32"},
     [FUSE_U64] = {8, "uint64"},  [FUSE_BOOL] = {1, "bool"},    [FUSE_F16] = {2, "float16"},
+    [FUSE_BF16] = {2, "bfloat16"},
 };
 static_assert(sizeof dtype_info / sizeof dtype_info[0] == FUSE_DTYPE_COUNT,
               "dtype_info must cover every fuse_dtype");
@@ -154,7 +155,7 @@ static uint32_t shift_round_even(uint32_t sig, int shift)
 /* float x as IEEE binary16 bits, rounded to nearest even. Too large (after
  * rounding) is infinity, too small is a subnormal or +-0, NaN stays a quiet NaN
  * with the top of its payload. */
-static uint16_t float_to_half(float x)
+uint16_t io_float_to_half(float x)
 {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
@@ -177,6 +178,23 @@ static uint16_t float_to_half(float x)
     return sign | (uint16_t)shift_round_even(mant | 0x800000, 14 - e);
 }
 
+float io_bf16_to_float(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+uint16_t io_float_to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (isnan(x))
+        return (uint16_t)((u >> 16) | 0x40); /* stays a NaN, quiet */
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16); /* nearest, ties to even */
+}
+
 /* Element i of src (dtype dt) as float; integers above 2^24 round to nearest. */
 static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
 {
@@ -193,6 +211,7 @@ static inline float elem_as_f32(fuse_dtype dt, const void *src, int64_t i)
     case FUSE_U64: return (float)((const uint64_t *)src)[i];
     case FUSE_BOOL: return ((const uint8_t *)src)[i] ? 1.0f : 0.0f;
     case FUSE_F16: return io_half_to_float(((const uint16_t *)src)[i]);
+    case FUSE_BF16: return io_bf16_to_float(((const uint16_t *)src)[i]);
     default: return 0.0f;
     }
 }
@@ -225,6 +244,26 @@ void io_convert_source(fuse_dtype dt, const void *src, float *dst, int64_t n, bo
         io_convert_to_bool(dt, src, dst, n);
     else
         io_convert_to_f32(dt, src, dst, n);
+}
+
+/* Element i of src (dtype dt) as double: exact for every dtype but the 64-bit
+ * integers above 2^53 (nearest). */
+static inline double elem_as_f64(fuse_dtype dt, const void *src, int64_t i)
+{
+    switch (dt) {
+    case FUSE_F64: return ((const double *)src)[i];
+    case FUSE_I32: return ((const int32_t *)src)[i];
+    case FUSE_I64: return (double)((const int64_t *)src)[i];
+    case FUSE_U32: return ((const uint32_t *)src)[i];
+    case FUSE_U64: return (double)((const uint64_t *)src)[i];
+    default: return elem_as_f32(dt, src, i); /* exact in float */
+    }
+}
+
+void io_convert_source_f64(fuse_dtype dt, const void *src, double *dst, int64_t n, bool is_bool)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = is_bool ? (elem_is_positive(dt, src, i) ? 1.0 : 0.0) : elem_as_f64(dt, src, i);
 }
 
 /* x truncated toward zero into a signed `bits`-bit range, saturating; NaN is 0.
@@ -268,7 +307,8 @@ static void store_from_f32(fuse_dtype dt, void *dst, int64_t i, float x)
     case FUSE_U32: ((uint32_t *)dst)[i] = (uint32_t)to_unsigned(x, 32); break;
     case FUSE_U64: ((uint64_t *)dst)[i] = to_unsigned(x, 64); break;
     case FUSE_BOOL: ((uint8_t *)dst)[i] = x != 0.0f; break;
-    case FUSE_F16: ((uint16_t *)dst)[i] = float_to_half(x); break;
+    case FUSE_F16: ((uint16_t *)dst)[i] = io_float_to_half(x); break;
+    case FUSE_BF16: ((uint16_t *)dst)[i] = io_float_to_bf16(x); break;
     default: break;
     }
 }
@@ -298,6 +338,19 @@ fuse_status io_tensor_from_f32(fuse_dtype dt, int rank, const int64_t *shape,
     for (int i = 0; i < rank; i++)
         out->shape[i] = shape[i];
     out->data = data;
+    return FUSE_OK;
+}
+
+fuse_status io_tensor_widen_bf16(const fuse_tensor *t, fuse_tensor *out)
+{
+    int64_t count = io_shape_count(t->rank, t->shape);
+    float *f = io_alloc_aligned(sizeof *f * (size_t)(count > 0 ? count : 1));
+    if (!f)
+        return FUSE_E_NOMEM;
+    io_convert_to_f32(FUSE_BF16, t->data, f, count);
+    *out = *t;
+    out->dtype = FUSE_F32;
+    out->data = f;
     return FUSE_OK;
 }
 

@@ -144,6 +144,26 @@ def test_config_fields_and_defaults():
             fusejit.ExecutionConfig(device="cuda"))
 
 
+@pytest.mark.parametrize("precision, dtype, rtol", [
+    ("fp32", np.float32, 1e-5), ("fp64", np.float64, 1e-12),
+    ("bf16", np.float32, 1e-2), ("fp16", np.float16, 1e-3)])
+def test_precision_sets_the_outputs_dtype_and_accuracy(precision, dtype, rtol):
+    rng = np.random.default_rng(4)
+    a = rng.uniform(-1, 1, (37, 70))
+    b = rng.uniform(-1, 1, (70, 45))
+    prog = fusejit.Program("A[i,k] = \"a.npy\"\nB[k,j] = \"b.npy\"\nC[i,j] = A[i,k] B[k,j]\n"
+                           "export C\n")
+    runner = prog.compile(fusejit.ExecutionConfig(precision=precision),
+                          inputs={"A": a, "B": b})
+    c = runner.run(inputs={"A": a, "B": b})["C"]
+    assert c.dtype == dtype  # bf16 comes back widened to float32 (NumPy has no bfloat16)
+    want = naive_matmul(a, b)
+    err = np.linalg.norm(c.astype(np.float64) - want) / np.linalg.norm(want)
+    assert err <= rtol
+    if precision == "bf16":  # every value is a bfloat16: its low 16 bits are zero
+        assert not np.any(c.view(np.uint32) & 0xFFFF)
+
+
 def test_demand_mode_skips_what_exports_do_not_need():
     text = ("A[i] = const([1, 2])\nB[i] = A[i] A[i]\nC[j] = const([1, 2, 3])\n"
             "Unused[j] = C[j] + 1\nexport B\n")

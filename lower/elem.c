@@ -1,0 +1,258 @@
+/*
+ * elem.c: the element types of a kernel. Tensor buffers hold one storage type
+ * (LowerOptions.precision: float, double, bfloat16 or IEEE half); arithmetic runs
+ * in the compute type (double under fp64, float otherwise). A value is widened on
+ * load and narrowed, rounding to nearest even, on store.
+ *
+ * bf16 is held as i16 and converted with integer ops (the top half of a float's
+ * bits), so no libcall is needed and the conversions vectorise. fp16 uses LLVM's
+ * half type (fpext/fptrunc become vcvtph2ps/vcvtps2ph with F16C); with
+ * soft_half (a host without F16C) it is held as i16 and converted with integer
+ * ops too, in the manner of the well-known branch-free half conversions.
+ */
+#include "emit.h"
+
+size_t lower_store_bytes(const LowerOptions *opt)
+{
+    switch (opt ? opt->precision : FUSE_PRECISION_FP32) {
+    case FUSE_PRECISION_FP64: return 8;
+    case FUSE_PRECISION_BF16:
+    case FUSE_PRECISION_FP16: return 2;
+    default: return 4;
+    }
+}
+
+size_t lower_compute_bytes(const LowerOptions *opt)
+{
+    return opt && opt->precision == FUSE_PRECISION_FP64 ? 8 : 4;
+}
+
+void elem_types_init(Emit *e)
+{
+    fuse_precision p = e->opt ? e->opt->precision : FUSE_PRECISION_FP32;
+    e->t_f32 = p == FUSE_PRECISION_FP64 ? LLVMDoubleTypeInContext(e->ctx)
+                                        : LLVMFloatTypeInContext(e->ctx);
+    e->t_store = e->t_f32;
+    if (p == FUSE_PRECISION_BF16 || (p == FUSE_PRECISION_FP16 && e->opt->soft_half))
+        e->t_store = LLVMInt16TypeInContext(e->ctx);
+    else if (p == FUSE_PRECISION_FP16)
+        e->t_store = LLVMHalfTypeInContext(e->ctx);
+}
+
+bool emit_is_f64(const Emit *e)
+{
+    return LLVMGetTypeKind(e->t_f32) == LLVMDoubleTypeKind;
+}
+
+LLVMValueRef emit_fpcast(Emit *e, LLVMValueRef v, LLVMTypeRef ty, const char *name)
+{
+    LLVMTypeRef from = LLVMTypeOf(v);
+    if (from == ty)
+        return v;
+    bool widen = LLVMGetTypeKind(ty) == LLVMDoubleTypeKind;
+    return widen ? LLVMBuildFPExt(e->bld, v, ty, name) : LLVMBuildFPTrunc(e->bld, v, ty, name);
+}
+
+static fuse_precision precision_of(const Emit *e)
+{
+    return e->opt ? e->opt->precision : FUSE_PRECISION_FP32;
+}
+
+/* ty's scalar type replaced by `scalar` (a vector stays a vector of as many lanes) */
+static LLVMTypeRef like(LLVMTypeRef ty, LLVMTypeRef scalar)
+{
+    return LLVMGetTypeKind(ty) == LLVMVectorTypeKind
+               ? LLVMVectorType(scalar, LLVMGetVectorSize(ty))
+               : scalar;
+}
+
+/* the integer constant c of v's (integer, scalar or vector) type */
+static LLVMValueRef iconst(LLVMValueRef v, int64_t c)
+{
+    LLVMTypeRef ty = LLVMTypeOf(v);
+    if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind)
+        return LLVMConstInt(ty, (unsigned long long)c, 1);
+    unsigned n = LLVMGetVectorSize(ty);
+    LLVMValueRef lanes[64], one = LLVMConstInt(LLVMGetElementType(ty), (unsigned long long)c, 1);
+    for (unsigned i = 0; i < n && i < 64; i++)
+        lanes[i] = one;
+    return LLVMConstVector(lanes, n);
+}
+
+/* the float constant c of v's (float, scalar or vector) type */
+static LLVMValueRef fconst(LLVMValueRef v, double c)
+{
+    LLVMTypeRef ty = LLVMTypeOf(v);
+    if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind)
+        return LLVMConstReal(ty, c);
+    unsigned n = LLVMGetVectorSize(ty);
+    LLVMValueRef lanes[64], one = LLVMConstReal(LLVMGetElementType(ty), c);
+    for (unsigned i = 0; i < n && i < 64; i++)
+        lanes[i] = one;
+    return LLVMConstVector(lanes, n);
+}
+
+/* bf16 bits (i16) -> float: the 16 bits are the top of the float's */
+static LLVMValueRef bf16_to_float(Emit *e, LLVMValueRef h)
+{
+    LLVMTypeRef i32 = like(LLVMTypeOf(h), LLVMInt32TypeInContext(e->ctx));
+    LLVMValueRef w = LLVMBuildZExt(e->bld, h, i32, "v.bfw");
+    w = LLVMBuildShl(e->bld, w, iconst(w, 16), "v.bfs");
+    return LLVMBuildBitCast(e->bld, w, like(i32, LLVMFloatTypeInContext(e->ctx)), "v.bf");
+}
+
+/* float -> bf16 bits, rounding to nearest even; a NaN stays a (quiet) NaN */
+static LLVMValueRef float_to_bf16(Emit *e, LLVMValueRef f)
+{
+    LLVMTypeRef i32 = like(LLVMTypeOf(f), LLVMInt32TypeInContext(e->ctx));
+    LLVMValueRef b = LLVMBuildBitCast(e->bld, f, i32, "v.fb");
+    LLVMValueRef odd = LLVMBuildAnd(e->bld, LLVMBuildLShr(e->bld, b, iconst(b, 16), "v.fh"),
+                                    iconst(b, 1), "v.odd");
+    LLVMValueRef r = LLVMBuildAdd(e->bld, b, LLVMBuildAdd(e->bld, odd, iconst(b, 0x7FFF), "v.rb"),
+                                  "v.rnd");
+    r = LLVMBuildLShr(e->bld, r, iconst(b, 16), "v.rh");
+    LLVMValueRef qnan = LLVMBuildOr(e->bld, LLVMBuildLShr(e->bld, b, iconst(b, 16), "v.nh"),
+                                    iconst(b, 0x40), "v.qn");
+    LLVMValueRef is_nan = LLVMBuildFCmp(e->bld, LLVMRealUNO, f, f, "v.isnan");
+    r = LLVMBuildSelect(e->bld, is_nan, qnan, r, "v.bfr");
+    return LLVMBuildTrunc(e->bld, r, like(i32, LLVMInt16TypeInContext(e->ctx)), "v.bf16");
+}
+
+/* IEEE half bits (i16) -> float with integer ops: exponent and mantissa moved
+ * into place, then one multiply by 2^112 rebiases the exponent (and normalises
+ * subnormals exactly); infinities and NaNs get the float's all-ones exponent. */
+static LLVMValueRef half_bits_to_float(Emit *e, LLVMValueRef h)
+{
+    LLVMTypeRef i32 = like(LLVMTypeOf(h), LLVMInt32TypeInContext(e->ctx));
+    LLVMTypeRef f32 = like(i32, LLVMFloatTypeInContext(e->ctx));
+    LLVMValueRef w = LLVMBuildZExt(e->bld, h, i32, "v.hw");
+    LLVMValueRef sign = LLVMBuildShl(e->bld, LLVMBuildAnd(e->bld, w, iconst(w, 0x8000), "v.hs"),
+                                     iconst(w, 16), "v.hs32");
+    LLVMValueRef em = LLVMBuildAnd(e->bld, w, iconst(w, 0x7FFF), "v.hem");
+    LLVMValueRef sh = LLVMBuildShl(e->bld, em, iconst(w, 13), "v.hsh");
+    LLVMValueRef scaled = LLVMBuildFMul(e->bld, LLVMBuildBitCast(e->bld, sh, f32, "v.hf"),
+                                        fconst(LLVMBuildBitCast(e->bld, sh, f32, "v.hf1"),
+                                               0x1p112),
+                                        "v.hscaled");
+    LLVMValueRef bits = LLVMBuildBitCast(e->bld, scaled, i32, "v.hb");
+    LLVMValueRef special = LLVMBuildOr(e->bld, sh, iconst(w, 0x7F800000), "v.hinf");
+    LLVMValueRef is_special = LLVMBuildICmp(e->bld, LLVMIntUGE, em, iconst(w, 0x7C00), "v.hsp");
+    bits = LLVMBuildSelect(e->bld, is_special, special, bits, "v.hbits");
+    return LLVMBuildBitCast(e->bld, LLVMBuildOr(e->bld, bits, sign, "v.hsgn"), f32, "v.h2f");
+}
+
+/* float -> IEEE half bits with integer ops, rounding to nearest even: overflow
+ * to infinity (a NaN to the quiet NaN 0x7E00), results below the smallest
+ * normal half by one float addition (the FPU rounds them), normals by adding
+ * the rounding bias and the parity of the kept mantissa. */
+static LLVMValueRef float_to_half_bits(Emit *e, LLVMValueRef f)
+{
+    LLVMTypeRef i32 = like(LLVMTypeOf(f), LLVMInt32TypeInContext(e->ctx));
+    LLVMTypeRef f32 = LLVMTypeOf(f);
+    LLVMValueRef b = LLVMBuildBitCast(e->bld, f, i32, "v.fb");
+    LLVMValueRef sign = LLVMBuildAnd(e->bld, b, iconst(b, (int64_t)0x80000000u), "v.fs");
+    LLVMValueRef a = LLVMBuildXor(e->bld, b, sign, "v.fa");
+    /* too large: infinity, or NaN */
+    LLVMValueRef big = LLVMBuildSelect(
+        e->bld, LLVMBuildICmp(e->bld, LLVMIntUGT, a, iconst(a, 0x7F800000), "v.fnan"),
+        iconst(a, 0x7E00), iconst(a, 0x7C00), "v.fbig");
+    /* subnormal half: a + 0.5 in float leaves the rounded half bits at the bottom */
+    LLVMValueRef af = LLVMBuildBitCast(e->bld, a, f32, "v.faf");
+    LLVMValueRef sum = LLVMBuildFAdd(e->bld, af, fconst(af, 0.5), "v.fsub");
+    LLVMValueRef small = LLVMBuildSub(e->bld, LLVMBuildBitCast(e->bld, sum, i32, "v.fsb"),
+                                      iconst(a, 0x3F000000), "v.fsm");
+    /* normal half: rebias, add 0xFFF plus the parity bit, keep the top bits */
+    LLVMValueRef odd = LLVMBuildAnd(e->bld, LLVMBuildLShr(e->bld, a, iconst(a, 13), "v.fm"),
+                                    iconst(a, 1), "v.fodd");
+    LLVMValueRef n = LLVMBuildAdd(e->bld, a, iconst(a, (int64_t)((15 - 127) * (1 << 23)) + 0xFFF),
+                                  "v.fnb");
+    n = LLVMBuildLShr(e->bld, LLVMBuildAdd(e->bld, n, odd, "v.fnr"), iconst(a, 13), "v.fn");
+    LLVMValueRef is_big = LLVMBuildICmp(e->bld, LLVMIntUGE, a, iconst(a, 0x47800000), "v.fisbig");
+    LLVMValueRef is_small = LLVMBuildICmp(e->bld, LLVMIntULT, a, iconst(a, 0x38800000), "v.fissm");
+    LLVMValueRef o = LLVMBuildSelect(e->bld, is_small, small, n, "v.fo1");
+    o = LLVMBuildSelect(e->bld, is_big, big, o, "v.fo2");
+    o = LLVMBuildOr(e->bld, o, LLVMBuildLShr(e->bld, sign, iconst(a, 16), "v.fs16"), "v.fo");
+    return LLVMBuildTrunc(e->bld, o, like(i32, LLVMInt16TypeInContext(e->ctx)), "v.f2h");
+}
+
+/* The precision of tensor t's buffer: the runner's, or the one the runtime kept
+ * for it (IrTensor.elem: a 16-bit source as it was bound). */
+static fuse_precision store_of(const Emit *e, int t)
+{
+    int elem = t >= 0 && t < e->p->n_tensors ? e->p->tensors[t]->elem : 0;
+    return elem ? (fuse_precision)(elem - 1) : precision_of(e);
+}
+
+/* the LLVM element type of a buffer of precision p */
+static LLVMTypeRef store_type(const Emit *e, fuse_precision p)
+{
+    switch (p) {
+    case FUSE_PRECISION_FP64: return LLVMDoubleTypeInContext(e->ctx);
+    case FUSE_PRECISION_BF16: return LLVMInt16TypeInContext(e->ctx);
+    case FUSE_PRECISION_FP16:
+        return e->opt->soft_half ? LLVMInt16TypeInContext(e->ctx) : LLVMHalfTypeInContext(e->ctx);
+    default: return LLVMFloatTypeInContext(e->ctx);
+    }
+}
+
+/* float or double (scalar or vector) v as the compute type's */
+static LLVMValueRef to_compute(Emit *e, LLVMValueRef v)
+{
+    LLVMTypeRef ty = like(LLVMTypeOf(v), e->t_f32);
+    return LLVMTypeOf(v) == ty ? v : LLVMBuildFPExt(e->bld, v, ty, "v.wide");
+}
+
+/* storage (precision p) -> compute */
+static LLVMValueRef widen(Emit *e, fuse_precision p, LLVMValueRef v)
+{
+    switch (p) {
+    case FUSE_PRECISION_BF16: return to_compute(e, bf16_to_float(e, v));
+    case FUSE_PRECISION_FP16:
+        if (e->opt->soft_half)
+            return to_compute(e, half_bits_to_float(e, v));
+        return LLVMBuildFPExt(e->bld, v, like(LLVMTypeOf(v), e->t_f32), "v.h2f");
+    default: return to_compute(e, v);
+    }
+}
+
+/* compute -> storage (precision p), rounding to nearest even. Only buffers of
+ * the runner's precision are stored to (kept sources are read-only), so a
+ * 16-bit store always narrows from float. */
+static LLVMValueRef narrow(Emit *e, fuse_precision p, LLVMValueRef v)
+{
+    switch (p) {
+    case FUSE_PRECISION_BF16: return float_to_bf16(e, v);
+    case FUSE_PRECISION_FP16:
+        if (e->opt->soft_half)
+            return float_to_half_bits(e, v);
+        return LLVMBuildFPTrunc(e->bld, v, like(LLVMTypeOf(v), store_type(e, p)), "v.f2h");
+    default: return v;
+    }
+}
+
+unsigned emit_store_bytes(const Emit *e, int t)
+{
+    LowerOptions opt = {.precision = store_of(e, t)};
+    return (unsigned)lower_store_bytes(&opt);
+}
+
+LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                             const char *name)
+{
+    return LLVMBuildInBoundsGEP2(e->bld, store_type(e, store_of(e, t)), base, &off, 1, name);
+}
+
+LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,
+                              const char *name)
+{
+    fuse_precision p = store_of(e, t);
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, like(ty, store_type(e, p)), ptr, name);
+    if (align)
+        LLVMSetAlignment(v, align);
+    return widen(e, p, v);
+}
+
+LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr)
+{
+    return LLVMBuildStore(e->bld, narrow(e, store_of(e, t), v), ptr);
+}

@@ -1,0 +1,164 @@
+/*
+ * elem.c: the element type of a plan's buffers. Every tensor buffer of a plan
+ * holds one element type, its precision's storage type (float32, float64,
+ * bfloat16 or binary16; lower.h: LowerOptions.precision). The runtime's buffers
+ * stay typed `float *` (the kernel ABI); code that reads or writes single
+ * elements goes through rt_elem_get / rt_elem_set, and sizes through
+ * rt_elem_bytes.
+ */
+#include <string.h>
+
+#include "jit.h"
+#include "lower.h"
+#include "runtime.h"
+
+static const char *const PRECISION_NAMES[FUSE_PRECISION_COUNT] = {"fp32", "fp64", "bf16",
+                                                                  "fp16"};
+
+const char *rt_precision_name(fuse_precision p)
+{
+    return (unsigned)p < FUSE_PRECISION_COUNT ? PRECISION_NAMES[p] : "unknown";
+}
+
+size_t rt_elem_bytes(const RtPlan *pl)
+{
+    LowerOptions opt = {.precision = pl->precision};
+    return lower_store_bytes(&opt);
+}
+
+fuse_dtype rt_elem_dtype(const RtPlan *pl)
+{
+    switch (pl->precision) {
+    case FUSE_PRECISION_FP64: return FUSE_F64;
+    case FUSE_PRECISION_BF16: return FUSE_BF16;
+    case FUSE_PRECISION_FP16: return FUSE_F16;
+    default: return FUSE_F32;
+    }
+}
+
+void rt_lower_elem(const RtPlan *pl, LowerOptions *opt)
+{
+    opt->precision = pl->precision;
+    /* any runner may hold a float16 source as it was bound (rt_keep_sources) */
+    opt->soft_half = !jit_has_f16c(pl->js);
+}
+
+/* the precision whose storage is dtype dt (FUSE_PRECISION_COUNT: none) */
+static fuse_precision precision_of_dtype(fuse_dtype dt)
+{
+    switch (dt) {
+    case FUSE_F32: return FUSE_PRECISION_FP32;
+    case FUSE_F64: return FUSE_PRECISION_FP64;
+    case FUSE_BF16: return FUSE_PRECISION_BF16;
+    case FUSE_F16: return FUSE_PRECISION_FP16;
+    default: return FUSE_PRECISION_COUNT;
+    }
+}
+
+static fuse_dtype dtype_of_precision(fuse_precision p)
+{
+    switch (p) {
+    case FUSE_PRECISION_FP64: return FUSE_F64;
+    case FUSE_PRECISION_BF16: return FUSE_BF16;
+    case FUSE_PRECISION_FP16: return FUSE_F16;
+    default: return FUSE_F32;
+    }
+}
+
+size_t rt_tensor_bytes(const RtPlan *pl, int t)
+{
+    const IrTensor *x = pl->ir->tensors[t];
+    LowerOptions opt = {.precision = x->elem ? (fuse_precision)(x->elem - 1) : pl->precision};
+    return lower_store_bytes(&opt);
+}
+
+fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t)
+{
+    const IrTensor *x = pl->ir->tensors[t];
+    return x->elem ? dtype_of_precision((fuse_precision)(x->elem - 1)) : rt_elem_dtype(pl);
+}
+
+void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+{
+    for (size_t i = 0; i < n_inputs; i++) {
+        IrTensor *t = inputs[i].name ? ir_tensor_find(pl->ir, inputs[i].name) : NULL;
+        fuse_dtype dt = inputs[i].tensor.dtype;
+        if (!t || t->kind != TEN_SOURCE || t->is_bool || t->is_stream_state || t->stream ||
+            t->is_read_prev || (dt != FUSE_BF16 && dt != FUSE_F16) || dt == rt_elem_dtype(pl))
+            continue;
+        t->elem = 1 + (int)precision_of_dtype(dt);
+    }
+}
+
+fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in)
+{
+    if (!t->elem || in->tensor.dtype == rt_tensor_dtype(pl, t->id))
+        return FUSE_OK;
+    return fe_error(&pl->dl, FUSE_E_ARG, t->span,
+                    "input %s: this runner keeps %s as %s, the dtype it was made with; pass "
+                    "%s data (got %s) or make a new runner",
+                    in->name, t->name, fuse_dtype_name(rt_tensor_dtype(pl, t->id)),
+                    fuse_dtype_name(rt_tensor_dtype(pl, t->id)),
+                    fuse_dtype_name(in->tensor.dtype));
+}
+
+void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
+                         bool is_bool)
+{
+    if (pl->precision == FUSE_PRECISION_FP32) {
+        io_convert_source(dt, src, dst, n, is_bool);
+        return;
+    }
+    if (pl->precision == FUSE_PRECISION_FP64) {
+        io_convert_source_f64(dt, src, dst, n, is_bool);
+        return;
+    }
+    /* 16-bit storage: through float32 in blocks on the stack (a float64 source
+     * is rounded twice, to float32 and then to 16 bits) */
+    size_t esize = fuse_dtype_size(dt);
+    float tmp[1024];
+    for (int64_t at = 0; at < n; at += 1024) {
+        int64_t k = n - at < 1024 ? n - at : 1024;
+        io_convert_source(dt, (const char *)src + (size_t)at * esize, tmp, k, is_bool);
+        for (int64_t j = 0; j < k; j++)
+            rt_elem_set(pl, dst, at + j, tmp[j]);
+    }
+}
+
+void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
+                           void *dst, int64_t n)
+{
+    if (t->elem && dt == rt_tensor_dtype(pl, t->id)) /* a kept source: as it was bound */
+        memcpy(dst, src, (size_t)n * fuse_dtype_size(dt));
+    else
+        rt_elem_from_source(pl, dt, src, dst, n, t->is_bool);
+}
+
+fuse_tensor rt_elem_view(const RtPlan *pl, const IrTensor *t, const void *buf)
+{
+    fuse_tensor v = {.dtype = rt_tensor_dtype(pl, t->id), .rank = t->rank, .data = (void *)buf};
+    memcpy(v.shape, t->shape, sizeof v.shape);
+    return v;
+}
+
+fuse_status rt_elem_copy(const RtPlan *pl, const IrTensor *t, fuse_tensor *out)
+{
+    if (pl->precision == FUSE_PRECISION_FP32 && !t->elem) /* every fp32 export's path */
+        return io_tensor_from_f32(FUSE_F32, t->rank, t->shape, pl->bufs[t->id], out);
+    size_t bytes = (size_t)pl->count[t->id] * rt_tensor_bytes(pl, t->id);
+    void *data = io_alloc_aligned(bytes ? bytes : 8);
+    if (!data)
+        return FUSE_E_NOMEM;
+    memcpy(data, pl->bufs[t->id], bytes);
+    *out = rt_elem_view(pl, t, data);
+    return FUSE_OK;
+}
+
+fuse_status rt_elem_refuse(RtPlan *pl, const char *feature)
+{
+    if (pl->precision == FUSE_PRECISION_FP32)
+        return FUSE_OK;
+    return fe_error(&pl->dl, FUSE_E_UNSUPPORTED, (Span){0},
+                    "precision %s is not supported with %s yet (use fp32)",
+                    rt_precision_name(pl->precision), feature);
+}
