@@ -7,7 +7,7 @@
 # filesystem library) installs those, and ours would shadow it.
 include(GNUInstallDirs)
 
-set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_jit fuse_io fuse_runtime fuse_api)
+set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_dist fuse_jit fuse_io fuse_runtime fuse_api)
 set(FUSE_OBJECTS "")
 foreach(stage ${FUSE_STAGES})
   list(APPEND FUSE_OBJECTS $<TARGET_OBJECTS:${stage}>)
@@ -21,6 +21,10 @@ add_library(fuse_shared SHARED ${FUSE_OBJECTS})
 target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::JANSSON PkgConfig::MINIZIP
                       ZLIB::ZLIB OpenMP::OpenMP_C ${M_LIBRARY} ${CMAKE_DL_LIBS})
 target_link_options(fuse_shared PRIVATE -Wl,--exclude-libs,ALL)
+if(FUSE_HAVE_MPI)
+  target_link_libraries(fuse_shared PRIVATE MPI::MPI_C)
+  set(FUSE_PC_MPI " ompi-c")
+endif()
 fuse_llvm_static(fuse_shared) # LLVM inside, hidden: no libLLVM.so to load and relocate
 if(NOT FUSE_SANITIZE)
   # with sanitizers the runtime comes from the executable, so it stays undefined here

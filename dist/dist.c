@@ -1,0 +1,150 @@
+/*
+ * dist.c: the MPI calls of a distributed run, behind small functions that compile
+ * to stubs without MPI (FUSE_HAVE_MPI unset). Only MPI_COMM_WORLD is used: one
+ * distributed run per process at a time, every rank running the same program.
+ * Collectives are called from the thread that runs the plan (MPI_THREAD_FUNNELED
+ * is enough: the kernels' OpenMP teams never call MPI).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist.h"
+
+#ifdef FUSE_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int world_rank = 0;
+static int world_size = 1;
+static _Atomic uint64_t bytes_reduced;
+static _Atomic uint64_t n_calls;
+
+bool dist_is_built(void)
+{
+#ifdef FUSE_HAVE_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+int dist_rank(void) { return world_rank; }
+int dist_size(void) { return world_size; }
+uint64_t dist_bytes_reduced(void) { return atomic_load(&bytes_reduced); }
+uint64_t dist_calls(void) { return atomic_load(&n_calls); }
+
+#ifdef FUSE_HAVE_MPI
+
+/* MPI_Finalize at exit when this library initialised MPI: a host that
+ * initialised it finalises it itself. */
+static void finalize_at_exit(void)
+{
+    int is_finalized = 0;
+    MPI_Finalized(&is_finalized);
+    if (!is_finalized)
+        MPI_Finalize();
+}
+
+fuse_status dist_init(int *rank, int *size, char **err)
+{
+    int is_up = 0, is_finalized = 0;
+    MPI_Initialized(&is_up);
+    MPI_Finalized(&is_finalized);
+    if (is_finalized) {
+        *err = strdup("MPI was already finalised: a distributed run needs it running");
+        return FUSE_E_UNSUPPORTED;
+    }
+    if (!is_up) {
+        int provided = 0;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            *err = strdup("MPI_Init_thread failed");
+            return FUSE_E_UNSUPPORTED;
+        }
+        atexit(finalize_at_exit);
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    *rank = world_rank;
+    *size = world_size;
+    return FUSE_OK;
+}
+
+bool dist_agree_ok(bool ok)
+{
+    int mine = ok ? 1 : 0, all = 0;
+    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    return all != 0;
+}
+
+bool dist_any(bool flag)
+{
+    int mine = flag ? 1 : 0, any = 0;
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return any != 0;
+}
+
+int64_t dist_max_i64(int64_t v)
+{
+    int64_t m = v;
+    MPI_Allreduce(&v, &m, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return m;
+}
+
+/* MPI counts are ints: large buffers go in chunks of at most 2^30 elements. */
+#define DIST_CHUNK ((int64_t)1 << 30)
+
+static void allreduce_in_place(void *buf, int64_t n, MPI_Datatype type, MPI_Op op, size_t elem)
+{
+    for (int64_t at = 0; at < n; at += DIST_CHUNK) {
+        int64_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, op,
+                      MPI_COMM_WORLD);
+    }
+    atomic_fetch_add(&bytes_reduced, (uint64_t)n * elem);
+    atomic_fetch_add(&n_calls, 1);
+}
+
+/* The cells a rank did not change are equal to `before` on every rank, so their
+ * XOR with it is 0 everywhere; a changed cell's XOR is non-zero on its owner
+ * only. XOR over the ranks then gives each owner's change, and XOR with before
+ * again gives the owner's bits: no rounding, -0.0 and NaN payloads kept. */
+void dist_merge_changes(float *cur, const float *before, int64_t n)
+{
+    uint32_t *c = (uint32_t *)cur;
+    const uint32_t *b = (const uint32_t *)before;
+    for (int64_t i = 0; i < n; i++)
+        c[i] ^= b[i];
+    allreduce_in_place(cur, n, MPI_UINT32_T, MPI_BXOR, sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        c[i] ^= b[i];
+}
+
+void dist_merge_max(float *cur, int64_t n)
+{
+    allreduce_in_place(cur, n, MPI_FLOAT, MPI_MAX, sizeof(float));
+}
+
+#else /* no MPI: one rank */
+
+fuse_status dist_init(int *rank, int *size, char **err)
+{
+    *rank = 0;
+    *size = 1;
+    *err = strdup("this fuse-jit was built without MPI: --distributed needs a build with "
+                  "Open MPI (libopenmpi-dev; README, \"Running across MPI ranks\")");
+    return FUSE_E_UNSUPPORTED;
+}
+
+bool dist_agree_ok(bool ok) { return ok; }
+bool dist_any(bool flag) { return flag; }
+int64_t dist_max_i64(int64_t v) { return v; }
+
+void dist_merge_changes(float *cur, const float *before, int64_t n)
+{
+    (void)cur, (void)before, (void)n;
+}
+
+void dist_merge_max(float *cur, int64_t n) { (void)cur, (void)n; }
+
+#endif
