@@ -120,9 +120,32 @@ void dist_merge_changes(float *cur, const float *before, int64_t n)
         c[i] ^= b[i];
 }
 
-void dist_merge_max(float *cur, int64_t n)
+/* Bit i of the word: whether cell i of the 64 (or fewer) at c is non-zero. */
+static uint64_t pack_word(const float *c, int n)
 {
-    allreduce_in_place(cur, n, MPI_FLOAT, MPI_MAX, sizeof(float));
+    uint64_t w = 0;
+    for (int j = 0; j < n; j++)
+        w |= (uint64_t)(c[j] != 0.0f) << j;
+    return w;
+}
+
+/* A relation's cells as bits: 32 times fewer bytes to move than floats. A cell
+ * non-zero here has its bit set in the OR, so a word that is 0 after the
+ * all-reduce covers cells that are 0 here already: only the others are
+ * rewritten (deltas are sparse). */
+void dist_merge_or(float *cur, int64_t n, uint64_t *words)
+{
+    int64_t n_words = (n + 63) / 64;
+    for (int64_t w = 0; w < n_words; w++)
+        words[w] = pack_word(cur + 64 * w, n - 64 * w < 64 ? (int)(n - 64 * w) : 64);
+    allreduce_in_place(words, n_words, MPI_UINT64_T, MPI_BOR, sizeof *words);
+    for (int64_t w = 0; w < n_words; w++) {
+        if (!words[w])
+            continue;
+        int m = n - 64 * w < 64 ? (int)(n - 64 * w) : 64;
+        for (int j = 0; j < m; j++)
+            cur[64 * w + j] = (words[w] >> j) & 1 ? 1.0f : 0.0f;
+    }
 }
 
 #else /* no MPI: one rank */
@@ -145,6 +168,9 @@ void dist_merge_changes(float *cur, const float *before, int64_t n)
     (void)cur, (void)before, (void)n;
 }
 
-void dist_merge_max(float *cur, int64_t n) { (void)cur, (void)n; }
+void dist_merge_or(float *cur, int64_t n, uint64_t *words)
+{
+    (void)cur, (void)n, (void)words;
+}
 
 #endif

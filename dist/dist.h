@@ -61,9 +61,10 @@ int64_t dist_max_i64(int64_t v);
  * only the cells it owns; afterwards cur holds, on every rank, each cell as its
  * owner computed it (an all-reduce of cur XOR before, bit for bit). */
 void dist_merge_changes(float *cur, const float *before, int64_t n);
-/* Makes a boolean split output whole: the cellwise maximum over the ranks (cells
- * may be set by several ranks: 0 or 1 in each, OR-ed). */
-void dist_merge_max(float *cur, int64_t n);
+/* Makes a boolean split output whole: a cell is 1 where it is non-zero on some
+ * rank, else 0 (several ranks may set one cell). The cells travel as bits:
+ * `words` has room for (n + 63) / 64 of them. */
+void dist_merge_or(float *cur, int64_t n, uint64_t *words);
 
 /* Bytes this process handed to MPI all-reduces since dist_init (each rank's
  * buffer, counted once per call) and the calls. */

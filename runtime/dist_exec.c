@@ -34,6 +34,8 @@ struct RtDist {
     size_t *stride;         /* per equation group: its kernel's scratch bytes per thread */
     float *before;          /* a split output as it was before its kernel ran */
     int64_t before_cells;
+    uint64_t *bits;         /* a semi-naive delta's cells as bits (dist_merge_or) */
+    int64_t bit_cells;      /* the most cells of a split delta */
     char *scratch;          /* this rank's team's packing scratch */
     size_t scratch_bytes;
     int team;               /* threads per rank of the split kernels */
@@ -63,12 +65,23 @@ static size_t kernel_stride(const IrProgram *p, int g, const LowerOptions *opt)
     return lower_scratch_bytes(&one, opt);
 }
 
+/* Whether group g's semi-naive delta kernel, if it gets one, is split. */
+static bool is_split_delta(const RtPlan *pl, int g, int ranks)
+{
+    const IrProgram *p = pl->ir;
+    return ranks > 1 && p->groups[g]->is_recursive && lower_delta_eligible(p, g) &&
+           pl->count[p->groups[g]->tensor] >= DIST_DELTA_MIN_CELLS;
+}
+
 static void plan_groups(RtPlan *pl, RtDist *d)
 {
     const IrProgram *p = pl->ir;
     LowerOptions opt = lower_options(pl);
     for (int g = 0; g < p->n_groups; g++) {
         const Group *grp = p->groups[g];
+        if (is_split_delta(pl, g, d->size))
+            d->bit_cells = pl->count[grp->tensor] > d->bit_cells ? pl->count[grp->tensor]
+                                                                 : d->bit_cells;
         DistKernelFacts f = {
             .is_team = pl->group_par && pl->group_par[g],
             .is_one_call = grp->n_ops > 0 && is_one_call(p, grp, &opt),
@@ -105,6 +118,11 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
         if (!d->before)
             return false;
     }
+    if (d->bit_cells) {
+        d->bits = malloc((size_t)(d->bit_cells + 63) / 64 * sizeof *d->bits);
+        if (!d->bits)
+            return false;
+    }
     if (d->scratch_bytes) {
         d->scratch = io_alloc_aligned(d->scratch_bytes);
         if (!d->scratch)
@@ -120,6 +138,7 @@ void rt_dist_free(RtDist *d)
     free(d->groups);
     free(d->stride);
     io_free_aligned(d->before);
+    free(d->bits);
     io_free_aligned(d->scratch);
     free(d);
 }
@@ -224,14 +243,15 @@ bool rt_dist_run_group(RtPlan *pl, int g)
 bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
 {
     RtDist *d = pl->dist;
-    int t = pl->ir->groups[g]->tensor;
-    if (!d || d->size < 2 || pl->count[t] < DIST_DELTA_MIN_CELLS)
+    if (!d || !is_split_delta(pl, g, d->size))
         return false;
     /* the output is all zeros on every rank before (seminaive.c), and the joins
-     * only set cells to 1: the maximum over the ranks is their OR */
+     * only set cells, so the whole is the OR over the ranks; the semi-naive
+     * merge reads only whether a cell is non-zero */
+    int t = pl->ir->groups[g]->tensor;
     run_shares(delta, pl->bufs, d->rank * d->team, d->team, d->team * d->size,
                rt_stop_flag(pl));
-    dist_merge_max(pl->bufs[t], pl->count[t]);
+    dist_merge_or(pl->bufs[t], pl->count[t], d->bits);
     return true;
 }
 
@@ -248,14 +268,15 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, uint64_t *total)
     const char *per = grp->is_recursive ? "per sweep" : "per run";
     sup_buf_printf(sb, "  %-16s %-10s", p->tensors[grp->tensor]->name, dist_place_name(gp->place));
     if (gp->place == DIST_SPLIT)
-        sup_buf_printf(sb, " all-reduce %s %s (each rank: 1/%d of the kernel's thread shares)\n",
-                  bytes, per, d->size);
+        sup_buf_printf(sb, " all-reduce %s (%llu bytes) %s; each rank runs 1/%d of the "
+                           "kernel's thread shares\n", bytes, (unsigned long long)gp->bytes, per,
+                       d->size);
     else
         sup_buf_printf(sb, " nothing moved%s\n",
-                  grp->is_recursive && lower_delta_eligible(p, g) &&
-                          pl->count[grp->tensor] >= DIST_DELTA_MIN_CELLS && d->size > 1
-                      ? "; semi-naive delta sweeps split, all-reduce (max) of its cells"
-                      : "");
+                       is_split_delta(pl, g, d->size)
+                           ? "; with semi_naive its delta sweeps split, all-reducing\n"
+                             "                              its cells as bits per sweep"
+                           : "");
     *total += gp->bytes;
 }
 
@@ -275,9 +296,9 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
     char bytes[32], model[32];
     rt_format_bytes(total, bytes, sizeof bytes);
     rt_format_bytes(dist_model_bytes(total, d->size), model, sizeof model);
-    sup_buf_printf(&sb, "total: %d split, %d replicated; %s all-reduced per run of each "
-                   "(ring model: %s sent by each rank)\n", n_split, pl->ir->n_groups - n_split,
-              bytes, model);
+    sup_buf_printf(&sb, "total: %d split, %d replicated; %s (%llu bytes) all-reduced when each "
+                        "runs once (ring model: %s sent by each rank)\n", n_split,
+                   pl->ir->n_groups - n_split, bytes, (unsigned long long)total, model);
     *out = sup_buf_finish(&sb);
     return *out ? FUSE_OK : FUSE_E_NOMEM;
 }
