@@ -575,6 +575,8 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
                                  prog->ctx->cache, cache_dir, &prog->ctx->host, &prog->opts,
                                  cfg->max_memory);
     free(cache_dir);
+    if (run->plan)
+        run->plan->threads = cfg->threads; /* the kernels' team (also per MPI rank) */
     if (cfg->distributed)
         st = api_dist_attach(run, st); /* MPI: every rank made it, or none */
     if (st != FUSE_OK) {
@@ -582,7 +584,6 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
         fuse_runner_free(run);
         return st;
     }
-    run->plan->threads = cfg->threads; /* the contraction kernels' team */
     st = rt_modes_apply(run, cfg); /* mode, strategy, schedules */
     if (st != FUSE_OK) {
         fuse_runner_free(run);

@@ -21,10 +21,6 @@ add_library(fuse_shared SHARED ${FUSE_OBJECTS})
 target_link_libraries(fuse_shared PRIVATE fuse_llvm PkgConfig::JANSSON PkgConfig::MINIZIP
                       ZLIB::ZLIB OpenMP::OpenMP_C ${M_LIBRARY} ${CMAKE_DL_LIBS})
 target_link_options(fuse_shared PRIVATE -Wl,--exclude-libs,ALL)
-if(FUSE_HAVE_MPI)
-  target_link_libraries(fuse_shared PRIVATE MPI::MPI_C)
-  set(FUSE_PC_MPI " ompi-c")
-endif()
 fuse_llvm_static(fuse_shared) # LLVM inside, hidden: no libLLVM.so to load and relocate
 if(NOT FUSE_SANITIZE)
   # with sanitizers the runtime comes from the executable, so it stays undefined here

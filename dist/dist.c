@@ -3,7 +3,8 @@
  * to stubs without MPI (FUSE_HAVE_MPI unset). Only MPI_COMM_WORLD is used: one
  * distributed run per process at a time, every rank running the same program.
  * Collectives are called from the thread that runs the plan (MPI_THREAD_FUNNELED
- * is enough: the kernels' OpenMP teams never call MPI).
+ * is enough: the kernels' OpenMP teams never call MPI). Open MPI is loaded with
+ * dlopen on first use (below).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -12,6 +13,9 @@
 #include "dist.h"
 
 #ifdef FUSE_HAVE_MPI
+#include <dlfcn.h>
+#include <pthread.h>
+
 #include <mpi.h>
 #endif
 
@@ -36,35 +40,105 @@ uint64_t dist_calls(void) { return atomic_load(&n_calls); }
 
 #ifdef FUSE_HAVE_MPI
 
+#ifndef OPEN_MPI
+#error "dist.c loads Open MPI's libmpi at run time: build with Open MPI's mpi.h"
+#endif
+
+/* Open MPI is loaded with dlopen on the first distributed call, not linked: a
+ * plain run does not pay for loading and relocating libmpi and its libraries
+ * (about 1 ms of every process start here). Open MPI's handles (MPI_COMM_WORLD,
+ * MPI_INT, MPI_MAX...) are the addresses of its global objects, so they are
+ * looked up by name too. */
+typedef struct MpiApi {
+    int (*Initialized)(int *);
+    int (*Finalized)(int *);
+    int (*Init_thread)(int *, char ***, int, int *);
+    int (*Finalize)(void);
+    int (*Comm_rank)(MPI_Comm, int *);
+    int (*Comm_size)(MPI_Comm, int *);
+    int (*Allreduce)(const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm);
+    MPI_Comm world;
+    MPI_Datatype t_int, t_int64, t_uint32, t_uint64;
+    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor;
+    const char *error; /* why loading failed, or NULL */
+} MpiApi;
+
+static MpiApi mpi;
+static pthread_once_t mpi_once = PTHREAD_ONCE_INIT;
+
+/* Object pointer to function pointer: dlsym returns addresses. */
+#define MPI_SYM(field, name)                                                                     \
+    do {                                                                                         \
+        void *at = dlsym(lib, name);                                                             \
+        ok &= at != NULL;                                                                        \
+        memcpy(&mpi.field, &at, sizeof at);                                                      \
+    } while (0)
+
+static void mpi_load(void)
+{
+    /* global: Open MPI's own plugins resolve libmpi's symbols */
+    void *lib = dlopen(FUSE_MPI_SONAME, RTLD_NOW | RTLD_GLOBAL);
+    if (!lib) {
+        mpi.error = "cannot load Open MPI (" FUSE_MPI_SONAME "; Debian: openmpi-bin)";
+        return;
+    }
+    bool ok = true;
+    MPI_SYM(Initialized, "MPI_Initialized");
+    MPI_SYM(Finalized, "MPI_Finalized");
+    MPI_SYM(Init_thread, "MPI_Init_thread");
+    MPI_SYM(Finalize, "MPI_Finalize");
+    MPI_SYM(Comm_rank, "MPI_Comm_rank");
+    MPI_SYM(Comm_size, "MPI_Comm_size");
+    MPI_SYM(Allreduce, "MPI_Allreduce");
+    MPI_SYM(world, "ompi_mpi_comm_world");
+    MPI_SYM(t_int, "ompi_mpi_int");
+    MPI_SYM(t_int64, "ompi_mpi_int64_t");
+    MPI_SYM(t_uint32, "ompi_mpi_uint32_t");
+    MPI_SYM(t_uint64, "ompi_mpi_uint64_t");
+    MPI_SYM(op_land, "ompi_mpi_op_land");
+    MPI_SYM(op_lor, "ompi_mpi_op_lor");
+    MPI_SYM(op_max, "ompi_mpi_op_max");
+    MPI_SYM(op_bxor, "ompi_mpi_op_bxor");
+    MPI_SYM(op_bor, "ompi_mpi_op_bor");
+    if (!ok)
+        mpi.error = "cannot find Open MPI's functions in " FUSE_MPI_SONAME;
+    /* lib stays loaded for the life of the process */
+}
+
 /* MPI_Finalize at exit when this library initialised MPI: a host that
  * initialised it finalises it itself. */
 static void finalize_at_exit(void)
 {
     int is_finalized = 0;
-    MPI_Finalized(&is_finalized);
+    mpi.Finalized(&is_finalized);
     if (!is_finalized)
-        MPI_Finalize();
+        mpi.Finalize();
 }
 
 fuse_status dist_init(int *rank, int *size, char **err)
 {
+    pthread_once(&mpi_once, mpi_load);
+    if (mpi.error) {
+        *err = strdup(mpi.error);
+        return FUSE_E_UNSUPPORTED;
+    }
     int is_up = 0, is_finalized = 0;
-    MPI_Initialized(&is_up);
-    MPI_Finalized(&is_finalized);
+    mpi.Initialized(&is_up);
+    mpi.Finalized(&is_finalized);
     if (is_finalized) {
         *err = strdup("MPI was already finalised: a distributed run needs it running");
         return FUSE_E_UNSUPPORTED;
     }
     if (!is_up) {
         int provided = 0;
-        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        if (mpi.Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
             *err = strdup("MPI_Init_thread failed");
             return FUSE_E_UNSUPPORTED;
         }
         atexit(finalize_at_exit);
     }
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    mpi.Comm_rank(mpi.world, &world_rank);
+    mpi.Comm_size(mpi.world, &world_size);
     *rank = world_rank;
     *size = world_size;
     return FUSE_OK;
@@ -73,21 +147,21 @@ fuse_status dist_init(int *rank, int *size, char **err)
 bool dist_agree_ok(bool ok)
 {
     int mine = ok ? 1 : 0, all = 0;
-    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    mpi.Allreduce(&mine, &all, 1, mpi.t_int, mpi.op_land, mpi.world);
     return all != 0;
 }
 
 bool dist_any(bool flag)
 {
     int mine = flag ? 1 : 0, any = 0;
-    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    mpi.Allreduce(&mine, &any, 1, mpi.t_int, mpi.op_lor, mpi.world);
     return any != 0;
 }
 
 int64_t dist_max_i64(int64_t v)
 {
     int64_t m = v;
-    MPI_Allreduce(&v, &m, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    mpi.Allreduce(&v, &m, 1, mpi.t_int64, mpi.op_max, mpi.world);
     return m;
 }
 
@@ -98,8 +172,8 @@ static void allreduce_in_place(void *buf, int64_t n, MPI_Datatype type, MPI_Op o
 {
     for (int64_t at = 0; at < n; at += DIST_CHUNK) {
         int64_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, op,
-                      MPI_COMM_WORLD);
+        mpi.Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, op,
+                      mpi.world);
     }
     atomic_fetch_add(&bytes_reduced, (uint64_t)n * elem);
     atomic_fetch_add(&n_calls, 1);
@@ -115,7 +189,7 @@ void dist_merge_changes(float *cur, const float *before, int64_t n)
     const uint32_t *b = (const uint32_t *)before;
     for (int64_t i = 0; i < n; i++)
         c[i] ^= b[i];
-    allreduce_in_place(cur, n, MPI_UINT32_T, MPI_BXOR, sizeof(float));
+    allreduce_in_place(cur, n, mpi.t_uint32, mpi.op_bxor, sizeof(float));
     for (int64_t i = 0; i < n; i++)
         c[i] ^= b[i];
 }
@@ -138,7 +212,7 @@ void dist_merge_or(float *cur, int64_t n, uint64_t *words)
     int64_t n_words = (n + 63) / 64;
     for (int64_t w = 0; w < n_words; w++)
         words[w] = pack_word(cur + 64 * w, n - 64 * w < 64 ? (int)(n - 64 * w) : 64);
-    allreduce_in_place(words, n_words, MPI_UINT64_T, MPI_BOR, sizeof *words);
+    allreduce_in_place(words, n_words, mpi.t_uint64, mpi.op_bor, sizeof *words);
     for (int64_t w = 0; w < n_words; w++) {
         if (!words[w])
             continue;
