@@ -7,7 +7,8 @@
 #   chain  D = (A B) B over 4096 x 4096 float32 (two products, 275 GFLOP)
 #   tc     the transitive closure of a 4,000-node random graph (about 1.5 edges
 #          per node), a semi-naive fixpoint
-# Each run is `mpirun -np R BUILD_DIR/fuse-jit run P --distributed --threads 1
+# Other processes on the machine slow -np 2 (both cores) more than -np 1: the
+# load average before and after is printed. Each run is `mpirun -np R BUILD_DIR/fuse-jit run P --distributed --threads 1
 # --time --out OUT.npz` with OMP_NUM_THREADS=1 and the code cache warm (one run
 # first). Prints per workload and R: the median "time: run" (the program's run,
 # rank 0) and whole-process wall time, the speedup of -np 2 over -np 1, and the
@@ -67,6 +68,7 @@ run() {
     echo "$ms $(( (t1 - t0) / 1000000 )) $bytes"
 }
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in chain tc; do
     extra=()
     [ "$w" = tc ] && extra=("${tc_args[@]}")
@@ -81,11 +83,15 @@ for w in chain tc; do
     w1=$(awk '{print $2}' "$work/$w-1.txt" | median)
     w2=$(awk '{print $2}' "$work/$w-2.txt" | median)
     b2=$(head -1 "$work/$w-2.txt" | awk '{print $3}')
-    cmp -s "$work/$w-np1.npz" "$work/$w-np2.npz" && same=yes || same=no
+    same=$(/usr/bin/python3 -c "import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+print('yes' if all(np.array_equal(a[k].view(np.uint32), b[k].view(np.uint32)) for k in a) else 'no')" \
+        "$work/$w-np1.npz" "$work/$w-np2.npz")
     echo "$w: run median np1 ${r1} ms, np2 ${r2} ms, speedup $(echo "$r1 / $r2" | bc -l | cut -c1-4)x;" \
          "wall np1 ${w1} ms, np2 ${w2} ms, speedup $(echo "$w1 / $w2" | bc -l | cut -c1-4)x;" \
          "np2 all-reduced ${b2} bytes per rank; outputs identical: $same"
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 n=4096
 echo "model chain: 2 products x ${n}^2 x 4 = $((2 * n * n * 4)) bytes per rank"
 sweeps=$("${mpi[@]}" -np 1 "$bin" run "$work/tc.fuse" --threads 1 "${tc_args[@]}" --explain \
