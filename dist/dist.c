@@ -194,6 +194,11 @@ void dist_merge_changes(float *cur, const float *before, int64_t n)
         c[i] ^= b[i];
 }
 
+void dist_merge_zeroed(float *cur, int64_t n)
+{
+    allreduce_in_place(cur, n, mpi.t_uint32, mpi.op_bxor, sizeof(float));
+}
+
 /* Bit i of the word: whether cell i of the 64 (or fewer) at c is non-zero. */
 static uint64_t pack_word(const float *c, int n)
 {
@@ -241,6 +246,8 @@ void dist_merge_changes(float *cur, const float *before, int64_t n)
 {
     (void)cur, (void)before, (void)n;
 }
+
+void dist_merge_zeroed(float *cur, int64_t n) { (void)cur, (void)n; }
 
 void dist_merge_or(float *cur, int64_t n, uint64_t *words)
 {

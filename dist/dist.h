@@ -61,6 +61,9 @@ int64_t dist_max_i64(int64_t v);
  * only the cells it owns; afterwards cur holds, on every rank, each cell as its
  * owner computed it (an all-reduce of cur XOR before, bit for bit). */
 void dist_merge_changes(float *cur, const float *before, int64_t n);
+/* The same when `before` is all zeros on every rank (the output was zeroed
+ * before the kernel): one all-reduce, no passes over the buffer. */
+void dist_merge_zeroed(float *cur, int64_t n);
 /* Makes a boolean split output whole: a cell is 1 where it is non-zero on some
  * rank, else 0 (several ranks may set one cell). The cells travel as bits:
  * `words` has room for (n + 63) / 64 of them. */

@@ -221,6 +221,25 @@ static void run_shares(RtKernel k, float **bufs, int base, int team, int total,
         k(bufs, base + j, total, rt_no_barrier, stop);
 }
 
+/* Whether the output of group g starts from zeros before its split kernel: its
+ * kernel writes it whole before reading it (zeroing.c), and its buffer is no
+ * input's (buffer reuse, footprint.c, lets an elementwise group write over the
+ * tensor it reads). */
+static bool starts_from_zeros(const RtPlan *pl, int g)
+{
+    const Group *grp = pl->ir->groups[g];
+    int t = grp->tensor;
+    if (!pl->is_written_whole || !pl->is_written_whole[t])
+        return false;
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++) {
+            int in = grp->ops[i]->in[k].tensor;
+            if (in != t && pl->bufs[in] == pl->bufs[t])
+                return false;
+        }
+    return true;
+}
+
 bool rt_dist_run_group(RtPlan *pl, int g)
 {
     RtDist *d = pl->dist;
@@ -228,7 +247,13 @@ bool rt_dist_run_group(RtPlan *pl, int g)
         return false;
     int t = pl->ir->groups[g]->tensor;
     int64_t n = pl->count[t];
-    memcpy(d->before, pl->bufs[t], (size_t)n * sizeof(float));
+    /* starting from zeros instead of a copy of what the output held: one
+     * all-reduce, no passes over the buffer */
+    bool is_zeroed = starts_from_zeros(pl, g);
+    if (is_zeroed)
+        memset(pl->bufs[t], 0, (size_t)n * sizeof(float));
+    else
+        memcpy(d->before, pl->bufs[t], (size_t)n * sizeof(float));
     float **bufs = rt_group_bufs(pl, false, g);
     /* The kernel finds thread tid's packing scratch at scratch + tid * stride;
      * this rank's tids start at rank * team, and its scratch holds `team` slots,
@@ -236,7 +261,10 @@ bool rt_dist_run_group(RtPlan *pl, int g)
     int base = d->rank * d->team;
     bufs[pl->gbufs[g].n - 1] = (float *)((uintptr_t)d->scratch - (uintptr_t)base * d->stride[g]);
     run_shares(pl->group_fn[g], bufs, base, d->team, d->team * d->size, rt_stop_flag(pl));
-    dist_merge_changes(pl->bufs[t], d->before, n);
+    if (is_zeroed)
+        dist_merge_zeroed(pl->bufs[t], n);
+    else
+        dist_merge_changes(pl->bufs[t], d->before, n);
     return true;
 }
 

@@ -248,6 +248,39 @@ START_TEST(test_closure_synchronous)
 }
 END_TEST
 
+/* A boolean join stores max(old, fact): its output is not written whole before
+ * it is read, so the merge goes through the values held before the kernel (the
+ * XOR against them) rather than from zeros. */
+START_TEST(test_boolean_join_merged_from_old_values)
+{
+    enum { N = 300 };
+    float *e = malloc((size_t)N * N * sizeof *e);
+    double *want = calloc((size_t)N * N, sizeof *want);
+    ck_assert(e && want);
+    srand(3);
+    for (int i = 0; i < N * N; i++)
+        e[i] = rand() % 50 == 0 ? 1.0f : 0.0f;
+    for (int x = 0; x < N; x++)
+        for (int y = 0; y < N; y++)
+            for (int z = 0; e[x * N + y] != 0 && z < N; z++)
+                if (e[y * N + z] != 0)
+                    want[x * N + z] = 1;
+    int64_t se[2] = {N, N};
+    write_npy("e.npy", 2, se, e);
+    write_text("prog.fuse", "E(x,y) = \"e.npy\"\nR(x,z) = E(x,y) E(y,z)\nexport R\n");
+    plain_run("one.npz", NULL, NULL, NULL, NULL);
+    float *got = read_member("one.npz", "R", 2, se);
+    expect_close("R", got, want, N * N);
+    free(got);
+    mpi_run(2, "np2.npz", NULL, NULL, NULL, NULL);
+    mpi_run(3, "np3.npz", NULL, NULL, NULL, NULL);
+    expect_same_bits("one.npz", "np2.npz", "R", 2, se);
+    expect_same_bits("one.npz", "np3.npz", "R", 2, se);
+    free(e);
+    free(want);
+}
+END_TEST
+
 /* ---- errors stop every rank ---- */
 
 START_TEST(test_missing_source_stops_all_ranks)
@@ -271,6 +304,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_explain_shows_placement);
     tcase_add_test(tc, test_closure_semi_naive);
     tcase_add_test(tc, test_closure_synchronous);
+    tcase_add_test(tc, test_boolean_join_merged_from_old_values);
     tcase_add_test(tc, test_missing_source_stops_all_ranks);
     suite_add_tcase(s, tc);
     return s;
