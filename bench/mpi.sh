@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi.sh: fuse-jit across MPI ranks, -np 1 against -np 2, one thread per rank.
 #
-#   bench/mpi.sh BUILD_DIR [RUNS=3]
+#   bench/mpi.sh BUILD_DIR [RUNS=3] [WORKLOAD...]   (default: chain tc)
 #
 # Workloads (inputs made by numpy with fixed seeds in a scratch directory):
 #   chain  D = (A B) B over 4096 x 4096 float32 (two products, 275 GFLOP)
@@ -20,6 +20,9 @@
 set -euo pipefail
 build="$(cd "${1:?usage: mpi.sh BUILD_DIR [RUNS]}" && pwd)"
 runs="${2:-3}"
+shift $(( $# < 2 ? $# : 2 ))
+workloads=("$@")
+[ ${#workloads[@]} -eq 0 ] && workloads=(chain tc)
 bin="$build/fuse-jit"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -69,7 +72,7 @@ run() {
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for w in chain tc; do
+for w in "${workloads[@]}"; do
     extra=()
     [ "$w" = tc ] && extra=("${tc_args[@]}")
     run "$w" 1 "${extra[@]}" > /dev/null # warm the code cache
@@ -94,6 +97,7 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 n=4096
 echo "model chain: 2 products x ${n}^2 x 4 = $((2 * n * n * 4)) bytes per rank"
+case " ${workloads[*]} " in *" tc "*) ;; *) exit 0 ;; esac
 sweeps=$("${mpi[@]}" -np 1 "$bin" run "$work/tc.fuse" --threads 1 "${tc_args[@]}" --explain \
     --out "$work/x.npz" | awk '/converged after/ {print $(NF-2)}')
 echo "model tc: ${sweeps:-?} sweeps, $(( ${sweeps:-1} - 1 )) of them semi-naive x ceil(4000^2/64) x 8 = $(( (${sweeps:-1} - 1) * 250000 * 8 )) bytes per rank"
