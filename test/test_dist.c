@@ -176,11 +176,13 @@ START_TEST(test_explain_shows_placement)
     expect_exit(&r, 0);
     /* C and D: 200 x 150 float32 = 120,000 bytes each, all-reduced per run */
     ck_assert_msg(strstr(r.out, "over 2 MPI ranks"), "%s", r.out);
-    ck_assert_msg(strstr(r.out, "  C                split      all-reduce 117 KiB (120000 bytes) per run"),
+    ck_assert_msg(strstr(r.out, "  C                split      all-reduce 117 KiB (120000 bytes) "
+                                "per run"),
                   "%s", r.out);
     ck_assert_msg(strstr(r.out, "  D                split"), "%s", r.out);
     ck_assert_msg(strstr(r.out, "  S                replicated"), "%s", r.out);
-    ck_assert_msg(strstr(r.out, "total: 2 split, 3 replicated; 234 KiB (240000 bytes)"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "total: 2 split, 3 replicated; 234 KiB (240000 bytes)"), "%s",
+                  r.out);
     /* rank 1 prints nothing: the text appears once */
     ck_assert_ptr_null(strstr(strstr(r.out, "total:") + 1, "total:"));
     result_free(&r);
