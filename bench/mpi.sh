@@ -76,9 +76,13 @@ for w in "${workloads[@]}"; do
     extra=()
     [ "$w" = tc ] && extra=("${tc_args[@]}")
     run "$w" 1 "${extra[@]}" > /dev/null # warm the code cache
+    : > "$work/$w-1.txt"
+    : > "$work/$w-2.txt"
+    for _ in $(seq "$runs"); do # alternated, so a busy spell slows both alike
+        run "$w" 1 "${extra[@]}" >> "$work/$w-1.txt"
+        run "$w" 2 "${extra[@]}" >> "$work/$w-2.txt"
+    done
     for np in 1 2; do
-        : > "$work/$w-$np.txt"
-        for _ in $(seq "$runs"); do run "$w" "$np" "${extra[@]}" >> "$work/$w-$np.txt"; done
         echo "$w np=$np run_ms: $(awk '{print $1}' "$work/$w-$np.txt" | tr '\n' ' ')"
     done
     r1=$(awk '{print $1}' "$work/$w-1.txt" | median)
