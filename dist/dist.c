@@ -183,15 +183,22 @@ static void allreduce_in_place(void *buf, int64_t n, MPI_Datatype type, MPI_Op o
  * XOR with it is 0 everywhere; a changed cell's XOR is non-zero on its owner
  * only. XOR over the ranks then gives each owner's change, and XOR with before
  * again gives the owner's bits: no rounding, -0.0 and NaN payloads kept. */
+static void xor_bits(float *cur, const float *before, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) { /* memcpy: the bits, without aliasing a float */
+        uint32_t c, b;
+        memcpy(&c, &cur[i], sizeof c);
+        memcpy(&b, &before[i], sizeof b);
+        c ^= b;
+        memcpy(&cur[i], &c, sizeof c);
+    }
+}
+
 void dist_merge_changes(float *cur, const float *before, int64_t n)
 {
-    uint32_t *c = (uint32_t *)cur;
-    const uint32_t *b = (const uint32_t *)before;
-    for (int64_t i = 0; i < n; i++)
-        c[i] ^= b[i];
+    xor_bits(cur, before, n);
     allreduce_in_place(cur, n, mpi.t_uint32, mpi.op_bxor, sizeof(float));
-    for (int64_t i = 0; i < n; i++)
-        c[i] ^= b[i];
+    xor_bits(cur, before, n);
 }
 
 void dist_merge_zeroed(float *cur, int64_t n)
