@@ -99,7 +99,8 @@ typedef struct DistGroupPlan {
 
 /* The placement of equation group g of the shaped program p on `ranks` ranks:
  * DIST_SPLIT when ranks > 1, the kernel is team work made of one call (facts),
- * and the group is not a sink; otherwise DIST_REPLICATED with 0 bytes. */
+ * the group's ops have at least 2^22 loop cells, and it is not a sink;
+ * otherwise DIST_REPLICATED with 0 bytes. */
 DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *facts,
                               int ranks);
 

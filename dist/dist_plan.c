@@ -14,6 +14,11 @@
  *     groups of several calls; groups fused with the next equation; sinks). Every
  *     rank computes them on its own copy: no bytes move, the results are equal.
  *
+ * A size threshold keeps small groups replicated even when their kernels are
+ * team work: a split pays one all-reduce of the output (tens of microseconds at
+ * least, a collective every rank waits in) to save half the kernel, so a group
+ * is split only from DIST_MIN_WORK loop cells (multiply-adds of a product).
+ *
  * The bytes of a split group are its output's float32 buffer, handed to one
  * all-reduce per run of the group (per sweep in a fixpoint).
  */
@@ -26,6 +31,22 @@ _Static_assert(sizeof PLACE_NAMES / sizeof PLACE_NAMES[0] == DIST_PLACE_COUNT,
 const char *dist_place_name(DistPlace place)
 {
     return (unsigned)place < DIST_PLACE_COUNT ? PLACE_NAMES[place] : "?";
+}
+
+/* 2^22 loop cells: about 2 ms of one core's work for a product */
+#define DIST_MIN_WORK ((uint64_t)1 << 22)
+
+/* The loop cells of the group's ops (a product's multiply-adds). */
+static uint64_t group_work(const Group *grp)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < grp->n_ops; i++) {
+        uint64_t cells = 1;
+        for (int a = 0; a < grp->ops[i]->n_axes; a++)
+            cells *= (uint64_t)grp->ops[i]->axes[a].size;
+        total += cells;
+    }
+    return total;
 }
 
 static uint64_t tensor_bytes(const IrTensor *t)
@@ -43,7 +64,8 @@ DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *
     if (!p->is_shaped || g < 0 || g >= p->n_groups || ranks < 2)
         return plan;
     const Group *grp = p->groups[g];
-    if (grp->is_sink || !facts->is_team || !facts->is_one_call || facts->is_span)
+    if (grp->is_sink || !facts->is_team || !facts->is_one_call || facts->is_span ||
+        group_work(grp) < DIST_MIN_WORK)
         return plan;
     plan.place = DIST_SPLIT;
     plan.bytes = tensor_bytes(p->tensors[grp->tensor]);

@@ -186,6 +186,19 @@ START_TEST(test_explain_shows_placement)
     /* rank 1 prints nothing: the text appears once */
     ck_assert_ptr_null(strstr(strstr(r.out, "total:") + 1, "total:"));
     result_free(&r);
+    /* a 128 x 128 x 200 product is team work (3.3 million multiply-adds: split
+     * without the threshold) but below the split threshold (2^22): replicated */
+    float *small = calloc(128 * 200, sizeof *small);
+    ck_assert_ptr_nonnull(small);
+    int64_t ss[2] = {128, 200};
+    write_npy("s.npy", 2, ss, small);
+    write_text("prog.fuse", "S[i,k] = \"s.npy\"\nP[i,j] = S[i,k] S[j,k]\nexport P\n");
+    r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2", FUSE_JIT_BIN,
+                  "explain", "prog.fuse", "--distributed", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "  P                replicated"), "%s", r.out);
+    result_free(&r);
+    free(small);
     free(a);
     free(b);
 }
