@@ -488,7 +488,7 @@ fuse_status fuse_program_dump(fuse_program *prog, const char *what, char **out)
 static const ApiLayout CONFIG_LAYOUT = {
     "fuse_config",
     {API_FIELD_END(fuse_config, write_sinks), API_FIELD_END(fuse_config, no_cache),
-     API_FIELD_END(fuse_config, max_memory)},
+     API_FIELD_END(fuse_config, max_memory), API_FIELD_END(fuse_config, distributed)},
     sizeof(fuse_config), _Alignof(fuse_config)};
 
 void fuse_config_init_size(fuse_config *cfg, size_t size)
@@ -574,12 +574,15 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
                                  prog->ctx->cache, cache_dir, &prog->ctx->host, &prog->opts,
                                  cfg->max_memory, cfg->precision);
     free(cache_dir);
+    if (run->plan)
+        run->plan->threads = cfg->threads; /* the kernels' team (also per MPI rank) */
+    if (cfg->distributed)
+        st = api_dist_attach(run, st); /* MPI: every rank made it, or none */
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
         fuse_runner_free(run);
         return st;
     }
-    run->plan->threads = cfg->threads; /* the contraction kernels' team */
     st = rt_modes_apply(run, cfg); /* mode, strategy, schedules */
     if (st != FUSE_OK) {
         fuse_runner_free(run);

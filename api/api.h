@@ -115,6 +115,13 @@ fuse_status api_struct_out(fuse_ctx *ctx, const ApiLayout *l, const void *lib, v
  * as api_struct_in. */
 fuse_status api_config_take(fuse_ctx *ctx, const fuse_config *cfg, fuse_config *out);
 
+/* ---- api_dist.c ---- */
+
+/* fuse_runner_new's step for fuse_config.distributed, after the plan was made
+ * with status st: rt_dist_attach, its message (if any) in the plan's
+ * diagnostics. */
+fuse_status api_dist_attach(struct fusejit_runner *run, fuse_status st);
+
 /* bracket every run of a runner (fuse_runner_run, _run_into, _query):
  * the first to begin with no run in progress clears an interrupt left pending
  * (fuse_ctx_interrupt, as sqlite3_interrupt). */

@@ -5,6 +5,7 @@ set -eu
 
 PACKAGES="cmake make pkg-config clang-19 llvm-19-dev lld-19 libclang-rt-19-dev libomp-19-dev
 zlib1g-dev libzip-dev libminizip-dev libjansson-dev libedit-dev liblapacke-dev libopenblas-dev check
+libopenmpi-dev openmpi-bin
 python3 python3-numpy python3-dev python3-pytest libfuse-dev"
 
 missing=""

@@ -7,7 +7,7 @@
 # filesystem library) installs those, and ours would shadow it.
 include(GNUInstallDirs)
 
-set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_jit fuse_io fuse_runtime fuse_api)
+set(FUSE_STAGES fuse_support fuse_frontend fuse_ir fuse_lower fuse_dist fuse_jit fuse_io fuse_runtime fuse_api)
 set(FUSE_OBJECTS "")
 foreach(stage ${FUSE_STAGES})
   list(APPEND FUSE_OBJECTS $<TARGET_OBJECTS:${stage}>)

@@ -229,6 +229,13 @@ typedef struct fusejit_config {
      * tensors. 0 = the machine's memory (physical RAM, or the process's cgroup
      * limit when lower); FUSE_MEMORY_UNLIMITED = no cap. */
     uint64_t max_memory;
+    /* Nonzero: run across the MPI ranks of the job (README, "Running across MPI
+     * ranks"): every rank makes the runner with the same program, configuration
+     * and inputs; large groups are split across the ranks, the rest runs on each;
+     * results equal one process's on every rank, and only rank 0 writes sinks.
+     * fuse_runner_new initialises MPI when the host has not; FUSE_E_UNSUPPORTED
+     * in a build without MPI (fuse_distributed_available). */
+    int distributed;
 } fuse_config;
 
 /* fuse_config.max_memory: no cap. */
@@ -451,6 +458,24 @@ FUSE_API size_t fuse_program_tensor_count(const fuse_program *prog, int which);
  * NULL argument, an index out of range or a bad out->size. */
 FUSE_API fuse_status fuse_program_tensor_info(const fuse_program *prog, int which,
                                               size_t index, fuse_tensor_info *out);
+
+/* ---- distributed runs (MPI) ---- */
+
+/* Nonzero when this library was built with MPI (Open MPI), so that
+ * fuse_config.distributed works. */
+FUSE_API int fuse_distributed_available(void);
+
+/* Initialises MPI when neither the host nor a distributed runner has, and gives
+ * this process's rank and the number of ranks (either pointer may be NULL) and
+ * the bytes this process has handed to MPI all-reduces so far (NULL: not
+ * wanted). FUSE_E_UNSUPPORTED in a build without MPI. */
+FUSE_API fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_reduced);
+
+/* The distribution of a runner made with fuse_config.distributed, as text: for
+ * each equation its placement (split across the ranks or replicated on each)
+ * and the bytes it moves per run, then the totals. *out is freed with fuse_free.
+ * FUSE_E_ARG for a runner that is not distributed. */
+FUSE_API fuse_status fuse_runner_explain_distributed(fuse_runner *run, char **out);
 
 /* Sets the `size` bytes at cfg to the defaults (fuse_config): cfg->size = size,
  * all cores, sources and sinks beside the program, sinks written; a newer

@@ -127,6 +127,8 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
     if (rt_interrupted(pl)) /* the schedule winds down */
         return;
+    if (!is_sink && pl->dist && rt_dist_run_group(pl, g))
+        return; /* this rank's share, merged across the ranks */
     RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
     bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
     int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
@@ -179,6 +181,7 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
         st = bind_outputs(pl, query); /* exports straight into host memory */
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* earlier steps */
+    st = rt_dist_agree(pl, st, "to load its sources"); /* MPI: all ranks, or none */
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);

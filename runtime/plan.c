@@ -231,6 +231,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->out_dir);
     free(pl->cache_dir);
     rt_weights_free(pl->weights);
+    rt_dist_free(pl->dist);
     arena_free_all(&pl->arena);
     free(pl);
 }

@@ -139,6 +139,8 @@ typedef struct RtPlan {
     struct RtWeights *weights;
     /* the element type of every buffer (elem.c); set before compiling */
     fuse_precision precision;
+    /* a distributed run's state (dist_exec.c; NULL: one process) */
+    struct RtDist *dist;
 } RtPlan;
 
 /* the buffers of one kernel, numbered as its group's view numbers
@@ -386,6 +388,33 @@ void rt_release_dead(RtPlan *plan, int g0, int g1);
  * query) every tensor y with reuse_of[y] >= 0 takes x's buffer until
  * rt_unborrow_sources (as a borrowed buffer does, through own_bufs). */
 void rt_reuse_begin(RtPlan *plan, bool is_query);
+
+/* ---- dist_exec.c: a plan run across MPI ranks (dist/dist.h) ---- */
+
+typedef struct RtDist RtDist;
+
+/* Makes plan a distributed one after rt_plan_new returned `st` (on every rank:
+ * the ranks agree first that every one compiled it): MPI initialised when the
+ * host has not, each equation group placed (dist_plan_group), sinks written by
+ * rank 0 only. FUSE_E_UNSUPPORTED with *err (malloc'd) in a build without MPI;
+ * `st` where it failed; FUSE_E_RUNTIME with plan->dl set where another rank
+ * failed. */
+fuse_status rt_dist_attach(RtPlan *plan, fuse_status st, char **err);
+void rt_dist_free(RtDist *d);
+/* In a distributed plan, agrees on `st` (the step `when` names, for the message
+ * of a rank whose peer failed); otherwise returns st. */
+fuse_status rt_dist_agree(RtPlan *plan, fuse_status st, const char *when);
+/* flag or-ed, and v maximised, over the ranks of a distributed plan (flag and v
+ * as they are otherwise): fixpoints stop on the ranks' common verdict. */
+bool rt_dist_any(const RtPlan *plan, bool flag);
+int64_t rt_dist_max(const RtPlan *plan, int64_t v);
+/* Runs equation group g as this rank's share and merges its output when the
+ * plan splits it (true); false (nothing done) when g runs on every rank alike. */
+bool rt_dist_run_group(RtPlan *plan, int g);
+/* The same for group g's semi-naive delta kernel (seminaive.c). */
+bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta);
+/* Each equation's placement and bytes moved, as text (malloc'd). */
+fuse_status rt_dist_explain(const RtPlan *plan, char **out);
 
 /* ---- tucker.c: runtime functions generated code calls (tucker) ---- */
 

@@ -270,9 +270,10 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
     c->is_iterated = true;
     bool is_semi = m->strategy == FUSE_STRATEGY_SEMI_NAIVE && !m->mc_fn &&
                    rt_semi_naive_applies(pl, g0, g1);
+    is_semi = !rt_dist_any(pl, !is_semi); /* MPI ranks: semi-naive on all or none */
     pl->modes->n_diverged = 0;
     for (int it = 0; it < m->max_iters && !rt_interrupted(pl); it++) {
-        bool changed = sweep(pl, g0, g1, it, true, is_semi, m->tol);
+        bool changed = rt_dist_any(pl, sweep(pl, g0, g1, it, true, is_semi, m->tol));
         c->sweeps = it + 1;
         c->is_diverged = m->n_diverged > 0;
         if (c->is_diverged)

@@ -107,6 +107,8 @@ static fuse_status compile_deltas(RtPlan *pl)
  * more (each join then ORs its share of rows: emit_delta.c), else alone. */
 static void run_delta(RtPlan *pl, int g)
 {
+    if (pl->dist && rt_dist_run_delta(pl, g, pl->modes->delta_fn[g]))
+        return; /* this rank's share of the rows, merged across the ranks */
     int nth = pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
                                                                  : 1;
     if (nth > 1)
@@ -249,7 +251,7 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         has_news[t] = true;
     }
     for (; it < max_iters && !rt_interrupted(pl); it++) {
-        int64_t news = delta_sweep(pl, g0, g1, it, has_news);
+        int64_t news = rt_dist_max(pl, delta_sweep(pl, g0, g1, it, has_news));
         if (news <= 0) {
             *is_converged = news == 0;
             it++;

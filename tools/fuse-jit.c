@@ -65,7 +65,8 @@ enum {
     OPT_TIME = 1u << 24,      /* code cache and phase times (cli_cache.c) */
     OPT_CACHE_DIR = 1u << 25,
     OPT_NO_CACHE = 1u << 26,
-    OPT_WEIGHTS = 1u << 28    /* a weights manifest (fuse_program_options.weights) */
+    OPT_WEIGHTS = 1u << 28,   /* a weights manifest (fuse_program_options.weights) */
+    OPT_DISTRIBUTED = 1u << 29 /* across MPI ranks (fuse_config.distributed) */
 };
 
 typedef struct OptionSpec {
@@ -150,6 +151,11 @@ static const OptionSpec OPTIONS[] = {
     {"explain", OPT_MODES, NULL, "print the run's trace after the outputs: per sweep and\n"
                                  "                        equation the status, time, T and changes"},
     {"explain-json", OPT_MODES, NULL, "print the run's trace as JSON after the outputs"},
+    {"distributed", OPT_DISTRIBUTED, NULL,
+     "run across the MPI ranks of `mpirun -np R fuse-jit ...`:\n"
+     "                        large equations split across the ranks, results as\n"
+     "                        one process's; rank 0 prints and writes (README,\n"
+     "                        \"Running across MPI ranks\")"},
 };
 
 static const char *const WHAT_VALUES[] = {"ast", "ir", "llvm", "llvm-raw", "asm"};
@@ -181,6 +187,8 @@ typedef struct Args {
     /* execution modes */
     CliModes modes;
     const char *option; /* name of the option being applied */
+    bool distributed;   /* --distributed */
+    int rank;           /* this process's MPI rank with --distributed, else 0 */
 } Args;
 
 typedef struct Command Command;
@@ -385,6 +393,7 @@ static int apply_option(const Command *c, unsigned bit, const char *v, Args *a)
     case OPT_CACHE_DIR: a->cache_dir = v; return 0;
     case OPT_NO_CACHE: a->no_cache = true; return 0;
     case OPT_WEIGHTS: a->weights = v; return 0;
+    case OPT_DISTRIBUTED: a->distributed = true; return 0;
     default: return usage_error(c, "internal: unhandled option");
     }
 }
@@ -491,6 +500,12 @@ typedef struct Session {
     fuse_input *inputs; /* tensors loaded from --input files; data freed with fuse_free */
     size_t n_inputs;
     bool binds_nothing; /* check: every source is read from its file */
+    /* --distributed on a rank other than 0 (rank): its errors before the
+     * runner (the same on every rank: rank 0 prints them) and those saying
+     * another rank failed are not printed; the others name the rank */
+    bool is_quiet;
+    bool is_compiling;  /* session_compile was reached */
+    int rank;
 } Session;
 
 static int exit_code(fuse_status st)
@@ -509,6 +524,10 @@ static int exit_code(fuse_status st)
 static int report(const Session *s, fuse_status st)
 {
     const char *msg = s->ctx ? fuse_ctx_error(s->ctx) : "";
+    if (s->is_quiet && (!s->is_compiling || (msg && strstr(msg, "another MPI rank failed"))))
+        return exit_code(st);
+    if (s->is_quiet)
+        fprintf(stderr, "fuse-jit: on MPI rank %d:\n", s->rank);
     if (!msg || !*msg)
         fprintf(stderr, "fuse-jit: error: %s\n", fuse_status_name(st));
     else { /* a message without a position gets the program's name, as usage errors do */
@@ -533,9 +552,12 @@ static void session_close(Session *s)
 /* Creates the context and parses and checks the program file. */
 static int session_open(const Args *a, Session *s)
 {
+    s->rank = a->rank;
+    s->is_quiet = a->rank > 0;
     FILE *f = fopen(a->program, "r");
     if (!f) {
-        fprintf(stderr, "fuse-jit: error: cannot open program file '%s': %s\n", a->program,
+        if (!s->is_quiet)
+            fprintf(stderr, "fuse-jit: error: cannot open program file '%s': %s\n", a->program,
                 strerror(errno));
         return EXIT_RUNTIME;
     }
@@ -594,6 +616,8 @@ static int session_compile(const Args *a, Session *s)
     cfg.cache_dir = a->cache_dir;
     cfg.no_cache = a->no_cache;
     cfg.max_memory = a->max_memory;
+    cfg.distributed = a->distributed;
+    s->is_compiling = true;
     fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
     return st == FUSE_OK ? 0 : report(s, st);
 }
@@ -717,10 +741,10 @@ static int run_query(const Args *a, Session *s, const char *q, QueryResults *r)
             r->outs[r->n] = out;
             r->tensors[r->n++] = *fuse_outputs_tensor(out, 0);
             out = NULL;
-        } else {
+        } else if (a->rank == 0) { /* across MPI ranks, rank 0 prints */
             pst = cli_print_export(stdout, q, fuse_outputs_tensor(out, 0));
         }
-        int rc2 = pst == FUSE_OK ? print_trace(a, s) : exit_code(pst);
+        int rc2 = pst != FUSE_OK ? exit_code(pst) : a->rank == 0 ? print_trace(a, s) : 0;
         rc = rc2 ? rc2 : rc;
     }
     fuse_outputs_free(out);
@@ -784,9 +808,19 @@ static int run_queries(const Args *a, Session *s)
         }
         rc = rc ? rc : q;
     }
-    int saved = a->out ? save_queries(a, s, &r) : 0;
+    int saved = a->out && a->rank == 0 ? save_queries(a, s, &r) : 0;
     query_results_free(&r);
     return saved ? saved : rc;
+}
+
+/* --time --distributed: what this rank moved. */
+static void print_distributed_time(FILE *f)
+{
+    int rank = 0, size = 1;
+    uint64_t bytes = 0;
+    if (fuse_distributed_rank(&rank, &size, &bytes) == FUSE_OK)
+        fprintf(f, "distributed: %d MPI ranks; rank %d all-reduced %llu bytes (%.1f MiB)\n",
+                size, rank, (unsigned long long)bytes, (double)bytes / (1024.0 * 1024.0));
 }
 
 static int cmd_run(const Args *a)
@@ -803,16 +837,20 @@ static int cmd_run(const Args *a)
     } else if (rc == 0) {
         fuse_status st = run_steps(a, &s, &out);
         rc = st == FUSE_OK ? 0 : report(&s, st);
-        /* a fixpoint that did not converge still gives its outputs */
-        if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED)) {
+        /* a fixpoint that did not converge still gives its outputs; across MPI
+         * ranks every rank has them, and rank 0 prints or saves them */
+        if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED) && a->rank == 0) {
             int rc2 = a->out ? save_outputs(a, &s, out) : print_outputs(out);
             if (rc2 == 0)
                 rc2 = print_trace(a, &s);
             rc = rc2 ? rc2 : rc;
         }
     }
-    if (a->time && s.run)
+    if (a->time && s.run && a->rank == 0) {
         cli_cache_print_times(stderr, s.ctx, s.run);
+        if (a->distributed)
+            print_distributed_time(stderr);
+    }
     fuse_outputs_free(out);
     session_close(&s);
     return rc;
@@ -830,16 +868,31 @@ static int cmd_check(const Args *a)
     return rc;
 }
 
+/* explain --distributed: compiles the program for the job's ranks and prints
+ * each equation's placement (rank 0). */
+static int explain_distributed(const Args *a, Session *s, char **text)
+{
+    int rc = session_load_inputs(a, s);
+    if (rc == 0)
+        rc = session_compile(a, s);
+    if (rc != 0)
+        return rc;
+    fuse_status st = fuse_runner_explain_distributed(s->run, text);
+    return st == FUSE_OK ? 0 : report(s, st);
+}
+
 static int cmd_explain(const Args *a)
 {
     Session s = {0};
     char *text = NULL;
     int rc = session_open(a, &s);
-    if (rc == 0) {
+    if (rc == 0 && a->distributed) {
+        rc = explain_distributed(a, &s, &text);
+    } else if (rc == 0) {
         fuse_status st = fuse_program_explain(s.prog, a->json, &text);
         rc = st == FUSE_OK ? 0 : report(&s, st);
     }
-    if (rc == 0)
+    if (rc == 0 && a->rank == 0)
         put_text(text);
     fuse_free(text);
     session_close(&s);
@@ -886,7 +939,7 @@ static const Command COMMANDS[] = {
      OPT_OUT | OPT_COMPRESS | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS |
          OPT_NO_SINKS | OPT_MODES | OPT_PRECISION |
          OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY |
-         OPT_WEIGHTS,
+         OPT_WEIGHTS | OPT_DISTRIBUTED,
      cmd_run},
     {"check", "check PROGRAM [--parser v2] [--weights FILE.json]",
      "parse and check a program (names, shapes)",
@@ -896,12 +949,15 @@ static const Command COMMANDS[] = {
      "--weights, the manifest and the shapes of its files are checked too.\n",
      OPT_PARSER | OPT_PARAM | OPT_WEIGHTS,
      cmd_check},
-    {"explain", "explain PROGRAM [--json]",
+    {"explain", "explain PROGRAM [--json] [--distributed]",
      "describe sources, equations, sinks and evaluation order",
      "Prints the static explanation of PROGRAM: its sources, its equations with\n"
      "their LHS axes, projected axes and operator, its sinks, the evaluation order\n"
-     "and recursive components.\n",
-     OPT_JSON | OPT_PARSER | OPT_PARAM | OPT_WEIGHTS, cmd_explain},
+     "and recursive components. With --distributed (under mpirun) it compiles the\n"
+     "program instead and prints, per equation, where it runs across the ranks\n"
+     "(split or replicated) and the bytes it all-reduces per run, then the totals.\n",
+     OPT_JSON | OPT_PARSER | OPT_PARAM | OPT_WEIGHTS | OPT_DISTRIBUTED | OPT_THREADS |
+         OPT_INPUT | OPT_BASE_DIR | OPT_CACHE_DIR | OPT_NO_CACHE, cmd_explain},
     {"emit", "emit PROGRAM --what=STAGE [options]",
      "print a compilation stage: ast, ir, llvm, llvm-raw, asm",
      "Prints one stage of the compilation of PROGRAM. llvm, llvm-raw and asm compile\n"
@@ -1060,6 +1116,22 @@ static int cache_command(int argc, char **argv)
 
 /* ---- main ---- */
 
+/* --distributed: MPI up and this process's rank known before the command runs
+ * (the same failure on every rank: rank 0 reports it). */
+static int distributed_begin(Args *a)
+{
+    fuse_status st = fuse_distributed_rank(&a->rank, NULL, NULL);
+    if (st == FUSE_OK)
+        return 0;
+    if (a->rank == 0)
+        fprintf(stderr, "fuse-jit: error: %s\n",
+                fuse_distributed_available()
+                    ? "cannot initialise MPI for --distributed"
+                    : "this fuse-jit was built without MPI: --distributed needs a build with "
+                      "Open MPI (README, \"Running across MPI ranks\")");
+    return EXIT_RUNTIME;
+}
+
 /* Parses the arguments of command c and runs it. */
 static int dispatch(const Command *c, int argc, char **argv)
 {
@@ -1068,7 +1140,9 @@ static int dispatch(const Command *c, int argc, char **argv)
     Parsed p = args_parse(c, argc, argv, &a, &rc);
     if (p == PARSED_HELP)
         print_command_help(stdout, c);
-    else if (p == PARSED_OK)
+    else if (p == PARSED_OK && a.distributed)
+        rc = distributed_begin(&a);
+    if (p == PARSED_OK && rc == 0)
         rc = c->run(&a);
     args_free(&a);
     return rc;

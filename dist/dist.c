@@ -1,0 +1,297 @@
+/*
+ * dist.c: the MPI calls of a distributed run, behind small functions that compile
+ * to stubs without MPI (FUSE_HAVE_MPI unset). Only MPI_COMM_WORLD is used: one
+ * distributed run per process at a time, every rank running the same program.
+ * Collectives are called from the thread that runs the plan (MPI_THREAD_FUNNELED
+ * is enough: the kernels' OpenMP teams never call MPI). Open MPI is loaded with
+ * dlopen on first use (below).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist.h"
+
+#ifdef FUSE_HAVE_MPI
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include <mpi.h>
+#endif
+
+static int world_rank = 0;
+static int world_size = 1;
+static _Atomic uint64_t bytes_reduced;
+static _Atomic uint64_t n_calls;
+
+bool dist_is_built(void)
+{
+#ifdef FUSE_HAVE_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+int dist_rank(void) { return world_rank; }
+int dist_size(void) { return world_size; }
+uint64_t dist_bytes_reduced(void) { return atomic_load(&bytes_reduced); }
+uint64_t dist_calls(void) { return atomic_load(&n_calls); }
+
+#ifdef FUSE_HAVE_MPI
+
+#ifndef OPEN_MPI
+#error "dist.c loads Open MPI's libmpi at run time: build with Open MPI's mpi.h"
+#endif
+
+/* Open MPI is loaded with dlopen on the first distributed call, not linked: a
+ * plain run does not pay for loading and relocating libmpi and its libraries
+ * (about 1 ms of every process start here). Open MPI's handles (MPI_COMM_WORLD,
+ * MPI_INT, MPI_MAX...) are the addresses of its global objects, so they are
+ * looked up by name too. */
+typedef struct MpiApi {
+    int (*Initialized)(int *);
+    int (*Finalized)(int *);
+    int (*Init_thread)(int *, char ***, int, int *);
+    int (*Finalize)(void);
+    int (*Comm_rank)(MPI_Comm, int *);
+    int (*Comm_size)(MPI_Comm, int *);
+    int (*Allreduce)(const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm);
+    MPI_Comm world;
+    MPI_Datatype t_int, t_int64, t_uint8, t_uint64;
+    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor;
+    const char *error; /* why loading failed, or NULL */
+} MpiApi;
+
+static MpiApi mpi;
+static pthread_once_t mpi_once = PTHREAD_ONCE_INIT;
+
+/* Object pointer to function pointer: dlsym returns addresses. */
+#define MPI_SYM(field, name)                                                                     \
+    do {                                                                                         \
+        void *at = dlsym(lib, name);                                                             \
+        ok &= at != NULL;                                                                        \
+        memcpy(&mpi.field, &at, sizeof at);                                                      \
+    } while (0)
+
+static void mpi_load(void)
+{
+    /* global: Open MPI's own plugins resolve libmpi's symbols */
+    void *lib = dlopen(FUSE_MPI_SONAME, RTLD_NOW | RTLD_GLOBAL);
+    if (!lib) {
+        mpi.error = "cannot load Open MPI (" FUSE_MPI_SONAME "; Debian: openmpi-bin)";
+        return;
+    }
+    bool ok = true;
+    MPI_SYM(Initialized, "MPI_Initialized");
+    MPI_SYM(Finalized, "MPI_Finalized");
+    MPI_SYM(Init_thread, "MPI_Init_thread");
+    MPI_SYM(Finalize, "MPI_Finalize");
+    MPI_SYM(Comm_rank, "MPI_Comm_rank");
+    MPI_SYM(Comm_size, "MPI_Comm_size");
+    MPI_SYM(Allreduce, "MPI_Allreduce");
+    MPI_SYM(world, "ompi_mpi_comm_world");
+    MPI_SYM(t_int, "ompi_mpi_int");
+    MPI_SYM(t_int64, "ompi_mpi_int64_t");
+    MPI_SYM(t_uint8, "ompi_mpi_uint8_t");
+    MPI_SYM(t_uint64, "ompi_mpi_uint64_t");
+    MPI_SYM(op_land, "ompi_mpi_op_land");
+    MPI_SYM(op_lor, "ompi_mpi_op_lor");
+    MPI_SYM(op_max, "ompi_mpi_op_max");
+    MPI_SYM(op_bxor, "ompi_mpi_op_bxor");
+    MPI_SYM(op_bor, "ompi_mpi_op_bor");
+    if (!ok)
+        mpi.error = "cannot find Open MPI's functions in " FUSE_MPI_SONAME;
+    /* lib stays loaded for the life of the process */
+}
+
+/* MPI_Finalize at exit when this library initialised MPI: a host that
+ * initialised it finalises it itself. */
+static void finalize_at_exit(void)
+{
+    int is_finalized = 0;
+    mpi.Finalized(&is_finalized);
+    if (!is_finalized)
+        mpi.Finalize();
+}
+
+fuse_status dist_init(int *rank, int *size, char **err)
+{
+    pthread_once(&mpi_once, mpi_load);
+    if (mpi.error) {
+        *err = strdup(mpi.error);
+        return FUSE_E_UNSUPPORTED;
+    }
+    int is_up = 0, is_finalized = 0;
+    mpi.Initialized(&is_up);
+    mpi.Finalized(&is_finalized);
+    if (is_finalized) {
+        *err = strdup("MPI was already finalised: a distributed run needs it running");
+        return FUSE_E_UNSUPPORTED;
+    }
+    if (!is_up) {
+        int provided = 0;
+        if (mpi.Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            *err = strdup("MPI_Init_thread failed");
+            return FUSE_E_UNSUPPORTED;
+        }
+        atexit(finalize_at_exit);
+    }
+    mpi.Comm_rank(mpi.world, &world_rank);
+    mpi.Comm_size(mpi.world, &world_size);
+    *rank = world_rank;
+    *size = world_size;
+    return FUSE_OK;
+}
+
+bool dist_agree_ok(bool ok)
+{
+    int mine = ok ? 1 : 0, all = 0;
+    mpi.Allreduce(&mine, &all, 1, mpi.t_int, mpi.op_land, mpi.world);
+    return all != 0;
+}
+
+bool dist_any(bool flag)
+{
+    int mine = flag ? 1 : 0, any = 0;
+    mpi.Allreduce(&mine, &any, 1, mpi.t_int, mpi.op_lor, mpi.world);
+    return any != 0;
+}
+
+int64_t dist_max_i64(int64_t v)
+{
+    int64_t m = v;
+    mpi.Allreduce(&v, &m, 1, mpi.t_int64, mpi.op_max, mpi.world);
+    return m;
+}
+
+/* MPI counts are ints: large buffers go in chunks of at most 2^30 elements. */
+#define DIST_CHUNK ((int64_t)1 << 30)
+
+static void allreduce_in_place(void *buf, int64_t n, MPI_Datatype type, MPI_Op op, size_t elem)
+{
+    for (int64_t at = 0; at < n; at += DIST_CHUNK) {
+        int64_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
+        mpi.Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, op,
+                      mpi.world);
+    }
+    atomic_fetch_add(&bytes_reduced, (uint64_t)n * elem);
+    atomic_fetch_add(&n_calls, 1);
+}
+
+/* The cells a rank did not change are equal to `before` on every rank, so their
+ * XOR with it is 0 everywhere; a changed cell's XOR is non-zero on its owner
+ * only. XOR over the ranks then gives each owner's change, and XOR with before
+ * again gives the owner's bits: no rounding, -0.0 and NaN payloads kept. The
+ * bytes are XORed as such, whatever the element type. */
+static void xor_bytes(void *cur, const void *before, size_t bytes)
+{
+    unsigned char *c = cur;
+    const unsigned char *b = before;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) { /* memcpy: the bits, without aliasing */
+        uint64_t x, y;
+        memcpy(&x, c + i, 8);
+        memcpy(&y, b + i, 8);
+        x ^= y;
+        memcpy(c + i, &x, 8);
+    }
+    for (; i < bytes; i++)
+        c[i] ^= b[i];
+}
+
+/* XOR over the ranks, in 8-byte words where the size allows (fewer, larger
+ * elements for MPI's reduction loop), else in bytes. */
+static void allreduce_xor(void *cur, size_t bytes)
+{
+    if (bytes % 8 == 0)
+        allreduce_in_place(cur, (int64_t)(bytes / 8), mpi.t_uint64, mpi.op_bxor, 8);
+    else
+        allreduce_in_place(cur, (int64_t)bytes, mpi.t_uint8, mpi.op_bxor, 1);
+}
+
+void dist_merge_changes(void *cur, const void *before, size_t bytes)
+{
+    xor_bytes(cur, before, bytes);
+    allreduce_xor(cur, bytes);
+    xor_bytes(cur, before, bytes);
+}
+
+void dist_merge_zeroed(void *cur, size_t bytes)
+{
+    allreduce_xor(cur, bytes);
+}
+
+/* Whether the element of `size` bytes at p is non-zero (as a float of that
+ * width: every bit but the sign; NaN is non-zero, -0.0 is zero). */
+static bool is_nonzero(const unsigned char *p, size_t size)
+{
+    uint64_t bits = 0;
+    memcpy(&bits, p, size); /* little-endian: the element's low bytes */
+    uint64_t sign = (uint64_t)1 << (8 * size - 1);
+    return (bits & ~sign) != 0;
+}
+
+/* Bit j of the word: whether cell j of the 64 (or fewer) at c is non-zero. */
+static uint64_t pack_word(const unsigned char *c, int n, size_t size)
+{
+    uint64_t w = 0;
+    for (int j = 0; j < n; j++)
+        w |= (uint64_t)is_nonzero(c + (size_t)j * size, size) << j;
+    return w;
+}
+
+/* A relation's cells as bits: 32 times fewer bytes to move than floats. A cell
+ * non-zero here has its bit set in the OR, so a word that is 0 after the
+ * all-reduce covers cells that are 0 here already: only the others are
+ * rewritten (deltas are sparse), to `one` or to zero. */
+void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words)
+{
+    unsigned char *c = cur;
+    int64_t n_words = (n + 63) / 64;
+    for (int64_t w = 0; w < n_words; w++)
+        words[w] = pack_word(c + (size_t)(64 * w) * size,
+                             n - 64 * w < 64 ? (int)(n - 64 * w) : 64, size);
+    allreduce_in_place(words, n_words, mpi.t_uint64, mpi.op_bor, sizeof *words);
+    for (int64_t w = 0; w < n_words; w++) {
+        if (!words[w])
+            continue;
+        int m = n - 64 * w < 64 ? (int)(n - 64 * w) : 64;
+        for (int j = 0; j < m; j++) {
+            unsigned char *at = c + (size_t)(64 * w + j) * size;
+            if ((words[w] >> j) & 1)
+                memcpy(at, one, size);
+            else
+                memset(at, 0, size);
+        }
+    }
+}
+
+#else /* no MPI: one rank */
+
+fuse_status dist_init(int *rank, int *size, char **err)
+{
+    *rank = 0;
+    *size = 1;
+    *err = strdup("this fuse-jit was built without MPI: --distributed needs a build with "
+                  "Open MPI (libopenmpi-dev; README, \"Running across MPI ranks\")");
+    return FUSE_E_UNSUPPORTED;
+}
+
+bool dist_agree_ok(bool ok) { return ok; }
+bool dist_any(bool flag) { return flag; }
+int64_t dist_max_i64(int64_t v) { return v; }
+
+void dist_merge_changes(void *cur, const void *before, size_t bytes)
+{
+    (void)cur, (void)before, (void)bytes;
+}
+
+void dist_merge_zeroed(void *cur, size_t bytes) { (void)cur, (void)bytes; }
+
+void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words)
+{
+    (void)cur, (void)n, (void)size, (void)one, (void)words;
+}
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * dist.h: running one program on several MPI ranks (Open MPI), the stage between
+ * lowering and the runtime. Two jobs, one file each:
+ *
+ *   dist.c       thin wrappers over the MPI calls the runtime needs (initialise if
+ *                the host has not, rank and size, the all-reduces that merge a
+ *                split kernel's output and agree on flags, counts and statuses),
+ *                plus the byte counters behind `--time` and `explain`;
+ *   dist_plan.c  the planner: a pure function deciding, per equation group, where
+ *                it runs (every rank alike, or split across the ranks) and what it
+ *                moves.
+ *
+ * Data model: between groups every rank holds every tensor whole, with the same
+ * bits. A split group is one kernel call whose thread team already partitions the
+ * output's cells (lower.h); rank r of R runs the thread shares r*T .. r*T+T-1 of
+ * a team of R*T, so each cell is computed by exactly one rank, in exactly the
+ * order one process computes it, and an all-reduce makes the output whole again
+ * (dist_merge_changes: bitwise, so the result equals the single-process bits).
+ *
+ * Built without MPI (FUSE_MPI off or not found) the same header compiles to stubs:
+ * dist_is_built() is false, dist_init fails with a clear message, the size is 1.
+ */
+#ifndef FUSE_DIST_H
+#define FUSE_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fusejit.h"
+#include "ir.h"
+
+/* ---- dist.c: MPI wrappers ---- */
+
+/* Whether this fuse-jit was built with MPI. */
+bool dist_is_built(void);
+
+/* Initialises MPI when the host has not (MPI_Init_thread, funnelled: only the
+ * calling thread talks to MPI; MPI_Finalize then runs at exit) and fills the
+ * world rank and size. FUSE_E_UNSUPPORTED with *err (malloc'd) in a build
+ * without MPI. Safe to call again. */
+fuse_status dist_init(int *rank, int *size, char **err);
+
+/* The world rank and size once dist_init succeeded (0 and 1 before). */
+int dist_rank(void);
+int dist_size(void);
+
+/* true on every rank when ok is true on every rank: how ranks agree that a step
+ * (making the plan, loading sources) succeeded everywhere before the next
+ * collective, so one rank's failure stops them all instead of leaving the
+ * others waiting. */
+bool dist_agree_ok(bool ok);
+
+/* true on every rank when flag is true on some rank (logical or). */
+bool dist_any(bool flag);
+/* the largest of v over the ranks. */
+int64_t dist_max_i64(int64_t v);
+
+/* Makes a split output whole: every rank holds `before` (`bytes` bytes,
+ * identical on every rank before the split kernel ran) and its own `cur`, in
+ * which it changed only the cells it owns; afterwards cur holds, on every rank,
+ * each cell as its owner computed it (an all-reduce of cur XOR before, bit for
+ * bit, whatever the element type). */
+void dist_merge_changes(void *cur, const void *before, size_t bytes);
+/* The same when `before` is all zeros on every rank (the output was zeroed
+ * before the kernel): one all-reduce, no passes over the buffer. */
+void dist_merge_zeroed(void *cur, size_t bytes);
+/* Makes a boolean split output of n elements of `size` bytes (floats of that
+ * width) whole: a cell is `one` (the element 1) where it is non-zero on some
+ * rank, else 0 (several ranks may set one cell). The cells travel as bits:
+ * `words` has room for (n + 63) / 64 of them. */
+void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words);
+
+/* Bytes this process handed to MPI all-reduces since dist_init (each rank's
+ * buffer, counted once per call) and the calls. */
+uint64_t dist_bytes_reduced(void);
+uint64_t dist_calls(void);
+
+/* ---- dist_plan.c: the distribution planner ---- */
+
+typedef enum DistPlace {
+    DIST_REPLICATED, /* every rank runs the group on its own copy */
+    DIST_SPLIT,      /* each rank runs its share of the kernel's team work; merged */
+    DIST_PLACE_COUNT
+} DistPlace;
+
+/* What the planner needs to know of a group's kernel (lowering and the runtime
+ * know it; the planner does not look at machine code). */
+typedef struct DistKernelFacts {
+    bool is_team;     /* the kernel splits work by thread (lower_group_is_parallel) */
+    bool is_one_call; /* the kernel makes one call: no op reads another's partial
+                         output, so a rank's share needs no other rank's cells */
+    bool is_span;     /* the kernel also computes other groups (fusion across
+                         equations): never split */
+    size_t elem_bytes; /* bytes of an element of the group's output buffer */
+} DistKernelFacts;
+
+typedef struct DistGroupPlan {
+    DistPlace place;
+    uint64_t bytes;   /* bytes each rank hands to the all-reduce per run of it */
+} DistGroupPlan;
+
+/* The placement of equation group g of the shaped program p on `ranks` ranks:
+ * DIST_SPLIT when ranks > 1, the kernel is team work made of one call (facts),
+ * the group's ops have at least 2^22 loop cells, and it is not a sink;
+ * otherwise DIST_REPLICATED with 0 bytes. */
+DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *facts,
+                              int ranks);
+
+/* A ring all-reduce's model of what one rank sends for a buffer of `bytes`:
+ * 2 (R - 1) / R of it (reduce-scatter, then all-gather). */
+uint64_t dist_model_bytes(uint64_t bytes, int ranks);
+
+/* A placement's name for explain ("replicated", "split"). */
+const char *dist_place_name(DistPlace place);
+
+#endif /* FUSE_DIST_H */

@@ -1,0 +1,382 @@
+/*
+ * test_dist.c: distributed runs (dist/, runtime/dist_exec.c) through
+ * `mpirun -np N fuse-jit run ... --distributed`, for N = 1, 2 and 3 (more ranks
+ * than cores: --oversubscribe). Each program's exports are checked against
+ * values computed here (naive loops in double), and every rank count must give
+ * exactly the bits of the single-process run: split groups compute each cell on
+ * one rank in the order one process does, and the merge moves bits. Built only
+ * with MPI (test/CMakeLists.txt).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "io.h"
+
+/* Runs `bin first ...` (NULL-terminated) in the scratch directory. */
+static Result call_tool(const char *bin, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    Result r = run_tool_va(bin, first, ap);
+    va_end(ap);
+    return r;
+}
+
+/* `mpirun -np np fuse-jit run prog.fuse --out out --distributed` and up to four
+ * more arguments (NULL ends them early); expects success. */
+static void mpi_run(int np, const char *out, const char *a1, const char *a2, const char *a3,
+                    const char *a4)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", np);
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", n,
+                         FUSE_JIT_BIN, "run", "prog.fuse", "--out", out, "--distributed", a1, a2,
+                         a3, a4, NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+}
+
+/* The same run in one process, without --distributed. */
+static void plain_run(const char *out, const char *a1, const char *a2, const char *a3,
+                      const char *a4)
+{
+    Result r = run_cli("run", "prog.fuse", "--out", out, a1, a2, a3, a4, NULL);
+    expect_exit(&r, 0);
+    result_free(&r);
+}
+
+/* Member `name` of two .npz files: the same shape and the same bits. */
+static void expect_same_bits(const char *a, const char *b, const char *name, int rank,
+                             const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int k = 0; k < rank; k++)
+        n *= shape[k];
+    float *x = read_member(a, name, rank, shape);
+    float *y = read_member(b, name, rank, shape);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(memcmp(&x[i], &y[i], sizeof(float)) == 0,
+                      "%s[%lld]: %s has %.9g, %s has %.9g", name, (long long)i, a, x[i], b, y[i]);
+    free(x);
+    free(y);
+}
+
+/* ---- a product chain with replicated equations after it ---- */
+
+enum { CH_I = 200, CH_K = 150 };
+
+static const char CHAIN[] = "A[i,k] = \"a.npy\"\n"
+                            "B[k,j] = \"b.npy\"\n"
+                            "C[i,j] = A[i,k] B[k,j]\n"
+                            "D[i,j] = C[i,k] B[k,j]\n"
+                            "S[i] = D[i,j]\n"           /* a row projection */
+                            "T[j] = D[i,j]\n"           /* a projection over the leading axis */
+                            "P[i,j.] = softmax(D[i,j])\n"
+                            "export D\nexport S\nexport T\nexport P\n";
+
+/* D = A B B, then its projections and row softmax, in double. */
+static void chain_reference(const float *a, const float *b, double *d, double *s, double *t,
+                            double *p)
+{
+    double *c = calloc((size_t)CH_I * CH_K, sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    memset(d, 0, (size_t)CH_I * CH_K * sizeof *d);
+    for (int i = 0; i < CH_I; i++)
+        for (int k = 0; k < CH_K; k++)
+            for (int j = 0; j < CH_K; j++)
+                c[i * CH_K + j] += (double)a[i * CH_K + k] * b[k * CH_K + j];
+    for (int i = 0; i < CH_I; i++)
+        for (int k = 0; k < CH_K; k++)
+            for (int j = 0; j < CH_K; j++)
+                d[i * CH_K + j] += c[i * CH_K + k] * b[k * CH_K + j];
+    memset(t, 0, CH_K * sizeof *t);
+    for (int i = 0; i < CH_I; i++) {
+        double sum = 0, mx = -INFINITY, z = 0;
+        for (int j = 0; j < CH_K; j++) {
+            sum += d[i * CH_K + j];
+            t[j] += d[i * CH_K + j];
+            mx = fmax(mx, d[i * CH_K + j]);
+        }
+        s[i] = sum;
+        for (int j = 0; j < CH_K; j++)
+            z += exp(d[i * CH_K + j] - mx);
+        for (int j = 0; j < CH_K; j++)
+            p[i * CH_K + j] = exp(d[i * CH_K + j] - mx) / z;
+    }
+    free(c);
+}
+
+/* D's values reach ~30: its tolerance scales with the sums' size. */
+static void expect_near(const char *what, const float *got, const double *want, int64_t n,
+                        double tol)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])),
+                      "%s[%lld]: got %.8g, want %.8g", what, (long long)i, got[i], want[i]);
+}
+
+static void check_chain_values(const char *npz, const float *a, const float *b)
+{
+    double *d = malloc((size_t)CH_I * CH_K * sizeof *d), *s = malloc(CH_I * sizeof *s);
+    double *t = malloc(CH_K * sizeof *t), *p = malloc((size_t)CH_I * CH_K * sizeof *p);
+    ck_assert(d && s && t && p);
+    chain_reference(a, b, d, s, t, p);
+    int64_t sd[2] = {CH_I, CH_K}, ss[1] = {CH_I}, st[1] = {CH_K};
+    float *gd = read_member(npz, "D", 2, sd), *gs = read_member(npz, "S", 1, ss);
+    float *gt = read_member(npz, "T", 1, st), *gp = read_member(npz, "P", 2, sd);
+    expect_near("D", gd, d, CH_I * CH_K, 1e-4);
+    expect_near("S", gs, s, CH_I, 1e-4);
+    expect_near("T", gt, t, CH_K, 1e-4);
+    expect_near("P", gp, p, CH_I * CH_K, 1e-4);
+    free(gd), free(gs), free(gt), free(gp);
+    free(d), free(s), free(t), free(p);
+}
+
+START_TEST(test_chain_equals_one_process)
+{
+    float *a = malloc((size_t)CH_I * CH_K * sizeof *a), *b = malloc(CH_K * CH_K * sizeof *b);
+    ck_assert(a && b);
+    fill_random(a, CH_I * CH_K, 11, -0.5f, 0.5f);
+    fill_random(b, CH_K * CH_K, 12, -0.2f, 0.2f);
+    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
+    write_npy("a.npy", 2, sa, a);
+    write_npy("b.npy", 2, sb, b);
+    write_text("prog.fuse", CHAIN);
+    plain_run("one.npz", "--threads", "2", NULL, NULL);
+    check_chain_values("one.npz", a, b);
+    const char *outs[] = {"np1.npz", "np2.npz", "np3.npz"};
+    for (int np = 1; np <= 3; np++) {
+        mpi_run(np, outs[np - 1], "--threads", "2", NULL, NULL);
+        int64_t sd[2] = {CH_I, CH_K}, ss[1] = {CH_I}, st[1] = {CH_K};
+        expect_same_bits("one.npz", outs[np - 1], "D", 2, sd);
+        expect_same_bits("one.npz", outs[np - 1], "S", 1, ss);
+        expect_same_bits("one.npz", outs[np - 1], "T", 1, st);
+        expect_same_bits("one.npz", outs[np - 1], "P", 2, sd);
+    }
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* Member `name` of two .npz files: the same dtype, shape and bytes. */
+static void expect_same_bytes(const char *a, const char *b, const char *name, fuse_dtype dt)
+{
+    fuse_tensor x, y;
+    char *err = NULL;
+    ck_assert_msg(io_npz_read(spath(a), name, NULL, &x, &err) == FUSE_OK, "%s", err);
+    ck_assert_msg(io_npz_read(spath(b), name, NULL, &y, &err) == FUSE_OK, "%s", err);
+    ck_assert_int_eq(x.dtype, dt);
+    ck_assert_int_eq(y.dtype, dt);
+    ck_assert_int_eq(x.rank, y.rank);
+    size_t n = fuse_dtype_size(dt);
+    for (int k = 0; k < x.rank; k++) {
+        ck_assert_int_eq(x.shape[k], y.shape[k]);
+        n *= (size_t)x.shape[k];
+    }
+    ck_assert_msg(memcmp(x.data, y.data, n) == 0, "%s: %s and %s differ", name, a, b);
+    free(x.data);
+    free(y.data);
+}
+
+/* Other precisions: the split output's elements are merged as bytes of their own
+ * width (8 for fp64, 2 for fp16), still bit for bit. */
+START_TEST(test_chain_in_other_precisions)
+{
+    float *a = malloc((size_t)CH_I * CH_K * sizeof *a), *b = malloc(CH_K * CH_K * sizeof *b);
+    ck_assert(a && b);
+    fill_random(a, CH_I * CH_K, 13, -0.5f, 0.5f);
+    fill_random(b, CH_K * CH_K, 14, -0.2f, 0.2f);
+    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
+    write_npy("a.npy", 2, sa, a);
+    write_npy("b.npy", 2, sb, b);
+    write_text("prog.fuse", CHAIN);
+    const char *precisions[] = {"fp64", "fp16"};
+    const fuse_dtype dtypes[] = {FUSE_F64, FUSE_F16};
+    for (int i = 0; i < 2; i++) {
+        plain_run("one.npz", "--threads", "2", "--precision", precisions[i]);
+        mpi_run(2, "np2.npz", "--threads", "2", "--precision", precisions[i]);
+        expect_same_bytes("one.npz", "np2.npz", "D", dtypes[i]);
+        expect_same_bytes("one.npz", "np2.npz", "P", dtypes[i]);
+    }
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* explain --distributed names the split products and their bytes. */
+START_TEST(test_explain_shows_placement)
+{
+    float *a = calloc((size_t)CH_I * CH_K, sizeof *a), *b = calloc(CH_K * CH_K, sizeof *b);
+    ck_assert(a && b);
+    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
+    write_npy("a.npy", 2, sa, a);
+    write_npy("b.npy", 2, sb, b);
+    write_text("prog.fuse", CHAIN);
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                         FUSE_JIT_BIN, "explain", "prog.fuse", "--distributed", "--threads", "1",
+                         NULL);
+    expect_exit(&r, 0);
+    /* C and D: 200 x 150 float32 = 120,000 bytes each, all-reduced per run */
+    ck_assert_msg(strstr(r.out, "over 2 MPI ranks"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  C                split      all-reduce 117 KiB (120000 bytes) "
+                                "per run"),
+                  "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  D                split"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  S                replicated"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "total: 2 split, 3 replicated; 234 KiB (240000 bytes)"), "%s",
+                  r.out);
+    /* rank 1 prints nothing: the text appears once */
+    ck_assert_ptr_null(strstr(strstr(r.out, "total:") + 1, "total:"));
+    result_free(&r);
+    /* a 128 x 128 x 200 product is team work (3.3 million multiply-adds: split
+     * without the threshold) but below the split threshold (2^22): replicated */
+    float *small = calloc(128 * 200, sizeof *small);
+    ck_assert_ptr_nonnull(small);
+    int64_t ss[2] = {128, 200};
+    write_npy("s.npy", 2, ss, small);
+    write_text("prog.fuse", "S[i,k] = \"s.npy\"\nP[i,j] = S[i,k] S[j,k]\nexport P\n");
+    r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2", FUSE_JIT_BIN,
+                  "explain", "prog.fuse", "--distributed", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "  P                replicated"), "%s", r.out);
+    result_free(&r);
+    free(small);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* ---- transitive closure: a fixpoint, semi-naive and synchronous ---- */
+
+enum { TC_N = 320 }; /* 102,400 cells: the delta kernels split (>= 2^16) */
+
+static const char CLOSURE[] = "Edge(x,y) = \"edge.npy\"\n"
+                              "Path(x,y) = Edge(x,y)\n"
+                              "Path(x,z) = Path(x,y) Edge(y,z)\n"
+                              "export Path\n";
+
+/* Warshall's closure of e (0/1), in place. */
+static void closure_reference(double *r)
+{
+    for (int k = 0; k < TC_N; k++)
+        for (int i = 0; i < TC_N; i++)
+            if (r[i * TC_N + k] != 0)
+                for (int j = 0; j < TC_N; j++)
+                    if (r[k * TC_N + j] != 0)
+                        r[i * TC_N + j] = 1;
+}
+
+static void run_closure(const char *strategy)
+{
+    float *e = malloc((size_t)TC_N * TC_N * sizeof *e);
+    double *want = malloc((size_t)TC_N * TC_N * sizeof *want);
+    ck_assert(e && want);
+    srand(7);
+    for (int i = 0; i < TC_N * TC_N; i++) /* about 1.5 edges per node: long paths */
+        e[i] = rand() % (2 * TC_N) < 3 ? 1.0f : 0.0f;
+    for (int i = 0; i < TC_N * TC_N; i++)
+        want[i] = e[i];
+    closure_reference(want);
+    int64_t se[2] = {TC_N, TC_N};
+    write_npy("edge.npy", 2, se, e);
+    write_text("prog.fuse", CLOSURE);
+    plain_run("one.npz", "--mode", "fixpoint", "--fixpoint-strategy", strategy);
+    float *got = read_member("one.npz", "Path", 2, se);
+    expect_close("Path", got, want, TC_N * TC_N);
+    free(got);
+    const char *outs[] = {"np1.npz", "np2.npz", "np3.npz"};
+    for (int np = 1; np <= 3; np++) {
+        mpi_run(np, outs[np - 1], "--mode", "fixpoint", "--fixpoint-strategy", strategy);
+        expect_same_bits("one.npz", outs[np - 1], "Path", 2, se);
+    }
+    free(e);
+    free(want);
+}
+
+START_TEST(test_closure_semi_naive)
+{
+    run_closure("semi_naive");
+}
+END_TEST
+
+START_TEST(test_closure_synchronous)
+{
+    run_closure("synchronous");
+}
+END_TEST
+
+/* A boolean join stores max(old, fact): its output is not written whole before
+ * it is read, so the merge goes through the values held before the kernel (the
+ * XOR against them) rather than from zeros. */
+START_TEST(test_boolean_join_merged_from_old_values)
+{
+    enum { N = 300 };
+    float *e = malloc((size_t)N * N * sizeof *e);
+    double *want = calloc((size_t)N * N, sizeof *want);
+    ck_assert(e && want);
+    srand(3);
+    for (int i = 0; i < N * N; i++)
+        e[i] = rand() % 50 == 0 ? 1.0f : 0.0f;
+    for (int x = 0; x < N; x++)
+        for (int y = 0; y < N; y++)
+            for (int z = 0; e[x * N + y] != 0 && z < N; z++)
+                if (e[y * N + z] != 0)
+                    want[x * N + z] = 1;
+    int64_t se[2] = {N, N};
+    write_npy("e.npy", 2, se, e);
+    write_text("prog.fuse", "E(x,y) = \"e.npy\"\nR(x,z) = E(x,y) E(y,z)\nexport R\n");
+    plain_run("one.npz", NULL, NULL, NULL, NULL);
+    float *got = read_member("one.npz", "R", 2, se);
+    expect_close("R", got, want, N * N);
+    free(got);
+    mpi_run(2, "np2.npz", NULL, NULL, NULL, NULL);
+    mpi_run(3, "np3.npz", NULL, NULL, NULL, NULL);
+    expect_same_bits("one.npz", "np2.npz", "R", 2, se);
+    expect_same_bits("one.npz", "np3.npz", "R", 2, se);
+    free(e);
+    free(want);
+}
+END_TEST
+
+/* ---- errors stop every rank ---- */
+
+START_TEST(test_missing_source_stops_all_ranks)
+{
+    write_text("prog.fuse", "A[i,k] = \"absent.npy\"\nC[i,j] = A[i,k] A[j,k]\nexport C\n");
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                         FUSE_JIT_BIN, "run", "prog.fuse", "--distributed", NULL);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_int_lt(r.code, 128); /* an error, not a crash */
+    ck_assert_msg(strstr(r.err, "absent.npy"), "%s", r.err);
+    result_free(&r);
+}
+END_TEST
+
+static Suite *dist_suite(void)
+{
+    Suite *s = suite_create("dist");
+    TCase *tc = harness_case("mpi");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_chain_equals_one_process);
+    tcase_add_test(tc, test_chain_in_other_precisions);
+    tcase_add_test(tc, test_explain_shows_placement);
+    tcase_add_test(tc, test_closure_semi_naive);
+    tcase_add_test(tc, test_closure_synchronous);
+    tcase_add_test(tc, test_boolean_join_merged_from_old_values);
+    tcase_add_test(tc, test_missing_source_stops_all_ranks);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(dist_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
