@@ -9,17 +9,17 @@
 #include <math.h>
 #include <string.h>
 
-#define N_FIELDS 17
+#define N_FIELDS 18
 
 /* Keyword order; the object keeps one value (or NULL: not given) per keyword. */
 static const char *const FIELDS[N_FIELDS + 1] = {
     "mode", "precision", "device", "threads", "projection", "samples", "seed",
     "temperature", "max_iters", "tol", "strategy", "base_dir", "out_dir",
-    "write_sinks", "cache_dir", "no_cache", "max_memory", NULL,
+    "write_sinks", "cache_dir", "no_cache", "max_memory", "distributed", NULL,
 };
 enum { F_MODE, F_PRECISION, F_DEVICE, F_THREADS, F_PROJECTION, F_SAMPLES, F_SEED,
        F_TEMPERATURE, F_MAX_ITERS, F_TOL, F_STRATEGY, F_BASE_DIR, F_OUT_DIR,
-       F_WRITE_SINKS, F_CACHE_DIR, F_NO_CACHE, F_MAX_MEMORY };
+       F_WRITE_SINKS, F_CACHE_DIR, F_NO_CACHE, F_MAX_MEMORY, F_DISTRIBUTED };
 
 typedef struct {
     PyObject_HEAD
@@ -305,6 +305,12 @@ static int build_fields(PyObject *const *v, PfConfigData *d)
             return -1;
         c->no_cache = b;
     }
+    if (v[F_DISTRIBUTED]) {
+        int b = PyObject_IsTrue(v[F_DISTRIBUTED]);
+        if (b < 0)
+            return -1;
+        c->distributed = b;
+    }
     if ((v[F_BASE_DIR] && to_path(v[F_BASE_DIR], "base_dir", &d->base_dir) < 0) ||
         (v[F_OUT_DIR] && to_path(v[F_OUT_DIR], "out_dir", &d->out_dir) < 0) ||
         (v[F_CACHE_DIR] && to_path(v[F_CACHE_DIR], "cache_dir", &d->cache_dir) < 0))
@@ -411,7 +417,7 @@ static PyObject *config_getattro(PfConfig *self, PyObject *name)
                 return PyLong_FromLong(0);
             case F_TOL: return PyFloat_FromDouble(0.0);
             case F_WRITE_SINKS: Py_RETURN_TRUE;
-            case F_NO_CACHE: Py_RETURN_FALSE;
+            case F_NO_CACHE: case F_DISTRIBUTED: Py_RETURN_FALSE;
             default: Py_RETURN_NONE;
             }
         }
@@ -452,11 +458,13 @@ PyTypeObject PfConfigType = {
               "    projection='exact', samples=0, seed=0, temperature=None, max_iters=0,\n"
               "    tol=0.0, strategy='synchronous', base_dir=None, out_dir=None,\n"
               "    write_sinks=True, cache_dir=None, no_cache=False, max_memory=0,\n"
-              "    demand_mode=False)\n\n"
+              "    distributed=False, demand_mode=False)\n\n"
               "How program.compile compiles and runs a program (a fuse_config).\n"
               "precision: the element type of every tensor, 'fp32', 'fp64', 'bf16'\n"
               "(computed in float32; outputs come back as float32 arrays, NumPy having\n"
               "no bfloat16) or 'fp16'.\n"
+              "distributed: run across the MPI ranks of `mpirun -np R python3 ...`\n"
+              "(a build with Open MPI; results equal one process's).\n"
               "temperature: a number or schedule string for every tensor, a callable\n"
               "(tensor, iteration) -> float, or a dict tensor name -> one of those.",
     .tp_init = (initproc)config_init,

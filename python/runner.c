@@ -335,6 +335,19 @@ static PyObject *runner_emit(PfRunner *self, PyObject *args)
     return text_result(self, st, text, 0);
 }
 
+static PyObject *runner_explain_distributed(PfRunner *self, PyObject *unused)
+{
+    (void)unused;
+    if (check_open(self) < 0)
+        return NULL;
+    char *text = NULL;
+    fuse_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fuse_runner_explain_distributed(self->run, &text);
+    Py_END_ALLOW_THREADS
+    return text_result(self, st, text, 0);
+}
+
 static PyObject *runner_reset(PfRunner *self, PyObject *unused)
 {
     (void)unused;
@@ -393,6 +406,9 @@ static PyMethodDef runner_methods[] = {
      "equation); json=False gives the text."},
     {"emit", (PyCFunction)runner_emit, METH_VARARGS,
      "emit(what) -> str\n\nThe generated code: 'llvm', 'llvm-raw' or 'asm'."},
+    {"explain_distributed", (PyCFunction)runner_explain_distributed, METH_NOARGS,
+     "explain_distributed() -> str\n\nHow a runner compiled with distributed=True splits its "
+     "equations across the MPI ranks, and the bytes each moves (ArgumentError otherwise)."},
     {"reset", (PyCFunction)runner_reset, METH_NOARGS,
      "reset()\n\nStreaming programs: forgets every stored time step."},
     {"interrupt", (PyCFunction)runner_interrupt, METH_NOARGS,
