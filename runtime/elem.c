@@ -78,13 +78,27 @@ fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t)
     return x->elem ? dtype_of_precision((fuse_precision)(x->elem - 1)) : rt_elem_dtype(pl);
 }
 
-void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+/* Host ops (tucker_dense, runtime/tucker.c) read float32 buffers only. */
+static bool is_read_by_host_op(const IrProgram *p, int t)
 {
-    for (size_t i = 0; i < n_inputs; i++) {
-        IrTensor *t = inputs[i].name ? ir_tensor_find(pl->ir, inputs[i].name) : NULL;
-        fuse_dtype dt = inputs[i].tensor.dtype;
-        if (!t || t->kind != TEN_SOURCE || t->is_bool || t->is_stream_state || t->stream ||
-            t->is_read_prev || (dt != FUSE_BF16 && dt != FUSE_F16) || dt == rt_elem_dtype(pl))
+    for (int g = 0; g < p->n_groups; g++)
+        for (int i = 0; i < p->groups[g]->n_ops; i++) {
+            const Op *op = p->groups[g]->ops[i];
+            for (int k = 0; op->kind == OP_HOST && k < op->n_in; k++)
+                if (op->in[k].tensor == t)
+                    return true;
+        }
+    return false;
+}
+
+void rt_keep_sources(RtPlan *pl)
+{
+    for (int i = 0; pl->src_dtype && i < pl->ir->n_tensors; i++) {
+        IrTensor *t = pl->ir->tensors[i];
+        fuse_dtype dt = (fuse_dtype)(pl->src_dtype[i] - 1);
+        if (!pl->src_dtype[i] || t->kind != TEN_SOURCE || t->is_bool || t->is_stream_state ||
+            t->stream || t->is_read_prev || (dt != FUSE_BF16 && dt != FUSE_F16) ||
+            dt == rt_elem_dtype(pl) || is_read_by_host_op(pl->ir, i))
             continue;
         t->elem = 1 + (int)precision_of_dtype(dt);
     }

@@ -115,7 +115,8 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
         return st;
     ShapeFact *facts = arena_alloc(&pl->arena, sizeof *facts * ((size_t)pl->ir->n_tensors + 1));
     pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
-    if (!facts || !pl->is_input)
+    pl->src_dtype = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->src_dtype);
+    if (!facts || !pl->is_input || !pl->src_dtype)
         return FUSE_E_NOMEM;
     pl->facts = facts; /* fuse_program_tensor_info */
     bool is_skipped = false;
@@ -178,7 +179,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (st == FUSE_OK && js)
         st = refuse_host_ops(pl);
     if (st == FUSE_OK && js)
-        rt_keep_sources(pl, inputs, n_inputs); /* 16-bit inputs stay 16-bit */
+        rt_keep_sources(pl); /* 16-bit sources stay 16-bit */
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)
@@ -218,6 +219,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->bufs);
     free(pl->count);
     free(pl->is_input);
+    free(pl->src_dtype);
     rt_modes_free(pl->modes);
     rt_stream_free(pl->stream); /* stream */
     free(pl->group_fn);

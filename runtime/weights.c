@@ -4,7 +4,8 @@
  * an axis; int8/uint8 data dequantised as (q - zero_point)·scale, per tensor or
  * per axis; a LoRA pair merged as W + (alpha/rank)·up·down (or kept apart, for
  * weights_bind.c to join in an equation). Every value is made
- * float32 when a runner is made; checking a program reads only what the shapes
+ * float32 when a runner is made, except bfloat16/float16 data without a LoRA
+ * pair, which stays as stored; checking a program reads only what the shapes
  * need (.npy headers). weights_bind.c ties the tensors to a program's sources.
  *
  *     {"tensors": {"W": {"path": "w.npy"},
@@ -91,7 +92,7 @@ static fuse_status read_file(Reader *r, const char *key, const char *rel, bool l
     } else if (strcasecmp(ext, ".npz") == 0) {
         st = io_npz_read(path, NULL, r->entry, out, &err);
     } else if (strcasecmp(ext, ".safetensors") == 0) {
-        st = io_safetensors_read(path, r->entry, out, &err);
+        st = io_safetensors_read_native(path, r->entry, out, &err); /* BF16, F16 kept */
     } else {
         st = FUSE_E_IO;
         err = sup_strprintf("%s: unsupported weight file format '%s' (.npy, .npz or "
@@ -586,7 +587,15 @@ static fuse_status check_shape(Reader *r, const json_t *shape, const fuse_tensor
     return st;
 }
 
-/* Makes the float32 tensor of entry e (data only when r->load), and its LoRA
+/* bfloat16 and float16 entries stay so in memory (the kernels widen them:
+ * rt_keep_sources), unless a LoRA pair is merged into them. Their data then
+ * must be 64-byte aligned, as every reader's is (io_alloc_aligned). */
+static bool is_kept_16bit(const fuse_tensor *t, const json_t *lora)
+{
+    return (t->dtype == FUSE_BF16 || t->dtype == FUSE_F16) && !lora;
+}
+
+/* Makes the float32 (or kept 16-bit) tensor of entry e (data only when r->load), and its LoRA
  * pair when it is kept apart. */
 static fuse_status read_entry(Reader *r, const json_t *e, fuse_tensor *out, LoraPair *pair)
 {
@@ -599,7 +608,7 @@ static fuse_status read_entry(Reader *r, const json_t *e, fuse_tensor *out, Lora
     const json_t *quant = json_object_get(e, "quant"), *lora = json_object_get(e, "lora");
     if (st == FUSE_OK && quant) {
         st = apply_quant(r, quant, &t);
-    } else if (st == FUSE_OK) { /* any other dtype: as a source is read */
+    } else if (st == FUSE_OK && !is_kept_16bit(&t, lora)) { /* as a source is read */
         st = to_f32(r, NULL, &t);
     }
     if (st == FUSE_OK && lora)

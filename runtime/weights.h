@@ -12,7 +12,8 @@
 /* One tensor of a manifest. */
 typedef struct RtWeight {
     char *name;
-    fuse_tensor value; /* float32, 64-byte aligned; data NULL when only shapes were read */
+    fuse_tensor value; /* float32 (or bf16/f16 as stored), 64-byte aligned; data NULL
+                          when only shapes were read */
     bool is_used;      /* supplies a source of the plan (set by the probe) */
 } RtWeight;
 

@@ -3,8 +3,9 @@
  * supplies the tensor of its name: it replaces a source statement's file, and a
  * tensor the program reads but never defines becomes a source statement the
  * manifest fills, declared in the AST before the IR is built. The probe takes
- * such a source's sizes from the manifest, and every run binds its float32
- * tensor as a borrowed input, so the kernels read it in place.
+ * such a source's sizes from the manifest, and every run binds its tensor
+ * (float32, or bfloat16/float16 as stored: rt_keep_sources) as a borrowed
+ * input, so the kernels read it in place.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -359,7 +360,7 @@ fuse_status rt_weights_open(RtPlan *pl)
     return st;
 }
 
-bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f)
+bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f, int *dtype)
 {
     RtWeight *w = find_weight(pl->weights, t->name);
     if (!w)
@@ -368,6 +369,7 @@ bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f)
     f->rank = w->value.rank;
     memcpy(f->dims, w->value.shape, sizeof f->dims);
     f->origin = pl->weights->where;
+    *dtype = 1 + (int)w->value.dtype;
     w->is_used = true;
     return true;
 }
