@@ -9,6 +9,11 @@
  * half type (fpext/fptrunc become vcvtph2ps/vcvtps2ph with F16C); with
  * soft_half (a host without F16C) it is held as i16 and converted with integer
  * ops too, in the manner of the well-known branch-free half conversions.
+ *
+ * A quantised weight (IrTensor.quant) is held as int8/uint8 with its scales and
+ * zero points behind the data (lower_quant_bytes); a load dequantises it in
+ * float32 as the load-time dequantisation does: (float)(q - z) * s, where q - z
+ * is exact in float, so the results are the same bits.
  */
 #include "emit.h"
 
@@ -25,6 +30,21 @@ size_t lower_store_bytes(const LowerOptions *opt)
 size_t lower_compute_bytes(const LowerOptions *opt)
 {
     return opt && opt->precision == FUSE_PRECISION_FP64 ? 8 : 4;
+}
+
+int64_t lower_quant_table_offset(int64_t count)
+{
+    return (count + 63) / 64 * 64;
+}
+
+int64_t lower_quant_bytes(int64_t count, int64_t dim)
+{
+    return lower_quant_table_offset(count) + 2 * dim * (int64_t)sizeof(float);
+}
+
+int64_t lower_quant_dim(const IrTensor *t)
+{
+    return t->quant && t->quant_axis >= 0 ? t->shape[t->quant_axis] : 1;
 }
 
 void elem_types_init(Emit *e)
@@ -230,8 +250,22 @@ static LLVMValueRef narrow(Emit *e, fuse_precision p, LLVMValueRef v)
     }
 }
 
+/* tensor t when it is a quantised weight, else NULL */
+static const IrTensor *quantised(const Emit *e, int t)
+{
+    const IrTensor *x = t >= 0 && t < e->p->n_tensors ? e->p->tensors[t] : NULL;
+    return x && x->quant ? x : NULL;
+}
+
+bool emit_is_quantised(const Emit *e, int t)
+{
+    return quantised(e, t) != NULL;
+}
+
 unsigned emit_store_bytes(const Emit *e, int t)
 {
+    if (quantised(e, t))
+        return 1;
     LowerOptions opt = {.precision = store_of(e, t)};
     return (unsigned)lower_store_bytes(&opt);
 }
@@ -239,7 +273,52 @@ unsigned emit_store_bytes(const Emit *e, int t)
 LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
                              const char *name)
 {
-    return LLVMBuildInBoundsGEP2(e->bld, store_type(e, store_of(e, t)), base, &off, 1, name);
+    LLVMTypeRef ty = quantised(e, t) ? LLVMInt8TypeInContext(e->ctx)
+                                     : store_type(e, store_of(e, t));
+    return LLVMBuildInBoundsGEP2(e->bld, ty, base, &off, 1, name);
+}
+
+/* Element `off` (i64, from the buffer's start) of quantised weight x at base:
+ * (float)(q - zero_point[pos]) * scale[pos], pos its position on the axis. */
+static LLVMValueRef dequantise(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx), i8 = LLVMInt8TypeInContext(e->ctx);
+    int64_t count = 1, inner = 1, dim = lower_quant_dim(x);
+    for (int k = 0; k < x->rank; k++)
+        count *= x->shape[k];
+    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
+        inner *= x->shape[k];
+    LLVMValueRef q = LLVMBuildLoad2(e->bld, i8, LLVMBuildInBoundsGEP2(e->bld, i8, base, &off, 1,
+                                                                      "v.qp"), "v.q");
+    q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, f32, "v.qf")
+                                : LLVMBuildUIToFP(e->bld, q, f32, "v.qf");
+    LLVMValueRef pos = LLVMConstInt(e->t_i64, 0, 0);
+    if (dim > 1) {
+        pos = inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64, (unsigned long long)inner, 0),
+                                        "v.qrow")
+                        : off;
+        pos = LLVMBuildURem(e->bld, pos, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0), "v.qpos");
+    }
+    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)lower_quant_table_offset(count), 0);
+    LLVMValueRef table = LLVMBuildInBoundsGEP2(e->bld, i8, base, &toff, 1, "v.qtab");
+    LLVMValueRef zpos = LLVMBuildAdd(e->bld, pos, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0),
+                                     "v.qzpos");
+    LLVMValueRef s = LLVMBuildLoad2(e->bld, f32, LLVMBuildInBoundsGEP2(e->bld, f32, table, &pos, 1,
+                                                                       "v.qsp"), "v.qs");
+    LLVMValueRef z = LLVMBuildLoad2(e->bld, f32, LLVMBuildInBoundsGEP2(e->bld, f32, table, &zpos, 1,
+                                                                       "v.qzp"), "v.qz");
+    /* plain fsub and fmul (no fast-math flags): the bits of the load-time path */
+    LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qd"), s, "v.dq");
+    return to_compute(e, v);
+}
+
+LLVMValueRef emit_tensor_load_at(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                 const char *name)
+{
+    const IrTensor *x = quantised(e, t);
+    if (x)
+        return dequantise(e, x, base, off);
+    return emit_tensor_load(e, t, e->t_f32, emit_tensor_gep(e, t, base, off, "v.addr"), 0, name);
 }
 
 LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,

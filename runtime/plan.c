@@ -61,7 +61,7 @@ static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
     int n = p->n_tensors;
     for (int i = 0; i < n; i++) {
         IrTensor *t = p->tensors[i];
-        size_t bytes = (size_t)pl->count[i] * rt_tensor_bytes(pl, i);
+        size_t bytes = (size_t)rt_tensor_alloc_bytes(pl, i);
         if (!(pl->bufs[i] = io_alloc_aligned(bytes)))
             return rt_alloc_failed(pl, t, "tensor", bytes);
         if (t->is_read_prev && !(pl->bufs[n + i] = io_alloc_aligned(bytes)))
@@ -179,7 +179,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (st == FUSE_OK && js)
         st = refuse_host_ops(pl);
     if (st == FUSE_OK && js)
-        rt_keep_sources(pl); /* 16-bit sources stay 16-bit */
+        st = rt_keep_sources(pl); /* 16-bit and quantised sources stay so */
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)

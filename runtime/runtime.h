@@ -309,8 +309,15 @@ void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void 
  * its buffer holds the data as given (half the bytes of float32, exact),
  * kernels widen it on every load, and later runs must bind or read it in the
  * same dtype. Not for booleans, streaming tensors, tensors read as their
- * previous sweep or read by a host op. IrTensor.elem records it. */
-void rt_keep_sources(RtPlan *pl);
+ * previous sweep or read by a host op. IrTensor.elem records it.
+ * Likewise a quantised manifest entry stays int8/uint8 (IrTensor.quant) when
+ * only kernels read it: not exported, not read by a recursive rule, a host op
+ * or a sink, not streaming, and FUSE_JIT_DEQUANTISE unset; otherwise it is
+ * dequantised to float32 here. */
+fuse_status rt_keep_sources(RtPlan *pl);
+/* bytes of tensor t's buffer: count x rt_tensor_bytes, plus a quantised
+ * weight's scales and zero points (lower_quant_bytes) */
+uint64_t rt_tensor_alloc_bytes(const RtPlan *pl, int t);
 /* FUSE_E_ARG with a diagnostic when input `in` of kept source t has another dtype */
 fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in);
 /* bytes of one element of tensor t's buffer, and its dtype */
@@ -346,6 +353,10 @@ fuse_status rt_weights_open(RtPlan *plan);
 /* The probe of source t: when the manifest supplies it, fills *f, sets *dtype to
  * 1 + the dtype it is bound in and marks the entry used (true); false otherwise. */
 bool rt_weights_probe(RtPlan *plan, const IrTensor *t, ShapeFact *f, int *dtype);
+/* Source t, when a quantised manifest entry supplies it: keep (the kernels
+ * dequantise its int8/uint8 data on load; sets t->quant and t->quant_axis) or
+ * dequantise it to float32 now, as bound at every run. */
+fuse_status rt_weights_keep_quantised(RtPlan *plan, IrTensor *t, bool keep);
 /* Warns (the host's log) about every entry that supplies no source. */
 void rt_weights_warn_unused(const RtPlan *plan);
 /* inputs plus the manifest's tensors the plan takes from it (borrowed float32 or 16-bit,

@@ -374,6 +374,22 @@ bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f, int *dtype)
     return true;
 }
 
+fuse_status rt_weights_keep_quantised(RtPlan *pl, IrTensor *t, bool keep)
+{
+    RtWeight *w = find_weight(pl->weights, t->name);
+    if (!w || !w->is_quant)
+        return FUSE_OK;
+    if (keep) {
+        t->quant = w->value.dtype == FUSE_I8 ? IR_QUANT_I8 : IR_QUANT_U8;
+        t->quant_axis = w->quant_axis;
+        return FUSE_OK;
+    }
+    if (rt_weight_dequantise(w) != FUSE_OK)
+        return fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "weights %s: out of memory "
+                        "dequantising tensor '%s'", pl->weights->path, t->name);
+    return FUSE_OK;
+}
+
 void rt_weights_warn_unused(const RtPlan *pl)
 {
     for (int i = 0; pl->weights && i < pl->weights->n; i++) {
