@@ -20,6 +20,7 @@
 
 #include "fusejit.h"
 #include "harness.h"
+#include "io.h"
 
 /* ---- helpers ---- */
 
@@ -456,6 +457,64 @@ START_TEST(quantised_weight_is_not_an_input)
 }
 END_TEST
 
+/* The buffer bytes of a runner of text with manifest m.json, and export `name`
+ * (count floats) into got. */
+static uint64_t run_bytes(const char *text, const char *manifest, const char *name,
+                          int64_t count, float *got)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(open_program(ctx, text, manifest, &prog) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    memcpy(got, fuse_outputs_find(out, name)->data, sizeof(float) * (size_t)count);
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_OK);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return tm.buffer_bytes;
+}
+
+/* A float16 entry stays 2 bytes an element and gives the results of the same
+ * values given as float32 (a product and an elementwise op). */
+START_TEST(f16_entry_kept)
+{
+    enum { M = 40, K = 70, N = 9 };
+    uint16_t h[M * K];
+    float wf[M * K], x[K * N], got[M * N + M * K], want[M * N + M * K];
+    fill_random(x, K * N, 8, -1, 1);
+    for (int e = 0; e < M * K; e++) {
+        h[e] = (uint16_t)(0x3000 + (e * 97) % 0x1000 + (e % 2 ? 0x8000 : 0));
+        wf[e] = io_half_to_float(h[e]);
+    }
+    save(FUSE_F16, "h.npy", 2, (int64_t[]){M, K}, h);
+    save(FUSE_F32, "f.npy", 2, (int64_t[]){M, K}, wf);
+    write_npy("x.npy", 2, (int64_t[]){K, N}, x);
+    const char *text = "X[k,j] = \"x.npy\"\nP[i,j] = W[i,k] X[k,j]\nT[i,k] = tanh(W[i,k])\n"
+                       "export P\nexport T\n";
+    uint64_t kept = run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"h.npy\"}}}", "P", M * N,
+                              got);
+    run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"h.npy\"}}}", "T", M * K, got + M * N);
+    uint64_t wide = run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"f.npy\"}}}", "P", M * N,
+                              want);
+    run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"f.npy\"}}}", "T", M * K, want + M * N);
+    ck_assert_uint_eq(wide - kept, 2u * M * K);
+    ck_assert(memcmp(got, want, sizeof got) == 0);
+    for (int j = 0; j < N; j++) { /* and P is the product of the half values */
+        double acc = 0;
+        for (int k = 0; k < K; k++)
+            acc += (double)wf[k] * x[k * N + j];
+        ck_assert_double_eq_tol(got[j], acc, 1e-4);
+    }
+}
+END_TEST
+
 /* W + (alpha/rank) up·down, merged at load */
 START_TEST(lora_merged)
 {
@@ -848,6 +907,7 @@ static Suite *weights_suite(void)
     tcase_add_test(tc, file_entries);
     tcase_add_test(tc, shards);
     tcase_add_test(tc, quantised);
+    tcase_add_test(tc, f16_entry_kept);
     tcase_add_test(tc, quantised_kept_in_kernels);
     tcase_add_test(tc, quantised_scales_do_not_change_code);
     tcase_add_test(tc, quantised_weight_is_not_an_input);
