@@ -380,23 +380,6 @@ static LLVMTypeRef lane_vector_type(Emit *e, int64_t lanes)
     return LLVMVectorType(e->t_f32, (unsigned)lanes);
 }
 
-/* Full panel of contiguous lanes: per k, one unaligned vector load and store. */
-static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
-                              LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
-{
-    LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
-    LLVMValueRef base = tgep(e, pp->tensor, src, group_offset(e, pp->lg, pp->which, x0));
-    CLoop lk;
-    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
-    LLVMValueRef at = tgep(e, pp->tensor, base,
-                           group_offset(e, pp->kg, pp->which, add(e, pc, k)));
-    LLVMValueRef v = emit_tensor_load(e, pp->tensor, vt, at, emit_store_bytes(e, pp->tensor),
-                                      "v.pv");
-    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
-              panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
-    cl_end(e, &lk);
-}
-
 /* The bytes from `from` to `to` (pointers into one buffer), as i64: the element
  * offset in a buffer of 1-byte elements. */
 static LLVMValueRef byte_distance(Emit *e, LLVMValueRef from, LLVMValueRef to)
@@ -406,10 +389,33 @@ static LLVMValueRef byte_distance(Emit *e, LLVMValueRef from, LLVMValueRef to)
     return LLVMBuildNUWSub(e->bld, b, a, "v.pdist");
 }
 
+/* Full panel of contiguous lanes: per k, one unaligned vector load and store. */
+static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
+                              LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
+{
+    LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
+    LLVMValueRef lane_off = group_offset(e, pp->lg, pp->which, x0);
+    LLVMValueRef base = tgep(e, pp->tensor, src, lane_off);
+    bool is_quant = emit_is_quantised(e, pp->tensor); /* its loads need the offset */
+    LLVMValueRef quant_off = is_quant ? add(e, byte_distance(e, pp->v_start, src), lane_off)
+                                      : NULL;
+    CLoop lk;
+    LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
+    LLVMValueRef k_off = group_offset(e, pp->kg, pp->which, add(e, pc, k));
+    LLVMValueRef v = is_quant
+                         ? emit_quant_load_vector(e, pp->tensor, pp->v_start,
+                                                  add(e, quant_off, k_off), (unsigned)pp->lanes)
+                         : emit_tensor_load(e, pp->tensor, vt, tgep(e, pp->tensor, base, k_off),
+                                            emit_store_bytes(e, pp->tensor), "v.pv");
+    set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
+              panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
+    cl_end(e, &lk);
+}
+
 /* Any panel: each lane's offset is decoded once, then per k L scalar loads
  * (lanes past n_valid read lane 0 and store 0) assembled into one vector store.
- * A quantised weight is always packed here: each element is dequantised with
- * the scale of its own position (elem.c). */
+ * A quantised weight's elements are dequantised with the scale and zero point
+ * of their own positions (elem.c). */
 static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
                              LLVMValueRef x0, LLVMValueRef n_valid, LLVMValueRef pc,
                              LLVMValueRef kc)
@@ -489,8 +495,7 @@ static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef a
                    LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
 {
     int t = e->op->in[c->a].tensor;
-    CPanel pp = {&c->m, &c->k, 1, c->mr,
-                 panel_is_contiguous(&c->m, 1, c->mr) && !emit_is_quantised(e, t), t,
+    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr), t,
                  e->v_in[c->a]};
     pack_block(e, &pp, a, ap, ic, mc, pc, kc);
 }
@@ -500,8 +505,7 @@ static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef b
                    LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
 {
     int t = e->op->in[c->b].tensor;
-    CPanel pp = {&c->n, &c->k, 2, c->nr,
-                 panel_is_contiguous(&c->n, 2, c->nr) && !emit_is_quantised(e, t), t,
+    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr), t,
                  e->v_in[c->b]};
     pack_block(e, &pp, b, bp, jc, nc, pc, kc);
 }

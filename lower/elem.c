@@ -278,37 +278,150 @@ LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off
     return LLVMBuildInBoundsGEP2(e->bld, ty, base, &off, 1, name);
 }
 
+/* The position on x's quantisation axis of element `off` (i64). */
+static LLVMValueRef quant_pos(Emit *e, const IrTensor *x, LLVMValueRef off)
+{
+    int64_t inner = 1, dim = lower_quant_dim(x);
+    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
+        inner *= x->shape[k];
+    if (dim == 1)
+        return LLVMConstInt(e->t_i64, 0, 0);
+    LLVMValueRef row = inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64,
+                                                 (unsigned long long)inner, 0), "v.qrow")
+                                 : off;
+    return LLVMBuildURem(e->bld, row, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0),
+                         "v.qpos");
+}
+
+/* &table[at] (float32) of quantised weight x at base */
+static LLVMValueRef table_at(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef at)
+{
+    int64_t count = 1;
+    for (int k = 0; k < x->rank; k++)
+        count *= x->shape[k];
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx), f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)lower_quant_table_offset(count), 0);
+    LLVMValueRef table = LLVMBuildInBoundsGEP2(e->bld, i8, base, &toff, 1, "v.qtab");
+    return LLVMBuildInBoundsGEP2(e->bld, f32, table, &at, 1, "v.qt");
+}
+
 /* Element `off` (i64, from the buffer's start) of quantised weight x at base:
  * (float)(q - zero_point[pos]) * scale[pos], pos its position on the axis. */
 static LLVMValueRef dequantise(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off)
 {
     LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx), i8 = LLVMInt8TypeInContext(e->ctx);
-    int64_t count = 1, inner = 1, dim = lower_quant_dim(x);
-    for (int k = 0; k < x->rank; k++)
-        count *= x->shape[k];
-    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
-        inner *= x->shape[k];
     LLVMValueRef q = LLVMBuildLoad2(e->bld, i8, LLVMBuildInBoundsGEP2(e->bld, i8, base, &off, 1,
                                                                       "v.qp"), "v.q");
     q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, f32, "v.qf")
                                 : LLVMBuildUIToFP(e->bld, q, f32, "v.qf");
-    LLVMValueRef pos = LLVMConstInt(e->t_i64, 0, 0);
-    if (dim > 1) {
-        pos = inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64, (unsigned long long)inner, 0),
-                                        "v.qrow")
-                        : off;
-        pos = LLVMBuildURem(e->bld, pos, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0), "v.qpos");
-    }
-    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)lower_quant_table_offset(count), 0);
-    LLVMValueRef table = LLVMBuildInBoundsGEP2(e->bld, i8, base, &toff, 1, "v.qtab");
-    LLVMValueRef zpos = LLVMBuildAdd(e->bld, pos, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0),
-                                     "v.qzpos");
-    LLVMValueRef s = LLVMBuildLoad2(e->bld, f32, LLVMBuildInBoundsGEP2(e->bld, f32, table, &pos, 1,
-                                                                       "v.qsp"), "v.qs");
-    LLVMValueRef z = LLVMBuildLoad2(e->bld, f32, LLVMBuildInBoundsGEP2(e->bld, f32, table, &zpos, 1,
-                                                                       "v.qzp"), "v.qz");
+    LLVMValueRef pos = quant_pos(e, x, off);
+    LLVMValueRef zpos = LLVMBuildAdd(e->bld, pos, LLVMConstInt(e->t_i64,
+                                     (unsigned long long)lower_quant_dim(x), 0), "v.qzpos");
+    LLVMValueRef s = LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, pos), "v.qs");
+    LLVMValueRef z = LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, zpos), "v.qz");
     /* plain fsub and fmul (no fast-math flags): the bits of the load-time path */
     LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qd"), s, "v.dq");
+    return to_compute(e, v);
+}
+
+/* scalar s in every one of n lanes */
+static LLVMValueRef splat(Emit *e, LLVMValueRef s, unsigned n)
+{
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), n);
+    LLVMValueRef v = LLVMBuildInsertElement(e->bld, LLVMGetUndef(vt), s,
+                                            LLVMConstInt(e->t_i64, 0, 0), "v.qb");
+    return LLVMBuildShuffleVector(e->bld, v, LLVMGetUndef(vt),
+                                  LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(e->ctx), n)),
+                                  "v.qsplat");
+}
+
+/* The scales (which 0) or zero points (1) of lanes pos0 .. pos0 + n - 1 of
+ * element offsets off .. off + n - 1, one per lane. */
+static LLVMValueRef table_lanes(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off,
+                                unsigned n, int which)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef dim = LLVMConstInt(e->t_i64, (unsigned long long)(which * lower_quant_dim(x)), 0);
+    LLVMValueRef v = LLVMGetUndef(LLVMVectorType(f32, n));
+    for (unsigned l = 0; l < n; l++) {
+        LLVMValueRef at = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, l, 0), "v.ql");
+        at = LLVMBuildAdd(e->bld, quant_pos(e, x, at), dim, "v.qlp");
+        v = LLVMBuildInsertElement(e->bld, v, LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, at),
+                                                             "v.qlv"),
+                                   LLVMConstInt(e->t_i64, l, 0), "v.qli");
+    }
+    return v;
+}
+
+/* The scales (which 0) or zero points (1) of n lanes from position pos0: one
+ * value for all (is_same) or n consecutive ones. */
+static LLVMValueRef table_block(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef pos0,
+                                unsigned n, int which, bool is_same)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef at = LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64,
+                                   (unsigned long long)(which * lower_quant_dim(x)), 0), "v.qa");
+    LLVMValueRef p = table_at(e, x, base, at);
+    if (is_same)
+        return splat(e, LLVMBuildLoad2(e->bld, f32, p, "v.qone"), n);
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, LLVMVectorType(f32, n), p, "v.qrun");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                    unsigned n)
+{
+    const IrTensor *x = quantised(e, t);
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx), i8 = LLVMInt8TypeInContext(e->ctx);
+    LLVMValueRef q = LLVMBuildLoad2(e->bld, LLVMVectorType(i8, n),
+                                    LLVMBuildInBoundsGEP2(e->bld, i8, base, &off, 1, "v.qvp"),
+                                    "v.qv");
+    LLVMSetAlignment(q, 1);
+    LLVMTypeRef vf = LLVMVectorType(f32, n);
+    q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, vf, "v.qvf")
+                                : LLVMBuildUIToFP(e->bld, q, vf, "v.qvf");
+    LLVMValueRef pos0 = quant_pos(e, x, off), s, z;
+    if (lower_quant_dim(x) == 1) {
+        s = table_block(e, x, base, pos0, n, 0, true);
+        z = table_block(e, x, base, pos0, n, 1, true);
+    } else {
+        /* the lanes share one position, or (axis innermost) run through n
+         * consecutive ones; else each lane looks its own up */
+        LLVMValueRef last = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, n - 1, 0), "v.qlo");
+        LLVMValueRef pos1 = quant_pos(e, x, last);
+        LLVMValueRef is_same = LLVMBuildICmp(e->bld, LLVMIntEQ, pos0, pos1, "v.qsame");
+        LLVMValueRef is_run = LLVMBuildICmp(
+            e->bld, LLVMIntEQ, pos1,
+            LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64, n - 1, 0), "v.qend"), "v.qisrun");
+        if (x->quant_axis != x->rank - 1)
+            is_run = LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 0, 0);
+        LLVMBasicBlockRef b_same = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.same");
+        LLVMBasicBlockRef b_test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.test");
+        LLVMBasicBlockRef b_run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.run");
+        LLVMBasicBlockRef b_lanes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.lanes");
+        LLVMBasicBlockRef b_join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.join");
+        LLVMBuildCondBr(e->bld, is_same, b_same, b_test);
+        LLVMPositionBuilderAtEnd(e->bld, b_test);
+        LLVMBuildCondBr(e->bld, is_run, b_run, b_lanes);
+        LLVMValueRef vs[3], vz[3];
+        LLVMBasicBlockRef from[3] = {b_same, b_run, b_lanes};
+        for (int c = 0; c < 3; c++) {
+            LLVMPositionBuilderAtEnd(e->bld, from[c]);
+            vs[c] = c < 2 ? table_block(e, x, base, pos0, n, 0, c == 0)
+                          : table_lanes(e, x, base, off, n, 0);
+            vz[c] = c < 2 ? table_block(e, x, base, pos0, n, 1, c == 0)
+                          : table_lanes(e, x, base, off, n, 1);
+            from[c] = LLVMGetInsertBlock(e->bld);
+            LLVMBuildBr(e->bld, b_join);
+        }
+        LLVMPositionBuilderAtEnd(e->bld, b_join);
+        s = LLVMBuildPhi(e->bld, vf, "v.qs");
+        z = LLVMBuildPhi(e->bld, vf, "v.qz");
+        LLVMAddIncoming(s, vs, from, 3);
+        LLVMAddIncoming(z, vz, from, 3);
+    }
+    LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qvd"), s, "v.qdq");
     return to_compute(e, v);
 }
 

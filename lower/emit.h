@@ -147,7 +147,13 @@ LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr)
  * weight (IrTensor.quant), its dequantised value. */
 LLVMValueRef emit_tensor_load_at(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
                                  const char *name);
-/* whether tensor t is a quantised weight (only emit_tensor_load_at reads it) */
+/* n consecutive elements of quantised weight t from element offset `off` of
+ * its buffer `base`, dequantised, as a vector of the compute type (contraction
+ * packing; elem.c) */
+LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                    unsigned n);
+/* whether tensor t is a quantised weight (emit_tensor_load_at and
+ * emit_quant_load_vector read it) */
 bool emit_is_quantised(const Emit *e, int t);
 /* bytes of one element of tensor t's buffer (the alignment an access may claim) */
 unsigned emit_store_bytes(const Emit *e, int t);
