@@ -278,19 +278,26 @@ LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off
     return LLVMBuildInBoundsGEP2(e->bld, ty, base, &off, 1, name);
 }
 
+/* off / inner (i64): the index of element `off`'s slice along x's
+ * quantisation axis and the axes before it, inner the size of those after. */
+static LLVMValueRef quant_row(Emit *e, const IrTensor *x, LLVMValueRef off)
+{
+    int64_t inner = 1;
+    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
+        inner *= x->shape[k];
+    return inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64,
+                                     (unsigned long long)inner, 0), "v.qrow")
+                     : off;
+}
+
 /* The position on x's quantisation axis of element `off` (i64). */
 static LLVMValueRef quant_pos(Emit *e, const IrTensor *x, LLVMValueRef off)
 {
-    int64_t inner = 1, dim = lower_quant_dim(x);
-    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
-        inner *= x->shape[k];
+    int64_t dim = lower_quant_dim(x);
     if (dim == 1)
         return LLVMConstInt(e->t_i64, 0, 0);
-    LLVMValueRef row = inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64,
-                                                 (unsigned long long)inner, 0), "v.qrow")
-                                 : off;
-    return LLVMBuildURem(e->bld, row, LLVMConstInt(e->t_i64, (unsigned long long)dim, 0),
-                         "v.qpos");
+    return LLVMBuildURem(e->bld, quant_row(e, x, off),
+                         LLVMConstInt(e->t_i64, (unsigned long long)dim, 0), "v.qpos");
 }
 
 /* &table[at] (float32) of quantised weight x at base */
@@ -369,6 +376,57 @@ static LLVMValueRef table_block(Emit *e, const IrTensor *x, LLVMValueRef base, L
     return v;
 }
 
+/* The scales (*s) and zero points (*z) of elements off .. off + n - 1 of x,
+ * as vectors: one value for all when the lanes share a position, n
+ * consecutive ones when they run along the innermost axis, else each lane's. */
+static void lane_tables(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off,
+                        unsigned n, LLVMValueRef *s, LLVMValueRef *z)
+{
+    LLVMTypeRef vf = LLVMVectorType(LLVMFloatTypeInContext(e->ctx), n);
+    LLVMValueRef pos0 = quant_pos(e, x, off);
+    if (lower_quant_dim(x) == 1) {
+        *s = table_block(e, x, base, pos0, n, 0, true);
+        *z = table_block(e, x, base, pos0, n, 1, true);
+        return;
+    }
+    /* the lanes lie in one slice (so share one position), or (axis innermost)
+     * run through n consecutive positions without wrapping; else each lane
+     * looks its own up */
+    LLVMValueRef last = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, n - 1, 0), "v.qlo");
+    LLVMValueRef pos1 = quant_pos(e, x, last);
+    LLVMValueRef is_same = LLVMBuildICmp(e->bld, LLVMIntEQ, quant_row(e, x, off),
+                                         quant_row(e, x, last), "v.qsame");
+    LLVMValueRef is_run = LLVMBuildICmp(
+        e->bld, LLVMIntEQ, pos1,
+        LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64, n - 1, 0), "v.qend"), "v.qisrun");
+    if (x->quant_axis != x->rank - 1)
+        is_run = LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 0, 0);
+    LLVMBasicBlockRef b_same = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.same");
+    LLVMBasicBlockRef b_test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.test");
+    LLVMBasicBlockRef b_run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.run");
+    LLVMBasicBlockRef b_lanes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.lanes");
+    LLVMBasicBlockRef b_join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.join");
+    LLVMBuildCondBr(e->bld, is_same, b_same, b_test);
+    LLVMPositionBuilderAtEnd(e->bld, b_test);
+    LLVMBuildCondBr(e->bld, is_run, b_run, b_lanes);
+    LLVMValueRef vs[3], vz[3];
+    LLVMBasicBlockRef from[3] = {b_same, b_run, b_lanes};
+    for (int c = 0; c < 3; c++) {
+        LLVMPositionBuilderAtEnd(e->bld, from[c]);
+        vs[c] = c < 2 ? table_block(e, x, base, pos0, n, 0, c == 0)
+                      : table_lanes(e, x, base, off, n, 0);
+        vz[c] = c < 2 ? table_block(e, x, base, pos0, n, 1, c == 0)
+                      : table_lanes(e, x, base, off, n, 1);
+        from[c] = LLVMGetInsertBlock(e->bld);
+        LLVMBuildBr(e->bld, b_join);
+    }
+    LLVMPositionBuilderAtEnd(e->bld, b_join);
+    *s = LLVMBuildPhi(e->bld, vf, "v.qs");
+    *z = LLVMBuildPhi(e->bld, vf, "v.qz");
+    LLVMAddIncoming(*s, vs, from, 3);
+    LLVMAddIncoming(*z, vz, from, 3);
+}
+
 LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
                                     unsigned n)
 {
@@ -381,46 +439,8 @@ LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValue
     LLVMTypeRef vf = LLVMVectorType(f32, n);
     q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, vf, "v.qvf")
                                 : LLVMBuildUIToFP(e->bld, q, vf, "v.qvf");
-    LLVMValueRef pos0 = quant_pos(e, x, off), s, z;
-    if (lower_quant_dim(x) == 1) {
-        s = table_block(e, x, base, pos0, n, 0, true);
-        z = table_block(e, x, base, pos0, n, 1, true);
-    } else {
-        /* the lanes share one position, or (axis innermost) run through n
-         * consecutive ones; else each lane looks its own up */
-        LLVMValueRef last = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, n - 1, 0), "v.qlo");
-        LLVMValueRef pos1 = quant_pos(e, x, last);
-        LLVMValueRef is_same = LLVMBuildICmp(e->bld, LLVMIntEQ, pos0, pos1, "v.qsame");
-        LLVMValueRef is_run = LLVMBuildICmp(
-            e->bld, LLVMIntEQ, pos1,
-            LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64, n - 1, 0), "v.qend"), "v.qisrun");
-        if (x->quant_axis != x->rank - 1)
-            is_run = LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 0, 0);
-        LLVMBasicBlockRef b_same = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.same");
-        LLVMBasicBlockRef b_test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.test");
-        LLVMBasicBlockRef b_run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.run");
-        LLVMBasicBlockRef b_lanes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.lanes");
-        LLVMBasicBlockRef b_join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.join");
-        LLVMBuildCondBr(e->bld, is_same, b_same, b_test);
-        LLVMPositionBuilderAtEnd(e->bld, b_test);
-        LLVMBuildCondBr(e->bld, is_run, b_run, b_lanes);
-        LLVMValueRef vs[3], vz[3];
-        LLVMBasicBlockRef from[3] = {b_same, b_run, b_lanes};
-        for (int c = 0; c < 3; c++) {
-            LLVMPositionBuilderAtEnd(e->bld, from[c]);
-            vs[c] = c < 2 ? table_block(e, x, base, pos0, n, 0, c == 0)
-                          : table_lanes(e, x, base, off, n, 0);
-            vz[c] = c < 2 ? table_block(e, x, base, pos0, n, 1, c == 0)
-                          : table_lanes(e, x, base, off, n, 1);
-            from[c] = LLVMGetInsertBlock(e->bld);
-            LLVMBuildBr(e->bld, b_join);
-        }
-        LLVMPositionBuilderAtEnd(e->bld, b_join);
-        s = LLVMBuildPhi(e->bld, vf, "v.qs");
-        z = LLVMBuildPhi(e->bld, vf, "v.qz");
-        LLVMAddIncoming(s, vs, from, 3);
-        LLVMAddIncoming(z, vz, from, 3);
-    }
+    LLVMValueRef s, z;
+    lane_tables(e, x, base, off, n, &s, &z);
     LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qvd"), s, "v.qdq");
     return to_compute(e, v);
 }

@@ -324,7 +324,7 @@ fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input
 size_t rt_tensor_bytes(const RtPlan *pl, int t);
 fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t);
 /* n elements of dtype dt into t's buffer dst (rt_elem_from_source, or a copy for
- * a kept source) */
+ * a kept source; a quantised weight's with its tables) */
 void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
                            void *dst, int64_t n);
 /* a tensor viewing buffer buf of t (t's dtype and shape; not owned) */
@@ -359,8 +359,8 @@ bool rt_weights_probe(RtPlan *plan, const IrTensor *t, ShapeFact *f, int *dtype)
 fuse_status rt_weights_keep_quantised(RtPlan *plan, IrTensor *t, bool keep);
 /* Warns (the host's log) about every entry that supplies no source. */
 void rt_weights_warn_unused(const RtPlan *plan);
-/* inputs plus the manifest's tensors the plan takes from it (borrowed float32 or 16-bit,
- * used in place), except those the host gives itself: *merged is inputs when
+/* inputs plus the manifest's tensors the plan takes from it (borrowed float32,
+ * 16-bit or quantised, used in place), except those the host gives itself: *merged is inputs when
  * there are none (else malloc'd: free it when it is not inputs). */
 fuse_status rt_weights_bind(const RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
                             fuse_input **merged, size_t *n_merged);

@@ -4,8 +4,9 @@
  * tensor the program reads but never defines becomes a source statement the
  * manifest fills, declared in the AST before the IR is built. The probe takes
  * such a source's sizes from the manifest, and every run binds its tensor
- * (float32, or bfloat16/float16 as stored: rt_keep_sources) as a borrowed
- * input, so the kernels read it in place.
+ * (float32; bfloat16/float16 as stored; int8/uint8 with its scales and zero
+ * points behind the data: rt_keep_sources) as a borrowed input, so the kernels
+ * read it in place.
  */
 #include <stdlib.h>
 #include <string.h>

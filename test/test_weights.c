@@ -390,6 +390,48 @@ START_TEST(quantised_kept_in_kernels)
 }
 END_TEST
 
+/* A 3-axis weight whose product's lanes run across its last two axes, so a
+ * panel row crosses positions of the quantisation axis (axis 2: wrapping
+ * every 3 lanes, so a panel's first and last lanes may share a position while
+ * the others do not; axis 1: a new position every 3 lanes). */
+START_TEST(quantised_panels_cross_positions)
+{
+    enum { B = 64, K = 96, I = 8, J = 3 };
+    static int8_t q[K * I * J];
+    static float x[B * K];
+    for (int e = 0; e < K * I * J; e++)
+        q[e] = (int8_t)((e * 29 + 3) % 255 - 127);
+    fill_random(x, B * K, 9, -1, 1);
+    save(FUSE_I8, "q3.npy", 3, (int64_t[]){K, I, J}, q);
+    write_npy("x3.npy", 2, (int64_t[]){B, K}, x);
+    const char *text = "X[b,k] = \"x3.npy\"\nY[b,i,j] = X[b,k] W[k,i,j]\nexport Y\n";
+    const char *manifests[2] = {
+        "{\"tensors\": {\"W\": {\"path\": \"q3.npy\", \"quant\": {\"scale\": [0.5, 0.125, 2], "
+        "\"zero_point\": [3, -2, 1], \"axis\": 2}}}}",
+        "{\"tensors\": {\"W\": {\"path\": \"q3.npy\", \"quant\": {\"scale\": [1, 2, 3, 4, 5, 6, 7, "
+        "8], \"zero_point\": [0, 1, 2, 3, 4, 5, 6, 7], \"axis\": 1}}}}"};
+    const double sc[2][8] = {{0.5, 0.125, 2}, {1, 2, 3, 4, 5, 6, 7, 8}};
+    const double zp[2][8] = {{3, -2, 1}, {0, 1, 2, 3, 4, 5, 6, 7}};
+    for (int m = 0; m < 2; m++) {
+        float *y = run_weights(text, manifests[m], "Y", B * I * J, NULL);
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < I * J; c++) {
+                int pos = m == 0 ? c % J : c / J;
+                double acc = 0, mag = 0; /* float32 sums err by their terms' size */
+                for (int k = 0; k < K; k++) {
+                    double term = x[b * K + k] * ((q[k * I * J + c] - zp[m][pos]) * sc[m][pos]);
+                    acc += term;
+                    mag += fabs(term);
+                }
+                ck_assert_msg(fabs(y[b * I * J + c] - acc) <= 1e-5 * mag + 1e-6,
+                              "axis %d: Y[%d,%d] = %.9g, want %.9g", m ? 1 : 2, b, c,
+                              y[b * I * J + c], acc);
+            }
+        free(y);
+    }
+}
+END_TEST
+
 /* Other scales and zero points are data, not code: a second manifest reuses
  * every compiled kernel and gives its own values. */
 START_TEST(quantised_scales_do_not_change_code)
@@ -910,6 +952,7 @@ static Suite *weights_suite(void)
     tcase_add_test(tc, f16_entry_kept);
     tcase_add_test(tc, quantised_kept_in_kernels);
     tcase_add_test(tc, quantised_scales_do_not_change_code);
+    tcase_add_test(tc, quantised_panels_cross_positions);
     tcase_add_test(tc, quantised_weight_is_not_an_input);
     tcase_add_test(tc, lora_merged);
     tcase_add_test(tc, lora_kept_apart);
