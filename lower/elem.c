@@ -307,7 +307,8 @@ static LLVMValueRef table_at(Emit *e, const IrTensor *x, LLVMValueRef base, LLVM
     for (int k = 0; k < x->rank; k++)
         count *= x->shape[k];
     LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx), f32 = LLVMFloatTypeInContext(e->ctx);
-    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)lower_quant_table_offset(count), 0);
+    int64_t table_off = lower_quant_table_offset(count);
+    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)table_off, 0);
     LLVMValueRef table = LLVMBuildInBoundsGEP2(e->bld, i8, base, &toff, 1, "v.qtab");
     return LLVMBuildInBoundsGEP2(e->bld, f32, table, &at, 1, "v.qt");
 }

@@ -3,12 +3,12 @@
  * program reads and where each comes from: a file, or shards concatenated along
  * an axis; int8/uint8 data dequantised as (q - zero_point)·scale, per tensor or
  * per axis; a LoRA pair merged as W + (alpha/rank)·up·down (or kept apart, for
- * weights_bind.c to join in an equation). Every value is made
- * float32 when a runner is made, except bfloat16/float16 data without a LoRA
- * pair, which stays as stored, and quantised data without one, which stays
- * int8/uint8 with its scales and zero points (the plan then keeps it for the
- * kernels to dequantise, or dequantises it: rt_weights_keep_quantised); checking a program reads only what the shapes
- * need (.npy headers). weights_bind.c ties the tensors to a program's sources.
+ * weights_bind.c to join in an equation). Every value is made float32 when a
+ * runner is made, except bfloat16/float16 data without a LoRA pair, which
+ * stays as stored, and quantised data without one, which stays int8/uint8 with
+ * its scales and zero points (the plan then keeps it for the kernels to
+ * dequantise, or dequantises it: rt_weights_keep_quantised); checking a
+ * program reads only what the shapes need (.npy headers). weights_bind.c ties the tensors to a program's sources.
  *
  *     {"tensors": {"W": {"path": "w.npy"},
  *                  "W2": {"shards": ["w2.0.npy", "w2.1.npy"], "axis": 0},
