@@ -172,6 +172,10 @@ static fuse_status runner_query(fuse_runner *run, const char *name, const char *
                                                name, near)
                                : sup_strprintf("query: unknown tensor '%s'", name));
     }
+    if (t->quant) /* its buffer holds int8/uint8 data; the kernels dequantise it */
+        return query_fail(run, FUSE_E_ARG,
+                          sup_strprintf("query: tensor '%s' is a quantised weight, held as "
+                                        "int8/uint8; query a tensor computed from it", name));
     int64_t pos[FUSE_MAX_RANK];
     char *err = NULL;
     fuse_status st = parse_selectors(t, selectors, pos, &err);

@@ -68,7 +68,15 @@ typedef struct IrTensor {
      * when that is not the runner's (a 16-bit source kept as it was bound);
      * 0: the runner's precision */
     int elem;
+    /* set by the runtime before lowering: a quantised weight kept as stored
+     * (lower.h: lower_quant_bytes): IR_QUANT_I8 or IR_QUANT_U8, 0: none. An
+     * element is (q - zero_point) * scale, in float32, with the scale and zero
+     * point of its position on axis quant_axis (-1: one of each) */
+    int quant;
+    int quant_axis;
 } IrTensor;
+
+enum { IR_QUANT_NONE, IR_QUANT_I8, IR_QUANT_U8 };
 
 typedef struct LoopAxis {
     const char *name;

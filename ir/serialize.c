@@ -87,6 +87,8 @@ static void ser_tensor(Ser *s, const IrTensor *t)
                    (int64_t)t->is_recursive << 2 | (int64_t)t->is_read_prev << 3);
     ser_int(s, t->group);
     ser_int(s, t->elem);
+    ser_int(s, t->quant); /* the kind and layout of a quantised weight, never its scales */
+    ser_int(s, t->quant_axis);
     if (t->kind == TEN_CONST && t->data) {
         int64_t n = 1;
         for (int i = 0; i < t->rank; i++)
@@ -220,6 +222,8 @@ static void ser_touched(Ser *s, const IrTensor *t)
     ser_int(s, t->dotted);
     ser_int(s, t->is_bool);
     ser_int(s, t->elem);
+    ser_int(s, t->quant);
+    ser_int(s, t->quant_axis);
 }
 
 static bool group_reads_prev(const Group *g)

@@ -359,6 +359,9 @@ typedef struct CPanel {
     int64_t lanes;
     bool lanes_contiguous; /* lg is contiguous in the tensor: one vector per k */
     int tensor;            /* the tensor packed (its element type) */
+    LLVMValueRef v_start;  /* the start of its buffer (a quantised weight's
+                              loads need offsets from there: a batch's src is
+                              further on) */
 } CPanel;
 
 /* The alignment a panel's per-k vector store may claim: the panel starts 64-byte
@@ -377,25 +380,42 @@ static LLVMTypeRef lane_vector_type(Emit *e, int64_t lanes)
     return LLVMVectorType(e->t_f32, (unsigned)lanes);
 }
 
+/* The bytes from `from` to `to` (pointers into one buffer), as i64: the element
+ * offset in a buffer of 1-byte elements. */
+static LLVMValueRef byte_distance(Emit *e, LLVMValueRef from, LLVMValueRef to)
+{
+    LLVMValueRef a = LLVMBuildPtrToInt(e->bld, from, e->t_i64, "v.pfrom");
+    LLVMValueRef b = LLVMBuildPtrToInt(e->bld, to, e->t_i64, "v.pto");
+    return LLVMBuildNUWSub(e->bld, b, a, "v.pdist");
+}
+
 /* Full panel of contiguous lanes: per k, one unaligned vector load and store. */
 static void pack_panel_vector(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
                               LLVMValueRef x0, LLVMValueRef pc, LLVMValueRef kc)
 {
     LLVMTypeRef vt = lane_vector_type(e, pp->lanes);
-    LLVMValueRef base = tgep(e, pp->tensor, src, group_offset(e, pp->lg, pp->which, x0));
+    LLVMValueRef lane_off = group_offset(e, pp->lg, pp->which, x0);
+    LLVMValueRef base = tgep(e, pp->tensor, src, lane_off);
+    bool is_quant = emit_is_quantised(e, pp->tensor); /* its loads need the offset */
+    LLVMValueRef quant_off = is_quant ? add(e, byte_distance(e, pp->v_start, src), lane_off)
+                                      : NULL;
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.v");
-    LLVMValueRef at = tgep(e, pp->tensor, base,
-                           group_offset(e, pp->kg, pp->which, add(e, pc, k)));
-    LLVMValueRef v = emit_tensor_load(e, pp->tensor, vt, at, emit_store_bytes(e, pp->tensor),
-                                      "v.pv");
+    LLVMValueRef k_off = group_offset(e, pp->kg, pp->which, add(e, pc, k));
+    LLVMValueRef v = is_quant
+                         ? emit_quant_load_vector(e, pp->tensor, pp->v_start,
+                                                  add(e, quant_off, k_off), (unsigned)pp->lanes)
+                         : emit_tensor_load(e, pp->tensor, vt, tgep(e, pp->tensor, base, k_off),
+                                            emit_store_bytes(e, pp->tensor), "v.pv");
     set_align(LLVMBuildStore(e->bld, v, gep(e, dst, mul(e, k, pp->lanes))),
               panel_store_align(pp->lanes, lower_compute_bytes(e->opt)));
     cl_end(e, &lk);
 }
 
 /* Any panel: each lane's offset is decoded once, then per k L scalar loads
- * (lanes past n_valid read lane 0 and store 0) assembled into one vector store. */
+ * (lanes past n_valid read lane 0 and store 0) assembled into one vector store.
+ * A quantised weight's elements are dequantised with the scale and zero point
+ * of their own positions (elem.c). */
 static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMValueRef dst,
                              LLVMValueRef x0, LLVMValueRef n_valid, LLVMValueRef pc,
                              LLVMValueRef kc)
@@ -410,12 +430,17 @@ static void pack_panel_lanes(Emit *e, const CPanel *pp, LLVMValueRef src, LLVMVa
     }
     CLoop lk;
     LLVMValueRef k = cl_begin(e, &lk, kc, 1, "b.pk.l");
-    LLVMValueRef row = tgep(e, pp->tensor, src,
-                            group_offset(e, pp->kg, pp->which, add(e, pc, k)));
+    LLVMValueRef row_off = group_offset(e, pp->kg, pp->which, add(e, pc, k));
+    LLVMValueRef row = tgep(e, pp->tensor, src, row_off);
+    bool is_quant = emit_is_quantised(e, pp->tensor); /* its loads need the offset */
+    LLVMValueRef src_off = is_quant ? byte_distance(e, pp->v_start, src) : NULL;
     LLVMValueRef v = LLVMGetUndef(vt);
     for (int64_t l = 0; l < pp->lanes; l++) {
-        LLVMValueRef x = emit_tensor_load(e, pp->tensor, e->t_f32,
-                                          tgep(e, pp->tensor, row, off[l]), 0, "v.pl");
+        LLVMValueRef x = is_quant ? emit_tensor_load_at(e, pp->tensor, pp->v_start,
+                                                        add(e, row_off, add(e, src_off, off[l])),
+                                                        "v.pl")
+                                  : emit_tensor_load(e, pp->tensor, e->t_f32,
+                                                     tgep(e, pp->tensor, row, off[l]), 0, "v.pl");
         x = LLVMBuildSelect(e->bld, valid[l], x, emit_f32(e, 0.0), "v.pl0");
         v = LLVMBuildInsertElement(e->bld, v, x, LLVMConstInt(i32, (unsigned long long)l, 0), "v.pi");
     }
@@ -469,8 +494,9 @@ static bool panel_is_contiguous(const CGroup *g, int which, int64_t lanes)
 static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef ap,
                    LLVMValueRef ic, LLVMValueRef mc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr),
-                 e->op->in[c->a].tensor};
+    int t = e->op->in[c->a].tensor;
+    CPanel pp = {&c->m, &c->k, 1, c->mr, panel_is_contiguous(&c->m, 1, c->mr), t,
+                 e->v_in[c->a]};
     pack_block(e, &pp, a, ap, ic, mc, pc, kc);
 }
 
@@ -478,8 +504,9 @@ static void pack_a(Emit *e, const Contraction *c, LLVMValueRef a, LLVMValueRef a
 static void pack_b(Emit *e, const Contraction *c, LLVMValueRef b, LLVMValueRef bp,
                    LLVMValueRef jc, LLVMValueRef nc, LLVMValueRef pc, LLVMValueRef kc)
 {
-    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr),
-                 e->op->in[c->b].tensor};
+    int t = e->op->in[c->b].tensor;
+    CPanel pp = {&c->n, &c->k, 2, c->nr, panel_is_contiguous(&c->n, 2, c->nr), t,
+                 e->v_in[c->b]};
     pack_block(e, &pp, b, bp, jc, nc, pc, kc);
 }
 

@@ -9,6 +9,11 @@
  * half type (fpext/fptrunc become vcvtph2ps/vcvtps2ph with F16C); with
  * soft_half (a host without F16C) it is held as i16 and converted with integer
  * ops too, in the manner of the well-known branch-free half conversions.
+ *
+ * A quantised weight (IrTensor.quant) is held as int8/uint8 with its scales and
+ * zero points behind the data (lower_quant_bytes); a load dequantises it in
+ * float32 as the load-time dequantisation does: (float)(q - z) * s, where q - z
+ * is exact in float, so the results are the same bits.
  */
 #include "emit.h"
 
@@ -25,6 +30,21 @@ size_t lower_store_bytes(const LowerOptions *opt)
 size_t lower_compute_bytes(const LowerOptions *opt)
 {
     return opt && opt->precision == FUSE_PRECISION_FP64 ? 8 : 4;
+}
+
+int64_t lower_quant_table_offset(int64_t count)
+{
+    return (count + 63) / 64 * 64;
+}
+
+int64_t lower_quant_bytes(int64_t count, int64_t dim)
+{
+    return lower_quant_table_offset(count) + 2 * dim * (int64_t)sizeof(float);
+}
+
+int64_t lower_quant_dim(const IrTensor *t)
+{
+    return t->quant && t->quant_axis >= 0 ? t->shape[t->quant_axis] : 1;
 }
 
 void elem_types_init(Emit *e)
@@ -230,8 +250,22 @@ static LLVMValueRef narrow(Emit *e, fuse_precision p, LLVMValueRef v)
     }
 }
 
+/* tensor t when it is a quantised weight, else NULL */
+static const IrTensor *quantised(const Emit *e, int t)
+{
+    const IrTensor *x = t >= 0 && t < e->p->n_tensors ? e->p->tensors[t] : NULL;
+    return x && x->quant ? x : NULL;
+}
+
+bool emit_is_quantised(const Emit *e, int t)
+{
+    return quantised(e, t) != NULL;
+}
+
 unsigned emit_store_bytes(const Emit *e, int t)
 {
+    if (quantised(e, t))
+        return 1;
     LowerOptions opt = {.precision = store_of(e, t)};
     return (unsigned)lower_store_bytes(&opt);
 }
@@ -239,7 +273,186 @@ unsigned emit_store_bytes(const Emit *e, int t)
 LLVMValueRef emit_tensor_gep(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
                              const char *name)
 {
-    return LLVMBuildInBoundsGEP2(e->bld, store_type(e, store_of(e, t)), base, &off, 1, name);
+    LLVMTypeRef ty = quantised(e, t) ? LLVMInt8TypeInContext(e->ctx)
+                                     : store_type(e, store_of(e, t));
+    return LLVMBuildInBoundsGEP2(e->bld, ty, base, &off, 1, name);
+}
+
+/* off / inner (i64): the index of element `off`'s slice along x's
+ * quantisation axis and the axes before it, inner the size of those after. */
+static LLVMValueRef quant_row(Emit *e, const IrTensor *x, LLVMValueRef off)
+{
+    int64_t inner = 1;
+    for (int k = x->quant_axis + 1; x->quant_axis >= 0 && k < x->rank; k++)
+        inner *= x->shape[k];
+    return inner > 1 ? LLVMBuildUDiv(e->bld, off, LLVMConstInt(e->t_i64,
+                                     (unsigned long long)inner, 0), "v.qrow")
+                     : off;
+}
+
+/* The position on x's quantisation axis of element `off` (i64). */
+static LLVMValueRef quant_pos(Emit *e, const IrTensor *x, LLVMValueRef off)
+{
+    int64_t dim = lower_quant_dim(x);
+    if (dim == 1)
+        return LLVMConstInt(e->t_i64, 0, 0);
+    return LLVMBuildURem(e->bld, quant_row(e, x, off),
+                         LLVMConstInt(e->t_i64, (unsigned long long)dim, 0), "v.qpos");
+}
+
+/* &table[at] (float32) of quantised weight x at base */
+static LLVMValueRef table_at(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef at)
+{
+    int64_t count = 1;
+    for (int k = 0; k < x->rank; k++)
+        count *= x->shape[k];
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx), f32 = LLVMFloatTypeInContext(e->ctx);
+    int64_t table_off = lower_quant_table_offset(count);
+    LLVMValueRef toff = LLVMConstInt(e->t_i64, (unsigned long long)table_off, 0);
+    LLVMValueRef table = LLVMBuildInBoundsGEP2(e->bld, i8, base, &toff, 1, "v.qtab");
+    return LLVMBuildInBoundsGEP2(e->bld, f32, table, &at, 1, "v.qt");
+}
+
+/* Element `off` (i64, from the buffer's start) of quantised weight x at base:
+ * (float)(q - zero_point[pos]) * scale[pos], pos its position on the axis. */
+static LLVMValueRef dequantise(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx), i8 = LLVMInt8TypeInContext(e->ctx);
+    LLVMValueRef q = LLVMBuildLoad2(e->bld, i8, LLVMBuildInBoundsGEP2(e->bld, i8, base, &off, 1,
+                                                                      "v.qp"), "v.q");
+    q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, f32, "v.qf")
+                                : LLVMBuildUIToFP(e->bld, q, f32, "v.qf");
+    LLVMValueRef pos = quant_pos(e, x, off);
+    LLVMValueRef zpos = LLVMBuildAdd(e->bld, pos, LLVMConstInt(e->t_i64,
+                                     (unsigned long long)lower_quant_dim(x), 0), "v.qzpos");
+    LLVMValueRef s = LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, pos), "v.qs");
+    LLVMValueRef z = LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, zpos), "v.qz");
+    /* plain fsub and fmul (no fast-math flags): the bits of the load-time path */
+    LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qd"), s, "v.dq");
+    return to_compute(e, v);
+}
+
+/* scalar s in every one of n lanes */
+static LLVMValueRef splat(Emit *e, LLVMValueRef s, unsigned n)
+{
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), n);
+    LLVMValueRef v = LLVMBuildInsertElement(e->bld, LLVMGetUndef(vt), s,
+                                            LLVMConstInt(e->t_i64, 0, 0), "v.qb");
+    return LLVMBuildShuffleVector(e->bld, v, LLVMGetUndef(vt),
+                                  LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(e->ctx), n)),
+                                  "v.qsplat");
+}
+
+/* The scales (which 0) or zero points (1) of lanes pos0 .. pos0 + n - 1 of
+ * element offsets off .. off + n - 1, one per lane. */
+static LLVMValueRef table_lanes(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off,
+                                unsigned n, int which)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef dim = LLVMConstInt(e->t_i64, (unsigned long long)(which * lower_quant_dim(x)), 0);
+    LLVMValueRef v = LLVMGetUndef(LLVMVectorType(f32, n));
+    for (unsigned l = 0; l < n; l++) {
+        LLVMValueRef at = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, l, 0), "v.ql");
+        at = LLVMBuildAdd(e->bld, quant_pos(e, x, at), dim, "v.qlp");
+        v = LLVMBuildInsertElement(e->bld, v, LLVMBuildLoad2(e->bld, f32, table_at(e, x, base, at),
+                                                             "v.qlv"),
+                                   LLVMConstInt(e->t_i64, l, 0), "v.qli");
+    }
+    return v;
+}
+
+/* The scales (which 0) or zero points (1) of n lanes from position pos0: one
+ * value for all (is_same) or n consecutive ones. */
+static LLVMValueRef table_block(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef pos0,
+                                unsigned n, int which, bool is_same)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMValueRef at = LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64,
+                                   (unsigned long long)(which * lower_quant_dim(x)), 0), "v.qa");
+    LLVMValueRef p = table_at(e, x, base, at);
+    if (is_same)
+        return splat(e, LLVMBuildLoad2(e->bld, f32, p, "v.qone"), n);
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, LLVMVectorType(f32, n), p, "v.qrun");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+/* The scales (*s) and zero points (*z) of elements off .. off + n - 1 of x,
+ * as vectors: one value for all when the lanes share a position, n
+ * consecutive ones when they run along the innermost axis, else each lane's. */
+static void lane_tables(Emit *e, const IrTensor *x, LLVMValueRef base, LLVMValueRef off,
+                        unsigned n, LLVMValueRef *s, LLVMValueRef *z)
+{
+    LLVMTypeRef vf = LLVMVectorType(LLVMFloatTypeInContext(e->ctx), n);
+    LLVMValueRef pos0 = quant_pos(e, x, off);
+    if (lower_quant_dim(x) == 1) {
+        *s = table_block(e, x, base, pos0, n, 0, true);
+        *z = table_block(e, x, base, pos0, n, 1, true);
+        return;
+    }
+    /* the lanes lie in one slice (so share one position), or (axis innermost)
+     * run through n consecutive positions without wrapping; else each lane
+     * looks its own up */
+    LLVMValueRef last = LLVMBuildAdd(e->bld, off, LLVMConstInt(e->t_i64, n - 1, 0), "v.qlo");
+    LLVMValueRef pos1 = quant_pos(e, x, last);
+    LLVMValueRef is_same = LLVMBuildICmp(e->bld, LLVMIntEQ, quant_row(e, x, off),
+                                         quant_row(e, x, last), "v.qsame");
+    LLVMValueRef is_run = LLVMBuildICmp(
+        e->bld, LLVMIntEQ, pos1,
+        LLVMBuildAdd(e->bld, pos0, LLVMConstInt(e->t_i64, n - 1, 0), "v.qend"), "v.qisrun");
+    if (x->quant_axis != x->rank - 1)
+        is_run = LLVMConstInt(LLVMInt1TypeInContext(e->ctx), 0, 0);
+    LLVMBasicBlockRef b_same = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.same");
+    LLVMBasicBlockRef b_test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.test");
+    LLVMBasicBlockRef b_run = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.run");
+    LLVMBasicBlockRef b_lanes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.lanes");
+    LLVMBasicBlockRef b_join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.q.join");
+    LLVMBuildCondBr(e->bld, is_same, b_same, b_test);
+    LLVMPositionBuilderAtEnd(e->bld, b_test);
+    LLVMBuildCondBr(e->bld, is_run, b_run, b_lanes);
+    LLVMValueRef vs[3], vz[3];
+    LLVMBasicBlockRef from[3] = {b_same, b_run, b_lanes};
+    for (int c = 0; c < 3; c++) {
+        LLVMPositionBuilderAtEnd(e->bld, from[c]);
+        vs[c] = c < 2 ? table_block(e, x, base, pos0, n, 0, c == 0)
+                      : table_lanes(e, x, base, off, n, 0);
+        vz[c] = c < 2 ? table_block(e, x, base, pos0, n, 1, c == 0)
+                      : table_lanes(e, x, base, off, n, 1);
+        from[c] = LLVMGetInsertBlock(e->bld);
+        LLVMBuildBr(e->bld, b_join);
+    }
+    LLVMPositionBuilderAtEnd(e->bld, b_join);
+    *s = LLVMBuildPhi(e->bld, vf, "v.qs");
+    *z = LLVMBuildPhi(e->bld, vf, "v.qz");
+    LLVMAddIncoming(*s, vs, from, 3);
+    LLVMAddIncoming(*z, vz, from, 3);
+}
+
+LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                    unsigned n)
+{
+    const IrTensor *x = quantised(e, t);
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx), i8 = LLVMInt8TypeInContext(e->ctx);
+    LLVMValueRef q = LLVMBuildLoad2(e->bld, LLVMVectorType(i8, n),
+                                    LLVMBuildInBoundsGEP2(e->bld, i8, base, &off, 1, "v.qvp"),
+                                    "v.qv");
+    LLVMSetAlignment(q, 1);
+    LLVMTypeRef vf = LLVMVectorType(f32, n);
+    q = x->quant == IR_QUANT_I8 ? LLVMBuildSIToFP(e->bld, q, vf, "v.qvf")
+                                : LLVMBuildUIToFP(e->bld, q, vf, "v.qvf");
+    LLVMValueRef s, z;
+    lane_tables(e, x, base, off, n, &s, &z);
+    LLVMValueRef v = LLVMBuildFMul(e->bld, LLVMBuildFSub(e->bld, q, z, "v.qvd"), s, "v.qdq");
+    return to_compute(e, v);
+}
+
+LLVMValueRef emit_tensor_load_at(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                 const char *name)
+{
+    const IrTensor *x = quantised(e, t);
+    if (x)
+        return dequantise(e, x, base, off);
+    return emit_tensor_load(e, t, e->t_f32, emit_tensor_gep(e, t, base, off, "v.addr"), 0, name);
 }
 
 LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align,

@@ -304,8 +304,7 @@ LLVMValueRef emit_load_operand(Emit *e, int i)
         LLVMValueRef term = LLVMBuildMul(e->bld, idx, emit_i64(e, stride[k]), "v.term");
         off = LLVMBuildAdd(e->bld, off, term, "v.off");
     }
-    LLVMValueRef ptr = emit_tensor_gep(e, o->tensor, e->v_in[i], off, "v.addr");
-    LLVMValueRef v = emit_tensor_load(e, o->tensor, e->t_f32, ptr, 0, "v.x");
+    LLVMValueRef v = emit_tensor_load_at(e, o->tensor, e->v_in[i], off, "v.x");
     return ok ? LLVMBuildSelect(e->bld, ok, v, emit_f32(e, 0.0), "v.x0") : v;
 }
 

@@ -142,6 +142,19 @@ LLVMValueRef emit_tensor_load(Emit *e, int t, LLVMTypeRef ty, LLVMValueRef ptr, 
                               const char *name);
 /* stores compute value v into tensor t's buffer; returns the store */
 LLVMValueRef emit_tensor_store(Emit *e, int t, LLVMValueRef v, LLVMValueRef ptr);
+/* A scalar element of tensor t at element offset `off` (i64) from its buffer's
+ * start `base`, in the compute type: emit_tensor_load, or, for a quantised
+ * weight (IrTensor.quant), its dequantised value. */
+LLVMValueRef emit_tensor_load_at(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                 const char *name);
+/* n consecutive elements of quantised weight t from element offset `off` of
+ * its buffer `base`, dequantised, as a vector of the compute type (contraction
+ * packing; elem.c) */
+LLVMValueRef emit_quant_load_vector(Emit *e, int t, LLVMValueRef base, LLVMValueRef off,
+                                    unsigned n);
+/* whether tensor t is a quantised weight (emit_tensor_load_at and
+ * emit_quant_load_vector read it) */
+bool emit_is_quantised(const Emit *e, int t);
 /* bytes of one element of tensor t's buffer (the alignment an access may claim) */
 unsigned emit_store_bytes(const Emit *e, int t);
 /* v (float or double, scalar) as type ty: fpext, fptrunc or v itself */

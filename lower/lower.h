@@ -46,6 +46,17 @@ typedef struct LowerOptions {
 size_t lower_store_bytes(const LowerOptions *opt);
 size_t lower_compute_bytes(const LowerOptions *opt);
 
+/* A quantised weight (IrTensor.quant) keeps its count int8/uint8 elements in
+ * its buffer, then, at lower_quant_table_offset(count) bytes (64-byte
+ * aligned), its float32 scales and then its float32 zero points, `dim` of each
+ * (the size of IrTensor.quant_axis, or 1). They are data the kernels read at
+ * run time, so the code (and its cache key) does not depend on their values.
+ * lower_quant_bytes: the whole buffer. */
+int64_t lower_quant_table_offset(int64_t count);
+int64_t lower_quant_bytes(int64_t count, int64_t dim);
+/* the dim of tensor t's tables (1 unless quantised per axis) */
+int64_t lower_quant_dim(const IrTensor *t);
+
 /* Bytes of scratch one thread needs in bufs[2 * n_tensors] (packed contraction
  * panels; a multiple of 64); 0 when none. The plan allocates it. */
 size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);

@@ -6,6 +6,7 @@
  * elements goes through rt_elem_get / rt_elem_set, and sizes through
  * rt_elem_bytes.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "jit.h"
@@ -68,30 +69,97 @@ static fuse_dtype dtype_of_precision(fuse_precision p)
 size_t rt_tensor_bytes(const RtPlan *pl, int t)
 {
     const IrTensor *x = pl->ir->tensors[t];
+    if (x->quant)
+        return 1;
     LowerOptions opt = {.precision = x->elem ? (fuse_precision)(x->elem - 1) : pl->precision};
     return lower_store_bytes(&opt);
+}
+
+uint64_t rt_tensor_alloc_bytes(const RtPlan *pl, int t)
+{
+    const IrTensor *x = pl->ir->tensors[t];
+    if (x->quant)
+        return (uint64_t)lower_quant_bytes(pl->count[t], lower_quant_dim(x));
+    return (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
 }
 
 fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t)
 {
     const IrTensor *x = pl->ir->tensors[t];
+    if (x->quant)
+        return x->quant == IR_QUANT_I8 ? FUSE_I8 : FUSE_U8;
     return x->elem ? dtype_of_precision((fuse_precision)(x->elem - 1)) : rt_elem_dtype(pl);
 }
 
-void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs)
+/* Whether an op of a group that `bad` says no to reads tensor t. */
+static bool is_read_by(const IrProgram *p, int t, bool (*bad)(const Group *, const Op *))
 {
-    for (size_t i = 0; i < n_inputs; i++) {
-        IrTensor *t = inputs[i].name ? ir_tensor_find(pl->ir, inputs[i].name) : NULL;
-        fuse_dtype dt = inputs[i].tensor.dtype;
-        if (!t || t->kind != TEN_SOURCE || t->is_bool || t->is_stream_state || t->stream ||
-            t->is_read_prev || (dt != FUSE_BF16 && dt != FUSE_F16) || dt == rt_elem_dtype(pl))
+    for (int g = 0; g < p->n_groups; g++)
+        for (int i = 0; i < p->groups[g]->n_ops; i++) {
+            const Op *op = p->groups[g]->ops[i];
+            for (int k = 0; bad(p->groups[g], op) && k < op->n_in; k++)
+                if (op->in[k].tensor == t)
+                    return true;
+        }
+    return false;
+}
+
+/* Host ops (tucker_dense, runtime/tucker.c) read float32 buffers only. */
+static bool is_host_op(const Group *g, const Op *op)
+{
+    (void)g;
+    return op->kind == OP_HOST;
+}
+
+/* Recursive rules may be checked on the host (seminaive.c reads operands). */
+static bool is_host_read(const Group *g, const Op *op)
+{
+    return is_host_op(g, op) || g->is_recursive;
+}
+
+/* Whether only kernels read source t, so its buffer may hold int8 data: the
+ * host reads exports, sinks' values, recursive rules' operands, host ops'. */
+static bool only_kernels_read(const IrProgram *p, const IrTensor *t)
+{
+    if (t->is_export || t->is_bool || t->stream || t->is_stream_state || t->is_read_prev ||
+        is_read_by(p, t->id, is_host_read))
+        return false;
+    for (int g = 0; g < p->n_sink_groups; g++)
+        if (p->sink_groups[g]->tensor == t->id)
+            return false;
+    return true;
+}
+
+fuse_status rt_keep_sources(RtPlan *pl)
+{
+    const char *no_keep = getenv("FUSE_JIT_DEQUANTISE"); /* the load-time path, to compare */
+    for (int i = 0; pl->src_dtype && i < pl->ir->n_tensors; i++) {
+        IrTensor *t = pl->ir->tensors[i];
+        fuse_dtype dt = (fuse_dtype)(pl->src_dtype[i] - 1);
+        if (!pl->src_dtype[i] || t->kind != TEN_SOURCE)
+            continue;
+        if (dt == FUSE_I8 || dt == FUSE_U8) { /* a manifest's quantised entry */
+            bool keep = only_kernels_read(pl->ir, t) && !(no_keep && *no_keep);
+            if (rt_weights_keep_quantised(pl, t, keep) != FUSE_OK)
+                return FUSE_E_NOMEM;
+            continue;
+        }
+        if (t->is_bool || t->is_stream_state || t->stream || t->is_read_prev ||
+            (dt != FUSE_BF16 && dt != FUSE_F16) || dt == rt_elem_dtype(pl) ||
+            is_read_by(pl->ir, i, is_host_op))
             continue;
         t->elem = 1 + (int)precision_of_dtype(dt);
     }
+    return FUSE_OK;
 }
 
 fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in)
 {
+    if (t->quant) /* its buffer is the manifest's, with the scales behind the data */
+        return fe_error(&pl->dl, FUSE_E_ARG, t->span,
+                        "input %s: this runner reads %s quantised from its weights manifest; "
+                        "a host input cannot replace it (make a new runner given %s)",
+                        in->name, t->name, t->name);
     if (!t->elem || in->tensor.dtype == rt_tensor_dtype(pl, t->id))
         return FUSE_OK;
     return fe_error(&pl->dl, FUSE_E_ARG, t->span,
@@ -128,7 +196,9 @@ void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void 
 void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
                            void *dst, int64_t n)
 {
-    if (t->elem && dt == rt_tensor_dtype(pl, t->id)) /* a kept source: as it was bound */
+    if (t->quant && dt == rt_tensor_dtype(pl, t->id)) /* the data and its tables */
+        memcpy(dst, src, (size_t)lower_quant_bytes(n, lower_quant_dim(t)));
+    else if (t->elem && dt == rt_tensor_dtype(pl, t->id)) /* a kept source: as it was bound */
         memcpy(dst, src, (size_t)n * fuse_dtype_size(dt));
     else
         rt_elem_from_source(pl, dt, src, dst, n, t->is_bool);

@@ -151,7 +151,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
  * and its stored steps. */
 static uint64_t tensor_bytes(const RtPlan *pl, int t)
 {
-    uint64_t one = (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
+    uint64_t one = rt_tensor_alloc_bytes(pl, t);
     uint64_t n = pl->ir->tensors[t]->is_read_prev ? 2 : 1;
     for (int k = 0; k < pl->ir->n_streams; k++)
         if (pl->ir->streams[k]->tensor == t)

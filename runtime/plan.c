@@ -61,7 +61,7 @@ static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
     int n = p->n_tensors;
     for (int i = 0; i < n; i++) {
         IrTensor *t = p->tensors[i];
-        size_t bytes = (size_t)pl->count[i] * rt_tensor_bytes(pl, i);
+        size_t bytes = (size_t)rt_tensor_alloc_bytes(pl, i);
         if (!(pl->bufs[i] = io_alloc_aligned(bytes)))
             return rt_alloc_failed(pl, t, "tensor", bytes);
         if (t->is_read_prev && !(pl->bufs[n + i] = io_alloc_aligned(bytes)))
@@ -115,7 +115,8 @@ static fuse_status parse_and_check(RtPlan *pl, const fuse_input *inputs, size_t 
         return st;
     ShapeFact *facts = arena_alloc(&pl->arena, sizeof *facts * ((size_t)pl->ir->n_tensors + 1));
     pl->is_input = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->is_input);
-    if (!facts || !pl->is_input)
+    pl->src_dtype = calloc((size_t)pl->ir->n_tensors + 1, sizeof *pl->src_dtype);
+    if (!facts || !pl->is_input || !pl->src_dtype)
         return FUSE_E_NOMEM;
     pl->facts = facts; /* fuse_program_tensor_info */
     bool is_skipped = false;
@@ -178,7 +179,7 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
     if (st == FUSE_OK && js)
         st = refuse_host_ops(pl);
     if (st == FUSE_OK && js)
-        rt_keep_sources(pl, inputs, n_inputs); /* 16-bit inputs stay 16-bit */
+        st = rt_keep_sources(pl); /* 16-bit and quantised sources stay so */
     if (st == FUSE_OK && js)
         st = alloc_buffers(pl, max_memory);
     if (st == FUSE_OK && js)
@@ -218,6 +219,7 @@ void rt_plan_free(RtPlan *pl)
     free(pl->bufs);
     free(pl->count);
     free(pl->is_input);
+    free(pl->src_dtype);
     rt_modes_free(pl->modes);
     rt_stream_free(pl->stream); /* stream */
     free(pl->group_fn);

@@ -68,6 +68,9 @@ typedef struct RtPlan {
     float **bufs;           /* 2 * n_tensors: current, then previous-sweep buffers */
     int64_t *count;         /* elements of each tensor */
     bool *is_input;         /* tensor bound to a host input */
+    /* per tensor: 1 + the dtype of the data its source holds as probed (a host
+     * input, a manifest entry or a file); 0: none or not known (rt_keep_sources) */
+    int *src_dtype;
     /* while a run uses a borrowed host buffer as bufs[t], the
      * plan's own buffer waits here (NULL otherwise; sources.c) */
     float **own_bufs;
@@ -302,19 +305,28 @@ static inline void rt_elem_set(const RtPlan *pl, void *buf, int64_t i, double v)
  * rules: booleans thresholded) */
 void rt_elem_from_source(const RtPlan *pl, fuse_dtype dt, const void *src, void *dst, int64_t n,
                          bool is_bool);
-/* Per tensor: a 16-bit source (bfloat16 or float16) bound at the runner's
- * creation by a host input of that dtype keeps it when the runner's precision
- * stores another type: its buffer holds the data as given (half the bytes of
- * float32, exact), kernels widen it on every load, and later runs must bind it
- * in the same dtype. IrTensor.elem records it. */
-void rt_keep_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inputs);
+/* Per tensor: a 16-bit source (bfloat16 or float16) whose data has that dtype
+ * when the runner is made (a host input, a manifest entry or a file:
+ * RtPlan.src_dtype) keeps it when the runner's precision stores another type:
+ * its buffer holds the data as given (half the bytes of float32, exact),
+ * kernels widen it on every load, and later runs must bind or read it in the
+ * same dtype. Not for booleans, streaming tensors, tensors read as their
+ * previous sweep or read by a host op. IrTensor.elem records it.
+ * Likewise a quantised manifest entry stays int8/uint8 (IrTensor.quant) when
+ * only kernels read it: not exported, not read by a recursive rule, a host op
+ * or a sink, not streaming, and FUSE_JIT_DEQUANTISE unset; otherwise it is
+ * dequantised to float32 here. */
+fuse_status rt_keep_sources(RtPlan *pl);
+/* bytes of tensor t's buffer: count x rt_tensor_bytes, plus a quantised
+ * weight's scales and zero points (lower_quant_bytes) */
+uint64_t rt_tensor_alloc_bytes(const RtPlan *pl, int t);
 /* FUSE_E_ARG with a diagnostic when input `in` of kept source t has another dtype */
 fuse_status rt_check_kept_source(RtPlan *pl, const IrTensor *t, const fuse_input *in);
 /* bytes of one element of tensor t's buffer, and its dtype */
 size_t rt_tensor_bytes(const RtPlan *pl, int t);
 fuse_dtype rt_tensor_dtype(const RtPlan *pl, int t);
 /* n elements of dtype dt into t's buffer dst (rt_elem_from_source, or a copy for
- * a kept source) */
+ * a kept source; a quantised weight's with its tables) */
 void rt_tensor_from_source(const RtPlan *pl, const IrTensor *t, fuse_dtype dt, const void *src,
                            void *dst, int64_t n);
 /* a tensor viewing buffer buf of t (t's dtype and shape; not owned) */
@@ -340,13 +352,17 @@ void rt_weights_free(RtWeights *w);
  * but never defines becomes a source statement the manifest fills, and one
  * whose LoRA pair is kept apart an equation joining base, up and down. */
 fuse_status rt_weights_open(RtPlan *plan);
-/* The probe of source t: when the manifest supplies it, fills *f and marks the
- * entry used (true); false otherwise. */
-bool rt_weights_probe(RtPlan *plan, const IrTensor *t, ShapeFact *f);
+/* The probe of source t: when the manifest supplies it, fills *f, sets *dtype to
+ * 1 + the dtype it is bound in and marks the entry used (true); false otherwise. */
+bool rt_weights_probe(RtPlan *plan, const IrTensor *t, ShapeFact *f, int *dtype);
+/* Source t, when a quantised manifest entry supplies it: keep (the kernels
+ * dequantise its int8/uint8 data on load; sets t->quant and t->quant_axis) or
+ * dequantise it to float32 now, as bound at every run. */
+fuse_status rt_weights_keep_quantised(RtPlan *plan, IrTensor *t, bool keep);
 /* Warns (the host's log) about every entry that supplies no source. */
 void rt_weights_warn_unused(const RtPlan *plan);
 /* inputs plus the manifest's tensors the plan takes from it (borrowed float32,
- * used in place), except those the host gives itself: *merged is inputs when
+ * 16-bit or quantised, used in place), except those the host gives itself: *merged is inputs when
  * there are none (else malloc'd: free it when it is not inputs). */
 fuse_status rt_weights_bind(const RtPlan *plan, const fuse_input *inputs, size_t n_inputs,
                             fuse_input **merged, size_t *n_merged);

@@ -1,7 +1,8 @@
 /*
  * sources.c: the program's files at run time. Sources are probed for their sizes
  * (only the header of an .npy is read) before shapes are inferred, read at every
- * run (or taken from host inputs) and converted to float32, zero-padded when the
+ * run (or taken from host inputs) and converted to the runner's element type
+ * (a 16-bit source is kept as it is: rt_keep_sources), zero-padded when the
  * format only bounds sizes from below (facts, bags of words); sinks are written by
  * extension under the output root, which they may not escape. A large .npy is
  * converted straight from a memory mapping (mmap.c).
@@ -110,26 +111,29 @@ static fuse_status read_source(const RtPlan *pl, const char *path, const IrTenso
 
 /* Only the header of an .npy is read to learn its shape; a file too short for
  * the data it announces fails here, before buffers are sized from it. */
-static fuse_status probe_npy(const char *path, ShapeFact *f, char **err)
+static fuse_status probe_npy(const char *path, ShapeFact *f, fuse_dtype *dt, char **err)
 {
     NpyHeader h;
     fuse_status st = io_npy_probe(path, &h, err);
     if (st != FUSE_OK)
         return st;
+    *dt = h.dtype;
     f->rank = h.rank;
     memcpy(f->dims, h.shape, sizeof f->dims);
     return FUSE_OK;
 }
 
+/* The sizes of source src's file into *f, and the dtype of its data into *dt. */
 static fuse_status probe_source(const RtPlan *pl, const char *path, const IrTensor *src,
-                                ShapeFact *f, char **err)
+                                ShapeFact *f, fuse_dtype *dt, char **err)
 {
     if (strcasecmp(extension(path), ".npy") == 0)
-        return probe_npy(path, f, err);
+        return probe_npy(path, f, dt, err);
     fuse_tensor t;
     fuse_status st = read_source(pl, path, src, false, &t, err);
     if (st != FUSE_OK)
         return st;
+    *dt = t.dtype;
     f->rank = t.rank;
     memcpy(f->dims, t.shape, sizeof f->dims);
     f->is_lower_bound = is_lower_bound_format(path);
@@ -167,14 +171,17 @@ fuse_status rt_probe_sources(RtPlan *pl, const fuse_input *inputs, size_t n_inpu
             memcpy(f->dims, in->tensor.shape, sizeof f->dims);
             f->origin = arena_printf(&pl->arena, "input %s", t->name);
             pl->is_input[i] = true;
+            pl->src_dtype[i] = 1 + (int)in->tensor.dtype;
             continue;
         }
-        if (rt_weights_probe(pl, t, f)) { /* bound at every run (rt_weights_bind) */
+        if (rt_weights_probe(pl, t, f, &pl->src_dtype[i])) { /* bound at every run */
             pl->is_input[i] = true;
             continue;
         }
         char *path = join_path(pl->base_dir, t->path), *err = NULL;
-        fuse_status st = path ? probe_source(pl, path, t, f, &err) : FUSE_E_NOMEM;
+        fuse_dtype dt = FUSE_F32;
+        fuse_status st = path ? probe_source(pl, path, t, f, &dt, &err) : FUSE_E_NOMEM;
+        pl->src_dtype[i] = 1 + (int)dt;
         free(path);
         if (st != FUSE_OK && defers_files(pl) && st != FUSE_E_NOMEM) {
             /* Checking only: the host may bind this source at run time. */
@@ -471,6 +478,11 @@ static void copy_padded(const char *src, const int64_t *sshape, char *dst,
 static fuse_status load_tensor(RtPlan *pl, const IrTensor *t, const fuse_tensor *src,
                                const char *what, bool may_pad)
 {
+    if (t->elem && src->dtype != rt_tensor_dtype(pl, t->id)) /* its buffer holds that dtype */
+        return fe_error(&pl->dl, FUSE_E_ARG, t->span,
+                        "source %s: %s holds %s now, but the runner keeps it as %s, the dtype "
+                        "it had when the runner was made (make a new runner)", t->name, what,
+                        fuse_dtype_name(src->dtype), fuse_dtype_name(rt_tensor_dtype(pl, t->id)));
     bool same = src->rank == t->rank, fits = same;
     for (int k = 0; k < t->rank && same; k++) {
         same = src->shape[k] == t->shape[k];
@@ -536,7 +548,8 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
                               char **err)
 {
     *is_mapped = false;
-    if (strcasecmp(extension(path), ".npy") != 0 || pl->precision != FUSE_PRECISION_FP32)
+    if (strcasecmp(extension(path), ".npy") != 0 || pl->precision != FUSE_PRECISION_FP32 ||
+        t->elem) /* a kept 16-bit source is copied as it is */
         return FUSE_OK;
     return io_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
                               err);

@@ -3,9 +3,12 @@
  * program reads and where each comes from: a file, or shards concatenated along
  * an axis; int8/uint8 data dequantised as (q - zero_point)·scale, per tensor or
  * per axis; a LoRA pair merged as W + (alpha/rank)·up·down (or kept apart, for
- * weights_bind.c to join in an equation). Every value is made
- * float32 when a runner is made; checking a program reads only what the shapes
- * need (.npy headers). weights_bind.c ties the tensors to a program's sources.
+ * weights_bind.c to join in an equation). Every value is made float32 when a
+ * runner is made, except bfloat16/float16 data without a LoRA pair, which
+ * stays as stored, and quantised data without one, which stays int8/uint8 with
+ * its scales and zero points (the plan then keeps it for the kernels to
+ * dequantise, or dequantises it: rt_weights_keep_quantised); checking a
+ * program reads only what the shapes need (.npy headers). weights_bind.c ties the tensors to a program's sources.
  *
  *     {"tensors": {"W": {"path": "w.npy"},
  *                  "W2": {"shards": ["w2.0.npy", "w2.1.npy"], "axis": 0},
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lower.h"
 #include "runtime.h"
 #include "weights.h"
 
@@ -91,7 +95,7 @@ static fuse_status read_file(Reader *r, const char *key, const char *rel, bool l
     } else if (strcasecmp(ext, ".npz") == 0) {
         st = io_npz_read(path, NULL, r->entry, out, &err);
     } else if (strcasecmp(ext, ".safetensors") == 0) {
-        st = io_safetensors_read(path, r->entry, out, &err);
+        st = io_safetensors_read_native(path, r->entry, out, &err); /* BF16, F16 kept */
     } else {
         st = FUSE_E_IO;
         err = sup_strprintf("%s: unsupported weight file format '%s' (.npy, .npz or "
@@ -292,24 +296,68 @@ static fuse_status check_zero_points(Reader *r, const double *zp, size_t n, fuse
     return FUSE_OK;
 }
 
-/* q (int8 or uint8) as float32: (q - zero_point) * scale, in float32, with the
- * scale and zero point of the element's position on `axis` (-1: one each). */
-static void dequantise(const fuse_tensor *q, const double *scale, size_t n_scale,
-                       const double *zp, size_t n_zp, int axis, float *out)
+/* The quantisation of an entry: its axis (-1: one scale and zero point). */
+typedef struct QuantInfo {
+    bool is_quant;
+    int axis;
+} QuantInfo;
+
+/* q (int8 or uint8) and its tables as one buffer (lower_quant_bytes): the data,
+ * then at lower_quant_table_offset the float32 scales, then the zero points,
+ * dim of each. NULL on OOM. */
+static void *quant_layout(const fuse_tensor *q, const double *scale, size_t n_scale,
+                          const double *zp, size_t n_zp, int axis)
+{
+    int64_t count = io_shape_count(q->rank, q->shape), dim = axis >= 0 ? q->shape[axis] : 1;
+    char *buf = io_alloc_aligned((size_t)lower_quant_bytes(count, dim));
+    if (!buf)
+        return NULL;
+    memcpy(buf, q->data, (size_t)count);
+    float *table = (float *)(buf + lower_quant_table_offset(count));
+    for (int64_t i = 0; i < dim; i++) {
+        table[i] = (float)scale[n_scale == 1 ? 0 : i];
+        table[dim + i] = (float)(int)zp[n_zp == 1 ? 0 : i];
+    }
+    return buf;
+}
+
+/* A quantised tensor in that layout as float32: (q - zero_point) * scale, in
+ * float32, with the scale and zero point of the element's position on `axis`
+ * (-1: one each). The kernels compute the same (lower/elem.c). */
+static void dequantise(const fuse_tensor *q, int axis, float *out)
 {
     int64_t count = io_shape_count(q->rank, q->shape), inner = 1, dim = 1;
     for (int k = axis + 1; axis >= 0 && k < q->rank; k++)
         inner *= q->shape[k];
     if (axis >= 0)
         dim = q->shape[axis];
+    const float *table = (const float *)((const char *)q->data + lower_quant_table_offset(count));
     for (int64_t e = 0; e < count; e++) {
         int64_t pos = axis >= 0 ? (e / inner) % dim : 0;
         int v = q->dtype == FUSE_I8 ? ((const int8_t *)q->data)[e]
                                     : ((const uint8_t *)q->data)[e];
-        float s = (float)scale[n_scale == 1 ? 0 : pos];
-        int z = (int)zp[n_zp == 1 ? 0 : pos];
+        float s = table[pos];
+        int z = (int)table[dim + pos];
         out[e] = (float)(v - z) * s;
     }
+}
+
+fuse_status rt_weight_dequantise(RtWeight *w)
+{
+    if (!w->is_quant)
+        return FUSE_OK;
+    if (w->value.data) {
+        int64_t count = io_shape_count(w->value.rank, w->value.shape);
+        float *f = io_alloc_aligned(sizeof *f * (size_t)(count > 0 ? count : 1));
+        if (!f)
+            return FUSE_E_NOMEM;
+        dequantise(&w->value, w->quant_axis, f);
+        io_free_aligned(w->value.data);
+        w->value.data = f;
+    }
+    w->value.dtype = FUSE_F32;
+    w->is_quant = false;
+    return FUSE_OK;
 }
 
 static const char *const QUANT_KEYS[] = {"scale", "zero_point", "axis", NULL};
@@ -338,8 +386,9 @@ static fuse_status check_keys(Reader *r, const char *prefix, const json_t *o,
     return FUSE_OK;
 }
 
-/* Dequantises *t (int8/uint8, its own dtype) into float32 in place of it. */
-static fuse_status apply_quant(Reader *r, const json_t *quant, fuse_tensor *t)
+/* *t (int8/uint8, its own dtype) with its scales and zero points, in the
+ * layout of quant_layout (data only when loading); *qi says its axis. */
+static fuse_status apply_quant(Reader *r, const json_t *quant, fuse_tensor *t, QuantInfo *qi)
 {
     if (!json_is_object(quant))
         return fail(r, FUSE_E_IO, "quant", "must be an object {\"scale\": ..., "
@@ -370,17 +419,14 @@ static fuse_status apply_quant(Reader *r, const json_t *quant, fuse_tensor *t)
     if (st == FUSE_OK)
         st = check_zero_points(r, zp ? zp : &zero, n_zp, t->dtype);
     if (st == FUSE_OK && r->load) {
-        int64_t count = io_shape_count(t->rank, t->shape);
-        float *f = io_alloc_aligned(sizeof *f * (size_t)(count > 0 ? count : 1));
-        if (!f)
+        void *kept = quant_layout(t, scale, n_scale, zp ? zp : &zero, n_zp, axis);
+        if (!kept)
             st = fail(r, FUSE_E_NOMEM, "quant", "out of memory");
-        else
-            dequantise(t, scale, n_scale, zp ? zp : &zero, n_zp, axis, f);
         free(t->data);
-        t->data = f;
+        t->data = kept;
     }
     if (st == FUSE_OK)
-        t->dtype = FUSE_F32;
+        *qi = (QuantInfo){.is_quant = true, .axis = axis};
     free(scale);
     free(zp);
     return st;
@@ -586,9 +632,18 @@ static fuse_status check_shape(Reader *r, const json_t *shape, const fuse_tensor
     return st;
 }
 
-/* Makes the float32 tensor of entry e (data only when r->load), and its LoRA
- * pair when it is kept apart. */
-static fuse_status read_entry(Reader *r, const json_t *e, fuse_tensor *out, LoraPair *pair)
+/* bfloat16 and float16 entries stay so in memory (the kernels widen them:
+ * rt_keep_sources), unless a LoRA pair is merged into them. Their data then
+ * must be 64-byte aligned, as every reader's is (io_alloc_aligned). */
+static bool is_kept_16bit(const fuse_tensor *t, const json_t *lora)
+{
+    return (t->dtype == FUSE_BF16 || t->dtype == FUSE_F16) && !lora;
+}
+
+/* Makes the tensor of entry e (data only when r->load): float32, or kept
+ * 16-bit, or quantised int8/uint8 (out->is_quant); and its LoRA pair when it
+ * is kept apart. */
+static fuse_status read_entry(Reader *r, const json_t *e, RtWeight *out, LoraPair *pair)
 {
     if (!json_is_object(e))
         return fail(r, FUSE_E_IO, NULL, "must be an object such as {\"path\": \"w.npy\"}");
@@ -597,9 +652,18 @@ static fuse_status read_entry(Reader *r, const json_t *e, fuse_tensor *out, Lora
     if (st == FUSE_OK)
         st = read_stored(r, e, &t);
     const json_t *quant = json_object_get(e, "quant"), *lora = json_object_get(e, "lora");
+    QuantInfo qi = {.axis = -1};
     if (st == FUSE_OK && quant) {
-        st = apply_quant(r, quant, &t);
-    } else if (st == FUSE_OK) { /* any other dtype: as a source is read */
+        st = apply_quant(r, quant, &t, &qi);
+        RtWeight q = {.value = t, .is_quant = qi.is_quant, .quant_axis = qi.axis};
+        if (st == FUSE_OK && lora) { /* merged in float32: dequantised now */
+            st = rt_weight_dequantise(&q);
+            if (st != FUSE_OK)
+                fail(r, st, "quant", "out of memory");
+            qi.is_quant = false;
+        }
+        t = q.value;
+    } else if (st == FUSE_OK && !is_kept_16bit(&t, lora)) { /* as a source is read */
         st = to_f32(r, NULL, &t);
     }
     if (st == FUSE_OK && lora)
@@ -613,7 +677,9 @@ static fuse_status read_entry(Reader *r, const json_t *e, fuse_tensor *out, Lora
         pair->is_split = false;
         return st;
     }
-    *out = t;
+    out->value = t;
+    out->is_quant = qi.is_quant;
+    out->quant_axis = qi.axis;
     return FUSE_OK;
 }
 
@@ -720,7 +786,7 @@ static fuse_status load_manifest(Reader *r, RtWeights *w)
             }
             w->n++;
             LoraPair pair = {0};
-            if ((st = read_entry(r, e, &one->value, &pair)) != FUSE_OK)
+            if ((st = read_entry(r, e, one, &pair)) != FUSE_OK)
                 break;
             if (pair.is_split && (st = keep_split(w, one, &pair)) != FUSE_OK)
                 break;

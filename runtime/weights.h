@@ -12,8 +12,14 @@
 /* One tensor of a manifest. */
 typedef struct RtWeight {
     char *name;
-    fuse_tensor value; /* float32, 64-byte aligned; data NULL when only shapes were read */
+    fuse_tensor value; /* float32 (or bf16/f16 as stored), 64-byte aligned; data NULL
+                          when only shapes were read */
     bool is_used;      /* supplies a source of the plan (set by the probe) */
+    /* a quantised entry: value is int8/uint8 in the layout of lower_quant_bytes
+     * (its scales and zero points behind the data) until the plan keeps it
+     * (IrTensor.quant) or dequantises it to float32 (rt_weights_keep_quantised) */
+    bool is_quant;
+    int quant_axis;    /* -1: one scale and zero point */
 } RtWeight;
 
 /* A LoRA pair kept apart ("merge": false): the tensor `name` is computed as
@@ -32,5 +38,9 @@ struct RtWeights {
     RtLoraSplit *splits;
     int n_splits;
 };
+
+/* A quantised entry's value as float32 (the load-time dequantisation, in
+ * place); nothing for any other. FUSE_E_NOMEM leaves it as it was. */
+fuse_status rt_weight_dequantise(RtWeight *w);
 
 #endif /* FUSE_WEIGHTS_H */

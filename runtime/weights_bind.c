@@ -3,8 +3,10 @@
  * supplies the tensor of its name: it replaces a source statement's file, and a
  * tensor the program reads but never defines becomes a source statement the
  * manifest fills, declared in the AST before the IR is built. The probe takes
- * such a source's sizes from the manifest, and every run binds its float32
- * tensor as a borrowed input, so the kernels read it in place.
+ * such a source's sizes from the manifest, and every run binds its tensor
+ * (float32; bfloat16/float16 as stored; int8/uint8 with its scales and zero
+ * points behind the data: rt_keep_sources) as a borrowed input, so the kernels
+ * read it in place.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -359,7 +361,7 @@ fuse_status rt_weights_open(RtPlan *pl)
     return st;
 }
 
-bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f)
+bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f, int *dtype)
 {
     RtWeight *w = find_weight(pl->weights, t->name);
     if (!w)
@@ -368,8 +370,25 @@ bool rt_weights_probe(RtPlan *pl, const IrTensor *t, ShapeFact *f)
     f->rank = w->value.rank;
     memcpy(f->dims, w->value.shape, sizeof f->dims);
     f->origin = pl->weights->where;
+    *dtype = 1 + (int)w->value.dtype;
     w->is_used = true;
     return true;
+}
+
+fuse_status rt_weights_keep_quantised(RtPlan *pl, IrTensor *t, bool keep)
+{
+    RtWeight *w = find_weight(pl->weights, t->name);
+    if (!w || !w->is_quant)
+        return FUSE_OK;
+    if (keep) {
+        t->quant = w->value.dtype == FUSE_I8 ? IR_QUANT_I8 : IR_QUANT_U8;
+        t->quant_axis = w->quant_axis;
+        return FUSE_OK;
+    }
+    if (rt_weight_dequantise(w) != FUSE_OK)
+        return fe_error(&pl->dl, FUSE_E_NOMEM, t->span, "weights %s: out of memory "
+                        "dequantising tensor '%s'", pl->weights->path, t->name);
+    return FUSE_OK;
 }
 
 void rt_weights_warn_unused(const RtPlan *pl)

@@ -762,6 +762,113 @@ START_TEST(safetensors_sources_keep_their_digits)
 }
 END_TEST
 
+/* A .safetensors file of one tensor `x` of dtype dt and shape (m, n) with `bytes`. */
+static void write_safetensors_2d(const char *name, const char *dt, int m, int n,
+                                 const void *bytes, size_t nbytes)
+{
+    char header[256];
+    int len = snprintf(header, sizeof header, "{\"x\": {\"dtype\": \"%s\", \"shape\": [%d, %d], "
+                       "\"data_offsets\": [0, %zu]}}", dt, m, n, nbytes);
+    size_t size = 8 + (size_t)len + nbytes;
+    unsigned char *file = malloc(size);
+    for (int i = 0; i < 8; i++)
+        file[i] = (unsigned char)((uint64_t)len >> (8 * i)); /* little-endian length */
+    memcpy(file + 8, header, (size_t)len);
+    memcpy(file + 8 + len, bytes, nbytes); /* this host is little-endian (x86-64) */
+    write_file(spath(name), file, size);
+    free(file);
+}
+
+/* The exports C, T, E of the program below, run by an fp32 runner whose W and X
+ * come from the files (inputs NULL) or from float32 inputs; *bytes: its buffers. */
+static fuse_outputs *run_file_sources(const fuse_input *in, size_t n_in, uint64_t *bytes,
+                                      fuse_ctx **ctx)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_text(*ctx, "W[i,k] = \"w.safetensors\"\n"
+                                            "X[k,j] = \"x.npy\"\nC[i,j] = W[i,k] X[k,j]\n"
+                                            "T[i,k] = tanh(W[i,k])\nE[k,j] = X[k,j] X[k,j]\n"
+                                            "export C\nexport T\nexport E\n", "m.fuse", &prog),
+                     FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    char *dir = strdup(spath("."));
+    cfg.base_dir = dir;
+    ck_assert_msg(fuse_runner_new(prog, &cfg, in, n_in, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(*ctx));
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_OK);
+    *bytes = tm.buffer_bytes;
+    ck_assert_msg(fuse_runner_run(run, in, n_in, &out) == FUSE_OK, "%s", fuse_ctx_error(*ctx));
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    free(dir);
+    return out;
+}
+
+static void expect_same_export(const fuse_outputs *a, const fuse_outputs *b, const char *name,
+                               int64_t n)
+{
+    const fuse_tensor *x = fuse_outputs_find(a, name), *y = fuse_outputs_find(b, name);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(((float *)x->data)[i] == ((float *)y->data)[i], "%s[%lld]: %.9g vs %.9g",
+                      name, (long long)i, ((float *)x->data)[i], ((float *)y->data)[i]);
+}
+
+/* A bf16 .safetensors source and an <f2 .npy source stay 16-bit in an fp32
+ * runner (2 bytes an element) and give exactly the results of float32 inputs
+ * holding the same values (a product with edge tiles, tanh, a square). */
+START_TEST(file_sources_kept_16bit)
+{
+    enum { M = 67, K = 129, N = 95 };
+    double *w = random_doubles(M * K, 31), *x = random_doubles(K * N, 32);
+    uint16_t *wb = malloc(2 * M * K), *xh = malloc(2 * K * N);
+    float *wf = malloc(4 * M * K), *xf = malloc(4 * K * N);
+    for (int i = 0; i < M * K; i++)
+        wf[i] = io_bf16_to_float(wb[i] = io_float_to_bf16((float)w[i]));
+    for (int i = 0; i < K * N; i++)
+        xf[i] = io_half_to_float(xh[i] = io_float_to_half((float)x[i]));
+    write_safetensors_2d("w.safetensors", "BF16", M, K, wb, 2 * M * K);
+    fuse_tensor xt = {.dtype = FUSE_F16, .rank = 2, .shape = {K, N}, .data = xh};
+    void *img = NULL;
+    size_t len = 0;
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_encode(&xt, &img, &len, &err), FUSE_OK);
+    write_file(spath("x.npy"), img, len);
+    free(img);
+    NpyHeader h;
+    ck_assert_int_eq(io_npy_probe(spath("x.npy"), &h, &err), FUSE_OK);
+    ck_assert_int_eq(h.dtype, FUSE_F16); /* the file really is <f2 */
+    fuse_input in[2] = {{.name = "W", .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {M, K},
+                                                 .data = wf}},
+                        {.name = "X", .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {K, N},
+                                                 .data = xf}}};
+    uint64_t kept_bytes = 0, f32_bytes = 0;
+    fuse_ctx *c1 = NULL, *c2 = NULL;
+    fuse_outputs *kept = run_file_sources(NULL, 0, &kept_bytes, &c1);
+    fuse_outputs *conv = run_file_sources(in, 2, &f32_bytes, &c2);
+    ck_assert_uint_eq(f32_bytes - kept_bytes, (uint64_t)(M * K + K * N) * 2);
+    expect_same_export(kept, conv, "C", M * N);
+    expect_same_export(kept, conv, "T", M * K);
+    expect_same_export(kept, conv, "E", K * N);
+    double c00 = 0; /* and the product is the product of the 16-bit values */
+    for (int k = 0; k < K; k++)
+        c00 += (double)wf[(M - 1) * K + k] * xf[k * N + N - 1];
+    const fuse_tensor *c = fuse_outputs_find(kept, "C");
+    ck_assert_double_eq_tol(((float *)c->data)[M * N - 1], c00, 1e-4);
+    fuse_outputs_free(kept);
+    fuse_outputs_free(conv);
+    fuse_ctx_free(c1);
+    fuse_ctx_free(c2);
+    free(w), free(x), free(wb), free(xh), free(wf), free(xf);
+}
+END_TEST
+
 /* The memory cap counts 8 bytes an element under fp64, 2 under bf16, and
  * names the element type. */
 START_TEST(memory_cap_counts_the_element_size)
@@ -839,6 +946,7 @@ static Suite *precision_suite(void)
     tcase_add_test(st, cli_writes_f64_npz);
     tcase_add_test(st, unsupported_feature_is_refused);
     tcase_add_test(st, safetensors_sources_keep_their_digits);
+    tcase_add_test(st, file_sources_kept_16bit);
     tcase_add_test(st, memory_cap_counts_the_element_size);
     tcase_add_test(st, bf16_source_kept_in_fp32_and_fp64);
     tcase_add_test(st, f16_source_kept_with_and_without_f16c);

@@ -10,6 +10,7 @@
  * directory (harness.c), where the .npy files are written with fuse_tensor_save.
  */
 #include <check.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "fusejit.h"
 #include "harness.h"
+#include "io.h"
 
 /* ---- helpers ---- */
 
@@ -192,6 +194,366 @@ START_TEST(quantised)
             want[3 * i + j] = (float)(u[3 * i + j] - (i + 1)) * (i ? 0.25f : 0.5f);
     expect_floats("per row", y, want, 6);
     free(y);
+}
+END_TEST
+
+/* ---- quantised weights kept int8/uint8 ---- */
+
+enum { QM = 67, QK = 129, QN = 95, QR = 31 };
+
+/* Y = W X and U = R W (W once as A, once as B of a product with edge tiles)
+ * and E = W W elementwise, with W quantised from the manifest. */
+static const char QUANT_PROGRAM[] = "X[k,j] = \"x.npy\"\nR[a,i] = \"r.npy\"\n"
+                                    "Y[i,j] = W[i,k] X[k,j]\nU[a,k] = R[a,i] W[i,k]\n"
+                                    "E[i,k] = W[i,k] W[i,k]\nexport Y\nexport U\nexport E\n";
+
+/* One runner's view of QUANT_PROGRAM: its exports (Y, U, E), the bytes of its
+ * buffers and the kernels its context compiled. */
+typedef struct QuantRun {
+    float *y, *u, *ev;
+    uint64_t buffer_bytes, groups_compiled, groups_cached;
+} QuantRun;
+
+static float *export_copy(const fuse_outputs *out, const char *name, int64_t n)
+{
+    const fuse_tensor *t = fuse_outputs_find(out, name);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->dtype, FUSE_F32);
+    float *c = malloc(sizeof *c * (size_t)n);
+    memcpy(c, t->data, sizeof *c * (size_t)n);
+    return c;
+}
+
+/* Runs QUANT_PROGRAM with `manifest` in ctx twice (the second run must give the
+ * same bits); `dequantise` sets FUSE_JIT_DEQUANTISE (the load-time path). */
+static QuantRun run_quant(fuse_ctx *ctx, const char *manifest, bool dequantise)
+{
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out[2] = {NULL, NULL};
+    ck_assert_msg(open_program(ctx, QUANT_PROGRAM, manifest, &prog) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    if (dequantise)
+        setenv("FUSE_JIT_DEQUANTISE", "1", 1);
+    fuse_status st = fuse_runner_new(prog, NULL, NULL, 0, &run);
+    unsetenv("FUSE_JIT_DEQUANTISE");
+    ck_assert_msg(st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(fuse_runner_run(run, NULL, 0, &out[k]) == FUSE_OK, "%s",
+                      fuse_ctx_error(ctx));
+    QuantRun r = {.y = export_copy(out[0], "Y", QM * QN), .u = export_copy(out[0], "U", QR * QK),
+                  .ev = export_copy(out[0], "E", QM * QK)};
+    const char *names[3] = {"Y", "U", "E"};
+    for (int i = 0; i < 3; i++) {
+        const fuse_tensor *a = fuse_outputs_find(out[0], names[i]);
+        const fuse_tensor *b = fuse_outputs_find(out[1], names[i]);
+        int64_t n = a->rank == 2 ? a->shape[0] * a->shape[1] : 0;
+        ck_assert_msg(memcmp(a->data, b->data, sizeof(float) * (size_t)n) == 0,
+                      "second run of %s differs", names[i]);
+    }
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_OK);
+    r.buffer_bytes = tm.buffer_bytes;
+    fuse_stats stats = {.size = sizeof stats};
+    ck_assert_int_eq(fuse_ctx_stats(ctx, &stats), FUSE_OK);
+    r.groups_compiled = stats.groups_compiled;
+    r.groups_cached = stats.groups_cached;
+    fuse_outputs_free(out[0]);
+    fuse_outputs_free(out[1]);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    return r;
+}
+
+static void quant_run_free(QuantRun *r)
+{
+    free(r->y), free(r->u), free(r->ev);
+}
+
+/* The exports against naive double loops of w = (q - zp[pos]) * scale[pos]. */
+static void expect_quant_values(const QuantRun *r, const double *w, const float *x,
+                                const float *rr)
+{
+    for (int i = 0; i < QM; i++)
+        for (int j = 0; j < QN; j++) {
+            double acc = 0;
+            for (int k = 0; k < QK; k++)
+                acc += w[i * QK + k] * x[k * QN + j];
+            ck_assert_msg(fabs(r->y[i * QN + j] - acc) <= 1e-4 * (1 + fabs(acc)),
+                          "Y[%d,%d] = %.9g, want %.9g", i, j, r->y[i * QN + j], acc);
+        }
+    for (int a = 0; a < QR; a++)
+        for (int k = 0; k < QK; k++) {
+            double acc = 0;
+            for (int i = 0; i < QM; i++)
+                acc += rr[a * QM + i] * w[i * QK + k];
+            ck_assert_msg(fabs(r->u[a * QK + k] - acc) <= 1e-4 * (1 + fabs(acc)),
+                          "U[%d,%d] = %.9g, want %.9g", a, k, r->u[a * QK + k], acc);
+        }
+    for (int e = 0; e < QM * QK; e++)
+        ck_assert_msg(fabs(r->ev[e] - w[e] * w[e]) <= 1e-5 * (1 + w[e] * w[e]),
+                      "E[%d] = %.9g, want %.9g", e, r->ev[e], w[e] * w[e]);
+}
+
+static void expect_same_bits(const QuantRun *a, const QuantRun *b)
+{
+    ck_assert(memcmp(a->y, b->y, sizeof(float) * QM * QN) == 0);
+    ck_assert(memcmp(a->u, b->u, sizeof(float) * QR * QK) == 0);
+    ck_assert(memcmp(a->ev, b->ev, sizeof(float) * QM * QK) == 0);
+}
+
+/* One case: W's data (q8 int8 or u8 uint8) with scales and zero points per
+ * `axis` (-1 per tensor; n of each), written to the manifest as lists. */
+typedef struct QuantCase {
+    bool is_signed;
+    int axis;    /* the manifest's quant.axis: 0, 1 or -1 (per axis, the last); 2: none */
+    double scale[QK], zp[QK];
+    int n;
+} QuantCase;
+
+static char *quant_manifest(const QuantCase *c)
+{
+    char *m = malloc(16384);
+    int at = snprintf(m, 16384, "{\"tensors\": {\"W\": {\"path\": \"%s\", \"quant\": {\"scale\": [",
+                      c->is_signed ? "q.npy" : "u.npy");
+    for (int i = 0; i < c->n; i++)
+        at += snprintf(m + at, (size_t)(16384 - at), "%s%.9g", i ? ", " : "", c->scale[i]);
+    at += snprintf(m + at, (size_t)(16384 - at), "], \"zero_point\": [");
+    for (int i = 0; i < c->n; i++)
+        at += snprintf(m + at, (size_t)(16384 - at), "%s%d", i ? ", " : "", (int)c->zp[i]);
+    if (c->axis == 2)
+        snprintf(m + at, (size_t)(16384 - at), "]}}}}");
+    else
+        snprintf(m + at, (size_t)(16384 - at), "], \"axis\": %d}}}}", c->axis);
+    return m;
+}
+
+/* W's values by the formula, in double; pos from the element's row or column. */
+static void quant_reference(const QuantCase *c, const int8_t *q8, const uint8_t *u8, double *w)
+{
+    for (int i = 0; i < QM; i++)
+        for (int k = 0; k < QK; k++) {
+            int pos = c->n == 1 ? 0 : c->axis == 0 ? i : k;
+            double q = c->is_signed ? q8[i * QK + k] : u8[i * QK + k];
+            w[i * QK + k] = (q - c->zp[pos]) * (double)(float)c->scale[pos];
+        }
+}
+
+/* The case kept int8/uint8: the formula's values, the bits of the load-time
+ * dequantisation, 1 byte an element (plus the tables) instead of 4. */
+static void expect_quant_case(const QuantCase *c, const int8_t *q8, const uint8_t *u8,
+                              const float *x, const float *rr)
+{
+    double *w = malloc(sizeof *w * QM * QK);
+    quant_reference(c, q8, u8, w);
+    char *m = quant_manifest(c);
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    QuantRun kept = run_quant(ctx, m, false), at_load = run_quant(ctx, m, true);
+    expect_quant_values(&kept, w, x, rr);
+    expect_same_bits(&kept, &at_load);
+    int64_t dim = c->n, table = (QM * QK + 63) / 64 * 64 + 8 * dim;
+    ck_assert_uint_eq(at_load.buffer_bytes - kept.buffer_bytes, (uint64_t)(4 * QM * QK - table));
+    quant_run_free(&kept);
+    quant_run_free(&at_load);
+    fuse_ctx_free(ctx);
+    free(m);
+    free(w);
+}
+
+START_TEST(quantised_kept_in_kernels)
+{
+    int8_t *q8 = malloc(QM * QK);
+    uint8_t *u8 = malloc(QM * QK);
+    float *x = malloc(sizeof *x * QK * QN), *rr = malloc(sizeof *rr * QR * QM);
+    for (int e = 0; e < QM * QK; e++) {
+        q8[e] = (int8_t)((e * 37 + 11) % 256 - 128);
+        u8[e] = (uint8_t)((e * 53 + 7) % 256);
+    }
+    fill_random(x, QK * QN, 3, -1, 1);
+    fill_random(rr, QR * QM, 4, -1, 1);
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){QM, QK}, q8);
+    save(FUSE_U8, "u.npy", 2, (int64_t[]){QM, QK}, u8);
+    write_npy("x.npy", 2, (int64_t[]){QK, QN}, x);
+    write_npy("r.npy", 2, (int64_t[]){QR, QM}, rr);
+    QuantCase c = {.is_signed = true, .axis = 2, .scale = {0.0123}, .zp = {-5}, .n = 1};
+    expect_quant_case(&c, q8, u8, x, rr); /* int8, per tensor */
+    c = (QuantCase){.is_signed = false, .axis = 0, .n = QM};
+    for (int i = 0; i < QM; i++)
+        c.scale[i] = 0.001 * (i + 1), c.zp[i] = (i * 7) % 256;
+    expect_quant_case(&c, q8, u8, x, rr); /* uint8, per row */
+    c = (QuantCase){.is_signed = false, .axis = -1, .n = QK};
+    for (int k = 0; k < QK; k++)
+        c.scale[k] = 0.02 / (k + 1), c.zp[k] = (k * 3) % 256;
+    expect_quant_case(&c, q8, u8, x, rr); /* uint8, per column */
+    free(q8), free(u8), free(x), free(rr);
+}
+END_TEST
+
+/* A 3-axis weight whose product's lanes run across its last two axes, so a
+ * panel row crosses positions of the quantisation axis (axis 2: wrapping
+ * every 3 lanes, so a panel's first and last lanes may share a position while
+ * the others do not; axis 1: a new position every 3 lanes). */
+START_TEST(quantised_panels_cross_positions)
+{
+    enum { B = 64, K = 96, I = 8, J = 3 };
+    static int8_t q[K * I * J];
+    static float x[B * K];
+    for (int e = 0; e < K * I * J; e++)
+        q[e] = (int8_t)((e * 29 + 3) % 255 - 127);
+    fill_random(x, B * K, 9, -1, 1);
+    save(FUSE_I8, "q3.npy", 3, (int64_t[]){K, I, J}, q);
+    write_npy("x3.npy", 2, (int64_t[]){B, K}, x);
+    const char *text = "X[b,k] = \"x3.npy\"\nY[b,i,j] = X[b,k] W[k,i,j]\nexport Y\n";
+    const char *manifests[2] = {
+        "{\"tensors\": {\"W\": {\"path\": \"q3.npy\", \"quant\": {\"scale\": [0.5, 0.125, 2], "
+        "\"zero_point\": [3, -2, 1], \"axis\": 2}}}}",
+        "{\"tensors\": {\"W\": {\"path\": \"q3.npy\", \"quant\": {\"scale\": [1, 2, 3, 4, 5, 6, 7, "
+        "8], \"zero_point\": [0, 1, 2, 3, 4, 5, 6, 7], \"axis\": 1}}}}"};
+    const double sc[2][8] = {{0.5, 0.125, 2}, {1, 2, 3, 4, 5, 6, 7, 8}};
+    const double zp[2][8] = {{3, -2, 1}, {0, 1, 2, 3, 4, 5, 6, 7}};
+    for (int m = 0; m < 2; m++) {
+        float *y = run_weights(text, manifests[m], "Y", B * I * J, NULL);
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < I * J; c++) {
+                int pos = m == 0 ? c % J : c / J;
+                double acc = 0, mag = 0; /* float32 sums err by their terms' size */
+                for (int k = 0; k < K; k++) {
+                    double term = x[b * K + k] * ((q[k * I * J + c] - zp[m][pos]) * sc[m][pos]);
+                    acc += term;
+                    mag += fabs(term);
+                }
+                ck_assert_msg(fabs(y[b * I * J + c] - acc) <= 1e-5 * mag + 1e-6,
+                              "axis %d: Y[%d,%d] = %.9g, want %.9g", m ? 1 : 2, b, c,
+                              y[b * I * J + c], acc);
+            }
+        free(y);
+    }
+}
+END_TEST
+
+/* Other scales and zero points are data, not code: a second manifest reuses
+ * every compiled kernel and gives its own values. */
+START_TEST(quantised_scales_do_not_change_code)
+{
+    int8_t *q8 = malloc(QM * QK);
+    float *x = malloc(sizeof *x * QK * QN), *rr = malloc(sizeof *rr * QR * QM);
+    for (int e = 0; e < QM * QK; e++)
+        q8[e] = (int8_t)((e * 91 + 5) % 256 - 128);
+    fill_random(x, QK * QN, 5, -1, 1);
+    fill_random(rr, QR * QM, 6, -1, 1);
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){QM, QK}, q8);
+    write_npy("x.npy", 2, (int64_t[]){QK, QN}, x);
+    write_npy("r.npy", 2, (int64_t[]){QR, QM}, rr);
+    fuse_ctx *ctx = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    QuantCase a = {.is_signed = true, .axis = 0, .n = QM}, b = a;
+    for (int i = 0; i < QM; i++) {
+        a.scale[i] = 0.01 + 0.0001 * i, a.zp[i] = i % 5;
+        b.scale[i] = 0.3 / (i + 2), b.zp[i] = -(i % 7);
+    }
+    char *ma = quant_manifest(&a), *mb = quant_manifest(&b);
+    QuantRun ra = run_quant(ctx, ma, false), rb = run_quant(ctx, mb, false);
+    /* (ra's kernels may come from an earlier test's disk cache) */
+    ck_assert_uint_eq(rb.groups_compiled, ra.groups_compiled); /* nothing compiled again */
+    ck_assert_uint_gt(rb.groups_cached, ra.groups_cached);     /* but taken from the cache */
+    double *w = malloc(sizeof *w * QM * QK);
+    quant_reference(&a, q8, NULL, w);
+    expect_quant_values(&ra, w, x, rr);
+    quant_reference(&b, q8, NULL, w);
+    expect_quant_values(&rb, w, x, rr);
+    quant_run_free(&ra);
+    quant_run_free(&rb);
+    fuse_ctx_free(ctx);
+    free(ma), free(mb), free(w), free(q8), free(x), free(rr);
+}
+END_TEST
+
+/* A host input cannot replace a weight the runner keeps quantised, and a
+ * query of it is refused: its buffer holds int8 data. */
+START_TEST(quantised_weight_is_not_an_input)
+{
+    const int8_t q[6] = {1, 2, 3, 4, 5, 6};
+    save(FUSE_I8, "q.npy", 2, (int64_t[]){2, 3}, q);
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(open_program(ctx, READ_W, "{\"tensors\": {\"W\": {\"path\": \"q.npy\", "
+                                  "\"quant\": {\"scale\": 0.5}}}}", &prog), FUSE_OK);
+    ck_assert_msg(fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    float w[6] = {0};
+    fuse_input in = {.name = "W", .tensor = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 3},
+                                             .data = w}};
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_runner_run(run, &in, 1, &out), FUSE_E_ARG);
+    ck_assert_msg(strstr(fuse_ctx_error(ctx), "quantised"), "%s", fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    const fuse_tensor *y = fuse_outputs_find(out, "Y");
+    for (int e = 0; e < 6; e++)
+        ck_assert_float_eq(((float *)y->data)[e], (float)q[e] * 0.5f);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+/* The buffer bytes of a runner of text with manifest m.json, and export `name`
+ * (count floats) into got. */
+static uint64_t run_bytes(const char *text, const char *manifest, const char *name,
+                          int64_t count, float *got)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    fuse_outputs *out = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(open_program(ctx, text, manifest, &prog) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    memcpy(got, fuse_outputs_find(out, name)->data, sizeof(float) * (size_t)count);
+    fuse_timings tm = {.size = sizeof tm};
+    ck_assert_int_eq(fuse_runner_timings(run, &tm), FUSE_OK);
+    fuse_outputs_free(out);
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return tm.buffer_bytes;
+}
+
+/* A float16 entry stays 2 bytes an element and gives the results of the same
+ * values given as float32 (a product and an elementwise op). */
+START_TEST(f16_entry_kept)
+{
+    enum { M = 40, K = 70, N = 9 };
+    uint16_t h[M * K];
+    float wf[M * K], x[K * N], got[M * N + M * K], want[M * N + M * K];
+    fill_random(x, K * N, 8, -1, 1);
+    for (int e = 0; e < M * K; e++) {
+        h[e] = (uint16_t)(0x3000 + (e * 97) % 0x1000 + (e % 2 ? 0x8000 : 0));
+        wf[e] = io_half_to_float(h[e]);
+    }
+    save(FUSE_F16, "h.npy", 2, (int64_t[]){M, K}, h);
+    save(FUSE_F32, "f.npy", 2, (int64_t[]){M, K}, wf);
+    write_npy("x.npy", 2, (int64_t[]){K, N}, x);
+    const char *text = "X[k,j] = \"x.npy\"\nP[i,j] = W[i,k] X[k,j]\nT[i,k] = tanh(W[i,k])\n"
+                       "export P\nexport T\n";
+    uint64_t kept = run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"h.npy\"}}}", "P", M * N,
+                              got);
+    run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"h.npy\"}}}", "T", M * K, got + M * N);
+    uint64_t wide = run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"f.npy\"}}}", "P", M * N,
+                              want);
+    run_bytes(text, "{\"tensors\": {\"W\": {\"path\": \"f.npy\"}}}", "T", M * K, want + M * N);
+    ck_assert_uint_eq(wide - kept, 2u * M * K);
+    ck_assert(memcmp(got, want, sizeof got) == 0);
+    for (int j = 0; j < N; j++) { /* and P is the product of the half values */
+        double acc = 0;
+        for (int k = 0; k < K; k++)
+            acc += (double)wf[k] * x[k * N + j];
+        ck_assert_double_eq_tol(got[j], acc, 1e-4);
+    }
 }
 END_TEST
 
@@ -587,6 +949,11 @@ static Suite *weights_suite(void)
     tcase_add_test(tc, file_entries);
     tcase_add_test(tc, shards);
     tcase_add_test(tc, quantised);
+    tcase_add_test(tc, f16_entry_kept);
+    tcase_add_test(tc, quantised_kept_in_kernels);
+    tcase_add_test(tc, quantised_scales_do_not_change_code);
+    tcase_add_test(tc, quantised_panels_cross_positions);
+    tcase_add_test(tc, quantised_weight_is_not_an_input);
     tcase_add_test(tc, lora_merged);
     tcase_add_test(tc, lora_kept_apart);
     tcase_add_test(tc, lora_apart_as_two_joins);
