@@ -18,15 +18,9 @@
 #include <time.h>
 
 #include "fusejit.h"
+#include "timing.h"
 
 #define STEPS 3
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int by_value(const void *a, const void *b)
 {

@@ -34,19 +34,7 @@
 #include <time.h>
 
 #include "fusejit.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "timing.h"
 
 static const char *const PREC_NAMES[4] = {"fp32", "fp64", "bf16", "fp16"};
 static const fuse_dtype PREC_DTYPES[4] = {FUSE_F32, FUSE_F64, FUSE_BF16, FUSE_F16};
