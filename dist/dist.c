@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dist.h"
+#include "support.h"
 
 #ifdef FUSE_HAVE_MPI
 #include <dlfcn.h>
@@ -66,13 +67,7 @@ typedef struct MpiApi {
 static MpiApi mpi;
 static pthread_once_t mpi_once = PTHREAD_ONCE_INIT;
 
-/* Object pointer to function pointer: dlsym returns addresses. */
-#define MPI_SYM(field, name)                                                                     \
-    do {                                                                                         \
-        void *at = dlsym(lib, name);                                                             \
-        ok &= at != NULL;                                                                        \
-        memcpy(&mpi.field, &at, sizeof at);                                                      \
-    } while (0)
+#define MPI_SYM(field, name) ok &= sup_dl_symbol(lib, name, &mpi.field, sizeof mpi.field)
 
 static void mpi_load(void)
 {

@@ -50,6 +50,12 @@ fuse_status sup_fail(char **err, fuse_status st, const char *fmt, ...)
  * *is_oom is set (and NULL returned) when that copy cannot be had. */
 const char *sup_duplicate_name(const char *const *names, size_t n, bool *is_oom);
 
+/* ---- dl.c ---- */
+
+/* *slot (a function or object pointer of n bytes) = the address of symbol
+ * `name` in the dlopen'ed library lib; false (slot unchanged) when absent. */
+bool sup_dl_symbol(void *lib, const char *name, void *slot, size_t n);
+
 /* ---- clock.c ---- */
 
 /* Monotonic wall clock in milliseconds, for phase timings and traces. */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support.h"
+
 #define EDIT_SONAME "libedit.so.2"
 
 EditLib edit_lib;
@@ -22,24 +24,13 @@ EditLib edit_lib;
 static bool edit_tried, edit_loaded;
 static char edit_why[512];
 
-/* *slot (a function pointer of size n) = the symbol `name`; false if absent. */
-static bool resolve(void *lib, const char *name, void *slot, size_t n)
-{
-    void *sym = dlsym(lib, name);
-    if (!sym)
-        return false;
-    /* dlsym returns a void *; POSIX guarantees it converts to a function pointer. */
-    memcpy(slot, &sym, n);
-    return true;
-}
-
 static void edit_load(void)
 {
     const char *env = getenv("FUSE_JIT_LIBEDIT");
     const char *name = env && *env ? env : EDIT_SONAME;
     void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     bool ok = lib != NULL;
-#define EDIT_RESOLVE(fn) ok = ok && resolve(lib, #fn, &edit_lib.fn, sizeof edit_lib.fn);
+#define EDIT_RESOLVE(fn) ok = ok && sup_dl_symbol(lib, #fn, &edit_lib.fn, sizeof edit_lib.fn);
     EDIT_FUNCTIONS(EDIT_RESOLVE)
 #undef EDIT_RESOLVE
     if (ok) {

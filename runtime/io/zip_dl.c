@@ -30,21 +30,10 @@ static bool zip_loaded;
 static char zip_library[256];
 static char zip_why[512];
 
-/* *slot (a function pointer of size n) = the symbol `name`; false if absent. */
-static bool resolve(void *lib, const char *name, void *slot, size_t n)
-{
-    void *sym = dlsym(lib, name);
-    if (!sym)
-        return false;
-    /* dlsym returns a void *; POSIX guarantees it converts to a function pointer. */
-    memcpy(slot, &sym, n);
-    return true;
-}
-
 static bool resolve_all(void *lib)
 {
     bool ok = true;
-#define IO_ZIP_RESOLVE(name) ok = ok && resolve(lib, #name, &io_zip.name, sizeof io_zip.name);
+#define IO_ZIP_RESOLVE(name) ok = ok && sup_dl_symbol(lib, #name, &io_zip.name, sizeof io_zip.name);
     IO_ZIP_FUNCTIONS(IO_ZIP_RESOLVE)
 #undef IO_ZIP_RESOLVE
     return ok;
