@@ -23,7 +23,6 @@
 #include "lower.h"
 #include "runtime.h"
 
-#define RT_KERNEL_PREFIX "fuse_" /* as plan_compile.c: same options, same kernels */
 /* A semi-naive delta kernel runs on a team from this many cells (seminaive.c);
  * the same threshold splits it across ranks. */
 #define DIST_DELTA_MIN_CELLS ((int64_t)1 << 16)
@@ -43,8 +42,8 @@ struct RtDist {
 
 static LowerOptions lower_options(const RtPlan *pl)
 {
-    LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
-    rt_lower_elem(pl, &opt); /* the element type sizes the packing scratch */
+    LowerOptions opt; /* as the plan's kernels were compiled */
+    rt_lower_options(pl, RT_KERNEL_PREFIX, &opt);
     return opt;
 }
 

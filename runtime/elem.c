@@ -37,8 +37,9 @@ fuse_dtype rt_elem_dtype(const RtPlan *pl)
     }
 }
 
-void rt_lower_elem(const RtPlan *pl, LowerOptions *opt)
+void rt_lower_options(const RtPlan *pl, const char *prefix, LowerOptions *opt)
 {
+    *opt = (LowerOptions){.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
     opt->precision = pl->precision;
     /* any runner may hold a float16 source as it was bound (rt_keep_sources) */
     opt->soft_half = !jit_has_f16c(pl->js);

@@ -37,8 +37,8 @@ fuse_status rt_mc_prepare(RtPlan *pl, char **err)
     m->mc_samples = calloc((size_t)p->n_groups + 1, sizeof *m->mc_samples);
     char prefix[48];
     snprintf(prefix, sizeof prefix, "%smc_", pl->prefix);
-    LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
-    rt_lower_elem(pl, &opt);
+    LowerOptions opt;
+    rt_lower_options(pl, prefix, &opt);
     JitModule *jm = fns && m->mc_samples ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     if (st == FUSE_OK)

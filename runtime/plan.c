@@ -20,10 +20,6 @@
 
 /* ---- compile ---- */
 
-/* Kernel names in compiled objects: constant, so one object serves every runner
- * (each loads it into a JITDylib of its own). */
-#define RT_KERNEL_PREFIX "fuse_"
-
 /* Sizes every buffer the plan holds (count[], scratch_bytes) without allocating
  * any, so the footprint can be checked first. */
 static fuse_status size_buffers(RtPlan *pl)
@@ -42,8 +38,8 @@ static fuse_status size_buffers(RtPlan *pl)
     }
     /* packing scratch of the contraction kernels; FLOPs per run */
     pl->timings.flops = lower_flops(p);
-    LowerOptions opt = {.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
-    rt_lower_elem(pl, &opt);
+    LowerOptions opt;
+    rt_lower_options(pl, RT_KERNEL_PREFIX, &opt);
     pl->scratch_bytes = lower_scratch_bytes(p, &opt);
     return FUSE_OK;
 }

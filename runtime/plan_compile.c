@@ -41,7 +41,6 @@
 #include "lower.h"
 #include "runtime.h"
 
-#define RT_KERNEL_PREFIX "fuse_"
 #define RT_NAME_HEX 32 /* hex digits of the group key in a kernel name */
 
 /* A group on its own: a program of one group over the tensors it touches. */
@@ -905,8 +904,7 @@ static fuse_status build_init(Build *b, RtPlan *pl)
 {
     memset(b, 0, sizeof *b);
     b->pl = pl;
-    b->opt = (LowerOptions){.prefix = RT_KERNEL_PREFIX, .vector_bits = jit_vector_bits(pl->js)};
-    rt_lower_elem(pl, &b->opt); /* the precision changes the code: in the key */
+    rt_lower_options(pl, RT_KERNEL_PREFIX, &b->opt); /* the precision changes the code: in the key */
     int64_t o[7] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
                     b->opt.no_contract, b->opt.precision, b->opt.soft_half};
     memcpy(b->opts.opts, o, sizeof o);

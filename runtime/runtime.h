@@ -22,6 +22,11 @@
 #include "support.h"
 #include "io.h"
 
+/* The prefix of the plan's kernel names (the code cache names them by content
+ * after it): constant, so one object serves every runner (each loads it into a
+ * JITDylib of its own). */
+#define RT_KERNEL_PREFIX "fuse_"
+
 /* ---- buildid.c ---- */
 
 /* Copies up to cap bytes of the GNU build ID of the module holding fuse-jit's code;
@@ -277,8 +282,10 @@ const char *rt_precision_name(fuse_precision p);
 /* bytes of one buffer element, and its dtype (FUSE_F32, F64, BF16 or F16) */
 size_t rt_elem_bytes(const RtPlan *pl);
 fuse_dtype rt_elem_dtype(const RtPlan *pl);
-/* sets opt's precision and half conversions for the plan's session */
-void rt_lower_elem(const RtPlan *pl, struct LowerOptions *opt);
+/* The options every kernel of the plan is lowered with: kernel names after
+ * `prefix` (RT_KERNEL_PREFIX for the plan's groups), the session's vector
+ * width, the precision and the half conversions of its CPU. */
+void rt_lower_options(const RtPlan *pl, const char *prefix, struct LowerOptions *opt);
 /* element i of a buffer of the plan, as double; and set to v (rounded to
  * nearest even into 16-bit storage). Inline: fixpoint change tests and
  * semi-naive merges call them per element, and fp32 must stay as fast. */

@@ -65,8 +65,8 @@ static fuse_status compile_deltas(RtPlan *pl)
     void (**base)(float **) = calloc((size_t)p->n_groups + 1, sizeof *base);
     char prefix[48], *err = NULL;
     snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
-    LowerOptions opt = {.prefix = prefix, .vector_bits = jit_vector_bits(pl->js)};
-    rt_lower_elem(pl, &opt);
+    LowerOptions opt;
+    rt_lower_options(pl, prefix, &opt);
     JitModule *jm = want && fns && base ? jit_module_new(pl->js, prefix) : NULL;
     fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)

@@ -96,6 +96,15 @@ static void expect_floats(const char *what, const float *got, const float *want,
                       "%s[%lld]: got %g, want %g", what, (long long)i, got[i], want[i]);
 }
 
+/* Cell (i, j) of up . down (up m x r, down r x n), summed in double. */
+static double up_down(const float *up, const float *down, int i, int j, int r, int n)
+{
+    double acc = 0;
+    for (int k = 0; k < r; k++)
+        acc += (double)up[i * r + k] * down[k * n + j];
+    return acc;
+}
+
 /* The error (status and message) of checking text with the manifest. */
 static void expect_manifest_error(const char *text, const char *manifest, fuse_status want,
                                   const char *msg)
@@ -574,9 +583,7 @@ START_TEST(lora_merged)
     float want[M * N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            double acc = 0;
-            for (int k = 0; k < R; k++)
-                acc += (double)up[i * R + k] * down[k * N + j];
+            double acc = up_down(up, down, i, j, R, N);
             want[i * N + j] = (float)(base[i * N + j] + 16.0 / R * acc);
         }
     expect_floats("W", y, want, M * N);
@@ -599,9 +606,7 @@ START_TEST(lora_kept_apart)
     float want[M * N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            double acc = 0;
-            for (int k = 0; k < R; k++)
-                acc += (double)up[i * R + k] * down[k * N + j];
+            double acc = up_down(up, down, i, j, R, N);
             want[i * N + j] = (float)((float)(q[i * N + j] - 1) * 0.25f + 4.0 / R * acc);
         }
     for (int merge = 0; merge < 2; merge++) {
@@ -639,9 +644,7 @@ START_TEST(lora_apart_as_two_joins)
     double w[M * N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            double acc = 0;
-            for (int k = 0; k < R; k++)
-                acc += (double)up[i * R + k] * down[k * N + j];
+            double acc = up_down(up, down, i, j, R, N);
             w[i * N + j] = base[i * N + j] + 4.0 / R * acc;
         }
     float want_y[B * N], want_z[M * N];
