@@ -313,7 +313,7 @@ static fuse_status program_new(fuse_ctx *ctx, char *text, const char *name, cons
     }
     fuse_status st = rt_plan_new(&prog->plan, text, prog->name, prog->dir, prog->dir, false,
                                  NULL, 0, NULL, NULL, NULL, NULL, &ctx->host, &prog->opts, 0,
-                                 FUSE_PRECISION_FP32);
+                                 FUSE_PRECISION_FP32, false);
     if (st == FUSE_OK && api_program_list(prog) != FUSE_OK) {
         fuse_program_free(prog);
         return fail(ctx, FUSE_E_NOMEM, "out of memory");
@@ -572,7 +572,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     fuse_status st = rt_plan_new(&run->plan, prog->text, prog->name, base, outd,
                                  cfg->write_sinks != 0, inputs, n_inputs, prog->ctx->js, prefix,
                                  prog->ctx->cache, cache_dir, &prog->ctx->host, &prog->opts,
-                                 cfg->max_memory, cfg->precision);
+                                 cfg->max_memory, cfg->precision, cfg->distributed != 0);
     free(cache_dir);
     if (run->plan)
         run->plan->threads = cfg->threads; /* the kernels' team (also per MPI rank) */

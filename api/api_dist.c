@@ -14,7 +14,7 @@ int fuse_distributed_available(void)
     return dist_is_built() ? 1 : 0;
 }
 
-fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_reduced)
+fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_moved)
 {
     int r = 0, n = 1;
     char *err = NULL;
@@ -24,8 +24,8 @@ fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_reduced)
         *rank = r;
     if (size)
         *size = n;
-    if (bytes_reduced)
-        *bytes_reduced = dist_bytes_reduced();
+    if (bytes_moved)
+        *bytes_moved = dist_bytes_reduced() + dist_bytes_gathered();
     return st;
 }
 

@@ -12,11 +12,15 @@
 # --time --out OUT.npz` with OMP_NUM_THREADS=1 and the code cache warm (one run
 # first). Prints per workload and R: the median "time: run" (the program's run,
 # rank 0) and whole-process wall time, the speedup of -np 2 over -np 1, and the
-# bytes rank 0 handed to MPI all-reduces against the model:
-#   chain: each split product all-reduces its n x n float32 output once:
-#          products x n^2 x 4 bytes per rank (a ring sends 2 (R-1)/R of it)
-#   tc:    each semi-naive sweep all-reduces the delta as bits: sweeps x
-#          ceil(n^2 / 64) x 8 bytes per rank
+# bytes rank 0 moved (all-reduced, plus received in all-gathers) against the
+# model:
+#   chain: both products stay in row blocks (D reads C row for row); D, the
+#          export, is gathered once at the end: rank 0 receives the other
+#          ranks' rows, about (R-1)/R x n^2 x 4 bytes
+#   tc:    the semi-naive sweeps stay in row blocks of Path (each rank's rows of
+#          the next delta depend only on its rows of this one), with one
+#          8-byte count all-reduced per sweep; Path is gathered once after the
+#          fixpoint: (R-1)/R x n^2 x 4 bytes
 set -euo pipefail
 build="$(cd "${1:?usage: mpi.sh BUILD_DIR [RUNS]}" && pwd)"
 runs="${2:-3}"
@@ -96,12 +100,8 @@ print('yes' if all(np.array_equal(a[k].view(np.uint32), b[k].view(np.uint32)) fo
         "$work/$w-np1.npz" "$work/$w-np2.npz")
     echo "$w: run median np1 ${r1} ms, np2 ${r2} ms, speedup $(echo "$r1 / $r2" | bc -l | cut -c1-4)x;" \
          "wall np1 ${w1} ms, np2 ${w2} ms, speedup $(echo "$w1 / $w2" | bc -l | cut -c1-4)x;" \
-         "np2 all-reduced ${b2} bytes per rank; outputs identical: $same"
+         "np2 rank 0 moved ${b2} bytes; outputs identical: $same"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-n=4096
-echo "model chain: 2 products x ${n}^2 x 4 = $((2 * n * n * 4)) bytes per rank"
-case " ${workloads[*]} " in *" tc "*) ;; *) exit 0 ;; esac
-sweeps=$("${mpi[@]}" -np 1 "$bin" run "$work/tc.fuse" --threads 1 "${tc_args[@]}" --explain \
-    --out "$work/x.npz" | awk '/converged after/ {print $(NF-2)}')
-echo "model tc: ${sweeps:-?} sweeps, $(( ${sweeps:-1} - 1 )) of them semi-naive x ceil(4000^2/64) x 8 = $(( (${sweeps:-1} - 1) * 250000 * 8 )) bytes per rank"
+echo "model chain: D gathered: (2-1)/2 x 4096^2 x 4 = $((4096 * 4096 * 4 / 2)) bytes received by rank 0"
+echo "model tc: Path gathered: (2-1)/2 x 4000^2 x 4 = $((4000 * 4000 * 4 / 2)) bytes received by rank 0"

@@ -6,6 +6,7 @@
  * is enough: the kernels' OpenMP teams never call MPI). Open MPI is loaded with
  * dlopen on first use (below).
  */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 static int world_rank = 0;
 static int world_size = 1;
 static _Atomic uint64_t bytes_reduced;
+static _Atomic uint64_t bytes_gathered;
 static _Atomic uint64_t n_calls;
 
 bool dist_is_built(void)
@@ -37,7 +39,15 @@ bool dist_is_built(void)
 int dist_rank(void) { return world_rank; }
 int dist_size(void) { return world_size; }
 uint64_t dist_bytes_reduced(void) { return atomic_load(&bytes_reduced); }
+uint64_t dist_bytes_gathered(void) { return atomic_load(&bytes_gathered); }
 uint64_t dist_calls(void) { return atomic_load(&n_calls); }
+
+void dist_row_range(int64_t rows, int64_t rank_rows, int rank, int64_t *lo, int64_t *hi)
+{
+    int64_t a = rank_rows * rank, b = a + rank_rows;
+    *lo = a < rows ? a : rows;
+    *hi = b < rows ? b : rows;
+}
 
 #ifdef FUSE_HAVE_MPI
 
@@ -58,6 +68,11 @@ typedef struct MpiApi {
     int (*Comm_rank)(MPI_Comm, int *);
     int (*Comm_size)(MPI_Comm, int *);
     int (*Allreduce)(const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm);
+    int (*Allgatherv)(const void *, int, MPI_Datatype, void *, const int *, const int *,
+                      MPI_Datatype, MPI_Comm);
+    int (*Type_contiguous)(int, MPI_Datatype, MPI_Datatype *);
+    int (*Type_commit)(MPI_Datatype *);
+    int (*Type_free)(MPI_Datatype *);
     MPI_Comm world;
     MPI_Datatype t_int, t_int64, t_uint8, t_uint64;
     MPI_Op op_land, op_lor, op_max, op_bxor, op_bor;
@@ -85,6 +100,10 @@ static void mpi_load(void)
     MPI_SYM(Comm_rank, "MPI_Comm_rank");
     MPI_SYM(Comm_size, "MPI_Comm_size");
     MPI_SYM(Allreduce, "MPI_Allreduce");
+    MPI_SYM(Allgatherv, "MPI_Allgatherv");
+    MPI_SYM(Type_contiguous, "MPI_Type_contiguous");
+    MPI_SYM(Type_commit, "MPI_Type_commit");
+    MPI_SYM(Type_free, "MPI_Type_free");
     MPI_SYM(world, "ompi_mpi_comm_world");
     MPI_SYM(t_int, "ompi_mpi_int");
     MPI_SYM(t_int64, "ompi_mpi_int64_t");
@@ -217,9 +236,43 @@ void dist_merge_zeroed(void *cur, size_t bytes)
     allreduce_xor(cur, bytes);
 }
 
+/* The rows travel as elements of one row's bytes, so counts stay small ints
+ * (rows, not bytes) for buffers of any size. */
+bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+{
+    if (rows > INT_MAX || row_bytes > INT_MAX || row_bytes == 0)
+        return false;
+    int *counts = malloc((size_t)world_size * sizeof *counts);
+    int *displs = malloc((size_t)world_size * sizeof *displs);
+    MPI_Datatype row;
+    bool ok = counts && displs && mpi.Type_contiguous((int)row_bytes, mpi.t_uint8, &row) ==
+                                      MPI_SUCCESS;
+    if (ok && mpi.Type_commit(&row) != MPI_SUCCESS) {
+        mpi.Type_free(&row);
+        ok = false;
+    }
+    if (ok) {
+        for (int r = 0; r < world_size; r++) {
+            int64_t lo, hi;
+            dist_row_range(rows, rank_rows, r, &lo, &hi);
+            displs[r] = (int)lo;
+            counts[r] = (int)(hi - lo);
+        }
+        ok = mpi.Allgatherv(MPI_IN_PLACE, 0, mpi.t_uint8, buf, counts, displs, row, mpi.world) ==
+             MPI_SUCCESS;
+        mpi.Type_free(&row);
+        atomic_fetch_add(&bytes_gathered,
+                         (uint64_t)(rows - counts[world_rank]) * (uint64_t)row_bytes);
+        atomic_fetch_add(&n_calls, 1);
+    }
+    free(counts);
+    free(displs);
+    return ok;
+}
+
 /* Whether the element of `size` bytes at p is non-zero (as a float of that
  * width: every bit but the sign; NaN is non-zero, -0.0 is zero). */
-static bool is_nonzero(const unsigned char *p, size_t size)
+static inline bool is_nonzero(const unsigned char *p, size_t size)
 {
     uint64_t bits = 0;
     memcpy(&bits, p, size); /* little-endian: the element's low bytes */
@@ -228,12 +281,24 @@ static bool is_nonzero(const unsigned char *p, size_t size)
 }
 
 /* Bit j of the word: whether cell j of the 64 (or fewer) at c is non-zero. */
-static uint64_t pack_word(const unsigned char *c, int n, size_t size)
+static inline uint64_t pack_cells(const unsigned char *c, int n, size_t size)
 {
     uint64_t w = 0;
     for (int j = 0; j < n; j++)
         w |= (uint64_t)is_nonzero(c + (size_t)j * size, size) << j;
     return w;
+}
+
+/* pack_cells with the element size a constant in each call, so the compiler
+ * makes each loop plain word compares */
+static uint64_t pack_word(const unsigned char *c, int n, size_t size)
+{
+    switch (size) {
+    case 2: return pack_cells(c, n, 2);
+    case 4: return pack_cells(c, n, 4);
+    case 8: return pack_cells(c, n, 8);
+    default: return pack_cells(c, n, size);
+    }
 }
 
 /* A relation's cells as bits: 32 times fewer bytes to move than floats. A cell
@@ -283,6 +348,12 @@ void dist_merge_changes(void *cur, const void *before, size_t bytes)
 }
 
 void dist_merge_zeroed(void *cur, size_t bytes) { (void)cur, (void)bytes; }
+
+bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+{
+    (void)buf, (void)rows, (void)row_bytes, (void)rank_rows;
+    return true; /* one rank holds every row */
+}
 
 void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words)
 {

@@ -71,9 +71,21 @@ void dist_merge_zeroed(void *cur, size_t bytes);
  * `words` has room for (n + 63) / 64 of them. */
 void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words);
 
+/* Row blocks: a tensor of `rows` rows (axis 0) split so that rank r holds
+ * rows [lo, hi) = [r * rank_rows, (r + 1) * rank_rows) cut to `rows`. */
+void dist_row_range(int64_t rows, int64_t rank_rows, int rank, int64_t *lo, int64_t *hi);
+
+/* Makes a row-block tensor whole on every rank: each rank holds its rows of
+ * buf (`row_bytes` bytes a row) and gets the others' (one all-gather). False,
+ * with nothing moved on any rank, when the sizes do not fit MPI's int counts
+ * (rows or row_bytes above INT_MAX: the same on every rank). */
+bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows);
+
 /* Bytes this process handed to MPI all-reduces since dist_init (each rank's
- * buffer, counted once per call) and the calls. */
+ * buffer, counted once per call), the bytes it received from all-gathers (the
+ * other ranks' rows), and the calls. */
 uint64_t dist_bytes_reduced(void);
+uint64_t dist_bytes_gathered(void);
 uint64_t dist_calls(void);
 
 /* ---- dist_plan.c: the distribution planner ---- */
@@ -81,6 +93,8 @@ uint64_t dist_calls(void);
 typedef enum DistPlace {
     DIST_REPLICATED, /* every rank runs the group on its own copy */
     DIST_SPLIT,      /* each rank runs its share of the kernel's team work; merged */
+    DIST_ROWS,       /* each rank computes its block of the output's rows, which
+                        stays a row block until something reads it whole */
     DIST_PLACE_COUNT
 } DistPlace;
 
@@ -93,6 +107,8 @@ typedef struct DistKernelFacts {
     bool is_span;     /* the kernel also computes other groups (fusion across
                          equations): never split */
     size_t elem_bytes; /* bytes of an element of the group's output buffer */
+    int64_t rank_rows; /* > 0: the kernel's shares are blocks of output rows, rank r's
+                          thread shares making rows [r * rank_rows, ...) */
 } DistKernelFacts;
 
 typedef struct DistGroupPlan {
@@ -101,9 +117,11 @@ typedef struct DistGroupPlan {
 } DistGroupPlan;
 
 /* The placement of equation group g of the shaped program p on `ranks` ranks:
- * DIST_SPLIT when ranks > 1, the kernel is team work made of one call (facts),
- * the group's ops have at least 2^22 loop cells, and it is not a sink;
- * otherwise DIST_REPLICATED with 0 bytes. */
+ * when ranks > 1, the kernel is team work made of one call (facts), the group's
+ * ops have at least 2^22 loop cells and it is not a sink, DIST_ROWS if its
+ * kernel shares rows (facts->rank_rows) and it is not recursive (0 bytes: a
+ * reader that needs it whole gathers it), else DIST_SPLIT (its output
+ * all-reduced); otherwise DIST_REPLICATED with 0 bytes. */
 DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *facts,
                               int ranks);
 
@@ -111,7 +129,11 @@ DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *
  * 2 (R - 1) / R of it (reduce-scatter, then all-gather). */
 uint64_t dist_model_bytes(uint64_t bytes, int ranks);
 
-/* A placement's name for explain ("replicated", "split"). */
+/* A ring all-gather's model of what one rank receives for a buffer of `bytes`
+ * split in R even blocks: (R - 1) / R of it. */
+uint64_t dist_model_gather_bytes(uint64_t bytes, int ranks);
+
+/* A placement's name for explain ("replicated", "split", "rows"). */
 const char *dist_place_name(DistPlace place);
 
 #endif /* FUSE_DIST_H */

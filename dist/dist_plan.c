@@ -10,6 +10,13 @@
  *     runs as if its team had R times as many threads, rank r taking thread
  *     shares r*T .. r*T+T-1; the output is then all-reduced whole. Each cell is
  *     computed by one rank in the same order as in one process.
+ *   - rows: a split kernel whose thread shares are blocks of whole output rows
+ *     (a contraction sharing M, compiled so for a distributed runner; a cell
+ *     run; a row-wise op) and that is not recursive: rank r computes its block
+ *     of rows and keeps it. Nothing moves then: a later group that reads those
+ *     rows row for row on the same blocks runs on them as they are, and a
+ *     reader that needs the tensor whole (another placement, an export, a sink)
+ *     first gathers it (one all-gather: each rank receives the others' rows).
  *   - replicated: anything else (small groups, whose kernels run on one thread;
  *     groups of several calls; groups fused with the next equation; sinks). Every
  *     rank computes them on its own copy: no bytes move, the results are equal.
@@ -24,7 +31,7 @@
  */
 #include "dist.h"
 
-static const char *const PLACE_NAMES[] = {"replicated", "split"};
+static const char *const PLACE_NAMES[] = {"replicated", "split", "rows"};
 _Static_assert(sizeof PLACE_NAMES / sizeof PLACE_NAMES[0] == DIST_PLACE_COUNT,
                "a name per placement");
 
@@ -67,9 +74,18 @@ DistGroupPlan dist_plan_group(const IrProgram *p, int g, const DistKernelFacts *
     if (grp->is_sink || !facts->is_team || !facts->is_one_call || facts->is_span ||
         group_work(grp) < DIST_MIN_WORK)
         return plan;
+    if (facts->rank_rows > 0 && !grp->is_recursive) {
+        plan.place = DIST_ROWS; /* nothing moves until a reader needs it whole */
+        return plan;
+    }
     plan.place = DIST_SPLIT;
     plan.bytes = tensor_bytes(p->tensors[grp->tensor], facts->elem_bytes);
     return plan;
+}
+
+uint64_t dist_model_gather_bytes(uint64_t bytes, int ranks)
+{
+    return ranks > 1 ? bytes * (uint64_t)(ranks - 1) / (uint64_t)ranks : 0;
 }
 
 uint64_t dist_model_bytes(uint64_t bytes, int ranks)

@@ -467,9 +467,10 @@ FUSE_API int fuse_distributed_available(void);
 
 /* Initialises MPI when neither the host nor a distributed runner has, and gives
  * this process's rank and the number of ranks (either pointer may be NULL) and
- * the bytes this process has handed to MPI all-reduces so far (NULL: not
- * wanted). FUSE_E_UNSUPPORTED in a build without MPI. */
-FUSE_API fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_reduced);
+ * the bytes it has moved so far (NULL: not wanted): its buffers handed to MPI
+ * all-reduces plus the other ranks' rows it received in all-gathers.
+ * FUSE_E_UNSUPPORTED in a build without MPI. */
+FUSE_API fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_moved);
 
 /* The distribution of a runner made with fuse_config.distributed, as text: for
  * each equation its placement (split across the ranks or replicated on each)

@@ -202,6 +202,16 @@ static void choose_blocks(const LowerOptions *opt, Contraction *c)
     c->nc = c->nc < round_up(c->n.total, c->nr) ? c->nc : round_up(c->n.total, c->nr);
 }
 
+/* Whether M is exactly the output's rows: one axis, the output's first slot
+ * (unshifted), and no batch axes around it. */
+static bool m_is_leading(const IrProgram *p, const Op *op, const Contraction *c)
+{
+    const IrTensor *t = p->tensors[op->out];
+    return c->batch.total == 1 && c->m.n == 1 && t->rank > 0 &&
+           c->m.ax[0].axis == op->out_axis[0] && t->shape[0] == c->m.total &&
+           op->out_offset[0] == 0 && op->out_minor[0] == 0;
+}
+
 bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt,
                        Contraction *c)
 {
@@ -234,7 +244,9 @@ bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt
     if (c->is_bool && c->k.total > BOOL_MAX_K)
         return false;
     choose_blocks(opt, c);
-    c->is_split_m = c->n.total <= 4 * c->nr && c->m.total >= 8 * c->n.total;
+    c->is_m_leading = m_is_leading(p, op, c);
+    c->is_split_m = (c->n.total <= 4 * c->nr && c->m.total >= 8 * c->n.total) ||
+                    (opt->split_rows && c->is_m_leading && c->m.total > c->mr);
     return true;
 }
 

@@ -35,7 +35,9 @@ typedef struct Contraction {
     int64_t kc, mc, nc;       /* cache blocks */
     double coef;
     bool is_n_contiguous;     /* out offset of flat n is n */
-    bool is_split_m;          /* threads share out M (rows), not N: a thin product */
+    bool is_split_m;          /* threads share out M (rows), not N: a thin product, or
+                                 LowerOptions.split_rows with is_m_leading */
+    bool is_m_leading;        /* M is one axis, the output's axis 0 (its rows), no batch */
     bool is_bool;             /* boolean output: out = out OR (coef * sum > 0); K is one
                                  block (kc = K), so the whole sum is in the registers */
     /* fusion (fusion.c): the elementwise ops after the contraction in its group that

@@ -157,6 +157,23 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
+bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, int64_t *chunk)
+{
+    const Group *grp = p->groups[g];
+    const IrTensor *t = p->tensors[grp->tensor];
+    if (!lower_delta_eligible(p, g) || t->rank == 0 || nth < 1)
+        return false;
+    for (int i = 0; i < grp->n_ops; i++) {
+        const Op *op = grp->ops[i];
+        if (driver_of(op) >= 0 && (shared_axis(p, op) != op->out_axis[0] ||
+                                   op->out_offset[0] != 0 || op->out_minor[0] != 0 ||
+                                   op->axes[op->out_axis[0]].size != t->shape[0]))
+            return false;
+    }
+    *chunk = (t->shape[0] + nth - 1) / nth; /* share_begin (emit.c) */
+    return true;
+}
+
 /* Calls fn only on thread 0 (the kernel's param 1 is tid) when !is_shared. */
 static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRef *args,
                          unsigned n, bool is_shared)

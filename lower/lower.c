@@ -414,6 +414,66 @@ bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOpti
     return false;
 }
 
+/* Rows per thread of a loop nest sharing `rows` among nth (emit.c share_begin)
+ * and of a contraction sharing M panels of mr rows (contract.c thread_share). */
+static int64_t loop_chunk(int64_t rows, int64_t nth) { return (rows + nth - 1) / nth; }
+
+static int64_t panel_chunk(int64_t rows, int64_t mr, int64_t nth)
+{
+    int64_t panels = (rows + mr - 1) / mr;
+    return (panels + nth - 1) / nth * mr;
+}
+
+/* Whether op writes its output's axis 0 as its first loop slot, unshifted. */
+static bool writes_rows(const IrProgram *p, const Op *op)
+{
+    const IrTensor *t = p->tensors[op->out];
+    return t->rank > 0 && op->concat_slot != 0 && op->out_offset[0] == 0 &&
+           op->out_minor[0] == 0 && op->axes[op->out_axis[0]].size == t->shape[0];
+}
+
+static bool same_shape(const IrTensor *a, const IrTensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int k = 0; k < a->rank; k++)
+        if (a->shape[k] != b->shape[k])
+            return false;
+    return true;
+}
+
+bool lower_group_row_chunk(const IrProgram *p, const Group *g, const LowerOptions *opt,
+                           int64_t nth, int64_t *chunk)
+{
+    if (!p->is_shaped || g->n_ops == 0 || nth < 1 ||
+        !lower_group_is_parallel(p, g, opt) || lower_run_length(p, g, 0, opt) != g->n_ops - 1)
+        return false;
+    const Op *op = g->ops[0];
+    const IrTensor *t = p->tensors[g->tensor];
+    for (int i = 0; i < g->n_ops; i++) /* temporaries too: cells of the same grid */
+        if (!writes_rows(p, g->ops[i]) || !same_shape(p->tensors[g->ops[i]->out], t))
+            return false;
+    Contraction c;
+    if (!opt->no_contract && contract_classify(p, op, opt, &c)) {
+        if (!c.is_split_m || !c.is_m_leading)
+            return false;
+        *chunk = panel_chunk(t->shape[0], c.mr, nth);
+        return true;
+    }
+    /* a cell run or a team row-wise op: share_begin over out slot 0 */
+    *chunk = loop_chunk(t->shape[0], nth);
+    return true;
+}
+
+bool lower_reads_own_rows(const IrProgram *p, const Op *op, int k)
+{
+    const Operand *o = &op->in[k];
+    const IrTensor *t = p->tensors[o->tensor];
+    return t->rank > 0 && writes_rows(p, op) && o->kind[0] == SL_AXIS &&
+           o->axis[0] == op->out_axis[0] && o->offset[0] == 0 && !o->slice[0] &&
+           t->shape[0] == p->tensors[op->out]->shape[0];
+}
+
 static void flops_of(const IrProgram *p, const Op *op, void *user)
 {
     (void)p;

@@ -39,6 +39,11 @@ typedef struct LowerOptions {
      * widened on load and rounded to nearest even on store); lower/elem.c */
     fuse_precision precision;
     bool soft_half;     /* fp16 conversions as integer ops (host without F16C) */
+    /* a contraction whose M is the output's leading axis shares its rows (M
+     * panels) among a team instead of its columns, so each thread's share is a
+     * block of whole output rows: a distributed run keeps such outputs as row
+     * blocks (dist.h). Each thread then packs all of B. */
+    bool split_rows;
 } LowerOptions;
 
 /* Bytes of one element of a tensor buffer under opt (storage), and of the type
@@ -65,6 +70,19 @@ size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
  * 2^20 multiply-adds and more than one panel to share, or a cell run (fusion.c) of
  * at least 2^16 cells whose outermost slot has 2 or more rows. */
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
+
+/* Whether group g's kernel, made of one call (a contraction with its epilogue, a
+ * cell run or a team row-wise op), shares out whole rows of its output's axis
+ * 0 when a team of nth threads runs it: thread s then writes exactly the rows
+ * [s * chunk, min((s + 1) * chunk, rows)); sets *chunk. False for any other
+ * kernel (a contraction sharing columns, several calls, thread 0 alone). */
+bool lower_group_row_chunk(const IrProgram *p, const Group *g, const LowerOptions *opt,
+                           int64_t nth, int64_t *chunk);
+
+/* Whether op reads its operand k row for row: the operand's first slot is the
+ * op's output's first slot (same loop axis, no shift or slice, same size), so
+ * a thread writing output rows [lo, hi) reads only rows [lo, hi) of it. */
+bool lower_reads_own_rows(const IrProgram *p, const Op *op, int k);
 
 /* Floating-point operations of one run of p's joins: 2 x the loop cells of every
  * sum join (equation and sink groups). */
@@ -138,6 +156,11 @@ fuse_status lower_mc_program(const IrProgram *p, LLVMModuleRef mod, const LowerO
 
 /* True when group g can have a delta kernel (static checks only). */
 bool lower_delta_eligible(const IrProgram *p, int g);
+
+/* Whether every join of group g's delta kernel shares out the rows of the
+ * output's axis 0 on a team of nth (as lower_group_row_chunk; each join's first
+ * driver axis is that axis); sets *chunk. */
+bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, int64_t *chunk);
 
 /* The delta kernel name of group g; with is_base, the name of its base kernel
  * `void PREFIXbG(float **bufs)`, which runs only the joins without a recursive

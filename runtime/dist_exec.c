@@ -12,6 +12,7 @@
  * collective becomes everyone's at the next agreement (rt_dist_agree), so no
  * rank is left waiting.
  */
+#include <limits.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,12 @@ struct RtDist {
     char *scratch;          /* this rank's team's packing scratch */
     size_t scratch_bytes;
     int team;               /* threads per rank of the split kernels */
+    /* row blocks (DIST_ROWS): per tensor, 0 when every rank holds it whole,
+     * else rank r holds only rows [r * rank_rows[t], ...) (dist_row_range) */
+    int64_t *rank_rows;
+    int64_t *group_rows;    /* per group: its DIST_ROWS output's rank_rows */
+    int64_t *delta_rows;    /* per group: its semi-naive delta's rank_rows when
+                               its component's sweeps stay in row blocks, else 0 */
 };
 
 static LowerOptions lower_options(const RtPlan *pl)
@@ -74,23 +81,91 @@ static bool is_split_delta(const RtPlan *pl, int g, int ranks)
            pl->count[p->groups[g]->tensor] >= DIST_DELTA_MIN_CELLS;
 }
 
+/* Whether tensor t's row blocks fit MPI's int counts (dist_gather_rows). */
+static bool fits_gather(const RtPlan *pl, int t)
+{
+    const IrTensor *x = pl->ir->tensors[t];
+    return x->rank > 0 && x->shape[0] > 0 && x->shape[0] <= INT_MAX &&
+           (uint64_t)(pl->count[t] / x->shape[0]) * rt_tensor_bytes(pl, t) <= INT_MAX;
+}
+
+/* Rows per rank when a kernel's team of nth = size * team threads shares rows
+ * `chunk` a thread (rank r runs thread shares r * team .. r * team + team - 1). */
+static int64_t rows_per_rank(const RtDist *d, int64_t chunk) { return chunk * d->team; }
+
+static bool in_component(const IrProgram *p, int comp, int t)
+{
+    for (int g = 0; g < p->n_groups; g++)
+        if (p->groups[g]->component == comp && p->groups[g]->tensor == t)
+            return true;
+    return false;
+}
+
+/* Group g's delta kernel keeps row blocks: it shares rows, and each of its
+ * joins reads every tensor of its component row for row, so a rank's rows of
+ * the next delta depend only on its rows of this one. The rows per rank, or 0. */
+static int64_t delta_row_blocks(const RtPlan *pl, const RtDist *d, int g)
+{
+    const IrProgram *p = pl->ir;
+    const Group *grp = p->groups[g];
+    int64_t chunk = 0;
+    if (!is_split_delta(pl, g, d->size) || !fits_gather(pl, grp->tensor) ||
+        !lower_delta_row_chunk(p, g, (int64_t)d->size * d->team, &chunk))
+        return 0;
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++)
+            if (in_component(p, grp->component, grp->ops[i]->in[k].tensor) &&
+                !lower_reads_own_rows(p, grp->ops[i], k))
+                return 0;
+    return rows_per_rank(d, chunk);
+}
+
+/* A component's sweeps stay in row blocks when every group's delta does, with
+ * the same blocks. */
+static void plan_delta_rows(const RtPlan *pl, RtDist *d)
+{
+    const IrProgram *p = pl->ir;
+    for (int g0 = 0, g1; g0 < p->n_groups; g0 = g1) {
+        bool same = true;
+        int64_t rows = delta_row_blocks(pl, d, g0);
+        for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;
+             g1++)
+            same &= delta_row_blocks(pl, d, g1) == rows;
+        for (int g = g0; g < g1; g++)
+            d->delta_rows[g] = same ? rows : 0;
+    }
+}
+
 static void plan_groups(RtPlan *pl, RtDist *d)
 {
     const IrProgram *p = pl->ir;
     LowerOptions opt = lower_options(pl);
+    plan_delta_rows(pl, d);
     for (int g = 0; g < p->n_groups; g++) {
         const Group *grp = p->groups[g];
-        if (is_split_delta(pl, g, d->size))
+        if (is_split_delta(pl, g, d->size) && !d->delta_rows[g])
             d->bit_cells = pl->count[grp->tensor] > d->bit_cells ? pl->count[grp->tensor]
                                                                  : d->bit_cells;
+        int64_t chunk = 0;
+        bool has_rows = fits_gather(pl, grp->tensor) &&
+                        lower_group_row_chunk(p, grp, &opt, (int64_t)d->size * d->team, &chunk);
         DistKernelFacts f = {
             .is_team = pl->group_par && pl->group_par[g],
             .is_one_call = grp->n_ops > 0 && is_one_call(p, grp, &opt),
             .is_span = pl->span_head && (pl->span_head[g] != g || pl->absorbs[g] > 0),
-            .elem_bytes = rt_tensor_bytes(pl, grp->tensor)};
+            .elem_bytes = rt_tensor_bytes(pl, grp->tensor),
+            .rank_rows = has_rows ? rows_per_rank(d, chunk) : 0};
         d->groups[g] = dist_plan_group(p, g, &f, d->size);
-        if (d->groups[g].place != DIST_SPLIT)
+        if (d->groups[g].place == DIST_ROWS)
+            d->group_rows[g] = f.rank_rows;
+        if (d->groups[g].place == DIST_REPLICATED)
             continue;
+        d->stride[g] = kernel_stride(p, g, &opt);
+        if (d->groups[g].place == DIST_ROWS) {
+            size_t s = d->stride[g] * (size_t)d->team;
+            d->scratch_bytes = s > d->scratch_bytes ? s : d->scratch_bytes;
+            continue;
+        }
         d->stride[g] = kernel_stride(p, g, &opt);
         size_t bytes = (size_t)pl->count[grp->tensor] * rt_tensor_bytes(pl, grp->tensor);
         d->before_bytes = bytes > d->before_bytes ? bytes : d->before_bytes;
@@ -112,7 +187,10 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     d->team = rt_parallel_threads(pl->threads);
     d->groups = calloc((size_t)p->n_groups + 1, sizeof *d->groups);
     d->stride = calloc((size_t)p->n_groups + 1, sizeof *d->stride);
-    if (!d->groups || !d->stride)
+    d->rank_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->rank_rows);
+    d->group_rows = calloc((size_t)p->n_groups + 1, sizeof *d->group_rows);
+    d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
+    if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows)
         return false;
     plan_groups(pl, d);
     if (d->before_bytes) {
@@ -139,6 +217,9 @@ void rt_dist_free(RtDist *d)
         return;
     free(d->groups);
     free(d->stride);
+    free(d->rank_rows);
+    free(d->group_rows);
+    free(d->delta_rows);
     io_free_aligned(d->before);
     free(d->bits);
     io_free_aligned(d->scratch);
@@ -242,11 +323,129 @@ static bool starts_from_zeros(const RtPlan *pl, int g)
     return true;
 }
 
+/* ---- row blocks ---- */
+
+/* Bytes of one row (axis 0) of tensor t. */
+static size_t row_bytes(const RtPlan *pl, int t)
+{
+    int64_t rows = pl->ir->tensors[t]->shape[0];
+    return rows > 0 ? (size_t)(pl->count[t] / rows) * rt_tensor_bytes(pl, t) : 0;
+}
+
+/* Sets tensor t's blocks after a write (0: whole), and forgets the blocks of
+ * any other tensor in the same buffer (buffer reuse): its cells are gone. */
+static void set_rows(RtPlan *pl, int t, int64_t rank_rows)
+{
+    RtDist *d = pl->dist;
+    for (int u = 0; u < pl->ir->n_tensors; u++)
+        if (u != t && d->rank_rows[u] && pl->bufs[u] == pl->bufs[t])
+            d->rank_rows[u] = 0;
+    d->rank_rows[t] = rank_rows;
+}
+
+/* Makes row-block tensor t whole on every rank (every rank calls it for the
+ * same t: the blocks are the same on every rank). A tensor too large for MPI's
+ * int counts (rows or a row over 2^31 - 1 bytes) is never planned in blocks
+ * (rt_dist_attach checks), so the gather cannot refuse. */
+static void gather(RtPlan *pl, int t)
+{
+    RtDist *d = pl->dist;
+    dist_gather_rows(pl->bufs[t], pl->ir->tensors[t]->shape[0], row_bytes(pl, t),
+                     d->rank_rows[t]);
+    d->rank_rows[t] = 0;
+}
+
+/* Whether group g (a DIST_ROWS group when is_rows) can read its operand k of op
+ * as it is: whole, or in the same row blocks as g's output, read row for row. */
+static bool reads_as_is(const RtPlan *pl, const Op *op, int k, bool is_rows, int g)
+{
+    const RtDist *d = pl->dist;
+    int t = op->in[k].tensor;
+    return !d->rank_rows[t] || (is_rows && d->rank_rows[t] == d->group_rows[g] &&
+                                lower_reads_own_rows(pl->ir, op, k));
+}
+
+/* Gathers the row-block operands group grp reads other than row for row. */
+static void gather_operands(RtPlan *pl, const Group *grp, bool is_rows, int g)
+{
+    for (int i = 0; i < grp->n_ops; i++)
+        for (int k = 0; k < grp->ops[i]->n_in; k++)
+            if (!reads_as_is(pl, grp->ops[i], k, is_rows, g))
+                gather(pl, grp->ops[i]->in[k].tensor);
+}
+
+void rt_dist_before_group(RtPlan *pl, bool is_sink, int g)
+{
+    RtDist *d = pl->dist;
+    const IrProgram *p = pl->ir;
+    if (is_sink) {
+        gather_operands(pl, p->sink_groups[g], false, g);
+        return;
+    }
+    bool is_rows = d->groups[g].place == DIST_ROWS;
+    int last = g; /* a span's kernel computes the groups it absorbs too */
+    if (pl->span_head && pl->absorbs && pl->span_head[g] == g)
+        last = g + pl->absorbs[g];
+    for (int h = g; h <= last && h < p->n_groups; h++)
+        gather_operands(pl, p->groups[h], is_rows && h == g, g);
+}
+
+void rt_dist_after_group(RtPlan *pl, bool is_sink, int g)
+{
+    RtDist *d = pl->dist;
+    const IrProgram *p = pl->ir;
+    if (is_sink) {
+        set_rows(pl, p->sink_groups[g]->tensor, 0);
+        return;
+    }
+    int last = g;
+    if (pl->span_head && pl->absorbs && pl->span_head[g] == g)
+        last = g + pl->absorbs[g];
+    for (int h = g; h <= last && h < p->n_groups; h++)
+        set_rows(pl, p->groups[h]->tensor,
+                 h == g && d->groups[g].place == DIST_ROWS ? d->group_rows[g] : 0);
+}
+
+void rt_dist_gather_all(RtPlan *pl)
+{
+    for (int t = 0; pl->dist && t < pl->ir->n_tensors; t++)
+        if (pl->dist->rank_rows[t])
+            gather(pl, t);
+}
+
+void rt_dist_finish(RtPlan *pl, bool keep_all)
+{
+    RtDist *d = pl->dist;
+    if (!d)
+        return;
+    for (int t = 0; t < pl->ir->n_tensors; t++) {
+        /* a tensor released after its last reader (footprint.c) is gone anyway */
+        bool is_dead = !keep_all && pl->last_use && pl->last_use[t] >= 0;
+        if (d->rank_rows[t] && !is_dead)
+            gather(pl, t);
+        d->rank_rows[t] = 0;
+    }
+}
+
+/* Runs this rank's block of rows of DIST_ROWS group g: no merge. */
+static void run_rows(RtPlan *pl, int g)
+{
+    RtDist *d = pl->dist;
+    float **bufs = rt_group_bufs(pl, false, g);
+    int base = d->rank * d->team; /* the scratch table as in rt_dist_run_group */
+    bufs[pl->gbufs[g].n - 1] = (float *)((uintptr_t)d->scratch - (uintptr_t)base * d->stride[g]);
+    run_shares(pl->group_fn[g], bufs, base, d->team, d->team * d->size, rt_stop_flag(pl));
+}
+
 bool rt_dist_run_group(RtPlan *pl, int g)
 {
     RtDist *d = pl->dist;
-    if (!d || d->groups[g].place != DIST_SPLIT)
+    if (!d || d->groups[g].place == DIST_REPLICATED)
         return false;
+    if (d->groups[g].place == DIST_ROWS) {
+        run_rows(pl, g);
+        return true;
+    }
     int t = pl->ir->groups[g]->tensor;
     size_t bytes = (size_t)pl->count[t] * rt_tensor_bytes(pl, t);
     /* starting from zeros instead of a copy of what the output held: one
@@ -270,11 +469,42 @@ bool rt_dist_run_group(RtPlan *pl, int g)
     return true;
 }
 
+void rt_dist_delta_cells(const RtPlan *pl, int g, int64_t *lo, int64_t *hi)
+{
+    const RtDist *d = pl->dist;
+    int t = pl->ir->groups[g]->tensor;
+    *lo = 0;
+    *hi = pl->count[t];
+    if (!d || !d->delta_rows[g])
+        return;
+    int64_t rows = pl->ir->tensors[t]->shape[0], a, b;
+    dist_row_range(rows, d->delta_rows[g], d->rank, &a, &b);
+    *lo = a * (pl->count[t] / rows);
+    *hi = b * (pl->count[t] / rows);
+}
+
+void rt_dist_delta_done(RtPlan *pl, int g)
+{
+    RtDist *d = pl->dist;
+    if (!d || !d->delta_rows[g])
+        return;
+    int t = pl->ir->groups[g]->tensor;
+    d->rank_rows[t] = d->delta_rows[g];
+    gather(pl, t);
+    memcpy(pl->bufs[pl->ir->n_tensors + t], pl->bufs[t],
+           (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
+}
+
 bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
 {
     RtDist *d = pl->dist;
     if (!d || !is_split_delta(pl, g, d->size))
         return false;
+    if (d->delta_rows[g]) { /* this rank's rows only; they stay here */
+        run_shares(delta, pl->bufs, d->rank * d->team, d->team, d->team * d->size,
+                   rt_stop_flag(pl));
+        return true;
+    }
     /* the output is all zeros on every rank before (seminaive.c), and the joins
      * only set cells, so the whole is the OR over the ranks; the semi-naive
      * merge reads only whether a cell is non-zero */
@@ -289,12 +519,37 @@ bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
 
 /* ---- explain ---- */
 
-static void explain_group(const RtPlan *pl, int g, SupBuf *sb, uint64_t *total)
+/* What explain adds up: bytes all-reduced and (modelled) gathered per run. */
+typedef struct ExplainSum {
+    uint64_t reduced, gathered;
+    int n_place[DIST_PLACE_COUNT];
+} ExplainSum;
+
+/* A gather of row-block tensor t as explain reports it: the model's bytes a
+ * rank receives ((R - 1) / R of the tensor), added to the sum. */
+static void explain_gather(const RtPlan *pl, int t, const char *why, SupBuf *sb, ExplainSum *s)
 {
-    const RtDist *d = pl->dist;
+    uint64_t all = (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
+    uint64_t got = dist_model_gather_bytes(all, pl->dist->size);
+    char bytes[32];
+    rt_format_bytes(got, bytes, sizeof bytes);
+    sup_buf_printf(sb, "  %-16s gathered   %s (%llu bytes) received by each rank, %s\n",
+                   pl->ir->tensors[t]->name, bytes, (unsigned long long)got, why);
+    s->gathered += got;
+    pl->dist->rank_rows[t] = 0;
+}
+
+static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
+{
+    RtDist *d = pl->dist;
     const IrProgram *p = pl->ir;
     const Group *grp = p->groups[g];
     const DistGroupPlan *gp = &d->groups[g];
+    bool is_rows = gp->place == DIST_ROWS;
+    for (int i = 0; i < grp->n_ops; i++) /* row blocks it reads whole (before_group) */
+        for (int k = 0; k < grp->ops[i]->n_in; k++)
+            if (!reads_as_is(pl, grp->ops[i], k, is_rows, g))
+                explain_gather(pl, grp->ops[i]->in[k].tensor, "read whole next", sb, s);
     char bytes[32];
     rt_format_bytes(gp->bytes, bytes, sizeof bytes);
     const char *per = grp->is_recursive ? "per sweep" : "per run";
@@ -303,34 +558,50 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, uint64_t *total)
         sup_buf_printf(sb, " all-reduce %s (%llu bytes) %s; each rank runs 1/%d of the "
                            "kernel's thread shares\n", bytes, (unsigned long long)gp->bytes, per,
                        d->size);
+    else if (is_rows)
+        sup_buf_printf(sb, " nothing moved; each rank computes and keeps its block of %lld "
+                           "rows\n", (long long)d->group_rows[g]);
+    else if (d->delta_rows[g])
+        sup_buf_printf(sb, " nothing moved; with semi_naive its delta sweeps stay in row blocks\n"
+                           "                              of %lld rows (gathered once after "
+                           "the fixpoint)\n", (long long)d->delta_rows[g]);
     else
         sup_buf_printf(sb, " nothing moved%s\n",
                        is_split_delta(pl, g, d->size)
                            ? "; with semi_naive its delta sweeps split, all-reducing\n"
                              "                              its cells as bits per sweep"
                            : "");
-    *total += gp->bytes;
+    d->rank_rows[grp->tensor] = is_rows ? d->group_rows[g] : 0;
+    s->reduced += gp->bytes;
+    s->n_place[gp->place]++;
 }
 
+/* Walks one plain run (single mode) with the runtime's rules for row blocks,
+ * on the plan's block table (empty between runs, and left empty). */
 fuse_status rt_dist_explain(const RtPlan *pl, char **out)
 {
-    const RtDist *d = pl->dist;
+    RtDist *d = pl->dist;
     SupBuf sb = {0};
-    sup_buf_printf(&sb, "distribution over %d MPI rank%s, %d thread%s each: every tensor is whole "
-                   "on every rank\n", d->size, d->size == 1 ? "" : "s", d->team,
-              d->team == 1 ? "" : "s");
-    int n_split = 0;
-    uint64_t total = 0;
-    for (int g = 0; g < pl->ir->n_groups; g++) {
-        explain_group(pl, g, &sb, &total);
-        n_split += d->groups[g].place == DIST_SPLIT;
-    }
-    char bytes[32], model[32];
-    rt_format_bytes(total, bytes, sizeof bytes);
-    rt_format_bytes(dist_model_bytes(total, d->size), model, sizeof model);
-    sup_buf_printf(&sb, "total: %d split, %d replicated; %s (%llu bytes) all-reduced when each "
-                        "runs once (ring model: %s sent by each rank)\n", n_split,
-                   pl->ir->n_groups - n_split, bytes, (unsigned long long)total, model);
+    sup_buf_printf(&sb, "distribution over %d MPI rank%s, %d thread%s each: a tensor is whole "
+                   "on every rank, or in row blocks (rows)\n", d->size, d->size == 1 ? "" : "s",
+                   d->team, d->team == 1 ? "" : "s");
+    ExplainSum s = {0};
+    for (int g = 0; g < pl->ir->n_groups; g++)
+        explain_group(pl, g, &sb, &s);
+    for (int t = 0; t < pl->ir->n_tensors; t++) /* what rt_dist_finish gathers */
+        if (d->rank_rows[t] && !(pl->last_use && pl->last_use[t] >= 0))
+            explain_gather(pl, t, "at the end of the run", &sb, &s);
+    memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
+    char reduced[32], model[32], gathered[32];
+    rt_format_bytes(s.reduced, reduced, sizeof reduced);
+    rt_format_bytes(dist_model_bytes(s.reduced, d->size), model, sizeof model);
+    rt_format_bytes(s.gathered, gathered, sizeof gathered);
+    sup_buf_printf(&sb, "total: %d rows, %d split, %d replicated; when each runs once, %s "
+                        "(%llu bytes) all-reduced (ring model: %s sent by each rank) and %s "
+                        "(%llu bytes) gathered by each rank\n",
+                   s.n_place[DIST_ROWS], s.n_place[DIST_SPLIT], s.n_place[DIST_REPLICATED],
+                   reduced, (unsigned long long)s.reduced, model, gathered,
+                   (unsigned long long)s.gathered);
     *out = sup_buf_finish(&sb);
     return *out ? FUSE_OK : FUSE_E_NOMEM;
 }

@@ -43,6 +43,7 @@ void rt_lower_options(const RtPlan *pl, const char *prefix, LowerOptions *opt)
     opt->precision = pl->precision;
     /* any runner may hold a float16 source as it was bound (rt_keep_sources) */
     opt->soft_half = !jit_has_f16c(pl->js);
+    opt->split_rows = pl->split_rows;
 }
 
 /* the precision whose storage is dtype dt (FUSE_PRECISION_COUNT: none) */

@@ -127,8 +127,12 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
     if (rt_interrupted(pl)) /* the schedule winds down */
         return;
-    if (!is_sink && pl->dist && rt_dist_run_group(pl, g))
-        return; /* this rank's share, merged across the ranks */
+    if (pl->dist)
+        rt_dist_before_group(pl, is_sink, g); /* operands in row blocks it cannot read */
+    if (!is_sink && pl->dist && rt_dist_run_group(pl, g)) {
+        rt_dist_after_group(pl, is_sink, g); /* this rank's share, merged or in rows */
+        return;
+    }
     RtKernel k = (is_sink ? pl->sink_fn : pl->group_fn)[g];
     bool is_par = (is_sink ? pl->sink_par : pl->group_par)[g];
     int nth = is_par ? rt_parallel_threads(pl->threads) : 1;
@@ -139,6 +143,8 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
         rt_parallel_run(k, bufs, nth, rt_stop_flag(pl));
     else
         k(bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
+    if (pl->dist)
+        rt_dist_after_group(pl, is_sink, g);
 }
 
 /* The equation groups through the mode schedule (modes: schedule.c). */
@@ -185,6 +191,7 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);
+    rt_dist_finish(pl, query >= 0); /* MPI: row blocks made whole */
     if (rt_interrupted(pl))
         return interrupted(pl);
     if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)

@@ -144,13 +144,14 @@ fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const fuse_input *inputs, size_t n_inputs, JitSession *js,
                         const char *prefix, JitCache *cache, const char *cache_dir,
                         RtHost *host, const fuse_program_options *popts, uint64_t max_memory,
-                        fuse_precision precision)
+                        fuse_precision precision, bool split_rows)
 {
     RtPlan *pl = calloc(1, sizeof *pl);
     *out = pl;
     if (!pl)
         return FUSE_E_NOMEM;
     pl->precision = precision;
+    pl->split_rows = split_rows;
     pl->host = host; /* first, so compiling can log */
     arena_init(&pl->arena);
     fe_diags_init(&pl->dl, &pl->arena);

@@ -73,7 +73,7 @@ typedef struct Build {
     RtPlan *pl;
     LowerOptions opt;
     struct {
-        int64_t opts[7];
+        int64_t opts[8];
         unsigned char build_id[64];
     } opts;                  /* the option bytes of every key */
     GroupSlot *g;
@@ -905,8 +905,9 @@ static fuse_status build_init(Build *b, RtPlan *pl)
     memset(b, 0, sizeof *b);
     b->pl = pl;
     rt_lower_options(pl, RT_KERNEL_PREFIX, &b->opt); /* the precision changes the code: in the key */
-    int64_t o[7] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
-                    b->opt.no_contract, b->opt.precision, b->opt.soft_half};
+    int64_t o[8] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
+                    b->opt.no_contract, b->opt.precision, b->opt.soft_half,
+                    b->opt.split_rows};
     memcpy(b->opts.opts, o, sizeof o);
     /* The build ID makes any rebuild of the code generator a different key. */
     rt_build_id(b->opts.build_id, sizeof b->opts.build_id);

@@ -147,6 +147,9 @@ typedef struct RtPlan {
     struct RtWeights *weights;
     /* the element type of every buffer (elem.c); set before compiling */
     fuse_precision precision;
+    /* contractions share rows among a team (LowerOptions.split_rows): set for
+     * a distributed runner, whose split outputs then stay row blocks */
+    bool split_rows;
     /* a distributed run's state (dist_exec.c; NULL: one process) */
     struct RtDist *dist;
 } RtPlan;
@@ -177,14 +180,16 @@ void rt_modes_free(struct RtModes *m);
  * `popts` (borrowed; NULL: legacy) selects the parser (a `#!fuse` first line
  * overrides it) and the param values. `max_memory`
  * caps the bytes of the buffers the plan allocates, as fuse_config.max_memory (0:
- * the machine's memory; checked before any is allocated: footprint.c). */
+ * the machine's memory; checked before any is allocated: footprint.c).
+ * `precision` is the buffers' element type; `split_rows` compiles contractions
+ * to share rows among a team (a distributed runner: dist.h). */
 fuse_status rt_plan_new(RtPlan **out, const char *text, const char *name,
                         const char *base_dir, const char *out_dir, bool write_sinks,
                         const fuse_input *inputs, size_t n_inputs,
                         struct JitSession *js, const char *prefix,
                         struct JitCache *cache, const char *cache_dir, RtHost *host,
                         const fuse_program_options *popts, uint64_t max_memory,
-                        fuse_precision precision);
+                        fuse_precision precision, bool split_rows);
 void rt_plan_free(RtPlan *plan);
 
 /* sends a message of `level` (FUSE_LEVEL_*) to the host's log callback;
@@ -431,11 +436,30 @@ fuse_status rt_dist_agree(RtPlan *plan, fuse_status st, const char *when);
  * as they are otherwise): fixpoints stop on the ranks' common verdict. */
 bool rt_dist_any(const RtPlan *plan, bool flag);
 int64_t rt_dist_max(const RtPlan *plan, int64_t v);
-/* Runs equation group g as this rank's share and merges its output when the
- * plan splits it (true); false (nothing done) when g runs on every rank alike. */
+/* Runs equation group g as this rank's share when the plan splits it (true),
+ * merging its output (DIST_SPLIT) or keeping this rank's rows (DIST_ROWS);
+ * false (nothing done) when g runs on every rank alike. */
 bool rt_dist_run_group(RtPlan *plan, int g);
 /* The same for group g's semi-naive delta kernel (seminaive.c). */
 bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta);
+/* Row blocks (DIST_ROWS, dist.h): before group g (or sink group g) runs, its
+ * operands held in row blocks are gathered unless it reads them row for row on
+ * the same blocks; afterwards its output's blocks are recorded. */
+void rt_dist_before_group(RtPlan *plan, bool is_sink, int g);
+void rt_dist_after_group(RtPlan *plan, bool is_sink, int g);
+/* Gathers every tensor held in row blocks (before code that reads anything). */
+void rt_dist_gather_all(RtPlan *plan);
+/* After the groups of a run: every row-block tensor still live (all of them
+ * with keep_all, a query's run) is gathered, so a run ends with every tensor
+ * whole on every rank. */
+void rt_dist_finish(RtPlan *plan, bool keep_all);
+/* The cells [*lo, *hi) of group g's relation that this rank's semi-naive
+ * sweeps touch: its row block when the component's deltas stay in blocks
+ * (then the other rows are never read), else all of them. */
+void rt_dist_delta_cells(const RtPlan *plan, int g, int64_t *lo, int64_t *hi);
+/* After the last semi-naive sweep: group g's relation made whole again (its
+ * current and full buffers) when its sweeps stayed in row blocks. */
+void rt_dist_delta_done(RtPlan *plan, int g);
 /* Each equation's placement and bytes moved, as text (malloc'd). */
 fuse_status rt_dist_explain(const RtPlan *plan, char **out);
 

@@ -209,6 +209,8 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     e->temperature = set_temperature(pl, g, it);
     const RtModes *m = pl->modes;
     double t0 = sup_clock_ms();
+    if (pl->dist && (is_base || m->mc_fn))
+        rt_dist_gather_all(pl); /* MPI: these kernels read any tensor whole */
     if (is_base) {
         int t = pl->ir->groups[g]->tensor;
         memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
@@ -241,7 +243,9 @@ static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, bool is_
             es[g - g0] = e;
     }
     /* Jacobi: every group of the sweep read the previous values, so compare and
-     * copy only once the whole sweep ran. */
+     * copy only once the whole sweep ran (each whole: MPI row blocks gathered). */
+    if (pl->dist && is_compared)
+        rt_dist_gather_all(pl);
     for (int g = g0; g < g1; g++) {
         RtTraceEntry e = es ? es[g - g0] : (RtTraceEntry){.group = g, .sweep = it};
         e.status = RT_EVAL_EVALUATED;

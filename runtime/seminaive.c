@@ -158,22 +158,37 @@ static bool group_has_news(const RtPlan *pl, int g, const bool *has_news)
     return false;
 }
 
-/* Merges group g's result (cur) into its full relation (prev): new facts go to
- * the delta and are counted; cur becomes the full relation. */
-static int64_t merge(RtPlan *pl, int g, bool was_run)
+/* The float32 merge of `cells` cells: new facts (set in cur, not in full) go
+ * to delta and full; returns their count. */
+static int64_t merge_f32(const float *cur, float *full, float *delta, int64_t cells)
 {
-    int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
-    float *cur = pl->bufs[t], *full = pl->bufs[n + t], *delta = pl->modes->delta[g];
     int64_t news = 0;
-    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
-    for (int64_t i = 0; i < pl->count[t] && was_run && is_f32; i++) {
+    for (int64_t i = 0; i < cells; i++) {
         bool is_new = cur[i] != 0.0f && full[i] == 0.0f;
         delta[i] = is_new ? 1.0f : 0.0f;
         if (is_new)
             full[i] = 1.0f;
         news += is_new;
     }
-    for (int64_t i = 0; i < pl->count[t] && was_run && !is_f32; i++) {
+    return news;
+}
+
+/* Merges group g's result (cur) into its full relation (prev): new facts go to
+ * the delta and are counted; cur becomes the full relation. On MPI ranks whose
+ * sweeps stay in row blocks, only this rank's rows (the others are not read). */
+static int64_t merge(RtPlan *pl, int g, bool was_run)
+{
+    int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
+    int64_t lo, hi; /* this MPI rank's rows, or all */
+    rt_dist_delta_cells(pl, g, &lo, &hi);
+    size_t es = rt_elem_bytes(pl);
+    char *cur = (char *)pl->bufs[t] + lo * es, *full = (char *)pl->bufs[n + t] + lo * es;
+    char *delta = (char *)pl->modes->delta[g] + lo * es;
+    int64_t news = 0, cells = hi - lo;
+    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
+    news = is_f32 && was_run ? merge_f32((const float *)cur, (float *)full, (float *)delta, cells)
+                             : 0;
+    for (int64_t i = 0; i < cells && was_run && !is_f32; i++) {
         bool is_new = rt_elem_get(pl, cur, i) != 0.0 && rt_elem_get(pl, full, i) == 0.0;
         rt_elem_set(pl, delta, i, is_new ? 1.0 : 0.0);
         if (is_new)
@@ -181,8 +196,8 @@ static int64_t merge(RtPlan *pl, int g, bool was_run)
         news += is_new;
     }
     if (!was_run)
-        memset(delta, 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
-    memcpy(cur, full, (size_t)pl->count[t] * rt_elem_bytes(pl));
+        memset(delta, 0, (size_t)cells * es);
+    memcpy(cur, full, (size_t)cells * es);
     return news;
 }
 
@@ -210,7 +225,10 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
             continue;
         int t = pl->ir->groups[g]->tensor;
         double t0 = sup_clock_ms();
-        memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
+        int64_t lo, hi; /* the cells the delta kernel may set (MPI: this rank's rows) */
+        rt_dist_delta_cells(pl, g, &lo, &hi);
+        memset((char *)pl->bufs[t] + lo * rt_elem_bytes(pl), 0,
+               (size_t)(hi - lo) * rt_elem_bytes(pl));
         run_delta(pl, g);
         e->ms = sup_clock_ms() - t0;
         ran[g - g0] = true;
@@ -258,6 +276,8 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
             break;
         }
     }
+    for (int g = g0; g < g1; g++)
+        rt_dist_delta_done(pl, g); /* MPI row blocks made whole */
     free(has_news);
     return it;
 }

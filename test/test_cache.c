@@ -83,7 +83,8 @@ static JitKey key_of(const char *text, int rows, int64_t opts)
     fuse_input in = input_of(rows);
     RtPlan *pl = NULL;
     fuse_status st = rt_plan_new(&pl, text, "k.fuse", scratch, scratch, false, &in, 1, NULL,
-                                 NULL, NULL, NULL, NULL, NULL, 0, FUSE_PRECISION_FP32);
+                                 NULL, NULL, NULL, NULL, NULL, 0, FUSE_PRECISION_FP32,
+                                 false);
     ck_assert_msg(st == FUSE_OK, "plan: %s", pl && pl->dl.first ? pl->dl.first->msg : "?");
     unsigned char *ir = NULL;
     size_t n = 0;

@@ -207,7 +207,7 @@ START_TEST(test_chain_in_other_precisions)
 }
 END_TEST
 
-/* explain --distributed names the split products and their bytes. */
+/* explain --distributed names each product's placement and the bytes moved. */
 START_TEST(test_explain_shows_placement)
 {
     float *a = calloc((size_t)CH_I * CH_K, sizeof *a), *b = calloc(CH_K * CH_K, sizeof *b);
@@ -220,15 +220,18 @@ START_TEST(test_explain_shows_placement)
                          FUSE_JIT_BIN, "explain", "prog.fuse", "--distributed", "--threads", "1",
                          NULL);
     expect_exit(&r, 0);
-    /* C and D: 200 x 150 float32 = 120,000 bytes each, all-reduced per run */
+    /* C and D stay in row blocks (D reads C row for row); the replicated S, T
+     * and P read D whole: it is gathered first, each rank receiving half of its
+     * 200 x 150 float32 = 120,000 bytes in the model */
     ck_assert_msg(strstr(r.out, "over 2 MPI ranks"), "%s", r.out);
-    ck_assert_msg(strstr(r.out, "  C                split      all-reduce 117 KiB (120000 bytes) "
-                                "per run"),
+    ck_assert_msg(strstr(r.out, "  C                rows       nothing moved"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  D                rows       nothing moved"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  D                gathered   58.6 KiB (60000 bytes) received by "
+                                "each rank, read whole next\n  S                replicated"),
                   "%s", r.out);
-    ck_assert_msg(strstr(r.out, "  D                split"), "%s", r.out);
-    ck_assert_msg(strstr(r.out, "  S                replicated"), "%s", r.out);
-    ck_assert_msg(strstr(r.out, "total: 2 split, 3 replicated; 234 KiB (240000 bytes)"), "%s",
-                  r.out);
+    ck_assert_msg(strstr(r.out, "total: 2 rows, 0 split, 3 replicated; when each runs once, 0 "
+                                "bytes (0 bytes) all-reduced"),
+                  "%s", r.out);
     /* rank 1 prints nothing: the text appears once */
     ck_assert_ptr_null(strstr(strstr(r.out, "total:") + 1, "total:"));
     result_free(&r);
@@ -244,9 +247,102 @@ START_TEST(test_explain_shows_placement)
     expect_exit(&r, 0);
     ck_assert_msg(strstr(r.out, "  P                replicated"), "%s", r.out);
     result_free(&r);
+    /* a batched product (its rows are not one M axis): split by column panels
+     * and all-reduced, 4 x 200 x 150 float32 */
+    float *x = calloc(4 * CH_I * CH_K, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    int64_t sx[3] = {4, CH_I, CH_K}, sy[3] = {4, CH_K, CH_K};
+    write_npy("x.npy", 3, sx, x);
+    write_npy("y.npy", 3, sy, x);
+    write_text("prog.fuse", "X[b,i,k] = \"x.npy\"\nY[b,k,j] = \"y.npy\"\n"
+                            "E[b,i,j] = X[b,i,k] Y[b,k,j]\nexport E\n");
+    r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2", FUSE_JIT_BIN,
+                  "explain", "prog.fuse", "--distributed", NULL);
+    expect_exit(&r, 0);
+    ck_assert_msg(strstr(r.out, "  E                split      all-reduce 469 KiB (480000 bytes) "
+                                "per run"),
+                  "%s", r.out);
+    ck_assert_msg(strstr(r.out, "total: 0 rows, 1 split, 0 replicated; when each runs once, 469 "
+                                "KiB (480000 bytes) all-reduced"),
+                  "%s", r.out);
+    free(x);
+    result_free(&r);
     free(small);
     free(a);
     free(b);
+}
+END_TEST
+
+/* ---- row blocks read in other ways ---- */
+
+enum { RB_I = 2048, RB_K = 48, RB_J = 2048 };
+
+/* C, U and R stay in row blocks (U first: the product's kernel would
+ * otherwise compute R too, a fused span, which is never split). U reads C
+ * through a product with C as B, R row for row but in blocks of its own size
+ * (an elementwise run shares rows evenly, a product in panels of rows), T
+ * transposed, and a sink writes R: every way a block is gathered. */
+static const char ROWS[] = "A[i,k] = \"a.npy\"\n"
+                           "B[k,j] = \"b.npy\"\n"
+                           "C[i,j] = A[i,k] B[k,j]\n"
+                           "U[k,j] = B[k,i] C[i,j]\n"
+                           "R[i,j] = relu(C[i,j])\n"
+                           "T[j,i] = C[i,j]\n"
+                           "\"r.npy\" = R[i,j]\n"
+                           "export R\nexport T\nexport U\n";
+
+START_TEST(test_row_blocks_gathered_for_other_readers)
+{
+    float *a = malloc((size_t)RB_I * RB_K * sizeof *a), *b = malloc(RB_K * RB_J * sizeof *b);
+    double *c = calloc((size_t)RB_I * RB_J, sizeof *c), *u = calloc(RB_K * RB_J, sizeof *u);
+    ck_assert(a && b && c && u);
+    fill_random(a, RB_I * RB_K, 21, -0.5f, 0.5f);
+    fill_random(b, RB_K * RB_J, 22, -0.5f, 0.5f);
+    for (int i = 0; i < RB_I; i++)
+        for (int k = 0; k < RB_K; k++)
+            for (int j = 0; j < RB_J; j++)
+                c[(size_t)i * RB_J + j] += (double)a[i * RB_K + k] * b[k * RB_J + j];
+    for (int k = 0; k < RB_K; k++) /* U = B C, B read as [k,i] (RB_I == RB_J) */
+        for (int i = 0; i < RB_I; i++)
+            for (int j = 0; j < RB_J; j++)
+                u[k * RB_J + j] += (double)b[k * RB_J + i] * c[(size_t)i * RB_J + j];
+    int64_t sa[2] = {RB_I, RB_K}, sb[2] = {RB_K, RB_J}, sc[2] = {RB_I, RB_J};
+    write_npy("a.npy", 2, sa, a);
+    write_npy("b.npy", 2, sb, b);
+    write_text("prog.fuse", ROWS);
+    plain_run("one.npz", "--threads", "2", NULL, NULL);
+    float *r = read_member("one.npz", "R", 2, sc), *t = read_member("one.npz", "T", 2, sc);
+    float *gu = read_member("one.npz", "U", 2, sb);
+    for (int i = 0; i < RB_I; i++)
+        for (int j = 0; j < RB_J; j++) {
+            double want = c[(size_t)i * RB_J + j];
+            ck_assert(fabs(r[(size_t)i * RB_J + j] - fmax(want, 0)) <= 1e-4);
+            ck_assert(fabs(t[(size_t)j * RB_I + i] - want) <= 1e-4);
+        }
+    expect_near("U", gu, u, RB_K * RB_J, 1e-4);
+    free(r), free(t), free(gu);
+    const char *outs[] = {"np1.npz", "np2.npz", "np3.npz"};
+    for (int np = 1; np <= 3; np++) {
+        remove(spath("r.npy"));
+        mpi_run(np, outs[np - 1], "--threads", "2", NULL, NULL);
+        expect_same_bits("one.npz", outs[np - 1], "R", 2, sc);
+        expect_same_bits("one.npz", outs[np - 1], "T", 2, sc);
+        expect_same_bits("one.npz", outs[np - 1], "U", 2, sb);
+        float *sink = read_npy("r.npy", 2, sc), *want = read_member("one.npz", "R", 2, sc);
+        ck_assert(memcmp(sink, want, (size_t)RB_I * RB_J * sizeof *sink) == 0);
+        free(sink), free(want);
+    }
+    /* run --time says what rank 0 moved: C's and R's other rows at most */
+    Result res = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                           FUSE_JIT_BIN, "run", "prog.fuse", "--distributed", "--time", NULL);
+    expect_exit(&res, 0);
+    const char *line = strstr(res.err, "distributed: 2 MPI ranks; rank 0 moved ");
+    ck_assert_msg(line, "%s", res.err);
+    unsigned long long moved = strtoull(line + strlen("distributed: 2 MPI ranks; rank 0 moved "),
+                                        NULL, 10);
+    ck_assert_msg(moved > 0 && moved <= 2ull * RB_I * RB_J * sizeof(float), "moved %llu", moved);
+    result_free(&res);
+    free(a), free(b), free(c), free(u);
 }
 END_TEST
 
@@ -364,6 +460,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_chain_equals_one_process);
     tcase_add_test(tc, test_chain_in_other_precisions);
     tcase_add_test(tc, test_explain_shows_placement);
+    tcase_add_test(tc, test_row_blocks_gathered_for_other_readers);
     tcase_add_test(tc, test_closure_semi_naive);
     tcase_add_test(tc, test_closure_synchronous);
     tcase_add_test(tc, test_boolean_join_merged_from_old_values);

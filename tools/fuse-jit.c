@@ -819,7 +819,7 @@ static void print_distributed_time(FILE *f)
     int rank = 0, size = 1;
     uint64_t bytes = 0;
     if (fuse_distributed_rank(&rank, &size, &bytes) == FUSE_OK)
-        fprintf(f, "distributed: %d MPI ranks; rank %d all-reduced %llu bytes (%.1f MiB)\n",
+        fprintf(f, "distributed: %d MPI ranks; rank %d moved %llu bytes (%.1f MiB)\n",
                 size, rank, (unsigned long long)bytes, (double)bytes / (1024.0 * 1024.0));
 }
 

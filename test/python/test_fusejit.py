@@ -572,7 +572,7 @@ def test_distributed_config_runs_across_two_ranks(tmp_path):
     one = np.load(tmp_path / "one0.npy")
     np.testing.assert_allclose(one, want, rtol=1e-4, atol=1e-4)
     explain = (tmp_path / "explain0.txt").read_text()
-    assert "over 2 MPI ranks" in explain and re.search(r"C\s+split", explain), explain
+    assert "over 2 MPI ranks" in explain and re.search(r"C\s+rows", explain), explain
     for rank in (0, 1):  # every rank holds the whole result, bit for bit one process's
         split = np.load(tmp_path / ("split%d.npy" % rank))
         assert split.dtype == np.float32
