@@ -75,7 +75,7 @@ typedef struct MpiApi {
     int (*Type_free)(MPI_Datatype *);
     MPI_Comm world;
     MPI_Datatype t_int, t_int64, t_uint8, t_uint64;
-    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor;
+    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor, op_sum;
     const char *error; /* why loading failed, or NULL */
 } MpiApi;
 
@@ -114,6 +114,7 @@ static void mpi_load(void)
     MPI_SYM(op_max, "ompi_mpi_op_max");
     MPI_SYM(op_bxor, "ompi_mpi_op_bxor");
     MPI_SYM(op_bor, "ompi_mpi_op_bor");
+    MPI_SYM(op_sum, "ompi_mpi_op_sum");
     if (!ok)
         mpi.error = "cannot find Open MPI's functions in " FUSE_MPI_SONAME;
     /* lib stays loaded for the life of the process */
@@ -170,6 +171,11 @@ bool dist_any(bool flag)
     int mine = flag ? 1 : 0, any = 0;
     mpi.Allreduce(&mine, &any, 1, mpi.t_int, mpi.op_lor, mpi.world);
     return any != 0;
+}
+
+void dist_sum_ints(int *v, int n)
+{
+    mpi.Allreduce(MPI_IN_PLACE, v, n, mpi.t_int, mpi.op_sum, mpi.world);
 }
 
 int64_t dist_max_i64(int64_t v)
@@ -341,6 +347,7 @@ fuse_status dist_init(int *rank, int *size, char **err)
 bool dist_agree_ok(bool ok) { return ok; }
 bool dist_any(bool flag) { return flag; }
 int64_t dist_max_i64(int64_t v) { return v; }
+void dist_sum_ints(int *v, int n) { (void)v, (void)n; }
 
 void dist_merge_changes(void *cur, const void *before, size_t bytes)
 {

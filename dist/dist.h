@@ -55,6 +55,8 @@ bool dist_agree_ok(bool ok);
 bool dist_any(bool flag);
 /* the largest of v over the ranks. */
 int64_t dist_max_i64(int64_t v);
+/* v[0..n) summed over the ranks, in place (how many ranks set each flag). */
+void dist_sum_ints(int *v, int n);
 
 /* Makes a split output whole: every rank holds `before` (`bytes` bytes,
  * identical on every rank before the split kernel ran) and its own `cur`, in

@@ -45,7 +45,13 @@ struct RtDist {
     int64_t *group_rows;    /* per group: its DIST_ROWS output's rank_rows */
     int64_t *delta_rows;    /* per group: its semi-naive delta's rank_rows when
                                its component's sweeps stay in row blocks, else 0 */
+    int64_t *src_rows;      /* per tensor: a .npy source each rank reads only its
+                               block of (every reader reads it row for row), or 0 */
+    bool *src_read;         /* per tensor: this rank read only its block this run */
+    int *flags;             /* room for n_tensors + 1 ints (rt_dist_agree_sources) */
 };
+
+static void gather(RtPlan *pl, int t);
 
 static LowerOptions lower_options(const RtPlan *pl)
 {
@@ -136,6 +142,52 @@ static void plan_delta_rows(const RtPlan *pl, RtDist *d)
     }
 }
 
+/* Whether op reads tensor t, and only row for row. */
+static bool op_reads(const IrProgram *p, const Op *op, int t, bool *is_row_for_row)
+{
+    bool reads = false;
+    for (int k = 0; k < op->n_in; k++)
+        if (op->in[k].tensor == t) {
+            reads = true;
+            *is_row_for_row &= lower_reads_own_rows(p, op, k);
+        }
+    return reads;
+}
+
+/* The blocks in which every reader of source t reads it row for row (DIST_ROWS
+ * groups, all of the same blocks), or 0: then each rank can read just its rows
+ * of the file, and nothing ever needs the others'. A file source only (not a
+ * host input), a .npy converted from a mapping (sources.c map_source). */
+static int64_t source_blocks(const RtPlan *pl, const RtDist *d, int t)
+{
+    const IrProgram *p = pl->ir;
+    const IrTensor *x = p->tensors[t];
+    const char *dot = x->path ? strrchr(x->path, '.') : NULL;
+    if (x->kind != TEN_SOURCE || x->is_stream_state || x->elem || !dot ||
+        strcasecmp(dot, ".npy") != 0 || (pl->is_input && pl->is_input[t]) ||
+        pl->precision != FUSE_PRECISION_FP32 || !fits_gather(pl, t))
+        return 0;
+    int64_t rows = 0;
+    for (int g = 0; g < p->n_groups; g++) {
+        bool is_row_for_row = true, reads = false;
+        for (int i = 0; i < p->groups[g]->n_ops; i++)
+            reads |= op_reads(p, p->groups[g]->ops[i], t, &is_row_for_row);
+        if (!reads)
+            continue;
+        if (d->groups[g].place != DIST_ROWS || !is_row_for_row ||
+            (rows && rows != d->group_rows[g]))
+            return 0;
+        rows = d->group_rows[g];
+    }
+    for (int g = 0; g < p->n_sink_groups; g++) {
+        bool is_row_for_row = true;
+        for (int i = 0; i < p->sink_groups[g]->n_ops; i++)
+            if (op_reads(p, p->sink_groups[g]->ops[i], t, &is_row_for_row))
+                return 0;
+    }
+    return rows;
+}
+
 static void plan_groups(RtPlan *pl, RtDist *d)
 {
     const IrProgram *p = pl->ir;
@@ -172,6 +224,8 @@ static void plan_groups(RtPlan *pl, RtDist *d)
         size_t s = d->stride[g] * (size_t)d->team;
         d->scratch_bytes = s > d->scratch_bytes ? s : d->scratch_bytes;
     }
+    for (int t = 0; t < p->n_tensors; t++)
+        d->src_rows[t] = source_blocks(pl, d, t);
 }
 
 /* The placements and buffers of this rank; false on OOM. */
@@ -190,7 +244,11 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     d->rank_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->rank_rows);
     d->group_rows = calloc((size_t)p->n_groups + 1, sizeof *d->group_rows);
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
-    if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows)
+    d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
+    d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
+    d->flags = calloc((size_t)p->n_tensors + 1, sizeof *d->flags);
+    if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows ||
+        !d->src_rows || !d->src_read || !d->flags)
         return false;
     plan_groups(pl, d);
     if (d->before_bytes) {
@@ -220,6 +278,9 @@ void rt_dist_free(RtDist *d)
     free(d->rank_rows);
     free(d->group_rows);
     free(d->delta_rows);
+    free(d->src_rows);
+    free(d->src_read);
+    free(d->flags);
     io_free_aligned(d->before);
     free(d->bits);
     io_free_aligned(d->scratch);
@@ -256,6 +317,46 @@ fuse_status rt_dist_attach(RtPlan *pl, fuse_status st, char **err)
     if (rank != 0)
         pl->write_sinks = false; /* rank 0 writes every sink */
     return FUSE_OK;
+}
+
+bool rt_dist_source_rows(const RtPlan *pl, int t, int64_t *lo, int64_t *hi)
+{
+    const RtDist *d = pl->dist;
+    if (!d || !d->src_rows[t])
+        return false;
+    dist_row_range(pl->ir->tensors[t]->shape[0], d->src_rows[t], d->rank, lo, hi);
+    return true;
+}
+
+void rt_dist_source_read(RtPlan *pl, int t)
+{
+    if (pl->dist)
+        pl->dist->src_read[t] = true;
+}
+
+/* After loading: the ranks agree that every one loaded its sources, and on the
+ * sources read as blocks. A source every rank read as its block stays in
+ * blocks; one that only some ranks could (the others read the whole file: a
+ * mapping refused) is gathered, so every rank ends with it whole. */
+fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
+{
+    RtDist *d = pl->dist;
+    if (!d)
+        return st;
+    int n = pl->ir->n_tensors, *v = d->flags;
+    v[n] = st == FUSE_OK;
+    for (int t = 0; t < n; t++)
+        v[t] = d->src_read[t];
+    dist_sum_ints(v, n + 1);
+    bool ok = v[n] == d->size;
+    for (int t = 0; t < n; t++) {
+        if (ok && v[t] > 0 && d->src_rows[t])
+            d->rank_rows[t] = d->src_rows[t];
+        if (ok && v[t] > 0 && v[t] < d->size)
+            gather(pl, t);
+        d->src_read[t] = false;
+    }
+    return st != FUSE_OK ? st : ok ? FUSE_OK : peer_failed(pl, "to load its sources");
 }
 
 fuse_status rt_dist_agree(RtPlan *pl, fuse_status st, const char *when)
@@ -586,6 +687,14 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
                    "on every rank, or in row blocks (rows)\n", d->size, d->size == 1 ? "" : "s",
                    d->team, d->team == 1 ? "" : "s");
     ExplainSum s = {0};
+    for (int t = 0; t < pl->ir->n_tensors; t++) /* rt_dist_source_rows */
+        if (d->src_rows[t]) {
+            sup_buf_printf(&sb, "  %-16s source     each rank reads only its block of %lld rows "
+                                "of the file (when it is mapped:\n"
+                                "                              a .npy of 16 MiB or more)\n",
+                           pl->ir->tensors[t]->name, (long long)d->src_rows[t]);
+            d->rank_rows[t] = d->src_rows[t];
+        }
     for (int g = 0; g < pl->ir->n_groups; g++)
         explain_group(pl, g, &sb, &s);
     for (int t = 0; t < pl->ir->n_tensors; t++) /* what rt_dist_finish gathers */

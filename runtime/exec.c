@@ -187,7 +187,7 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
         st = bind_outputs(pl, query); /* exports straight into host memory */
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* earlier steps */
-    st = rt_dist_agree(pl, st, "to load its sources"); /* MPI: all ranks, or none */
+    st = rt_dist_agree_sources(pl, st); /* MPI: all ranks, or none; blocks read */
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);

@@ -442,6 +442,15 @@ int64_t rt_dist_max(const RtPlan *plan, int64_t v);
 bool rt_dist_run_group(RtPlan *plan, int g);
 /* The same for group g's semi-naive delta kernel (seminaive.c). */
 bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta);
+/* A .npy source every reader of which reads it row for row in the same blocks:
+ * true, with this rank's rows [*lo, *hi), when the plan has one rank read just
+ * them (sources.c); rt_dist_source_read records that it did. */
+bool rt_dist_source_rows(const RtPlan *plan, int t, int64_t *lo, int64_t *hi);
+void rt_dist_source_read(RtPlan *plan, int t);
+/* rt_dist_agree for the loading of sources ("to load its sources"), and the
+ * ranks' agreement on the sources read in blocks (a source some rank read
+ * whole is gathered by all). */
+fuse_status rt_dist_agree_sources(RtPlan *plan, fuse_status st);
 /* Row blocks (DIST_ROWS, dist.h): before group g (or sink group g) runs, its
  * operands held in row blocks are gathered unless it reads them row for row on
  * the same blocks; afterwards its output's blocks are recorded. */

@@ -32,6 +32,12 @@ static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)
 static bool buffer_non_negative(const RtPlan *pl, int t)
 {
     const float *v = pl->bufs[t];
+    if (rt_tensor_dtype(pl, t) == FUSE_F32) { /* plain float loads */
+        bool ok = true;
+        for (int64_t i = 0; i < pl->count[t]; i++)
+            ok &= v[i] >= 0.0f; /* NaN fails, as below */
+        return ok;
+    }
     for (int64_t i = 0; i < pl->count[t]; i++)
         if (!(rt_elem_get(pl, v, i) >= 0.0))
             return false;
@@ -159,8 +165,8 @@ static bool group_has_news(const RtPlan *pl, int g, const bool *has_news)
 }
 
 /* The float32 merge of `cells` cells: new facts (set in cur, not in full) go
- * to delta and full; returns their count. */
-static int64_t merge_f32(const float *cur, float *full, float *delta, int64_t cells)
+ * to delta and full, cur is cleared for the next sweep; returns their count. */
+static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
 {
     int64_t news = 0;
     for (int64_t i = 0; i < cells; i++) {
@@ -168,36 +174,49 @@ static int64_t merge_f32(const float *cur, float *full, float *delta, int64_t ce
         delta[i] = is_new ? 1.0f : 0.0f;
         if (is_new)
             full[i] = 1.0f;
+        cur[i] = 0.0f;
         news += is_new;
     }
     return news;
 }
 
+/* The cells [lo, hi) of group g's relation its sweeps touch (all, or this MPI
+ * rank's rows when the sweeps stay in row blocks: the others are not read), as
+ * byte offsets into its buffers. */
+static void swept_bytes(const RtPlan *pl, int g, size_t *at, size_t *bytes)
+{
+    int64_t lo, hi;
+    rt_dist_delta_cells(pl, g, &lo, &hi);
+    *at = (size_t)lo * rt_elem_bytes(pl);
+    *bytes = (size_t)(hi - lo) * rt_elem_bytes(pl);
+}
+
 /* Merges group g's result (cur) into its full relation (prev): new facts go to
- * the delta and are counted; cur becomes the full relation. On MPI ranks whose
- * sweeps stay in row blocks, only this rank's rows (the others are not read). */
+ * the delta and are counted, and cur is left all zeros, as the next sweep's
+ * delta kernel needs it (one pass over the cells, not a merge and a clear). */
 static int64_t merge(RtPlan *pl, int g, bool was_run)
 {
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
-    int64_t lo, hi; /* this MPI rank's rows, or all */
-    rt_dist_delta_cells(pl, g, &lo, &hi);
-    size_t es = rt_elem_bytes(pl);
-    char *cur = (char *)pl->bufs[t] + lo * es, *full = (char *)pl->bufs[n + t] + lo * es;
-    char *delta = (char *)pl->modes->delta[g] + lo * es;
-    int64_t news = 0, cells = hi - lo;
+    size_t at, bytes, es = rt_elem_bytes(pl);
+    swept_bytes(pl, g, &at, &bytes);
+    char *cur = (char *)pl->bufs[t] + at, *full = (char *)pl->bufs[n + t] + at;
+    char *delta = (char *)pl->modes->delta[g] + at;
+    int64_t news = 0, cells = (int64_t)(bytes / es);
     bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
-    news = is_f32 && was_run ? merge_f32((const float *)cur, (float *)full, (float *)delta, cells)
-                             : 0;
-    for (int64_t i = 0; i < cells && was_run && !is_f32; i++) {
+    if (!was_run) { /* cur is still all zeros */
+        memset(delta, 0, bytes);
+        return 0;
+    }
+    if (is_f32)
+        return merge_f32((float *)cur, (float *)full, (float *)delta, cells);
+    for (int64_t i = 0; i < cells; i++) {
         bool is_new = rt_elem_get(pl, cur, i) != 0.0 && rt_elem_get(pl, full, i) == 0.0;
         rt_elem_set(pl, delta, i, is_new ? 1.0 : 0.0);
         if (is_new)
             rt_elem_set(pl, full, i, 1.0);
+        rt_elem_set(pl, cur, i, 0.0);
         news += is_new;
     }
-    if (!was_run)
-        memset(delta, 0, (size_t)cells * es);
-    memcpy(cur, full, (size_t)cells * es);
     return news;
 }
 
@@ -223,13 +242,8 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
                             .sweep = it, .status = RT_EVAL_CACHED, .temperature = NAN};
         if (!group_has_news(pl, g, has_news))
             continue;
-        int t = pl->ir->groups[g]->tensor;
         double t0 = sup_clock_ms();
-        int64_t lo, hi; /* the cells the delta kernel may set (MPI: this rank's rows) */
-        rt_dist_delta_cells(pl, g, &lo, &hi);
-        memset((char *)pl->bufs[t] + lo * rt_elem_bytes(pl), 0,
-               (size_t)(hi - lo) * rt_elem_bytes(pl));
-        run_delta(pl, g);
+        run_delta(pl, g); /* into cur, all zeros (rt_semi_naive_run, merge) */
         e->ms = sup_clock_ms() - t0;
         ran[g - g0] = true;
     }
@@ -268,6 +282,11 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * rt_elem_bytes(pl));
         has_news[t] = true;
     }
+    for (int g = g0; g < g1; g++) { /* the delta kernels OR into zeros */
+        size_t at, bytes;
+        swept_bytes(pl, g, &at, &bytes);
+        memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
+    }
     for (; it < max_iters && !rt_interrupted(pl); it++) {
         int64_t news = rt_dist_max(pl, delta_sweep(pl, g0, g1, it, has_news));
         if (news <= 0) {
@@ -276,8 +295,13 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
             break;
         }
     }
-    for (int g = g0; g < g1; g++)
+    for (int g = g0; g < g1; g++) { /* cur becomes the full relation */
+        int t = pl->ir->groups[g]->tensor;
+        size_t at, bytes;
+        swept_bytes(pl, g, &at, &bytes);
+        memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
         rt_dist_delta_done(pl, g); /* MPI row blocks made whole */
+    }
     free(has_news);
     return it;
 }

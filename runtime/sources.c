@@ -542,7 +542,8 @@ static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
     return true;
 }
 
-/* tucker: a large .npy straight from a mapping into t's buffer (mmap.c); *is_mapped
+/* tucker: a large .npy straight from a mapping into t's buffer (mmap.c), only
+ * this MPI rank's rows when the plan reads it in blocks (dist_exec.c); *is_mapped
  * false leaves the file to read_source. */
 static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, bool *is_mapped,
                               char **err)
@@ -551,8 +552,13 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
     if (strcasecmp(extension(path), ".npy") != 0 || pl->precision != FUSE_PRECISION_FP32 ||
         t->elem) /* a kept 16-bit source is copied as it is */
         return FUSE_OK;
-    return io_npy_read_mapped(path, t->rank, t->shape, pl->bufs[t->id], t->is_bool, is_mapped,
-                              err);
+    int64_t lo = 0, hi = t->rank > 0 ? t->shape[0] : 1;
+    bool is_block = rt_dist_source_rows(pl, t->id, &lo, &hi); /* MPI: this rank's rows */
+    fuse_status st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id],
+                                             t->is_bool, is_mapped, err);
+    if (st == FUSE_OK && *is_mapped && is_block)
+        rt_dist_source_read(pl, t->id);
+    return st;
 }
 
 /* The error of a source whose reading ran out of memory: the reader's message and

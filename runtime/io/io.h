@@ -295,6 +295,12 @@ uint64_t io_mmap_min_bytes(void);
  * SIGBUS; dst then holds garbage that must not be used. */
 fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
                                bool is_bool, bool *is_mapped, char **err);
+/* io_npy_read_mapped converting only rows [lo, hi) of axis 0 (0 <= lo <= hi <=
+ * shape[0]) into the same places of dst: an MPI rank's block (dist.h). The
+ * header and the file's size are checked as for the whole. */
+fuse_status io_npy_read_mapped_rows(const char *path, int rank, const int64_t *shape,
+                                    int64_t lo, int64_t hi, float *dst, bool is_bool,
+                                    bool *is_mapped, char **err);
 /* The same from a read-only mapping the caller made of the whole open file fd
  * (`size` bytes, as fstat said when mapping; fd reports the size at the end). */
 fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const char *path,

@@ -196,13 +196,14 @@ static bool header_fits(const NpyHeader *h, int rank, const int64_t *shape)
 /* Converts the mapped data into dst under the SIGBUS guard; a file cut short
  * meanwhile is an error (fd is still open: its size now is reported). */
 static fuse_status convert_guarded(const uint8_t *map, uint64_t size, int fd, const char *path,
-                                   const NpyHeader *h, int64_t count, float *dst,
-                                   bool is_bool, char **err)
+                                   const NpyHeader *h, int64_t first, int64_t count,
+                                   float *dst, bool is_bool, char **err)
 {
     int slot = io_mmap_guard(map, (size_t)size);
     if (slot < 0)
         return FUSE_E_UNSUPPORTED; /* no guard: the caller reads the file instead */
-    io_convert_source(h->dtype, map + h->data_offset, dst, count, is_bool);
+    io_convert_source(h->dtype, map + h->data_offset + (size_t)first * fuse_dtype_size(h->dtype),
+                      dst + first, count, is_bool);
     if (!io_mmap_unguard(slot))
         return FUSE_OK;
     struct stat sb;
@@ -211,11 +212,15 @@ static fuse_status convert_guarded(const uint8_t *map, uint64_t size, int fd, co
                    path, (unsigned long long)size, now);
 }
 
-fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const char *path,
-                                   int rank, const int64_t *shape, float *dst, bool is_bool,
-                                   bool *is_mapped, char **err)
+/* io_npy_convert_mapping of rows [lo, hi) of axis 0 only (the whole file is
+ * checked as before). */
+static fuse_status convert_mapping_rows(const void *map, uint64_t size, int fd, const char *path,
+                                        int rank, const int64_t *shape, int64_t lo, int64_t hi,
+                                        float *dst, bool is_bool, bool *is_mapped, char **err)
 {
     *is_mapped = false;
+    if (rank > 0 && (lo < 0 || hi > shape[0] || lo > hi))
+        lo = 0, hi = shape[0]; /* not a block of the tensor: all of it */
     NpyHeader h;
     fuse_status st = io_npy_parse_header_named(map, (size_t)size, path, &h, err);
     if (st != FUSE_OK)
@@ -231,15 +236,34 @@ fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const
                        (unsigned long long)count, fuse_dtype_name(h.dtype),
                        (unsigned long long)need,
                        (unsigned long long)(h.data_offset > size ? 0 : have));
-    st = convert_guarded(map, size, fd, path, &h, count, dst, is_bool, err);
+    int64_t row = rank > 0 && shape[0] > 0 ? count / shape[0] : count;
+    if (rank == 0)
+        lo = 0, hi = 1;
+    st = convert_guarded(map, size, fd, path, &h, lo * row, (hi - lo) * row, dst, is_bool, err);
     if (st == FUSE_E_UNSUPPORTED)
         return FUSE_OK;
     *is_mapped = true;
     return st;
 }
 
+fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const char *path,
+                                   int rank, const int64_t *shape, float *dst, bool is_bool,
+                                   bool *is_mapped, char **err)
+{
+    return convert_mapping_rows(map, size, fd, path, rank, shape, 0, rank > 0 ? shape[0] : 1, dst,
+                                is_bool, is_mapped, err);
+}
+
 fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape, float *dst,
                                bool is_bool, bool *is_mapped, char **err)
+{
+    return io_npy_read_mapped_rows(path, rank, shape, 0, rank > 0 ? shape[0] : 1, dst, is_bool,
+                                   is_mapped, err);
+}
+
+fuse_status io_npy_read_mapped_rows(const char *path, int rank, const int64_t *shape,
+                                    int64_t lo, int64_t hi, float *dst, bool is_bool,
+                                    bool *is_mapped, char **err)
 {
     *is_mapped = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -259,8 +283,8 @@ fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape,
         return FUSE_OK; /* cannot map: read it instead */
     }
     (void)madvise(map, (size_t)size, MADV_SEQUENTIAL);
-    fuse_status st = io_npy_convert_mapping(map, size, fd, path, rank, shape, dst, is_bool,
-                                            is_mapped, err);
+    fuse_status st = convert_mapping_rows(map, size, fd, path, rank, shape, lo, hi, dst, is_bool,
+                                          is_mapped, err);
     munmap(map, (size_t)size);
     close(fd);
     return st;
