@@ -28,6 +28,12 @@
  * the same threshold splits it across ranks. */
 #define DIST_DELTA_MIN_CELLS ((int64_t)1 << 16)
 
+/* A component whose semi-naive sweeps stay in row blocks deals its rows out in
+ * DIST_DELTA_ROUNDS rounds of one block per rank (cyclically): the new facts
+ * of a closure gather in some rows, and small blocks dealt in turn even out
+ * the ranks' work where one block each would leave one rank waiting. */
+#define DIST_DELTA_ROUNDS 16
+
 struct RtDist {
     int rank, size;
     DistGroupPlan *groups;  /* per equation group */
@@ -43,8 +49,9 @@ struct RtDist {
      * else rank r holds only rows [r * rank_rows[t], ...) (dist_row_range) */
     int64_t *rank_rows;
     int64_t *group_rows;    /* per group: its DIST_ROWS output's rank_rows */
-    int64_t *delta_rows;    /* per group: its semi-naive delta's rank_rows when
-                               its component's sweeps stay in row blocks, else 0 */
+    int64_t *delta_rows;    /* per group: the rows of one block of its semi-naive
+                               delta when its component's sweeps stay in row
+                               blocks (block b is rank b % size's), else 0 */
     int64_t *src_rows;      /* per tensor: a .npy source each rank reads only its
                                block of (every reader reads it row for row), or 0 */
     bool *src_read;         /* per tensor: this rank read only its block this run */
@@ -107,16 +114,25 @@ static bool in_component(const IrProgram *p, int comp, int t)
     return false;
 }
 
+/* The thread shares of a delta kernel dealt in rounds: DIST_DELTA_ROUNDS x
+ * size x team of them, round k giving rank r the shares (k size + r) team ..
+ * (k size + r) team + team - 1, a block of team x chunk rows. */
+static int64_t delta_shares(const RtDist *d)
+{
+    return (int64_t)DIST_DELTA_ROUNDS * d->size * d->team;
+}
+
 /* Group g's delta kernel keeps row blocks: it shares rows, and each of its
  * joins reads every tensor of its component row for row, so a rank's rows of
- * the next delta depend only on its rows of this one. The rows per rank, or 0. */
+ * the next delta depend only on its rows of this one. The rows of a block, or
+ * 0. */
 static int64_t delta_row_blocks(const RtPlan *pl, const RtDist *d, int g)
 {
     const IrProgram *p = pl->ir;
     const Group *grp = p->groups[g];
     int64_t chunk = 0;
     if (!is_split_delta(pl, g, d->size) || !fits_gather(pl, grp->tensor) ||
-        !lower_delta_row_chunk(p, g, (int64_t)d->size * d->team, &chunk))
+        !lower_delta_row_chunk(p, g, delta_shares(d), &chunk))
         return 0;
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++)
@@ -195,7 +211,7 @@ static void plan_groups(RtPlan *pl, RtDist *d)
     plan_delta_rows(pl, d);
     for (int g = 0; g < p->n_groups; g++) {
         const Group *grp = p->groups[g];
-        if (is_split_delta(pl, g, d->size) && !d->delta_rows[g])
+        if (is_split_delta(pl, g, d->size)) /* both ways merge bits (dist_merge_or) */
             d->bit_cells = pl->count[grp->tensor] > d->bit_cells ? pl->count[grp->tensor]
                                                                  : d->bit_cells;
         int64_t chunk = 0;
@@ -570,28 +586,36 @@ bool rt_dist_run_group(RtPlan *pl, int g)
     return true;
 }
 
-void rt_dist_delta_cells(const RtPlan *pl, int g, int64_t *lo, int64_t *hi)
+bool rt_dist_delta_span(const RtPlan *pl, int g, int i, int64_t *lo, int64_t *hi)
 {
     const RtDist *d = pl->dist;
     int t = pl->ir->groups[g]->tensor;
-    *lo = 0;
-    *hi = pl->count[t];
-    if (!d || !d->delta_rows[g])
-        return;
-    int64_t rows = pl->ir->tensors[t]->shape[0], a, b;
-    dist_row_range(rows, d->delta_rows[g], d->rank, &a, &b);
-    *lo = a * (pl->count[t] / rows);
-    *hi = b * (pl->count[t] / rows);
+    if (!d || !d->delta_rows[g]) {
+        *lo = 0;
+        *hi = pl->count[t];
+        return i == 0;
+    }
+    if (i >= DIST_DELTA_ROUNDS)
+        return false;
+    int64_t rows = pl->ir->tensors[t]->shape[0], row = pl->count[t] / rows, a, b;
+    dist_row_range(rows, d->delta_rows[g], i * d->size + d->rank, &a, &b);
+    *lo = a * row;
+    *hi = b * row;
+    return true;
 }
 
+/* The relation is 0/1 and only grows, so every rank's rows of others (still as
+ * the sweeps began) are facts of the whole too: an OR over the ranks, moving
+ * bits, makes it whole. */
 void rt_dist_delta_done(RtPlan *pl, int g)
 {
     RtDist *d = pl->dist;
     if (!d || !d->delta_rows[g])
         return;
     int t = pl->ir->groups[g]->tensor;
-    d->rank_rows[t] = d->delta_rows[g];
-    gather(pl, t);
+    double one[1]; /* the element 1 in the tensor's type (at most 8 bytes) */
+    rt_elem_set(pl, one, 0, 1.0);
+    dist_merge_or(pl->bufs[t], pl->count[t], rt_tensor_bytes(pl, t), one, d->bits);
     memcpy(pl->bufs[pl->ir->n_tensors + t], pl->bufs[t],
            (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
 }
@@ -601,9 +625,10 @@ bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
     RtDist *d = pl->dist;
     if (!d || !is_split_delta(pl, g, d->size))
         return false;
-    if (d->delta_rows[g]) { /* this rank's rows only; they stay here */
-        run_shares(delta, pl->bufs, d->rank * d->team, d->team, d->team * d->size,
-                   rt_stop_flag(pl));
+    if (d->delta_rows[g]) { /* this rank's blocks of rows only; they stay here */
+        for (int k = 0; k < DIST_DELTA_ROUNDS; k++)
+            run_shares(delta, pl->bufs, (k * d->size + d->rank) * d->team, d->team,
+                       (int)delta_shares(d), rt_stop_flag(pl));
         return true;
     }
     /* the output is all zeros on every rank before (seminaive.c), and the joins
@@ -664,8 +689,9 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
                            "rows\n", (long long)d->group_rows[g]);
     else if (d->delta_rows[g])
         sup_buf_printf(sb, " nothing moved; with semi_naive its delta sweeps stay in row blocks\n"
-                           "                              of %lld rows (gathered once after "
-                           "the fixpoint)\n", (long long)d->delta_rows[g]);
+                           "                              of %lld rows dealt in turn (merged "
+                           "once, as bits, after the fixpoint)\n",
+                       (long long)d->delta_rows[g]);
     else
         sup_buf_printf(sb, " nothing moved%s\n",
                        is_split_delta(pl, g, d->size)

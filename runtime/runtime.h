@@ -462,10 +462,11 @@ void rt_dist_gather_all(RtPlan *plan);
  * with keep_all, a query's run) is gathered, so a run ends with every tensor
  * whole on every rank. */
 void rt_dist_finish(RtPlan *plan, bool keep_all);
-/* The cells [*lo, *hi) of group g's relation that this rank's semi-naive
- * sweeps touch: its row block when the component's deltas stay in blocks
- * (then the other rows are never read), else all of them. */
-void rt_dist_delta_cells(const RtPlan *plan, int g, int64_t *lo, int64_t *hi);
+/* The cells [*lo, *hi) of span i = 0, 1, ... of group g's relation that this
+ * rank's semi-naive sweeps touch (false past the last): its blocks of rows when
+ * the component's deltas stay in blocks (the other rows are never read), else
+ * one span of all of them. */
+bool rt_dist_delta_span(const RtPlan *plan, int g, int i, int64_t *lo, int64_t *hi);
 /* After the last semi-naive sweep: group g's relation made whole again (its
  * current and full buffers) when its sweeps stayed in row blocks. */
 void rt_dist_delta_done(RtPlan *plan, int g);

@@ -136,7 +136,8 @@ bool rt_semi_naive_applies(RtPlan *pl, int g0, int g1)
     return compile_deltas(pl) == FUSE_OK;
 }
 
-/* The delta buffer of group g (allocated on first use, zeroed). */
+/* The delta buffer of group g (allocated on first use; the caller fills the
+ * cells the sweeps read). */
 static float *delta_buffer(RtPlan *pl, int g)
 {
     RtModes *m = pl->modes;
@@ -144,9 +145,7 @@ static float *delta_buffer(RtPlan *pl, int g)
     size_t bytes = (size_t)pl->count[t] * rt_elem_bytes(pl);
     if (!m->delta[g])
         m->delta[g] = io_alloc_aligned(bytes ? bytes : sizeof(float));
-    if (m->delta[g])
-        memset(m->delta[g], 0, bytes);
-    else /* the fixpoint stops unconverged: say why */
+    if (!m->delta[g]) /* the fixpoint stops unconverged: say why */
         rt_log_nomem(pl, pl->ir->tensors[t], "the semi-naive delta of", bytes);
     return m->delta[g];
 }
@@ -180,25 +179,25 @@ static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
     return news;
 }
 
-/* The cells [lo, hi) of group g's relation its sweeps touch (all, or this MPI
- * rank's rows when the sweeps stay in row blocks: the others are not read), as
- * byte offsets into its buffers. */
-static void swept_bytes(const RtPlan *pl, int g, size_t *at, size_t *bytes)
+/* Span i of the cells of group g's relation its sweeps touch (one span of
+ * all, or this MPI rank's blocks of rows when the sweeps stay in row blocks:
+ * the others are not read), as byte offsets into its buffers; false past the
+ * last. */
+static bool swept_bytes(const RtPlan *pl, int g, int i, size_t *at, size_t *bytes)
 {
     int64_t lo, hi;
-    rt_dist_delta_cells(pl, g, &lo, &hi);
+    if (!rt_dist_delta_span(pl, g, i, &lo, &hi))
+        return false;
     *at = (size_t)lo * rt_elem_bytes(pl);
     *bytes = (size_t)(hi - lo) * rt_elem_bytes(pl);
+    return true;
 }
 
-/* Merges group g's result (cur) into its full relation (prev): new facts go to
- * the delta and are counted, and cur is left all zeros, as the next sweep's
- * delta kernel needs it (one pass over the cells, not a merge and a clear). */
-static int64_t merge(RtPlan *pl, int g, bool was_run)
+/* merge over the span of `bytes` bytes at `at`. */
+static int64_t merge_span(RtPlan *pl, int g, bool was_run, size_t at, size_t bytes)
 {
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
-    size_t at, bytes, es = rt_elem_bytes(pl);
-    swept_bytes(pl, g, &at, &bytes);
+    size_t es = rt_elem_bytes(pl);
     char *cur = (char *)pl->bufs[t] + at, *full = (char *)pl->bufs[n + t] + at;
     char *delta = (char *)pl->modes->delta[g] + at;
     int64_t news = 0, cells = (int64_t)(bytes / es);
@@ -217,6 +216,18 @@ static int64_t merge(RtPlan *pl, int g, bool was_run)
         rt_elem_set(pl, cur, i, 0.0);
         news += is_new;
     }
+    return news;
+}
+
+/* Merges group g's result (cur) into its full relation (prev): new facts go to
+ * the delta and are counted, and cur is left all zeros, as the next sweep's
+ * delta kernel needs it (one pass over the cells, not a merge and a clear). */
+static int64_t merge(RtPlan *pl, int g, bool was_run)
+{
+    int64_t news = 0;
+    size_t at, bytes;
+    for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
+        news += merge_span(pl, g, was_run, at, bytes);
     return news;
 }
 
@@ -279,13 +290,15 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
             free(has_news);
             return it;
         }
-        memcpy(d, pl->bufs[pl->ir->n_tensors + t], (size_t)pl->count[t] * rt_elem_bytes(pl));
+        size_t at, bytes; /* the cells the sweeps read (MPI: this rank's blocks) */
+        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
+            memcpy((char *)d + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
         has_news[t] = true;
     }
     for (int g = g0; g < g1; g++) { /* the delta kernels OR into zeros */
         size_t at, bytes;
-        swept_bytes(pl, g, &at, &bytes);
-        memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
+        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
+            memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
     }
     for (; it < max_iters && !rt_interrupted(pl); it++) {
         int64_t news = rt_dist_max(pl, delta_sweep(pl, g0, g1, it, has_news));
@@ -298,8 +311,8 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     for (int g = g0; g < g1; g++) { /* cur becomes the full relation */
         int t = pl->ir->groups[g]->tensor;
         size_t at, bytes;
-        swept_bytes(pl, g, &at, &bytes);
-        memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
+        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
+            memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
         rt_dist_delta_done(pl, g); /* MPI row blocks made whole */
     }
     free(has_news);

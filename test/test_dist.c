@@ -350,10 +350,18 @@ END_TEST
 
 enum { TC_N = 320 }; /* 102,400 cells: the delta kernels split (>= 2^16) */
 
+/* Right-linear: a delta row x yields only row x of the next delta, so the
+ * semi-naive sweeps stay in row blocks (dealt to the ranks in turn). */
 static const char CLOSURE[] = "Edge(x,y) = \"edge.npy\"\n"
                               "Path(x,y) = Edge(x,y)\n"
                               "Path(x,z) = Path(x,y) Edge(y,z)\n"
                               "export Path\n";
+/* Left-linear: the delta's rows feed other rows; its join runs whole on one
+ * thread share and the ranks merge the delta as bits every sweep. */
+static const char CLOSURE_LEFT[] = "Edge(x,y) = \"edge.npy\"\n"
+                                   "Path(x,y) = Edge(x,y)\n"
+                                   "Path(x,z) = Edge(x,y) Path(y,z)\n"
+                                   "export Path\n";
 
 /* Warshall's closure of e (0/1), in place. */
 static void closure_reference(double *r)
@@ -366,7 +374,7 @@ static void closure_reference(double *r)
                         r[i * TC_N + j] = 1;
 }
 
-static void run_closure(const char *strategy)
+static void run_closure(const char *program, const char *strategy)
 {
     float *e = malloc((size_t)TC_N * TC_N * sizeof *e);
     double *want = malloc((size_t)TC_N * TC_N * sizeof *want);
@@ -379,7 +387,7 @@ static void run_closure(const char *strategy)
     closure_reference(want);
     int64_t se[2] = {TC_N, TC_N};
     write_npy("edge.npy", 2, se, e);
-    write_text("prog.fuse", CLOSURE);
+    write_text("prog.fuse", program);
     plain_run("one.npz", "--mode", "fixpoint", "--fixpoint-strategy", strategy);
     float *got = read_member("one.npz", "Path", 2, se);
     expect_close("Path", got, want, TC_N * TC_N);
@@ -395,13 +403,41 @@ static void run_closure(const char *strategy)
 
 START_TEST(test_closure_semi_naive)
 {
-    run_closure("semi_naive");
+    run_closure(CLOSURE, "semi_naive");
+}
+END_TEST
+
+START_TEST(test_left_linear_closure_semi_naive)
+{
+    run_closure(CLOSURE_LEFT, "semi_naive");
+}
+END_TEST
+
+/* explain says which closure sweeps in row blocks and which merges bits. */
+START_TEST(test_explain_shows_closure_sweeps)
+{
+    float *e = calloc((size_t)TC_N * TC_N, sizeof *e);
+    ck_assert_ptr_nonnull(e);
+    int64_t se[2] = {TC_N, TC_N};
+    write_npy("edge.npy", 2, se, e);
+    const char *programs[] = {CLOSURE, CLOSURE_LEFT};
+    const char *says[] = {"its delta sweeps stay in row blocks", "its delta sweeps split, "
+                                                                 "all-reducing"};
+    for (int i = 0; i < 2; i++) {
+        write_text("prog.fuse", programs[i]);
+        Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                             FUSE_JIT_BIN, "explain", "prog.fuse", "--distributed", NULL);
+        expect_exit(&r, 0);
+        ck_assert_msg(strstr(r.out, says[i]), "%s", r.out);
+        result_free(&r);
+    }
+    free(e);
 }
 END_TEST
 
 START_TEST(test_closure_synchronous)
 {
-    run_closure("synchronous");
+    run_closure(CLOSURE, "synchronous");
 }
 END_TEST
 
@@ -462,6 +498,8 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_explain_shows_placement);
     tcase_add_test(tc, test_row_blocks_gathered_for_other_readers);
     tcase_add_test(tc, test_closure_semi_naive);
+    tcase_add_test(tc, test_left_linear_closure_semi_naive);
+    tcase_add_test(tc, test_explain_shows_closure_sweeps);
     tcase_add_test(tc, test_closure_synchronous);
     tcase_add_test(tc, test_boolean_join_merged_from_old_values);
     tcase_add_test(tc, test_missing_source_stops_all_ranks);
