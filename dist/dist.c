@@ -74,7 +74,7 @@ typedef struct MpiApi {
     int (*Type_commit)(MPI_Datatype *);
     int (*Type_free)(MPI_Datatype *);
     MPI_Comm world;
-    MPI_Datatype t_int, t_int64, t_uint8, t_uint64;
+    MPI_Datatype t_int, t_int64, t_uint8, t_uint64, t_float, t_double;
     MPI_Op op_land, op_lor, op_max, op_bxor, op_bor, op_sum;
     const char *error; /* why loading failed, or NULL */
 } MpiApi;
@@ -109,6 +109,8 @@ static void mpi_load(void)
     MPI_SYM(t_int64, "ompi_mpi_int64_t");
     MPI_SYM(t_uint8, "ompi_mpi_uint8_t");
     MPI_SYM(t_uint64, "ompi_mpi_uint64_t");
+    MPI_SYM(t_float, "ompi_mpi_float");
+    MPI_SYM(t_double, "ompi_mpi_double");
     MPI_SYM(op_land, "ompi_mpi_op_land");
     MPI_SYM(op_lor, "ompi_mpi_op_lor");
     MPI_SYM(op_max, "ompi_mpi_op_max");
@@ -228,6 +230,11 @@ static void allreduce_xor(void *cur, size_t bytes)
         allreduce_in_place(cur, (int64_t)(bytes / 8), mpi.t_uint64, mpi.op_bxor, 8);
     else
         allreduce_in_place(cur, (int64_t)bytes, mpi.t_uint8, mpi.op_bxor, 1);
+}
+
+void dist_sum_reals(void *buf, int64_t n, size_t size)
+{
+    allreduce_in_place(buf, n, size == 8 ? mpi.t_double : mpi.t_float, mpi.op_sum, size);
 }
 
 void dist_merge_changes(void *cur, const void *before, size_t bytes)
@@ -355,6 +362,7 @@ void dist_merge_changes(void *cur, const void *before, size_t bytes)
 }
 
 void dist_merge_zeroed(void *cur, size_t bytes) { (void)cur, (void)bytes; }
+void dist_sum_reals(void *buf, int64_t n, size_t size) { (void)buf, (void)n, (void)size; }
 
 bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
 {

@@ -67,6 +67,10 @@ void dist_merge_changes(void *cur, const void *before, size_t bytes);
 /* The same when `before` is all zeros on every rank (the output was zeroed
  * before the kernel): one all-reduce, no passes over the buffer. */
 void dist_merge_zeroed(void *cur, size_t bytes);
+/* buf's n floats (size 4) or doubles (size 8) summed over the ranks, in
+ * place: the partial sums of a projection over row blocks made whole. */
+void dist_sum_reals(void *buf, int64_t n, size_t size);
+
 /* Makes a boolean split output of n elements of `size` bytes (floats of that
  * width) whole: a cell is `one` (the element 1) where it is non-zero on some
  * rank, else 0 (several ranks may set one cell). The cells travel as bits:

@@ -56,6 +56,8 @@ struct RtDist {
                                block of (every reader reads it row for row), or 0 */
     bool *src_read;         /* per tensor: this rank read only its block this run */
     int *flags;             /* room for n_tensors + 1 ints (rt_dist_agree_sources) */
+    int summed;             /* the group run as a projection over row blocks: its
+                               output is all-reduced after its kernel, or -1 */
 };
 
 static void gather(RtPlan *pl, int t);
@@ -254,6 +256,7 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     *out = d;
     d->rank = rank;
     d->size = size;
+    d->summed = -1;
     d->team = rt_parallel_threads(pl->threads);
     d->groups = calloc((size_t)p->n_groups + 1, sizeof *d->groups);
     d->stride = calloc((size_t)p->n_groups + 1, sizeof *d->stride);
@@ -491,12 +494,54 @@ static void gather_operands(RtPlan *pl, const Group *grp, bool is_rows, int g)
                 gather(pl, grp->ops[i]->in[k].tensor);
 }
 
+/* The row-block tensor that group g (replicated, run next) sums over, when
+ * each rank can sum its own rows and the ranks then add their results: g is one
+ * sum of a single operand, that tensor, in row blocks (a projection, or a row
+ * sum, linear in it: rows of zeros add exact zeros), not in a span, its output
+ * a float32 or float64 buffer at most a quarter of the tensor (an all-reduce
+ * of it then moves less than gathering the tensor would). -1 otherwise. */
+static int projected_tensor(const RtPlan *pl, int g)
+{
+    const RtDist *d = pl->dist;
+    const Group *grp = pl->ir->groups[g];
+    const Op *op = grp->n_ops == 1 ? grp->ops[0] : NULL;
+    if (!op || op->kind != OP_JOIN || op->red != RED_SUM || op->n_in != 1 ||
+        grp->is_recursive || d->groups[g].place != DIST_REPLICATED ||
+        (pl->span_head && (pl->span_head[g] != g || pl->absorbs[g] > 0)))
+        return -1;
+    int t = op->in[0].tensor, out = grp->tensor;
+    size_t es = rt_tensor_bytes(pl, out);
+    if (!d->rank_rows[t] || pl->bufs[t] == pl->bufs[out] || rt_tensor_bytes(pl, t) != es ||
+        (rt_tensor_dtype(pl, out) != FUSE_F32 && rt_tensor_dtype(pl, out) != FUSE_F64) ||
+        pl->count[out] * 4 > pl->count[t])
+        return -1;
+    return t;
+}
+
+/* Zeroes the rows of row-block tensor t that other ranks hold (it stays in
+ * blocks: those rows were not this rank's anyway). */
+static void zero_others(RtPlan *pl, int t)
+{
+    const RtDist *d = pl->dist;
+    int64_t rows = pl->ir->tensors[t]->shape[0], lo, hi;
+    size_t row = row_bytes(pl, t);
+    dist_row_range(rows, d->rank_rows[t], d->rank, &lo, &hi);
+    memset(pl->bufs[t], 0, (size_t)lo * row);
+    memset((char *)pl->bufs[t] + (size_t)hi * row, 0, (size_t)(rows - hi) * row);
+}
+
 void rt_dist_before_group(RtPlan *pl, bool is_sink, int g)
 {
     RtDist *d = pl->dist;
     const IrProgram *p = pl->ir;
     if (is_sink) {
         gather_operands(pl, p->sink_groups[g], false, g);
+        return;
+    }
+    int t = projected_tensor(pl, g);
+    if (t >= 0) { /* each rank sums its rows; rt_dist_after_group adds them up */
+        zero_others(pl, t);
+        d->summed = g;
         return;
     }
     bool is_rows = d->groups[g].place == DIST_ROWS;
@@ -514,6 +559,11 @@ void rt_dist_after_group(RtPlan *pl, bool is_sink, int g)
     if (is_sink) {
         set_rows(pl, p->sink_groups[g]->tensor, 0);
         return;
+    }
+    if (d->summed == g) {
+        int t = p->groups[g]->tensor;
+        dist_sum_reals(pl->bufs[t], pl->count[t], rt_tensor_bytes(pl, t));
+        d->summed = -1;
     }
     int last = g;
     if (pl->span_head && pl->absorbs && pl->span_head[g] == g)
@@ -649,6 +699,7 @@ bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
 typedef struct ExplainSum {
     uint64_t reduced, gathered;
     int n_place[DIST_PLACE_COUNT];
+    int n_summed; /* replicated groups run as projections over row blocks */
 } ExplainSum;
 
 /* A gather of row-block tensor t as explain reports it: the model's bytes a
@@ -672,6 +723,19 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
     const Group *grp = p->groups[g];
     const DistGroupPlan *gp = &d->groups[g];
     bool is_rows = gp->place == DIST_ROWS;
+    int summed = projected_tensor(pl, g);
+    if (summed >= 0) { /* rt_dist_before_group, rt_dist_after_group */
+        uint64_t bytes = (uint64_t)pl->count[grp->tensor] * rt_tensor_bytes(pl, grp->tensor);
+        char text[32];
+        rt_format_bytes(bytes, text, sizeof text);
+        sup_buf_printf(sb, "  %-16s summed     each rank sums its rows of %s, then all-reduce %s "
+                           "(%llu bytes) per run\n", p->tensors[grp->tensor]->name,
+                       p->tensors[summed]->name, text, (unsigned long long)bytes);
+        d->rank_rows[grp->tensor] = 0;
+        s->reduced += bytes;
+        s->n_summed++;
+        return;
+    }
     for (int i = 0; i < grp->n_ops; i++) /* row blocks it reads whole (before_group) */
         for (int k = 0; k < grp->ops[i]->n_in; k++)
             if (!reads_as_is(pl, grp->ops[i], k, is_rows, g))
@@ -731,10 +795,11 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
     rt_format_bytes(s.reduced, reduced, sizeof reduced);
     rt_format_bytes(dist_model_bytes(s.reduced, d->size), model, sizeof model);
     rt_format_bytes(s.gathered, gathered, sizeof gathered);
-    sup_buf_printf(&sb, "total: %d rows, %d split, %d replicated; when each runs once, %s "
-                        "(%llu bytes) all-reduced (ring model: %s sent by each rank) and %s "
+    sup_buf_printf(&sb, "total: %d rows, %d split, %d summed, %d replicated; when each runs once, "
+                        "%s (%llu bytes) all-reduced (ring model: %s sent by each rank) and %s "
                         "(%llu bytes) gathered by each rank\n",
-                   s.n_place[DIST_ROWS], s.n_place[DIST_SPLIT], s.n_place[DIST_REPLICATED],
+                   s.n_place[DIST_ROWS], s.n_place[DIST_SPLIT], s.n_summed,
+                   s.n_place[DIST_REPLICATED],
                    reduced, (unsigned long long)s.reduced, model, gathered,
                    (unsigned long long)s.gathered);
     *out = sup_buf_finish(&sb);
