@@ -4,18 +4,25 @@
  *
  *   dist.c       thin wrappers over the MPI calls the runtime needs (initialise if
  *                the host has not, rank and size, the all-reduces that merge a
- *                split kernel's output and agree on flags, counts and statuses),
- *                plus the byte counters behind `--time` and `explain`;
+ *                split kernel's output and agree on flags, counts and statuses,
+ *                the all-gather of row blocks), plus the byte counters behind
+ *                `--time` and `explain`;
  *   dist_plan.c  the planner: a pure function deciding, per equation group, where
  *                it runs (every rank alike, or split across the ranks) and what it
  *                moves.
  *
- * Data model: between groups every rank holds every tensor whole, with the same
- * bits. A split group is one kernel call whose thread team already partitions the
- * output's cells (lower.h); rank r of R runs the thread shares r*T .. r*T+T-1 of
- * a team of R*T, so each cell is computed by exactly one rank, in exactly the
- * order one process computes it, and an all-reduce makes the output whole again
- * (dist_merge_changes: bitwise, so the result equals the single-process bits).
+ * Data model: a tensor is whole on every rank, with the same bits, or in row
+ * blocks: rank r holds rows [r*b, (r+1)*b) of axis 0 (dist_row_range) and its
+ * other rows hold nothing it reads. A split group is one kernel call whose thread
+ * team already partitions the output's cells (lower.h); rank r of R runs the
+ * thread shares r*T .. r*T+T-1 of a team of R*T, so each cell is computed by
+ * exactly one rank, in exactly the order one process computes it. When those
+ * shares are blocks of whole rows the output stays in row blocks (DIST_ROWS),
+ * to be read as it is by a group reading it row for row on the same blocks, or
+ * gathered (dist_gather_rows) for any other reader; otherwise an all-reduce makes
+ * it whole again (dist_merge_changes: bitwise, so the result equals the
+ * single-process bits). The runtime (runtime/dist_exec.c) tracks which tensors
+ * are in blocks.
  *
  * Built without MPI (FUSE_MPI off or not found) the same header compiles to stubs:
  * dist_is_built() is false, dist_init fails with a clear message, the size is 1.

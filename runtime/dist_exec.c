@@ -2,15 +2,18 @@
  * dist_exec.c: a plan run on several MPI ranks (dist.h has the data model). The
  * runtime side of the distribution: attaching a plan (placements from the
  * planner, the buffers a split needs, sinks on rank 0 only), running a split
- * group or semi-naive delta as this rank's share of a team R times as large and
- * merging its output, and the agreements that keep every rank on the same path
- * (statuses, fixpoint change flags).
+ * group or semi-naive delta as this rank's share of a team R times as large,
+ * keeping row blocks or merging its output, tracking which tensors are in row
+ * blocks and gathering them (or summing a projection over them) before a group
+ * that cannot read them so, reading sources in blocks, and the agreements that
+ * keep every rank on the same path (statuses, fixpoint change flags).
  *
- * Every rank runs the same schedule over the same bits, so the ranks take the
- * same branches and call the same collectives in the same order; the only
- * collectives are in this file (through dist.h). A rank's failure before a
- * collective becomes everyone's at the next agreement (rt_dist_agree), so no
- * rank is left waiting.
+ * Every rank runs the same schedule and makes the same decisions: which tensors
+ * are in blocks follows from the plan and agreed flags alone, never from a
+ * rank's own values, so the ranks take the same branches and call the same
+ * collectives in the same order; the only collectives are in this file
+ * (through dist.h). A rank's failure before a collective becomes everyone's at
+ * the next agreement (rt_dist_agree), so no rank is left waiting.
  */
 #include <limits.h>
 #include <omp.h>
