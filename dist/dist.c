@@ -249,14 +249,20 @@ void dist_merge_zeroed(void *cur, size_t bytes)
     allreduce_xor(cur, bytes);
 }
 
+/* Ranks whose counts fit on the stack: no allocation that could fail on one
+ * rank only and leave the others in the collective. */
+#define DIST_STACK_RANKS 256
+
 /* The rows travel as elements of one row's bytes, so counts stay small ints
  * (rows, not bytes) for buffers of any size. */
 bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
 {
     if (rows > INT_MAX || row_bytes > INT_MAX || row_bytes == 0)
         return false;
-    int *counts = malloc((size_t)world_size * sizeof *counts);
-    int *displs = malloc((size_t)world_size * sizeof *displs);
+    int stack_counts[DIST_STACK_RANKS], stack_displs[DIST_STACK_RANKS];
+    bool is_big = world_size > DIST_STACK_RANKS;
+    int *counts = is_big ? malloc((size_t)world_size * sizeof *counts) : stack_counts;
+    int *displs = is_big ? malloc((size_t)world_size * sizeof *displs) : stack_displs;
     MPI_Datatype row;
     bool ok = counts && displs && mpi.Type_contiguous((int)row_bytes, mpi.t_uint8, &row) ==
                                       MPI_SUCCESS;
@@ -278,8 +284,10 @@ bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_ro
                          (uint64_t)(rows - counts[world_rank]) * (uint64_t)row_bytes);
         atomic_fetch_add(&n_calls, 1);
     }
-    free(counts);
-    free(displs);
+    if (is_big) {
+        free(counts);
+        free(displs);
+    }
     return ok;
 }
 

@@ -394,6 +394,11 @@ bool rt_dist_any(const RtPlan *pl, bool flag)
     return pl->dist && pl->dist->size > 1 ? dist_any(flag) : flag;
 }
 
+bool rt_dist_stop_agreed(const RtPlan *pl)
+{
+    return pl->dist ? rt_dist_any(pl, rt_interrupted(pl)) : rt_interrupted(pl);
+}
+
 int64_t rt_dist_max(const RtPlan *pl, int64_t v)
 {
     return pl->dist && pl->dist->size > 1 ? dist_max_i64(v) : v;

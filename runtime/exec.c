@@ -125,7 +125,7 @@ static bool ensure_scratch(RtPlan *pl, int nth)
  * one thread is configured, else alone as thread 0 of 1. */
 void rt_run_group(RtPlan *pl, bool is_sink, int g)
 {
-    if (rt_interrupted(pl)) /* the schedule winds down */
+    if (rt_stop_now(pl)) /* the schedule winds down */
         return;
     if (pl->dist)
         rt_dist_before_group(pl, is_sink, g); /* operands in row blocks it cannot read */
@@ -179,7 +179,7 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
                               int query)
 {
     IrProgram *p = pl->ir;
-    if (rt_interrupted(pl))
+    if (rt_stop_now(pl))
         return interrupted(pl);
     zero_computed(pl, query);
     fuse_status st = rt_load_sources(pl, inputs, n_inputs);
@@ -187,12 +187,14 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
         st = bind_outputs(pl, query); /* exports straight into host memory */
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* earlier steps */
+    if (st == FUSE_OK && rt_interrupted(pl)) /* MPI: a rank interrupted stops them all */
+        st = interrupted(pl);
     st = rt_dist_agree_sources(pl, st); /* MPI: all ranks, or none; blocks read */
     if (st != FUSE_OK)
         return st;
     fuse_status run_st = run_groups(pl, query);
     rt_dist_finish(pl, query >= 0); /* MPI: row blocks made whole */
-    if (rt_interrupted(pl))
+    if (rt_dist_stop_agreed(pl)) /* MPI: interrupted on any rank */
         return interrupted(pl);
     if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
         return run_st;

@@ -205,6 +205,17 @@ static inline bool rt_interrupted(const RtPlan *plan)
     return plan->host && atomic_load_explicit(&plan->host->interrupt, memory_order_relaxed);
 }
 
+/* Whether the schedule stops here, now, at an interrupt: in one process when
+ * the host interrupted the run; never on its own in a distributed plan, whose
+ * ranks must call the same collectives: an interrupted rank's kernels stop
+ * early (the stop flag) and it goes on through the schedule, and the ranks
+ * stop together where they agree (rt_dist_stop_agreed: each fixpoint sweep,
+ * the end of the run). */
+static inline bool rt_stop_now(const RtPlan *plan)
+{
+    return !plan->dist && rt_interrupted(plan);
+}
+
 /* The flag a plan's kernels watch while they run (lower.h: kernel ABI): the
  * host's interrupt flag, or one that is never set when the plan has no host.
  * Within a kernel the flag is checked once per block of work, so an interrupt
@@ -435,6 +446,9 @@ fuse_status rt_dist_agree(RtPlan *plan, fuse_status st, const char *when);
 /* flag or-ed, and v maximised, over the ranks of a distributed plan (flag and v
  * as they are otherwise): fixpoints stop on the ranks' common verdict. */
 bool rt_dist_any(const RtPlan *plan, bool flag);
+/* rt_interrupted on some rank (one collective in a distributed plan; otherwise
+ * rt_interrupted): where all ranks stop together. */
+bool rt_dist_stop_agreed(const RtPlan *plan);
 int64_t rt_dist_max(const RtPlan *plan, int64_t v);
 /* Runs equation group g as this rank's share when the plan splits it (true),
  * merging its output (DIST_SPLIT) or keeping this rank's rows (DIST_ROWS);

@@ -276,7 +276,7 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
                    rt_semi_naive_applies(pl, g0, g1);
     is_semi = !rt_dist_any(pl, !is_semi); /* MPI ranks: semi-naive on all or none */
     pl->modes->n_diverged = 0;
-    for (int it = 0; it < m->max_iters && !rt_interrupted(pl); it++) {
+    for (int it = 0; it < m->max_iters && !rt_dist_stop_agreed(pl); it++) {
         bool changed = rt_dist_any(pl, sweep(pl, g0, g1, it, true, is_semi, m->tol));
         c->sweeps = it + 1;
         c->is_diverged = m->n_diverged > 0;
@@ -341,7 +341,7 @@ fuse_status rt_sched_run(RtPlan *pl, const bool *want, bool force_fixpoint,
         if (m->snap[g])
             memset(m->snap[g], 0, (size_t)pl->count[p->groups[g]->tensor] * rt_elem_bytes(pl));
     double t0 = sup_clock_ms();
-    for (int g0 = 0, g1; g0 < p->n_groups && !rt_interrupted(pl); g0 = g1) {
+    for (int g0 = 0, g1; g0 < p->n_groups && !rt_stop_now(pl); g0 = g1) {
         for (g1 = g0 + 1; g1 < p->n_groups && p->groups[g1]->component == p->groups[g0]->component;)
             g1++;
         RtTraceComp c = {.component = p->groups[g0]->component, .first_group = g0,

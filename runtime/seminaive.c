@@ -281,15 +281,18 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     bool *has_news = calloc((size_t)pl->ir->n_tensors + 1, sizeof *has_news);
     int it = first_sweep;
     *is_converged = false;
-    if (!has_news)
+    bool ok = has_news != NULL;
+    for (int g = g0; g < g1 && ok; g++)
+        ok = delta_buffer(pl, g) != NULL;
+    /* MPI: every rank has its buffers, or none goes on */
+    if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") !=
+        FUSE_OK) {
+        free(has_news);
         return it;
+    }
     for (int g = g0; g < g1; g++) { /* after the first sweep every fact is new */
         int t = pl->ir->groups[g]->tensor;
-        float *d = delta_buffer(pl, g);
-        if (!d) {
-            free(has_news);
-            return it;
-        }
+        float *d = pl->modes->delta[g];
         size_t at, bytes; /* the cells the sweeps read (MPI: this rank's blocks) */
         for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
             memcpy((char *)d + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
@@ -300,8 +303,14 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
             memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
     }
-    for (; it < max_iters && !rt_interrupted(pl); it++) {
-        int64_t news = rt_dist_max(pl, delta_sweep(pl, g0, g1, it, has_news));
+    for (; it < max_iters && !rt_stop_now(pl); it++) {
+        int64_t local = delta_sweep(pl, g0, g1, it, has_news);
+        /* MPI: a rank that cannot go on (out of memory, interrupted) stops all */
+        if (pl->dist && (local < 0 || rt_interrupted(pl)))
+            local = INT64_MAX;
+        int64_t news = rt_dist_max(pl, local);
+        if (news == INT64_MAX)
+            break; /* not converged */
         if (news <= 0) {
             *is_converged = news == 0;
             it++;

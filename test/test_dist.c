@@ -9,6 +9,10 @@
  */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +514,110 @@ START_TEST(test_missing_source_stops_all_ranks)
 }
 END_TEST
 
+/* ---- an interrupt on one rank (this binary as the MPI program) ---- */
+
+/* `mpirun -np 2 test_dist --interrupt-host`: every rank runs a long closure (a
+ * path of IH_N nodes: IH_N sweeps) in a distributed runner, semi-naive and then
+ * synchronous; on rank 1 only, a thread calls fuse_ctx_interrupt 300 ms into
+ * each run. Each rank prints "rank R STRATEGY: STATUS SECONDS". The other rank
+ * must stop too (it was not interrupted, but its peer's outputs are gone), and
+ * neither may wait for the other. */
+enum { IH_N = 3000 };
+
+typedef struct HostInterrupter {
+    fuse_ctx *ctx;
+    atomic_int is_done;
+} HostInterrupter;
+
+static void *interrupt_later(void *arg)
+{
+    HostInterrupter *h = arg;
+    nanosleep(&(struct timespec){.tv_nsec = 300 * 1000000L}, NULL);
+    while (!atomic_load(&h->is_done)) { /* until the run returns */
+        fuse_ctx_interrupt(h->ctx);
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+    }
+    return NULL;
+}
+
+static int interrupt_host(void)
+{
+    float *edge = calloc((size_t)IH_N * IH_N, sizeof *edge);
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    if (!edge || fuse_ctx_new(&ctx) != FUSE_OK ||
+        fuse_program_from_text(ctx, CLOSURE, "path.fuse", &prog) != FUSE_OK)
+        return 2;
+    for (int i = 0; i + 1 < IH_N; i++)
+        edge[(size_t)i * IH_N + i + 1] = 1.0f;
+    fuse_input in = {.name = "Edge", .tensor = {.dtype = FUSE_F32, .rank = 2, .data = edge}};
+    in.tensor.shape[0] = in.tensor.shape[1] = IH_N;
+    int rank = 0;
+    fuse_distributed_rank(&rank, NULL, NULL);
+    const fuse_strategy strategies[] = {FUSE_STRATEGY_SEMI_NAIVE, FUSE_STRATEGY_SYNCHRONOUS};
+    const char *names[] = {"semi_naive", "synchronous"};
+    for (int s = 0; s < 2; s++) {
+        fuse_config cfg;
+        fuse_config_init(&cfg);
+        cfg.threads = 1;
+        cfg.mode = FUSE_MODE_FIXPOINT;
+        cfg.strategy = strategies[s];
+        cfg.max_iters = 2 * IH_N;
+        cfg.distributed = 1;
+        fuse_runner *run = NULL;
+        if (fuse_runner_new(prog, &cfg, &in, 1, &run) != FUSE_OK)
+            return 2;
+        HostInterrupter h = {.ctx = ctx};
+        pthread_t tid;
+        if (rank == 1 && pthread_create(&tid, NULL, interrupt_later, &h) != 0)
+            return 2;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        fuse_outputs *out = NULL;
+        fuse_status st = fuse_runner_run(run, &in, 1, &out);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_store(&h.is_done, 1);
+        if (rank == 1)
+            pthread_join(tid, NULL);
+        printf("rank %d %s: %s %.2f\n", rank, names[s], fuse_status_name(st),
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+        fflush(stdout);
+        fuse_outputs_free(out);
+        fuse_runner_free(run);
+    }
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    free(edge);
+    return 0;
+}
+
+/* Both ranks stop with FUSE_E_INTERRUPTED (named "interrupted"), well before
+ * the closure would end. */
+START_TEST(test_interrupt_on_one_rank_stops_all)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert(n > 0);
+    self[n] = 0;
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2", self,
+                         "--interrupt-host", NULL);
+    expect_exit(&r, 0);
+    const char *lines[] = {
+        "rank 0 semi_naive: interrupted",
+        "rank 1 semi_naive: interrupted",
+        "rank 0 synchronous: interrupted",
+        "rank 1 synchronous: interrupted",
+    };
+    for (int i = 0; i < 4; i++) {
+        const char *at = strstr(r.out, lines[i]);
+        ck_assert_msg(at, "%s\n%s", r.out, r.err);
+        double secs = atof(at + strlen(lines[i]));
+        ck_assert_msg(secs < 20.0, "%s took %.2f s\n%s", lines[i], secs, r.out);
+    }
+    result_free(&r);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
@@ -522,6 +630,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_closure_semi_naive);
     tcase_add_test(tc, test_left_linear_closure_semi_naive);
     tcase_add_test(tc, test_explain_shows_closure_sweeps);
+    tcase_add_test(tc, test_interrupt_on_one_rank_stops_all);
     tcase_add_test(tc, test_closure_synchronous);
     tcase_add_test(tc, test_boolean_join_merged_from_old_values);
     tcase_add_test(tc, test_missing_source_stops_all_ranks);
@@ -529,8 +638,10 @@ static Suite *dist_suite(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--interrupt-host") == 0)
+        return interrupt_host();
     SRunner *sr = srunner_create(dist_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
