@@ -182,14 +182,22 @@ static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
  * loop nest takes it. */
 #define BOOL_MAX_K 16384
 
+/* Compute elements per vector under opt: 4, 8 or 16. */
+static int64_t vector_width(const LowerOptions *opt)
+{
+    int64_t vw = opt->vector_bits / (8 * (int64_t)lower_compute_bytes(opt));
+    return vw >= 16 ? 16 : vw >= 8 ? 8 : 4;
+}
+
+int64_t contract_mr(const LowerOptions *opt) { return vector_width(opt) == 16 ? 12 : 6; }
+
 static void choose_blocks(const LowerOptions *opt, Contraction *c)
 {
     c->csize = (int64_t)lower_compute_bytes(opt);
     c->esize = (unsigned)lower_store_bytes(opt);
-    int64_t vw = opt->vector_bits / (8 * c->csize);
-    c->vw = vw >= 16 ? 16 : vw >= 8 ? 8 : 4;
+    c->vw = vector_width(opt);
     c->nr = 2 * c->vw;
-    c->mr = c->vw == 16 ? 12 : 6;
+    c->mr = contract_mr(opt);
     int64_t l1 = cache_bytes(opt->l1_bytes, _SC_LEVEL1_DCACHE_SIZE, 32 << 10);
     int64_t l2 = cache_bytes(opt->l2_bytes, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
     int64_t l3 = cache_bytes(opt->l3_bytes, _SC_LEVEL3_CACHE_SIZE, 8 << 20);

@@ -54,6 +54,9 @@ typedef struct Contraction {
 bool contract_classify(const IrProgram *p, const Op *op, const LowerOptions *opt,
                        Contraction *c);
 
+/* The rows of a micro-panel (Contraction.mr) of every contraction under opt. */
+int64_t contract_mr(const LowerOptions *opt);
+
 /* Bytes of packing scratch c needs per thread (lower_scratch_bytes: the largest). */
 size_t contract_scratch_bytes(const Contraction *c);
 

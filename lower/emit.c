@@ -99,15 +99,19 @@ void emit_thread0_end(Emit *e, LLVMBasicBlockRef after)
 }
 
 /* Thread v_tid's rows of the shared axis: [tid * chunk, min(size, (tid + 1) *
- * chunk)), chunk = ceil(size / nth), so each cell is computed by one thread, the
+ * chunk)), chunk = lower_row_block(size, nth): ceil(size / nth), in whole
+ * quanta of rows under split_rows. Each cell is computed by one thread, the
  * same way whatever nth is. */
 static Loop share_begin(Emit *e, int axis)
 {
     Loop l = {.axis = axis, .is_shared = true};
+    int64_t q = lower_row_quantum(e->opt);
     LLVMValueRef size = emit_i64(e, e->op->axes[axis].size);
+    LLVMValueRef quanta = emit_i64(e, (e->op->axes[axis].size + q - 1) / q);
     LLVMValueRef nth1 = LLVMBuildSub(e->bld, e->v_nth, emit_i64(e, 1), "v.nth1");
-    LLVMValueRef chunk = LLVMBuildUDiv(e->bld, LLVMBuildAdd(e->bld, size, nth1, ""), e->v_nth,
-                                       "v.chunk");
+    LLVMValueRef per = LLVMBuildUDiv(e->bld, LLVMBuildAdd(e->bld, quanta, nth1, ""), e->v_nth,
+                                     "v.per");
+    LLVMValueRef chunk = q == 1 ? per : LLVMBuildMul(e->bld, per, emit_i64(e, q), "v.chunk");
     LLVMValueRef lo = LLVMBuildMul(e->bld, e->v_tid, chunk, "v.lo");
     LLVMValueRef end = LLVMBuildAdd(e->bld, lo, chunk, "v.end");
     LLVMValueRef hi = LLVMBuildSelect(e->bld, LLVMBuildICmp(e->bld, LLVMIntULT, end, size, ""),

@@ -157,7 +157,8 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
-bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, int64_t *chunk)
+bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, const LowerOptions *opt,
+                           int64_t *chunk)
 {
     const Group *grp = p->groups[g];
     const IrTensor *t = p->tensors[grp->tensor];
@@ -170,7 +171,7 @@ bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, int64_t *chun
                                    op->axes[op->out_axis[0]].size != t->shape[0]))
             return false;
     }
-    *chunk = (t->shape[0] + nth - 1) / nth; /* share_begin (emit.c) */
+    *chunk = lower_row_block(t->shape[0], nth, opt); /* share_begin (emit.c) */
     return true;
 }
 

@@ -414,14 +414,22 @@ bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOpti
     return false;
 }
 
-/* Rows per thread of a loop nest sharing `rows` among nth (emit.c share_begin)
- * and of a contraction sharing M panels of mr rows (contract.c thread_share). */
-static int64_t loop_chunk(int64_t rows, int64_t nth) { return (rows + nth - 1) / nth; }
-
+/* Rows per thread of a contraction sharing M panels of mr rows (contract.c
+ * thread_share). */
 static int64_t panel_chunk(int64_t rows, int64_t mr, int64_t nth)
 {
     int64_t panels = (rows + mr - 1) / mr;
     return (panels + nth - 1) / nth * mr;
+}
+
+int64_t lower_row_quantum(const LowerOptions *opt)
+{
+    return opt->split_rows ? contract_mr(opt) : 1;
+}
+
+int64_t lower_row_block(int64_t rows, int64_t nth, const LowerOptions *opt)
+{
+    return panel_chunk(rows, lower_row_quantum(opt), nth);
 }
 
 /* Whether op writes its output's axis 0 as its first loop slot, unshifted. */
@@ -442,27 +450,56 @@ static bool same_shape(const IrTensor *a, const IrTensor *b)
     return true;
 }
 
+/* The rows per thread of the call at op i of g (its team shares blocks of rows
+ * of out slot 0, as plan_call and call_op make it), or 0 when it runs on thread
+ * 0 alone or shares columns; *next is the op after the call. */
+static int64_t call_row_chunk(const IrProgram *p, const Group *g, int i,
+                              const LowerOptions *opt, int64_t nth, int *next)
+{
+    int n_fused = lower_run_length(p, g, i, opt), out = g->ops[i]->out;
+    bool is_folded = !n_fused && i + 1 < g->n_ops && !lower_run_length(p, g, i + 1, opt) &&
+                     fold_call_copy(p, g, i, &out);
+    *next = i + 1 + (is_folded ? 1 : n_fused);
+    int64_t rows = p->tensors[g->tensor]->shape[0];
+    Contraction c;
+    if (!opt->no_contract && contract_classify(p, g->ops[i], opt, &c))
+        return c.is_split_m && c.is_m_leading ? panel_chunk(rows, c.mr, nth) : 0;
+    if (n_fused > 0 || row_op_is_team(p, g->ops[i])) /* share_begin over out slot 0 */
+        return lower_row_block(rows, nth, opt);
+    return 0;
+}
+
+/* Whether some op of g writes tensor t. */
+static bool group_writes(const Group *g, int t)
+{
+    for (int i = 0; i < g->n_ops; i++)
+        if (g->ops[i]->out == t)
+            return true;
+    return false;
+}
+
 bool lower_group_row_chunk(const IrProgram *p, const Group *g, const LowerOptions *opt,
                            int64_t nth, int64_t *chunk)
 {
-    if (!p->is_shaped || g->n_ops == 0 || nth < 1 ||
-        !lower_group_is_parallel(p, g, opt) || lower_run_length(p, g, 0, opt) != g->n_ops - 1)
+    if (!p->is_shaped || g->n_ops == 0 || nth < 1 || !lower_group_is_parallel(p, g, opt))
         return false;
-    const Op *op = g->ops[0];
     const IrTensor *t = p->tensors[g->tensor];
-    for (int i = 0; i < g->n_ops; i++) /* temporaries too: cells of the same grid */
-        if (!writes_rows(p, g->ops[i]) || !same_shape(p->tensors[g->ops[i]->out], t))
+    for (int i = 0; i < g->n_ops; i++) { /* temporaries too: cells of the same grid */
+        const Op *op = g->ops[i];
+        if (!writes_rows(p, op) || !same_shape(p->tensors[op->out], t))
             return false;
-    Contraction c;
-    if (!opt->no_contract && contract_classify(p, op, opt, &c)) {
-        if (!c.is_split_m || !c.is_m_leading)
-            return false;
-        *chunk = panel_chunk(t->shape[0], c.mr, nth);
-        return true;
+        for (int k = 0; k < op->n_in; k++) /* what the group wrote: only its own rows */
+            if (group_writes(g, op->in[k].tensor) && !lower_reads_own_rows(p, op, k))
+                return false;
     }
-    /* a cell run or a team row-wise op: share_begin over out slot 0 */
-    *chunk = loop_chunk(t->shape[0], nth);
-    return true;
+    *chunk = 0;
+    for (int i = 0, next; i < g->n_ops; i = next) { /* every call on the same blocks */
+        int64_t c = call_row_chunk(p, g, i, opt, nth, &next);
+        if (c == 0 || (*chunk && c != *chunk))
+            return false;
+        *chunk = c;
+    }
+    return *chunk > 0;
 }
 
 bool lower_reads_own_rows(const IrProgram *p, const Op *op, int k)

@@ -71,13 +71,22 @@ size_t lower_scratch_bytes(const IrProgram *p, const LowerOptions *opt);
  * at least 2^16 cells whose outermost slot has 2 or more rows. */
 bool lower_group_is_parallel(const IrProgram *p, const Group *g, const LowerOptions *opt);
 
-/* Whether group g's kernel, made of one call (a contraction with its epilogue, a
- * cell run or a team row-wise op), shares out whole rows of its output's axis
- * 0 when a team of nth threads runs it: thread s then writes exactly the rows
+/* Whether group g's kernel shares out whole rows of its output's axis 0 when a
+ * team of nth threads runs it: every call of it (a contraction with its
+ * epilogue, a cell run, a team row-wise op) shares the same blocks of rows,
+ * and a call reads what an earlier one wrote only row for row, so thread s
+ * writes, and reads of the group's own tensors, exactly the rows
  * [s * chunk, min((s + 1) * chunk, rows)); sets *chunk. False for any other
- * kernel (a contraction sharing columns, several calls, thread 0 alone). */
+ * kernel (a contraction sharing columns, a call on thread 0 alone). */
 bool lower_group_row_chunk(const IrProgram *p, const Group *g, const LowerOptions *opt,
                            int64_t nth, int64_t *chunk);
+
+/* The rows a loop nest shared by a team of nth gives each thread (emit.c
+ * share_begin): ceil(rows / nth), or with opt->split_rows rounded up to whole
+ * micro-panels of the contractions (lower_row_quantum rows), so that a
+ * distributed run's loop nests and products cut the same row blocks. */
+int64_t lower_row_quantum(const LowerOptions *opt);
+int64_t lower_row_block(int64_t rows, int64_t nth, const LowerOptions *opt);
 
 /* Whether op reads its operand k row for row: the operand's first slot is the
  * op's output's first slot (same loop axis, no shift or slice, same size), so
@@ -160,7 +169,8 @@ bool lower_delta_eligible(const IrProgram *p, int g);
 /* Whether every join of group g's delta kernel shares out the rows of the
  * output's axis 0 on a team of nth (as lower_group_row_chunk; each join's first
  * driver axis is that axis); sets *chunk. */
-bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, int64_t *chunk);
+bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, const LowerOptions *opt,
+                           int64_t *chunk);
 
 /* The delta kernel name of group g; with is_base, the name of its base kernel
  * `void PREFIXbG(float **bufs)`, which runs only the joins without a recursive

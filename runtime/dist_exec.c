@@ -135,9 +135,10 @@ static int64_t delta_row_blocks(const RtPlan *pl, const RtDist *d, int g)
 {
     const IrProgram *p = pl->ir;
     const Group *grp = p->groups[g];
+    LowerOptions opt = lower_options(pl); /* as the delta kernels are compiled */
     int64_t chunk = 0;
     if (!is_split_delta(pl, g, d->size) || !fits_gather(pl, grp->tensor) ||
-        !lower_delta_row_chunk(p, g, delta_shares(d), &chunk))
+        !lower_delta_row_chunk(p, g, delta_shares(d), &opt, &chunk))
         return 0;
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++)
@@ -224,7 +225,8 @@ static void plan_groups(RtPlan *pl, RtDist *d)
                         lower_group_row_chunk(p, grp, &opt, (int64_t)d->size * d->team, &chunk);
         DistKernelFacts f = {
             .is_team = pl->group_par && pl->group_par[g],
-            .is_one_call = grp->n_ops > 0 && is_one_call(p, grp, &opt),
+            /* calls on the same row blocks read no other rank's cells either */
+            .is_one_call = grp->n_ops > 0 && (is_one_call(p, grp, &opt) || has_rows),
             .is_span = pl->span_head && (pl->span_head[g] != g || pl->absorbs[g] > 0),
             .elem_bytes = rt_tensor_bytes(pl, grp->tensor),
             .rank_rows = has_rows ? rows_per_rank(d, chunk) : 0};

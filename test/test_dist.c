@@ -303,19 +303,21 @@ END_TEST
 
 enum { RB_I = 2048, RB_K = 48, RB_J = 2048 };
 
-/* C, U and R stay in row blocks (U first: the product's kernel would
- * otherwise compute R too, a fused span, which is never split). U reads C
- * through a product with C as B, R row for row but in blocks of its own size
- * (an elementwise run shares rows evenly, a product in panels of rows), T
- * transposed, and a sink writes R: every way a block is gathered. */
+/* C, U, R and P stay in row blocks (U first: the product's kernel would
+ * otherwise compute R too, a fused span, which is never split). R (an
+ * elementwise run) and P (a row softmax, two calls) read C row for row on the
+ * same blocks (a distributed runner's loop nests share rows in whole panels of
+ * the products'); U reads C through a product with C as B and T transposed,
+ * and a sink writes R: every way a block is gathered. */
 static const char ROWS[] = "A[i,k] = \"a.npy\"\n"
                            "B[k,j] = \"b.npy\"\n"
                            "C[i,j] = A[i,k] B[k,j]\n"
                            "U[k,j] = B[k,i] C[i,j]\n"
                            "R[i,j] = relu(C[i,j])\n"
+                           "P[i,j.] = softmax(C[i,j])\n"
                            "T[j,i] = C[i,j]\n"
                            "\"r.npy\" = R[i,j]\n"
-                           "export R\nexport T\nexport U\n";
+                           "export R\nexport T\nexport U\nexport P\n";
 
 START_TEST(test_row_blocks_gathered_for_other_readers)
 {
@@ -354,11 +356,22 @@ START_TEST(test_row_blocks_gathered_for_other_readers)
         expect_same_bits("one.npz", outs[np - 1], "R", 2, sc);
         expect_same_bits("one.npz", outs[np - 1], "T", 2, sc);
         expect_same_bits("one.npz", outs[np - 1], "U", 2, sb);
+        expect_same_bits("one.npz", outs[np - 1], "P", 2, sc);
         float *sink = read_npy("r.npy", 2, sc), *want = read_member("one.npz", "R", 2, sc);
         ck_assert(memcmp(sink, want, (size_t)RB_I * RB_J * sizeof *sink) == 0);
         free(sink), free(want);
     }
-    /* run --time says what rank 0 moved: C's and R's other rows at most */
+    /* explain: R and P run on C's blocks as they are; C is gathered once */
+    Result ex = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                          FUSE_JIT_BIN, "explain", "prog.fuse", "--distributed", NULL);
+    expect_exit(&ex, 0);
+    ck_assert_msg(strstr(ex.out, "  R                rows       nothing moved") &&
+                      strstr(ex.out, "  P                rows       nothing moved"),
+                  "%s", ex.out);
+    const char *first = strstr(ex.out, "  C                gathered");
+    ck_assert_msg(first && !strstr(first + 1, "  C                gathered"), "%s", ex.out);
+    result_free(&ex);
+    /* run --time says what rank 0 moved: others' rows of C, R, P and U at most */
     Result res = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2",
                            FUSE_JIT_BIN, "run", "prog.fuse", "--distributed", "--time", NULL);
     expect_exit(&res, 0);
@@ -366,7 +379,7 @@ START_TEST(test_row_blocks_gathered_for_other_readers)
     ck_assert_msg(line, "%s", res.err);
     unsigned long long moved = strtoull(line + strlen("distributed: 2 MPI ranks; rank 0 moved "),
                                         NULL, 10);
-    ck_assert_msg(moved > 0 && moved <= 2ull * RB_I * RB_J * sizeof(float), "moved %llu", moved);
+    ck_assert_msg(moved > 0 && moved <= 3ull * RB_I * RB_J * sizeof(float), "moved %llu", moved);
     result_free(&res);
     free(a), free(b), free(c), free(u);
 }
