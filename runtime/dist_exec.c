@@ -58,7 +58,7 @@ struct RtDist {
     int64_t *src_rows;      /* per tensor: a .npy source each rank reads only its
                                block of (every reader reads it row for row), or 0 */
     bool *src_read;         /* per tensor: this rank read only its block this run */
-    int *flags;             /* room for n_tensors + 1 ints (rt_dist_agree_sources) */
+    int *flags;             /* room for n_tensors + 2 ints (rt_dist_agree_sources) */
     int summed;             /* the group run as a projection over row blocks: its
                                output is all-reduced after its kernel, or -1 */
 };
@@ -270,7 +270,7 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
-    d->flags = calloc((size_t)p->n_tensors + 1, sizeof *d->flags);
+    d->flags = calloc((size_t)p->n_tensors + 2, sizeof *d->flags);
     if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows ||
         !d->src_rows || !d->src_read || !d->flags)
         return false;
@@ -358,10 +358,11 @@ void rt_dist_source_read(RtPlan *pl, int t)
         pl->dist->src_read[t] = true;
 }
 
-/* After loading: the ranks agree that every one loaded its sources, and on the
- * sources read as blocks. A source every rank read as its block stays in
- * blocks; one that only some ranks could (the others read the whole file: a
- * mapping refused) is gathered, so every rank ends with it whole. */
+/* After loading: the ranks agree that every one loaded its sources and none
+ * was interrupted (then all stop, FUSE_E_INTERRUPTED), and on the sources read
+ * as blocks. A source every rank read as its block stays in blocks; one that
+ * only some ranks could (the others read the whole file: a mapping refused) is
+ * gathered, so every rank ends with it whole. */
 fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
 {
     RtDist *d = pl->dist;
@@ -369,10 +370,11 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
         return st;
     int n = pl->ir->n_tensors, *v = d->flags;
     v[n] = st == FUSE_OK;
+    v[n + 1] = rt_interrupted(pl);
     for (int t = 0; t < n; t++)
         v[t] = d->src_read[t];
-    dist_sum_ints(v, n + 1);
-    bool ok = v[n] == d->size;
+    dist_sum_ints(v, n + 2);
+    bool ok = v[n] == d->size && v[n + 1] == 0;
     for (int t = 0; t < n; t++) {
         if (ok && v[t] > 0 && d->src_rows[t])
             d->rank_rows[t] = d->src_rows[t];
@@ -380,6 +382,8 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
             gather(pl, t);
         d->src_read[t] = false;
     }
+    if (st == FUSE_OK && v[n + 1] > 0)
+        return fe_error(&pl->dl, FUSE_E_INTERRUPTED, (Span){0}, "interrupted");
     return st != FUSE_OK ? st : ok ? FUSE_OK : peer_failed(pl, "to load its sources");
 }
 

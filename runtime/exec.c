@@ -187,8 +187,6 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
         st = bind_outputs(pl, query); /* exports straight into host memory */
     if (st == FUSE_OK)
         st = rt_stream_begin(pl, inputs, n_inputs); /* earlier steps */
-    if (st == FUSE_OK && rt_interrupted(pl)) /* MPI: a rank interrupted stops them all */
-        st = interrupted(pl);
     st = rt_dist_agree_sources(pl, st); /* MPI: all ranks, or none; blocks read */
     if (st != FUSE_OK)
         return st;

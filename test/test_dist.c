@@ -532,20 +532,22 @@ END_TEST
 /* `mpirun -np 2 test_dist --interrupt-host`: every rank runs a long closure (a
  * path of IH_N nodes: IH_N sweeps) in a distributed runner, semi-naive and then
  * synchronous; on rank 1 only, a thread calls fuse_ctx_interrupt 300 ms into
- * each run. Each rank prints "rank R STRATEGY: STATUS SECONDS". The other rank
- * must stop too (it was not interrupted, but its peer's outputs are gone), and
- * neither may wait for the other. */
+ * each run, then again from its first moments (while sources load). Each rank
+ * prints "rank R STRATEGY DELAY: STATUS SECONDS". The other rank must stop too,
+ * as interrupted (it was not, but its peer's outputs are gone), and neither may
+ * wait for the other. */
 enum { IH_N = 3000 };
 
 typedef struct HostInterrupter {
     fuse_ctx *ctx;
+    int delay_ms;
     atomic_int is_done;
 } HostInterrupter;
 
 static void *interrupt_later(void *arg)
 {
     HostInterrupter *h = arg;
-    nanosleep(&(struct timespec){.tv_nsec = 300 * 1000000L}, NULL);
+    nanosleep(&(struct timespec){.tv_nsec = h->delay_ms * 1000000L}, NULL);
     while (!atomic_load(&h->is_done)) { /* until the run returns */
         fuse_ctx_interrupt(h->ctx);
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
@@ -569,7 +571,8 @@ static int interrupt_host(void)
     fuse_distributed_rank(&rank, NULL, NULL);
     const fuse_strategy strategies[] = {FUSE_STRATEGY_SEMI_NAIVE, FUSE_STRATEGY_SYNCHRONOUS};
     const char *names[] = {"semi_naive", "synchronous"};
-    for (int s = 0; s < 2; s++) {
+    for (int r = 0; r < 4; r++) {
+        int s = r % 2, delay_ms = r < 2 ? 300 : 0;
         fuse_config cfg;
         fuse_config_init(&cfg);
         cfg.threads = 1;
@@ -580,7 +583,7 @@ static int interrupt_host(void)
         fuse_runner *run = NULL;
         if (fuse_runner_new(prog, &cfg, &in, 1, &run) != FUSE_OK)
             return 2;
-        HostInterrupter h = {.ctx = ctx};
+        HostInterrupter h = {.ctx = ctx, .delay_ms = delay_ms};
         pthread_t tid;
         if (rank == 1 && pthread_create(&tid, NULL, interrupt_later, &h) != 0)
             return 2;
@@ -592,7 +595,7 @@ static int interrupt_host(void)
         atomic_store(&h.is_done, 1);
         if (rank == 1)
             pthread_join(tid, NULL);
-        printf("rank %d %s: %s %.2f\n", rank, names[s], fuse_status_name(st),
+        printf("rank %d %s %d: %s %.2f\n", rank, names[s], delay_ms, fuse_status_name(st),
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
         fflush(stdout);
         fuse_outputs_free(out);
@@ -616,12 +619,12 @@ START_TEST(test_interrupt_on_one_rank_stops_all)
                          "--interrupt-host", NULL);
     expect_exit(&r, 0);
     const char *lines[] = {
-        "rank 0 semi_naive: interrupted",
-        "rank 1 semi_naive: interrupted",
-        "rank 0 synchronous: interrupted",
-        "rank 1 synchronous: interrupted",
+        "rank 0 semi_naive 300: interrupted",  "rank 1 semi_naive 300: interrupted",
+        "rank 0 synchronous 300: interrupted", "rank 1 synchronous 300: interrupted",
+        "rank 0 semi_naive 0: interrupted",    "rank 1 semi_naive 0: interrupted",
+        "rank 0 synchronous 0: interrupted",   "rank 1 synchronous 0: interrupted",
     };
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 8; i++) {
         const char *at = strstr(r.out, lines[i]);
         ck_assert_msg(at, "%s\n%s", r.out, r.err);
         double secs = atof(at + strlen(lines[i]));
