@@ -152,16 +152,25 @@ static void check_chain_values(const char *npz, const float *a, const float *b)
     free(d), free(s), free(t), free(p);
 }
 
+/* Writes the chain's program and random inputs (seed and seed + 1), returning
+ * them (the caller frees both). */
+static void write_chain(unsigned seed, float **a, float **b)
+{
+    *a = malloc((size_t)CH_I * CH_K * sizeof **a);
+    *b = malloc(CH_K * CH_K * sizeof **b);
+    ck_assert(*a && *b);
+    fill_random(*a, CH_I * CH_K, seed, -0.5f, 0.5f);
+    fill_random(*b, CH_K * CH_K, seed + 1, -0.2f, 0.2f);
+    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
+    write_npy("a.npy", 2, sa, *a);
+    write_npy("b.npy", 2, sb, *b);
+    write_text("prog.fuse", CHAIN);
+}
+
 START_TEST(test_chain_equals_one_process)
 {
-    float *a = malloc((size_t)CH_I * CH_K * sizeof *a), *b = malloc(CH_K * CH_K * sizeof *b);
-    ck_assert(a && b);
-    fill_random(a, CH_I * CH_K, 11, -0.5f, 0.5f);
-    fill_random(b, CH_K * CH_K, 12, -0.2f, 0.2f);
-    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
-    write_npy("a.npy", 2, sa, a);
-    write_npy("b.npy", 2, sb, b);
-    write_text("prog.fuse", CHAIN);
+    float *a, *b;
+    write_chain(11, &a, &b);
     plain_run("one.npz", "--threads", "2", NULL, NULL);
     check_chain_values("one.npz", a, b);
     const char *outs[] = {"np1.npz", "np2.npz", "np3.npz"};
@@ -201,18 +210,12 @@ static void expect_same_bytes(const char *a, const char *b, const char *name, fu
     free(y.data);
 }
 
-/* Other precisions: the split output's elements are merged as bytes of their own
- * width (8 for fp64, 2 for fp16), still bit for bit. */
+/* Other precisions: row blocks are gathered in elements of their own width (8
+ * bytes for fp64, 2 for fp16), still bit for bit. */
 START_TEST(test_chain_in_other_precisions)
 {
-    float *a = malloc((size_t)CH_I * CH_K * sizeof *a), *b = malloc(CH_K * CH_K * sizeof *b);
-    ck_assert(a && b);
-    fill_random(a, CH_I * CH_K, 13, -0.5f, 0.5f);
-    fill_random(b, CH_K * CH_K, 14, -0.2f, 0.2f);
-    int64_t sa[2] = {CH_I, CH_K}, sb[2] = {CH_K, CH_K};
-    write_npy("a.npy", 2, sa, a);
-    write_npy("b.npy", 2, sb, b);
-    write_text("prog.fuse", CHAIN);
+    float *a, *b;
+    write_chain(13, &a, &b);
     const char *precisions[] = {"fp64", "fp16"};
     const fuse_dtype dtypes[] = {FUSE_F64, FUSE_F16};
     for (int i = 0; i < 2; i++) {
