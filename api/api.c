@@ -577,7 +577,7 @@ fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
     if (run->plan)
         run->plan->threads = cfg->threads; /* the kernels' team (also per MPI rank) */
     if (cfg->distributed)
-        st = api_dist_attach(run, st); /* MPI: every rank made it, or none */
+        st = api_dist_attach(run, st, cfg->distributed); /* MPI: every rank made it, or none */
     if (st != FUSE_OK) {
         fail_plan(prog->ctx, st, run->plan);
         fuse_runner_free(run);
@@ -637,6 +637,8 @@ static fuse_status outputs_collect(fuse_runner *run, fuse_outputs **out)
     o->tensors = calloc((size_t)p->n_exports + 1, sizeof *o->tensors);
     if (!o->names || !o->tensors)
         return FUSE_E_NOMEM;
+    if (!rt_dist_has_results(run->plan))
+        return FUSE_OK; /* MPI: the results are on rank 0 */
     for (int i = 0; i < p->n_exports; i++) {
         const IrTensor *t = p->tensors[p->exports[i]];
         fuse_status st = rt_elem_copy(run->plan, t, &o->tensors[i]); /* the plan's dtype */

@@ -120,7 +120,7 @@ fuse_status api_config_take(fuse_ctx *ctx, const fuse_config *cfg, fuse_config *
 /* fuse_runner_new's step for fuse_config.distributed, after the plan was made
  * with status st: rt_dist_attach, its message (if any) in the plan's
  * diagnostics. */
-fuse_status api_dist_attach(struct fusejit_runner *run, fuse_status st);
+fuse_status api_dist_attach(struct fusejit_runner *run, fuse_status st, int distributed);
 
 /* bracket every run of a runner (fuse_runner_run, _run_into, _query):
  * the first to begin with no run in progress clears an interrupt left pending

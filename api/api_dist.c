@@ -29,12 +29,12 @@ fuse_status fuse_distributed_rank(int *rank, int *size, uint64_t *bytes_moved)
     return st;
 }
 
-fuse_status api_dist_attach(fuse_runner *run, fuse_status st)
+fuse_status api_dist_attach(fuse_runner *run, fuse_status st, int distributed)
 {
     if (!run->plan) /* no plan to report on: out of memory before it existed */
         return st;
     char *err = NULL;
-    fuse_status r = rt_dist_attach(run->plan, st, &err);
+    fuse_status r = rt_dist_attach(run->plan, st, distributed == FUSE_DISTRIBUTED_RANK0, &err);
     if (err) /* fuse_runner_new reports the plan's diagnostics */
         fe_error(&run->plan->dl, r, (Span){0}, "%s", err);
     free(err);

@@ -70,6 +70,8 @@ typedef struct MpiApi {
     int (*Allreduce)(const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm);
     int (*Allgatherv)(const void *, int, MPI_Datatype, void *, const int *, const int *,
                       MPI_Datatype, MPI_Comm);
+    int (*Gatherv)(const void *, int, MPI_Datatype, void *, const int *, const int *,
+                   MPI_Datatype, int, MPI_Comm);
     int (*Type_contiguous)(int, MPI_Datatype, MPI_Datatype *);
     int (*Type_commit)(MPI_Datatype *);
     int (*Type_free)(MPI_Datatype *);
@@ -101,6 +103,7 @@ static void mpi_load(void)
     MPI_SYM(Comm_size, "MPI_Comm_size");
     MPI_SYM(Allreduce, "MPI_Allreduce");
     MPI_SYM(Allgatherv, "MPI_Allgatherv");
+    MPI_SYM(Gatherv, "MPI_Gatherv");
     MPI_SYM(Type_contiguous, "MPI_Type_contiguous");
     MPI_SYM(Type_commit, "MPI_Type_commit");
     MPI_SYM(Type_free, "MPI_Type_free");
@@ -253,9 +256,11 @@ void dist_merge_zeroed(void *cur, size_t bytes)
  * rank only and leave the others in the collective. */
 #define DIST_STACK_RANKS 256
 
-/* The rows travel as elements of one row's bytes, so counts stay small ints
- * (rows, not bytes) for buffers of any size. */
-bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+/* The rows of every rank to all of them (is_root_only false) or to rank 0
+ * alone. The rows travel as elements of one row's bytes, so counts stay small
+ * ints (rows, not bytes) for buffers of any size. */
+static bool gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows,
+                        bool is_root_only)
 {
     if (rows > INT_MAX || row_bytes > INT_MAX || row_bytes == 0)
         return false;
@@ -277,11 +282,20 @@ bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_ro
             displs[r] = (int)lo;
             counts[r] = (int)(hi - lo);
         }
-        ok = mpi.Allgatherv(MPI_IN_PLACE, 0, mpi.t_uint8, buf, counts, displs, row, mpi.world) ==
-             MPI_SUCCESS;
+        char *mine = (char *)buf + (size_t)displs[world_rank] * row_bytes;
+        if (!is_root_only)
+            ok = mpi.Allgatherv(MPI_IN_PLACE, 0, mpi.t_uint8, buf, counts, displs, row,
+                                mpi.world) == MPI_SUCCESS;
+        else if (world_rank == 0)
+            ok = mpi.Gatherv(MPI_IN_PLACE, 0, mpi.t_uint8, buf, counts, displs, row, 0,
+                             mpi.world) == MPI_SUCCESS;
+        else
+            ok = mpi.Gatherv(mine, counts[world_rank], row, NULL, NULL, NULL, row, 0,
+                             mpi.world) == MPI_SUCCESS;
         mpi.Type_free(&row);
-        atomic_fetch_add(&bytes_gathered,
-                         (uint64_t)(rows - counts[world_rank]) * (uint64_t)row_bytes);
+        if (!is_root_only || world_rank == 0)
+            atomic_fetch_add(&bytes_gathered,
+                             (uint64_t)(rows - counts[world_rank]) * (uint64_t)row_bytes);
         atomic_fetch_add(&n_calls, 1);
     }
     if (is_big) {
@@ -289,6 +303,16 @@ bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_ro
         free(displs);
     }
     return ok;
+}
+
+bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+{
+    return gather_rows(buf, rows, row_bytes, rank_rows, false);
+}
+
+bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+{
+    return gather_rows(buf, rows, row_bytes, rank_rows, true);
 }
 
 /* Whether the element of `size` bytes at p is non-zero (as a float of that
@@ -376,6 +400,11 @@ bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_ro
 {
     (void)buf, (void)rows, (void)row_bytes, (void)rank_rows;
     return true; /* one rank holds every row */
+}
+
+bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows)
+{
+    return dist_gather_rows(buf, rows, row_bytes, rank_rows);
 }
 
 void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words)

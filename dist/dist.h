@@ -93,6 +93,8 @@ void dist_row_range(int64_t rows, int64_t rank_rows, int rank, int64_t *lo, int6
  * with nothing moved on any rank, when the sizes do not fit MPI's int counts
  * (rows or row_bytes above INT_MAX: the same on every rank). */
 bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows);
+/* dist_gather_rows to rank 0 only: the others send their rows and keep them. */
+bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows);
 
 /* Bytes this process handed to MPI all-reduces since dist_init (each rank's
  * buffer, counted once per call), the bytes it received from all-gathers (the

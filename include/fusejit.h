@@ -233,10 +233,20 @@ typedef struct fusejit_config {
      * ranks"): every rank makes the runner with the same program, configuration
      * and inputs; large groups are split across the ranks, the rest runs on each;
      * results equal one process's on every rank, and only rank 0 writes sinks.
+     * FUSE_DISTRIBUTED_RANK0: the results of fuse_runner_run and _run_into
+     * equal one process's on rank 0 only (the others' rows are sent there and
+     * nowhere else; rank 0 alone computes the sinks): on the other ranks
+     * fuse_runner_run gives an empty output map and _run_into leaves the
+     * outputs' memory unspecified. Queries still end on every rank.
      * fuse_runner_new initialises MPI when the host has not; FUSE_E_UNSUPPORTED
      * in a build without MPI (fuse_distributed_available). */
     int distributed;
 } fuse_config;
+
+/* fuse_config.distributed: results on every rank (any other nonzero value
+ * too), or on rank 0 only. */
+#define FUSE_DISTRIBUTED_EVERY_RANK 1
+#define FUSE_DISTRIBUTED_RANK0 2
 
 /* fuse_config.max_memory: no cap. */
 #define FUSE_MEMORY_UNLIMITED UINT64_MAX

@@ -61,6 +61,10 @@ struct RtDist {
     int *flags;             /* room for n_tensors + 2 ints (rt_dist_agree_sources) */
     int summed;             /* the group run as a projection over row blocks: its
                                output is all-reduced after its kernel, or -1 */
+    bool is_root_results;   /* a plain run's results on rank 0 only
+                               (FUSE_DISTRIBUTED_RANK0): the end of the run and
+                               the sinks gather to rank 0, rank 0 runs the sinks */
+    bool *on_root;          /* per tensor in row blocks: rank 0 holds it whole too */
 };
 
 static void gather(RtPlan *pl, int t);
@@ -252,7 +256,7 @@ static void plan_groups(RtPlan *pl, RtDist *d)
 }
 
 /* The placements and buffers of this rank; false on OOM. */
-static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
+static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDist **out)
 {
     const IrProgram *p = pl->ir;
     RtDist *d = calloc(1, sizeof *d);
@@ -261,6 +265,7 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     *out = d;
     d->rank = rank;
     d->size = size;
+    d->is_root_results = is_root_results;
     d->summed = -1;
     d->team = rt_parallel_threads(pl->threads);
     d->groups = calloc((size_t)p->n_groups + 1, sizeof *d->groups);
@@ -271,8 +276,9 @@ static bool dist_new(RtPlan *pl, int rank, int size, RtDist **out)
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
     d->flags = calloc((size_t)p->n_tensors + 2, sizeof *d->flags);
+    d->on_root = calloc((size_t)p->n_tensors + 1, sizeof *d->on_root);
     if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows ||
-        !d->src_rows || !d->src_read || !d->flags)
+        !d->src_rows || !d->src_read || !d->flags || !d->on_root)
         return false;
     plan_groups(pl, d);
     if (d->before_bytes) {
@@ -305,6 +311,7 @@ void rt_dist_free(RtDist *d)
     free(d->src_rows);
     free(d->src_read);
     free(d->flags);
+    free(d->on_root);
     io_free_aligned(d->before);
     free(d->bits);
     io_free_aligned(d->scratch);
@@ -318,7 +325,7 @@ static fuse_status peer_failed(RtPlan *pl, const char *when)
                     "another MPI rank failed %s (that rank reports why)", when);
 }
 
-fuse_status rt_dist_attach(RtPlan *pl, fuse_status st, char **err)
+fuse_status rt_dist_attach(RtPlan *pl, fuse_status st, bool is_root_results, char **err)
 {
     int rank = 0, size = 1;
     fuse_status ist = dist_init(&rank, &size, err);
@@ -330,7 +337,7 @@ fuse_status rt_dist_attach(RtPlan *pl, fuse_status st, char **err)
     if (!ok)
         return peer_failed(pl, "to compile the program");
     RtDist *d = NULL;
-    bool made = dist_new(pl, rank, size, &d);
+    bool made = dist_new(pl, rank, size, is_root_results, &d);
     if (!dist_agree_ok(made)) {
         rt_dist_free(d);
         return made ? peer_failed(pl, "to allocate its buffers")
@@ -375,6 +382,10 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
         v[t] = d->src_read[t];
     dist_sum_ints(v, n + 2);
     bool ok = v[n] == d->size && v[n + 1] == 0;
+    /* Every tensor a run reads is loaded or written before (sources) or after
+     * it is read: the blocks of the last run are gone. */
+    memset(d->rank_rows, 0, (size_t)n * sizeof *d->rank_rows);
+    memset(d->on_root, 0, (size_t)n * sizeof *d->on_root);
     for (int t = 0; t < n; t++) {
         if (ok && v[t] > 0 && d->src_rows[t])
             d->rank_rows[t] = d->src_rows[t];
@@ -475,6 +486,7 @@ static void set_rows(RtPlan *pl, int t, int64_t rank_rows)
         if (u != t && d->rank_rows[u] && pl->bufs[u] == pl->bufs[t])
             d->rank_rows[u] = 0;
     d->rank_rows[t] = rank_rows;
+    d->on_root[t] = false;
 }
 
 /* Makes row-block tensor t whole on every rank (every rank calls it for the
@@ -487,6 +499,19 @@ static void gather(RtPlan *pl, int t)
     dist_gather_rows(pl->bufs[t], pl->ir->tensors[t]->shape[0], row_bytes(pl, t),
                      d->rank_rows[t]);
     d->rank_rows[t] = 0;
+}
+
+/* Makes row-block tensor t whole on rank 0 only, once (every rank calls it for
+ * the same t). It stays in blocks for every rank's decisions: the others hold
+ * only their rows. */
+static void gather_to_root(RtPlan *pl, int t)
+{
+    RtDist *d = pl->dist;
+    if (!d->rank_rows[t] || d->on_root[t])
+        return;
+    dist_gather_rows_root(pl->bufs[t], pl->ir->tensors[t]->shape[0], row_bytes(pl, t),
+                          d->rank_rows[t]);
+    d->on_root[t] = true;
 }
 
 /* Whether group g (a DIST_ROWS group when is_rows) can read its operand k of op
@@ -548,6 +573,13 @@ void rt_dist_before_group(RtPlan *pl, bool is_sink, int g)
 {
     RtDist *d = pl->dist;
     const IrProgram *p = pl->ir;
+    if (is_sink && d->is_root_results) { /* rank 0 alone runs it (rt_dist_has_results) */
+        const Group *grp = p->sink_groups[g];
+        for (int i = 0; i < grp->n_ops; i++)
+            for (int k = 0; k < grp->ops[i]->n_in; k++)
+                gather_to_root(pl, grp->ops[i]->in[k].tensor);
+        return;
+    }
     if (is_sink) {
         gather_operands(pl, p->sink_groups[g], false, g);
         return;
@@ -594,6 +626,11 @@ void rt_dist_gather_all(RtPlan *pl)
             gather(pl, t);
 }
 
+bool rt_dist_has_results(const RtPlan *pl)
+{
+    return !pl->dist || !pl->dist->is_root_results || pl->dist->rank == 0;
+}
+
 void rt_dist_finish(RtPlan *pl, bool keep_all)
 {
     RtDist *d = pl->dist;
@@ -602,9 +639,14 @@ void rt_dist_finish(RtPlan *pl, bool keep_all)
     for (int t = 0; t < pl->ir->n_tensors; t++) {
         /* a tensor released after its last reader (footprint.c) is gone anyway */
         bool is_dead = !keep_all && pl->last_use && pl->last_use[t] >= 0;
-        if (d->rank_rows[t] && !is_dead)
+        /* a step of a stream is kept for the next run on every rank */
+        bool is_root = d->is_root_results && !keep_all && !pl->ir->tensors[t]->stream;
+        if (d->rank_rows[t] && !is_dead && is_root)
+            gather_to_root(pl, t);
+        else if (d->rank_rows[t] && !is_dead)
             gather(pl, t);
-        d->rank_rows[t] = 0;
+        else
+            d->rank_rows[t] = 0;
     }
 }
 
@@ -717,15 +759,17 @@ typedef struct ExplainSum {
 } ExplainSum;
 
 /* A gather of row-block tensor t as explain reports it: the model's bytes a
- * rank receives ((R - 1) / R of the tensor), added to the sum. */
-static void explain_gather(const RtPlan *pl, int t, const char *why, SupBuf *sb, ExplainSum *s)
+ * rank receives ((R - 1) / R of the tensor), added to the sum; `who` receives
+ * them ("each rank", or "rank 0" when the results stay there). */
+static void explain_gather(const RtPlan *pl, int t, const char *who, const char *why, SupBuf *sb,
+                           ExplainSum *s)
 {
     uint64_t all = (uint64_t)pl->count[t] * rt_tensor_bytes(pl, t);
     uint64_t got = dist_model_gather_bytes(all, pl->dist->size);
     char bytes[32];
     rt_format_bytes(got, bytes, sizeof bytes);
-    sup_buf_printf(sb, "  %-16s gathered   %s (%llu bytes) received by each rank, %s\n",
-                   pl->ir->tensors[t]->name, bytes, (unsigned long long)got, why);
+    sup_buf_printf(sb, "  %-16s gathered   %s (%llu bytes) received by %s, %s\n",
+                   pl->ir->tensors[t]->name, bytes, (unsigned long long)got, who, why);
     s->gathered += got;
     pl->dist->rank_rows[t] = 0;
 }
@@ -753,7 +797,8 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
     for (int i = 0; i < grp->n_ops; i++) /* row blocks it reads whole (before_group) */
         for (int k = 0; k < grp->ops[i]->n_in; k++)
             if (!reads_as_is(pl, grp->ops[i], k, is_rows, g))
-                explain_gather(pl, grp->ops[i]->in[k].tensor, "read whole next", sb, s);
+                explain_gather(pl, grp->ops[i]->in[k].tensor, "each rank", "read whole next", sb,
+                               s);
     char bytes[32];
     rt_format_bytes(gp->bytes, bytes, sizeof bytes);
     const char *per = grp->is_recursive ? "per sweep" : "per run";
@@ -803,7 +848,10 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
         explain_group(pl, g, &sb, &s);
     for (int t = 0; t < pl->ir->n_tensors; t++) /* what rt_dist_finish gathers */
         if (d->rank_rows[t] && !(pl->last_use && pl->last_use[t] >= 0))
-            explain_gather(pl, t, "at the end of the run", &sb, &s);
+            explain_gather(pl, t,
+                           d->is_root_results && !pl->ir->tensors[t]->stream ? "rank 0"
+                                                                            : "each rank",
+                           "at the end of the run", &sb, &s);
     memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
     char reduced[32], model[32], gathered[32];
     rt_format_bytes(s.reduced, reduced, sizeof reduced);
@@ -811,7 +859,7 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
     rt_format_bytes(s.gathered, gathered, sizeof gathered);
     sup_buf_printf(&sb, "total: %d rows, %d split, %d summed, %d replicated; when each runs once, "
                         "%s (%llu bytes) all-reduced (ring model: %s sent by each rank) and %s "
-                        "(%llu bytes) gathered by each rank\n",
+                        "(%llu bytes) gathered by rank 0\n",
                    s.n_place[DIST_ROWS], s.n_place[DIST_SPLIT], s.n_summed,
                    s.n_place[DIST_REPLICATED],
                    reduced, (unsigned long long)s.reduced, model, gathered,

@@ -129,6 +129,8 @@ void rt_run_group(RtPlan *pl, bool is_sink, int g)
         return;
     if (pl->dist)
         rt_dist_before_group(pl, is_sink, g); /* operands in row blocks it cannot read */
+    if (is_sink && !rt_dist_has_results(pl))
+        return; /* MPI: rank 0 alone computes and writes the sinks */
     if (!is_sink && pl->dist && rt_dist_run_group(pl, g)) {
         rt_dist_after_group(pl, is_sink, g); /* this rank's share, merged or in rows */
         return;

@@ -435,10 +435,11 @@ typedef struct RtDist RtDist;
 /* Makes plan a distributed one after rt_plan_new returned `st` (on every rank:
  * the ranks agree first that every one compiled it): MPI initialised when the
  * host has not, each equation group placed (dist_plan_group), sinks written by
- * rank 0 only. FUSE_E_UNSUPPORTED with *err (malloc'd) in a build without MPI;
+ * rank 0 only; with is_root_results (FUSE_DISTRIBUTED_RANK0) a plain run's
+ * results end on rank 0 alone (rt_dist_finish). FUSE_E_UNSUPPORTED with *err (malloc'd) in a build without MPI;
  * `st` where it failed; FUSE_E_RUNTIME with plan->dl set where another rank
  * failed. */
-fuse_status rt_dist_attach(RtPlan *plan, fuse_status st, char **err);
+fuse_status rt_dist_attach(RtPlan *plan, fuse_status st, bool is_root_results, char **err);
 void rt_dist_free(RtDist *d);
 /* In a distributed plan, agrees on `st` (the step `when` names, for the message
  * of a rank whose peer failed); otherwise returns st. */
@@ -474,8 +475,13 @@ void rt_dist_after_group(RtPlan *plan, bool is_sink, int g);
 void rt_dist_gather_all(RtPlan *plan);
 /* After the groups of a run: every row-block tensor still live (all of them
  * with keep_all, a query's run) is gathered, so a run ends with every tensor
- * whole on every rank. */
+ * whole on every rank; with results on rank 0 only (a plain run), whole on
+ * rank 0 (a step of a stream still on every rank). */
 void rt_dist_finish(RtPlan *plan, bool keep_all);
+/* Whether this rank ends a plain run with its results: the exports whole, the
+ * sinks computed (rank 0 writes them). Not the other ranks when the results are
+ * on rank 0 only. */
+bool rt_dist_has_results(const RtPlan *plan);
 /* The cells [*lo, *hi) of span i = 0, 1, ... of group g's relation that this
  * rank's semi-naive sweeps touch (false past the last): its blocks of rows when
  * the component's deltas stay in blocks (the other rows are never read), else

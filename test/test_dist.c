@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -637,6 +638,124 @@ START_TEST(test_interrupt_on_one_rank_stops_all)
 }
 END_TEST
 
+/* ---- results on every rank, or on rank 0 only (this binary as the MPI program) ---- */
+
+/* `mpirun -np 2 test_dist --results-host`: every rank runs RESULTS (C and R in
+ * row blocks, R also a sink) through the API twice with results on every rank
+ * (sinks under every/) and twice with results on rank 0 only (sinks under
+ * rank0/), and prints "rank R MODE RUN: exports N hash H" for each run, H a
+ * hash of R's bits (0 without exports). */
+enum { RH_I = 512, RH_K = 32, RH_J = 512 };
+
+static const char RESULTS[] = "A[i,k] = \"a.npy\"\n"
+                              "B[k,j] = \"b.npy\"\n"
+                              "C[i,j] = A[i,k] B[k,j]\n"
+                              "R[i,j] = relu(C[i,j])\n"
+                              "\"r.npy\" = R[i,j]\n"
+                              "export R\n";
+
+/* FNV-1a over n bytes. */
+static unsigned long long hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    unsigned long long h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int results_host(void)
+{
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    if (fuse_ctx_new(&ctx) != FUSE_OK ||
+        fuse_program_from_text(ctx, RESULTS, "prog.fuse", &prog) != FUSE_OK)
+        return 2;
+    int rank = 0;
+    fuse_distributed_rank(&rank, NULL, NULL);
+    const int modes[] = {FUSE_DISTRIBUTED_EVERY_RANK, FUSE_DISTRIBUTED_RANK0};
+    const char *names[] = {"every", "rank0"};
+    for (int m = 0; m < 2; m++) {
+        fuse_config cfg;
+        fuse_config_init(&cfg);
+        cfg.threads = 1;
+        cfg.distributed = modes[m];
+        cfg.out_dir = names[m];
+        fuse_runner *run = NULL;
+        if (fuse_runner_new(prog, &cfg, NULL, 0, &run) != FUSE_OK)
+            return 2;
+        for (int k = 0; k < 2; k++) {
+            fuse_outputs *out = NULL;
+            if (fuse_runner_run(run, NULL, 0, &out) != FUSE_OK)
+                return 2;
+            const fuse_tensor *r = fuse_outputs_find(out, "R");
+            unsigned long long h = r ? hash_bytes(r->data, (size_t)RH_I * RH_J * sizeof(float)) : 0;
+            printf("rank %d %s %d: exports %zu hash %016llx\n", rank, names[m], k,
+                   fuse_outputs_count(out), h);
+            fuse_outputs_free(out);
+        }
+        fuse_runner_free(run);
+    }
+    fflush(stdout);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    return 0;
+}
+
+/* Results on every rank: each rank's R is one process's; on rank 0 only:
+ * rank 0's is, the other ranks get none, and rank 0 writes the sink. A second
+ * run of each runner gives the same (the blocks of the first are forgotten). */
+START_TEST(test_results_on_every_rank_or_rank0)
+{
+    float *a = malloc((size_t)RH_I * RH_K * sizeof *a), *b = malloc(RH_K * RH_J * sizeof *b);
+    ck_assert(a && b);
+    fill_random(a, RH_I * RH_K, 31, -0.5f, 0.5f);
+    fill_random(b, RH_K * RH_J, 32, -0.5f, 0.5f);
+    int64_t sa[2] = {RH_I, RH_K}, sb[2] = {RH_K, RH_J}, sr[2] = {RH_I, RH_J};
+    write_npy("a.npy", 2, sa, a);
+    write_npy("b.npy", 2, sb, b);
+    write_text("prog.fuse", RESULTS);
+    plain_run("one.npz", "--no-sinks", NULL, NULL, NULL);
+    float *one = read_member("one.npz", "R", 2, sr);
+    for (int i = 0; i < RH_I; i++)
+        for (int j = 0; j < RH_J; j++) {
+            double c = 0;
+            for (int k = 0; k < RH_K; k++)
+                c += (double)a[i * RH_K + k] * b[k * RH_J + j];
+            ck_assert(fabs(one[i * RH_J + j] - fmax(c, 0)) <= 1e-4);
+        }
+    char want[32];
+    snprintf(want, sizeof want, "hash %016llx", hash_bytes(one, (size_t)RH_I * RH_J * sizeof *one));
+    ck_assert(mkdir(spath("every"), 0755) == 0 && mkdir(spath("rank0"), 0755) == 0);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert(n > 0);
+    self[n] = 0;
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2", self,
+                         "--results-host", NULL);
+    expect_exit(&r, 0);
+    const char *whole[] = {"rank 0 every 0: exports 1 ", "rank 1 every 0: exports 1 ",
+                           "rank 0 every 1: exports 1 ", "rank 1 every 1: exports 1 ",
+                           "rank 0 rank0 0: exports 1 ", "rank 0 rank0 1: exports 1 "};
+    for (int i = 0; i < 6; i++) {
+        const char *at = strstr(r.out, whole[i]);
+        ck_assert_msg(at && strncmp(at + strlen(whole[i]), want, strlen(want)) == 0, "%s\n%s",
+                      whole[i], r.out);
+    }
+    ck_assert_msg(strstr(r.out, "rank 1 rank0 0: exports 0 hash 0000000000000000") &&
+                      strstr(r.out, "rank 1 rank0 1: exports 0 hash 0000000000000000"),
+                  "%s", r.out);
+    result_free(&r);
+    const char *sinks[] = {"every/r.npy", "rank0/r.npy"};
+    for (int i = 0; i < 2; i++) {
+        float *sink = read_npy(sinks[i], 2, sr);
+        ck_assert_msg(memcmp(sink, one, (size_t)RH_I * RH_J * sizeof *one) == 0, "%s", sinks[i]);
+        free(sink);
+    }
+    free(one), free(a), free(b);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
@@ -653,6 +772,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_closure_synchronous);
     tcase_add_test(tc, test_boolean_join_merged_from_old_values);
     tcase_add_test(tc, test_missing_source_stops_all_ranks);
+    tcase_add_test(tc, test_results_on_every_rank_or_rank0);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -661,6 +781,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--interrupt-host") == 0)
         return interrupt_host();
+    if (argc > 1 && strcmp(argv[1], "--results-host") == 0)
+        return results_host();
     SRunner *sr = srunner_create(dist_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -616,7 +616,7 @@ static int session_compile(const Args *a, Session *s)
     cfg.cache_dir = a->cache_dir;
     cfg.no_cache = a->no_cache;
     cfg.max_memory = a->max_memory;
-    cfg.distributed = a->distributed;
+    cfg.distributed = a->distributed ? FUSE_DISTRIBUTED_RANK0 : 0; /* rank 0 prints */
     s->is_compiling = true;
     fuse_status st = fuse_runner_new(s->prog, &cfg, s->inputs, s->n_inputs, &s->run);
     return st == FUSE_OK ? 0 : report(s, st);
