@@ -827,10 +827,12 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
 }
 
 /* Walks one plain run (single mode) with the runtime's rules for row blocks,
- * on the plan's block table (empty between runs, and left empty). */
+ * on the plan's block table (cleared first: a run with the results on rank 0
+ * leaves blocks; and left empty, as a run starts anyway). */
 fuse_status rt_dist_explain(const RtPlan *pl, char **out)
 {
     RtDist *d = pl->dist;
+    memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
     SupBuf sb = {0};
     sup_buf_printf(&sb, "distribution over %d MPI rank%s, %d thread%s each: a tensor is whole "
                    "on every rank, or in row blocks (rows)\n", d->size, d->size == 1 ? "" : "s",
