@@ -196,6 +196,10 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
     rt_dist_finish(pl, query >= 0); /* MPI: row blocks made whole */
     if (rt_dist_stop_agreed(pl)) /* MPI: interrupted on any rank */
         return interrupted(pl);
+    /* sources used in place: none lost to a truncated file (MPI: on any rank) */
+    st = rt_dist_agree(pl, rt_check_mapped_sources(pl), "to keep its sources");
+    if (st != FUSE_OK)
+        return st;
     if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
         return run_st;
     if (query >= 0)

@@ -210,6 +210,7 @@ void rt_plan_free(RtPlan *pl)
     rt_group_bufs_free(pl);
     rt_unborrow_sources(pl); /* never free a host's borrowed buffer */
     free(pl->own_bufs);
+    free(pl->mapped);
     if (pl->bufs && pl->ir)
         for (int i = 0; i <= 2 * pl->ir->n_tensors; i++) /* [2n]: scratch */
             io_free_aligned(pl->bufs[i]);

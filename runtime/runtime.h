@@ -79,6 +79,9 @@ typedef struct RtPlan {
     /* while a run uses a borrowed host buffer as bufs[t], the
      * plan's own buffer waits here (NULL otherwise; sources.c) */
     float **own_bufs;
+    /* per tensor: the mapping of the file a source's buffer is this run (a
+     * large float32 .npy used in place, sources.c); NULL until one is */
+    struct IoMapped *mapped;
     /* mode, strategy, schedules and the last run's trace
      * (runtime/modes.h); NULL until configured (rt_plan_run then uses defaults) */
     struct RtModes *modes;
@@ -274,9 +277,13 @@ fuse_status rt_infer_source_shapes(RtPlan *plan, ShapeFact *facts, bool *is_defe
  * (fuse_input.borrow) that is float32, 64-byte aligned and of the compiled shape
  * is used in place: bufs[t] points at the host's data until rt_unborrow_sources. */
 fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inputs);
-/* Gives every borrowed buffer back: bufs[t] is the plan's own buffer again. Call
- * when a run's results have been collected (and before freeing the plan). */
+/* Gives every borrowed buffer back: bufs[t] is the plan's own buffer again (a
+ * mapped source's file is unmapped). Call when a run's results have been
+ * collected (and before freeing the plan). */
 void rt_unborrow_sources(RtPlan *plan);
+/* FUSE_E_IO naming the source when the file of a source used in place was
+ * truncated since it was mapped (pages of it then read as zeros). */
+fuse_status rt_check_mapped_sources(RtPlan *plan);
 
 /* whether export t can be written in place in host memory by a run's
  * kernels (a computed tensor outside any stream window and not read as a

@@ -518,6 +518,19 @@ void rt_unborrow_sources(RtPlan *pl)
             pl->bufs[i] = pl->own_bufs[i];
             pl->own_bufs[i] = NULL;
         }
+    for (int i = 0; pl->mapped && i < pl->ir->n_tensors; i++)
+        io_npy_unmap(&pl->mapped[i]);
+}
+
+fuse_status rt_check_mapped_sources(RtPlan *pl)
+{
+    for (int i = 0; pl->mapped && i < pl->ir->n_tensors; i++)
+        if (!io_npy_mapped_intact(&pl->mapped[i]))
+            return fe_error(&pl->dl, FUSE_E_IO, pl->ir->tensors[i]->span,
+                            "source %s: its file %s was truncated while the program ran "
+                            "(it is read in place)", pl->ir->tensors[i]->name,
+                            pl->ir->tensors[i]->path);
+    return FUSE_OK;
 }
 
 /* Zero-copy binding: float32 data of exactly the compiled shape and
@@ -542,9 +555,36 @@ static bool try_borrow(RtPlan *pl, const IrTensor *t, const fuse_input *in)
     return true;
 }
 
-/* tucker: a large .npy straight from a mapping into t's buffer (mmap.c), only
- * this MPI rank's rows when the plan reads it in blocks (dist_exec.c); *is_mapped
- * false leaves the file to read_source. */
+/* A large float32 .npy used in place (mmap.c): t's buffer is the file's
+ * mapping this run, not a copy (less memory, nothing to convert; processes
+ * reading the same file share the page cache's copy: MPI ranks). Never for an
+ * export bound to host memory or a tensor read at its previous sweep; nothing
+ * writes into a source's buffer. *is_mapped false: not so. */
+static fuse_status use_in_place(RtPlan *pl, const IrTensor *t, const char *path, bool *is_mapped,
+                                char **err)
+{
+    int id = t->id, n = pl->ir->n_tensors;
+    if (t->is_read_prev || (pl->out_bind && pl->out_bind[id]))
+        return FUSE_OK;
+    if (!pl->own_bufs)
+        pl->own_bufs = calloc((size_t)n + 1, sizeof *pl->own_bufs);
+    if (!pl->mapped)
+        pl->mapped = calloc((size_t)n + 1, sizeof *pl->mapped);
+    if (!pl->own_bufs || !pl->mapped)
+        return FUSE_OK; /* copied instead */
+    const float *data = NULL;
+    fuse_status st = io_npy_map_in_place(path, t->rank, t->shape, t->is_bool, &pl->mapped[id],
+                                         &data, is_mapped, err);
+    if (st != FUSE_OK || !*is_mapped)
+        return st;
+    pl->own_bufs[id] = pl->bufs[id];
+    pl->bufs[id] = (float *)data; /* read-only pages: kernels only read sources */
+    return FUSE_OK;
+}
+
+/* tucker: a large .npy used in place, else converted straight from a mapping
+ * into t's buffer (mmap.c), only this MPI rank's rows when the plan reads it in
+ * blocks (dist_exec.c); *is_mapped false leaves the file to read_source. */
 static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, bool *is_mapped,
                               char **err)
 {
@@ -554,6 +594,11 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
         return FUSE_OK;
     int64_t lo = 0, hi = t->rank > 0 ? t->shape[0] : 1;
     bool is_block = rt_dist_source_rows(pl, t->id, &lo, &hi); /* MPI: this rank's rows */
+    if (!is_block) {
+        fuse_status st = use_in_place(pl, t, path, is_mapped, err);
+        if (st != FUSE_OK || *is_mapped)
+            return st;
+    }
     fuse_status st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id],
                                              t->is_bool, is_mapped, err);
     if (st == FUSE_OK && *is_mapped && is_block)

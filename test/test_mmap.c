@@ -392,6 +392,152 @@ START_TEST(conversion_of_a_file_truncated_while_read_fails)
 }
 END_TEST
 
+/* ---- used in place (io_npy_map_in_place) ---- */
+
+/* A float32 file of the compiled shape is mapped for use in place (its data
+ * 64-byte aligned, as NumPy writes it); other dtypes and unaligned data are
+ * not; a boolean tensor's file only when it holds nothing but 0.0 and 1.0. */
+START_TEST(float32_files_are_used_in_place)
+{
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1);
+    float f[N];
+    double v[N];
+    fill(v, N);
+    for (int i = 0; i < N; i++)
+        f[i] = (float)v[i];
+    int64_t shape[2] = {R, C};
+    write_raw_npy("f4.npy", "<f4", false, 2, shape, -1, f, sizeof f);
+    write_raw_npy("f8.npy", "<f8", false, 2, shape, -1, v, sizeof v);
+    write_raw_npy("odd.npy", "<f4", false, 2, shape, 4, f, sizeof f); /* offset % 64 != 0 */
+    IoMapped m;
+    const float *data = NULL;
+    bool is_mapped = false;
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_map_in_place(spath("f4.npy"), 2, shape, false, &m, &data, &is_mapped,
+                                         &err), FUSE_OK);
+    ck_assert(is_mapped && data && (uintptr_t)data % 64 == 0);
+    ck_assert(memcmp(data, f, sizeof f) == 0);
+    ck_assert(io_npy_mapped_intact(&m));
+    io_npy_unmap(&m);
+    ck_assert_ptr_null(m.map);
+    const char *refused[] = {"f8.npy", "odd.npy"};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(io_npy_map_in_place(spath(refused[i]), 2, shape, false, &m, &data,
+                                             &is_mapped, &err), FUSE_OK);
+        ck_assert_msg(!is_mapped && !data && !m.map, "%s", refused[i]);
+    }
+    float b[N]; /* a relation's file: 0 and 1, then a 2 and then a -0.0 in it */
+    for (int i = 0; i < N; i++)
+        b[i] = (float)(i % 3 == 0);
+    write_raw_npy("b.npy", "<f4", false, 2, shape, -1, b, sizeof b);
+    ck_assert_int_eq(io_npy_map_in_place(spath("b.npy"), 2, shape, true, &m, &data, &is_mapped,
+                                         &err), FUSE_OK);
+    ck_assert(is_mapped);
+    io_npy_unmap(&m);
+    const float odd[2] = {2.0f, -0.0f};
+    for (int k = 0; k < 2; k++) {
+        b[N - 1 - k] = odd[k];
+        write_raw_npy("b.npy", "<f4", false, 2, shape, -1, b, sizeof b);
+        ck_assert_int_eq(io_npy_map_in_place(spath("b.npy"), 2, shape, true, &m, &data,
+                                             &is_mapped, &err), FUSE_OK);
+        ck_assert(!is_mapped && !m.map);
+        /* as a plain float32 tensor it is still used as it is */
+        ck_assert_int_eq(io_npy_map_in_place(spath("b.npy"), 2, shape, false, &m, &data,
+                                             &is_mapped, &err), FUSE_OK);
+        ck_assert(is_mapped);
+        io_npy_unmap(&m);
+    }
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+}
+END_TEST
+
+/* A file cut short after it was mapped in place: the pages past the cut read
+ * as zeros (no SIGBUS) and the mapping says it is no longer intact. */
+START_TEST(in_place_mapping_notices_truncation)
+{
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1);
+    enum { RR = 64, CC = 1024 }; /* 256 KiB: many pages */
+    float *f = malloc((size_t)RR * CC * sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < RR * CC; i++)
+        f[i] = 1.0f;
+    int64_t shape[2] = {RR, CC};
+    write_raw_npy("t.npy", "<f4", false, 2, shape, -1, f, (size_t)RR * CC * sizeof *f);
+    free(f);
+    IoMapped m;
+    const float *data = NULL;
+    bool is_mapped = false;
+    char *err = NULL;
+    ck_assert_int_eq(io_npy_map_in_place(spath("t.npy"), 2, shape, true, &m, &data, &is_mapped,
+                                         &err), FUSE_OK);
+    ck_assert(is_mapped);
+    ck_assert_int_eq(truncate(spath("t.npy"), 4096), 0);
+    const volatile float *v = data;
+    double sum = 0;
+    for (int i = 0; i < RR * CC; i++)
+        sum += v[i];
+    ck_assert(sum < (double)RR * CC); /* zeros past the cut */
+    ck_assert(!io_npy_mapped_intact(&m));
+    io_npy_unmap(&m);
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+}
+END_TEST
+
+/* A relation read from a large file through a program: a file of 0 and 1 (used
+ * in place) and one with other non-zero values (thresholded into the tensor's
+ * buffer) give the same closure, and each run reads the file as it is then. */
+START_TEST(program_relation_in_place_or_thresholded)
+{
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1);
+    enum { G = 40 };
+    float e[G * G] = {0};
+    for (int i = 0; i + 1 < G; i++)
+        e[i * G + i + 1] = 1.0f; /* a path 0 -> 1 -> ... -> G-1 */
+    int64_t shape[2] = {G, G};
+    write_raw_npy("e.npy", "<f4", false, 2, shape, -1, e, sizeof e);
+    write_text("tc.fuse", "Edge(x,y) = \"e.npy\"\nPath(x,y) = Edge(x,y)\n"
+                          "Path(x,z) = Path(x,y) Edge(y,z)\nexport Path\n");
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL;
+    fuse_runner *run = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_int_eq(fuse_program_from_file(ctx, spath("tc.fuse"), &prog), FUSE_OK);
+    fuse_config cfg;
+    fuse_config_init(&cfg);
+    cfg.mode = FUSE_MODE_FIXPOINT;
+    cfg.strategy = FUSE_STRATEGY_SEMI_NAIVE;
+    cfg.max_iters = 2 * G;
+    ck_assert_msg(fuse_runner_new(prog, &cfg, NULL, 0, &run) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1) { /* other non-zero values: thresholded, the same relation */
+            for (int i = 0; i + 1 < G; i++)
+                e[i * G + i + 1] = 0.5f + (float)i;
+            write_raw_npy("e.npy", "<f4", false, 2, shape, -1, e, sizeof e);
+        }
+        if (pass == 2) { /* the path cut after node G/2: what the next run reads */
+            for (int i = 0; i + 1 < G; i++)
+                e[i * G + i + 1] = i == G / 2 ? 0.0f : 1.0f;
+            write_raw_npy("e.npy", "<f4", false, 2, shape, -1, e, sizeof e);
+        }
+        fuse_outputs *out = NULL;
+        ck_assert_msg(fuse_runner_run(run, NULL, 0, &out) == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        const float *p = fuse_outputs_find(out, "Path")->data;
+        for (int x = 0; x < G; x++)
+            for (int z = 0; z < G; z++) {
+                bool reach = z > x && (pass < 2 || x > G / 2 || z <= G / 2);
+                ck_assert_msg(p[x * G + z] == (reach ? 1.0f : 0.0f), "pass %d Path[%d,%d] = %g",
+                              pass, x, z, p[x * G + z]);
+            }
+        fuse_outputs_free(out);
+    }
+    fuse_runner_free(run);
+    fuse_program_free(prog);
+    fuse_ctx_free(ctx);
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+}
+END_TEST
+
 /* Truncates the file a little after the run starts, as another process would. */
 typedef struct Cutter {
     const char *path;
@@ -478,6 +624,9 @@ static Suite *mmap_suite(void)
     tcase_add_test_raise_signal(tc, foreign_sigbus_still_kills, SIGBUS);
     tcase_add_test(tc, conversion_of_a_file_truncated_while_read_fails);
     tcase_add_test(tc, runs_racing_a_truncation_never_crash);
+    tcase_add_test(tc, float32_files_are_used_in_place);
+    tcase_add_test(tc, in_place_mapping_notices_truncation);
+    tcase_add_test(tc, program_relation_in_place_or_thresholded);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -932,10 +932,10 @@ static const Command COMMANDS[] = {
      "Compiles PROGRAM to native code and runs it once. Without --out, prints every\n"
      "export as `# NAME shape=(..) dtype=..` followed by its values in NumPy's layout.\n"
      "A source .npy of at least 16 MiB (or FUSE_JIT_MMAP_MIN_BYTES bytes) is converted\n"
-     "straight from a memory mapping of the file. Before any buffer is allocated, the\n"
-     "bytes of all of them are summed (they live for the whole run) and a program\n"
-     "needing more than --max-memory fails with exit status 1, naming its largest\n"
-     "tensors.\n",
+     "straight from a memory mapping of the file (float32: used in place, no copy).\n"
+     "Before any buffer is allocated, the bytes of all of them are summed (they live\n"
+     "for the whole run) and a program needing more than --max-memory fails with\n"
+     "exit status 1, naming its largest tensors.\n",
      OPT_OUT | OPT_COMPRESS | OPT_INPUT | OPT_BASE_DIR | OPT_OUT_DIR | OPT_THREADS |
          OPT_NO_SINKS | OPT_MODES | OPT_PRECISION |
          OPT_TIME | OPT_CACHE_DIR | OPT_NO_CACHE | OPT_PARSER | OPT_PARAM | OPT_MAX_MEMORY |

@@ -316,5 +316,30 @@ fuse_status io_npy_convert_mapping(const void *map, uint64_t size, int fd, const
  * was lost, i.e. whether what was read must be thrown away. */
 int io_mmap_guard(const void *addr, size_t len);
 bool io_mmap_unguard(int slot);
+/* Whether a page of guarded slot's mapping was lost so far (it stays guarded). */
+bool io_mmap_is_faulted(int slot);
+
+/* A source .npy used in place: its data read straight from a read-only mapping
+ * of the file, kept (and guarded) until io_npy_unmap. The page cache holds the
+ * only copy, which processes reading the same file share (MPI ranks). */
+typedef struct IoMapped {
+    void *map;   /* the mapping (NULL: none) */
+    size_t size; /* its bytes */
+    int slot;    /* its SIGBUS guard */
+} IoMapped;
+/* When path is a regular file of at least io_mmap_min_bytes() bytes holding a
+ * little-endian, C-ordered float32 .npy of `rank` axes with sizes `shape`, its
+ * data 64-byte aligned in the file (NumPy aligns it so), and, when is_bool,
+ * only 0 and 1 (what thresholding would give: nothing to convert): maps it,
+ * sets *data to its first element and *is_mapped. Otherwise *is_mapped is
+ * false and nothing is kept (read the file as usual). Errors as
+ * io_npy_read_mapped (a file shorter than its header says, truncated while the
+ * values are checked). */
+fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape, bool is_bool,
+                                IoMapped *m, const float **data, bool *is_mapped, char **err);
+/* False when a page of m was lost to the file's truncation since it was mapped
+ * (it read as zeros: whatever used it must be thrown away). */
+bool io_npy_mapped_intact(const IoMapped *m);
+void io_npy_unmap(IoMapped *m);
 
 #endif /* FUSE_IO_H */

@@ -160,6 +160,11 @@ int io_mmap_guard(const void *addr, size_t len)
     return -1;
 }
 
+bool io_mmap_is_faulted(int slot)
+{
+    return slot >= 0 && slot < GUARD_SLOTS && atomic_load(&guard_slots[slot].is_faulted) != 0;
+}
+
 bool io_mmap_unguard(int slot)
 {
     if (slot < 0 || slot >= GUARD_SLOTS)
@@ -288,4 +293,98 @@ fuse_status io_npy_read_mapped_rows(const char *path, int rank, const int64_t *s
     munmap(map, (size_t)size);
     close(fd);
     return st;
+}
+
+/* ---- used in place ---- */
+
+/* Whether the n float32 words at w are all +0.0 or 1.0: a boolean tensor's
+ * values as thresholding would leave them. */
+static bool is_zero_one(const uint32_t *w, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (w[i] != 0 && w[i] != 0x3f800000u)
+            return false;
+    return true;
+}
+
+/* Checks the mapped file for use in place; FUSE_OK with m->slot >= 0 guarding
+ * it when it can be, FUSE_OK with m->slot -1 when not, else an error. */
+static fuse_status check_in_place(IoMapped *m, int fd, const char *path, int rank,
+                                  const int64_t *shape, bool is_bool, const float **data,
+                                  char **err)
+{
+    NpyHeader h;
+    fuse_status st = io_npy_parse_header_named(m->map, m->size, path, &h, err);
+    if (st != FUSE_OK || !header_fits(&h, rank, shape) || h.dtype != FUSE_F32 ||
+        h.data_offset % 64 != 0)
+        return st;
+    int64_t count = io_shape_count(h.rank, h.shape);
+    if (h.data_offset > m->size || m->size - h.data_offset < (uint64_t)count * sizeof(float))
+        return FUSE_OK; /* short: the reader reports it */
+    m->slot = io_mmap_guard(m->map, m->size);
+    if (m->slot < 0)
+        return FUSE_OK;
+    const char *first = (const char *)m->map + h.data_offset;
+    bool is_plain = !is_bool || is_zero_one((const uint32_t *)(const void *)first, count);
+    if (io_mmap_is_faulted(m->slot)) {
+        struct stat sb;
+        long long now = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+        return sup_fail(err, FUSE_E_IO, "%s: truncated while being read (was %llu bytes, "
+                        "now %lld)", path, (unsigned long long)m->size, now);
+    }
+    if (!is_plain) {
+        io_mmap_unguard(m->slot);
+        m->slot = -1;
+        return FUSE_OK;
+    }
+    *data = (const float *)(const void *)first;
+    return FUSE_OK;
+}
+
+fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape, bool is_bool,
+                                IoMapped *m, const float **data, bool *is_mapped, char **err)
+{
+    *m = (IoMapped){.slot = -1};
+    *data = NULL;
+    *is_mapped = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FUSE_OK; /* the ordinary reader reports it */
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
+        (uint64_t)sb.st_size < io_mmap_min_bytes() || (uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return FUSE_OK;
+    }
+    m->size = (size_t)sb.st_size;
+    m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m->map == MAP_FAILED) {
+        close(fd);
+        *m = (IoMapped){.slot = -1};
+        return FUSE_OK;
+    }
+    fuse_status st = check_in_place(m, fd, path, rank, shape, is_bool, data, err);
+    close(fd);
+    if (st != FUSE_OK || !*data) {
+        io_npy_unmap(m);
+        *data = NULL;
+        return st;
+    }
+    *is_mapped = true;
+    return FUSE_OK;
+}
+
+bool io_npy_mapped_intact(const IoMapped *m)
+{
+    return !m->map || !io_mmap_is_faulted(m->slot);
+}
+
+void io_npy_unmap(IoMapped *m)
+{
+    if (!m->map)
+        return;
+    if (m->slot >= 0)
+        io_mmap_unguard(m->slot);
+    munmap(m->map, m->size);
+    *m = (IoMapped){.slot = -1};
 }
