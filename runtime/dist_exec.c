@@ -69,6 +69,9 @@ struct RtDist {
 
 static void gather(RtPlan *pl, int t);
 
+/* What the end of a run does with a tensor in row blocks (end_gather). */
+typedef enum EndGather { END_NONE, END_ROOT, END_EVERY_RANK } EndGather;
+
 static LowerOptions lower_options(const RtPlan *pl)
 {
     LowerOptions opt; /* as the plan's kernels were compiled */
@@ -631,22 +634,35 @@ bool rt_dist_has_results(const RtPlan *pl)
     return !pl->dist || !pl->dist->is_root_results || pl->dist->rank == 0;
 }
 
+/* How the end of a run (rt_dist_finish) gathers tensor t, held in row blocks:
+ * not at all (released after its last reader, footprint.c; or, with the
+ * results on rank 0, nothing reads it after the run: not an export), to rank 0
+ * (an export then), or to every rank (a query's run keeps everything; a step
+ * of a stream is kept for the next run on every rank). */
+static EndGather end_gather(const RtPlan *pl, int t, bool keep_all)
+{
+    const RtDist *d = pl->dist;
+    const IrTensor *ten = pl->ir->tensors[t];
+    if (!d->rank_rows[t] || (!keep_all && pl->last_use && pl->last_use[t] >= 0))
+        return END_NONE;
+    if (keep_all || ten->stream || !d->is_root_results)
+        return END_EVERY_RANK;
+    return ten->is_export ? END_ROOT : END_NONE;
+}
+
 void rt_dist_finish(RtPlan *pl, bool keep_all)
 {
     RtDist *d = pl->dist;
     if (!d)
         return;
     for (int t = 0; t < pl->ir->n_tensors; t++) {
-        /* a tensor released after its last reader (footprint.c) is gone anyway */
-        bool is_dead = !keep_all && pl->last_use && pl->last_use[t] >= 0;
-        /* a step of a stream is kept for the next run on every rank */
-        bool is_root = d->is_root_results && !keep_all && !pl->ir->tensors[t]->stream;
-        if (d->rank_rows[t] && !is_dead && is_root)
-            gather_to_root(pl, t);
-        else if (d->rank_rows[t] && !is_dead)
+        EndGather how = end_gather(pl, t, keep_all);
+        if (how == END_ROOT)
+            gather_to_root(pl, t); /* the others keep their rows: still in blocks */
+        else if (how == END_EVERY_RANK)
             gather(pl, t);
-        else
-            d->rank_rows[t] = 0;
+        else if (!d->is_root_results)
+            d->rank_rows[t] = 0; /* released: nothing of it is read again */
     }
 }
 
@@ -848,12 +864,12 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
         }
     for (int g = 0; g < pl->ir->n_groups; g++)
         explain_group(pl, g, &sb, &s);
-    for (int t = 0; t < pl->ir->n_tensors; t++) /* what rt_dist_finish gathers */
-        if (d->rank_rows[t] && !(pl->last_use && pl->last_use[t] >= 0))
-            explain_gather(pl, t,
-                           d->is_root_results && !pl->ir->tensors[t]->stream ? "rank 0"
-                                                                            : "each rank",
+    for (int t = 0; t < pl->ir->n_tensors; t++) { /* what rt_dist_finish gathers */
+        EndGather how = end_gather(pl, t, false);
+        if (how != END_NONE)
+            explain_gather(pl, t, how == END_ROOT ? "rank 0" : "each rank",
                            "at the end of the run", &sb, &s);
+    }
     memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
     char reduced[32], model[32], gathered[32];
     rt_format_bytes(s.reduced, reduced, sizeof reduced);
