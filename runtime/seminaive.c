@@ -21,6 +21,14 @@
 #include "lower.h"
 #include "modes.h"
 
+/* The rows a right-linear component's sweep may have written (row_local_rows):
+ * now[x] when some delta had a fact in row x (the merge looks at those rows
+ * only), next[x] filled by the merge for the next sweep. */
+typedef struct LiveRows {
+    int64_t rows;
+    uint8_t *now, *next;
+} LiveRows;
+
 static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)
 {
     for (int g = g0; g < g1; g++)
@@ -163,6 +171,30 @@ static bool group_has_news(const RtPlan *pl, int g, const bool *has_news)
     return false;
 }
 
+/* Rows of a component whose sweeps skip the rows without news (LiveRows): every
+ * relation of the component has that many rows (axis 0), and every delta join
+ * reads the component's relations row for row (a right-linear recursion such as
+ * `Path(x,z) = Path(x,y) Edge(y,z)`), so row x of a sweep's results comes only
+ * from row x of the deltas: a row whose deltas are empty gets nothing. 0 when
+ * that does not hold. */
+static int64_t row_local_rows(const RtPlan *pl, int g0, int g1)
+{
+    const IrProgram *p = pl->ir;
+    int64_t rows = p->tensors[p->groups[g0]->tensor]->shape[0];
+    for (int g = g0; g < g1; g++) {
+        const Group *grp = p->groups[g];
+        const IrTensor *t = p->tensors[grp->tensor];
+        if (t->rank < 1 || t->shape[0] != rows || rows < 1 || pl->count[grp->tensor] < rows)
+            return 0; /* no rows, or empty ones */
+        for (int i = 0; i < grp->n_ops; i++)
+            for (int k = 0; k < grp->ops[i]->n_in; k++)
+                if (in_component(pl, g0, g1, grp->ops[i]->in[k].tensor) &&
+                    !lower_reads_own_rows(p, grp->ops[i], k))
+                    return 0;
+    }
+    return rows;
+}
+
 /* The float32 merge of `cells` cells: new facts (set in cur, not in full) go
  * to delta and full, cur is cleared for the next sweep; returns their count. */
 static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
@@ -193,21 +225,17 @@ static bool swept_bytes(const RtPlan *pl, int g, int i, size_t *at, size_t *byte
     return true;
 }
 
-/* merge over the span of `bytes` bytes at `at`. */
-static int64_t merge_span(RtPlan *pl, int g, bool was_run, size_t at, size_t bytes)
+/* The merge of the `cells` cells of group g's buffers from cell `first` on
+ * (merge_f32 in the runner's element type). */
+static int64_t merge_cells(RtPlan *pl, int g, int64_t first, int64_t cells)
 {
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
-    size_t es = rt_elem_bytes(pl);
+    size_t at = (size_t)first * rt_elem_bytes(pl);
     char *cur = (char *)pl->bufs[t] + at, *full = (char *)pl->bufs[n + t] + at;
     char *delta = (char *)pl->modes->delta[g] + at;
-    int64_t news = 0, cells = (int64_t)(bytes / es);
-    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* float loads, as fast as before */
-    if (!was_run) { /* cur is still all zeros */
-        memset(delta, 0, bytes);
-        return 0;
-    }
-    if (is_f32)
+    if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
         return merge_f32((float *)cur, (float *)full, (float *)delta, cells);
+    int64_t news = 0;
     for (int64_t i = 0; i < cells; i++) {
         bool is_new = rt_elem_get(pl, cur, i) != 0.0 && rt_elem_get(pl, full, i) == 0.0;
         rt_elem_set(pl, delta, i, is_new ? 1.0 : 0.0);
@@ -219,20 +247,45 @@ static int64_t merge_span(RtPlan *pl, int g, bool was_run, size_t at, size_t byt
     return news;
 }
 
+/* merge over the span of `bytes` bytes at `at`: row by row with `live` (the
+ * rows not live were not written and their deltas are empty: skipped; a row
+ * with new facts is live next sweep), else at once. */
+static int64_t merge_span(RtPlan *pl, int g, bool was_run, size_t at, size_t bytes,
+                          LiveRows *live)
+{
+    size_t es = rt_elem_bytes(pl);
+    int64_t first = (int64_t)(at / es), cells = (int64_t)(bytes / es);
+    if (!was_run) { /* cur is still all zeros */
+        memset((char *)pl->modes->delta[g] + at, 0, bytes);
+        return 0;
+    }
+    if (!live)
+        return merge_cells(pl, g, first, cells);
+    int64_t row = pl->count[pl->ir->groups[g]->tensor] / live->rows, news = 0;
+    for (int64_t x = first / row; x < (first + cells) / row; x++) {
+        if (!live->now[x])
+            continue;
+        int64_t row_news = merge_cells(pl, g, x * row, row);
+        live->next[x] |= row_news > 0;
+        news += row_news;
+    }
+    return news;
+}
+
 /* Merges group g's result (cur) into its full relation (prev): new facts go to
  * the delta and are counted, and cur is left all zeros, as the next sweep's
  * delta kernel needs it (one pass over the cells, not a merge and a clear). */
-static int64_t merge(RtPlan *pl, int g, bool was_run)
+static int64_t merge(RtPlan *pl, int g, bool was_run, LiveRows *live)
 {
     int64_t news = 0;
     size_t at, bytes;
     for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
-        news += merge_span(pl, g, was_run, at, bytes);
+        news += merge_span(pl, g, was_run, at, bytes, live);
     return news;
 }
 
 /* One delta sweep over [g0, g1); returns the number of new facts. */
-static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
+static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, LiveRows *live)
 {
     int n = pl->ir->n_tensors;
     float **saved = calloc((size_t)(g1 - g0), sizeof *saved);
@@ -263,7 +316,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
     int64_t total = 0;
     for (int g = g0; g < g1; g++) {
         RtTraceEntry *e = &es[g - g0];
-        e->changed = merge(pl, g, ran[g - g0]);
+        e->changed = merge(pl, g, ran[g - g0], live);
         e->max_delta = e->changed ? 1.0 : 0.0;
         if (ran[g - g0])
             e->status = e->changed ? RT_EVAL_EVALUATED : RT_EVAL_UNCHANGED;
@@ -272,6 +325,12 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news)
         rt_trace_add(&pl->modes->trace, e);
     }
     free(saved), free(ran), free(es);
+    if (live) { /* the rows with new facts are the next sweep's */
+        uint8_t *was = live->now;
+        live->now = live->next;
+        live->next = was;
+        memset(live->next, 0, (size_t)live->rows);
+    }
     return total;
 }
 
@@ -303,8 +362,18 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
             memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
     }
+    /* every row may have facts at first */
+    LiveRows rows = {.rows = row_local_rows(pl, g0, g1)}, *live = NULL;
+    if (rows.rows > 0) {
+        rows.now = malloc((size_t)rows.rows);
+        rows.next = calloc((size_t)rows.rows, 1);
+        if (rows.now && rows.next) {
+            memset(rows.now, 1, (size_t)rows.rows);
+            live = &rows;
+        }
+    }
     for (; it < max_iters && !rt_stop_now(pl); it++) {
-        int64_t local = delta_sweep(pl, g0, g1, it, has_news);
+        int64_t local = delta_sweep(pl, g0, g1, it, has_news, live);
         /* MPI: a rank that cannot go on (out of memory, interrupted) stops all */
         if (pl->dist && (local < 0 || rt_interrupted(pl)))
             local = INT64_MAX;
@@ -324,6 +393,8 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
             memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
         rt_dist_delta_done(pl, g); /* MPI row blocks made whole */
     }
+    free(rows.now);
+    free(rows.next);
     free(has_news);
     return it;
 }
