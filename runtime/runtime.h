@@ -462,8 +462,10 @@ int64_t rt_dist_max(const RtPlan *plan, int64_t v);
  * merging its output (DIST_SPLIT) or keeping this rank's rows (DIST_ROWS);
  * false (nothing done) when g runs on every rank alike. */
 bool rt_dist_run_group(RtPlan *plan, int g);
-/* The same for group g's semi-naive delta kernel (seminaive.c). */
-bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta);
+/* The same for group g's semi-naive delta kernel (seminaive.c). With `live`
+ * (a byte per row of the relation; NULL: every row), a block of rows kept on
+ * this rank with no live row is skipped: its deltas are empty. */
+bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta, const uint8_t *live);
 /* A .npy source every reader of which reads it row for row in the same blocks:
  * true, with this rank's rows [*lo, *hi), when the plan has one rank read just
  * them (sources.c); rt_dist_source_read records that it did. */

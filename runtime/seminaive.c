@@ -117,16 +117,45 @@ static fuse_status compile_deltas(RtPlan *pl)
     return FUSE_OK;
 }
 
+/* A kernel alone on one thread runs as this many shares of rows (a right-linear
+ * component's), those without a live row skipped. */
+#define LIVE_SHARES 64
+
+/* Group g's delta kernel on one thread, as LIVE_SHARES shares of rows run one
+ * after the other (the kernel ABI allows a share alone), skipping the shares
+ * whose rows all had empty deltas: the kernel would only scan them. */
+static void run_live_shares(RtPlan *pl, int g, const LiveRows *live)
+{
+    LowerOptions opt; /* as compile_deltas compiled the kernel */
+    rt_lower_options(pl, "", &opt);
+    int64_t chunk = 0;
+    RtKernel k = pl->modes->delta_fn[g];
+    if (!lower_delta_row_chunk(pl->ir, g, LIVE_SHARES, &opt, &chunk) || chunk < 1) {
+        k(pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
+        return;
+    }
+    for (int s = 0; s < LIVE_SHARES; s++) {
+        int64_t lo = s * chunk, hi = lo + chunk < live->rows ? lo + chunk : live->rows;
+        bool is_live = false;
+        for (int64_t x = lo; x < hi && !is_live; x++)
+            is_live = live->now[x];
+        if (is_live)
+            k(pl->bufs, s, LIVE_SHARES, rt_no_barrier, rt_stop_flag(pl));
+    }
+}
+
 /* A delta kernel runs on the thread team when its relation has 2^16 cells or
  * more (each join then ORs its share of rows: emit_delta.c), else alone. */
-static void run_delta(RtPlan *pl, int g)
+static void run_delta(RtPlan *pl, int g, const LiveRows *live)
 {
-    if (pl->dist && rt_dist_run_delta(pl, g, pl->modes->delta_fn[g]))
+    if (pl->dist && rt_dist_run_delta(pl, g, pl->modes->delta_fn[g], live ? live->now : NULL))
         return; /* this rank's share of the rows, merged across the ranks */
     int nth = pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
                                                                  : 1;
     if (nth > 1)
         rt_parallel_run(pl->modes->delta_fn[g], pl->bufs, nth, rt_stop_flag(pl));
+    else if (live)
+        run_live_shares(pl, g, live);
     else
         pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
 }
@@ -307,7 +336,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, L
         if (!group_has_news(pl, g, has_news))
             continue;
         double t0 = sup_clock_ms();
-        run_delta(pl, g); /* into cur, all zeros (rt_semi_naive_run, merge) */
+        run_delta(pl, g, live); /* into cur, all zeros (rt_semi_naive_run, merge) */
         e->ms = sup_clock_ms() - t0;
         ran[g - g0] = true;
     }
