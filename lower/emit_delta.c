@@ -57,12 +57,12 @@ static void emit_body(Emit *e, int driver, const bool *is_driver_axis)
     for (int k = 0; k < op->n_in; k++)
         if (k != driver)
             prod = LLVMBuildFMul(e->bld, prod, emit_load_operand(e, k), "v.p");
-    LLVMValueRef fact = LLVMBuildUIToFP(
-        e->bld, LLVMBuildFCmp(e->bld, LLVMRealOGT, prod, emit_f32(e, 0.0), "v.pos"), e->t_f32,
-        "v.fact");
+    LLVMValueRef pos = LLVMBuildFCmp(e->bld, LLVMRealOGT, prod, emit_f32(e, 0.0), "v.pos");
     LLVMValueRef addr = emit_out_addr(e);
     LLVMValueRef old = emit_tensor_load(e, e->op->out, e->t_f32, addr, 0, "v.old");
-    emit_tensor_store(e, e->op->out, emit_intrinsic2(e, "llvm.maxnum", old, fact), addr);
+    /* a fact sets the cell; the output holds only 0 and 1 (it starts all zeros) */
+    emit_tensor_store(e, e->op->out, LLVMBuildSelect(e->bld, pos, emit_f32(e, 1.0), old, "v.or"),
+                      addr);
     while (n > 0)
         emit_loop_end(e, &loops[--n]);
 }
