@@ -691,6 +691,8 @@ static fuse_status runner_run(fuse_runner *run, const fuse_input *inputs, size_t
         return run_st;
     fuse_outputs *o = NULL;
     fuse_status st = outputs_collect(run, &o);
+    if (st == FUSE_OK) /* no source file used in place was cut while it was read */
+        st = rt_check_mapped_sources(run->plan);
     rt_unborrow_sources(run->plan); /* the host's buffers go back */
     if (st != FUSE_OK) {
         fuse_outputs_free(o);
@@ -797,7 +799,11 @@ static fuse_status runner_run_into(fuse_runner *run, const fuse_input *inputs,
             memcpy(outputs[i].tensor.data, pl->bufs[t],
                    (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     }
+    /* no source file used in place was cut while it was read */
+    fuse_status src_st = rt_check_mapped_sources(pl);
     rt_unborrow_sources(pl); /* the host's buffers go back */
+    if (src_st != FUSE_OK)
+        return fail_plan(run->ctx, src_st, pl);
     return st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
 }
 

@@ -201,7 +201,12 @@ static fuse_status runner_query(fuse_runner *run, const char *name, const char *
     }
     fuse_tensor res;
     st = slice(pl, t, pl->bufs[t->id], pos, &res);
+    fuse_status src_st = rt_check_mapped_sources(pl); /* none cut while it was read */
     rt_unborrow_sources(pl);
+    if (st == FUSE_OK && src_st != FUSE_OK) {
+        free(res.data);
+        return plan_fail(run, src_st);
+    }
     if (st == FUSE_OK)
         st = one_output(name, &res, out);
     if (st != FUSE_OK)
