@@ -742,15 +742,6 @@ void rt_dist_delta_done(RtPlan *pl, int g)
            (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
 }
 
-/* Whether rows [lo, hi) hold a live one (all are without `live`). */
-static bool has_live_row(const uint8_t *live, int64_t lo, int64_t hi)
-{
-    for (int64_t x = lo; live && x < hi; x++)
-        if (live[x])
-            return true;
-    return !live;
-}
-
 bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta, const uint8_t *live)
 {
     RtDist *d = pl->dist;
@@ -760,7 +751,7 @@ bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta, const uint8_t *live)
         int64_t rows = pl->ir->tensors[pl->ir->groups[g]->tensor]->shape[0], lo, hi;
         for (int k = 0; k < DIST_DELTA_ROUNDS; k++) {
             dist_row_range(rows, d->delta_rows[g], k * d->size + d->rank, &lo, &hi);
-            if (has_live_row(live, lo, hi))
+            if (rt_any_live_row(live, lo, hi))
                 run_shares(delta, pl->bufs, (k * d->size + d->rank) * d->team, d->team,
                            (int)delta_shares(d), rt_stop_flag(pl));
         }

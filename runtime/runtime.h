@@ -466,6 +466,9 @@ bool rt_dist_run_group(RtPlan *plan, int g);
  * (a byte per row of the relation; NULL: every row), a block of rows kept on
  * this rank with no live row is skipped: its deltas are empty. */
 bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta, const uint8_t *live);
+/* Whether rows [lo, hi) hold a live one (live[x] nonzero; every row is live
+ * without `live`): seminaive.c's rows with new facts. */
+bool rt_any_live_row(const uint8_t *live, int64_t lo, int64_t hi);
 /* A .npy source every reader of which reads it row for row in the same blocks:
  * true, with this rank's rows [*lo, *hi), when the plan has one rank read just
  * them (sources.c); rt_dist_source_read records that it did. */

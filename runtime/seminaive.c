@@ -117,6 +117,14 @@ static fuse_status compile_deltas(RtPlan *pl)
     return FUSE_OK;
 }
 
+bool rt_any_live_row(const uint8_t *live, int64_t lo, int64_t hi)
+{
+    for (int64_t x = lo; live && x < hi; x++)
+        if (live[x])
+            return true;
+    return !live;
+}
+
 /* A kernel alone on one thread runs as this many shares of rows (a right-linear
  * component's), those without a live row skipped. */
 #define LIVE_SHARES 64
@@ -136,10 +144,7 @@ static void run_live_shares(RtPlan *pl, int g, const LiveRows *live)
     }
     for (int s = 0; s < LIVE_SHARES; s++) {
         int64_t lo = s * chunk, hi = lo + chunk < live->rows ? lo + chunk : live->rows;
-        bool is_live = false;
-        for (int64_t x = lo; x < hi && !is_live; x++)
-            is_live = live->now[x];
-        if (is_live)
+        if (rt_any_live_row(live->now, lo, hi))
             k(pl->bufs, s, LIVE_SHARES, rt_no_barrier, rt_stop_flag(pl));
     }
 }

@@ -198,8 +198,18 @@ static bool header_fits(const NpyHeader *h, int rank, const int64_t *shape)
     return true;
 }
 
+/* The error of a mapped file cut short while it was read (fd is still open:
+ * its size now is reported). */
+static fuse_status truncated_while_read(int fd, const char *path, uint64_t size, char **err)
+{
+    struct stat sb;
+    long long now = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+    return sup_fail(err, FUSE_E_IO, "%s: truncated while being read (was %llu bytes, now %lld)",
+                    path, (unsigned long long)size, now);
+}
+
 /* Converts the mapped data into dst under the SIGBUS guard; a file cut short
- * meanwhile is an error (fd is still open: its size now is reported). */
+ * meanwhile is an error. */
 static fuse_status convert_guarded(const uint8_t *map, uint64_t size, int fd, const char *path,
                                    const NpyHeader *h, int64_t first, int64_t count,
                                    float *dst, bool is_bool, char **err)
@@ -211,10 +221,7 @@ static fuse_status convert_guarded(const uint8_t *map, uint64_t size, int fd, co
                       dst + first, count, is_bool);
     if (!io_mmap_unguard(slot))
         return FUSE_OK;
-    struct stat sb;
-    long long now = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
-    return sup_fail(err, FUSE_E_IO, "%s: truncated while being read (was %llu bytes, now %lld)",
-                   path, (unsigned long long)size, now);
+    return truncated_while_read(fd, path, size, err);
 }
 
 /* io_npy_convert_mapping of rows [lo, hi) of axis 0 only (the whole file is
@@ -266,31 +273,43 @@ fuse_status io_npy_read_mapped(const char *path, int rank, const int64_t *shape,
                                    is_mapped, err);
 }
 
+/* Opens path and maps it read-only when it is a regular file of at least
+ * io_mmap_min_bytes() bytes: the open fd, the mapping and its size; -1 when
+ * not (missing, small, not mappable: the ordinary reader takes it). */
+static int open_mapped(const char *path, void **map, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1; /* the ordinary reader reports it */
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
+        (uint64_t)sb.st_size < io_mmap_min_bytes() || (uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return -1;
+    }
+    *size = (size_t)sb.st_size;
+    *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (*map == MAP_FAILED) {
+        close(fd);
+        return -1; /* cannot map: read it instead */
+    }
+    return fd;
+}
+
 fuse_status io_npy_read_mapped_rows(const char *path, int rank, const int64_t *shape,
                                     int64_t lo, int64_t hi, float *dst, bool is_bool,
                                     bool *is_mapped, char **err)
 {
     *is_mapped = false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    void *map = NULL;
+    size_t size = 0;
+    int fd = open_mapped(path, &map, &size);
     if (fd < 0)
-        return FUSE_OK; /* the ordinary reader reports it */
-    struct stat sb;
-    uint64_t min = io_mmap_min_bytes();
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < min ||
-        sb.st_size == 0 || (uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
         return FUSE_OK;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        close(fd);
-        return FUSE_OK; /* cannot map: read it instead */
-    }
-    (void)madvise(map, (size_t)size, MADV_SEQUENTIAL);
+    (void)madvise(map, size, MADV_SEQUENTIAL);
     fuse_status st = convert_mapping_rows(map, size, fd, path, rank, shape, lo, hi, dst, is_bool,
                                           is_mapped, err);
-    munmap(map, (size_t)size);
+    munmap(map, size);
     close(fd);
     return st;
 }
@@ -326,12 +345,8 @@ static fuse_status check_in_place(IoMapped *m, int fd, const char *path, int ran
         return FUSE_OK;
     const char *first = (const char *)m->map + h.data_offset;
     bool is_plain = !is_bool || is_zero_one((const uint32_t *)(const void *)first, count);
-    if (io_mmap_is_faulted(m->slot)) {
-        struct stat sb;
-        long long now = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
-        return sup_fail(err, FUSE_E_IO, "%s: truncated while being read (was %llu bytes, "
-                        "now %lld)", path, (unsigned long long)m->size, now);
-    }
+    if (io_mmap_is_faulted(m->slot))
+        return truncated_while_read(fd, path, m->size, err);
     if (!is_plain) {
         io_mmap_unguard(m->slot);
         m->slot = -1;
@@ -347,19 +362,8 @@ fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape
     *m = (IoMapped){.slot = -1};
     *data = NULL;
     *is_mapped = false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return FUSE_OK; /* the ordinary reader reports it */
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
-        (uint64_t)sb.st_size < io_mmap_min_bytes() || (uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return FUSE_OK;
-    }
-    m->size = (size_t)sb.st_size;
-    m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m->map == MAP_FAILED) {
-        close(fd);
+    int fd = open_mapped(path, &m->map, &m->size);
+    if (fd < 0) {
         *m = (IoMapped){.slot = -1};
         return FUSE_OK;
     }
