@@ -58,7 +58,6 @@
 
 #include "contract.h"
 
-#include <llvm-c/DebugInfo.h>
 #include <llvm-c/TargetMachine.h>
 
 /* ---- classification ---- */
@@ -287,31 +286,13 @@ static LLVMValueRef cl_begin(Emit *e, CLoop *l, LLVMValueRef bound, int64_t step
     return l->phi;
 }
 
-/* `!llvm.loop` metadata telling the unroller and the loop vectoriser to leave a
- * loop alone: every loop here is already blocked, unrolled and vectorised by
- * hand, and their passes over it were a third of a kernel's compile time. */
-static void leave_loop_alone(Emit *e, LLVMValueRef latch_br)
-{
-    LLVMMetadataRef unroll = LLVMMDStringInContext2(e->ctx, "llvm.loop.unroll.disable", 24);
-    LLVMMetadataRef vec_key = LLVMMDStringInContext2(e->ctx, "llvm.loop.vectorize.enable", 26);
-    LLVMMetadataRef no = LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 0, 0));
-    LLVMMetadataRef vec_pair[2] = {vec_key, no};
-    LLVMMetadataRef self = LLVMTemporaryMDNode(e->ctx, NULL, 0);
-    LLVMMetadataRef ops[3] = {self, LLVMMDNodeInContext2(e->ctx, &unroll, 1),
-                              LLVMMDNodeInContext2(e->ctx, vec_pair, 2)};
-    LLVMMetadataRef node = LLVMMDNodeInContext2(e->ctx, ops, 3);
-    LLVMMetadataReplaceAllUsesWith(self, node); /* the loop ID refers to itself */
-    unsigned kind = LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9);
-    LLVMSetMetadata(latch_br, kind, LLVMMetadataAsValue(e->ctx, node));
-}
-
 static void cl_end(Emit *e, CLoop *l)
 {
     LLVMValueRef next = LLVMBuildNUWAdd(e->bld, l->phi, emit_i64(e, l->step), "v.next");
     LLVMValueRef more = LLVMBuildICmp(e->bld, LLVMIntULT, next, l->bound, "v.more");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.done");
-    leave_loop_alone(e, LLVMBuildCondBr(e->bld, more, l->header, exit));
+    emit_leave_loop_alone(e, LLVMBuildCondBr(e->bld, more, l->header, exit));
     LLVMAddIncoming(l->phi, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(e->bld, exit);
 }

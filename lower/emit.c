@@ -21,6 +21,8 @@
 #include "emit.h"
 #include "fastmath.h"
 
+#include <llvm-c/DebugInfo.h>
+
 /* ---- helpers ---- */
 
 LLVMValueRef emit_f32(Emit *e, double v) { return LLVMConstReal(e->t_f32, v); }
@@ -264,6 +266,24 @@ void emit_loop_stop_check(Emit *e, Loop *l)
 {
     if (!l->is_trivial && !l->resume)
         l->resume = emit_unless_stopped_begin(e);
+}
+
+/* `!llvm.loop` metadata telling the unroller and the loop vectoriser to leave a
+ * loop alone (contract.c: loops blocked, unrolled and vectorised by hand; their
+ * passes over them were a third of a kernel's compile time). */
+void emit_leave_loop_alone(Emit *e, LLVMValueRef latch_br)
+{
+    LLVMMetadataRef unroll = LLVMMDStringInContext2(e->ctx, "llvm.loop.unroll.disable", 24);
+    LLVMMetadataRef vec_key = LLVMMDStringInContext2(e->ctx, "llvm.loop.vectorize.enable", 26);
+    LLVMMetadataRef no = LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 0, 0));
+    LLVMMetadataRef vec_pair[2] = {vec_key, no};
+    LLVMMetadataRef self = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+    LLVMMetadataRef ops[3] = {self, LLVMMDNodeInContext2(e->ctx, &unroll, 1),
+                              LLVMMDNodeInContext2(e->ctx, vec_pair, 2)};
+    LLVMMetadataRef node = LLVMMDNodeInContext2(e->ctx, ops, 3);
+    LLVMMetadataReplaceAllUsesWith(self, node); /* the loop ID refers to itself */
+    unsigned kind = LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9);
+    LLVMSetMetadata(latch_br, kind, LLVMMetadataAsValue(e->ctx, node));
 }
 
 /* ---- addressing ---- */

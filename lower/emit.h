@@ -97,6 +97,9 @@ LLVMBasicBlockRef emit_unless_stopped_begin(Emit *e);
 void emit_unless_stopped_end(Emit *e, LLVMBasicBlockRef after);
 
 /* Builder helpers (emit.c) */
+/* Marks a hand-made loop (its latch branch) for the unroller and the loop
+ * vectoriser to leave alone. */
+void emit_leave_loop_alone(Emit *e, LLVMValueRef latch_br);
 LLVMValueRef emit_f32(Emit *e, double v);
 LLVMValueRef emit_i64(Emit *e, int64_t v);
 LLVMValueRef emit_intrinsic1(Emit *e, const char *name, LLVMValueRef x);

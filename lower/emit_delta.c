@@ -2,7 +2,10 @@
  * emit_delta.c: semi-naive delta kernels (see lower.h). The op function of a
  * recursive join loops first over the axes of its driver operand (the delta),
  * tests the cell and, when it holds a fact, loops over the remaining axes and
- * ORs (product of the other operands > 0) into the output. On a thread team
+ * ORs (product of the other operands > 0) into the output. The driver's last
+ * axis is scanned in vectors of cells, passing over blocks without a fact, and
+ * an operand outside the component with one free axis, its last, can be read
+ * through the runtime's index of its non-zeros (lower.h). On a thread team
  * each thread takes a share of the first driver axis when the output has it
  * (so no two threads OR into the same cell), else the join runs on thread 0.
  */
@@ -45,7 +48,84 @@ void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, s
     snprintf(buf, n, "%s%c%d", opt->prefix ? opt->prefix : "", is_base ? 'b' : 'd', g);
 }
 
-static void emit_body(Emit *e, int driver, const bool *is_driver_axis)
+static bool in_component_of(const IrProgram *p, int g, int t)
+{
+    for (int h = 0; h < p->n_groups; h++)
+        if (p->groups[h]->component == p->groups[g]->component && p->groups[h]->tensor == t)
+            return true;
+    return false;
+}
+
+int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op)
+{
+    int driver = driver_of(op);
+    if (driver < 0 || op->n_in != 2)
+        return -1;
+    int k = 1 - driver;
+    const Operand *o = &op->in[k], *d = &op->in[driver];
+    const IrTensor *t = p->tensors[o->tensor];
+    if (t->rank < 1 || t->elem || t->quant || in_component_of(p, g, o->tensor))
+        return -1;
+    bool is_driver_axis[EMIT_MAX_AXES] = {false};
+    for (int j = 0; j < p->tensors[d->tensor]->rank; j++)
+        if (d->kind[j] == SL_AXIS)
+            is_driver_axis[d->axis[j]] = true;
+    for (int j = 0; j < t->rank; j++) /* plain whole axes: every index in range */
+        if (o->kind[j] != SL_AXIS || o->offset[j] || o->slice[j] ||
+            op->axes[o->axis[j]].size != t->shape[j] ||
+            is_driver_axis[o->axis[j]] != (j + 1 < t->rank))
+            return -1;
+    for (int a = 0; a < op->n_axes; a++) /* the loop under a fact is the last axis's */
+        if (!is_driver_axis[a] && a != o->axis[t->rank - 1])
+            return -1;
+    return k;
+}
+
+/* Per fact, the cells of the last axis of sparse operand k that are > 0, read
+ * from its index `ix` (lower.h), each setting its output cell. */
+static void emit_sparse_body(Emit *e, int k, LLVMValueRef ix)
+{
+    const Operand *o = &e->op->in[k];
+    const IrTensor *t = e->p->tensors[o->tensor];
+    int f = o->axis[t->rank - 1];
+    int64_t rows = 1;
+    LLVMValueRef row = emit_i64(e, 0);
+    for (int j = 0; j + 1 < t->rank; j++) { /* row-major over the leading axes */
+        row = LLVMBuildMul(e->bld, row, emit_i64(e, t->shape[j]), "v.row");
+        row = LLVMBuildAdd(e->bld, row, e->v_counter[o->axis[j]], "v.row");
+        rows *= t->shape[j];
+    }
+    LLVMValueRef row1 = LLVMBuildAdd(e->bld, row, emit_i64(e, 1), "v.row1");
+    LLVMValueRef first = LLVMBuildLoad2(
+        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &row, 1, "v.s0"), "v.first");
+    LLVMValueRef end = LLVMBuildLoad2(
+        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &row1, 1, "v.s1"), "v.end");
+    LLVMValueRef cols_at = emit_i64(e, rows + 1);
+    LLVMValueRef cols = LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &cols_at, 1, "v.cols");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz.body");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz.done");
+    LLVMBuildBr(e->bld, head);
+    LLVMPositionBuilderAtEnd(e->bld, head);
+    LLVMValueRef at = LLVMBuildPhi(e->bld, e->t_i64, "v.nz");
+    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntSLT, at, end, "v.more"), body, done);
+    LLVMPositionBuilderAtEnd(e->bld, body);
+    LLVMValueRef saved = e->v_counter[f];
+    e->v_counter[f] = LLVMBuildLoad2(
+        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, cols, &at, 1, "v.c"), "v.col");
+    emit_tensor_store(e, e->op->out, emit_f32(e, 1.0), emit_out_addr(e));
+    e->v_counter[f] = saved;
+    LLVMValueRef next = LLVMBuildAdd(e->bld, at, emit_i64(e, 1), "v.nz.next");
+    emit_leave_loop_alone(e, LLVMBuildBr(e->bld, head));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->bld);
+    LLVMValueRef in_vals[2] = {first, next};
+    LLVMBasicBlockRef in_bbs[2] = {pre, latch};
+    LLVMAddIncoming(at, in_vals, in_bbs, 2);
+    LLVMPositionBuilderAtEnd(e->bld, done);
+}
+
+static void emit_dense_body(Emit *e, int driver, const bool *is_driver_axis)
 {
     const Op *op = e->op;
     Loop loops[EMIT_MAX_AXES];
@@ -67,7 +147,135 @@ static void emit_body(Emit *e, int driver, const bool *is_driver_axis)
         emit_loop_end(e, &loops[--n]);
 }
 
-static void emit_delta_join(Emit *e)
+/* Under one fact: with a sparse operand k (>= 0), through its index `ix` when
+ * the runtime bound one, else (and without one) over the whole nest. */
+static void emit_body(Emit *e, int driver, const bool *is_driver_axis, int k, LLVMValueRef ix)
+{
+    if (k < 0) {
+        emit_dense_body(e, driver, is_driver_axis);
+        return;
+    }
+    LLVMBasicBlockRef sparse = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.sparse");
+    LLVMBasicBlockRef dense = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.dense");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.joined");
+    LLVMBuildCondBr(e->bld, LLVMBuildIsNull(e->bld, ix, "v.noix"), dense, sparse);
+    LLVMPositionBuilderAtEnd(e->bld, sparse);
+    emit_sparse_body(e, k, ix);
+    LLVMBuildBr(e->bld, join);
+    LLVMPositionBuilderAtEnd(e->bld, dense);
+    emit_dense_body(e, driver, is_driver_axis);
+    LLVMBuildBr(e->bld, join);
+    LLVMPositionBuilderAtEnd(e->bld, join);
+}
+
+/* The cell of the driver at the current counters: a fact runs the body. */
+static void emit_fact_test(Emit *e, int driver, const bool *is_driver_axis, int sparse,
+                           LLVMValueRef ix)
+{
+    LLVMValueRef x = emit_load_operand(e, driver);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.fact");
+    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.skip");
+    LLVMBuildCondBr(e->bld, LLVMBuildFCmp(e->bld, LLVMRealUNE, x, emit_f32(e, 0.0), "v.new"),
+                    body, skip);
+    LLVMPositionBuilderAtEnd(e->bld, body);
+    emit_body(e, driver, is_driver_axis, sparse, ix);
+    LLVMBuildBr(e->bld, skip);
+    LLVMPositionBuilderAtEnd(e->bld, skip);
+}
+
+/* Cells of the driver's last axis tested at once (one vector load). */
+enum { SKIP_BLOCK = 16 };
+
+/* Whether the loop over axis a can skip blocks of SKIP_BLOCK driver cells that
+ * are all zeros: float32 storage, every slot a plain whole axis (the address is
+ * the counters'), a its last one, and long enough to be worth it. */
+static bool can_skip_blocks(const Emit *e, int driver, int a)
+{
+    const Operand *d = &e->op->in[driver];
+    const IrTensor *t = e->p->tensors[d->tensor];
+    if (emit_is_f64(e) || emit_store_bytes(e, d->tensor) != 4 || t->elem || t->quant ||
+        d->kind[t->rank - 1] != SL_AXIS || d->axis[t->rank - 1] != a ||
+        e->op->axes[a].size < 4 * SKIP_BLOCK || a == e->share_axis)
+        return false;
+    for (int k = 0; k < t->rank; k++)
+        if (d->kind[k] != SL_AXIS || d->offset[k] || d->slice[k] ||
+            e->op->axes[d->axis[k]].size != t->shape[k])
+            return false;
+    return true;
+}
+
+/* The driver's cells along its last axis a in blocks of SKIP_BLOCK: a block
+ * whose vector of cells has no non-zero is passed over, the others (and a
+ * short last block) test cell by cell. Most delta cells are zeros: this turns a
+ * test and a jump per cell into one per block. */
+static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis, int sparse,
+                               LLVMValueRef ix, int a)
+{
+    const Operand *d = &e->op->in[driver];
+    const IrTensor *t = e->p->tensors[d->tensor];
+    int64_t size = e->op->axes[a].size, stride = 1;
+    LLVMValueRef off = emit_i64(e, 0); /* the row's first cell (counter a = 0) */
+    for (int k = t->rank - 2; k >= 0; k--) {
+        stride *= t->shape[k + 1];
+        off = LLVMBuildAdd(
+            e->bld, off,
+            LLVMBuildMul(e->bld, e->v_counter[d->axis[k]], emit_i64(e, stride), "v.t"), "v.row");
+    }
+    LLVMTypeRef vty = LLVMVectorType(e->t_f32, SKIP_BLOCK);
+    LLVMTypeRef mty = LLVMIntTypeInContext(e->ctx, SKIP_BLOCK);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk");
+    LLVMBasicBlockRef test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.test");
+    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.vec");
+    LLVMBasicBlockRef cells = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.cells");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.next");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.done");
+    LLVMBuildBr(e->bld, head);
+    LLVMPositionBuilderAtEnd(e->bld, head);
+    LLVMValueRef blk = LLVMBuildPhi(e->bld, e->t_i64, "v.blk");
+    LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntSLT, blk, emit_i64(e, size), "v.more"),
+                    test, done);
+    LLVMPositionBuilderAtEnd(e->bld, test);
+    LLVMValueRef end = LLVMBuildAdd(e->bld, blk, emit_i64(e, SKIP_BLOCK), "v.blk.end");
+    LLVMValueRef whole = LLVMBuildICmp(e->bld, LLVMIntSLE, end, emit_i64(e, size), "v.whole");
+    LLVMBuildCondBr(e->bld, whole, vec, cells);
+    LLVMPositionBuilderAtEnd(e->bld, vec);
+    LLVMValueRef at = LLVMBuildAdd(e->bld, off, blk, "v.at");
+    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->bld, e->t_f32, e->v_in[driver], &at, 1, "v.vp");
+    LLVMValueRef v = LLVMBuildLoad2(e->bld, vty, ptr, "v.cells");
+    LLVMSetAlignment(v, 4);
+    LLVMValueRef nz = LLVMBuildFCmp(e->bld, LLVMRealUNE, v, LLVMConstNull(vty), "v.nz");
+    LLVMValueRef any = LLVMBuildICmp(e->bld, LLVMIntNE, LLVMBuildBitCast(e->bld, nz, mty, "v.m"),
+                                     LLVMConstNull(mty), "v.any");
+    LLVMBuildCondBr(e->bld, any, cells, next);
+    /* cell by cell: blk .. min(end, size) - 1 */
+    LLVMPositionBuilderAtEnd(e->bld, cells);
+    LLVMValueRef last = LLVMBuildSelect(e->bld, whole, end, emit_i64(e, size), "v.last");
+    LLVMBasicBlockRef cell = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.cell");
+    LLVMBuildBr(e->bld, cell);
+    LLVMPositionBuilderAtEnd(e->bld, cell);
+    LLVMValueRef c = LLVMBuildPhi(e->bld, e->t_i64, "v.cell");
+    LLVMValueRef saved = e->v_counter[a];
+    e->v_counter[a] = c;
+    emit_fact_test(e, driver, is_driver_axis, sparse, ix);
+    e->v_counter[a] = saved;
+    LLVMValueRef c1 = LLVMBuildAdd(e->bld, c, emit_i64(e, 1), "v.cell.next");
+    LLVMBasicBlockRef cell_end = LLVMGetInsertBlock(e->bld);
+    emit_leave_loop_alone(e, LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntSLT, c1, last,
+                                                                   "v.cell.more"),
+                                             cell, next));
+    LLVMValueRef c_vals[2] = {blk, c1};
+    LLVMBasicBlockRef c_bbs[2] = {cells, cell_end};
+    LLVMAddIncoming(c, c_vals, c_bbs, 2);
+    LLVMPositionBuilderAtEnd(e->bld, next);
+    emit_leave_loop_alone(e, LLVMBuildBr(e->bld, head));
+    LLVMValueRef b_vals[2] = {emit_i64(e, 0), end};
+    LLVMBasicBlockRef b_bbs[2] = {pre, next};
+    LLVMAddIncoming(blk, b_vals, b_bbs, 2);
+    LLVMPositionBuilderAtEnd(e->bld, done);
+}
+
+static void emit_delta_join(Emit *e, int sparse, LLVMValueRef ix)
 {
     const Op *op = e->op;
     int driver = driver_of(op);
@@ -84,22 +292,20 @@ static void emit_delta_join(Emit *e)
     for (int a = 0; a < op->n_axes; a++)
         rest *= is_driver_axis[a] || rest > ((int64_t)1 << 40) ? 1 : op->axes[a].size;
     int level = emit_stop_level(e, axes, n, rest);
-    for (int i = 0; i < n; i++) {
+    /* the innermost loop in blocks, when it is not the one checking the flag */
+    bool is_blocked = n > 0 && level != n - 1 && can_skip_blocks(e, driver, axes[n - 1]);
+    int n_loops = is_blocked ? n - 1 : n;
+    for (int i = 0; i < n_loops; i++) {
         loops[i] = emit_loop_begin(e, axes[i]);
         if (i == level)
             emit_loop_stop_check(e, &loops[i]);
     }
-    LLVMValueRef x = emit_load_operand(e, driver);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.fact");
-    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.skip");
-    LLVMBuildCondBr(e->bld, LLVMBuildFCmp(e->bld, LLVMRealUNE, x, emit_f32(e, 0.0), "v.new"),
-                    body, skip);
-    LLVMPositionBuilderAtEnd(e->bld, body);
-    emit_body(e, driver, is_driver_axis);
-    LLVMBuildBr(e->bld, skip);
-    LLVMPositionBuilderAtEnd(e->bld, skip);
-    while (n > 0)
-        emit_loop_end(e, &loops[--n]);
+    if (is_blocked)
+        emit_blocked_cells(e, driver, is_driver_axis, sparse, ix, axes[n - 1]);
+    else
+        emit_fact_test(e, driver, is_driver_axis, sparse, ix);
+    while (n_loops > 0)
+        emit_loop_end(e, &loops[--n_loops]);
 }
 
 /* The loop axis a thread team may share out in op's delta join: its first
@@ -119,20 +325,22 @@ static int shared_axis(const IrProgram *p, const Op *op)
     return -1;
 }
 
-/* `internal void NAME(ptr out, ptr in..., i64 tid, i64 nth, ptr stop)`: thread
- * tid's share of the rows of shared_axis (all of them, on thread 0 only, when the
- * op has none: the caller checks); a large join checks the stop flag per block of
- * driver cells. */
-static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
+/* `internal void NAME(ptr out, ptr in..., i64 tid, i64 nth, ptr stop[, ptr ix])`:
+ * thread tid's share of the rows of shared_axis (all of them, on thread 0 only,
+ * when the op has none: the caller checks); a large join checks the stop flag
+ * per block of driver cells. ix: the index of the op's sparse operand, when it
+ * has one (NULL: none bound). */
+static LLVMValueRef delta_op_function(Emit *e, int g, const Op *op, const char *name)
 {
-    int n_params = op->n_in + 1;
-    LLVMTypeRef params[EMIT_MAX_AXES + 3];
+    int n_params = op->n_in + 1, sparse = lower_delta_sparse_operand(e->p, g, op);
+    LLVMTypeRef params[EMIT_MAX_AXES + 4];
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
     params[n_params] = params[n_params + 1] = e->t_i64;
-    params[n_params + 2] = e->t_ptr; /* the stop flag */
-    e->fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->t_void, params,
-                                                           (unsigned)n_params + 3, 0));
+    params[n_params + 2] = params[n_params + 3] = e->t_ptr; /* the stop flag, ix */
+    e->fn = LLVMAddFunction(e->mod, name,
+                            LLVMFunctionType(e->t_void, params,
+                                             (unsigned)n_params + 3 + (sparse >= 0), 0));
     e->op = op;
     LLVMSetLinkage(e->fn, LLVMInternalLinkage);
     e->v_out = LLVMGetParam(e->fn, 0);
@@ -143,7 +351,8 @@ static LLVMValueRef delta_op_function(Emit *e, const Op *op, const char *name)
     e->v_nth = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
     e->v_stop = LLVMGetParam(e->fn, (unsigned)n_params + 2);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
-    emit_delta_join(e);
+    emit_delta_join(e, sparse,
+                    sparse >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 3) : NULL);
     LLVMBuildRetVoid(e->bld);
     e->share_axis = -1;
     e->v_tid = e->v_nth = e->v_stop = NULL;
@@ -203,7 +412,7 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         snprintf(name, sizeof name, "%s.op%d.%s", kname, i, is_base ? "base" : "delta");
         which[n_fns] = i;
         fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name, false)
-                               : delta_op_function(e, grp->ops[i], name);
+                               : delta_op_function(e, g, grp->ops[i], name);
     }
     LLVMTypeRef params[5] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr, e->t_ptr};
     LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, is_base ? 1 : 5, 0);
@@ -213,7 +422,7 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, fn, "b.entry"));
     for (int f = 0; f < n_fns; f++) {
         const Op *op = grp->ops[which[f]];
-        LLVMValueRef args[EMIT_MAX_AXES + 4];
+        LLVMValueRef args[EMIT_MAX_AXES + 5];
         unsigned n = 0;
         args[n++] = buffer_of(e, bufs, op->out);
         for (int k = 0; k < op->n_in; k++)
@@ -226,6 +435,9 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         args[n++] = LLVMGetParam(fn, 1);
         args[n++] = LLVMGetParam(fn, 2);
         args[n++] = LLVMGetParam(fn, 4);
+        int sparse = lower_delta_sparse_operand(e->p, g, op);
+        if (sparse >= 0) /* its index, bound by the runtime (lower.h) */
+            args[n++] = buffer_of(e, bufs, n_t + op->in[sparse].tensor);
         call_on_team(e, fn, fns[f], args, n, shared_axis(e->p, op) >= 0);
         if (f + 1 < n_fns) /* the next join ORs into the same output */
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");

@@ -29,6 +29,15 @@ typedef struct LiveRows {
     uint8_t *now, *next;
 } LiveRows;
 
+/* Per tensor: the index of non-zeros a sparse join of the component reads
+ * (lower_delta_sparse_operand), NULL when the operand is too dense for it to
+ * help (the join then loops over the whole axis); is_read[t]: some join reads
+ * t so, and its slot bufs[n_tensors + t] is bound during the delta kernels. */
+typedef struct SparseIndexes {
+    int64_t **index;
+    bool *is_read;
+} SparseIndexes;
+
 static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)
 {
     for (int g = g0; g < g1; g++)
@@ -231,14 +240,15 @@ static int64_t row_local_rows(const RtPlan *pl, int g0, int g1)
 
 /* The float32 merge of `cells` cells: new facts (set in cur, not in full) go
  * to delta and full, cur is cleared for the next sweep; returns their count. */
-static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
+static int64_t merge_f32(float *restrict cur, float *restrict full, float *restrict delta,
+                         int64_t cells)
 {
     int64_t news = 0;
-    for (int64_t i = 0; i < cells; i++) {
-        bool is_new = cur[i] != 0.0f && full[i] == 0.0f;
+    for (int64_t i = 0; i < cells; i++) { /* no branch: the compiler vectorises it */
+        float c = cur[i], f = full[i];
+        int is_new = (c != 0.0f) & (f == 0.0f);
         delta[i] = is_new ? 1.0f : 0.0f;
-        if (is_new)
-            full[i] = 1.0f;
+        full[i] = is_new ? 1.0f : f;
         cur[i] = 0.0f;
         news += is_new;
     }
@@ -318,17 +328,97 @@ static int64_t merge(RtPlan *pl, int g, bool was_run, LiveRows *live)
     return news;
 }
 
+/* An operand with more than one cell in SPARSE_MAX_SHARE > 0 is read whole:
+ * a vector loop over a row then costs less than a jump per non-zero. */
+#define SPARSE_MAX_SHARE 8
+
+/* The index of non-zeros of tensor t (lower.h) when at most a share
+ * 1 / SPARSE_MAX_SHARE of its cells are > 0; NULL otherwise or out of memory
+ * (the join then reads it whole: the same result). */
+static int64_t *sparse_index(const RtPlan *pl, int t)
+{
+    const IrTensor *x = pl->ir->tensors[t];
+    int64_t last = x->shape[x->rank - 1], count = pl->count[t], nnz = 0;
+    const void *v = pl->bufs[t];
+    if (last < 1 || count < 1 || !v)
+        return NULL;
+    for (int64_t i = 0; i < count; i++)
+        nnz += rt_elem_get(pl, v, i) > 0.0;
+    if (nnz > count / SPARSE_MAX_SHARE)
+        return NULL;
+    int64_t rows = count / last;
+    int64_t *ix = malloc((size_t)(rows + 1 + nnz) * sizeof *ix), *cols = ix + rows + 1, at = 0;
+    for (int64_t r = 0; ix && r < rows; r++) {
+        ix[r] = at;
+        for (int64_t c = 0; c < last; c++)
+            if (rt_elem_get(pl, v, r * last + c) > 0.0)
+                cols[at++] = c;
+    }
+    if (ix)
+        ix[rows] = at;
+    return ix;
+}
+
+/* The indexes of the sparse joins of [g0, g1); false when out of memory. */
+static bool sparse_indexes_make(const RtPlan *pl, int g0, int g1, SparseIndexes *sp)
+{
+    int n = pl->ir->n_tensors;
+    sp->index = calloc((size_t)n + 1, sizeof *sp->index);
+    sp->is_read = calloc((size_t)n + 1, sizeof *sp->is_read);
+    if (!sp->index || !sp->is_read)
+        return false;
+    for (int g = g0; g < g1; g++) {
+        const Group *grp = pl->ir->groups[g];
+        for (int i = 0; i < grp->n_ops; i++) {
+            int k = lower_delta_sparse_operand(pl->ir, g, grp->ops[i]);
+            int t = k >= 0 ? grp->ops[i]->in[k].tensor : -1;
+            if (t >= 0 && !sp->is_read[t]) {
+                sp->is_read[t] = true;
+                sp->index[t] = sparse_index(pl, t);
+            }
+        }
+    }
+    return true;
+}
+
+static void sparse_indexes_free(const RtPlan *pl, SparseIndexes *sp)
+{
+    for (int t = 0; sp->index && t < pl->ir->n_tensors; t++)
+        free(sp->index[t]);
+    free(sp->index);
+    free(sp->is_read);
+}
+
+/* Binds the indexes to their slots for the delta kernels, keeping what those
+ * held in saved[] (bind false: puts that back). */
+static void sparse_indexes_bind(RtPlan *pl, const SparseIndexes *sp, float **saved, bool bind)
+{
+    int n = pl->ir->n_tensors;
+    for (int t = 0; t < n; t++) {
+        if (!sp->is_read[t])
+            continue;
+        if (bind) {
+            saved[t] = pl->bufs[n + t];
+            pl->bufs[n + t] = (float *)sp->index[t];
+        } else
+            pl->bufs[n + t] = saved[t];
+    }
+}
+
 /* One delta sweep over [g0, g1); returns the number of new facts. */
-static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, LiveRows *live)
+static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, LiveRows *live,
+                           const SparseIndexes *sp)
 {
     int n = pl->ir->n_tensors;
     float **saved = calloc((size_t)(g1 - g0), sizeof *saved);
+    float **saved_ix = calloc((size_t)n + 1, sizeof *saved_ix);
     bool *ran = calloc((size_t)(g1 - g0), sizeof *ran);
     RtTraceEntry *es = calloc((size_t)(g1 - g0), sizeof *es);
-    if (!saved || !ran || !es) {
-        free(saved), free(ran), free(es);
+    if (!saved || !saved_ix || !ran || !es) {
+        free(saved), free(saved_ix), free(ran), free(es);
         return -1;
     }
+    sparse_indexes_bind(pl, sp, saved_ix, true);
     for (int g = g0; g < g1; g++) { /* bind the deltas in place of the full relations */
         int t = pl->ir->groups[g]->tensor;
         saved[g - g0] = pl->bufs[n + t];
@@ -347,6 +437,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, L
     }
     for (int g = g0; g < g1; g++)
         pl->bufs[n + pl->ir->groups[g]->tensor] = saved[g - g0];
+    sparse_indexes_bind(pl, sp, saved_ix, false);
     int64_t total = 0;
     for (int g = g0; g < g1; g++) {
         RtTraceEntry *e = &es[g - g0];
@@ -358,7 +449,7 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, L
         total += e->changed;
         rt_trace_add(&pl->modes->trace, e);
     }
-    free(saved), free(ran), free(es);
+    free(saved), free(saved_ix), free(ran), free(es);
     if (live) { /* the rows with new facts are the next sweep's */
         uint8_t *was = live->now;
         live->now = live->next;
@@ -374,12 +465,14 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     bool *has_news = calloc((size_t)pl->ir->n_tensors + 1, sizeof *has_news);
     int it = first_sweep;
     *is_converged = false;
-    bool ok = has_news != NULL;
+    SparseIndexes sp = {0};
+    bool ok = has_news != NULL && sparse_indexes_make(pl, g0, g1, &sp);
     for (int g = g0; g < g1 && ok; g++)
         ok = delta_buffer(pl, g) != NULL;
     /* MPI: every rank has its buffers, or none goes on */
     if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") !=
         FUSE_OK) {
+        sparse_indexes_free(pl, &sp);
         free(has_news);
         return it;
     }
@@ -407,7 +500,7 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         }
     }
     for (; it < max_iters && !rt_stop_now(pl); it++) {
-        int64_t local = delta_sweep(pl, g0, g1, it, has_news, live);
+        int64_t local = delta_sweep(pl, g0, g1, it, has_news, live, &sp);
         /* MPI: a rank that cannot go on (out of memory, interrupted) stops all */
         if (pl->dist && (local < 0 || rt_interrupted(pl)))
             local = INT64_MAX;
@@ -429,6 +522,7 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     }
     free(rows.now);
     free(rows.next);
+    sparse_indexes_free(pl, &sp);
     free(has_news);
     return it;
 }
