@@ -68,14 +68,28 @@ typedef struct GroupSlot {
     const View *vp;   /* its kernel's view: &v, or the span head's */
 } GroupSlot;
 
+/* The option bytes of every key of a plan's code: every lowering option that
+ * changes code, and the build ID of fuse-jit (any rebuild of the code
+ * generator makes other keys). */
+typedef struct KeyOptions {
+    int64_t opts[8];
+    unsigned char build_id[64];
+} KeyOptions;
+
+static void key_options(const LowerOptions *opt, KeyOptions *ko)
+{
+    int64_t o[8] = {opt->vector_bits, opt->l1_bytes,  opt->l2_bytes,   opt->l3_bytes,
+                    opt->no_contract, opt->precision, opt->soft_half, opt->split_rows};
+    memset(ko, 0, sizeof *ko);
+    memcpy(ko->opts, o, sizeof o);
+    rt_build_id(ko->build_id, sizeof ko->build_id);
+}
+
 /* The state of one compilation. */
 typedef struct Build {
     RtPlan *pl;
     LowerOptions opt;
-    struct {
-        int64_t opts[8];
-        unsigned char build_id[64];
-    } opts;                  /* the option bytes of every key */
+    KeyOptions opts;         /* the option bytes of every key */
     GroupSlot *g;
     int n;
     JitKey *obj_key;         /* objects found or compiled: key, bytes */
@@ -335,6 +349,28 @@ static fuse_status key_groups(Build *b)
         snprintf(s->name, sizeof s->name, "%s%.*s", RT_KERNEL_PREFIX, RT_NAME_HEX, hex);
     }
     return index_keys(b) ? FUSE_OK : FUSE_E_NOMEM;
+}
+
+fuse_status rt_plan_extra_key(const RtPlan *pl, const char *tag, struct JitKey *key)
+{
+    LowerOptions opt;
+    KeyOptions ko;
+    rt_lower_options(pl, RT_KERNEL_PREFIX, &opt);
+    key_options(&opt, &ko);
+    unsigned char *ir = NULL;
+    size_t n = 0, n_tag = strlen(tag) + 1;
+    fuse_status st = ir_serialize(pl->ir, &ir, &n);
+    unsigned char *bytes = st == FUSE_OK ? realloc(ir, n + n_tag) : NULL;
+    if (st == FUSE_OK && !bytes)
+        st = FUSE_E_NOMEM;
+    if (st != FUSE_OK) {
+        free(ir);
+        return st;
+    }
+    memcpy(bytes + n, tag, n_tag);
+    jit_cache_key(pl->js, bytes, n + n_tag, &ko, sizeof ko, key);
+    free(bytes);
+    return FUSE_OK;
 }
 
 /* The whole program's key: canonical IR plus the option bytes. */
@@ -905,12 +941,7 @@ static fuse_status build_init(Build *b, RtPlan *pl)
     memset(b, 0, sizeof *b);
     b->pl = pl;
     rt_lower_options(pl, RT_KERNEL_PREFIX, &b->opt); /* the precision changes the code: in the key */
-    int64_t o[8] = {b->opt.vector_bits, b->opt.l1_bytes, b->opt.l2_bytes, b->opt.l3_bytes,
-                    b->opt.no_contract, b->opt.precision, b->opt.soft_half,
-                    b->opt.split_rows};
-    memcpy(b->opts.opts, o, sizeof o);
-    /* The build ID makes any rebuild of the code generator a different key. */
-    rt_build_id(b->opts.build_id, sizeof b->opts.build_id);
+    key_options(&b->opt, &b->opts);
     b->n = pl->ir->n_groups + pl->ir->n_sink_groups;
     size_t m = (size_t)b->n + 2;
     b->g = calloc(m, sizeof *b->g);

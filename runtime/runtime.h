@@ -232,6 +232,12 @@ const atomic_int *rt_stop_flag(const RtPlan *plan);
 fuse_status rt_plan_compile(RtPlan *plan);
 
 struct JitModule;
+struct JitKey;
+
+/* The cache key of code the plan makes later, beside its kernels (the
+ * semi-naive delta kernels): the program's canonical IR, then `tag`, with the
+ * option bytes of every kernel key. */
+fuse_status rt_plan_extra_key(const RtPlan *plan, const char *tag, struct JitKey *key);
 
 /* The module rt_plan_compile's kernels come from, for `emit`: every group lowered on
  * the same view (fusion across equations included), kernels named PREFIXgN /

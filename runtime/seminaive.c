@@ -75,8 +75,51 @@ static bool operands_non_negative(const RtPlan *pl, const Group *grp, int g0, in
     return true;
 }
 
-/* Compiles the delta kernels of the plan's eligible groups once (a module of its
- * own, made on the first semi-naive run). */
+/* The prefix of the delta kernels' names: the same in every plan, so that a
+ * cached object serves any (each object loads into a JITDylib of its own). */
+#define DELTA_PREFIX "fuse_sn_"
+
+static void log_cache_warning(const RtPlan *pl, char *warning)
+{
+    if (warning)
+        rt_log(pl, FUSE_LEVEL_WARNING, "%s", warning);
+    free(warning);
+}
+
+/* The object file of the delta kernels of the groups with want[]: from the
+ * code cache (memory, then disk), else compiled and stored there. */
+static fuse_status delta_object(RtPlan *pl, const bool *want, const LowerOptions *opt,
+                                void **obj, size_t *n, char **err)
+{
+    JitKey key;
+    JitHit hit = JIT_MISS;
+    char *warning = NULL;
+    fuse_status st = pl->cache ? rt_plan_extra_key(pl, "semi-naive delta kernels", &key)
+                               : FUSE_OK;
+    if (st == FUSE_OK && pl->cache)
+        st = jit_cache_get(pl->cache, &key, pl->cache_dir, obj, n, &hit, &warning);
+    log_cache_warning(pl, warning);
+    if (st != FUSE_OK || hit != JIT_MISS)
+        return st;
+    JitModule *jm = jit_module_new(pl->js, DELTA_PREFIX);
+    st = jm ? FUSE_OK : FUSE_E_NOMEM;
+    if (st == FUSE_OK)
+        st = lower_delta_program(pl->ir, jit_module_llvm(jm), opt, want, err);
+    if (st == FUSE_OK)
+        st = jit_module_optimize(pl->js, jm, err);
+    if (st == FUSE_OK)
+        st = jit_module_emit_object(pl->js, jm, obj, n, err);
+    jit_module_free(jm);
+    if (st == FUSE_OK && pl->cache) { /* a failed store only costs a later compile */
+        warning = NULL;
+        jit_cache_put(pl->cache, &key, pl->cache_dir, *obj, *n, &warning);
+        log_cache_warning(pl, warning);
+    }
+    return st;
+}
+
+/* Loads the delta kernels of the plan's eligible groups once (made on the
+ * first semi-naive run, through the code cache). */
 static fuse_status compile_deltas(RtPlan *pl)
 {
     RtModes *m = pl->modes;
@@ -86,20 +129,19 @@ static fuse_status compile_deltas(RtPlan *pl)
     bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
     RtKernel *fns = calloc((size_t)p->n_groups + 1, sizeof *fns);
     void (**base)(float **) = calloc((size_t)p->n_groups + 1, sizeof *base);
-    char prefix[48], *err = NULL;
-    snprintf(prefix, sizeof prefix, "%ssn_", pl->prefix);
+    char *err = NULL;
+    void *obj = NULL;
+    size_t n_obj = 0;
     LowerOptions opt;
-    rt_lower_options(pl, prefix, &opt);
-    JitModule *jm = want && fns && base ? jit_module_new(pl->js, prefix) : NULL;
-    fuse_status st = jm ? FUSE_OK : FUSE_E_NOMEM;
+    rt_lower_options(pl, DELTA_PREFIX, &opt);
+    fuse_status st = want && fns && base ? FUSE_OK : FUSE_E_NOMEM;
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++)
         want[g] = lower_delta_eligible(p, g);
     if (st == FUSE_OK)
-        st = lower_delta_program(p, jit_module_llvm(jm), &opt, want, &err);
+        st = delta_object(pl, want, &opt, &obj, &n_obj, &err);
     if (st == FUSE_OK)
-        st = jit_module_optimize(pl->js, jm, &err);
-    if (st == FUSE_OK)
-        st = jit_module_load(pl->js, jm, &m->delta_code, &err);
+        st = jit_object_load(pl->js, obj, n_obj, &m->delta_code, &err);
+    free(obj);
     for (int g = 0; st == FUSE_OK && g < p->n_groups; g++) {
         char name[128];
         void *addr = NULL;
@@ -113,7 +155,6 @@ static fuse_status compile_deltas(RtPlan *pl)
             st = jit_code_lookup(m->delta_code, name, &addr, &err);
         memcpy(&base[g], &addr, sizeof base[g]);
     }
-    jit_module_free(jm);
     free(want);
     free(err);
     if (st != FUSE_OK) {

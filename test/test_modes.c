@@ -335,6 +335,30 @@ START_TEST(test_sparse_delta_joins)
 }
 END_TEST
 
+/* The delta kernels go through the code cache: a second runner of the same
+ * semi-naive program finds them (and the program's kernels) in memory. */
+START_TEST(test_delta_kernels_cached)
+{
+    float *e = graph(7, cycle_next), *want = closure(e, 7);
+    fuse_input in = matrix_input("Edge", e, 7);
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE);
+    cfg.no_cache = 1; /* memory only: no entry of an earlier test */
+    for (int k = 0; k < 2; k++) {
+        Run r;
+        run_text(&r, TC, &cfg, &in, 1);
+        ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+        assert_floats_eq(output(&r, "Path", 49), want, 49);
+        run_free(&r);
+        fuse_stats st = {.size = sizeof st};
+        ck_assert_int_eq(fuse_ctx_stats(ctx, &st), FUSE_OK);
+        ck_assert_uint_eq(st.compiles, 2); /* the program, its deltas */
+        ck_assert_uint_eq(st.memory_hits, k ? 2 : 0);
+    }
+    free(want);
+    free(e);
+}
+END_TEST
+
 START_TEST(test_closure_chain)
 {
     float *e = graph(6, chain_next);
@@ -1396,6 +1420,7 @@ static Suite *modes_suite(void)
     tcase_add_loop_test(tc, test_big_closure_threads, 0, 2);
     tcase_add_test(tc, test_closure_cycle);
     tcase_add_test(tc, test_sparse_delta_joins);
+    tcase_add_test(tc, test_delta_kernels_cached);
     tcase_add_test(tc, test_fixpoint_trace_sweeps);
     tcase_add_test(tc, test_mutual_recursion);
     tcase_add_test(tc, test_float_fixpoint_tolerance);
