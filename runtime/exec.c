@@ -35,12 +35,16 @@ static bool zeroes_all(const RtPlan *pl, int query)
 
 /* Zeroes the computed tensors, but for those the kernels write whole before
  * any read (perf, the rule is in zeroing.c), and every previous-sweep
- * buffer. */
+ * buffer; nothing before the plan's first run (they are all zeros). */
 static void zero_computed(RtPlan *pl, int query)
 {
     IrProgram *p = pl->ir;
     if (!pl->is_written_whole)
         pl->is_written_whole = rt_zeroing_flags(pl); /* once per plan */
+    bool is_zero = pl->is_zero_yet;
+    pl->is_zero_yet = false;
+    if (is_zero)
+        return;
     const bool *skip = zeroes_all(pl, query) ? NULL : pl->is_written_whole;
     for (int i = 0; i < p->n_tensors; i++) {
         TensorKind k = p->tensors[i]->kind;

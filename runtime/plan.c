@@ -68,6 +68,7 @@ static fuse_status alloc_buffers(RtPlan *pl, uint64_t max_memory)
     if (pl->scratch_bytes && !(pl->bufs[2 * n] = io_alloc_aligned(pl->scratch_bytes)))
         return rt_alloc_failed(pl, NULL, "the kernels' packing scratch", pl->scratch_bytes);
     pl->scratch_threads = 1;
+    pl->is_zero_yet = true; /* io_alloc_aligned zeroes */
     return FUSE_OK;
 }
 

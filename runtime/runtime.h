@@ -113,6 +113,10 @@ typedef struct RtPlan {
      * every cell before anything reads it, so the run need not zero it first
      * (exec.c); made by the first run, in the plan's arena (NULL until then) */
     bool *is_written_whole;
+    /* every buffer of a computed tensor still holds the zeros it was
+     * allocated with (no run yet): the first run need not zero them, which
+     * would also make every page of them resident */
+    bool is_zero_yet;
     /* fusion across equations (plan_compile.c): absorbs[g] > 0 when
      * equation group g's kernel also computes the next absorbs[g] groups (their
      * elementwise ops run in g's pass over memory); those groups' kernel is the

@@ -381,10 +381,15 @@ static int64_t *sparse_index(const RtPlan *pl, int t)
     const IrTensor *x = pl->ir->tensors[t];
     int64_t last = x->shape[x->rank - 1], count = pl->count[t], nnz = 0;
     const void *v = pl->bufs[t];
+    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* plain float loads: vectorised */
     if (last < 1 || count < 1 || !v)
         return NULL;
-    for (int64_t i = 0; i < count; i++)
-        nnz += rt_elem_get(pl, v, i) > 0.0;
+    if (is_f32)
+        for (int64_t i = 0; i < count; i++)
+            nnz += ((const float *)v)[i] > 0.0f;
+    else
+        for (int64_t i = 0; i < count; i++)
+            nnz += rt_elem_get(pl, v, i) > 0.0;
     if (nnz > count / SPARSE_MAX_SHARE)
         return NULL;
     int64_t rows = count / last;
@@ -392,7 +397,8 @@ static int64_t *sparse_index(const RtPlan *pl, int t)
     for (int64_t r = 0; ix && r < rows; r++) {
         ix[r] = at;
         for (int64_t c = 0; c < last; c++)
-            if (rt_elem_get(pl, v, r * last + c) > 0.0)
+            if (is_f32 ? ((const float *)v)[r * last + c] > 0.0f
+                       : rt_elem_get(pl, v, r * last + c) > 0.0)
                 cols[at++] = c;
     }
     if (ix)
