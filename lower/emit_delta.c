@@ -48,6 +48,14 @@ void lower_delta_name(const LowerOptions *opt, int g, bool is_base, char *buf, s
     snprintf(buf, n, "%s%c%d", opt->prefix ? opt->prefix : "", is_base ? 'b' : 'd', g);
 }
 
+/* A join's operand read through its index of non-zeros: its position in
+ * op->in (k < 0: none), its free slot, the index (a parameter; NULL at run
+ * time: none bound). */
+typedef struct SparseRead {
+    int k, slot;
+    LLVMValueRef ix;
+} SparseRead;
+
 static bool in_component_of(const IrProgram *p, int g, int t)
 {
     for (int h = 0; h < p->n_groups; h++)
@@ -56,12 +64,12 @@ static bool in_component_of(const IrProgram *p, int g, int t)
     return false;
 }
 
-int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op)
+int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op, int *slot)
 {
     int driver = driver_of(op);
     if (driver < 0 || op->n_in != 2)
         return -1;
-    int k = 1 - driver;
+    int k = 1 - driver, free_slot = -1;
     const Operand *o = &op->in[k], *d = &op->in[driver];
     const IrTensor *t = p->tensors[o->tensor];
     if (t->rank < 1 || t->elem || t->quant || in_component_of(p, g, o->tensor))
@@ -70,27 +78,39 @@ int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op)
     for (int j = 0; j < p->tensors[d->tensor]->rank; j++)
         if (d->kind[j] == SL_AXIS)
             is_driver_axis[d->axis[j]] = true;
-    for (int j = 0; j < t->rank; j++) /* plain whole axes: every index in range */
+    for (int j = 0; j < t->rank; j++) { /* plain whole axes: every index in range */
         if (o->kind[j] != SL_AXIS || o->offset[j] || o->slice[j] ||
-            op->axes[o->axis[j]].size != t->shape[j] ||
-            is_driver_axis[o->axis[j]] != (j + 1 < t->rank))
+            op->axes[o->axis[j]].size != t->shape[j])
             return -1;
-    for (int a = 0; a < op->n_axes; a++) /* the loop under a fact is the last axis's */
-        if (!is_driver_axis[a] && a != o->axis[t->rank - 1])
+        if (!is_driver_axis[o->axis[j]]) {
+            if (free_slot >= 0)
+                return -1;
+            free_slot = j;
+        }
+    }
+    if (free_slot < 0)
+        return -1;
+    for (int a = 0; a < op->n_axes; a++) /* the loop under a fact is the free axis's */
+        if (!is_driver_axis[a] && a != o->axis[free_slot])
             return -1;
+    if (slot)
+        *slot = free_slot;
     return k;
 }
 
-/* Per fact, the cells of the last axis of sparse operand k that are > 0, read
- * from its index `ix` (lower.h), each setting its output cell. */
-static void emit_sparse_body(Emit *e, int k, LLVMValueRef ix)
+/* Per fact, the cells of sparse operand k along its free slot that are > 0,
+ * read from its index `ix` (lower.h), each setting its output cell. */
+static void emit_sparse_body(Emit *e, const SparseRead *sp)
 {
-    const Operand *o = &e->op->in[k];
+    const Operand *o = &e->op->in[sp->k];
     const IrTensor *t = e->p->tensors[o->tensor];
-    int f = o->axis[t->rank - 1];
+    int slot = sp->slot, f = o->axis[slot];
+    LLVMValueRef ix = sp->ix;
     int64_t rows = 1;
     LLVMValueRef row = emit_i64(e, 0);
-    for (int j = 0; j + 1 < t->rank; j++) { /* row-major over the leading axes */
+    for (int j = 0; j < t->rank; j++) { /* row-major over the other slots */
+        if (j == slot)
+            continue;
         row = LLVMBuildMul(e->bld, row, emit_i64(e, t->shape[j]), "v.row");
         row = LLVMBuildAdd(e->bld, row, e->v_counter[o->axis[j]], "v.row");
         rows *= t->shape[j];
@@ -149,18 +169,18 @@ static void emit_dense_body(Emit *e, int driver, const bool *is_driver_axis)
 
 /* Under one fact: with a sparse operand k (>= 0), through its index `ix` when
  * the runtime bound one, else (and without one) over the whole nest. */
-static void emit_body(Emit *e, int driver, const bool *is_driver_axis, int k, LLVMValueRef ix)
+static void emit_body(Emit *e, int driver, const bool *is_driver_axis, const SparseRead *sp)
 {
-    if (k < 0) {
+    if (sp->k < 0) {
         emit_dense_body(e, driver, is_driver_axis);
         return;
     }
     LLVMBasicBlockRef sparse = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.sparse");
     LLVMBasicBlockRef dense = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.dense");
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.joined");
-    LLVMBuildCondBr(e->bld, LLVMBuildIsNull(e->bld, ix, "v.noix"), dense, sparse);
+    LLVMBuildCondBr(e->bld, LLVMBuildIsNull(e->bld, sp->ix, "v.noix"), dense, sparse);
     LLVMPositionBuilderAtEnd(e->bld, sparse);
-    emit_sparse_body(e, k, ix);
+    emit_sparse_body(e, sp);
     LLVMBuildBr(e->bld, join);
     LLVMPositionBuilderAtEnd(e->bld, dense);
     emit_dense_body(e, driver, is_driver_axis);
@@ -169,8 +189,8 @@ static void emit_body(Emit *e, int driver, const bool *is_driver_axis, int k, LL
 }
 
 /* The cell of the driver at the current counters: a fact runs the body. */
-static void emit_fact_test(Emit *e, int driver, const bool *is_driver_axis, int sparse,
-                           LLVMValueRef ix)
+static void emit_fact_test(Emit *e, int driver, const bool *is_driver_axis,
+                           const SparseRead *sp)
 {
     LLVMValueRef x = emit_load_operand(e, driver);
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.fact");
@@ -178,7 +198,7 @@ static void emit_fact_test(Emit *e, int driver, const bool *is_driver_axis, int 
     LLVMBuildCondBr(e->bld, LLVMBuildFCmp(e->bld, LLVMRealUNE, x, emit_f32(e, 0.0), "v.new"),
                     body, skip);
     LLVMPositionBuilderAtEnd(e->bld, body);
-    emit_body(e, driver, is_driver_axis, sparse, ix);
+    emit_body(e, driver, is_driver_axis, sp);
     LLVMBuildBr(e->bld, skip);
     LLVMPositionBuilderAtEnd(e->bld, skip);
 }
@@ -208,8 +228,8 @@ static bool can_skip_blocks(const Emit *e, int driver, int a)
  * whose vector of cells has no non-zero is passed over, the others (and a
  * short last block) test cell by cell. Most delta cells are zeros: this turns a
  * test and a jump per cell into one per block. */
-static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis, int sparse,
-                               LLVMValueRef ix, int a)
+static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis,
+                               const SparseRead *sp, int a)
 {
     const Operand *d = &e->op->in[driver];
     const IrTensor *t = e->p->tensors[d->tensor];
@@ -257,7 +277,7 @@ static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis, 
     LLVMValueRef c = LLVMBuildPhi(e->bld, e->t_i64, "v.cell");
     LLVMValueRef saved = e->v_counter[a];
     e->v_counter[a] = c;
-    emit_fact_test(e, driver, is_driver_axis, sparse, ix);
+    emit_fact_test(e, driver, is_driver_axis, sp);
     e->v_counter[a] = saved;
     LLVMValueRef c1 = LLVMBuildAdd(e->bld, c, emit_i64(e, 1), "v.cell.next");
     LLVMBasicBlockRef cell_end = LLVMGetInsertBlock(e->bld);
@@ -275,7 +295,7 @@ static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis, 
     LLVMPositionBuilderAtEnd(e->bld, done);
 }
 
-static void emit_delta_join(Emit *e, int sparse, LLVMValueRef ix)
+static void emit_delta_join(Emit *e, const SparseRead *sp)
 {
     const Op *op = e->op;
     int driver = driver_of(op);
@@ -301,9 +321,9 @@ static void emit_delta_join(Emit *e, int sparse, LLVMValueRef ix)
             emit_loop_stop_check(e, &loops[i]);
     }
     if (is_blocked)
-        emit_blocked_cells(e, driver, is_driver_axis, sparse, ix, axes[n - 1]);
+        emit_blocked_cells(e, driver, is_driver_axis, sp, axes[n - 1]);
     else
-        emit_fact_test(e, driver, is_driver_axis, sparse, ix);
+        emit_fact_test(e, driver, is_driver_axis, sp);
     while (n_loops > 0)
         emit_loop_end(e, &loops[--n_loops]);
 }
@@ -332,7 +352,9 @@ static int shared_axis(const IrProgram *p, const Op *op)
  * has one (NULL: none bound). */
 static LLVMValueRef delta_op_function(Emit *e, int g, const Op *op, const char *name)
 {
-    int n_params = op->n_in + 1, sparse = lower_delta_sparse_operand(e->p, g, op);
+    SparseRead sp = {.k = -1};
+    sp.k = lower_delta_sparse_operand(e->p, g, op, &sp.slot);
+    int n_params = op->n_in + 1, sparse = sp.k;
     LLVMTypeRef params[EMIT_MAX_AXES + 4];
     for (int i = 0; i < n_params; i++)
         params[i] = e->t_ptr;
@@ -351,8 +373,8 @@ static LLVMValueRef delta_op_function(Emit *e, int g, const Op *op, const char *
     e->v_nth = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
     e->v_stop = LLVMGetParam(e->fn, (unsigned)n_params + 2);
     LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
-    emit_delta_join(e, sparse,
-                    sparse >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 3) : NULL);
+    sp.ix = sparse >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 3) : NULL;
+    emit_delta_join(e, &sp);
     LLVMBuildRetVoid(e->bld);
     e->share_axis = -1;
     e->v_tid = e->v_nth = e->v_stop = NULL;
@@ -435,7 +457,7 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         args[n++] = LLVMGetParam(fn, 1);
         args[n++] = LLVMGetParam(fn, 2);
         args[n++] = LLVMGetParam(fn, 4);
-        int sparse = lower_delta_sparse_operand(e->p, g, op);
+        int sparse = lower_delta_sparse_operand(e->p, g, op, NULL);
         if (sparse >= 0) /* its index, bound by the runtime (lower.h) */
             args[n++] = buffer_of(e, bufs, n_t + op->in[sparse].tensor);
         call_on_team(e, fn, fns[f], args, n, shared_axis(e->p, op) >= 0);

@@ -168,16 +168,18 @@ bool lower_delta_eligible(const IrProgram *p, int g);
 
 /* A recursive join of group g, `driver other`, whose other operand is a plain
  * reference to a tensor outside the component, every axis of it the driver's
- * but its last, which is the only other axis of the join (Edge in
- * `Path(x,z) = Path(x,y) Edge(y,z)`), reads that operand through its index of
- * non-zeros: per fact only the cells of the last axis that are > 0, not a loop
- * over all of them. The index of tensor t, rows = count / last dim: int64
- * starts[rows + 1], then the last-axis positions of the cells > 0, row after
- * row (row r's at starts[r] .. starts[r + 1] - 1). While a delta kernel runs,
- * the runtime binds it to bufs[n_tensors + t], or NULL there, which makes the
- * join loop over the whole axis (for a dense operand). Returns that operand's
- * position in op->in, or -1. */
-int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op);
+ * but one, its free slot, which is the only other axis of the join (Edge in
+ * `Path(x,z) = Path(x,y) Edge(y,z)`, slot 1, or in `Path(x,z) = Edge(x,y)
+ * Path(y,z)`, slot 0), reads that operand through its index of non-zeros: per
+ * fact only the cells along the free slot that are > 0, not a loop over all of
+ * them. The index of tensor t along slot f, rows = count / shape[f] (a row:
+ * the other slots' positions, row-major): int64 starts[rows + 1], then the
+ * positions along f of the cells > 0, row after row (row r's at starts[r] ..
+ * starts[r + 1] - 1, increasing). While a delta kernel runs, the runtime binds
+ * it to bufs[n_tensors + t], or NULL there, which makes the join loop over the
+ * whole axis (a dense operand, or one read along two slots). Returns that
+ * operand's position in op->in and sets *slot (when not NULL), or -1. */
+int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op, int *slot);
 
 /* Whether every join of group g's delta kernel shares out the rows of the
  * output's axis 0 on a team of nth (as lower_group_row_chunk; each join's first

@@ -31,8 +31,9 @@ typedef struct LiveRows {
 
 /* Per tensor: the index of non-zeros a sparse join of the component reads
  * (lower_delta_sparse_operand), NULL when the operand is too dense for it to
- * help (the join then loops over the whole axis); is_read[t]: some join reads
- * t so, and its slot bufs[n_tensors + t] is bound during the delta kernels. */
+ * help (the join then loops over the whole axis); is_read[t]: some join may
+ * read t so, and its slot bufs[n_tensors + t] is bound during the delta
+ * kernels. */
 typedef struct SparseIndexes {
     int64_t **index;
     bool *is_read;
@@ -373,16 +374,27 @@ static int64_t merge(RtPlan *pl, int g, bool was_run, LiveRows *live)
  * a vector loop over a row then costs less than a jump per non-zero. */
 #define SPARSE_MAX_SHARE 8
 
-/* The index of non-zeros of tensor t (lower.h) when at most a share
- * 1 / SPARSE_MAX_SHARE of its cells are > 0; NULL otherwise or out of memory
- * (the join then reads it whole: the same result). */
-static int64_t *sparse_index(const RtPlan *pl, int t)
+/* Whether cell i of buffer v (the plan's element type) is > 0. */
+static inline bool is_positive(const RtPlan *pl, bool is_f32, const void *v, int64_t i)
+{
+    return is_f32 ? ((const float *)v)[i] > 0.0f : rt_elem_get(pl, v, i) > 0.0;
+}
+
+/* The index of non-zeros of tensor t along slot f (lower.h) when at most a
+ * share 1 / SPARSE_MAX_SHARE of its cells are > 0; NULL otherwise or out of
+ * memory (the join then reads it whole: the same result). Cell i of t is
+ * (outer, c, inner) with c its position along f: its row is outer x inner
+ * cells + inner, so one pass in memory order counts the rows and another
+ * fills them, each row's positions increasing. */
+static int64_t *sparse_index(const RtPlan *pl, int t, int f)
 {
     const IrTensor *x = pl->ir->tensors[t];
-    int64_t last = x->shape[x->rank - 1], count = pl->count[t], nnz = 0;
+    int64_t count = pl->count[t], dim = x->shape[f], inner = 1, nnz = 0;
+    for (int j = f + 1; j < x->rank; j++)
+        inner *= x->shape[j];
     const void *v = pl->bufs[t];
     bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* plain float loads: vectorised */
-    if (last < 1 || count < 1 || !v)
+    if (dim < 1 || count < 1 || !v)
         return NULL;
     if (is_f32)
         for (int64_t i = 0; i < count; i++)
@@ -392,39 +404,60 @@ static int64_t *sparse_index(const RtPlan *pl, int t)
             nnz += rt_elem_get(pl, v, i) > 0.0;
     if (nnz > count / SPARSE_MAX_SHARE)
         return NULL;
-    int64_t rows = count / last;
-    int64_t *ix = malloc((size_t)(rows + 1 + nnz) * sizeof *ix), *cols = ix + rows + 1, at = 0;
-    for (int64_t r = 0; ix && r < rows; r++) {
-        ix[r] = at;
-        for (int64_t c = 0; c < last; c++)
-            if (is_f32 ? ((const float *)v)[r * last + c] > 0.0f
-                       : rt_elem_get(pl, v, r * last + c) > 0.0)
-                cols[at++] = c;
+    int64_t rows = count / dim, outer = rows / inner;
+    int64_t *ix = calloc((size_t)(rows + 1 + nnz), sizeof *ix), *cols = ix + rows + 1;
+    int64_t *next = malloc((size_t)rows * sizeof *next);
+    if (!ix || !next) {
+        free(ix), free(next);
+        return NULL;
     }
-    if (ix)
-        ix[rows] = at;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t o = 0, i = 0; o < outer; o++)
+            for (int64_t c = 0; c < dim; c++)
+                for (int64_t in = 0; in < inner; in++, i++)
+                    if (is_positive(pl, is_f32, v, i)) {
+                        int64_t row = o * inner + in;
+                        if (pass == 0)
+                            ix[row + 1]++;
+                        else
+                            cols[next[row]++] = c;
+                    }
+        for (int64_t r = 0; pass == 0 && r < rows; r++) { /* counts to starts */
+            ix[r + 1] += ix[r];
+            next[r] = ix[r];
+        }
+    }
+    free(next);
     return ix;
 }
 
-/* The indexes of the sparse joins of [g0, g1); false when out of memory. */
+/* The indexes of the sparse joins of [g0, g1); false when out of memory. A
+ * tensor read along two slots gets none (its joins read it whole). */
 static bool sparse_indexes_make(const RtPlan *pl, int g0, int g1, SparseIndexes *sp)
 {
     int n = pl->ir->n_tensors;
     sp->index = calloc((size_t)n + 1, sizeof *sp->index);
     sp->is_read = calloc((size_t)n + 1, sizeof *sp->is_read);
-    if (!sp->index || !sp->is_read)
+    int *slot_of = calloc((size_t)n + 1, sizeof *slot_of); /* 1 + the slot, -1: two */
+    if (!sp->index || !sp->is_read || !slot_of) {
+        free(slot_of);
         return false;
+    }
     for (int g = g0; g < g1; g++) {
         const Group *grp = pl->ir->groups[g];
         for (int i = 0; i < grp->n_ops; i++) {
-            int k = lower_delta_sparse_operand(pl->ir, g, grp->ops[i]);
+            int f = 0, k = lower_delta_sparse_operand(pl->ir, g, grp->ops[i], &f);
             int t = k >= 0 ? grp->ops[i]->in[k].tensor : -1;
-            if (t >= 0 && !sp->is_read[t]) {
+            if (t >= 0) {
                 sp->is_read[t] = true;
-                sp->index[t] = sparse_index(pl, t);
+                slot_of[t] = slot_of[t] == 0 || slot_of[t] == f + 1 ? f + 1 : -1;
             }
         }
     }
+    for (int t = 0; t < n; t++)
+        if (slot_of[t] > 0)
+            sp->index[t] = sparse_index(pl, t, slot_of[t] - 1);
+    free(slot_of);
     return true;
 }
 

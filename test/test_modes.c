@@ -268,14 +268,16 @@ static bool has_sparse_join(const Run *r)
     const IrProgram *p = api_runner_plan(r->run)->ir;
     for (int g = 0; g < p->n_groups; g++)
         for (int i = 0; p->groups[g]->is_recursive && i < p->groups[g]->n_ops; i++)
-            if (lower_delta_sparse_operand(p, g, p->groups[g]->ops[i]) >= 0)
+            if (lower_delta_sparse_operand(p, g, p->groups[g]->ops[i], NULL) >= 0)
                 return true;
     return false;
 }
 
 /* Semi-naive joins whose other operand is read by its non-zeros: a closure per
- * label of a sparse three-axis relation (two axes of it bound by each fact:
- * row l * N + y of its index), and a closure of a dense graph (too dense for an
+ * label of a sparse three-axis relation, extended on the right and on the left
+ * (two axes of it bound by each fact: row l * N + y of its index), a
+ * closure extended both ways (Edge read along two slots: no index), and a
+ * closure of a dense graph (too dense for an
  * index: the join loops over the whole axis). Rows of 70 cells: the deltas are
  * scanned in blocks of 16 with a short last one. Both against Warshall's
  * closure, on 1 and 2 threads. */
@@ -302,19 +304,36 @@ START_TEST(test_sparse_delta_joins)
     in.tensor.shape[0] = L;
     in.tensor.shape[1] = in.tensor.shape[2] = N;
     in.tensor.data = e;
-    const char *text = "E(l,y,z) = \"e.npy\"\nR(x,l,y) = E(l,x,y)\n"
-                       "R(x,l,z) = R(x,l,y) E(l,y,z)\nexport R\n";
-    for (int threads = 1; threads <= 2; threads++) {
+    /* right-linear (free slot last), then left-linear (free slot in the middle:
+     * rows of the index are (l, y), positions x) */
+    const char *texts[2] = {"E(l,y,z) = \"e.npy\"\nR(x,l,y) = E(l,x,y)\n"
+                            "R(x,l,z) = R(x,l,y) E(l,y,z)\nexport R\n",
+                            "E(l,y,z) = \"e.npy\"\nR(x,l,y) = E(l,x,y)\n"
+                            "R(x,l,z) = E(l,x,y) R(y,l,z)\nexport R\n"};
+    for (int k = 0; k < 4; k++) {
         fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE);
         cfg.max_iters = 1000;
-        cfg.threads = threads;
+        cfg.threads = 1 + k % 2;
         Run r;
-        run_text(&r, text, &cfg, &in, 1);
+        run_text(&r, texts[k / 2], &cfg, &in, 1);
         ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
         ck_assert(has_sparse_join(&r));
         assert_floats_eq(output(&r, "R", (int64_t)L * N * N), want, (int64_t)L * N * N);
         run_free(&r);
     }
+    /* Edge read along both slots in one component: no index, the same closure */
+    float *c0 = closure(e, N);
+    fuse_input e0 = matrix_input("Edge", e, N);
+    Run both;
+    fuse_config cfg2 = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE);
+    cfg2.max_iters = 1000;
+    run_text(&both, "Edge(x,y) = \"edge.npy\"\nPath(x,y) = Edge(x,y)\n"
+                    "Path(x,z) = Path(x,y) Edge(y,z)\nPath(x,z) = Edge(x,y) Path(y,z)\n"
+                    "export Path\n", &cfg2, &e0, 1);
+    ck_assert_msg(both.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    assert_floats_eq(output(&both, "Path", (int64_t)N * N), c0, (int64_t)N * N);
+    run_free(&both);
+    free(c0);
     for (int i = 0; i < N * N; i++) /* a third of the cells: no index */
         e[i] = (float)(rand_r(&seed) % 3 == 0);
     float *dense = closure(e, N);
