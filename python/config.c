@@ -233,6 +233,29 @@ void pf_config_data_free(PfConfigData *d)
 
 /* ---- building a fuse_config ---- */
 
+
+/* distributed: False, True or "every_rank" (results on every rank), "rank0"
+ * (results on rank 0 only: the other ranks' runs return no outputs). */
+static int set_distributed(fuse_config *c, PyObject *v)
+{
+    if (PyUnicode_Check(v)) {
+        const char *s = PyUnicode_AsUTF8(v);
+        if (!s)
+            return -1;
+        if (strcmp(s, "rank0") == 0 || strcmp(s, "every_rank") == 0) {
+            c->distributed = s[0] == 'r' ? FUSE_DISTRIBUTED_RANK0 : FUSE_DISTRIBUTED_EVERY_RANK;
+            return 0;
+        }
+        PyErr_Format(PyExc_ValueError,
+                     "distributed must be True, False, 'every_rank' or 'rank0', not '%s'", s);
+        return -1;
+    }
+    int b = PyObject_IsTrue(v);
+    if (b < 0)
+        return -1;
+    c->distributed = b ? FUSE_DISTRIBUTED_EVERY_RANK : 0;
+    return 0;
+}
 static int build_fields(PyObject *const *v, PfConfigData *d)
 {
     fuse_config *c = &d->cfg;
@@ -305,12 +328,8 @@ static int build_fields(PyObject *const *v, PfConfigData *d)
             return -1;
         c->no_cache = b;
     }
-    if (v[F_DISTRIBUTED]) {
-        int b = PyObject_IsTrue(v[F_DISTRIBUTED]);
-        if (b < 0)
-            return -1;
-        c->distributed = b;
-    }
+    if (v[F_DISTRIBUTED] && set_distributed(c, v[F_DISTRIBUTED]) < 0)
+        return -1;
     if ((v[F_BASE_DIR] && to_path(v[F_BASE_DIR], "base_dir", &d->base_dir) < 0) ||
         (v[F_OUT_DIR] && to_path(v[F_OUT_DIR], "out_dir", &d->out_dir) < 0) ||
         (v[F_CACHE_DIR] && to_path(v[F_CACHE_DIR], "cache_dir", &d->cache_dir) < 0))
@@ -464,7 +483,9 @@ PyTypeObject PfConfigType = {
               "(computed in float32; outputs come back as float32 arrays, NumPy having\n"
               "no bfloat16) or 'fp16'.\n"
               "distributed: run across the MPI ranks of `mpirun -np R python3 ...`\n"
-              "(a build with Open MPI; results equal one process's).\n"
+              "(a build with Open MPI; results equal one process's): True or\n"
+              "'every_rank' gives every rank the outputs, 'rank0' only rank 0 (the\n"
+              "others' runs return an empty dict, and move fewer bytes).\n"
               "temperature: a number or schedule string for every tensor, a callable\n"
               "(tensor, iteration) -> float, or a dict tensor name -> one of those.",
     .tp_init = (initproc)config_init,

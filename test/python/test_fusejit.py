@@ -546,6 +546,12 @@ np.save(os.path.join(sys.argv[1], "split%s.npy" % rank), split.run(inputs=inputs
 np.save(os.path.join(sys.argv[1], "one%s.npy" % rank), one.run(inputs=inputs)["C"])
 with open(os.path.join(sys.argv[1], "explain%s.txt" % rank), "w") as f:
     f.write(split.explain_distributed())
+root = prog.compile(inputs=inputs, config=fusejit.ExecutionConfig(distributed="rank0", threads=1))
+out = root.run(inputs=inputs)
+if out:
+    np.save(os.path.join(sys.argv[1], "root%s.npy" % rank), out["C"])
+with open(os.path.join(sys.argv[1], "root%s.txt" % rank), "w") as f:
+    f.write(",".join(sorted(out)))
 """
 
 
@@ -555,6 +561,10 @@ with open(os.path.join(sys.argv[1], "explain%s.txt" % rank), "w") as f:
 def test_distributed_config_runs_across_two_ranks(tmp_path):
     assert fusejit.ExecutionConfig().distributed is False
     assert fusejit.ExecutionConfig(distributed=True).distributed is True
+    assert fusejit.ExecutionConfig(distributed="rank0").distributed == "rank0"
+    with pytest.raises(ValueError, match="rank0"):
+        fusejit.Program('S = "s.npy"\nT = S S\nexport T\n').compile(
+            inputs={"S": np.float32(3)}, config=fusejit.ExecutionConfig(distributed="rank1"))
     script = tmp_path / "dist.py"
     script.write_text(MPI_SCRIPT)
     env = cli_environment()
@@ -577,3 +587,7 @@ def test_distributed_config_runs_across_two_ranks(tmp_path):
         split = np.load(tmp_path / ("split%d.npy" % rank))
         assert split.dtype == np.float32
         assert split.tobytes() == one.tobytes()
+    # distributed="rank0": the result on rank 0 only, the other rank's run empty
+    assert (tmp_path / "root0.txt").read_text() == "C"
+    assert (tmp_path / "root1.txt").read_text() == ""
+    assert np.load(tmp_path / "root0.npy").tobytes() == one.tobytes()
