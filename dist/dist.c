@@ -346,6 +346,31 @@ static uint64_t pack_word(const unsigned char *c, int n, size_t size)
     }
 }
 
+/* Cell j of the m at c set to `one` where bit j of w is set, else to zero. */
+static inline void unpack_cells(unsigned char *c, uint64_t w, int m, size_t size,
+                                const unsigned char *one)
+{
+    for (int j = 0; j < m; j++) {
+        unsigned char *at = c + (size_t)j * size;
+        if ((w >> j) & 1)
+            memcpy(at, one, size);
+        else
+            memset(at, 0, size);
+    }
+}
+
+/* unpack_cells with the element size a constant in each call (plain stores,
+ * not a call of memcpy per cell) */
+static void unpack_word(unsigned char *c, uint64_t w, int m, size_t size, const void *one)
+{
+    switch (size) {
+    case 2: unpack_cells(c, w, m, 2, one); break;
+    case 4: unpack_cells(c, w, m, 4, one); break;
+    case 8: unpack_cells(c, w, m, 8, one); break;
+    default: unpack_cells(c, w, m, size, one); break;
+    }
+}
+
 /* A relation's cells as bits: 32 times fewer bytes to move than floats. A cell
  * non-zero here has its bit set in the OR, so a word that is 0 after the
  * all-reduce covers cells that are 0 here already: only the others are
@@ -358,18 +383,10 @@ void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t 
         words[w] = pack_word(c + (size_t)(64 * w) * size,
                              n - 64 * w < 64 ? (int)(n - 64 * w) : 64, size);
     allreduce_in_place(words, n_words, mpi.t_uint64, mpi.op_bor, sizeof *words);
-    for (int64_t w = 0; w < n_words; w++) {
-        if (!words[w])
-            continue;
-        int m = n - 64 * w < 64 ? (int)(n - 64 * w) : 64;
-        for (int j = 0; j < m; j++) {
-            unsigned char *at = c + (size_t)(64 * w + j) * size;
-            if ((words[w] >> j) & 1)
-                memcpy(at, one, size);
-            else
-                memset(at, 0, size);
-        }
-    }
+    for (int64_t w = 0; w < n_words; w++)
+        if (words[w])
+            unpack_word(c + (size_t)(64 * w) * size, words[w],
+                        n - 64 * w < 64 ? (int)(n - 64 * w) : 64, size, one);
 }
 
 #else /* no MPI: one rank */
