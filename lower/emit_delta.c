@@ -15,6 +15,12 @@
 
 #include "emit.h"
 
+/* A new block at the end of the function being built. */
+static LLVMBasicBlockRef new_block(Emit *e, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+}
+
 static int driver_of(const Op *op)
 {
     int d = -1;
@@ -123,9 +129,9 @@ static void emit_sparse_body(Emit *e, const SparseRead *sp)
     LLVMValueRef cols_at = emit_i64(e, rows + 1);
     LLVMValueRef cols = LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &cols_at, 1, "v.cols");
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz");
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz.body");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.nz.done");
+    LLVMBasicBlockRef head = new_block(e, "b.nz");
+    LLVMBasicBlockRef body = new_block(e, "b.nz.body");
+    LLVMBasicBlockRef done = new_block(e, "b.nz.done");
     LLVMBuildBr(e->bld, head);
     LLVMPositionBuilderAtEnd(e->bld, head);
     LLVMValueRef at = LLVMBuildPhi(e->bld, e->t_i64, "v.nz");
@@ -175,9 +181,9 @@ static void emit_body(Emit *e, int driver, const bool *is_driver_axis, const Spa
         emit_dense_body(e, driver, is_driver_axis);
         return;
     }
-    LLVMBasicBlockRef sparse = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.sparse");
-    LLVMBasicBlockRef dense = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.dense");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.joined");
+    LLVMBasicBlockRef sparse = new_block(e, "b.sparse");
+    LLVMBasicBlockRef dense = new_block(e, "b.dense");
+    LLVMBasicBlockRef join = new_block(e, "b.joined");
     LLVMBuildCondBr(e->bld, LLVMBuildIsNull(e->bld, sp->ix, "v.noix"), dense, sparse);
     LLVMPositionBuilderAtEnd(e->bld, sparse);
     emit_sparse_body(e, sp);
@@ -193,8 +199,8 @@ static void emit_fact_test(Emit *e, int driver, const bool *is_driver_axis,
                            const SparseRead *sp)
 {
     LLVMValueRef x = emit_load_operand(e, driver);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.fact");
-    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.skip");
+    LLVMBasicBlockRef body = new_block(e, "b.fact");
+    LLVMBasicBlockRef skip = new_block(e, "b.skip");
     LLVMBuildCondBr(e->bld, LLVMBuildFCmp(e->bld, LLVMRealUNE, x, emit_f32(e, 0.0), "v.new"),
                     body, skip);
     LLVMPositionBuilderAtEnd(e->bld, body);
@@ -244,12 +250,12 @@ static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis,
     LLVMTypeRef vty = LLVMVectorType(e->t_f32, SKIP_BLOCK);
     LLVMTypeRef mty = LLVMIntTypeInContext(e->ctx, SKIP_BLOCK);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk");
-    LLVMBasicBlockRef test = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.test");
-    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.vec");
-    LLVMBasicBlockRef cells = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.cells");
-    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.next");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.blk.done");
+    LLVMBasicBlockRef head = new_block(e, "b.blk");
+    LLVMBasicBlockRef test = new_block(e, "b.blk.test");
+    LLVMBasicBlockRef vec = new_block(e, "b.blk.vec");
+    LLVMBasicBlockRef cells = new_block(e, "b.blk.cells");
+    LLVMBasicBlockRef next = new_block(e, "b.blk.next");
+    LLVMBasicBlockRef done = new_block(e, "b.blk.done");
     LLVMBuildBr(e->bld, head);
     LLVMPositionBuilderAtEnd(e->bld, head);
     LLVMValueRef blk = LLVMBuildPhi(e->bld, e->t_i64, "v.blk");
@@ -271,7 +277,7 @@ static void emit_blocked_cells(Emit *e, int driver, const bool *is_driver_axis,
     /* cell by cell: blk .. min(end, size) - 1 */
     LLVMPositionBuilderAtEnd(e->bld, cells);
     LLVMValueRef last = LLVMBuildSelect(e->bld, whole, end, emit_i64(e, size), "v.last");
-    LLVMBasicBlockRef cell = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.cell");
+    LLVMBasicBlockRef cell = new_block(e, "b.cell");
     LLVMBuildBr(e->bld, cell);
     LLVMPositionBuilderAtEnd(e->bld, cell);
     LLVMValueRef c = LLVMBuildPhi(e->bld, e->t_i64, "v.cell");
@@ -372,7 +378,7 @@ static LLVMValueRef delta_op_function(Emit *e, int g, const Op *op, const char *
     e->v_tid = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params) : NULL;
     e->v_nth = e->share_axis >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 1) : NULL;
     e->v_stop = LLVMGetParam(e->fn, (unsigned)n_params + 2);
-    LLVMPositionBuilderAtEnd(e->bld, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "b.entry"));
+    LLVMPositionBuilderAtEnd(e->bld, new_block(e, "b.entry"));
     sp.ix = sparse >= 0 ? LLVMGetParam(e->fn, (unsigned)n_params + 3) : NULL;
     emit_delta_join(e, &sp);
     LLVMBuildRetVoid(e->bld);
