@@ -47,17 +47,34 @@ static bool in_component(const RtPlan *pl, int g0, int g1, int tensor)
     return false;
 }
 
+/* Element i of a buffer of dtype dt, as double. */
+static double elem_of(fuse_dtype dt, const void *v, int64_t i)
+{
+    switch (dt) {
+    case FUSE_F64: return ((const double *)v)[i];
+    case FUSE_BF16: return io_bf16_to_float(((const uint16_t *)v)[i]);
+    case FUSE_F16: return io_half_to_float(((const uint16_t *)v)[i]);
+    default: return ((const float *)v)[i];
+    }
+}
+
+/* Whether every cell of tensor t is >= 0 (NaN is not), read in its buffer's
+ * own dtype: a 16-bit source kept as it was bound has one other than the
+ * runner's (rt_keep_sources). */
 static bool buffer_non_negative(const RtPlan *pl, int t)
 {
-    const float *v = pl->bufs[t];
-    if (rt_tensor_dtype(pl, t) == FUSE_F32) { /* plain float loads */
+    const void *v = pl->bufs[t];
+    fuse_dtype dt = rt_tensor_dtype(pl, t);
+    if (dt == FUSE_F32) { /* plain float loads */
         bool ok = true;
         for (int64_t i = 0; i < pl->count[t]; i++)
-            ok &= v[i] >= 0.0f; /* NaN fails, as below */
+            ok &= ((const float *)v)[i] >= 0.0f;
         return ok;
     }
+    if (dt != FUSE_F64 && dt != FUSE_BF16 && dt != FUSE_F16)
+        return false; /* no other buffer type: say not monotone */
     for (int64_t i = 0; i < pl->count[t]; i++)
-        if (!(rt_elem_get(pl, v, i) >= 0.0))
+        if (!(elem_of(dt, v, i) >= 0.0))
             return false;
     return true;
 }

@@ -354,6 +354,46 @@ START_TEST(test_sparse_delta_joins)
 }
 END_TEST
 
+/* A float16 weight read by a recursive boolean rule is kept as float16 (half
+ * the bytes); the semi-naive strategy's check that it is non-negative reads it
+ * as such (it read float32 cells past the buffer's end), and the closure is
+ * Warshall's. */
+START_TEST(test_semi_naive_half_operand)
+{
+    enum { N = 40 };
+    float *e = calloc((size_t)N * N, sizeof *e);
+    uint16_t *h = calloc((size_t)N * N, sizeof *h);
+    ck_assert(e && h);
+    unsigned seed = 3;
+    for (int i = 0; i < N * N; i++) {
+        e[i] = (float)(rand_r(&seed) % 30 == 0);
+        h[i] = e[i] != 0.0f ? 0x3c00 : 0; /* 1.0 and 0.0 in IEEE half */
+    }
+    float *want = closure(e, N);
+    fuse_input in = {.name = "W"};
+    in.tensor.dtype = FUSE_F16;
+    in.tensor.rank = 2;
+    in.tensor.shape[0] = in.tensor.shape[1] = N;
+    in.tensor.data = h;
+    fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE);
+    cfg.max_iters = 1000;
+    Run r;
+    run_text(&r, "W[x,y] = \"w.npy\"\nPath(x,y) = W[x,y]\nPath(x,z) = Path(x,y) W[y,z]\n"
+                 "export Path\n", &cfg, &in, 1);
+    ck_assert_msg(r.st == FUSE_OK, "%s", fuse_ctx_error(ctx));
+    ck_assert_int_eq(api_runner_plan(r.run)->ir->tensors[0]->elem, 1 + FUSE_PRECISION_FP16);
+    assert_floats_eq(output(&r, "Path", (int64_t)N * N), want, (int64_t)N * N);
+    json_t *root = trace_json(r.run);
+    ck_assert_str_eq(json_string_value(json_object_get(recursive_comp(root), "strategy")),
+                     "semi_naive");
+    json_decref(root);
+    run_free(&r);
+    free(want);
+    free(h);
+    free(e);
+}
+END_TEST
+
 /* The delta kernels go through the code cache: a second runner of the same
  * semi-naive program finds them (and the program's kernels) in memory. */
 START_TEST(test_delta_kernels_cached)
@@ -1440,6 +1480,7 @@ static Suite *modes_suite(void)
     tcase_add_test(tc, test_closure_cycle);
     tcase_add_test(tc, test_sparse_delta_joins);
     tcase_add_test(tc, test_delta_kernels_cached);
+    tcase_add_test(tc, test_semi_naive_half_operand);
     tcase_add_test(tc, test_fixpoint_trace_sweeps);
     tcase_add_test(tc, test_mutual_recursion);
     tcase_add_test(tc, test_float_fixpoint_tolerance);
