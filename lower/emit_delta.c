@@ -4,8 +4,8 @@
  * tests the cell and, when it holds a fact, loops over the remaining axes and
  * ORs (product of the other operands > 0) into the output. The driver's last
  * axis is scanned in vectors of cells, passing over blocks without a fact, and
- * an operand outside the component with one free axis, its last, can be read
- * through the runtime's index of its non-zeros (lower.h). On a thread team
+ * an operand outside the component with one free axis can be read through the
+ * runtime's index of its non-zeros along that axis (lower.h). On a thread team
  * each thread takes a share of the first driver axis when the output has it
  * (so no two threads OR into the same cell), else the join runs on thread 0.
  */
@@ -62,10 +62,10 @@ typedef struct SparseRead {
     LLVMValueRef ix;
 } SparseRead;
 
-static bool in_component_of(const IrProgram *p, int g, int t)
+bool lower_in_component(const IrProgram *p, int comp, int t)
 {
     for (int h = 0; h < p->n_groups; h++)
-        if (p->groups[h]->component == p->groups[g]->component && p->groups[h]->tensor == t)
+        if (p->groups[h]->component == comp && p->groups[h]->tensor == t)
             return true;
     return false;
 }
@@ -78,7 +78,7 @@ int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op, int *slo
     int k = 1 - driver, free_slot = -1;
     const Operand *o = &op->in[k], *d = &op->in[driver];
     const IrTensor *t = p->tensors[o->tensor];
-    if (t->rank < 1 || t->elem || t->quant || in_component_of(p, g, o->tensor))
+    if (t->rank < 1 || t->elem || t->quant || lower_in_component(p, p->groups[g]->component, o->tensor))
         return -1;
     bool is_driver_axis[EMIT_MAX_AXES] = {false};
     for (int j = 0; j < p->tensors[d->tensor]->rank; j++)
@@ -104,6 +104,13 @@ int lower_delta_sparse_operand(const IrProgram *p, int g, const Op *op, int *slo
     return k;
 }
 
+/* The i64 at base[at]. */
+static LLVMValueRef load_i64(Emit *e, LLVMValueRef base, LLVMValueRef at, const char *name)
+{
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->bld, e->t_i64, base, &at, 1, "v.i64p");
+    return LLVMBuildLoad2(e->bld, e->t_i64, p, name);
+}
+
 /* Per fact, the cells of sparse operand k along its free slot that are > 0,
  * read from its index `ix` (lower.h), each setting its output cell. */
 static void emit_sparse_body(Emit *e, const SparseRead *sp)
@@ -121,11 +128,9 @@ static void emit_sparse_body(Emit *e, const SparseRead *sp)
         row = LLVMBuildAdd(e->bld, row, e->v_counter[o->axis[j]], "v.row");
         rows *= t->shape[j];
     }
-    LLVMValueRef row1 = LLVMBuildAdd(e->bld, row, emit_i64(e, 1), "v.row1");
-    LLVMValueRef first = LLVMBuildLoad2(
-        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &row, 1, "v.s0"), "v.first");
-    LLVMValueRef end = LLVMBuildLoad2(
-        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &row1, 1, "v.s1"), "v.end");
+    LLVMValueRef first = load_i64(e, ix, row, "v.first");
+    LLVMValueRef end =
+        load_i64(e, ix, LLVMBuildAdd(e->bld, row, emit_i64(e, 1), "v.row1"), "v.end");
     LLVMValueRef cols_at = emit_i64(e, rows + 1);
     LLVMValueRef cols = LLVMBuildInBoundsGEP2(e->bld, e->t_i64, ix, &cols_at, 1, "v.cols");
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->bld);
@@ -138,8 +143,7 @@ static void emit_sparse_body(Emit *e, const SparseRead *sp)
     LLVMBuildCondBr(e->bld, LLVMBuildICmp(e->bld, LLVMIntSLT, at, end, "v.more"), body, done);
     LLVMPositionBuilderAtEnd(e->bld, body);
     LLVMValueRef saved = e->v_counter[f];
-    e->v_counter[f] = LLVMBuildLoad2(
-        e->bld, e->t_i64, LLVMBuildInBoundsGEP2(e->bld, e->t_i64, cols, &at, 1, "v.c"), "v.col");
+    e->v_counter[f] = load_i64(e, cols, at, "v.col");
     emit_tensor_store(e, e->op->out, emit_f32(e, 1.0), emit_out_addr(e));
     e->v_counter[f] = saved;
     LLVMValueRef next = LLVMBuildAdd(e->bld, at, emit_i64(e, 1), "v.nz.next");

@@ -163,6 +163,9 @@ fuse_status lower_mc_program(const IrProgram *p, LLVMModuleRef mod, const LowerO
  * kernel is `void PREFIXbG(float **bufs)`.
  */
 
+/* Whether tensor t is computed by a group of recursive component comp. */
+bool lower_in_component(const IrProgram *p, int comp, int t);
+
 /* True when group g can have a delta kernel (static checks only). */
 bool lower_delta_eligible(const IrProgram *p, int g);
 

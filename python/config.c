@@ -233,7 +233,6 @@ void pf_config_data_free(PfConfigData *d)
 
 /* ---- building a fuse_config ---- */
 
-
 /* distributed: False, True or "every_rank" (results on every rank), "rank0"
  * (results on rank 0 only: the other ranks' runs return no outputs). */
 static int set_distributed(fuse_config *c, PyObject *v)
@@ -256,6 +255,7 @@ static int set_distributed(fuse_config *c, PyObject *v)
     c->distributed = b ? FUSE_DISTRIBUTED_EVERY_RANK : 0;
     return 0;
 }
+
 static int build_fields(PyObject *const *v, PfConfigData *d)
 {
     fuse_config *c = &d->cfg;

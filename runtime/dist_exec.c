@@ -118,14 +118,6 @@ static bool fits_gather(const RtPlan *pl, int t)
  * `chunk` a thread (rank r runs thread shares r * team .. r * team + team - 1). */
 static int64_t rows_per_rank(const RtDist *d, int64_t chunk) { return chunk * d->team; }
 
-static bool in_component(const IrProgram *p, int comp, int t)
-{
-    for (int g = 0; g < p->n_groups; g++)
-        if (p->groups[g]->component == comp && p->groups[g]->tensor == t)
-            return true;
-    return false;
-}
-
 /* The thread shares of a delta kernel dealt in rounds: DIST_DELTA_ROUNDS x
  * size x team of them, round k giving rank r the shares (k size + r) team ..
  * (k size + r) team + team - 1, a block of team x chunk rows. */
@@ -149,7 +141,7 @@ static int64_t delta_row_blocks(const RtPlan *pl, const RtDist *d, int g)
         return 0;
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++)
-            if (in_component(p, grp->component, grp->ops[i]->in[k].tensor) &&
+            if (lower_in_component(p, grp->component, grp->ops[i]->in[k].tensor) &&
                 !lower_reads_own_rows(p, grp->ops[i], k))
                 return 0;
     return rows_per_rank(d, chunk);

@@ -351,38 +351,40 @@ static fuse_status key_groups(Build *b)
     return index_keys(b) ? FUSE_OK : FUSE_E_NOMEM;
 }
 
-fuse_status rt_plan_extra_key(const RtPlan *pl, const char *tag, struct JitKey *key)
+/* The key of the plan's canonical IR followed by `tag` (NULL: none) and the
+ * option bytes ko. */
+static fuse_status ir_key(const RtPlan *pl, const KeyOptions *ko, const char *tag, JitKey *key)
 {
-    LowerOptions opt;
-    KeyOptions ko;
-    rt_lower_options(pl, RT_KERNEL_PREFIX, &opt);
-    key_options(&opt, &ko);
     unsigned char *ir = NULL;
-    size_t n = 0, n_tag = strlen(tag) + 1;
+    size_t n = 0, n_tag = tag ? strlen(tag) + 1 : 0;
     fuse_status st = ir_serialize(pl->ir, &ir, &n);
-    unsigned char *bytes = st == FUSE_OK ? realloc(ir, n + n_tag) : NULL;
+    unsigned char *bytes = st != FUSE_OK ? NULL : n_tag ? realloc(ir, n + n_tag) : ir;
     if (st == FUSE_OK && !bytes)
         st = FUSE_E_NOMEM;
     if (st != FUSE_OK) {
         free(ir);
         return st;
     }
-    memcpy(bytes + n, tag, n_tag);
-    jit_cache_key(pl->js, bytes, n + n_tag, &ko, sizeof ko, key);
+    if (n_tag)
+        memcpy(bytes + n, tag, n_tag);
+    jit_cache_key(pl->js, bytes, n + n_tag, ko, sizeof *ko, key);
     free(bytes);
     return FUSE_OK;
+}
+
+fuse_status rt_plan_extra_key(const RtPlan *pl, const char *tag, struct JitKey *key)
+{
+    LowerOptions opt;
+    KeyOptions ko;
+    rt_lower_options(pl, RT_KERNEL_PREFIX, &opt);
+    key_options(&opt, &ko);
+    return ir_key(pl, &ko, tag, key);
 }
 
 /* The whole program's key: canonical IR plus the option bytes. */
 static fuse_status program_key(Build *b, JitKey *key)
 {
-    unsigned char *ir = NULL;
-    size_t n = 0;
-    fuse_status st = ir_serialize(b->pl->ir, &ir, &n);
-    if (st == FUSE_OK)
-        jit_cache_key(b->pl->js, ir, n, &b->opts, sizeof b->opts, key);
-    free(ir);
-    return st;
+    return ir_key(b->pl, &b->opts, NULL, key);
 }
 
 static int find_obj(const Build *b, const JitKey *key)

@@ -391,10 +391,11 @@ static int64_t merge(RtPlan *pl, int g, bool was_run, LiveRows *live)
  * a vector loop over a row then costs less than a jump per non-zero. */
 #define SPARSE_MAX_SHARE 8
 
-/* Whether cell i of buffer v (the plan's element type) is > 0. */
-static inline bool is_positive(const RtPlan *pl, bool is_f32, const void *v, int64_t i)
+/* Whether cell i of buffer v (of dtype dt) is > 0; is_f32: dt is FUSE_F32
+ * (plain float loads, which the compiler vectorises). */
+static inline bool is_positive(fuse_dtype dt, bool is_f32, const void *v, int64_t i)
 {
-    return is_f32 ? ((const float *)v)[i] > 0.0f : rt_elem_get(pl, v, i) > 0.0;
+    return is_f32 ? ((const float *)v)[i] > 0.0f : elem_of(dt, v, i) > 0.0;
 }
 
 /* The index of non-zeros of tensor t along slot f (lower.h) when at most a
@@ -410,15 +411,12 @@ static int64_t *sparse_index(const RtPlan *pl, int t, int f)
     for (int j = f + 1; j < x->rank; j++)
         inner *= x->shape[j];
     const void *v = pl->bufs[t];
-    bool is_f32 = pl->precision == FUSE_PRECISION_FP32; /* plain float loads: vectorised */
+    fuse_dtype dt = rt_tensor_dtype(pl, t);
+    bool is_f32 = dt == FUSE_F32;
     if (dim < 1 || count < 1 || !v)
         return NULL;
-    if (is_f32)
-        for (int64_t i = 0; i < count; i++)
-            nnz += ((const float *)v)[i] > 0.0f;
-    else
-        for (int64_t i = 0; i < count; i++)
-            nnz += rt_elem_get(pl, v, i) > 0.0;
+    for (int64_t i = 0; i < count; i++)
+        nnz += is_positive(dt, is_f32, v, i);
     if (nnz > count / SPARSE_MAX_SHARE)
         return NULL;
     int64_t rows = count / dim, outer = rows / inner;
@@ -432,7 +430,7 @@ static int64_t *sparse_index(const RtPlan *pl, int t, int f)
         for (int64_t o = 0, i = 0; o < outer; o++)
             for (int64_t c = 0; c < dim; c++)
                 for (int64_t in = 0; in < inner; in++, i++)
-                    if (is_positive(pl, is_f32, v, i)) {
+                    if (is_positive(dt, is_f32, v, i)) {
                         int64_t row = o * inner + in;
                         if (pass == 0)
                             ix[row + 1]++;
