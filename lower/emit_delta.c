@@ -398,6 +398,16 @@ static LLVMValueRef buffer_of(Emit *e, LLVMValueRef bufs, int index)
     return LLVMBuildLoad2(e->bld, e->t_ptr, slot, "v.buf");
 }
 
+/* Whether op's loop over its output's axis 0 covers the output's rows one for
+ * one (no offset, no minor slot, the whole axis), so that sharing that loop
+ * out shares the output's rows (share_begin, emit.c). */
+static bool base_shares_rows(const IrProgram *p, const Op *op)
+{
+    const IrTensor *t = p->tensors[op->out];
+    return t->rank > 0 && op->out_offset[0] == 0 && op->out_minor[0] == 0 &&
+           op->axes[op->out_axis[0]].size == t->shape[0];
+}
+
 bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, const LowerOptions *opt,
                            int64_t *chunk)
 {
@@ -407,9 +417,8 @@ bool lower_delta_row_chunk(const IrProgram *p, int g, int64_t nth, const LowerOp
         return false;
     for (int i = 0; i < grp->n_ops; i++) {
         const Op *op = grp->ops[i];
-        if (driver_of(op) >= 0 && (shared_axis(p, op) != op->out_axis[0] ||
-                                   op->out_offset[0] != 0 || op->out_minor[0] != 0 ||
-                                   op->axes[op->out_axis[0]].size != t->shape[0]))
+        if (!base_shares_rows(p, op) ||
+            (driver_of(op) >= 0 && shared_axis(p, op) != op->out_axis[0]))
             return false;
     }
     *chunk = lower_row_block(t->shape[0], nth, opt); /* share_begin (emit.c) */
@@ -426,11 +435,11 @@ static void call_on_team(Emit *e, LLVMValueRef kfn, LLVMValueRef fn, LLVMValueRe
         emit_thread0_end(e, after);
 }
 
-/* The delta kernel (recursive joins, delta-driven; the RtKernel ABI: every
- * thread of a team runs it, each join on its share of rows, a barrier between
- * joins; the stop flag passed on to each join) or, with is_base, the base kernel
- * `void(float **)` (the other joins, ordinary loop nests, one thread, never
- * stopped inside) of group g. */
+/* The delta kernel (recursive joins, delta-driven) or, with is_base, the base
+ * kernel (the other joins, ordinary loop nests, never stopped inside) of group
+ * g. Both take the RtKernel ABI: every thread of a team runs it, each join on
+ * its share of the output's rows (a join that cannot share them on thread 0
+ * alone), a barrier between joins; the delta joins get the stop flag. */
 static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
 {
     const Group *grp = e->p->groups[g];
@@ -443,11 +452,12 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         char name[192];
         snprintf(name, sizeof name, "%s.op%d.%s", kname, i, is_base ? "base" : "delta");
         which[n_fns] = i;
-        fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name, false)
+        fns[n_fns++] = is_base ? emit_op_function(e, grp->ops[i], name,
+                                                  base_shares_rows(e->p, grp->ops[i]))
                                : delta_op_function(e, g, grp->ops[i], name);
     }
     LLVMTypeRef params[5] = {e->t_ptr, e->t_i64, e->t_i64, e->t_ptr, e->t_ptr};
-    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, is_base ? 1 : 5, 0);
+    LLVMTypeRef fty = LLVMFunctionType(e->t_void, params, 5, 0);
     LLVMValueRef fn = LLVMAddFunction(e->mod, kname, fty);
     LLVMValueRef bufs = LLVMGetParam(fn, 0);
     LLVMTypeRef bty = LLVMFunctionType(e->t_void, NULL, 0, 0);
@@ -459,18 +469,16 @@ static void emit_delta_group(Emit *e, int g, bool is_base, const char *kname)
         args[n++] = buffer_of(e, bufs, op->out);
         for (int k = 0; k < op->n_in; k++)
             args[n++] = buffer_of(e, bufs, op->in[k].tensor + (op->in[k].reads_prev ? n_t : 0));
-        if (is_base) {
-            args[n++] = emit_never_stop(e);
-            LLVMBuildCall2(e->bld, LLVMGlobalGetValueType(fns[f]), fns[f], args, n, "");
-            continue;
+        bool is_shared = is_base ? base_shares_rows(e->p, op) : shared_axis(e->p, op) >= 0;
+        if (!is_base || is_shared) {
+            args[n++] = LLVMGetParam(fn, 1);
+            args[n++] = LLVMGetParam(fn, 2);
         }
-        args[n++] = LLVMGetParam(fn, 1);
-        args[n++] = LLVMGetParam(fn, 2);
-        args[n++] = LLVMGetParam(fn, 4);
-        int sparse = lower_delta_sparse_operand(e->p, g, op, NULL);
+        args[n++] = is_base ? emit_never_stop(e) : LLVMGetParam(fn, 4);
+        int sparse = is_base ? -1 : lower_delta_sparse_operand(e->p, g, op, NULL);
         if (sparse >= 0) /* its index, bound by the runtime (lower.h) */
             args[n++] = buffer_of(e, bufs, n_t + op->in[sparse].tensor);
-        call_on_team(e, fn, fns[f], args, n, shared_axis(e->p, op) >= 0);
+        call_on_team(e, fn, fns[f], args, n, is_shared);
         if (f + 1 < n_fns) /* the next join ORs into the same output */
             LLVMBuildCall2(e->bld, bty, LLVMGetParam(fn, 3), NULL, 0, "");
     }

@@ -49,8 +49,11 @@ struct RtDist {
     size_t scratch_bytes;
     int team;               /* threads per rank of the split kernels */
     /* row blocks (DIST_ROWS): per tensor, 0 when every rank holds it whole,
-     * else rank r holds only rows [r * rank_rows[t], ...) (dist_row_range) */
+     * else rank r holds only rows [r * rank_rows[t], ...) (dist_row_range), or
+     * with rounds[t] > 1 (a semi-naive relation, DIST_DELTA_ROUNDS) the blocks
+     * b of rank_rows[t] rows with b % size == r */
     int64_t *rank_rows;
+    int *rounds;
     int64_t *group_rows;    /* per group: its DIST_ROWS output's rank_rows */
     int64_t *delta_rows;    /* per group: the rows of one block of its semi-naive
                                delta when its component's sweeps stay in row
@@ -216,7 +219,7 @@ static void plan_groups(RtPlan *pl, RtDist *d)
     plan_delta_rows(pl, d);
     for (int g = 0; g < p->n_groups; g++) {
         const Group *grp = p->groups[g];
-        if (is_split_delta(pl, g, d->size)) /* both ways merge bits (dist_merge_or) */
+        if (is_split_delta(pl, g, d->size) && !d->delta_rows[g]) /* dist_merge_or */
             d->bit_cells = pl->count[grp->tensor] > d->bit_cells ? pl->count[grp->tensor]
                                                                  : d->bit_cells;
         int64_t chunk = 0;
@@ -266,13 +269,15 @@ static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDis
     d->groups = calloc((size_t)p->n_groups + 1, sizeof *d->groups);
     d->stride = calloc((size_t)p->n_groups + 1, sizeof *d->stride);
     d->rank_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->rank_rows);
+    d->rounds = calloc((size_t)p->n_tensors + 1, sizeof *d->rounds);
     d->group_rows = calloc((size_t)p->n_groups + 1, sizeof *d->group_rows);
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
     d->flags = calloc((size_t)p->n_tensors + 2, sizeof *d->flags);
     d->on_root = calloc((size_t)p->n_tensors + 1, sizeof *d->on_root);
-    if (!d->groups || !d->stride || !d->rank_rows || !d->group_rows || !d->delta_rows ||
+    if (!d->groups || !d->stride || !d->rank_rows || !d->rounds || !d->group_rows ||
+        !d->delta_rows ||
         !d->src_rows || !d->src_read || !d->flags || !d->on_root)
         return false;
     plan_groups(pl, d);
@@ -301,6 +306,7 @@ void rt_dist_free(RtDist *d)
     free(d->groups);
     free(d->stride);
     free(d->rank_rows);
+    free(d->rounds);
     free(d->group_rows);
     free(d->delta_rows);
     free(d->src_rows);
@@ -380,6 +386,7 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     /* Every tensor a run reads is loaded or written before (sources) or after
      * it is read: the blocks of the last run are gone. */
     memset(d->rank_rows, 0, (size_t)n * sizeof *d->rank_rows);
+    memset(d->rounds, 0, (size_t)n * sizeof *d->rounds);
     memset(d->on_root, 0, (size_t)n * sizeof *d->on_root);
     for (int t = 0; t < n; t++) {
         if (ok && v[t] > 0 && d->src_rows[t])
@@ -481,7 +488,30 @@ static void set_rows(RtPlan *pl, int t, int64_t rank_rows)
         if (u != t && d->rank_rows[u] && pl->bufs[u] == pl->bufs[t])
             d->rank_rows[u] = 0;
     d->rank_rows[t] = rank_rows;
+    d->rounds[t] = 1;
     d->on_root[t] = false;
+}
+
+/* Gathers row-block tensor t to every rank, or to rank 0 only: one gather of
+ * rows per round of its blocks (round k: blocks k size .. k size + size - 1,
+ * one per rank, a contiguous run of rows). */
+static void gather_rounds(RtPlan *pl, int t, bool is_root_only)
+{
+    const RtDist *d = pl->dist;
+    int64_t rows = pl->ir->tensors[t]->shape[0], b = d->rank_rows[t];
+    int rounds = d->rounds[t] > 1 ? d->rounds[t] : 1;
+    size_t row = row_bytes(pl, t);
+    for (int k = 0; k < rounds; k++) {
+        int64_t first = k * d->size * b, n = rounds == 1 ? rows : d->size * b;
+        if (first >= rows)
+            break;
+        n = n < rows - first ? n : rows - first;
+        char *at = (char *)pl->bufs[t] + (size_t)first * row;
+        if (is_root_only)
+            dist_gather_rows_root(at, n, row, b);
+        else
+            dist_gather_rows(at, n, row, b);
+    }
 }
 
 /* Makes row-block tensor t whole on every rank (every rank calls it for the
@@ -490,10 +520,8 @@ static void set_rows(RtPlan *pl, int t, int64_t rank_rows)
  * (rt_dist_attach checks), so the gather cannot refuse. */
 static void gather(RtPlan *pl, int t)
 {
-    RtDist *d = pl->dist;
-    dist_gather_rows(pl->bufs[t], pl->ir->tensors[t]->shape[0], row_bytes(pl, t),
-                     d->rank_rows[t]);
-    d->rank_rows[t] = 0;
+    gather_rounds(pl, t, false);
+    pl->dist->rank_rows[t] = 0;
 }
 
 /* Makes row-block tensor t whole on rank 0 only, once (every rank calls it for
@@ -504,8 +532,7 @@ static void gather_to_root(RtPlan *pl, int t)
     RtDist *d = pl->dist;
     if (!d->rank_rows[t] || d->on_root[t])
         return;
-    dist_gather_rows_root(pl->bufs[t], pl->ir->tensors[t]->shape[0], row_bytes(pl, t),
-                          d->rank_rows[t]);
+    gather_rounds(pl, t, true);
     d->on_root[t] = true;
 }
 
@@ -516,7 +543,7 @@ static bool reads_as_is(const RtPlan *pl, const Op *op, int k, bool is_rows, int
     const RtDist *d = pl->dist;
     int t = op->in[k].tensor;
     return !d->rank_rows[t] || (is_rows && d->rank_rows[t] == d->group_rows[g] &&
-                                lower_reads_own_rows(pl->ir, op, k));
+                                d->rounds[t] <= 1 && lower_reads_own_rows(pl->ir, op, k));
 }
 
 /* Gathers the row-block operands group grp reads other than row for row. */
@@ -545,7 +572,8 @@ static int projected_tensor(const RtPlan *pl, int g)
         return -1;
     int t = op->in[0].tensor, out = grp->tensor;
     size_t es = rt_tensor_bytes(pl, out);
-    if (!d->rank_rows[t] || pl->bufs[t] == pl->bufs[out] || rt_tensor_bytes(pl, t) != es ||
+    if (!d->rank_rows[t] || d->rounds[t] > 1 || pl->bufs[t] == pl->bufs[out] ||
+        rt_tensor_bytes(pl, t) != es ||
         (rt_tensor_dtype(pl, out) != FUSE_F32 && rt_tensor_dtype(pl, out) != FUSE_F64) ||
         pl->count[out] * 4 > pl->count[t])
         return -1;
@@ -718,20 +746,33 @@ bool rt_dist_delta_span(const RtPlan *pl, int g, int i, int64_t *lo, int64_t *hi
     return true;
 }
 
-/* The relation is 0/1 and only grows, so every rank's rows of others (still as
- * the sweeps began) are facts of the whole too: an OR over the ranks, moving
- * bits, makes it whole. */
-void rt_dist_delta_done(RtPlan *pl, int g)
+bool rt_dist_run_base(RtPlan *pl, int g, RtKernel base)
+{
+    RtDist *d = pl->dist;
+    if (!d || !d->delta_rows[g])
+        return false;
+    int t = pl->ir->groups[g]->tensor;
+    int64_t rows = pl->ir->tensors[t]->shape[0], lo, hi;
+    size_t row = row_bytes(pl, t);
+    for (int k = 0; k < DIST_DELTA_ROUNDS; k++) { /* the blocks of rt_dist_delta_span */
+        dist_row_range(rows, d->delta_rows[g], k * d->size + d->rank, &lo, &hi);
+        if (lo >= hi)
+            continue;
+        memset((char *)pl->bufs[t] + (size_t)lo * row, 0, (size_t)(hi - lo) * row);
+        run_shares(base, pl->bufs, (k * d->size + d->rank) * d->team, d->team,
+                   (int)delta_shares(d), rt_stop_flag(pl));
+    }
+    return true;
+}
+
+void rt_dist_base_done(RtPlan *pl, int g)
 {
     RtDist *d = pl->dist;
     if (!d || !d->delta_rows[g])
         return;
     int t = pl->ir->groups[g]->tensor;
-    double one[1]; /* the element 1 in the tensor's type (at most 8 bytes) */
-    rt_elem_set(pl, one, 0, 1.0);
-    dist_merge_or(pl->bufs[t], pl->count[t], rt_tensor_bytes(pl, t), one, d->bits);
-    memcpy(pl->bufs[pl->ir->n_tensors + t], pl->bufs[t],
-           (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
+    set_rows(pl, t, d->delta_rows[g]);
+    d->rounds[t] = DIST_DELTA_ROUNDS;
 }
 
 bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta, const uint8_t *live)
@@ -823,9 +864,9 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
         sup_buf_printf(sb, " nothing moved; each rank computes and keeps its block of %lld "
                            "rows\n", (long long)d->group_rows[g]);
     else if (d->delta_rows[g])
-        sup_buf_printf(sb, " nothing moved; with semi_naive its delta sweeps stay in row blocks\n"
-                           "                              of %lld rows dealt in turn (merged "
-                           "once, as bits, after the fixpoint)\n",
+        sup_buf_printf(sb, " nothing moved; with semi_naive its sweeps stay in row blocks\n"
+                           "                              of %lld rows dealt in turn, gathered "
+                           "where read whole\n",
                        (long long)d->delta_rows[g]);
     else
         sup_buf_printf(sb, " nothing moved%s\n",
@@ -845,6 +886,7 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
 {
     RtDist *d = pl->dist;
     memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
+    memset(d->rounds, 0, (size_t)pl->ir->n_tensors * sizeof *d->rounds);
     SupBuf sb = {0};
     sup_buf_printf(&sb, "distribution over %d MPI rank%s, %d thread%s each: a tensor is whole "
                    "on every rank, or in row blocks (rows)\n", d->size, d->size == 1 ? "" : "s",

@@ -93,7 +93,7 @@ typedef struct RtModes {
     float **delta;       /* per group: semi-naive new facts of the last sweep */
     struct JitCode *delta_code; /* the delta kernels (seminaive.c), made on first use */
     RtKernel *delta_fn;              /* per group: its delta kernel, or NULL */
-    void (**base_fn)(float **bufs);  /* per group: its base kernel (first sweep) */
+    RtKernel *base_fn;               /* per group: its base kernel (first sweep) */
     fuse_projection projection;
     int64_t samples;     /* Monte Carlo samples per equation */
     uint64_t seed;
@@ -143,6 +143,9 @@ fuse_status rt_plan_run_query(RtPlan *pl, const fuse_input *inputs, size_t n_inp
 /* True when the boolean component [g0, g1) can run semi-naively (see seminaive.c);
  * its first sweep must have run (operand values are checked). */
 bool rt_semi_naive_applies(RtPlan *pl, int g0, int g1);
+/* Group g's base kernel (the joins without a recursive operand) into its
+ * zeroed relation: the first sweep of a semi-naive component. */
+void rt_semi_naive_base(RtPlan *pl, int g);
 /* Runs delta sweeps from sweep index first_sweep until nothing is new or
  * max_iters; the full relations are in the previous-sweep buffers after the
  * first (synchronous) sweep. Returns the number of sweeps done in total. */

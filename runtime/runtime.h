@@ -509,9 +509,13 @@ bool rt_dist_has_results(const RtPlan *plan);
  * the component's deltas stay in blocks (the other rows are never read), else
  * one span of all of them. */
 bool rt_dist_delta_span(const RtPlan *plan, int g, int i, int64_t *lo, int64_t *hi);
-/* After the last semi-naive sweep: group g's relation made whole again (its
- * current and full buffers) when its sweeps stayed in row blocks. */
-void rt_dist_delta_done(RtPlan *plan, int g);
+/* Group g's semi-naive base kernel on this rank's blocks of rows, each zeroed
+ * first, when its component's sweeps stay in row blocks (true; the other rows
+ * are never read), else false (nothing done). */
+bool rt_dist_run_base(RtPlan *plan, int g, RtKernel base);
+/* After a semi-naive base sweep: group g's relation is in those blocks from
+ * now on (its sweeps keep them; a reader that needs it whole gathers it). */
+void rt_dist_base_done(RtPlan *plan, int g);
 /* Each equation's placement and bytes moved, as text (malloc'd). */
 fuse_status rt_dist_explain(const RtPlan *plan, char **out);
 

@@ -168,32 +168,50 @@ static inline void count_change(double a, double b, bool is_bool, bool is_later,
         c->changed++;
 }
 
+/* The cells [*lo, *hi) of span i of group g's value a sweep computed (false
+ * past the last): all of them, or after a semi-naive base sweep on MPI ranks
+ * this rank's blocks of rows (rt_dist_run_base). */
+static bool swept_span(const RtPlan *pl, int g, bool is_base, int i, int64_t *lo, int64_t *hi)
+{
+    if (is_base)
+        return rt_dist_delta_span(pl, g, i, lo, hi);
+    *lo = 0;
+    *hi = pl->count[pl->ir->groups[g]->tensor];
+    return i == 0;
+}
+
 /* Compares group g's value with its previous one, fills the entry's counters and
- * copies the value into the previous buffer. From the second sweep on, a cell
- * that goes from a finite value to inf or NaN counts as diverged: values that
- * blow up stop changing once infinite, which must not read as convergence. */
-static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, RtTraceEntry *e)
+ * copies the value into the previous buffer (the cells the sweep computed).
+ * From the second sweep on, a cell that goes from a finite value to inf or NaN
+ * counts as diverged: values that blow up stop changing once infinite, which
+ * must not read as convergence. */
+static void compare_and_copy(RtPlan *pl, int g, double tol, bool is_later, bool is_base,
+                             RtTraceEntry *e)
 {
     int t = pl->ir->groups[g]->tensor;
     const float *cur = pl->bufs[t];
     float *prev = prev_buffer(pl, g);
     bool is_bool = pl->ir->tensors[t]->is_bool;
-    int64_t n = pl->count[t];
     if (!prev) {
-        e->changed = n;
+        e->changed = pl->count[t];
         e->max_delta = INFINITY;
         return;
     }
     Changes c = {0};
-    if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
-        for (int64_t i = 0; i < n; i++)
-            count_change(cur[i], prev[i], is_bool, is_later, tol, &c);
-    else
-        for (int64_t i = 0; i < n; i++)
-            count_change(rt_elem_get(pl, cur, i), rt_elem_get(pl, prev, i), is_bool, is_later,
-                         tol, &c);
+    int64_t lo, hi;
+    for (int s = 0; swept_span(pl, g, is_base, s, &lo, &hi); s++) {
+        if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
+            for (int64_t i = lo; i < hi; i++)
+                count_change(cur[i], prev[i], is_bool, is_later, tol, &c);
+        else
+            for (int64_t i = lo; i < hi; i++)
+                count_change(rt_elem_get(pl, cur, i), rt_elem_get(pl, prev, i), is_bool,
+                             is_later, tol, &c);
+        size_t es = rt_elem_bytes(pl);
+        memcpy((char *)prev + (size_t)lo * es, (const char *)cur + (size_t)lo * es,
+               (size_t)(hi - lo) * es);
+    }
     pl->modes->n_diverged += c.diverged;
-    memcpy(prev, cur, (size_t)n * rt_elem_bytes(pl));
     e->changed = c.changed;
     e->max_delta = c.max_delta;
 }
@@ -212,9 +230,7 @@ static void run_one(RtPlan *pl, int g, int it, bool is_base, RtTraceEntry *e)
     if (pl->dist && (is_base || m->mc_fn))
         rt_dist_gather_all(pl); /* MPI: these kernels read any tensor whole */
     if (is_base) {
-        int t = pl->ir->groups[g]->tensor;
-        memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
-        m->base_fn[g](pl->bufs);
+        rt_semi_naive_base(pl, g);
     } else if (m->mc_fn) {
         m->mc_fn[g](pl->bufs);
         e->samples = m->mc_samples[g];
@@ -243,20 +259,23 @@ static bool sweep(RtPlan *pl, int g0, int g1, int it, bool is_compared, bool is_
             es[g - g0] = e;
     }
     /* Jacobi: every group of the sweep read the previous values, so compare and
-     * copy only once the whole sweep ran (each whole: MPI row blocks gathered). */
+     * copy only once the whole sweep ran (each whole: MPI row blocks gathered;
+     * a semi-naive base sweep's blocks of rows stay: its sweeps keep them). */
     if (pl->dist && is_compared)
         rt_dist_gather_all(pl);
     for (int g = g0; g < g1; g++) {
         RtTraceEntry e = es ? es[g - g0] : (RtTraceEntry){.group = g, .sweep = it};
         e.status = RT_EVAL_EVALUATED;
         if (is_compared) {
-            compare_and_copy(pl, g, tol, it > 0, &e);
+            compare_and_copy(pl, g, tol, it > 0, is_base, &e);
             any |= e.changed > 0;
             if (e.changed == 0)
                 e.status = RT_EVAL_UNCHANGED;
         }
         rt_trace_add(&pl->modes->trace, &e);
     }
+    for (int g = g0; g < g1 && is_base; g++)
+        rt_dist_base_done(pl, g); /* MPI: its blocks of rows from here on */
     free(es);
     return any;
 }

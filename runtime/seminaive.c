@@ -80,15 +80,19 @@ static bool buffer_non_negative(const RtPlan *pl, int t)
 }
 
 /* The operands outside the component must be non-negative for the rules to be
- * monotone (a new fact can then never remove one). */
-static bool operands_non_negative(const RtPlan *pl, const Group *grp, int g0, int g1)
+ * monotone (a new fact can then never remove one). Each tensor is read once
+ * (checked[t]; `Edge` in both joins of a closure is one pass, not two). */
+static bool operands_non_negative(const RtPlan *pl, const Group *grp, int g0, int g1,
+                                  bool *checked)
 {
     for (int i = 0; i < grp->n_ops; i++)
         for (int k = 0; k < grp->ops[i]->n_in; k++) {
             const Operand *o = &grp->ops[i]->in[k];
-            if (!(o->reads_prev && in_component(pl, g0, g1, o->tensor)) &&
-                !buffer_non_negative(pl, o->tensor))
+            if ((o->reads_prev && in_component(pl, g0, g1, o->tensor)) || checked[o->tensor])
+                continue;
+            if (!buffer_non_negative(pl, o->tensor))
                 return false;
+            checked[o->tensor] = true;
         }
     return true;
 }
@@ -146,7 +150,7 @@ static fuse_status compile_deltas(RtPlan *pl)
         return m->delta_fn ? FUSE_OK : FUSE_E_UNSUPPORTED;
     bool *want = calloc((size_t)p->n_groups + 1, sizeof *want);
     RtKernel *fns = calloc((size_t)p->n_groups + 1, sizeof *fns);
-    void (**base)(float **) = calloc((size_t)p->n_groups + 1, sizeof *base);
+    RtKernel *base = calloc((size_t)p->n_groups + 1, sizeof *base);
     char *err = NULL;
     void *obj = NULL;
     size_t n_obj = 0;
@@ -233,17 +237,33 @@ static void run_delta(RtPlan *pl, int g, const LiveRows *live)
         pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
 }
 
+void rt_semi_naive_base(RtPlan *pl, int g)
+{
+    RtKernel k = pl->modes->base_fn[g];
+    if (pl->dist && rt_dist_run_base(pl, g, k))
+        return; /* MPI: this rank's blocks of rows */
+    int t = pl->ir->groups[g]->tensor;
+    memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
+    int nth = pl->count[t] >= (1 << 16) ? rt_parallel_threads(pl->threads) : 1;
+    if (nth > 1)
+        rt_parallel_run(k, pl->bufs, nth, rt_stop_flag(pl));
+    else
+        k(pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
+}
+
 /* Before the first sweep: operands outside the component are computed already. */
 bool rt_semi_naive_applies(RtPlan *pl, int g0, int g1)
 {
     const IrProgram *p = pl->ir;
-    for (int g = g0; g < g1; g++) {
+    bool *checked = calloc((size_t)p->n_tensors + 1, sizeof *checked);
+    bool ok = checked != NULL;
+    for (int g = g0; g < g1 && ok; g++) {
         const Group *grp = p->groups[g];
-        if (!lower_delta_eligible(p, g) || !pl->bufs[p->n_tensors + grp->tensor] ||
-            !operands_non_negative(pl, grp, g0, g1))
-            return false;
+        ok = lower_delta_eligible(p, g) && pl->bufs[p->n_tensors + grp->tensor] &&
+             operands_non_negative(pl, grp, g0, g1, checked);
     }
-    return compile_deltas(pl) == FUSE_OK;
+    free(checked);
+    return ok && compile_deltas(pl) == FUSE_OK;
 }
 
 /* The delta buffer of group g (allocated on first use; the caller fills the
@@ -398,51 +418,89 @@ static inline bool is_positive(fuse_dtype dt, bool is_f32, const void *v, int64_
     return is_f32 ? ((const float *)v)[i] > 0.0f : elem_of(dt, v, i) > 0.0;
 }
 
+/* Cells tested at once by positive_cells: a block without a cell > 0 costs one
+ * vectorised test. */
+#define SPARSE_BLOCK 16
+
+/* The cells of tensor t that are > 0, in memory order (a malloc'd list of *n);
+ * NULL when there are more than `limit` or out of memory. */
+static int64_t *positive_cells(const RtPlan *pl, int t, int64_t limit, int64_t *n)
+{
+    int64_t count = pl->count[t], cap = 256, k = 0;
+    const void *v = pl->bufs[t];
+    fuse_dtype dt = rt_tensor_dtype(pl, t);
+    bool is_f32 = dt == FUSE_F32;
+    int64_t *list = malloc((size_t)cap * sizeof *list);
+    for (int64_t i = 0; list && i < count; i += SPARSE_BLOCK) {
+        int64_t end = count - i < SPARSE_BLOCK ? count : i + SPARSE_BLOCK;
+        if (is_f32 && end - i == SPARSE_BLOCK) {
+            const float *f = (const float *)v + i;
+            int any = 0;
+            for (int j = 0; j < SPARSE_BLOCK; j++)
+                any |= f[j] > 0.0f;
+            if (!any)
+                continue;
+        }
+        for (int64_t j = i; j < end; j++) {
+            if (!is_positive(dt, is_f32, v, j))
+                continue;
+            if (k == limit) {
+                free(list);
+                return NULL;
+            }
+            if (k == cap) {
+                int64_t *more = realloc(list, (size_t)(cap *= 2) * sizeof *list);
+                if (!more)
+                    free(list);
+                list = more;
+                if (!list)
+                    return NULL;
+            }
+            list[k++] = j;
+        }
+    }
+    *n = k;
+    return list;
+}
+
 /* The index of non-zeros of tensor t along slot f (lower.h) when at most a
  * share 1 / SPARSE_MAX_SHARE of its cells are > 0; NULL otherwise or out of
  * memory (the join then reads it whole: the same result). Cell i of t is
  * (outer, c, inner) with c its position along f: its row is outer x inner
- * cells + inner, so one pass in memory order counts the rows and another
- * fills them, each row's positions increasing. */
+ * cells + inner. Its cells > 0, found in memory order, are counted per row and
+ * then placed, so each row's positions come out increasing. */
 static int64_t *sparse_index(const RtPlan *pl, int t, int f)
 {
     const IrTensor *x = pl->ir->tensors[t];
     int64_t count = pl->count[t], dim = x->shape[f], inner = 1, nnz = 0;
     for (int j = f + 1; j < x->rank; j++)
         inner *= x->shape[j];
-    const void *v = pl->bufs[t];
-    fuse_dtype dt = rt_tensor_dtype(pl, t);
-    bool is_f32 = dt == FUSE_F32;
-    if (dim < 1 || count < 1 || !v)
+    if (dim < 1 || count < 1 || !pl->bufs[t])
         return NULL;
-    for (int64_t i = 0; i < count; i++)
-        nnz += is_positive(dt, is_f32, v, i);
-    if (nnz > count / SPARSE_MAX_SHARE)
+    int64_t *cells = positive_cells(pl, t, count / SPARSE_MAX_SHARE, &nnz);
+    if (!cells)
         return NULL;
-    int64_t rows = count / dim, outer = rows / inner;
+    int64_t rows = count / dim;
     int64_t *ix = calloc((size_t)(rows + 1 + nnz), sizeof *ix), *cols = ix + rows + 1;
     int64_t *next = malloc((size_t)rows * sizeof *next);
-    if (!ix || !next) {
-        free(ix), free(next);
-        return NULL;
+    for (int64_t k = 0; ix && next && k < nnz; k++) {
+        int64_t i = cells[k], at = i / inner;
+        ix[at / dim * inner + i % inner + 1]++;
     }
-    for (int pass = 0; pass < 2; pass++) {
-        for (int64_t o = 0, i = 0; o < outer; o++)
-            for (int64_t c = 0; c < dim; c++)
-                for (int64_t in = 0; in < inner; in++, i++)
-                    if (is_positive(dt, is_f32, v, i)) {
-                        int64_t row = o * inner + in;
-                        if (pass == 0)
-                            ix[row + 1]++;
-                        else
-                            cols[next[row]++] = c;
-                    }
-        for (int64_t r = 0; pass == 0 && r < rows; r++) { /* counts to starts */
-            ix[r + 1] += ix[r];
-            next[r] = ix[r];
-        }
+    for (int64_t r = 0; ix && next && r < rows; r++) { /* counts to starts */
+        ix[r + 1] += ix[r];
+        next[r] = ix[r];
+    }
+    for (int64_t k = 0; ix && next && k < nnz; k++) {
+        int64_t i = cells[k], at = i / inner;
+        cols[next[at / dim * inner + i % inner]++] = at % dim;
+    }
+    if (!next) {
+        free(ix);
+        ix = NULL;
     }
     free(next);
+    free(cells);
     return ix;
 }
 
@@ -613,7 +671,6 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         size_t at, bytes;
         for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
             memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
-        rt_dist_delta_done(pl, g); /* MPI row blocks made whole */
     }
     free(rows.now);
     free(rows.next);
