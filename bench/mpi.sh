@@ -17,10 +17,12 @@
 #   chain: both products stay in row blocks (D reads C row for row); D, the
 #          export, is gathered once at the end: rank 0 receives the other
 #          ranks' rows, about (R-1)/R x n^2 x 4 bytes
-#   tc:    the semi-naive sweeps stay in row blocks of Path (each rank's rows of
-#          the next delta depend only on its rows of this one), with one
-#          8-byte count all-reduced per sweep (not counted); after the fixpoint
-#          the ranks OR Path as bits: ceil(n^2 / 64) x 8 bytes
+#   tc:    the base sweep and the semi-naive sweeps stay in row blocks of Path
+#          dealt to the ranks in turn (each rank's rows of the next delta
+#          depend only on its rows of this one), with one 8-byte count
+#          all-reduced per sweep (not counted); Path, the export, is gathered
+#          once at the end: rank 0 receives the other ranks' blocks, about
+#          (R-1)/R x n^2 x 4 bytes
 set -euo pipefail
 build="$(cd "${1:?usage: mpi.sh BUILD_DIR [RUNS]}" && pwd)"
 runs="${2:-3}"
@@ -104,4 +106,4 @@ print('yes' if all(np.array_equal(a[k].view(np.uint32), b[k].view(np.uint32)) fo
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "model chain: D gathered: (2-1)/2 x 4096^2 x 4 = $((4096 * 4096 * 4 / 2)) bytes received by rank 0"
-echo "model tc: Path OR-ed as bits: ceil(4000^2 / 64) x 8 = $(( (4000 * 4000 + 63) / 64 * 8 )) bytes all-reduced by rank 0"
+echo "model tc: Path gathered: (2-1)/2 x 4000^2 x 4 = $((4000 * 4000 * 4 / 2)) bytes received by rank 0"

@@ -35,7 +35,7 @@
  * DIST_DELTA_ROUNDS rounds of one block per rank (cyclically): the new facts
  * of a closure gather in some rows, and small blocks dealt in turn even out
  * the ranks' work where one block each would leave one rank waiting. */
-#define DIST_DELTA_ROUNDS 16
+#define DIST_DELTA_ROUNDS 64
 
 struct RtDist {
     int rank, size;
@@ -775,19 +775,26 @@ void rt_dist_base_done(RtPlan *pl, int g)
     d->rounds[t] = DIST_DELTA_ROUNDS;
 }
 
-bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta, const uint8_t *live)
+bool rt_dist_delta_share(const RtPlan *pl, int g, int i, int64_t *share, int64_t *nth)
+{
+    const RtDist *d = pl->dist;
+    if (!d || !d->delta_rows[g] || i < 0 || i >= DIST_DELTA_ROUNDS * d->team)
+        return false;
+    int k = i / d->team, j = i % d->team; /* round k, thread share j of it */
+    *share = (int64_t)(k * d->size + d->rank) * d->team + j;
+    *nth = delta_shares(d);
+    return true;
+}
+
+bool rt_dist_run_delta(RtPlan *pl, int g, RtKernel delta)
 {
     RtDist *d = pl->dist;
     if (!d || !is_split_delta(pl, g, d->size))
         return false;
     if (d->delta_rows[g]) { /* this rank's blocks of rows only; they stay here */
-        int64_t rows = pl->ir->tensors[pl->ir->groups[g]->tensor]->shape[0], lo, hi;
-        for (int k = 0; k < DIST_DELTA_ROUNDS; k++) {
-            dist_row_range(rows, d->delta_rows[g], k * d->size + d->rank, &lo, &hi);
-            if (rt_any_live_row(live, lo, hi))
-                run_shares(delta, pl->bufs, (k * d->size + d->rank) * d->team, d->team,
-                           (int)delta_shares(d), rt_stop_flag(pl));
-        }
+        for (int k = 0; k < DIST_DELTA_ROUNDS; k++)
+            run_shares(delta, pl->bufs, (k * d->size + d->rank) * d->team, d->team,
+                       (int)delta_shares(d), rt_stop_flag(pl));
         return true;
     }
     /* the output is all zeros on every rank before (seminaive.c), and the joins

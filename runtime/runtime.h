@@ -472,13 +472,12 @@ int64_t rt_dist_max(const RtPlan *plan, int64_t v);
  * merging its output (DIST_SPLIT) or keeping this rank's rows (DIST_ROWS);
  * false (nothing done) when g runs on every rank alike. */
 bool rt_dist_run_group(RtPlan *plan, int g);
-/* The same for group g's semi-naive delta kernel (seminaive.c). With `live`
- * (a byte per row of the relation; NULL: every row), a block of rows kept on
- * this rank with no live row is skipped: its deltas are empty. */
-bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta, const uint8_t *live);
-/* Whether rows [lo, hi) hold a live one (live[x] nonzero; every row is live
- * without `live`): seminaive.c's rows with new facts. */
-bool rt_any_live_row(const uint8_t *live, int64_t lo, int64_t hi);
+/* The same for group g's semi-naive delta kernel (seminaive.c). */
+bool rt_dist_run_delta(RtPlan *plan, int g, RtKernel delta);
+/* When group g's semi-naive sweeps stay in MPI row blocks: share i = 0, 1, ...
+ * of this rank's shares of its kernels (*share of *nth; false past the last),
+ * the blocks rt_dist_delta_span covers. False without such blocks. */
+bool rt_dist_delta_share(const RtPlan *plan, int g, int i, int64_t *share, int64_t *nth);
 /* A .npy source every reader of which reads it row for row in the same blocks:
  * true, with this rank's rows [*lo, *hi), when the plan has one rank read just
  * them (sources.c); rt_dist_source_read records that it did. */

@@ -13,6 +13,8 @@
  * to synchronous sweeps.
  */
 #include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +22,6 @@
 #include "jit.h"
 #include "lower.h"
 #include "modes.h"
-
-/* The rows a right-linear component's sweep may have written (row_local_rows):
- * now[x] when some delta had a fact in row x (the merge looks at those rows
- * only), next[x] filled by the merge for the next sweep. */
-typedef struct LiveRows {
-    int64_t rows;
-    uint8_t *now, *next;
-} LiveRows;
 
 /* Per tensor: the index of non-zeros a sparse join of the component reads
  * (lower_delta_sparse_operand), NULL when the operand is too dense for it to
@@ -189,50 +183,24 @@ static fuse_status compile_deltas(RtPlan *pl)
     return FUSE_OK;
 }
 
-bool rt_any_live_row(const uint8_t *live, int64_t lo, int64_t hi)
+/* The threads group g's delta and base kernels run on: the team when its
+ * relation has 2^16 cells or more (each join then ORs its share of rows:
+ * emit_delta.c), else one. */
+static int team_of(const RtPlan *pl, int g)
 {
-    for (int64_t x = lo; live && x < hi; x++)
-        if (live[x])
-            return true;
-    return !live;
+    return pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
+                                                             : 1;
 }
 
-/* A kernel alone on one thread runs as this many shares of rows (a right-linear
- * component's), those without a live row skipped. */
-#define LIVE_SHARES 64
-
-/* Group g's delta kernel on one thread, as LIVE_SHARES shares of rows run one
- * after the other (the kernel ABI allows a share alone), skipping the shares
- * whose rows all had empty deltas: the kernel would only scan them. */
-static void run_live_shares(RtPlan *pl, int g, const LiveRows *live)
+/* Group g's delta kernel on the whole relation (or, on MPI ranks, this rank's
+ * share of it). */
+static void run_delta(RtPlan *pl, int g)
 {
-    LowerOptions opt; /* as compile_deltas compiled the kernel */
-    rt_lower_options(pl, "", &opt);
-    int64_t chunk = 0;
-    RtKernel k = pl->modes->delta_fn[g];
-    if (!lower_delta_row_chunk(pl->ir, g, LIVE_SHARES, &opt, &chunk) || chunk < 1) {
-        k(pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
-        return;
-    }
-    for (int s = 0; s < LIVE_SHARES; s++) {
-        int64_t lo = s * chunk, hi = lo + chunk < live->rows ? lo + chunk : live->rows;
-        if (rt_any_live_row(live->now, lo, hi))
-            k(pl->bufs, s, LIVE_SHARES, rt_no_barrier, rt_stop_flag(pl));
-    }
-}
-
-/* A delta kernel runs on the thread team when its relation has 2^16 cells or
- * more (each join then ORs its share of rows: emit_delta.c), else alone. */
-static void run_delta(RtPlan *pl, int g, const LiveRows *live)
-{
-    if (pl->dist && rt_dist_run_delta(pl, g, pl->modes->delta_fn[g], live ? live->now : NULL))
+    if (pl->dist && rt_dist_run_delta(pl, g, pl->modes->delta_fn[g]))
         return; /* this rank's share of the rows, merged across the ranks */
-    int nth = pl->count[pl->ir->groups[g]->tensor] >= (1 << 16) ? rt_parallel_threads(pl->threads)
-                                                                 : 1;
+    int nth = team_of(pl, g);
     if (nth > 1)
         rt_parallel_run(pl->modes->delta_fn[g], pl->bufs, nth, rt_stop_flag(pl));
-    else if (live)
-        run_live_shares(pl, g, live);
     else
         pl->modes->delta_fn[g](pl->bufs, 0, 1, rt_no_barrier, rt_stop_flag(pl));
 }
@@ -242,9 +210,8 @@ void rt_semi_naive_base(RtPlan *pl, int g)
     RtKernel k = pl->modes->base_fn[g];
     if (pl->dist && rt_dist_run_base(pl, g, k))
         return; /* MPI: this rank's blocks of rows */
-    int t = pl->ir->groups[g]->tensor;
+    int t = pl->ir->groups[g]->tensor, nth = team_of(pl, g);
     memset(pl->bufs[t], 0, (size_t)pl->count[t] * rt_elem_bytes(pl));
-    int nth = pl->count[t] >= (1 << 16) ? rt_parallel_threads(pl->threads) : 1;
     if (nth > 1)
         rt_parallel_run(k, pl->bufs, nth, rt_stop_flag(pl));
     else
@@ -318,43 +285,64 @@ static int64_t row_local_rows(const RtPlan *pl, int g0, int g1)
 }
 
 /* The float32 merge of `cells` cells: new facts (set in cur, not in full) go
- * to delta and full, cur is cleared for the next sweep; returns their count. */
-static int64_t merge_f32(float *restrict cur, float *restrict full, float *restrict delta,
-                         int64_t cells)
+ * to delta and full, cur is cleared for the next sweep; returns their count.
+ * No branch, and a 32-bit count per run of at most 2^30 cells: the compiler
+ * vectorises it a full register of floats wide. */
+static inline __attribute__((always_inline)) int64_t
+merge_f32_cells(float *restrict cur, float *restrict full, float *restrict delta, int64_t cells)
 {
     int64_t news = 0;
-    for (int64_t i = 0; i < cells; i++) { /* no branch: the compiler vectorises it */
-        float c = cur[i], f = full[i];
-        int is_new = (c != 0.0f) & (f == 0.0f);
-        delta[i] = is_new ? 1.0f : 0.0f;
-        full[i] = is_new ? 1.0f : f;
-        cur[i] = 0.0f;
-        news += is_new;
+    for (int64_t at = 0; at < cells; at += (int64_t)1 << 30) {
+        int64_t end = cells - at < ((int64_t)1 << 30) ? cells : at + ((int64_t)1 << 30);
+        int32_t part = 0;
+        for (int64_t i = at; i < end; i++) {
+            float c = cur[i], f = full[i];
+            int32_t is_new = (c != 0.0f) & (f == 0.0f);
+            delta[i] = is_new ? 1.0f : 0.0f;
+            full[i] = is_new ? 1.0f : f;
+            cur[i] = 0.0f;
+            part += is_new;
+        }
+        news += part;
     }
     return news;
 }
 
-/* Span i of the cells of group g's relation its sweeps touch (one span of
- * all, or this MPI rank's blocks of rows when the sweeps stay in row blocks:
- * the others are not read), as byte offsets into its buffers; false past the
- * last. */
-static bool swept_bytes(const RtPlan *pl, int g, int i, size_t *at, size_t *bytes)
+static int64_t merge_f32_base(float *cur, float *full, float *delta, int64_t cells)
 {
-    int64_t lo, hi;
-    if (!rt_dist_delta_span(pl, g, i, &lo, &hi))
-        return false;
-    *at = (size_t)lo * rt_elem_bytes(pl);
-    *bytes = (size_t)(hi - lo) * rt_elem_bytes(pl);
-    return true;
+    return merge_f32_cells(cur, full, delta, cells);
 }
 
-/* The merge of the `cells` cells of group g's buffers from cell `first` on
- * (merge_f32 in the runner's element type). */
-static int64_t merge_cells(RtPlan *pl, int g, int64_t first, int64_t cells)
+#if defined(__x86_64__) && defined(__clang__)
+/* The same with AVX2 (8 floats a vector, not SSE2's 4) where the CPU has it:
+ * the rest of the runtime is built for any x86-64, and in a closure block by
+ * block this loop runs from cache, bound by its instructions. */
+__attribute__((target("avx2"))) static int64_t merge_f32_avx2(float *cur, float *full,
+                                                              float *delta, int64_t cells)
 {
-    int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
+    return merge_f32_cells(cur, full, delta, cells);
+}
+
+static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
+{
+    return __builtin_cpu_supports("avx2") ? merge_f32_avx2(cur, full, delta, cells)
+                                          : merge_f32_base(cur, full, delta, cells);
+}
+#else
+static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
+{
+    return merge_f32_base(cur, full, delta, cells);
+}
+#endif
+
+/* The merge of the `cells` cells of group g's buffers from cell `first` on
+ * (merge_f32 in the runner's element type), `whole` its full relation's buffer
+ * (bufs[n_tensors + t] unless the delta is bound there). */
+static int64_t merge_cells(RtPlan *pl, int g, float *whole, int64_t first, int64_t cells)
+{
+    int t = pl->ir->groups[g]->tensor;
     size_t at = (size_t)first * rt_elem_bytes(pl);
-    char *cur = (char *)pl->bufs[t] + at, *full = (char *)pl->bufs[n + t] + at;
+    char *cur = (char *)pl->bufs[t] + at, *full = (char *)whole + at;
     char *delta = (char *)pl->modes->delta[g] + at;
     if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
         return merge_f32((float *)cur, (float *)full, (float *)delta, cells);
@@ -370,41 +358,16 @@ static int64_t merge_cells(RtPlan *pl, int g, int64_t first, int64_t cells)
     return news;
 }
 
-/* merge over the span of `bytes` bytes at `at`: row by row with `live` (the
- * rows not live were not written and their deltas are empty: skipped; a row
- * with new facts is live next sweep), else at once. */
-static int64_t merge_span(RtPlan *pl, int g, bool was_run, size_t at, size_t bytes,
-                          LiveRows *live)
+/* merge over the `cells` cells from `first` on; without was_run cur is still
+ * all zeros: the delta is cleared. */
+static int64_t merge_span(RtPlan *pl, int g, float *whole, bool was_run, int64_t first,
+                          int64_t cells)
 {
+    if (was_run)
+        return merge_cells(pl, g, whole, first, cells);
     size_t es = rt_elem_bytes(pl);
-    int64_t first = (int64_t)(at / es), cells = (int64_t)(bytes / es);
-    if (!was_run) { /* cur is still all zeros */
-        memset((char *)pl->modes->delta[g] + at, 0, bytes);
-        return 0;
-    }
-    if (!live)
-        return merge_cells(pl, g, first, cells);
-    int64_t row = pl->count[pl->ir->groups[g]->tensor] / live->rows, news = 0;
-    for (int64_t x = first / row; x < (first + cells) / row; x++) {
-        if (!live->now[x])
-            continue;
-        int64_t row_news = merge_cells(pl, g, x * row, row);
-        live->next[x] |= row_news > 0;
-        news += row_news;
-    }
-    return news;
-}
-
-/* Merges group g's result (cur) into its full relation (prev): new facts go to
- * the delta and are counted, and cur is left all zeros, as the next sweep's
- * delta kernel needs it (one pass over the cells, not a merge and a clear). */
-static int64_t merge(RtPlan *pl, int g, bool was_run, LiveRows *live)
-{
-    int64_t news = 0;
-    size_t at, bytes;
-    for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
-        news += merge_span(pl, g, was_run, at, bytes, live);
-    return news;
+    memset((char *)pl->modes->delta[g] + (size_t)first * es, 0, (size_t)cells * es);
+    return 0;
 }
 
 /* An operand with more than one cell in SPARSE_MAX_SHARE > 0 is read whole:
@@ -558,24 +521,57 @@ static void sparse_indexes_bind(RtPlan *pl, const SparseIndexes *sp, float **sav
     }
 }
 
-/* One delta sweep over [g0, g1); returns the number of new facts. */
-static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, LiveRows *live,
-                           const SparseIndexes *sp)
+/* The slots the delta kernels read, bound while they run: the deltas in
+ * place of the full relations (kept in full[g - g0]) and the indexes of
+ * sparse operands (what their slots held kept in ix[]). */
+typedef struct Bound {
+    float **full, **ix;
+} Bound;
+
+static bool bind_deltas(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, Bound *b)
 {
     int n = pl->ir->n_tensors;
-    float **saved = calloc((size_t)(g1 - g0), sizeof *saved);
-    float **saved_ix = calloc((size_t)n + 1, sizeof *saved_ix);
+    b->full = calloc((size_t)(g1 - g0), sizeof *b->full);
+    b->ix = calloc((size_t)n + 1, sizeof *b->ix);
+    if (!b->full || !b->ix) {
+        free(b->full), free(b->ix);
+        return false;
+    }
+    sparse_indexes_bind(pl, sp, b->ix, true);
+    for (int g = g0; g < g1; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        b->full[g - g0] = pl->bufs[n + t];
+        pl->bufs[n + t] = pl->modes->delta[g];
+    }
+    return true;
+}
+
+static void unbind_deltas(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, Bound *b)
+{
+    for (int g = g0; g < g1; g++)
+        pl->bufs[pl->ir->n_tensors + pl->ir->groups[g]->tensor] = b->full[g - g0];
+    sparse_indexes_bind(pl, sp, b->ix, false);
+    free(b->full), free(b->ix);
+}
+
+/* The cells [*lo, *hi) of span i of group g's relation: all of them, or on MPI
+ * ranks this rank's blocks of rows when the sweeps stay in row blocks (the
+ * others are not read). */
+#define for_swept_spans(pl, g, i, lo, hi) \
+    for (int i = 0; rt_dist_delta_span(pl, g, i, &lo, &hi); i++)
+
+/* ---- sweeps over the whole relations ---- */
+
+/* One delta sweep over [g0, g1); returns the number of new facts. */
+static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news,
+                           const SparseIndexes *sp)
+{
     bool *ran = calloc((size_t)(g1 - g0), sizeof *ran);
     RtTraceEntry *es = calloc((size_t)(g1 - g0), sizeof *es);
-    if (!saved || !saved_ix || !ran || !es) {
-        free(saved), free(saved_ix), free(ran), free(es);
+    Bound b;
+    if (!ran || !es || !bind_deltas(pl, g0, g1, sp, &b)) {
+        free(ran), free(es);
         return -1;
-    }
-    sparse_indexes_bind(pl, sp, saved_ix, true);
-    for (int g = g0; g < g1; g++) { /* bind the deltas in place of the full relations */
-        int t = pl->ir->groups[g]->tensor;
-        saved[g - g0] = pl->bufs[n + t];
-        pl->bufs[n + t] = pl->modes->delta[g];
     }
     for (int g = g0; g < g1; g++) {
         RtTraceEntry *e = &es[g - g0];
@@ -584,17 +580,16 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, L
         if (!group_has_news(pl, g, has_news))
             continue;
         double t0 = sup_clock_ms();
-        run_delta(pl, g, live); /* into cur, all zeros (rt_semi_naive_run, merge) */
+        run_delta(pl, g); /* into cur, all zeros (sweep_whole, merge) */
         e->ms = sup_clock_ms() - t0;
         ran[g - g0] = true;
     }
-    for (int g = g0; g < g1; g++)
-        pl->bufs[n + pl->ir->groups[g]->tensor] = saved[g - g0];
-    sparse_indexes_bind(pl, sp, saved_ix, false);
     int64_t total = 0;
     for (int g = g0; g < g1; g++) {
         RtTraceEntry *e = &es[g - g0];
-        e->changed = merge(pl, g, ran[g - g0], live);
+        int64_t lo, hi;
+        for_swept_spans(pl, g, i, lo, hi)
+            e->changed += merge_span(pl, g, b.full[g - g0], ran[g - g0], lo, hi - lo);
         e->max_delta = e->changed ? 1.0 : 0.0;
         if (ran[g - g0])
             e->status = e->changed ? RT_EVAL_EVALUATED : RT_EVAL_UNCHANGED;
@@ -602,58 +597,35 @@ static int64_t delta_sweep(RtPlan *pl, int g0, int g1, int it, bool *has_news, L
         total += e->changed;
         rt_trace_add(&pl->modes->trace, e);
     }
-    free(saved), free(saved_ix), free(ran), free(es);
-    if (live) { /* the rows with new facts are the next sweep's */
-        uint8_t *was = live->now;
-        live->now = live->next;
-        live->next = was;
-        memset(live->next, 0, (size_t)live->rows);
-    }
+    unbind_deltas(pl, g0, g1, sp, &b);
+    free(ran), free(es);
     return total;
 }
 
-int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
-                      bool *is_converged)
+/* The sweeps of [g0, g1) over whole relations from sweep `it` on: the deltas
+ * start as the full relations (after the first sweep every fact is new), cur
+ * as zeros (the delta kernels OR into it), and cur ends as the full relation.
+ * Returns the sweeps done in total. */
+static int sweep_whole(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, int it,
+                       int max_iters, bool *is_converged)
 {
-    bool *has_news = calloc((size_t)pl->ir->n_tensors + 1, sizeof *has_news);
-    int it = first_sweep;
-    *is_converged = false;
-    SparseIndexes sp = {0};
-    bool ok = has_news != NULL && sparse_indexes_make(pl, g0, g1, &sp);
-    for (int g = g0; g < g1 && ok; g++)
-        ok = delta_buffer(pl, g) != NULL;
-    /* MPI: every rank has its buffers, or none goes on */
-    if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") !=
-        FUSE_OK) {
-        sparse_indexes_free(pl, &sp);
-        free(has_news);
+    int n = pl->ir->n_tensors;
+    size_t es = rt_elem_bytes(pl);
+    bool *has_news = calloc((size_t)n + 1, sizeof *has_news);
+    if (!has_news)
         return it;
-    }
-    for (int g = g0; g < g1; g++) { /* after the first sweep every fact is new */
+    for (int g = g0; g < g1; g++) {
         int t = pl->ir->groups[g]->tensor;
-        float *d = pl->modes->delta[g];
-        size_t at, bytes; /* the cells the sweeps read (MPI: this rank's blocks) */
-        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
-            memcpy((char *)d + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
+        int64_t lo, hi;
+        for_swept_spans(pl, g, i, lo, hi) {
+            memcpy((char *)pl->modes->delta[g] + lo * es, (char *)pl->bufs[n + t] + lo * es,
+                   (size_t)(hi - lo) * es);
+            memset((char *)pl->bufs[t] + lo * es, 0, (size_t)(hi - lo) * es);
+        }
         has_news[t] = true;
     }
-    for (int g = g0; g < g1; g++) { /* the delta kernels OR into zeros */
-        size_t at, bytes;
-        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
-            memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + at, 0, bytes);
-    }
-    /* every row may have facts at first */
-    LiveRows rows = {.rows = row_local_rows(pl, g0, g1)}, *live = NULL;
-    if (rows.rows > 0) {
-        rows.now = malloc((size_t)rows.rows);
-        rows.next = calloc((size_t)rows.rows, 1);
-        if (rows.now && rows.next) {
-            memset(rows.now, 1, (size_t)rows.rows);
-            live = &rows;
-        }
-    }
     for (; it < max_iters && !rt_stop_now(pl); it++) {
-        int64_t local = delta_sweep(pl, g0, g1, it, has_news, live, &sp);
+        int64_t local = delta_sweep(pl, g0, g1, it, has_news, sp);
         /* MPI: a rank that cannot go on (out of memory, interrupted) stops all */
         if (pl->dist && (local < 0 || rt_interrupted(pl)))
             local = INT64_MAX;
@@ -668,13 +640,298 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     }
     for (int g = g0; g < g1; g++) { /* cur becomes the full relation */
         int t = pl->ir->groups[g]->tensor;
-        size_t at, bytes;
-        for (int i = 0; swept_bytes(pl, g, i, &at, &bytes); i++)
-            memcpy((char *)pl->bufs[t] + at, (char *)pl->bufs[pl->ir->n_tensors + t] + at, bytes);
+        int64_t lo, hi;
+        for_swept_spans(pl, g, i, lo, hi)
+            memcpy((char *)pl->bufs[t] + lo * es, (char *)pl->bufs[n + t] + lo * es,
+                   (size_t)(hi - lo) * es);
     }
-    free(rows.now);
-    free(rows.next);
-    sparse_indexes_free(pl, &sp);
     free(has_news);
+    return it;
+}
+
+/* ---- row-local components, block by block ----
+ *
+ * When every delta join reads the component's relations row for row
+ * (row_local_rows: a right-linear recursion such as `Path(x,z) = Path(x,y)
+ * Edge(y,z)`), row x of a sweep's result comes only from row x of the deltas:
+ * each block of rows reaches its own fixpoint, whatever the others do. So the
+ * blocks run one after the other (on a team, several at once), each through
+ * all its sweeps while its rows of cur, the delta and the full relation stay
+ * in cache, instead of every sweep streaming the whole relations through
+ * memory. The result is the same relation, after as many sweeps as the
+ * slowest block, which is the number of sweeps over the whole would take. */
+
+/* A block holds this many bytes of each relation (a few rows of a wide one):
+ * cur, delta and full together stay in a core's L2. */
+#define BLOCK_BYTES (128 * 1024)
+
+/* What the blocks of one team thread record per sweep (j = sweep - first
+ * sweep) and group (k = g - g0): the facts found, the kernel's milliseconds,
+ * whether it ran. */
+typedef struct BlockStats {
+    int n_groups, cap;
+    int64_t *news; /* [j * n_groups + k] */
+    double *ms;
+    uint8_t *ran;
+    uint8_t *ran_now; /* per group, in this block's current sweep */
+    uint8_t *live;    /* per row of a block: some delta has facts in it */
+    bool *has_news;   /* per tensor, this block's */
+    int most;       /* the most sweeps a block took (sweep index after its last) */
+    bool is_converged, is_failed;
+} BlockStats;
+
+/* The blocks: kernel shares `share[i]` of `nth`, rows of `chunk`. */
+typedef struct Blocks {
+    int g0, g1, first, max_iters;
+    int64_t rows, chunk, nth, n;
+    int64_t *share;
+    Bound bound;
+} Blocks;
+
+static bool stats_room(BlockStats *st, int j)
+{
+    if (j < st->cap)
+        return true;
+    int cap = st->cap ? 2 * st->cap : 64;
+    size_t cells = (size_t)cap * (size_t)st->n_groups;
+    int64_t *news = realloc(st->news, cells * sizeof *news);
+    st->news = news ? news : st->news;
+    double *ms = news ? realloc(st->ms, cells * sizeof *ms) : NULL;
+    st->ms = ms ? ms : st->ms;
+    uint8_t *ran = ms ? realloc(st->ran, cells) : NULL;
+    if (!ran)
+        return false;
+    st->ran = ran;
+    size_t old = (size_t)st->cap * (size_t)st->n_groups;
+    memset(st->news + old, 0, (cells - old) * sizeof *news);
+    memset(st->ms + old, 0, (cells - old) * sizeof *ms);
+    memset(st->ran + old, 0, cells - old);
+    st->cap = cap;
+    return true;
+}
+
+/* Rows [lo, hi) of group g's relation as cells. */
+static void row_cells(const RtPlan *pl, const Blocks *b, int g, int64_t lo, int64_t hi,
+                      int64_t *first, int64_t *cells)
+{
+    int64_t row = pl->count[pl->ir->groups[g]->tensor] / b->rows;
+    *first = lo * row;
+    *cells = (hi - lo) * row;
+}
+
+/* Block i from the first sweep to its fixpoint (or max_iters, or a stop). */
+static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
+{
+    int64_t lo = b->share[i] * b->chunk, hi = lo + b->chunk < b->rows ? lo + b->chunk : b->rows;
+    size_t es = rt_elem_bytes(pl);
+    if (lo >= hi)
+        return;
+    for (int g = b->g0; g < b->g1; g++) { /* the delta: every fact; cur: zeros */
+        int64_t first, cells;
+        row_cells(pl, b, g, lo, hi, &first, &cells);
+        memcpy((char *)pl->modes->delta[g] + first * es,
+               (char *)b->bound.full[g - b->g0] + first * es, (size_t)cells * es);
+        memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + first * es, 0, (size_t)cells * es);
+        st->has_news[pl->ir->groups[g]->tensor] = true;
+    }
+    memset(st->live, 1, (size_t)(hi - lo));
+    int it = b->first;
+    bool is_converged = false;
+    for (; it < b->max_iters && !rt_interrupted(pl); it++) {
+        int j = it - b->first;
+        if (!stats_room(st, j)) {
+            st->is_failed = true;
+            break;
+        }
+        int64_t total = 0;
+        for (int g = b->g0; g < b->g1; g++) {
+            int k = j * st->n_groups + (g - b->g0);
+            st->ran_now[g - b->g0] = group_has_news(pl, g, st->has_news);
+            if (!st->ran_now[g - b->g0])
+                continue;
+            double t0 = sup_clock_ms();
+            pl->modes->delta_fn[g](pl->bufs, b->share[i], b->nth, rt_no_barrier,
+                                   rt_stop_flag(pl));
+            st->ms[k] += sup_clock_ms() - t0;
+            st->ran[k] = 1;
+        }
+        for (int g = b->g0; g < b->g1; g++)
+            st->has_news[pl->ir->groups[g]->tensor] = false;
+        for (int64_t x = lo; x < hi; x++) { /* a row no delta had facts in is not written */
+            if (!st->live[x - lo])
+                continue;
+            int64_t row_news = 0;
+            for (int g = b->g0; g < b->g1; g++) {
+                int64_t first, cells;
+                row_cells(pl, b, g, x, x + 1, &first, &cells);
+                int64_t news = merge_span(pl, g, b->bound.full[g - b->g0],
+                                          st->ran_now[g - b->g0], first, cells);
+                st->news[j * st->n_groups + (g - b->g0)] += news;
+                st->has_news[pl->ir->groups[g]->tensor] |= news > 0;
+                row_news += news;
+            }
+            st->live[x - lo] = row_news > 0;
+            total += row_news;
+        }
+        if (total == 0) {
+            is_converged = true;
+            it++;
+            break;
+        }
+    }
+    for (int g = b->g0; g < b->g1; g++) { /* cur becomes the full relation */
+        int64_t first, cells;
+        row_cells(pl, b, g, lo, hi, &first, &cells);
+        memcpy((char *)pl->bufs[pl->ir->groups[g]->tensor] + first * es,
+               (char *)b->bound.full[g - b->g0] + first * es, (size_t)cells * es);
+    }
+    st->most = it > st->most ? it : st->most;
+    st->is_converged &= is_converged;
+}
+
+/* The blocks of [g0, g1): this rank's shares when its sweeps stay in MPI row
+ * blocks, else BLOCK_BYTES of rows each; false when a delta kernel cannot
+ * share its rows so (then the sweeps go over the whole relations). */
+static bool plan_blocks(RtPlan *pl, Blocks *b)
+{
+    const IrProgram *p = pl->ir;
+    int t = p->groups[b->g0]->tensor;
+    int64_t row_bytes = pl->count[t] / b->rows * (int64_t)rt_elem_bytes(pl), share = 0;
+    int64_t per = row_bytes > 0 && row_bytes < BLOCK_BYTES ? BLOCK_BYTES / row_bytes : 1;
+    b->nth = (b->rows + per - 1) / per;
+    b->n = b->nth;
+    if (rt_dist_delta_share(pl, b->g0, 0, &share, &b->nth))
+        for (b->n = 0; rt_dist_delta_share(pl, b->g0, (int)b->n, &share, &b->nth); b->n++) {}
+    LowerOptions opt; /* as compile_deltas compiled the kernels */
+    rt_lower_options(pl, "", &opt);
+    for (int g = b->g0; g < b->g1; g++) {
+        int64_t chunk = 0;
+        if (!lower_delta_row_chunk(p, g, b->nth, &opt, &chunk) || chunk < 1 ||
+            (g > b->g0 && chunk != b->chunk))
+            return false;
+        b->chunk = chunk;
+    }
+    b->share = malloc((size_t)(b->n > 0 ? b->n : 1) * sizeof *b->share);
+    for (int64_t i = 0; b->share && i < b->n; i++)
+        if (!rt_dist_delta_share(pl, b->g0, (int)i, &b->share[i], &b->nth))
+            b->share[i] = i;
+    return b->share != NULL;
+}
+
+static void stats_free(BlockStats *st)
+{
+    free(st->news), free(st->ms), free(st->ran), free(st->ran_now), free(st->live);
+    free(st->has_news);
+}
+
+/* Adds the team's per-sweep counts to the trace, sweep after sweep. */
+static void trace_blocks(RtPlan *pl, const Blocks *b, const BlockStats *st, int team, int most)
+{
+    for (int j = 0; j < most - b->first; j++)
+        for (int g = b->g0; g < b->g1; g++) {
+            RtTraceEntry e = {.group = g, .component = pl->ir->groups[g]->component,
+                              .sweep = b->first + j, .status = RT_EVAL_CACHED,
+                              .temperature = NAN};
+            bool ran = false;
+            for (int w = 0; w < team; w++) {
+                int k = j * st[w].n_groups + (g - b->g0);
+                if (j >= st[w].cap)
+                    continue;
+                e.changed += st[w].news[k];
+                e.ms += st[w].ms[k];
+                ran |= st[w].ran[k];
+            }
+            e.max_delta = e.changed ? 1.0 : 0.0;
+            if (ran)
+                e.status = e.changed ? RT_EVAL_EVALUATED : RT_EVAL_UNCHANGED;
+            rt_trace_add(&pl->modes->trace, &e);
+        }
+}
+
+/* The blocks on `team` threads, each taking the next block not taken. */
+static void run_blocks(RtPlan *pl, const Blocks *b, BlockStats *st, int team)
+{
+    atomic_llong next = 0;
+    if (team == 1) {
+        for (int64_t i = 0; i < b->n; i++)
+            run_block(pl, b, i, st);
+        return;
+    }
+#pragma omp parallel num_threads(team)
+    {
+        BlockStats *mine = &st[omp_get_thread_num()];
+        for (int64_t i; (i = atomic_fetch_add(&next, 1)) < b->n;)
+            run_block(pl, b, i, mine);
+    }
+}
+
+/* The sweeps of row-local [g0, g1) block by block, from sweep `first` on;
+ * returns the sweeps done in total, or -1 when the blocks cannot be planned. */
+static int sweep_blocks(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, int first,
+                        int max_iters, int64_t rows, bool *is_converged)
+{
+    Blocks b = {.g0 = g0, .g1 = g1, .first = first, .max_iters = max_iters, .rows = rows};
+    if (!plan_blocks(pl, &b)) {
+        free(b.share);
+        return -1;
+    }
+    int team = team_of(pl, g0), n = pl->ir->n_tensors, ng = g1 - g0;
+    BlockStats *st = calloc((size_t)team, sizeof *st);
+    bool ok = st != NULL;
+    for (int w = 0; ok && w < team; w++) {
+        st[w] = (BlockStats){.n_groups = ng, .most = first, .is_converged = true};
+        st[w].has_news = calloc((size_t)n + 1, sizeof *st[w].has_news);
+        st[w].ran_now = calloc((size_t)ng, 1);
+        st[w].live = malloc((size_t)b.chunk);
+        ok = st[w].has_news && st[w].ran_now && st[w].live;
+    }
+    ok = ok && bind_deltas(pl, g0, g1, sp, &b.bound);
+    if (ok) {
+        run_blocks(pl, &b, st, team);
+        unbind_deltas(pl, g0, g1, sp, &b.bound);
+    }
+    int most = first;
+    bool all = ok;
+    for (int w = 0; ok && w < team; w++) {
+        most = st[w].most > most ? st[w].most : most;
+        all &= st[w].is_converged && !st[w].is_failed;
+    }
+    /* MPI: the slowest block of any rank; a rank that could not go on (out of
+     * memory, interrupted) leaves every rank unconverged */
+    bool stopped = !ok || rt_interrupted(pl);
+    int64_t agreed = rt_dist_max(pl, stopped ? INT64_MAX : most);
+    bool any_open = rt_dist_any(pl, !all);
+    if (ok)
+        trace_blocks(pl, &b, st, team, most);
+    *is_converged = agreed != INT64_MAX && !any_open;
+    most = agreed == INT64_MAX ? most : (int)agreed;
+    for (int w = 0; st && w < team; w++)
+        stats_free(&st[w]);
+    free(st);
+    free(b.share);
+    return most;
+}
+
+int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
+                      bool *is_converged)
+{
+    *is_converged = false;
+    SparseIndexes sp = {0};
+    bool ok = sparse_indexes_make(pl, g0, g1, &sp);
+    for (int g = g0; g < g1 && ok; g++)
+        ok = delta_buffer(pl, g) != NULL;
+    /* MPI: every rank has its buffers, or none goes on */
+    if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") !=
+        FUSE_OK) {
+        sparse_indexes_free(pl, &sp);
+        return first_sweep;
+    }
+    int64_t rows = row_local_rows(pl, g0, g1);
+    int it = rows > 0 ? sweep_blocks(pl, g0, g1, &sp, first_sweep, max_iters, rows,
+                                     is_converged)
+                      : -1;
+    if (it < 0)
+        it = sweep_whole(pl, g0, g1, &sp, first_sweep, max_iters, is_converged);
+    sparse_indexes_free(pl, &sp);
     return it;
 }
