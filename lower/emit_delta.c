@@ -322,8 +322,13 @@ static void emit_delta_join(Emit *e, const SparseRead *sp)
     for (int a = 0; a < op->n_axes; a++)
         rest *= is_driver_axis[a] || rest > ((int64_t)1 << 40) ? 1 : op->axes[a].size;
     int level = emit_stop_level(e, axes, n, rest);
-    /* the innermost loop in blocks, when it is not the one checking the flag */
-    bool is_blocked = n > 0 && level != n - 1 && can_skip_blocks(e, driver, axes[n - 1]);
+    /* the innermost loop in blocks; when it would be the one checking the flag,
+     * the loop around it checks (a row of a relation is a few thousand cells:
+     * the stop still comes within a millisecond or so) */
+    bool is_blocked = n > 0 && (level != n - 1 || n > 1) &&
+                      can_skip_blocks(e, driver, axes[n - 1]);
+    if (is_blocked && level == n - 1)
+        level = n - 2;
     int n_loops = is_blocked ? n - 1 : n;
     for (int i = 0; i < n_loops; i++) {
         loops[i] = emit_loop_begin(e, axes[i]);
