@@ -335,15 +335,10 @@ static int64_t merge_f32(float *cur, float *full, float *delta, int64_t cells)
 }
 #endif
 
-/* The merge of the `cells` cells of group g's buffers from cell `first` on
- * (merge_f32 in the runner's element type), `whole` its full relation's buffer
- * (bufs[n_tensors + t] unless the delta is bound there). */
-static int64_t merge_cells(RtPlan *pl, int g, float *whole, int64_t first, int64_t cells)
+/* The merge of `cells` cells from cur, full and delta on (merge_f32 in the
+ * runner's element type). */
+static int64_t merge_cells(const RtPlan *pl, char *cur, char *full, char *delta, int64_t cells)
 {
-    int t = pl->ir->groups[g]->tensor;
-    size_t at = (size_t)first * rt_elem_bytes(pl);
-    char *cur = (char *)pl->bufs[t] + at, *full = (char *)whole + at;
-    char *delta = (char *)pl->modes->delta[g] + at;
     if (pl->precision == FUSE_PRECISION_FP32) /* float loads, as fast as before */
         return merge_f32((float *)cur, (float *)full, (float *)delta, cells);
     int64_t news = 0;
@@ -363,10 +358,12 @@ static int64_t merge_cells(RtPlan *pl, int g, float *whole, int64_t first, int64
 static int64_t merge_span(RtPlan *pl, int g, float *whole, bool was_run, int64_t first,
                           int64_t cells)
 {
+    size_t at = (size_t)first * rt_elem_bytes(pl);
+    char *delta = (char *)pl->modes->delta[g] + at;
     if (was_run)
-        return merge_cells(pl, g, whole, first, cells);
-    size_t es = rt_elem_bytes(pl);
-    memset((char *)pl->modes->delta[g] + (size_t)first * es, 0, (size_t)cells * es);
+        return merge_cells(pl, (char *)pl->bufs[pl->ir->groups[g]->tensor] + at,
+                           (char *)whole + at, delta, cells);
+    memset(delta, 0, (size_t)cells * rt_elem_bytes(pl));
     return 0;
 }
 
@@ -675,6 +672,8 @@ typedef struct BlockStats {
     uint8_t *ran;
     uint8_t *ran_now; /* per group, in this block's current sweep */
     uint8_t *live;    /* per row of a block: some delta has facts in it */
+    float **bufs;     /* the thread's buffer table: cur and delta slots bound to */
+    char **cur, **delta; /* per group, a block's rows of cur and delta */
     bool *has_news;   /* per tensor, this block's */
     int most;       /* the most sweeps a block took (sweep index after its last) */
     bool is_converged, is_failed;
@@ -710,29 +709,81 @@ static bool stats_room(BlockStats *st, int j)
     return true;
 }
 
-/* Rows [lo, hi) of group g's relation as cells. */
-static void row_cells(const RtPlan *pl, const Blocks *b, int g, int64_t lo, int64_t hi,
-                      int64_t *first, int64_t *cells)
+/* Row x of group g's cur, delta (in the thread's block rooms) and full
+ * relation. */
+static void block_row(const RtPlan *pl, const Blocks *b, const BlockStats *st, int g, int64_t x,
+                      char **cur, char **delta, char **full)
 {
-    int64_t row = pl->count[pl->ir->groups[g]->tensor] / b->rows;
-    *first = lo * row;
-    *cells = (hi - lo) * row;
+    int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
+    size_t at = (size_t)(x * (pl->count[t] / b->rows)) * rt_elem_bytes(pl);
+    *cur = (char *)st->bufs[t] + at;
+    *delta = (char *)st->bufs[n + t] + at;
+    *full = (char *)b->bound.full[g - b->g0] + at;
 }
 
-/* Block i from the first sweep to its fixpoint (or max_iters, or a stop). */
+/* Points the thread's cur and delta slots of each group at its rooms, so that
+ * the kernels' rows lo .. hi - 1 land there (a kernel share touches only its
+ * rows: uintptr_t arithmetic, as for the packing scratch in dist_exec.c). */
+static void bind_rooms(const RtPlan *pl, const Blocks *b, BlockStats *st, int64_t lo)
+{
+    int n = pl->ir->n_tensors;
+    for (int g = b->g0; g < b->g1; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        uintptr_t before = (uintptr_t)(lo * (pl->count[t] / b->rows)) * rt_elem_bytes(pl);
+        st->bufs[t] = (float *)((uintptr_t)st->cur[g - b->g0] - before);
+        st->bufs[n + t] = (float *)((uintptr_t)st->delta[g - b->g0] - before);
+    }
+}
+
+/* The merge of block rows [lo, hi) after sweep j: rows no delta had facts in
+ * were not written (skipped); returns the new facts. */
+static int64_t merge_block(RtPlan *pl, const Blocks *b, BlockStats *st, int j, int64_t lo,
+                           int64_t hi)
+{
+    int64_t total = 0;
+    for (int g = b->g0; g < b->g1; g++)
+        st->has_news[pl->ir->groups[g]->tensor] = false;
+    for (int64_t x = lo; x < hi; x++) {
+        if (!st->live[x - lo])
+            continue;
+        int64_t row_news = 0;
+        for (int g = b->g0; g < b->g1; g++) {
+            int t = pl->ir->groups[g]->tensor;
+            int64_t cells = pl->count[t] / b->rows, news = 0;
+            char *cur, *delta, *full;
+            block_row(pl, b, st, g, x, &cur, &delta, &full);
+            if (st->ran_now[g - b->g0])
+                news = merge_cells(pl, cur, full, delta, cells);
+            else /* cur is still all zeros */
+                memset(delta, 0, (size_t)cells * rt_elem_bytes(pl));
+            st->news[j * st->n_groups + (g - b->g0)] += news;
+            st->has_news[t] |= news > 0;
+            row_news += news;
+        }
+        st->live[x - lo] = row_news > 0;
+        total += row_news;
+    }
+    return total;
+}
+
+/* Block i from the first sweep to its fixpoint (or max_iters, or a stop): its
+ * deltas start as its rows of the full relations, cur as zeros, and its rows
+ * of cur end as those of the full relation. */
 static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
 {
     int64_t lo = b->share[i] * b->chunk, hi = lo + b->chunk < b->rows ? lo + b->chunk : b->rows;
     size_t es = rt_elem_bytes(pl);
     if (lo >= hi)
         return;
-    for (int g = b->g0; g < b->g1; g++) { /* the delta: every fact; cur: zeros */
-        int64_t first, cells;
-        row_cells(pl, b, g, lo, hi, &first, &cells);
-        memcpy((char *)pl->modes->delta[g] + first * es,
-               (char *)b->bound.full[g - b->g0] + first * es, (size_t)cells * es);
-        memset((char *)pl->bufs[pl->ir->groups[g]->tensor] + first * es, 0, (size_t)cells * es);
-        st->has_news[pl->ir->groups[g]->tensor] = true;
+    bind_rooms(pl, b, st, lo);
+    for (int g = b->g0; g < b->g1; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        size_t bytes = (size_t)((hi - lo) * (pl->count[t] / b->rows)) * es;
+        char *cur, *delta, *full;
+        block_row(pl, b, st, g, lo, &cur, &delta, &full);
+        memcpy(delta, full, bytes);
+        memset(cur, 0, bytes);
+        st->has_news[t] = true;
     }
     memset(st->live, 1, (size_t)(hi - lo));
     int it = b->first;
@@ -743,47 +794,28 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
             st->is_failed = true;
             break;
         }
-        int64_t total = 0;
         for (int g = b->g0; g < b->g1; g++) {
             int k = j * st->n_groups + (g - b->g0);
             st->ran_now[g - b->g0] = group_has_news(pl, g, st->has_news);
             if (!st->ran_now[g - b->g0])
                 continue;
             double t0 = sup_clock_ms();
-            pl->modes->delta_fn[g](pl->bufs, b->share[i], b->nth, rt_no_barrier,
+            pl->modes->delta_fn[g](st->bufs, b->share[i], b->nth, rt_no_barrier,
                                    rt_stop_flag(pl));
             st->ms[k] += sup_clock_ms() - t0;
             st->ran[k] = 1;
         }
-        for (int g = b->g0; g < b->g1; g++)
-            st->has_news[pl->ir->groups[g]->tensor] = false;
-        for (int64_t x = lo; x < hi; x++) { /* a row no delta had facts in is not written */
-            if (!st->live[x - lo])
-                continue;
-            int64_t row_news = 0;
-            for (int g = b->g0; g < b->g1; g++) {
-                int64_t first, cells;
-                row_cells(pl, b, g, x, x + 1, &first, &cells);
-                int64_t news = merge_span(pl, g, b->bound.full[g - b->g0],
-                                          st->ran_now[g - b->g0], first, cells);
-                st->news[j * st->n_groups + (g - b->g0)] += news;
-                st->has_news[pl->ir->groups[g]->tensor] |= news > 0;
-                row_news += news;
-            }
-            st->live[x - lo] = row_news > 0;
-            total += row_news;
-        }
-        if (total == 0) {
+        if (merge_block(pl, b, st, j, lo, hi) == 0) {
             is_converged = true;
             it++;
             break;
         }
     }
     for (int g = b->g0; g < b->g1; g++) { /* cur becomes the full relation */
-        int64_t first, cells;
-        row_cells(pl, b, g, lo, hi, &first, &cells);
-        memcpy((char *)pl->bufs[pl->ir->groups[g]->tensor] + first * es,
-               (char *)b->bound.full[g - b->g0] + first * es, (size_t)cells * es);
+        int t = pl->ir->groups[g]->tensor;
+        size_t at = (size_t)(lo * (pl->count[t] / b->rows)) * es;
+        memcpy((char *)pl->bufs[t] + at, (char *)b->bound.full[g - b->g0] + at,
+               (size_t)((hi - lo) * (pl->count[t] / b->rows)) * es);
     }
     st->most = it > st->most ? it : st->most;
     st->is_converged &= is_converged;
@@ -791,7 +823,8 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
 
 /* The blocks of [g0, g1): this rank's shares when its sweeps stay in MPI row
  * blocks, else BLOCK_BYTES of rows each; false when a delta kernel cannot
- * share its rows so (then the sweeps go over the whole relations). */
+ * share its rows so (then the sweeps go over the whole relations). Out of
+ * memory for the list, true with b->share NULL. */
 static bool plan_blocks(RtPlan *pl, Blocks *b)
 {
     const IrProgram *p = pl->ir;
@@ -815,13 +848,45 @@ static bool plan_blocks(RtPlan *pl, Blocks *b)
     for (int64_t i = 0; b->share && i < b->n; i++)
         if (!rt_dist_delta_share(pl, b->g0, (int)i, &b->share[i], &b->nth))
             b->share[i] = i;
-    return b->share != NULL;
+    return true;
 }
 
-static void stats_free(BlockStats *st)
+static void stats_free(BlockStats *st, int n_groups)
 {
     free(st->news), free(st->ms), free(st->ran), free(st->ran_now), free(st->live);
     free(st->has_news);
+    for (int k = 0; k < n_groups && st->cur; k++)
+        io_free_aligned(st->cur[k]);
+    for (int k = 0; k < n_groups && st->delta; k++)
+        io_free_aligned(st->delta[k]);
+    free(st->cur), free(st->delta), free(st->bufs);
+}
+
+/* A team thread's state: its counters, its copy of the buffer table (taken
+ * with the deltas' slots bound: the sparse indexes in it) and per group the
+ * rooms for a block's rows of cur and of the delta. False when out of memory. */
+static bool stats_make(const RtPlan *pl, const Blocks *b, BlockStats *st)
+{
+    int n = pl->ir->n_tensors, ng = b->g1 - b->g0;
+    *st = (BlockStats){.n_groups = ng, .most = b->first, .is_converged = true};
+    st->has_news = calloc((size_t)n + 1, sizeof *st->has_news);
+    st->ran_now = calloc((size_t)ng, 1);
+    st->live = malloc((size_t)b->chunk);
+    st->bufs = malloc((2 * (size_t)n + 1) * sizeof *st->bufs);
+    st->cur = calloc((size_t)ng, sizeof *st->cur);
+    st->delta = calloc((size_t)ng, sizeof *st->delta);
+    if (!st->has_news || !st->ran_now || !st->live || !st->bufs || !st->cur || !st->delta)
+        return false;
+    memcpy(st->bufs, pl->bufs, (2 * (size_t)n + 1) * sizeof *st->bufs);
+    for (int g = b->g0; g < b->g1; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        size_t bytes = (size_t)(b->chunk * (pl->count[t] / b->rows)) * rt_elem_bytes(pl);
+        st->cur[g - b->g0] = io_alloc_aligned(bytes);
+        st->delta[g - b->g0] = io_alloc_aligned(bytes);
+        if (!st->cur[g - b->g0] || !st->delta[g - b->g0])
+            return false;
+    }
+    return true;
 }
 
 /* Adds the team's per-sweep counts to the trace, sweep after sweep. */
@@ -867,29 +932,17 @@ static void run_blocks(RtPlan *pl, const Blocks *b, BlockStats *st, int team)
 
 /* The sweeps of row-local [g0, g1) block by block, from sweep `first` on;
  * returns the sweeps done in total, or -1 when the blocks cannot be planned. */
-static int sweep_blocks(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, int first,
-                        int max_iters, int64_t rows, bool *is_converged)
+static int sweep_blocks(RtPlan *pl, Blocks *b, const SparseIndexes *sp, bool *is_converged)
 {
-    Blocks b = {.g0 = g0, .g1 = g1, .first = first, .max_iters = max_iters, .rows = rows};
-    if (!plan_blocks(pl, &b)) {
-        free(b.share);
-        return -1;
-    }
-    int team = team_of(pl, g0), n = pl->ir->n_tensors, ng = g1 - g0;
+    int g0 = b->g0, g1 = b->g1, first = b->first, team = team_of(pl, g0);
     BlockStats *st = calloc((size_t)team, sizeof *st);
-    bool ok = st != NULL;
-    for (int w = 0; ok && w < team; w++) {
-        st[w] = (BlockStats){.n_groups = ng, .most = first, .is_converged = true};
-        st[w].has_news = calloc((size_t)n + 1, sizeof *st[w].has_news);
-        st[w].ran_now = calloc((size_t)ng, 1);
-        st[w].live = malloc((size_t)b.chunk);
-        ok = st[w].has_news && st[w].ran_now && st[w].live;
-    }
-    ok = ok && bind_deltas(pl, g0, g1, sp, &b.bound);
-    if (ok) {
-        run_blocks(pl, &b, st, team);
-        unbind_deltas(pl, g0, g1, sp, &b.bound);
-    }
+    bool is_bound = st && bind_deltas(pl, g0, g1, sp, &b->bound), ok = is_bound;
+    for (int w = 0; ok && w < team; w++)
+        ok = stats_make(pl, b, &st[w]);
+    if (ok)
+        run_blocks(pl, b, st, team);
+    if (is_bound)
+        unbind_deltas(pl, g0, g1, sp, &b->bound);
     int most = first;
     bool all = ok;
     for (int w = 0; ok && w < team; w++) {
@@ -902,13 +955,12 @@ static int sweep_blocks(RtPlan *pl, int g0, int g1, const SparseIndexes *sp, int
     int64_t agreed = rt_dist_max(pl, stopped ? INT64_MAX : most);
     bool any_open = rt_dist_any(pl, !all);
     if (ok)
-        trace_blocks(pl, &b, st, team, most);
+        trace_blocks(pl, b, st, team, most);
     *is_converged = agreed != INT64_MAX && !any_open;
     most = agreed == INT64_MAX ? most : (int)agreed;
     for (int w = 0; st && w < team; w++)
-        stats_free(&st[w]);
+        stats_free(&st[w], g1 - g0);
     free(st);
-    free(b.share);
     return most;
 }
 
@@ -916,22 +968,21 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
                       bool *is_converged)
 {
     *is_converged = false;
+    Blocks b = {.g0 = g0, .g1 = g1, .first = first_sweep, .max_iters = max_iters,
+                .rows = row_local_rows(pl, g0, g1)};
+    /* the same on every MPI rank: the plan's shapes decide */
+    bool is_blocked = b.rows > 0 && plan_blocks(pl, &b);
     SparseIndexes sp = {0};
-    bool ok = sparse_indexes_make(pl, g0, g1, &sp);
-    for (int g = g0; g < g1 && ok; g++)
+    bool ok = (!is_blocked || b.share) && sparse_indexes_make(pl, g0, g1, &sp);
+    for (int g = g0; g < g1 && ok && !is_blocked; g++) /* blocks take rooms of their own */
         ok = delta_buffer(pl, g) != NULL;
     /* MPI: every rank has its buffers, or none goes on */
-    if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") !=
-        FUSE_OK) {
-        sparse_indexes_free(pl, &sp);
-        return first_sweep;
-    }
-    int64_t rows = row_local_rows(pl, g0, g1);
-    int it = rows > 0 ? sweep_blocks(pl, g0, g1, &sp, first_sweep, max_iters, rows,
-                                     is_converged)
-                      : -1;
-    if (it < 0)
-        it = sweep_whole(pl, g0, g1, &sp, first_sweep, max_iters, is_converged);
+    int it = first_sweep;
+    if (rt_dist_agree(pl, ok ? FUSE_OK : FUSE_E_NOMEM, "to allocate the semi-naive deltas") ==
+        FUSE_OK)
+        it = is_blocked ? sweep_blocks(pl, &b, &sp, is_converged)
+                        : sweep_whole(pl, g0, g1, &sp, first_sweep, max_iters, is_converged);
+    free(b.share);
     sparse_indexes_free(pl, &sp);
     return it;
 }
