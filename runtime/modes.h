@@ -151,6 +151,11 @@ void rt_semi_naive_base(RtPlan *pl, int g);
  * first (synchronous) sweep. Returns the number of sweeps done in total. */
 int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
                       bool *is_converged);
+/* The whole semi-naive fixpoint of a row-local component block by block, the
+ * base kernels' sweep included (seminaive.c): the sweeps done, or -1 when it
+ * cannot run so (nothing done: the caller runs the first sweep and
+ * rt_semi_naive_run). */
+int rt_semi_naive_blocks(RtPlan *pl, int g0, int g1, int max_iters, bool *is_converged);
 
 /* ---- montecarlo.c ---- */
 

@@ -110,6 +110,17 @@ static bool schedule_moves(const RtPlan *pl, int g0, int g1, int it)
     return false;
 }
 
+/* True when a group in [g0, g1) has a schedule, or a temperature tensor. */
+static bool has_schedule(const RtPlan *pl, int g0, int g1)
+{
+    const RtModes *m = pl->modes;
+    for (int g = g0; m && g < g1; g++)
+        if (rt_sched_find(m, pl->ir->tensors[pl->ir->groups[g]->tensor]->name) ||
+            (m->temp_tensor && m->temp_tensor[g] >= 0))
+            return true;
+    return false;
+}
+
 /* True when a group in [g0, g1) has a schedule that may change between sweeps:
  * in fixpoint mode its component then iterates even without recursion. */
 static bool has_varying_schedule(const RtPlan *pl, int g0, int g1)
@@ -295,6 +306,14 @@ static bool run_component(RtPlan *pl, RtTraceComp *c, bool iterate)
                    rt_semi_naive_applies(pl, g0, g1);
     is_semi = !rt_dist_any(pl, !is_semi); /* MPI ranks: semi-naive on all or none */
     pl->modes->n_diverged = 0;
+    int sweeps = is_semi && !has_schedule(pl, g0, g1) && !rt_dist_stop_agreed(pl)
+                     ? rt_semi_naive_blocks(pl, g0, g1, m->max_iters, &c->is_converged)
+                     : -1;
+    if (sweeps >= 0) { /* semi-naive from the base sweep on, block by block */
+        c->sweeps = sweeps;
+        c->is_semi_naive = sweeps > 1 || !c->is_converged;
+        return c->is_converged;
+    }
     for (int it = 0; it < m->max_iters && !rt_dist_stop_agreed(pl); it++) {
         bool changed = rt_dist_any(pl, sweep(pl, g0, g1, it, true, is_semi, m->tol));
         c->sweeps = it + 1;

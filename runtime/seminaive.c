@@ -768,7 +768,8 @@ static int64_t merge_block(RtPlan *pl, const Blocks *b, BlockStats *st, int j, i
 
 /* Block i from the first sweep to its fixpoint (or max_iters, or a stop): its
  * deltas start as its rows of the full relations, cur as zeros, and its rows
- * of cur end as those of the full relation. */
+ * of cur end as those of the full relation. From sweep 0 (the base kernels,
+ * whose results all count as new), the full relations start as zeros. */
 static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
 {
     int64_t lo = b->share[i] * b->chunk, hi = lo + b->chunk < b->rows ? lo + b->chunk : b->rows;
@@ -781,7 +782,10 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
         size_t bytes = (size_t)((hi - lo) * (pl->count[t] / b->rows)) * es;
         char *cur, *delta, *full;
         block_row(pl, b, st, g, lo, &cur, &delta, &full);
-        memcpy(delta, full, bytes);
+        if (b->first == 0)
+            memset(full, 0, bytes);
+        else
+            memcpy(delta, full, bytes);
         memset(cur, 0, bytes);
         st->has_news[t] = true;
     }
@@ -796,12 +800,12 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
         }
         for (int g = b->g0; g < b->g1; g++) {
             int k = j * st->n_groups + (g - b->g0);
-            st->ran_now[g - b->g0] = group_has_news(pl, g, st->has_news);
+            st->ran_now[g - b->g0] = it == 0 || group_has_news(pl, g, st->has_news);
             if (!st->ran_now[g - b->g0])
                 continue;
             double t0 = sup_clock_ms();
-            pl->modes->delta_fn[g](st->bufs, b->share[i], b->nth, rt_no_barrier,
-                                   rt_stop_flag(pl));
+            RtKernel kernel = (it == 0 ? pl->modes->base_fn : pl->modes->delta_fn)[g];
+            kernel(st->bufs, b->share[i], b->nth, rt_no_barrier, rt_stop_flag(pl));
             st->ms[k] += sup_clock_ms() - t0;
             st->ran[k] = 1;
         }
@@ -964,14 +968,22 @@ static int sweep_blocks(RtPlan *pl, Blocks *b, const SparseIndexes *sp, bool *is
     return most;
 }
 
-int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
-                      bool *is_converged)
+/* rt_semi_naive_run, or with only_blocks, the same from sweep 0 block by
+ * block (-1 when the component cannot run so: nothing done). */
+static int semi_naive(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
+                      bool only_blocks, bool *is_converged)
 {
     *is_converged = false;
     Blocks b = {.g0 = g0, .g1 = g1, .first = first_sweep, .max_iters = max_iters,
                 .rows = row_local_rows(pl, g0, g1)};
     /* the same on every MPI rank: the plan's shapes decide */
     bool is_blocked = b.rows > 0 && plan_blocks(pl, &b);
+    if (only_blocks && !is_blocked) {
+        free(b.share);
+        return -1;
+    }
+    if (only_blocks && pl->dist)
+        rt_dist_gather_all(pl); /* the base kernels read any operand whole */
     SparseIndexes sp = {0};
     bool ok = (!is_blocked || b.share) && sparse_indexes_make(pl, g0, g1, &sp);
     for (int g = g0; g < g1 && ok && !is_blocked; g++) /* blocks take rooms of their own */
@@ -982,7 +994,20 @@ int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         FUSE_OK)
         it = is_blocked ? sweep_blocks(pl, &b, &sp, is_converged)
                         : sweep_whole(pl, g0, g1, &sp, first_sweep, max_iters, is_converged);
+    for (int g = g0; g < g1 && only_blocks; g++)
+        rt_dist_base_done(pl, g); /* MPI: its blocks of rows from here on */
     free(b.share);
     sparse_indexes_free(pl, &sp);
     return it;
+}
+
+int rt_semi_naive_run(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters,
+                      bool *is_converged)
+{
+    return semi_naive(pl, g0, g1, first_sweep, max_iters, false, is_converged);
+}
+
+int rt_semi_naive_blocks(RtPlan *pl, int g0, int g1, int max_iters, bool *is_converged)
+{
+    return max_iters < 1 ? -1 : semi_naive(pl, g0, g1, 0, max_iters, true, is_converged);
 }
