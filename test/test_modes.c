@@ -261,6 +261,80 @@ START_TEST(test_big_closure_threads)
 }
 END_TEST
 
+/* A right-linear closure runs block by block (seminaive.c), each block of rows
+ * to its own fixpoint on a team of 1 to 3 threads: against the shortest path
+ * lengths of a BFS from each node, with D the longest, it must find exactly
+ * the pairs at distance 1 .. max_iters, take min(max_iters, D + 1) sweeps,
+ * converge only with D + 1 sweeps or more, and count at sweep i the pairs at
+ * distance i + 1. 260 nodes (67,600 cells: a thread team from 2^16), 1,040-byte
+ * rows: blocks of 126 rows, three. */
+START_TEST(test_closure_blocks_match_bfs)
+{
+    enum { N = 260 };
+    float *e = calloc((size_t)N * N, sizeof *e);
+    int *dist = malloc((size_t)N * N * sizeof *dist), *queue = malloc(N * sizeof *queue);
+    ck_assert(e && dist && queue);
+    unsigned seed = 23;
+    for (int i = 0; i < N; i++) { /* a long chain with shortcuts: D in the tens */
+        e[i * N + (i + 1) % N] = (float)(i % 90 != 89);
+        if (rand_r(&seed) % 8 == 0)
+            e[i * N + (int)(rand_r(&seed) % N)] = 1.0f;
+    }
+    int longest = 0;
+    for (int x = 0; x < N; x++) { /* dist[x][z]: edges on a shortest path, 0: none */
+        int *d = dist + (size_t)x * N, head = 0, tail = 0;
+        memset(d, 0, N * sizeof *d);
+        for (int z = 0; z < N; z++)
+            if (e[x * N + z] != 0)
+                d[z] = 1, queue[tail++] = z;
+        while (head < tail) {
+            int y = queue[head++];
+            for (int z = 0; z < N; z++)
+                if (e[y * N + z] != 0 && d[z] == 0)
+                    d[z] = d[y] + 1, queue[tail++] = z;
+        }
+        for (int z = 0; z < N; z++)
+            longest = d[z] > longest ? d[z] : longest;
+    }
+    ck_assert_int_gt(longest, 10);
+    fuse_input in = matrix_input("Edge", e, N);
+    const int iters[] = {1, longest, longest + 1, 1000}, teams[] = {3, 1, 3, 1};
+    float *want = malloc((size_t)N * N * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    for (int k = 0; k < 4; k++) { /* cut short, and whole; on 3 and on 1 thread */
+        fuse_config cfg = config(FUSE_MODE_FIXPOINT, FUSE_STRATEGY_SEMI_NAIVE);
+        cfg.max_iters = iters[k];
+        cfg.threads = teams[k];
+        Run r;
+        run_text(&r, TC, &cfg, &in, 1);
+        bool converges = iters[k] >= longest + 1;
+        ck_assert_int_eq(r.st, converges ? FUSE_OK : FUSE_E_NOT_CONVERGED);
+        for (int i = 0; i < N * N; i++)
+            want[i] = dist[i] >= 1 && dist[i] <= iters[k] ? 1.0f : 0.0f;
+        assert_floats_eq(output(&r, "Path", (int64_t)N * N), want, (int64_t)N * N);
+        json_t *root = trace_json(r.run);
+        json_t *c = recursive_comp(root);
+        ck_assert_str_eq(json_string_value(json_object_get(c, "strategy")), "semi_naive");
+        ck_assert(json_is_boolean(json_object_get(c, "converged")) &&
+                  json_is_true(json_object_get(c, "converged")) == converges);
+        int sweeps = iters[k] < longest + 1 ? iters[k] : longest + 1;
+        ck_assert_int_eq(json_integer_value(json_object_get(c, "sweeps")), sweeps);
+        json_t *es[1024];
+        int n = entries_of(root, "Path", es, 1024);
+        ck_assert_int_eq(n, sweeps);
+        for (int i = 0; i < n; i++) {
+            int64_t at = 0;
+            for (int j = 0; j < N * N; j++)
+                at += dist[j] == i + 1;
+            ck_assert_int_eq(json_integer_value(json_object_get(es[i], "changed")), at);
+        }
+        json_decref(root);
+        run_free(&r);
+    }
+    free(want), free(queue), free(dist), free(e);
+}
+END_TEST
+
 /* Whether some recursive join of run r's program reads its other operand
  * through an index of non-zeros (white box: lower.h). */
 static bool has_sparse_join(const Run *r)
@@ -1474,11 +1548,13 @@ static Suite *modes_suite(void)
 {
     Suite *s = suite_create("modes");
     TCase *tc = tcase_create("fixpoint");
+    tcase_set_timeout(tc, 60); /* closures of a few hundred nodes, under ASan too */
     tcase_add_checked_fixture(tc, ctx_setup, ctx_teardown);
     tcase_add_test(tc, test_closure_chain);
     tcase_add_loop_test(tc, test_big_closure_threads, 0, 2);
     tcase_add_test(tc, test_closure_cycle);
     tcase_add_test(tc, test_sparse_delta_joins);
+    tcase_add_test(tc, test_closure_blocks_match_bfs);
     tcase_add_test(tc, test_delta_kernels_cached);
     tcase_add_test(tc, test_semi_naive_half_operand);
     tcase_add_test(tc, test_fixpoint_trace_sweeps);
