@@ -441,8 +441,8 @@ static int64_t *sparse_index(const RtPlan *pl, int t, int f)
     if (!cells)
         return NULL;
     int64_t rows = count / dim;
-    int64_t *ix = calloc((size_t)(rows + 1 + nnz), sizeof *ix), *cols = ix + rows + 1;
-    int64_t *next = malloc((size_t)rows * sizeof *next);
+    int64_t *ix = calloc((size_t)(rows + 1 + nnz), sizeof *ix);
+    int64_t *next = malloc((size_t)rows * sizeof *next), *cols = ix ? ix + rows + 1 : NULL;
     for (int64_t k = 0; ix && next && k < nnz; k++) {
         int64_t i = cells[k], at = i / inner;
         ix[at / dim * inner + i % inner + 1]++;
@@ -672,10 +672,10 @@ typedef struct BlockStats {
     uint8_t *ran;
     uint8_t *ran_now; /* per group, in this block's current sweep */
     uint8_t *live;    /* per row of a block: some delta has facts in it */
-    float **bufs;     /* the thread's buffer table: cur and delta slots bound to */
-    char **cur, **delta; /* per group, a block's rows of cur and delta */
+    float **bufs;     /* the thread's buffer table, its cur and delta slots on its rooms */
+    char **cur, **delta; /* per group, the rooms of a block's rows of cur and delta */
     bool *has_news;   /* per tensor, this block's */
-    int most;       /* the most sweeps a block took (sweep index after its last) */
+    int most;         /* the most sweeps a block took (sweep index after its last) */
     bool is_converged, is_failed;
 } BlockStats;
 
@@ -716,8 +716,8 @@ static void block_row(const RtPlan *pl, const Blocks *b, const BlockStats *st, i
 {
     int n = pl->ir->n_tensors, t = pl->ir->groups[g]->tensor;
     size_t at = (size_t)(x * (pl->count[t] / b->rows)) * rt_elem_bytes(pl);
-    *cur = (char *)st->bufs[t] + at;
-    *delta = (char *)st->bufs[n + t] + at;
+    *cur = (char *)((uintptr_t)st->bufs[t] + at); /* the slots point before the rooms */
+    *delta = (char *)((uintptr_t)st->bufs[n + t] + at);
     *full = (char *)b->bound.full[g - b->g0] + at;
 }
 
