@@ -1,7 +1,8 @@
 /*
  * seminaive.c: the semi-naive fixpoint strategy for boolean components (SPEC
  * §6.2). The first sweep runs base kernels (only the joins without a recursive
- * operand, which would read nothing yet; schedule.c); then each sweep joins only
+ * operand, which would read nothing yet: schedule.c over whole relations, or
+ * here block by block, see "row-local components"); then each sweep joins only
  * against the facts that are new since the previous one: the delta kernels
  * (lower/emit_delta.c) run with the previous-sweep slots (bufs[n_tensors + t])
  * bound to delta relations instead of the full ones, their results minus the
