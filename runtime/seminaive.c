@@ -710,8 +710,9 @@ static bool stats_room(BlockStats *st, int j)
     return true;
 }
 
-/* Row x of group g's cur, delta (in the thread's block rooms) and full
- * relation. */
+/* Row x of group g's cur and delta (in the thread's block rooms) and of the
+ * full relation (the tensor's own buffer: in block mode its previous-sweep
+ * buffer is never read). */
 static void block_row(const RtPlan *pl, const Blocks *b, const BlockStats *st, int g, int64_t x,
                       char **cur, char **delta, char **full)
 {
@@ -719,7 +720,7 @@ static void block_row(const RtPlan *pl, const Blocks *b, const BlockStats *st, i
     size_t at = (size_t)(x * (pl->count[t] / b->rows)) * rt_elem_bytes(pl);
     *cur = (char *)((uintptr_t)st->bufs[t] + at); /* the slots point before the rooms */
     *delta = (char *)((uintptr_t)st->bufs[n + t] + at);
-    *full = (char *)b->bound.full[g - b->g0] + at;
+    *full = (char *)pl->bufs[t] + at;
 }
 
 /* Points the thread's cur and delta slots of each group at its rooms, so that
@@ -768,9 +769,12 @@ static int64_t merge_block(RtPlan *pl, const Blocks *b, BlockStats *st, int j, i
 }
 
 /* Block i from the first sweep to its fixpoint (or max_iters, or a stop): its
- * deltas start as its rows of the full relations, cur as zeros, and its rows
- * of cur end as those of the full relation. From sweep 0 (the base kernels,
- * whose results all count as new), the full relations start as zeros. */
+ * deltas start as its rows of the full relations, cur as zeros. The full
+ * relations are the tensors' buffers, which hold the base sweep's result when
+ * it ran before (first 1: schedule.c); from sweep 0 (the base kernels, whose
+ * results all count as new) they start as zeros. The previous-sweep buffers
+ * are not touched: nothing reads them after the component (a relation-sized
+ * buffer of page faults and a copy fewer). */
 static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
 {
     int64_t lo = b->share[i] * b->chunk, hi = lo + b->chunk < b->rows ? lo + b->chunk : b->rows;
@@ -815,12 +819,6 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
             it++;
             break;
         }
-    }
-    for (int g = b->g0; g < b->g1; g++) { /* cur becomes the full relation */
-        int t = pl->ir->groups[g]->tensor;
-        size_t at = (size_t)(lo * (pl->count[t] / b->rows)) * es;
-        memcpy((char *)pl->bufs[t] + at, (char *)b->bound.full[g - b->g0] + at,
-               (size_t)((hi - lo) * (pl->count[t] / b->rows)) * es);
     }
     st->most = it > st->most ? it : st->most;
     st->is_converged &= is_converged;
