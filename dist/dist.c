@@ -2,9 +2,11 @@
  * dist.c: the MPI calls of a distributed run, behind small functions that compile
  * to stubs without MPI (FUSE_HAVE_MPI unset). Only MPI_COMM_WORLD is used: one
  * distributed run per process at a time, every rank running the same program.
- * Collectives are called from the thread that runs the plan (MPI_THREAD_FUNNELED
- * is enough: the kernels' OpenMP teams never call MPI). Open MPI is loaded with
- * dlopen on first use (below).
+ * Collectives are called from the thread that runs the plan; the one call made
+ * from the kernels' OpenMP teams, a claim of the next block
+ * (dist_counter_next), is serialised by its caller, which MPI_THREAD_SERIALIZED
+ * allows (a host that initialised MPI with less gets dist_any_thread false).
+ * Open MPI is loaded with dlopen on first use (below).
  */
 #include <limits.h>
 #include <stdatomic.h>
@@ -23,6 +25,7 @@
 
 static int world_rank = 0;
 static int world_size = 1;
+static bool is_any_thread; /* MPI_THREAD_SERIALIZED or more */
 static _Atomic uint64_t bytes_reduced;
 static _Atomic uint64_t bytes_gathered;
 static _Atomic uint64_t n_calls;
@@ -37,6 +40,7 @@ bool dist_is_built(void)
 }
 
 int dist_rank(void) { return world_rank; }
+bool dist_any_thread(void) { return is_any_thread; }
 int dist_size(void) { return world_size; }
 uint64_t dist_bytes_reduced(void) { return atomic_load(&bytes_reduced); }
 uint64_t dist_bytes_gathered(void) { return atomic_load(&bytes_gathered); }
@@ -73,11 +77,24 @@ typedef struct MpiApi {
     int (*Gatherv)(const void *, int, MPI_Datatype, void *, const int *, const int *,
                    MPI_Datatype, int, MPI_Comm);
     int (*Type_contiguous)(int, MPI_Datatype, MPI_Datatype *);
+    int (*Type_indexed)(int, const int *, const int *, MPI_Datatype, MPI_Datatype *);
     int (*Type_commit)(MPI_Datatype *);
     int (*Type_free)(MPI_Datatype *);
+    int (*Query_thread)(int *);
+    int (*Barrier)(MPI_Comm);
+    int (*Bcast)(void *, int, MPI_Datatype, int, MPI_Comm);
+    int (*Send)(const void *, int, MPI_Datatype, int, int, MPI_Comm);
+    int (*Recv)(void *, int, MPI_Datatype, int, int, MPI_Comm, MPI_Status *);
+    int (*Win_allocate)(MPI_Aint, int, MPI_Info, MPI_Comm, void *, MPI_Win *);
+    int (*Win_lock_all)(int, MPI_Win);
+    int (*Win_unlock_all)(MPI_Win);
+    int (*Win_flush)(int, MPI_Win);
+    int (*Win_free)(MPI_Win *);
+    int (*Fetch_and_op)(const void *, void *, MPI_Datatype, int, MPI_Aint, MPI_Op, MPI_Win);
     MPI_Comm world;
+    MPI_Info info_null;
     MPI_Datatype t_int, t_int64, t_uint8, t_uint64, t_float, t_double;
-    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor, op_sum;
+    MPI_Op op_land, op_lor, op_max, op_bxor, op_bor, op_sum, op_replace;
     const char *error; /* why loading failed, or NULL */
 } MpiApi;
 
@@ -105,9 +122,22 @@ static void mpi_load(void)
     MPI_SYM(Allgatherv, "MPI_Allgatherv");
     MPI_SYM(Gatherv, "MPI_Gatherv");
     MPI_SYM(Type_contiguous, "MPI_Type_contiguous");
+    MPI_SYM(Type_indexed, "MPI_Type_indexed");
     MPI_SYM(Type_commit, "MPI_Type_commit");
     MPI_SYM(Type_free, "MPI_Type_free");
+    MPI_SYM(Query_thread, "MPI_Query_thread");
+    MPI_SYM(Barrier, "MPI_Barrier");
+    MPI_SYM(Bcast, "MPI_Bcast");
+    MPI_SYM(Send, "MPI_Send");
+    MPI_SYM(Recv, "MPI_Recv");
+    MPI_SYM(Win_allocate, "MPI_Win_allocate");
+    MPI_SYM(Win_lock_all, "MPI_Win_lock_all");
+    MPI_SYM(Win_unlock_all, "MPI_Win_unlock_all");
+    MPI_SYM(Win_flush, "MPI_Win_flush");
+    MPI_SYM(Win_free, "MPI_Win_free");
+    MPI_SYM(Fetch_and_op, "MPI_Fetch_and_op");
     MPI_SYM(world, "ompi_mpi_comm_world");
+    MPI_SYM(info_null, "ompi_mpi_info_null");
     MPI_SYM(t_int, "ompi_mpi_int");
     MPI_SYM(t_int64, "ompi_mpi_int64_t");
     MPI_SYM(t_uint8, "ompi_mpi_uint8_t");
@@ -120,6 +150,7 @@ static void mpi_load(void)
     MPI_SYM(op_bxor, "ompi_mpi_op_bxor");
     MPI_SYM(op_bor, "ompi_mpi_op_bor");
     MPI_SYM(op_sum, "ompi_mpi_op_sum");
+    MPI_SYM(op_replace, "ompi_mpi_op_replace");
     if (!ok)
         mpi.error = "cannot find Open MPI's functions in " FUSE_MPI_SONAME;
     /* lib stays loaded for the life of the process */
@@ -149,14 +180,17 @@ fuse_status dist_init(int *rank, int *size, char **err)
         *err = strdup("MPI was already finalised: a distributed run needs it running");
         return FUSE_E_UNSUPPORTED;
     }
+    int provided = MPI_THREAD_SINGLE;
     if (!is_up) {
-        int provided = 0;
-        if (mpi.Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        if (mpi.Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
             *err = strdup("MPI_Init_thread failed");
             return FUSE_E_UNSUPPORTED;
         }
         atexit(finalize_at_exit);
+    } else {
+        mpi.Query_thread(&provided);
     }
+    is_any_thread = provided >= MPI_THREAD_SERIALIZED;
     mpi.Comm_rank(mpi.world, &world_rank);
     mpi.Comm_size(mpi.world, &world_size);
     *rank = world_rank;
@@ -315,6 +349,132 @@ bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t ra
     return gather_rows(buf, rows, row_bytes, rank_rows, true);
 }
 
+/* Rank r's blocks as one datatype of `row` elements: the runs of rows it
+ * holds, adjacent blocks merged (lens and displs have room for one run a
+ * block). *n_rows is the rows it holds; no type when it holds none. */
+static bool blocks_type(int r, const DistBlocks *b, MPI_Datatype row, int *lens, int *displs,
+                        MPI_Datatype *type, int64_t *n_rows)
+{
+    int n = 0;
+    int64_t held = 0, n_blocks = (b->rows + b->block_rows - 1) / b->block_rows;
+    for (int64_t k = 0; k < n_blocks; k++) {
+        if (b->owner[k] != r)
+            continue;
+        int64_t lo = k * b->block_rows, hi = lo + b->block_rows;
+        hi = hi < b->rows ? hi : b->rows;
+        if (n > 0 && displs[n - 1] + lens[n - 1] == lo)
+            lens[n - 1] += (int)(hi - lo);
+        else {
+            displs[n] = (int)lo;
+            lens[n++] = (int)(hi - lo);
+        }
+        held += hi - lo;
+    }
+    *n_rows = held;
+    if (n == 0)
+        return true;
+    if (mpi.Type_indexed(n, lens, displs, row, type) != MPI_SUCCESS)
+        return false;
+    if (mpi.Type_commit(type) != MPI_SUCCESS) {
+        mpi.Type_free(type);
+        return false;
+    }
+    return true;
+}
+
+bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
+                        bool is_root_only)
+{
+    if (b->rows > INT_MAX || b->row_bytes > INT_MAX || b->row_bytes == 0 || b->block_rows < 1)
+        return false;
+    MPI_Datatype row;
+    if (mpi.Type_contiguous((int)b->row_bytes, mpi.t_uint8, &row) != MPI_SUCCESS)
+        return false;
+    bool ok = mpi.Type_commit(&row) == MPI_SUCCESS;
+    uint64_t got = 0;
+    /* every rank's blocks in turn: broadcast by their holder, or sent to rank 0 */
+    for (int r = is_root_only ? 1 : 0; ok && r < world_size; r++) {
+        bool is_mine = r == world_rank;
+        if (is_root_only && !is_mine && world_rank != 0)
+            continue;
+        MPI_Datatype type;
+        int64_t n_rows = 0;
+        ok = blocks_type(r, b, row, lens, displs, &type, &n_rows);
+        if (!ok || n_rows == 0)
+            continue;
+        if (!is_root_only)
+            ok = mpi.Bcast(buf, 1, type, r, mpi.world) == MPI_SUCCESS;
+        else if (is_mine)
+            ok = mpi.Send(buf, 1, type, 0, 0, mpi.world) == MPI_SUCCESS;
+        else
+            ok = mpi.Recv(buf, 1, type, r, 0, mpi.world, MPI_STATUS_IGNORE) == MPI_SUCCESS;
+        if (!is_mine)
+            got += (uint64_t)n_rows * b->row_bytes;
+        mpi.Type_free(&type);
+    }
+    mpi.Type_free(&row);
+    atomic_fetch_add(&bytes_gathered, got);
+    atomic_fetch_add(&n_calls, 1);
+    return ok;
+}
+
+/* ---- a counter the ranks draw from ---- */
+
+struct DistCounter {
+    MPI_Win win; /* one int64_t, on rank 0 */
+};
+
+DistCounter *dist_counter_new(void)
+{
+    DistCounter *c = calloc(1, sizeof *c);
+    if (!dist_agree_ok(c != NULL)) { /* Win_allocate is collective */
+        free(c);
+        return NULL;
+    }
+    int64_t *base = NULL;
+    MPI_Aint bytes = world_rank == 0 ? (MPI_Aint)sizeof *base : 0;
+    bool ok = mpi.Win_allocate(bytes, (int)sizeof *base, mpi.info_null, mpi.world, &base,
+                               &c->win) == MPI_SUCCESS;
+    if (!dist_agree_ok(ok)) {
+        if (ok)
+            mpi.Win_free(&c->win);
+        free(c);
+        return NULL;
+    }
+    /* one passive epoch for the counter's life: a draw needs nothing from
+     * rank 0, which may be computing */
+    mpi.Win_lock_all(MPI_MODE_NOCHECK, c->win);
+    dist_counter_reset(c);
+    return c;
+}
+
+void dist_counter_reset(DistCounter *c)
+{
+    if (world_rank == 0) {
+        int64_t zero = 0, old = 0;
+        mpi.Fetch_and_op(&zero, &old, mpi.t_int64, 0, 0, mpi.op_replace, c->win);
+        mpi.Win_flush(0, c->win);
+    }
+    mpi.Barrier(mpi.world); /* no draw before the zero is in place */
+}
+
+int64_t dist_counter_next(DistCounter *c)
+{
+    int64_t one = 1, got = 0;
+    mpi.Fetch_and_op(&one, &got, mpi.t_int64, 0, 0, mpi.op_sum, c->win);
+    mpi.Win_flush(0, c->win);
+    return got;
+}
+
+void dist_counter_free(DistCounter *c)
+{
+    if (!c)
+        return;
+    mpi.Win_unlock_all(c->win);
+    mpi.Win_free(&c->win);
+    free(c);
+}
+
 /* Whether the element of `size` bytes at p is non-zero (as a float of that
  * width: every bit but the sign; NaN is non-zero, -0.0 is zero). */
 static inline bool is_nonzero(const unsigned char *p, size_t size)
@@ -423,6 +583,18 @@ bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t ra
 {
     return dist_gather_rows(buf, rows, row_bytes, rank_rows);
 }
+
+bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
+                        bool is_root_only)
+{
+    (void)buf, (void)b, (void)lens, (void)displs, (void)is_root_only;
+    return true; /* one rank holds every block */
+}
+
+DistCounter *dist_counter_new(void) { return NULL; }
+void dist_counter_reset(DistCounter *c) { (void)c; }
+int64_t dist_counter_next(DistCounter *c) { (void)c; return 0; }
+void dist_counter_free(DistCounter *c) { (void)c; }
 
 void dist_merge_or(void *cur, int64_t n, size_t size, const void *one, uint64_t *words)
 {

@@ -5,8 +5,8 @@
  *   dist.c       thin wrappers over the MPI calls the runtime needs (initialise if
  *                the host has not, rank and size, the all-reduces that merge a
  *                split kernel's output and agree on flags, counts and statuses,
- *                the all-gather of row blocks), plus the byte counters behind
- *                `--time` and `explain`;
+ *                the gathers of row blocks, a counter the ranks draw work
+ *                from), plus the byte counters behind `--time` and `explain`;
  *   dist_plan.c  the planner: a pure function deciding, per equation group, where
  *                it runs (every rank alike, or split across the ranks) and what it
  *                moves.
@@ -21,8 +21,10 @@
  * to be read as it is by a group reading it row for row on the same blocks, or
  * gathered (dist_gather_rows) for any other reader; otherwise an all-reduce makes
  * it whole again (dist_merge_changes: bitwise, so the result equals the
- * single-process bits). The runtime (runtime/dist_exec.c) tracks which tensors
- * are in blocks.
+ * single-process bits). A semi-naive relation may instead be in blocks any
+ * rank holds (DistBlocks: dealt in turn, or claimed from a DistCounter as the
+ * ranks got through them), gathered by dist_gather_blocks. The runtime
+ * (runtime/dist_exec.c) tracks which tensors are in blocks.
  *
  * Built without MPI (FUSE_MPI off or not found) the same header compiles to stubs:
  * dist_is_built() is false, dist_init fails with a clear message, the size is 1.
@@ -95,6 +97,37 @@ void dist_row_range(int64_t rows, int64_t rank_rows, int rank, int64_t *lo, int6
 bool dist_gather_rows(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows);
 /* dist_gather_rows to rank 0 only: the others send their rows and keep them. */
 bool dist_gather_rows_root(void *buf, int64_t rows, size_t row_bytes, int64_t rank_rows);
+
+/* Row blocks held by any rank: `rows` rows of `row_bytes` bytes in blocks of
+ * `block_rows` (the last one cut to `rows`), block k held by rank owner[k]
+ * (dealt in turn, or claimed as the ranks went: dist_counter_next). */
+typedef struct DistBlocks {
+    int64_t rows, block_rows;
+    size_t row_bytes;
+    const int *owner;
+} DistBlocks;
+
+/* Makes such a tensor whole on every rank (each rank's blocks broadcast in
+ * turn) or on rank 0 only (the others send theirs there and keep them): one
+ * message per rank, its blocks described by a datatype. lens and displs are
+ * scratch of one int per block. False as dist_gather_rows (sizes). */
+bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
+                        bool is_root_only);
+
+/* Whether any thread may call MPI, one at a time (MPI_THREAD_SERIALIZED): a
+ * team's threads may then draw from a counter, serialised by the caller. */
+bool dist_any_thread(void);
+
+/* A counter on rank 0 that every rank draws numbers from, 0, 1, 2, ... in the
+ * order the draws arrive (MPI one-sided atomics: rank 0 need not be listening),
+ * so that ranks share out work as they get through it. _new, _reset and _free
+ * are collective; _new gives NULL on every rank when some rank could not make
+ * it. dist_counter_next is not thread-safe (dist_any_thread). */
+typedef struct DistCounter DistCounter;
+DistCounter *dist_counter_new(void);
+void dist_counter_reset(DistCounter *c);
+int64_t dist_counter_next(DistCounter *c);
+void dist_counter_free(DistCounter *c);
 
 /* Bytes this process handed to MPI all-reduces since dist_init (each rank's
  * buffer, counted once per call), the bytes it received from all-gathers (the

@@ -31,14 +31,17 @@
  * the same threshold splits it across ranks. */
 #define DIST_DELTA_MIN_CELLS ((int64_t)1 << 16)
 
-/* A component whose semi-naive sweeps stay in row blocks deals its rows out in
+/* A component whose semi-naive sweeps stay in row blocks and go over the
+ * whole relations each sweep (seminaive.c) deals its rows out in
  * DIST_DELTA_ROUNDS rounds of one block per rank (cyclically): the new facts
  * of a closure gather in some rows, and small blocks dealt in turn even out
- * the ranks' work where one block each would leave one rank waiting. */
+ * the ranks' work where one block each would leave one rank waiting. One
+ * that runs block by block has its blocks claimed by the ranks as they go
+ * (rt_dist_claim). */
 #define DIST_DELTA_ROUNDS 64
 
 struct RtDist {
-    int rank, size;
+    int rank, size, n_tensors;
     DistGroupPlan *groups;  /* per equation group */
     size_t *stride;         /* per equation group: its kernel's scratch bytes per thread */
     void *before;           /* a split output as it was before its kernel ran */
@@ -50,10 +53,16 @@ struct RtDist {
     int team;               /* threads per rank of the split kernels */
     /* row blocks (DIST_ROWS): per tensor, 0 when every rank holds it whole,
      * else rank r holds only rows [r * rank_rows[t], ...) (dist_row_range), or
-     * with rounds[t] > 1 (a semi-naive relation, DIST_DELTA_ROUNDS) the blocks
-     * b of rank_rows[t] rows with b % size == r */
+     * when dealt[t] (a semi-naive relation) the blocks k of rank_rows[t] rows
+     * with owner[t][k] == r (dealt in turn, or claimed) */
     int64_t *rank_rows;
-    int *rounds;
+    bool *dealt;
+    int **owner;            /* per tensor that a semi-naive component may deal
+                               out: room for one int per row (a block has one) */
+    int *lens, *displs;     /* scratch of dist_gather_blocks: the most rows of those */
+    DistCounter *counter;   /* the ranks' draws of blocks while a component runs
+                               block by block (NULL: dealt in turn, claims) */
+    int64_t claims;         /* this rank's draws without a counter */
     int64_t *group_rows;    /* per group: its DIST_ROWS output's rank_rows */
     int64_t *delta_rows;    /* per group: the rows of one block of its semi-naive
                                delta when its component's sweeps stay in row
@@ -253,6 +262,28 @@ static void plan_groups(RtPlan *pl, RtDist *d)
         d->src_rows[t] = source_blocks(pl, d, t);
 }
 
+/* Room for the owners of the blocks of every relation a semi-naive component
+ * may deal out (one int a row: a block has at least one), and the gathers'
+ * scratch; false on OOM. */
+static bool owner_maps_new(const RtPlan *pl, RtDist *d)
+{
+    int64_t most = 0;
+    for (int g = 0; g < pl->ir->n_groups; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        int64_t rows = pl->ir->tensors[t]->shape[0];
+        if (!d->delta_rows[g] || d->owner[t])
+            continue;
+        if (!(d->owner[t] = malloc((size_t)rows * sizeof **d->owner)))
+            return false;
+        most = rows > most ? rows : most;
+    }
+    if (!most)
+        return true;
+    d->lens = malloc((size_t)most * sizeof *d->lens);
+    d->displs = malloc((size_t)most * sizeof *d->displs);
+    return d->lens && d->displs;
+}
+
 /* The placements and buffers of this rank; false on OOM. */
 static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDist **out)
 {
@@ -263,24 +294,27 @@ static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDis
     *out = d;
     d->rank = rank;
     d->size = size;
+    d->n_tensors = p->n_tensors;
     d->is_root_results = is_root_results;
     d->summed = -1;
     d->team = rt_parallel_threads(pl->threads);
     d->groups = calloc((size_t)p->n_groups + 1, sizeof *d->groups);
     d->stride = calloc((size_t)p->n_groups + 1, sizeof *d->stride);
     d->rank_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->rank_rows);
-    d->rounds = calloc((size_t)p->n_tensors + 1, sizeof *d->rounds);
+    d->dealt = calloc((size_t)p->n_tensors + 1, sizeof *d->dealt);
+    d->owner = calloc((size_t)p->n_tensors + 1, sizeof *d->owner);
     d->group_rows = calloc((size_t)p->n_groups + 1, sizeof *d->group_rows);
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
     d->flags = calloc((size_t)p->n_tensors + 2, sizeof *d->flags);
     d->on_root = calloc((size_t)p->n_tensors + 1, sizeof *d->on_root);
-    if (!d->groups || !d->stride || !d->rank_rows || !d->rounds || !d->group_rows ||
-        !d->delta_rows ||
-        !d->src_rows || !d->src_read || !d->flags || !d->on_root)
+    if (!d->groups || !d->stride || !d->rank_rows || !d->dealt || !d->owner || !d->group_rows ||
+        !d->delta_rows || !d->src_rows || !d->src_read || !d->flags || !d->on_root)
         return false;
     plan_groups(pl, d);
+    if (!owner_maps_new(pl, d))
+        return false;
     if (d->before_bytes) {
         d->before = io_alloc_aligned(d->before_bytes);
         if (!d->before)
@@ -306,7 +340,12 @@ void rt_dist_free(RtDist *d)
     free(d->groups);
     free(d->stride);
     free(d->rank_rows);
-    free(d->rounds);
+    free(d->dealt);
+    for (int t = 0; d->owner && t < d->n_tensors; t++)
+        free(d->owner[t]);
+    free(d->owner);
+    free(d->lens);
+    free(d->displs);
     free(d->group_rows);
     free(d->delta_rows);
     free(d->src_rows);
@@ -386,7 +425,7 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     /* Every tensor a run reads is loaded or written before (sources) or after
      * it is read: the blocks of the last run are gone. */
     memset(d->rank_rows, 0, (size_t)n * sizeof *d->rank_rows);
-    memset(d->rounds, 0, (size_t)n * sizeof *d->rounds);
+    memset(d->dealt, 0, (size_t)n * sizeof *d->dealt);
     memset(d->on_root, 0, (size_t)n * sizeof *d->on_root);
     for (int t = 0; t < n; t++) {
         if (ok && v[t] > 0 && d->src_rows[t])
@@ -488,30 +527,37 @@ static void set_rows(RtPlan *pl, int t, int64_t rank_rows)
         if (u != t && d->rank_rows[u] && pl->bufs[u] == pl->bufs[t])
             d->rank_rows[u] = 0;
     d->rank_rows[t] = rank_rows;
-    d->rounds[t] = 1;
+    d->dealt[t] = false;
     d->on_root[t] = false;
 }
 
-/* Gathers row-block tensor t to every rank, or to rank 0 only: one gather of
- * rows per round of its blocks (round k: blocks k size .. k size + size - 1,
- * one per rank, a contiguous run of rows). */
+/* Records tensor t as dealt out in blocks of block_rows rows, block k held by
+ * rank owner[k] (copied, unless it is t's own map). */
+static void set_dealt(RtPlan *pl, int t, int64_t block_rows, const int *owner)
+{
+    RtDist *d = pl->dist;
+    int64_t rows = pl->ir->tensors[t]->shape[0];
+    set_rows(pl, t, block_rows);
+    d->dealt[t] = true;
+    if (owner != d->owner[t])
+        memcpy(d->owner[t], owner, (size_t)((rows + block_rows - 1) / block_rows) * sizeof *owner);
+}
+
+/* Gathers row-block tensor t to every rank, or to rank 0 only: one message
+ * per rank of the blocks it holds. */
 static void gather_rounds(RtPlan *pl, int t, bool is_root_only)
 {
     const RtDist *d = pl->dist;
-    int64_t rows = pl->ir->tensors[t]->shape[0], b = d->rank_rows[t];
-    int rounds = d->rounds[t] > 1 ? d->rounds[t] : 1;
+    int64_t rows = pl->ir->tensors[t]->shape[0];
     size_t row = row_bytes(pl, t);
-    for (int k = 0; k < rounds; k++) {
-        int64_t first = k * d->size * b, n = rounds == 1 ? rows : d->size * b;
-        if (first >= rows)
-            break;
-        n = n < rows - first ? n : rows - first;
-        char *at = (char *)pl->bufs[t] + (size_t)first * row;
-        if (is_root_only)
-            dist_gather_rows_root(at, n, row, b);
-        else
-            dist_gather_rows(at, n, row, b);
-    }
+    if (d->dealt[t]) {
+        DistBlocks b = {.rows = rows, .block_rows = d->rank_rows[t], .row_bytes = row,
+                        .owner = d->owner[t]};
+        dist_gather_blocks(pl->bufs[t], &b, d->lens, d->displs, is_root_only);
+    } else if (is_root_only)
+        dist_gather_rows_root(pl->bufs[t], rows, row, d->rank_rows[t]);
+    else
+        dist_gather_rows(pl->bufs[t], rows, row, d->rank_rows[t]);
 }
 
 /* Makes row-block tensor t whole on every rank (every rank calls it for the
@@ -543,7 +589,7 @@ static bool reads_as_is(const RtPlan *pl, const Op *op, int k, bool is_rows, int
     const RtDist *d = pl->dist;
     int t = op->in[k].tensor;
     return !d->rank_rows[t] || (is_rows && d->rank_rows[t] == d->group_rows[g] &&
-                                d->rounds[t] <= 1 && lower_reads_own_rows(pl->ir, op, k));
+                                !d->dealt[t] && lower_reads_own_rows(pl->ir, op, k));
 }
 
 /* Gathers the row-block operands group grp reads other than row for row. */
@@ -572,7 +618,7 @@ static int projected_tensor(const RtPlan *pl, int g)
         return -1;
     int t = op->in[0].tensor, out = grp->tensor;
     size_t es = rt_tensor_bytes(pl, out);
-    if (!d->rank_rows[t] || d->rounds[t] > 1 || pl->bufs[t] == pl->bufs[out] ||
+    if (!d->rank_rows[t] || d->dealt[t] || pl->bufs[t] == pl->bufs[out] ||
         rt_tensor_bytes(pl, t) != es ||
         (rt_tensor_dtype(pl, out) != FUSE_F32 && rt_tensor_dtype(pl, out) != FUSE_F64) ||
         pl->count[out] * 4 > pl->count[t])
@@ -771,8 +817,54 @@ void rt_dist_base_done(RtPlan *pl, int g)
     if (!d || !d->delta_rows[g])
         return;
     int t = pl->ir->groups[g]->tensor;
-    set_rows(pl, t, d->delta_rows[g]);
-    d->rounds[t] = DIST_DELTA_ROUNDS;
+    int64_t rows = pl->ir->tensors[t]->shape[0], b = d->delta_rows[g];
+    for (int64_t k = 0; k < (rows + b - 1) / b; k++) /* rt_dist_delta_span's blocks */
+        d->owner[t][k] = (int)(k % d->size);
+    set_dealt(pl, t, b, d->owner[t]);
+}
+
+bool rt_dist_claims(const RtPlan *pl, int g, int team)
+{
+    const RtDist *d = pl->dist;
+    return d && d->delta_rows[g] && (team == 1 || dist_any_thread());
+}
+
+void rt_dist_claims_begin(RtPlan *pl)
+{
+    RtDist *d = pl->dist;
+    d->claims = 0;
+    d->counter = dist_counter_new(); /* NULL on every rank: dealt in turn */
+}
+
+int64_t rt_dist_claim(RtPlan *pl)
+{
+    RtDist *d = pl->dist;
+    if (d->counter)
+        return dist_counter_next(d->counter);
+    return d->claims++ * d->size + d->rank;
+}
+
+void rt_dist_claims_end(RtPlan *pl, int g0, int g1, int64_t block_rows, int64_t n,
+                        const uint8_t *mine)
+{
+    RtDist *d = pl->dist;
+    dist_counter_free(d->counter);
+    d->counter = NULL;
+    int *owner = d->owner[pl->ir->groups[g0]->tensor]; /* each block claimed by one rank */
+    for (int64_t k = 0; k < n; k++)
+        owner[k] = mine[k] ? d->rank + 1 : 0;
+    dist_sum_ints(owner, (int)n);
+    for (int64_t k = 0; k < n; k++)
+        owner[k]--; /* -1: nobody ran it (every rank failed; the run fails) */
+    for (int g = g0; g < g1; g++)
+        set_dealt(pl, pl->ir->groups[g]->tensor, block_rows, owner);
+}
+
+bool rt_dist_fills_root(const RtPlan *pl, int g)
+{
+    const RtDist *d = pl->dist;
+    return d && d->size > 1 && d->rank == 0 && d->is_root_results &&
+           pl->ir->tensors[pl->ir->groups[g]->tensor]->is_export;
 }
 
 bool rt_dist_delta_share(const RtPlan *pl, int g, int i, int64_t *share, int64_t *nth)
@@ -872,8 +964,10 @@ static void explain_group(const RtPlan *pl, int g, SupBuf *sb, ExplainSum *s)
                            "rows\n", (long long)d->group_rows[g]);
     else if (d->delta_rows[g])
         sup_buf_printf(sb, " nothing moved; with semi_naive its sweeps stay in row blocks\n"
-                           "                              of %lld rows dealt in turn, gathered "
-                           "where read whole\n",
+                           "                              that the ranks claim as they go (or "
+                           "%lld rows\n"
+                           "                              dealt in turn), gathered where read "
+                           "whole\n",
                        (long long)d->delta_rows[g]);
     else
         sup_buf_printf(sb, " nothing moved%s\n",
@@ -893,7 +987,7 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
 {
     RtDist *d = pl->dist;
     memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
-    memset(d->rounds, 0, (size_t)pl->ir->n_tensors * sizeof *d->rounds);
+    memset(d->dealt, 0, (size_t)pl->ir->n_tensors * sizeof *d->dealt);
     SupBuf sb = {0};
     sup_buf_printf(&sb, "distribution over %d MPI rank%s, %d thread%s each: a tensor is whole "
                    "on every rank, or in row blocks (rows)\n", d->size, d->size == 1 ? "" : "s",

@@ -515,6 +515,26 @@ bool rt_dist_run_base(RtPlan *plan, int g, RtKernel base);
 /* After a semi-naive base sweep: group g's relation is in those blocks from
  * now on (its sweeps keep them; a reader that needs it whole gathers it). */
 void rt_dist_base_done(RtPlan *plan, int g);
+/* Whether the blocks of group g's component, run block by block from the base
+ * sweep on (seminaive.c) on `team` threads a rank, are claimed by the ranks
+ * as they go: the component's sweeps stay in row blocks, and the team's
+ * threads may take turns calling MPI (or there is one). Then, on every rank:
+ * rt_dist_claims_begin (collective), rt_dist_claim for each block a thread
+ * takes (serialised by the caller: 0, 1, ... in the order the draws arrive on
+ * any rank; past the last, none left), and rt_dist_claims_end (collective)
+ * with `mine`, the n blocks this rank ran: the component's relations are in
+ * those blocks (of block_rows rows) from then on. */
+bool rt_dist_claims(const RtPlan *plan, int g, int team);
+void rt_dist_claims_begin(RtPlan *plan);
+int64_t rt_dist_claim(RtPlan *plan);
+void rt_dist_claims_end(RtPlan *plan, int g0, int g1, int64_t block_rows, int64_t n,
+                        const uint8_t *mine);
+/* Whether this rank ends the run with group g's relation whole while the
+ * other ranks compute most of it: rank 0 of several, which gathers the
+ * exports to itself (results on rank 0). Its pages are better faulted in while
+ * the ranks still share out blocks than during the gather, when the others
+ * only wait. */
+bool rt_dist_fills_root(const RtPlan *plan, int g);
 /* Each equation's placement and bytes moved, as text (malloc'd). */
 fuse_status rt_dist_explain(const RtPlan *plan, char **out);
 

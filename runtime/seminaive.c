@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "jit.h"
 #include "lower.h"
@@ -680,12 +681,20 @@ typedef struct BlockStats {
     bool is_converged, is_failed;
 } BlockStats;
 
-/* The blocks: kernel shares `share[i]` of `nth`, rows of `chunk`. */
+/* The blocks: kernel shares `share[i]` of `nth`, rows of `chunk`. With
+ * is_claimed (MPI ranks), all of them, each run by the rank that claims it
+ * (mine[i]: this one); with is_filled, this rank faults in the relations'
+ * rows up to each block it claims, and the rest at the end (rows of blocks
+ * below `faulted` are done; both under the claims' lock). */
 typedef struct Blocks {
     int g0, g1, first, max_iters;
     int64_t rows, chunk, nth, n;
     int64_t *share;
     Bound bound;
+    bool is_claimed, is_filled;
+    uint8_t *mine;
+    int64_t faulted;
+    omp_lock_t claims_lock; /* a team's draws, one at a time (dist_any_thread) */
 } Blocks;
 
 static bool stats_room(BlockStats *st, int j)
@@ -824,10 +833,11 @@ static void run_block(RtPlan *pl, const Blocks *b, int64_t i, BlockStats *st)
     st->is_converged &= is_converged;
 }
 
-/* The blocks of [g0, g1): this rank's shares when its sweeps stay in MPI row
- * blocks, else BLOCK_BYTES of rows each; false when a delta kernel cannot
- * share its rows so (then the sweeps go over the whole relations). Out of
- * memory for the list, true with b->share NULL. */
+/* The blocks of [g0, g1): BLOCK_BYTES of rows each, claimed by the ranks
+ * from sweep 0 on when the sweeps stay in MPI row blocks (rt_dist_claims), or
+ * this rank's shares of those blocks; false when a delta kernel cannot share
+ * its rows so (then the sweeps go over the whole relations). Out of memory
+ * for the lists, true with b->share NULL. */
 static bool plan_blocks(RtPlan *pl, Blocks *b)
 {
     const IrProgram *p = pl->ir;
@@ -836,7 +846,10 @@ static bool plan_blocks(RtPlan *pl, Blocks *b)
     int64_t per = row_bytes > 0 && row_bytes < BLOCK_BYTES ? BLOCK_BYTES / row_bytes : 1;
     b->nth = (b->rows + per - 1) / per;
     b->n = b->nth;
-    if (rt_dist_delta_share(pl, b->g0, 0, &share, &b->nth))
+    /* the base sweep of a schedule (first 1) ran in the dealt blocks */
+    b->is_claimed = b->first == 0 && rt_dist_claims(pl, b->g0, team_of(pl, b->g0));
+    b->is_filled = b->is_claimed && rt_dist_fills_root(pl, b->g0);
+    if (!b->is_claimed && rt_dist_delta_share(pl, b->g0, 0, &share, &b->nth))
         for (b->n = 0; rt_dist_delta_share(pl, b->g0, (int)b->n, &share, &b->nth); b->n++) {}
     LowerOptions opt; /* as compile_deltas compiled the kernels */
     rt_lower_options(pl, "", &opt);
@@ -848,8 +861,13 @@ static bool plan_blocks(RtPlan *pl, Blocks *b)
         b->chunk = chunk;
     }
     b->share = malloc((size_t)(b->n > 0 ? b->n : 1) * sizeof *b->share);
+    b->mine = b->is_claimed ? calloc((size_t)(b->n > 0 ? b->n : 1), 1) : NULL;
+    if (b->is_claimed && !b->mine) {
+        free(b->share);
+        b->share = NULL;
+    }
     for (int64_t i = 0; b->share && i < b->n; i++)
-        if (!rt_dist_delta_share(pl, b->g0, (int)i, &b->share[i], &b->nth))
+        if (b->is_claimed || !rt_dist_delta_share(pl, b->g0, (int)i, &b->share[i], &b->nth))
             b->share[i] = i;
     return true;
 }
@@ -916,19 +934,71 @@ static void trace_blocks(RtPlan *pl, const Blocks *b, const BlockStats *st, int 
         }
 }
 
+/* Makes the pages of [p, p + bytes) present and writable without changing
+ * them: the page faults of a buffer taken now rather than later. */
+static void fault_in(char *p, size_t bytes)
+{
+    size_t page = 4096;
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(page - 1);
+    if (hi <= lo)
+        return;
+#ifdef MADV_POPULATE_WRITE
+    if (madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) == 0)
+        return;
+#endif
+    for (uintptr_t at = lo; at < hi; at += page) /* a write that keeps the byte */
+        __atomic_fetch_or((char *)at, 0, __ATOMIC_RELAXED);
+}
+
+/* The rows of blocks [k0, k1) of each relation of the component, faulted in. */
+static void fault_in_blocks(const RtPlan *pl, const Blocks *b, int64_t k0, int64_t k1)
+{
+    if (k1 <= k0)
+        return;
+    for (int g = b->g0; g < b->g1; g++) {
+        int t = pl->ir->groups[g]->tensor;
+        size_t row = (size_t)(pl->count[t] / b->rows) * rt_elem_bytes(pl);
+        int64_t lo = k0 * b->chunk, hi = k1 * b->chunk < b->rows ? k1 * b->chunk : b->rows;
+        fault_in((char *)pl->bufs[t] + (size_t)lo * row, (size_t)(hi - lo) * row);
+    }
+}
+
+/* The next block a thread runs: the next of this rank's, or when the ranks
+ * claim blocks, the one it draws (past the last: b->n). */
+static int64_t take_block(RtPlan *pl, Blocks *b, atomic_llong *next)
+{
+    if (!b->is_claimed)
+        return atomic_fetch_add(next, 1);
+    int64_t i, k0 = 0, k1 = 0;
+    omp_set_lock(&b->claims_lock);
+    i = rt_dist_claim(pl);
+    i = i < b->n ? i : b->n;
+    if (i < b->n)
+        b->mine[i] = 1;
+    if (b->is_filled) { /* up to this block, or all once they are taken */
+        k0 = b->faulted;
+        k1 = i < b->n ? i + 1 : b->n;
+        b->faulted = k1 > k0 ? k1 : k0;
+    }
+    omp_unset_lock(&b->claims_lock);
+    fault_in_blocks(pl, b, k0, k1);
+    return i;
+}
+
 /* The blocks on `team` threads, each taking the next block not taken. */
-static void run_blocks(RtPlan *pl, const Blocks *b, BlockStats *st, int team)
+static void run_blocks(RtPlan *pl, Blocks *b, BlockStats *st, int team)
 {
     atomic_llong next = 0;
     if (team == 1) {
-        for (int64_t i = 0; i < b->n; i++)
+        for (int64_t i; (i = take_block(pl, b, &next)) < b->n;)
             run_block(pl, b, i, st);
         return;
     }
 #pragma omp parallel num_threads(team)
     {
         BlockStats *mine = &st[omp_get_thread_num()];
-        for (int64_t i; (i = atomic_fetch_add(&next, 1)) < b->n;)
+        for (int64_t i; (i = take_block(pl, b, &next)) < b->n;)
             run_block(pl, b, i, mine);
     }
 }
@@ -942,8 +1012,12 @@ static int sweep_blocks(RtPlan *pl, Blocks *b, const SparseIndexes *sp, bool *is
     bool is_bound = st && bind_deltas(pl, g0, g1, sp, &b->bound), ok = is_bound;
     for (int w = 0; ok && w < team; w++)
         ok = stats_make(pl, b, &st[w]);
+    if (b->is_claimed)
+        rt_dist_claims_begin(pl); /* every rank: no rank waits on a draw */
+    omp_init_lock(&b->claims_lock);
     if (ok)
         run_blocks(pl, b, st, team);
+    omp_destroy_lock(&b->claims_lock);
     if (is_bound)
         unbind_deltas(pl, g0, g1, sp, &b->bound);
     int most = first;
@@ -957,6 +1031,8 @@ static int sweep_blocks(RtPlan *pl, Blocks *b, const SparseIndexes *sp, bool *is
     bool stopped = !ok || rt_interrupted(pl);
     int64_t agreed = rt_dist_max(pl, stopped ? INT64_MAX : most);
     bool any_open = rt_dist_any(pl, !all);
+    if (b->is_claimed) /* the relations in the blocks each rank ran */
+        rt_dist_claims_end(pl, g0, g1, b->chunk, b->n, b->mine);
     if (ok)
         trace_blocks(pl, b, st, team, most);
     *is_converged = agreed != INT64_MAX && !any_open;
@@ -993,9 +1069,10 @@ static int semi_naive(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
         FUSE_OK)
         it = is_blocked ? sweep_blocks(pl, &b, &sp, is_converged)
                         : sweep_whole(pl, g0, g1, &sp, first_sweep, max_iters, is_converged);
-    for (int g = g0; g < g1 && only_blocks; g++)
+    for (int g = g0; g < g1 && only_blocks && !b.is_claimed; g++)
         rt_dist_base_done(pl, g); /* MPI: its blocks of rows from here on */
     free(b.share);
+    free(b.mine);
     sparse_indexes_free(pl, &sp);
     return it;
 }

@@ -509,6 +509,96 @@ START_TEST(test_closure_read_after_its_fixpoint)
 }
 END_TEST
 
+/* ---- a closure whose blocks the ranks claim as they go ---- */
+
+enum { CL_N = 1000 }; /* rows of 4,000 bytes: 32 rows a block, 32 blocks */
+
+/* The reachability of each node by breadth-first search over e (CL_N x CL_N,
+ * 0/1): path[x * CL_N + z] = 1 when z is reachable from x in one step or more. */
+static void closure_bfs(const float *e, double *path)
+{
+    int *queue = malloc(CL_N * sizeof *queue);
+    ck_assert_ptr_nonnull(queue);
+    memset(path, 0, (size_t)CL_N * CL_N * sizeof *path);
+    for (int x = 0; x < CL_N; x++) {
+        double *row = path + (size_t)x * CL_N;
+        int head = 0, tail = 0;
+        for (int z = 0; z < CL_N; z++)
+            if (e[(size_t)x * CL_N + z] != 0) {
+                row[z] = 1;
+                queue[tail++] = z;
+            }
+        while (head < tail) {
+            int y = queue[head++];
+            for (int z = 0; z < CL_N; z++)
+                if (e[(size_t)y * CL_N + z] != 0 && row[z] == 0) {
+                    row[z] = 1;
+                    queue[tail++] = z;
+                }
+        }
+    }
+    free(queue);
+}
+
+/* Path exported alone (gathered to rank 0 at the end, whose pages rank 0
+ * faults in while it claims blocks), and Path read whole after its fixpoint
+ * (gathered to every rank: each rank's claimed blocks broadcast), on 2 and 3
+ * ranks of 1 and 2 threads (a team's threads take turns drawing blocks). */
+START_TEST(test_closure_blocks_claimed)
+{
+    static const char *programs[] = {
+        CLOSURE, "Edge(x,y) = \"edge.npy\"\n"
+                 "Path(x,y) = Edge(x,y)\n"
+                 "Path(x,z) = Path(x,y) Edge(y,z)\n"
+                 "Reach[x] = Path(x,y)\n"
+                 "Both(x,y) = Path(x,y) Path(y,x)\n"
+                 "export Path\nexport Reach\nexport Both\n"};
+    float *e = malloc((size_t)CL_N * CL_N * sizeof *e);
+    double *path = malloc((size_t)CL_N * CL_N * sizeof *path);
+    double *both = malloc((size_t)CL_N * CL_N * sizeof *both);
+    double *reach = calloc(CL_N, sizeof *reach);
+    ck_assert(e && path && both && reach);
+    srand(23);
+    for (int i = 0; i < CL_N * CL_N; i++) /* about 1.2 edges per node */
+        e[i] = rand() % (5 * CL_N) < 6 ? 1.0f : 0.0f;
+    closure_bfs(e, path);
+    for (int x = 0; x < CL_N; x++)
+        for (int y = 0; y < CL_N; y++) {
+            both[x * CL_N + y] = path[x * CL_N + y] * path[y * CL_N + x];
+            reach[x] += path[x * CL_N + y];
+        }
+    int64_t se[2] = {CL_N, CL_N}, sr[1] = {CL_N};
+    write_npy("edge.npy", 2, se, e);
+    for (int k = 0; k < 2; k++) {
+        write_text("prog.fuse", programs[k]);
+        for (int np = 2; np <= 3; np++)
+            for (int threads = 1; threads <= 2; threads++) {
+                char th[8];
+                snprintf(th, sizeof th, "%d", threads);
+                Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe",
+                                     "-np", np == 2 ? "2" : "3", FUSE_JIT_BIN, "run", "prog.fuse",
+                                     "--out", "out.npz", "--distributed", "--threads", th,
+                                     "--mode", "fixpoint", "--fixpoint-strategy", "semi_naive",
+                                     "--max-iters", "1000", NULL);
+                expect_exit(&r, 0);
+                result_free(&r);
+                float *got = read_member("out.npz", "Path", 2, se);
+                expect_close("Path", got, path, CL_N * CL_N);
+                free(got);
+                if (k == 0)
+                    continue;
+                got = read_member("out.npz", "Both", 2, se);
+                expect_close("Both", got, both, CL_N * CL_N);
+                free(got);
+                got = read_member("out.npz", "Reach", 1, sr);
+                expect_close("Reach", got, reach, CL_N);
+                free(got);
+            }
+    }
+    free(e), free(path), free(both), free(reach);
+}
+END_TEST
+
 START_TEST(test_left_linear_closure_semi_naive)
 {
     run_closure(CLOSURE_LEFT, "semi_naive");
@@ -827,6 +917,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_closure_semi_naive);
     tcase_add_test(tc, test_left_linear_closure_semi_naive);
     tcase_add_test(tc, test_closure_read_after_its_fixpoint);
+    tcase_add_test(tc, test_closure_blocks_claimed);
     tcase_add_test(tc, test_explain_shows_closure_sweeps);
     tcase_add_test(tc, test_interrupt_on_one_rank_stops_all);
     tcase_add_test(tc, test_closure_synchronous);
