@@ -56,9 +56,14 @@ static double elem_of(fuse_dtype dt, const void *v, int64_t i)
 
 /* Whether every cell of tensor t is >= 0 (NaN is not), read in its buffer's
  * own dtype: a 16-bit source kept as it was bound has one other than the
- * runner's (rt_keep_sources). */
+ * runner's (rt_keep_sources). A relation's source is 0 and 1 by loading
+ * (thresholded, or checked before it is used in place: sources.c), so it is
+ * not read again. */
 static bool buffer_non_negative(const RtPlan *pl, int t)
 {
+    const IrTensor *x = pl->ir->tensors[t];
+    if (x->kind == TEN_SOURCE && x->is_bool && !x->is_stream_state)
+        return true;
     const void *v = pl->bufs[t];
     fuse_dtype dt = rt_tensor_dtype(pl, t);
     if (dt == FUSE_F32) { /* plain float loads */
