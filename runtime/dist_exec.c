@@ -997,7 +997,8 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
         if (d->src_rows[t]) {
             sup_buf_printf(&sb, "  %-16s source     each rank reads only its block of %lld rows "
                                 "of the file (when it is mapped:\n"
-                                "                              a .npy of 16 MiB or more)\n",
+                                "                              a .npy of 16 MiB or more; "
+                                "float32 used in place)\n",
                            pl->ir->tensors[t]->name, (long long)d->src_rows[t]);
             d->rank_rows[t] = d->src_rows[t];
         }

@@ -584,7 +584,11 @@ static fuse_status use_in_place(RtPlan *pl, const IrTensor *t, const char *path,
 
 /* tucker: a large .npy used in place, else converted straight from a mapping
  * into t's buffer (mmap.c), only this MPI rank's rows when the plan reads it in
- * blocks (dist_exec.c); *is_mapped false leaves the file to read_source. */
+ * blocks (dist_exec.c); *is_mapped false leaves the file to read_source. Used
+ * in place, a source the plan reads in blocks is whole on this rank as it is on
+ * every other (the mapping of the whole file, of which the rank's kernels touch
+ * only its rows): nothing to convert, and no gather if something reads it
+ * whole later. */
 static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, bool *is_mapped,
                               char **err)
 {
@@ -593,13 +597,11 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
         t->elem) /* a kept 16-bit source is copied as it is */
         return FUSE_OK;
     int64_t lo = 0, hi = t->rank > 0 ? t->shape[0] : 1;
+    fuse_status st = use_in_place(pl, t, path, is_mapped, err);
+    if (st != FUSE_OK || *is_mapped)
+        return st;
     bool is_block = rt_dist_source_rows(pl, t->id, &lo, &hi); /* MPI: this rank's rows */
-    if (!is_block) {
-        fuse_status st = use_in_place(pl, t, path, is_mapped, err);
-        if (st != FUSE_OK || *is_mapped)
-            return st;
-    }
-    fuse_status st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id],
+    st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id],
                                              t->is_bool, is_mapped, err);
     if (st == FUSE_OK && *is_mapped && is_block)
         rt_dist_source_read(pl, t->id);
