@@ -18,11 +18,12 @@
 #          export, is gathered once at the end: rank 0 receives the other
 #          ranks' rows, about (R-1)/R x n^2 x 4 bytes
 #   tc:    the base sweep and the semi-naive sweeps stay in row blocks of Path
-#          dealt to the ranks in turn (each rank's rows of the next delta
-#          depend only on its rows of this one), with one 8-byte count
-#          all-reduced per sweep (not counted); Path, the export, is gathered
-#          once at the end: rank 0 receives the other ranks' blocks, about
-#          (R-1)/R x n^2 x 4 bytes
+#          that the ranks claim as they go (each rank's rows of the next delta
+#          depend only on its rows of this one); the ranks agree once at the
+#          end (sweeps, convergence, and who ran which block: 4 bytes a
+#          block; not counted); Path, the export, is gathered once at the
+#          end: rank 0 receives the other ranks' blocks, about (R-1)/R x n^2
+#          x 4 bytes when the ranks ran as many blocks each
 set -euo pipefail
 build="$(cd "${1:?usage: mpi.sh BUILD_DIR [RUNS]}" && pwd)"
 runs="${2:-3}"

@@ -44,9 +44,10 @@
 /* Whether this fuse-jit was built with MPI. */
 bool dist_is_built(void);
 
-/* Initialises MPI when the host has not (MPI_Init_thread, funnelled: only the
- * calling thread talks to MPI; MPI_Finalize then runs at exit) and fills the
- * world rank and size. FUSE_E_UNSUPPORTED with *err (malloc'd) in a build
+/* Initialises MPI when the host has not (MPI_Init_thread, serialised: the
+ * calling thread makes the collectives, a team's threads take turns drawing
+ * from a DistCounter; MPI_Finalize then runs at exit) and fills the world
+ * rank and size. FUSE_E_UNSUPPORTED with *err (malloc'd) in a build
  * without MPI. Safe to call again. */
 fuse_status dist_init(int *rank, int *size, char **err);
 
