@@ -430,8 +430,10 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     for (int t = 0; t < n; t++) {
         if (ok && v[t] > 0 && d->src_rows[t])
             d->rank_rows[t] = d->src_rows[t];
-        if (ok && v[t] > 0 && v[t] < d->size)
+        if (ok && v[t] > 0 && v[t] < d->size) {
+            rt_source_own_buffer(pl, t); /* used in place here: the gather writes */
             gather(pl, t);
+        }
         d->src_read[t] = false;
     }
     if (st == FUSE_OK && v[n + 1] > 0)
@@ -545,7 +547,7 @@ static void set_dealt(RtPlan *pl, int t, int64_t block_rows, const int *owner)
 
 /* Gathers row-block tensor t to every rank, or to rank 0 only: one message
  * per rank of the blocks it holds. */
-static void gather_rounds(RtPlan *pl, int t, bool is_root_only)
+static void gather_held(RtPlan *pl, int t, bool is_root_only)
 {
     const RtDist *d = pl->dist;
     int64_t rows = pl->ir->tensors[t]->shape[0];
@@ -566,7 +568,7 @@ static void gather_rounds(RtPlan *pl, int t, bool is_root_only)
  * (rt_dist_attach checks), so the gather cannot refuse. */
 static void gather(RtPlan *pl, int t)
 {
-    gather_rounds(pl, t, false);
+    gather_held(pl, t, false);
     pl->dist->rank_rows[t] = 0;
 }
 
@@ -578,7 +580,7 @@ static void gather_to_root(RtPlan *pl, int t)
     RtDist *d = pl->dist;
     if (!d->rank_rows[t] || d->on_root[t])
         return;
-    gather_rounds(pl, t, true);
+    gather_held(pl, t, true);
     d->on_root[t] = true;
 }
 

@@ -291,6 +291,11 @@ fuse_status rt_load_sources(RtPlan *plan, const fuse_input *inputs, size_t n_inp
  * mapped source's file is unmapped). Call when a run's results have been
  * collected (and before freeing the plan). */
 void rt_unborrow_sources(RtPlan *plan);
+/* When source t is used in place (its buffer is the file's read-only
+ * mapping), copies it into the plan's own buffer, which becomes t's for the
+ * rest of the run: before something writes into it (MPI: a source some other
+ * rank read in row blocks is gathered). Otherwise nothing. */
+void rt_source_own_buffer(RtPlan *plan, int t);
 /* FUSE_E_IO naming the source when the file of a source used in place was
  * truncated since it was mapped (pages of it then read as zeros). */
 fuse_status rt_check_mapped_sources(RtPlan *plan);

@@ -522,6 +522,15 @@ void rt_unborrow_sources(RtPlan *pl)
         io_npy_unmap(&pl->mapped[i]);
 }
 
+void rt_source_own_buffer(RtPlan *pl, int t)
+{
+    if (!pl->mapped || !pl->own_bufs || !pl->own_bufs[t] || !pl->mapped[t].map)
+        return;
+    memcpy(pl->own_bufs[t], pl->bufs[t], (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
+    pl->bufs[t] = pl->own_bufs[t];
+    pl->own_bufs[t] = NULL; /* the mapping stays until the next run: its check */
+}
+
 fuse_status rt_check_mapped_sources(RtPlan *pl)
 {
     for (int i = 0; pl->mapped && i < pl->ir->n_tensors; i++)
@@ -601,8 +610,8 @@ static fuse_status map_source(RtPlan *pl, const IrTensor *t, const char *path, b
     if (st != FUSE_OK || *is_mapped)
         return st;
     bool is_block = rt_dist_source_rows(pl, t->id, &lo, &hi); /* MPI: this rank's rows */
-    st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id],
-                                             t->is_bool, is_mapped, err);
+    st = io_npy_read_mapped_rows(path, t->rank, t->shape, lo, hi, pl->bufs[t->id], t->is_bool,
+                                 is_mapped, err);
     if (st == FUSE_OK && *is_mapped && is_block)
         rt_dist_source_read(pl, t->id);
     return st;

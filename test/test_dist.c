@@ -668,6 +668,61 @@ END_TEST
 
 /* ---- errors stop every rank ---- */
 
+/* A source read in row blocks that rank 0 uses in place (its file's data
+ * 64-byte aligned) while rank 1 converts only its rows (its copy of the file
+ * has the data at byte 80): the ranks then gather it, and rank 0 first copies
+ * it out of the read-only mapping. The results equal one process's. */
+START_TEST(test_source_in_place_on_one_rank_only)
+{
+    static const char PROG[] = "A[i,k] = \"a.npy\"\n"
+                               "B[k,j] = \"b.npy\"\n"
+                               "C[i,j] = A[i,k] B[k,j]\n"
+                               "D[i,j] = C[i,k] B[k,j]\n"
+                               "export D\n";
+    float *a, *b;
+    write_chain(17, &a, &b);
+    write_text("prog.fuse", PROG);
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1); /* map these small files */
+    plain_run("one.npz", NULL, NULL, NULL, NULL);
+    ck_assert_int_eq(mkdir(spath("r0"), 0755), 0);
+    ck_assert_int_eq(mkdir(spath("r1"), 0755), 0);
+    write_npy("r0/a.npy", 2, (int64_t[]){CH_I, CH_K}, a);
+    write_npy("r0/b.npy", 2, (int64_t[]){CH_K, CH_K}, b);
+    write_npy("r1/b.npy", 2, (int64_t[]){CH_K, CH_K}, b);
+    write_text("r0/prog.fuse", PROG);
+    write_text("r1/prog.fuse", PROG);
+    /* a v1.0 .npy whose header ends at byte 80: valid, not 64-byte aligned */
+    char head[80] = "\x93NUMPY\x01\x00";
+    head[8] = 70;
+    head[9] = 0;
+    int n = snprintf(head + 10, 70, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+                     CH_I, CH_K);
+    memset(head + 10 + n, ' ', (size_t)(69 - n));
+    head[79] = '\n';
+    size_t bytes = (size_t)CH_I * CH_K * sizeof *a;
+    char *file = malloc(sizeof head + bytes);
+    ck_assert_ptr_nonnull(file);
+    memcpy(file, head, sizeof head);
+    memcpy(file + sizeof head, a, bytes);
+    write_file(spath("r1/a.npy"), file, sizeof head + bytes);
+    char r0[4096], r1[4096], out[4096]; /* spath's result lasts until its next call */
+    snprintf(r0, sizeof r0, "%s", spath("r0"));
+    snprintf(r1, sizeof r1, "%s", spath("r1"));
+    snprintf(out, sizeof out, "%s", spath("np2.npz"));
+    Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-x",
+                         "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r0, FUSE_JIT_BIN, "run",
+                         "prog.fuse", "--out", out, "--distributed", ":", "-x",
+                         "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r1, FUSE_JIT_BIN, "run",
+                         "prog.fuse", "--distributed", NULL);
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+    expect_exit(&r, 0);
+    result_free(&r);
+    int64_t sd[2] = {CH_I, CH_K};
+    expect_same_bits("one.npz", "np2.npz", "D", 2, sd);
+    free(file), free(a), free(b);
+}
+END_TEST
+
 START_TEST(test_missing_source_stops_all_ranks)
 {
     write_text("prog.fuse", "A[i,k] = \"absent.npy\"\nC[i,j] = A[i,k] A[j,k]\nexport C\n");
@@ -923,6 +978,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_closure_synchronous);
     tcase_add_test(tc, test_boolean_join_merged_from_old_values);
     tcase_add_test(tc, test_missing_source_stops_all_ranks);
+    tcase_add_test(tc, test_source_in_place_on_one_rank_only);
     tcase_add_test(tc, test_results_on_every_rank_or_rank0);
     suite_add_tcase(s, tc);
     return s;
