@@ -649,10 +649,13 @@ void rt_dist_before_group(RtPlan *pl, bool is_sink, int g)
         for (int i = 0; i < grp->n_ops; i++)
             for (int k = 0; k < grp->ops[i]->n_in; k++)
                 gather_to_root(pl, grp->ops[i]->in[k].tensor);
+        gather_to_root(pl, grp->tensor); /* a sink of an equation's tensor as it is */
         return;
     }
     if (is_sink) {
         gather_operands(pl, p->sink_groups[g], false, g);
+        if (d->rank_rows[p->sink_groups[g]->tensor])
+            gather(pl, p->sink_groups[g]->tensor);
         return;
     }
     int t = projected_tensor(pl, g);

@@ -388,6 +388,22 @@ START_TEST(test_row_blocks_gathered_for_other_readers)
                                         NULL, 10);
     ck_assert_msg(moved > 0 && moved <= 3ull * RB_I * RB_J * sizeof(float), "moved %llu", moved);
     result_free(&res);
+    /* R not exported: the sink alone reads it, as its own tensor (no op of
+     * the sink's group reads it): rank 0 must still gather it first */
+    char *text = strdup(ROWS);
+    ck_assert(text);
+    char *at = strstr(text, "export R\n");
+    memmove(at, at + strlen("export R\n"), strlen(at + strlen("export R\n")) + 1);
+    write_text("prog.fuse", text);
+    free(text);
+    remove(spath("r.npy"));
+    mpi_run(2, "np2.npz", "--threads", "1", NULL, NULL);
+    float *sink = read_npy("r.npy", 2, sc);
+    for (int i = 0; i < RB_I; i++)
+        for (int j = 0; j < RB_J; j++)
+            ck_assert_msg(fabs(sink[(size_t)i * RB_J + j] - fmax(c[(size_t)i * RB_J + j], 0)) <=
+                              1e-4, "r.npy[%d,%d]", i, j);
+    free(sink);
     free(a), free(b), free(c), free(u);
 }
 END_TEST
