@@ -716,6 +716,59 @@ fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs, size_t n
     return st;
 }
 
+/* ---- outputs to a file ---- */
+
+/* Whether path can hold the exports of run's program (set as the error). */
+static bool check_save_path(fuse_runner *run, const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    int n = run->plan->ir->n_exports;
+    if (!dot || (strcmp(dot, ".npy") != 0 && strcmp(dot, ".npz") != 0)) {
+        set_error_owned(run->ctx, sup_strprintf("error: fuse_runner_run_save: %s: the file "
+                                                "must end in .npy or .npz", path));
+        return false;
+    }
+    if (strcmp(dot, ".npy") == 0 && n != 1) {
+        set_error_owned(run->ctx, sup_strprintf("error: fuse_runner_run_save: %s holds one "
+                                                "tensor, but the program has %d exports%s",
+                                                path, n, n ? "; use an .npz file" : ""));
+        return false;
+    }
+    return true;
+}
+
+/* fuse_runner_run_save with the runner held. */
+static fuse_status runner_run_save(fuse_runner *run, const fuse_input *inputs,
+                                   size_t n_inputs, const char *path, bool deflate)
+{
+    rt_dist_keep_exports(run->plan, true); /* MPI: rank 0 takes the rows as it writes */
+    fuse_status run_st = run_plan(run, inputs, n_inputs);
+    rt_dist_keep_exports(run->plan, false);
+    if (run_st != FUSE_OK && run_st != FUSE_E_NOT_CONVERGED)
+        return run_st;
+    fuse_status st = rt_save_exports(run->plan, path, deflate);
+    if (st == FUSE_OK) /* no source file used in place was cut while it was read */
+        st = rt_check_mapped_sources(run->plan);
+    rt_unborrow_sources(run->plan);
+    if (st != FUSE_OK)
+        return fail_plan(run->ctx, st, run->plan);
+    return run_st == FUSE_E_NOT_CONVERGED ? rt_modes_not_converged(run) : FUSE_OK;
+}
+
+fuse_status fuse_runner_run_save(fuse_runner *run, const fuse_input *inputs, size_t n_inputs,
+                                 const char *path, int compress)
+{
+    if (!run || !path || (n_inputs && !inputs))
+        return fail(run ? run->ctx : NULL, FUSE_E_ARG, "fuse_runner_run_save: NULL argument");
+    if (!check_save_path(run, path))
+        return FUSE_E_ARG;
+    if (!api_runner_enter(run, "fuse_runner_run_save"))
+        return FUSE_E_BUSY;
+    fuse_status st = runner_run_save(run, inputs, n_inputs, path, compress != 0);
+    api_runner_leave(run);
+    return st;
+}
+
 /* ---- outputs into host memory ---- */
 
 /* The export named name, or -1. */

@@ -418,6 +418,26 @@ bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
     return ok;
 }
 
+/* Tag of dist_send / dist_recv, apart from the gathers' 0. */
+#define DIST_TAG_PIECES 1
+
+bool dist_send(const void *buf, size_t bytes, int to)
+{
+    atomic_fetch_add(&n_calls, 1);
+    return bytes <= INT_MAX &&
+           mpi.Send(buf, (int)bytes, mpi.t_uint8, to, DIST_TAG_PIECES, mpi.world) == MPI_SUCCESS;
+}
+
+bool dist_recv(void *buf, size_t bytes, int from)
+{
+    atomic_fetch_add(&n_calls, 1);
+    if (bytes > INT_MAX || mpi.Recv(buf, (int)bytes, mpi.t_uint8, from, DIST_TAG_PIECES,
+                                    mpi.world, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return false;
+    atomic_fetch_add(&bytes_gathered, bytes);
+    return true;
+}
+
 /* ---- a counter the ranks draw from ---- */
 
 struct DistCounter {
@@ -589,6 +609,18 @@ bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
 {
     (void)buf, (void)b, (void)lens, (void)displs, (void)is_root_only;
     return true; /* one rank holds every block */
+}
+
+bool dist_send(const void *buf, size_t bytes, int to)
+{
+    (void)buf, (void)bytes, (void)to;
+    return false; /* one rank: nobody to send to */
+}
+
+bool dist_recv(void *buf, size_t bytes, int from)
+{
+    (void)buf, (void)bytes, (void)from;
+    return false;
 }
 
 DistCounter *dist_counter_new(void) { return NULL; }

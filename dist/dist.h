@@ -115,6 +115,11 @@ typedef struct DistBlocks {
 bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
                         bool is_root_only);
 
+/* One message of `bytes` (at most INT_MAX) from this rank to rank `to`, and
+ * its receipt into buf on `to` (the bytes count as gathered there); messages
+ * between two ranks arrive in the order they were sent. */
+bool dist_send(const void *buf, size_t bytes, int to);
+bool dist_recv(void *buf, size_t bytes, int from);
 /* Whether any thread may call MPI, one at a time (MPI_THREAD_SERIALIZED): a
  * team's threads may then draw from a counter, serialised by the caller. */
 bool dist_any_thread(void);

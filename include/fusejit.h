@@ -526,6 +526,20 @@ FUSE_API fuse_status fuse_runner_new(fuse_program *prog, const fuse_config *cfg,
 FUSE_API fuse_status fuse_runner_run(fuse_runner *run, const fuse_input *inputs,
                                      size_t n_inputs, fuse_outputs **out);
 
+/* Runs the compiled program once, like fuse_runner_run, and writes its exports
+ * to the file at path instead of returning them: an .npy holds the program's
+ * only export (FUSE_E_ARG when it has another number of them), an .npz a
+ * member "<name>.npy" per export, stored, or deflated when compress is
+ * nonzero (as fuse_outputs_save_npz and _save_npz_compressed). The file is
+ * written from the runner's buffers as the run left them, straight to disk:
+ * no output map, no archive in memory; it is written whole or not at all.
+ * Distributed (fuse_config.distributed), every rank calls it: rank 0 writes
+ * the file, receiving each row the others computed piece by piece as it
+ * writes (no rank gathers an export whole). Statuses as fuse_runner_run; with
+ * FUSE_E_NOT_CONVERGED the file holds the last sweep's values. */
+FUSE_API fuse_status fuse_runner_run_save(fuse_runner *run, const fuse_input *inputs,
+                                          size_t n_inputs, const char *path, int compress);
+
 /* Runs the compiled program once, like fuse_runner_run, but delivers exports
  * into host memory instead of a new output map: outputs[i].name is an export and
  * outputs[i].tensor a float32 tensor of its shape whose data receives its value

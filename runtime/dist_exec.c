@@ -70,13 +70,15 @@ struct RtDist {
     int64_t *src_rows;      /* per tensor: a .npy source each rank reads only its
                                block of (every reader reads it row for row), or 0 */
     bool *src_read;         /* per tensor: this rank read only its block this run */
-    int *flags;             /* room for n_tensors + 2 ints (rt_dist_agree_sources) */
+    int *flags;             /* room for n_tensors + 3 ints (rt_dist_agree_sources) */
     int summed;             /* the group run as a projection over row blocks: its
                                output is all-reduced after its kernel, or -1 */
     bool is_root_results;   /* a plain run's results on rank 0 only
                                (FUSE_DISTRIBUTED_RANK0): the end of the run and
                                the sinks gather to rank 0, rank 0 runs the sinks */
     bool *on_root;          /* per tensor in row blocks: rank 0 holds it whole too */
+    bool keeps_exports;     /* this run's exports stay in blocks at its end: they
+                               go to a file piece by piece (rt_save_exports) */
 };
 
 static void gather(RtPlan *pl, int t);
@@ -307,7 +309,7 @@ static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDis
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
-    d->flags = calloc((size_t)p->n_tensors + 2, sizeof *d->flags);
+    d->flags = calloc((size_t)p->n_tensors + 3, sizeof *d->flags);
     d->on_root = calloc((size_t)p->n_tensors + 1, sizeof *d->on_root);
     if (!d->groups || !d->stride || !d->rank_rows || !d->dealt || !d->owner || !d->group_rows ||
         !d->delta_rows || !d->src_rows || !d->src_read || !d->flags || !d->on_root)
@@ -418,10 +420,12 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     int n = pl->ir->n_tensors, *v = d->flags;
     v[n] = st == FUSE_OK;
     v[n + 1] = rt_interrupted(pl);
+    v[n + 2] = d->keeps_exports;
     for (int t = 0; t < n; t++)
         v[t] = d->src_read[t];
-    dist_sum_ints(v, n + 2);
-    bool ok = v[n] == d->size && v[n + 1] == 0;
+    dist_sum_ints(v, n + 3);
+    bool is_mixed = v[n + 2] != 0 && v[n + 2] != d->size; /* saving on some ranks only */
+    bool ok = v[n] == d->size && v[n + 1] == 0 && !is_mixed;
     /* Every tensor a run reads is loaded or written before (sources) or after
      * it is read: the blocks of the last run are gone. */
     memset(d->rank_rows, 0, (size_t)n * sizeof *d->rank_rows);
@@ -438,6 +442,11 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     }
     if (st == FUSE_OK && v[n + 1] > 0)
         return fe_error(&pl->dl, FUSE_E_INTERRUPTED, (Span){0}, "interrupted");
+    if (st == FUSE_OK && is_mixed) /* every rank stops here: no save's collective waits */
+        return fe_error(&pl->dl, FUSE_E_ARG, (Span){0},
+                        "the MPI ranks disagree on writing the outputs to a file "
+                        "(fuse_runner_run_save on some ranks only; fuse-jit: give every rank "
+                        "the same --out)");
     return st != FUSE_OK ? st : ok ? FUSE_OK : peer_failed(pl, "to load its sources");
 }
 
@@ -716,6 +725,8 @@ static EndGather end_gather(const RtPlan *pl, int t, bool keep_all)
     const IrTensor *ten = pl->ir->tensors[t];
     if (!d->rank_rows[t] || (!keep_all && pl->last_use && pl->last_use[t] >= 0))
         return END_NONE;
+    if (ten->is_export && d->keeps_exports && !keep_all && !ten->stream)
+        return END_NONE;
     if (keep_all || ten->stream || !d->is_root_results)
         return END_EVERY_RANK;
     return ten->is_export ? END_ROOT : END_NONE;
@@ -732,9 +743,56 @@ void rt_dist_finish(RtPlan *pl, bool keep_all)
             gather_to_root(pl, t); /* the others keep their rows: still in blocks */
         else if (how == END_EVERY_RANK)
             gather(pl, t);
-        else if (!d->is_root_results)
+        else if (!d->is_root_results && !(pl->ir->tensors[t]->is_export && d->keeps_exports))
             d->rank_rows[t] = 0; /* released: nothing of it is read again */
     }
+}
+
+/* ---- exports to a file ---- */
+
+void rt_dist_keep_exports(RtPlan *pl, bool keep)
+{
+    if (pl->dist)
+        pl->dist->keeps_exports = keep;
+}
+
+bool rt_dist_is_root(const RtPlan *pl)
+{
+    return !pl->dist || pl->dist->rank == 0;
+}
+
+int rt_dist_rows_holder(const RtPlan *pl, int t, int64_t row, int64_t *end)
+{
+    const RtDist *d = pl->dist;
+    int64_t rows = pl->ir->tensors[t]->rank > 0 ? pl->ir->tensors[t]->shape[0] : 1;
+    *end = rows;
+    if (!d || !d->rank_rows[t] || d->on_root[t])
+        return 0;
+    int64_t b = d->rank_rows[t], k = row / b;
+    int holder = d->dealt[t] ? d->owner[t][k] : (int)k;
+    while (d->dealt[t] && (k + 1) * b < rows && d->owner[t][k + 1] == holder)
+        k++;
+    *end = (k + 1) * b < rows ? (k + 1) * b : rows;
+    return holder;
+}
+
+bool rt_dist_rows_to_root(RtPlan *pl, int holder, const void *rows, size_t bytes, void *scratch,
+                          bool (*put)(void *ctx, const void *p, size_t n), void *ctx)
+{
+    int rank = pl->dist ? pl->dist->rank : 0;
+    if (holder == 0)
+        return rank != 0 || put(ctx, rows, bytes);
+    bool ok = true;
+    for (size_t at = 0; at < bytes && (rank == 0 || rank == holder); at += RT_ROWS_SCRATCH) {
+        size_t n = bytes - at < RT_ROWS_SCRATCH ? bytes - at : RT_ROWS_SCRATCH;
+        if (rank == holder)
+            ok &= dist_send((const char *)rows + at, n, 0);
+        else if (dist_recv(scratch, n, holder))
+            ok = ok && put(ctx, scratch, n); /* a failed write still takes every piece */
+        else
+            ok = false;
+    }
+    return ok;
 }
 
 /* Runs this rank's block of rows of DIST_ROWS group g: no merge. */
@@ -868,7 +926,7 @@ void rt_dist_claims_end(RtPlan *pl, int g0, int g1, int64_t block_rows, int64_t 
 bool rt_dist_fills_root(const RtPlan *pl, int g)
 {
     const RtDist *d = pl->dist;
-    return d && d->size > 1 && d->rank == 0 && d->is_root_results &&
+    return d && d->size > 1 && d->rank == 0 && d->is_root_results && !d->keeps_exports &&
            pl->ir->tensors[pl->ir->groups[g]->tensor]->is_export;
 }
 

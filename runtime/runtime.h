@@ -508,6 +508,27 @@ void rt_dist_finish(RtPlan *plan, bool keep_all);
  * sinks computed (rank 0 writes them). Not the other ranks when the results are
  * on rank 0 only. */
 bool rt_dist_has_results(const RtPlan *plan);
+/* Exports to a file (save.c): with keep set before a run, its exports stay
+ * where the ranks computed them at its end (no gather). Then, for each run of
+ * rows [row, *end) of tensor t that one rank holds (rt_dist_rows_holder: that
+ * rank; rank 0 for a tensor whole there, or any plan without ranks), every
+ * rank calls rt_dist_rows_to_root: rank 0 passes the bytes to put, its own
+ * or received from the holder piece by piece into scratch (1 MiB), which the
+ * holder sends. False on rank 0 when put failed (every piece is still
+ * taken). rt_dist_is_root: rank 0, or no ranks. */
+void rt_dist_keep_exports(RtPlan *plan, bool keep);
+/* save.c: writes the exports of the run just made to path (.npy: the only
+ * export; .npz: a member per export, deflated with deflate) from the plan's
+ * buffers, or across MPI ranks from where the ranks hold them (a run made
+ * with rt_dist_keep_exports; every rank calls it). Errors are the plan's
+ * diagnostics; the file is written whole or not at all. */
+fuse_status rt_save_exports(RtPlan *plan, const char *path, bool deflate);
+bool rt_dist_is_root(const RtPlan *plan);
+int rt_dist_rows_holder(const RtPlan *plan, int t, int64_t row, int64_t *end);
+#define RT_ROWS_SCRATCH ((size_t)1 << 20)
+bool rt_dist_rows_to_root(RtPlan *plan, int holder, const void *rows, size_t bytes,
+                          void *scratch, bool (*put)(void *ctx, const void *p, size_t n),
+                          void *ctx);
 /* The cells [*lo, *hi) of span i = 0, 1, ... of group g's relation that this
  * rank's semi-naive sweeps touch (false past the last): its blocks of rows when
  * the component's deltas stay in blocks (the other rows are never read), else

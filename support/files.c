@@ -286,13 +286,9 @@ static bool is_dir_name(const char *name)
     return !*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
 }
 
-fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err)
+/* *dfd: the directory of path, opened (O_PATH), its parents made. */
+static fuse_status open_parent(const char *path, int *dfd, char **err)
 {
-    if (!path || !*path || (n > 0 && !data)) {
-        if (err)
-            *err = sup_strprintf("%s: invalid arguments to write", path ? path : "(null)");
-        return FUSE_E_ARG;
-    }
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     if (is_dir_name(name)) {
@@ -307,13 +303,101 @@ fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, 
                                                      : strndup(path, (size_t)(slash - path));
     if (!dir)
         return nomem(err, path);
-    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    *dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     free(dir);
-    if (dfd < 0)
-        return file_error(err, path, "cannot open its directory", errno);
-    st = write_in_dir(dfd, name, path, data, n, err);
+    return *dfd < 0 ? file_error(err, path, "cannot open its directory", errno) : FUSE_OK;
+}
+
+fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err)
+{
+    if (!path || !*path || (n > 0 && !data)) {
+        if (err)
+            *err = sup_strprintf("%s: invalid arguments to write", path ? path : "(null)");
+        return FUSE_E_ARG;
+    }
+    int dfd;
+    fuse_status st = open_parent(path, &dfd, err);
+    if (st != FUSE_OK)
+        return st;
+    const char *slash = strrchr(path, '/');
+    st = write_in_dir(dfd, slash ? slash + 1 : path, path, data, n, err);
     close(dfd);
     return st;
+}
+
+/* ---- a file written forward, then put in place ---- */
+
+struct SupTemp {
+    int dfd, fd;
+    mode_t mode;
+    char *name, *tmp; /* the target's name in dfd, the temporary's */
+};
+
+fuse_status sup_temp_open(const char *path, SupTemp **out, char **err)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return sup_fail(err, FUSE_E_ARG, "(null): no file name given");
+    int dfd;
+    fuse_status st = open_parent(path, &dfd, err);
+    if (st != FUSE_OK)
+        return st;
+    const char *slash = strrchr(path, '/');
+    SupTemp *t = calloc(1, sizeof *t);
+    char *name = strdup(slash ? slash + 1 : path);
+    char *tmp = name ? malloc(strlen(name) + 12) : NULL;
+    if (!t || !tmp) {
+        free(t);
+        free(name);
+        close(dfd);
+        return nomem(err, path);
+    }
+    remove_stale_temps(dfd, name);
+    *t = (SupTemp){.dfd = dfd, .mode = target_mode(dfd, name), .name = name, .tmp = tmp};
+    t->fd = create_temp(dfd, name, tmp);
+    if (t->fd < 0) {
+        st = file_error(err, path, "cannot create a temporary file", errno);
+        t->fd = -1;
+        free(t->tmp);
+        t->tmp = NULL; /* not created: nothing to remove */
+        sup_temp_discard(t);
+        return st;
+    }
+    *out = t;
+    return FUSE_OK;
+}
+
+int sup_temp_fd(const SupTemp *t) { return t->fd; }
+
+fuse_status sup_temp_commit(SupTemp *t, const char *shown, char **err)
+{
+    int e = fchmod(t->fd, t->mode) != 0 ? errno : 0;
+    if (close(t->fd) != 0 && e == 0)
+        e = errno;
+    t->fd = -1;
+    fuse_status st = e ? file_error(err, shown, "cannot write", e) : FUSE_OK;
+    if (st == FUSE_OK && renameat(t->dfd, t->tmp, t->dfd, t->name) != 0)
+        st = file_error(err, shown, "cannot replace the file", errno);
+    if (st == FUSE_OK) {
+        free(t->tmp);
+        t->tmp = NULL; /* in place: nothing to remove */
+    }
+    sup_temp_discard(t);
+    return st;
+}
+
+void sup_temp_discard(SupTemp *t)
+{
+    if (!t)
+        return;
+    if (t->fd >= 0)
+        close(t->fd);
+    if (t->tmp)
+        unlinkat(t->dfd, t->tmp, 0);
+    close(t->dfd);
+    free(t->tmp);
+    free(t->name);
+    free(t);
 }
 
 /* ---- writing beneath a root ---- */

@@ -72,6 +72,17 @@ double sup_clock_ms(void);
 #define SUP_STALE_TEMP_SECONDS 3600
 fuse_status sup_write_file_atomic(const char *path, const void *data, size_t n, char **err);
 
+/* The same for a file written forward by its writer: sup_temp_open creates
+ * the temporary beside path (parents made, stale temporaries removed) and
+ * sup_temp_fd gives its descriptor; sup_temp_commit closes it, gives it its
+ * mode and renames it over path (`shown` names it in errors), and frees t
+ * whatever happens; sup_temp_discard removes it and frees t. */
+typedef struct SupTemp SupTemp;
+fuse_status sup_temp_open(const char *path, SupTemp **out, char **err);
+int sup_temp_fd(const SupTemp *t);
+fuse_status sup_temp_commit(SupTemp *t, const char *shown, char **err);
+void sup_temp_discard(SupTemp *t);
+
 /* The same for the relative path rel under the directory root (created when
  * missing), never writing outside root: the missing directories of rel are made
  * one at a time inside it, and a symbolic link on the way may lead elsewhere

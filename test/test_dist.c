@@ -725,16 +725,27 @@ START_TEST(test_source_in_place_on_one_rank_only)
     snprintf(r0, sizeof r0, "%s", spath("r0"));
     snprintf(r1, sizeof r1, "%s", spath("r1"));
     snprintf(out, sizeof out, "%s", spath("np2.npz"));
+    /* every rank takes part in writing --out (rank 0 writes) */
     Result r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-x",
                          "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r0, FUSE_JIT_BIN, "run",
                          "prog.fuse", "--out", out, "--distributed", ":", "-x",
                          "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r1, FUSE_JIT_BIN, "run",
-                         "prog.fuse", "--distributed", NULL);
-    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+                         "prog.fuse", "--out", out, "--distributed", NULL);
     expect_exit(&r, 0);
     result_free(&r);
     int64_t sd[2] = {CH_I, CH_K};
     expect_same_bits("one.npz", "np2.npz", "D", 2, sd);
+    /* --out on rank 0 only: an error on every rank, not a hang */
+    r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-x",
+                  "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r0, FUSE_JIT_BIN, "run",
+                  "prog.fuse", "--out", out, "--distributed", ":", "-x",
+                  "FUSE_JIT_MMAP_MIN_BYTES", "-np", "1", "--wdir", r1, FUSE_JIT_BIN, "run",
+                  "prog.fuse", "--distributed", NULL);
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_int_lt(r.code, 128);
+    ck_assert_msg(strstr(r.err, "give every rank the same --out"), "%s", r.err);
+    result_free(&r);
     free(file), free(a), free(b);
 }
 END_TEST

@@ -1689,6 +1689,81 @@ static TCase *json_case(void)
     return tc;
 }
 
+/* The context's error mentions `part`. */
+static void expect_ctx_error(fuse_ctx *ctx, const char *part)
+{
+    const char *e = fuse_ctx_error(ctx);
+    ck_assert_msg(e && strstr(e, part), "error '%s' lacks '%s'", e ? e : "(none)", part);
+}
+
+/* a run's exports written straight to a file: .npz stored and deflated, the
+ * only export to .npy; paths that cannot hold them are refused before the
+ * run, a file that cannot be written is an error that leaves the runner
+ * usable */
+START_TEST(test_run_save_writes_the_exports)
+{
+    enum { R = 3, C = 4 };
+    float x[R * C];
+    fill_random(x, R * C, 7, -2.0f, 2.0f);
+    int64_t shape[2] = {R, C}, rows[1] = {R};
+    write_npy("rs_x.npy", 2, shape, x);
+    write_text("rs.fuse", "X[i,j] = \"rs_x.npy\"\nY[i,j] = X[i,j] X[i,j]\nS[i] = X[i,j]\n"
+                          "export Y\nexport S\n");
+    write_text("rs1.fuse", "X[i,j] = \"rs_x.npy\"\nS[i] = X[i,j]\nexport S\n");
+    double y[R * C], s[R] = {0};
+    for (int i = 0; i < R * C; i++) {
+        y[i] = (double)x[i] * x[i];
+        s[i / C] += x[i];
+    }
+    fuse_ctx *ctx = NULL;
+    fuse_program *prog = NULL, *one = NULL;
+    fuse_runner *run = NULL, *run1 = NULL;
+    ck_assert_int_eq(fuse_ctx_new(&ctx), FUSE_OK);
+    ck_assert_msg(fuse_program_from_file(ctx, spath("rs.fuse"), &prog) == FUSE_OK &&
+                      fuse_program_from_file(ctx, spath("rs1.fuse"), &one) == FUSE_OK &&
+                      fuse_runner_new(prog, NULL, NULL, 0, &run) == FUSE_OK &&
+                      fuse_runner_new(one, NULL, NULL, 0, &run1) == FUSE_OK,
+                  "%s", fuse_ctx_error(ctx));
+    for (int compress = 0; compress <= 1; compress++) {
+        const char *name = compress ? "rsz.npz" : "rs.npz";
+        ck_assert_msg(fuse_runner_run_save(run, NULL, 0, spath(name), compress) == FUSE_OK, "%s",
+                      fuse_ctx_error(ctx));
+        float *gy = read_member(name, "Y", 2, shape), *gs = read_member(name, "S", 1, rows);
+        expect_close("Y", gy, y, R * C);
+        expect_close("S", gs, s, R);
+        free(gy), free(gs);
+    }
+    ck_assert_int_eq(fuse_runner_run_save(run1, NULL, 0, spath("rs1.npy"), 0), FUSE_OK);
+    float *g1 = read_npy("rs1.npy", 1, rows);
+    expect_close("S (.npy)", g1, s, R);
+    free(g1);
+    struct stat sb;
+    ck_assert_int_eq(fuse_runner_run_save(run, NULL, 0, spath("two.npy"), 0), FUSE_E_ARG);
+    expect_ctx_error(ctx, "holds one tensor, but the program has 2 exports");
+    ck_assert_int_ne(stat(spath("two.npy"), &sb), 0);
+    ck_assert_int_eq(fuse_runner_run_save(run, NULL, 0, spath("rs.json"), 0), FUSE_E_ARG);
+    expect_ctx_error(ctx, "must end in .npy or .npz");
+    ck_assert_int_eq(fuse_runner_run_save(run, NULL, 0, NULL, 0), FUSE_E_ARG);
+    /* beneath a regular file: no directory can be made there */
+    ck_assert_int_eq(fuse_runner_run_save(run, NULL, 0, spath("rs_x.npy/out.npz"), 0), FUSE_E_IO);
+    expect_ctx_error(ctx, "rs_x.npy");
+    ck_assert_msg(fuse_runner_run_save(run, NULL, 0, spath("rs.npz"), 0) == FUSE_OK, "%s",
+                  fuse_ctx_error(ctx));
+    fuse_runner_free(run);
+    fuse_runner_free(run1);
+    fuse_program_free(prog);
+    fuse_program_free(one);
+    fuse_ctx_free(ctx);
+}
+END_TEST
+
+static TCase *save_case(void)
+{
+    TCase *tc = fixture_case("save");
+    tcase_add_test(tc, test_run_save_writes_the_exports);
+    return tc;
+}
+
 static TCase *sizes_case(void)
 {
     TCase *tc = fixture_case("sizes");
@@ -1719,6 +1794,7 @@ static Suite *formats_suite(void)
     suite_add_tcase(s, json_case());
     suite_add_tcase(s, safetensors_case());
     suite_add_tcase(s, sizes_case());
+    suite_add_tcase(s, save_case());
     return s;
 }
 

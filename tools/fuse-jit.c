@@ -669,8 +669,11 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
 
 /* Runs the program --steps times (default once): each run is one time step of the
  * *t axes, and seeds (--input H@t-1=...) go to the first only; *out holds the last
- * outputs, also when the status is FUSE_E_NOT_CONVERGED. */
-static fuse_status run_steps(const Args *a, Session *s, fuse_outputs **out)
+ * outputs, also when the status is FUSE_E_NOT_CONVERGED. With `save` (an .npz
+ * --out) the last run writes its exports there instead (fuse_runner_run_save:
+ * straight from the runner's buffers; across MPI ranks, no rank gathers them
+ * whole) and *out stays NULL. */
+static fuse_status run_steps(const Args *a, Session *s, const char *save, fuse_outputs **out)
 {
     int steps = a->modes.steps > 0 ? a->modes.steps : 1;
     fuse_status st = FUSE_OK;
@@ -681,7 +684,8 @@ static fuse_status run_steps(const Args *a, Session *s, fuse_outputs **out)
         fuse_outputs_free(*out);
         *out = NULL;
         size_t n = cli_step_inputs(s->inputs, s->n_inputs, i, in);
-        st = fuse_runner_run(s->run, in, n, out);
+        st = save && i == steps - 1 ? fuse_runner_run_save(s->run, in, n, save, a->compress)
+                                    : fuse_runner_run(s->run, in, n, out);
         if (st != FUSE_OK && st != FUSE_E_NOT_CONVERGED)
             break;
     }
@@ -835,8 +839,13 @@ static int cmd_run(const Args *a)
     if (rc == 0 && a->modes.n_queries) {
         rc = run_queries(a, &s);
     } else if (rc == 0) {
-        fuse_status st = run_steps(a, &s, &out);
+        const char *save = a->out && ends_with(a->out, ".npz") ? a->out : NULL;
+        fuse_status st = run_steps(a, &s, save, &out);
         rc = st == FUSE_OK ? 0 : report(&s, st);
+        if (save && (rc == 0 || rc == EXIT_NOT_CONVERGED) && a->rank == 0) {
+            int rc2 = print_trace(a, &s);
+            rc = rc2 ? rc2 : rc;
+        }
         /* a fixpoint that did not converge still gives its outputs; across MPI
          * ranks every rank has them, and rank 0 prints or saves them */
         if (out && (rc == 0 || rc == EXIT_NOT_CONVERGED) && a->rank == 0) {

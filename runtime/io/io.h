@@ -114,6 +114,12 @@ fuse_status io_npy_probe(const char *path, NpyHeader *h, char **err);
 fuse_status io_npy_read_mem(const void *buf, size_t n, const char *what, fuse_tensor *out,
                             char **err);
 
+/* The version 1.0 .npy header of t (its dtype, rank and shape; bfloat16 is
+ * described as the float32 it is written as) into buf, which has room for
+ * IO_NPY_HEADER_MAX bytes; returns its length, a multiple of 64. */
+#define IO_NPY_HEADER_MAX 640
+size_t io_npy_header(const fuse_tensor *t, uint8_t *buf);
+
 /* Serialises a tensor as a version 1.0 .npy image; *buf malloc'd, *n its size. */
 fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err);
 
@@ -143,6 +149,22 @@ fuse_status io_npz_encode(const char *path, const char *const *names,
 fuse_status io_npz_encode_as(const char *path, const char *const *names,
                              const fuse_tensor *tensors, int n, bool deflate, void **buf,
                              size_t *len, char **err);
+
+/* A file of tensors written forward, piece by piece, into a temporary beside
+ * path that io_out_commit puts in place (io_out_abort removes it; both free
+ * o): an .npy of one tensor, or an .npz of a member "<name>.npy" per tensor,
+ * stored or deflated. io_out_begin starts a tensor (its dtype, rank and
+ * shape from meta; its data pointer is not read), io_out_data appends its
+ * data in C order, in pieces of whole elements, io_out_end ends it once all
+ * its bytes came. Written by minizip as io_npz_write writes (the same
+ * members), without the archive in memory. */
+typedef struct IoOut IoOut;
+fuse_status io_out_open(const char *path, bool deflate, IoOut **o, char **err);
+fuse_status io_out_begin(IoOut *o, const char *name, const fuse_tensor *meta, char **err);
+fuse_status io_out_data(IoOut *o, const void *p, size_t n, char **err);
+fuse_status io_out_end(IoOut *o, char **err);
+fuse_status io_out_commit(IoOut *o, char **err);
+void io_out_abort(IoOut *o);
 
 /* Reads one member of an .npz: `member` names it (without ".npy"); NULL picks
  * "arr_0", else the only member. `fallback` (may be NULL) is tried when neither

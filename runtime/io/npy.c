@@ -660,6 +660,25 @@ static fuse_status npy_encode_bf16(const fuse_tensor *t, void **buf, size_t *n, 
     return st;
 }
 
+size_t io_npy_header(const fuse_tensor *t, uint8_t *buf)
+{
+    fuse_tensor as = *t;
+    as.dtype = t->dtype == FUSE_BF16 ? FUSE_F32 : t->dtype; /* written widened */
+    char dict[512];
+    size_t len = (size_t)format_dict(dict, sizeof dict, &as);
+    /* Pad with spaces so that prefix + header (with its '\n') is a multiple of 64. */
+    size_t hlen = (10 + len + 1 + 63) / 64 * 64 - 10;
+    memcpy(buf, NPY_MAGIC, NPY_MAGIC_LEN);
+    buf[6] = 1;
+    buf[7] = 0;
+    buf[8] = (uint8_t)(hlen & 0xff);
+    buf[9] = (uint8_t)(hlen >> 8);
+    memcpy(buf + 10, dict, len);
+    memset(buf + 10 + len, ' ', hlen - len - 1);
+    buf[10 + hlen - 1] = '\n';
+    return 10 + hlen;
+}
+
 fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **err)
 {
     size_t nbytes;
@@ -668,23 +687,15 @@ fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **er
         return st;
     if (t->dtype == FUSE_BF16)
         return npy_encode_bf16(t, buf, n, err);
-    char dict[512];
-    size_t len = (size_t)format_dict(dict, sizeof dict, t);
-    /* Pad with spaces so that prefix + header (with its '\n') is a multiple of 64. */
-    size_t hlen = (10 + len + 1 + 63) / 64 * 64 - 10;
-    if (nbytes > SIZE_MAX - 10 - hlen)
+    uint8_t head[IO_NPY_HEADER_MAX];
+    size_t hlen = io_npy_header(t, head);
+    if (nbytes > SIZE_MAX - hlen)
         return sup_fail(err, FUSE_E_NOMEM, ".npy image: tensor too large");
-    uint8_t *img = malloc(10 + hlen + nbytes);
+    uint8_t *img = malloc(hlen + nbytes);
     if (!img)
         return sup_fail(err, FUSE_E_NOMEM, ".npy image: out of memory");
-    memcpy(img, NPY_MAGIC, NPY_MAGIC_LEN);
-    img[6] = 1;
-    img[7] = 0;
-    img[8] = (uint8_t)(hlen & 0xff);
-    img[9] = (uint8_t)(hlen >> 8);
-    memcpy(img + 10, dict, len);
-    memset(img + 10 + len, ' ', hlen - len - 1);
-    img[10 + hlen - 1] = '\n';
+    memcpy(img, head, hlen);
+    hlen -= 10; /* as the data's offset below counts it */
     if (nbytes > 0)
         memcpy(img + 10 + hlen, t->data, nbytes);
     size_t esize = fuse_dtype_size(t->dtype);

@@ -16,10 +16,12 @@
  */
 #include "io.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zip.h> /* minizip's (this file alone has its include directory) */
 
 /* ---- the archive in memory ---- */
@@ -337,4 +339,269 @@ fuse_status io_npz_write(const char *path, const char *const *names,
                          const fuse_tensor *tensors, int n, char **err)
 {
     return io_npz_write_as(path, names, tensors, n, false, err);
+}
+
+/* ---- written forward: IoOut ---- */
+
+/* The file of an IoOut: minizip's stream for an .npz, written in place
+ * (pwrite at pos), as minizip seeks back to complete each member's header. */
+typedef struct FileZip {
+    int fd;
+    uint64_t pos, len;
+    int errnum; /* the first failed write's errno */
+} FileZip;
+
+struct IoOut {
+    SupTemp *tmp;
+    char *path;
+    bool is_npz, deflate, in_tensor;
+    FileZip fz;
+    zipFile zf;
+    fuse_dtype dtype;   /* of the tensor being written */
+    uint64_t left;      /* its data bytes still to come */
+    unsigned char *wide; /* room for a piece converted to its file form */
+};
+
+static voidpf ZCALLBACK file_open(voidpf opaque, const void *name, int mode)
+{
+    (void)name;
+    (void)mode;
+    return opaque;
+}
+
+static uLong ZCALLBACK file_read(voidpf opaque, voidpf stream, void *buf, uLong size)
+{
+    (void)opaque;
+    FileZip *f = stream;
+    ssize_t n = pread(f->fd, buf, size, (off_t)f->pos);
+    if (n < 0)
+        return 0;
+    f->pos += (uint64_t)n;
+    return (uLong)n;
+}
+
+static int write_at(FileZip *f, const void *buf, size_t size)
+{
+    const char *p = buf;
+    while (size > 0) {
+        ssize_t n = pwrite(f->fd, p, size, (off_t)f->pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            f->errnum = f->errnum ? f->errnum : n < 0 ? errno : EIO;
+            return -1;
+        }
+        p += n;
+        size -= (size_t)n;
+        f->pos += (uint64_t)n;
+        f->len = f->pos > f->len ? f->pos : f->len;
+    }
+    return 0;
+}
+
+static uLong ZCALLBACK file_write(voidpf opaque, voidpf stream, const void *buf, uLong size)
+{
+    (void)opaque;
+    return write_at(stream, buf, size) == 0 ? size : 0;
+}
+
+static ZPOS64_T ZCALLBACK file_tell(voidpf opaque, voidpf stream)
+{
+    (void)opaque;
+    return ((FileZip *)stream)->pos;
+}
+
+static long ZCALLBACK file_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, int origin)
+{
+    (void)opaque;
+    FileZip *f = stream;
+    uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET   ? 0
+                    : origin == ZLIB_FILEFUNC_SEEK_CUR ? f->pos
+                                                       : f->len;
+    if (offset > f->len - base)
+        return -1;
+    f->pos = base + offset;
+    return 0;
+}
+
+static int ZCALLBACK file_close(voidpf opaque, voidpf stream)
+{
+    (void)opaque;
+    (void)stream;
+    return 0; /* the descriptor is the SupTemp's */
+}
+
+static int ZCALLBACK file_error(voidpf opaque, voidpf stream)
+{
+    (void)opaque;
+    return ((FileZip *)stream)->errnum;
+}
+
+/* The error of a failed write to the file, or of minizip's rc. */
+static fuse_status out_fail(const IoOut *o, int rc, char **err)
+{
+    if (o->fz.errnum)
+        return sup_fail(err, FUSE_E_IO, "%s: cannot write: %s", o->path, strerror(o->fz.errnum));
+    return sup_fail(err, rc == Z_MEM_ERROR ? FUSE_E_NOMEM : FUSE_E_IO, "%s: cannot write: %s",
+                    o->path, rc == Z_MEM_ERROR ? "out of memory" : "minizip failed");
+}
+
+#define IO_OUT_PIECE ((size_t)1 << 16) /* bytes converted at a time (o->wide) */
+
+fuse_status io_out_open(const char *path, bool deflate, IoOut **out, char **err)
+{
+    *out = NULL;
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    bool is_npz = dot && strcmp(dot, ".npz") == 0;
+    if (!dot || (!is_npz && strcmp(dot, ".npy") != 0))
+        return sup_fail(err, FUSE_E_ARG, "%s: not an .npy or .npz file name",
+                        path ? path : "(null)");
+    IoOut *o = calloc(1, sizeof *o);
+    if (!o || !(o->path = strdup(path)) || !(o->wide = malloc(2 * IO_OUT_PIECE))) {
+        io_out_abort(o);
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", path);
+    }
+    o->is_npz = is_npz;
+    o->deflate = deflate;
+    fuse_status st = sup_temp_open(path, &o->tmp, err);
+    if (st != FUSE_OK) {
+        io_out_abort(o);
+        return st;
+    }
+    o->fz.fd = sup_temp_fd(o->tmp);
+    if (is_npz) {
+        zlib_filefunc64_def io = {file_open, file_read, file_write, file_tell, file_seek,
+                                  file_close, file_error, &o->fz};
+        o->zf = zipOpen2_64(path, APPEND_STATUS_CREATE, NULL, &io);
+        if (!o->zf) {
+            io_out_abort(o);
+            return sup_fail(err, FUSE_E_NOMEM, "%s: cannot create .npz archive", path);
+        }
+    }
+    *out = o;
+    return FUSE_OK;
+}
+
+fuse_status io_out_begin(IoOut *o, const char *name, const fuse_tensor *meta, char **err)
+{
+    fuse_tensor probe = *meta;
+    size_t nbytes = 0;
+    probe.data = probe.data ? probe.data : o; /* only the shape and dtype are checked */
+    fuse_status st = io_tensor_check(&probe, o->path, &nbytes, err);
+    if (st != FUSE_OK)
+        return st;
+    uint8_t head[IO_NPY_HEADER_MAX];
+    size_t hlen = io_npy_header(meta, head);
+    uint64_t data = meta->dtype == FUSE_BF16 ? 2 * (uint64_t)nbytes : nbytes;
+    o->dtype = meta->dtype;
+    o->left = nbytes;
+    o->in_tensor = true;
+    if (!o->is_npz)
+        return write_at(&o->fz, head, hlen) == 0 ? FUSE_OK : out_fail(o, 0, err);
+    char *member = sup_strprintf("%s.npy", name);
+    if (!member)
+        return sup_fail(err, FUSE_E_NOMEM, "%s: out of memory", o->path);
+    zip_fileinfo info = now_info();
+    int rc = open_member(o->zf, member, &info, (size_t)(hlen + data), o->deflate);
+    free(member);
+    if (rc == ZIP_OK)
+        rc = zipWriteInFileInZip(o->zf, head, (unsigned)hlen);
+    return rc == ZIP_OK ? FUSE_OK : out_fail(o, rc, err);
+}
+
+/* n bytes of the file's data (converted or as they are) */
+static int out_put(IoOut *o, const void *p, size_t n)
+{
+    if (!o->is_npz)
+        return write_at(&o->fz, p, n) == 0 ? ZIP_OK : ZIP_ERRNO;
+    return write_data(o->zf, p, n);
+}
+
+/* A piece as the file holds it: bfloat16 widened to float32, little-endian. */
+static size_t file_form(IoOut *o, const unsigned char *p, size_t n)
+{
+    size_t es = fuse_dtype_size(o->dtype);
+    if (o->dtype == FUSE_BF16) {
+        for (size_t i = 0; i < n / 2; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint32_t w = (uint32_t)h << 16;
+            memcpy(o->wide + 4 * i, &w, 4);
+        }
+        n *= 2, es = 4;
+    } else {
+        memcpy(o->wide, p, n);
+    }
+    const uint16_t one = 1;
+    unsigned char little;
+    memcpy(&little, &one, 1);
+    for (size_t i = 0; !little && es > 1 && i < n; i += es) /* big-endian host */
+        for (size_t a = 0, b = es - 1; a < b; a++, b--) {
+            unsigned char c = o->wide[i + a];
+            o->wide[i + a] = o->wide[i + b];
+            o->wide[i + b] = c;
+        }
+    return n;
+}
+
+fuse_status io_out_data(IoOut *o, const void *p, size_t n, char **err)
+{
+    if (!o->in_tensor || n > o->left)
+        return sup_fail(err, FUSE_E_ARG, "%s: more data than the tensor holds", o->path);
+    o->left -= n;
+    const uint16_t one = 1;
+    unsigned char little;
+    memcpy(&little, &one, 1);
+    int rc = ZIP_OK;
+    if (o->dtype != FUSE_BF16 && (little || fuse_dtype_size(o->dtype) == 1)) {
+        rc = out_put(o, p, n);
+    } else {
+        const unsigned char *c = p;
+        for (size_t at = 0; at < n && rc == ZIP_OK; at += IO_OUT_PIECE) {
+            size_t piece = n - at < IO_OUT_PIECE ? n - at : IO_OUT_PIECE;
+            rc = out_put(o, o->wide, file_form(o, c + at, piece));
+        }
+    }
+    return rc == ZIP_OK ? FUSE_OK : out_fail(o, rc, err);
+}
+
+fuse_status io_out_end(IoOut *o, char **err)
+{
+    if (!o->in_tensor || o->left)
+        return sup_fail(err, FUSE_E_ARG, "%s: a tensor's data ended %llu bytes short", o->path,
+                        (unsigned long long)o->left);
+    o->in_tensor = false;
+    int rc = o->is_npz ? zipCloseFileInZip(o->zf) : ZIP_OK;
+    return rc == ZIP_OK ? FUSE_OK : out_fail(o, rc, err);
+}
+
+fuse_status io_out_commit(IoOut *o, char **err)
+{
+    fuse_status st = FUSE_OK;
+    if (o->in_tensor)
+        st = sup_fail(err, FUSE_E_ARG, "%s: a tensor was not finished", o->path);
+    if (o->zf) {
+        int rc = zipClose(o->zf, NULL); /* frees zf whatever it returns */
+        o->zf = NULL;
+        if (st == FUSE_OK && rc != ZIP_OK)
+            st = out_fail(o, rc, err);
+    }
+    if (st == FUSE_OK) {
+        st = sup_temp_commit(o->tmp, o->path, err);
+        o->tmp = NULL;
+    }
+    io_out_abort(o);
+    return st;
+}
+
+void io_out_abort(IoOut *o)
+{
+    if (!o)
+        return;
+    if (o->zf)
+        zipClose(o->zf, NULL);
+    sup_temp_discard(o->tmp);
+    free(o->wide);
+    free(o->path);
+    free(o);
 }
