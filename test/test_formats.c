@@ -1757,10 +1757,59 @@ START_TEST(test_run_save_writes_the_exports)
 }
 END_TEST
 
+/* io_out: pieces of any size make the tensor; a short or long tensor, a
+ * second tensor in an .npy are errors; an aborted file leaves nothing */
+START_TEST(test_io_out_pieces_and_misuse)
+{
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    fuse_tensor meta = {.dtype = FUSE_F32, .rank = 2, .shape = {2, 3}};
+    IoOut *o = NULL;
+    char *err = NULL;
+    ck_assert_int_eq(io_out_open(spath("io.npz"), false, &o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "V", &meta, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, v, 4, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, v + 1, 20, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, v, 4, &err), FUSE_E_ARG); /* one float too many */
+    free(err), err = NULL;
+    ck_assert_int_eq(io_out_end(o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "W", &meta, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, v, 8, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_end(o, &err), FUSE_E_ARG); /* 16 bytes short */
+    ck_assert_msg(err && strstr(err, "16 bytes short"), "%s", err ? err : "");
+    free(err), err = NULL;
+    io_out_abort(o);
+    struct stat sb;
+    ck_assert_int_ne(stat(spath("io.npz"), &sb), 0);
+    ck_assert_int_eq(io_out_open(spath("io.npz"), false, &o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "V", &meta, &err), FUSE_OK);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(io_out_data(o, v + i, 4, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_end(o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_commit(o, &err), FUSE_OK);
+    int64_t shape[2] = {2, 3};
+    float *got = read_member("io.npz", "V", 2, shape);
+    ck_assert(memcmp(got, v, sizeof v) == 0);
+    free(got);
+    ck_assert_int_eq(io_out_open(spath("io.npy"), false, &o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "V", &meta, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, v, sizeof v, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_end(o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "W", &meta, &err), FUSE_E_ARG);
+    free(err), err = NULL;
+    ck_assert_int_eq(io_out_commit(o, &err), FUSE_OK);
+    got = read_npy("io.npy", 2, shape);
+    ck_assert(memcmp(got, v, sizeof v) == 0);
+    free(got);
+    ck_assert_int_eq(io_out_open(spath("io.txt"), false, &o, &err), FUSE_E_ARG);
+    free(err);
+}
+END_TEST
+
 static TCase *save_case(void)
 {
     TCase *tc = fixture_case("save");
     tcase_add_test(tc, test_run_save_writes_the_exports);
+    tcase_add_test(tc, test_io_out_pieces_and_misuse);
     return tc;
 }
 

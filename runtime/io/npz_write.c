@@ -355,6 +355,7 @@ struct IoOut {
     SupTemp *tmp;
     char *path;
     bool is_npz, deflate, in_tensor;
+    int n_tensors;      /* begun so far (an .npy holds one) */
     FileZip fz;
     zipFile zf;
     fuse_dtype dtype;   /* of the tensor being written */
@@ -484,6 +485,9 @@ fuse_status io_out_open(const char *path, bool deflate, IoOut **out, char **err)
 
 fuse_status io_out_begin(IoOut *o, const char *name, const fuse_tensor *meta, char **err)
 {
+    if (o->in_tensor || (!o->is_npz && o->n_tensors > 0))
+        return sup_fail(err, FUSE_E_ARG, "%s: %s", o->path,
+                        o->in_tensor ? "a tensor was not finished" : "an .npy holds one tensor");
     fuse_tensor probe = *meta;
     size_t nbytes = 0;
     probe.data = probe.data ? probe.data : o; /* only the shape and dtype are checked */
@@ -496,6 +500,7 @@ fuse_status io_out_begin(IoOut *o, const char *name, const fuse_tensor *meta, ch
     o->dtype = meta->dtype;
     o->left = nbytes;
     o->in_tensor = true;
+    o->n_tensors++;
     if (!o->is_npz)
         return write_at(&o->fz, head, hlen) == 0 ? FUSE_OK : out_fail(o, 0, err);
     char *member = sup_strprintf("%s.npy", name);
