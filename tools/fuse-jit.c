@@ -670,7 +670,7 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
 /* Runs the program --steps times (default once): each run is one time step of the
  * *t axes, and seeds (--input H@t-1=...) go to the first only; *out holds the last
  * outputs, also when the status is FUSE_E_NOT_CONVERGED. With `save` (an .npz
- * --out) the last run writes its exports there instead (fuse_runner_run_save:
+ * --out, or an .npy one of the only export) the last run writes its exports there instead (fuse_runner_run_save:
  * straight from the runner's buffers; across MPI ranks, no rank gathers them
  * whole) and *out stays NULL. */
 static fuse_status run_steps(const Args *a, Session *s, const char *save, fuse_outputs **out)
@@ -839,7 +839,9 @@ static int cmd_run(const Args *a)
     if (rc == 0 && a->modes.n_queries) {
         rc = run_queries(a, &s);
     } else if (rc == 0) {
-        const char *save = a->out && ends_with(a->out, ".npz") ? a->out : NULL;
+        bool is_one_npy = a->out && ends_with(a->out, ".npy") &&
+                          fuse_program_tensor_count(s.prog, FUSE_TENSORS_EXPORTS) == 1;
+        const char *save = a->out && (ends_with(a->out, ".npz") || is_one_npy) ? a->out : NULL;
         fuse_status st = run_steps(a, &s, save, &out);
         rc = st == FUSE_OK ? 0 : report(&s, st);
         if (save && (rc == 0 || rc == EXIT_NOT_CONVERGED) && a->rank == 0) {
