@@ -12,18 +12,22 @@
 # --time --out OUT.npz` with OMP_NUM_THREADS=1 and the code cache warm (one run
 # first). Prints per workload and R: the median "time: run" (the program's run,
 # rank 0) and whole-process wall time, the speedup of -np 2 over -np 1, and the
-# bytes rank 0 moved (all-reduced, plus received in all-gathers) against the
-# model:
+# bytes rank 0 moved (all-reduced, plus received in gathers and while writing
+# --out) against the model. The run ends where the exports are computed: the
+# .npz --out is written afterwards (outside "time: run", inside wall time), by
+# rank 0, which receives the others' rows of the export 1 MiB at a time as it
+# writes them (fuse_runner_run_save; before, the export was gathered to rank 0
+# at the end of the run, inside "time: run").
 #   chain: both products stay in row blocks (D reads C row for row); D, the
-#          export, is gathered once at the end: rank 0 receives the other
-#          ranks' rows, about (R-1)/R x n^2 x 4 bytes
+#          export, goes to rank 0 once, as it writes --out: rank 0 receives
+#          the other ranks' rows, about (R-1)/R x n^2 x 4 bytes
 #   tc:    the base sweep and the semi-naive sweeps stay in row blocks of Path
 #          that the ranks claim as they go (each rank's rows of the next delta
 #          depend only on its rows of this one); the ranks agree once at the
 #          end (sweeps, convergence, and who ran which block: 4 bytes a
-#          block; not counted); Path, the export, is gathered once at the
-#          end: rank 0 receives the other ranks' blocks, about (R-1)/R x n^2
-#          x 4 bytes when the ranks ran as many blocks each
+#          block; not counted); Path, the export, goes to rank 0 once, as it
+#          writes --out: rank 0 receives the other ranks' blocks, about
+#          (R-1)/R x n^2 x 4 bytes when the ranks ran as many blocks each
 set -euo pipefail
 build="$(cd "${1:?usage: mpi.sh BUILD_DIR [RUNS]}" && pwd)"
 runs="${2:-3}"
@@ -106,5 +110,5 @@ print('yes' if all(np.array_equal(a[k].view(np.uint32), b[k].view(np.uint32)) fo
          "np2 rank 0 moved ${b2} bytes; outputs identical: $same"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "model chain: D gathered: (2-1)/2 x 4096^2 x 4 = $((4096 * 4096 * 4 / 2)) bytes received by rank 0"
-echo "model tc: Path gathered: (2-1)/2 x 4000^2 x 4 = $((4000 * 4000 * 4 / 2)) bytes received by rank 0"
+echo "model chain: D to rank 0: (2-1)/2 x 4096^2 x 4 = $((4096 * 4096 * 4 / 2)) bytes received by rank 0"
+echo "model tc: Path to rank 0: (2-1)/2 x 4000^2 x 4 = $((4000 * 4000 * 4 / 2)) bytes received by rank 0"
