@@ -1,10 +1,12 @@
 /*
  * npz_write.c: .npz archives written with minizip (zlib's ZIP writer).
  *
- * The whole archive is built in memory (minizip writing through the callbacks
- * below into a growing buffer) and then written as every other format is, through
- * sup_write_file_atomic (or, for a sink, beneath the output root); a failure
- * writes nothing. Members are "<name>.npy", stored as numpy.savez does (deflating
+ * io_npz_write builds the whole archive in memory (minizip writing through the
+ * callbacks below into a growing buffer) and then writes it as every other
+ * format is, through sup_write_file_atomic (or, for a sink, beneath the output
+ * root); a failure writes nothing. IoOut (the end of the file) writes an .npz
+ * or .npy forward into a temporary file instead, a tensor's data in pieces,
+ * for a run's exports (runtime/save.c): no copy of them in memory. Members are "<name>.npy", stored as numpy.savez does (deflating
  * 9 MB costs about 400 ms), or deflated on request (io_npz_write_as, as
  * savez_compressed) at level 9, what libzip wrote before. A member that may
  * reach 4 GiB is written with ZIP64 headers; a name that is not ASCII is marked
@@ -24,15 +26,59 @@
 #include <unistd.h>
 #include <zip.h> /* minizip's (this file alone has its include directory) */
 
+/* ---- minizip's streams ---- */
+
+/* minizip writes forward, and seeks back to complete each member's local
+ * header (CRC and sizes) once the data is written. Where a stream is: the
+ * first member of both streams below (an archive in memory, a file). */
+typedef struct ZipPos {
+    uint64_t pos; /* where the next read or write goes */
+    uint64_t len; /* bytes written: the furthest offset reached */
+} ZipPos;
+
+static ZPOS64_T ZCALLBACK pos_tell(voidpf opaque, voidpf stream)
+{
+    (void)opaque;
+    return ((ZipPos *)stream)->pos;
+}
+
+/* Offsets are unsigned: only forward from the origin, and never past the end (no
+ * holes). */
+static long ZCALLBACK pos_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, int origin)
+{
+    (void)opaque;
+    ZipPos *at = stream;
+    uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET   ? 0
+                    : origin == ZLIB_FILEFUNC_SEEK_CUR ? at->pos
+                                                       : at->len;
+    if (offset > at->len - base)
+        return -1;
+    at->pos = base + offset;
+    return 0;
+}
+
+/* The stream is the opaque pointer given with the callbacks (the MemZip or
+ * FileZip); its owner frees it, and closes the file, after zipClose. */
+static voidpf ZCALLBACK stream_open(voidpf opaque, const void *name, int mode)
+{
+    (void)name;
+    (void)mode;
+    return opaque;
+}
+
+static int ZCALLBACK stream_close(voidpf opaque, voidpf stream)
+{
+    (void)opaque;
+    (void)stream;
+    return 0;
+}
+
 /* ---- the archive in memory ---- */
 
-/* minizip's output: it writes forward, and seeks back to complete each member's
- * local header (CRC and sizes) once the data is written. */
 typedef struct MemZip {
+    ZipPos at;
     unsigned char *data;
-    size_t len; /* bytes written: the furthest offset reached */
     size_t cap;
-    size_t pos; /* where the next read or write goes */
     bool nomem; /* a write could not grow the buffer */
 } MemZip;
 
@@ -52,20 +98,13 @@ static bool mem_reserve(MemZip *m, size_t need)
     return true;
 }
 
-static voidpf ZCALLBACK mem_open(voidpf opaque, const void *name, int mode)
-{
-    (void)name;
-    (void)mode;
-    return opaque; /* the stream is the buffer itself */
-}
-
 static uLong ZCALLBACK mem_read(voidpf opaque, voidpf stream, void *buf, uLong size)
 {
     (void)opaque;
     MemZip *m = stream;
-    size_t n = m->len - m->pos < size ? m->len - m->pos : (size_t)size;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
+    size_t n = m->at.len - m->at.pos < size ? m->at.len - m->at.pos : (size_t)size;
+    memcpy(buf, m->data + m->at.pos, n);
+    m->at.pos += n;
     return (uLong)n;
 }
 
@@ -73,43 +112,15 @@ static uLong ZCALLBACK mem_write(voidpf opaque, voidpf stream, const void *buf, 
 {
     (void)opaque;
     MemZip *m = stream;
-    if (size > SIZE_MAX - m->pos || !mem_reserve(m, m->pos + size)) {
+    if (size > SIZE_MAX - m->at.pos || !mem_reserve(m, m->at.pos + size)) {
         m->nomem = true;
         return 0; /* minizip reports ZIP_ERRNO */
     }
-    memcpy(m->data + m->pos, buf, size);
-    m->pos += size;
-    if (m->pos > m->len)
-        m->len = m->pos;
+    memcpy(m->data + m->at.pos, buf, size);
+    m->at.pos += size;
+    if (m->at.pos > m->at.len)
+        m->at.len = m->at.pos;
     return size;
-}
-
-static ZPOS64_T ZCALLBACK mem_tell(voidpf opaque, voidpf stream)
-{
-    (void)opaque;
-    return ((MemZip *)stream)->pos;
-}
-
-/* Offsets are unsigned: only forward from the origin, and never past the end (no
- * holes). */
-static long ZCALLBACK mem_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, int origin)
-{
-    (void)opaque;
-    MemZip *m = stream;
-    size_t base = origin == ZLIB_FILEFUNC_SEEK_SET   ? 0
-                  : origin == ZLIB_FILEFUNC_SEEK_CUR ? m->pos
-                                                     : m->len;
-    if (offset > m->len - base)
-        return -1;
-    m->pos = base + (size_t)offset;
-    return 0;
-}
-
-static int ZCALLBACK mem_close(voidpf opaque, voidpf stream)
-{
-    (void)opaque;
-    (void)stream;
-    return 0; /* the buffer outlives the zipFile: the caller takes or frees it */
 }
 
 static int ZCALLBACK mem_error(voidpf opaque, voidpf stream)
@@ -223,7 +234,7 @@ static bool reserve_member(MemZip *m, size_t name_len, size_t len, bool deflate,
 {
     uLong most = deflate ? compressBound((uLong)len) : (uLong)len;
     *central += ZIP_CENTRAL_MAX(name_len);
-    size_t need = m->pos;
+    size_t need = m->at.pos;
     size_t parts[] = {ZIP_LOCAL_MAX(name_len), (size_t)most, *central, ZIP_END_MAX};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         if (parts[i] > SIZE_MAX - need)
@@ -287,8 +298,8 @@ fuse_status io_npz_encode_as(const char *path, const char *const *names,
     if (st != FUSE_OK)
         return st;
     MemZip m = {0};
-    zlib_filefunc64_def io = {mem_open, mem_read, mem_write, mem_tell, mem_seek,
-                              mem_close, mem_error, &m};
+    zlib_filefunc64_def io = {stream_open, mem_read, mem_write, pos_tell, pos_seek,
+                              stream_close, mem_error, &m};
     zipFile zf = mem_reserve(&m, ZIP_END_MAX) /* the end, should there be no member */
                      ? zipOpen2_64(path, APPEND_STATUS_CREATE, NULL, &io)
                      : NULL;
@@ -309,7 +320,7 @@ fuse_status io_npz_encode_as(const char *path, const char *const *names,
         return st;
     }
     *buf = m.data;
-    *len = m.len;
+    *len = m.at.len;
     return FUSE_OK;
 }
 
@@ -346,8 +357,8 @@ fuse_status io_npz_write(const char *path, const char *const *names,
 /* The file of an IoOut: minizip's stream for an .npz, written in place
  * (pwrite at pos), as minizip seeks back to complete each member's header. */
 typedef struct FileZip {
+    ZipPos at;
     int fd;
-    uint64_t pos, len;
     int errnum; /* the first failed write's errno */
 } FileZip;
 
@@ -363,21 +374,14 @@ struct IoOut {
     unsigned char *wide; /* room for a piece converted to its file form */
 };
 
-static voidpf ZCALLBACK file_open(voidpf opaque, const void *name, int mode)
-{
-    (void)name;
-    (void)mode;
-    return opaque;
-}
-
 static uLong ZCALLBACK file_read(voidpf opaque, voidpf stream, void *buf, uLong size)
 {
     (void)opaque;
     FileZip *f = stream;
-    ssize_t n = pread(f->fd, buf, size, (off_t)f->pos);
+    ssize_t n = pread(f->fd, buf, size, (off_t)f->at.pos);
     if (n < 0)
         return 0;
-    f->pos += (uint64_t)n;
+    f->at.pos += (uint64_t)n;
     return (uLong)n;
 }
 
@@ -385,7 +389,7 @@ static int write_at(FileZip *f, const void *buf, size_t size)
 {
     const char *p = buf;
     while (size > 0) {
-        ssize_t n = pwrite(f->fd, p, size, (off_t)f->pos);
+        ssize_t n = pwrite(f->fd, p, size, (off_t)f->at.pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -394,8 +398,8 @@ static int write_at(FileZip *f, const void *buf, size_t size)
         }
         p += n;
         size -= (size_t)n;
-        f->pos += (uint64_t)n;
-        f->len = f->pos > f->len ? f->pos : f->len;
+        f->at.pos += (uint64_t)n;
+        f->at.len = f->at.pos > f->at.len ? f->at.pos : f->at.len;
     }
     return 0;
 }
@@ -404,32 +408,6 @@ static uLong ZCALLBACK file_write(voidpf opaque, voidpf stream, const void *buf,
 {
     (void)opaque;
     return write_at(stream, buf, size) == 0 ? size : 0;
-}
-
-static ZPOS64_T ZCALLBACK file_tell(voidpf opaque, voidpf stream)
-{
-    (void)opaque;
-    return ((FileZip *)stream)->pos;
-}
-
-static long ZCALLBACK file_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, int origin)
-{
-    (void)opaque;
-    FileZip *f = stream;
-    uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET   ? 0
-                    : origin == ZLIB_FILEFUNC_SEEK_CUR ? f->pos
-                                                       : f->len;
-    if (offset > f->len - base)
-        return -1;
-    f->pos = base + offset;
-    return 0;
-}
-
-static int ZCALLBACK file_close(voidpf opaque, voidpf stream)
-{
-    (void)opaque;
-    (void)stream;
-    return 0; /* the descriptor is the SupTemp's */
 }
 
 static int ZCALLBACK file_error(voidpf opaque, voidpf stream)
@@ -471,8 +449,8 @@ fuse_status io_out_open(const char *path, bool deflate, IoOut **out, char **err)
     }
     o->fz.fd = sup_temp_fd(o->tmp);
     if (is_npz) {
-        zlib_filefunc64_def io = {file_open, file_read, file_write, file_tell, file_seek,
-                                  file_close, file_error, &o->fz};
+        zlib_filefunc64_def io = {stream_open, file_read, file_write, pos_tell, pos_seek,
+                                  stream_close, file_error, &o->fz};
         o->zf = zipOpen2_64(path, APPEND_STATUS_CREATE, NULL, &io);
         if (!o->zf) {
             io_out_abort(o);
