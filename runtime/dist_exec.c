@@ -1071,7 +1071,10 @@ fuse_status rt_dist_explain(const RtPlan *pl, char **out)
         EndGather how = end_gather(pl, t, false);
         if (how != END_NONE)
             explain_gather(pl, t, how == END_ROOT ? "rank 0" : "each rank",
-                           "at the end of the run", &sb, &s);
+                           how == END_ROOT && pl->ir->tensors[t]->is_export
+                               ? "at the end of the run (or as it writes an .npz/.npy --out)"
+                               : "at the end of the run",
+                           &sb, &s);
     }
     memset(d->rank_rows, 0, (size_t)pl->ir->n_tensors * sizeof *d->rank_rows);
     char reduced[32], model[32], gathered[32];
