@@ -418,6 +418,21 @@ bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
     return ok;
 }
 
+bool dist_gather_lists(const int64_t *mine, int64_t *all, const int *counts, int *displs)
+{
+    int64_t at = 0;
+    for (int r = 0; r < world_size; r++) {
+        if (at > INT_MAX)
+            return false;
+        displs[r] = (int)at;
+        at += counts[r];
+    }
+    atomic_fetch_add(&n_calls, 1);
+    atomic_fetch_add(&bytes_gathered, (uint64_t)(at - counts[world_rank]) * sizeof *all);
+    return mpi.Allgatherv(mine, counts[world_rank], mpi.t_int64, all, counts, displs,
+                          mpi.t_int64, mpi.world) == MPI_SUCCESS;
+}
+
 /* Tag of dist_send / dist_recv, apart from the gathers' 0. */
 #define DIST_TAG_PIECES 1
 
@@ -615,6 +630,13 @@ bool dist_send(const void *buf, size_t bytes, int to)
 {
     (void)buf, (void)bytes, (void)to;
     return false; /* one rank: nobody to send to */
+}
+
+bool dist_gather_lists(const int64_t *mine, int64_t *all, const int *counts, int *displs)
+{
+    displs[0] = 0;
+    memcpy(all, mine, (size_t)counts[0] * sizeof *all);
+    return true;
 }
 
 bool dist_recv(void *buf, size_t bytes, int from)

@@ -115,6 +115,10 @@ typedef struct DistBlocks {
 bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
                         bool is_root_only);
 
+/* Every rank's list of counts[r] values (mine: this rank's), concatenated in
+ * rank order into all on every rank (one all-gather); displs is scratch of
+ * one int per rank. False when the total exceeds INT_MAX (nothing moved). */
+bool dist_gather_lists(const int64_t *mine, int64_t *all, const int *counts, int *displs);
 /* One message of `bytes` (at most INT_MAX) from this rank to rank `to`, and
  * its receipt into buf on `to` (the bytes count as gathered there); messages
  * between two ranks arrive in the order they were sent. */

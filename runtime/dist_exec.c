@@ -70,7 +70,10 @@ struct RtDist {
     int64_t *src_rows;      /* per tensor: a .npy source each rank reads only its
                                block of (every reader reads it row for row), or 0 */
     bool *src_read;         /* per tensor: this rank read only its block this run */
-    int *flags;             /* room for n_tensors + 3 ints (rt_dist_agree_sources) */
+    bool *share_checked;    /* per tensor: used in place, this rank having checked
+                               only its share of it for 0s and 1s (this run) */
+    int *flags;             /* room for 2 n_tensors + 3 ints (rt_dist_agree_sources) */
+    int *per_rank;          /* room for 2 ints a rank (rt_dist_join_cells) */
     int summed;             /* the group run as a projection over row blocks: its
                                output is all-reduced after its kernel, or -1 */
     bool is_root_results;   /* a plain run's results on rank 0 only
@@ -309,10 +312,13 @@ static bool dist_new(RtPlan *pl, int rank, int size, bool is_root_results, RtDis
     d->delta_rows = calloc((size_t)p->n_groups + 1, sizeof *d->delta_rows);
     d->src_rows = calloc((size_t)p->n_tensors + 1, sizeof *d->src_rows);
     d->src_read = calloc((size_t)p->n_tensors + 1, sizeof *d->src_read);
-    d->flags = calloc((size_t)p->n_tensors + 3, sizeof *d->flags);
+    d->flags = calloc((size_t)p->n_tensors * 2 + 3, sizeof *d->flags);
+    d->share_checked = calloc((size_t)p->n_tensors + 1, sizeof *d->share_checked);
+    d->per_rank = calloc((size_t)size * 2, sizeof *d->per_rank);
     d->on_root = calloc((size_t)p->n_tensors + 1, sizeof *d->on_root);
     if (!d->groups || !d->stride || !d->rank_rows || !d->dealt || !d->owner || !d->group_rows ||
-        !d->delta_rows || !d->src_rows || !d->src_read || !d->flags || !d->on_root)
+        !d->delta_rows || !d->src_rows || !d->src_read || !d->flags || !d->on_root ||
+        !d->per_rank || !d->share_checked)
         return false;
     plan_groups(pl, d);
     if (!owner_maps_new(pl, d))
@@ -353,6 +359,8 @@ void rt_dist_free(RtDist *d)
     free(d->src_rows);
     free(d->src_read);
     free(d->flags);
+    free(d->per_rank);
+    free(d->share_checked);
     free(d->on_root);
     io_free_aligned(d->before);
     free(d->bits);
@@ -411,7 +419,10 @@ void rt_dist_source_read(RtPlan *pl, int t)
  * was interrupted (then all stop, FUSE_E_INTERRUPTED), and on the sources read
  * as blocks. A source every rank read as its block stays in blocks; one that
  * only some ranks could (the others read the whole file: a mapping refused) is
- * gathered, so every rank ends with it whole. */
+ * gathered, so every rank ends with it whole. A boolean source that some
+ * ranks used in place having checked only their share for 0s and 1s is
+ * thresholded by them unless every rank did so (another share may not be
+ * 0/1). */
 fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
 {
     RtDist *d = pl->dist;
@@ -421,9 +432,11 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     v[n] = st == FUSE_OK;
     v[n + 1] = rt_interrupted(pl);
     v[n + 2] = d->keeps_exports;
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < n; t++) {
         v[t] = d->src_read[t];
-    dist_sum_ints(v, n + 3);
+        v[n + 3 + t] = d->share_checked[t];
+    }
+    dist_sum_ints(v, 2 * n + 3);
     bool is_mixed = v[n + 2] != 0 && v[n + 2] != d->size; /* saving on some ranks only */
     bool ok = v[n] == d->size && v[n + 1] == 0 && !is_mixed;
     /* Every tensor a run reads is loaded or written before (sources) or after
@@ -432,6 +445,8 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
     memset(d->dealt, 0, (size_t)n * sizeof *d->dealt);
     memset(d->on_root, 0, (size_t)n * sizeof *d->on_root);
     for (int t = 0; t < n; t++) {
+        if (d->share_checked[t] && v[n + 3 + t] < d->size)
+            rt_source_settle_bool(pl, t); /* not every share was checked: first */
         if (ok && v[t] > 0 && d->src_rows[t])
             d->rank_rows[t] = d->src_rows[t];
         if (ok && v[t] > 0 && v[t] < d->size) {
@@ -439,6 +454,7 @@ fuse_status rt_dist_agree_sources(RtPlan *pl, fuse_status st)
             gather(pl, t);
         }
         d->src_read[t] = false;
+        d->share_checked[t] = false;
     }
     if (st == FUSE_OK && v[n + 1] > 0)
         return fe_error(&pl->dl, FUSE_E_INTERRUPTED, (Span){0}, "interrupted");
@@ -746,6 +762,61 @@ void rt_dist_finish(RtPlan *pl, bool keep_all)
         else if (!d->is_root_results && !(pl->ir->tensors[t]->is_export && d->keeps_exports))
             d->rank_rows[t] = 0; /* released: nothing of it is read again */
     }
+}
+
+bool rt_dist_check_share(const RtPlan *pl, int t, int64_t *lo, int64_t *hi)
+{
+    if (!pl->dist || pl->dist->size < 2)
+        return false;
+    rt_dist_cell_share(pl, pl->count[t], 16, lo, hi);
+    return true;
+}
+
+void rt_dist_share_checked(RtPlan *pl, int t)
+{
+    if (pl->dist)
+        pl->dist->share_checked[t] = true;
+}
+
+/* ---- lists of cells ---- */
+
+void rt_dist_cell_share(const RtPlan *pl, int64_t count, int64_t align, int64_t *lo, int64_t *hi)
+{
+    const RtDist *d = pl->dist;
+    *lo = 0, *hi = count;
+    if (!d || d->size < 2)
+        return;
+    int64_t per = (count + d->size - 1) / d->size;
+    per = (per + align - 1) / align * align;
+    dist_row_range(count, per, d->rank, lo, hi);
+}
+
+int64_t *rt_dist_join_cells(const RtPlan *pl, int64_t *mine, int64_t n, int64_t limit,
+                            int64_t *n_all)
+{
+    const RtDist *d = pl->dist;
+    *n_all = n;
+    if (!d || d->size < 2)
+        return mine;
+    int *counts = d->per_rank, *displs = d->per_rank + d->size;
+    memset(counts, 0, (size_t)d->size * sizeof *counts);
+    counts[d->rank] = mine && n <= limit && n < INT_MAX ? (int)n : -1;
+    dist_sum_ints(counts, d->size); /* each slot set by its rank alone */
+    int64_t total = 0;
+    bool ok = true;
+    for (int r = 0; r < d->size; r++) {
+        ok &= counts[r] >= 0;
+        total += counts[r];
+    }
+    ok = ok && total <= limit && total < INT_MAX;
+    int64_t *all = ok ? malloc((size_t)(total > 0 ? total : 1) * sizeof *all) : NULL;
+    if (!ok || !dist_agree_ok(all != NULL) || !dist_gather_lists(mine, all, counts, displs)) {
+        free(all); /* the same outcome on every rank: none, so nobody gathers */
+        all = NULL;
+    }
+    free(mine);
+    *n_all = all ? total : 0;
+    return all;
 }
 
 /* ---- exports to a file ---- */

@@ -296,6 +296,9 @@ void rt_unborrow_sources(RtPlan *plan);
  * rest of the run: before something writes into it (MPI: a source some other
  * rank read in row blocks is gathered). Otherwise nothing. */
 void rt_source_own_buffer(RtPlan *plan, int t);
+/* The same for a boolean source, thresholded on the way (its mapping held
+ * values other than 0 and 1 where this rank did not check). */
+void rt_source_settle_bool(RtPlan *plan, int t);
 /* FUSE_E_IO naming the source when the file of a source used in place was
  * truncated since it was mapped (pages of it then read as zeros). */
 fuse_status rt_check_mapped_sources(RtPlan *plan);
@@ -517,6 +520,27 @@ bool rt_dist_has_results(const RtPlan *plan);
  * holder sends. False on rank 0 when put failed (every piece is still
  * taken). rt_dist_is_root: rank 0, or no ranks. */
 void rt_dist_keep_exports(RtPlan *plan, bool keep);
+/* A boolean source used in place (sources.c) is checked for 0s and 1s by
+ * shares on MPI ranks: rt_dist_check_share gives this rank's cells [lo, hi)
+ * (false without ranks: check them all), rt_dist_share_checked records that
+ * this rank used it in place on that check. At the agreement after loading,
+ * unless every rank did, the ones that did threshold it into their own buffer
+ * (rt_source_settle_bool): a share no rank checked may hold other values. */
+bool rt_dist_check_share(const RtPlan *plan, int t, int64_t *lo, int64_t *hi);
+void rt_dist_share_checked(RtPlan *plan, int t);
+/* A list of cells of a tensor of `count` cells made by shares across the
+ * ranks (seminaive.c: the non-zeros of a sparse operand): each rank takes
+ * cells [lo, hi) (rt_dist_cell_share: all of them without ranks; shares
+ * start at multiples of align), finds its own (mine, n of them: a malloc'd
+ * list, or NULL when it could not or found more than limit), and every rank
+ * calls rt_dist_join_cells, which gives on every rank the whole list in
+ * memory order (*n_all values: mine itself without ranks), or NULL on every
+ * rank when some rank's part is NULL or the whole is over limit; mine is
+ * taken either way. */
+void rt_dist_cell_share(const RtPlan *plan, int64_t count, int64_t align, int64_t *lo,
+                        int64_t *hi);
+int64_t *rt_dist_join_cells(const RtPlan *plan, int64_t *mine, int64_t n, int64_t limit,
+                            int64_t *n_all);
 /* save.c: writes the exports of the run just made to path (.npy: the only
  * export; .npz: a member per export, deflated with deflate) from the plan's
  * buffers, or across MPI ranks from where the ranks hold them (a run made

@@ -389,16 +389,18 @@ static inline bool is_positive(fuse_dtype dt, bool is_f32, const void *v, int64_
  * vectorised test. */
 #define SPARSE_BLOCK 16
 
-/* The cells of tensor t that are > 0, in memory order (a malloc'd list of *n);
- * NULL when there are more than `limit` or out of memory. */
-static int64_t *positive_cells(const RtPlan *pl, int t, int64_t limit, int64_t *n)
+/* The cells lo .. count - 1 of tensor t that are > 0, in memory order (a
+ * malloc'd list of *n); NULL when there are more than `limit` or out of
+ * memory. lo is a multiple of SPARSE_BLOCK. */
+static int64_t *positive_cells(const RtPlan *pl, int t, int64_t lo, int64_t count, int64_t limit,
+                               int64_t *n)
 {
-    int64_t count = pl->count[t], cap = 256, k = 0;
+    int64_t cap = 256, k = 0;
     const void *v = pl->bufs[t];
     fuse_dtype dt = rt_tensor_dtype(pl, t);
     bool is_f32 = dt == FUSE_F32;
     int64_t *list = malloc((size_t)cap * sizeof *list);
-    for (int64_t i = 0; list && i < count; i += SPARSE_BLOCK) {
+    for (int64_t i = lo; list && i < count; i += SPARSE_BLOCK) {
         int64_t end = count - i < SPARSE_BLOCK ? count : i + SPARSE_BLOCK;
         if (is_f32 && end - i == SPARSE_BLOCK) {
             const float *f = (const float *)v + i;
@@ -435,7 +437,10 @@ static int64_t *positive_cells(const RtPlan *pl, int t, int64_t limit, int64_t *
  * memory (the join then reads it whole: the same result). Cell i of t is
  * (outer, c, inner) with c its position along f: its row is outer x inner
  * cells + inner. Its cells > 0, found in memory order, are counted per row and
- * then placed, so each row's positions come out increasing. */
+ * then placed, so each row's positions come out increasing. On MPI ranks each
+ * finds those of its share of the cells and the ranks put their lists
+ * together (every rank then touches only its share of a source used in place
+ * here, not all its pages). Every rank calls it for the same tensors. */
 static int64_t *sparse_index(const RtPlan *pl, int t, int f)
 {
     const IrTensor *x = pl->ir->tensors[t];
@@ -444,7 +449,10 @@ static int64_t *sparse_index(const RtPlan *pl, int t, int f)
         inner *= x->shape[j];
     if (dim < 1 || count < 1 || !pl->bufs[t])
         return NULL;
-    int64_t *cells = positive_cells(pl, t, count / SPARSE_MAX_SHARE, &nnz);
+    int64_t lo, hi, limit = count / SPARSE_MAX_SHARE;
+    rt_dist_cell_share(pl, count, SPARSE_BLOCK, &lo, &hi);
+    int64_t *cells = positive_cells(pl, t, lo, hi, limit, &nnz);
+    cells = rt_dist_join_cells(pl, cells, nnz, limit, &nnz);
     if (!cells)
         return NULL;
     int64_t rows = count / dim;
@@ -471,34 +479,42 @@ static int64_t *sparse_index(const RtPlan *pl, int t, int f)
     return ix;
 }
 
+/* The slot along which the delta joins of [g0, g1) read tensor t sparsely, plus
+ * 1; 0 when none does, -1 when they read it along two slots. */
+static int sparse_slot(const RtPlan *pl, int g0, int g1, int t)
+{
+    int slot = 0;
+    for (int g = g0; g < g1; g++) {
+        const Group *grp = pl->ir->groups[g];
+        for (int i = 0; i < grp->n_ops; i++) {
+            int f = 0, k = lower_delta_sparse_operand(pl->ir, g, grp->ops[i], &f);
+            if (k >= 0 && grp->ops[i]->in[k].tensor == t)
+                slot = slot == 0 || slot == f + 1 ? f + 1 : -1;
+        }
+    }
+    return slot;
+}
+
 /* The indexes of the sparse joins of [g0, g1); false when out of memory. A
- * tensor read along two slots gets none (its joins read it whole). */
+ * tensor read along two slots gets none (its joins read it whole). Every MPI
+ * rank makes the same calls of sparse_index, whatever memory it got. */
 static bool sparse_indexes_make(const RtPlan *pl, int g0, int g1, SparseIndexes *sp)
 {
     int n = pl->ir->n_tensors;
     sp->index = calloc((size_t)n + 1, sizeof *sp->index);
     sp->is_read = calloc((size_t)n + 1, sizeof *sp->is_read);
-    int *slot_of = calloc((size_t)n + 1, sizeof *slot_of); /* 1 + the slot, -1: two */
-    if (!sp->index || !sp->is_read || !slot_of) {
-        free(slot_of);
-        return false;
-    }
-    for (int g = g0; g < g1; g++) {
-        const Group *grp = pl->ir->groups[g];
-        for (int i = 0; i < grp->n_ops; i++) {
-            int f = 0, k = lower_delta_sparse_operand(pl->ir, g, grp->ops[i], &f);
-            int t = k >= 0 ? grp->ops[i]->in[k].tensor : -1;
-            if (t >= 0) {
-                sp->is_read[t] = true;
-                slot_of[t] = slot_of[t] == 0 || slot_of[t] == f + 1 ? f + 1 : -1;
-            }
+    bool ok = sp->index && sp->is_read;
+    for (int t = 0; t < n; t++) {
+        int slot = sparse_slot(pl, g0, g1, t);
+        int64_t *ix = slot > 0 ? sparse_index(pl, t, slot - 1) : NULL;
+        if (ok) {
+            sp->index[t] = ix;
+            sp->is_read[t] = slot != 0;
+        } else {
+            free(ix);
         }
     }
-    for (int t = 0; t < n; t++)
-        if (slot_of[t] > 0)
-            sp->index[t] = sparse_index(pl, t, slot_of[t] - 1);
-    free(slot_of);
-    return true;
+    return ok;
 }
 
 static void sparse_indexes_free(const RtPlan *pl, SparseIndexes *sp)
@@ -1065,7 +1081,7 @@ static int semi_naive(RtPlan *pl, int g0, int g1, int first_sweep, int max_iters
     if (only_blocks && pl->dist)
         rt_dist_gather_all(pl); /* the base kernels read any operand whole */
     SparseIndexes sp = {0};
-    bool ok = (!is_blocked || b.share) && sparse_indexes_make(pl, g0, g1, &sp);
+    bool ok = sparse_indexes_make(pl, g0, g1, &sp) && (!is_blocked || b.share);
     for (int g = g0; g < g1 && ok && !is_blocked; g++) /* blocks take rooms of their own */
         ok = delta_buffer(pl, g) != NULL;
     /* MPI: every rank has its buffers, or none goes on */

@@ -531,6 +531,16 @@ void rt_source_own_buffer(RtPlan *pl, int t)
     pl->own_bufs[t] = NULL; /* the mapping stays until the next run: its check */
 }
 
+void rt_source_settle_bool(RtPlan *pl, int t)
+{
+    if (!pl->mapped || !pl->own_bufs || !pl->own_bufs[t] || !pl->mapped[t].map)
+        return;
+    const IrTensor *x = pl->ir->tensors[t];
+    rt_tensor_from_source(pl, x, FUSE_F32, pl->bufs[t], pl->own_bufs[t], pl->count[t]);
+    pl->bufs[t] = pl->own_bufs[t];
+    pl->own_bufs[t] = NULL; /* the mapping stays until the next run: its check */
+}
+
 fuse_status rt_check_mapped_sources(RtPlan *pl)
 {
     for (int i = 0; pl->mapped && i < pl->ir->n_tensors; i++)
@@ -582,10 +592,14 @@ static fuse_status use_in_place(RtPlan *pl, const IrTensor *t, const char *path,
     if (!pl->own_bufs || !pl->mapped)
         return FUSE_OK; /* copied instead */
     const float *data = NULL;
-    fuse_status st = io_npy_map_in_place(path, t->rank, t->shape, t->is_bool, &pl->mapped[id],
-                                         &data, is_mapped, err);
+    int64_t lo = 0, hi = INT64_MAX; /* MPI: a boolean's 0s and 1s checked by shares */
+    bool is_share = t->is_bool && rt_dist_check_share(pl, id, &lo, &hi);
+    fuse_status st = io_npy_map_in_place_part(path, t->rank, t->shape, t->is_bool, lo, hi,
+                                              &pl->mapped[id], &data, is_mapped, err);
     if (st != FUSE_OK || !*is_mapped)
         return st;
+    if (is_share)
+        rt_dist_share_checked(pl, id);
     pl->own_bufs[id] = pl->bufs[id];
     pl->bufs[id] = (float *)data; /* read-only pages: kernels only read sources */
     return FUSE_OK;

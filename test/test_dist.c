@@ -560,6 +560,51 @@ static void closure_bfs(const float *e, double *path)
  * faults in while it claims blocks), and Path read whole after its fixpoint
  * (gathered to every rank: each rank's claimed blocks broadcast), on 2 and 3
  * ranks of 1 and 2 threads (a team's threads take turns drawing blocks). */
+/* A boolean source used in place is checked for 0s and 1s by shares, one per
+ * rank; when a later rank's share holds other values (a file that must be
+ * thresholded), the ranks that used it in place threshold it too: the same
+ * bits as one process, whose check saw the whole file (Deg reads the values). The index of Edge's
+ * non-zeros is made by shares as well. */
+START_TEST(test_boolean_source_checked_by_shares)
+{
+    float *e = malloc((size_t)CL_N * CL_N * sizeof *e);
+    ck_assert_ptr_nonnull(e);
+    int64_t se[2] = {CL_N, CL_N}, sd[1] = {CL_N};
+    /* Deg sums Edge's values as the runner holds them: 1 for 2.5, 0 for -1 */
+    write_text("prog.fuse", "Edge(x,y) = \"edge.npy\"\n"
+                            "Path(x,y) = Edge(x,y)\n"
+                            "Path(x,z) = Path(x,y) Edge(y,z)\n"
+                            "Deg[x] = Edge(x,y)\n"
+                            "export Path\nexport Deg\n");
+    setenv("FUSE_JIT_MMAP_MIN_BYTES", "1024", 1); /* map this small file */
+    for (int dirty = 0; dirty <= 1; dirty++) {
+        srand(29);
+        for (int i = 0; i < CL_N * CL_N; i++)
+            e[i] = rand() % (5 * CL_N) < 6 ? 1.0f : 0.0f;
+        for (int k = 0; dirty && k < 400; k++) /* rows 600 on: the last rank's share */
+            e[(size_t)(600 + k) * CL_N + (size_t)(k * 7 % CL_N)] = k % 2 ? 2.5f : -1.0f;
+        write_npy("edge.npy", 2, se, e);
+        Result r = run_cli("run", "prog.fuse", "--out", "one.npz", "--mode", "fixpoint",
+                           "--fixpoint-strategy", "semi_naive", "--max-iters", "1000", NULL);
+        expect_exit(&r, 0);
+        result_free(&r);
+        for (int np = 2; np <= 3; np++) {
+            r = call_tool(FUSE_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-x",
+                          "FUSE_JIT_MMAP_MIN_BYTES", "-np", np == 2 ? "2" : "3", FUSE_JIT_BIN,
+                          "run", "prog.fuse", "--out", "out.npz", "--distributed", "--threads", "1",
+                          "--mode", "fixpoint", "--fixpoint-strategy", "semi_naive",
+                          "--max-iters", "1000", NULL);
+            expect_exit(&r, 0);
+            result_free(&r);
+            expect_same_bits("one.npz", "out.npz", "Path", 2, se);
+            expect_same_bits("one.npz", "out.npz", "Deg", 1, sd);
+        }
+    }
+    unsetenv("FUSE_JIT_MMAP_MIN_BYTES");
+    free(e);
+}
+END_TEST
+
 START_TEST(test_closure_blocks_claimed)
 {
     static const char *programs[] = {
@@ -1000,6 +1045,7 @@ static Suite *dist_suite(void)
     tcase_add_test(tc, test_left_linear_closure_semi_naive);
     tcase_add_test(tc, test_closure_read_after_its_fixpoint);
     tcase_add_test(tc, test_closure_blocks_claimed);
+    tcase_add_test(tc, test_boolean_source_checked_by_shares);
     tcase_add_test(tc, test_explain_shows_closure_sweeps);
     tcase_add_test(tc, test_interrupt_on_one_rank_stops_all);
     tcase_add_test(tc, test_closure_synchronous);

@@ -359,6 +359,11 @@ typedef struct IoMapped {
  * values are checked). */
 fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape, bool is_bool,
                                 IoMapped *m, const float **data, bool *is_mapped, char **err);
+/* The same checking only elements [lo, hi) for 0 and 1 (MPI ranks check a
+ * share each, then agree: runtime/dist_exec.c). */
+fuse_status io_npy_map_in_place_part(const char *path, int rank, const int64_t *shape,
+                                     bool is_bool, int64_t lo, int64_t hi, IoMapped *m,
+                                     const float **data, bool *is_mapped, char **err);
 /* False when a page of m was lost to the file's truncation since it was mapped
  * (it read as zeros: whatever used it must be thrown away). */
 bool io_npy_mapped_intact(const IoMapped *m);

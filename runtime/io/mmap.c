@@ -334,8 +334,8 @@ static bool is_zero_one(const uint32_t *w, int64_t n)
 /* Checks the mapped file for use in place; FUSE_OK with m->slot >= 0 guarding
  * it when it can be, FUSE_OK with m->slot -1 when not, else an error. */
 static fuse_status check_in_place(IoMapped *m, int fd, const char *path, int rank,
-                                  const int64_t *shape, bool is_bool, const float **data,
-                                  char **err)
+                                  const int64_t *shape, bool is_bool, int64_t lo, int64_t hi,
+                                  const float **data, char **err)
 {
     NpyHeader h;
     fuse_status st = io_npy_parse_header_named(m->map, m->size, path, &h, err);
@@ -349,7 +349,9 @@ static fuse_status check_in_place(IoMapped *m, int fd, const char *path, int ran
     if (m->slot < 0)
         return FUSE_OK;
     const char *first = (const char *)m->map + h.data_offset;
-    bool is_plain = !is_bool || is_zero_one((const uint32_t *)(const void *)first, count);
+    hi = hi < count ? hi : count;
+    lo = lo < hi ? lo : hi;
+    bool is_plain = !is_bool || is_zero_one((const uint32_t *)(const void *)first + lo, hi - lo);
     if (io_mmap_is_faulted(m->slot))
         return truncated_while_read(fd, path, m->size, err);
     if (!is_plain) {
@@ -364,6 +366,14 @@ static fuse_status check_in_place(IoMapped *m, int fd, const char *path, int ran
 fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape, bool is_bool,
                                 IoMapped *m, const float **data, bool *is_mapped, char **err)
 {
+    return io_npy_map_in_place_part(path, rank, shape, is_bool, 0, INT64_MAX, m, data, is_mapped,
+                                    err);
+}
+
+fuse_status io_npy_map_in_place_part(const char *path, int rank, const int64_t *shape,
+                                     bool is_bool, int64_t lo, int64_t hi, IoMapped *m,
+                                     const float **data, bool *is_mapped, char **err)
+{
     *m = (IoMapped){.slot = -1};
     *data = NULL;
     *is_mapped = false;
@@ -372,7 +382,7 @@ fuse_status io_npy_map_in_place(const char *path, int rank, const int64_t *shape
         *m = (IoMapped){.slot = -1};
         return FUSE_OK;
     }
-    fuse_status st = check_in_place(m, fd, path, rank, shape, is_bool, data, err);
+    fuse_status st = check_in_place(m, fd, path, rank, shape, is_bool, lo, hi, data, err);
     close(fd);
     if (st != FUSE_OK || !*data) {
         io_npy_unmap(m);
