@@ -626,17 +626,18 @@ bool dist_gather_blocks(void *buf, const DistBlocks *b, int *lens, int *displs,
     return true; /* one rank holds every block */
 }
 
+bool dist_gather_lists(const int64_t *mine, int64_t *all, const int *counts, int *displs)
+{
+    displs[0] = 0;
+    if (counts[0] > 0)
+        memcpy(all, mine, (size_t)counts[0] * sizeof *all);
+    return true;
+}
+
 bool dist_send(const void *buf, size_t bytes, int to)
 {
     (void)buf, (void)bytes, (void)to;
     return false; /* one rank: nobody to send to */
-}
-
-bool dist_gather_lists(const int64_t *mine, int64_t *all, const int *counts, int *displs)
-{
-    displs[0] = 0;
-    memcpy(all, mine, (size_t)counts[0] * sizeof *all);
-    return true;
 }
 
 bool dist_recv(void *buf, size_t bytes, int from)

@@ -735,13 +735,20 @@ bool rt_dist_has_results(const RtPlan *pl)
  * results on rank 0, nothing reads it after the run: not an export), to rank 0
  * (an export then), or to every rank (a query's run keeps everything; a step
  * of a stream is kept for the next run on every rank). */
+/* Whether tensor t is an export this run keeps where the ranks computed it,
+ * for rt_save_exports. */
+static bool is_kept_for_file(const RtPlan *pl, int t)
+{
+    return pl->dist->keeps_exports && pl->ir->tensors[t]->is_export;
+}
+
 static EndGather end_gather(const RtPlan *pl, int t, bool keep_all)
 {
     const RtDist *d = pl->dist;
     const IrTensor *ten = pl->ir->tensors[t];
     if (!d->rank_rows[t] || (!keep_all && pl->last_use && pl->last_use[t] >= 0))
         return END_NONE;
-    if (ten->is_export && d->keeps_exports && !keep_all && !ten->stream)
+    if (is_kept_for_file(pl, t) && !keep_all && !ten->stream)
         return END_NONE;
     if (keep_all || ten->stream || !d->is_root_results)
         return END_EVERY_RANK;
@@ -759,7 +766,7 @@ void rt_dist_finish(RtPlan *pl, bool keep_all)
             gather_to_root(pl, t); /* the others keep their rows: still in blocks */
         else if (how == END_EVERY_RANK)
             gather(pl, t);
-        else if (!d->is_root_results && !(pl->ir->tensors[t]->is_export && d->keeps_exports))
+        else if (!d->is_root_results && !is_kept_for_file(pl, t))
             d->rank_rows[t] = 0; /* released: nothing of it is read again */
     }
 }
@@ -768,7 +775,7 @@ bool rt_dist_check_share(const RtPlan *pl, int t, int64_t *lo, int64_t *hi)
 {
     if (!pl->dist || pl->dist->size < 2)
         return false;
-    rt_dist_cell_share(pl, pl->count[t], 16, lo, hi);
+    rt_dist_cell_share(pl, pl->count[t], 16, lo, hi); /* 64-byte aligned shares */
     return true;
 }
 

@@ -517,8 +517,8 @@ bool rt_dist_has_results(const RtPlan *plan);
  * rank; rank 0 for a tensor whole there, or any plan without ranks), every
  * rank calls rt_dist_rows_to_root: rank 0 passes the bytes to put, its own
  * or received from the holder piece by piece into scratch (1 MiB), which the
- * holder sends. False on rank 0 when put failed (every piece is still
- * taken). rt_dist_is_root: rank 0, or no ranks. */
+ * holder sends (scratch: only rank 0's is used). False on rank 0 when put
+ * failed (every piece is still taken). rt_dist_is_root: rank 0, or no ranks. */
 void rt_dist_keep_exports(RtPlan *plan, bool keep);
 /* A boolean source used in place (sources.c) is checked for 0s and 1s by
  * shares on MPI ranks: rt_dist_check_share gives this rank's cells [lo, hi)

@@ -53,23 +53,20 @@ fuse_status rt_save_exports(RtPlan *pl, const char *path, bool deflate)
 {
     const IrProgram *p = pl->ir;
     SaveState s = {0};
-    void *scratch = malloc(RT_ROWS_SCRATCH);
-    if (!scratch)
+    bool is_root = rt_dist_is_root(pl);
+    void *scratch = is_root ? malloc(RT_ROWS_SCRATCH) : NULL; /* where pieces arrive */
+    if (is_root && !scratch)
         s.st = FUSE_E_NOMEM, s.err = sup_strprintf("out of memory");
-    else if (rt_dist_is_root(pl))
+    else if (is_root)
         s.st = io_out_open(path, deflate, &s.out, &s.err);
     /* every rank takes part, or none (rank 0 could not create the file) */
     fuse_status st = rt_dist_agree(pl, s.st, "to open the output file");
     for (int i = 0; i < p->n_exports && st == FUSE_OK; i++)
         save_tensor(pl, p->tensors[p->exports[i]], &s, scratch);
-    if (st == FUSE_OK && s.out) {
-        if (s.st == FUSE_OK)
-            s.st = io_out_commit(s.out, &s.err);
-        else
-            io_out_abort(s.out);
-    } else {
+    if (st == FUSE_OK && s.st == FUSE_OK && s.out)
+        s.st = io_out_commit(s.out, &s.err); /* frees s.out */
+    else
         io_out_abort(s.out);
-    }
     if (s.st != FUSE_OK) /* rank 0's reason */
         fe_error(&pl->dl, s.st, (Span){0}, "%s", s.err ? s.err : fuse_status_name(s.st));
     if (st == FUSE_OK)

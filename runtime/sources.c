@@ -522,24 +522,24 @@ void rt_unborrow_sources(RtPlan *pl)
         io_npy_unmap(&pl->mapped[i]);
 }
 
-void rt_source_own_buffer(RtPlan *pl, int t)
+/* A source used in place moves into the plan's own buffer: copied, or
+ * converted as a float32 file is (thresholded for a boolean). */
+static void leave_mapping(RtPlan *pl, int t, bool is_converted)
 {
     if (!pl->mapped || !pl->own_bufs || !pl->own_bufs[t] || !pl->mapped[t].map)
         return;
-    memcpy(pl->own_bufs[t], pl->bufs[t], (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
+    if (is_converted)
+        rt_tensor_from_source(pl, pl->ir->tensors[t], FUSE_F32, pl->bufs[t], pl->own_bufs[t],
+                              pl->count[t]);
+    else
+        memcpy(pl->own_bufs[t], pl->bufs[t], (size_t)pl->count[t] * rt_tensor_bytes(pl, t));
     pl->bufs[t] = pl->own_bufs[t];
     pl->own_bufs[t] = NULL; /* the mapping stays until the next run: its check */
 }
 
-void rt_source_settle_bool(RtPlan *pl, int t)
-{
-    if (!pl->mapped || !pl->own_bufs || !pl->own_bufs[t] || !pl->mapped[t].map)
-        return;
-    const IrTensor *x = pl->ir->tensors[t];
-    rt_tensor_from_source(pl, x, FUSE_F32, pl->bufs[t], pl->own_bufs[t], pl->count[t]);
-    pl->bufs[t] = pl->own_bufs[t];
-    pl->own_bufs[t] = NULL; /* the mapping stays until the next run: its check */
-}
+void rt_source_own_buffer(RtPlan *pl, int t) { leave_mapping(pl, t, false); }
+
+void rt_source_settle_bool(RtPlan *pl, int t) { leave_mapping(pl, t, true); }
 
 fuse_status rt_check_mapped_sources(RtPlan *pl)
 {

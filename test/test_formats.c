@@ -1800,6 +1800,19 @@ START_TEST(test_io_out_pieces_and_misuse)
     got = read_npy("io.npy", 2, shape);
     ck_assert(memcmp(got, v, sizeof v) == 0);
     free(got);
+    /* bfloat16 is written as the float32 it holds, piece by piece */
+    uint16_t h[3] = {io_float_to_bf16(1.5f), io_float_to_bf16(-2.0f), io_float_to_bf16(0.25f)};
+    fuse_tensor hm = {.dtype = FUSE_BF16, .rank = 1, .shape = {3}};
+    ck_assert_int_eq(io_out_open(spath("io_h.npy"), false, &o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_begin(o, "H", &hm, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, h, 2, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_data(o, h + 1, 4, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_end(o, &err), FUSE_OK);
+    ck_assert_int_eq(io_out_commit(o, &err), FUSE_OK);
+    int64_t three[1] = {3};
+    got = read_npy("io_h.npy", 1, three);
+    ck_assert(got[0] == 1.5f && got[1] == -2.0f && got[2] == 0.25f);
+    free(got);
     ck_assert_int_eq(io_out_open(spath("io.txt"), false, &o, &err), FUSE_E_ARG);
     free(err);
 }

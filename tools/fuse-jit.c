@@ -670,9 +670,9 @@ static int save_outputs(const Args *a, const Session *s, const fuse_outputs *out
 /* Runs the program --steps times (default once): each run is one time step of the
  * *t axes, and seeds (--input H@t-1=...) go to the first only; *out holds the last
  * outputs, also when the status is FUSE_E_NOT_CONVERGED. With `save` (an .npz
- * --out, or an .npy one of the only export) the last run writes its exports there instead (fuse_runner_run_save:
- * straight from the runner's buffers; across MPI ranks, no rank gathers them
- * whole) and *out stays NULL. */
+ * --out, or an .npy one of the only export) the last run writes its exports
+ * there instead (fuse_runner_run_save: straight from the runner's buffers;
+ * across MPI ranks, no rank gathers them whole) and *out stays NULL. */
 static fuse_status run_steps(const Args *a, Session *s, const char *save, fuse_outputs **out)
 {
     int steps = a->modes.steps > 0 ? a->modes.steps : 1;

@@ -39,6 +39,10 @@ uint16_t io_float_to_half(float x);
  * bfloat16 (ties to even; NaN stays a quiet NaN). */
 float io_bf16_to_float(uint16_t b);
 uint16_t io_float_to_bf16(float x);
+/* npy.c: whether this host stores numbers big-endian, and the bytes of each of
+ * `count` elements of esize bytes reversed in place. */
+bool io_host_is_big_endian(void);
+void io_swap_bytes(void *data, size_t count, size_t esize);
 
 /* Converts n elements of any dtype to float32 (bool/ints exactly as values). */
 void io_convert_to_f32(fuse_dtype dt, const void *src, float *dst, int64_t n);

@@ -52,7 +52,7 @@ static const NpyType npy_types[] = {
 _Static_assert(sizeof npy_types / sizeof npy_types[0] == FUSE_DTYPE_COUNT,
                "npy_types must cover every fuse_dtype");
 
-static bool host_is_big_endian(void)
+bool io_host_is_big_endian(void)
 {
     const uint16_t one = 1;
     uint8_t first;
@@ -60,8 +60,7 @@ static bool host_is_big_endian(void)
     return first == 0;
 }
 
-/* Reverses the bytes of each of `count` elements of esize bytes. */
-static void swap_bytes(void *data, size_t count, size_t esize)
+void io_swap_bytes(void *data, size_t count, size_t esize)
 {
     uint8_t *p = data;
     for (size_t i = 0; i < count; i++, p += esize) {
@@ -90,7 +89,7 @@ static bool descr_to_dtype(const char *descr, fuse_dtype *dt, bool *is_big)
     for (int i = 0; i < FUSE_DTYPE_COUNT; i++) {
         if (npy_types[i].kind == kind && npy_types[i].size == size && descr[1]) {
             *dt = (fuse_dtype)i;
-            *is_big = order == '>' || (order != '<' && host_is_big_endian());
+            *is_big = order == '>' || (order != '<' && io_host_is_big_endian());
             return true;
         }
     }
@@ -462,8 +461,8 @@ static fuse_status normalise_data(const NpyHeader *h, int64_t count, void **data
                                   const char *what, char **err)
 {
     size_t esize = fuse_dtype_size(h->dtype);
-    if (esize > 1 && h->is_big_endian != host_is_big_endian())
-        swap_bytes(*data, (size_t)count, esize);
+    if (esize > 1 && h->is_big_endian != io_host_is_big_endian())
+        io_swap_bytes(*data, (size_t)count, esize);
     if (!h->is_fortran || h->rank < 2 || count == 0)
         return FUSE_OK;
     void *c_order = alloc_data((size_t)count * esize);
@@ -699,8 +698,8 @@ fuse_status io_npy_encode(const fuse_tensor *t, void **buf, size_t *n, char **er
     if (nbytes > 0)
         memcpy(img + 10 + hlen, t->data, nbytes);
     size_t esize = fuse_dtype_size(t->dtype);
-    if (host_is_big_endian())
-        swap_bytes(img + 10 + hlen, nbytes / esize, esize);
+    if (io_host_is_big_endian())
+        io_swap_bytes(img + 10 + hlen, nbytes / esize, esize);
     *buf = img;
     *n = 10 + hlen + nbytes;
     return FUSE_OK;

@@ -6,8 +6,9 @@
  * format is, through sup_write_file_atomic (or, for a sink, beneath the output
  * root); a failure writes nothing. IoOut (the end of the file) writes an .npz
  * or .npy forward into a temporary file instead, a tensor's data in pieces,
- * for a run's exports (runtime/save.c): no copy of them in memory. Members are "<name>.npy", stored as numpy.savez does (deflating
- * 9 MB costs about 400 ms), or deflated on request (io_npz_write_as, as
+ * for a run's exports (runtime/save.c): no copy of them in memory. Members
+ * are "<name>.npy", stored as numpy.savez does (deflating 9 MB costs about
+ * 400 ms), or deflated on request (io_npz_write_as, as
  * savez_compressed) at level 9, what libzip wrote before. A member that may
  * reach 4 GiB is written with ZIP64 headers; a name that is not ASCII is marked
  * UTF-8. An archive with no members is the bare 22-byte end record.
@@ -500,30 +501,19 @@ static int out_put(IoOut *o, const void *p, size_t n)
     return write_data(o->zf, p, n);
 }
 
-/* A piece as the file holds it: bfloat16 widened to float32, little-endian. */
+/* A piece as the file holds it, in o->wide (its bytes returned): bfloat16
+ * widened to float32, little-endian. */
 static size_t file_form(IoOut *o, const unsigned char *p, size_t n)
 {
     size_t es = fuse_dtype_size(o->dtype);
     if (o->dtype == FUSE_BF16) {
-        for (size_t i = 0; i < n / 2; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            uint32_t w = (uint32_t)h << 16;
-            memcpy(o->wide + 4 * i, &w, 4);
-        }
+        io_convert_to_f32(FUSE_BF16, p, (float *)(void *)o->wide, (int64_t)(n / 2));
         n *= 2, es = 4;
     } else {
         memcpy(o->wide, p, n);
     }
-    const uint16_t one = 1;
-    unsigned char little;
-    memcpy(&little, &one, 1);
-    for (size_t i = 0; !little && es > 1 && i < n; i += es) /* big-endian host */
-        for (size_t a = 0, b = es - 1; a < b; a++, b--) {
-            unsigned char c = o->wide[i + a];
-            o->wide[i + a] = o->wide[i + b];
-            o->wide[i + b] = c;
-        }
+    if (io_host_is_big_endian())
+        io_swap_bytes(o->wide, n / es, es);
     return n;
 }
 
@@ -532,11 +522,8 @@ fuse_status io_out_data(IoOut *o, const void *p, size_t n, char **err)
     if (!o->in_tensor || n > o->left)
         return sup_fail(err, FUSE_E_ARG, "%s: more data than the tensor holds", o->path);
     o->left -= n;
-    const uint16_t one = 1;
-    unsigned char little;
-    memcpy(&little, &one, 1);
     int rc = ZIP_OK;
-    if (o->dtype != FUSE_BF16 && (little || fuse_dtype_size(o->dtype) == 1)) {
+    if (o->dtype != FUSE_BF16 && (!io_host_is_big_endian() || fuse_dtype_size(o->dtype) == 1)) {
         rc = out_put(o, p, n);
     } else {
         const unsigned char *c = p;
